@@ -1,0 +1,1 @@
+"""polychrony boards package."""

@@ -1,0 +1,1 @@
+"""polychrony model package."""

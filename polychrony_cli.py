@@ -1,0 +1,3 @@
+"""Command-line entry point placeholder (replaced below)."""
+def main():
+    return 0

@@ -1,0 +1,1 @@
+"""polychrony rtl package."""

