@@ -1,3 +1,328 @@
-"""Command-line entry point placeholder (replaced below)."""
-def main():
+"""The `polychrony` command: demo, train, check, simulate, generate, cosim and build."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["main"]
+
+BOARDS = ("icebreaker",)
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def _err(msg: str) -> None:
+    print(f"polychrony: error: {msg}", file=sys.stderr)
+
+
+class Progress:
+    """Stage-by-stage progress on stderr (stdout stays clean for --json)."""
+
+    def __init__(self, total: int, quiet: bool = False):
+        self.total, self.k, self.quiet = total, 0, quiet
+
+    @contextmanager
+    def stage(self, title: str):
+        self.k += 1
+        t0 = time.monotonic()
+        if not self.quiet:
+            print(f"[{self.k}/{self.total}] {title} ...", file=sys.stderr, flush=True)
+        yield
+        if not self.quiet:
+            print(f"      done in {time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True)
+
+
+def _load(path: str):
+    from model.ir import load
+    return load(path)
+
+
+def _stimulus(net, steps: int, seed: int):
+    """Forced raster of layer 1 for a random run (None if the layer takes none)."""
+    from sim.randnet import random_stimulus
+    _, forced = random_stimulus(net, steps, seed)
+    return forced.get(1) if net.layers[1].forced else None
+
+
+def _cosim(net, forced, steps: int, simulator: str, work: Path, seed: int, *,
+           idle: float, stall: float, verilog_dir: Path | None = None):
+    from rtl.export import generate
+    from sim.cosim import run_cosim
+    from sim.reference import simulate
+
+    trace = simulate(net, None, {1: forced} if forced is not None else None, steps=steps)
+    if verilog_dir is None:
+        verilog_dir = work / "verilog"
+        generate(net, verilog_dir)
+    return run_cosim(verilog_dir, forced, trace.spikes[1], trace.v[1], simulator=simulator,
+                     work_dir=work, seed=seed, idle=idle, stall=stall)
+
+
+# --------------------------------------------------------------------------------------------
+# Commands
+
+def cmd_check(args) -> int:
+    net = _load(args.net)
+    rows = [("name", net.name), ("digest", net.digest), ("max_delay", net.max_delay)]
+    for i, l in enumerate(net.layers):
+        rows.append((f"layer {i}", f"{l.name}: n={l.n}" + (
+            f" in_bits={l.in_bits}" if i == 0 else
+            f" v_bits={l.v_bits} acc_bits={l.acc_bits} beta={l.beta}/2^{l.beta_shift} "
+            f"threshold={l.threshold} reset={l.reset} forced={l.forced}")))
+    for p in net.projections:
+        rows.append((f"proj {p.src}->{p.dst}", f"{p.kind} w_bits={p.w_bits} "
+                     f"weight{list(p.weight.shape)} delays {p.min_delay}..{p.max_delay}"))
+    if args.json:
+        print(json.dumps({k: str(v) for k, v in rows}, indent=1))
+    else:
+        print(f"{args.net}: valid polychrony IR")
+        for k, v in rows:
+            print(f"  {k:<12} {v}")
     return 0
+
+
+def cmd_generate(args) -> int:
+    from rtl.export import generate
+    net = _load(args.net)
+    man = generate(net, args.output, name=args.name)
+    print(f"wrote {Path(args.output) / man['verilog']} and {man['top']}.json "
+          f"(IR {man['ir_digest'][:19]}…)")
+    return 0
+
+
+def cmd_cosim(args) -> int:
+    net = _load(args.net)
+    _supported(net)
+    forced = _stimulus(net, args.steps, args.seed)
+    work = Path(args.work)
+    results = []
+    for simulator in args.sim:
+        res = _cosim(net, forced, args.steps, simulator, work, args.seed,
+                     idle=args.idle, stall=args.stall)
+        results.append(res)
+        if not args.json:
+            print(res.describe())
+    if args.json:
+        print(json.dumps({r.simulator: r.to_json() for r in results}, indent=1))
+    return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_build(args) -> int:
+    net = _load(args.net)
+    _supported(net)
+    res = _build(net, args.board, Path(args.output))
+    if args.json:
+        print(json.dumps(_build_json(res), indent=1))
+    else:
+        print(res.summary())
+    return 0
+
+
+def cmd_train_wm(args) -> int:
+    from model.ir import save
+    from model.wm import run_wm
+    out = run_wm(n=args.n, d=args.d, m=args.m, t=args.t, p=args.p, gain=args.gain,
+                 w_bits=args.w_bits, seed=args.seed)
+    save(out["net"], args.output)
+    summary = {"f1_float": out["f1_float"], "f1_int": out["f1_int"],
+               "settings": out["settings"], "ir": str(args.output)}
+    print(json.dumps(summary, indent=1) if args.json else
+          f"F1 float {out['f1_float']:.4f}, integer {out['f1_int']:.4f}; wrote {args.output}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from model.ir import load, save
+    from model.wm import run_wm, trial_forcing
+    from rtl.export import generate
+    from sim.reference import simulate
+
+    out = Path(args.output)
+    steps_total = 6 - (1 if args.no_build else 0)
+    prog = Progress(steps_total, quiet=args.json and args.quiet)
+    summary: dict = {}
+    with prog.stage("train: least-squares working memory, quantise to the integer IR"):
+        wm = run_wm(seed=args.seed)
+        summary.update(f1_float=wm["f1_float"], f1_int=wm["f1_int"], settings=wm["settings"])
+    with prog.stage("IR: save, reload, design-rule check"):
+        path = save(wm["net"], out / "net.npz")
+        net = load(path)
+        summary["ir"] = {"path": str(path), "digest": net.digest}
+    with prog.stage("reference: integer simulation of a recall trial"):
+        s = wm["settings"]
+        forced = trial_forcing(wm["targets"], s["d"], pre=s["pre"], p=s["p"],
+                               seed=args.seed)[0].astype(np.uint8)
+        steps = forced.shape[0]
+        trace = simulate(net, None, {1: forced}, steps=steps)
+        summary["reference"] = {"steps": steps, "spikes": int(trace.spikes[1].sum())}
+    with prog.stage("generate: Amaranth core -> Verilog"):
+        vdir = out / "verilog"
+        man = generate(net, vdir)
+        summary["verilog"] = str(vdir / man["verilog"])
+        summary["memory_bits"] = man["memory_bits"]
+    with prog.stage("cosim: cocotb, Icarus and Verilator, every step"):
+        summary["cosim"] = {}
+        for simulator in ("icarus", "verilator"):
+            res = _cosim(net, forced, steps, simulator, out / "cosim", args.seed,
+                         idle=0.1, stall=0.1, verilog_dir=vdir)
+            summary["cosim"][simulator] = {"steps": res.steps, "mismatches": res.mismatches,
+                                           "first_mismatch": res.first_mismatch,
+                                           "cycles": res.cycles,
+                                           "seconds": round(res.seconds, 2)}
+    if not args.no_build:
+        with prog.stage("build: iCEBreaker bitstream with YoWASP yosys + nextpnr"):
+            res = _build(net, "icebreaker", out / "build")
+            summary.update(_build_json(res))
+    else:
+        summary.update(bitstream=None, fmax_mhz=None, utilisation=None)
+    ok = (summary["f1_float"] == 1.0 and summary["f1_int"] == 1.0 and
+          all(c["mismatches"] == 0 and c["steps"] == steps for c in summary["cosim"].values())
+          and (args.no_build or (summary["bitstream"] and summary["fmax_mhz"] > 12.0)))
+    summary["ok"] = bool(ok)
+    if args.json:
+        print(json.dumps(summary, indent=1, default=str))
+    else:
+        _print_demo(summary)
+    return 0 if ok else 1
+
+
+def _print_demo(s: dict) -> None:
+    st = s["settings"]
+    rows = [
+        ("network", f"working memory N={st['n']} D={st['d']} M={st['m']} T={st['t']} "
+                    f"p={st['p']} ({st['w_bits']}-bit weights)"),
+        ("F1 float", f"{s['f1_float']:.4f}"),
+        ("F1 integer", f"{s['f1_int']:.4f}"),
+        ("IR", f"{s['ir']['path']} {s['ir']['digest'][:23]}…"),
+        ("Verilog", s["verilog"]),
+    ]
+    for sim_name, c in s["cosim"].items():
+        rows.append((f"cosim {sim_name}", f"{c['steps']} steps, {c['mismatches']} mismatches, "
+                                          f"{c['cycles']} cycles, {c['seconds']} s"))
+    if s.get("bitstream"):
+        rows.append(("bitstream", s["bitstream"]))
+        rows.append(("Fmax", f"{s['fmax_mhz']:.1f} MHz (board clock 12 MHz)"))
+        rows.append(("utilisation", ", ".join(f"{k} {v['used']}/{v['available']}"
+                                              for k, v in s["utilisation"].items())))
+    rows.append(("result", "OK" if s["ok"] else "FAILED"))
+    width = max(len(k) for k, _ in rows)
+    print()
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")
+
+
+# --------------------------------------------------------------------------------------------
+
+def _supported(net) -> None:
+    from rtl.core import supported
+    supported(net)
+
+
+def _build(net, board: str, out: Path):
+    if board not in BOARDS:
+        raise UserError(f"unknown board {board!r}; supported: {', '.join(BOARDS)}")
+    from boards.icebreaker import build_icebreaker
+    return build_icebreaker(net, build_dir=out / board)
+
+
+def _build_json(res) -> dict:
+    return {"bitstream": str(res.bitstream), "bitstream_bytes": res.bitstream.stat().st_size,
+            "fmax_mhz": res.fmax_mhz, "constraint_mhz": res.constraint_mhz,
+            "utilisation": {k: {"used": u.used, "available": u.available}
+                            for k, u in res.resources.items()},
+            "build_seconds": round(res.seconds, 1)}
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="polychrony", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("demo", help="train -> IR -> reference -> Verilog -> cosim -> bitstream")
+    p.add_argument("-o", "--output", default="out/demo", help="directory for every artefact")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-build", action="store_true", help="skip the FPGA bitstream")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--quiet", action="store_true", help="with --json: no progress on stderr")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("train", help="train a network and write its integer IR")
+    tsub = p.add_subparsers(dest="what", required=True)
+    q = tsub.add_parser("wm", help="working memory: least squares, quantise, F1")
+    q.add_argument("-o", "--output", default="wm.npz")
+    for name, typ, default in (("n", int, 32), ("d", int, 8), ("m", int, 2), ("t", int, 64),
+                               ("p", float, 0.05), ("gain", float, 1.5), ("w-bits", int, 8),
+                               ("seed", int, 0)):
+        q.add_argument(f"--{name}", type=typ, default=default)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_train_wm)
+
+    p = sub.add_parser("check", help="validate an IR file and print what it holds")
+    p.add_argument("net")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("generate", help="write the network core as Verilog")
+    p.add_argument("net")
+    p.add_argument("-o", "--output", default="build")
+    p.add_argument("--name", default="polychrony_core", help="top module name")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("cosim", help="co-simulate the Verilog against the reference")
+    p.add_argument("net")
+    p.add_argument("--sim", action="append", choices=("icarus", "verilator"),
+                   help="simulator (repeatable; default icarus)")
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--idle", type=float, default=0.2, help="input idle-cycle probability")
+    p.add_argument("--stall", type=float, default=0.2, help="output back-pressure probability")
+    p.add_argument("--work", default="build/cosim", help="work directory (traces, logs)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_cosim)
+
+    p = sub.add_parser("build", help="synthesise, place and route a bitstream for a board")
+    p.add_argument("net")
+    p.add_argument("--board", default="icebreaker", choices=BOARDS)
+    p.add_argument("-o", "--output", default="build")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_build)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if getattr(args, "sim", "x") is None:
+        args.sim = ["icarus"]
+    for name in ("steps",):
+        if getattr(args, name, 1) is not None and getattr(args, name, 1) < 1:
+            _err(f"--{name} must be at least 1")
+            return 2
+    for name in ("idle", "stall"):
+        v = getattr(args, name, 0.0)
+        if not 0.0 <= v < 1.0:
+            _err(f"--{name} must be in [0, 1), got {v}")
+            return 2
+    from model.ir import IRError
+    from rtl.core import UnsupportedNetwork
+    from sim.cosim import CosimError
+    from boards.build import BuildError
+    try:
+        return args.func(args)
+    except (UserError, IRError, UnsupportedNetwork, CosimError, BuildError, ValueError) as e:
+        _err(str(e))
+        return 2
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

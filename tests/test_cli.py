@@ -1,0 +1,131 @@
+"""The command line: errors are one clear line and a non-zero exit, never a traceback."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from model.ir import InputLayer, LIFLayer, Network, Projection, _digest, save
+
+
+def _run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "polychrony_cli", *args], capture_output=True,
+                          text=True, cwd=cwd)
+
+
+def _net(n=4, d=2):
+    rng = np.random.default_rng(0)
+    return Network(layers=[InputLayer(n=0), LIFLayer(n=n, v_bits=10, acc_bits=10, beta=3,
+                                                     beta_shift=2, threshold=16, forced=True,
+                                                     name="pop")],
+                   projections=[Projection("taps", 1, 1, 6, rng.integers(-4, 12, (n, n, d)),
+                                           np.array(1))], max_delay=d)
+
+
+def _rewrite(src, dst, **changes):
+    """Copy an IR file, replacing archive entries (header dict or arrays)."""
+    with np.load(src) as z:
+        entries = {k: z[k] for k in z.files}
+    header = json.loads(bytes(entries["header"]).decode())
+    if "header" in changes:
+        header = changes.pop("header")(header)
+    entries["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    entries.update(changes)
+    arrays = {k: v for k, v in entries.items() if k != "header"}
+    if all(a.dtype.kind in "iu" for a in arrays.values()):
+        # Re-seal, so that the file fails on the rule under test and not on its digest.
+        header["digest"] = _digest(header, arrays)
+    entries["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    np.savez(dst, **entries)
+    return dst
+
+
+@pytest.fixture
+def good(tmp_path):
+    return save(_net(), tmp_path / "good.npz")
+
+
+def test_check_accepts_a_valid_file(good):
+    out = _run("check", str(good))
+    assert out.returncode == 0, out.stderr
+    assert "valid polychrony IR" in out.stdout
+
+
+def _drop_v_bits(h):
+    del h["layers"][1]["v_bits"]
+    return h
+
+
+def _version(h):
+    h["version"] = 99
+    return h
+
+
+@pytest.mark.parametrize("case, expect", [
+    ("missing", ["v_bits", "missing-field"]),
+    ("float", ["proj0.weight", "integer-dtype"]),
+    ("version", ["version", "99"]),
+    ("object", ["proj0.weight", "integer-dtype"]),
+    ("range", ["weight", "w_bits"]),
+    ("delay", ["max_delay", "delay"]),
+    ("overflow", ["acc_bits", "overflow"]),
+])
+def test_malformed_ir_is_refused_by_every_command(tmp_path, good, case, expect):
+    bad = tmp_path / f"{case}.npz"
+    w = np.load(good)["proj0.weight"]
+    if case == "missing":
+        _rewrite(good, bad, header=_drop_v_bits)
+    elif case == "float":
+        _rewrite(good, bad, **{"proj0.weight": w.astype(np.float32)})
+    elif case == "version":
+        _rewrite(good, bad, header=_version)
+    elif case == "object":
+        with np.load(good) as z:
+            entries = {k: z[k] for k in z.files}
+        entries["proj0.weight"] = np.array([{"x": 1}], dtype=object)
+        np.savez(bad, allow_pickle=True, **entries)
+    elif case == "range":
+        _rewrite(good, bad, **{"proj0.weight": np.full(w.shape, 100, np.int64)})
+    elif case == "delay":
+        _rewrite(good, bad, **{"proj0.delay": np.array(5)})
+    elif case == "overflow":
+        def shrink(h):
+            h["layers"][1]["acc_bits"] = 4
+            return h
+        _rewrite(good, bad, header=shrink)
+    for cmd in (["check"], ["generate", "-o", str(tmp_path / "v")], ["cosim", "--steps", "2"],
+                ["build"]):
+        out = _run(cmd[0], str(bad), *cmd[1:])
+        assert out.returncode != 0
+        assert "Traceback" not in out.stderr, out.stderr
+        assert str(bad) in out.stderr
+        for word in expect:
+            assert word in out.stderr, (word, out.stderr)
+
+
+def test_unsupported_network_is_a_clean_error(tmp_path):
+    net = Network(layers=[InputLayer(n=2), LIFLayer(n=3, v_bits=8, acc_bits=8, beta=1,
+                                                    beta_shift=1, threshold=5, name="a")],
+                  projections=[Projection("dense", 0, 1, 4, np.ones((3, 2), int), np.array(0))],
+                  max_delay=0)
+    path = save(net, tmp_path / "ff.npz")
+    out = _run("generate", str(path), "-o", str(tmp_path / "v"))
+    assert out.returncode == 2
+    assert "not supported" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_cosim_command_json(tmp_path, good):
+    out = _run("cosim", str(good), "--sim", "icarus", "--steps", "20", "--seed", "3", "--json",
+               "--work", str(tmp_path / "w"))
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)["icarus"]
+    assert res["steps"] == 20 and res["mismatches"] == 0 and res["ok"]
+
+
+def test_bad_arguments_are_refused(good):
+    out = _run("cosim", str(good), "--stall", "1.5")
+    assert out.returncode == 2 and "--stall" in out.stderr
+    out = _run("cosim", str(good), "--steps", "0")
+    assert out.returncode == 2 and "--steps" in out.stderr
