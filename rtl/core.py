@@ -46,7 +46,7 @@ from amaranth.lib.wiring import In, Out
 from model.ir import InputLayer, LIFLayer, Network
 from .interface import index_bits, step_in_layout, step_out_layout
 
-__all__ = ["UnsupportedNetwork", "NetworkCore", "supported"]
+__all__ = ["UnsupportedNetwork", "NetworkCore", "supported", "cycles_per_step", "memory_bits"]
 
 Fault = Literal[None, "delay+1", "threshold>"]
 
@@ -74,6 +74,29 @@ def supported(net: Network) -> None:
                                  "core: " + "; ".join(problems))
 
 
+def cycles_per_step(net: Network, pairs: int) -> int:
+    """Cycles from the edge accepting a step's last input record to the edge accepting its
+    last output record, with ``pairs`` = E active (neuron, tap) pairs and ``o`` always ready.
+
+    The core accepts the next step's first input record two cycles later.
+    """
+    supported(net)
+    n, taps = net.layers[1].n, net.projections[0].n_taps
+    return 3 * taps + pairs + n * (pairs + 3 if pairs else 2)
+
+
+def memory_bits(net: Network) -> dict[str, int]:
+    """Bits of each memory array of the core for ``net`` (see the table above)."""
+    supported(net)
+    layer, proj = net.layers[1], net.projections[0]
+    n, D = layer.n, proj.n_taps
+    R, ib = int(proj.delay) + D, index_bits(n)
+    wb = max(1, (n * n * D - 1).bit_length())
+    return {"w": n * n * D * proj.w_bits, "bias": n * layer.acc_bits, "v": n * layer.v_bits,
+            "f": n if layer.forced else 0, "ev": R * (1 << ib) * ib,
+            "cnt": R * n.bit_length(), "pair": n * D * wb}
+
+
 class NetworkCore(wiring.Component):
     """Streaming, time-multiplexed core for one recurrent LIF population with taps delays.
 
@@ -99,7 +122,7 @@ class NetworkCore(wiring.Component):
             "busy": Out(1),
         })
 
-    # Derived facts, as read-only properties (used by estimates and tests).
+    # Derived facts (the cost model lives in module functions so estimates need no component).
     @property
     def n(self) -> int:
         return self.layer.n
@@ -118,20 +141,13 @@ class NetworkCore(wiring.Component):
         return self.d0 + self.taps
 
     def cycles_per_step(self, pairs: int) -> int:
-        """Cycles from the edge accepting a step's last input record to the edge accepting its
-        last output record, with ``pairs`` = E active (neuron, tap) pairs and ``o`` always ready.
-
-        The core accepts the next step's first input record two cycles later.
-        """
-        return 3 * self.taps + pairs + self.n * (pairs + 3 if pairs else 2)
+        """See :func:`cycles_per_step`."""
+        return cycles_per_step(self.net, pairs)
 
     @property
     def memory_bits(self) -> dict[str, int]:
-        n, D, R, ib = self.n, self.taps, self.ring, index_bits(self.n)
-        wb = max(1, (n * n * D - 1).bit_length())
-        return {"w": n * n * D * self.proj.w_bits, "bias": n * self.layer.acc_bits,
-                "v": n * self.layer.v_bits, "f": n if self.layer.forced else 0,
-                "ev": R * (1 << ib) * ib, "cnt": R * (n.bit_length()), "pair": n * D * wb}
+        """See :func:`memory_bits`."""
+        return memory_bits(self.net)
 
     def elaborate(self, platform):
         m = Module()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from model.ir import InputLayer, LIFLayer, Network, Projection
-from rtl.core import NetworkCore, UnsupportedNetwork
+from rtl.core import UnsupportedNetwork, cycles_per_step
 from rtl.pysim import run_core
 from sim.randnet import random_network, random_stimulus
 from sim.reference import simulate
@@ -56,12 +56,11 @@ def test_cycles_follow_the_event_driven_model():
     run = run_core(net, 40, forced)
     _compare(net, run, trace)
     emitted = trace.spikes[1] | forced
-    core = NetworkCore(net)
     for t in range(40):
         pairs = sum(int(emitted[t - 2 - k].sum()) for k in range(3) if t - 2 - k >= 0)
-        assert run.cycles[t] == core.cycles_per_step(pairs), f"step {t}, E={pairs}"
+        assert run.cycles[t] == cycles_per_step(net, pairs), f"step {t}, E={pairs}"
     # Silent history costs 2 cycles per neuron, not n*n*D.
-    assert core.cycles_per_step(0) == 3 * 3 + 2 * 6
+    assert cycles_per_step(net, 0) == 3 * 3 + 2 * 6
 
 
 @pytest.mark.parametrize("fault", ["delay+1", "threshold>"])
@@ -92,4 +91,4 @@ def test_unsupported_network_is_refused_with_reason():
                   projections=[Projection("dense", 0, 1, 4, np.ones((4, 3), int), np.array(0))],
                   max_delay=0)
     with pytest.raises(UnsupportedNetwork, match="one recurrent taps"):
-        NetworkCore(net)
+        cycles_per_step(net, 0)
