@@ -1,0 +1,243 @@
+"""iCEBreaker board top: the network core replaying a stored stimulus schedule, shown on LEDs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from amaranth.build import ResourceError
+from amaranth.hdl import Module, Signal, Mux, Cat, Elaboratable
+from amaranth.lib import io, memory, stream, wiring
+from amaranth.lib.wiring import Out
+from amaranth_boards.icebreaker import ICEBreakerPlatform
+
+from model.ir import Network
+from rtl.core import NetworkCore
+from rtl.interface import step_in_layout
+from .build import BuildResult, build
+
+__all__ = ["Schedule", "schedule_records", "default_schedule", "SchedulePlayer",
+           "icebreaker_platform", "IcebreakerTop", "build_icebreaker"]
+
+#: Forced neuron indices per step; a step with none is an empty list.
+Schedule = Sequence[Sequence[int]]
+
+
+def _forced_n(net: Network) -> int:
+    """Neurons of the forced layer (0 if the network has none)."""
+    forced = net.forced_layers
+    return net.layers[forced[0]].n if forced else 0
+
+
+def _check_schedule(net: Network, schedule: Schedule) -> list[list[int]]:
+    steps = [sorted({int(j) for j in step}) for step in schedule]
+    if not steps:
+        raise ValueError("schedule must hold at least one step")
+    n = _forced_n(net)
+    for t, step in enumerate(steps):
+        if step and not n:
+            raise ValueError(f"schedule step {t} forces neurons {step} but network "
+                             f"{net.name!r} has no forced layer")
+        if step and not (0 <= step[0] and step[-1] < n):
+            raise ValueError(f"schedule step {t}: indices must be in [0, {n - 1}], got {step}")
+    return steps
+
+
+def schedule_records(net: Network, schedule: Schedule) -> list[dict]:
+    """The ``step_in_layout`` records of ``schedule``: one per forced neuron (sorted, duplicates
+    dropped), ``last = 1`` on each step's final record, one ``valid = 0`` record per empty step.
+    """
+    out = []
+    for step in _check_schedule(net, schedule):
+        if not step:
+            out.append({"index": 0, "valid": 0, "last": 1})
+        out.extend({"index": j, "valid": 1, "last": int(q == len(step) - 1)}
+                   for q, j in enumerate(step))
+    return out
+
+
+def default_schedule(net: Network, *, cue_steps: int | None = None, steps: int | None = None,
+                     p: float = 0.25, seed: int = 0) -> list[list[int]]:
+    """A cue then free recall: ``cue_steps`` (default ``net.max_delay``, at least 1) steps of a
+    seeded Bernoulli(``p``) raster of the forced layer, then empty steps up to ``steps`` (default
+    ``4 * cue_steps``, at least 16). A network without a forced layer gets only empty steps.
+    """
+    cue = max(1, net.max_delay) if cue_steps is None else int(cue_steps)
+    total = max(16, 4 * cue) if steps is None else int(steps)
+    if not 0 <= cue <= total or total < 1:
+        raise ValueError(f"need 0 <= cue_steps <= steps and steps >= 1, got cue_steps={cue}, "
+                         f"steps={total}")
+    n = _forced_n(net)
+    raster = np.random.default_rng(seed).random((cue, n)) < p
+    return [np.flatnonzero(raster[t]).tolist() if t < cue else [] for t in range(total)]
+
+
+def _countdown(m: Module, cycles: int, name: str) -> tuple[Signal, Signal]:
+    """A timer: ``expired`` rises ``cycles`` clock edges after ``reload`` is asserted (it starts
+    expired).
+
+    The count restarts from zero, not from a constant: a load of mixed ones and zeros maps to
+    set and reset flip-flops that cannot share a tile, which splits the carry chain (a 21-bit
+    timer built that way ran at 21 MHz and was a board top's critical path; this one, ~80 MHz).
+    """
+    count = Signal(range(cycles), name=f"{name}_count")
+    expired = Signal(init=1, name=f"{name}_expired")
+    reload = Signal(name=f"{name}_reload")
+    with m.If(reload):
+        m.d.sync += [count.eq(0), expired.eq(cycles == 1)]
+    with m.Elif(~expired):
+        m.d.sync += count.eq(count + 1)
+        with m.If(count == cycles - 2):
+            m.d.sync += expired.eq(1)
+    return expired, reload
+
+
+class SchedulePlayer(wiring.Component):
+    """Replays a schedule forever as ``step_in_layout`` records on ``o``, from a ROM.
+
+    With ``step_cycles`` set, a step's first record is offered no sooner than ``step_cycles``
+    cycles after the previous step's first record (the pace of a visible demo); with ``None``
+    the player sends as fast as ``o`` accepts. The ROM holds :func:`schedule_records`
+    (``len(records)`` words of ``index_bits + 2`` bits); it is read synchronously, so ``o`` is
+    first valid on the second cycle after reset.
+    """
+
+    def __init__(self, net: Network, schedule: Schedule, *, step_cycles: int | None = None):
+        if step_cycles is not None and (isinstance(step_cycles, bool)
+                                        or not isinstance(step_cycles, int) or step_cycles < 1):
+            raise ValueError(f"step_cycles must be a positive integer or None, "
+                             f"got {step_cycles!r}")
+        self.records = schedule_records(net, schedule)
+        self.steps = len(_check_schedule(net, schedule))
+        self.step_cycles = step_cycles
+        self._layout = step_in_layout(net)
+        super().__init__({"o": Out(stream.Signature(self._layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        depth = len(self.records)
+        m.submodules.rom = rom = memory.Memory(shape=self._layout, depth=depth,
+                                               init=self.records)
+        rd = rom.read_port()
+
+        addr = Signal(range(depth))    # the record rd.data holds (once primed)
+        primed = Signal()              # rd.data is valid: one cycle after reset
+        go = Signal()                  # the pace allows the current step to be sent
+        nxt = Mux(addr == depth - 1, 0, addr + 1)
+        fire = self.o.valid & self.o.ready
+        # Read ahead on a transfer so the next record is ready the cycle after.
+        m.d.comb += [rd.addr.eq(Mux(fire, nxt, addr)),
+                     self.o.payload.eq(rd.data),
+                     self.o.valid.eq(primed & go)]
+        m.d.sync += primed.eq(1)
+        with m.If(fire):
+            m.d.sync += addr.eq(nxt)
+
+        if self.step_cycles is None:
+            m.d.comb += go.eq(1)
+        else:
+            expired, reload = _countdown(m, self.step_cycles, "pace")
+            with m.If(~go & expired):
+                m.d.comb += reload.eq(1)
+                m.d.sync += go.eq(1)
+            # A step ends with its `last` record; the next one waits for the timer.
+            with m.If(fire & self.o.payload.last):
+                m.d.sync += go.eq(0)
+        return m
+
+
+def icebreaker_platform(*, break_off_pmod: bool = True) -> ICEBreakerPlatform:
+    """An iCEBreaker platform whose user button resets the design (restarting the schedule),
+    with the break-off PMOD's five LEDs (``led`` 2..6) when ``break_off_pmod``."""
+    platform = ICEBreakerPlatform()
+    platform.default_rst = "button"
+    if break_off_pmod:
+        platform.add_resources(platform.break_off_pmod)
+    return platform
+
+
+class IcebreakerTop(Elaboratable):
+    """Network core, schedule player and LEDs for the iCEBreaker (12 MHz, 5 + 2 LEDs).
+
+    The player replays ``schedule`` (see :func:`default_schedule`) forever, without clearing
+    the core between loops (the user button resets everything and restarts at step 0). The
+    core's output is always accepted. At ``step_hz`` steps per second (``None``: as fast as
+    the core runs) the LEDs show, per completed step:
+
+    * ``led`` 1 (green): toggles at each completed step (heartbeat);
+    * ``led`` 0 (red): some neuron spiked;
+    * ``led`` 2..6 (break-off PMOD, if present): neurons ``show[0..4]`` spiked.
+
+    Spike LEDs are refreshed at step ends at most every ``1 / hold_hz`` s and show every spike
+    since the previous refresh, so a free-running core still gives a visible picture.
+    ``elaborate(None)`` (simulation) requests no pins; the LED values are then in
+    ``heartbeat`` and ``spike_leds`` (bit 0 = any spike, bit 1 + q = ``show[q]``).
+    """
+
+    def __init__(self, net: Network, schedule: Schedule | None = None, *,
+                 step_hz: float | None = 8.0, hold_hz: float = 20.0,
+                 show: Sequence[int] | None = None, **core_knobs):
+        self.net = net
+        self.schedule = _check_schedule(net, default_schedule(net) if schedule is None
+                                        else schedule)
+        if step_hz is not None and not step_hz > 0:
+            raise ValueError(f"step_hz must be positive or None, got {step_hz!r}")
+        if not hold_hz > 0:
+            raise ValueError(f"hold_hz must be positive, got {hold_hz!r}")
+        self.step_hz, self.hold_hz = step_hz, hold_hz
+        n = max(layer.n for layer in net.layers[1:])
+        self.show = list(range(min(5, n))) if show is None else [int(q) for q in show]
+        if len(self.show) > 5 or any(not 0 <= q < n for q in self.show):
+            raise ValueError(f"show must list at most 5 neuron indices in [0, {n - 1}], "
+                             f"got {self.show}")
+        self.core = NetworkCore(net, **core_knobs)
+        self.heartbeat = Signal()
+        self.spike_leds = Signal(1 + len(self.show))
+
+    def elaborate(self, platform):
+        m = Module()
+        freq = 12e6 if platform is None else platform.default_clk_frequency
+        step_cycles = None if self.step_hz is None else max(1, round(freq / self.step_hz))
+        m.submodules.core = core = self.core
+        m.submodules.player = player = SchedulePlayer(self.net, self.schedule,
+                                                      step_cycles=step_cycles)
+        wiring.connect(m, player.o, core.i)
+        m.d.comb += core.o.ready.eq(1)
+
+        rec = core.o.payload
+        done = core.o.valid & rec.last
+        hits = Cat(rec.spike, *(rec.spike & (rec.index == q) for q in self.show))
+        seen = Signal.like(self.spike_leds)     # spikes since the last refresh
+        expired, reload = _countdown(m, max(1, round(freq / self.hold_hz)), "hold")
+        with m.If(core.o.valid):
+            m.d.sync += seen.eq(seen | hits)
+        with m.If(done):
+            m.d.sync += self.heartbeat.eq(~self.heartbeat)
+            with m.If(expired):
+                m.d.comb += reload.eq(1)
+                m.d.sync += [self.spike_leds.eq(seen | hits), seen.eq(0)]
+
+        if platform is not None:
+            outs = [self.spike_leds[0], self.heartbeat,
+                    *(self.spike_leds[1 + q] for q in range(len(self.show)))]
+            for k, value in enumerate(outs):
+                try:
+                    port = platform.request("led", k, dir="-")
+                except ResourceError:   # no break-off PMOD: only the red and green LEDs
+                    break
+                m.submodules[f"led_{k}"] = led = io.Buffer("o", port)
+                m.d.comb += led.o.eq(value)
+        return m
+
+
+def build_icebreaker(net: Network, *, build_dir: str | Path, schedule: Schedule | None = None,
+                     step_hz: float | None = 8.0, show: Sequence[int] | None = None,
+                     seed: int = 1, timing_allow_fail: bool = False,
+                     **core_knobs) -> BuildResult:
+    """Build an iCEBreaker bitstream of :class:`IcebreakerTop` for ``net`` replaying
+    ``schedule`` (default: :func:`default_schedule`); ``core_knobs`` go to the core. See
+    :func:`boards.build.build` for ``seed``, ``timing_allow_fail`` and the result."""
+    return build(lambda: IcebreakerTop(net, schedule, step_hz=step_hz, show=show, **core_knobs),
+                 icebreaker_platform(), build_dir=build_dir, seed=seed,
+                 timing_allow_fail=timing_allow_fail)
