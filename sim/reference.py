@@ -1,0 +1,301 @@
+"""Integer reference simulator: the bit-exact golden model of a QuantNet network (numpy only).
+
+One step ``t`` updates layers ``1..L`` in order (see ``docs/semantics.md``)::
+
+    i_in  = bias + sum over synapses (j, d, w) of w * e_j(t - d)     # e = 0 before t = 0
+    u     = (beta * v) >> beta_shift                                 # floor
+    v_hat = saturate_v_bits(u + i_in)
+    s     = v_hat >= threshold;  v = v_hat - threshold * s  or  v_hat * (1 - s)
+    e     = s OR forced        (layer 0: e = x)
+
+A read-out layer (no threshold) has ``s = 0`` and ``v = v_hat``. Work is event-driven: a
+projection only gathers the weight columns of presynaptic (neuron, delay) pairs that fired.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.ir import InputLayer, LIFLayer, Network, Projection
+
+__all__ = ["Trace", "Mismatch", "simulate", "validate_inputs"]
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """The first place two traces differ. ``field`` is ``"spike"``, ``"v"`` or ``"prediction"``."""
+
+    t: int
+    layer: int
+    neuron: int
+    field: str
+    expected: int
+    got: int
+
+    def __str__(self) -> str:
+        if self.field == "prediction":
+            return f"prediction: expected {self.expected}, got {self.got}"
+        return (f"t={self.t} layer={self.layer} neuron={self.neuron} {self.field}: "
+                f"expected {self.expected}, got {self.got}")
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """What a run produces.
+
+    ``spikes[l]`` is the ``(T, n)`` uint8 raster of the neuron's own spikes ``s(t)`` of every
+    spiking layer ``l`` (forced spikes are not included); ``v[l]`` is the ``(T, n)`` int64
+    membrane after reset of every LIF layer; ``prediction`` is ``argmax_i sum_t v_i(t)`` of the
+    last layer when it is a read-out (lowest index wins ties), else ``None``.
+    """
+
+    spikes: dict[int, np.ndarray]
+    v: dict[int, np.ndarray]
+    prediction: int | None
+
+    @property
+    def steps(self) -> int:
+        return next(iter(self.v.values())).shape[0] if self.v else 0
+
+    def first_mismatch(self, other: "Trace") -> Mismatch | None:
+        """Return where ``other`` (got) first departs from ``self`` (expected), or ``None``.
+
+        The order is t, then layer, then neuron, and ``spike`` before ``v`` for one neuron. When
+        every step agrees but the predictions differ, the field is ``"prediction"`` (t = T,
+        neuron = -1, a missing prediction counts as -1). Traces of different layers or shapes
+        cannot be compared and raise ``ValueError``.
+        """
+        if sorted(self.spikes) != sorted(other.spikes) or sorted(self.v) != sorted(other.v):
+            raise ValueError(f"traces cover different layers: spikes {sorted(self.spikes)} / "
+                             f"{sorted(other.spikes)}, v {sorted(self.v)} / {sorted(other.v)}")
+        diffs = []  # (layer, field, expected, got, per-element difference mask)
+        for l in sorted(self.v):
+            for field, a, b in (("spike", self.spikes.get(l), other.spikes.get(l)),
+                                ("v", self.v[l], other.v[l])):
+                if a is None:
+                    continue
+                if a.shape != b.shape:
+                    raise ValueError(f"layer {l} {field}: shapes differ, expected {a.shape}, "
+                                     f"got {b.shape}")
+                diffs.append((l, field, a, b, a != b))
+        firsts = [int(np.argmax(m.any(1))) for *_, m in diffs if m.any()]
+        if firsts:
+            t = min(firsts)
+            # Within a step: layer, then neuron, then spike before v; sort the candidates so.
+            cands = []
+            for l, field, a, b, m in diffs:
+                bad = np.flatnonzero(m[t])
+                if bad.size:
+                    cands.append((l, int(bad[0]), field != "spike", field, a, b))
+            l, i, _, field, a, b = min(cands, key=lambda c: c[:3])
+            return Mismatch(t, l, i, field, int(a[t, i]), int(b[t, i]))
+        if self.prediction != other.prediction:
+            last = max(self.v) if self.v else 0
+            pe = -1 if self.prediction is None else self.prediction
+            pg = -1 if other.prediction is None else other.prediction
+            return Mismatch(self.steps, last, -1, "prediction", pe, pg)
+        return None
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Trace):
+            return NotImplemented
+        try:
+            return self.first_mismatch(other) is None
+        except ValueError:
+            return False
+
+    __hash__ = None
+
+
+# --------------------------------------------------------------------------------------------
+# Input validation (shared with sim.literal: the one piece the two simulators have in common).
+
+def _int_array(a, name: str) -> np.ndarray:
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "iub":
+        raise ValueError(f"{name} must hold integers, got dtype {arr.dtype}")
+    return arr
+
+
+def validate_inputs(net: Network, x=None, forced=None, steps: int | None = None
+                    ) -> tuple[np.ndarray, dict[int, np.ndarray], int]:
+    """Check a stimulus against ``net``; return ``(x, forced, T)`` as int64 / uint8 arrays.
+
+    ``x`` is ``(T, n0)`` with values in ``[0, 2**in_bits - 1]`` (``None`` means zeros and then
+    ``steps`` is required); ``forced`` maps a layer declared ``forced=True`` to a ``(T, n)``
+    0/1 raster (a forced layer left out gets zeros). Every problem raises ``ValueError``.
+    """
+    if not isinstance(net, Network):
+        raise ValueError(f"net must be a model.ir.Network, got {type(net).__name__}")
+    n0, in_bits = net.input.n, net.input.in_bits
+    if steps is not None:
+        if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, (int, np.integer)):
+            raise ValueError(f"steps must be an integer, got {steps!r}")
+        steps = int(steps)
+        if steps < 0:
+            raise ValueError(f"steps must be >= 0, got {steps}")
+    if x is None:
+        if steps is None:
+            raise ValueError("steps is required when x is None")
+        x = np.zeros((steps, n0), np.int64)
+    else:
+        x = _int_array(x, "x")
+        if x.ndim != 2 or x.shape[1] != n0:
+            raise ValueError(f"x must have shape (T, n0={n0}), got {x.shape}")
+        if steps is not None and x.shape[0] != steps:
+            raise ValueError(f"x has {x.shape[0]} steps but steps={steps}")
+        hi = (1 << in_bits) - 1
+        if x.size and (int(x.min()) < 0 or int(x.max()) > hi):
+            raise ValueError(f"x values must be in [0, 2**in_bits - 1 = {hi}] "
+                             f"(in_bits={in_bits}), got [{int(x.min())}, {int(x.max())}]")
+        x = x.astype(np.int64)
+    T = x.shape[0]
+    forced = {} if forced is None else forced
+    if not isinstance(forced, dict):
+        raise ValueError(f"forced must be a dict {{layer: raster}}, got {type(forced).__name__}")
+    allowed = net.forced_layers
+    out = {}
+    for l, f in forced.items():
+        if isinstance(l, (bool, np.bool_)) or not isinstance(l, (int, np.integer)):
+            raise ValueError(f"forced keys must be layer indices, got {l!r}")
+        l = int(l)
+        if l not in allowed:
+            raise ValueError(f"forced[{l}]: layer {l} does not take a forced raster "
+                             f"(layers declared forced=True: {allowed})")
+        f = _int_array(f, f"forced[{l}]")
+        n = net.layers[l].n
+        if f.shape != (T, n):
+            raise ValueError(f"forced[{l}] must have shape (T={T}, n={n}), got {f.shape}")
+        if f.size and (int(f.min()) < 0 or int(f.max()) > 1):
+            raise ValueError(f"forced[{l}] must hold 0/1, got [{int(f.min())}, {int(f.max())}]")
+        out[l] = f.astype(np.uint8)
+    for l in allowed:
+        out.setdefault(l, np.zeros((T, net.layers[l].n), np.uint8))
+    return x, out, T
+
+
+# --------------------------------------------------------------------------------------------
+# Simulation.
+
+def _leak(v: np.ndarray, beta: int, shift: int) -> np.ndarray:
+    """``(beta * v) >> shift``; exact in int64 since the IR keeps v_bits + beta_shift <= 63."""
+    return (beta * v) >> shift
+
+
+class _Input:
+    """One projection's synapses prepared for event-driven gathering."""
+
+    def __init__(self, p: Projection, pre: InputLayer | LIFLayer):
+        n_pre = pre.n
+        self.kind, self.src = p.kind, p.src
+        # Spikes are 0/1, so their weights need only be summed; multi-bit inputs are scaled.
+        self.binary = isinstance(pre, LIFLayer) or pre.in_bits == 1
+        # Presynaptic-major copies, so that one event's weights are one contiguous row.
+        if p.kind == "dense":
+            self.w = np.ascontiguousarray(p.weight.T)                    # (n_pre, n_post)
+        elif p.kind == "taps":
+            self.w = np.ascontiguousarray(p.weight.transpose(1, 2, 0))   # (n_pre, D, n_post)
+        else:
+            self.w = p.weight
+        self.delays = p.delays_of_pre(n_pre)
+        self.scalar = p.delay.ndim == 0
+        self.d0 = int(p.delay) if self.scalar else 0
+        self.cols = np.arange(n_pre)
+        if p.kind == "conv":
+            self.pad = (p.weight.shape[0] - 1) // 2
+
+    def _arrived(self, e: np.ndarray, t: int) -> np.ndarray:
+        """``e_j(t - d_j)`` for every presynaptic neuron j (0 before t = 0)."""
+        if self.scalar:
+            tau = t - self.d0
+            return e[tau] if tau >= 0 else np.zeros(e.shape[1], e.dtype)
+        tau = t - self.delays
+        ok = tau >= 0
+        out = np.zeros(e.shape[1], e.dtype)
+        out[ok] = e[tau[ok], self.cols[ok]]
+        return out
+
+    def _weigh(self, val: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return rows.sum(0) if self.binary else (val[:, None] * rows).sum(0)
+
+    def current(self, e: np.ndarray, t: int) -> np.ndarray | None:
+        """This projection's contribution to ``i_in`` at step t, or ``None`` if nothing arrives."""
+        if self.kind == "taps":
+            newest = t - self.d0           # emission time heard by tap k = 0
+            if newest < 0:
+                return None
+            oldest = max(0, newest - self.w.shape[1] + 1)
+            win = e[oldest:newest + 1]
+            r, j = np.nonzero(win)
+            if not r.size:
+                return None
+            return self._weigh(win[r, j], self.w[j, newest - oldest - r])
+        val = self._arrived(e, t)
+        j = np.flatnonzero(val)
+        if not j.size:
+            return None
+        if self.kind == "dense":
+            return self._weigh(val[j], self.w[j])
+        # conv: post i hears pre i + k - pad; scatter each event j to posts j - k + pad.
+        n = val.shape[0]
+        out = np.zeros(n + 2 * self.pad, np.int64)
+        for k, wk in enumerate(self.w.tolist()):
+            if wk:
+                out[j - k + 2 * self.pad] += wk * val[j]
+        return out[self.pad:self.pad + n]
+
+
+def _prediction(v: np.ndarray) -> int:
+    # Python-int sums once T * 2**v_bits could overflow int64; argmax picks the first maximum.
+    total = v.sum(0, dtype=object) if v.shape[0] >= 1 << 14 else v.sum(0)
+    return int(np.argmax(total))
+
+
+def simulate(net: Network, x: np.ndarray | None = None,
+             forced: dict[int, np.ndarray] | None = None, *, steps: int | None = None) -> Trace:
+    """Run ``net`` on input ``x`` (``(T, n0)``) and forced rasters; return the full trace."""
+    x, forced, T = validate_inputs(net, x, forced, steps)
+    layers = net.layers
+    # Full event history per layer; a delay is just a look back into it.
+    e = {0: x}
+    spikes, vs = {}, {}
+    plans = {}
+    for l, layer in enumerate(layers[1:], 1):
+        assert isinstance(layer, LIFLayer)
+        e[l] = np.zeros((T, layer.n), np.int64)
+        vs[l] = np.zeros((T, layer.n), np.int64)
+        if layer.spiking:
+            spikes[l] = np.zeros((T, layer.n), np.uint8)
+        plans[l] = [_Input(p, layers[p.src]) for p in net.into(l)]
+    v = {l: np.zeros(layers[l].n, np.int64) for l in range(1, len(layers))}
+    for t in range(T):
+        for l in range(1, len(layers)):
+            layer = layers[l]
+            i_in = layer.bias.copy()
+            for inp in plans[l]:
+                c = inp.current(e[inp.src], t)
+                if c is not None:
+                    i_in += c
+            u = _leak(v[l], layer.beta, layer.beta_shift)
+            v_hat = np.clip(u + i_in, layer.v_min, layer.v_max)
+            if layer.spiking:
+                s = v_hat >= layer.threshold
+                if layer.reset == "subtract":
+                    v[l] = v_hat - layer.threshold * s
+                else:
+                    v[l] = np.where(s, 0, v_hat)
+                spikes[l][t] = s
+                e[l][t] = s
+            else:
+                v[l] = v_hat
+            if l in forced:
+                e[l][t] |= forced[l][t]
+            vs[l][t] = v[l]
+    last = layers[-1]
+    prediction = None if last.spiking else _prediction(vs[len(layers) - 1])
+    for a in (*spikes.values(), *vs.values()):
+        a.setflags(write=False)
+    return Trace(spikes=spikes, v=vs, prediction=prediction)
+
