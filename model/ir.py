@@ -12,6 +12,7 @@ layer before it (feed-forward, delay >= 0) or from itself (recurrent, delay >= 1
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import os
@@ -26,7 +27,7 @@ import numpy as np
 
 __all__ = [
     "FORMAT", "VERSION", "IRError", "InputLayer", "LIFLayer", "Projection", "Network",
-    "RULES", "check", "save", "load", "digest",
+    "RULES", "check", "save", "load", "digest", "current_bounds",
 ]
 
 FORMAT = "polychrony-ir"
@@ -66,6 +67,8 @@ def _rebuild_error(message, rule, where, file):
 
 def _frozen_int_array(a, name: str, *, ndim: int | tuple[int, ...]) -> np.ndarray:
     arr = np.asarray(a)
+    if arr.size == 0 and arr.dtype.kind == "f":  # np.asarray([]) is float64: no values, fine
+        arr = arr.astype(np.int64)
     if arr.dtype.kind not in "iub":
         raise IRError(f"must hold integers, got dtype {arr.dtype}", rule="integer-dtype",
                       where=name)
@@ -529,9 +532,9 @@ def _digest(header: dict, arrays: dict[str, np.ndarray]) -> str:
     body = {k: v for k, v in header.items() if k != "digest"}
     h.update(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
     for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name], dtype="<i8")
+        a = np.asarray(arrays[name], dtype="<i8")  # not ascontiguousarray: it makes () into (1,)
         h.update(f"\n{name}:{list(a.shape)}\n".encode())
-        h.update(a.tobytes())
+        h.update(a.tobytes(order="C"))
     return "sha256:" + h.hexdigest()
 
 
@@ -643,9 +646,11 @@ class _Archive:
     def close(self):
         self.zip.close()
 
-    def read(self, name: str, where: str) -> np.ndarray:
-        """Entry ``name`` (without ``.npy``): an integer array, refused before its data is read
-        if its dtype is anything else."""
+    def read(self, name: str, where: str, *, widen: bool = True) -> np.ndarray:
+        """Return entry ``name`` (without ``.npy``), an integer array, as int64 if ``widen``.
+
+        Any other dtype is refused from the .npy header, before the data is read.
+        """
         file = self.file
         if name not in self.entries:
             raise IRError(f"array {name!r} is missing from the archive", rule="missing-field",
@@ -667,14 +672,16 @@ class _Archive:
                               rule="integer-dtype", where=where, file=file)
             if math.prod(shape) * dtype.itemsize > info.file_size:
                 raise ValueError(f"shape {shape} needs more data than the entry holds")
-            with self.zip.open(info) as f:
-                a = np.lib.format.read_array(f, allow_pickle=False)
+            data = self.zip.read(info)  # the whole entry, so that its CRC is checked
+            a = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
         except IRError:
             raise
         except (ValueError, zipfile.BadZipFile, zlib.error, EOFError, OSError,
                 MemoryError) as e:
             raise IRError(f"array {name!r} cannot be read ({e})", rule="file", where=where,
                           file=file) from None
+        if not widen:
+            return a
         if a.dtype.kind == "u" and a.size and int(a.max()) > np.iinfo(np.int64).max:
             raise IRError(f"array {name!r} holds a value that does not fit int64",
                           rule="integer-range", where=where, file=file)
@@ -684,20 +691,14 @@ class _Archive:
 def _read_header(archive: _Archive, file: str) -> dict:
     if "header" not in archive.entries:
         raise IRError("missing 'header' entry", rule="missing-field", where="header", file=file)
-    info = archive.entries["header"]
-    try:
-        with archive.zip.open(info) as f:
-            raw = np.lib.format.read_array(f, allow_pickle=False)
-    except (ValueError, zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
-        raise IRError(f"entry 'header' cannot be read ({e})", rule="file", where="header",
-                      file=file) from None
+    raw = archive.read("header", "header", widen=False)
     if raw.dtype != np.uint8 or raw.ndim != 1:
         raise IRError(f"entry 'header' must be a 1-D uint8 array, got {raw.dtype} with shape "
                       f"{raw.shape}", rule="format", where="header", file=file)
     try:
         header = json.loads(raw.tobytes().decode("utf-8"), object_pairs_hook=_no_duplicate_keys,
                             parse_constant=_no_constant)
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise IRError(f"header is not valid UTF-8 JSON ({e})", rule="format", where="header",
                       file=file) from None
     if not isinstance(header, dict):
@@ -715,7 +716,9 @@ def _read_header(archive: _Archive, file: str) -> dict:
         kind = lh.get("kind") if isinstance(lh, dict) else None
         spec = {"input": _INPUT_FIELDS, "lif": _LIF_FIELDS}.get(kind)
         if spec is None:
-            _fields(lh, {"kind": str}, where, file)
+            if not isinstance(lh, dict):
+                raise IRError("must be a JSON object", rule="field-type", where=where,
+                              file=file)
             raise IRError(f"unknown layer kind {kind!r} (must be 'input' or 'lif')",
                           rule="format", where=f"{where}.kind", file=file)
         _fields(lh, spec, where, file)

@@ -1,0 +1,331 @@
+"""Working memory (Perrinet 2026): targets, least-squares weights, cued recall, float model, F1."""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from model.ir import Network
+
+__all__ = [
+    "make_targets", "contexts", "least_squares_init", "trial_forcing", "f1_from_counts",
+    "score_recall", "WMNet", "simulate_float", "recall_float", "recall_int", "run_wm",
+    "DEFAULTS",
+]
+
+Reset = Literal["zero", "subtract"]
+Solver = Literal["auto", "gram", "lstsq"]
+
+#: Settings of the small demo (``run_wm()``): F1 = 1.0 in float and integer for seeds 0..199.
+#: The load ``m (T - d) / (n d) = 0.125`` is far below the least-squares limit (~0.8) on
+#: purpose: the weights must also stay quiet on the contexts no pattern contains (the noise
+#: before the cue, and noise + partial cue during it), or the network fires spurious spikes
+#: during the cue and the first free steps start from a wrong context. A small n * d makes
+#: each weight large, so that margin needs a low load (n=32, d=8, m=2, T=64 fails).
+DEFAULTS = dict(n=32, d=16, m=2, t=48, p=0.035, gain=1.5, w_bits=4, pre=10)
+
+
+# --------------------------------------------------------------------------------------------
+# Targets and the least-squares weights
+
+def make_targets(m: int, n: int, t: int, p: float, *, seed: int) -> np.ndarray:
+    """Return ``m`` i.i.d. Bernoulli(``p``) rasters, bool of shape ``(m, n, t)`` (neuron, step)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be in [0, 1], got {p}")
+    return np.random.default_rng(seed).random((m, n, t)) < p
+
+
+def contexts(targets: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return the context matrix ``C`` and next-step targets ``Y`` of every pattern.
+
+    One row per pattern ``mu`` and step ``tt`` in ``[d, T)`` (row ``mu * (T - d) + tt - d``)::
+
+        C[row, j * d + k] = target_mu[j, tt - 1 - k]     (pre j seen at delay 1 + k)
+        Y[row, i]         = target_mu[i, tt]
+
+    ``C`` is float64 of shape ``(m * (T - d), n * d)``, ``Y`` of shape ``(m * (T - d), n)``.
+    """
+    x = np.asarray(targets, dtype=np.float64)
+    m, n, t = x.shape
+    if not 1 <= d < t:
+        raise ValueError(f"need 1 <= d < T, got d={d}, T={t}")
+    rows = t - d
+    # c[mu, r, j, k] = x[mu, j, d + r - 1 - k]
+    c = np.stack([x[:, :, d - 1 - k:t - 1 - k] for k in range(d)], axis=-1)  # (m, n, rows, d)
+    c = c.transpose(0, 2, 1, 3).reshape(m * rows, n * d)
+    y = x[:, :, d:].transpose(0, 2, 1).reshape(m * rows, n)
+    return c, y
+
+
+def _gram(x: np.ndarray, d: int) -> np.ndarray:
+    """``C @ C.T`` from the rasters alone: each entry counts the spikes two windows share.
+
+    ``G[(mu, tt), (nu, ss)] = sum_k A[mu, tt-1-k, nu, ss-1-k]`` with ``A = X^T X`` the
+    step-by-step overlap of all rasters; it never builds ``C`` (``n*d`` columns).
+    """
+    m, n, t = x.shape
+    rows = t - d
+    a = np.einsum("anu,bnv->aubv", x, x, optimize=True)  # (m, t, m, t)
+    g = np.zeros((m, rows, m, rows))
+    for k in range(d):
+        g += a[:, d - 1 - k:t - 1 - k, :, d - 1 - k:t - 1 - k]
+    return g.reshape(m * rows, m * rows)
+
+
+def _min_norm_solve(g: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``pinv(G) @ Y`` for a symmetric PSD ``G``: Cholesky when well posed, else least squares."""
+    try:
+        low = np.linalg.cholesky(g)
+        piv = np.diag(low) ** 2
+        if piv.min() > 1e-9 * piv.max():
+            z = np.linalg.solve(low, y)
+            return np.linalg.solve(low.T, z)
+    except np.linalg.LinAlgError:
+        pass
+    return np.linalg.lstsq(g, y, rcond=None)[0]
+
+
+def least_squares_init(targets: np.ndarray, d: int, *, gain: float = 1.5,
+                       solver: Solver = "auto") -> np.ndarray:
+    """Return ``W[i, j, k]`` (post i, pre j, delay 1 + k), float64 ``(n, n, d)``, that replays
+    the targets.
+
+    ``W_flat = gain * pinv(C) @ Y`` with ``C, Y`` from :func:`contexts` and
+    ``W_flat[j * d + k, i] = W[i, j, k]``: the minimum-norm least-squares solution of
+    ``C @ W_flat = gain * Y``.
+
+    Why it works: during recall the current into neuron i at step tt is
+    ``I_i(tt) = sum_{j,k} W[i, j, k] e_j(tt - 1 - k) = (C @ W_flat)[row, i]``. If the last ``d``
+    steps of the network equal the target, and the linear system is solved exactly, then
+    ``I = gain`` where the target spikes and ``I = 0`` where it does not. With threshold 1,
+    reset to zero and ``gain > 1`` the membrane stays at 0 and the neuron spikes exactly when
+    the target says so; the next context is again a target window, so recall runs by induction
+    from the cue (the first ``d`` steps) to the end. ``gain - 1`` and ``1`` are the margins
+    against rounding and leftover membrane.
+
+    Capacity: each neuron has ``N * D`` weights and must fit ``M * (T - D)`` equations (one per
+    stored window). The system is exactly solvable for generic sparse rasters only while the
+    ``M * (T - D)`` contexts are linearly independent, i.e. ``M * (T - D) <= N * D``; in
+    practice (duplicate / near-dependent sparse windows) keep ``M * (T - D) <~ 0.8 * N * D``.
+    Beyond it the solution is a compromise and recall breaks down. Under the trial protocol
+    (noise, then the cue) a small network needs a much lower load than this, because the weights
+    are only constrained on stored windows; see :data:`DEFAULTS`.
+
+    ``solver``: ``"gram"`` solves ``(C C^T) alpha = Y`` with ``C C^T`` built from the rasters
+    (window overlaps) and returns ``C^T alpha``, which is ``pinv(C) Y`` when rows <= columns
+    (under capacity) and never forms ``C``; ``"lstsq"`` calls ``numpy.linalg.lstsq`` on ``C``;
+    ``"auto"`` takes ``gram`` under capacity and ``lstsq`` otherwise.
+    """
+    x = np.asarray(targets, dtype=np.float64)
+    if x.ndim != 3:
+        raise ValueError(f"targets must have shape (m, n, T), got {x.shape}")
+    m, n, t = x.shape
+    if not 1 <= d < t:
+        raise ValueError(f"need 1 <= d < T, got d={d}, T={t}")
+    rows, cols = m * (t - d), n * d
+    if solver == "auto":
+        solver = "gram" if rows <= cols else "lstsq"
+    if solver == "gram":
+        y = x[:, :, d:].transpose(0, 2, 1).reshape(rows, n)
+        alpha = _min_norm_solve(_gram(x, d), y)  # (rows, n)
+        w = np.empty((n, n, d))
+        for k in range(d):
+            xk = x[:, :, d - 1 - k:t - 1 - k].transpose(1, 0, 2).reshape(n, rows)
+            w[:, :, k] = (xk @ alpha).T
+    elif solver == "lstsq":
+        c, y = contexts(x, d)
+        flat = np.linalg.lstsq(c, y, rcond=None)[0]  # (n * d, n)
+        w = flat.reshape(n, d, n).transpose(2, 0, 1)
+    else:
+        raise ValueError(f"solver must be 'auto', 'gram' or 'lstsq', got {solver!r}")
+    return gain * np.ascontiguousarray(w)
+
+
+# --------------------------------------------------------------------------------------------
+# Trial protocol and score
+
+def trial_forcing(targets: np.ndarray, d: int, *, pre: int = 10, p: float | None = None,
+                  seed: int) -> np.ndarray:
+    """Return the forced rasters of a recall trial, bool ``(m, pre + T, n)`` (step, neuron).
+
+    Steps ``[0, pre)``: fresh Bernoulli(``p``) noise (``p=None``: the targets' mean rate),
+    drawn from ``numpy.random.default_rng([seed, 1])``, pattern after pattern. Steps
+    ``[pre, pre + d)``: the cue ``target[:, :d]``. Steps ``[pre + d, pre + T)``: nothing (free
+    recall). Target column ``tt`` is step ``pre + tt``.
+    """
+    x = np.asarray(targets, dtype=bool)
+    m, n, t = x.shape
+    if not 1 <= d < t or pre < 0:
+        raise ValueError(f"need 1 <= d < T and pre >= 0, got d={d}, T={t}, pre={pre}")
+    rate = float(x.mean()) if p is None else float(p)
+    f = np.zeros((m, pre + t, n), dtype=bool)
+    f[:, :pre] = np.random.default_rng([seed, 1]).random((m, pre, n)) < rate
+    f[:, pre:pre + d] = x[:, :, :d].transpose(0, 2, 1)
+    return f
+
+
+def f1_from_counts(tp: int, fp: int, fn: int) -> float:
+    """``F1 = 2 tp / (2 tp + fp + fn)``; defined as 1.0 when ``2 tp + fp + fn = 0``.
+
+    The all-silent case (no target spikes and no recalled spikes) is perfect agreement, so it
+    scores 1.0, as precision and recall both tend to 1 there.
+    """
+    den = 2 * tp + fp + fn
+    return 1.0 if den == 0 else 2.0 * tp / den
+
+
+def score_recall(targets: np.ndarray, spikes: np.ndarray, d: int, *,
+                 pre: int) -> tuple[float, np.ndarray]:
+    """Score recall: micro-F1 of ``target[:, :, d:T]`` against own spikes at steps
+    ``pre + d .. pre + T - 1``.
+
+    ``targets`` is ``(m, n, T)``; ``spikes`` the network's own spikes ``s(t)`` (forced spikes
+    excluded), ``(m, steps >= pre + T, n)``. Returns the micro-F1 (counts summed over patterns,
+    neurons and steps) and the per-pattern F1s, float64 ``(m,)``.
+    """
+    x = np.asarray(targets, dtype=bool)
+    m, n, t = x.shape
+    s = np.asarray(spikes).astype(bool)
+    if s.shape[0] != m or s.shape[2] != n or s.shape[1] < pre + t:
+        raise ValueError(f"spikes must have shape ({m}, >= {pre + t}, {n}), got {s.shape}")
+    want = x[:, :, d:].transpose(0, 2, 1)
+    got = s[:, pre + d:pre + t]
+    tp = (want & got).sum((1, 2))
+    fp = (~want & got).sum((1, 2))
+    fn = (want & ~got).sum((1, 2))
+    per = np.array([f1_from_counts(*c) for c in zip(tp, fp, fn)], dtype=np.float64)
+    return f1_from_counts(int(tp.sum()), int(fp.sum()), int(fn.sum())), per
+
+
+# --------------------------------------------------------------------------------------------
+# Float model
+
+class WMNet(nn.Module):
+    """Float recurrent LIF population with delay taps (same step order as the integer contract).
+
+    Per step t, with ``e(t) = s(t) OR f(t)`` the emitted spikes (own or forced)::
+
+        I(t)     = sum_k W[:, :, k] @ e(t - 1 - k)            (k = 0..D-1, e = 0 before t = 0)
+        u(t)     = beta * v(t - 1)                            (beta = beta_int / 2**beta_shift)
+        v_hat(t) = u(t) + I(t)                                (no saturation)
+        s(t)     = [v_hat(t) >= threshold]
+        v(t)     = v_hat(t) * (1 - s(t))          (reset "zero")
+                 = v_hat(t) - threshold * s(t)    (reset "subtract")
+
+    The module holds only parameters; all state lives inside :meth:`forward`.
+    """
+
+    def __init__(self, w: np.ndarray | torch.Tensor, *, beta: int = 205, beta_shift: int = 8,
+                 threshold: float = 1.0, reset: Reset = "zero", dtype=torch.float64):
+        super().__init__()
+        w = torch.as_tensor(w, dtype=dtype)
+        if w.ndim != 3 or w.shape[0] != w.shape[1]:
+            raise ValueError(f"w must have shape (n, n, D), got {tuple(w.shape)}")
+        if reset not in ("zero", "subtract"):
+            raise ValueError(f"reset must be 'zero' or 'subtract', got {reset!r}")
+        self.w = nn.Parameter(w.clone())
+        self.beta = beta / 2 ** beta_shift
+        self.threshold = float(threshold)
+        self.reset = reset
+
+    @property
+    def n(self) -> int:
+        return int(self.w.shape[0])
+
+    @property
+    def d(self) -> int:
+        return int(self.w.shape[2])
+
+    def forward(self, forced: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run ``forced`` ``(B, steps, n)``; return own spikes ``s`` and membranes ``v``, both
+        ``(B, steps, n)``."""
+        b, steps, n = forced.shape
+        if n != self.n:
+            raise ValueError(f"forced has {n} neurons, the network {self.n}")
+        forced = forced.to(self.w.dtype)
+        hist = forced.new_zeros(b, self.d, n)  # hist[:, k] = e(t - 1 - k)
+        w_flat = self.w.permute(0, 2, 1).reshape(n, self.d * n)  # [i, k * n + j] = W[i, j, k]
+        v = forced.new_zeros(b, n)
+        spikes, vs = [], []
+        for t in range(steps):
+            i_in = hist.reshape(b, -1) @ w_flat.T
+            v_hat = self.beta * v + i_in
+            s = (v_hat >= self.threshold).to(v_hat.dtype)
+            v = v_hat * (1 - s) if self.reset == "zero" else v_hat - self.threshold * s
+            e = torch.maximum(s, forced[:, t])
+            hist = torch.cat([e[:, None], hist[:, :-1]], dim=1)
+            spikes.append(s)
+            vs.append(v)
+        return torch.stack(spikes, 1), torch.stack(vs, 1)
+
+
+def simulate_float(w: np.ndarray, forced: np.ndarray, **lif) -> tuple[np.ndarray, np.ndarray]:
+    """Run :class:`WMNet` without gradients on ``forced`` ``(B, steps, n)``; return own spikes
+    (bool) and membranes (float64) as numpy arrays. ``lif``: beta, beta_shift, threshold,
+    reset."""
+    net = WMNet(w, **lif)
+    with torch.no_grad():
+        s, v = net(torch.as_tensor(np.asarray(forced, dtype=np.float64)))
+    return s.numpy().astype(bool), v.numpy()
+
+
+def recall_float(w: np.ndarray, targets: np.ndarray, *, pre: int = 10, seed: int,
+                 p: float | None = None, beta: int = 205, beta_shift: int = 8,
+                 threshold: float = 1.0, reset: Reset = "zero") -> tuple[float, np.ndarray]:
+    """Cue and score every pattern in the float model; return (micro-F1, per-pattern F1)."""
+    d = int(np.shape(w)[2])
+    f = trial_forcing(targets, d, pre=pre, p=p, seed=seed)
+    s, _ = simulate_float(w, f, beta=beta, beta_shift=beta_shift, threshold=threshold,
+                          reset=reset)
+    return score_recall(targets, s, d, pre=pre)
+
+
+def recall_int(net: Network, targets: np.ndarray, *, pre: int = 10, seed: int,
+               p: float | None = None) -> tuple[float, np.ndarray]:
+    """Cue and score every pattern in the integer reference simulator (layer 1 forced).
+
+    Uses the same forced rasters as :func:`recall_float` for the same ``seed`` and ``p``.
+    """
+    from sim.reference import simulate  # sim imports model.ir only; keep model importable alone
+
+    d = net.max_delay
+    f = trial_forcing(targets, d, pre=pre, p=p, seed=seed)
+    steps = f.shape[1]
+    spikes = np.stack([np.asarray(simulate(net, forced={1: fm.astype(np.uint8)},
+                                           steps=steps).spikes[1]) for fm in f])
+    return score_recall(targets, spikes, d, pre=pre)
+
+
+# --------------------------------------------------------------------------------------------
+# The walking skeleton
+
+def run_wm(*, n: int = DEFAULTS["n"], d: int = DEFAULTS["d"], m: int = DEFAULTS["m"],
+           t: int = DEFAULTS["t"], p: float = DEFAULTS["p"], gain: float = DEFAULTS["gain"],
+           w_bits: int = DEFAULTS["w_bits"], seed: int = 0, pre: int = DEFAULTS["pre"],
+           beta: int = 205, beta_shift: int = 8, reset: Reset = "zero") -> dict:
+    """Store ``m`` random patterns by least squares, quantise, and recall in float and integer.
+
+    Targets come from ``seed``; the trial noise from stream 1 of ``seed`` (same in both modes).
+    Returns ``f1_float``, ``f1_int``, ``per_pattern_float``, ``per_pattern_int`` (lists),
+    ``net`` (the quantised :class:`~model.ir.Network`), ``w`` (float weights), ``settings``
+    (a JSON-able dict, including the capacity ratio ``m (T - d) / (n d)``) and ``seconds``.
+    """
+    from model.quantise import quantise_wm
+
+    settings = dict(n=n, d=d, m=m, t=t, p=p, gain=gain, w_bits=w_bits, seed=seed, pre=pre,
+                    beta=beta, beta_shift=beta_shift, reset=reset,
+                    load=m * (t - d) / (n * d))
+    t0 = time.perf_counter()
+    targets = make_targets(m, n, t, p, seed=seed)
+    w = least_squares_init(targets, d, gain=gain)
+    net = quantise_wm(w, w_bits=w_bits, beta=beta, beta_shift=beta_shift, reset=reset)
+    lif = dict(beta=beta, beta_shift=beta_shift, reset=reset)
+    f1_float, per_float = recall_float(w, targets, pre=pre, seed=seed, p=p, **lif)
+    f1_int, per_int = recall_int(net, targets, pre=pre, seed=seed, p=p)
+    return dict(f1_float=f1_float, f1_int=f1_int, per_pattern_float=per_float.tolist(),
+                per_pattern_int=per_int.tolist(), net=net, w=w, targets=targets,
+                settings=settings, seconds=time.perf_counter() - t0)

@@ -1,0 +1,212 @@
+"""Tests of the working-memory path: targets, least squares, protocol, F1, float and integer."""
+
+import numpy as np
+import pytest
+import torch
+
+from model import ir
+from model.quantise import quantise_wm, signed_bits
+from model.wm import (DEFAULTS, WMNet, contexts, f1_from_counts, least_squares_init,
+                      make_targets, recall_float, recall_int, run_wm, score_recall,
+                      simulate_float, trial_forcing)
+
+torch.set_num_threads(1)  # tiny tensors; extra threads only fight numpy's BLAS on 2 cores
+
+
+# ---------------------------------------------------------------------------- targets
+
+def test_targets_shape_rate_determinism():
+    x = make_targets(4, 64, 500, 0.05, seed=3)
+    assert x.shape == (4, 64, 500) and x.dtype == bool
+    assert abs(x.mean() - 0.05) < 0.003  # 128000 draws: std 0.0006
+    assert np.array_equal(x, make_targets(4, 64, 500, 0.05, seed=3))
+    assert not np.array_equal(x, make_targets(4, 64, 500, 0.05, seed=4))
+    assert not make_targets(2, 8, 10, 0.0, seed=0).any()
+    with pytest.raises(ValueError):
+        make_targets(1, 2, 3, 1.5, seed=0)
+
+
+# ---------------------------------------------------------------------------- least squares
+
+def test_contexts_layout():
+    x = make_targets(2, 5, 12, 0.3, seed=1)
+    c, y = contexts(x, 3)
+    assert c.shape == (2 * 9, 5 * 3) and y.shape == (2 * 9, 5)
+    mu, tt, j, k = 1, 7, 4, 2
+    assert c[mu * 9 + tt - 3, j * 3 + k] == x[mu, j, tt - 1 - k]
+    assert np.array_equal(y[mu * 9 + tt - 3], x[mu, :, tt])
+
+
+@pytest.mark.parametrize("solver", ["gram", "lstsq"])
+def test_least_squares_reproduces_next_step_currents(solver):
+    n, d, m, t, gain = 24, 8, 2, 48, 1.5  # load m (t - d) / (n d) = 0.42
+    x = make_targets(m, n, t, 0.08, seed=5)
+    w = least_squares_init(x, d, gain=gain, solver=solver)
+    assert w.shape == (n, n, d)
+    c, y = contexts(x, d)
+    w_flat = w.transpose(1, 2, 0).reshape(n * d, n)  # [j * d + k, i] = W[i, j, k]
+    np.testing.assert_allclose(c @ w_flat, gain * y, atol=1e-9)
+
+
+def test_gram_solver_equals_pinv():
+    x = make_targets(3, 16, 40, 0.1, seed=2)
+    np.testing.assert_allclose(least_squares_init(x, 8, solver="gram"),
+                               least_squares_init(x, 8, solver="lstsq"), atol=1e-10)
+
+
+# ---------------------------------------------------------------------------- protocol and F1
+
+def test_trial_forcing_layout():
+    x = make_targets(2, 10, 30, 0.2, seed=0)
+    f = trial_forcing(x, 4, pre=6, p=0.5, seed=9)
+    assert f.shape == (2, 36, 10) and f.dtype == bool
+    assert np.array_equal(f[:, 6:10], x[:, :, :4].transpose(0, 2, 1))
+    assert not f[:, 10:].any()
+    assert f[:, :6].any()
+    assert np.array_equal(f, trial_forcing(x, 4, pre=6, p=0.5, seed=9))
+    assert not np.array_equal(f[:, :6], trial_forcing(x, 4, pre=6, p=0.5, seed=8)[:, :6])
+
+
+def test_f1_known_answer():
+    # Pattern 0: neuron 0 = 1 1 0 1, neuron 1 = 0 0 1 0; d = 1 scores columns 1..3.
+    x = np.zeros((2, 2, 4), bool)
+    x[0, 0] = [1, 1, 0, 1]
+    x[0, 1] = [0, 0, 1, 0]
+    pre = 2
+    s = np.zeros((2, pre + 4, 2), np.uint8)
+    s[0, :pre] = 1            # spikes in the noise period are not scored
+    s[0, pre + 0, 1] = 1      # nor in the cue (column 0)
+    s[0, pre + 1, 0] = 1      # tp (neuron 0, column 1)
+    s[0, pre + 2, 0] = 1      # fp (neuron 0, column 2)
+    s[0, pre + 2, 1] = 1      # tp (neuron 1, column 2); neuron 0 column 3 is a miss (fn)
+    # Pattern 1: all silent, nothing recalled.
+    f1, per = score_recall(x, s, 1, pre=pre)
+    assert per.tolist() == [2 * 2 / (2 * 2 + 1 + 1), 1.0]
+    assert f1 == pytest.approx(4 / 6)  # micro: tp 2, fp 1, fn 1 over both patterns
+    # All silent everywhere: perfect agreement, defined as 1.0.
+    z = np.zeros((1, 3, 5), bool)
+    assert score_recall(z, np.zeros((1, 5, 3)), 1, pre=0) == (1.0, pytest.approx([1.0]))
+    # Silent target, one spurious spike: 0.0.
+    s1 = np.zeros((1, 5, 3))
+    s1[0, 2, 0] = 1
+    assert score_recall(z, s1, 1, pre=0)[0] == 0.0
+    assert f1_from_counts(0, 0, 0) == 1.0 and f1_from_counts(0, 0, 3) == 0.0
+
+
+# ---------------------------------------------------------------------------- float model
+
+@pytest.mark.parametrize("reset,v_want", [
+    ("zero", [0.0, 0.0, 0.8, 0.0, 0.0, 0.8, 0.4]),
+    ("subtract", [0.0, 0.0, 0.8, 0.2, 0.1, 0.85, 0.425]),
+])
+def test_float_lif_known_answer(reset, v_want):
+    # One neuron, self-synapse at delay 2 of weight 0.8, leak 1/2; forced at t = 0 and 1.
+    # t=2: 0.8; t=3: 0.4 + 0.8 = 1.2 -> spike; t=5: the spike of t=3 arrives.
+    w = np.array([[[0.0, 0.8]]])
+    f = np.zeros((1, 7, 1), bool)
+    f[0, :2] = True
+    s, v = simulate_float(w, f, beta=128, beta_shift=8, threshold=1.0, reset=reset)
+    assert s[0, :, 0].tolist() == [False, False, False, True, False, False, False]
+    np.testing.assert_allclose(v[0, :, 0], v_want, atol=1e-12)
+
+
+def test_wmnet_holds_no_state():
+    net = WMNet(np.full((3, 3, 2), 0.7))
+    f = torch.zeros(1, 5, 3)
+    f[0, 0] = 1
+    a, b = net(f), net(f)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+# ---------------------------------------------------------------------------- quantiser
+
+def _wm_weights(seed=0):
+    x = make_targets(2, 16, 40, 0.08, seed=seed)
+    return least_squares_init(x, 6)
+
+
+def test_quantise_wm_network(tmp_path):
+    w = _wm_weights()
+    net = quantise_wm(w, w_bits=8)
+    ir.check(net)
+    (lif,), (proj,) = net.layers[1:], net.projections
+    assert isinstance(net.layers[0], ir.InputLayer) and net.layers[0].n == 0
+    assert lif.forced and lif.n == 16 and lif.reset == "zero"
+    assert (lif.beta, lif.beta_shift) == (205, 8)
+    assert proj.kind == "taps" and proj.recurrent and int(proj.delay) == 1
+    assert net.max_delay == 6 == proj.max_delay
+    assert int(np.abs(proj.weight).max()) == 127 and proj.w_bits == 8
+    scale = net.meta["scale"]
+    assert scale == pytest.approx(127 / np.abs(w).max())
+    assert lif.threshold == round(scale) >= 1
+    np.testing.assert_array_equal(proj.weight, np.rint(scale * w))
+    # acc_bits is the least width that passes the accumulator rule.
+    lo, hi = ir.current_bounds(net, 1)
+    assert lif.acc_bits == signed_bits(min(lo.min(), 0), max(hi.max(), 0))
+    with pytest.raises(ir.IRError, match="accumulator"):
+        ir.Network(layers=(net.layers[0], _with(lif, acc_bits=lif.acc_bits - 1)),
+                   projections=net.projections, max_delay=net.max_delay)
+    path = ir.save(net, tmp_path / "wm.npz")
+    back = ir.load(path)
+    assert back == net and back.meta == net.meta
+
+
+def _with(layer, **changes):
+    fields = {f: getattr(layer, f) for f in ("n", "v_bits", "acc_bits", "beta", "beta_shift",
+                                             "threshold", "reset", "bias", "forced", "name")}
+    return ir.LIFLayer(**{**fields, **changes})
+
+
+def test_quantise_wm_options_and_errors():
+    w = _wm_weights(1)
+    net = quantise_wm(w, w_bits=6, reset="subtract", v_bits=20, beta=3, beta_shift=2)
+    lif = net.layers[1]
+    assert int(np.abs(net.projections[0].weight).max()) == 31
+    assert (lif.v_bits, lif.reset, lif.beta, lif.beta_shift) == (20, "subtract", 3, 2)
+    with pytest.raises(ValueError, match="all zeros"):
+        quantise_wm(np.zeros((2, 2, 3)))
+    with pytest.raises(ValueError, match="threshold rounds to 0"):
+        quantise_wm(np.full((2, 2, 1), 100.0), w_bits=2)
+    with pytest.raises(ValueError, match="shape"):
+        quantise_wm(np.ones((2, 3, 1)))
+
+
+def test_signed_bits():
+    assert [signed_bits(0, 0), signed_bits(-2, 1), signed_bits(-3, 1), signed_bits(0, 2),
+            signed_bits(-128, 127), signed_bits(-129, 0)] == [2, 2, 3, 3, 8, 9]
+
+
+# ---------------------------------------------------------------------------- end to end
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_run_wm_default_recalls_perfectly(seed):
+    r = run_wm(seed=seed)
+    assert r["f1_float"] == 1.0 and r["f1_int"] == 1.0
+    assert r["per_pattern_float"] == r["per_pattern_int"] == [1.0] * DEFAULTS["m"]
+    assert r["settings"]["load"] < 0.8
+    ir.check(r["net"])
+    # Enough target spikes for the score to mean something.
+    d = DEFAULTS["d"]
+    assert r["targets"][:, :, d:].sum((1, 2)).min() >= 30
+
+
+def test_float_and_integer_spikes_agree_every_step():
+    x = make_targets(DEFAULTS["m"], DEFAULTS["n"], DEFAULTS["t"], DEFAULTS["p"], seed=2)
+    w = least_squares_init(x, DEFAULTS["d"])
+    net = quantise_wm(w)
+    from sim.reference import simulate
+    f = trial_forcing(x, DEFAULTS["d"], pre=10, p=DEFAULTS["p"], seed=2)
+    s_float, _ = simulate_float(w, f)
+    s_int = np.stack([simulate(net, forced={1: fm.astype(np.uint8)}, steps=f.shape[1]).spikes[1]
+                      for fm in f])
+    assert np.array_equal(s_float, s_int.astype(bool))
+    assert recall_float(w, x, seed=2, p=DEFAULTS["p"])[0] == 1.0
+    assert recall_int(net, x, seed=2, p=DEFAULTS["p"])[0] == 1.0
+
+
+def test_over_capacity_fails():
+    # load m (T - d) / (n d) = 4 * 56 / 128 = 1.75: the least-squares system cannot be solved
+    # exactly, recall falls apart and the metric says so.
+    r = run_wm(n=16, d=8, m=4, t=64, p=0.05, seed=0)
+    assert r["settings"]["load"] > 1
+    assert r["f1_float"] < 0.9 and r["f1_int"] < 0.9
