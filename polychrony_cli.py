@@ -258,10 +258,12 @@ def _parser() -> argparse.ArgumentParser:
     tsub = p.add_subparsers(dest="what", required=True)
     q = tsub.add_parser("wm", help="working memory: least squares, quantise, F1")
     q.add_argument("-o", "--output", default="wm.npz")
-    for name, typ, default in (("n", int, 32), ("d", int, 8), ("m", int, 2), ("t", int, 64),
-                               ("p", float, 0.05), ("gain", float, 1.5), ("w-bits", int, 8),
+    # The defaults are model.wm.DEFAULTS (the demo's); importing it here would load torch.
+    for name, typ, default in (("n", int, 32), ("d", int, 16), ("m", int, 2), ("t", int, 48),
+                               ("p", float, 0.035), ("gain", float, 1.5), ("w-bits", int, 4),
                                ("seed", int, 0)):
-        q.add_argument(f"--{name}", type=typ, default=default)
+        q.add_argument(f"--{name}", type=typ, default=default,
+                       help=f"(default {default})")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_train_wm)
 

@@ -20,12 +20,14 @@ __all__ = [
 Reset = Literal["zero", "subtract"]
 Solver = Literal["auto", "gram", "lstsq"]
 
-#: Settings of the small demo (``run_wm()``): F1 = 1.0 in float and integer for seeds 0..199.
-#: The load ``m (T - d) / (n d) = 0.125`` is far below the least-squares limit (~0.8) on
-#: purpose: the weights must also stay quiet on the contexts no pattern contains (the noise
-#: before the cue, and noise + partial cue during it), or the network fires spurious spikes
-#: during the cue and the first free steps start from a wrong context. A small n * d makes
-#: each weight large, so that margin needs a low load (n=32, d=8, m=2, T=64 fails).
+#: Settings of the small demo (``run_wm()``). Measured over seeds 0..99: F1 = 1.0 in float for
+#: 98 seeds (min 0.984) and in the integer model for 95 (min 0.972); seed 0, the demo's, gives
+#: 1.0 in both. The load ``m (T - d) / (n d) = 0.125`` is far below the least-squares limit
+#: (~0.8) on purpose: the weights must also stay quiet on the contexts no pattern contains (the
+#: noise before the cue, and noise + partial cue during it), or the network fires spurious
+#: spikes during the cue and the first free steps start from a wrong context. A small n * d
+#: makes each weight large, so that margin needs a low load (n=32, d=8, m=2, T=64 fails).
+#: 4-bit weights keep the n*n*d weight ROM at 64 kbit, inside the iCE40UP5K's 120 kbit of EBR.
 DEFAULTS = dict(n=32, d=16, m=2, t=48, p=0.035, gain=1.5, w_bits=4, pre=10)
 
 

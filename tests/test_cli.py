@@ -129,3 +129,19 @@ def test_bad_arguments_are_refused(good):
     assert out.returncode == 2 and "--stall" in out.stderr
     out = _run("cosim", str(good), "--steps", "0")
     assert out.returncode == 2 and "--steps" in out.stderr
+
+
+def test_train_wm_defaults_are_the_demo_defaults():
+    from polychrony_cli import _parser
+    from model.wm import DEFAULTS
+    args = _parser().parse_args(["train", "wm"])
+    for key in ("n", "d", "m", "t", "p", "gain", "w_bits"):
+        assert getattr(args, key) == DEFAULTS[key], key
+
+
+def test_train_wm_writes_a_checked_ir(tmp_path):
+    out = _run("train", "wm", "-o", str(tmp_path / "wm.npz"), "--json")
+    assert out.returncode == 0, out.stderr
+    s = json.loads(out.stdout)
+    assert s["f1_float"] == 1.0 and s["f1_int"] == 1.0
+    assert _run("check", str(tmp_path / "wm.npz")).returncode == 0
