@@ -186,7 +186,7 @@ def cmd_demo(args) -> int:
         summary.update(bitstream=None, fmax_mhz=None, utilisation=None)
     ok = (summary["f1_float"] == 1.0 and summary["f1_int"] == 1.0 and
           all(c["mismatches"] == 0 and c["steps"] == steps for c in summary["cosim"].values())
-          and (args.no_build or (summary["bitstream"] and summary["fmax_mhz"] > 12.0)))
+          and (args.no_build or (summary["bitstream"] and (summary["fmax_mhz"] or 0) > 12.0)))
     summary["ok"] = bool(ok)
     if args.json:
         print(json.dumps(summary, indent=1, default=str))

@@ -14,7 +14,7 @@ from amaranth_boards.icebreaker import ICEBreakerPlatform
 
 from model.ir import Network
 from rtl.core import NetworkCore
-from rtl.interface import step_in_layout
+from rtl.interface import step_in_layout, step_records
 from .build import BuildResult, build
 
 __all__ = ["Schedule", "schedule_records", "default_schedule", "SchedulePlayer",
@@ -48,13 +48,7 @@ def schedule_records(net: Network, schedule: Schedule) -> list[dict]:
     """The ``step_in_layout`` records of ``schedule``: one per forced neuron (sorted, duplicates
     dropped), ``last = 1`` on each step's final record, one ``valid = 0`` record per empty step.
     """
-    out = []
-    for step in _check_schedule(net, schedule):
-        if not step:
-            out.append({"index": 0, "valid": 0, "last": 1})
-        out.extend({"index": j, "valid": 1, "last": int(q == len(step) - 1)}
-                   for q, j in enumerate(step))
-    return out
+    return [rec for step in _check_schedule(net, schedule) for rec in step_records(step)]
 
 
 def default_schedule(net: Network, *, cue_steps: int | None = None, steps: int | None = None,

@@ -7,7 +7,7 @@ from amaranth.lib import data
 
 from model.ir import Network
 
-__all__ = ["index_bits", "step_in_layout", "step_out_layout"]
+__all__ = ["index_bits", "step_in_layout", "step_out_layout", "step_records"]
 
 
 def index_bits(n: int) -> int:
@@ -37,3 +37,13 @@ def step_out_layout(net: Network) -> data.StructLayout:
     vb = max(l.v_bits for l in lif)
     return data.StructLayout({"index": unsigned(index_bits(n)), "spike": 1,
                               "v": signed(vb), "last": 1})
+
+
+def step_records(indices) -> list[dict]:
+    """The :func:`step_in_layout` records of one step that forces neurons ``indices`` (in the
+    given order): one ``valid = 1`` record each, ``last = 1`` on the final one, or a single
+    ``valid = 0, last = 1`` record when there are none."""
+    idx = [int(j) for j in indices]
+    if not idx:
+        return [{"index": 0, "valid": 0, "last": 1}]
+    return [{"index": j, "valid": 1, "last": int(q == len(idx) - 1)} for q, j in enumerate(idx)]

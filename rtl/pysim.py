@@ -10,6 +10,7 @@ from amaranth.sim import Simulator
 
 from model.ir import Network
 from .core import NetworkCore
+from .interface import step_records
 
 __all__ = ["CoreRun", "run_core"]
 
@@ -21,14 +22,6 @@ class CoreRun:
     spikes: np.ndarray      # (T, n) uint8
     v: np.ndarray           # (T, n) int64
     cycles: np.ndarray      # (T,) cycles from a step's last input record to its last output
-
-
-def step_records(forced_row: np.ndarray | None) -> list[dict]:
-    """Input records for one step: one per forced neuron, the last one flagged."""
-    idx = [] if forced_row is None else [int(j) for j in np.flatnonzero(forced_row)]
-    if not idx:
-        return [{"index": 0, "valid": 0, "last": 1}]
-    return [{"index": j, "valid": 1, "last": int(q == len(idx) - 1)} for q, j in enumerate(idx)]
 
 
 def run_core(net: Network, steps: int, forced: np.ndarray | None = None, *,
@@ -55,7 +48,7 @@ def run_core(net: Network, steps: int, forced: np.ndarray | None = None, *,
 
     async def producer(ctx):
         for t in range(steps):
-            for rec in step_records(None if forced is None else forced[t]):
+            for rec in step_records([] if forced is None else np.flatnonzero(forced[t])):
                 while rng.random() < idle:
                     await ctx.tick()
                 ctx.set(dut.i.valid, 1)
