@@ -46,25 +46,18 @@ def _load(path: str):
     return load(path)
 
 
-def _stimulus(net, steps: int, seed: int):
-    """Forced raster of layer 1 for a random run (None if the layer takes none)."""
-    from sim.randnet import random_stimulus
-    _, forced = random_stimulus(net, steps, seed)
-    return forced.get(1) if net.layers[1].forced else None
-
-
-def _cosim(net, forced, steps: int, simulator: str, work: Path, seed: int, *,
-           idle: float, stall: float, verilog_dir: Path | None = None):
+def _cosim(net, x, forced, steps: int, simulator: str, work: Path, seed: int, *,
+           idle: float, stall: float, lanes: int = 1, verilog_dir: Path | None = None):
     from rtl.export import generate
     from sim.cosim import run_cosim
     from sim.reference import simulate
 
-    trace = simulate(net, None, {1: forced} if forced is not None else None, steps=steps)
+    trace = simulate(net, x, forced, steps=steps)
     if verilog_dir is None:
         verilog_dir = work / "verilog"
-        generate(net, verilog_dir)
-    return run_cosim(verilog_dir, forced, trace.spikes[1], trace.v[1], simulator=simulator,
-                     work_dir=work, seed=seed, idle=idle, stall=stall)
+        generate(net, verilog_dir, lanes=lanes)
+    return run_cosim(verilog_dir, trace, x, forced, simulator=simulator, work_dir=work,
+                     seed=seed, idle=idle, stall=stall)
 
 
 # --------------------------------------------------------------------------------------------
@@ -93,21 +86,23 @@ def cmd_check(args) -> int:
 def cmd_generate(args) -> int:
     from rtl.export import generate
     net = _load(args.net)
-    man = generate(net, args.output, name=args.name)
+    _supported(net, args.lanes)
+    man = generate(net, args.output, name=args.name, lanes=args.lanes)
     print(f"wrote {Path(args.output) / man['verilog']} and {man['top']}.json "
           f"(IR {man['ir_digest'][:19]}…)")
     return 0
 
 
 def cmd_cosim(args) -> int:
+    from sim.randnet import random_stimulus
     net = _load(args.net)
-    _supported(net)
-    forced = _stimulus(net, args.steps, args.seed)
+    _supported(net, args.lanes)
+    x, forced = random_stimulus(net, args.steps, args.seed)
     work = Path(args.work)
     results = []
     for simulator in args.sim:
-        res = _cosim(net, forced, args.steps, simulator, work, args.seed,
-                     idle=args.idle, stall=args.stall)
+        res = _cosim(net, x, forced, args.steps, simulator, work, args.seed,
+                     idle=args.idle, stall=args.stall, lanes=args.lanes)
         results.append(res)
         if not args.json:
             print(res.describe())
@@ -118,12 +113,80 @@ def cmd_cosim(args) -> int:
 
 def cmd_build(args) -> int:
     net = _load(args.net)
-    _supported(net)
-    res = _build(net, args.board, Path(args.output))
+    _supported(net, args.lanes)
+    b, est = _estimate(net, args.board, lanes=args.lanes, steps=100, seed=0)
+    res = _build(net, args.board, Path(args.output), lanes=args.lanes)
+    real = res.resources
+    side = {"lut": (est.lut, real.get("logic")), "bram": (sum(est.blocks.values()),
+                                                           real.get("bram")),
+            "dsp": (est.dsp, real.get("dsp"))}
     if args.json:
-        print(json.dumps(_build_json(res), indent=1))
+        print(json.dumps(_build_json(res) | {"estimate": est.to_json(), "estimate_vs_real": {
+            k: {"estimate": e, "real": r.used if r else None} for k, (e, r) in side.items()}},
+            indent=1))
+        return 0
+    print(res.summary())
+    print(f"  {'':<6} {'estimate':>9} {'nextpnr':>9}")
+    for k, (e, r) in side.items():
+        print(f"  {k:<6} {e:>9} {r.used if r else '-':>9}")
+    steps_s = (res.fmax_mhz or 0) * 1e6 / est.cycles_per_step
+    print(f"  at the achieved {res.fmax_mhz:.1f} MHz: {steps_s:,.0f} steps/s "
+          f"({est.cycles_per_step:.0f} cycles/step on random input)")
+    return 0
+
+
+def _estimate(net, board_name: str, *, lanes: int, steps: int, seed: int,
+              vectors: str | None = None):
+    from boards.catalog import board
+    from rtl.cost import activity, estimate
+    from sim.reference import simulate
+    from sim.randnet import random_stimulus
+
+    b = board(board_name)
+    if vectors:
+        from sim.vectors import load_bundle
+        bundle = load_bundle(vectors)
+        if bundle.digest != net.digest:
+            raise UserError(f"{vectors}: vectors were made for IR {bundle.digest[:19]}…, "
+                            f"not for this network ({net.digest[:19]}…)")
+        x, forced = bundle.x, bundle.forced
     else:
-        print(res.summary())
+        x, forced = random_stimulus(net, steps, seed)
+    trace = simulate(net, x, forced, steps=None if x is not None and len(x) else steps)
+    act = activity(net, trace, x, forced)
+    return b, estimate(net, act, family=b.family, clock_mhz=b.clock_mhz, lanes=lanes)
+
+
+def _estimate_rows(b, est) -> list[tuple[str, str]]:
+    r = b.resources
+    blocks = sum(est.blocks.values())
+    return [
+        ("board", f"{b.name} ({b.device}, {b.clock_mhz:g} MHz), lanes {est.lanes}"),
+        ("memory", f"{sum(est.memory_bits.values()):,} bits in {blocks} blocks "
+                   f"(device: {r['bram']})"),
+        ("logic", f"~{est.lut:,} LUT4 (device: {r['lut']:,}), {est.dsp} multipliers "
+                  f"(device: {r['dsp']})"),
+        ("cycles/step", f"{est.cycles_per_step:.0f} mean, {est.cycles_max} max "
+                        f"over {est.steps_per_sample} steps"),
+        ("speed", f"{est.steps_per_s:,.0f} steps/s, {est.samples_per_s:,.1f} samples/s "
+                  f"at {b.clock_mhz:g} MHz"),
+    ]
+
+
+def cmd_estimate(args) -> int:
+    net = _load(args.net)
+    _supported(net, args.lanes)
+    b, est = _estimate(net, args.board, lanes=args.lanes, steps=args.steps, seed=args.seed,
+                       vectors=args.vectors)
+    if args.json:
+        print(json.dumps(est.to_json() | {"board": b.name, "device_resources": b.resources},
+                         indent=1))
+        return 0
+    for k, v in _estimate_rows(b, est):
+        print(f"  {k:<12} {v}")
+    print("  per array:")
+    for name, bits in est.memory_bits.items():
+        print(f"    {name:<22} {bits:>10,} bits  {est.blocks[name]:>4} blocks")
     return 0
 
 
@@ -159,10 +222,10 @@ def cmd_demo(args) -> int:
         summary["ir"] = {"path": str(path), "digest": net.digest}
     with prog.stage("reference: integer simulation of a recall trial"):
         s = wm["settings"]
-        forced = trial_forcing(wm["targets"], s["d"], pre=s["pre"], p=s["p"],
-                               seed=args.seed)[0].astype(np.uint8)
-        steps = forced.shape[0]
-        trace = simulate(net, None, {1: forced}, steps=steps)
+        forced = {1: trial_forcing(wm["targets"], s["d"], pre=s["pre"], p=s["p"],
+                                   seed=args.seed)[0].astype(np.uint8)}
+        steps = forced[1].shape[0]
+        trace = simulate(net, None, forced, steps=steps)
         summary["reference"] = {"steps": steps, "spikes": int(trace.spikes[1].sum())}
     with prog.stage("generate: Amaranth core -> Verilog"):
         vdir = out / "verilog"
@@ -172,7 +235,7 @@ def cmd_demo(args) -> int:
     with prog.stage("cosim: cocotb, Icarus and Verilator, every step"):
         summary["cosim"] = {}
         for simulator in ("icarus", "verilator"):
-            res = _cosim(net, forced, steps, simulator, out / "cosim", args.seed,
+            res = _cosim(net, None, forced, steps, simulator, out / "cosim", args.seed,
                          idle=0.1, stall=0.1, verilog_dir=vdir)
             summary["cosim"][simulator] = {"steps": res.steps, "mismatches": res.mismatches,
                                            "first_mismatch": res.first_mismatch,
@@ -222,16 +285,16 @@ def _print_demo(s: dict) -> None:
 
 # --------------------------------------------------------------------------------------------
 
-def _supported(net) -> None:
+def _supported(net, lanes: int = 1) -> None:
     from rtl.core import supported
-    supported(net)
+    supported(net, lanes=lanes)
 
 
-def _build(net, board: str, out: Path):
+def _build(net, board: str, out: Path, *, lanes: int = 1):
     if board not in BOARDS:
         raise UserError(f"unknown board {board!r}; supported: {', '.join(BOARDS)}")
     from boards.icebreaker import build_icebreaker
-    return build_icebreaker(net, build_dir=out / board)
+    return build_icebreaker(net, build_dir=out / board, lanes=lanes)
 
 
 def _build_json(res) -> dict:
@@ -276,6 +339,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("net")
     p.add_argument("-o", "--output", default="build")
     p.add_argument("--name", default="polychrony_core", help="top module name")
+    p.add_argument("--lanes", type=int, default=1, help="neurons updated per cycle")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("cosim", help="co-simulate the Verilog against the reference")
@@ -287,12 +351,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--idle", type=float, default=0.2, help="input idle-cycle probability")
     p.add_argument("--stall", type=float, default=0.2, help="output back-pressure probability")
     p.add_argument("--work", default="build/cosim", help="work directory (traces, logs)")
+    p.add_argument("--lanes", type=int, default=1, help="neurons updated per cycle")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_cosim)
+
+    p = sub.add_parser("estimate", help="memory, logic and speed of the core, before synthesis")
+    p.add_argument("net")
+    p.add_argument("--board", default="icebreaker", help="icebreaker or ulx3s-85f")
+    p.add_argument("--lanes", type=int, default=1, help="neurons updated per cycle")
+    p.add_argument("--vectors", help="stimulus bundle (.npz from sim.vectors) for the activity")
+    p.add_argument("--steps", type=int, default=100, help="steps of random stimulus otherwise")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_estimate)
 
     p = sub.add_parser("build", help="synthesise, place and route a bitstream for a board")
     p.add_argument("net")
     p.add_argument("--board", default="icebreaker", choices=BOARDS)
+    p.add_argument("--lanes", type=int, default=1, help="neurons updated per cycle")
     p.add_argument("-o", "--output", default="build")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_build)

@@ -48,7 +48,9 @@ def schedule_records(net: Network, schedule: Schedule) -> list[dict]:
     """The ``step_in_layout`` records of ``schedule``: one per forced neuron (sorted, duplicates
     dropped), ``last = 1`` on each step's final record, one ``valid = 0`` record per empty step.
     """
-    return [rec for step in _check_schedule(net, schedule) for rec in step_records(step)]
+    layer = net.forced_layers[0] if net.forced_layers else 1
+    return [rec for step in _check_schedule(net, schedule)
+            for rec in step_records(step, layer=layer)]
 
 
 def default_schedule(net: Network, *, cue_steps: int | None = None, steps: int | None = None,
@@ -161,7 +163,7 @@ class IcebreakerTop(Elaboratable):
 
     * ``led`` 1 (green): toggles at each completed step (heartbeat);
     * ``led`` 0 (red): some neuron spiked;
-    * ``led`` 2..6 (break-off PMOD, if present): neurons ``show[0..4]`` spiked.
+    * ``led`` 2..6 (break-off PMOD, if present): neurons ``show[0..4]`` of layer 1 spiked.
 
     Spike LEDs are refreshed at step ends at most every ``1 / hold_hz`` s and show every spike
     since the previous refresh, so a free-running core still gives a visible picture.
@@ -201,7 +203,11 @@ class IcebreakerTop(Elaboratable):
 
         rec = core.o.payload
         done = core.o.valid & rec.last
-        hits = Cat(rec.spike, *(rec.spike & (rec.index == q) for q in self.show))
+        lanes = self.core.lanes
+        # LED 0: any spike; LED 1 + q: neuron show[q] of layer 1, wherever its lane is.
+        hits = Cat(rec.spike.any(),
+                   *((rec.layer == 1) & (rec.index <= q) & (q < rec.index + lanes) &
+                     (rec.spike >> (q - rec.index).as_unsigned())[0] for q in self.show))
         seen = Signal.like(self.spike_leds)     # spikes since the last refresh
         expired, reload = _countdown(m, max(1, round(freq / self.hold_hz)), "hold")
         with m.If(core.o.valid):

@@ -1,326 +1,473 @@
-"""Network core: a time-multiplexed recurrent LIF population with taps delay lines in block RAM.
+"""Network core: every IR network as a streaming, time-multiplexed, event-driven LIF engine.
 
-This first generator implements the working-memory shape of the IR: one spiking LIF layer with
-one recurrent ``taps`` projection (weights ``w[i, j, k]`` at delay ``d0 + k``), an optional
-forced (cue) raster, per-neuron bias, either reset and any leak. Networks outside that shape are
-refused with :class:`UnsupportedNetwork`; the general multi-layer core is a later step.
+One generator builds the whole network from the IR: any number of LIF layers (spiking or
+read-out), feed-forward and recurrent projections of the three kinds, multi-bit inputs,
+biases, forced rasters. ``lanes`` neurons are updated per cycle, and weight words hold one
+weight per lane so that each lane gets a weight every cycle.
 
-Memories (all ``amaranth.lib.memory``, one read and at most one write port each):
+Per step, after the record with ``last = 1`` has been accepted on ``i``, layers 1..L run in
+order. For layer l:
 
-========  ==================================  ===============================================
-array     depth x width                       contents
-========  ==================================  ===============================================
-``w``     n*n*D x w_bits (ROM)                ``w[i, j, k]`` at address ``(j*D + k)*n + i``
-``bias``  n x acc_bits (ROM)                  per-neuron bias
-``v``     n x v_bits                          membranes v(t-1)
-``f``     n x 1                               forced raster of the current step
-``ev``    R * 2**index_bits x index_bits      spike history: slot ``t mod R`` lists the
-                                              neurons that emitted at step t (R = d0 + D)
-``cnt``   R x index_bits+1                    number of entries in each history slot
-``pair``  n*D x addr bits                     this step's active (neuron, tap) pairs, stored as
-                                              the base address ``(j*D + k)*n`` into ``w``
-========  ==================================  ===============================================
+1. *gather* — every projection into l has a :class:`~rtl.delay_line.DelayLine`. ``dense``
+   and ``taps`` projections turn the events that arrive now into (weight row, value) pairs:
+   one cycle per event. ``conv`` projections set the arriving presynaptic values in a
+   register vector instead (one cycle per event).
+2. *update* — for each group of ``lanes`` neurons: the weight words of the E pairs are summed
+   (one pair per cycle for all lanes), the conv kernels are applied to a window of the
+   register vector, the bias is added, and :class:`~rtl.lif.LIFUnit` lanes update the
+   membranes. The group is offered on ``o``; emitted spikes (own OR forced) are then pushed,
+   one per cycle, into the delay lines of every projection that leaves layer l.
 
-One timestep, after the record with ``last = 1`` has been accepted on ``i``:
-
-1. *gather* — for every tap k the history slot of step ``t - d0 - k`` is read and each neuron
-   j listed there becomes one pair (j, k): ``3*D + E`` cycles for E active pairs;
-2. *update* — for every neuron i, the weights ``w[i, pair]`` of the E pairs are summed
-   (one per cycle, pipelined), the bias is added and the LIF update is applied; the result is
-   offered on ``o`` and, when accepted, written back; emitted spikes are appended to slot
-   ``t mod R``: ``n * (E + 3)`` cycles (``2 * n`` when E = 0).
-
-So a step costs ``3*D + E + n*(E + 3)`` cycles after its last input record
-(:meth:`NetworkCore.cycles_per_step`): work grows with the number of spiking (neuron, delay)
-pairs, never with ``n * n * D``.
+Cycles per step ≈ Σ_l [events_l + groups_l · (E_l + 3) + spikes_l + 3 · jobs_l] + small
+constants (see ``docs/hardware.md``): work follows the spiking (neuron, delay) pairs, not
+n·n·D.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from math import ceil
 from typing import Literal
 
-from amaranth.hdl import Module, Signal, C, Cat, Mux, signed, unsigned
-from amaranth.lib import wiring, stream, memory
+import numpy as np
+from amaranth.hdl import Array, C, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.ir import InputLayer, LIFLayer, Network
+from model.ir import InputLayer, LIFLayer, Network, Projection
+from .delay_line import DelayLine
 from .interface import index_bits, step_in_layout, step_out_layout
+from .lif import LIFUnit
 
-__all__ = ["UnsupportedNetwork", "NetworkCore", "supported", "cycles_per_step", "memory_bits"]
+__all__ = ["UnsupportedNetwork", "NetworkCore", "supported", "memory_bits", "Fault"]
 
 Fault = Literal[None, "delay+1", "threshold>"]
 
 
 class UnsupportedNetwork(ValueError):
-    """The IR is valid but this generator cannot build it (yet)."""
+    """The IR is valid but this generator cannot build it with the given knobs."""
 
 
-def supported(net: Network) -> None:
-    """Raise :class:`UnsupportedNetwork` unless ``net`` has the working-memory shape."""
-    problems = []
-    if len(net.layers) != 2:
-        problems.append(f"it has {len(net.layers) - 1} LIF layers (this core builds exactly 1)")
-    elif not net.layers[1].spiking:
-        problems.append("its only layer is a read-out (this core needs a threshold)")
-    if len(net.projections) != 1 or net.projections[0].kind != "taps" \
-            or not net.projections[0].recurrent:
-        kinds = [f"{p.kind} {p.src}->{p.dst}" for p in net.projections]
-        problems.append(f"its projections are {kinds} (this core builds one recurrent taps)")
-    if isinstance(net.layers[0], InputLayer) and net.layers[0].n and \
-            any(p.src == 0 for p in net.projections):
-        problems.append("it has input channels (this core takes only a forced raster)")
-    if problems:
-        raise UnsupportedNetwork(f"network {net.name!r} is not supported by the working-memory "
-                                 "core: " + "; ".join(problems))
+def supported(net: Network, *, lanes: int = 1) -> None:
+    """Raise :class:`UnsupportedNetwork` unless the core can be built for ``net``."""
+    if not isinstance(lanes, int) or not 1 <= lanes <= 256:
+        raise UnsupportedNetwork(f"lanes must be an integer in [1, 256], got {lanes!r}")
 
 
-def cycles_per_step(net: Network, pairs: int) -> int:
-    """Cycles from the edge accepting a step's last input record to the edge accepting its
-    last output record, with ``pairs`` = E active (neuron, tap) pairs and ``o`` always ready.
-
-    The core accepts the next step's first input record two cycles later.
-    """
-    supported(net)
-    n, taps = net.layers[1].n, net.projections[0].n_taps
-    return 3 * taps + pairs + n * (pairs + 3 if pairs else 2)
+def _pack(values, width: int) -> int:
+    """Pack signed integers into one word, element 0 in the low bits."""
+    word = 0
+    mask = (1 << width) - 1
+    for k, x in enumerate(values):
+        word |= (int(x) & mask) << (k * width)
+    return word
 
 
-def memory_bits(net: Network) -> dict[str, int]:
-    """Bits of each memory array of the core for ``net`` (see the table above)."""
-    supported(net)
-    layer, proj = net.layers[1], net.projections[0]
-    n, D = layer.n, proj.n_taps
-    R, ib = int(proj.delay) + D, index_bits(n)
-    wb = max(1, (n * n * D - 1).bit_length())
-    return {"w": n * n * D * proj.w_bits, "bias": n * layer.acc_bits, "v": n * layer.v_bits,
-            "f": n if layer.forced else 0, "ev": R * (1 << ib) * ib,
-            "cnt": R * n.bit_length(), "pair": n * D * wb}
+@dataclass(frozen=True)
+class _Proj:
+    """A projection as the core builds it."""
 
-
-class NetworkCore(wiring.Component):
-    """Streaming, time-multiplexed core for one recurrent LIF population with taps delays.
-
-    Ports: ``i`` (In stream, :func:`~rtl.interface.step_in_layout`), ``o`` (Out stream,
-    :func:`~rtl.interface.step_out_layout`), and ``busy`` (high while a step is computed or
-    the memories are cleared after reset).
-
-    ``fault`` plants a deliberate bug, for testing that the verification catches it:
-    ``"delay+1"`` reads every delay one step late; ``"threshold>"`` fires on ``v > threshold``.
-    """
-
-    def __init__(self, net: Network, *, fault: Fault = None):
-        supported(net)
-        if fault not in (None, "delay+1", "threshold>"):
-            raise ValueError(f"fault must be None, 'delay+1' or 'threshold>', got {fault!r}")
-        self.net = net
-        self.fault = fault
-        self.layer: LIFLayer = net.layers[1]
-        self.proj = net.projections[0]
-        super().__init__({
-            "i": In(stream.Signature(step_in_layout(net))),
-            "o": Out(stream.Signature(step_out_layout(net))),
-            "busy": Out(1),
-        })
-
-    # Derived facts (the cost model lives in module functions so estimates need no component).
-    @property
-    def n(self) -> int:
-        return self.layer.n
+    index: int
+    p: Projection
+    pre: InputLayer | LIFLayer
+    post: LIFLayer
+    mode: str              # "history" (taps) or "arrival" (dense, conv)
+    slots: int
+    value_bits: int        # 0 when presynaptic values are spikes (always 1)
 
     @property
     def taps(self) -> int:
-        return self.proj.n_taps
+        return self.p.n_taps
 
-    @property
-    def d0(self) -> int:
-        return int(self.proj.delay)
 
-    @property
-    def ring(self) -> int:
-        """History slots R: the current step plus the longest delay."""
-        return self.d0 + self.taps
+def _plan(net: Network) -> list[_Proj]:
+    out = []
+    for q, p in enumerate(net.projections):
+        pre, post = net.layers[p.src], net.layers[p.dst]
+        vb = pre.in_bits if isinstance(pre, InputLayer) and pre.in_bits > 1 else 0
+        if p.kind == "taps":
+            slots, mode = int(p.delay) + p.n_taps, "history"
+        else:
+            slots, mode = p.max_delay + 1, "arrival"
+        out.append(_Proj(q, p, pre, post, mode, slots, vb))
+    return out
 
-    def cycles_per_step(self, pairs: int) -> int:
-        """See :func:`cycles_per_step`."""
-        return cycles_per_step(self.net, pairs)
+
+def memory_bits(net: Network, *, lanes: int = 1) -> dict[str, int]:
+    """Bits of every memory array of the core for ``net`` with ``lanes`` (name -> bits)."""
+    supported(net, lanes=lanes)
+    out = {}
+    for l, layer in enumerate(net.layers[1:], 1):
+        g = ceil(layer.n / lanes)
+        out[f"layer{l}.v"] = g * lanes * layer.v_bits
+        out[f"layer{l}.bias"] = g * lanes * layer.acc_bits
+        pairs = [pp for pp in _plan(net) if pp.p.dst == l and pp.p.kind != "conv"]
+        if pairs:
+            cap = sum(pp.pre.n * pp.taps for pp in pairs)
+            out[f"layer{l}.pairs"] = cap * _pair_bits(net, l, lanes)
+    for pp in _plan(net):
+        ib = index_bits(pp.pre.n)
+        out[f"proj{pp.index}.delay_line"] = pp.slots * (1 << ib) * (ib + pp.value_bits)
+        if pp.p.kind != "conv":
+            g = ceil(pp.post.n / lanes)
+            out[f"proj{pp.index}.weights"] = pp.pre.n * pp.taps * g * lanes * pp.p.w_bits
+    return out
+
+
+def _pair_bits(net: Network, l: int, lanes: int) -> int:
+    plan = [pp for pp in _plan(net) if pp.p.dst == l and pp.p.kind != "conv"]
+    g = ceil(net.layers[l].n / lanes)
+    base = max(1, max(pp.pre.n * pp.taps * g for pp in plan).bit_length())
+    tag = max(1, (len(plan) - 1).bit_length())
+    vb = max(pp.value_bits for pp in plan)
+    return tag + base + vb
+
+
+class NetworkCore(wiring.Component):
+    """Streaming, time-multiplexed core for any IR network (see the module docstring).
+
+    Ports: ``i`` (In stream, :func:`~rtl.interface.step_in_layout`), ``o`` (Out stream,
+    :func:`~rtl.interface.step_out_layout` with ``lanes``), ``busy`` (high while a step runs).
+
+    ``fault`` plants a deliberate bug, so that tests can show verification catches it:
+    ``"delay+1"`` delivers every dense/conv event one step late (taps read one step late),
+    ``"threshold>"`` fires on ``v > threshold``.
+    """
+
+    def __init__(self, net: Network, *, lanes: int = 1, fault: Fault = None):
+        supported(net, lanes=lanes)
+        if fault not in (None, "delay+1", "threshold>"):
+            raise ValueError(f"fault must be None, 'delay+1' or 'threshold>', got {fault!r}")
+        self.net, self.lanes, self.fault = net, lanes, fault
+        super().__init__({
+            "i": In(stream.Signature(step_in_layout(net))),
+            "o": Out(stream.Signature(step_out_layout(net, lanes))),
+            "busy": Out(1),
+        })
 
     @property
     def memory_bits(self) -> dict[str, int]:
-        """See :func:`memory_bits`."""
-        return memory_bits(self.net)
+        return memory_bits(self.net, lanes=self.lanes)
 
     def elaborate(self, platform):
         m = Module()
-        layer, proj = self.layer, self.proj
-        n, D, d0, R = self.n, self.taps, self.d0, self.ring
-        ib = index_bits(n)
-        cb = n.bit_length()                       # counts 0..n
-        wa = max(1, (n * n * D - 1).bit_length())  # weight address bits
-        pb = max(1, (n * D).bit_length())          # pair counts 0..n*D
-        sb = max(1, (R - 1).bit_length())
-        acc_shape = signed(layer.acc_bits + 1)     # partial sums without bias need one bit more
+        net, L, fault = self.net, self.lanes, self.fault
+        layers = net.layers
+        plan = _plan(net)
+        rec = self.i.payload
 
-        w = proj.weight
-        w_init = [int(w[i, j, k]) for j in range(n) for k in range(D) for i in range(n)]
-        m.submodules.w_mem = w_mem = memory.Memory(
-            shape=signed(proj.w_bits), depth=n * n * D, init=w_init)
-        m.submodules.b_mem = b_mem = memory.Memory(
-            shape=signed(layer.acc_bits), depth=n, init=[int(b) for b in layer.bias])
-        m.submodules.v_mem = v_mem = memory.Memory(shape=signed(layer.v_bits), depth=n, init=[])
-        m.submodules.f_mem = f_mem = memory.Memory(shape=1, depth=n, init=[])
-        m.submodules.ev_mem = ev_mem = memory.Memory(shape=ib, depth=R << ib, init=[])
-        m.submodules.cnt_mem = cnt_mem = memory.Memory(shape=cb, depth=R, init=[])
-        m.submodules.pair_mem = pair_mem = memory.Memory(shape=wa, depth=n * D, init=[])
+        # ---- delay lines, one per projection ------------------------------------------------
+        lines = {}
+        for pp in plan:
+            line = DelayLine(n=pp.pre.n, slots=pp.slots + (1 if fault == "delay+1" and
+                                                           pp.mode == "arrival" else 0),
+                             mode=pp.mode, value_bits=pp.value_bits,
+                             delays=pp.p.delays_of_pre(pp.pre.n),
+                             fault="delay+1" if fault == "delay+1" and pp.mode == "arrival"
+                             else None)
+            m.submodules[f"line{pp.index}"] = lines[pp.index] = line
+        outgoing = {s: [pp for pp in plan if pp.p.src == s] for s in range(len(layers))}
 
-        w_rd = w_mem.read_port()
-        b_rd = b_mem.read_port()
-        v_rd, v_wr = v_mem.read_port(), v_mem.write_port()
-        f_rd, f_wr = f_mem.read_port(), f_mem.write_port()
-        ev_rd, ev_wr = ev_mem.read_port(), ev_mem.write_port()
-        cnt_rd, cnt_wr = cnt_mem.read_port(), cnt_mem.write_port()
-        pair_rd, pair_wr = pair_mem.read_port(), pair_mem.write_port()
+        def push(src: int, index, value, valid) -> list:
+            stmts = []
+            for pp in outgoing[src]:
+                line = lines[pp.index]
+                stmts += [line.push_valid.eq(valid), line.push_index.eq(index),
+                          line.push_value.eq(value)]
+            return stmts
 
-        cur = Signal(range(R))        # history slot of the current step, t mod R
-        gslot = Signal(range(R))      # slot being gathered
-        k = Signal(range(D + 1))      # tap being gathered
-        k_base = Signal(wa + 1)       # k * n
-        cnt = Signal(cb)              # entries in the gathered slot
-        mi = Signal(cb)               # next entry to read
-        pend = Signal()               # an ev read is in flight
-        n_pairs = Signal(pb)          # E: active pairs this step
-        ni = Signal(ib)               # neuron being updated
-        p = Signal(pb)                # next pair to issue
+        def pending(src: int):
+            sigs = [lines[pp.index].pending for pp in outgoing[src]]
+            return Cat(*sigs).any() if sigs else C(0, 1)
+
+        # ---- per-layer state ---------------------------------------------------------------
+        forced = {l: Signal(ceil(layers[l].n / L) * L, name=f"forced{l}")
+                  for l in range(1, len(layers)) if layers[l].forced}
+        conv_vec = {pp.index: Array(Signal(max(1, pp.value_bits), name=f"g{pp.index}_{j}")
+                                    for j in range(pp.pre.n))
+                    for pp in plan if pp.p.kind == "conv"}
+
+        grp = Signal(16)              # group being updated
+        p_next = Signal(24)           # next pair to issue
+        n_pairs = Signal(24)          # E: pairs gathered for the current layer
         s1 = Signal()                 # pair read in flight
         s2 = Signal()                 # weight read in flight
-        acc = Signal(acc_shape)
-        emitted = Signal(cb)          # spikes appended to slot `cur` this step
-        clr = Signal(range(max(n, R) + 1))
+        mi = Signal(17)               # next event of the current gather job
+        pend = Signal()               # an event read is in flight
+        drain = Signal(L)             # emitted lanes still to push
 
-        m.d.comb += [v_rd.addr.eq(ni), f_rd.addr.eq(ni), b_rd.addr.eq(ni),
-                     cnt_rd.addr.eq(gslot)]
+        ctx = {l: self._datapath(m, l, plan, lines, forced, conv_vec, grp)
+               for l in range(1, len(layers))}
 
-        # The LIF update of neuron `ni`, valid in state FIRE (all reads have settled).
-        i_in = Signal(signed(layer.acc_bits + 1))
-        u = Signal(signed(layer.v_bits + 1))
-        v_hat = Signal(signed(layer.v_bits))
-        spike = Signal()
-        v_new = Signal(signed(layer.v_bits))
-        beta = C(layer.beta, signed(layer.beta.bit_length() + 1))
-        total = Signal(signed(max(layer.v_bits, layer.acc_bits + 1) + 2))
-        m.d.comb += [
-            i_in.eq(acc + b_rd.data),
-            # Arithmetic shift of a signed product: floor, as the contract says.
-            u.eq((beta * v_rd.data) >> layer.beta_shift),
-            total.eq(u + i_in),
-            v_hat.eq(Mux(total > layer.v_max, layer.v_max,
-                         Mux(total < layer.v_min, layer.v_min, total))),
-        ]
-        if self.fault == "threshold>":
-            m.d.comb += spike.eq(v_hat > layer.threshold)
-        else:
-            m.d.comb += spike.eq(v_hat >= layer.threshold)
-        if layer.reset == "zero":
-            m.d.comb += v_new.eq(Mux(spike, 0, v_hat))
-        else:
-            m.d.comb += v_new.eq(Mux(spike, v_hat - layer.threshold, v_hat))
-        forced = f_rd.data if layer.forced else C(0, 1)
-
-        first_slot = (d0 + 1) if self.fault == "delay+1" else d0
-
-        def slot_minus(slot, amount):
-            """(slot - amount) mod R for a slot < R and a constant 0 <= amount <= R."""
-            amount %= R
-            return Mux(slot >= amount, slot - amount, slot + (R - amount))
-
+        clr = Signal(16)
         with m.FSM(init="CLEAR"):
-            # After reset the memories still hold old state: clear v, f and the history counts.
+            # A synchronous reset does not clear block RAM: zero every membrane first.
             with m.State("CLEAR"):
                 m.d.comb += self.busy.eq(1)
-                m.d.comb += [v_wr.addr.eq(clr), v_wr.data.eq(0), v_wr.en.eq(clr < n),
-                             f_wr.addr.eq(clr), f_wr.data.eq(0), f_wr.en.eq(clr < n),
-                             cnt_wr.addr.eq(clr), cnt_wr.data.eq(0), cnt_wr.en.eq(clr < R)]
+                for l, c in ctx.items():
+                    m.d.comb += [c["v_wr"].addr.eq(clr), c["v_wr"].data.eq(0),
+                                 c["v_wr"].en.eq(clr < c["G"])]
                 m.d.sync += clr.eq(clr + 1)
-                with m.If(clr == max(n, R) - 1):
-                    m.d.sync += cur.eq(0)
+                with m.If(clr == max(c["G"] for c in ctx.values()) - 1):
                     m.next = "RECV"
 
             with m.State("RECV"):
                 m.d.comb += self.i.ready.eq(1)
-                with m.If(self.i.valid):
-                    rec = self.i.payload
-                    if layer.forced:
-                        m.d.comb += [f_wr.addr.eq(rec.index), f_wr.data.eq(1),
-                                     f_wr.en.eq(rec.valid & (rec.index < n))]
-                    with m.If(rec.last):
-                        m.d.sync += [k.eq(0), k_base.eq(0), n_pairs.eq(0),
-                                     gslot.eq(slot_minus(cur, first_slot))]
-                        m.next = "G_COUNT"
+                with m.If(self.i.valid & rec.valid):
+                    if layers[0].n:
+                        in_range = (rec.layer == 0) & (rec.index < layers[0].n) & (rec.value != 0)
+                        m.d.comb += push(0, rec.index, rec.value, in_range)
+                    for l, f in forced.items():
+                        with m.If((rec.layer == l) & (rec.index < layers[l].n)):
+                            m.d.sync += f.bit_select(rec.index, 1).eq(1)
+                with m.If(self.i.valid & rec.last):
+                    m.next = "WAIT0"
 
-            with m.State("G_COUNT"):          # cnt_rd.addr = gslot is being read
+            with m.State("WAIT0"):
                 m.d.comb += self.busy.eq(1)
-                m.next = "G_LATCH"
+                with m.If(~pending(0)):
+                    m.d.sync += [n_pairs.eq(0), mi.eq(0), pend.eq(0), grp.eq(0), p_next.eq(0)]
+                    m.next = "L1_J0"
 
-            with m.State("G_LATCH"):
-                m.d.comb += self.busy.eq(1)
-                m.d.sync += [cnt.eq(cnt_rd.data), mi.eq(0), pend.eq(0)]
-                m.next = "G_EVENTS"
+            for l in range(1, len(layers)):
+                self._states(m, l, ctx[l], plan, lines, push, pending, forced, conv_vec,
+                             grp, p_next, n_pairs, s1, s2, mi, pend, drain)
 
-            with m.State("G_EVENTS"):
+            with m.State("END"):
                 m.d.comb += self.busy.eq(1)
-                with m.If(pend):
-                    m.d.comb += [pair_wr.addr.eq(n_pairs), pair_wr.en.eq(1),
-                                 pair_wr.data.eq(ev_rd.data * (D * n) + k_base)]
-                    m.d.sync += n_pairs.eq(n_pairs + 1)
-                m.d.comb += ev_rd.addr.eq(Cat(mi[:ib], gslot))
-                m.d.sync += pend.eq(mi < cnt)
-                with m.If(mi < cnt):
-                    m.d.sync += mi.eq(mi + 1)
-                with m.Else():  # the last read (if any) is written above in this same cycle
-                    m.d.sync += [k.eq(k + 1), k_base.eq(k_base + n),
-                                 gslot.eq(slot_minus(gslot, 1))]
-                    with m.If(k == D - 1):
-                        m.d.sync += [ni.eq(0), p.eq(0), s1.eq(0), s2.eq(0), acc.eq(0),
-                                     emitted.eq(0)]
-                        m.next = "U_ACC"
-                    with m.Else():
-                        m.next = "G_COUNT"
-
-            with m.State("U_ACC"):
-                # Three-stage stream: pair address -> weight address -> add.
-                m.d.comb += self.busy.eq(1)
-                m.d.comb += [pair_rd.addr.eq(p), w_rd.addr.eq(pair_rd.data + ni)]
-                m.d.sync += [s1.eq(p < n_pairs), s2.eq(s1)]
-                with m.If(p < n_pairs):
-                    m.d.sync += p.eq(p + 1)
-                with m.If(s2):
-                    m.d.sync += acc.eq(acc + w_rd.data)
-                # The last add (s2) lands at this clock edge, in time for FIRE.
-                with m.If((p == n_pairs) & ~s1):
-                    m.next = "FIRE"
-
-            with m.State("FIRE"):
-                m.d.comb += self.busy.eq(1)
-                m.d.comb += [self.o.valid.eq(1),
-                             self.o.payload.index.eq(ni), self.o.payload.spike.eq(spike),
-                             self.o.payload.v.eq(v_new), self.o.payload.last.eq(ni == n - 1)]
-                with m.If(self.o.ready):
-                    m.d.comb += [v_wr.addr.eq(ni), v_wr.data.eq(v_new), v_wr.en.eq(1)]
-                    if layer.forced:
-                        m.d.comb += [f_wr.addr.eq(ni), f_wr.data.eq(0), f_wr.en.eq(1)]
-                    with m.If(spike | forced):
-                        m.d.comb += [ev_wr.addr.eq(Cat(emitted[:ib], cur)), ev_wr.data.eq(ni),
-                                     ev_wr.en.eq(1)]
-                        m.d.sync += emitted.eq(emitted + 1)
-                    m.d.sync += [p.eq(0), acc.eq(0)]
-                    with m.If(ni == n - 1):
-                        m.next = "U_END"
-                    with m.Else():
-                        m.d.sync += ni.eq(ni + 1)
-                        m.next = "U_ACC"
-
-            with m.State("U_END"):
-                m.d.comb += self.busy.eq(1)
-                m.d.comb += [cnt_wr.addr.eq(cur), cnt_wr.data.eq(emitted), cnt_wr.en.eq(1)]
-                m.d.sync += cur.eq(Mux(cur == R - 1, 0, cur + 1))
+                for line in lines.values():
+                    m.d.comb += line.advance.eq(1)
                 m.next = "RECV"
         return m
+
+    # ----------------------------------------------------------------------------------------
+    def _datapath(self, m, l, plan, lines, forced, conv_vec, grp) -> dict:
+        """Memories, weight ports, conv windows and LIF lanes of layer l (state-independent)."""
+        net, L = self.net, self.lanes
+        layer = net.layers[l]
+        G = ceil(layer.n / L)
+        incoming = [pp for pp in plan if pp.p.dst == l]
+        weighted = [pp for pp in incoming if pp.p.kind != "conv"]
+        convs = [pp for pp in incoming if pp.p.kind == "conv"]
+        ctx = dict(G=G, incoming=incoming, weighted=weighted, convs=convs)
+
+        vmem = memory.Memory(shape=unsigned(L * layer.v_bits), depth=G, init=[])
+        bias = list(layer.bias) + [0] * (G * L - layer.n)
+        bmem = memory.Memory(shape=unsigned(L * layer.acc_bits), depth=G,
+                             init=[_pack(bias[g * L:(g + 1) * L], layer.acc_bits)
+                                   for g in range(G)])
+        m.submodules[f"v{l}"], m.submodules[f"bias{l}"] = vmem, bmem
+        v_rd, v_wr, b_rd = vmem.read_port(), vmem.write_port(), bmem.read_port()
+        m.d.comb += [v_rd.addr.eq(grp), b_rd.addr.eq(grp)]
+        ctx["v_wr"] = v_wr
+
+        # Weight memories: word row*G + g holds w[g*L : (g+1)*L, row] with row = j (dense) or
+        # j*D + k (taps): one word feeds every lane.
+        wports = []
+        for pp in weighted:
+            w = pp.p.weight if pp.p.kind == "taps" else pp.p.weight[:, :, None]
+            words = []
+            for j in range(pp.pre.n):
+                for k in range(pp.taps):
+                    col = list(w[:, j, k]) + [0] * (G * L - layer.n)
+                    words += [_pack(col[g * L:(g + 1) * L], pp.p.w_bits) for g in range(G)]
+            wm = memory.Memory(shape=unsigned(L * pp.p.w_bits), depth=len(words), init=words)
+            m.submodules[f"w{pp.index}"] = wm
+            wports.append(wm.read_port())
+        ctx["wports"] = wports
+
+        if weighted:
+            pb = _pair_bits(net, l, L)
+            ctx["tag_bits"] = tag_bits = max(1, (len(weighted) - 1).bit_length())
+            ctx["vb"] = vb = max(pp.value_bits for pp in weighted)
+            ctx["base_bits"] = pb - tag_bits - vb
+            cap = sum(pp.pre.n * pp.taps for pp in weighted)
+            pmem = memory.Memory(shape=unsigned(pb), depth=cap, init=[])
+            m.submodules[f"pairs{l}"] = pmem
+            ctx["pr_rd"], ctx["pr_wr"] = pmem.read_port(), pmem.write_port()
+
+        acc = [Signal(signed(layer.acc_bits + 1), name=f"acc{l}_{k}") for k in range(L)]
+        ctx["acc"] = acc
+
+        # Conv: each lane applies the K-tap kernel to a window of the presynaptic vector.
+        conv_terms = [0] * L
+        for pp in convs:
+            K = pp.p.weight.shape[0]
+            c = (K - 1) // 2
+            vec, vw = conv_vec[pp.index], max(1, pp.value_bits)
+            windows = []
+            for g in range(G):
+                items = []
+                for x in range(L + K - 1):
+                    j = g * L + x - c
+                    items.append(vec[j] if 0 <= j < pp.pre.n else C(0, vw))
+                windows.append(Cat(*items))
+            win = Signal(len(windows[0]), name=f"win{pp.index}")
+            # A part-select, not an Array: it becomes a continuous assignment, which Icarus
+            # evaluates at time 0 even when its inputs never change.
+            m.d.comb += win.eq(Cat(*windows).word_select(grp, len(windows[0])))
+            for lane in range(L):
+                for k in range(K):
+                    wk = int(pp.p.weight[k])
+                    if wk == 0:
+                        continue
+                    g_val = win[(lane + k) * vw:(lane + k + 1) * vw]
+                    wc = C(wk, signed(pp.p.w_bits))
+                    term = g_val * wc if pp.value_bits else Mux(g_val, wc, 0)
+                    conv_terms[lane] = conv_terms[lane] + term
+
+        spikes = Signal(L, name=f"spikes{l}")
+        emit = Signal(L, name=f"emit{l}")
+        v_new = [Signal(signed(layer.v_bits), name=f"vnew{l}_{k}") for k in range(L)]
+        for lane in range(L):
+            u = LIFUnit(layer, i_width=layer.acc_bits + 3,
+                        fault="threshold>" if self.fault == "threshold>" else None)
+            m.submodules[f"lif{l}_{lane}"] = u
+            b = b_rd.data[lane * layer.acc_bits:(lane + 1) * layer.acc_bits].as_signed()
+            v = v_rd.data[lane * layer.v_bits:(lane + 1) * layer.v_bits].as_signed()
+            live = (grp * L + lane) < layer.n
+            f_bit = forced[l].bit_select(grp * L + lane, 1) if l in forced else C(0, 1)
+            m.d.comb += [u.v.eq(v), u.i_in.eq(acc[lane] + b + conv_terms[lane]),
+                         spikes[lane].eq(u.spike & live),
+                         emit[lane].eq((u.spike | f_bit) & live),
+                         v_new[lane].eq(Mux(live, u.v_new, 0))]
+        ctx.update(spikes=spikes, emit=emit, v_new=v_new)
+        return ctx
+
+    def _states(self, m, l, ctx, plan, lines, push, pending, forced, conv_vec,
+                grp, p_next, n_pairs, s1, s2, mi, pend, drain):
+        """FSM states of layer l: gather jobs L{l}_J*, then ACC / FIRE / DRAIN / END."""
+        net, L = self.net, self.lanes
+        layer = net.layers[l]
+        last_layer = l == len(net.layers) - 1
+        nxt_layer = "END" if last_layer else f"L{l + 1}_J0"
+        G, weighted, convs = ctx["G"], ctx["weighted"], ctx["convs"]
+        acc, busy = ctx["acc"], self.busy
+        emits = any(pp.p.src == l for pp in plan)
+
+        # ---- gather: one job per (projection, tap) -----------------------------------------
+        jobs = []
+        for pp in ctx["incoming"]:
+            if pp.p.kind == "taps":
+                first = int(pp.p.delay) + (1 if self.fault == "delay+1" else 0)
+                jobs += [(pp, first + k, k) for k in range(pp.taps)]
+            else:
+                jobs.append((pp, 0, 0))
+        for q, (pp, offset, k) in enumerate(jobs):
+            line = lines[pp.index]
+            nxt = f"L{l}_J{q + 1}" if q + 1 < len(jobs) else f"L{l}_ACC"
+            with m.State(f"L{l}_J{q}"):
+                m.d.comb += busy.eq(1)
+                if pp.mode == "history":
+                    m.d.comb += line.rd_offset.eq(offset % pp.slots)
+                with m.If(pend):  # the event read last cycle is on rd_index/rd_value
+                    if pp.p.kind == "conv":
+                        m.d.sync += conv_vec[pp.index][line.rd_index].eq(line.rd_value)
+                    else:
+                        base = Signal(ctx["base_bits"], name=f"base{l}_{q}")
+                        m.d.comb += base.eq(line.rd_index * (pp.taps * G) + k * G)
+                        fields = [Const(weighted.index(pp), ctx["tag_bits"]), base]
+                        if ctx["vb"]:
+                            fields.append(line.rd_value[:ctx["vb"]] if pp.value_bits
+                                          else C(1, ctx["vb"]))
+                        m.d.comb += [ctx["pr_wr"].addr.eq(n_pairs),
+                                     ctx["pr_wr"].data.eq(Cat(*fields)),
+                                     ctx["pr_wr"].en.eq(1)]
+                        m.d.sync += n_pairs.eq(n_pairs + 1)
+                m.d.comb += line.rd_entry.eq(mi)
+                m.d.sync += pend.eq(mi < line.rd_count)
+                with m.If(mi < line.rd_count):
+                    m.d.sync += mi.eq(mi + 1)
+                with m.Else():
+                    if pp.mode == "arrival":
+                        m.d.comb += line.clear.eq(1)
+                    m.d.sync += [mi.eq(0), pend.eq(0)]
+                    m.next = nxt
+        if not jobs:
+            with m.State(f"L{l}_J0"):
+                m.d.comb += busy.eq(1)
+                m.next = f"L{l}_ACC"
+
+        # ---- accumulate one group: pair -> weight word -> add, one pair per cycle ----------
+        with m.State(f"L{l}_ACC"):
+            m.d.comb += busy.eq(1)
+            if weighted:
+                tb, bb, vb = ctx["tag_bits"], ctx["base_bits"], ctx["vb"]
+                pr_rd = ctx["pr_rd"]
+                tag2 = Signal(tb, name=f"tag{l}")
+                val2 = Signal(max(1, vb), name=f"val{l}")
+                m.d.comb += pr_rd.addr.eq(p_next)
+                for port in ctx["wports"]:
+                    m.d.comb += port.addr.eq(pr_rd.data[tb:tb + bb] + grp)
+                m.d.sync += [s1.eq(p_next < n_pairs), s2.eq(s1), tag2.eq(pr_rd.data[:tb])]
+                if vb:
+                    m.d.sync += val2.eq(pr_rd.data[tb + bb:])
+                with m.If(p_next < n_pairs):
+                    m.d.sync += p_next.eq(p_next + 1)
+                with m.If(s2):
+                    for lane in range(L):
+                        term = None
+                        for t_i, (pp, port) in enumerate(zip(weighted, ctx["wports"])):
+                            wb = pp.p.w_bits
+                            wv = port.data[lane * wb:(lane + 1) * wb].as_signed()
+                            if pp.value_bits:
+                                wv = wv * val2[:pp.value_bits]
+                            term = wv if term is None else Mux(tag2 == t_i, wv, term)
+                        m.d.sync += acc[lane].eq(acc[lane] + term)
+                # The last add (s2) lands at this clock edge, in time for FIRE.
+                with m.If((p_next == n_pairs) & ~s1):
+                    m.next = f"L{l}_FIRE"
+            else:
+                m.next = f"L{l}_FIRE"
+
+        # ---- fire: offer the group on `o`; on acceptance write back and emit ---------------
+        last_group = grp == G - 1
+        with m.State(f"L{l}_FIRE"):
+            m.d.comb += busy.eq(1)
+            out = self.o.payload
+            m.d.comb += [self.o.valid.eq(1), out.layer.eq(l), out.index.eq(grp * L),
+                         out.spike.eq(ctx["spikes"]), out.last.eq(last_group & last_layer)]
+            for lane in range(L):
+                m.d.comb += out.v[lane].eq(ctx["v_new"][lane])
+            with m.If(self.o.ready):
+                v_wr = ctx["v_wr"]
+                m.d.comb += [v_wr.addr.eq(grp), v_wr.data.eq(Cat(*ctx["v_new"])),
+                             v_wr.en.eq(1)]
+                m.d.sync += [p_next.eq(0)] + [a.eq(0) for a in acc]
+                if emits:
+                    m.d.sync += drain.eq(ctx["emit"])
+                    m.next = f"L{l}_DRAIN"
+                else:
+                    with m.If(last_group):
+                        m.next = f"L{l}_END"
+                    with m.Else():
+                        m.d.sync += grp.eq(grp + 1)
+                        m.next = f"L{l}_ACC"
+
+        # ---- drain: push the group's emitted neurons into every outgoing delay line --------
+        if emits:
+            with m.State(f"L{l}_DRAIN"):
+                m.d.comb += busy.eq(1)
+                low = Signal(range(max(2, L)), name=f"low{l}")
+                for lane in reversed(range(L)):
+                    with m.If(drain[lane]):
+                        m.d.comb += low.eq(lane)
+                with m.If(drain.any()):
+                    m.d.comb += push(l, grp * L + low, 1, 1)
+                    m.d.sync += drain.eq(drain & ~(C(1, L) << low))
+                with m.Elif(last_group):
+                    m.next = f"L{l}_END"
+                with m.Else():
+                    m.d.sync += grp.eq(grp + 1)
+                    m.next = f"L{l}_ACC"
+
+        with m.State(f"L{l}_END"):
+            m.d.comb += busy.eq(1)
+            # Delay-0 events must have landed before the next layer gathers them.
+            with m.If(~pending(l)):
+                if l in forced:
+                    m.d.sync += forced[l].eq(0)
+                for pp in convs:
+                    m.d.sync += [x.eq(0) for x in conv_vec[pp.index]]
+                m.d.sync += [grp.eq(0), n_pairs.eq(0), p_next.eq(0), mi.eq(0), pend.eq(0)]
+                m.next = nxt_layer

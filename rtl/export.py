@@ -19,16 +19,23 @@ MANIFEST_VERSION = 1
 
 
 def layout_fields(layout: data.StructLayout) -> dict[str, dict]:
-    """Each field's bit offset, width and signedness inside the flattened payload vector."""
+    """Each field's bit offset, element width, signedness and element count inside the
+    flattened payload vector (element k of an array field starts at ``offset + k * width``)."""
     out = {}
     for name, f in layout:
-        shape = Shape.cast(f.shape)
-        out[name] = {"offset": f.offset, "width": shape.width, "signed": shape.signed}
+        if isinstance(f.shape, data.ArrayLayout):
+            elem = Shape.cast(f.shape.elem_shape)
+            out[name] = {"offset": f.offset, "width": elem.width, "signed": elem.signed,
+                         "count": f.shape.length}
+        else:
+            shape = Shape.cast(f.shape)
+            out[name] = {"offset": f.offset, "width": shape.width, "signed": shape.signed,
+                         "count": 1}
     return out
 
 
 def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core",
-             fault: Fault = None) -> dict:
+             lanes: int = 1, fault: Fault = None) -> dict:
     """Write ``<name>.v`` and ``<name>.json`` into ``out_dir``; return the manifest.
 
     The Verilog carries no source locations, so the same IR gives byte-identical files on any
@@ -37,11 +44,10 @@ def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core"
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    core = NetworkCore(net, fault=fault)
+    core = NetworkCore(net, lanes=lanes, fault=fault)
     text = verilog.convert(core, name=name, emit_src=False)
     v_path = out / f"{name}.v"
     v_path.write_text(text)
-    layer = net.layers[1]
     manifest = {
         "manifest_version": MANIFEST_VERSION,
         "top": name,
@@ -49,11 +55,14 @@ def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core"
         "ir_digest": net.digest,
         "fault": fault,
         "clock": "clk", "reset": "rst", "reset_active_high": True,
-        "n": core.n, "forced_layer": 1 if layer.forced else None,
+        "lanes": lanes,
+        "layers": [{"n": l.n, "spiking": bool(getattr(l, "spiking", False))}
+                   for l in net.layers],
+        "forced_layers": net.forced_layers,
         "in": {"payload": "i__payload", "valid": "i__valid", "ready": "i__ready",
                "fields": layout_fields(step_in_layout(net))},
         "out": {"payload": "o__payload", "valid": "o__valid", "ready": "o__ready",
-                "fields": layout_fields(step_out_layout(net))},
+                "fields": layout_fields(step_out_layout(net, lanes))},
         "memory_bits": core.memory_bits,
     }
     (out / f"{name}.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")

@@ -4,40 +4,52 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from math import ceil
 
 import numpy as np
 from amaranth.sim import Simulator
 
 from model.ir import Network
 from .core import NetworkCore
-from .interface import step_records
+from .interface import stimulus_records
 
 __all__ = ["CoreRun", "run_core"]
 
 
 @dataclass(frozen=True)
 class CoreRun:
-    """What the core produced: per step, every neuron's spike and membrane, and the cycles."""
+    """What the core produced, per LIF layer, and the cycles each step took."""
 
-    spikes: np.ndarray      # (T, n) uint8
-    v: np.ndarray           # (T, n) int64
-    cycles: np.ndarray      # (T,) cycles from a step's last input record to its last output
+    spikes: dict[int, np.ndarray]   # spiking layer -> (T, n) uint8
+    v: dict[int, np.ndarray]        # LIF layer -> (T, n) int64
+    cycles: np.ndarray              # (T,) from a step's last input record to its last output
+
+    def trace(self):
+        """The same data as a :class:`sim.reference.Trace` (prediction from v, as the
+        contract defines it), so that ``expected.first_mismatch(run.trace())`` works."""
+        from sim.reference import Trace, _prediction
+        last = max(self.v)
+        pred = None if last in self.spikes else _prediction(self.v[last])
+        return Trace(spikes=self.spikes, v=self.v, prediction=pred)
 
 
-def run_core(net: Network, steps: int, forced: np.ndarray | None = None, *,
+def run_core(net: Network, steps: int, x: np.ndarray | None = None,
+             forced: dict[int, np.ndarray] | None = None, *, lanes: int = 1,
              idle: float = 0.0, stall: float = 0.0, seed: int = 0, fault=None,
              vcd: str | None = None) -> CoreRun:
     """Simulate ``steps`` timesteps of :class:`NetworkCore` for ``net``.
 
-    ``forced`` is the (T, n) forced raster of layer 1 (or None). ``idle`` is the probability
-    that the producer inserts an idle cycle before a record; ``stall`` the probability that
-    the consumer is not ready in a cycle (back-pressure). Both are seeded by ``seed``.
+    ``x`` is the (T, n0) input, ``forced`` maps a forced layer to its (T, n) raster. ``idle`` is
+    the probability that the producer inserts an idle cycle before a record; ``stall`` the
+    probability that the consumer is not ready in a cycle (back-pressure); both seeded.
     """
-    dut = NetworkCore(net, fault=fault)
-    n = dut.n
+    dut = NetworkCore(net, lanes=lanes, fault=fault)
     rng = random.Random(seed)
-    spikes = np.zeros((steps, n), np.uint8)
-    v = np.zeros((steps, n), np.int64)
+    lif = list(range(1, len(net.layers)))
+    spikes = {l: np.zeros((steps, net.layers[l].n), np.uint8) for l in lif
+              if net.layers[l].spiking}
+    v = {l: np.zeros((steps, net.layers[l].n), np.int64) for l in lif}
+    order = [(l, g) for l in lif for g in range(ceil(net.layers[l].n / lanes))]
     cycles = np.zeros(steps, np.int64)
     last_in = [0] * steps
     now = [0]
@@ -48,7 +60,7 @@ def run_core(net: Network, steps: int, forced: np.ndarray | None = None, *,
 
     async def producer(ctx):
         for t in range(steps):
-            for rec in step_records([] if forced is None else np.flatnonzero(forced[t])):
+            for rec in stimulus_records(x, forced, t):
                 while rng.random() < idle:
                     await ctx.tick()
                 ctx.set(dut.i.valid, 1)
@@ -60,19 +72,24 @@ def run_core(net: Network, steps: int, forced: np.ndarray | None = None, *,
 
     async def consumer(ctx):
         for t in range(steps):
-            for i in range(n):
+            for q, (l, g) in enumerate(order):
                 while True:
                     ready = int(rng.random() >= stall)
                     ctx.set(dut.o.ready, ready)
                     _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
                     if ready and valid:
                         break
-                if payload.index != i or payload.last != (i == n - 1):
-                    raise AssertionError(f"step {t}: expected neuron {i} (last={i == n - 1}), "
-                                         f"core sent index {payload.index} "
-                                         f"last={payload.last}")
-                spikes[t, i] = payload.spike
-                v[t, i] = payload.v
+                want_last = q == len(order) - 1
+                if payload.layer != l or payload.index != g * lanes or payload.last != want_last:
+                    raise AssertionError(
+                        f"step {t}: expected the record of layer {l} neurons {g * lanes}.. "
+                        f"(last={want_last}), core sent layer {payload.layer} index "
+                        f"{payload.index} last={payload.last}")
+                n = net.layers[l].n
+                for k in range(min(lanes, n - g * lanes)):
+                    if l in spikes:
+                        spikes[l][t, g * lanes + k] = (payload.spike >> k) & 1
+                    v[l][t, g * lanes + k] = payload.v[k]
             cycles[t] = now[0] - last_in[t]
         ctx.set(dut.o.ready, 0)
 

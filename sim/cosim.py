@@ -77,16 +77,17 @@ def check_simulator(simulator: str) -> None:
         raise CosimError(f"{exe} not found on PATH; {hint}")
 
 
-def run_cosim(verilog_dir: str | Path, forced: np.ndarray | None, spikes: np.ndarray,
-              v: np.ndarray, *, simulator: str = "icarus", work_dir: str | Path,
-              seed: int = 0, idle: float = 0.2, stall: float = 0.2,
+def run_cosim(verilog_dir: str | Path, expected, x: np.ndarray | None = None,
+              forced: dict[int, np.ndarray] | None = None, *, simulator: str = "icarus",
+              work_dir: str | Path, seed: int = 0, idle: float = 0.2, stall: float = 0.2,
               stop_at_first: bool = False, max_cycles: int | None = None) -> CosimResult:
     """Drive the core in ``verilog_dir`` (from :func:`rtl.export.generate`) and compare.
 
-    ``forced`` is the (T, n) forced raster of layer 1 (or None); ``spikes`` and ``v`` are the
-    reference's (T, n) expected outputs. Every step and every neuron is compared; the first
-    divergence is reported as (t, layer, neuron, field, expected, got) and both traces are saved
-    in ``work_dir`` (``expected.npz``, ``got.npz``).
+    ``expected`` is the reference :class:`~sim.reference.Trace` of the run on input ``x``
+    (``(T, n0)``) and forced rasters ``forced`` (layer -> ``(T, n)``). Every step and every
+    neuron of every layer is compared; the first divergence is reported as (t, layer, neuron,
+    field, expected, got) and both traces are saved in ``work_dir`` (``expected.npz``,
+    ``got.npz``, arrays ``spikes.<layer>`` and ``v.<layer>``).
     """
     check_simulator(simulator)
     from cocotb_tools.runner import get_runner  # imported late: cocotb is heavy
@@ -98,18 +99,24 @@ def run_cosim(verilog_dir: str | Path, forced: np.ndarray | None, spikes: np.nda
     manifest = json.loads(manifests[0].read_text())
     work = Path(work_dir).resolve() / simulator
     work.mkdir(parents=True, exist_ok=True)
-    steps, n = spikes.shape
-    if n != manifest["n"]:
-        raise CosimError(f"vectors have {n} neurons, the core has {manifest['n']}")
+    sizes = [l["n"] for l in manifest["layers"]]
+    if sorted(expected.v) != list(range(1, len(sizes))) or \
+            any(expected.v[l].shape[1] != sizes[l] for l in expected.v):
+        raise CosimError(f"the expected trace does not match the core's layers {sizes}")
+    steps = expected.steps
     vec = work / "expected.npz"
-    arrays = {"spikes": spikes.astype(np.uint8), "v": v.astype(np.int64)}
-    if forced is not None:
-        arrays["forced"] = forced.astype(np.uint8)
+    arrays = {f"v.{l}": a.astype(np.int64) for l, a in expected.v.items()}
+    arrays.update({f"spikes.{l}": a.astype(np.uint8) for l, a in expected.spikes.items()})
+    if x is not None and np.asarray(x).size:
+        arrays["x"] = np.asarray(x, dtype=np.int64)
+    for l, f in (forced or {}).items():
+        arrays[f"forced.{l}"] = np.asarray(f, dtype=np.uint8)
     np.savez(vec, **arrays)
+    n_max = max(sizes)
     job = {"manifest": manifest, "vectors": str(vec), "got": str(work / "got.npz"),
            "result": str(work / "result.json"), "seed": seed, "idle": idle, "stall": stall,
            "stop_at_first": stop_at_first,
-           "max_cycles": max_cycles or 20 * steps * (n + 8) * (n * 4 + 16) + 1000}
+           "max_cycles": max_cycles or 50 * steps * sum(sizes) * (n_max * 8 + 16) + 10_000}
     (work / "job.json").write_text(json.dumps(job))
     result_path = work / "result.json"
     result_path.unlink(missing_ok=True)
@@ -155,11 +162,14 @@ def run_cosim(verilog_dir: str | Path, forced: np.ndarray | None, spikes: np.nda
                          f"\n{_tail(work / 'test.log')}")
     res = json.loads(result_path.read_text())
     got = np.load(work / "got.npz")
-    k = min(len(got["v"]), steps)
-    diff = int(np.count_nonzero(got["spikes"][:k] != spikes[:k]) +
-               np.count_nonzero(got["v"][:k] != v[:k]))
+    diff = 0
+    for name in got.files:
+        exp = expected.v if name.startswith("v.") else expected.spikes
+        e = exp[int(name.split(".")[1])]
+        k = min(len(got[name]), steps)
+        diff += int(np.count_nonzero(got[name][:k] != e[:k]))
     if res["mismatch"] is not None and diff == 0:
-        diff = 1  # a framing field (index/last) diverged
+        diff = 1  # a framing field (layer/index/last) diverged
     return CosimResult(simulator=simulator, steps=res["steps"], steps_expected=steps,
                        mismatches=diff, first_mismatch=res["mismatch"], cycles=res["cycles"],
                        seconds=t2 - t1, build_seconds=t1 - t0, expected_trace=str(vec),

@@ -19,8 +19,9 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
 
-def _field(word: int, f: dict) -> int:
-    val = (word >> f["offset"]) & ((1 << f["width"]) - 1)
+def _field(word: int, f: dict, k: int = 0) -> int:
+    """Element ``k`` of field ``f`` of a flattened payload word."""
+    val = (word >> (f["offset"] + k * f["width"])) & ((1 << f["width"]) - 1)
     if f["signed"] and val >> (f["width"] - 1):
         val -= 1 << f["width"]
     return val
@@ -39,31 +40,42 @@ def _pack(fields: dict, **values) -> int:
     return word
 
 
+def _records(fin: dict, x, forced: dict, t: int) -> list[int]:
+    """The input records of step t (same order as rtl.interface.stimulus_records)."""
+    events = []
+    if x is not None:
+        events += [(0, j, int(x[t, j])) for j in np.flatnonzero(x[t])]
+    for l in sorted(forced):
+        events += [(l, j, 1) for j in np.flatnonzero(forced[l][t])]
+    if not events:
+        return [_pack(fin, index=0, value=0, layer=0, valid=0, last=1)]
+    return [_pack(fin, index=j, value=v, layer=l, valid=1, last=int(q == len(events) - 1))
+            for q, (l, j, v) in enumerate(events)]
+
+
 @cocotb.test()
 async def replay(dut):
     job = json.loads(open(os.environ["POLYCHRONY_COSIM"]).read())
     man = job["manifest"]
     vec = np.load(job["vectors"], allow_pickle=False)
-    exp_spikes, exp_v = vec["spikes"], vec["v"]
-    forced = vec["forced"] if "forced" in vec.files else None
-    steps, n = exp_spikes.shape
+    lanes = man["lanes"]
+    sizes = [l["n"] for l in man["layers"]]
+    lif = list(range(1, len(sizes)))
+    exp_v = {l: vec[f"v.{l}"] for l in lif}
+    exp_s = {l: vec[f"spikes.{l}"] for l in lif if f"spikes.{l}" in vec.files}
+    x = vec["x"] if "x" in vec.files else None
+    forced = {int(k.split(".")[1]): vec[k] for k in vec.files if k.startswith("forced.")}
+    steps = exp_v[lif[0]].shape[0]
+    order = [(l, g) for l in lif for g in range(-(-sizes[l] // lanes))]
     rng = random.Random(job["seed"])
     idle, stall = job["idle"], job["stall"]
     fin, fout = man["in"]["fields"], man["out"]["fields"]
     i_payload, i_valid, i_ready = (getattr(dut, man["in"][k]) for k in ("payload", "valid", "ready"))
     o_payload, o_valid, o_ready = (getattr(dut, man["out"][k]) for k in ("payload", "valid", "ready"))
 
-    records = []
-    for t in range(steps):
-        idx = [] if forced is None else [int(j) for j in np.flatnonzero(forced[t])]
-        if not idx:
-            records.append(_pack(fin, index=0, valid=0, last=1))
-        else:
-            records += [_pack(fin, index=j, valid=1, last=int(q == len(idx) - 1))
-                        for q, j in enumerate(idx)]
-
-    got_spikes = np.zeros((steps, n), np.uint8)
-    got_v = np.zeros((steps, n), np.int64)
+    records = [r for t in range(steps) for r in _records(fin, x, forced, t)]
+    got_v = {l: np.zeros_like(exp_v[l]) for l in lif}
+    got_s = {l: np.zeros_like(exp_s[l]) for l in exp_s}
     mismatch = None
 
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
@@ -77,7 +89,7 @@ async def replay(dut):
 
     nxt = 0                # next input record
     presenting = False
-    t, i = 0, 0            # next expected output (step, neuron)
+    t, q = 0, 0            # next expected output: step t, record q of `order`
     cycles = 0
     budget = job["max_cycles"]
     while t < steps and cycles < budget:
@@ -93,26 +105,39 @@ async def replay(dut):
         if presenting and _bit(i_ready):
             nxt += 1           # accepted at the coming rising edge
             presenting = False
-            # valid is dropped or replaced at the next falling edge
         # Consumer: random back-pressure.
         ready = int(rng.random() >= stall)
         o_ready.value = ready
         if ready and _bit(o_valid):
-            word = o_payload.value.to_unsigned()
-            index, spike = _field(word, fout["index"]), _field(word, fout["spike"])
-            v, last = _field(word, fout["v"]), _field(word, fout["last"])
-            got_spikes[t, i], got_v[t, i] = spike, v
+            raw = o_payload.value
+            if not raw.is_resolvable:
+                mismatch = mismatch or {"t": t, "layer": order[q][0], "neuron": -1,
+                                        "field": "payload", "expected": "0/1 bits",
+                                        "got": str(raw)}
+                break
+            word = raw.to_unsigned()
+            l, g = order[q]
+            checks = [("layer", l, _field(word, fout["layer"]), -1),
+                      ("index", g * lanes, _field(word, fout["index"]), -1),
+                      ("last", int(q == len(order) - 1), _field(word, fout["last"]), -1)]
+            for k in range(min(lanes, sizes[l] - g * lanes)):
+                i = g * lanes + k
+                spike = (_field(word, fout["spike"]) >> k) & 1
+                v = _field(word, fout["v"], k)
+                got_v[l][t, i] = v
+                if l in exp_s:
+                    got_s[l][t, i] = spike
+                    checks.append(("spike", int(exp_s[l][t, i]), spike, i))
+                checks.append(("v", int(exp_v[l][t, i]), v, i))
             if mismatch is None:
-                for field, e, g in (("index", i, index), ("last", int(i == n - 1), last),
-                                    ("spike", int(exp_spikes[t, i]), spike),
-                                    ("v", int(exp_v[t, i]), v)):
-                    if e != g:
-                        mismatch = {"t": t, "layer": 1, "neuron": i, "field": field,
-                                    "expected": e, "got": g}
+                for field, e, g_, i in checks:
+                    if e != g_:
+                        mismatch = {"t": t, "layer": l, "neuron": i, "field": field,
+                                    "expected": e, "got": g_}
                         break
-            i += 1
-            if i == n:
-                t, i = t + 1, 0
+            q += 1
+            if q == len(order):
+                t, q = t + 1, 0
             if mismatch is not None and job["stop_at_first"]:
                 break
     if presenting:
@@ -120,7 +145,8 @@ async def replay(dut):
 
     result = {"steps": int(t), "steps_expected": int(steps), "cycles": cycles,
               "mismatch": mismatch, "timed_out": bool(t < steps and mismatch is None)}
-    np.savez(job["got"], spikes=got_spikes[:t], v=got_v[:t])
+    np.savez(job["got"], **{f"v.{l}": a[:t] for l, a in got_v.items()},
+             **{f"spikes.{l}": a[:t] for l, a in got_s.items()})
     with open(job["result"], "w") as f:
         json.dump(result, f)
     assert not result["timed_out"], f"core stalled: {t} of {steps} steps in {cycles} cycles"

@@ -42,9 +42,10 @@ def raster(schedule, steps: int, n: int) -> np.ndarray:
 
 def test_schedule_records_known_answer():
     recs = schedule_records(tiny_net(), [[3, 1, 3], [], [7]])
-    assert recs == [{"index": 1, "valid": 1, "last": 0}, {"index": 3, "valid": 1, "last": 1},
-                    {"index": 0, "valid": 0, "last": 1},
-                    {"index": 7, "valid": 1, "last": 1}]
+    assert recs == [{"index": 1, "value": 1, "layer": 1, "valid": 1, "last": 0},
+                    {"index": 3, "value": 1, "layer": 1, "valid": 1, "last": 1},
+                    {"index": 0, "value": 0, "layer": 0, "valid": 0, "last": 1},
+                    {"index": 7, "value": 1, "layer": 1, "valid": 1, "last": 1}]
 
 
 def test_default_schedule_is_cue_then_free_recall():
@@ -93,7 +94,8 @@ def test_player_replays_schedule(step_cycles):
                 starts.append(cycle)
                 in_step = True
             if valid and ready:
-                got.append({"index": payload.index, "valid": payload.valid,
+                got.append({"index": payload.index, "value": payload.value,
+                            "layer": payload.layer, "valid": payload.valid,
                             "last": payload.last})
                 in_step = not payload.last
             cycle += 1
@@ -133,7 +135,7 @@ def test_icebreaker_top_runs_schedule_bit_exact():
                 assert (hb, leds) == check, f"step {t - 1}: LEDs {(hb, leds)} != {check}"
                 check = None
             if valid:
-                spikes[t, rec.index], v[t, rec.index] = rec.spike, rec.v
+                spikes[t, rec.index], v[t, rec.index] = rec.spike, rec.v[0]
                 if rec.last:
                     beat ^= 1
                     row = spikes[t]

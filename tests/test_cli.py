@@ -105,15 +105,25 @@ def test_malformed_ir_is_refused_by_every_command(tmp_path, good, case, expect):
             assert word in out.stderr, (word, out.stderr)
 
 
-def test_unsupported_network_is_a_clean_error(tmp_path):
-    net = Network(layers=[InputLayer(n=2), LIFLayer(n=3, v_bits=8, acc_bits=8, beta=1,
-                                                    beta_shift=1, threshold=5, name="a")],
-                  projections=[Projection("dense", 0, 1, 4, np.ones((3, 2), int), np.array(0))],
-                  max_delay=0)
-    path = save(net, tmp_path / "ff.npz")
-    out = _run("generate", str(path), "-o", str(tmp_path / "v"))
+def test_unsupported_knob_is_a_clean_error(tmp_path, good):
+    out = _run("generate", str(good), "-o", str(tmp_path / "v"), "--lanes", "0")
     assert out.returncode == 2
-    assert "not supported" in out.stderr and "Traceback" not in out.stderr
+    assert "lanes" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_generate_and_cosim_a_feed_forward_network(tmp_path):
+    rng = np.random.default_rng(3)
+    net = Network(layers=[InputLayer(n=3, in_bits=2),
+                          LIFLayer(n=4, v_bits=10, acc_bits=10, beta=1, beta_shift=1,
+                                   threshold=5, name="a")],
+                  projections=[Projection("dense", 0, 1, 4, rng.integers(-3, 8, (4, 3)),
+                                          np.array([0, 1, 2]))],
+                  max_delay=2)
+    path = save(net, tmp_path / "ff.npz")
+    out = _run("cosim", str(path), "--lanes", "2", "--steps", "30", "--json",
+               "--work", str(tmp_path / "w"))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["icarus"]["mismatches"] == 0
 
 
 def test_cosim_command_json(tmp_path, good):

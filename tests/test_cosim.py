@@ -11,33 +11,34 @@ from sim.reference import simulate
 STEPS = 100
 
 
-def _vectors(seed, steps=STEPS):
-    net = random_network(seed, profile="wm")
-    _, forced = random_stimulus(net, steps, seed)
-    trace = simulate(net, None, forced, steps=steps)
-    f = forced.get(1) if net.layers[1].forced else None
-    return net, f, trace
+def _vectors(seed, steps=STEPS, profile="full"):
+    net = random_network(seed, profile=profile)
+    x, forced = random_stimulus(net, steps, seed)
+    trace = simulate(net, x, forced, steps=steps)
+    return net, x, forced, trace
 
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-@pytest.mark.parametrize("seed", [100, 101, 102, 103, 104])
-def test_random_networks_bit_exact(tmp_path, simulator, seed):
-    net, forced, trace = _vectors(seed)
-    generate(net, tmp_path / "v")
-    res = run_cosim(tmp_path / "v", forced, trace.spikes[1], trace.v[1], simulator=simulator,
+@pytest.mark.parametrize("seed, lanes, profile", [(100, 1, "full"), (101, 2, "full"),
+                                                  (102, 3, "full"), (103, 4, "full"),
+                                                  (104, 2, "wm")])
+def test_random_networks_bit_exact(tmp_path, simulator, seed, lanes, profile):
+    net, x, forced, trace = _vectors(seed, profile=profile)
+    generate(net, tmp_path / "v", lanes=lanes)
+    res = run_cosim(tmp_path / "v", trace, x, forced, simulator=simulator,
                     work_dir=tmp_path / "w", seed=seed, idle=0.2, stall=0.3)
     assert res.steps == STEPS
     assert res.mismatches == 0, res.describe()
     assert res.ok
-    assert trace.spikes[1].any(), "vectors without a single spike test nothing"
+    assert any(s.any() for s in trace.spikes.values()), "no spike at all tests little"
 
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 def test_planted_delay_fault_is_reported(tmp_path, simulator):
     """A delay off by one in the RTL: the first divergence is found and both traces kept."""
-    net, forced, trace = _vectors(100)
+    net, x, forced, trace = _vectors(104, profile="wm")
     generate(net, tmp_path / "v", fault="delay+1")
-    res = run_cosim(tmp_path / "v", forced, trace.spikes[1], trace.v[1], simulator=simulator,
+    res = run_cosim(tmp_path / "v", trace, x, forced, simulator=simulator,
                     work_dir=tmp_path / "w", seed=1)
     assert not res.ok and res.mismatches > 0
     m = res.first_mismatch
@@ -46,23 +47,23 @@ def test_planted_delay_fault_is_reported(tmp_path, simulator):
     got = np.load(res.got_trace)
     exp = np.load(res.expected_trace)
     flat = m["t"] * net.layers[1].n + m["neuron"]
-    for name in ("spikes", "v"):
+    for name in ("spikes.1", "v.1"):
         assert (got[name].reshape(-1)[:flat] == exp[name].reshape(-1)[:flat]).all()
     assert m["expected"] != m["got"]
     assert "first mismatch at t=" in res.describe()
 
 
 def test_unknown_simulator_is_refused(tmp_path):
-    net, forced, trace = _vectors(100, steps=5)
+    net, x, forced, trace = _vectors(100, steps=5)
     generate(net, tmp_path / "v")
     with pytest.raises(CosimError, match="unknown simulator"):
-        run_cosim(tmp_path / "v", forced, trace.spikes[1], trace.v[1], simulator="modelsim",
+        run_cosim(tmp_path / "v", trace, x, forced, simulator="modelsim",
                   work_dir=tmp_path / "w")
 
 
 def test_generated_verilog_is_byte_identical(tmp_path):
-    net, _, _ = _vectors(7, steps=1)
-    generate(net, tmp_path / "a")
-    generate(net, tmp_path / "b")
+    net = _vectors(7, steps=1)[0]
+    generate(net, tmp_path / "a", lanes=2)
+    generate(net, tmp_path / "b", lanes=2)
     for name in ("polychrony_core.v", "polychrony_core.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()

@@ -1,0 +1,214 @@
+"""Cost model of the network core: cycles per step from activity, memory blocks, logic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import ceil
+
+import numpy as np
+
+from model.ir import InputLayer, Network
+from .core import _plan, memory_bits, supported
+from .interface import index_bits
+
+__all__ = ["FAMILIES", "step_cycles", "activity", "memory_blocks", "logic_estimate",
+           "Estimate", "estimate"]
+
+#: Block RAM of each family: (bits per block, [(depth, width) configurations]).
+FAMILIES = {
+    "ice40": (4096, [(256, 16), (512, 8), (1024, 4), (2048, 2)]),
+    "ecp5": (18432, [(512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)]),
+}
+
+
+def activity(net: Network, trace, x: np.ndarray | None, forced: dict | None) -> dict:
+    """Per-step event counts the core's work depends on, from a reference run.
+
+    Returns ``{"jobs": {(layer, job): (T,) events}, "emit": {layer: (T, n) emitted}}`` where a
+    job is one gather pass (one per dense/conv projection, one per tap of a taps projection).
+    """
+    steps = trace.steps
+    emitted = {0: (np.zeros((steps, 0), bool) if x is None or not np.asarray(x).size
+                   else np.asarray(x) != 0)}
+    for l in range(1, len(net.layers)):
+        s = trace.spikes.get(l, np.zeros((steps, net.layers[l].n), np.uint8)).astype(bool)
+        f = (forced or {}).get(l)
+        emitted[l] = s | (np.asarray(f).astype(bool) if f is not None else False)
+    jobs = {}
+    for pp in _plan(net):
+        e = emitted[pp.p.src]
+        if e.shape[1] == 0:
+            e = np.zeros((steps, pp.pre.n), bool)
+        d = pp.p.delays_of_pre(pp.pre.n)
+        for k in range(pp.taps):
+            counts = np.zeros(steps, np.int64)
+            for t in range(steps):
+                src_t = t - d - k
+                ok = src_t >= 0
+                counts[t] = int(e[src_t[ok], np.flatnonzero(ok)].sum())
+            jobs[(pp.p.dst, pp.index, k)] = counts
+    return {"jobs": jobs, "emit": emitted}
+
+
+def _has_rom(pp) -> bool:
+    """The delay line looks delays up in a ROM (two push stages instead of one)."""
+    return pp.mode == "arrival" and len(set(pp.p.delays_of_pre(pp.pre.n).tolist())) > 1
+
+
+def step_cycles(net: Network, act: dict, *, lanes: int = 1) -> np.ndarray:
+    """Cycles from accepting a step's last input record to accepting its last output record,
+    per step, with ``o`` always ready (see ``docs/hardware.md`` for the derivation)."""
+    supported(net, lanes=lanes)
+    plan = _plan(net)
+    steps = len(next(iter(act["emit"].values())))
+    total = np.ones(steps, np.int64)                      # WAIT0
+    # WAIT0 also waits for the pushes of the last input record (input events come first).
+    lines0 = [pp for pp in plan if pp.p.src == 0]
+    if lines0 and act["emit"][0].shape[1] and not net.forced_layers:
+        x0 = act["emit"][0]
+        last_pushes = x0.any(1)
+        total += last_pushes * (1 + any(_has_rom(pp) for pp in lines0))
+    last = len(net.layers) - 1
+    for l in range(1, len(net.layers)):
+        layer = net.layers[l]
+        g = ceil(layer.n / lanes)
+        incoming = [pp for pp in plan if pp.p.dst == l]
+        weighted = any(pp.p.kind != "conv" for pp in incoming)
+        emits = any(pp.p.src == l for pp in plan)
+        pairs = np.zeros(steps, np.int64)
+        n_jobs = 0
+        for (dst, q, k), counts in act["jobs"].items():
+            if dst != l:
+                continue
+            n_jobs += 1
+            total += counts + 1
+            if net.projections[q].kind != "conv":
+                pairs += counts
+        if not n_jobs:
+            total += 1
+        acc = np.where(pairs > 0, pairs + 2, 1) if weighted else np.ones(steps, np.int64)
+        total += g * (acc + 1)                             # ACC + FIRE per group
+        e = act["emit"][l]
+        if l == last:                                      # measured up to the last FIRE
+            if emits:
+                total += e[:, :(g - 1) * lanes].sum(1) + g - 1
+            continue
+        if emits:
+            total += e.sum(1) + g                          # DRAIN: one per spike, one to leave
+            # END waits for a delay lookup still in flight after the last group's pushes.
+            if any(pp.p.src == l and _has_rom(pp) for pp in plan):
+                total += e[:, (g - 1) * lanes:].any(1)
+        total += 1                                         # END
+    return total
+
+
+def memory_blocks(bits_by_array: dict[str, tuple[int, int]], family: str) -> dict[str, int]:
+    """Blocks per array given ``{name: (depth, width)}``; tiny arrays (< 1/4 block) count 0
+    (synthesis keeps them in logic)."""
+    block_bits, configs = FAMILIES[family]
+    out = {}
+    for name, (depth, width) in bits_by_array.items():
+        if depth * width < block_bits // 4:
+            out[name] = 0
+            continue
+        out[name] = min(ceil(width / w) * ceil(depth / d) for d, w in configs)
+    return out
+
+
+def memory_shapes(net: Network, *, lanes: int = 1) -> dict[str, tuple[int, int]]:
+    """(depth, width) of every memory array of the core."""
+    out = {}
+    plan = _plan(net)
+    for l, layer in enumerate(net.layers[1:], 1):
+        g = ceil(layer.n / lanes)
+        out[f"layer{l}.v"] = (g, lanes * layer.v_bits)
+        out[f"layer{l}.bias"] = (g, lanes * layer.acc_bits)
+        weighted = [pp for pp in plan if pp.p.dst == l and pp.p.kind != "conv"]
+        if weighted:
+            bits = memory_bits(net, lanes=lanes)[f"layer{l}.pairs"]
+            depth = sum(pp.pre.n * pp.taps for pp in weighted)
+            out[f"layer{l}.pairs"] = (depth, bits // depth)
+    for pp in plan:
+        ib = index_bits(pp.pre.n)
+        out[f"proj{pp.index}.delay_line"] = (pp.slots << ib, ib + pp.value_bits)
+        if pp.p.kind != "conv":
+            g = ceil(pp.post.n / lanes)
+            out[f"proj{pp.index}.weights"] = (pp.pre.n * pp.taps * g, lanes * pp.p.w_bits)
+    return out
+
+
+def logic_estimate(net: Network, *, lanes: int = 1) -> dict[str, int]:
+    """A first-order LUT4 and multiplier estimate (constants fitted to nextpnr builds)."""
+    plan = _plan(net)
+    luts = 120                                             # stream, step FSM
+    dsps = 0
+    for l, layer in enumerate(net.layers[1:], 1):
+        incoming = [pp for pp in plan if pp.p.dst == l]
+        per_lane = 2 * layer.v_bits + 2 * layer.acc_bits   # saturating add, compare, reset
+        per_lane += sum(pp.p.w_bits + layer.acc_bits for pp in incoming
+                        if pp.p.kind != "conv")            # weight select + accumulate
+        per_lane += sum(pp.p.weight.shape[0] * (pp.p.w_bits + 2) for pp in incoming
+                        if pp.p.kind == "conv")
+        luts += lanes * per_lane + 60 + 25 * len(incoming)
+        if layer.beta not in (0, 1 << layer.beta_shift):
+            dsps += lanes                                  # the leak multiply
+    for pp in plan:
+        luts += 40 + 3 * pp.slots * pp.pre.n.bit_length()  # counts and slot logic
+    return {"lut": int(luts), "dsp": int(dsps)}
+
+
+@dataclass
+class Estimate:
+    """What the core for a network costs on a family, before synthesis."""
+
+    family: str
+    lanes: int
+    clock_mhz: float
+    memory_bits: dict[str, int]
+    blocks: dict[str, int]
+    lut: int
+    dsp: int
+    cycles_per_step: float            # mean over the activity given
+    cycles_max: int
+    steps_per_sample: int
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.clock_mhz * 1e6 / self.cycles_per_step
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.steps_per_s / self.steps_per_sample
+
+    def to_json(self) -> dict:
+        return {"family": self.family, "lanes": self.lanes, "clock_mhz": self.clock_mhz,
+                "memory_bits": self.memory_bits, "memory_bits_total": sum(self.memory_bits.values()),
+                "blocks": self.blocks, "blocks_total": sum(self.blocks.values()),
+                "lut": self.lut, "dsp": self.dsp,
+                "cycles_per_step": round(self.cycles_per_step, 1), "cycles_max": self.cycles_max,
+                "steps_per_sample": self.steps_per_sample,
+                "steps_per_s": round(self.steps_per_s, 1),
+                "samples_per_s": round(self.samples_per_s, 2)}
+
+
+def estimate(net: Network, act: dict, *, family: str, clock_mhz: float, lanes: int = 1,
+             records_per_step: float | None = None) -> Estimate:
+    """Estimate memories, logic and speed of the core for ``net`` on ``family``."""
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {family!r}")
+    cycles = step_cycles(net, act, lanes=lanes)
+    if records_per_step is None:
+        recs = sum(e.sum(1) for l, e in act["emit"].items()
+                   if l == 0 or net.layers[l].forced) if act["emit"] else 0
+        records = np.maximum(1, recs) if np.ndim(recs) else np.ones_like(cycles)
+    else:
+        records = np.full_like(cycles, records_per_step)
+    per_step = cycles + records + 2      # + the input records, END and the RECV hand-over
+    shapes = memory_shapes(net, lanes=lanes)
+    logic = logic_estimate(net, lanes=lanes)
+    return Estimate(family=family, lanes=lanes, clock_mhz=clock_mhz,
+                    memory_bits={k: d * w for k, (d, w) in shapes.items()},
+                    blocks=memory_blocks(shapes, family), lut=logic["lut"], dsp=logic["dsp"],
+                    cycles_per_step=float(per_step.mean()), cycles_max=int(per_step.max()),
+                    steps_per_sample=len(cycles))

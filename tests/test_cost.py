@@ -1,0 +1,67 @@
+"""The cost model against the core it describes."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from model.ir import save
+from rtl.cost import activity, estimate, memory_blocks, memory_shapes, step_cycles
+from rtl.core import memory_bits
+from rtl.pysim import run_core
+from sim.randnet import random_network, random_stimulus
+from sim.reference import simulate
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_cycle_model_matches_the_simulated_core(seed):
+    """Within two cycles per step of Amaranth's simulator, on random networks and lanes."""
+    net = random_network(seed, profile="full")
+    lanes = (1, 2, 3)[seed % 3]
+    x, forced = random_stimulus(net, 25, seed)
+    trace = simulate(net, x, forced, steps=25)
+    measured = run_core(net, 25, x, forced, lanes=lanes).cycles
+    model = step_cycles(net, activity(net, trace, x, forced), lanes=lanes)
+    assert np.abs(measured - model).max() <= 2, (measured, model)
+
+
+def test_memory_blocks_known_answers():
+    shapes = {"a": (16384, 4), "b": (256, 16), "c": (8, 8), "d": (600, 36)}
+    # iCE40 EBR: 600x36 is 3 x 3 blocks of 256x16 (or 9 x 1 of 1024x4).
+    assert memory_blocks(shapes, "ice40") == {"a": 16, "b": 1, "c": 0, "d": 9}
+    # ECP5 DP16KD: 16384x4 fits 4 blocks of 4096x4; 600x36 needs two 512x36 blocks.
+    assert memory_blocks(shapes, "ecp5") == {"a": 4, "b": 0, "c": 0, "d": 2}
+
+
+def test_shapes_agree_with_memory_bits():
+    net = random_network(4, profile="full")
+    shapes = memory_shapes(net, lanes=2)
+    bits = memory_bits(net, lanes=2)
+    assert {k: d * w for k, (d, w) in shapes.items()} == bits
+
+
+def test_estimate_scales_with_lanes():
+    net = random_network(7, profile="full")
+    x, forced = random_stimulus(net, 30, 7)
+    act = activity(net, simulate(net, x, forced, steps=30), x, forced)
+    one = estimate(net, act, family="ice40", clock_mhz=12.0, lanes=1)
+    four = estimate(net, act, family="ice40", clock_mhz=12.0, lanes=4)
+    assert four.cycles_per_step < one.cycles_per_step
+    assert four.lut > one.lut
+    assert one.steps_per_s == pytest.approx(12e6 / one.cycles_per_step)
+
+
+def test_estimate_command(tmp_path):
+    net = random_network(3, profile="full")
+    path = save(net, tmp_path / "n.npz")
+    out = subprocess.run([sys.executable, "-m", "polychrony_cli", "estimate", str(path),
+                          "--board", "ulx3s-85f", "--lanes", "2", "--json"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    est = json.loads(out.stdout)
+    assert est["family"] == "ecp5" and est["lanes"] == 2 and est["cycles_per_step"] > 0
+    out = subprocess.run([sys.executable, "-m", "polychrony_cli", "estimate", str(path),
+                          "--board", "nope"], capture_output=True, text=True)
+    assert out.returncode == 2 and "unknown board" in out.stderr
