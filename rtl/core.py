@@ -159,10 +159,11 @@ class NetworkCore(wiring.Component):
         # ---- delay lines, one per projection ------------------------------------------------
         lines = {}
         for pp in plan:
-            line = DelayLine(n=pp.pre.n, slots=pp.slots + (1 if fault == "delay+1" and
-                                                           pp.mode == "arrival" else 0),
+            late = 1 if fault == "delay+1" else 0
+            line = DelayLine(n=pp.pre.n, slots=pp.slots + late,
                              mode=pp.mode, value_bits=pp.value_bits,
                              delays=pp.p.delays_of_pre(pp.pre.n),
+                             first=int(pp.p.delay) + late if pp.mode == "history" else 0,
                              fault="delay+1" if fault == "delay+1" and pp.mode == "arrival"
                              else None)
             m.submodules[f"line{pp.index}"] = lines[pp.index] = line
@@ -196,7 +197,7 @@ class NetworkCore(wiring.Component):
         pend = Signal()               # an event read is in flight
         drain = Signal(L)             # emitted lanes still to push
 
-        ctx = {l: self._datapath(m, l, plan, lines, forced, conv_vec, grp)
+        ctx = {l: self._datapath(m, l, plan, lines, forced, conv_vec, grp, n_pairs)
                for l in range(1, len(layers))}
 
         clr = Signal(16)
@@ -241,7 +242,7 @@ class NetworkCore(wiring.Component):
         return m
 
     # ----------------------------------------------------------------------------------------
-    def _datapath(self, m, l, plan, lines, forced, conv_vec, grp) -> dict:
+    def _datapath(self, m, l, plan, lines, forced, conv_vec, grp, n_pairs) -> dict:
         """Memories, weight ports, conv windows and LIF lanes of layer l (state-independent)."""
         net, L = self.net, self.lanes
         layer = net.layers[l]
@@ -284,7 +285,15 @@ class NetworkCore(wiring.Component):
             cap = sum(pp.pre.n * pp.taps for pp in weighted)
             pmem = memory.Memory(shape=unsigned(pb), depth=cap, init=[])
             m.submodules[f"pairs{l}"] = pmem
-            ctx["pr_rd"], ctx["pr_wr"] = pmem.read_port(), pmem.write_port()
+            ctx["pr_rd"], pr_wr = pmem.read_port(), pmem.write_port()
+            # Pairs are written one cycle after their event is read, from a register: the row
+            # arithmetic then never shares a cycle with the memory read (Fmax).
+            ctx["pw_valid"] = pw_valid = Signal(name=f"pw_valid{l}")
+            ctx["pw_data"] = pw_data = Signal(pb, name=f"pw_data{l}")
+            m.d.sync += pw_valid.eq(0)
+            m.d.comb += [pr_wr.addr.eq(n_pairs), pr_wr.data.eq(pw_data), pr_wr.en.eq(pw_valid)]
+            with m.If(pw_valid):
+                m.d.sync += n_pairs.eq(n_pairs + 1)
 
         acc = [Signal(signed(layer.acc_bits + 1), name=f"acc{l}_{k}") for k in range(L)]
         ctx["acc"] = acc
@@ -349,17 +358,15 @@ class NetworkCore(wiring.Component):
         jobs = []
         for pp in ctx["incoming"]:
             if pp.p.kind == "taps":
-                first = int(pp.p.delay) + (1 if self.fault == "delay+1" else 0)
-                jobs += [(pp, first + k, k) for k in range(pp.taps)]
+                jobs += [(pp, int(pp.p.delay) + k, k) for k in range(pp.taps)]
             else:
                 jobs.append((pp, 0, 0))
+        after_jobs = f"L{l}_SETTLE" if weighted else f"L{l}_ACC"
         for q, (pp, offset, k) in enumerate(jobs):
             line = lines[pp.index]
-            nxt = f"L{l}_J{q + 1}" if q + 1 < len(jobs) else f"L{l}_ACC"
+            nxt = f"L{l}_J{q + 1}" if q + 1 < len(jobs) else after_jobs
             with m.State(f"L{l}_J{q}"):
                 m.d.comb += busy.eq(1)
-                if pp.mode == "history":
-                    m.d.comb += line.rd_offset.eq(offset % pp.slots)
                 with m.If(pend):  # the event read last cycle is on rd_index/rd_value
                     if pp.p.kind == "conv":
                         m.d.sync += conv_vec[pp.index][line.rd_index].eq(line.rd_value)
@@ -370,21 +377,21 @@ class NetworkCore(wiring.Component):
                         if ctx["vb"]:
                             fields.append(line.rd_value[:ctx["vb"]] if pp.value_bits
                                           else C(1, ctx["vb"]))
-                        m.d.comb += [ctx["pr_wr"].addr.eq(n_pairs),
-                                     ctx["pr_wr"].data.eq(Cat(*fields)),
-                                     ctx["pr_wr"].en.eq(1)]
-                        m.d.sync += n_pairs.eq(n_pairs + 1)
+                        m.d.sync += [ctx["pw_data"].eq(Cat(*fields)), ctx["pw_valid"].eq(1)]
                 m.d.comb += line.rd_entry.eq(mi)
                 m.d.sync += pend.eq(mi < line.rd_count)
                 with m.If(mi < line.rd_count):
                     m.d.sync += mi.eq(mi + 1)
                 with m.Else():
-                    if pp.mode == "arrival":
-                        m.d.comb += line.clear.eq(1)
+                    m.d.comb += (line.clear if pp.mode == "arrival" else line.rd_next).eq(1)
                     m.d.sync += [mi.eq(0), pend.eq(0)]
                     m.next = nxt
         if not jobs:
             with m.State(f"L{l}_J0"):
+                m.d.comb += busy.eq(1)
+                m.next = f"L{l}_ACC"
+        if weighted:
+            with m.State(f"L{l}_SETTLE"):      # the last registered pair write lands
                 m.d.comb += busy.eq(1)
                 m.next = f"L{l}_ACC"
 

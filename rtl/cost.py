@@ -86,6 +86,8 @@ def step_cycles(net: Network, act: dict, *, lanes: int = 1) -> np.ndarray:
                 pairs += counts
         if not n_jobs:
             total += 1
+        if weighted:
+            total += 1                                     # SETTLE: the last pair write
         acc = np.where(pairs > 0, pairs + 2, 1) if weighted else np.ones(steps, np.int64)
         total += g * (acc + 1)                             # ACC + FIRE per group
         e = act["emit"][l]

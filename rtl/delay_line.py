@@ -32,13 +32,18 @@ class DelayLine(wiring.Component):
     """Event ring of ``slots`` steps for ``n`` presynaptic neurons (see the module docstring).
 
     Ports: ``push_valid/push_index/push_value`` (one event per cycle), ``pending`` (a push is
-    still in the pipeline), ``advance`` (end of step), ``rd_offset`` (history: steps back),
-    ``rd_count`` (events in that slot, combinational), ``rd_entry`` → ``rd_index/rd_value``
-    (one cycle later), ``clear`` (empty the read slot; arrival mode).
+    still in the pipeline), ``advance`` (end of step), ``rd_count`` (events in the read slot),
+    ``rd_entry`` → ``rd_index/rd_value`` (one cycle later), ``clear`` (empty the read slot;
+    arrival mode), ``rd_next`` (history: move the read slot one step further back).
+
+    In history mode the read slot starts each step at ``first`` steps back (d0) and ``rd_next``
+    walks it back one step per tap; keeping it in a register keeps the slot arithmetic out of
+    the count → compare path.
     """
 
     def __init__(self, *, n: int, slots: int, mode: Literal["history", "arrival"],
-                 value_bits: int = 0, delays: np.ndarray | int = 0, fault: str | None = None):
+                 value_bits: int = 0, delays: np.ndarray | int = 0, first: int = 0,
+                 fault: str | None = None):
         if mode not in ("history", "arrival"):
             raise ValueError(f"mode must be 'history' or 'arrival', got {mode!r}")
         if slots < 1 or n < 1:
@@ -48,6 +53,9 @@ class DelayLine(wiring.Component):
         if mode == "arrival" and (d.min() < 0 or d.max() >= slots):
             raise ValueError(f"delays must be in [0, slots-1 = {slots - 1}]")
         self.delays = d
+        if mode == "history" and not 0 <= first < slots:
+            raise ValueError(f"first must be in [0, slots-1 = {slots - 1}], got {first}")
+        self.first = first
         self.fault = fault
         ib = index_bits(n)
         sb = max(1, (slots - 1).bit_length())
@@ -55,7 +63,7 @@ class DelayLine(wiring.Component):
             "push_valid": In(1), "push_index": In(ib), "push_value": In(max(1, value_bits)),
             "pending": Out(1),
             "advance": In(1),
-            "rd_offset": In(sb + 1), "rd_count": Out(n.bit_length()),
+            "rd_next": In(1), "rd_count": Out(n.bit_length()),
             "rd_entry": In(ib), "rd_index": Out(ib), "rd_value": Out(max(1, value_bits)),
             "clear": In(1),
         })
@@ -112,12 +120,13 @@ class DelayLine(wiring.Component):
         m.d.comb += self.pending.eq(a_valid | b_valid)
 
         # Read side.
-        rslot = Signal(range(R))
-        off = self.rd_offset  # callers keep offsets below R
+        first = self.first % R
         if self.mode == "history":
-            m.d.comb += rslot.eq(Mux(cur >= off, cur - off, cur + R - off))
+            rslot = Signal(range(R), init=(-first) % R)
+            with m.If(self.rd_next):
+                m.d.sync += rslot.eq(Mux(rslot == 0, R - 1, rslot - 1))
         else:
-            m.d.comb += rslot.eq(cur)
+            rslot = cur
         m.d.comb += [self.rd_count.eq(count_of(rslot)),
                      rd.addr.eq(Cat(self.rd_entry, rslot)),
                      self.rd_index.eq(rd.data[:ib])]
@@ -133,6 +142,7 @@ class DelayLine(wiring.Component):
             nxt = Mux(cur == R - 1, 0, cur + 1)
             m.d.sync += cur.eq(nxt)
             if self.mode == "history":
+                m.d.sync += rslot.eq(Mux(nxt >= first, nxt - first, nxt + R - first))
                 for s_ in range(R):
                     with m.If(nxt == s_):
                         m.d.sync += counts[s_].eq(0)

@@ -39,7 +39,8 @@ def test_lif_unit_matches_reference(reset, beta, shift, spiking):
                                           ("arrival", [0, 3, 1, 2, 3, 0])])
 def test_delay_line_matches_reference(mode, delays):
     n, slots, vb = 6, 4, 3
-    dut = DelayLine(n=n, slots=slots, mode=mode, value_bits=vb, delays=np.array(delays))
+    dut = DelayLine(n=n, slots=slots, mode=mode, value_bits=vb, delays=np.array(delays),
+                    first=1)
     gold = DelayLineModel(mode, slots)
     rng = random.Random(5)
     d = np.broadcast_to(np.asarray(delays), (n,))
@@ -61,7 +62,6 @@ def test_delay_line_matches_reference(mode, delays):
                 await ctx.tick()
             offsets = range(1, slots) if mode == "history" else [0]
             for off in offsets:
-                ctx.set(dut.rd_offset, off)
                 want = gold.read(off)
                 assert ctx.get(dut.rd_count) == len(want), (step, off)
                 got = []
@@ -70,10 +70,10 @@ def test_delay_line_matches_reference(mode, delays):
                     await ctx.tick()
                     got.append((ctx.get(dut.rd_index), ctx.get(dut.rd_value)))
                 assert got == want, (step, off)
-                if mode == "arrival":
-                    ctx.set(dut.clear, 1)
-                    await ctx.tick()
-                    ctx.set(dut.clear, 0)
+                strobe = dut.clear if mode == "arrival" else dut.rd_next
+                ctx.set(strobe, 1)
+                await ctx.tick()
+                ctx.set(strobe, 0)
             ctx.set(dut.advance, 1)
             await ctx.tick()
             ctx.set(dut.advance, 0)
