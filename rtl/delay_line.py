@@ -119,15 +119,37 @@ class DelayLine(wiring.Component):
                 m.d.sync += counts[s_].eq(counts[s_] + 1)
         m.d.comb += self.pending.eq(a_valid | b_valid)
 
-        # Read side.
+        # Read side. The read slot and its count are registers, so that neither the slot
+        # arithmetic nor the count multiplexer shares a cycle with the reader's compare. The
+        # count is re-sampled every cycle from the slot the next cycle will read, so it lags
+        # a push or a clear by one cycle; readers start a job at least a cycle after both.
         first = self.first % R
+        nxt = Mux(cur == R - 1, 0, cur + 1)
         if self.mode == "history":
             rslot = Signal(range(R), init=(-first) % R)
+            rslot_next = Signal(range(R))
+            m.d.comb += rslot_next.eq(rslot)
             with m.If(self.rd_next):
-                m.d.sync += rslot.eq(Mux(rslot == 0, R - 1, rslot - 1))
+                m.d.comb += rslot_next.eq(Mux(rslot == 0, R - 1, rslot - 1))
+            with m.If(self.advance):
+                m.d.comb += rslot_next.eq(Mux(nxt >= first, nxt - first, nxt + R - first))
+            m.d.sync += rslot.eq(rslot_next)
         else:
             rslot = cur
-        m.d.comb += [self.rd_count.eq(count_of(rslot)),
+            rslot_next = Mux(self.advance, nxt, cur)
+        count_q = Signal(cb)
+        if self.mode == "history":
+            # Look up all three candidates from registers; the strobes only pick one late.
+            back, after = Signal(range(R)), Signal(range(R))
+            m.d.comb += [back.eq(Mux(rslot == 0, R - 1, rslot - 1)),
+                         after.eq(Mux(nxt >= first, nxt - first, nxt + R - first))]
+            m.d.sync += count_q.eq(Mux(self.advance, count_of(after),
+                                       Mux(self.rd_next, count_of(back), count_of(rslot))))
+        else:
+            nxt_s = Signal(range(R))
+            m.d.comb += nxt_s.eq(nxt)
+            m.d.sync += count_q.eq(Mux(self.advance, count_of(nxt_s), count_of(cur)))
+        m.d.comb += [self.rd_count.eq(count_q),
                      rd.addr.eq(Cat(self.rd_entry, rslot)),
                      self.rd_index.eq(rd.data[:ib])]
         if vb:
@@ -139,10 +161,8 @@ class DelayLine(wiring.Component):
                 m.d.sync += counts[s_].eq(0)
 
         with m.If(self.advance):
-            nxt = Mux(cur == R - 1, 0, cur + 1)
             m.d.sync += cur.eq(nxt)
             if self.mode == "history":
-                m.d.sync += rslot.eq(Mux(nxt >= first, nxt - first, nxt + R - first))
                 for s_ in range(R):
                     with m.If(nxt == s_):
                         m.d.sync += counts[s_].eq(0)
