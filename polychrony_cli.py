@@ -13,7 +13,7 @@ import numpy as np
 
 __all__ = ["main"]
 
-BOARDS = ("icebreaker",)
+BOARDS = ("icebreaker", "ulx3s-85f")
 
 
 class UserError(Exception):
@@ -344,8 +344,11 @@ def _supported(net, lanes: int = 1) -> None:
 def _build(net, board: str, out: Path, *, lanes: int = 1):
     if board not in BOARDS:
         raise UserError(f"unknown board {board!r}; supported: {', '.join(BOARDS)}")
-    from boards.icebreaker import build_icebreaker
-    return build_icebreaker(net, build_dir=out / board, lanes=lanes)
+    if board == "icebreaker":
+        from boards.icebreaker import build_icebreaker
+        return build_icebreaker(net, build_dir=out / board, lanes=lanes)
+    from boards.ulx3s import build_ulx3s
+    return build_ulx3s(net, build_dir=out / board, size="85F", lanes=lanes)
 
 
 def _build_json(res) -> dict:
@@ -408,7 +411,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("estimate", help="memory, logic and speed of the core, before synthesis")
     p.add_argument("net")
-    p.add_argument("--board", default="icebreaker", help="icebreaker or ulx3s-85f")
+    p.add_argument("--board", default="icebreaker", choices=BOARDS)
     p.add_argument("--lanes", type=int, default=1, help="neurons updated per cycle")
     p.add_argument("--vectors", help="stimulus bundle (.npz from sim.vectors) for the activity")
     p.add_argument("--steps", type=int, default=100, help="steps of random stimulus otherwise")

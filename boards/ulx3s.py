@@ -1,0 +1,35 @@
+"""ULX3S (ECP5 12F/25F/45F/85F) board top: the same schedule player and LED top as the iCEBreaker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from amaranth_boards import ulx3s
+
+from model.ir import Network
+from .build import BuildResult, build
+from .icebreaker import IcebreakerTop, Schedule
+
+__all__ = ["SIZES", "ulx3s_platform", "build_ulx3s"]
+
+SIZES = ("12F", "25F", "45F", "85F")
+
+
+def ulx3s_platform(size: str = "85F"):
+    """The amaranth-boards ULX3S platform of ECP5 ``size`` (25 MHz clock, 8 LEDs)."""
+    if size not in SIZES:
+        raise ValueError(f"ULX3S size must be one of {SIZES}, got {size!r}")
+    return getattr(ulx3s, f"ULX3S_{size}_Platform")()
+
+
+def build_ulx3s(net: Network, *, build_dir: str | Path, size: str = "85F",
+                schedule: Schedule | None = None, step_hz: float | None = 8.0,
+                show: Sequence[int] | None = None, seed: int = 1,
+                timing_allow_fail: bool = False, **core_knobs) -> BuildResult:
+    """Build a ULX3S bitstream of ``net`` replaying ``schedule``: LED 0 any spike, LED 1 the
+    step heartbeat, LEDs 2..6 neurons ``show`` of layer 1 (see :class:`IcebreakerTop`, whose
+    logic is board-independent)."""
+    return build(lambda: IcebreakerTop(net, schedule, step_hz=step_hz, show=show, **core_knobs),
+                 ulx3s_platform(size), build_dir=build_dir, seed=seed,
+                 timing_allow_fail=timing_allow_fail)
