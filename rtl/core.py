@@ -195,9 +195,8 @@ class NetworkCore(wiring.Component):
         s2 = Signal()                 # weight read in flight
         mi = Signal(17)               # next event of the current gather job
         pend = Signal()               # an event read is in flight
-        drain = Signal(L)             # emitted lanes still to push
 
-        ctx = {l: self._datapath(m, l, plan, lines, forced, conv_vec, grp, n_pairs)
+        ctx = {l: self._datapath(m, l, plan, lines, push, forced, conv_vec, grp, n_pairs)
                for l in range(1, len(layers))}
 
         clr = Signal(16)
@@ -232,7 +231,7 @@ class NetworkCore(wiring.Component):
 
             for l in range(1, len(layers)):
                 self._states(m, l, ctx[l], plan, lines, push, pending, forced, conv_vec,
-                             grp, p_next, n_pairs, s1, s2, mi, pend, drain)
+                             grp, p_next, n_pairs, s1, s2, mi, pend)
 
             with m.State("END"):
                 m.d.comb += self.busy.eq(1)
@@ -242,14 +241,22 @@ class NetworkCore(wiring.Component):
         return m
 
     # ----------------------------------------------------------------------------------------
-    def _datapath(self, m, l, plan, lines, forced, conv_vec, grp, n_pairs) -> dict:
-        """Memories, weight ports, conv windows and LIF lanes of layer l (state-independent)."""
+    def _datapath(self, m, l, plan, lines, push, forced, conv_vec, grp, n_pairs) -> dict:
+        """Memories, weight ports and the fire pipeline of layer l (state-independent).
+
+        The fire pipeline takes a group's partial sums from the hand-off register ``H`` while
+        the accumulator moves on to the next group: stage B1 adds bias and conv terms and
+        applies the leak into ``S``; stage B2 saturates, thresholds and resets, offers the group
+        on ``o`` and writes it back; the drain pushes its emitted neurons, one per cycle.
+        """
         net, L = self.net, self.lanes
         layer = net.layers[l]
         G = ceil(layer.n / L)
+        last_layer = l == len(net.layers) - 1
         incoming = [pp for pp in plan if pp.p.dst == l]
         weighted = [pp for pp in incoming if pp.p.kind != "conv"]
         convs = [pp for pp in incoming if pp.p.kind == "conv"]
+        emits = any(pp.p.src == l for pp in plan)
         ctx = dict(G=G, incoming=incoming, weighted=weighted, convs=convs)
 
         vmem = memory.Memory(shape=unsigned(L * layer.v_bits), depth=G, init=[])
@@ -258,8 +265,9 @@ class NetworkCore(wiring.Component):
                              init=[_pack(bias[g * L:(g + 1) * L], layer.acc_bits)
                                    for g in range(G)])
         m.submodules[f"v{l}"], m.submodules[f"bias{l}"] = vmem, bmem
-        v_rd, v_wr, b_rd = vmem.read_port(), vmem.write_port(), bmem.read_port()
-        m.d.comb += [v_rd.addr.eq(grp), b_rd.addr.eq(grp)]
+        v_wr = vmem.write_port()
+        v_rd = vmem.read_port(transparent_for=(v_wr,))
+        b_rd = bmem.read_port()
         ctx["v_wr"] = v_wr
 
         # Weight memories: word row*G + g holds w[g*L : (g+1)*L, row] with row = j (dense) or
@@ -295,10 +303,23 @@ class NetworkCore(wiring.Component):
             with m.If(pw_valid):
                 m.d.sync += n_pairs.eq(n_pairs + 1)
 
-        acc = [Signal(signed(layer.acc_bits + 1), name=f"acc{l}_{k}") for k in range(L)]
-        ctx["acc"] = acc
+        acc_shape = signed(layer.acc_bits + 1)
+        ctx["acc"] = [Signal(acc_shape, name=f"acc{l}_{k}") for k in range(L)]
 
-        # Conv: each lane applies the K-tap kernel to a window of the presynaptic vector.
+        # ---- hand-off register H (filled by the accumulator's HAND state) ------------------
+        h_valid = Signal(name=f"h_valid{l}")
+        h_acc = [Signal(acc_shape, name=f"h_acc{l}_{k}") for k in range(L)]
+        h_g = Signal(range(G + 1), name=f"h_g{l}")
+        h_load = Signal(name=f"h_load{l}")        # driven by HAND
+        ctx.update(h_valid=h_valid, h_load=h_load)
+        # v and bias are read for the group entering H, and held while it waits there.
+        m.d.comb += [v_rd.addr.eq(grp), b_rd.addr.eq(grp), v_rd.en.eq(h_load),
+                     b_rd.en.eq(h_load)]
+        with m.If(h_load):
+            m.d.sync += [h_valid.eq(1), h_g.eq(grp)] + \
+                [h.eq(a) for h, a in zip(h_acc, ctx["acc"])]
+
+        # ---- conv terms of the group in H: the K-tap kernel over a window of the vector ----
         conv_terms = [0] * L
         for pp in convs:
             K = pp.p.weight.shape[0]
@@ -306,15 +327,13 @@ class NetworkCore(wiring.Component):
             vec, vw = conv_vec[pp.index], max(1, pp.value_bits)
             windows = []
             for g in range(G):
-                items = []
-                for x in range(L + K - 1):
-                    j = g * L + x - c
-                    items.append(vec[j] if 0 <= j < pp.pre.n else C(0, vw))
+                items = [vec[g * L + x - c] if 0 <= g * L + x - c < pp.pre.n else C(0, vw)
+                         for x in range(L + K - 1)]
                 windows.append(Cat(*items))
             win = Signal(len(windows[0]), name=f"win{pp.index}")
             # A part-select, not an Array: it becomes a continuous assignment, which Icarus
             # evaluates at time 0 even when its inputs never change.
-            m.d.comb += win.eq(Cat(*windows).word_select(grp, len(windows[0])))
+            m.d.comb += win.eq(Cat(*windows).word_select(h_g, len(windows[0])))
             for lane in range(L):
                 for k in range(K):
                     wk = int(pp.p.weight[k])
@@ -325,34 +344,94 @@ class NetworkCore(wiring.Component):
                     term = g_val * wc if pp.value_bits else Mux(g_val, wc, 0)
                     conv_terms[lane] = conv_terms[lane] + term
 
-        spikes = Signal(L, name=f"spikes{l}")
-        emit = Signal(L, name=f"emit{l}")
+        # ---- B1: current and leak into S ---------------------------------------------------
+        s_valid = Signal(name=f"s_valid{l}")
+        s_g = Signal(range(G + 1), name=f"s_g{l}")
+        s_i = [Signal(signed(layer.acc_bits + 3), name=f"s_i{l}_{k}") for k in range(L)]
+        s_u = [Signal(signed(layer.v_bits + 1), name=f"s_u{l}_{k}") for k in range(L)]
+        s_f = Signal(L, name=f"s_f{l}")
+        b2_take = Signal(name=f"b2_take{l}")      # S is emptied this cycle
+        beta = C(layer.beta, signed(layer.beta.bit_length() + 1))
+        with m.If(h_valid & (~s_valid | b2_take)):
+            m.d.sync += [s_valid.eq(1), s_g.eq(h_g)]
+            with m.If(~h_load):
+                m.d.sync += h_valid.eq(0)
+            for lane in range(L):
+                b = b_rd.data[lane * layer.acc_bits:(lane + 1) * layer.acc_bits].as_signed()
+                v = v_rd.data[lane * layer.v_bits:(lane + 1) * layer.v_bits].as_signed()
+                m.d.sync += [s_i[lane].eq(h_acc[lane] + b + conv_terms[lane]),
+                             # Arithmetic shift of a signed product: floor, as the contract.
+                             s_u[lane].eq((beta * v) >> layer.beta_shift)]
+            if l in forced:
+                m.d.sync += s_f.eq(forced[l].word_select(h_g, L))
+        with m.Elif(b2_take):
+            m.d.sync += s_valid.eq(0)
+        ctx.update(s_valid=s_valid)
+
+        # ---- B2: threshold and reset, offer on `o`, write back, hand spikes to the drain ---
+        spikes, emit = Signal(L, name=f"spikes{l}"), Signal(L, name=f"emit{l}")
         v_new = [Signal(signed(layer.v_bits), name=f"vnew{l}_{k}") for k in range(L)]
         for lane in range(L):
-            u = LIFUnit(layer, i_width=layer.acc_bits + 3,
+            u = LIFUnit(layer, i_width=layer.acc_bits + 3, leak=False,
                         fault="threshold>" if self.fault == "threshold>" else None)
             m.submodules[f"lif{l}_{lane}"] = u
-            b = b_rd.data[lane * layer.acc_bits:(lane + 1) * layer.acc_bits].as_signed()
-            v = v_rd.data[lane * layer.v_bits:(lane + 1) * layer.v_bits].as_signed()
-            live = (grp * L + lane) < layer.n
-            f_bit = forced[l].bit_select(grp * L + lane, 1) if l in forced else C(0, 1)
-            m.d.comb += [u.v.eq(v), u.i_in.eq(acc[lane] + b + conv_terms[lane]),
+            live = (s_g * L + lane) < layer.n
+            m.d.comb += [u.v.eq(s_u[lane]), u.i_in.eq(s_i[lane]),
                          spikes[lane].eq(u.spike & live),
-                         emit[lane].eq((u.spike | f_bit) & live),
+                         emit[lane].eq((u.spike | s_f[lane]) & live),
                          v_new[lane].eq(Mux(live, u.v_new, 0))]
-        ctx.update(spikes=spikes, emit=emit, v_new=v_new)
+        drain = Signal(L, name=f"drain{l}")
+        drain_g = Signal(range(G + 1), name=f"drain_g{l}")
+        # One group waits behind the draining one, so that B2 stalls only when both are
+        # taken: the stall then depends on a register, not on this group's spikes (Fmax).
+        q_valid = Signal(name=f"q_valid{l}")
+        q_mask = Signal(L, name=f"q_mask{l}")
+        q_g = Signal(range(G + 1), name=f"q_g{l}")
+        ctx["drain_busy"] = drain.any() | q_valid
+        offer = s_valid & ~q_valid if emits else s_valid
+        ctx["offer"] = offer
+        out = self.o.payload
+        with m.If(offer):
+            m.d.comb += [self.o.valid.eq(1), out.layer.eq(l), out.index.eq(s_g * L),
+                         out.spike.eq(spikes),
+                         out.last.eq((s_g == G - 1) & last_layer)]
+            m.d.comb += [out.v[lane].eq(v_new[lane]) for lane in range(L)]
+            with m.If(self.o.ready):
+                m.d.comb += [b2_take.eq(1), v_wr.addr.eq(s_g), v_wr.data.eq(Cat(*v_new)),
+                             v_wr.en.eq(1)]
+        if emits:
+            low = Signal(range(max(2, L)), name=f"low{l}")
+            for lane in reversed(range(L)):
+                with m.If(drain[lane]):
+                    m.d.comb += low.eq(lane)
+            rest = Signal(L, name=f"rest{l}")
+            m.d.comb += rest.eq(drain & ~(C(1, L) << low))
+            with m.If(drain.any()):
+                m.d.comb += push(l, drain_g * L + low, 1, 1)
+            m.d.sync += drain.eq(rest)
+            new = b2_take & emit.any()
+            with m.If(rest == 0):
+                # The drain frees up this cycle: it takes the queued group, else the new one.
+                with m.If(q_valid):
+                    m.d.sync += [drain.eq(q_mask), drain_g.eq(q_g), q_valid.eq(new)]
+                    with m.If(new):
+                        m.d.sync += [q_mask.eq(emit), q_g.eq(s_g)]
+                with m.Elif(new):
+                    m.d.sync += [drain.eq(emit), drain_g.eq(s_g)]
+            with m.Elif(new):
+                m.d.sync += [q_valid.eq(1), q_mask.eq(emit), q_g.eq(s_g)]
         return ctx
 
     def _states(self, m, l, ctx, plan, lines, push, pending, forced, conv_vec,
-                grp, p_next, n_pairs, s1, s2, mi, pend, drain):
-        """FSM states of layer l: gather jobs L{l}_J*, then ACC / FIRE / DRAIN / END."""
+                grp, p_next, n_pairs, s1, s2, mi, pend):
+        """FSM states of layer l: gather jobs L{l}_J*, then ACC / HAND per group, then DONE."""
         net, L = self.net, self.lanes
         layer = net.layers[l]
         last_layer = l == len(net.layers) - 1
         nxt_layer = "END" if last_layer else f"L{l + 1}_J0"
         G, weighted, convs = ctx["G"], ctx["weighted"], ctx["convs"]
         acc, busy = ctx["acc"], self.busy
-        emits = any(pp.p.src == l for pp in plan)
+        first_acc = f"L{l}_ACC" if weighted else f"L{l}_HAND"
 
         # ---- gather: one job per (projection, tap) -----------------------------------------
         jobs = []
@@ -361,7 +440,7 @@ class NetworkCore(wiring.Component):
                 jobs += [(pp, int(pp.p.delay) + k, k) for k in range(pp.taps)]
             else:
                 jobs.append((pp, 0, 0))
-        after_jobs = f"L{l}_SETTLE" if weighted else f"L{l}_ACC"
+        after_jobs = f"L{l}_SETTLE" if weighted else first_acc
         for q, (pp, offset, k) in enumerate(jobs):
             line = lines[pp.index]
             nxt = f"L{l}_J{q + 1}" if q + 1 < len(jobs) else after_jobs
@@ -389,16 +468,15 @@ class NetworkCore(wiring.Component):
         if not jobs:
             with m.State(f"L{l}_J0"):
                 m.d.comb += busy.eq(1)
-                m.next = f"L{l}_ACC"
+                m.next = first_acc
         if weighted:
             with m.State(f"L{l}_SETTLE"):      # the last registered pair write lands
                 m.d.comb += busy.eq(1)
-                m.next = f"L{l}_ACC"
+                m.next = first_acc
 
-        # ---- accumulate one group: pair -> weight word -> add, one pair per cycle ----------
-        with m.State(f"L{l}_ACC"):
-            m.d.comb += busy.eq(1)
-            if weighted:
+            # ---- accumulate one group: pair -> weight word -> add, one pair per cycle ------
+            with m.State(f"L{l}_ACC"):
+                m.d.comb += busy.eq(1)
                 tb, bb, vb = ctx["tag_bits"], ctx["base_bits"], ctx["vb"]
                 pr_rd = ctx["pr_rd"]
                 tag2 = Signal(tb, name=f"tag{l}")
@@ -421,57 +499,34 @@ class NetworkCore(wiring.Component):
                                 wv = wv * val2[:pp.value_bits]
                             term = wv if term is None else Mux(tag2 == t_i, wv, term)
                         m.d.sync += acc[lane].eq(acc[lane] + term)
-                # The last add (s2) lands at this clock edge, in time for FIRE.
+                # The last add (s2) lands at this clock edge, in time for HAND.
                 with m.If((p_next == n_pairs) & ~s1):
-                    m.next = f"L{l}_FIRE"
-            else:
-                m.next = f"L{l}_FIRE"
+                    m.next = f"L{l}_HAND"
 
-        # ---- fire: offer the group on `o`; on acceptance write back and emit ---------------
-        last_group = grp == G - 1
-        with m.State(f"L{l}_FIRE"):
+        # ---- hand the group to the fire pipeline and start the next one -------------------
+        with m.State(f"L{l}_HAND"):
             m.d.comb += busy.eq(1)
-            out = self.o.payload
-            m.d.comb += [self.o.valid.eq(1), out.layer.eq(l), out.index.eq(grp * L),
-                         out.spike.eq(ctx["spikes"]), out.last.eq(last_group & last_layer)]
-            for lane in range(L):
-                m.d.comb += out.v[lane].eq(ctx["v_new"][lane])
-            with m.If(self.o.ready):
-                v_wr = ctx["v_wr"]
-                m.d.comb += [v_wr.addr.eq(grp), v_wr.data.eq(Cat(*ctx["v_new"])),
-                             v_wr.en.eq(1)]
-                m.d.sync += [p_next.eq(0)] + [a.eq(0) for a in acc]
-                if emits:
-                    m.d.sync += drain.eq(ctx["emit"])
-                    m.next = f"L{l}_DRAIN"
-                else:
-                    with m.If(last_group):
-                        m.next = f"L{l}_END"
-                    with m.Else():
-                        m.d.sync += grp.eq(grp + 1)
-                        m.next = f"L{l}_ACC"
-
-        # ---- drain: push the group's emitted neurons into every outgoing delay line --------
-        if emits:
-            with m.State(f"L{l}_DRAIN"):
-                m.d.comb += busy.eq(1)
-                low = Signal(range(max(2, L)), name=f"low{l}")
-                for lane in reversed(range(L)):
-                    with m.If(drain[lane]):
-                        m.d.comb += low.eq(lane)
-                with m.If(drain.any()):
-                    m.d.comb += push(l, grp * L + low, 1, 1)
-                    m.d.sync += drain.eq(drain & ~(C(1, L) << low))
-                with m.Elif(last_group):
-                    m.next = f"L{l}_END"
+            h_free = ~ctx["h_valid"] | (ctx["h_valid"] & ~ctx["s_valid"]) | \
+                (ctx["offer"] & self.o.ready)
+            with m.If(h_free):
+                m.d.comb += ctx["h_load"].eq(1)
+                m.d.sync += [a.eq(0) for a in acc] + [p_next.eq(0)]
+                with m.If(grp == G - 1):
+                    m.next = f"L{l}_DONE"
                 with m.Else():
                     m.d.sync += grp.eq(grp + 1)
-                    m.next = f"L{l}_ACC"
+                    if weighted:
+                        with m.If(n_pairs != 0):
+                            m.next = f"L{l}_ACC"
 
-        with m.State(f"L{l}_END"):
+        with m.State(f"L{l}_DONE"):
             m.d.comb += busy.eq(1)
-            # Delay-0 events must have landed before the next layer gathers them.
-            with m.If(~pending(l)):
+            # Every group has been fired and drained, and delay-0 events have landed, before
+            # the next layer gathers them.
+            idle = ~ctx["h_valid"] & ~ctx["s_valid"]
+            if any(pp.p.src == l for pp in plan):
+                idle = idle & ~ctx["drain_busy"]
+            with m.If(idle & ~pending(l)):
                 if l in forced:
                     m.d.sync += forced[l].eq(0)
                 for pp in convs:

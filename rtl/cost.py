@@ -55,6 +55,60 @@ def _has_rom(pp) -> bool:
     return pp.mode == "arrival" and len(set(pp.p.delays_of_pre(pp.pre.n).tolist())) > 1
 
 
+def _update_cycles(acc_cycles: list[int], emits: list[int], *, drains: bool,
+                   tail_pending: int, last: bool) -> int:
+    """Cycles of one layer's update phase, from its first HAND/ACC cycle to the end of DONE
+    (or, for the last layer, to the acceptance of its last output record).
+
+    ``acc_cycles[g]`` is the time group g spends in ACC before HAND, ``emits[g]`` its
+    emitted neurons. A cycle-level replay of the accumulator, the hand-off register H, the fire
+    stages B1/B2 and the drain, with ``o`` always ready.
+    """
+    G = len(acc_cycles)
+    g_a, a_left = 0, acc_cycles[0]          # accumulator: group, ACC cycles still to spend
+    h = s = None                            # group in H / in S
+    drain, queued = 0, 0                    # neurons left to push; a queued group's neurons
+    last_push = -10
+    cycle = 0
+    a_done = False
+    while True:
+        b2_take = s is not None and (not drains or not queued)
+        b1 = h is not None and (s is None or b2_take)
+        hand = not a_done and a_left == 0 and (h is None or s is None or b2_take)
+        if last and b2_take and s == G - 1:
+            return cycle + 1
+        if a_done and h is None and s is None and drain == 0 and not queued and not last \
+                and cycle - last_push > tail_pending:
+            return cycle + 1
+        # Clock edge.
+        new = emits[s] if b2_take and drains else 0
+        if drain:
+            drain -= 1
+            last_push = cycle
+        if drain == 0:
+            if queued:
+                drain, queued = queued, new
+            elif new:
+                drain = new
+        elif new:
+            queued = new
+        new_s = h if b1 else (None if b2_take else s)
+        new_h = h
+        if b1:
+            new_h = None
+        if hand:
+            new_h = g_a
+            if g_a == G - 1:
+                a_done = True
+            else:
+                g_a += 1
+                a_left = acc_cycles[g_a]
+        elif not a_done and a_left:
+            a_left -= 1
+        h, s = new_h, new_s
+        cycle += 1
+
+
 def step_cycles(net: Network, act: dict, *, lanes: int = 1) -> np.ndarray:
     """Cycles from accepting a step's last input record to accepting its last output record,
     per step, with ``o`` always ready (see ``docs/hardware.md`` for the derivation)."""
@@ -66,8 +120,7 @@ def step_cycles(net: Network, act: dict, *, lanes: int = 1) -> np.ndarray:
     lines0 = [pp for pp in plan if pp.p.src == 0]
     if lines0 and act["emit"][0].shape[1] and not net.forced_layers:
         x0 = act["emit"][0]
-        last_pushes = x0.any(1)
-        total += last_pushes * (1 + any(_has_rom(pp) for pp in lines0))
+        total += x0.any(1) * (1 + any(_has_rom(pp) for pp in lines0))
     last = len(net.layers) - 1
     for l in range(1, len(net.layers)):
         layer = net.layers[l]
@@ -75,6 +128,7 @@ def step_cycles(net: Network, act: dict, *, lanes: int = 1) -> np.ndarray:
         incoming = [pp for pp in plan if pp.p.dst == l]
         weighted = any(pp.p.kind != "conv" for pp in incoming)
         emits = any(pp.p.src == l for pp in plan)
+        rom = 1 if any(pp.p.src == l and _has_rom(pp) for pp in plan) else 0
         pairs = np.zeros(steps, np.int64)
         n_jobs = 0
         for (dst, q, k), counts in act["jobs"].items():
@@ -88,19 +142,17 @@ def step_cycles(net: Network, act: dict, *, lanes: int = 1) -> np.ndarray:
             total += 1
         if weighted:
             total += 1                                     # SETTLE: the last pair write
-        acc = np.where(pairs > 0, pairs + 2, 1) if weighted else np.ones(steps, np.int64)
-        total += g * (acc + 1)                             # ACC + FIRE per group
-        e = act["emit"][l]
-        if l == last:                                      # measured up to the last FIRE
-            if emits:
-                total += e[:, :(g - 1) * lanes].sum(1) + g - 1
-            continue
-        if emits:
-            total += e.sum(1) + g                          # DRAIN: one per spike, one to leave
-            # END waits for a delay lookup still in flight after the last group's pushes.
-            if any(pp.p.src == l and _has_rom(pp) for pp in plan):
-                total += e[:, (g - 1) * lanes:].any(1)
-        total += 1                                         # END
+        e = act["emit"][l].astype(np.int64)
+        padded = np.zeros((steps, g * lanes), np.int64)
+        padded[:, :layer.n] = e
+        per_group = padded.reshape(steps, g, lanes).sum(2)
+        for t in range(steps):
+            if weighted:
+                acc = [pairs[t] + 2] * g if pairs[t] else [1] + [0] * (g - 1)
+            else:
+                acc = [0] * g
+            total[t] += _update_cycles(acc, per_group[t].tolist(), drains=emits,
+                                       tail_pending=rom, last=l == last)
     return total
 
 
@@ -139,8 +191,13 @@ def memory_shapes(net: Network, *, lanes: int = 1) -> dict[str, tuple[int, int]]
     return out
 
 
-def logic_estimate(net: Network, *, lanes: int = 1) -> dict[str, int]:
-    """A first-order LUT4 and multiplier estimate (constants fitted to nextpnr builds)."""
+#: ``lut = offset + scale * raw`` per family, fitted by ``bench/calibrate_logic.py``.
+LUT_FIT = {"ice40": (0.0, 1.0), "ecp5": (0.0, 1.0)}
+
+
+def logic_estimate(net: Network, *, lanes: int = 1, family: str = "ice40",
+                   raw: bool = False) -> dict[str, int]:
+    """A first-order LUT4 and multiplier estimate; ``raw`` skips the per-family fit."""
     plan = _plan(net)
     luts = 120                                             # stream, step FSM
     dsps = 0
@@ -156,7 +213,10 @@ def logic_estimate(net: Network, *, lanes: int = 1) -> dict[str, int]:
             dsps += lanes                                  # the leak multiply
     for pp in plan:
         luts += 40 + 3 * pp.slots * pp.pre.n.bit_length()  # counts and slot logic
-    return {"lut": int(luts), "dsp": int(dsps)}
+    if not raw:
+        offset, scale = LUT_FIT[family]
+        luts = offset + scale * luts
+    return {"lut": int(round(luts)), "dsp": int(dsps)}
 
 
 @dataclass
@@ -208,7 +268,7 @@ def estimate(net: Network, act: dict, *, family: str, clock_mhz: float, lanes: i
         records = np.full_like(cycles, records_per_step)
     per_step = cycles + records + 2      # + the input records, END and the RECV hand-over
     shapes = memory_shapes(net, lanes=lanes)
-    logic = logic_estimate(net, lanes=lanes)
+    logic = logic_estimate(net, lanes=lanes, family=family)
     return Estimate(family=family, lanes=lanes, clock_mhz=clock_mhz,
                     memory_bits={k: d * w for k, (d, w) in shapes.items()},
                     blocks=memory_blocks(shapes, family), lut=logic["lut"], dsp=logic["dsp"],

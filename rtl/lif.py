@@ -14,16 +14,21 @@ __all__ = ["LIFUnit"]
 class LIFUnit(wiring.Component):
     """Combinational LIF update of one lane (reference: :func:`sim.units.lif_update`).
 
+    ``leak=False`` builds the second half only (the core registers the leak a stage earlier).
+
     ``u = (beta * v) >> beta_shift`` (floor), ``v_hat = sat(u + i_in)``, ``spike = v_hat >=
     threshold`` (never for a read-out), ``v_new`` after the layer's reset. ``i_in`` is
     ``i_width`` bits wide, so callers may pass a partial sum wider than ``acc_bits``.
     """
 
-    def __init__(self, layer: LIFLayer, *, i_width: int, fault: str | None = None):
+    def __init__(self, layer: LIFLayer, *, i_width: int, leak: bool = True,
+                 fault: str | None = None):
         self.layer = layer
+        self.leak = leak
         self.fault = fault
         super().__init__({
-            "v": In(signed(layer.v_bits)),
+            # With leak=False the caller has applied the leak already: `v` is u.
+            "v": In(signed(layer.v_bits + (0 if leak else 1))),
             "i_in": In(signed(i_width)),
             "v_new": Out(signed(layer.v_bits)),
             "spike": Out(1),
@@ -33,7 +38,8 @@ class LIFUnit(wiring.Component):
         m = Module()
         layer = self.layer
         beta = C(layer.beta, signed(layer.beta.bit_length() + 1))
-        u = (beta * self.v) >> layer.beta_shift          # signed: arithmetic shift = floor
+        # signed: arithmetic shift = floor
+        u = (beta * self.v) >> layer.beta_shift if self.leak else self.v
         total = u + self.i_in
         v_hat = Mux(total > layer.v_max, layer.v_max, Mux(total < layer.v_min, layer.v_min, total))
         if layer.spiking:

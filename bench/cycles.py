@@ -1,0 +1,70 @@
+"""Cycles per step of the core against the memory-port lower bound, lanes 1..64 (on demand).
+
+    python bench/cycles.py [--steps 100]
+
+The cycle figures come from ``rtl.cost.step_cycles`` on the reference simulator's activity;
+``tests/test_cost.py`` holds that model to within 2 cycles per step of the simulated RTL.
+The bound is what one weight word per cycle allows with P lanes:
+``sum over layers of (E_l + 1) * ceil(n_l / P)`` (every pair's weights for every group, and one
+update per group), where E_l counts the active (presynaptic neuron, delay) pairs of dense and
+taps projections into layer l; conv projections cost nothing in the bound beyond the update.
+"""
+
+from __future__ import annotations
+
+import argparse
+from math import ceil
+
+import numpy as np
+
+from rtl.cost import activity, step_cycles
+from sim.reference import simulate
+
+from bench.networks import shd_input, shd_network, wm_network
+
+
+def bound(net, act, lanes: int) -> np.ndarray:
+    steps = len(next(iter(act["emit"].values())))
+    total = np.zeros(steps)
+    for l, layer in enumerate(net.layers[1:], 1):
+        g = ceil(layer.n / lanes)
+        pairs = sum(c for (dst, q, _), c in act["jobs"].items()
+                    if dst == l and net.projections[q].kind != "conv")
+        total += (np.asarray(pairs) + 1) * g
+    return total
+
+
+def run(name, net, x, forced, steps, lanes_list):
+    trace = simulate(net, x, forced, steps=steps)
+    act = activity(net, trace, x, forced)
+    rate = np.mean([s.mean() for s in trace.spikes.values()]) if trace.spikes else 0
+    print(f"\n{name}: {[l.n for l in net.layers]}, mean spike rate {rate:.3f}")
+    print(f"{'lanes':>5} {'cycles/step':>12} {'bound':>9} {'ratio':>6}")
+    rows = []
+    for lanes in lanes_list:
+        c = float(np.median(step_cycles(net, act, lanes=lanes)))
+        b = float(np.median(bound(net, act, lanes)))
+        rows.append((lanes, c, b))
+        print(f"{lanes:>5} {c:>12.0f} {b:>9.0f} {c / b:>6.2f}")
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=100)
+    args = ap.parse_args()
+    lanes = [1, 2, 4, 8, 16, 32, 64]
+    steps = args.steps
+    wm = wm_network()
+    rng = np.random.default_rng(1)
+    cue = np.zeros((steps, 512), np.uint8)
+    cue[:41] = rng.random((41, 512)) < 2e-3
+    run("working memory N=512 D=41 (taps), p=2e-3 cue", wm, None, {1: cue}, steps, lanes)
+    x = shd_input(steps)
+    for kind in ("dense", "conv"):
+        run(f"SHD-shaped 140-256-256r-20, {kind} recurrence", shd_network(kind), x, None,
+            steps, lanes)
+
+
+if __name__ == "__main__":
+    main()
