@@ -197,7 +197,7 @@ def _fuzz_one(job: tuple) -> dict:
     from rtl.pysim import run_core
     from sim.cosim import run_cosim
     from sim.randnet import random_network, random_stimulus
-    from sim.reference import simulate
+    from sim.reference import Trace, simulate
 
     net = random_network(seed, profile=profile)
     lanes = (1, 2, 3, 4, 8)[seed % 5]
@@ -206,7 +206,7 @@ def _fuzz_one(job: tuple) -> dict:
     out = {"seed": seed, "lanes": lanes, "profile": profile}
     if simulator == "amaranth":
         run = run_core(net, steps, x, forced, lanes=lanes, idle=0.2, stall=0.2, seed=seed)
-        m = trace.first_mismatch(run.trace())
+        m = trace.first_mismatch(Trace.from_outputs(run.spikes, run.v))
         out["mismatch"] = None if m is None else str(m)
     else:
         d = Path(work) / f"{profile}-{seed}"

@@ -24,14 +24,6 @@ class CoreRun:
     v: dict[int, np.ndarray]        # LIF layer -> (T, n) int64
     cycles: np.ndarray              # (T,) from a step's last input record to its last output
 
-    def trace(self):
-        """The same data as a :class:`sim.reference.Trace` (prediction from v, as the
-        contract defines it), so that ``expected.first_mismatch(run.trace())`` works."""
-        from sim.reference import Trace, _prediction
-        last = max(self.v)
-        pred = None if last in self.spikes else _prediction(self.v[last])
-        return Trace(spikes=self.spikes, v=self.v, prediction=pred)
-
 
 def run_core(net: Network, steps: int, x: np.ndarray | None = None,
              forced: dict[int, np.ndarray] | None = None, *, lanes: int = 1,

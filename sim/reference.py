@@ -55,6 +55,14 @@ class Trace:
     v: dict[int, np.ndarray]
     prediction: int | None
 
+    @classmethod
+    def from_outputs(cls, spikes: dict[int, np.ndarray], v: dict[int, np.ndarray]) -> "Trace":
+        """A trace of another implementation's outputs, its prediction derived from ``v`` as
+        the contract defines it (a read-out last layer), so that it can be compared."""
+        last = max(v)
+        pred = None if last in spikes else _prediction(v[last])
+        return cls(spikes=spikes, v=v, prediction=pred)
+
     @property
     def steps(self) -> int:
         return next(iter(self.v.values())).shape[0] if self.v else 0

@@ -7,7 +7,7 @@ from model.ir import InputLayer, LIFLayer, Network, Projection
 from rtl.core import UnsupportedNetwork, memory_bits, supported
 from rtl.pysim import run_core
 from sim.randnet import random_network, random_stimulus
-from sim.reference import simulate
+from sim.reference import Trace, simulate
 
 STEPS = 100
 LANES = (1, 2, 3, 4, 8)
@@ -18,7 +18,7 @@ def _check(net, steps, seed, *, lanes, idle=0.2, stall=0.2, fault=None):
     trace = simulate(net, x, forced, steps=steps)
     run = run_core(net, steps, x, forced, lanes=lanes, idle=idle, stall=stall, seed=seed,
                    fault=fault)
-    return trace.first_mismatch(run.trace()), trace, run
+    return trace.first_mismatch(Trace.from_outputs(run.spikes, run.v)), trace, run
 
 
 @pytest.mark.parametrize("seed", range(40))
