@@ -9,18 +9,19 @@ Per step, after the record with ``last = 1`` has been accepted on ``i``, layers 
 order. For layer l:
 
 1. *gather* — every projection into l has a :class:`~rtl.delay_line.DelayLine`. ``dense``
-   and ``taps`` projections turn the events that arrive now into (weight row, value) pairs:
-   one cycle per event. ``conv`` projections set the arriving presynaptic values in a
-   register vector instead (one cycle per event).
-2. *update* — for each group of ``lanes`` neurons: the weight words of the E pairs are summed
-   (one pair per cycle for all lanes), the conv kernels are applied to a window of the
-   register vector, the bias is added, and :class:`~rtl.lif.LIFUnit` lanes update the
-   membranes. The group is offered on ``o``; emitted spikes (own OR forced) are then pushed,
-   one per cycle, into the delay lines of every projection that leaves layer l.
+   and ``taps`` projections turn the events that arrive now into (weight row, value) pairs,
+   one cycle per event; ``conv`` projections set the arriving presynaptic values in a register
+   vector instead.
+2. *accumulate* — for each group of ``lanes`` neurons the weight words of the E pairs are
+   summed (one pair per cycle feeds all lanes) and handed to the fire pipeline, and the next
+   group starts at once.
+3. *fire*, overlapped with 2 — B1 adds bias and conv terms and applies the leak; B2
+   (:class:`~rtl.lif.LIFUnit` lanes) saturates, thresholds and resets, offers the group on
+   ``o`` and writes it back; the drain pushes emitted neurons (own OR forced), one per cycle,
+   into the delay lines of every projection that leaves layer l.
 
-Cycles per step ≈ Σ_l [events_l + groups_l · (E_l + 3) + spikes_l + 3 · jobs_l] + small
-constants (see ``docs/hardware.md``): work follows the spiking (neuron, delay) pairs, not
-n·n·D.
+Work follows the spiking (neuron, delay) pairs, never n·n·D; :mod:`rtl.cost` models the
+cycles and ``docs/hardware.md`` explains them.
 """
 
 from __future__ import annotations
@@ -188,12 +189,14 @@ class NetworkCore(wiring.Component):
                                     for j in range(pp.pre.n))
                     for pp in plan if pp.p.kind == "conv"}
 
-        grp = Signal(16)              # group being updated
-        p_next = Signal(24)           # next pair to issue
-        n_pairs = Signal(24)          # E: pairs gathered for the current layer
+        cap = max([sum(pp.pre.n * pp.taps for pp in plan
+                       if pp.p.dst == l and pp.p.kind != "conv") for l in range(1, len(layers))])
+        grp = Signal(range(max(ceil(l.n / L) for l in layers[1:]) + 1))  # group to accumulate
+        p_next = Signal(range(cap + 1))   # next pair to issue
+        n_pairs = Signal(range(cap + 1))  # E: pairs gathered for the current layer
         s1 = Signal()                 # pair read in flight
         s2 = Signal()                 # weight read in flight
-        mi = Signal(17)               # next event of the current gather job
+        mi = Signal(range(max(l.n for l in layers) + 1))   # next event of the gather job
         pend = Signal()               # an event read is in flight
 
         ctx = {l: self._datapath(m, l, plan, lines, push, forced, conv_vec, grp, n_pairs)
