@@ -38,7 +38,7 @@ from amaranth.lib.wiring import In, Out
 from model.ir import InputLayer, LIFLayer, Network, Projection
 from .delay_line import DelayLine
 from .interface import index_bits, step_in_layout, step_out_layout
-from .lif import LIFUnit
+from .lif import LIFUnit, saturate
 
 __all__ = ["UnsupportedNetwork", "NetworkCore", "supported", "memory_bits", "Fault"]
 
@@ -199,7 +199,8 @@ class NetworkCore(wiring.Component):
         mi = Signal(range(max(l.n for l in layers) + 1))   # next event of the gather job
         pend = Signal()               # an event read is in flight
 
-        ctx = {l: self._datapath(m, l, plan, lines, push, forced, conv_vec, grp, n_pairs)
+        ctx = {l: self._datapath(m, l, plan, lines, push, pending, forced, conv_vec, grp,
+                                 n_pairs)
                for l in range(1, len(layers))}
 
         clr = Signal(16)
@@ -244,7 +245,8 @@ class NetworkCore(wiring.Component):
         return m
 
     # ----------------------------------------------------------------------------------------
-    def _datapath(self, m, l, plan, lines, push, forced, conv_vec, grp, n_pairs) -> dict:
+    def _datapath(self, m, l, plan, lines, push, pending, forced, conv_vec, grp,
+                  n_pairs) -> dict:
         """Memories, weight ports and the fire pipeline of layer l (state-independent).
 
         The fire pipeline takes a group's partial sums from the hand-off register ``H`` while
@@ -347,15 +349,21 @@ class NetworkCore(wiring.Component):
                     term = g_val * wc if pp.value_bits else Mux(g_val, wc, 0)
                     conv_terms[lane] = conv_terms[lane] + term
 
-        # ---- B1: current and leak into S ---------------------------------------------------
+        # ---- B1: current and leak into S; B1b: saturated v_hat into R ----------------------
         s_valid = Signal(name=f"s_valid{l}")
         s_g = Signal(range(G + 1), name=f"s_g{l}")
         s_i = [Signal(signed(layer.acc_bits + 3), name=f"s_i{l}_{k}") for k in range(L)]
         s_u = [Signal(signed(layer.v_bits + 1), name=f"s_u{l}_{k}") for k in range(L)]
         s_f = Signal(L, name=f"s_f{l}")
-        b2_take = Signal(name=f"b2_take{l}")      # S is emptied this cycle
+        r_valid = Signal(name=f"r_valid{l}")
+        r_g = Signal(range(G + 1), name=f"r_g{l}")
+        r_v = [Signal(signed(layer.v_bits), name=f"r_v{l}_{k}") for k in range(L)]
+        r_f = Signal(L, name=f"r_f{l}")
+        b2_take = Signal(name=f"b2_take{l}")      # R is emptied this cycle
+        s_take = Signal(name=f"s_take{l}")        # S moves to R this cycle
+        m.d.comb += s_take.eq(s_valid & (~r_valid | b2_take))
         beta = C(layer.beta, signed(layer.beta.bit_length() + 1))
-        with m.If(h_valid & (~s_valid | b2_take)):
+        with m.If(h_valid & (~s_valid | s_take)):
             m.d.sync += [s_valid.eq(1), s_g.eq(h_g)]
             with m.If(~h_load):
                 m.d.sync += h_valid.eq(0)
@@ -367,21 +375,27 @@ class NetworkCore(wiring.Component):
                              s_u[lane].eq((beta * v) >> layer.beta_shift)]
             if l in forced:
                 m.d.sync += s_f.eq(forced[l].word_select(h_g, L))
-        with m.Elif(b2_take):
+        with m.Elif(s_take):
             m.d.sync += s_valid.eq(0)
-        ctx.update(s_valid=s_valid)
+        with m.If(s_take):
+            m.d.sync += [r_valid.eq(1), r_g.eq(s_g), r_f.eq(s_f)]
+            m.d.sync += [r_v[lane].eq(saturate(s_u[lane] + s_i[lane], layer.v_bits))
+                         for lane in range(L)]
+        with m.Elif(b2_take):
+            m.d.sync += r_valid.eq(0)
+        ctx.update(s_valid=s_valid, s_take=s_take, r_valid=r_valid)
 
         # ---- B2: threshold and reset, offer on `o`, write back, hand spikes to the drain ---
         spikes, emit = Signal(L, name=f"spikes{l}"), Signal(L, name=f"emit{l}")
         v_new = [Signal(signed(layer.v_bits), name=f"vnew{l}_{k}") for k in range(L)]
         for lane in range(L):
-            u = LIFUnit(layer, i_width=layer.acc_bits + 3, leak=False,
+            u = LIFUnit(layer, i_width=layer.acc_bits + 3, part="after_saturate",
                         fault="threshold>" if self.fault == "threshold>" else None)
             m.submodules[f"lif{l}_{lane}"] = u
-            live = (s_g * L + lane) < layer.n
-            m.d.comb += [u.v.eq(s_u[lane]), u.i_in.eq(s_i[lane]),
+            live = (r_g * L + lane) < layer.n
+            m.d.comb += [u.v.eq(r_v[lane]), u.i_in.eq(0),
                          spikes[lane].eq(u.spike & live),
-                         emit[lane].eq((u.spike | s_f[lane]) & live),
+                         emit[lane].eq((u.spike | r_f[lane]) & live),
                          v_new[lane].eq(Mux(live, u.v_new, 0))]
         drain = Signal(L, name=f"drain{l}")
         drain_g = Signal(range(G + 1), name=f"drain_g{l}")
@@ -391,16 +405,16 @@ class NetworkCore(wiring.Component):
         q_mask = Signal(L, name=f"q_mask{l}")
         q_g = Signal(range(G + 1), name=f"q_g{l}")
         ctx["drain_busy"] = drain.any() | q_valid
-        offer = s_valid & ~q_valid if emits else s_valid
+        offer = r_valid & ~q_valid if emits else r_valid
         ctx["offer"] = offer
         out = self.o.payload
         with m.If(offer):
-            m.d.comb += [self.o.valid.eq(1), out.layer.eq(l), out.index.eq(s_g * L),
+            m.d.comb += [self.o.valid.eq(1), out.layer.eq(l), out.index.eq(r_g * L),
                          out.spike.eq(spikes),
-                         out.last.eq((s_g == G - 1) & last_layer)]
+                         out.last.eq((r_g == G - 1) & last_layer)]
             m.d.comb += [out.v[lane].eq(v_new[lane]) for lane in range(L)]
             with m.If(self.o.ready):
-                m.d.comb += [b2_take.eq(1), v_wr.addr.eq(s_g), v_wr.data.eq(Cat(*v_new)),
+                m.d.comb += [b2_take.eq(1), v_wr.addr.eq(r_g), v_wr.data.eq(Cat(*v_new)),
                              v_wr.en.eq(1)]
         if emits:
             low = Signal(range(max(2, L)), name=f"low{l}")
@@ -418,11 +432,20 @@ class NetworkCore(wiring.Component):
                 with m.If(q_valid):
                     m.d.sync += [drain.eq(q_mask), drain_g.eq(q_g), q_valid.eq(new)]
                     with m.If(new):
-                        m.d.sync += [q_mask.eq(emit), q_g.eq(s_g)]
+                        m.d.sync += [q_mask.eq(emit), q_g.eq(r_g)]
                 with m.Elif(new):
-                    m.d.sync += [drain.eq(emit), drain_g.eq(s_g)]
+                    m.d.sync += [drain.eq(emit), drain_g.eq(r_g)]
             with m.Elif(new):
-                m.d.sync += [q_valid.eq(1), q_mask.eq(emit), q_g.eq(s_g)]
+                m.d.sync += [q_valid.eq(1), q_mask.eq(emit), q_g.eq(r_g)]
+
+        # The layer may end once the fire pipeline and the drain are empty and the pushes have
+        # landed. Registered: once true it stays true, and the layer's end then does not
+        # share a cycle with this wide condition (Fmax).
+        idle = ~h_valid & ~s_valid & ~r_valid & ~pending(l)
+        if emits:
+            idle = idle & ~ctx["drain_busy"]
+        ctx["idle"] = idle_q = Signal(name=f"idle{l}")
+        m.d.sync += idle_q.eq(idle & ~h_load)   # never true in the cycle after a hand-off
         return ctx
 
     def _states(self, m, l, ctx, plan, lines, push, pending, forced, conv_vec,
@@ -509,8 +532,7 @@ class NetworkCore(wiring.Component):
         # ---- hand the group to the fire pipeline and start the next one -------------------
         with m.State(f"L{l}_HAND"):
             m.d.comb += busy.eq(1)
-            h_free = ~ctx["h_valid"] | (ctx["h_valid"] & ~ctx["s_valid"]) | \
-                (ctx["offer"] & self.o.ready)
+            h_free = ~ctx["h_valid"] | ~ctx["s_valid"] | ctx["s_take"]
             with m.If(h_free):
                 m.d.comb += ctx["h_load"].eq(1)
                 m.d.sync += [a.eq(0) for a in acc] + [p_next.eq(0)]
@@ -525,11 +547,8 @@ class NetworkCore(wiring.Component):
         with m.State(f"L{l}_DONE"):
             m.d.comb += busy.eq(1)
             # Every group has been fired and drained, and delay-0 events have landed, before
-            # the next layer gathers them.
-            idle = ~ctx["h_valid"] & ~ctx["s_valid"]
-            if any(pp.p.src == l for pp in plan):
-                idle = idle & ~ctx["drain_busy"]
-            with m.If(idle & ~pending(l)):
+            # the next layer gathers them (`idle` is a cycle late, see the datapath).
+            with m.If(ctx["idle"]):
                 if l in forced:
                     m.d.sync += forced[l].eq(0)
                 for pp in convs:

@@ -62,26 +62,27 @@ def _update_cycles(acc_cycles: list[int], emits: list[int], *, drains: bool,
 
     ``acc_cycles[g]`` is the time group g spends in ACC before HAND, ``emits[g]`` its
     emitted neurons. A cycle-level replay of the accumulator, the hand-off register H, the fire
-    stages B1/B2 and the drain, with ``o`` always ready.
+    stages S, R and B2 and the drain, with ``o`` always ready.
     """
     G = len(acc_cycles)
     g_a, a_left = 0, acc_cycles[0]          # accumulator: group, ACC cycles still to spend
-    h = s = None                            # group in H / in S
+    h = s = r = None                        # group in H / in S / in R
     drain, queued = 0, 0                    # neurons left to push; a queued group's neurons
     last_push = -10
     cycle = 0
     a_done = False
     while True:
-        b2_take = s is not None and (not drains or not queued)
-        b1 = h is not None and (s is None or b2_take)
-        hand = not a_done and a_left == 0 and (h is None or s is None or b2_take)
-        if last and b2_take and s == G - 1:
+        b2_take = r is not None and (not drains or not queued)
+        s_take = s is not None and (r is None or b2_take)
+        b1 = h is not None and (s is None or s_take)
+        hand = not a_done and a_left == 0 and (h is None or s is None or s_take)
+        if last and b2_take and r == G - 1:
             return cycle + 1
-        if a_done and h is None and s is None and drain == 0 and not queued and not last \
-                and cycle - last_push > tail_pending:
-            return cycle + 1
+        if a_done and h is None and s is None and r is None and drain == 0 and not queued \
+                and not last and cycle - last_push > tail_pending:
+            return cycle + 2                # the layer's end sees `idle` a cycle late
         # Clock edge.
-        new = emits[s] if b2_take and drains else 0
+        new = emits[r] if b2_take and drains else 0
         if drain:
             drain -= 1
             last_push = cycle
@@ -92,7 +93,8 @@ def _update_cycles(acc_cycles: list[int], emits: list[int], *, drains: bool,
                 drain = new
         elif new:
             queued = new
-        new_s = h if b1 else (None if b2_take else s)
+        new_r = s if s_take else (None if b2_take else r)
+        new_s = h if b1 else (None if s_take else s)
         new_h = h
         if b1:
             new_h = None
@@ -105,7 +107,7 @@ def _update_cycles(acc_cycles: list[int], emits: list[int], *, drains: bool,
                 a_left = acc_cycles[g_a]
         elif not a_done and a_left:
             a_left -= 1
-        h, s = new_h, new_s
+        h, s, r = new_h, new_s, new_r
         cycle += 1
 
 
