@@ -1,4 +1,4 @@
-"""ULX3S (ECP5 12F/25F/45F/85F) board top: the same schedule player and LED top as the iCEBreaker."""
+"""ULX3S (ECP5 12F/25F/45F/85F) board top: the iCEBreaker's schedule player and LED top."""
 
 from __future__ import annotations
 

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from math import ceil
 from typing import Literal
 
-import numpy as np
 from amaranth.hdl import Array, C, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -452,7 +451,6 @@ class NetworkCore(wiring.Component):
                 grp, p_next, n_pairs, s1, s2, mi, pend):
         """FSM states of layer l: gather jobs L{l}_J*, then ACC / HAND per group, then DONE."""
         net, L = self.net, self.lanes
-        layer = net.layers[l]
         last_layer = l == len(net.layers) - 1
         nxt_layer = "END" if last_layer else f"L{l + 1}_J0"
         G, weighted, convs = ctx["G"], ctx["weighted"], ctx["convs"]

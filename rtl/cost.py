@@ -7,7 +7,7 @@ from math import ceil
 
 import numpy as np
 
-from model.ir import InputLayer, Network
+from model.ir import Network
 from .core import _plan, memory_bits, supported
 from .interface import index_bits
 
@@ -247,7 +247,8 @@ class Estimate:
 
     def to_json(self) -> dict:
         return {"family": self.family, "lanes": self.lanes, "clock_mhz": self.clock_mhz,
-                "memory_bits": self.memory_bits, "memory_bits_total": sum(self.memory_bits.values()),
+                "memory_bits": self.memory_bits,
+                "memory_bits_total": sum(self.memory_bits.values()),
                 "blocks": self.blocks, "blocks_total": sum(self.blocks.values()),
                 "lut": self.lut, "dsp": self.dsp,
                 "cycles_per_step": round(self.cycles_per_step, 1), "cycles_max": self.cycles_max,

@@ -58,7 +58,6 @@ class DelayLine(wiring.Component):
         self.first = first
         self.fault = fault
         ib = index_bits(n)
-        sb = max(1, (slots - 1).bit_length())
         super().__init__({
             "push_valid": In(1), "push_index": In(ib), "push_value": In(max(1, value_bits)),
             "pending": Out(1),

@@ -70,8 +70,9 @@ async def replay(dut):
     rng = random.Random(job["seed"])
     idle, stall = job["idle"], job["stall"]
     fin, fout = man["in"]["fields"], man["out"]["fields"]
-    i_payload, i_valid, i_ready = (getattr(dut, man["in"][k]) for k in ("payload", "valid", "ready"))
-    o_payload, o_valid, o_ready = (getattr(dut, man["out"][k]) for k in ("payload", "valid", "ready"))
+    ports = ("payload", "valid", "ready")
+    i_payload, i_valid, i_ready = (getattr(dut, man["in"][k]) for k in ports)
+    o_payload, o_valid, o_ready = (getattr(dut, man["out"][k]) for k in ports)
 
     records = [r for t in range(steps) for r in _records(fin, x, forced, t)]
     got_v = {l: np.zeros_like(exp_v[l]) for l in lif}
