@@ -130,8 +130,10 @@ def run_cosim(verilog_dir: str | Path, expected, x: np.ndarray | None = None,
     try:
         runner = get_runner(simulator)
         t0 = time.monotonic()
+        # Icarus: Verilog-2005, whose declaration initialisers evaluate every combinational
+        # block at time 0 (under cocotb's default -g2012 a block can stay X forever).
         build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"] \
-            if simulator == "verilator" else []
+            if simulator == "verilator" else ["-g2005"]
         try:
             runner.build(sources=[verilog_dir / manifest["verilog"]],
                          hdl_toplevel=manifest["top"], build_dir=work / "build",

@@ -32,6 +32,18 @@ def _bit(signal) -> int:
     return int(str(signal.value) == "1")
 
 
+def _unresolved(dut) -> list[str]:
+    names = []
+    for handle in dut:
+        try:
+            value = handle.value
+        except Exception:  # memories, scopes
+            continue
+        if hasattr(value, "is_resolvable") and not value.is_resolvable:
+            names.append(handle._name)
+    return sorted(names)
+
+
 def _pack(fields: dict, **values) -> int:
     word = 0
     for name, val in values.items():
@@ -146,6 +158,9 @@ async def replay(dut):
 
     result = {"steps": int(t), "steps_expected": int(steps), "cycles": cycles,
               "mismatch": mismatch, "timed_out": bool(t < steps and mismatch is None)}
+    if result["timed_out"]:
+        # A stalled core is usually an X somewhere: name the signals that hold one.
+        result["x_signals"] = [n for n in _unresolved(dut) if not n.startswith(("$", "_"))][:40]
     np.savez(job["got"], **{f"v.{l}": a[:t] for l, a in got_v.items()},
              **{f"spikes.{l}": a[:t] for l, a in got_s.items()})
     with open(job["result"], "w") as f:
