@@ -4,6 +4,13 @@ import subprocess
 import sys
 
 
+def _python_prints_ok(code: str) -> None:
+    """Run ``code`` in a fresh interpreter and require that it printed ``ok``."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
 def test_sim_rtl_boards_do_not_import_torch():
     code = ("import sys\n"
             "import model, model.ir, sim, rtl, boards\n"
@@ -12,16 +19,12 @@ def test_sim_rtl_boards_do_not_import_torch():
             "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
             "assert not bad, bad\n"
             "print('ok')\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
+    _python_prints_ok(code)
 
 
 def test_the_check_above_can_fail():
     """Guard against a vacuous check: importing the trainer does pull torch in."""
-    code = "import sys, model.wm; assert 'torch' in sys.modules; print('ok')"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
+    _python_prints_ok("import sys, model.wm; assert 'torch' in sys.modules; print('ok')")
 
 
 def test_rtl_and_boards_do_not_import_sim_and_sim_does_not_import_amaranth():
@@ -37,6 +40,4 @@ def test_rtl_and_boards_do_not_import_sim_and_sim_does_not_import_amaranth():
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('amaranth', 'rtl'))\n"
             "assert not bad, bad\n"
             "print('ok')\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
+    _python_prints_ok(code)
