@@ -39,7 +39,8 @@ from .delay_line import DelayLine
 from .interface import index_bits, step_in_layout, step_out_layout
 from .lif import LIFUnit, saturate
 
-__all__ = ["UnsupportedNetwork", "NetworkCore", "supported", "memory_bits", "Fault"]
+__all__ = ["UnsupportedNetwork", "NetworkCore", "supported", "memory_bits",
+           "memory_shapes", "Fault"]
 
 Fault = Literal[None, "delay+1", "threshold>"]
 
@@ -93,25 +94,31 @@ def _plan(net: Network) -> list[_Proj]:
     return out
 
 
-def memory_bits(net: Network, *, lanes: int = 1) -> dict[str, int]:
-    """Bits of every memory array of the core for ``net`` with ``lanes`` (name -> bits)."""
+def memory_shapes(net: Network, *, lanes: int = 1) -> dict[str, tuple[int, int]]:
+    """(depth, width) of every memory array of the core for ``net`` with ``lanes``."""
     supported(net, lanes=lanes)
+    plan = _plan(net)
     out = {}
     for l, layer in enumerate(net.layers[1:], 1):
         g = ceil(layer.n / lanes)
-        out[f"layer{l}.v"] = g * lanes * layer.v_bits
-        out[f"layer{l}.bias"] = g * lanes * layer.acc_bits
-        pairs = [pp for pp in _plan(net) if pp.p.dst == l and pp.p.kind != "conv"]
-        if pairs:
-            cap = sum(pp.pre.n * pp.taps for pp in pairs)
-            out[f"layer{l}.pairs"] = cap * _pair_bits(net, l, lanes)
-    for pp in _plan(net):
+        out[f"layer{l}.v"] = (g, lanes * layer.v_bits)
+        out[f"layer{l}.bias"] = (g, lanes * layer.acc_bits)
+        weighted = [pp for pp in plan if pp.p.dst == l and pp.p.kind != "conv"]
+        if weighted:
+            depth = sum(pp.pre.n * pp.taps for pp in weighted)
+            out[f"layer{l}.pairs"] = (depth, _pair_bits(net, l, lanes))
+    for pp in plan:
         ib = index_bits(pp.pre.n)
-        out[f"proj{pp.index}.delay_line"] = pp.slots * (1 << ib) * (ib + pp.value_bits)
+        out[f"proj{pp.index}.delay_line"] = (pp.slots << ib, ib + pp.value_bits)
         if pp.p.kind != "conv":
             g = ceil(pp.post.n / lanes)
-            out[f"proj{pp.index}.weights"] = pp.pre.n * pp.taps * g * lanes * pp.p.w_bits
+            out[f"proj{pp.index}.weights"] = (pp.pre.n * pp.taps * g, lanes * pp.p.w_bits)
     return out
+
+
+def memory_bits(net: Network, *, lanes: int = 1) -> dict[str, int]:
+    """Bits of every memory array of the core for ``net`` with ``lanes`` (name -> bits)."""
+    return {k: d * w for k, (d, w) in memory_shapes(net, lanes=lanes).items()}
 
 
 def _pair_bits(net: Network, l: int, lanes: int) -> int:

@@ -8,10 +8,10 @@ from math import ceil
 import numpy as np
 
 from model.ir import Network
-from .core import _plan, memory_bits, supported
-from .interface import index_bits
+from .core import _plan, memory_shapes, supported
 
-__all__ = ["FAMILIES", "step_cycles", "activity", "memory_blocks", "logic_estimate",
+__all__ = ["FAMILIES", "step_cycles", "activity", "memory_blocks", "memory_shapes",
+           "logic_estimate",
            "Estimate", "estimate"]
 
 #: Block RAM of each family: (bits per block, [(depth, width) configurations]).
@@ -24,8 +24,10 @@ FAMILIES = {
 def activity(net: Network, trace, x: np.ndarray | None, forced: dict | None) -> dict:
     """Per-step event counts the core's work depends on, from a reference run.
 
-    Returns ``{"jobs": {(layer, job): (T,) events}, "emit": {layer: (T, n) emitted}}`` where a
-    job is one gather pass (one per dense/conv projection, one per tap of a taps projection).
+    Returns ``{"jobs": {(layer, job): (T,) events}, "emit": {layer: (T, n) emitted},
+    "records": (T,) input records}`` where a job is one gather pass (one per dense/conv
+    projection, one per tap of a taps projection) and the records are the step's non-zero
+    inputs and forced neurons (at least one record per step).
     """
     steps = trace.steps
     emitted = {0: (np.zeros((steps, 0), bool) if x is None or not np.asarray(x).size
@@ -34,6 +36,9 @@ def activity(net: Network, trace, x: np.ndarray | None, forced: dict | None) -> 
         s = trace.spikes.get(l, np.zeros((steps, net.layers[l].n), np.uint8)).astype(bool)
         f = (forced or {}).get(l)
         emitted[l] = s | (np.asarray(f).astype(bool) if f is not None else False)
+    records = emitted[0].sum(1) if emitted[0].shape[1] else np.zeros(steps, np.int64)
+    for f in (forced or {}).values():
+        records = records + np.asarray(f).astype(bool).sum(1)
     jobs = {}
     for pp in _plan(net):
         e = emitted[pp.p.src]
@@ -47,7 +52,7 @@ def activity(net: Network, trace, x: np.ndarray | None, forced: dict | None) -> 
                 ok = src_t >= 0
                 counts[t] = int(e[src_t[ok], np.flatnonzero(ok)].sum())
             jobs[(pp.p.dst, pp.index, k)] = counts
-    return {"jobs": jobs, "emit": emitted}
+    return {"jobs": jobs, "emit": emitted, "records": np.maximum(1, records)}
 
 
 def _has_rom(pp) -> bool:
@@ -171,28 +176,6 @@ def memory_blocks(bits_by_array: dict[str, tuple[int, int]], family: str) -> dic
     return out
 
 
-def memory_shapes(net: Network, *, lanes: int = 1) -> dict[str, tuple[int, int]]:
-    """(depth, width) of every memory array of the core."""
-    out = {}
-    plan = _plan(net)
-    for l, layer in enumerate(net.layers[1:], 1):
-        g = ceil(layer.n / lanes)
-        out[f"layer{l}.v"] = (g, lanes * layer.v_bits)
-        out[f"layer{l}.bias"] = (g, lanes * layer.acc_bits)
-        weighted = [pp for pp in plan if pp.p.dst == l and pp.p.kind != "conv"]
-        if weighted:
-            bits = memory_bits(net, lanes=lanes)[f"layer{l}.pairs"]
-            depth = sum(pp.pre.n * pp.taps for pp in weighted)
-            out[f"layer{l}.pairs"] = (depth, bits // depth)
-    for pp in plan:
-        ib = index_bits(pp.pre.n)
-        out[f"proj{pp.index}.delay_line"] = (pp.slots << ib, ib + pp.value_bits)
-        if pp.p.kind != "conv":
-            g = ceil(pp.post.n / lanes)
-            out[f"proj{pp.index}.weights"] = (pp.pre.n * pp.taps * g, lanes * pp.p.w_bits)
-    return out
-
-
 #: ``lut = offset + scale * raw`` per family, fitted by ``bench/calibrate_logic.py``.
 LUT_FIT = {"ice40": (-171.8, 1.650), "ecp5": (0.0, 1.0)}  # ecp5: not fitted yet
 
@@ -263,12 +246,8 @@ def estimate(net: Network, act: dict, *, family: str, clock_mhz: float, lanes: i
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {family!r}")
     cycles = step_cycles(net, act, lanes=lanes)
-    if records_per_step is None:
-        recs = sum(e.sum(1) for l, e in act["emit"].items()
-                   if l == 0 or net.layers[l].forced) if act["emit"] else 0
-        records = np.maximum(1, recs) if np.ndim(recs) else np.ones_like(cycles)
-    else:
-        records = np.full_like(cycles, records_per_step)
+    records = act["records"] if records_per_step is None else \
+        np.full_like(cycles, records_per_step)
     per_step = cycles + records + 2      # + the input records, END and the RECV hand-over
     shapes = memory_shapes(net, lanes=lanes)
     logic = logic_estimate(net, lanes=lanes, family=family)

@@ -35,11 +35,30 @@ def test_memory_blocks_known_answers():
     assert memory_blocks(shapes, "ecp5") == {"a": 4, "b": 0, "c": 0, "d": 2}
 
 
-def test_shapes_agree_with_memory_bits():
-    net = random_network(4, profile="full")
-    shapes = memory_shapes(net, lanes=2)
-    bits = memory_bits(net, lanes=2)
-    assert {k: d * w for k, (d, w) in shapes.items()} == bits
+def test_memory_shapes_known_answer():
+    """5 neurons, 3 taps from delay 1, 6-bit weights, lanes 2 (3 groups), by hand."""
+    from model.ir import InputLayer, LIFLayer, Network, Projection
+    net = Network(layers=[InputLayer(n=0),
+                          LIFLayer(n=5, v_bits=10, acc_bits=10, beta=3, beta_shift=2,
+                                   threshold=16, forced=True, name="pop")],
+                  projections=[Projection("taps", 1, 1, 6, np.ones((5, 5, 3), int),
+                                          np.array(1))], max_delay=3)
+    assert memory_shapes(net, lanes=2) == {
+        "layer1.v": (3, 20), "layer1.bias": (3, 20),
+        # 15 pairs of 1 tag bit + 6 row bits (rows < 5*3*3 = 45) and no value bits
+        "layer1.pairs": (15, 7),
+        # 4 slots (d0 + D) of 2**3 entries, 3 index bits each
+        "proj0.delay_line": (32, 3),
+        "proj0.weights": (45, 12)}
+    assert memory_bits(net, lanes=2)["proj0.weights"] == 540
+
+
+def test_activity_counts_input_records_not_own_spikes():
+    net = random_network(104, profile="wm")
+    x, forced = random_stimulus(net, 20, 104)
+    act = activity(net, simulate(net, x, forced, steps=20), x, forced)
+    want = np.maximum(1, sum(f.astype(bool).sum(1) for f in forced.values()))
+    assert (act["records"] == want).all()
 
 
 def test_estimate_scales_with_lanes():
