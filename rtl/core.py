@@ -2,45 +2,47 @@
 
 One generator builds the whole network from the IR: any number of LIF layers (spiking or
 read-out), feed-forward and recurrent projections of the three kinds, multi-bit inputs,
-biases, forced rasters. ``lanes`` neurons are updated per cycle, and weight words hold one
+biases, forced rasters. ``lanes`` (P) neurons are updated per cycle, and weight words hold one
 weight per lane so that each lane gets a weight every cycle.
 
-Per step, after the record with ``last = 1`` has been accepted on ``i``, layers 1..L run in
-order. For layer l:
+Every projection reads its presynaptic layer's recent history from a
+:class:`~rtl.delay_line.DelayLine` of P-element words. Per step, after the record with
+``last = 1`` has been accepted on ``i``, layers 1..L run in order. For layer l (G = ceil(n/P)
+groups):
 
-1. *gather* — every projection into l has a :class:`~rtl.delay_line.DelayLine`. ``dense``
-   and ``taps`` projections turn the events that arrive now into (weight row, value) pairs,
-   one cycle per event; ``conv`` projections set the arriving presynaptic values in a register
-   vector instead.
-2. *accumulate* — for each group of ``lanes`` neurons the weight words of the E pairs are
-   summed (one pair per cycle feeds all lanes) and handed to the fire pipeline, and the next
-   group starts at once.
-3. *fire*, overlapped with 2 — B1 adds bias and conv terms and applies the leak; B2
-   (:class:`~rtl.lif.LIFUnit` lanes) saturates, thresholds and resets, offers the group on
-   ``o`` and writes it back; the drain pushes emitted neurons (own OR forced), one per cycle,
-   into the delay lines of every projection that leaves layer l.
+1. *gather* — one job per dense/conv projection and per tap of a taps projection reads the
+   arriving words. ``dense``/``taps`` jobs turn each non-zero element into a *pair* (weight
+   row, value), one per cycle (an empty word costs a cycle); ``conv`` jobs copy whole words
+   into a register vector. Pairs go into the pair list and, at once, into the accumulator for
+   group 0.
+2. *replay* — groups 1..G-1 read the E pairs back, one per cycle. A *marker* token ends each
+   group: a group costs E + 1 cycles, the memory-port bound.
+3. *fire*, overlapped — the marker hands the group's sums to the fire pipeline (hand-off
+   register H; B1: bias, conv terms and leak; B1b: saturation; B2: threshold and reset, output
+   record on ``o``, write-back) while the accumulator moves on. B2 writes the group's emitted
+   spikes (own OR forced) as one word into every delay line that leaves layer l.
 
-Work follows the spiking (neuron, delay) pairs, never n·n·D; :mod:`rtl.cost` models the
-cycles and ``docs/hardware.md`` explains them.
+Work follows the spiking (neuron, delay) pairs and the words that hold them, never n·n·D;
+:mod:`rtl.cost` models the cycles and ``docs/hardware.md`` explains them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from math import ceil
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from amaranth.hdl import Array, C, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from model.ir import InputLayer, LIFLayer, Network, Projection
-from .delay_line import DelayLine
-from .interface import index_bits, step_in_layout, step_out_layout
+from .delay_line import DelayLine, line_shapes, line_slots
+from .interface import step_in_layout, step_out_layout
 from .lif import LIFUnit, saturate
 
 __all__ = ["UnsupportedNetwork", "NetworkCore", "supported", "memory_bits",
-           "memory_shapes", "Fault"]
+           "memory_shapes", "MemShape", "Fault"]
 
 Fault = Literal[None, "delay+1", "threshold>"]
 
@@ -72,53 +74,67 @@ class _Proj:
     p: Projection
     pre: InputLayer | LIFLayer
     post: LIFLayer
-    mode: str              # "history" (taps) or "arrival" (dense, conv)
-    slots: int
+    per_lane: bool         # one delay per presynaptic neuron (dense/conv), read per element
+    slots: int             # delay-line slots
     value_bits: int        # 0 when presynaptic values are spikes (always 1)
 
     @property
     def taps(self) -> int:
         return self.p.n_taps
 
+    @property
+    def element_bits(self) -> int:
+        return max(1, self.value_bits)
 
-def _plan(net: Network) -> list[_Proj]:
+
+def _plan(net: Network, late: int = 0) -> list[_Proj]:
+    """How each projection is built; ``late`` adds steps to every delay (a planted fault)."""
     out = []
     for q, p in enumerate(net.projections):
         pre, post = net.layers[p.src], net.layers[p.dst]
         vb = pre.in_bits if isinstance(pre, InputLayer) and pre.in_bits > 1 else 0
-        if p.kind == "taps":
-            slots, mode = int(p.delay) + p.n_taps, "history"
-        else:
-            slots, mode = p.max_delay + 1, "arrival"
-        out.append(_Proj(q, p, pre, post, mode, slots, vb))
+        per_lane = p.kind != "taps" and len(set(p.delays_of_pre(pre.n).tolist())) > 1
+        slots = line_slots(p.max_delay + late, sparse=p.src == 0,
+                           mode="per_lane" if per_lane else "list")
+        out.append(_Proj(q, p, pre, post, per_lane, slots, vb))
     return out
 
 
-def memory_shapes(net: Network, *, lanes: int = 1) -> dict[str, tuple[int, int]]:
-    """(depth, width) of every memory array of the core for ``net`` with ``lanes``."""
+class MemShape(NamedTuple):
+    """``count`` memories of ``depth`` words of ``width`` bits."""
+
+    depth: int
+    width: int
+    count: int = 1
+
+
+def memory_shapes(net: Network, *, lanes: int = 1) -> dict[str, MemShape]:
+    """Every memory array of the core for ``net`` with ``lanes``."""
     supported(net, lanes=lanes)
     plan = _plan(net)
     out = {}
     for l, layer in enumerate(net.layers[1:], 1):
         g = ceil(layer.n / lanes)
-        out[f"layer{l}.v"] = (g, lanes * layer.v_bits)
-        out[f"layer{l}.bias"] = (g, lanes * layer.acc_bits)
+        out[f"layer{l}.v"] = MemShape(g, lanes * layer.v_bits)
+        out[f"layer{l}.bias"] = MemShape(g, lanes * layer.acc_bits)
         weighted = [pp for pp in plan if pp.p.dst == l and pp.p.kind != "conv"]
         if weighted:
             depth = sum(pp.pre.n * pp.taps for pp in weighted)
-            out[f"layer{l}.pairs"] = (depth, _pair_bits(net, l, lanes))
+            out[f"layer{l}.pairs"] = MemShape(depth, _pair_bits(net, l, lanes))
     for pp in plan:
-        ib = index_bits(pp.pre.n)
-        out[f"proj{pp.index}.delay_line"] = (pp.slots << ib, ib + pp.value_bits)
+        shapes = line_shapes(pp.pre.n, lanes, pp.slots, "per_lane" if pp.per_lane else "list",
+                             pp.element_bits, pp.p.src == 0)
+        out[f"proj{pp.index}.delay_line"] = MemShape(*shapes[0], len(shapes))
         if pp.p.kind != "conv":
             g = ceil(pp.post.n / lanes)
-            out[f"proj{pp.index}.weights"] = (pp.pre.n * pp.taps * g, lanes * pp.p.w_bits)
+            out[f"proj{pp.index}.weights"] = MemShape(pp.pre.n * pp.taps * g,
+                                                      lanes * pp.p.w_bits)
     return out
 
 
 def memory_bits(net: Network, *, lanes: int = 1) -> dict[str, int]:
     """Bits of every memory array of the core for ``net`` with ``lanes`` (name -> bits)."""
-    return {k: d * w for k, (d, w) in memory_shapes(net, lanes=lanes).items()}
+    return {k: s.depth * s.width * s.count for k, s in memory_shapes(net, lanes=lanes).items()}
 
 
 def _pair_bits(net: Network, l: int, lanes: int) -> int:
@@ -130,6 +146,14 @@ def _pair_bits(net: Network, l: int, lanes: int) -> int:
     return tag + base + vb
 
 
+def _lowest(m: Module, mask, name: str):
+    """Index of the lowest set bit of ``mask`` (0 when none), as a signal."""
+    low = Signal(range(max(2, len(mask))), name=name)
+    for k in reversed(range(len(mask))):
+        with m.If(mask[k]):
+            m.d.comb += low.eq(k)
+    return low
+
 class NetworkCore(wiring.Component):
     """Streaming, time-multiplexed core for any IR network (see the module docstring).
 
@@ -137,8 +161,8 @@ class NetworkCore(wiring.Component):
     :func:`~rtl.interface.step_out_layout` with ``lanes``), ``busy`` (high while a step runs).
 
     ``fault`` plants a deliberate bug, so that tests can show verification catches it:
-    ``"delay+1"`` delivers every dense/conv event one step late (taps read one step late),
-    ``"threshold>"`` fires on ``v > threshold``.
+    ``"delay+1"`` delivers every event one step late, ``"threshold>"`` fires on
+    ``v > threshold``.
     """
 
     def __init__(self, net: Network, *, lanes: int = 1, fault: Fault = None):
@@ -158,122 +182,148 @@ class NetworkCore(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        net, L, fault = self.net, self.lanes, self.fault
+        net, P = self.net, self.lanes
         layers = net.layers
-        plan = _plan(net)
+        late = 1 if self.fault == "delay+1" else 0
+        plan = _plan(net, late)
         rec = self.i.payload
 
         # ---- delay lines, one per projection ------------------------------------------------
         lines = {}
         for pp in plan:
-            late = 1 if fault == "delay+1" else 0
-            line = DelayLine(n=pp.pre.n, slots=pp.slots + late,
-                             mode=pp.mode, value_bits=pp.value_bits,
-                             delays=pp.p.delays_of_pre(pp.pre.n),
-                             first=int(pp.p.delay) + late if pp.mode == "history" else 0,
-                             fault="delay+1" if fault == "delay+1" and pp.mode == "arrival"
-                             else None)
+            line = DelayLine(n=pp.pre.n, lanes=P, slots=pp.slots,
+                             mode="per_lane" if pp.per_lane else "list",
+                             value_bits=pp.element_bits,
+                             offsets=pp.p.delays_of_pre(pp.pre.n) + late if pp.per_lane else 0,
+                             sparse=pp.p.src == 0)
             m.submodules[f"line{pp.index}"] = lines[pp.index] = line
         outgoing = {s: [pp for pp in plan if pp.p.src == s] for s in range(len(layers))}
 
-        def push(src: int, index, value, valid) -> list:
-            stmts = []
-            for pp in outgoing[src]:
+        # ---- input records into the input layer's lines: index -> (word, element) ----------
+        a_valid = Signal()
+        m.d.sync += a_valid.eq(0)
+        if outgoing[0]:
+            n0, ib0 = layers[0].n, max(1, (P - 1).bit_length())
+            g0 = ceil(n0 / P)
+            a_word, a_lane = Signal(range(g0)), Signal(range(max(2, P)))
+            a_value = Signal(max(1, layers[0].in_bits))
+            accept = Signal()
+            if P & (P - 1) == 0:
+                a_index = Signal(len(rec.index))
+                m.d.sync += a_index.eq(rec.index)
+                m.d.comb += [a_word.eq(a_index >> (P.bit_length() - 1)),
+                             a_lane.eq(a_index & (P - 1))]
+            else:   # a small ROM divides by P
+                wb = max(1, (g0 - 1).bit_length())
+                rom = memory.Memory(shape=unsigned(wb + ib0), depth=n0,
+                                    init=[(j // P) | (j % P) << wb for j in range(n0)])
+                m.submodules.split0 = rom
+                rp = rom.read_port()
+                m.d.comb += [rp.addr.eq(rec.index), a_word.eq(rp.data[:wb]),
+                             a_lane.eq(rp.data[wb:])]
+            m.d.sync += a_value.eq(rec.value)
+            with m.If(accept):
+                m.d.sync += a_valid.eq(1)
+            for pp in outgoing[0]:
                 line = lines[pp.index]
-                stmts += [line.push_valid.eq(valid), line.push_index.eq(index),
-                          line.push_value.eq(value)]
-            return stmts
+                m.d.comb += [line.wr_word.eq(a_word),
+                             line.wr_data.eq(Cat(*[a_value[:pp.element_bits]] * P)),
+                             line.wr_en.eq(Mux(a_valid, (C(1, P) << a_lane)[:P], 0))]
 
-        def pending(src: int):
-            sigs = [lines[pp.index].pending for pp in outgoing[src]]
-            return Cat(*sigs).any() if sigs else C(0, 1)
-
-        # ---- per-layer state ---------------------------------------------------------------
-        forced = {l: Signal(ceil(layers[l].n / L) * L, name=f"forced{l}")
+        # ---- shared sequencing state --------------------------------------------------------
+        forced = {l: Signal(ceil(layers[l].n / P) * P, name=f"forced{l}")
                   for l in range(1, len(layers)) if layers[l].forced}
-        conv_vec = {pp.index: Array(Signal(max(1, pp.value_bits), name=f"g{pp.index}_{j}")
+        conv_vec = {pp.index: Array(Signal(pp.element_bits, name=f"g{pp.index}_{j}")
                                     for j in range(pp.pre.n))
                     for pp in plan if pp.p.kind == "conv"}
-
         cap = max([sum(pp.pre.n * pp.taps for pp in plan
                        if pp.p.dst == l and pp.p.kind != "conv") for l in range(1, len(layers))])
-        grp = Signal(range(max(ceil(l.n / L) for l in layers[1:]) + 1))  # group to accumulate
-        p_next = Signal(range(cap + 1))   # next pair to issue
-        n_pairs = Signal(range(cap + 1))  # E: pairs gathered for the current layer
-        s1 = Signal()                 # pair read in flight
-        s2 = Signal()                 # weight read in flight
-        mi = Signal(range(max(l.n for l in layers) + 1))   # next event of the gather job
-        pend = Signal()               # an event read is in flight
+        gmax = max(ceil(l.n / P) for l in layers)
+        eb_max = max([pp.element_bits for pp in plan] or [1])
+        xmax = max([gmax] + [lines[pp.index].capacity for pp in plan])
+        sh = dict(
+            grp=Signal(range(gmax + 1), name="grp"),         # group the replay issues
+            p_next=Signal(range(cap + 1), name="p_next"),    # next pair the replay reads
+            n_pairs=Signal(range(cap + 1), name="n_pairs"),  # E: pairs of the current layer
+            # The word extractor of the gather jobs: prefetched word in the line's read port,
+            # and the word being turned into pairs (W).
+            x_rd=Signal(range(xmax + 1), name="x_rd"),       # next word or entry to read
+            x_pf=Signal(name="x_pf"), x_pfw=Signal(range(gmax), name="x_pfw"),
+            x_arm=Signal(name="x_arm"),                      # a list job's count is valid
+            x_valid=Signal(name="x_valid"), x_mask=Signal(P, name="x_mask"),
+            x_data=Signal(P * eb_max, name="x_data"), x_word=Signal(range(gmax), name="x_word"),
+        )
 
-        ctx = {l: self._datapath(m, l, plan, lines, push, pending, forced, conv_vec, grp,
-                                 n_pairs)
+        ctx = {l: self._datapath(m, l, plan, lines, outgoing, forced, conv_vec, sh)
                for l in range(1, len(layers))}
 
-        clr = Signal(16)
+        clr = Signal(range(gmax + 1))
         with m.FSM(init="CLEAR"):
-            # A synchronous reset does not clear block RAM: zero every membrane first.
+            # A synchronous reset does not clear block RAM: zero every membrane (and let every
+            # delay line wipe itself) first.
             with m.State("CLEAR"):
                 m.d.comb += self.busy.eq(1)
                 for l, c in ctx.items():
                     m.d.comb += [c["v_wr"].addr.eq(clr), c["v_wr"].data.eq(0),
                                  c["v_wr"].en.eq(clr < c["G"])]
-                m.d.sync += clr.eq(clr + 1)
-                with m.If(clr == max(c["G"] for c in ctx.values()) - 1):
+                with m.If(clr != gmax):
+                    m.d.sync += clr.eq(clr + 1)
+                with m.Elif(Cat(*[ln.ready for ln in lines.values()]).all()):
                     m.next = "RECV"
 
             with m.State("RECV"):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid & rec.valid):
-                    if layers[0].n:
-                        in_range = (rec.layer == 0) & (rec.index < layers[0].n) & (rec.value != 0)
-                        m.d.comb += push(0, rec.index, rec.value, in_range)
+                    if outgoing[0]:
+                        m.d.comb += accept.eq((rec.layer == 0) & (rec.index < layers[0].n)
+                                              & (rec.value != 0))
                     for l, f in forced.items():
                         with m.If((rec.layer == l) & (rec.index < layers[l].n)):
                             m.d.sync += f.bit_select(rec.index, 1).eq(1)
                 with m.If(self.i.valid & rec.last):
                     m.next = "WAIT0"
 
-            with m.State("WAIT0"):
+            with m.State("WAIT0"):        # the last input record's write lands
                 m.d.comb += self.busy.eq(1)
-                with m.If(~pending(0)):
-                    m.d.sync += [n_pairs.eq(0), mi.eq(0), pend.eq(0), grp.eq(0), p_next.eq(0)]
+                with m.If(~a_valid):
+                    m.d.sync += [sh["grp"].eq(0), sh["p_next"].eq(0), sh["n_pairs"].eq(0),
+                                 sh["x_rd"].eq(0), sh["x_pf"].eq(0), sh["x_valid"].eq(0),
+                                 sh["x_arm"].eq(0)]
                     m.next = "L1_J0"
 
             for l in range(1, len(layers)):
-                self._states(m, l, ctx[l], plan, lines, push, pending, forced, conv_vec,
-                             grp, p_next, n_pairs, s1, s2, mi, pend)
+                self._states(m, l, ctx[l], plan, lines, forced, conv_vec, sh, late)
 
             with m.State("END"):
                 m.d.comb += self.busy.eq(1)
-                for line in lines.values():
-                    m.d.comb += line.advance.eq(1)
-                m.next = "RECV"
+                with m.If(Cat(*[ln.clean for ln in lines.values()]).all()):
+                    m.d.comb += [ln.advance.eq(1) for ln in lines.values()]
+                    m.next = "RECV"
         return m
 
     # ----------------------------------------------------------------------------------------
-    def _datapath(self, m, l, plan, lines, push, pending, forced, conv_vec, grp,
-                  n_pairs) -> dict:
-        """Memories, weight ports and the fire pipeline of layer l (state-independent).
+    def _datapath(self, m, l, plan, lines, outgoing, forced, conv_vec, sh) -> dict:
+        """Memories, the accumulator and the fire pipeline of layer l (state-independent).
 
-        The fire pipeline takes a group's partial sums from the hand-off register ``H`` while
-        the accumulator moves on to the next group: stage B1 adds bias and conv terms and
-        applies the leak into ``S``; stage B2 saturates, thresholds and resets, offers the group
-        on ``o`` and writes it back; the drain pushes its emitted neurons, one per cycle.
+        Tokens (a pair, or the marker that ends a group) move T0 -> T1 (weight word read) ->
+        add. A marker hands the group's sums to the hand-off register H, if H is free; else
+        the token stages stall. Stage B1 adds bias and conv terms and applies the leak into
+        S; B1b saturates into R; B2 thresholds and resets, offers the group on ``o``, writes
+        it back and writes its emitted spikes into the outgoing delay lines.
         """
-        net, L = self.net, self.lanes
+        net, P = self.net, self.lanes
         layer = net.layers[l]
-        G = ceil(layer.n / L)
+        G = ceil(layer.n / P)
         last_layer = l == len(net.layers) - 1
         incoming = [pp for pp in plan if pp.p.dst == l]
         weighted = [pp for pp in incoming if pp.p.kind != "conv"]
         convs = [pp for pp in incoming if pp.p.kind == "conv"]
-        emits = any(pp.p.src == l for pp in plan)
         ctx = dict(G=G, incoming=incoming, weighted=weighted, convs=convs)
 
-        vmem = memory.Memory(shape=unsigned(L * layer.v_bits), depth=G, init=[])
-        bias = list(layer.bias) + [0] * (G * L - layer.n)
-        bmem = memory.Memory(shape=unsigned(L * layer.acc_bits), depth=G,
-                             init=[_pack(bias[g * L:(g + 1) * L], layer.acc_bits)
+        vmem = memory.Memory(shape=unsigned(P * layer.v_bits), depth=G, init=[])
+        bias = list(layer.bias) + [0] * (G * P - layer.n)
+        bmem = memory.Memory(shape=unsigned(P * layer.acc_bits), depth=G,
+                             init=[_pack(bias[g * P:(g + 1) * P], layer.acc_bits)
                                    for g in range(G)])
         m.submodules[f"v{l}"], m.submodules[f"bias{l}"] = vmem, bmem
         v_wr = vmem.write_port()
@@ -281,71 +331,114 @@ class NetworkCore(wiring.Component):
         b_rd = bmem.read_port()
         ctx["v_wr"] = v_wr
 
-        # Weight memories: word row*G + g holds w[g*L : (g+1)*L, row] with row = j (dense) or
-        # j*D + k (taps): one word feeds every lane.
-        wports = []
-        for pp in weighted:
-            w = pp.p.weight if pp.p.kind == "taps" else pp.p.weight[:, :, None]
-            words = []
-            for j in range(pp.pre.n):
-                for k in range(pp.taps):
-                    col = list(w[:, j, k]) + [0] * (G * L - layer.n)
-                    words += [_pack(col[g * L:(g + 1) * L], pp.p.w_bits) for g in range(G)]
-            wm = memory.Memory(shape=unsigned(L * pp.p.w_bits), depth=len(words), init=words)
-            m.submodules[f"w{pp.index}"] = wm
-            wports.append(wm.read_port())
-        ctx["wports"] = wports
+        # ---- tokens ----------------------------------------------------------------------
+        gb = range(max(2, G))
+        t0 = dict(valid=Signal(name=f"t0v{l}"), marker=Signal(name=f"t0m{l}"),
+                  g=Signal(gb, name=f"t0g{l}"), new=Signal(name=f"t0new{l}"))
+        t1 = dict(valid=Signal(name=f"t1v{l}"), marker=Signal(name=f"t1m{l}"),
+                  g=Signal(gb, name=f"t1g{l}"))
+        rq = dict(valid=Signal(name=f"rqv{l}"), marker=Signal(name=f"rqm{l}"),
+                  g=Signal(gb, name=f"rqg{l}"))
+        ctx.update(t0=t0, rq=rq)
+        go = Signal(name=f"go{l}")
+        ctx["go"] = go
 
+        wports = []
         if weighted:
-            pb = _pair_bits(net, l, L)
-            ctx["tag_bits"] = tag_bits = max(1, (len(weighted) - 1).bit_length())
+            # Weight word row*G + g holds w[g*P : (g+1)*P, row] with row = j (dense) or
+            # j*D + k (taps): one word feeds every lane. Pairs hold base = row*G.
+            for pp in weighted:
+                w = pp.p.weight if pp.p.kind == "taps" else pp.p.weight[:, :, None]
+                words = []
+                for j in range(pp.pre.n):
+                    for k in range(pp.taps):
+                        col = list(w[:, j, k]) + [0] * (G * P - layer.n)
+                        words += [_pack(col[g * P:(g + 1) * P], pp.p.w_bits) for g in range(G)]
+                wm = memory.Memory(shape=unsigned(P * pp.p.w_bits), depth=len(words),
+                                   init=words)
+                m.submodules[f"w{pp.index}"] = wm
+                wports.append(wm.read_port())
+            pb = _pair_bits(net, l, P)
+            ctx["tag_bits"] = tb = max(1, (len(weighted) - 1).bit_length())
             ctx["vb"] = vb = max(pp.value_bits for pp in weighted)
-            ctx["base_bits"] = pb - tag_bits - vb
+            ctx["base_bits"] = bb = pb - tb - vb
+            t0.update(base=Signal(bb, name=f"t0b{l}"), tag=Signal(tb, name=f"t0t{l}"),
+                      val=Signal(max(1, vb), name=f"t0x{l}"))
+            t1.update(tag=Signal(tb, name=f"t1t{l}"), val=Signal(max(1, vb), name=f"t1x{l}"))
             cap = sum(pp.pre.n * pp.taps for pp in weighted)
             pmem = memory.Memory(shape=unsigned(pb), depth=cap, init=[])
             m.submodules[f"pairs{l}"] = pmem
             ctx["pr_rd"], pr_wr = pmem.read_port(), pmem.write_port()
-            # Pairs are written one cycle after their event is read, from a register: the row
-            # arithmetic then never shares a cycle with the memory read (Fmax).
-            ctx["pw_valid"] = pw_valid = Signal(name=f"pw_valid{l}")
-            ctx["pw_data"] = pw_data = Signal(pb, name=f"pw_data{l}")
-            m.d.sync += pw_valid.eq(0)
-            m.d.comb += [pr_wr.addr.eq(n_pairs), pr_wr.data.eq(pw_data), pr_wr.en.eq(pw_valid)]
-            with m.If(pw_valid):
+            packed = Cat(t0["tag"], t0["base"], t0["val"][:vb]) if vb else \
+                Cat(t0["tag"], t0["base"])
+            # Fresh pairs are written as they leave T0 (exactly once, even across stalls).
+            n_pairs = sh["n_pairs"]
+            m.d.comb += [pr_wr.addr.eq(n_pairs), pr_wr.data.eq(packed),
+                         pr_wr.en.eq(go & t0["valid"] & t0["new"])]
+            with m.If(go & t0["valid"] & t0["new"]):
                 m.d.sync += n_pairs.eq(n_pairs + 1)
+            for port in wports:
+                m.d.comb += [port.addr.eq(t0["base"] + t0["g"]), port.en.eq(go)]
 
+        # T0 refills from the replay read (rq); gather states override this with pairs.
+        with m.If(go):
+            m.d.sync += [t1[k].eq(t0[k]) for k in t1] + \
+                [t0["valid"].eq(rq["valid"]), t0["marker"].eq(rq["marker"]),
+                 t0["g"].eq(rq["g"]), t0["new"].eq(0), rq["valid"].eq(0)]
+            if weighted:
+                d = ctx["pr_rd"].data
+                m.d.sync += [t0["tag"].eq(d[:tb]), t0["base"].eq(d[tb:tb + bb])]
+                if vb:
+                    m.d.sync += t0["val"].eq(d[tb + bb:])
+
+        # ---- add: one pair's weight word into every lane's accumulator ---------------------
         acc_shape = signed(layer.acc_bits + 1)
-        ctx["acc"] = [Signal(acc_shape, name=f"acc{l}_{k}") for k in range(L)]
+        acc = [Signal(acc_shape, name=f"acc{l}_{k}") for k in range(P)]
+        with m.If(t1["valid"] & ~t1["marker"]):
+            for lane in range(P):
+                term = None
+                for t_i, (pp, port) in enumerate(zip(weighted, wports)):
+                    wb = pp.p.w_bits
+                    wv = port.data[lane * wb:(lane + 1) * wb].as_signed()
+                    if pp.value_bits:
+                        wv = wv * t1["val"][:pp.value_bits]
+                    term = wv if term is None else Mux(t1["tag"] == t_i, wv, term)
+                if term is not None:
+                    m.d.sync += acc[lane].eq(acc[lane] + term)
 
-        # ---- hand-off register H (filled by the accumulator's HAND state) ------------------
+        # ---- hand-off register H: a marker moves the sums in and clears the accumulator ----
         h_valid = Signal(name=f"h_valid{l}")
-        h_acc = [Signal(acc_shape, name=f"h_acc{l}_{k}") for k in range(L)]
-        h_g = Signal(range(G + 1), name=f"h_g{l}")
-        h_load = Signal(name=f"h_load{l}")        # driven by HAND
-        ctx.update(h_valid=h_valid, h_load=h_load)
+        h_acc = [Signal(acc_shape, name=f"h_acc{l}_{k}") for k in range(P)]
+        h_g = Signal(gb, name=f"h_g{l}")
+        s_valid = Signal(name=f"s_valid{l}")
+        s_take = Signal(name=f"s_take{l}")        # S moves to R this cycle
+        h_free = ~h_valid | ~s_valid | s_take
+        h_load = Signal(name=f"h_load{l}")
+        m.d.comb += [h_load.eq(t1["valid"] & t1["marker"] & h_free),
+                     go.eq(~(t1["valid"] & t1["marker"]) | h_free)]
         # v and bias are read for the group entering H, and held while it waits there.
-        m.d.comb += [v_rd.addr.eq(grp), b_rd.addr.eq(grp), v_rd.en.eq(h_load),
+        m.d.comb += [v_rd.addr.eq(t1["g"]), b_rd.addr.eq(t1["g"]), v_rd.en.eq(h_load),
                      b_rd.en.eq(h_load)]
         with m.If(h_load):
-            m.d.sync += [h_valid.eq(1), h_g.eq(grp)] + \
-                [h.eq(a) for h, a in zip(h_acc, ctx["acc"])]
+            m.d.sync += [h_valid.eq(1), h_g.eq(t1["g"])] + \
+                [h.eq(a) for h, a in zip(h_acc, acc)] + [a.eq(0) for a in acc]
 
         # ---- conv terms of the group in H: the K-tap kernel over a window of the vector ----
-        conv_terms = [0] * L
+        conv_terms = [0] * P
         for pp in convs:
             K = pp.p.weight.shape[0]
             c = (K - 1) // 2
-            vec, vw = conv_vec[pp.index], max(1, pp.value_bits)
+            vec, vw = conv_vec[pp.index], pp.element_bits
             windows = []
             for g in range(G):
-                items = [vec[g * L + x - c] if 0 <= g * L + x - c < pp.pre.n else C(0, vw)
-                         for x in range(L + K - 1)]
+                items = [vec[g * P + x - c] if 0 <= g * P + x - c < pp.pre.n else C(0, vw)
+                         for x in range(P + K - 1)]
                 windows.append(Cat(*items))
             win = Signal(len(windows[0]), name=f"win{pp.index}")
             # A part-select, not an Array: it becomes a continuous assignment, which Icarus
             # evaluates at time 0 even when its inputs never change.
             m.d.comb += win.eq(Cat(*windows).word_select(h_g, len(windows[0])))
-            for lane in range(L):
+            for lane in range(P):
                 for k in range(K):
                     wk = int(pp.p.weight[k])
                     if wk == 0:
@@ -356,207 +449,192 @@ class NetworkCore(wiring.Component):
                     conv_terms[lane] = conv_terms[lane] + term
 
         # ---- B1: current and leak into S; B1b: saturated v_hat into R ----------------------
-        s_valid = Signal(name=f"s_valid{l}")
-        s_g = Signal(range(G + 1), name=f"s_g{l}")
-        s_i = [Signal(signed(layer.acc_bits + 3), name=f"s_i{l}_{k}") for k in range(L)]
-        s_u = [Signal(signed(layer.v_bits + 1), name=f"s_u{l}_{k}") for k in range(L)]
-        s_f = Signal(L, name=f"s_f{l}")
+        s_g = Signal(gb, name=f"s_g{l}")
+        s_i = [Signal(signed(layer.acc_bits + 3), name=f"s_i{l}_{k}") for k in range(P)]
+        s_u = [Signal(signed(layer.v_bits + 1), name=f"s_u{l}_{k}") for k in range(P)]
+        s_f = Signal(P, name=f"s_f{l}")
         r_valid = Signal(name=f"r_valid{l}")
-        r_g = Signal(range(G + 1), name=f"r_g{l}")
-        r_v = [Signal(signed(layer.v_bits), name=f"r_v{l}_{k}") for k in range(L)]
-        r_f = Signal(L, name=f"r_f{l}")
+        r_g = Signal(gb, name=f"r_g{l}")
+        r_v = [Signal(signed(layer.v_bits), name=f"r_v{l}_{k}") for k in range(P)]
+        r_f = Signal(P, name=f"r_f{l}")
         b2_take = Signal(name=f"b2_take{l}")      # R is emptied this cycle
-        s_take = Signal(name=f"s_take{l}")        # S moves to R this cycle
         m.d.comb += s_take.eq(s_valid & (~r_valid | b2_take))
         beta = C(layer.beta, signed(layer.beta.bit_length() + 1))
         with m.If(h_valid & (~s_valid | s_take)):
             m.d.sync += [s_valid.eq(1), s_g.eq(h_g)]
             with m.If(~h_load):
                 m.d.sync += h_valid.eq(0)
-            for lane in range(L):
+            for lane in range(P):
                 b = b_rd.data[lane * layer.acc_bits:(lane + 1) * layer.acc_bits].as_signed()
                 v = v_rd.data[lane * layer.v_bits:(lane + 1) * layer.v_bits].as_signed()
                 m.d.sync += [s_i[lane].eq(h_acc[lane] + b + conv_terms[lane]),
                              # Arithmetic shift of a signed product: floor, as the contract.
                              s_u[lane].eq((beta * v) >> layer.beta_shift)]
             if l in forced:
-                m.d.sync += s_f.eq(forced[l].word_select(h_g, L))
+                m.d.sync += s_f.eq(forced[l].word_select(h_g, P))
         with m.Elif(s_take):
             m.d.sync += s_valid.eq(0)
         with m.If(s_take):
             m.d.sync += [r_valid.eq(1), r_g.eq(s_g), r_f.eq(s_f)]
             m.d.sync += [r_v[lane].eq(saturate(s_u[lane] + s_i[lane], layer.v_bits))
-                         for lane in range(L)]
+                         for lane in range(P)]
         with m.Elif(b2_take):
             m.d.sync += r_valid.eq(0)
-        ctx.update(s_valid=s_valid, s_take=s_take, r_valid=r_valid)
 
-        # ---- B2: threshold and reset, offer on `o`, write back, hand spikes to the drain ---
-        spikes, emit = Signal(L, name=f"spikes{l}"), Signal(L, name=f"emit{l}")
-        v_new = [Signal(signed(layer.v_bits), name=f"vnew{l}_{k}") for k in range(L)]
-        for lane in range(L):
+        # ---- B2: threshold and reset, offer on `o`, write back, write the delay lines -----
+        spikes, emit = Signal(P, name=f"spikes{l}"), Signal(P, name=f"emit{l}")
+        v_new = [Signal(signed(layer.v_bits), name=f"vnew{l}_{k}") for k in range(P)]
+        for lane in range(P):
             u = LIFUnit(layer, i_width=layer.acc_bits + 3, part="after_saturate",
                         fault="threshold>" if self.fault == "threshold>" else None)
             m.submodules[f"lif{l}_{lane}"] = u
-            live = (r_g * L + lane) < layer.n
+            live = (r_g * P + lane) < layer.n
             m.d.comb += [u.v.eq(r_v[lane]), u.i_in.eq(0),
                          spikes[lane].eq(u.spike & live),
                          emit[lane].eq((u.spike | r_f[lane]) & live),
                          v_new[lane].eq(Mux(live, u.v_new, 0))]
-        drain = Signal(L, name=f"drain{l}")
-        drain_g = Signal(range(G + 1), name=f"drain_g{l}")
-        # One group waits behind the draining one, so that B2 stalls only when both are
-        # taken: the stall then depends on a register, not on this group's spikes (Fmax).
-        q_valid = Signal(name=f"q_valid{l}")
-        q_mask = Signal(L, name=f"q_mask{l}")
-        q_g = Signal(range(G + 1), name=f"q_g{l}")
-        ctx["drain_busy"] = drain.any() | q_valid
-        offer = r_valid & ~q_valid if emits else r_valid
-        ctx["offer"] = offer
         out = self.o.payload
-        with m.If(offer):
-            m.d.comb += [self.o.valid.eq(1), out.layer.eq(l), out.index.eq(r_g * L),
+        with m.If(r_valid):
+            m.d.comb += [self.o.valid.eq(1), out.layer.eq(l), out.index.eq(r_g * P),
                          out.spike.eq(spikes),
                          out.last.eq((r_g == G - 1) & last_layer)]
-            m.d.comb += [out.v[lane].eq(v_new[lane]) for lane in range(L)]
+            m.d.comb += [out.v[lane].eq(v_new[lane]) for lane in range(P)]
             with m.If(self.o.ready):
                 m.d.comb += [b2_take.eq(1), v_wr.addr.eq(r_g), v_wr.data.eq(Cat(*v_new)),
                              v_wr.en.eq(1)]
-        if emits:
-            low = Signal(range(max(2, L)), name=f"low{l}")
-            for lane in reversed(range(L)):
-                with m.If(drain[lane]):
-                    m.d.comb += low.eq(lane)
-            rest = Signal(L, name=f"rest{l}")
-            m.d.comb += rest.eq(drain & ~(C(1, L) << low))
-            with m.If(drain.any()):
-                m.d.comb += push(l, drain_g * L + low, 1, 1)
-            m.d.sync += drain.eq(rest)
-            new = b2_take & emit.any()
-            with m.If(rest == 0):
-                # The drain frees up this cycle: it takes the queued group, else the new one.
-                with m.If(q_valid):
-                    m.d.sync += [drain.eq(q_mask), drain_g.eq(q_g), q_valid.eq(new)]
-                    with m.If(new):
-                        m.d.sync += [q_mask.eq(emit), q_g.eq(r_g)]
-                with m.Elif(new):
-                    m.d.sync += [drain.eq(emit), drain_g.eq(r_g)]
-            with m.Elif(new):
-                m.d.sync += [q_valid.eq(1), q_mask.eq(emit), q_g.eq(r_g)]
+                for pp in outgoing[l]:
+                    line = lines[pp.index]
+                    m.d.comb += [line.wr_word.eq(r_g), line.wr_data.eq(emit),
+                                 line.wr_en.eq(C(-1, P))]
 
-        # The layer may end once the fire pipeline and the drain are empty and the pushes have
-        # landed. Registered: once true it stays true, and the layer's end then does not
-        # share a cycle with this wide condition (Fmax).
-        idle = ~h_valid & ~s_valid & ~r_valid & ~pending(l)
-        if emits:
-            idle = idle & ~ctx["drain_busy"]
+        # The layer may end once no token is left and the fire pipeline is empty (its last
+        # line write has then landed). Registered, so the layer's end does not share a cycle
+        # with this wide condition (Fmax).
+        idle = ~t0["valid"] & ~t1["valid"] & ~rq["valid"] & ~h_valid & ~s_valid & ~r_valid
         ctx["idle"] = idle_q = Signal(name=f"idle{l}")
-        m.d.sync += idle_q.eq(idle & ~h_load)   # never true in the cycle after a hand-off
+        ctx["inserting"] = inserting = Signal(name=f"inserting{l}")   # M or R issues a token
+        m.d.sync += idle_q.eq(idle & ~inserting)
         return ctx
 
-    def _states(self, m, l, ctx, plan, lines, push, pending, forced, conv_vec,
-                grp, p_next, n_pairs, s1, s2, mi, pend):
-        """FSM states of layer l: gather jobs L{l}_J*, then ACC / HAND per group, then DONE."""
-        net, L = self.net, self.lanes
+    def _states(self, m, l, ctx, plan, lines, forced, conv_vec, sh, late):
+        """FSM states of layer l: gather jobs L{l}_J*, the group-0 marker L{l}_M, the replay
+        of groups 1..G-1 L{l}_R, and L{l}_W waiting for the pipeline to empty."""
+        net, P = self.net, self.lanes
         last_layer = l == len(net.layers) - 1
         nxt_layer = "END" if last_layer else f"L{l + 1}_J0"
-        G, weighted, convs = ctx["G"], ctx["weighted"], ctx["convs"]
-        acc, busy = ctx["acc"], self.busy
-        first_acc = f"L{l}_ACC" if weighted else f"L{l}_HAND"
+        G, weighted = ctx["G"], ctx["weighted"]
+        go, t0, rq, busy = ctx["go"], ctx["t0"], ctx["rq"], self.busy
+        grp, p_next, n_pairs = sh["grp"], sh["p_next"], sh["n_pairs"]
+        x_rd, x_pf, x_pfw, x_arm = sh["x_rd"], sh["x_pf"], sh["x_pfw"], sh["x_arm"]
+        x_valid, x_mask, x_data, x_word = sh["x_valid"], sh["x_mask"], sh["x_data"], \
+            sh["x_word"]
 
         # ---- gather: one job per (projection, tap) -----------------------------------------
         jobs = []
         for pp in ctx["incoming"]:
             if pp.p.kind == "taps":
-                jobs += [(pp, int(pp.p.delay) + k, k) for k in range(pp.taps)]
+                jobs += [(pp, k) for k in range(pp.taps)]
             else:
-                jobs.append((pp, 0, 0))
-        after_jobs = f"L{l}_SETTLE" if weighted else first_acc
-        for q, (pp, offset, k) in enumerate(jobs):
+                jobs.append((pp, 0))
+        for q, (pp, k) in enumerate(jobs):
             line = lines[pp.index]
-            nxt = f"L{l}_J{q + 1}" if q + 1 < len(jobs) else after_jobs
+            eb = pp.element_bits
+            nxt = f"L{l}_J{q + 1}" if q + 1 < len(jobs) else f"L{l}_M"
+            data = line.rd_data
             with m.State(f"L{l}_J{q}"):
                 m.d.comb += busy.eq(1)
-                with m.If(pend):  # the event read last cycle is on rd_index/rd_value
-                    if pp.p.kind == "conv":
-                        m.d.sync += conv_vec[pp.index][line.rd_index].eq(line.rd_value)
-                    else:
-                        base = Signal(ctx["base_bits"], name=f"base{l}_{q}")
-                        m.d.comb += base.eq(line.rd_index * (pp.taps * G) + k * G)
-                        fields = [Const(weighted.index(pp), ctx["tag_bits"]), base]
-                        if ctx["vb"]:
-                            fields.append(line.rd_value[:ctx["vb"]] if pp.value_bits
-                                          else C(1, ctx["vb"]))
-                        m.d.sync += [ctx["pw_data"].eq(Cat(*fields)), ctx["pw_valid"].eq(1)]
-                m.d.comb += line.rd_entry.eq(mi)
-                m.d.sync += pend.eq(mi < line.rd_count)
-                with m.If(mi < line.rd_count):
-                    m.d.sync += mi.eq(mi + 1)
-                with m.Else():
-                    m.d.comb += (line.clear if pp.mode == "arrival" else line.rd_next).eq(1)
-                    m.d.sync += [mi.eq(0), pend.eq(0)]
+                if pp.per_lane:     # scan every word; element k comes from its own slot
+                    limit, word, armed = ceil(pp.pre.n / P), x_pfw, C(1, 1)
+                else:               # walk the slot's list of non-zero words
+                    m.d.comb += line.rd_offset.eq(int(pp.p.delay.flat[0]) + k + late)
+                    limit, word, armed = line.rd_count, line.rd_word_out, x_arm
+                    m.d.sync += x_arm.eq(1)     # rd_count is valid from the second cycle
+                if pp.p.kind == "conv":
+                    take = x_pf & go
+                    vec = conv_vec[pp.index]
+                    if not pp.per_lane:     # words not in the list are zero
+                        with m.If(~x_arm):
+                            m.d.sync += [x.eq(0) for x in vec]
+                    with m.If(take):
+                        for j in range(pp.pre.n):
+                            elem = data[(j % P) * eb:(j % P + 1) * eb]
+                            # A list entry of an input line holds one element: keep the rest.
+                            hit = (word == j // P) & (elem.any() if not pp.per_lane else 1)
+                            with m.If(hit):
+                                m.d.sync += vec[j].eq(elem)
+                    empties = C(1, 1)
+                else:
+                    low = _lowest(m, x_mask, f"low{l}_{q}")
+                    mask_next = Signal(P, name=f"mask_next{l}_{q}")
+                    m.d.comb += mask_next.eq(x_mask & ~(C(1, P) << low)[:P])
+                    empties = ~x_valid | (mask_next == 0)
+                    take = x_pf & empties & go
+                    with m.If(go & x_valid & x_mask.any()):
+                        taps_g = pp.taps * G
+                        base = x_word * (P * taps_g) + low * taps_g + k * G
+                        m.d.sync += [t0["valid"].eq(1), t0["marker"].eq(0), t0["g"].eq(0),
+                                     t0["new"].eq(1), t0["base"].eq(base),
+                                     t0["tag"].eq(weighted.index(pp))]
+                        if pp.value_bits:
+                            m.d.sync += t0["val"].eq(x_data.word_select(low, eb))
+                        elif ctx["vb"]:
+                            m.d.sync += t0["val"].eq(1)
+                    with m.If(go):
+                        with m.If(take):
+                            nz = Cat(*[data[e * eb:(e + 1) * eb].any() for e in range(P)])
+                            m.d.sync += [x_valid.eq(1), x_mask.eq(nz),
+                                         x_data.eq(data), x_word.eq(word)]
+                        with m.Elif(x_valid):
+                            m.d.sync += x_mask.eq(mask_next)
+                            with m.If(mask_next == 0):
+                                m.d.sync += x_valid.eq(0)
+                done = armed & (x_rd == limit) & ~x_pf & empties
+                issue = go & armed & (~x_pf | take) & (x_rd < limit)
+                m.d.comb += [line.rd_en.eq(issue), line.rd_word.eq(x_rd),
+                             line.rd_entry.eq(x_rd)]
+                with m.If(issue):
+                    m.d.sync += [x_rd.eq(x_rd + 1), x_pf.eq(1), x_pfw.eq(x_rd)]
+                with m.Elif(take):
+                    m.d.sync += x_pf.eq(0)
+                with m.If(go & done):
+                    m.d.sync += [x_rd.eq(0), x_pf.eq(0), x_valid.eq(0), x_arm.eq(0)]
                     m.next = nxt
-        if not jobs:
-            with m.State(f"L{l}_J0"):
-                m.d.comb += busy.eq(1)
-                m.next = first_acc
-        if weighted:
-            with m.State(f"L{l}_SETTLE"):      # the last registered pair write lands
-                m.d.comb += busy.eq(1)
-                m.next = first_acc
 
-            # ---- accumulate one group: pair -> weight word -> add, one pair per cycle ------
-            with m.State(f"L{l}_ACC"):
-                m.d.comb += busy.eq(1)
-                tb, bb, vb = ctx["tag_bits"], ctx["base_bits"], ctx["vb"]
-                pr_rd = ctx["pr_rd"]
-                tag2 = Signal(tb, name=f"tag{l}")
-                val2 = Signal(max(1, vb), name=f"val{l}")
-                m.d.comb += pr_rd.addr.eq(p_next)
-                for port in ctx["wports"]:
-                    m.d.comb += port.addr.eq(pr_rd.data[tb:tb + bb] + grp)
-                m.d.sync += [s1.eq(p_next < n_pairs), s2.eq(s1), tag2.eq(pr_rd.data[:tb])]
-                if vb:
-                    m.d.sync += val2.eq(pr_rd.data[tb + bb:])
-                with m.If(p_next < n_pairs):
-                    m.d.sync += p_next.eq(p_next + 1)
-                with m.If(s2):
-                    for lane in range(L):
-                        term = None
-                        for t_i, (pp, port) in enumerate(zip(weighted, ctx["wports"])):
-                            wb = pp.p.w_bits
-                            wv = port.data[lane * wb:(lane + 1) * wb].as_signed()
-                            if pp.value_bits:
-                                wv = wv * val2[:pp.value_bits]
-                            term = wv if term is None else Mux(tag2 == t_i, wv, term)
-                        m.d.sync += acc[lane].eq(acc[lane] + term)
-                # The last add (s2) lands at this clock edge, in time for HAND.
-                with m.If((p_next == n_pairs) & ~s1):
-                    m.next = f"L{l}_HAND"
-
-        # ---- hand the group to the fire pipeline and start the next one -------------------
-        with m.State(f"L{l}_HAND"):
+        # ---- the marker of group 0, then the replay of groups 1..G-1 -----------------------
+        after_m = f"L{l}_R" if G > 1 else f"L{l}_W"
+        with m.State(f"L{l}_M" if jobs else f"L{l}_J0"):
             m.d.comb += busy.eq(1)
-            h_free = ~ctx["h_valid"] | ~ctx["s_valid"] | ctx["s_take"]
-            with m.If(h_free):
-                m.d.comb += ctx["h_load"].eq(1)
-                m.d.sync += [a.eq(0) for a in acc] + [p_next.eq(0)]
-                with m.If(grp == G - 1):
-                    m.next = f"L{l}_DONE"
-                with m.Else():
-                    m.d.sync += grp.eq(grp + 1)
-                    if weighted:
-                        with m.If(n_pairs != 0):
-                            m.next = f"L{l}_ACC"
+            m.d.comb += ctx["inserting"].eq(1)
+            with m.If(go):
+                m.d.sync += [t0["valid"].eq(1), t0["marker"].eq(1), t0["g"].eq(0),
+                             t0["new"].eq(0), grp.eq(1)]
+                m.next = after_m
+        if G > 1:
+            with m.State(f"L{l}_R"):
+                m.d.comb += busy.eq(1)
+                m.d.comb += ctx["inserting"].eq(1)
+                if weighted:
+                    m.d.comb += [ctx["pr_rd"].addr.eq(p_next), ctx["pr_rd"].en.eq(go)]
+                with m.If(go):
+                    m.d.sync += [rq["valid"].eq(1), rq["marker"].eq(p_next == n_pairs),
+                                 rq["g"].eq(grp)]
+                    with m.If(p_next == n_pairs):
+                        m.d.sync += p_next.eq(0)
+                        with m.If(grp == G - 1):
+                            m.next = f"L{l}_W"
+                        with m.Else():
+                            m.d.sync += grp.eq(grp + 1)
+                    with m.Else():
+                        m.d.sync += p_next.eq(p_next + 1)
+        elif weighted:
+            m.d.comb += ctx["pr_rd"].en.eq(0)
 
-        with m.State(f"L{l}_DONE"):
+        with m.State(f"L{l}_W"):
             m.d.comb += busy.eq(1)
-            # Every group has been fired and drained, and delay-0 events have landed, before
-            # the next layer gathers them (`idle` is a cycle late, see the datapath).
+            # Every group has been fired and written to the delay lines before the next
+            # layer gathers them (`idle` is a cycle late, see the datapath).
             with m.If(ctx["idle"]):
                 if l in forced:
                     m.d.sync += forced[l].eq(0)
-                for pp in convs:
-                    m.d.sync += [x.eq(0) for x in conv_vec[pp.index]]
-                m.d.sync += [grp.eq(0), n_pairs.eq(0), p_next.eq(0), mi.eq(0), pend.eq(0)]
+                m.d.sync += [grp.eq(0), n_pairs.eq(0), p_next.eq(0)]
                 m.next = nxt_layer

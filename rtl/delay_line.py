@@ -1,17 +1,24 @@
-"""Delay line: a ring of per-step event lists in block RAM, for one projection.
+"""Delay line: the recent history of a presynaptic layer's values, one projection each.
 
-Two modes share one structure, R slots of up to ``n`` events ``(index, value)`` each:
+A ring of R slots, slot ``t mod R`` for step t. Values travel as *words*: word w holds the
+values of presynaptic neurons w·P .. w·P + P - 1 (P = lanes; an element is ``value_bits`` wide:
+1 for spikes, the input width for multi-bit inputs). The presynaptic layer writes one word per
+cycle (one group of its neurons), so pushing a step's spikes costs one cycle per group, never
+one per spike. Two modes:
 
-* ``history`` (``taps``): an event pushed at step t goes to slot ``t mod R``; the reader asks
-  for the slot ``offset`` steps back (offset = d0 + k for tap k).
-* ``arrival`` (``dense``/``conv`` with one delay per presynaptic neuron): an event from neuron
-  j pushed at step t goes to slot ``(t + d[j]) mod R``; the reader takes slot ``t mod R`` and
-  clears it. Each slot holds every event that arrives at its step, at most one per neuron.
+* ``list`` — one read offset per job (``taps`` tap k: d0 + k; ``dense``/``conv`` with a single
+  delay). A slot is a list of the step's *non-zero* words, each stored with its word index;
+  all-zero words are never stored, so a reader spends nothing on silent neurons. Input records
+  (one element each) are appended as one-element words. Memory: R slots of up to C entries
+  (C = G for a LIF layer, n for the input layer) plus R counts in flip-flops.
+* ``per_lane`` — the offset of element k is the delay of presynaptic neuron w·P + k (``dense``
+  and ``conv`` with a delay per presynaptic neuron): a dense history, G words per slot, in P
+  memories (one per element, each with its own read address); the reader scans all G words.
+  After reset it wipes its memory (``ready`` goes high when done: a reset does not clear block
+  RAM). Fed by the input layer (``sparse``), it keeps one extra slot and zeroes slot t + 1 in
+  the background while the write port is idle (``clean`` tells when that is done).
 
-Reference: :class:`sim.units.DelayLineModel`. Memory: ``R * 2**index_bits`` entries of
-``index_bits + value_bits`` bits plus R counts in flip-flops. A push costs one cycle (two
-pipeline stages: delay lookup, then write); a read costs one cycle per event after a
-one-cycle latency.
+Reference: :class:`sim.units.DelayLineModel`.
 """
 
 from __future__ import annotations
@@ -19,150 +26,179 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import C, Cat, Const, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .interface import index_bits
+__all__ = ["DelayLine", "line_slots", "line_shapes"]
 
-__all__ = ["DelayLine"]
+
+def line_slots(max_offset: int, *, sparse: bool, mode: str = "per_lane") -> int:
+    """Slots a line needs for reads up to ``max_offset`` steps back (see the module doc)."""
+    return max_offset + (2 if sparse and mode == "per_lane" else 1)
 
 
 class DelayLine(wiring.Component):
-    """Event ring of ``slots`` steps for ``n`` presynaptic neurons (see the module docstring).
+    """History ring of ``slots`` steps for ``n`` presynaptic values (see the module docstring).
 
-    Ports: ``push_valid/push_index/push_value`` (one event per cycle), ``pending`` (a push is
-    still in the pipeline), ``advance`` (end of step), ``rd_count`` (events in the read slot),
-    ``rd_entry`` → ``rd_index/rd_value`` (one cycle later), ``clear`` (empty the read slot;
-    arrival mode), ``rd_next`` (history: move the read slot one step further back).
+    Ports:
 
-    In history mode the read slot starts each step at ``first`` steps back (d0) and ``rd_next``
-    walks it back one step per tap; keeping it in a register keeps the slot arithmetic out of
-    the count → compare path.
+    * write (into the current slot): ``wr_word`` (word index), ``wr_data`` (P elements),
+      ``wr_en`` (one enable per element: a LIF layer writes whole words, the input layer one
+      element per record);
+    * read, ``list`` mode: ``rd_offset`` selects the slot; ``rd_count`` (registered: valid from
+      the second cycle with the same offset) counts its entries; ``rd_en`` with ``rd_entry``
+      reads entry e, whose word index and data appear on ``rd_word_out`` and ``rd_data`` one
+      cycle later;
+    * read, ``per_lane`` mode: ``rd_en`` with ``rd_word`` reads word w (each element from its
+      own slot); ``rd_data`` one cycle later;
+    * read outputs hold while ``rd_en`` is low; ``advance`` ends the step; ``ready`` is low
+      while the memory is wiped after reset; ``clean`` (sparse lines) is high once the next
+      step's slot has been zeroed.
     """
 
-    def __init__(self, *, n: int, slots: int, mode: Literal["history", "arrival"],
-                 value_bits: int = 0, delays: np.ndarray | int = 0, first: int = 0,
-                 fault: str | None = None):
-        if mode not in ("history", "arrival"):
-            raise ValueError(f"mode must be 'history' or 'arrival', got {mode!r}")
-        if slots < 1 or n < 1:
-            raise ValueError(f"need n >= 1 and slots >= 1, got n={n}, slots={slots}")
-        self.n, self.slots, self.mode, self.value_bits = n, slots, mode, value_bits
-        d = np.broadcast_to(np.asarray(delays, dtype=np.int64), (n,))
-        if mode == "arrival" and (d.min() < 0 or d.max() >= slots):
-            raise ValueError(f"delays must be in [0, slots-1 = {slots - 1}]")
-        self.delays = d
-        if mode == "history" and not 0 <= first < slots:
-            raise ValueError(f"first must be in [0, slots-1 = {slots - 1}], got {first}")
-        self.first = first
-        self.fault = fault
-        ib = index_bits(n)
+    def __init__(self, *, n: int, lanes: int, slots: int,
+                 mode: Literal["list", "per_lane"] = "list", value_bits: int = 1,
+                 offsets: np.ndarray | int = 0, sparse: bool = False):
+        if mode not in ("list", "per_lane"):
+            raise ValueError(f"mode must be 'list' or 'per_lane', got {mode!r}")
+        if slots < 1 or n < 1 or lanes < 1:
+            raise ValueError(f"need n, lanes, slots >= 1, got n={n}, lanes={lanes}, "
+                             f"slots={slots}")
+        self.n, self.lanes, self.slots, self.mode = n, lanes, slots, mode
+        self.value_bits, self.sparse = max(1, value_bits), sparse
+        self.groups = -(-n // lanes)
+        # Entries per slot: one per word, or one per element when fed element by element.
+        self.capacity = n if sparse else self.groups
+        off = np.broadcast_to(np.asarray(offsets, dtype=np.int64), (n,))
+        top = slots - (2 if sparse and mode == "per_lane" else 1)
+        if mode == "per_lane" and (off.min() < 0 or off.max() > top):
+            raise ValueError(f"offsets must be in [0, {top}] for {slots} slots, got "
+                             f"[{off.min()}, {off.max()}]")
+        self.offsets = off
+        P, G = lanes, self.groups
         super().__init__({
-            "push_valid": In(1), "push_index": In(ib), "push_value": In(max(1, value_bits)),
-            "pending": Out(1),
-            "advance": In(1),
-            "rd_next": In(1), "rd_count": Out(n.bit_length()),
-            "rd_entry": In(ib), "rd_index": Out(ib), "rd_value": Out(max(1, value_bits)),
-            "clear": In(1),
+            "wr_word": In(range(G)), "wr_data": In(P * self.value_bits), "wr_en": In(P),
+            "rd_en": In(1), "rd_word": In(range(G)), "rd_offset": In(range(slots)),
+            "rd_entry": In(range(self.capacity)), "rd_count": Out(range(self.capacity + 1)),
+            "rd_word_out": Out(range(G)), "rd_data": Out(P * self.value_bits),
+            "advance": In(1), "ready": Out(1), "clean": Out(1),
         })
 
     @property
-    def memory_bits(self) -> int:
-        ib = index_bits(self.n)
-        return self.slots * (1 << ib) * (ib + self.value_bits)
+    def shapes(self) -> list[tuple[int, int]]:
+        """(depth, width) of each memory of the line."""
+        return line_shapes(self.n, self.lanes, self.slots, self.mode, self.value_bits,
+                           self.sparse)
 
     def elaborate(self, platform):
+        if self.mode == "list":
+            return self._list()
+        return self._per_lane()
+
+    def _list(self):
         m = Module()
-        n, R, vb = self.n, self.slots, self.value_bits
-        ib = index_bits(n)
-        sb = max(1, (R - 1).bit_length())
-        width = ib + vb
-        m.submodules.entries = entries = memory.Memory(shape=width, depth=R << ib, init=[])
-        wr, rd = entries.write_port(), entries.read_port()
-        cb = n.bit_length()
+        P, G, R, vb, cap = self.lanes, self.groups, self.slots, self.value_bits, self.capacity
+        gb = max(1, (G - 1).bit_length())
+        RC = R * cap
+        mem = memory.Memory(shape=gb + P * vb, depth=RC, init=[])
+        m.submodules.mem = mem
+        wr, rd = mem.write_port(), mem.read_port()
+        cb = len(self.rd_count)
         counts = [Signal(cb, name=f"count{s}") for s in range(R)]
-        # Counts are read with part-selects (continuous assignments) rather than an Array:
-        # Icarus leaves an always @* block at X until one of its inputs changes.
-        count_of = lambda slot: Cat(*counts).word_select(slot, cb)
-        cur = Signal(range(R))
-
-        def wrap(x):
-            """x mod R for 0 <= x < 2R."""
-            return Mux(x >= R, x - R, x)
-
-        # Stage A: register the event and look up its delay; stage B: append it to its slot.
-        a_valid, a_index, a_value = Signal(), Signal(ib), Signal(max(1, vb))
-        m.d.sync += [a_valid.eq(self.push_valid), a_index.eq(self.push_index),
-                     a_value.eq(self.push_value)]
-        if self.mode == "arrival" and len(set(self.delays.tolist())) > 1:
-            m.submodules.delay_rom = rom = memory.Memory(
-                shape=sb, depth=n, init=[int(x) for x in self.delays])
-            d_rd = rom.read_port()
-            b_valid, b_index, b_value = Signal(), Signal(ib), Signal(max(1, vb))
-            m.d.comb += d_rd.addr.eq(a_index)
-            m.d.sync += [b_valid.eq(a_valid), b_index.eq(a_index), b_value.eq(a_value)]
-            delay = d_rd.data
-        else:
-            b_valid, b_index, b_value = a_valid, a_index, a_value
-            delay = int(self.delays[0]) if self.mode == "arrival" else 0
-        if self.fault == "delay+1":
-            delay = delay + 1
-        slot = Signal(range(R))
-        m.d.comb += slot.eq(wrap(cur + delay) if self.mode == "arrival" else cur)
-        m.d.comb += [wr.addr.eq(Cat(count_of(slot)[:ib], slot)),
-                     wr.data.eq(Cat(b_index, b_value) if vb else b_index),
-                     wr.en.eq(b_valid)]
-        for s_ in range(R):
-            with m.If(b_valid & (slot == s_)):
-                m.d.sync += counts[s_].eq(counts[s_] + 1)
-        m.d.comb += self.pending.eq(a_valid | b_valid)
-
-        # Read side. The read slot and its count are registers, so that neither the slot
-        # arithmetic nor the count multiplexer shares a cycle with the reader's compare. The
-        # count is re-sampled every cycle from the slot the next cycle will read, so it lags
-        # a push or a clear by one cycle; readers start a job at least a cycle after both.
-        first = self.first % R
+        cur = Signal(range(R), name="cur")             # slot of this step
+        base = Signal(range(RC), name="base")          # cur * cap, moved by adds
+        fill = Signal(cb, name="fill")                 # entries of the current slot
         nxt = Mux(cur == R - 1, 0, cur + 1)
-        if self.mode == "history":
-            rslot = Signal(range(R), init=(-first) % R)
-            rslot_next = Signal(range(R))
-            m.d.comb += rslot_next.eq(rslot)
-            with m.If(self.rd_next):
-                m.d.comb += rslot_next.eq(Mux(rslot == 0, R - 1, rslot - 1))
-            with m.If(self.advance):
-                m.d.comb += rslot_next.eq(Mux(nxt >= first, nxt - first, nxt + R - first))
-            m.d.sync += rslot.eq(rslot_next)
-        else:
-            rslot = cur
-            rslot_next = Mux(self.advance, nxt, cur)
-        count_q = Signal(cb)
-        if self.mode == "history":
-            # Look up all three candidates from registers; the strobes only pick one late.
-            back, after = Signal(range(R)), Signal(range(R))
-            m.d.comb += [back.eq(Mux(rslot == 0, R - 1, rslot - 1)),
-                         after.eq(Mux(nxt >= first, nxt - first, nxt + R - first))]
-            m.d.sync += count_q.eq(Mux(self.advance, count_of(after),
-                                       Mux(self.rd_next, count_of(back), count_of(rslot))))
-        else:
-            nxt_s = Signal(range(R))
-            m.d.comb += nxt_s.eq(nxt)
-            m.d.sync += count_q.eq(Mux(self.advance, count_of(nxt_s), count_of(cur)))
-        m.d.comb += [self.rd_count.eq(count_q),
-                     rd.addr.eq(Cat(self.rd_entry, rslot)),
-                     self.rd_index.eq(rd.data[:ib])]
-        if vb:
-            m.d.comb += self.rd_value.eq(rd.data[ib:])
-        else:
-            m.d.comb += self.rd_value.eq(1)
-        for s_ in range(R):
-            with m.If(self.clear & (rslot == s_)):
-                m.d.sync += counts[s_].eq(0)
 
+        # Append a word with at least one non-zero enabled element.
+        elems = [Mux(self.wr_en[k], self.wr_data[k * vb:(k + 1) * vb], 0) for k in range(P)]
+        data = Cat(*elems)
+        w_word = Signal(gb, name="w_word")
+        m.d.comb += w_word.eq(self.wr_word)
+        m.d.comb += [wr.addr.eq(base + fill), wr.data.eq(Cat(w_word, data)),
+                     wr.en.eq(data.any())]
+        with m.If(data.any()):
+            m.d.sync += fill.eq(fill + 1)
+            for s_ in range(R):
+                with m.If(cur == s_):
+                    m.d.sync += counts[s_].eq(fill + 1)
+        with m.If(self.advance):
+            m.d.sync += [cur.eq(nxt), fill.eq(0),
+                         base.eq(Mux(cur == R - 1, 0, base + cap))]
+            for s_ in range(R):
+                with m.If(nxt == s_):
+                    m.d.sync += counts[s_].eq(0)
+
+        # Read: the slot `rd_offset` steps back. Its count is registered (Fmax).
+        rslot = Signal(range(R), name="rslot")
+        m.d.comb += rslot.eq(Mux(cur >= self.rd_offset, cur - self.rd_offset,
+                                 cur + R - self.rd_offset))
+        count_q = Signal(cb, name="count_q")
+        m.d.sync += count_q.eq(Cat(*counts).word_select(rslot, cb))
+        m.d.comb += [self.rd_count.eq(count_q), rd.en.eq(self.rd_en),
+                     rd.addr.eq(rslot * cap + self.rd_entry),
+                     self.rd_word_out.eq(rd.data[:gb]), self.rd_data.eq(rd.data[gb:]),
+                     self.ready.eq(1), self.clean.eq(1)]
+        return m
+
+    def _per_lane(self):
+        m = Module()
+        P, G, R, vb = self.lanes, self.groups, self.slots, self.value_bits
+        RG = R * G
+        # Slot bases (slot * G) are kept as registers and moved by adds, so that no address
+        # ever needs a multiplier.
+        cur = Signal(range(RG), name="cur")            # base of the current slot (t mod R)
+        nxt = Signal(range(RG), name="nxt")            # base of slot t + 1
+        m.d.comb += nxt.eq(Mux(cur == RG - G, 0, cur + G))
         with m.If(self.advance):
             m.d.sync += cur.eq(nxt)
-            if self.mode == "history":
-                for s_ in range(R):
-                    with m.If(nxt == s_):
-                        m.d.sync += counts[s_].eq(0)
+
+        # Wipe after reset, then (sparse lines) zero the next slot in the background.
+        wipe = Signal(range(RG + 1), name="wipe")
+        m.d.comb += self.ready.eq(wipe == RG)
+        zero = Signal(range(G + 1), name="zero")
+        m.d.comb += self.clean.eq(zero == G if self.sparse else 1)
+        w_addr = Signal(range(RG), name="w_addr")
+        w_en = Signal(P, name="w_en")
+        w_data = Signal(P * vb, name="w_data")
+        with m.If(~self.ready):
+            m.d.comb += [w_addr.eq(wipe), w_en.eq(C(-1, P)), w_data.eq(0)]
+            m.d.sync += wipe.eq(wipe + 1)
+        with m.Elif(self.wr_en.any()):
+            m.d.comb += [w_addr.eq(cur + self.wr_word), w_en.eq(self.wr_en),
+                         w_data.eq(self.wr_data)]
+        if self.sparse:
+            with m.Elif(zero != G):
+                m.d.comb += [w_addr.eq(nxt + zero), w_en.eq(C(-1, P)), w_data.eq(0)]
+                m.d.sync += zero.eq(zero + 1)
+            with m.If(self.advance):
+                m.d.sync += zero.eq(0)
+
+        # Offsets of element k for every word, as constants: off[w*P + k] * G.
+        pad = list(self.offsets) + [0] * (G * P - self.n)
+        for k in range(P):
+            mem = memory.Memory(shape=vb, depth=RG, init=[])
+            m.submodules[f"mem{k}"] = mem
+            wr, rd = mem.write_port(), mem.read_port()
+            offs = [int(pad[w * P + k]) * G for w in range(G)]
+            off_g = Signal(range(max(offs) + 2), name=f"off{k}")
+            m.d.comb += off_g.eq(Cat(*[Const(o, len(off_g)) for o in offs])
+                                 .word_select(self.rd_word, len(off_g)))
+            addr = Mux(cur >= off_g, cur - off_g, cur + (RG - off_g)) + self.rd_word
+            m.d.comb += [wr.addr.eq(w_addr), wr.data.eq(w_data[k * vb:(k + 1) * vb]),
+                         wr.en.eq(w_en[k]), rd.en.eq(self.rd_en), rd.addr.eq(addr),
+                         self.rd_data[k * vb:(k + 1) * vb].eq(rd.data)]
+        m.d.comb += self.rd_word_out.eq(0)
         return m
+
+
+def line_shapes(n: int, lanes: int, slots: int, mode: str, value_bits: int,
+                sparse: bool) -> list[tuple[int, int]]:
+    """(depth, width) of each memory of a :class:`DelayLine` with these parameters."""
+    G = -(-n // lanes)
+    vb = max(1, value_bits)
+    if mode == "per_lane":
+        return [(slots * G, vb)] * lanes
+    cap = n if sparse else G
+    return [(slots * cap, max(1, (G - 1).bit_length()) + lanes * vb)]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
 
 from model.ir import LIFLayer
@@ -31,24 +29,26 @@ def lif_update(layer: LIFLayer, v: np.ndarray, i_in: np.ndarray) -> tuple[np.nda
 class DelayLineModel:
     """What :class:`rtl.delay_line.DelayLine` must return, step by step.
 
-    ``push(index, value, delay)`` at step t (``delay`` ignored in history mode), ``read(offset)``
-    lists the events of slot t - offset (history) or of arrivals at t (arrival, which empties
-    it), in push order; ``advance()`` ends the step.
+    ``write(index, value)`` sets presynaptic value ``index`` of the current step (values not
+    written are 0); ``values(offsets)`` returns, for every presynaptic index j, the value
+    written ``offsets[j]`` steps ago (0 before the first step); ``advance()`` ends the step.
     """
 
-    def __init__(self, mode: str, slots: int):
-        self.mode, self.slots, self.t = mode, slots, 0
-        self.events = defaultdict(list)
+    def __init__(self, n: int, slots: int):
+        self.n, self.slots, self.t = n, slots, 0
+        self.history: dict[int, np.ndarray] = {}
 
-    def push(self, index: int, value: int, delay: int = 0) -> None:
-        at = self.t + (delay if self.mode == "arrival" else 0)
-        self.events[at].append((index, value))
+    def write(self, index: int, value: int) -> None:
+        self.history.setdefault(self.t, np.zeros(self.n, np.int64))[index] = value
 
-    def read(self, offset: int = 0) -> list[tuple[int, int]]:
-        if self.mode == "arrival":
-            return self.events.pop(self.t, [])
-        return list(self.events.get(self.t - offset, []))
+    def values(self, offsets) -> np.ndarray:
+        off = np.broadcast_to(np.asarray(offsets, np.int64), (self.n,))
+        if off.min() < 0 or off.max() >= self.slots:
+            raise ValueError(f"offsets must be in [0, {self.slots - 1}]")
+        zero = np.zeros(self.n, np.int64)
+        return np.array([self.history.get(self.t - int(o), zero)[j]
+                         for j, o in enumerate(off)], np.int64)
 
     def advance(self) -> None:
         self.t += 1
-        self.events.pop(self.t - self.slots, None)
+        self.history.pop(self.t - self.slots, None)

@@ -7,7 +7,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from model.ir import LIFLayer
-from rtl.delay_line import DelayLine
+from rtl.delay_line import DelayLine, line_slots
 from rtl.lif import LIFUnit
 from sim.units import DelayLineModel, lif_update
 
@@ -35,46 +35,81 @@ def test_lif_unit_matches_reference(reset, beta, shift, spiking):
     sim.run()
 
 
-@pytest.mark.parametrize("mode, delays", [("history", 0), ("arrival", 2),
-                                          ("arrival", [0, 3, 1, 2, 3, 0])])
-def test_delay_line_matches_reference(mode, delays):
-    n, slots, vb = 6, 4, 3
-    dut = DelayLine(n=n, slots=slots, mode=mode, value_bits=vb, delays=np.array(delays),
-                    first=1)
-    gold = DelayLineModel(mode, slots)
+@pytest.mark.parametrize("mode, sparse, lanes, offsets", [
+    ("list", False, 3, None), ("list", True, 2, None), ("list", False, 1, None),
+    ("per_lane", False, 3, [1, 3, 2, 1, 0, 3, 2]), ("per_lane", True, 2, [0, 3, 1, 2, 3, 0, 1])])
+def test_delay_line_matches_reference(mode, sparse, lanes, offsets):
+    """Random writes (whole words, or single elements when sparse), reads of every offset."""
+    n, vb = 7, 3 if sparse else 1
+    top = 3
+    slots = line_slots(top, sparse=sparse, mode=mode)
+    dut = DelayLine(n=n, lanes=lanes, slots=slots, mode=mode, value_bits=vb,
+                    offsets=np.array(offsets) if offsets else 0, sparse=sparse)
+    gold = DelayLineModel(n, slots)
     rng = random.Random(5)
-    d = np.broadcast_to(np.asarray(delays), (n,))
+    groups = -(-n // lanes)
+
+    def unpack(word, data, into):
+        for k in range(lanes):
+            j = word * lanes + k
+            e = (data >> (k * vb)) & ((1 << vb) - 1)
+            if e:
+                assert j < n and into[j] == 0, (j, into)
+                into[j] = e
 
     async def bench(ctx):
-        for step in range(40):
-            # Push a random set of distinct neurons, one per cycle, with random gaps.
-            for j in rng.sample(range(n), rng.randint(0, n)):
-                value = rng.randint(1, (1 << vb) - 1)
-                ctx.set(dut.push_valid, 1)
-                ctx.set(dut.push_index, j)
-                ctx.set(dut.push_value, value)
-                gold.push(j, value, int(d[j]))
-                await ctx.tick()
-                ctx.set(dut.push_valid, 0)
-                for _ in range(rng.randint(0, 2)):
+        while not ctx.get(dut.ready):
+            await ctx.tick()
+        for step in range(30):
+            if sparse:      # one element per cycle, distinct indices, random gaps
+                for j in rng.sample(range(n), rng.randint(0, n)):
+                    value = rng.randint(1, (1 << vb) - 1)
+                    gold.write(j, value)
+                    ctx.set(dut.wr_word, j // lanes)
+                    ctx.set(dut.wr_data, value << (j % lanes * vb))
+                    ctx.set(dut.wr_en, 1 << (j % lanes))
                     await ctx.tick()
-            while ctx.get(dut.pending):
-                await ctx.tick()
-            await ctx.tick()    # rd_count is registered: it trails the last push by a cycle
-            offsets = range(1, slots) if mode == "history" else [0]
-            for off in offsets:
-                want = gold.read(off)
-                assert ctx.get(dut.rd_count) == len(want), (step, off)
-                got = []
-                for e in range(len(want)):
-                    ctx.set(dut.rd_entry, e)
+                    ctx.set(dut.wr_en, 0)
+                    for _ in range(rng.randint(0, 2)):
+                        await ctx.tick()
+            else:           # every word once, zeros included
+                for w in range(groups):
+                    bits = [int(rng.random() < 0.3) if w * lanes + k < n else 0
+                            for k in range(lanes)]
+                    for k, b in enumerate(bits):
+                        if b:
+                            gold.write(w * lanes + k, 1)
+                    ctx.set(dut.wr_word, w)
+                    ctx.set(dut.wr_data, sum(b << k for k, b in enumerate(bits)))
+                    ctx.set(dut.wr_en, (1 << lanes) - 1)
                     await ctx.tick()
-                    got.append((ctx.get(dut.rd_index), ctx.get(dut.rd_value)))
-                assert got == want, (step, off)
-                strobe = dut.clear if mode == "arrival" else dut.rd_next
-                ctx.set(strobe, 1)
+                ctx.set(dut.wr_en, 0)
+            if mode == "list":
+                for off in range(top + 1):
+                    ctx.set(dut.rd_offset, off)
+                    await ctx.tick()            # rd_count is registered
+                    got = np.zeros(n, np.int64)
+                    for e in range(ctx.get(dut.rd_count)):
+                        ctx.set(dut.rd_entry, e)
+                        ctx.set(dut.rd_en, 1)
+                        await ctx.tick()
+                        ctx.set(dut.rd_en, 0)
+                        unpack(ctx.get(dut.rd_word_out), ctx.get(dut.rd_data), got)
+                    want = gold.values(off)
+                    assert (got == want).all(), (step, off, got, want)
+            else:
+                got = np.zeros(n, np.int64)
+                for w in range(groups):
+                    ctx.set(dut.rd_word, w)
+                    ctx.set(dut.rd_en, 1)
+                    await ctx.tick()
+                    ctx.set(dut.rd_en, 0)
+                    await ctx.tick()            # the word holds while rd_en is low
+                    unpack(w, ctx.get(dut.rd_data), got)
+                want = gold.values(offsets)
+                assert (got == want).all(), (step, got, want)
+            while not ctx.get(dut.clean):
                 await ctx.tick()
-                ctx.set(strobe, 0)
             ctx.set(dut.advance, 1)
             await ctx.tick()
             ctx.set(dut.advance, 0)
