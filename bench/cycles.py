@@ -17,21 +17,10 @@ from math import ceil
 
 import numpy as np
 
-from rtl.cost import activity, step_cycles
+from rtl.cost import activity, memory_port_bound, step_cycles
 from sim.reference import simulate
 
 from bench.networks import shd_input, shd_network, wm_network
-
-
-def bound(net, act, lanes: int) -> np.ndarray:
-    steps = len(next(iter(act["emit"].values())))
-    total = np.zeros(steps)
-    for l, layer in enumerate(net.layers[1:], 1):
-        g = ceil(layer.n / lanes)
-        pairs = sum(c for (dst, q, _), c in act["jobs"].items()
-                    if dst == l and net.projections[q].kind != "conv")
-        total += (np.asarray(pairs) + 1) * g
-    return total
 
 
 def run(name, net, x, forced, steps, lanes_list):
@@ -43,7 +32,7 @@ def run(name, net, x, forced, steps, lanes_list):
     rows = []
     for lanes in lanes_list:
         c = float(np.median(step_cycles(net, act, lanes=lanes)))
-        b = float(np.median(bound(net, act, lanes)))
+        b = float(np.median(memory_port_bound(net, act, lanes=lanes)))
         rows.append((lanes, c, b))
         print(f"{lanes:>5} {c:>12.0f} {b:>9.0f} {c / b:>6.2f}")
     return rows

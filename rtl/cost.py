@@ -10,7 +10,7 @@ import numpy as np
 from model.ir import Network
 from .core import _plan, memory_shapes, supported
 
-__all__ = ["FAMILIES", "step_cycles", "activity", "memory_blocks", "memory_shapes",
+__all__ = ["FAMILIES", "step_cycles", "activity", "job_costs", "memory_port_bound", "memory_blocks", "memory_shapes",
            "logic_estimate",
            "Estimate", "estimate"]
 
@@ -22,12 +22,12 @@ FAMILIES = {
 
 
 def activity(net: Network, trace, x: np.ndarray | None, forced: dict | None) -> dict:
-    """Per-step event counts the core's work depends on, from a reference run.
+    """What the core's work depends on, from a reference run.
 
-    Returns ``{"jobs": {(layer, job): (T,) events}, "emit": {layer: (T, n) emitted},
-    "records": (T,) input records}`` where a job is one gather pass (one per dense/conv
-    projection, one per tap of a taps projection) and the records are the step's non-zero
-    inputs and forced neurons (at least one record per step).
+    Returns ``{"emit": {layer: (T, n) bool}, "records": (T,) input records}``: the values each
+    layer hands on (non-zero inputs for layer 0, own spikes OR forced for LIF layers) and the
+    step's input records (non-zero inputs and forced neurons, at least one per step), and
+    whether each step's last record is an input value.
     """
     steps = trace.steps
     emitted = {0: (np.zeros((steps, 0), bool) if x is None or not np.asarray(x).size
@@ -36,84 +36,70 @@ def activity(net: Network, trace, x: np.ndarray | None, forced: dict | None) -> 
         s = trace.spikes.get(l, np.zeros((steps, net.layers[l].n), np.uint8)).astype(bool)
         f = (forced or {}).get(l)
         emitted[l] = s | (np.asarray(f).astype(bool) if f is not None else False)
-    records = emitted[0].sum(1) if emitted[0].shape[1] else np.zeros(steps, np.int64)
+    inputs = emitted[0].sum(1) if emitted[0].shape[1] else np.zeros(steps, np.int64)
+    records = inputs.copy()
     for f in (forced or {}).values():
         records = records + np.asarray(f).astype(bool).sum(1)
-    jobs = {}
-    for pp in _plan(net):
-        e = emitted[pp.p.src]
-        if e.shape[1] == 0:
-            e = np.zeros((steps, pp.pre.n), bool)
-        d = pp.p.delays_of_pre(pp.pre.n)
-        for k in range(pp.taps):
-            counts = np.zeros(steps, np.int64)
-            for t in range(steps):
-                src_t = t - d - k
-                ok = src_t >= 0
-                counts[t] = int(e[src_t[ok], np.flatnonzero(ok)].sum())
-            jobs[(pp.p.dst, pp.index, k)] = counts
-    return {"jobs": jobs, "emit": emitted, "records": np.maximum(1, records)}
+    # The step's last record is an input value (not a forced neuron, not an empty record).
+    return {"emit": emitted, "records": np.maximum(1, records),
+            "last_is_input": (inputs > 0) & (records == inputs)}
 
 
-def _has_rom(pp) -> bool:
-    """The delay line looks delays up in a ROM (two push stages instead of one)."""
-    return pp.mode == "arrival" and len(set(pp.p.delays_of_pre(pp.pre.n).tolist())) > 1
+def _arrivals(pp, emitted: np.ndarray, steps: int, tap: int) -> np.ndarray:
+    """(T, n_pre) bool: which presynaptic values a gather job of ``pp`` (tap ``tap``) reads."""
+    n = pp.pre.n
+    if emitted.shape[1] == 0:
+        return np.zeros((steps, n), bool)
+    d = pp.p.delays_of_pre(n) + tap
+    out = np.zeros((steps, n), bool)
+    for j in range(n):
+        if d[j] < steps:
+            out[d[j]:, j] = emitted[:steps - d[j], j]
+    return out
 
 
-def _update_cycles(acc_cycles: list[int], emits: list[int], *, drains: bool,
-                   tail_pending: int, last: bool) -> int:
-    """Cycles of one layer's update phase, from its first HAND/ACC cycle to the end of DONE
-    (or, for the last layer, to the acceptance of its last output record).
+def job_costs(net: Network, act: dict, *, lanes: int) -> dict:
+    """Per layer, per step: gather cycles and pairs E (see ``docs/hardware.md``).
 
-    ``acc_cycles[g]`` is the time group g spends in ACC before HAND, ``emits[g]`` its
-    emitted neurons. A cycle-level replay of the accumulator, the hand-off register H, the fire
-    stages S, R and B2 and the drain, with ``o`` always ready.
+    A job that walks a list (one delay for the projection) costs 2 cycles when its slot is
+    empty, else 3 + the sum over its entries of the entry's non-zero elements (1 per entry
+    for conv); a job that scans per-neuron delays costs 2 + the sum over all G_pre words of
+    max(1, non-zero elements) (conv: G_pre + 2). Pairs are the non-zero elements of the
+    dense/taps jobs.
     """
-    G = len(acc_cycles)
-    g_a, a_left = 0, acc_cycles[0]          # accumulator: group, ACC cycles still to spend
-    h = s = r = None                        # group in H / in S / in R
-    drain, queued = 0, 0                    # neurons left to push; a queued group's neurons
-    last_push = -10
-    cycle = 0
-    a_done = False
-    while True:
-        b2_take = r is not None and (not drains or not queued)
-        s_take = s is not None and (r is None or b2_take)
-        b1 = h is not None and (s is None or s_take)
-        hand = not a_done and a_left == 0 and (h is None or s is None or s_take)
-        if last and b2_take and r == G - 1:
-            return cycle + 1
-        if a_done and h is None and s is None and r is None and drain == 0 and not queued \
-                and not last and cycle - last_push > tail_pending:
-            return cycle + 2                # the layer's end sees `idle` a cycle late
-        # Clock edge.
-        new = emits[r] if b2_take and drains else 0
-        if drain:
-            drain -= 1
-            last_push = cycle
-        if drain == 0:
-            if queued:
-                drain, queued = queued, new
-            elif new:
-                drain = new
-        elif new:
-            queued = new
-        new_r = s if s_take else (None if b2_take else r)
-        new_s = h if b1 else (None if s_take else s)
-        new_h = h
-        if b1:
-            new_h = None
-        if hand:
-            new_h = g_a
-            if g_a == G - 1:
-                a_done = True
+    P = lanes
+    steps = len(next(iter(act["emit"].values())))
+    out = {l: {"gather": np.zeros(steps, np.int64), "pairs": np.zeros(steps, np.int64),
+               "jobs": 0} for l in range(1, len(net.layers))}
+    for pp in _plan(net):
+        em = act["emit"][pp.p.src]
+        n = pp.pre.n
+        G = ceil(n / P)
+        for tap in range(pp.taps):
+            a = _arrivals(pp, em, steps, tap)
+            pad = np.zeros((steps, G * P), bool)
+            pad[:, :n] = a
+            per_word = pad.reshape(steps, G, P).sum(2)
+            o = out[pp.p.dst]
+            o["jobs"] += 1
+            if pp.per_lane:
+                cost = 2 + (G if pp.p.kind == "conv" else np.maximum(1, per_word).sum(1))
             else:
-                g_a += 1
-                a_left = acc_cycles[g_a]
-        elif not a_done and a_left:
-            a_left -= 1
-        h, s, r = new_h, new_s, new_r
-        cycle += 1
+                # Input lines list one entry per non-zero element, LIF lines one per word.
+                entries = per_word.sum(1) if pp.p.src == 0 else (per_word > 0).sum(1)
+                work = entries if pp.p.kind == "conv" else per_word.sum(1)
+                cost = np.where(entries > 0, 3 + work, 2)
+            o["gather"] += cost
+            if pp.p.kind != "conv":
+                o["pairs"] += per_word.sum(1)
+    return out
+
+
+#: Cycles from the last token issued by a layer to the moment the next layer starts: the
+#: token stages, H, S, R, B2, and the registered idle (see ``docs/hardware.md``).
+TAIL = 8
+#: For the last layer: from its last token to the acceptance of its last output record.
+TAIL_LAST = 6
 
 
 def step_cycles(net: Network, act: dict, *, lanes: int = 1) -> np.ndarray:
@@ -123,56 +109,46 @@ def step_cycles(net: Network, act: dict, *, lanes: int = 1) -> np.ndarray:
     plan = _plan(net)
     steps = len(next(iter(act["emit"].values())))
     total = np.ones(steps, np.int64)                      # WAIT0
-    # WAIT0 also waits for the pushes of the last input record (input events come first).
-    lines0 = [pp for pp in plan if pp.p.src == 0]
-    if lines0 and act["emit"][0].shape[1] and not net.forced_layers:
-        x0 = act["emit"][0]
-        total += x0.any(1) * (1 + any(_has_rom(pp) for pp in lines0))
+    # WAIT0 also waits for the write of the last input record when it is an input value.
+    if any(pp.p.src == 0 for pp in plan):
+        total += act["last_is_input"]
+    jobs = job_costs(net, act, lanes=lanes)
     last = len(net.layers) - 1
     for l in range(1, len(net.layers)):
-        layer = net.layers[l]
-        g = ceil(layer.n / lanes)
-        incoming = [pp for pp in plan if pp.p.dst == l]
-        weighted = any(pp.p.kind != "conv" for pp in incoming)
-        emits = any(pp.p.src == l for pp in plan)
-        rom = 1 if any(pp.p.src == l and _has_rom(pp) for pp in plan) else 0
-        pairs = np.zeros(steps, np.int64)
-        n_jobs = 0
-        for (dst, q, k), counts in act["jobs"].items():
-            if dst != l:
-                continue
-            n_jobs += 1
-            total += counts + 1
-            if net.projections[q].kind != "conv":
-                pairs += counts
-        if not n_jobs:
-            total += 1
-        if weighted:
-            total += 1                                     # SETTLE: the last pair write
-        e = act["emit"][l].astype(np.int64)
-        padded = np.zeros((steps, g * lanes), np.int64)
-        padded[:, :layer.n] = e
-        per_group = padded.reshape(steps, g, lanes).sum(2)
-        for t in range(steps):
-            if weighted:
-                acc = [pairs[t] + 2] * g if pairs[t] else [1] + [0] * (g - 1)
-            else:
-                acc = [0] * g
-            total[t] += _update_cycles(acc, per_group[t].tolist(), drains=emits,
-                                       tail_pending=rom, last=l == last)
+        G = ceil(net.layers[l].n / lanes)
+        j = jobs[l]
+        gather = j["gather"] if j["jobs"] else 0
+        total += gather + 1 + (G - 1) * (j["pairs"] + 1)  # jobs, marker 0, replay
+        if l == last:
+            total += TAIL_LAST - (1 if G == 1 else 0)
+        else:
+            total += TAIL - (1 if G == 1 else 0)
     return total
 
 
-def memory_blocks(bits_by_array: dict[str, tuple[int, int]], family: str) -> dict[str, int]:
-    """Blocks per array given ``{name: (depth, width)}``; tiny arrays (< 1/4 block) count 0
-    (synthesis keeps them in logic)."""
+def memory_port_bound(net: Network, act: dict, *, lanes: int = 1,
+                      fixed: int = 0) -> np.ndarray:
+    """The memory-port lower bound per step: sum over layers of (E_l + 1) * ceil(n_l / P)
+    plus ``fixed`` cycles per layer (see ``docs/hardware.md``)."""
+    jobs = job_costs(net, act, lanes=lanes)
+    total = 0
+    for l in range(1, len(net.layers)):
+        total = total + (jobs[l]["pairs"] + 1) * ceil(net.layers[l].n / lanes) + fixed
+    return np.asarray(total)
+
+
+def memory_blocks(shapes: dict[str, tuple], family: str) -> dict[str, int]:
+    """Blocks per array given ``{name: (depth, width[, count])}``; tiny memories (< 1/4 block)
+    count 0 (synthesis keeps them in logic)."""
     block_bits, configs = FAMILIES[family]
     out = {}
-    for name, (depth, width) in bits_by_array.items():
+    for name, shape in shapes.items():
+        depth, width = shape[0], shape[1]
+        count = shape[2] if len(shape) > 2 else 1
         if depth * width < block_bits // 4:
             out[name] = 0
             continue
-        out[name] = min(ceil(width / w) * ceil(depth / d) for d, w in configs)
+        out[name] = count * min(ceil(width / w) * ceil(depth / d) for d, w in configs)
     return out
 
 
@@ -252,7 +228,7 @@ def estimate(net: Network, act: dict, *, family: str, clock_mhz: float, lanes: i
     shapes = memory_shapes(net, lanes=lanes)
     logic = logic_estimate(net, lanes=lanes, family=family)
     return Estimate(family=family, lanes=lanes, clock_mhz=clock_mhz,
-                    memory_bits={k: d * w for k, (d, w) in shapes.items()},
+                    memory_bits={k: s.depth * s.width * s.count for k, s in shapes.items()},
                     blocks=memory_blocks(shapes, family), lut=logic["lut"], dsp=logic["dsp"],
                     cycles_per_step=float(per_step.mean()), cycles_max=int(per_step.max()),
                     steps_per_sample=len(cycles))
