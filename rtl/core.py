@@ -333,12 +333,15 @@ class NetworkCore(wiring.Component):
 
         # ---- tokens ----------------------------------------------------------------------
         gb = range(max(2, G))
+        # A token is a pair (``last``: the group's final pair, which also hands the group
+        # off) or a marker (hands off a group; the group-0 marker and groups without pairs).
         t0 = dict(valid=Signal(name=f"t0v{l}"), marker=Signal(name=f"t0m{l}"),
-                  g=Signal(gb, name=f"t0g{l}"), new=Signal(name=f"t0new{l}"))
+                  last=Signal(name=f"t0l{l}"), g=Signal(gb, name=f"t0g{l}"),
+                  new=Signal(name=f"t0new{l}"))
         t1 = dict(valid=Signal(name=f"t1v{l}"), marker=Signal(name=f"t1m{l}"),
-                  g=Signal(gb, name=f"t1g{l}"))
+                  last=Signal(name=f"t1l{l}"), g=Signal(gb, name=f"t1g{l}"))
         rq = dict(valid=Signal(name=f"rqv{l}"), marker=Signal(name=f"rqm{l}"),
-                  g=Signal(gb, name=f"rqg{l}"))
+                  last=Signal(name=f"rql{l}"), g=Signal(gb, name=f"rqg{l}"))
         ctx.update(t0=t0, rq=rq)
         go = Signal(name=f"go{l}")
         ctx["go"] = go
@@ -384,7 +387,8 @@ class NetworkCore(wiring.Component):
         with m.If(go):
             m.d.sync += [t1[k].eq(t0[k]) for k in t1] + \
                 [t0["valid"].eq(rq["valid"]), t0["marker"].eq(rq["marker"]),
-                 t0["g"].eq(rq["g"]), t0["new"].eq(0), rq["valid"].eq(0)]
+                 t0["last"].eq(rq["last"]), t0["g"].eq(rq["g"]), t0["new"].eq(0),
+                 rq["valid"].eq(0)]
             if weighted:
                 d = ctx["pr_rd"].data
                 m.d.sync += [t0["tag"].eq(d[:tb]), t0["base"].eq(d[tb:tb + bb])]
@@ -394,17 +398,19 @@ class NetworkCore(wiring.Component):
         # ---- add: one pair's weight word into every lane's accumulator ---------------------
         acc_shape = signed(layer.acc_bits + 1)
         acc = [Signal(acc_shape, name=f"acc{l}_{k}") for k in range(P)]
-        with m.If(t1["valid"] & ~t1["marker"]):
-            for lane in range(P):
-                term = None
-                for t_i, (pp, port) in enumerate(zip(weighted, wports)):
-                    wb = pp.p.w_bits
-                    wv = port.data[lane * wb:(lane + 1) * wb].as_signed()
-                    if pp.value_bits:
-                        wv = wv * t1["val"][:pp.value_bits]
-                    term = wv if term is None else Mux(t1["tag"] == t_i, wv, term)
-                if term is not None:
-                    m.d.sync += acc[lane].eq(acc[lane] + term)
+        summed = []         # acc + this pair's term, per lane
+        for lane in range(P):
+            term = None
+            for t_i, (pp, port) in enumerate(zip(weighted, wports)):
+                wb = pp.p.w_bits
+                wv = port.data[lane * wb:(lane + 1) * wb].as_signed()
+                if pp.value_bits:
+                    wv = wv * t1["val"][:pp.value_bits]
+                term = wv if term is None else Mux(t1["tag"] == t_i, wv, term)
+            summed.append(acc[lane] if term is None else acc[lane] + term)
+        pair = t1["valid"] & ~t1["marker"]
+        with m.If(pair & ~t1["last"]):
+            m.d.sync += [a.eq(x) for a, x in zip(acc, summed)]
 
         # ---- hand-off register H: a marker moves the sums in and clears the accumulator ----
         h_valid = Signal(name=f"h_valid{l}")
@@ -414,14 +420,59 @@ class NetworkCore(wiring.Component):
         s_take = Signal(name=f"s_take{l}")        # S moves to R this cycle
         h_free = ~h_valid | ~s_valid | s_take
         h_load = Signal(name=f"h_load{l}")
-        m.d.comb += [h_load.eq(t1["valid"] & t1["marker"] & h_free),
-                     go.eq(~(t1["valid"] & t1["marker"]) | h_free)]
+        hand = t1["valid"] & (t1["marker"] | t1["last"])
+        m.d.comb += [h_load.eq(hand & h_free), go.eq(~hand | h_free)]
         # v and bias are read for the group entering H, and held while it waits there.
         m.d.comb += [v_rd.addr.eq(t1["g"]), b_rd.addr.eq(t1["g"]), v_rd.en.eq(h_load),
                      b_rd.en.eq(h_load)]
         with m.If(h_load):
             m.d.sync += [h_valid.eq(1), h_g.eq(t1["g"])] + \
-                [h.eq(a) for h, a in zip(h_acc, acc)] + [a.eq(0) for a in acc]
+                [h.eq(Mux(t1["marker"], a, x)) for h, a, x in zip(h_acc, acc, summed)] + \
+                [a.eq(0) for a in acc]
+
+        # ---- conv loaders: each conv projection copies its arriving words into its register
+        # vector on its own delay-line port, beside the gather and the replay. The marker of
+        # group 0 waits until the words group 0 needs are in; the loader, one word per cycle,
+        # then stays ahead of the groups, which come at most one per cycle.
+        ctx["active"] = active = Signal(name=f"active{l}")    # the FSM is in layer l
+        ready_terms = []
+        for pp in convs:
+            line, vec, eb = lines[pp.index], conv_vec[pp.index], pp.element_bits
+            gp = ceil(pp.pre.n / P)
+            c = (pp.p.weight.shape[0] - 1) // 2
+            c_rd = Signal(range(max(gp, line.capacity) + 1), name=f"c_rd{pp.index}")
+            c_pf, c_arm = Signal(name=f"c_pf{pp.index}"), Signal(name=f"c_arm{pp.index}")
+            c_word = Signal(range(max(2, gp)), name=f"c_word{pp.index}")
+            c_loaded = Signal(range(gp + 1), name=f"c_loaded{pp.index}")
+            data = line.rd_data
+            if pp.per_lane:     # every word, in order
+                limit, word, armed = gp, c_word, C(1, 1)
+                need = min(gp, (P - 1 + c) // P + 1)   # words group 0 needs
+            else:               # the list of non-zero words; words not listed are zero
+                m.d.comb += line.rd_offset.eq(int(pp.p.delay.flat[0]) + (self.fault == "delay+1"))
+                limit, word, armed = line.rd_count, line.rd_word_out, c_arm
+                need = None
+                with m.If(active & ~c_arm):
+                    m.d.sync += [c_arm.eq(1)] + [x.eq(0) for x in vec]
+            issue = active & armed & (c_rd < limit)
+            m.d.comb += [line.rd_en.eq(issue), line.rd_word.eq(c_rd), line.rd_entry.eq(c_rd)]
+            with m.If(issue):
+                m.d.sync += [c_rd.eq(c_rd + 1), c_pf.eq(1), c_word.eq(c_rd)]
+            with m.Else():
+                m.d.sync += c_pf.eq(0)
+            with m.If(c_pf):
+                m.d.sync += c_loaded.eq(c_loaded + 1)
+                for j in range(pp.pre.n):
+                    elem = data[(j % P) * eb:(j % P + 1) * eb]
+                    # A list entry of an input line holds one element: keep the others.
+                    hit = (word == j // P) & (elem.any() if not pp.per_lane else 1)
+                    with m.If(hit):
+                        m.d.sync += vec[j].eq(elem)
+            done = armed & (c_rd == limit) & ~c_pf
+            ready_terms.append(done if need is None else (done | (c_loaded >= need)))
+            with m.If(~active):
+                m.d.sync += [c_rd.eq(0), c_pf.eq(0), c_arm.eq(0), c_loaded.eq(0)]
+        ctx["conv_ready"] = Cat(*ready_terms).all() if ready_terms else C(1, 1)
 
         # ---- conv terms of the group in H: the K-tap kernel over a window of the vector ----
         conv_terms = [0] * P
@@ -507,13 +558,13 @@ class NetworkCore(wiring.Component):
                     m.d.comb += [line.wr_word.eq(r_g), line.wr_data.eq(emit),
                                  line.wr_en.eq(C(-1, P))]
 
-        # The layer may end once no token is left and the fire pipeline is empty (its last
-        # line write has then landed). Registered, so the layer's end does not share a cycle
-        # with this wide condition (Fmax).
-        idle = ~t0["valid"] & ~t1["valid"] & ~rq["valid"] & ~h_valid & ~s_valid & ~r_valid
-        ctx["idle"] = idle_q = Signal(name=f"idle{l}")
-        ctx["inserting"] = inserting = Signal(name=f"inserting{l}")   # M or R issues a token
-        m.d.sync += idle_q.eq(idle & ~inserting)
+        # The layer ends once B2 has taken its last group: every token came before that
+        # group's hand-off, and its delay-line writes land at that clock edge. Registered.
+        ctx["fin"] = fin = Signal(name=f"fin{l}")
+        with m.If(b2_take & (r_g == G - 1)):
+            m.d.sync += fin.eq(1)
+        with m.If(~active):
+            m.d.sync += fin.eq(0)
         return ctx
 
     def _states(self, m, l, ctx, plan, lines, forced, conv_vec, sh, late):
@@ -534,7 +585,7 @@ class NetworkCore(wiring.Component):
         for pp in ctx["incoming"]:
             if pp.p.kind == "taps":
                 jobs += [(pp, k) for k in range(pp.taps)]
-            else:
+            elif pp.p.kind == "dense":
                 jobs.append((pp, 0))
         for q, (pp, k) in enumerate(jobs):
             line = lines[pp.index]
@@ -542,52 +593,37 @@ class NetworkCore(wiring.Component):
             nxt = f"L{l}_J{q + 1}" if q + 1 < len(jobs) else f"L{l}_M"
             data = line.rd_data
             with m.State(f"L{l}_J{q}"):
-                m.d.comb += busy.eq(1)
+                m.d.comb += [busy.eq(1), ctx["active"].eq(1)]
                 if pp.per_lane:     # scan every word; element k comes from its own slot
                     limit, word, armed = ceil(pp.pre.n / P), x_pfw, C(1, 1)
                 else:               # walk the slot's list of non-zero words
                     m.d.comb += line.rd_offset.eq(int(pp.p.delay.flat[0]) + k + late)
                     limit, word, armed = line.rd_count, line.rd_word_out, x_arm
                     m.d.sync += x_arm.eq(1)     # rd_count is valid from the second cycle
-                if pp.p.kind == "conv":
-                    take = x_pf & go
-                    vec = conv_vec[pp.index]
-                    if not pp.per_lane:     # words not in the list are zero
-                        with m.If(~x_arm):
-                            m.d.sync += [x.eq(0) for x in vec]
+                low = _lowest(m, x_mask, f"low{l}_{q}")
+                mask_next = Signal(P, name=f"mask_next{l}_{q}")
+                m.d.comb += mask_next.eq(x_mask & ~(C(1, P) << low)[:P])
+                empties = ~x_valid | (mask_next == 0)
+                take = x_pf & empties & go
+                with m.If(go & x_valid & x_mask.any()):
+                    taps_g = pp.taps * G
+                    base = x_word * (P * taps_g) + low * taps_g + k * G
+                    m.d.sync += [t0["valid"].eq(1), t0["marker"].eq(0), t0["last"].eq(0),
+                                 t0["g"].eq(0), t0["new"].eq(1), t0["base"].eq(base),
+                                 t0["tag"].eq(weighted.index(pp))]
+                    if pp.value_bits:
+                        m.d.sync += t0["val"].eq(x_data.word_select(low, eb))
+                    elif ctx["vb"]:
+                        m.d.sync += t0["val"].eq(1)
+                with m.If(go):
                     with m.If(take):
-                        for j in range(pp.pre.n):
-                            elem = data[(j % P) * eb:(j % P + 1) * eb]
-                            # A list entry of an input line holds one element: keep the rest.
-                            hit = (word == j // P) & (elem.any() if not pp.per_lane else 1)
-                            with m.If(hit):
-                                m.d.sync += vec[j].eq(elem)
-                    empties = C(1, 1)
-                else:
-                    low = _lowest(m, x_mask, f"low{l}_{q}")
-                    mask_next = Signal(P, name=f"mask_next{l}_{q}")
-                    m.d.comb += mask_next.eq(x_mask & ~(C(1, P) << low)[:P])
-                    empties = ~x_valid | (mask_next == 0)
-                    take = x_pf & empties & go
-                    with m.If(go & x_valid & x_mask.any()):
-                        taps_g = pp.taps * G
-                        base = x_word * (P * taps_g) + low * taps_g + k * G
-                        m.d.sync += [t0["valid"].eq(1), t0["marker"].eq(0), t0["g"].eq(0),
-                                     t0["new"].eq(1), t0["base"].eq(base),
-                                     t0["tag"].eq(weighted.index(pp))]
-                        if pp.value_bits:
-                            m.d.sync += t0["val"].eq(x_data.word_select(low, eb))
-                        elif ctx["vb"]:
-                            m.d.sync += t0["val"].eq(1)
-                    with m.If(go):
-                        with m.If(take):
-                            nz = Cat(*[data[e * eb:(e + 1) * eb].any() for e in range(P)])
-                            m.d.sync += [x_valid.eq(1), x_mask.eq(nz),
-                                         x_data.eq(data), x_word.eq(word)]
-                        with m.Elif(x_valid):
-                            m.d.sync += x_mask.eq(mask_next)
-                            with m.If(mask_next == 0):
-                                m.d.sync += x_valid.eq(0)
+                        nz = Cat(*[data[e * eb:(e + 1) * eb].any() for e in range(P)])
+                        m.d.sync += [x_valid.eq(1), x_mask.eq(nz),
+                                     x_data.eq(data), x_word.eq(word)]
+                    with m.Elif(x_valid):
+                        m.d.sync += x_mask.eq(mask_next)
+                        with m.If(mask_next == 0):
+                            m.d.sync += x_valid.eq(0)
                 done = armed & (x_rd == limit) & ~x_pf & empties
                 issue = go & armed & (~x_pf | take) & (x_rd < limit)
                 m.d.comb += [line.rd_en.eq(issue), line.rd_word.eq(x_rd),
@@ -603,22 +639,22 @@ class NetworkCore(wiring.Component):
         # ---- the marker of group 0, then the replay of groups 1..G-1 -----------------------
         after_m = f"L{l}_R" if G > 1 else f"L{l}_W"
         with m.State(f"L{l}_M" if jobs else f"L{l}_J0"):
-            m.d.comb += busy.eq(1)
-            m.d.comb += ctx["inserting"].eq(1)
-            with m.If(go):
-                m.d.sync += [t0["valid"].eq(1), t0["marker"].eq(1), t0["g"].eq(0),
-                             t0["new"].eq(0), grp.eq(1)]
+            m.d.comb += [busy.eq(1), ctx["active"].eq(1)]
+            with m.If(go & ctx["conv_ready"]):
+                m.d.sync += [t0["valid"].eq(1), t0["marker"].eq(1), t0["last"].eq(0),
+                             t0["g"].eq(0), t0["new"].eq(0), grp.eq(1)]
                 m.next = after_m
         if G > 1:
             with m.State(f"L{l}_R"):
-                m.d.comb += busy.eq(1)
-                m.d.comb += ctx["inserting"].eq(1)
+                m.d.comb += [busy.eq(1), ctx["active"].eq(1)]
                 if weighted:
                     m.d.comb += [ctx["pr_rd"].addr.eq(p_next), ctx["pr_rd"].en.eq(go)]
+                # A group is its E pairs, the last one flagged, or one marker when E = 0.
+                ends = (n_pairs == 0) | (p_next + 1 == n_pairs)
                 with m.If(go):
-                    m.d.sync += [rq["valid"].eq(1), rq["marker"].eq(p_next == n_pairs),
-                                 rq["g"].eq(grp)]
-                    with m.If(p_next == n_pairs):
+                    m.d.sync += [rq["valid"].eq(1), rq["marker"].eq(n_pairs == 0),
+                                 rq["last"].eq((n_pairs != 0) & ends), rq["g"].eq(grp)]
+                    with m.If(ends):
                         m.d.sync += p_next.eq(0)
                         with m.If(grp == G - 1):
                             m.next = f"L{l}_W"
@@ -630,10 +666,10 @@ class NetworkCore(wiring.Component):
             m.d.comb += ctx["pr_rd"].en.eq(0)
 
         with m.State(f"L{l}_W"):
-            m.d.comb += busy.eq(1)
+            m.d.comb += [busy.eq(1), ctx["active"].eq(1)]
             # Every group has been fired and written to the delay lines before the next
-            # layer gathers them (`idle` is a cycle late, see the datapath).
-            with m.If(ctx["idle"]):
+            # layer gathers them (`fin` is registered, see the datapath).
+            with m.If(ctx["fin"]):
                 if l in forced:
                     m.d.sync += forced[l].eq(0)
                 m.d.sync += [grp.eq(0), n_pairs.eq(0), p_next.eq(0)]

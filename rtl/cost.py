@@ -61,16 +61,18 @@ def _arrivals(pp, emitted: np.ndarray, steps: int, tap: int) -> np.ndarray:
 def job_costs(net: Network, act: dict, *, lanes: int) -> dict:
     """Per layer, per step: gather cycles and pairs E (see ``docs/hardware.md``).
 
-    A job that walks a list (one delay for the projection) costs 2 cycles when its slot is
-    empty, else 3 + the sum over its entries of the entry's non-zero elements (1 per entry
-    for conv); a job that scans per-neuron delays costs 2 + the sum over all G_pre words of
-    max(1, non-zero elements) (conv: G_pre + 2). Pairs are the non-zero elements of the
-    dense/taps jobs.
+    A dense/taps job that walks a list (one delay for the projection) costs 2 cycles when its
+    slot is empty, else 3 + the sum over its entries of the entry's non-zero elements; a job
+    that scans per-neuron delays costs 2 + the sum over all G_pre words of max(1, non-zero
+    elements). Pairs are the non-zero elements of these jobs. A conv projection's loader runs
+    beside them; ``ready`` is the cycle from which the group-0 marker may go: for a list,
+    1 if empty else entries + 2; for a per-neuron scan, the number of words group 0 needs + 1.
     """
     P = lanes
     steps = len(next(iter(act["emit"].values())))
     out = {l: {"gather": np.zeros(steps, np.int64), "pairs": np.zeros(steps, np.int64),
-               "jobs": 0} for l in range(1, len(net.layers))}
+               "ready": np.zeros(steps, np.int64), "jobs": 0}
+           for l in range(1, len(net.layers))}
     for pp in _plan(net):
         em = act["emit"][pp.p.src]
         n = pp.pre.n
@@ -81,23 +83,29 @@ def job_costs(net: Network, act: dict, *, lanes: int) -> dict:
             pad[:, :n] = a
             per_word = pad.reshape(steps, G, P).sum(2)
             o = out[pp.p.dst]
+            # Input lines list one entry per non-zero element, LIF lines one per word.
+            entries = per_word.sum(1) if pp.p.src == 0 else (per_word > 0).sum(1)
+            if pp.p.kind == "conv":
+                if pp.per_lane:
+                    c = (pp.p.weight.shape[0] - 1) // 2
+                    ready = np.full(steps, min(G, (P - 1 + c) // P + 1) + 1)
+                else:
+                    ready = np.where(entries > 0, entries + 2, 1)
+                o["ready"] = np.maximum(o["ready"], ready)
+                continue
             o["jobs"] += 1
             if pp.per_lane:
-                cost = 2 + (G if pp.p.kind == "conv" else np.maximum(1, per_word).sum(1))
+                cost = 2 + np.maximum(1, per_word).sum(1)
             else:
-                # Input lines list one entry per non-zero element, LIF lines one per word.
-                entries = per_word.sum(1) if pp.p.src == 0 else (per_word > 0).sum(1)
-                work = entries if pp.p.kind == "conv" else per_word.sum(1)
-                cost = np.where(entries > 0, 3 + work, 2)
+                cost = np.where(entries > 0, 3 + per_word.sum(1), 2)
             o["gather"] += cost
-            if pp.p.kind != "conv":
-                o["pairs"] += per_word.sum(1)
+            o["pairs"] += per_word.sum(1)
     return out
 
 
 #: Cycles from the last token issued by a layer to the moment the next layer starts: the
 #: token stages, H, S, R, B2, and the registered idle (see ``docs/hardware.md``).
-TAIL = 8
+TAIL = 7
 #: For the last layer: from its last token to the acceptance of its last output record.
 TAIL_LAST = 6
 
@@ -117,8 +125,9 @@ def step_cycles(net: Network, act: dict, *, lanes: int = 1) -> np.ndarray:
     for l in range(1, len(net.layers)):
         G = ceil(net.layers[l].n / lanes)
         j = jobs[l]
-        gather = j["gather"] if j["jobs"] else 0
-        total += gather + 1 + (G - 1) * (j["pairs"] + 1)  # jobs, marker 0, replay
+        start = np.maximum(j["gather"], j["ready"])         # jobs, conv loaders
+        # marker 0, then the replay: E pairs per group, or one marker when E = 0
+        total += start + 1 + (G - 1) * np.maximum(j["pairs"], 1)
         if l == last:
             total += TAIL_LAST - (1 if G == 1 else 0)
         else:
