@@ -195,6 +195,7 @@ class NetworkCore(wiring.Component):
                              mode="per_lane" if pp.per_lane else "list",
                              value_bits=pp.element_bits,
                              offsets=pp.p.delays_of_pre(pp.pre.n) + late if pp.per_lane else 0,
+                             first=0 if pp.per_lane else int(pp.p.delay.flat[0]) + late,
                              sparse=pp.p.src == 0)
             m.submodules[f"line{pp.index}"] = lines[pp.index] = line
         outgoing = {s: [pp for pp in plan if pp.p.src == s] for s in range(len(layers))}
@@ -449,7 +450,6 @@ class NetworkCore(wiring.Component):
                 limit, word, armed = gp, c_word, C(1, 1)
                 need = min(gp, (P - 1 + c) // P + 1)   # words group 0 needs
             else:               # the list of non-zero words; words not listed are zero
-                m.d.comb += line.rd_offset.eq(int(pp.p.delay.flat[0]) + (self.fault == "delay+1"))
                 limit, word, armed = line.rd_count, line.rd_word_out, c_arm
                 need = None
                 with m.If(active & ~c_arm):
@@ -596,8 +596,7 @@ class NetworkCore(wiring.Component):
                 m.d.comb += [busy.eq(1), ctx["active"].eq(1)]
                 if pp.per_lane:     # scan every word; element k comes from its own slot
                     limit, word, armed = ceil(pp.pre.n / P), x_pfw, C(1, 1)
-                else:               # walk the slot's list of non-zero words
-                    m.d.comb += line.rd_offset.eq(int(pp.p.delay.flat[0]) + k + late)
+                else:               # walk the slot's list of non-zero words (tap k)
                     limit, word, armed = line.rd_count, line.rd_word_out, x_arm
                     m.d.sync += x_arm.eq(1)     # rd_count is valid from the second cycle
                 low = _lowest(m, x_mask, f"low{l}_{q}")
@@ -634,6 +633,8 @@ class NetworkCore(wiring.Component):
                     m.d.sync += x_pf.eq(0)
                 with m.If(go & done):
                     m.d.sync += [x_rd.eq(0), x_pf.eq(0), x_valid.eq(0), x_arm.eq(0)]
+                    if not pp.per_lane:
+                        m.d.comb += line.rd_next.eq(1)      # the next tap is a step older
                     m.next = nxt
 
         # ---- the marker of group 0, then the replay of groups 1..G-1 -----------------------

@@ -46,10 +46,11 @@ class DelayLine(wiring.Component):
     * write (into the current slot): ``wr_word`` (word index), ``wr_data`` (P elements),
       ``wr_en`` (one enable per element: a LIF layer writes whole words, the input layer one
       element per record);
-    * read, ``list`` mode: ``rd_offset`` selects the slot; ``rd_count`` (registered: valid from
-      the second cycle with the same offset) counts its entries; ``rd_en`` with ``rd_entry``
-      reads entry e, whose word index and data appear on ``rd_word_out`` and ``rd_data`` one
-      cycle later;
+    * read, ``list`` mode: each step the read slot starts ``first`` steps back and ``rd_next``
+      moves it one step further back (one job per tap, in order); ``rd_count`` counts its
+      entries (registered: valid from the second cycle after a move); ``rd_en`` with
+      ``rd_entry`` reads entry e, whose word index and data appear on ``rd_word_out`` and
+      ``rd_data`` one cycle later;
     * read, ``per_lane`` mode: ``rd_en`` with ``rd_word`` reads word w (each element from its
       own slot); ``rd_data`` one cycle later;
     * read outputs hold while ``rd_en`` is low; ``advance`` ends the step; ``ready`` is low
@@ -59,7 +60,7 @@ class DelayLine(wiring.Component):
 
     def __init__(self, *, n: int, lanes: int, slots: int,
                  mode: Literal["list", "per_lane"] = "list", value_bits: int = 1,
-                 offsets: np.ndarray | int = 0, sparse: bool = False):
+                 offsets: np.ndarray | int = 0, first: int = 0, sparse: bool = False):
         if mode not in ("list", "per_lane"):
             raise ValueError(f"mode must be 'list' or 'per_lane', got {mode!r}")
         if slots < 1 or n < 1 or lanes < 1:
@@ -76,10 +77,13 @@ class DelayLine(wiring.Component):
             raise ValueError(f"offsets must be in [0, {top}] for {slots} slots, got "
                              f"[{off.min()}, {off.max()}]")
         self.offsets = off
+        if mode == "list" and not 0 <= first < slots:
+            raise ValueError(f"first must be in [0, {slots - 1}], got {first}")
+        self.first = first
         P, G = lanes, self.groups
         super().__init__({
             "wr_word": In(range(G)), "wr_data": In(P * self.value_bits), "wr_en": In(P),
-            "rd_en": In(1), "rd_word": In(range(G)), "rd_offset": In(range(slots)),
+            "rd_en": In(1), "rd_word": In(range(G)), "rd_next": In(1),
             "rd_entry": In(range(self.capacity)), "rd_count": Out(range(self.capacity + 1)),
             "rd_word_out": Out(range(G)), "rd_data": Out(P * self.value_bits),
             "advance": In(1), "ready": Out(1), "clean": Out(1),
@@ -130,14 +134,26 @@ class DelayLine(wiring.Component):
                 with m.If(nxt == s_):
                     m.d.sync += counts[s_].eq(0)
 
-        # Read: the slot `rd_offset` steps back. Its count is registered (Fmax).
-        rslot = Signal(range(R), name="rslot")
-        m.d.comb += rslot.eq(Mux(cur >= self.rd_offset, cur - self.rd_offset,
-                                 cur + R - self.rd_offset))
+        # Read: the slot and its base are registers that walk back one slot per `rd_next`
+        # and return `first` steps behind the current slot at `advance`; the count is
+        # registered too, so no read path starts from the FSM (Fmax).
+        h0 = (-self.first) % R
+        home = Signal(range(R), init=h0, name="home")
+        hbase = Signal(range(RC), init=h0 * cap, name="hbase")
+        rslot = Signal(range(R), init=h0, name="rslot")
+        rbase = Signal(range(RC), init=h0 * cap, name="rbase")
+        home_n = Mux(home == R - 1, 0, home + 1)
+        hbase_n = Mux(home == R - 1, 0, hbase + cap)
+        with m.If(self.advance):
+            m.d.sync += [home.eq(home_n), hbase.eq(hbase_n), rslot.eq(home_n),
+                         rbase.eq(hbase_n)]
+        with m.Elif(self.rd_next):
+            m.d.sync += [rslot.eq(Mux(rslot == 0, R - 1, rslot - 1)),
+                         rbase.eq(Mux(rslot == 0, RC - cap, rbase - cap))]
         count_q = Signal(cb, name="count_q")
         m.d.sync += count_q.eq(Cat(*counts).word_select(rslot, cb))
         m.d.comb += [self.rd_count.eq(count_q), rd.en.eq(self.rd_en),
-                     rd.addr.eq(rslot * cap + self.rd_entry),
+                     rd.addr.eq(rbase + self.rd_entry),
                      self.rd_word_out.eq(rd.data[:gb]), self.rd_data.eq(rd.data[gb:]),
                      self.ready.eq(1), self.clean.eq(1)]
         return m

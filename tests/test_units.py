@@ -43,8 +43,9 @@ def test_delay_line_matches_reference(mode, sparse, lanes, offsets):
     n, vb = 7, 3 if sparse else 1
     top = 3
     slots = line_slots(top, sparse=sparse, mode=mode)
+    first = 1 if lanes == 3 else 0
     dut = DelayLine(n=n, lanes=lanes, slots=slots, mode=mode, value_bits=vb,
-                    offsets=np.array(offsets) if offsets else 0, sparse=sparse)
+                    offsets=np.array(offsets) if offsets else 0, first=first, sparse=sparse)
     gold = DelayLineModel(n, slots)
     rng = random.Random(5)
     groups = -(-n // lanes)
@@ -85,8 +86,7 @@ def test_delay_line_matches_reference(mode, sparse, lanes, offsets):
                     await ctx.tick()
                 ctx.set(dut.wr_en, 0)
             if mode == "list":
-                for off in range(top + 1):
-                    ctx.set(dut.rd_offset, off)
+                for off in range(first, top + 1):     # walk back from `first`
                     await ctx.tick()            # rd_count is registered
                     got = np.zeros(n, np.int64)
                     for e in range(ctx.get(dut.rd_count)):
@@ -97,6 +97,9 @@ def test_delay_line_matches_reference(mode, sparse, lanes, offsets):
                         unpack(ctx.get(dut.rd_word_out), ctx.get(dut.rd_data), got)
                     want = gold.values(off)
                     assert (got == want).all(), (step, off, got, want)
+                    ctx.set(dut.rd_next, 1)
+                    await ctx.tick()
+                    ctx.set(dut.rd_next, 0)
             else:
                 got = np.zeros(n, np.int64)
                 for w in range(groups):
