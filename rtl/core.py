@@ -246,6 +246,7 @@ class NetworkCore(wiring.Component):
             grp=Signal(range(gmax + 1), name="grp"),         # group the replay issues
             p_next=Signal(range(cap + 1), name="p_next"),    # next pair the replay reads
             n_pairs=Signal(range(cap + 1), name="n_pairs"),  # E: pairs of the current layer
+            left=Signal(range(cap + 1), name="left"),        # pairs the replay has yet to issue
             # The word extractor of the gather jobs: prefetched word in the line's read port,
             # and the word being turned into pairs (W).
             x_rd=Signal(range(xmax + 1), name="x_rd"),       # next word or entry to read
@@ -288,6 +289,7 @@ class NetworkCore(wiring.Component):
                 m.d.comb += self.busy.eq(1)
                 with m.If(~a_valid):
                     m.d.sync += [sh["grp"].eq(0), sh["p_next"].eq(0), sh["n_pairs"].eq(0),
+                                 sh["left"].eq(0),
                                  sh["x_rd"].eq(0), sh["x_pf"].eq(0), sh["x_valid"].eq(0),
                                  sh["x_arm"].eq(0)]
                     m.next = "L1_J0"
@@ -380,7 +382,7 @@ class NetworkCore(wiring.Component):
             m.d.comb += [pr_wr.addr.eq(n_pairs), pr_wr.data.eq(packed),
                          pr_wr.en.eq(go & t0["valid"] & t0["new"])]
             with m.If(go & t0["valid"] & t0["new"]):
-                m.d.sync += n_pairs.eq(n_pairs + 1)
+                m.d.sync += [n_pairs.eq(n_pairs + 1), sh["left"].eq(sh["left"] + 1)]
             for port in wports:
                 m.d.comb += [port.addr.eq(t0["base"] + t0["g"]), port.en.eq(go)]
 
@@ -455,7 +457,7 @@ class NetworkCore(wiring.Component):
                 with m.If(active & ~c_arm):
                     m.d.sync += [c_arm.eq(1)] + [x.eq(0) for x in vec]
             issue = active & armed & (c_rd < limit)
-            m.d.comb += [line.rd_en.eq(issue), line.rd_word.eq(c_rd), line.rd_entry.eq(c_rd)]
+            m.d.comb += [line.rd_en.eq(issue), line.rd_word.eq(c_rd)]
             with m.If(issue):
                 m.d.sync += [c_rd.eq(c_rd + 1), c_pf.eq(1), c_word.eq(c_rd)]
             with m.Else():
@@ -625,8 +627,7 @@ class NetworkCore(wiring.Component):
                             m.d.sync += x_valid.eq(0)
                 done = armed & (x_rd == limit) & ~x_pf & empties
                 issue = go & armed & (~x_pf | take) & (x_rd < limit)
-                m.d.comb += [line.rd_en.eq(issue), line.rd_word.eq(x_rd),
-                             line.rd_entry.eq(x_rd)]
+                m.d.comb += [line.rd_en.eq(issue), line.rd_word.eq(x_rd)]
                 with m.If(issue):
                     m.d.sync += [x_rd.eq(x_rd + 1), x_pf.eq(1), x_pfw.eq(x_rd)]
                 with m.Elif(take):
@@ -651,18 +652,20 @@ class NetworkCore(wiring.Component):
                 if weighted:
                     m.d.comb += [ctx["pr_rd"].addr.eq(p_next), ctx["pr_rd"].en.eq(go)]
                 # A group is its E pairs, the last one flagged, or one marker when E = 0.
-                ends = (n_pairs == 0) | (p_next + 1 == n_pairs)
+                # `left` counts down, so the test is shallow (Fmax).
+                left = sh["left"]
+                ends = (n_pairs == 0) | (left == 1)
                 with m.If(go):
                     m.d.sync += [rq["valid"].eq(1), rq["marker"].eq(n_pairs == 0),
                                  rq["last"].eq((n_pairs != 0) & ends), rq["g"].eq(grp)]
                     with m.If(ends):
-                        m.d.sync += p_next.eq(0)
+                        m.d.sync += [p_next.eq(0), left.eq(n_pairs)]
                         with m.If(grp == G - 1):
                             m.next = f"L{l}_W"
                         with m.Else():
                             m.d.sync += grp.eq(grp + 1)
                     with m.Else():
-                        m.d.sync += p_next.eq(p_next + 1)
+                        m.d.sync += [p_next.eq(p_next + 1), left.eq(left - 1)]
         elif weighted:
             m.d.comb += ctx["pr_rd"].en.eq(0)
 
@@ -673,5 +676,5 @@ class NetworkCore(wiring.Component):
             with m.If(ctx["fin"]):
                 if l in forced:
                     m.d.sync += forced[l].eq(0)
-                m.d.sync += [grp.eq(0), n_pairs.eq(0), p_next.eq(0)]
+                m.d.sync += [grp.eq(0), n_pairs.eq(0), p_next.eq(0), sh["left"].eq(0)]
                 m.next = nxt_layer

@@ -48,9 +48,9 @@ class DelayLine(wiring.Component):
       element per record);
     * read, ``list`` mode: each step the read slot starts ``first`` steps back and ``rd_next``
       moves it one step further back (one job per tap, in order); ``rd_count`` counts its
-      entries (registered: valid from the second cycle after a move); ``rd_en`` with
-      ``rd_entry`` reads entry e, whose word index and data appear on ``rd_word_out`` and
-      ``rd_data`` one cycle later;
+      entries (registered: valid from the second cycle after a move); each ``rd_en`` reads the
+      slot's next entry (from the first, after a move), whose word index and data appear on
+      ``rd_word_out`` and ``rd_data`` one cycle later;
     * read, ``per_lane`` mode: ``rd_en`` with ``rd_word`` reads word w (each element from its
       own slot); ``rd_data`` one cycle later;
     * read outputs hold while ``rd_en`` is low; ``advance`` ends the step; ``ready`` is low
@@ -84,7 +84,7 @@ class DelayLine(wiring.Component):
         super().__init__({
             "wr_word": In(range(G)), "wr_data": In(P * self.value_bits), "wr_en": In(P),
             "rd_en": In(1), "rd_word": In(range(G)), "rd_next": In(1),
-            "rd_entry": In(range(self.capacity)), "rd_count": Out(range(self.capacity + 1)),
+            "rd_count": Out(range(self.capacity + 1)),
             "rd_word_out": Out(range(G)), "rd_data": Out(P * self.value_bits),
             "advance": In(1), "ready": Out(1), "clean": Out(1),
         })
@@ -120,16 +120,18 @@ class DelayLine(wiring.Component):
         data = Cat(*elems)
         w_word = Signal(gb, name="w_word")
         m.d.comb += w_word.eq(self.wr_word)
-        m.d.comb += [wr.addr.eq(base + fill), wr.data.eq(Cat(w_word, data)),
-                     wr.en.eq(data.any())]
+        # The write address is a register of its own (base + fill), so that no adder sits
+        # between the incoming word and the memory (Fmax).
+        waddr = Signal(range(RC), name="waddr")
+        m.d.comb += [wr.addr.eq(waddr), wr.data.eq(Cat(w_word, data)), wr.en.eq(data.any())]
         with m.If(data.any()):
-            m.d.sync += fill.eq(fill + 1)
+            m.d.sync += [fill.eq(fill + 1), waddr.eq(waddr + 1)]
             for s_ in range(R):
                 with m.If(cur == s_):
                     m.d.sync += counts[s_].eq(fill + 1)
         with m.If(self.advance):
-            m.d.sync += [cur.eq(nxt), fill.eq(0),
-                         base.eq(Mux(cur == R - 1, 0, base + cap))]
+            nbase = Mux(cur == R - 1, 0, base + cap)
+            m.d.sync += [cur.eq(nxt), fill.eq(0), base.eq(nbase), waddr.eq(nbase)]
             for s_ in range(R):
                 with m.If(nxt == s_):
                     m.d.sync += counts[s_].eq(0)
@@ -144,16 +146,22 @@ class DelayLine(wiring.Component):
         rbase = Signal(range(RC), init=h0 * cap, name="rbase")
         home_n = Mux(home == R - 1, 0, home + 1)
         hbase_n = Mux(home == R - 1, 0, hbase + cap)
+        # Entries are read in order: the read address is a register too, set to the slot's
+        # base on every move and stepped by each read.
+        rptr = Signal(range(RC), init=h0 * cap, name="rptr")
         with m.If(self.advance):
             m.d.sync += [home.eq(home_n), hbase.eq(hbase_n), rslot.eq(home_n),
-                         rbase.eq(hbase_n)]
+                         rbase.eq(hbase_n), rptr.eq(hbase_n)]
         with m.Elif(self.rd_next):
-            m.d.sync += [rslot.eq(Mux(rslot == 0, R - 1, rslot - 1)),
-                         rbase.eq(Mux(rslot == 0, RC - cap, rbase - cap))]
+            back = Mux(rslot == 0, RC - cap, rbase - cap)
+            m.d.sync += [rslot.eq(Mux(rslot == 0, R - 1, rslot - 1)), rbase.eq(back),
+                         rptr.eq(back)]
+        with m.Elif(self.rd_en):
+            m.d.sync += rptr.eq(rptr + 1)
         count_q = Signal(cb, name="count_q")
         m.d.sync += count_q.eq(Cat(*counts).word_select(rslot, cb))
         m.d.comb += [self.rd_count.eq(count_q), rd.en.eq(self.rd_en),
-                     rd.addr.eq(rbase + self.rd_entry),
+                     rd.addr.eq(rptr),
                      self.rd_word_out.eq(rd.data[:gb]), self.rd_data.eq(rd.data[gb:]),
                      self.ready.eq(1), self.clean.eq(1)]
         return m

@@ -90,7 +90,6 @@ def test_delay_line_matches_reference(mode, sparse, lanes, offsets):
                     await ctx.tick()            # rd_count is registered
                     got = np.zeros(n, np.int64)
                     for e in range(ctx.get(dut.rd_count)):
-                        ctx.set(dut.rd_entry, e)
                         ctx.set(dut.rd_en, 1)
                         await ctx.tick()
                         ctx.set(dut.rd_en, 0)
