@@ -374,15 +374,17 @@ class NetworkCore(wiring.Component):
             cap = sum(pp.pre.n * pp.taps for pp in weighted)
             pmem = memory.Memory(shape=unsigned(pb), depth=cap, init=[])
             m.submodules[f"pairs{l}"] = pmem
-            ctx["pr_rd"], pr_wr = pmem.read_port(), pmem.write_port()
+            # Transparent: the layer's final pair may be written in the very cycle the replay
+            # reads it back (when E = 1).
+            pr_wr = pmem.write_port()
+            ctx["pr_rd"] = pmem.read_port(transparent_for=(pr_wr,))
+            t0["index"] = Signal(range(cap + 1), name=f"t0i{l}")
             packed = Cat(t0["tag"], t0["base"], t0["val"][:vb]) if vb else \
                 Cat(t0["tag"], t0["base"])
             # Fresh pairs are written as they leave T0 (exactly once, even across stalls).
             n_pairs = sh["n_pairs"]
-            m.d.comb += [pr_wr.addr.eq(n_pairs), pr_wr.data.eq(packed),
+            m.d.comb += [pr_wr.addr.eq(t0["index"]), pr_wr.data.eq(packed),
                          pr_wr.en.eq(go & t0["valid"] & t0["new"])]
-            with m.If(go & t0["valid"] & t0["new"]):
-                m.d.sync += [n_pairs.eq(n_pairs + 1), sh["left"].eq(sh["left"] + 1)]
             for port in wports:
                 m.d.comb += [port.addr.eq(t0["base"] + t0["g"]), port.en.eq(go)]
 
@@ -398,21 +400,46 @@ class NetworkCore(wiring.Component):
                 if vb:
                     m.d.sync += t0["val"].eq(d[tb + bb:])
 
-        # ---- add: one pair's weight word into every lane's accumulator ---------------------
+        # ---- T2: the weight word of the pair's projection, registered (a block RAM's output
+        # goes straight into a register: Fmax); T3, for layers fed with multi-bit values: the
+        # product weight x value, registered. The last stage adds.
         acc_shape = signed(layer.acc_bits + 1)
+        wmax = max([pp.p.w_bits for pp in weighted] or [1])
+        stages = [t1]
+        if weighted:
+            t2 = {k: Signal.like(v, name=f"t2{k}{l}") for k, v in t1.items()}
+            wq = [Signal(signed(wmax), name=f"wq{l}_{k}") for k in range(P)]
+            with m.If(go):
+                m.d.sync += [t2[k].eq(t1[k]) for k in t1]
+                for lane in range(P):
+                    sel = None
+                    for t_i, (pp, port) in enumerate(zip(weighted, wports)):
+                        wb = pp.p.w_bits
+                        wv = port.data[lane * wb:(lane + 1) * wb].as_signed()
+                        sel = wv if sel is None else Mux(t1["tag"] == t_i, wv, sel)
+                    m.d.sync += wq[lane].eq(sel)
+            stages.append(t2)
+            terms = wq
+            if vb:
+                t3 = {k: Signal.like(v, name=f"t3{k}{l}") for k, v in t1.items()}
+                pq = [Signal(signed(wmax + vb + 1), name=f"pq{l}_{k}") for k in range(P)]
+                usev = Cat(*[C(1 if pp.value_bits else 0, 1) for pp in weighted],
+                           C(0, (1 << tb) - len(weighted)))
+                with m.If(go):
+                    m.d.sync += [t3[k].eq(t2[k]) for k in t2]
+                    for lane in range(P):
+                        m.d.sync += pq[lane].eq(Mux(usev.bit_select(t2["tag"], 1),
+                                                    wq[lane] * t2["val"][:vb], wq[lane]))
+                stages.append(t3)
+                terms = pq
+        ctx["stages"] = stages
+        ta = stages[-1]                           # the token at the add stage
+
+        # ---- add: the pair's term into every lane's accumulator --------------------------
         acc = [Signal(acc_shape, name=f"acc{l}_{k}") for k in range(P)]
-        summed = []         # acc + this pair's term, per lane
-        for lane in range(P):
-            term = None
-            for t_i, (pp, port) in enumerate(zip(weighted, wports)):
-                wb = pp.p.w_bits
-                wv = port.data[lane * wb:(lane + 1) * wb].as_signed()
-                if pp.value_bits:
-                    wv = wv * t1["val"][:pp.value_bits]
-                term = wv if term is None else Mux(t1["tag"] == t_i, wv, term)
-            summed.append(acc[lane] if term is None else acc[lane] + term)
-        pair = t1["valid"] & ~t1["marker"]
-        with m.If(pair & ~t1["last"]):
+        summed = [acc[lane] + terms[lane] if weighted else acc[lane] for lane in range(P)]
+        pair = ta["valid"] & ~ta["marker"]
+        with m.If(pair & ~ta["last"]):
             m.d.sync += [a.eq(x) for a, x in zip(acc, summed)]
 
         # ---- hand-off register H: a marker moves the sums in and clears the accumulator ----
@@ -423,14 +450,14 @@ class NetworkCore(wiring.Component):
         s_take = Signal(name=f"s_take{l}")        # S moves to R this cycle
         h_free = ~h_valid | ~s_valid | s_take
         h_load = Signal(name=f"h_load{l}")
-        hand = t1["valid"] & (t1["marker"] | t1["last"])
+        hand = ta["valid"] & (ta["marker"] | ta["last"])
         m.d.comb += [h_load.eq(hand & h_free), go.eq(~hand | h_free)]
         # v and bias are read for the group entering H, and held while it waits there.
-        m.d.comb += [v_rd.addr.eq(t1["g"]), b_rd.addr.eq(t1["g"]), v_rd.en.eq(h_load),
+        m.d.comb += [v_rd.addr.eq(ta["g"]), b_rd.addr.eq(ta["g"]), v_rd.en.eq(h_load),
                      b_rd.en.eq(h_load)]
         with m.If(h_load):
-            m.d.sync += [h_valid.eq(1), h_g.eq(t1["g"])] + \
-                [h.eq(Mux(t1["marker"], a, x)) for h, a, x in zip(h_acc, acc, summed)] + \
+            m.d.sync += [h_valid.eq(1), h_g.eq(ta["g"])] + \
+                [h.eq(Mux(ta["marker"], a, x)) for h, a, x in zip(h_acc, acc, summed)] + \
                 [a.eq(0) for a in acc]
 
         # ---- conv loaders: each conv projection copies its arriving words into its register
@@ -598,18 +625,33 @@ class NetworkCore(wiring.Component):
                 m.d.comb += [busy.eq(1), ctx["active"].eq(1)]
                 if pp.per_lane:     # scan every word; element k comes from its own slot
                     limit, word, armed = ceil(pp.pre.n / P), x_pfw, C(1, 1)
-                else:               # walk the slot's list of non-zero words (tap k)
+                elif k == 0:        # walk the slot's list of non-zero words; its count
+                    # has been stable for two cycles (the slot moved at the last advance, the
+                    # last write landed before the previous layer ended).
+                    limit, word, armed = line.rd_count, line.rd_word_out, C(1, 1)
+                else:               # tap k: the slot moved at the end of tap k - 1, and
+                    # rd_count is valid from the second cycle.
                     limit, word, armed = line.rd_count, line.rd_word_out, x_arm
-                    m.d.sync += x_arm.eq(1)     # rd_count is valid from the second cycle
+                    m.d.sync += x_arm.eq(1)
                 low = _lowest(m, x_mask, f"low{l}_{q}")
                 mask_next = Signal(P, name=f"mask_next{l}_{q}")
                 m.d.comb += mask_next.eq(x_mask & ~(C(1, P) << low)[:P])
                 empties = ~x_valid | (mask_next == 0)
                 take = x_pf & empties & go
-                with m.If(go & x_valid & x_mask.any()):
+                done = armed & (x_rd == limit) & ~x_pf & empties
+                emits = go & x_valid & x_mask.any()
+                # The layer's very last pair hands group 0 off itself (no marker cycle) when
+                # the conv loaders are ready by then.
+                final = Signal(name=f"final{l}_{q}")
+                if q == len(jobs) - 1:
+                    m.d.comb += final.eq(done & emits & ctx["conv_ready"])
+                with m.If(emits):
+                    # Counted as they are found, so that the replay may start right after.
+                    m.d.sync += [n_pairs.eq(n_pairs + 1), sh["left"].eq(sh["left"] + 1),
+                                 t0["index"].eq(n_pairs)]
                     taps_g = pp.taps * G
                     base = x_word * (P * taps_g) + low * taps_g + k * G
-                    m.d.sync += [t0["valid"].eq(1), t0["marker"].eq(0), t0["last"].eq(0),
+                    m.d.sync += [t0["valid"].eq(1), t0["marker"].eq(0), t0["last"].eq(final),
                                  t0["g"].eq(0), t0["new"].eq(1), t0["base"].eq(base),
                                  t0["tag"].eq(weighted.index(pp))]
                     if pp.value_bits:
@@ -625,7 +667,6 @@ class NetworkCore(wiring.Component):
                         m.d.sync += x_mask.eq(mask_next)
                         with m.If(mask_next == 0):
                             m.d.sync += x_valid.eq(0)
-                done = armed & (x_rd == limit) & ~x_pf & empties
                 issue = go & armed & (~x_pf | take) & (x_rd < limit)
                 m.d.comb += [line.rd_en.eq(issue), line.rd_word.eq(x_rd)]
                 with m.If(issue):
@@ -636,7 +677,11 @@ class NetworkCore(wiring.Component):
                     m.d.sync += [x_rd.eq(0), x_pf.eq(0), x_valid.eq(0), x_arm.eq(0)]
                     if not pp.per_lane:
                         m.d.comb += line.rd_next.eq(1)      # the next tap is a step older
-                    m.next = nxt
+                    with m.If(final):
+                        m.d.sync += grp.eq(1)
+                        m.next = f"L{l}_R" if G > 1 else f"L{l}_W"
+                    with m.Else():
+                        m.next = nxt
 
         # ---- the marker of group 0, then the replay of groups 1..G-1 -----------------------
         after_m = f"L{l}_R" if G > 1 else f"L{l}_W"

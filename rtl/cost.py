@@ -61,17 +61,20 @@ def _arrivals(pp, emitted: np.ndarray, steps: int, tap: int) -> np.ndarray:
 def job_costs(net: Network, act: dict, *, lanes: int) -> dict:
     """Per layer, per step: gather cycles and pairs E (see ``docs/hardware.md``).
 
-    A dense/taps job that walks a list (one delay for the projection) costs 2 cycles when its
-    slot is empty, else 3 + the sum over its entries of the entry's non-zero elements; a job
-    that scans per-neuron delays costs 2 + the sum over all G_pre words of max(1, non-zero
-    elements). Pairs are the non-zero elements of these jobs. A conv projection's loader runs
+    A dense/taps job that walks a list (one delay for the projection) costs, for its first tap,
+    1 cycle when its slot is empty, else 2 + the sum over its entries of the entry's non-zero
+    elements (one more cycle each for taps k >= 1, whose count must settle); a job that scans
+    per-neuron delays costs 2 + the sum over all G_pre words of max(1, non-zero elements).
+    Pairs are the non-zero elements of these jobs; ``last_emits`` tells whether the layer's
+    last job ends on a pair (which then hands group 0 off itself). A conv projection's loader runs
     beside them; ``ready`` is the cycle from which the group-0 marker may go: for a list,
     1 if empty else entries + 2; for a per-neuron scan, the number of words group 0 needs + 1.
     """
     P = lanes
     steps = len(next(iter(act["emit"].values())))
     out = {l: {"gather": np.zeros(steps, np.int64), "pairs": np.zeros(steps, np.int64),
-               "ready": np.zeros(steps, np.int64), "jobs": 0}
+               "ready": np.zeros(steps, np.int64), "jobs": 0,
+               "last_emits": np.zeros(steps, bool)}
            for l in range(1, len(net.layers))}
     for pp in _plan(net):
         em = act["emit"][pp.p.src]
@@ -96,15 +99,19 @@ def job_costs(net: Network, act: dict, *, lanes: int) -> dict:
             o["jobs"] += 1
             if pp.per_lane:
                 cost = 2 + np.maximum(1, per_word).sum(1)
+                o["last_emits"] = per_word[:, -1] > 0
             else:
-                cost = np.where(entries > 0, 3 + per_word.sum(1), 2)
+                arm = 1 if tap else 0
+                cost = np.where(entries > 0, 2 + arm + per_word.sum(1), 1 + arm)
+                o["last_emits"] = entries > 0
             o["gather"] += cost
             o["pairs"] += per_word.sum(1)
     return out
 
 
 #: Cycles from the last token issued by a layer to the moment the next layer starts: the
-#: token stages, H, S, R, B2, and the registered idle (see ``docs/hardware.md``).
+#: token stages T0 and T1, H, S, R, B2, and the registered end (see ``docs/hardware.md``);
+#: layers with weights add T2 (and T3 with input values).
 TAIL = 7
 #: For the last layer: from its last token to the acceptance of its last output record.
 TAIL_LAST = 6
@@ -125,13 +132,19 @@ def step_cycles(net: Network, act: dict, *, lanes: int = 1) -> np.ndarray:
     for l in range(1, len(net.layers)):
         G = ceil(net.layers[l].n / lanes)
         j = jobs[l]
-        start = np.maximum(j["gather"], j["ready"])         # jobs, conv loaders
-        # marker 0, then the replay: E pairs per group, or one marker when E = 0
-        total += start + 1 + (G - 1) * np.maximum(j["pairs"], 1)
+        # Jobs and conv loaders, then the marker of group 0 (unless the last pair handed it
+        # off), then the replay: E pairs per group, or one marker when E = 0.
+        handed = j["last_emits"] & (j["ready"] <= j["gather"] - 1)
+        start = np.where(handed, j["gather"], np.maximum(j["gather"], j["ready"]) + 1)
+        total += start + (G - 1) * np.maximum(j["pairs"], 1)
         if l == last:
             total += TAIL_LAST - (1 if G == 1 else 0)
         else:
             total += TAIL - (1 if G == 1 else 0)
+        # Token stages after the weight read: T2 (the registered weight word) in a layer with
+        # dense/taps projections, T3 (the registered product) when one carries input values.
+        weighted = [pp for pp in plan if pp.p.dst == l and pp.p.kind != "conv"]
+        total += bool(weighted) + any(pp.value_bits for pp in weighted)
     return total
 
 
