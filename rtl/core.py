@@ -514,10 +514,15 @@ class NetworkCore(wiring.Component):
                 items = [vec[g * P + x - c] if 0 <= g * P + x - c < pp.pre.n else C(0, vw)
                          for x in range(P + K - 1)]
                 windows.append(Cat(*items))
-            win = Signal(len(windows[0]), name=f"win{pp.index}")
+            # The window is picked as the group enters H and registered beside it, so that
+            # B1 adds the kernel's terms without the G-way selection in its path (Fmax).
             # A part-select, not an Array: it becomes a continuous assignment, which Icarus
             # evaluates at time 0 even when its inputs never change.
-            m.d.comb += win.eq(Cat(*windows).word_select(h_g, len(windows[0])))
+            pick = Signal(len(windows[0]), name=f"pick{pp.index}")
+            m.d.comb += pick.eq(Cat(*windows).word_select(ta["g"], len(windows[0])))
+            win = Signal(len(windows[0]), name=f"win{pp.index}")
+            with m.If(h_load):
+                m.d.sync += win.eq(pick)
             for lane in range(P):
                 for k in range(K):
                     wk = int(pp.p.weight[k])
