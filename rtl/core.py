@@ -240,20 +240,11 @@ class NetworkCore(wiring.Component):
         cap = max([sum(pp.pre.n * pp.taps for pp in plan
                        if pp.p.dst == l and pp.p.kind != "conv") for l in range(1, len(layers))])
         gmax = max(ceil(l.n / P) for l in layers)
-        eb_max = max([pp.element_bits for pp in plan] or [1])
-        xmax = max([gmax] + [lines[pp.index].capacity for pp in plan])
         sh = dict(
             grp=Signal(range(gmax + 1), name="grp"),         # group the replay issues
             p_next=Signal(range(cap + 1), name="p_next"),    # next pair the replay reads
             n_pairs=Signal(range(cap + 1), name="n_pairs"),  # E: pairs of the current layer
             left=Signal(range(cap + 1), name="left"),        # pairs the replay has yet to issue
-            # The word extractor of the gather jobs: prefetched word in the line's read port,
-            # and the word being turned into pairs (W).
-            x_rd=Signal(range(xmax + 1), name="x_rd"),       # next word or entry to read
-            x_pf=Signal(name="x_pf"), x_pfw=Signal(range(gmax), name="x_pfw"),
-            x_arm=Signal(name="x_arm"),                      # a list job's count is valid
-            x_valid=Signal(name="x_valid"), x_mask=Signal(P, name="x_mask"),
-            x_data=Signal(P * eb_max, name="x_data"), x_word=Signal(range(gmax), name="x_word"),
         )
 
         ctx = {l: self._datapath(m, l, plan, lines, outgoing, forced, conv_vec, sh)
@@ -289,9 +280,7 @@ class NetworkCore(wiring.Component):
                 m.d.comb += self.busy.eq(1)
                 with m.If(~a_valid):
                     m.d.sync += [sh["grp"].eq(0), sh["p_next"].eq(0), sh["n_pairs"].eq(0),
-                                 sh["left"].eq(0),
-                                 sh["x_rd"].eq(0), sh["x_pf"].eq(0), sh["x_valid"].eq(0),
-                                 sh["x_arm"].eq(0)]
+                                 sh["left"].eq(0)]
                     m.next = "L1_J0"
 
             for l in range(1, len(layers)):
@@ -610,9 +599,19 @@ class NetworkCore(wiring.Component):
         G, weighted = ctx["G"], ctx["weighted"]
         go, t0, rq, busy = ctx["go"], ctx["t0"], ctx["rq"], self.busy
         grp, p_next, n_pairs = sh["grp"], sh["p_next"], sh["n_pairs"]
-        x_rd, x_pf, x_pfw, x_arm = sh["x_rd"], sh["x_pf"], sh["x_pfw"], sh["x_arm"]
-        x_valid, x_mask, x_data, x_word = sh["x_valid"], sh["x_mask"], sh["x_data"], \
-            sh["x_word"]
+        # The word extractor of the gather jobs, one per layer (so that a line's read data
+        # meets only the layer's own lines on its way into W: Fmax): the word prefetched in
+        # the line's read port, and the word W being turned into pairs.
+        xlines = [lines[pp.index] for pp in weighted]
+        gx = max([ceil(pp.pre.n / P) for pp in weighted] or [1])
+        xmax = max([gx] + [ln.capacity for ln in xlines])
+        ebx = max([pp.element_bits for pp in weighted] or [1])
+        x_rd = Signal(range(xmax + 1), name=f"x_rd{l}")      # next word or entry to read
+        x_pf, x_pfw = Signal(name=f"x_pf{l}"), Signal(range(max(2, gx)), name=f"x_pfw{l}")
+        x_arm = Signal(name=f"x_arm{l}")                     # a list job's count is valid
+        x_valid, x_mask = Signal(name=f"x_valid{l}"), Signal(P, name=f"x_mask{l}")
+        x_data, x_word = Signal(P * ebx, name=f"x_data{l}"), Signal(range(max(2, gx)),
+                                                                   name=f"x_word{l}")
 
         # ---- gather: one job per (projection, tap) -----------------------------------------
         jobs = []
