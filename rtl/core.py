@@ -640,7 +640,11 @@ class NetworkCore(wiring.Component):
                 low = _lowest(m, x_mask, f"low{l}_{q}")
                 mask_next = Signal(P, name=f"mask_next{l}_{q}")
                 m.d.comb += mask_next.eq(x_mask & ~(C(1, P) << low)[:P])
-                empties = ~x_valid | (mask_next == 0)
+                # W empties with this emission when it holds at most one bit: x & (x - 1) is
+                # a carry chain, shallower than the priority encoder (Fmax).
+                single = Signal(name=f"single{l}_{q}")
+                m.d.comb += single.eq((x_mask & (x_mask - 1)[:P]) == 0)
+                empties = ~x_valid | single
                 take = x_pf & empties & go
                 done = armed & (x_rd == limit) & ~x_pf & empties
                 emits = go & x_valid & x_mask.any()
@@ -669,7 +673,7 @@ class NetworkCore(wiring.Component):
                                      x_data.eq(data), x_word.eq(word)]
                     with m.Elif(x_valid):
                         m.d.sync += x_mask.eq(mask_next)
-                        with m.If(mask_next == 0):
+                        with m.If(single):
                             m.d.sync += x_valid.eq(0)
                 issue = go & armed & (~x_pf | take) & (x_rd < limit)
                 m.d.comb += [line.rd_en.eq(issue), line.rd_word.eq(x_rd)]
