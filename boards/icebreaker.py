@@ -237,7 +237,9 @@ def build_icebreaker(net: Network, *, build_dir: str | Path, schedule: Schedule 
                      **core_knobs) -> BuildResult:
     """Build an iCEBreaker bitstream of :class:`IcebreakerTop` for ``net`` replaying
     ``schedule`` (default: :func:`default_schedule`); ``core_knobs`` go to the core. See
-    :func:`boards.build.build` for ``seed``, ``timing_allow_fail`` and the result."""
+    :func:`boards.build.build` for ``seed``, ``timing_allow_fail`` and the result. The core's
+    weight memories are banked for iCE40 block RAM unless ``family`` says otherwise."""
+    core_knobs.setdefault("family", "ice40")
     return build(lambda: IcebreakerTop(net, schedule, step_hz=step_hz, show=show, **core_knobs),
                  icebreaker_platform(), build_dir=build_dir, seed=seed,
                  timing_allow_fail=timing_allow_fail)

@@ -29,7 +29,9 @@ def build_ulx3s(net: Network, *, build_dir: str | Path, size: str = "85F",
                 timing_allow_fail: bool = False, **core_knobs) -> BuildResult:
     """Build a ULX3S bitstream of ``net`` replaying ``schedule``: LED 0 any spike, LED 1 the
     step heartbeat, LEDs 2..6 neurons ``show`` of layer 1 (see :class:`IcebreakerTop`, whose
-    logic is board-independent)."""
+    logic is board-independent); the core's weight memories are banked for ECP5 block RAM
+    unless ``family`` says otherwise."""
+    core_knobs.setdefault("family", "ecp5")
     return build(lambda: IcebreakerTop(net, schedule, step_hz=step_hz, show=show, **core_knobs),
                  ulx3s_platform(size), build_dir=build_dir, seed=seed,
                  timing_allow_fail=timing_allow_fail)

@@ -38,11 +38,12 @@ from amaranth.lib.wiring import In, Out
 
 from model.ir import InputLayer, LIFLayer, Network, Projection
 from .delay_line import DelayLine, line_shapes, line_slots
+from .families import FAMILIES, block_config
 from .interface import step_in_layout, step_out_layout
 from .lif import LIFUnit, saturate
 
 __all__ = ["UnsupportedNetwork", "NetworkCore", "supported", "memory_bits",
-           "memory_shapes", "MemShape", "Fault"]
+           "memory_shapes", "MemShape", "Fault", "weight_bank_depth"]
 
 Fault = Literal[None, "delay+1", "threshold>"]
 
@@ -146,6 +147,20 @@ def _pair_bits(net: Network, l: int, lanes: int) -> int:
     return tag + base + vb
 
 
+def weight_bank_depth(net: Network, q: int, *, lanes: int, family: str | None,
+                      bank_depth: int | None = None) -> int:
+    """Depth of each bank of projection q's weight memory: ``bank_depth`` if given, else one
+    block RAM's depth for ``family`` (a power of two), else the whole memory."""
+    pp = _plan(net)[q]
+    depth = pp.pre.n * pp.taps * ceil(pp.post.n / lanes)
+    if bank_depth is not None:
+        return min(bank_depth, depth) if depth > bank_depth else depth
+    if family is None:
+        return depth
+    bank = block_config(family, depth, lanes * pp.p.w_bits)[0]
+    return 1 << (bank.bit_length() - 1)
+
+
 def _lowest(m: Module, mask, name: str):
     """Index of the lowest set bit of ``mask`` (0 when none), as a signal."""
     low = Signal(range(max(2, len(mask))), name=name)
@@ -160,16 +175,29 @@ class NetworkCore(wiring.Component):
     Ports: ``i`` (In stream, :func:`~rtl.interface.step_in_layout`), ``o`` (Out stream,
     :func:`~rtl.interface.step_out_layout` with ``lanes``), ``busy`` (high while a step runs).
 
+    ``family`` (``"ice40"``, ``"ecp5"`` or None) only shapes the weight memories: with a
+    family, each is split into banks of one block RAM's depth whose outputs are registered
+    before they are selected, so that a block RAM's slow output never meets a multiplexer in
+    the same cycle (Fmax; the behaviour and the cycle counts do not change). ``bank_depth``
+    sets the bank depth directly.
+
     ``fault`` plants a deliberate bug, so that tests can show verification catches it:
     ``"delay+1"`` delivers every event one step late, ``"threshold>"`` fires on
     ``v > threshold``.
     """
 
-    def __init__(self, net: Network, *, lanes: int = 1, fault: Fault = None):
+    def __init__(self, net: Network, *, lanes: int = 1, fault: Fault = None,
+                 family: str | None = None, bank_depth: int | None = None):
         supported(net, lanes=lanes)
         if fault not in (None, "delay+1", "threshold>"):
             raise ValueError(f"fault must be None, 'delay+1' or 'threshold>', got {fault!r}")
-        self.net, self.lanes, self.fault = net, lanes, fault
+        if family is not None and family not in FAMILIES:
+            raise ValueError(f"family must be None or one of {sorted(FAMILIES)}, "
+                             f"got {family!r}")
+        if bank_depth is not None and (bank_depth < 1 or bank_depth & (bank_depth - 1)):
+            raise ValueError(f"bank_depth must be a power of two, got {bank_depth!r}")
+        self.net, self.lanes, self.fault, self.family = net, lanes, fault, family
+        self.bank_depth = bank_depth
         super().__init__({
             "i": In(stream.Signature(step_in_layout(net))),
             "o": Out(stream.Signature(step_out_layout(net, lanes))),
@@ -349,10 +377,17 @@ class NetworkCore(wiring.Component):
                     for k in range(pp.taps):
                         col = list(w[:, j, k]) + [0] * (G * P - layer.n)
                         words += [_pack(col[g * P:(g + 1) * P], pp.p.w_bits) for g in range(G)]
-                wm = memory.Memory(shape=unsigned(P * pp.p.w_bits), depth=len(words),
-                                   init=words)
-                m.submodules[f"w{pp.index}"] = wm
-                wports.append(wm.read_port())
+                width = P * pp.p.w_bits
+                depth = len(words)
+                bank = weight_bank_depth(net, pp.index, lanes=P, family=self.family,
+                                         bank_depth=self.bank_depth)
+                ports = []
+                for b in range(ceil(depth / bank)):
+                    chunk = words[b * bank:(b + 1) * bank]
+                    wm = memory.Memory(shape=unsigned(width), depth=len(chunk), init=chunk)
+                    m.submodules[f"w{pp.index}" + (f"_{b}" if b else "")] = wm
+                    ports.append(wm.read_port())
+                wports.append((ports, bank))
             pb = _pair_bits(net, l, P)
             ctx["tag_bits"] = tb = max(1, (len(weighted) - 1).bit_length())
             ctx["vb"] = vb = max(pp.value_bits for pp in weighted)
@@ -374,8 +409,11 @@ class NetworkCore(wiring.Component):
             n_pairs = sh["n_pairs"]
             m.d.comb += [pr_wr.addr.eq(t0["index"]), pr_wr.data.eq(packed),
                          pr_wr.en.eq(go & t0["valid"] & t0["new"])]
-            for port in wports:
-                m.d.comb += [port.addr.eq(t0["base"] + t0["g"]), port.en.eq(go)]
+            for ports, bank in wports:
+                addr = t0["base"] + t0["g"]
+                for port in ports:
+                    m.d.comb += [port.addr.eq(addr if len(ports) == 1 else
+                                              addr[:bank.bit_length() - 1]), port.en.eq(go)]
 
         # T0 refills from the replay read (rq); gather states override this with pairs.
         with m.If(go):
@@ -397,16 +435,43 @@ class NetworkCore(wiring.Component):
         stages = [t1]
         if weighted:
             t2 = {k: Signal.like(v, name=f"t2{k}{l}") for k, v in t1.items()}
-            wq = [Signal(signed(wmax), name=f"wq{l}_{k}") for k in range(P)]
+            banked = any(len(ports) > 1 for ports, _ in wports)
             with m.If(go):
                 m.d.sync += [t2[k].eq(t1[k]) for k in t1]
+            if not banked:      # one memory per projection: select, then register
+                wq = [Signal(signed(wmax), name=f"wq{l}_{k}") for k in range(P)]
+                with m.If(go):
+                    for lane in range(P):
+                        sel = None
+                        for t_i, (pp, (ports, _)) in enumerate(zip(weighted, wports)):
+                            wb = pp.p.w_bits
+                            wv = ports[0].data[lane * wb:(lane + 1) * wb].as_signed()
+                            sel = wv if sel is None else Mux(t1["tag"] == t_i, wv, sel)
+                        m.d.sync += wq[lane].eq(sel)
+            else:               # banks: register every bank's word, select after
+                words_q, bank_q = [], []
+                for t_i, (pp, (ports, bank)) in enumerate(zip(weighted, wports)):
+                    regs = [Signal(len(port.data), name=f"wb{l}_{t_i}_{b}")
+                            for b, port in enumerate(ports)]
+                    sel_b = Signal(range(max(2, len(ports))), name=f"wsel{l}_{t_i}")
+                    addr1 = Signal(len(t0["base"]) + 1, name=f"waddr{l}_{t_i}")
+                    with m.If(go):
+                        m.d.sync += [r.eq(port.data) for r, port in zip(regs, ports)]
+                        m.d.sync += addr1.eq(t0["base"] + t0["g"])
+                    # The bank of the word now in T2: the address moved with the token.
+                    addr2 = Signal(len(addr1), name=f"waddr2{l}_{t_i}")
+                    with m.If(go):
+                        m.d.sync += addr2.eq(addr1)
+                    m.d.comb += sel_b.eq(addr2 >> (bank.bit_length() - 1))
+                    words_q.append(Cat(*regs).word_select(sel_b, len(regs[0])))
+                wq = []
                 for lane in range(P):
                     sel = None
-                    for t_i, (pp, port) in enumerate(zip(weighted, wports)):
+                    for t_i, pp in enumerate(weighted):
                         wb = pp.p.w_bits
-                        wv = port.data[lane * wb:(lane + 1) * wb].as_signed()
-                        sel = wv if sel is None else Mux(t1["tag"] == t_i, wv, sel)
-                    m.d.sync += wq[lane].eq(sel)
+                        wv = words_q[t_i][lane * wb:(lane + 1) * wb].as_signed()
+                        sel = wv if sel is None else Mux(t2["tag"] == t_i, wv, sel)
+                    wq.append(sel)
             stages.append(t2)
             terms = wq
             if vb:

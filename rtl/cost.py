@@ -9,17 +9,11 @@ import numpy as np
 
 from model.ir import Network
 from .core import _plan, memory_shapes, supported
+from .families import FAMILIES
 
 __all__ = ["FAMILIES", "step_cycles", "activity", "job_costs", "memory_port_bound", "memory_blocks", "memory_shapes",
            "logic_estimate",
            "Estimate", "estimate"]
-
-#: Block RAM of each family: (bits per block, [(depth, width) configurations]).
-FAMILIES = {
-    "ice40": (4096, [(256, 16), (512, 8), (1024, 4), (2048, 2)]),
-    "ecp5": (18432, [(512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)]),
-}
-
 
 def activity(net: Network, trace, x: np.ndarray | None, forced: dict | None) -> dict:
     """What the core's work depends on, from a reference run.

@@ -28,6 +28,7 @@ class CoreRun:
 def run_core(net: Network, steps: int, x: np.ndarray | None = None,
              forced: dict[int, np.ndarray] | None = None, *, lanes: int = 1,
              idle: float = 0.0, stall: float = 0.0, seed: int = 0, fault=None,
+             family: str | None = None, bank_depth: int | None = None,
              vcd: str | None = None) -> CoreRun:
     """Simulate ``steps`` timesteps of :class:`NetworkCore` for ``net``.
 
@@ -35,7 +36,7 @@ def run_core(net: Network, steps: int, x: np.ndarray | None = None,
     the probability that the producer inserts an idle cycle before a record; ``stall`` the
     probability that the consumer is not ready in a cycle (back-pressure); both seeded.
     """
-    dut = NetworkCore(net, lanes=lanes, fault=fault)
+    dut = NetworkCore(net, lanes=lanes, fault=fault, family=family, bank_depth=bank_depth)
     rng = random.Random(seed)
     lif = list(range(1, len(net.layers)))
     spikes = {l: np.zeros((steps, net.layers[l].n), np.uint8) for l in lif

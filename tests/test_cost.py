@@ -36,6 +36,17 @@ def test_memory_blocks_known_answers():
     assert memory_blocks(shapes, "ecp5") == {"a": 4, "b": 0, "c": 0, "d": 2, "e": 0}
 
 
+def test_block_config_known_answers():
+    from rtl.families import block_config
+    # 128-bit words: 2048x9 needs 15 x 2 = 30 DP16KD, 512x36 needs 4 x 8 = 32.
+    assert block_config("ecp5", 4096, 128) == (2048, 9)
+    assert block_config("ecp5", 16384, 4) == (4096, 4)
+    # iCE40: 4-bit words fill 1024x4 blocks exactly.
+    assert block_config("ice40", 16384, 4) == (1024, 4)
+    with pytest.raises(ValueError, match="family"):
+        block_config("gowin", 16, 16)
+
+
 def test_memory_shapes_known_answer():
     """5 neurons, 3 taps from delay 1, 6-bit weights, lanes 2 (3 groups), by hand."""
     from model.ir import InputLayer, LIFLayer, Network, Projection

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from model.ir import InputLayer, LIFLayer, Network, Projection
-from rtl.core import UnsupportedNetwork, memory_bits, supported
+from rtl.core import UnsupportedNetwork, memory_bits, supported, weight_bank_depth
 from rtl.pysim import run_core
 from sim.randnet import random_network, random_stimulus
 from sim.reference import Trace, simulate
@@ -97,3 +97,32 @@ def test_memory_bits_cover_every_array():
 def test_bad_lanes_are_refused():
     with pytest.raises(UnsupportedNetwork, match="lanes"):
         supported(_wm_net(), lanes=0)
+
+
+@pytest.mark.parametrize("family, bank", [("ice40", 64), ("ecp5", 256), ("ecp5", None)])
+def test_banked_weight_memories_bit_exact(family, bank):
+    """Weight memories split into banks behave as one memory, with the same cycles."""
+    from bench.networks import _fit
+    rng = np.random.default_rng(3)
+    layers = [InputLayer(n=30, in_bits=3),
+              LIFLayer(n=24, v_bits=12, acc_bits=12, beta=200, beta_shift=8, threshold=40,
+                       name="h"),
+              LIFLayer(n=10, v_bits=12, acc_bits=12, beta=230, beta_shift=8, threshold=None,
+                       name="out")]
+    projections = [Projection("dense", 0, 1, 5, rng.integers(-8, 14, (24, 30)), np.array(0)),
+                   Projection("taps", 1, 1, 5, rng.integers(-10, 12, (24, 24, 6)),
+                              np.array(1)),
+                   Projection("dense", 1, 2, 5, rng.integers(-16, 16, (10, 24)), np.array(0))]
+    net = _fit(layers, projections, 6)
+    if bank is not None:    # the taps memory (24 * 6 * 12 words) spans several banks
+        assert weight_bank_depth(net, 1, lanes=2, family=family, bank_depth=bank) == bank
+    x = np.minimum(rng.poisson(0.3, (30, 30)), 7)
+    trace = simulate(net, x, None, steps=30)
+    assert trace.spikes[1].any()
+    run = run_core(net, 30, x, None, lanes=2, idle=0.2, stall=0.3, seed=1, family=family,
+                   bank_depth=bank)
+    assert trace.first_mismatch(Trace.from_outputs(run.spikes, run.v)) is None
+    # Banking changes no cycle count.
+    assert (run_core(net, 30, x, None, lanes=2, seed=1).cycles ==
+            run_core(net, 30, x, None, lanes=2, seed=1, family=family,
+                     bank_depth=bank).cycles).all()
