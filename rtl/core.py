@@ -482,8 +482,13 @@ class NetworkCore(wiring.Component):
                 with m.If(go):
                     m.d.sync += [t3[k].eq(t2[k]) for k in t2]
                     for lane in range(P):
+                        # weight x value as shifted adds: no multiplier block, whose
+                        # routing in and out costs more than the adds (Fmax).
+                        prod = 0
+                        for i in range(vb):
+                            prod = prod + Mux(t2["val"][i], wq[lane] << i, 0)
                         m.d.sync += pq[lane].eq(Mux(usev.bit_select(t2["tag"], 1),
-                                                    wq[lane] * t2["val"][:vb], wq[lane]))
+                                                    prod, wq[lane]))
                 stages.append(t3)
                 terms = pq
         ctx["stages"] = stages
