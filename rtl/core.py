@@ -402,6 +402,9 @@ class NetworkCore(wiring.Component):
             # reads it back (when E = 1).
             pr_wr = pmem.write_port()
             ctx["pr_rd"] = pmem.read_port(transparent_for=(pr_wr,))
+            # The read data must hold until T0 takes it, also after the replay state ends
+            # with a stall: only the replay reads (it overrides this).
+            m.d.comb += ctx["pr_rd"].en.eq(0)
             t0["index"] = Signal(range(cap + 1), name=f"t0i{l}")
             packed = Cat(t0["tag"], t0["base"], t0["val"][:vb]) if vb else \
                 Cat(t0["tag"], t0["base"])
@@ -789,8 +792,6 @@ class NetworkCore(wiring.Component):
                             m.d.sync += grp.eq(grp + 1)
                     with m.Else():
                         m.d.sync += [p_next.eq(p_next + 1), left.eq(left - 1)]
-        elif weighted:
-            m.d.comb += ctx["pr_rd"].en.eq(0)
 
         with m.State(f"L{l}_W"):
             m.d.comb += [busy.eq(1), ctx["active"].eq(1)]

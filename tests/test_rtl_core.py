@@ -48,6 +48,15 @@ def _wm_net(n=5, d=3, d0=1, **lif):
                    max_delay=d0 + d - 1)
 
 
+@pytest.mark.parametrize("seed, lanes", [(775, 1)])
+def test_fuzz_regressions_bit_exact(seed, lanes):
+    """Networks on which `polychrony fuzz` once found a divergence (775: the replay's last
+    pair was re-read while a stall held it, after the replay state had ended)."""
+    net = random_network(seed, profile="full")
+    mismatch, _, _ = _check(net, STEPS, seed, lanes=lanes)
+    assert mismatch is None, f"first mismatch: {mismatch}"
+
+
 @pytest.mark.parametrize("fault", ["delay+1", "threshold>"])
 def test_planted_fault_is_caught(fault):
     net = random_network(4, profile="full")
