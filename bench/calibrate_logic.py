@@ -1,10 +1,13 @@
 """Fit the LUT model of rtl.cost to real iCE40/ECP5 builds (run on demand; minutes).
 
-    python bench/calibrate_logic.py [--family ice40|ecp5] [--count 6]
+    python -m bench.calibrate_logic --family ice40|ecp5 [--fit-only]
 
-Builds random networks and the demo network with several lane counts, prints the model's raw
-figure beside nextpnr's logic cells, and the least-squares scale and offset that map one to
-the other. Paste the fitted constants into ``rtl/cost.py`` (``LUT_FIT``).
+Builds a fixed set of networks (random networks of every feature, the demo working-memory
+network and, on ECP5, the SHD-shaped benchmark networks) at several lane counts, records
+``rtl.cost.logic_features`` beside nextpnr's logic and block-RAM counts in
+``bench/results/logic_fit_<family>.json``, and fits the per-feature LUT costs by least
+squares. ``--fit-only`` refits from the saved builds. Paste the printed coefficients into
+``rtl/cost.py`` (``LUT_FIT``).
 """
 
 from __future__ import annotations
@@ -16,44 +19,89 @@ from pathlib import Path
 
 import numpy as np
 
-from rtl.cost import logic_estimate
+from rtl.cost import FEATURES, logic_features, memory_blocks, memory_shapes
 from sim.randnet import random_network
+
+
+def _cases(family: str):
+    from model.wm import DEFAULTS, run_wm  # torch: only for the demo network
+    from bench.networks import shd_network
+    demo = run_wm(**DEFAULTS, seed=0)["net"]
+    cases = [(f"random {s}", random_network(s, profile="full"), lanes)
+             for s, lanes in ((200, 1), (201, 2), (202, 4), (203, 1), (204, 2), (205, 4))]
+    cases += [("demo wm", demo, 1), ("demo wm", demo, 4)]
+    if family == "ecp5":
+        cases += [("shd conv", shd_network("conv"), 4), ("shd conv", shd_network("conv"), 16),
+                  ("shd dense", shd_network("dense"), 8)]
+    else:
+        cases += [("demo wm", demo, 2),
+                  ("shd conv 64-64r-10 w4", shd_network("conv", n_in=40, n=64, classes=10,
+                                                       w_bits=4), 4)]
+    return cases
+
+
+def _nnls(a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least squares with non-negative coefficients (drop the most negative and refit)."""
+    keep = list(range(a.shape[1]))
+    while True:
+        coef = np.zeros(a.shape[1])
+        sol, *_ = np.linalg.lstsq(a[:, keep], y, rcond=None)
+        coef[keep] = sol
+        if (sol >= 0).all():
+            return coef
+        keep.pop(int(np.argmin(sol)))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--family", choices=("ice40", "ecp5"), default="ice40")
-    ap.add_argument("--count", type=int, default=6)
-    ap.add_argument("--out", default="bench/results/logic_fit.json")
+    ap.add_argument("--fit-only", action="store_true",
+                    help="refit from the saved builds (features are recomputed)")
     args = ap.parse_args()
-    if args.family == "ice40":
-        from boards.icebreaker import build_icebreaker as build
+    out = Path(f"bench/results/logic_fit_{args.family}.json")
+    cases = _cases(args.family)
+    if args.fit_only:
+        rows = json.loads(out.read_text())["rows"]
     else:
-        from boards.ulx3s import build_ulx3s as build
-    rows = []
-    for k in range(args.count):
-        seed, lanes = 200 + k, (1, 2, 4)[k % 3]
-        net = random_network(seed, profile="full")
-        raw = logic_estimate(net, lanes=lanes, raw=True)["lut"]
-        with tempfile.TemporaryDirectory() as d:
-            try:
-                r = build(net, build_dir=Path(d) / "b", lanes=lanes, timing_allow_fail=True)
-            except Exception as e:  # a design that does not fit is a data point we skip
-                print(f"seed {seed} lanes {lanes}: build failed ({str(e)[:80]})")
-                continue
-        real = r.resources["logic"].used
-        rows.append((seed, lanes, raw, real))
-        print(f"seed {seed} lanes {lanes}: model {raw}, nextpnr {real}", flush=True)
-    a = np.array([[1.0, raw] for _, _, raw, _ in rows])
-    y = np.array([real for *_, real in rows], dtype=float)
-    (offset, scale), *_ = np.linalg.lstsq(a, y, rcond=None)
-    fit = a @ [offset, scale]
-    err = np.abs(fit - y) / y
-    print(f"fit: lut = {offset:.1f} + {scale:.3f} * raw; median error {np.median(err):.1%}, "
-          f"max {err.max():.1%}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"family": args.family, "rows": rows,
-                                          "offset": offset, "scale": scale}, indent=1))
+        if args.family == "ice40":
+            from boards.icebreaker import build_icebreaker as build
+        else:
+            from boards.ulx3s import build_ulx3s as build
+        rows = []
+        for k, (name, net, lanes) in enumerate(cases):
+            with tempfile.TemporaryDirectory() as d:
+                try:
+                    r = build(net, build_dir=Path(d) / "b", lanes=lanes, timing_allow_fail=True)
+                except Exception as e:  # a design that does not fit is skipped
+                    print(f"{name} lanes {lanes}: build failed ({str(e)[:80]})", flush=True)
+                    continue
+            row = {"case": k, "name": name, "lanes": lanes,
+                   "lut": r.resources["logic"].used, "bram": r.resources["bram"].used,
+                   "bram_model": sum(memory_blocks(memory_shapes(net, lanes=lanes),
+                                                   args.family).values()),
+                   "fmax_mhz": r.fmax_mhz}
+            rows.append(row)
+            print(f"{name} lanes {lanes}: nextpnr {row['lut']} LUT, {row['bram']} blocks "
+                  f"(model {row['bram_model']}), {r.fmax_mhz:.1f} MHz", flush=True)
+    feats = [logic_features(cases[r["case"]][1], lanes=r["lanes"], family=args.family)
+             for r in rows]
+    a = np.array([[f[k] for k in FEATURES] for f in feats], float)
+    y = np.array([r["lut"] for r in rows], float)
+    # Relative errors matter: weight each build by 1 / its size.
+    w = 1.0 / y
+    coef = _nnls(a * w[:, None], y * w)
+    fit = a @ coef
+    err = (fit - y) / y
+    for r, f, e in zip(rows, fit, err):
+        print(f"  {r['name']:<24} lanes {r['lanes']:>2}: nextpnr {r['lut']:>6}, model "
+              f"{f:>8.0f} ({e:+.0%}); blocks {r['bram']:>3}, model {r['bram_model']:>3}")
+    print(f"LUT_FIT[{args.family!r}] = {tuple(round(float(c), 3) for c in coef)}  "
+          f"# {', '.join(FEATURES)}; median |error| {np.median(np.abs(err)):.0%}, "
+          f"max {np.abs(err).max():.0%}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"family": args.family, "features": FEATURES, "rows": rows,
+                               "coef": coef.tolist(),
+                               "error": [round(float(e), 4) for e in err]}, indent=1))
 
 
 if __name__ == "__main__":

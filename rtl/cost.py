@@ -8,7 +8,7 @@ from math import ceil
 import numpy as np
 
 from model.ir import Network
-from .core import _plan, memory_shapes, supported
+from .core import _plan, memory_shapes, supported, weight_bank_depth
 from .families import FAMILIES
 
 __all__ = ["FAMILIES", "step_cycles", "activity", "job_costs", "memory_port_bound", "memory_blocks", "memory_shapes",
@@ -168,31 +168,87 @@ def memory_blocks(shapes: dict[str, tuple], family: str) -> dict[str, int]:
     return out
 
 
-#: ``lut = offset + scale * raw`` per family, fitted by ``bench/calibrate_logic.py``.
-LUT_FIT = {"ice40": (-171.8, 1.650), "ecp5": (0.0, 1.0)}  # ecp5: not fitted yet
+#: Names of :func:`logic_features`, in order.
+FEATURES = ("control", "registers", "adders", "leak", "select", "lines", "small_memory")
+
+#: Multiplier blocks per family: the leak multiplies beyond these go to logic.
+DSP_BLOCKS = {"ice40": 8, "ecp5": 156}
+
+#: LUT4 per unit of each feature, per family: fitted by ``bench/calibrate_logic.py`` to real
+#: builds (``bench/results/logic_fit_<family>.json``).
+LUT_FIT = {
+    "ice40": (46.43, 1.064, 0.0, 0.0, 2.93, 2.744, 0.0),
+    "ecp5": (46.067, 0.79, 0.0, 0.0, 1.55, 3.213, 0.0),
+}
 
 
-def logic_estimate(net: Network, *, lanes: int = 1, family: str = "ice40",
-                   raw: bool = False) -> dict[str, int]:
-    """A first-order LUT4 and multiplier estimate; ``raw`` skips the per-family fit."""
+def logic_features(net: Network, *, lanes: int = 1, family: str = "ice40") -> dict[str, float]:
+    """Bit counts that the core's logic grows with:
+
+    * ``control`` — layers plus gather jobs (the state machine and its sequencing);
+    * ``registers`` — pipeline registers per lane (accumulator, H, S, R, weight words, value
+      products), the conv register vectors and windows, the word extractors;
+    * ``adders`` — adder and comparator bits per lane (accumulate, bias + conv + leak, saturate,
+      threshold, reset; the conv kernel's terms; the shifted adds of input values);
+    * ``leak`` — the leak multiplies that find no multiplier block (set bits of beta x v_bits);
+    * ``select`` — multiplexer bits: weight banks and projections, conv windows;
+    * ``lines`` — delay-line counts and pointers;
+    * ``small_memory`` — bits of memories too small for a block RAM (kept in logic).
+    """
     plan = _plan(net)
-    luts = 120                                             # stream, step FSM
+    P = lanes
+    f = dict.fromkeys(FEATURES, 0.0)
+    f["control"] = len(net.layers)
+    dsp_left = DSP_BLOCKS.get(family, 0)
+    for l, layer in enumerate(net.layers[1:], 1):
+        A, V = layer.acc_bits, layer.v_bits
+        G = ceil(layer.n / P)
+        incoming = [pp for pp in plan if pp.p.dst == l]
+        weighted = [pp for pp in incoming if pp.p.kind != "conv"]
+        f["control"] += sum(pp.taps for pp in weighted)
+        f["registers"] += P * (3 * A + 2 * V + 6)
+        f["adders"] += P * (2 * A + 3 * V)
+        if layer.beta not in (0, 1 << layer.beta_shift):
+            on_dsp = min(P, dsp_left)
+            dsp_left -= on_dsp
+            f["leak"] += (P - on_dsp) * bin(layer.beta).count("1") * V
+        if weighted:
+            wmax = max(pp.p.w_bits for pp in weighted)
+            vb = max(pp.value_bits for pp in weighted)
+            banks = sum(ceil(pp.pre.n * pp.taps * G / weight_bank_depth(
+                net, pp.index, lanes=P, family=family)) for pp in weighted)
+            f["registers"] += P * (A + wmax * (banks + (1 if vb else 0)))
+            f["adders"] += P * (A + wmax * vb)
+            f["select"] += P * wmax * (banks - 1 + len(weighted) - 1)
+            eb = max(pp.element_bits for pp in weighted)
+            f["registers"] += P * (1 + eb)
+        for pp in incoming:
+            if pp.p.kind == "conv":
+                K, eb = pp.p.weight.shape[0], pp.element_bits
+                f["registers"] += pp.pre.n * eb + (P + K - 1) * eb
+                f["adders"] += P * K * (pp.p.w_bits + 2)
+                f["select"] += (G - 1) * (P + K - 1) * eb + pp.pre.n * eb
+    for pp in plan:
+        cap = pp.pre.n if pp.p.src == 0 else ceil(pp.pre.n / lanes)
+        cb = max(1, cap.bit_length())
+        f["lines"] += pp.slots * cb + 4 * (cb + max(1, pp.slots.bit_length()))
+        if pp.per_lane:
+            f["lines"] += P * 2 * max(1, (pp.slots * ceil(pp.pre.n / P)).bit_length())
+    shapes = memory_shapes(net, lanes=lanes)
+    blocks = memory_blocks(shapes, family if family in FAMILIES else "ice40")
+    f["small_memory"] = float(sum(s.depth * s.width * s.count for k, s in shapes.items()
+                                  if blocks[k] == 0))
+    return f
+
+
+def logic_estimate(net: Network, *, lanes: int = 1, family: str = "ice40") -> dict[str, int]:
+    """LUT4 and multiplier estimate: the fitted per-family cost of :func:`logic_features`."""
+    feats = logic_features(net, lanes=lanes, family=family)
+    luts = sum(c * feats[k] for c, k in zip(LUT_FIT[family], FEATURES))
     dsps = 0
     for l, layer in enumerate(net.layers[1:], 1):
-        incoming = [pp for pp in plan if pp.p.dst == l]
-        per_lane = 2 * layer.v_bits + 2 * layer.acc_bits   # saturating add, compare, reset
-        per_lane += sum(pp.p.w_bits + layer.acc_bits for pp in incoming
-                        if pp.p.kind != "conv")            # weight select + accumulate
-        per_lane += sum(pp.p.weight.shape[0] * (pp.p.w_bits + 2) for pp in incoming
-                        if pp.p.kind == "conv")
-        luts += lanes * per_lane + 60 + 25 * len(incoming)
         if layer.beta not in (0, 1 << layer.beta_shift):
             dsps += lanes                                  # the leak multiply
-    for pp in plan:
-        luts += 40 + 3 * pp.slots * pp.pre.n.bit_length()  # counts and slot logic
-    if not raw:
-        offset, scale = LUT_FIT[family]
-        luts = offset + scale * luts
     return {"lut": int(round(luts)), "dsp": int(dsps)}
 
 

@@ -18,7 +18,7 @@ SIMULATORS = ("icarus", "verilator")
 
 #: Extra make variables for Verilator model builds: -O1 compiles much faster than the default
 #: -Os and the model still runs far faster than the Python testbench can drive it.
-VERILATOR_MAKEFLAGS = "OPT_FAST=-O1 OPT_SLOW=-O0 OPT_GLOBAL=-O1"
+VERILATOR_MAKEFLAGS = "-j2 OPT_FAST=-O1 OPT_SLOW=-O0 OPT_GLOBAL=-O1"
 
 
 class CosimError(RuntimeError):
