@@ -514,11 +514,19 @@ class NetworkCore(wiring.Component):
         h_load = Signal(name=f"h_load{l}")
         hand = ta["valid"] & (ta["marker"] | ta["last"])
         m.d.comb += [h_load.eq(hand & h_free), go.eq(~hand | h_free)]
-        # v and bias are read for the group entering H, and held while it waits there.
-        m.d.comb += [v_rd.addr.eq(ta["g"]), b_rd.addr.eq(ta["g"]), v_rd.en.eq(h_load),
-                     b_rd.en.eq(h_load)]
+        # v and bias are read one stage ahead, as the group's hand-off token moves into the
+        # add stage, and go into registers beside H at the hand-off: a block RAM's slow output
+        # then never feeds the leak multiply or the bias add in the same cycle (Fmax). While
+        # the token waits, the read port holds its data.
+        prev = stages[-2] if len(stages) > 1 else t0
+        pre_hand = prev["valid"] & (prev["marker"] | prev["last"])
+        m.d.comb += [v_rd.addr.eq(prev["g"]), b_rd.addr.eq(prev["g"]),
+                     v_rd.en.eq(go & pre_hand), b_rd.en.eq(go & pre_hand)]
+        h_v = Signal(len(v_rd.data), name=f"h_v{l}")
+        h_b = Signal(len(b_rd.data), name=f"h_b{l}")
         with m.If(h_load):
-            m.d.sync += [h_valid.eq(1), h_g.eq(ta["g"])] + \
+            m.d.sync += [h_valid.eq(1), h_g.eq(ta["g"]), h_v.eq(v_rd.data),
+                         h_b.eq(b_rd.data)] + \
                 [h.eq(Mux(ta["marker"], a, x)) for h, a, x in zip(h_acc, acc, summed)] + \
                 [a.eq(0) for a in acc]
 
@@ -612,8 +620,8 @@ class NetworkCore(wiring.Component):
             with m.If(~h_load):
                 m.d.sync += h_valid.eq(0)
             for lane in range(P):
-                b = b_rd.data[lane * layer.acc_bits:(lane + 1) * layer.acc_bits].as_signed()
-                v = v_rd.data[lane * layer.v_bits:(lane + 1) * layer.v_bits].as_signed()
+                b = h_b[lane * layer.acc_bits:(lane + 1) * layer.acc_bits].as_signed()
+                v = h_v[lane * layer.v_bits:(lane + 1) * layer.v_bits].as_signed()
                 m.d.sync += [s_i[lane].eq(h_acc[lane] + b + conv_terms[lane]),
                              # Arithmetic shift of a signed product: floor, as the contract.
                              s_u[lane].eq((beta * v) >> layer.beta_shift)]
