@@ -15,9 +15,8 @@ FAMILIES = {
 
 def block_config(family: str, depth: int, width: int) -> tuple[int, int]:
     """The (depth, width) configuration that holds a depth x width memory in the fewest
-    blocks of ``family``; among equals the shallowest, so that a bank of that depth fills
-    one block in depth whichever configuration synthesis picks."""
+    blocks of ``family`` (ties: the deeper one)."""
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {family!r}")
     configs = FAMILIES[family][1]
-    return min(configs, key=lambda c: (ceil(width / c[1]) * ceil(depth / c[0]), c[0]))
+    return min(configs, key=lambda c: (ceil(width / c[1]) * ceil(depth / c[0]), -c[0]))

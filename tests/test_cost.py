@@ -40,8 +40,8 @@ def test_block_config_known_answers():
     from rtl.families import block_config
     # 128-bit words: 2048x9 needs 15 x 2 = 30 DP16KD, 512x36 needs 4 x 8 = 32.
     assert block_config("ecp5", 4096, 128) == (2048, 9)
-    # A tie (4 blocks either way) goes to the shallower configuration.
-    assert block_config("ecp5", 16384, 4) == (4096, 4)
+    # A tie (4 blocks either way) goes to the deeper configuration.
+    assert block_config("ecp5", 16384, 4) == (16384, 1)
     # iCE40: 256 x 16 is one block; 2048 x 2 one block too (256 x 16 would take 8 ...).
     assert block_config("ice40", 256, 16) == (256, 16)
     assert block_config("ice40", 2048, 2) == (2048, 2)
