@@ -177,8 +177,8 @@ DSP_BLOCKS = {"ice40": 8, "ecp5": 156}
 #: LUT4 per unit of each feature, per family: fitted by ``bench/calibrate_logic.py`` to real
 #: builds (``bench/results/logic_fit_<family>.json``).
 LUT_FIT = {
-    "ice40": (46.43, 1.064, 0.0, 0.0, 2.93, 2.744, 0.0),
-    "ecp5": (46.067, 0.79, 0.0, 0.0, 1.55, 3.213, 0.0),
+    "ice40": (47.276, 1.093, 0.0, 0.0, 8.512, 1.476, 0.0),
+    "ecp5": (48.824, 0.737, 0.0, 0.0, 2.66, 2.918, 0.0),
 }
 
 
@@ -227,7 +227,8 @@ def logic_features(net: Network, *, lanes: int = 1, family: str = "ice40") -> di
                 K, eb = pp.p.weight.shape[0], pp.element_bits
                 f["registers"] += pp.pre.n * eb + (P + K - 1) * eb
                 f["adders"] += P * K * (pp.p.w_bits + 2)
-                f["select"] += (G - 1) * (P + K - 1) * eb + pp.pre.n * eb
+                # the window pick: a G-way multiplexer, about three inputs per LUT4
+                f["select"] += ((G - 1) * (P + K - 1) * eb) / 3 + pp.pre.n * eb
     for pp in plan:
         cap = pp.pre.n if pp.p.src == 0 else ceil(pp.pre.n / lanes)
         cb = max(1, cap.bit_length())
