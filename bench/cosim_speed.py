@@ -14,7 +14,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 from rtl.export import generate
 from sim.cosim import run_cosim
