@@ -75,7 +75,8 @@ def test_corners_bit_exact():
 
 
 def test_cycles_grow_with_events_not_with_synapses():
-    """A silent step costs the same for D = 2 and D = 8 taps; spikes add cycles."""
+    """On a silent step each extra tap costs two cycles, whatever the neurons; spikes add
+    cycles."""
     quiet = {}
     for d in (2, 8):
         net = _wm_net(n=8, d=d)
