@@ -98,3 +98,22 @@ def test_estimate_command(tmp_path):
     out = subprocess.run([sys.executable, "-m", "polychrony_cli", "estimate", str(path),
                           "--board", "nope"], capture_output=True, text=True)
     assert out.returncode == 2 and "invalid choice: 'nope'" in out.stderr
+
+
+def test_memory_port_bound_known_answer():
+    """One taps population, 5 neurons, lanes 2 (3 groups), by hand: E(t) counts the spikes
+    of steps t - d0 - k over the taps k, and the bound is (E + 1) * 3 (+ F per layer)."""
+    from model.ir import InputLayer, LIFLayer, Network, Projection
+    from rtl.cost import memory_port_bound
+    net = Network(layers=[InputLayer(n=0),
+                          LIFLayer(n=5, v_bits=10, acc_bits=10, beta=3, beta_shift=2,
+                                   threshold=500, forced=True, name="pop")],
+                  projections=[Projection("taps", 1, 1, 6, np.ones((5, 5, 2), int),
+                                          np.array(1))], max_delay=2)
+    forced = np.zeros((6, 5), np.uint8)
+    forced[0, [0, 3]] = 1          # two emitted at t = 0, one at t = 2
+    forced[2, 4] = 1
+    act = activity(net, simulate(net, None, {1: forced}, steps=6), None, {1: forced})
+    # taps read t-1 and t-2: E = 0, 2, 2, 1, 1, 0
+    assert memory_port_bound(net, act, lanes=2).tolist() == [3, 9, 9, 6, 6, 3]
+    assert memory_port_bound(net, act, lanes=2, fixed=5).tolist() == [8, 14, 14, 11, 11, 8]
