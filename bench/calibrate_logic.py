@@ -32,11 +32,15 @@ def _cases(family: str):
     cases += [("demo wm", demo, 1), ("demo wm", demo, 4)]
     if family == "ecp5":
         cases += [("shd conv", shd_network("conv"), 4), ("shd conv", shd_network("conv"), 16),
-                  ("shd dense", shd_network("dense"), 8)]
+                  ("shd dense", shd_network("dense"), 8), ("shd conv", shd_network("conv"), 8),
+                  ("shd dense", shd_network("dense"), 4),
+                  ("shd conv 4-bit", shd_network("conv", w_bits=4), 8)]
     else:
-        cases += [("demo wm", demo, 2),
-                  ("shd conv 64-64r-10 w4", shd_network("conv", n_in=40, n=64, classes=10,
-                                                       w_bits=4), 4)]
+        small = shd_network("conv", n_in=40, n=64, classes=10, w_bits=4)
+        cases += [("demo wm", demo, 2), ("shd conv 64-64r-10 w4", small, 4),
+                  ("shd conv 64-64r-10 w4", small, 2),
+                  ("shd dense 64-64r-10 w4", shd_network("dense", n_in=40, n=64, classes=10,
+                                                        w_bits=4), 2)]
     return cases
 
 

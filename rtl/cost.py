@@ -177,8 +177,8 @@ DSP_BLOCKS = {"ice40": 8, "ecp5": 156}
 #: LUT4 per unit of each feature, per family: fitted by ``bench/calibrate_logic.py`` to real
 #: builds (``bench/results/logic_fit_<family>.json``).
 LUT_FIT = {
-    "ice40": (47.276, 1.093, 0.0, 0.0, 8.512, 1.476, 0.0),
-    "ecp5": (48.824, 0.737, 0.0, 0.0, 2.66, 2.918, 0.0),
+    "ice40": (48.537, 1.249, 0.0, 0.0, 5.032, 1.262, 0.0),
+    "ecp5": (49.975, 0.72, 0.0, 0.0, 2.848, 2.767, 0.0),
 }
 
 
