@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from math import ceil
 from typing import Literal, NamedTuple
 
-from amaranth.hdl import Array, C, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import C, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -87,6 +87,15 @@ class _Proj:
     def element_bits(self) -> int:
         return max(1, self.value_bits)
 
+    @property
+    def mode(self) -> str:
+        """The kind of :class:`~rtl.delay_line.DelayLine` that carries it."""
+        return "per_lane" if self.per_lane else "list"
+
+    def weight_depth(self, lanes: int) -> int:
+        """Words of its weight memory: one per (row, group of ``lanes`` neurons)."""
+        return self.pre.n * self.taps * ceil(self.post.n / lanes)
+
 
 def _plan(net: Network, late: int = 0) -> list[_Proj]:
     """How each projection is built; ``late`` adds steps to every delay (a planted fault)."""
@@ -123,12 +132,11 @@ def memory_shapes(net: Network, *, lanes: int = 1) -> dict[str, MemShape]:
             depth = sum(pp.pre.n * pp.taps for pp in weighted)
             out[f"layer{l}.pairs"] = MemShape(depth, _pair_bits(net, l, lanes))
     for pp in plan:
-        shapes = line_shapes(pp.pre.n, lanes, pp.slots, "per_lane" if pp.per_lane else "list",
-                             pp.element_bits, pp.p.src == 0)
+        shapes = line_shapes(pp.pre.n, lanes, pp.slots, pp.mode, pp.element_bits,
+                             pp.p.src == 0)
         out[f"proj{pp.index}.delay_line"] = MemShape(*shapes[0], len(shapes))
         if pp.p.kind != "conv":
-            g = ceil(pp.post.n / lanes)
-            out[f"proj{pp.index}.weights"] = MemShape(pp.pre.n * pp.taps * g,
+            out[f"proj{pp.index}.weights"] = MemShape(pp.weight_depth(lanes),
                                                       lanes * pp.p.w_bits)
     return out
 
@@ -152,9 +160,9 @@ def weight_bank_depth(net: Network, q: int, *, lanes: int, family: str | None,
     """Depth of each bank of projection q's weight memory: ``bank_depth`` if given, else one
     block RAM's depth for ``family`` (a power of two), else the whole memory."""
     pp = _plan(net)[q]
-    depth = pp.pre.n * pp.taps * ceil(pp.post.n / lanes)
+    depth = pp.weight_depth(lanes)
     if bank_depth is not None:
-        return min(bank_depth, depth) if depth > bank_depth else depth
+        return min(bank_depth, depth)
     if family is None:
         return depth
     bank = block_config(family, depth, lanes * pp.p.w_bits)[0]
@@ -219,8 +227,7 @@ class NetworkCore(wiring.Component):
         # ---- delay lines, one per projection ------------------------------------------------
         lines = {}
         for pp in plan:
-            line = DelayLine(n=pp.pre.n, lanes=P, slots=pp.slots,
-                             mode="per_lane" if pp.per_lane else "list",
+            line = DelayLine(n=pp.pre.n, lanes=P, slots=pp.slots, mode=pp.mode,
                              value_bits=pp.element_bits,
                              offsets=pp.p.delays_of_pre(pp.pre.n) + late if pp.per_lane else 0,
                              first=0 if pp.per_lane else int(pp.p.delay.flat[0]) + late,
@@ -262,8 +269,8 @@ class NetworkCore(wiring.Component):
         # ---- shared sequencing state --------------------------------------------------------
         forced = {l: Signal(ceil(layers[l].n / P) * P, name=f"forced{l}")
                   for l in range(1, len(layers)) if layers[l].forced}
-        conv_vec = {pp.index: Array(Signal(pp.element_bits, name=f"g{pp.index}_{j}")
-                                    for j in range(pp.pre.n))
+        conv_vec = {pp.index: [Signal(pp.element_bits, name=f"g{pp.index}_{j}")
+                               for j in range(pp.pre.n)]
                     for pp in plan if pp.p.kind == "conv"}
         cap = max([sum(pp.pre.n * pp.taps for pp in plan
                        if pp.p.dst == l and pp.p.kind != "conv") for l in range(1, len(layers))])
@@ -312,7 +319,7 @@ class NetworkCore(wiring.Component):
                     m.next = "L1_J0"
 
             for l in range(1, len(layers)):
-                self._states(m, l, ctx[l], plan, lines, forced, conv_vec, sh, late)
+                self._states(m, l, ctx[l], lines, forced, sh)
 
             with m.State("END"):
                 m.d.comb += self.busy.eq(1)
@@ -325,9 +332,10 @@ class NetworkCore(wiring.Component):
     def _datapath(self, m, l, plan, lines, outgoing, forced, conv_vec, sh) -> dict:
         """Memories, the accumulator and the fire pipeline of layer l (state-independent).
 
-        Tokens (a pair, or the marker that ends a group) move T0 -> T1 (weight word read) ->
-        add. A marker hands the group's sums to the hand-off register H, if H is free; else
-        the token stages stall. Stage B1 adds bias and conv terms and applies the leak into
+        Tokens (a pair, or a marker) move T0 -> T1 (weight word read) -> T2 (weight word
+        registered) [-> T3 (weight x value)] -> add. A marker, or a pair flagged ``last``,
+        hands the group's sums to the hand-off register H, if H is free; else the token
+        stages stall. Stage B1 adds bias and conv terms and applies the leak into
         S; B1b saturates into R; B2 thresholds and resets, offers the group on ``o``, writes
         it back and writes its emitted spikes into the outgoing delay lines.
         """
@@ -409,14 +417,14 @@ class NetworkCore(wiring.Component):
             packed = Cat(t0["tag"], t0["base"], t0["val"][:vb]) if vb else \
                 Cat(t0["tag"], t0["base"])
             # Fresh pairs are written as they leave T0 (exactly once, even across stalls).
-            n_pairs = sh["n_pairs"]
             m.d.comb += [pr_wr.addr.eq(t0["index"]), pr_wr.data.eq(packed),
                          pr_wr.en.eq(go & t0["valid"] & t0["new"])]
+            waddr = Signal(bb + 1, name=f"waddr{l}")     # weight word of the token in T0
+            m.d.comb += waddr.eq(t0["base"] + t0["g"])
             for ports, bank in wports:
-                addr = t0["base"] + t0["g"]
                 for port in ports:
-                    m.d.comb += [port.addr.eq(addr if len(ports) == 1 else
-                                              addr[:bank.bit_length() - 1]), port.en.eq(go)]
+                    m.d.comb += [port.addr.eq(waddr if len(ports) == 1 else
+                                              waddr[:bank.bit_length() - 1]), port.en.eq(go)]
 
         # T0 refills from the replay read (rq); gather states override this with pairs.
         with m.If(go):
@@ -452,21 +460,18 @@ class NetworkCore(wiring.Component):
                             sel = wv if sel is None else Mux(t1["tag"] == t_i, wv, sel)
                         m.d.sync += wq[lane].eq(sel)
             else:               # banks: register every bank's word, select after
-                words_q, bank_q = [], []
+                words_q = []
                 for t_i, (pp, (ports, bank)) in enumerate(zip(weighted, wports)):
                     regs = [Signal(len(port.data), name=f"wb{l}_{t_i}_{b}")
                             for b, port in enumerate(ports)]
-                    sel_b = Signal(range(max(2, len(ports))), name=f"wsel{l}_{t_i}")
-                    addr1 = Signal(len(t0["base"]) + 1, name=f"waddr{l}_{t_i}")
+                    # The bank of the word now in T2: its index moves with the token.
+                    sel1 = Signal(range(max(2, len(ports))), name=f"wsel1{l}_{t_i}")
+                    sel2 = Signal.like(sel1, name=f"wsel2{l}_{t_i}")
                     with m.If(go):
                         m.d.sync += [r.eq(port.data) for r, port in zip(regs, ports)]
-                        m.d.sync += addr1.eq(t0["base"] + t0["g"])
-                    # The bank of the word now in T2: the address moved with the token.
-                    addr2 = Signal(len(addr1), name=f"waddr2{l}_{t_i}")
-                    with m.If(go):
-                        m.d.sync += addr2.eq(addr1)
-                    m.d.comb += sel_b.eq(addr2 >> (bank.bit_length() - 1))
-                    words_q.append(Cat(*regs).word_select(sel_b, len(regs[0])))
+                        m.d.sync += [sel1.eq(waddr >> (bank.bit_length() - 1)),
+                                     sel2.eq(sel1)]
+                    words_q.append(Cat(*regs).word_select(sel2, len(regs[0])))
                 wq = []
                 for lane in range(P):
                     sel = None
@@ -671,7 +676,7 @@ class NetworkCore(wiring.Component):
             m.d.sync += fin.eq(0)
         return ctx
 
-    def _states(self, m, l, ctx, plan, lines, forced, conv_vec, sh, late):
+    def _states(self, m, l, ctx, lines, forced, sh):
         """FSM states of layer l: gather jobs L{l}_J*, the group-0 marker L{l}_M, the replay
         of groups 1..G-1 L{l}_R, and L{l}_W waiting for the pipeline to empty."""
         net, P = self.net, self.lanes

@@ -8,7 +8,8 @@ from math import ceil
 import numpy as np
 
 from model.ir import Network
-from .core import _plan, memory_shapes, supported, weight_bank_depth
+from .core import _plan, memory_bits, memory_shapes, supported, weight_bank_depth
+from .delay_line import line_capacity
 from .families import FAMILIES
 
 __all__ = ["FAMILIES", "step_cycles", "activity", "job_costs", "memory_port_bound", "memory_blocks", "memory_shapes",
@@ -215,7 +216,7 @@ def logic_features(net: Network, *, lanes: int = 1, family: str = "ice40") -> di
         if weighted:
             wmax = max(pp.p.w_bits for pp in weighted)
             vb = max(pp.value_bits for pp in weighted)
-            banks = sum(ceil(pp.pre.n * pp.taps * G / weight_bank_depth(
+            banks = sum(ceil(pp.weight_depth(P) / weight_bank_depth(
                 net, pp.index, lanes=P, family=family)) for pp in weighted)
             f["registers"] += P * (A + wmax * (banks + (1 if vb else 0)))
             f["adders"] += P * (A + wmax * vb)
@@ -230,8 +231,7 @@ def logic_features(net: Network, *, lanes: int = 1, family: str = "ice40") -> di
                 # the window pick: a G-way multiplexer, about three inputs per LUT4
                 f["select"] += ((G - 1) * (P + K - 1) * eb) / 3 + pp.pre.n * eb
     for pp in plan:
-        cap = pp.pre.n if pp.p.src == 0 else ceil(pp.pre.n / lanes)
-        cb = max(1, cap.bit_length())
+        cb = max(1, line_capacity(pp.pre.n, lanes, sparse=pp.p.src == 0).bit_length())
         f["lines"] += pp.slots * cb + 4 * (cb + max(1, pp.slots.bit_length()))
         if pp.per_lane:
             f["lines"] += P * 2 * max(1, (pp.slots * ceil(pp.pre.n / P)).bit_length())
@@ -246,10 +246,11 @@ def logic_estimate(net: Network, *, lanes: int = 1, family: str = "ice40") -> di
     """LUT4 and multiplier estimate: the fitted per-family cost of :func:`logic_features`."""
     feats = logic_features(net, lanes=lanes, family=family)
     luts = sum(c * feats[k] for c, k in zip(LUT_FIT[family], FEATURES))
-    dsps = 0
-    for l, layer in enumerate(net.layers[1:], 1):
-        if layer.beta not in (0, 1 << layer.beta_shift):
-            dsps += lanes                                  # the leak multiply
+    leaks = sum(lanes for layer in net.layers[1:]
+                if layer.beta not in (0, 1 << layer.beta_shift))
+    # The leak multiplies, as many as the family has multiplier blocks (the rest are logic,
+    # counted by the ``leak`` feature).
+    dsps = min(leaks, DSP_BLOCKS.get(family, leaks))
     return {"lut": int(round(luts)), "dsp": int(dsps)}
 
 
@@ -301,7 +302,7 @@ def estimate(net: Network, act: dict, *, family: str, clock_mhz: float, lanes: i
     shapes = memory_shapes(net, lanes=lanes)
     logic = logic_estimate(net, lanes=lanes, family=family)
     return Estimate(family=family, lanes=lanes, clock_mhz=clock_mhz,
-                    memory_bits={k: s.depth * s.width * s.count for k, s in shapes.items()},
+                    memory_bits=memory_bits(net, lanes=lanes),
                     blocks=memory_blocks(shapes, family), lut=logic["lut"], dsp=logic["dsp"],
                     cycles_per_step=float(per_step.mean()), cycles_max=int(per_step.max()),
                     steps_per_sample=len(cycles))

@@ -30,12 +30,18 @@ from amaranth.hdl import C, Cat, Const, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["DelayLine", "line_slots", "line_shapes"]
+__all__ = ["DelayLine", "line_slots", "line_capacity", "line_shapes"]
 
 
 def line_slots(max_offset: int, *, sparse: bool, mode: str = "per_lane") -> int:
     """Slots a line needs for reads up to ``max_offset`` steps back (see the module doc)."""
     return max_offset + (2 if sparse and mode == "per_lane" else 1)
+
+
+def line_capacity(n: int, lanes: int, *, sparse: bool) -> int:
+    """Entries per slot of a ``list`` line: one per word, or one per element when fed
+    element by element (``sparse``)."""
+    return n if sparse else -(-n // lanes)
 
 
 class DelayLine(wiring.Component):
@@ -69,10 +75,9 @@ class DelayLine(wiring.Component):
         self.n, self.lanes, self.slots, self.mode = n, lanes, slots, mode
         self.value_bits, self.sparse = max(1, value_bits), sparse
         self.groups = -(-n // lanes)
-        # Entries per slot: one per word, or one per element when fed element by element.
-        self.capacity = n if sparse else self.groups
+        self.capacity = line_capacity(n, lanes, sparse=sparse)
         off = np.broadcast_to(np.asarray(offsets, dtype=np.int64), (n,))
-        top = slots - (2 if sparse and mode == "per_lane" else 1)
+        top = slots - line_slots(0, sparse=sparse, mode=mode)    # the largest offset
         if mode == "per_lane" and (off.min() < 0 or off.max() > top):
             raise ValueError(f"offsets must be in [0, {top}] for {slots} slots, got "
                              f"[{off.min()}, {off.max()}]")
@@ -88,12 +93,6 @@ class DelayLine(wiring.Component):
             "rd_word_out": Out(range(G)), "rd_data": Out(P * self.value_bits),
             "advance": In(1), "ready": Out(1), "clean": Out(1),
         })
-
-    @property
-    def shapes(self) -> list[tuple[int, int]]:
-        """(depth, width) of each memory of the line."""
-        return line_shapes(self.n, self.lanes, self.slots, self.mode, self.value_bits,
-                           self.sparse)
 
     def elaborate(self, platform):
         if self.mode == "list":
@@ -224,5 +223,5 @@ def line_shapes(n: int, lanes: int, slots: int, mode: str, value_bits: int,
     vb = max(1, value_bits)
     if mode == "per_lane":
         return [(slots * G, vb)] * lanes
-    cap = n if sparse else G
+    cap = line_capacity(n, lanes, sparse=sparse)
     return [(slots * cap, max(1, (G - 1).bit_length()) + lanes * vb)]
