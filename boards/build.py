@@ -130,6 +130,8 @@ class BuildResult:
     report: Report
     seconds: float
     logs: dict[str, Path] = field(default_factory=dict)
+    flash_image: Path | None = None      # weights to write into the board's flash, if any
+    flash_offset: int | None = None      # ... at this byte offset
 
     @property
     def fmax_mhz(self) -> float | None:
@@ -161,6 +163,9 @@ class BuildResult:
                          f"({'met' if t.met else 'FAILED'})")
         for res, u in self.resources.items():
             lines.append(f"  {res}: {u.used} / {u.available}")
+        if self.flash_image is not None:
+            lines.append(f"  flash: {self.flash_image} ({self.flash_image.stat().st_size} "
+                         f"bytes) at offset {self.flash_offset:#x}")
         return "\n".join(lines)
 
 

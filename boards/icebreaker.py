@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -13,9 +14,10 @@ from amaranth.lib.wiring import Out
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 
 from model.ir import Network
-from rtl.core import NetworkCore
+from rtl.core import NetworkCore, load_image
 from rtl.interface import step_in_layout, step_records
 from .build import BuildResult, build
+from .flash import FLASH_OFFSET, FlashLoader, flash_image
 
 __all__ = ["Schedule", "schedule_records", "default_schedule", "SchedulePlayer",
            "icebreaker_platform", "IcebreakerTop", "build_icebreaker"]
@@ -169,11 +171,17 @@ class IcebreakerTop(Elaboratable):
     since the previous refresh, so a free-running core still gives a visible picture.
     ``elaborate(None)`` (simulation) requests no pins; the LED values are then in
     ``heartbeat`` and ``spike_leds`` (bit 0 = any spike, bit 1 + q = ``show[q]``).
+
+    When the core keeps weights in SPRAM, a :class:`~boards.flash.FlashLoader` reads them
+    from the configuration flash at ``flash_offset`` (:meth:`flash_image` gives the bytes)
+    after reset, and the core starts once they are in; in simulation its pins are
+    ``self.loader.sck/cs/copi/cipo``.
     """
 
     def __init__(self, net: Network, schedule: Schedule | None = None, *,
                  step_hz: float | None = 8.0, hold_hz: float = 20.0,
-                 show: Sequence[int] | None = None, **core_knobs):
+                 show: Sequence[int] | None = None, flash_offset: int = FLASH_OFFSET,
+                 **core_knobs):
         self.net = net
         self.schedule = _check_schedule(net, default_schedule(net) if schedule is None
                                         else schedule)
@@ -188,8 +196,20 @@ class IcebreakerTop(Elaboratable):
             raise ValueError(f"show must list at most 5 neuron indices in [0, {n - 1}], "
                              f"got {self.show}")
         self.core = NetworkCore(net, **core_knobs)
+        self.image = load_image(net, lanes=self.core.lanes, family=self.core.family,
+                                memories=self.core.memories)
+        self.loader = None
+        if self.image:
+            self.loader = FlashLoader(words=len(self.image), width=len(self.core.wl.payload),
+                                      offset=flash_offset)
         self.heartbeat = Signal()
         self.spike_leds = Signal(1 + len(self.show))
+
+    def flash_image(self, path: str | Path | None = None) -> bytes:
+        """The flash bytes that hold the SPRAM weights (empty when there are none)."""
+        if self.loader is None:
+            return b""
+        return flash_image(self.image, self.loader.width, path)
 
     def elaborate(self, platform):
         m = Module()
@@ -200,6 +220,17 @@ class IcebreakerTop(Elaboratable):
                                                       step_cycles=step_cycles)
         wiring.connect(m, player.o, core.i)
         m.d.comb += core.o.ready.eq(1)
+        if self.loader is not None:
+            m.submodules.loader = self.loader
+            wiring.connect(m, self.loader.o, core.wl)
+            if platform is not None:
+                flash = platform.request("spi_flash_1x", 0, dir="-")
+                for pin, sig, d in (("cs", self.loader.cs, "o"), ("clk", self.loader.sck, "o"),
+                                    ("copi", self.loader.copi, "o"),
+                                    ("cipo", self.loader.cipo, "i"),
+                                    ("wp", 0, "o"), ("hold", 0, "o")):
+                    m.submodules[f"flash_{pin}"] = buf = io.Buffer(d, getattr(flash, pin))
+                    m.d.comb += buf.o.eq(sig) if d == "o" else sig.eq(buf.i)
 
         rec = core.o.payload
         done = core.o.valid & rec.last
@@ -238,8 +269,15 @@ def build_icebreaker(net: Network, *, build_dir: str | Path, schedule: Schedule 
     """Build an iCEBreaker bitstream of :class:`IcebreakerTop` for ``net`` replaying
     ``schedule`` (default: :func:`default_schedule`); ``core_knobs`` go to the core. See
     :func:`boards.build.build` for ``seed``, ``timing_allow_fail`` and the result. The core's
-    weight memories are banked for iCE40 block RAM unless ``family`` says otherwise."""
+    weight memories are banked for iCE40 block RAM unless ``family`` says otherwise; weights in
+    SPRAM also give ``weights.bin`` in ``build_dir`` (:attr:`BuildResult.flash_image`), to be
+    written at the top's flash offset: ``iceprog -o 1M weights.bin``."""
     core_knobs.setdefault("family", "ice40")
-    return build(lambda: IcebreakerTop(net, schedule, step_hz=step_hz, show=show, **core_knobs),
-                 icebreaker_platform(), build_dir=build_dir, seed=seed,
-                 timing_allow_fail=timing_allow_fail)
+    top = IcebreakerTop(net, schedule, step_hz=step_hz, show=show, **core_knobs)
+    result = build(top, icebreaker_platform(), build_dir=build_dir, seed=seed,
+                   timing_allow_fail=timing_allow_fail)
+    if top.loader is None:
+        return result
+    path = result.build_dir / "weights.bin"
+    top.flash_image(path)
+    return replace(result, flash_image=path, flash_offset=top.loader.offset)

@@ -38,12 +38,14 @@ from amaranth.lib.wiring import In, Out
 
 from model.ir import InputLayer, LIFLayer, Network, Projection
 from .delay_line import DelayLine, line_shapes, line_slots
-from .families import FAMILIES, block_config
+from .families import DEVICE_MEMORIES, FAMILIES, KINDS, SPRAM, block_config, blocks_of, \
+    ram_style
 from .interface import step_in_layout, step_out_layout
 from .lif import LIFUnit, saturate
 
 __all__ = ["UnsupportedNetwork", "NetworkCore", "supported", "memory_bits",
-           "memory_shapes", "MemShape", "Fault", "weight_bank_depth"]
+           "memory_shapes", "MemShape", "Fault", "weight_bank_depth", "memory_kinds",
+           "weight_words", "load_image"]
 
 Fault = Literal[None, "delay+1", "threshold>"]
 
@@ -156,17 +158,100 @@ def _pair_bits(net: Network, l: int, lanes: int) -> int:
 
 
 def weight_bank_depth(net: Network, q: int, *, lanes: int, family: str | None,
-                      bank_depth: int | None = None) -> int:
+                      bank_depth: int | None = None, kind: str = "block") -> int:
     """Depth of each bank of projection q's weight memory: ``bank_depth`` if given, else one
-    block RAM's depth for ``family`` (a power of two), else the whole memory."""
+    block's depth for ``family`` and ``kind`` (a power of two: a block RAM configuration, or
+    an SPRAM's 16K words), else the whole memory (also for ``lut``)."""
     pp = _plan(net)[q]
     depth = pp.weight_depth(lanes)
     if bank_depth is not None:
         return min(bank_depth, depth)
-    if family is None:
+    if kind == "spram":
+        return min(SPRAM[0], depth)
+    if family is None or kind == "lut":
         return depth
     bank = block_config(family, depth, lanes * pp.p.w_bits)[0]
     return 1 << (bank.bit_length() - 1)
+
+
+def memory_kinds(net: Network, *, lanes: int = 1, family: str | None = None,
+                 memories: dict[str, str] | None = None) -> dict[str, str]:
+    """The memory kind (``block``, ``spram``, ``lut``) of every weight array, by the names of
+    :func:`memory_shapes` (``proj<q>.weights``).
+
+    ``memories`` sets kinds by name; the others are chosen automatically: arrays under a
+    quarter of a block RAM go to ``lut``, the rest to ``block``, and on iCE40, while the
+    estimated block RAMs of the whole core exceed the iCE40UP5K's 30, the largest weight
+    arrays move to SPRAM as long as SPRAM blocks are left (see
+    ``docs/hardware.md#memory-kinds``).
+    """
+    shapes = memory_shapes(net, lanes=lanes)
+    names = [k for k in shapes if k.endswith(".weights")]
+    given = dict(memories or {})
+    for name, kind in given.items():
+        if name not in names:
+            raise ValueError(f"memories: no weight array {name!r} in network {net.name!r} "
+                             f"(its weight arrays: {', '.join(names) or 'none'})")
+        if kind not in KINDS:
+            raise ValueError(f"memories[{name!r}]: kind must be one of {KINDS}, got {kind!r}")
+        if kind == "spram" and family not in (None, "ice40"):
+            raise ValueError(f"memories[{name!r}]: SPRAM exists only on iCE40 UltraPlus "
+                             f"devices, not on family {family!r}")
+    fam = family or "ice40"
+    kinds = {}
+    for name in names:
+        s = shapes[name]
+        kinds[name] = given.get(name) or (
+            "lut" if blocks_of("block", fam, s.depth, s.width) == 0 else "block")
+    if family == "ice40":
+        ebr_budget, spram_budget = DEVICE_MEMORIES[family]
+        def usage(kind):     # blocks of ``kind`` the whole core takes
+            return sum(blocks_of(kind, fam, *shapes[k]) for k in shapes
+                       if kinds.get(k, "block") == kind)
+        movable = sorted((k for k in names if k not in given and kinds[k] == "block"),
+                         key=lambda k: (-shapes[k].depth * shapes[k].width, k))
+        for name in movable:
+            if usage("block") <= ebr_budget:
+                break
+            need = blocks_of("spram", fam, *shapes[name])
+            if usage("spram") + need <= spram_budget:
+                kinds[name] = "spram"
+        if usage("spram") > spram_budget:
+            raise ValueError(f"memories: the SPRAM arrays of network {net.name!r} need "
+                             f"{usage('spram')} SPRAM blocks of 16K x 16, the iCE40UP5K has "
+                             f"{spram_budget}")
+    return kinds
+
+
+def weight_words(pp: _Proj, lanes: int) -> list[int]:
+    """The contents of projection ``pp``'s weight memory: word row*G + g holds
+    w[g*P : (g+1)*P, row] (element 0 in the low bits) with row = j (dense) or j*D + k (taps),
+    so that one word feeds every lane."""
+    G = ceil(pp.post.n / lanes)
+    w = pp.p.weight if pp.p.kind == "taps" else pp.p.weight[:, :, None]
+    words = []
+    for j in range(pp.pre.n):
+        for k in range(pp.taps):
+            col = list(w[:, j, k]) + [0] * (G * lanes - pp.post.n)
+            words += [_pack(col[g * lanes:(g + 1) * lanes], pp.p.w_bits) for g in range(G)]
+    return words
+
+
+def load_image(net: Network, *, lanes: int = 1, family: str | None = None,
+               memories: dict[str, str] | None = None) -> list[int]:
+    """The words the core expects on its ``wl`` stream after reset: the SPRAM weight arrays
+    in projection order, each from address 0 (empty when no array is in SPRAM)."""
+    kinds = memory_kinds(net, lanes=lanes, family=family, memories=memories)
+    return [word for pp in _plan(net) if kinds.get(f"proj{pp.index}.weights") == "spram"
+            for word in weight_words(pp, lanes)]
+
+
+def load_width(net: Network, *, lanes: int = 1, family: str | None = None,
+               memories: dict[str, str] | None = None) -> int:
+    """Bits of one ``wl`` word: the widest SPRAM weight word (0 when none is in SPRAM)."""
+    kinds = memory_kinds(net, lanes=lanes, family=family, memories=memories)
+    return max([lanes * pp.p.w_bits for pp in _plan(net)
+                if kinds.get(f"proj{pp.index}.weights") == "spram"] or [0])
 
 
 def _lowest(m: Module, mask, name: str):
@@ -189,13 +274,20 @@ class NetworkCore(wiring.Component):
     the same cycle (Fmax; the behaviour and the cycle counts do not change). ``bank_depth``
     sets the bank depth directly.
 
+    ``memories`` sets the kind of weight arrays by name (:func:`memory_kinds`; the others are
+    automatic for ``family``). Weight arrays in SPRAM start empty: the core then has a ``wl``
+    In stream (words of :func:`load_width` bits) and, after its first reset, takes the
+    :func:`load_image` words on it before it accepts any input. The SPRAM keeps its contents
+    across later resets, so the load happens once per configuration.
+
     ``fault`` plants a deliberate bug, so that tests can show verification catches it:
     ``"delay+1"`` delivers every event one step late, ``"threshold>"`` fires on
     ``v > threshold``.
     """
 
     def __init__(self, net: Network, *, lanes: int = 1, fault: Fault = None,
-                 family: str | None = None, bank_depth: int | None = None):
+                 family: str | None = None, bank_depth: int | None = None,
+                 memories: dict[str, str] | None = None):
         supported(net, lanes=lanes)
         if fault not in (None, "delay+1", "threshold>"):
             raise ValueError(f"fault must be None, 'delay+1' or 'threshold>', got {fault!r}")
@@ -206,11 +298,17 @@ class NetworkCore(wiring.Component):
             raise ValueError(f"bank_depth must be a power of two, got {bank_depth!r}")
         self.net, self.lanes, self.fault, self.family = net, lanes, fault, family
         self.bank_depth = bank_depth
-        super().__init__({
+        self.memories = dict(memories or {})
+        self.kinds = memory_kinds(net, lanes=lanes, family=family, memories=memories)
+        ports = {
             "i": In(stream.Signature(step_in_layout(net))),
             "o": Out(stream.Signature(step_out_layout(net, lanes))),
             "busy": Out(1),
-        })
+        }
+        width = load_width(net, lanes=lanes, family=family, memories=memories)
+        if width:
+            ports["wl"] = In(stream.Signature(unsigned(width)))
+        super().__init__(ports)
 
     @property
     def memory_bits(self) -> dict[str, int]:
@@ -282,10 +380,21 @@ class NetworkCore(wiring.Component):
             left=Signal(range(cap + 1), name="left"),        # pairs the replay has yet to issue
         )
 
+        # ---- weight load (arrays in SPRAM): the LOAD state writes the wl words in order -----
+        spram = [pp for pp in plan if self.kinds.get(f"proj{pp.index}.weights") == "spram"]
+        if spram:
+            sh["load"] = dict(
+                active=Signal(name="loading"),
+                arr=Signal(range(len(spram)), name="ld_arr"),
+                addr=Signal(range(max(pp.weight_depth(P) for pp in spram)), name="ld_addr"),
+                order={pp.index: k for k, pp in enumerate(spram)})
+
         ctx = {l: self._datapath(m, l, plan, lines, outgoing, forced, conv_vec, sh)
                for l in range(1, len(layers))}
 
         clr = Signal(range(gmax + 1))
+        # Survives resets: the SPRAM keeps its contents until the device is reconfigured.
+        loaded = Signal(name="loaded", reset_less=True)
         with m.FSM(init="CLEAR"):
             # A synchronous reset does not clear block RAM: zero every membrane (and let every
             # delay line wipe itself) first.
@@ -297,7 +406,32 @@ class NetworkCore(wiring.Component):
                 with m.If(clr != gmax):
                     m.d.sync += clr.eq(clr + 1)
                 with m.Elif(Cat(*[ln.ready for ln in lines.values()]).all()):
-                    m.next = "RECV"
+                    if spram:
+                        with m.If(loaded):
+                            m.next = "RECV"
+                        with m.Else():
+                            m.next = "LOAD"
+                    else:
+                        m.next = "RECV"
+
+            if spram:
+                with m.State("LOAD"):
+                    ld = sh["load"]
+                    m.d.comb += [self.busy.eq(1), self.wl.ready.eq(1), ld["active"].eq(1)]
+                    ends = [pp.weight_depth(P) - 1 for pp in spram]
+                    end = C(ends[0], len(ld["addr"]))
+                    for k, e in enumerate(ends[1:], 1):
+                        end = Mux(ld["arr"] == k, e, end)
+                    with m.If(self.wl.valid):
+                        with m.If(ld["addr"] == end):
+                            m.d.sync += ld["addr"].eq(0)
+                            with m.If(ld["arr"] == len(spram) - 1):
+                                m.d.sync += [ld["arr"].eq(0), loaded.eq(1)]
+                                m.next = "RECV"
+                            with m.Else():
+                                m.d.sync += ld["arr"].eq(ld["arr"] + 1)
+                        with m.Else():
+                            m.d.sync += ld["addr"].eq(ld["addr"] + 1)
 
             with m.State("RECV"):
                 m.d.comb += self.i.ready.eq(1)
@@ -376,26 +510,28 @@ class NetworkCore(wiring.Component):
 
         wports = []
         if weighted:
-            # Weight word row*G + g holds w[g*P : (g+1)*P, row] with row = j (dense) or
-            # j*D + k (taps): one word feeds every lane. Pairs hold base = row*G.
+            # Weight word row*G + g holds w[g*P : (g+1)*P, row] (see weight_words): one word
+            # feeds every lane. Pairs hold base = row*G.
             for pp in weighted:
-                w = pp.p.weight if pp.p.kind == "taps" else pp.p.weight[:, :, None]
-                words = []
-                for j in range(pp.pre.n):
-                    for k in range(pp.taps):
-                        col = list(w[:, j, k]) + [0] * (G * P - layer.n)
-                        words += [_pack(col[g * P:(g + 1) * P], pp.p.w_bits) for g in range(G)]
+                words = weight_words(pp, P)
                 width = P * pp.p.w_bits
                 depth = len(words)
+                name = f"proj{pp.index}.weights"
+                kind = self.kinds[name]
                 bank = weight_bank_depth(net, pp.index, lanes=P, family=self.family,
-                                         bank_depth=self.bank_depth)
-                ports = []
+                                         bank_depth=self.bank_depth, kind=kind)
+                attrs = {"ram_style": ram_style(kind, self.family)} \
+                    if self.family is not None or name in self.memories else None
+                ports, loads = [], []
                 for b in range(ceil(depth / bank)):
                     chunk = words[b * bank:(b + 1) * bank]
-                    wm = memory.Memory(shape=unsigned(width), depth=len(chunk), init=chunk)
+                    wm = memory.Memory(shape=unsigned(width), depth=len(chunk),
+                                       init=[] if kind == "spram" else chunk, attrs=attrs)
                     m.submodules[f"w{pp.index}" + (f"_{b}" if b else "")] = wm
+                    if kind == "spram":
+                        loads.append(wm.write_port())
                     ports.append(wm.read_port())
-                wports.append((ports, bank))
+                wports.append((ports, bank, loads, pp))
             pb = _pair_bits(net, l, P)
             ctx["tag_bits"] = tb = max(1, (len(weighted) - 1).bit_length())
             ctx["vb"] = vb = max(pp.value_bits for pp in weighted)
@@ -421,10 +557,23 @@ class NetworkCore(wiring.Component):
                          pr_wr.en.eq(go & t0["valid"] & t0["new"])]
             waddr = Signal(bb + 1, name=f"waddr{l}")     # weight word of the token in T0
             m.d.comb += waddr.eq(t0["base"] + t0["g"])
-            for ports, bank in wports:
-                for port in ports:
-                    m.d.comb += [port.addr.eq(waddr if len(ports) == 1 else
-                                              waddr[:bank.bit_length() - 1]), port.en.eq(go)]
+            for ports, bank, loads, pp in wports:
+                ab = (bank - 1).bit_length()       # address bits of one bank
+                if not loads:
+                    for port in ports:
+                        m.d.comb += [port.addr.eq(waddr if len(ports) == 1 else waddr[:ab]),
+                                     port.en.eq(go)]
+                    continue
+                # SPRAM: one port per block, so the read and the load share the address.
+                ld = sh["load"]
+                we = ld["active"] & self.wl.valid & (ld["arr"] == ld["order"][pp.index])
+                addr = Mux(ld["active"], ld["addr"], waddr)
+                for b, (port, wr) in enumerate(zip(ports, loads)):
+                    m.d.comb += [port.addr.eq(addr[:ab]), wr.addr.eq(addr[:ab]),
+                                 port.en.eq(go & ~ld["active"]),
+                                 wr.data.eq(self.wl.payload[:len(wr.data)]),
+                                 wr.en.eq(we & ((ld["addr"] >> ab) == b if len(ports) > 1
+                                                else 1))]
 
         # T0 refills from the replay read (rq); gather states override this with pairs.
         with m.If(go):
@@ -446,7 +595,7 @@ class NetworkCore(wiring.Component):
         stages = [t1]
         if weighted:
             t2 = {k: Signal.like(v, name=f"t2{k}{l}") for k, v in t1.items()}
-            banked = any(len(ports) > 1 for ports, _ in wports)
+            banked = any(len(w[0]) > 1 for w in wports)
             with m.If(go):
                 m.d.sync += [t2[k].eq(t1[k]) for k in t1]
             if not banked:      # one memory per projection: select, then register
@@ -454,14 +603,14 @@ class NetworkCore(wiring.Component):
                 with m.If(go):
                     for lane in range(P):
                         sel = None
-                        for t_i, (pp, (ports, _)) in enumerate(zip(weighted, wports)):
+                        for t_i, (pp, (ports, *_)) in enumerate(zip(weighted, wports)):
                             wb = pp.p.w_bits
                             wv = ports[0].data[lane * wb:(lane + 1) * wb].as_signed()
                             sel = wv if sel is None else Mux(t1["tag"] == t_i, wv, sel)
                         m.d.sync += wq[lane].eq(sel)
             else:               # banks: register every bank's word, select after
                 words_q = []
-                for t_i, (pp, (ports, bank)) in enumerate(zip(weighted, wports)):
+                for t_i, (pp, (ports, bank, *_)) in enumerate(zip(weighted, wports)):
                     regs = [Signal(len(port.data), name=f"wb{l}_{t_i}_{b}")
                             for b, port in enumerate(ports)]
                     # The bank of the word now in T2: its index moves with the token.

@@ -10,7 +10,7 @@ from amaranth.hdl import Shape
 from amaranth.lib import data
 
 from model.ir import Network
-from .core import NetworkCore, Fault
+from .core import NetworkCore, Fault, load_image, load_width
 from .interface import step_in_layout, step_out_layout
 
 __all__ = ["generate", "layout_fields", "MANIFEST_VERSION"]
@@ -35,16 +35,19 @@ def layout_fields(layout: data.StructLayout) -> dict[str, dict]:
 
 
 def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core",
-             lanes: int = 1, fault: Fault = None) -> dict:
+             lanes: int = 1, fault: Fault = None, family: str | None = None,
+             memories: dict[str, str] | None = None) -> dict:
     """Write ``<name>.v`` and ``<name>.json`` into ``out_dir``; return the manifest.
 
     The Verilog carries no source locations, so the same IR gives byte-identical files on any
     machine. The manifest names the top module, the ports (Amaranth flattens ``i.payload`` to
-    ``i__payload``), the payload fields and the IR digest.
+    ``i__payload``), the payload fields and the IR digest. When weight arrays are in SPRAM
+    (``memories``, ``family``), it also names the ``wl`` load stream and writes the words to
+    load after reset into ``<name>_load.hex`` (one hex word per line, in order).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    core = NetworkCore(net, lanes=lanes, fault=fault)
+    core = NetworkCore(net, lanes=lanes, fault=fault, family=family, memories=memories)
     text = verilog.convert(core, name=name, emit_src=False)
     v_path = out / f"{name}.v"
     v_path.write_text(text)
@@ -64,6 +67,16 @@ def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core"
         "out": {"payload": "o__payload", "valid": "o__valid", "ready": "o__ready",
                 "fields": layout_fields(step_out_layout(net, lanes))},
         "memory_bits": core.memory_bits,
+        "memory_kinds": core.kinds,
     }
+    width = load_width(net, lanes=lanes, family=family, memories=memories)
+    if width:
+        image = load_image(net, lanes=lanes, family=family, memories=memories)
+        hex_path = out / f"{name}_load.hex"
+        digits = (width + 3) // 4
+        hex_path.write_text("".join(f"{w:0{digits}x}\n" for w in image))
+        manifest["load"] = {"payload": "wl__payload", "valid": "wl__valid",
+                            "ready": "wl__ready", "width": width, "words": len(image),
+                            "image": hex_path.name}
     (out / f"{name}.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest

@@ -1,16 +1,31 @@
-"""Block RAM geometry of the FPGA families the project targets (no Amaranth, no numpy)."""
+"""Memory geometry of the FPGA families the project targets (no Amaranth, no numpy)."""
 
 from __future__ import annotations
 
 from math import ceil
 
-__all__ = ["FAMILIES", "block_config"]
+__all__ = ["FAMILIES", "KINDS", "SPRAM", "DEVICE_MEMORIES", "block_config", "blocks_of",
+           "ram_style"]
 
 #: Block RAM of each family: (bits per block, [(depth, width) configurations]).
 FAMILIES = {
     "ice40": (4096, [(256, 16), (512, 8), (1024, 4), (2048, 2)]),
     "ecp5": (18432, [(512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)]),
 }
+
+#: Memory kinds a weight array can be given (see docs/hardware.md#memory-kinds):
+#: ``block`` — block RAM (iCE40 EBR, ECP5 DP16KD), initialised by the bitstream;
+#: ``spram`` — iCE40 UltraPlus single-port RAM (16K x 16 per block); the bitstream cannot
+#: initialise it, so the core loads it through its ``wl`` stream after configuration;
+#: ``lut`` — distributed LUT RAM on ECP5, flip-flops and LUTs on iCE40.
+KINDS = ("block", "spram", "lut")
+
+#: Geometry of one iCE40 UltraPlus SPRAM block: (depth, width).
+SPRAM = (16384, 16)
+
+#: Memories of the largest device of each family that the boards carry, for the automatic
+#: choice of memory kinds: (block RAMs, SPRAM blocks) — iCE40UP5K, ECP5-85F.
+DEVICE_MEMORIES = {"ice40": (30, 4), "ecp5": (208, 0)}
 
 
 def block_config(family: str, depth: int, width: int) -> tuple[int, int]:
@@ -20,3 +35,28 @@ def block_config(family: str, depth: int, width: int) -> tuple[int, int]:
         raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {family!r}")
     configs = FAMILIES[family][1]
     return min(configs, key=lambda c: (ceil(width / c[1]) * ceil(depth / c[0]), -c[0]))
+
+
+def blocks_of(kind: str, family: str, depth: int, width: int, count: int = 1) -> int:
+    """Blocks that ``count`` memories of depth x width take as ``kind`` on ``family``: block
+    RAMs for ``block`` (tiny memories, under a quarter of a block, count 0: synthesis keeps
+    them in logic), SPRAM blocks for ``spram``, 0 for ``lut``."""
+    if kind == "lut":
+        return 0
+    if kind == "spram":
+        return count * ceil(depth / SPRAM[0]) * ceil(width / SPRAM[1])
+    if kind != "block":
+        raise ValueError(f"memory kind must be one of {KINDS}, got {kind!r}")
+    block_bits, configs = FAMILIES[family]
+    if depth * width < block_bits // 4:
+        return 0
+    return count * min(ceil(width / w) * ceil(depth / d) for d, w in configs)
+
+
+def ram_style(kind: str, family: str | None) -> str:
+    """The Yosys ``ram_style`` attribute that places a memory of ``kind`` on ``family``."""
+    if kind == "block":
+        return "block"
+    if kind == "spram":
+        return "huge"
+    return "logic" if family == "ice40" else "distributed"

@@ -10,7 +10,7 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from model.ir import Network
-from .core import NetworkCore
+from .core import NetworkCore, load_image
 from .interface import stimulus_records
 
 __all__ = ["CoreRun", "run_core"]
@@ -29,14 +29,18 @@ def run_core(net: Network, steps: int, x: np.ndarray | None = None,
              forced: dict[int, np.ndarray] | None = None, *, lanes: int = 1,
              idle: float = 0.0, stall: float = 0.0, seed: int = 0, fault=None,
              family: str | None = None, bank_depth: int | None = None,
-             vcd: str | None = None) -> CoreRun:
+             memories: dict[str, str] | None = None, vcd: str | None = None) -> CoreRun:
     """Simulate ``steps`` timesteps of :class:`NetworkCore` for ``net``.
 
     ``x`` is the (T, n0) input, ``forced`` maps a forced layer to its (T, n) raster. ``idle`` is
     the probability that the producer inserts an idle cycle before a record; ``stall`` the
-    probability that the consumer is not ready in a cycle (back-pressure); both seeded.
+    probability that the consumer is not ready in a cycle (back-pressure); both seeded. When
+    weight arrays are in SPRAM (``memories``, ``family``), the producer first streams
+    :func:`~rtl.core.load_image` on ``wl``, with the same idle cycles.
     """
-    dut = NetworkCore(net, lanes=lanes, fault=fault, family=family, bank_depth=bank_depth)
+    dut = NetworkCore(net, lanes=lanes, fault=fault, family=family, bank_depth=bank_depth,
+                      memories=memories)
+    image = load_image(net, lanes=lanes, family=family, memories=memories)
     rng = random.Random(seed)
     lif = list(range(1, len(net.layers)))
     spikes = {l: np.zeros((steps, net.layers[l].n), np.uint8) for l in lif
@@ -52,6 +56,13 @@ def run_core(net: Network, steps: int, x: np.ndarray | None = None,
             now[0] += 1
 
     async def producer(ctx):
+        for word in image:
+            while rng.random() < idle:
+                await ctx.tick()
+            ctx.set(dut.wl.valid, 1)
+            ctx.set(dut.wl.payload, word)
+            await ctx.tick().until(dut.wl.ready)
+            ctx.set(dut.wl.valid, 0)
         for t in range(steps):
             for rec in stimulus_records(x, forced, t):
                 while rng.random() < idle:

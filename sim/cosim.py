@@ -113,7 +113,7 @@ def run_cosim(verilog_dir: str | Path, expected, x: np.ndarray | None = None,
         arrays[f"forced.{l}"] = np.asarray(f, dtype=np.uint8)
     np.savez(vec, **arrays)
     n_max = max(sizes)
-    job = {"manifest": manifest, "vectors": str(vec), "got": str(work / "got.npz"),
+    job = {"manifest": manifest, "manifest_dir": str(verilog_dir), "vectors": str(vec), "got": str(work / "got.npz"),
            "result": str(work / "result.json"), "seed": seed, "idle": idle, "stall": stall,
            "stop_at_first": stop_at_first,
            "max_cycles": max_cycles or 50 * steps * sum(sizes) * (n_max * 8 + 16) + 10_000}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from pathlib import Path
 
 import cocotb
 import numpy as np
@@ -100,10 +101,36 @@ async def replay(dut):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
 
+    cycles = 0
+    load = man.get("load")
+    if load:   # weight arrays in SPRAM: stream their words first, with idle cycles
+        words = [int(w, 16) for w in
+                 (Path(job["manifest_dir"]) / load["image"]).read_text().split()]
+        if len(words) != load["words"]:
+            raise ValueError(f"{load['image']}: {len(words)} words, manifest says "
+                             f"{load['words']}")
+        l_payload, l_valid, l_ready = (getattr(dut, load[k]) for k in ports)
+        l_valid.value = 0
+        k, presenting = 0, False
+        while k < len(words) and cycles < job["max_cycles"]:
+            await FallingEdge(dut.clk)
+            cycles += 1
+            if not presenting:      # a word once offered stays until accepted
+                if rng.random() < idle:
+                    l_valid.value = 0
+                    continue
+                l_payload.value = words[k]
+                l_valid.value = 1
+                presenting = True
+            if _bit(l_ready):
+                k += 1             # accepted at the coming rising edge
+                presenting = False
+        await FallingEdge(dut.clk)
+        l_valid.value = 0
+
     nxt = 0                # next input record
     presenting = False
     t, q = 0, 0            # next expected output: step t, record q of `order`
-    cycles = 0
     budget = job["max_cycles"]
     while t < steps and cycles < budget:
         await FallingEdge(dut.clk)
