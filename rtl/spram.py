@@ -1,0 +1,66 @@
+"""A weight array in iCE40 UltraPlus SPRAM: single port, loaded after configuration.
+
+The bitstream cannot initialise SPRAM, and Yosys maps a memory to SPRAM only when it has no
+initial contents, which Amaranth 0.5 cannot express (it always emits a zero ``$meminit``). So
+for hardware the array is built from ``SB_SPRAM256KA`` primitives (16K x 16 each, one per 16
+bits of width); for Amaranth's simulator it is an ordinary memory with the same single-port
+behaviour. Read and load share the address; a read (``en``) and a write (``we``) never happen
+in the same cycle; ``data`` holds while neither does (the primitive's CHIPSELECT is a clock
+enable).
+"""
+
+from __future__ import annotations
+
+from math import ceil
+
+from amaranth.hdl import ClockSignal, Const, Instance, Module, Signal, unsigned
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from .families import SPRAM
+
+__all__ = ["SpramArray"]
+
+
+class SpramArray(wiring.Component):
+    """``depth`` (<= 16384) words of ``width`` bits. ``primitive`` selects ``SB_SPRAM256KA``
+    instances (hardware, and Verilog co-simulated with Yosys's cell models) over a behavioural
+    memory (Amaranth's simulator)."""
+
+    def __init__(self, depth: int, width: int, *, primitive: bool):
+        if not 1 <= depth <= SPRAM[0]:
+            raise ValueError(f"an SPRAM array holds 1..{SPRAM[0]} words, got {depth}")
+        self.depth, self.width, self.primitive = depth, width, primitive
+        ab = max(1, (depth - 1).bit_length())
+        super().__init__({
+            "addr": In(ab), "en": In(1), "data": Out(width),
+            "we": In(1), "wdata": In(width),
+        })
+
+    @property
+    def blocks(self) -> int:
+        return ceil(self.width / SPRAM[1])
+
+    def elaborate(self, platform):
+        m = Module()
+        if not self.primitive:
+            mem = memory.Memory(shape=unsigned(self.width), depth=self.depth, init=[])
+            m.submodules.mem = mem
+            wr, rd = mem.write_port(), mem.read_port()
+            m.d.comb += [wr.addr.eq(self.addr), rd.addr.eq(self.addr), rd.en.eq(self.en),
+                         wr.en.eq(self.we), wr.data.eq(self.wdata), self.data.eq(rd.data)]
+            return m
+        w = SPRAM[1]
+        wdata = Signal(self.blocks * w)
+        out = Signal(self.blocks * w)
+        addr = Signal(14)
+        m.d.comb += [addr.eq(self.addr), wdata.eq(self.wdata), self.data.eq(out[:self.width])]
+        for k in range(self.blocks):
+            m.submodules[f"spram{k}"] = Instance(
+                "SB_SPRAM256KA",
+                i_ADDRESS=addr,
+                i_DATAIN=wdata[k * w:(k + 1) * w], i_MASKWREN=Const(0b1111, 4),
+                i_WREN=self.we, i_CHIPSELECT=self.en | self.we, i_CLOCK=ClockSignal(),
+                i_STANDBY=Const(0, 1), i_SLEEP=Const(0, 1), i_POWEROFF=Const(1, 1),
+                o_DATAOUT=out[k * w:(k + 1) * w])
+        return m
