@@ -16,6 +16,7 @@ from amaranth_boards.icebreaker import ICEBreakerPlatform
 from model.ir import Network
 from rtl.core import NetworkCore, load_image
 from rtl.interface import step_in_layout, step_records
+from rtl.readout import Readout
 from .build import BuildResult, build
 from .flash import FLASH_OFFSET, FlashLoader, flash_image
 
@@ -172,6 +173,10 @@ class IcebreakerTop(Elaboratable):
     ``elaborate(None)`` (simulation) requests no pins; the LED values are then in
     ``heartbeat`` and ``spike_leds`` (bit 0 = any spike, bit 1 + q = ``show[q]``).
 
+    A network whose last layer is a read-out gets a :class:`~rtl.readout.Readout`: each loop of
+    the schedule is one sample, and the break-off PMOD's LEDs show the binary prediction of the
+    last completed sample (``prediction``, ``prediction_valid``) instead of neurons' spikes.
+
     When the core keeps weights in SPRAM, a :class:`~boards.flash.FlashLoader` reads them
     from the configuration flash at ``flash_offset`` (:meth:`flash_image` gives the bytes)
     after reset, and the core starts once they are in; in simulation its pins are
@@ -204,6 +209,12 @@ class IcebreakerTop(Elaboratable):
                                       offset=flash_offset)
         self.heartbeat = Signal()
         self.spike_leds = Signal(1 + len(self.show))
+        self.readout = None
+        if not net.layers[-1].spiking:
+            self.readout = Readout(net, lanes=self.core.lanes,
+                                   max_steps=len(self.schedule))
+            self.prediction = Signal.like(self.readout.prediction)
+            self.prediction_valid = Signal()
 
     def flash_image(self, path: str | Path | None = None) -> bytes:
         """The flash bytes that hold the SPRAM weights (empty when there are none)."""
@@ -235,6 +246,22 @@ class IcebreakerTop(Elaboratable):
         rec = core.o.payload
         done = core.o.valid & rec.last
         lanes = self.core.lanes
+        if self.readout is not None:
+            # One sample per loop of the schedule: clear at the loop's first record, the final
+            # step is the loop's last.
+            m.submodules.readout = ro = self.readout
+            steps = len(self.schedule)
+            step = Signal(range(steps), name="sample_step")
+            first = Signal(init=1, name="sample_first")
+            m.d.comb += [ro.rec.eq(rec), ro.fire.eq(core.o.valid),
+                         ro.clear.eq(core.o.valid & first), ro.last_step.eq(step == steps - 1)]
+            with m.If(core.o.valid):
+                m.d.sync += first.eq(0)
+            with m.If(done):
+                m.d.sync += [step.eq(Mux(step == steps - 1, 0, step + 1)),
+                             first.eq(step == steps - 1)]
+            with m.If(ro.valid):
+                m.d.sync += [self.prediction.eq(ro.prediction), self.prediction_valid.eq(1)]
         # LED 0: any spike; LED 1 + q: neuron show[q] of layer 1, wherever its lane is.
         hits = Cat(rec.spike.any(),
                    *((rec.layer == 1) & (rec.index <= q) & (q < rec.index + lanes) &
@@ -250,8 +277,11 @@ class IcebreakerTop(Elaboratable):
                 m.d.sync += [self.spike_leds.eq(seen | hits), seen.eq(0)]
 
         if platform is not None:
-            outs = [self.spike_leds[0], self.heartbeat,
-                    *(self.spike_leds[1 + q] for q in range(len(self.show)))]
+            shown = [self.spike_leds[1 + q] for q in range(len(self.show))]
+            if self.readout is not None:
+                shown = [self.prediction[q] if q < len(self.prediction) else 0
+                         for q in range(5)]
+            outs = [self.spike_leds[0], self.heartbeat, *shown]
             for k, value in enumerate(outs):
                 try:
                     port = platform.request("led", k, dir="-")

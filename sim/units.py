@@ -1,4 +1,5 @@
-"""Reference functions of the core's units (LIF update, delay line), one per hardware unit."""
+"""Reference functions of the core's units (LIF update, delay line, read-out), one per hardware
+unit."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 
 from model.ir import LIFLayer
 
-__all__ = ["lif_update", "DelayLineModel"]
+__all__ = ["lif_update", "DelayLineModel", "prediction"]
 
 
 def lif_update(layer: LIFLayer, v: np.ndarray, i_in: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -52,3 +53,14 @@ class DelayLineModel:
     def advance(self) -> None:
         self.t += 1
         self.history.pop(self.t - self.slots, None)
+
+
+def prediction(v: np.ndarray) -> int:
+    """The read-out's prediction from a read-out layer's (T, n) membranes:
+    ``argmax_i sum_t v_i(t)``, the first maximum on ties (reference of
+    :class:`rtl.readout.Readout`)."""
+    v = np.asarray(v)
+    if v.ndim != 2 or v.shape[0] < 1 or v.shape[1] < 1:
+        raise ValueError(f"v must be a non-empty (T, n) array, got shape {v.shape}")
+    total = v.astype(object).sum(0) if v.shape[0] >= 1 << 14 else v.astype(np.int64).sum(0)
+    return int(np.argmax(total))

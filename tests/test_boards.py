@@ -289,3 +289,33 @@ def test_build_timing_failure(tmp_path):
     with pytest.raises(BuildError, match="FAIL at 500.00 MHz") as e:
         build(_Blinky(), platform, build_dir=tmp_path)
     assert e.value.report is not None and not e.value.report.timing_met
+
+
+def test_icebreaker_top_predicts_with_a_readout():
+    """A network with a read-out layer: the top treats each loop of the schedule as a sample
+    and latches argmax_i sum_t v_i(t), equal to the reference prediction of the first loop."""
+    base = tiny_net()
+    w_out = np.random.default_rng(5).integers(-12, 13, (6, 8))
+    net = Network(layers=[*base.layers,
+                          LIFLayer(n=6, v_bits=12, acc_bits=12, beta=3, beta_shift=2,
+                                   threshold=None, name="out")],
+                  projections=[*base.projections,
+                               Projection("dense", 1, 2, 5, w_out, np.array(1))],
+                  max_delay=3)
+    schedule = default_schedule(net, steps=9, p=0.5)
+    top = IcebreakerTop(net, schedule, step_hz=None, hold_hz=12e6, lanes=4)
+    seen = []
+
+    async def monitor(ctx):
+        while not seen:
+            _, _, valid, pred = await ctx.tick().sample(top.prediction_valid, top.prediction)
+            if valid:
+                seen.append(pred)
+
+    sim = Simulator(top)
+    sim.add_clock(1e-6)
+    sim.add_testbench(monitor)
+    sim.run()
+    ref = simulate(net, forced={1: raster(schedule, len(schedule), 8)}, steps=len(schedule))
+    assert ref.v[2].any()
+    assert seen == [ref.prediction]
