@@ -120,6 +120,8 @@ def cmd_build(args) -> int:
     side = {"lut": (est.lut, real.get("logic")), "bram": (sum(est.blocks.values()),
                                                            real.get("bram")),
             "dsp": (est.dsp, real.get("dsp"))}
+    if "spram" in real:
+        side["spram"] = (sum(est.spram.values()), real.get("spram"))
     if args.json:
         print(json.dumps(_build_json(res) | {"estimate": est.to_json(), "estimate_vs_real": {
             k: {"estimate": e, "real": r.used if r else None} for k, (e, r) in side.items()}},
@@ -163,7 +165,9 @@ def _estimate_rows(b, est) -> list[tuple[str, str]]:
     return [
         ("board", f"{b.name} ({b.device}, {b.clock_mhz:g} MHz), lanes {est.lanes}"),
         ("memory", f"{sum(est.memory_bits.values()):,} bits in {blocks} blocks "
-                   f"(device: {r['bram']})"),
+                   f"(device: {r['bram']})" + (
+                       f", {sum(est.spram.values())} SPRAM (device: {r.get('spram', 0)})"
+                       if est.spram else "")),
         ("logic", f"~{est.lut:,} LUT4 (device: {r['lut']:,}), {est.dsp} multipliers "
                   f"(device: {r['dsp']})"),
         ("cycles/step", f"{est.cycles_per_step:.0f} mean, {est.cycles_max} max "
@@ -186,7 +190,10 @@ def cmd_estimate(args) -> int:
         print(f"  {k:<12} {v}")
     print("  per array:")
     for name, bits in est.memory_bits.items():
-        print(f"    {name:<22} {bits:>10,} bits  {est.blocks[name]:>4} blocks")
+        where = f"{est.spram[name]:>4} SPRAM" if name in est.spram else \
+            f"{est.blocks[name]:>4} blocks" + (" (LUT RAM)" if est.kinds.get(name) == "lut"
+                                               else "")
+        print(f"    {name:<22} {bits:>10,} bits  {where}")
     return 0
 
 

@@ -38,10 +38,10 @@ from amaranth.lib.wiring import In, Out
 
 from model.ir import InputLayer, LIFLayer, Network, Projection
 from .delay_line import DelayLine, line_shapes, line_slots
-from .families import DEVICE_MEMORIES, FAMILIES, KINDS, SPRAM, block_config, blocks_of, \
+from .families import DEVICE_MEMORIES, DSP_BLOCKS, FAMILIES, KINDS, SPRAM, block_config, blocks_of, \
     ram_style
 from .interface import step_in_layout, step_out_layout
-from .lif import LIFUnit, saturate
+from .lif import LIFUnit, leak_multipliers, saturate, scale
 from .spram import SpramArray
 
 __all__ = ["UnsupportedNetwork", "NetworkCore", "supported", "memory_bits",
@@ -777,7 +777,7 @@ class NetworkCore(wiring.Component):
         r_f = Signal(P, name=f"r_f{l}")
         b2_take = Signal(name=f"b2_take{l}")      # R is emptied this cycle
         m.d.comb += s_take.eq(s_valid & (~r_valid | b2_take))
-        beta = C(layer.beta, signed(layer.beta.bit_length() + 1))
+        on_dsp = leak_multipliers(net.layers[1:], P, DSP_BLOCKS.get(self.family))[l - 1]
         with m.If(h_valid & (~s_valid | s_take)):
             m.d.sync += [s_valid.eq(1), s_g.eq(h_g)]
             with m.If(~h_load):
@@ -787,7 +787,8 @@ class NetworkCore(wiring.Component):
                 v = h_v[lane * layer.v_bits:(lane + 1) * layer.v_bits].as_signed()
                 m.d.sync += [s_i[lane].eq(h_acc[lane] + b + conv_terms[lane]),
                              # Arithmetic shift of a signed product: floor, as the contract.
-                             s_u[lane].eq((beta * v) >> layer.beta_shift)]
+                             s_u[lane].eq(scale(v, layer.beta, multiplier=on_dsp[lane])
+                                          >> layer.beta_shift)]
             if l in forced:
                 m.d.sync += s_f.eq(forced[l].word_select(h_g, P))
         with m.Elif(s_take):

@@ -8,11 +8,12 @@ from math import ceil
 import numpy as np
 
 from model.ir import Network
-from .core import _plan, memory_bits, memory_shapes, supported, weight_bank_depth
+from .core import _plan, memory_bits, memory_kinds, memory_shapes, supported, weight_bank_depth
 from .delay_line import line_capacity
-from .families import FAMILIES
+from .families import DSP_BLOCKS, FAMILIES, blocks_of
+from .lif import leak_multipliers
 
-__all__ = ["FAMILIES", "step_cycles", "activity", "job_costs", "memory_port_bound", "memory_blocks", "memory_shapes",
+__all__ = ["FAMILIES", "step_cycles", "activity", "job_costs", "memory_port_bound", "memory_blocks", "spram_blocks", "memory_shapes",
            "logic_estimate",
            "Estimate", "estimate"]
 
@@ -154,26 +155,25 @@ def memory_port_bound(net: Network, act: dict, *, lanes: int = 1,
     return np.asarray(total)
 
 
-def memory_blocks(shapes: dict[str, tuple], family: str) -> dict[str, int]:
-    """Blocks per array given ``{name: (depth, width[, count])}``; tiny memories (< 1/4 block)
-    count 0 (synthesis keeps them in logic)."""
-    block_bits, configs = FAMILIES[family]
-    out = {}
-    for name, shape in shapes.items():
-        depth, width = shape[0], shape[1]
-        count = shape[2] if len(shape) > 2 else 1
-        if depth * width < block_bits // 4:
-            out[name] = 0
-            continue
-        out[name] = count * min(ceil(width / w) * ceil(depth / d) for d, w in configs)
-    return out
+def memory_blocks(shapes: dict[str, tuple], family: str,
+                  kinds: dict[str, str] | None = None) -> dict[str, int]:
+    """Block RAMs per array given ``{name: (depth, width[, count])}`` and the arrays' memory
+    ``kinds`` (default ``block``); arrays in SPRAM or LUT RAM take none, tiny memories (< 1/4
+    block) count 0 (synthesis keeps them in logic)."""
+    kinds = kinds or {}
+    return {name: blocks_of("block", family, *shape) if kinds.get(name, "block") == "block"
+            else 0 for name, shape in shapes.items()}
+
+
+def spram_blocks(shapes: dict[str, tuple], kinds: dict[str, str]) -> dict[str, int]:
+    """SPRAM blocks per array in SPRAM."""
+    return {name: blocks_of("spram", "ice40", *shapes[name])
+            for name, kind in kinds.items() if kind == "spram"}
 
 
 #: Names of :func:`logic_features`, in order.
 FEATURES = ("control", "registers", "adders", "leak", "select", "lines", "small_memory")
 
-#: Multiplier blocks per family: the leak multiplies beyond these go to logic.
-DSP_BLOCKS = {"ice40": 8, "ecp5": 156}
 
 #: LUT4 per unit of each feature, per family: fitted by ``bench/calibrate_logic.py`` to real
 #: builds (``bench/results/logic_fit_<family>.json``).
@@ -183,7 +183,8 @@ LUT_FIT = {
 }
 
 
-def logic_features(net: Network, *, lanes: int = 1, family: str = "ice40") -> dict[str, float]:
+def logic_features(net: Network, *, lanes: int = 1, family: str = "ice40",
+                   kinds: dict[str, str] | None = None) -> dict[str, float]:
     """Bit counts that the core's logic grows with:
 
     * ``control`` — layers plus gather jobs (the state machine and its sequencing);
@@ -191,16 +192,22 @@ def logic_features(net: Network, *, lanes: int = 1, family: str = "ice40") -> di
       products), the conv register vectors and windows, the word extractors;
     * ``adders`` — adder and comparator bits per lane (accumulate, bias + conv + leak, saturate,
       threshold, reset; the conv kernel's terms; the shifted adds of input values);
-    * ``leak`` — the leak multiplies that find no multiplier block (set bits of beta x v_bits);
+    * ``leak`` — the leak multiplies done as shifted adds (set bits of beta x v_bits): leaks of
+      at most two set bits, and those beyond the family's multiplier blocks;
     * ``select`` — multiplexer bits: weight banks and projections, conv windows;
     * ``lines`` — delay-line counts and pointers;
-    * ``small_memory`` — bits of memories too small for a block RAM (kept in logic).
+    * ``small_memory`` — bits of memories too small for a block RAM (kept in logic) or put in
+      LUT RAM.
+
+    ``kinds`` are the weight arrays' memory kinds (default: :func:`~rtl.core.memory_kinds`).
     """
+    if kinds is None:
+        kinds = memory_kinds(net, lanes=lanes, family=family)
     plan = _plan(net)
     P = lanes
     f = dict.fromkeys(FEATURES, 0.0)
     f["control"] = len(net.layers)
-    dsp_left = DSP_BLOCKS.get(family, 0)
+    on_dsp = leak_multipliers(net.layers[1:], P, DSP_BLOCKS.get(family, 0))
     for l, layer in enumerate(net.layers[1:], 1):
         A, V = layer.acc_bits, layer.v_bits
         G = ceil(layer.n / P)
@@ -210,14 +217,13 @@ def logic_features(net: Network, *, lanes: int = 1, family: str = "ice40") -> di
         f["registers"] += P * (3 * A + 2 * V + 6)
         f["adders"] += P * (2 * A + 3 * V)
         if layer.beta not in (0, 1 << layer.beta_shift):
-            on_dsp = min(P, dsp_left)
-            dsp_left -= on_dsp
-            f["leak"] += (P - on_dsp) * bin(layer.beta).count("1") * V
+            f["leak"] += (P - sum(on_dsp[l - 1])) * bin(layer.beta).count("1") * V
         if weighted:
             wmax = max(pp.p.w_bits for pp in weighted)
             vb = max(pp.value_bits for pp in weighted)
             banks = sum(ceil(pp.weight_depth(P) / weight_bank_depth(
-                net, pp.index, lanes=P, family=family)) for pp in weighted)
+                net, pp.index, lanes=P, family=family,
+                kind=kinds.get(f"proj{pp.index}.weights", "block"))) for pp in weighted)
             f["registers"] += P * (A + wmax * (banks + (1 if vb else 0)))
             f["adders"] += P * (A + wmax * vb)
             f["select"] += P * wmax * (banks - 1 + len(weighted) - 1)
@@ -236,21 +242,20 @@ def logic_features(net: Network, *, lanes: int = 1, family: str = "ice40") -> di
         if pp.per_lane:
             f["lines"] += P * 2 * max(1, (pp.slots * ceil(pp.pre.n / P)).bit_length())
     shapes = memory_shapes(net, lanes=lanes)
-    blocks = memory_blocks(shapes, family if family in FAMILIES else "ice40")
+    blocks = memory_blocks(shapes, family if family in FAMILIES else "ice40", kinds)
     f["small_memory"] = float(sum(s.depth * s.width * s.count for k, s in shapes.items()
-                                  if blocks[k] == 0))
+                                  if blocks[k] == 0 and kinds.get(k) != "spram"))
     return f
 
 
-def logic_estimate(net: Network, *, lanes: int = 1, family: str = "ice40") -> dict[str, int]:
+def logic_estimate(net: Network, *, lanes: int = 1, family: str = "ice40",
+                   kinds: dict[str, str] | None = None) -> dict[str, int]:
     """LUT4 and multiplier estimate: the fitted per-family cost of :func:`logic_features`."""
-    feats = logic_features(net, lanes=lanes, family=family)
+    feats = logic_features(net, lanes=lanes, family=family, kinds=kinds)
     luts = sum(c * feats[k] for c, k in zip(LUT_FIT[family], FEATURES))
-    leaks = sum(lanes for layer in net.layers[1:]
-                if layer.beta not in (0, 1 << layer.beta_shift))
-    # The leak multiplies, as many as the family has multiplier blocks (the rest are logic,
-    # counted by the ``leak`` feature).
-    dsps = min(leaks, DSP_BLOCKS.get(family, leaks))
+    # The leak multiplies on multiplier blocks (the rest are shifted adds, counted by the
+    # ``leak`` feature); the core makes the same choice.
+    dsps = sum(map(sum, leak_multipliers(net.layers[1:], lanes, DSP_BLOCKS.get(family, 0))))
     return {"lut": int(round(luts)), "dsp": int(dsps)}
 
 
@@ -262,13 +267,14 @@ class Estimate:
     lanes: int
     clock_mhz: float
     memory_bits: dict[str, int]
-    blocks: dict[str, int]
+    blocks: dict[str, int]            # block RAMs per array
     lut: int
     dsp: int
     cycles_per_step: float            # mean over the activity given
     cycles_max: int
     steps_per_sample: int
-    extra: dict = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)    # weight arrays' memory kinds
+    spram: dict[str, int] = field(default_factory=dict)    # SPRAM blocks per array
 
     @property
     def steps_per_s(self) -> float:
@@ -283,6 +289,8 @@ class Estimate:
                 "memory_bits": self.memory_bits,
                 "memory_bits_total": sum(self.memory_bits.values()),
                 "blocks": self.blocks, "blocks_total": sum(self.blocks.values()),
+                "memory_kinds": self.kinds, "spram": self.spram,
+                "spram_total": sum(self.spram.values()),
                 "lut": self.lut, "dsp": self.dsp,
                 "cycles_per_step": round(self.cycles_per_step, 1), "cycles_max": self.cycles_max,
                 "steps_per_sample": self.steps_per_sample,
@@ -291,8 +299,11 @@ class Estimate:
 
 
 def estimate(net: Network, act: dict, *, family: str, clock_mhz: float, lanes: int = 1,
-             records_per_step: float | None = None) -> Estimate:
-    """Estimate memories, logic and speed of the core for ``net`` on ``family``."""
+             records_per_step: float | None = None,
+             memories: dict[str, str] | None = None) -> Estimate:
+    """Estimate memories, logic and speed of the core for ``net`` on ``family`` (weight
+    arrays' memory kinds: ``memories``, the others automatic, see
+    :func:`~rtl.core.memory_kinds`)."""
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {family!r}")
     cycles = step_cycles(net, act, lanes=lanes)
@@ -300,9 +311,11 @@ def estimate(net: Network, act: dict, *, family: str, clock_mhz: float, lanes: i
         np.full_like(cycles, records_per_step)
     per_step = cycles + records + 2      # + the input records, END and the RECV hand-over
     shapes = memory_shapes(net, lanes=lanes)
-    logic = logic_estimate(net, lanes=lanes, family=family)
+    kinds = memory_kinds(net, lanes=lanes, family=family, memories=memories)
+    logic = logic_estimate(net, lanes=lanes, family=family, kinds=kinds)
     return Estimate(family=family, lanes=lanes, clock_mhz=clock_mhz,
                     memory_bits=memory_bits(net, lanes=lanes),
-                    blocks=memory_blocks(shapes, family), lut=logic["lut"], dsp=logic["dsp"],
+                    blocks=memory_blocks(shapes, family, kinds), lut=logic["lut"],
+                    dsp=logic["dsp"], kinds=kinds, spram=spram_blocks(shapes, kinds),
                     cycles_per_step=float(per_step.mean()), cycles_max=int(per_step.max()),
                     steps_per_sample=len(cycles))

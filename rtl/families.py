@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from math import ceil
 
-__all__ = ["FAMILIES", "KINDS", "SPRAM", "DEVICE_MEMORIES", "block_config", "blocks_of",
+__all__ = ["FAMILIES", "KINDS", "SPRAM", "DEVICE_MEMORIES", "DSP_BLOCKS", "block_config", "blocks_of",
            "ram_style"]
 
 #: Block RAM of each family: (bits per block, [(depth, width) configurations]).
@@ -22,6 +22,10 @@ KINDS = ("block", "spram", "lut")
 
 #: Geometry of one iCE40 UltraPlus SPRAM block: (depth, width).
 SPRAM = (16384, 16)
+
+#: Multiplier blocks of the largest device of each family the boards carry (iCE40UP5K SB_MAC16,
+#: ECP5-85F 18x18 multipliers).
+DSP_BLOCKS = {"ice40": 8, "ecp5": 156}
 
 #: Memories of the largest device of each family that the boards carry, for the automatic
 #: choice of memory kinds: (block RAMs, SPRAM blocks) — iCE40UP5K, ECP5-85F.

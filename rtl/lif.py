@@ -10,13 +10,44 @@ from amaranth.lib.wiring import In, Out
 
 from model.ir import LIFLayer
 
-__all__ = ["LIFUnit", "saturate"]
+__all__ = ["LIFUnit", "saturate", "scale", "leak_multipliers"]
 
 
 def saturate(x, bits: int):
     """``x`` clamped to the signed range of ``bits`` bits."""
     hi, lo = (1 << (bits - 1)) - 1, -(1 << (bits - 1))
     return Mux(x > hi, hi, Mux(x < lo, lo, x))
+
+
+def scale(v, beta: int, *, multiplier: bool = True):
+    """``beta * v`` for a constant ``beta >= 0``: a multiply (which synthesis puts in a
+    multiplier block when it has one), or shifted adds, one per set bit of ``beta``."""
+    if multiplier:
+        return C(beta, signed(beta.bit_length() + 1)) * v
+    terms = [v << b for b in range(beta.bit_length()) if beta >> b & 1]
+    out = C(0, 1) if not terms else terms[0]
+    for t in terms[1:]:
+        out = out + t
+    return out
+
+
+def leak_multipliers(layers, lanes: int, budget: int | None) -> list[list[bool]]:
+    """Which lanes of each LIF layer compute their leak on a multiplier block: none for a
+    leak of at most two set bits (one add is cheaper than a block and its routing) or a
+    power of two, else lanes in layer order while ``budget`` blocks last (``None``: no
+    limit); the rest use shifted adds."""
+    out = []
+    left = budget
+    for layer in layers:
+        use = []
+        for _ in range(lanes):
+            want = bin(layer.beta).count("1") > 2
+            take = want and (left is None or left > 0)
+            if take and left is not None:
+                left -= 1
+            use.append(take)
+        out.append(use)
+    return out
 
 
 class LIFUnit(wiring.Component):
