@@ -182,8 +182,8 @@ def memory_kinds(net: Network, *, lanes: int = 1, family: str | None = None,
 
     ``memories`` sets kinds by name; the others are chosen automatically: arrays under a
     quarter of a block RAM go to ``lut``, the rest to ``block``, and on iCE40, while the
-    estimated block RAMs of the whole core exceed the iCE40UP5K's 30, the largest weight
-    arrays move to SPRAM as long as SPRAM blocks are left (see
+    estimated block RAMs of the whole core exceed 85 % of the iCE40UP5K's 30 (room for the
+    board top), the largest weight arrays move to SPRAM as long as SPRAM blocks are left (see
     ``docs/hardware.md#memory-kinds``).
     """
     shapes = memory_shapes(net, lanes=lanes)
@@ -205,7 +205,8 @@ def memory_kinds(net: Network, *, lanes: int = 1, family: str | None = None,
         kinds[name] = given.get(name) or (
             "lut" if blocks_of("block", fam, s.depth, s.width) == 0 else "block")
     if family == "ice40":
-        ebr_budget, spram_budget = DEVICE_MEMORIES[family]
+        ebr, spram_budget = DEVICE_MEMORIES[family]
+        ebr_budget = int(0.85 * ebr)
         def usage(kind):     # blocks of ``kind`` the whole core takes
             return sum(blocks_of(kind, fam, *shapes[k]) for k in shapes
                        if kinds.get(k, "block") == kind)

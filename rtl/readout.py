@@ -4,8 +4,9 @@ It watches the core's output stream (it never stalls it): every record of the re
 adds its lanes' membranes into one running sum per neuron (registers, ``v_bits + steps_bits``
 wide, enough for ``max_steps`` steps). During the sample's final step (``last_step`` high while
 its records arrive) the final sums of each record's lanes are compared as they are formed,
-groups in index order, so the prediction is ready the cycle after the layer's last record: no
-scan, and the next sample may start at once. Ties keep the first maximum (as
+groups in index order, so the prediction is ready three cycles after the layer's last record
+(the record is registered, then the sums, then the comparison): no scan, and the next sample
+may start at once. Ties keep the first maximum (as
 ``numpy.argmax``). ``clear`` starts the next sample; its sums restart from the record taken in
 the same cycle. Reference: :func:`sim.units.prediction`.
 """
@@ -53,34 +54,44 @@ class Readout(wiring.Component):
         P, n = self.lanes, self.n
         G = ceil(n / P)
         sums = [Signal(signed(self.sum_bits), name=f"sum{i}") for i in range(n)]
-        rec = self.rec
-        take = self.fire & (rec.layer == self.layer)
-        group = Signal(range(max(2, G)), name="group")
+        # Stage A: the record, registered (the core's output record is combinational).
+        rec = Signal.like(self.rec, name="rec_a")
+        take, clear, last = Signal(name="take_a"), Signal(name="clear_a"), Signal(name="last_a")
+        m.d.sync += [rec.eq(self.rec), take.eq(self.fire & (self.rec.layer == self.layer)),
+                     clear.eq(self.clear), last.eq(self.last_step)]
+        group = Signal(range(max(2, G)), name="group_a")
         m.d.comb += group.eq(rec.index // P if P & (P - 1) else rec.index >> (P.bit_length() - 1))
-        new = []          # lane k: the sum of neuron index + k including this record
+
+        # Stage B: each lane's sum including the record; it updates the sums and, in the final
+        # step, moves on to the comparison.
+        new = []
         for k in range(P):
             olds = [sums[g * P + k] if g * P + k < n else sums[0] for g in range(G)]
             old = Cat(*olds).word_select(group, self.sum_bits).as_signed() if G > 1 else olds[0]
-            new.append(Mux(self.clear, 0, old) + rec.v[k])
+            new.append(Mux(clear, 0, old) + rec.v[k])
         for i, s in enumerate(sums):
             # Neuron i is lane i mod P of group i // P.
             hit = take & (group == i // P)
-            m.d.sync += s.eq(Mux(hit, new[i % P], Mux(self.clear, 0, s)))
+            m.d.sync += s.eq(Mux(hit, new[i % P], Mux(clear, 0, s)))
+        fin = [Signal(signed(self.sum_bits), name=f"fin{k}") for k in range(P)]
+        c_take, c_clear = Signal(name="take_c"), Signal(name="clear_c")
+        c_group = Signal.like(group, name="group_c")
+        m.d.sync += [f.eq(x) for f, x in zip(fin, new)] + \
+            [c_take.eq(take & last), c_clear.eq(clear), c_group.eq(group)]
 
-        # The final step: a running first maximum over the final sums, lanes in order.
+        # Stage C: a running first maximum over the final sums, lanes in order.
         best = Signal(signed(self.sum_bits), name="best")
         have = Signal(name="have")                       # best holds some neuron's sum
-        have_now = have & ~self.clear
-        b, h, pred = best, have_now, self.prediction
+        b, h, pred = best, have & ~c_clear, self.prediction
         for k in range(P):
-            in_layer = group * P + k < n
-            better = in_layer & (~h | (new[k] > b))
-            b = Mux(better, new[k], b)
-            pred = Mux(better, group * P + k, pred)
+            in_layer = c_group * P + k < n
+            better = in_layer & (~h | (fin[k] > b))
+            b = Mux(better, fin[k], b)
+            pred = Mux(better, c_group * P + k, pred)
             h = h | in_layer
-        with m.If(self.clear):
+        with m.If(c_clear):
             m.d.sync += [have.eq(0), self.valid.eq(0)]
-        with m.If(take & self.last_step):
+        with m.If(c_take):
             m.d.sync += [best.eq(b), have.eq(h), self.prediction.eq(pred),
-                         self.valid.eq(group == G - 1)]
+                         self.valid.eq(c_group == G - 1)]
         return m

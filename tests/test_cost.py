@@ -117,3 +117,53 @@ def test_memory_port_bound_known_answer():
     # taps read t-1 and t-2: E = 0, 2, 2, 1, 1, 0
     assert memory_port_bound(net, act, lanes=2).tolist() == [3, 9, 9, 6, 6, 3]
     assert memory_port_bound(net, act, lanes=2, fixed=5).tolist() == [8, 14, 14, 11, 11, 8]
+
+
+def test_memory_kinds_known_answers():
+    """The SHD-shaped conv network with 4-bit weights on iCE40 at lanes 4: its EBR estimate
+    (29 blocks with every array in EBR) is over 85 % of the UP5K's 30, so the three weight
+    arrays go to SPRAM, largest first: 140x256 and 256x256 weights (1 SPRAM each, 16-bit
+    words) and the 256x20 read-out weights (1280 x 16: 1 SPRAM)."""
+    from bench.networks import shd_network
+    from rtl.core import memory_kinds
+    from rtl.cost import spram_blocks
+    net = shd_network("conv", w_bits=4)
+    kinds = memory_kinds(net, lanes=4, family="ice40")
+    assert kinds == {"proj0.weights": "spram", "proj1.weights": "spram",
+                     "proj3.weights": "spram"}
+    shapes = memory_shapes(net, lanes=4)
+    assert spram_blocks(shapes, kinds) == {"proj0.weights": 1, "proj1.weights": 1,
+                                           "proj3.weights": 1}
+    blocks = memory_blocks(shapes, "ice40", kinds)
+    assert blocks["proj0.weights"] == 0 and sum(blocks.values()) <= 25
+    # ECP5 has room: everything stays in block RAM; no family: block RAM too.
+    assert set(memory_kinds(net, lanes=4, family="ecp5").values()) == {"block"}
+    assert set(memory_kinds(net, lanes=4).values()) == {"block"}
+    # A small array goes to LUT RAM; a user's choice wins.
+    small = shd_network("conv", n_in=8, n=8, classes=4, w_bits=4)
+    assert memory_kinds(small, lanes=2, family="ecp5")["proj3.weights"] == "lut"
+    assert memory_kinds(small, lanes=2, family="ecp5",
+                        memories={"proj3.weights": "block"})["proj3.weights"] == "block"
+
+
+@pytest.mark.parametrize("memories, family, match", [
+    ({"proj9.weights": "block"}, None, "no weight array 'proj9.weights'"),
+    ({"layer1.v": "spram"}, None, "no weight array 'layer1.v'"),
+    ({"proj0.weights": "dram"}, None, "kind must be one of"),
+    ({"proj0.weights": "spram"}, "ecp5", "only on iCE40"),
+])
+def test_memory_kinds_refuse_bad_choices(memories, family, match):
+    from bench.networks import shd_network
+    from rtl.core import memory_kinds
+    with pytest.raises(ValueError, match=match):
+        memory_kinds(shd_network("conv", w_bits=4), lanes=4, family=family,
+                     memories=memories)
+
+
+def test_memory_kinds_refuse_more_spram_than_the_device_has():
+    from bench.networks import shd_network
+    from rtl.core import memory_kinds
+    net = shd_network("dense", w_bits=8)   # 8-bit words x lanes 8 = 64 bits: 4 SPRAM each
+    with pytest.raises(ValueError, match="SPRAM blocks of 16K x 16, the iCE40UP5K has 4"):
+        memory_kinds(net, lanes=8, family="ice40",
+                     memories={"proj0.weights": "spram", "proj1.weights": "spram"})

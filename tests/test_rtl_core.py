@@ -136,3 +136,67 @@ def test_banked_weight_memories_bit_exact(family, bank):
     assert (run_core(net, 30, x, None, lanes=2, seed=1).cycles ==
             run_core(net, 30, x, None, lanes=2, seed=1, family=family,
                      bank_depth=bank).cycles).all()
+
+
+def test_spram_weights_survive_a_reset():
+    """Weights in SPRAM are loaded once: after a reset the core clears its state and runs
+    again bit-exact without asking for them (``wl.ready`` stays low)."""
+    from amaranth.hdl import Module, ResetInserter, Signal
+    from amaranth.sim import Simulator
+    from rtl.core import NetworkCore, load_image, memory_kinds
+    from rtl.interface import stimulus_records
+    net = random_network(2, profile="full")
+    memories = {k: "spram" for k in memory_kinds(net, lanes=2)}
+    steps = 12
+    x, forced = random_stimulus(net, steps, 2)
+    ref = simulate(net, x, forced, steps=steps)
+    core = NetworkCore(net, lanes=2, memories=memories)
+    image = load_image(net, lanes=2, memories=memories)
+    rst = Signal()
+    top = Module()
+    top.submodules.core = ResetInserter(rst)(core)
+    out_layer = len(net.layers) - 1
+    runs, asked_again = [], []
+
+    async def tb(ctx):
+        for run in range(2):
+            if run == 1:
+                ctx.set(rst, 1)
+                await ctx.tick()
+                ctx.set(rst, 0)
+            else:
+                for word in image:
+                    ctx.set(core.wl.valid, 1)
+                    ctx.set(core.wl.payload, word)
+                    await ctx.tick().until(core.wl.ready)
+                ctx.set(core.wl.valid, 0)
+            v = np.zeros((steps, net.layers[out_layer].n), np.int64)
+            ctx.set(core.o.ready, 1)
+            for t in range(steps):
+                for rec in stimulus_records(x, forced, t):
+                    ctx.set(core.i.valid, 1)
+                    ctx.set(core.i.payload, rec)
+                    while True:     # (step t's outputs come after its last record)
+                        _, _, ready, wl_ready = await ctx.tick().sample(core.i.ready,
+                                                                        core.wl.ready)
+                        asked_again.append(run == 1 and wl_ready)
+                        if ready:
+                            break
+                    ctx.set(core.i.valid, 0)
+                while True:
+                    _, _, ov, op = await ctx.tick().sample(core.o.valid, core.o.payload)
+                    if ov and op.layer == out_layer:
+                        for k in range(2):
+                            if op.index + k < v.shape[1]:
+                                v[t, op.index + k] = op.v[k]
+                    if ov and op.last:
+                        break
+            runs.append(v)
+
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    assert not any(asked_again)
+    for v in runs:
+        np.testing.assert_array_equal(v, ref.v[out_layer])
