@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rtl.cost import FEATURES, logic_features, memory_blocks, memory_shapes
+from rtl.core import memory_kinds
+from rtl.cost import FEATURES, logic_features, memory_blocks, memory_shapes, spram_blocks
 from sim.randnet import random_network
 
 
@@ -40,7 +41,8 @@ def _cases(family: str):
         cases += [("demo wm", demo, 2), ("shd conv 64-64r-10 w4", small, 4),
                   ("shd conv 64-64r-10 w4", small, 2),
                   ("shd dense 64-64r-10 w4", shd_network("dense", n_in=40, n=64, classes=10,
-                                                        w_bits=4), 2)]
+                                                        w_bits=4), 2),
+                  ("shd conv 4-bit (SPRAM)", shd_network("conv", w_bits=4), 2)]
     return cases
 
 
@@ -79,14 +81,18 @@ def main() -> None:
                 except Exception as e:  # a design that does not fit is skipped
                     print(f"{name} lanes {lanes}: build failed ({str(e)[:80]})", flush=True)
                     continue
+            shapes = memory_shapes(net, lanes=lanes)
+            kinds = memory_kinds(net, lanes=lanes, family=args.family)
             row = {"case": k, "name": name, "lanes": lanes,
                    "lut": r.resources["logic"].used, "bram": r.resources["bram"].used,
-                   "bram_model": sum(memory_blocks(memory_shapes(net, lanes=lanes),
-                                                   args.family).values()),
+                   "bram_model": sum(memory_blocks(shapes, args.family, kinds).values()),
+                   "spram": r.resources["spram"].used if "spram" in r.resources else 0,
+                   "spram_model": sum(spram_blocks(shapes, kinds).values()),
                    "fmax_mhz": r.fmax_mhz}
             rows.append(row)
             print(f"{name} lanes {lanes}: nextpnr {row['lut']} LUT, {row['bram']} blocks "
-                  f"(model {row['bram_model']}), {r.fmax_mhz:.1f} MHz", flush=True)
+                  f"(model {row['bram_model']}), {row['spram']} SPRAM (model "
+                  f"{row['spram_model']}), {r.fmax_mhz:.1f} MHz", flush=True)
     feats = [logic_features(cases[r["case"]][1], lanes=r["lanes"], family=args.family)
              for r in rows]
     a = np.array([[f[k] for k in FEATURES] for f in feats], float)

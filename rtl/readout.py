@@ -4,9 +4,9 @@ It watches the core's output stream (it never stalls it): every record of the re
 adds its lanes' membranes into one running sum per neuron (registers, ``v_bits + steps_bits``
 wide, enough for ``max_steps`` steps). During the sample's final step (``last_step`` high while
 its records arrive) the final sums of each record's lanes are compared as they are formed,
-groups in index order, so the prediction is ready three cycles after the layer's last record
-(the record is registered, then the sums, then the comparison): no scan, and the next sample
-may start at once. Ties keep the first maximum (as
+groups in index order, so the prediction is ready four cycles after the layer's last record
+(registered stages: the record, the sums, the record's winning lane, the running maximum): no
+scan, and the next sample may start at once. Ties keep the first maximum (as
 ``numpy.argmax``). ``clear`` starts the next sample; its sums restart from the record taken in
 the same cycle. Reference: :func:`sim.units.prediction`.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from math import ceil
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import C, Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -79,19 +79,30 @@ class Readout(wiring.Component):
         m.d.sync += [f.eq(x) for f, x in zip(fin, new)] + \
             [c_take.eq(take & last), c_clear.eq(clear), c_group.eq(group)]
 
-        # Stage C: a running first maximum over the final sums, lanes in order.
+        # Stage C: the record's winning lane (a balanced tree; the lower index wins ties).
+        cand = [(fin[k], C(k, range(max(2, P))), (c_group * P + k < n)) for k in range(P)]
+        while len(cand) > 1:
+            nxt = []
+            for a, b in zip(cand[0::2], cand[1::2]):
+                pick_b = b[2] & (~a[2] | (b[0] > a[0]))
+                nxt.append((Mux(pick_b, b[0], a[0]), Mux(pick_b, b[1], a[1]), a[2] | b[2]))
+            if len(cand) % 2:
+                nxt.append(cand[-1])
+            cand = nxt
+        w_val = Signal(signed(self.sum_bits), name="win_d")
+        w_idx = Signal(range(max(2, n)), name="win_idx_d")
+        d_take, d_clear, d_last = Signal(name="take_d"), Signal(name="clear_d"), Signal(name="last_d")
+        m.d.sync += [w_val.eq(cand[0][0]), w_idx.eq(c_group * P + cand[0][1]),
+                     d_take.eq(c_take), d_clear.eq(c_clear), d_last.eq(c_group == G - 1)]
+
+        # Stage D: the running first maximum of the final step, groups in order.
         best = Signal(signed(self.sum_bits), name="best")
         have = Signal(name="have")                       # best holds some neuron's sum
-        b, h, pred = best, have & ~c_clear, self.prediction
-        for k in range(P):
-            in_layer = c_group * P + k < n
-            better = in_layer & (~h | (fin[k] > b))
-            b = Mux(better, fin[k], b)
-            pred = Mux(better, c_group * P + k, pred)
-            h = h | in_layer
-        with m.If(c_clear):
+        better = ~have | d_clear | (w_val > best)
+        with m.If(d_clear):
             m.d.sync += [have.eq(0), self.valid.eq(0)]
-        with m.If(c_take):
-            m.d.sync += [best.eq(b), have.eq(h), self.prediction.eq(pred),
-                         self.valid.eq(c_group == G - 1)]
+        with m.If(d_take):
+            m.d.sync += [have.eq(1), self.valid.eq(d_last)]
+            with m.If(better):
+                m.d.sync += [best.eq(w_val), self.prediction.eq(w_idx)]
         return m

@@ -185,7 +185,7 @@ def test_readout_matches_reference(n_out, lanes, steps, seed):
                         ctx.set(dut.fire, 0)
                         if rng.random() < 0.3:
                             await ctx.tick()
-            for _ in range(3):                    # the unit's three stages
+            for _ in range(4):                    # the unit's four stages
                 await ctx.tick()
             got.append((ctx.get(dut.valid), ctx.get(dut.prediction)))
 
