@@ -20,11 +20,13 @@ from rtl.readout import Readout
 from .build import BuildResult, build
 from .flash import FLASH_OFFSET, FlashLoader, flash_image
 
-__all__ = ["Schedule", "schedule_records", "default_schedule", "SchedulePlayer",
+__all__ = ["Schedule", "schedule_records", "schedule_stimulus", "default_schedule", "SchedulePlayer",
            "icebreaker_platform", "IcebreakerTop", "build_icebreaker"]
 
-#: Forced neuron indices per step; a step with none is an empty list.
-Schedule = Sequence[Sequence[int]]
+#: Per step, the forced neurons (a network with a forced layer) or the input events (a network
+#: whose input layer has neurons): an index (value 1) or an (index, value) pair each; a step with
+#: none is an empty list.
+Schedule = Sequence[Sequence]
 
 
 def _forced_n(net: Network) -> int:
@@ -33,43 +35,89 @@ def _forced_n(net: Network) -> int:
     return net.layers[forced[0]].n if forced else 0
 
 
-def _check_schedule(net: Network, schedule: Schedule) -> list[list[int]]:
-    steps = [sorted({int(j) for j in step}) for step in schedule]
+def _target(net: Network) -> tuple[int, int, int]:
+    """(layer, neurons, largest value) that schedule events go to: the forced layer, else the
+    input layer, else none (0, 0, 0)."""
+    if net.forced_layers:
+        return net.forced_layers[0], _forced_n(net), 1
+    if net.layers[0].n:
+        return 0, net.layers[0].n, (1 << net.layers[0].in_bits) - 1
+    return 0, 0, 0
+
+
+def _check_schedule(net: Network, schedule: Schedule) -> list[list[tuple[int, int]]]:
+    """Each step as sorted (index, value) pairs, checked against the network."""
+    layer, n, vmax = _target(net)
+    what = "forces neurons" if net.forced_layers else "sends inputs"
+    steps = []
+    for t, step in enumerate(schedule):
+        events = {}
+        for e in step:
+            j, v = (int(e[0]), int(e[1])) if isinstance(e, (tuple, list)) else (int(e), 1)
+            if not n:
+                raise ValueError(f"schedule step {t} {what} {list(step)} but network "
+                                 f"{net.name!r} has no forced layer and no inputs")
+            if not 0 <= j < n:
+                raise ValueError(f"schedule step {t}: indices must be in [0, {n - 1}], got {j}")
+            if not 1 <= v <= vmax:
+                raise ValueError(f"schedule step {t}: value of index {j} must be in "
+                                 f"[1, {vmax}], got {v}")
+            if events.get(j, v) != v:
+                raise ValueError(f"schedule step {t}: index {j} given twice with different "
+                                 f"values ({events[j]}, {v})")
+            events[j] = v
+        steps.append(sorted(events.items()))
     if not steps:
         raise ValueError("schedule must hold at least one step")
-    n = _forced_n(net)
-    for t, step in enumerate(steps):
-        if step and not n:
-            raise ValueError(f"schedule step {t} forces neurons {step} but network "
-                             f"{net.name!r} has no forced layer")
-        if step and not (0 <= step[0] and step[-1] < n):
-            raise ValueError(f"schedule step {t}: indices must be in [0, {n - 1}], got {step}")
     return steps
 
 
 def schedule_records(net: Network, schedule: Schedule) -> list[dict]:
-    """The ``step_in_layout`` records of ``schedule``: one per forced neuron (sorted, duplicates
-    dropped), ``last = 1`` on each step's final record, one ``valid = 0`` record per empty step.
-    """
-    layer = net.forced_layers[0] if net.forced_layers else 1
+    """The ``step_in_layout`` records of ``schedule``: one per event (sorted by index,
+    duplicates dropped), ``last = 1`` on each step's final record, one ``valid = 0`` record per
+    empty step."""
+    layer = _target(net)[0]
     return [rec for step in _check_schedule(net, schedule)
-            for rec in step_records(step, layer=layer)]
+            for rec in step_records([j for j, _ in step], layer=layer,
+                                    values=[v for _, v in step])]
+
+
+def schedule_stimulus(net: Network, schedule: Schedule, steps: int):
+    """``(x, forced)`` for :func:`sim.reference.simulate` of ``steps`` steps of ``schedule``
+    replayed in a loop (as the board top does)."""
+    layer, n, _ = _target(net)
+    sched = _check_schedule(net, schedule)
+    raster = np.zeros((steps, n), np.int64)
+    for t in range(steps):
+        for j, v in sched[t % len(sched)]:
+            raster[t, j] = v
+    if net.forced_layers:
+        return None, {layer: raster.astype(np.uint8)}
+    return (raster if n else None), None
 
 
 def default_schedule(net: Network, *, cue_steps: int | None = None, steps: int | None = None,
-                     p: float = 0.25, seed: int = 0) -> list[list[int]]:
-    """A cue then free recall: ``cue_steps`` (default ``net.max_delay``, at least 1) steps of a
-    seeded Bernoulli(``p``) raster of the forced layer, then empty steps up to ``steps`` (default
-    ``4 * cue_steps``, at least 16). A network without a forced layer gets only empty steps.
-    """
+                     p: float | None = None, seed: int = 0) -> list[list]:
+    """A cue then quiet steps: ``cue_steps`` (default ``net.max_delay``, at least 1) steps of a
+    seeded Bernoulli(``p``) raster, then empty steps up to ``steps`` (default ``4 *
+    cue_steps``, at least 16). The raster forces the forced layer (``p`` default 0.25: cue and
+    free recall), or else drives the input layer with values uniform in [1, 2**in_bits - 1]
+    (``p`` default 0.1); a network with neither gets only empty steps."""
     cue = max(1, net.max_delay) if cue_steps is None else int(cue_steps)
     total = max(16, 4 * cue) if steps is None else int(steps)
     if not 0 <= cue <= total or total < 1:
         raise ValueError(f"need 0 <= cue_steps <= steps and steps >= 1, got cue_steps={cue}, "
                          f"steps={total}")
-    n = _forced_n(net)
-    raster = np.random.default_rng(seed).random((cue, n)) < p
-    return [np.flatnonzero(raster[t]).tolist() if t < cue else [] for t in range(total)]
+    layer, n, vmax = _target(net)
+    if p is None:
+        p = 0.25 if net.forced_layers else 0.1
+    rng = np.random.default_rng(seed)
+    raster = rng.random((cue, n)) < p
+    if net.forced_layers or not n:
+        return [np.flatnonzero(raster[t]).tolist() if t < cue else [] for t in range(total)]
+    values = rng.integers(1, vmax + 1, (cue, n))
+    return [[(int(j), int(values[t, j])) for j in np.flatnonzero(raster[t])] if t < cue else []
+            for t in range(total)]
 
 
 def _countdown(m: Module, cycles: int, name: str) -> tuple[Signal, Signal]:

@@ -32,14 +32,15 @@ from dataclasses import dataclass
 from math import ceil
 from typing import Literal, NamedTuple
 
+import numpy as np
 from amaranth.hdl import C, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from model.ir import InputLayer, LIFLayer, Network, Projection
 from .delay_line import DelayLine, line_shapes, line_slots
-from .families import DEVICE_MEMORIES, DSP_BLOCKS, FAMILIES, KINDS, SPRAM, block_config, blocks_of, \
-    ram_style
+from .families import (DEVICE_MEMORIES, DSP_BLOCKS, FAMILIES, KINDS, SPRAM, block_config,
+                       blocks_of, ram_style)
 from .interface import step_in_layout, step_out_layout
 from .lif import LIFUnit, leak_multipliers, saturate, scale
 from .spram import SpramArray
@@ -59,6 +60,10 @@ def supported(net: Network, *, lanes: int = 1) -> None:
     """Raise :class:`UnsupportedNetwork` unless the core can be built for ``net``."""
     if not isinstance(lanes, int) or not 1 <= lanes <= 256:
         raise UnsupportedNetwork(f"lanes must be an integer in [1, 256], got {lanes!r}")
+
+
+def _has_bias(layer) -> bool:
+    return bool(np.any(np.asarray(layer.bias)))
 
 
 def _pack(values, width: int) -> int:
@@ -129,7 +134,8 @@ def memory_shapes(net: Network, *, lanes: int = 1) -> dict[str, MemShape]:
     for l, layer in enumerate(net.layers[1:], 1):
         g = ceil(layer.n / lanes)
         out[f"layer{l}.v"] = MemShape(g, lanes * layer.v_bits)
-        out[f"layer{l}.bias"] = MemShape(g, lanes * layer.acc_bits)
+        if _has_bias(layer):
+            out[f"layer{l}.bias"] = MemShape(g, lanes * layer.acc_bits)
         weighted = [pp for pp in plan if pp.p.dst == l and pp.p.kind != "conv"]
         if weighted:
             depth = sum(pp.pre.n * pp.taps for pp in weighted)
@@ -180,8 +186,9 @@ def memory_kinds(net: Network, *, lanes: int = 1, family: str | None = None,
     """The memory kind (``block``, ``spram``, ``lut``) of every weight array, by the names of
     :func:`memory_shapes` (``proj<q>.weights``).
 
-    ``memories`` sets kinds by name; the others are chosen automatically: arrays under a
-    quarter of a block RAM go to ``lut``, the rest to ``block``, and on iCE40, while the
+    ``memories`` sets kinds by name; the others are chosen automatically: arrays that Yosys
+    would rather keep in logic or LUT RAM (by its own costs) go to ``lut``, the rest to
+    ``block``, and on iCE40, while the
     estimated block RAMs of the whole core exceed 85 % of the iCE40UP5K's 30 (room for the
     board top), the largest weight arrays move to SPRAM as long as SPRAM blocks are left (see
     ``docs/hardware.md#memory-kinds``).
@@ -203,13 +210,18 @@ def memory_kinds(net: Network, *, lanes: int = 1, family: str | None = None,
     for name in names:
         s = shapes[name]
         kinds[name] = given.get(name) or (
-            "lut" if blocks_of("block", fam, s.depth, s.width) == 0 else "block")
+            "lut" if blocks_of("auto", fam, s.depth, s.width, rom=True) == 0 else "block")
     if family == "ice40":
         ebr, spram_budget = DEVICE_MEMORIES[family]
         ebr_budget = int(0.85 * ebr)
         def usage(kind):     # blocks of ``kind`` the whole core takes
-            return sum(blocks_of(kind, fam, *shapes[k]) for k in shapes
-                       if kinds.get(k, "block") == kind)
+            if kind == "spram":
+                return sum(blocks_of("spram", fam, *shapes[k]) for k in kinds
+                           if kinds[k] == "spram")
+            return sum(blocks_of("block", fam, *shapes[k]) if kinds[k] == "block" else 0
+                       for k in kinds) + \
+                sum(blocks_of("auto", fam, *shapes[k], rom=k.endswith(".bias"))
+                    for k in shapes if k not in kinds)
         movable = sorted((k for k in names if k not in given and kinds[k] == "block"),
                          key=lambda k: (-shapes[k].depth * shapes[k].width, k))
         for name in movable:
@@ -490,14 +502,17 @@ class NetworkCore(wiring.Component):
         ctx = dict(G=G, incoming=incoming, weighted=weighted, convs=convs)
 
         vmem = memory.Memory(shape=unsigned(P * layer.v_bits), depth=G, init=[])
-        bias = list(layer.bias) + [0] * (G * P - layer.n)
-        bmem = memory.Memory(shape=unsigned(P * layer.acc_bits), depth=G,
-                             init=[_pack(bias[g * P:(g + 1) * P], layer.acc_bits)
-                                   for g in range(G)])
-        m.submodules[f"v{l}"], m.submodules[f"bias{l}"] = vmem, bmem
+        m.submodules[f"v{l}"] = vmem
         v_wr = vmem.write_port()
         v_rd = vmem.read_port(transparent_for=(v_wr,))
-        b_rd = bmem.read_port()
+        b_rd = None
+        if _has_bias(layer):      # no memory (and no add) for a layer without biases
+            bias = list(layer.bias) + [0] * (G * P - layer.n)
+            bmem = memory.Memory(shape=unsigned(P * layer.acc_bits), depth=G,
+                                 init=[_pack(bias[g * P:(g + 1) * P], layer.acc_bits)
+                                       for g in range(G)])
+            m.submodules[f"bias{l}"] = bmem
+            b_rd = bmem.read_port()
         ctx["v_wr"] = v_wr
 
         # ---- tokens ----------------------------------------------------------------------
@@ -684,13 +699,15 @@ class NetworkCore(wiring.Component):
         # the token waits, the read port holds its data.
         prev = stages[-2] if len(stages) > 1 else t0
         pre_hand = prev["valid"] & (prev["marker"] | prev["last"])
-        m.d.comb += [v_rd.addr.eq(prev["g"]), b_rd.addr.eq(prev["g"]),
-                     v_rd.en.eq(go & pre_hand), b_rd.en.eq(go & pre_hand)]
+        m.d.comb += [v_rd.addr.eq(prev["g"]), v_rd.en.eq(go & pre_hand)]
         h_v = Signal(len(v_rd.data), name=f"h_v{l}")
-        h_b = Signal(len(b_rd.data), name=f"h_b{l}")
+        h_b = Signal(P * layer.acc_bits, name=f"h_b{l}")
+        if b_rd is not None:
+            m.d.comb += [b_rd.addr.eq(prev["g"]), b_rd.en.eq(go & pre_hand)]
+            with m.If(h_load):
+                m.d.sync += h_b.eq(b_rd.data)
         with m.If(h_load):
-            m.d.sync += [h_valid.eq(1), h_g.eq(ta["g"]), h_v.eq(v_rd.data),
-                         h_b.eq(b_rd.data)] + \
+            m.d.sync += [h_valid.eq(1), h_g.eq(ta["g"]), h_v.eq(v_rd.data)] + \
                 [h.eq(Mux(ta["marker"], a, x)) for h, a, x in zip(h_acc, acc, summed)] + \
                 [a.eq(0) for a in acc]
 

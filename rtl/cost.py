@@ -157,12 +157,19 @@ def memory_port_bound(net: Network, act: dict, *, lanes: int = 1,
 
 def memory_blocks(shapes: dict[str, tuple], family: str,
                   kinds: dict[str, str] | None = None) -> dict[str, int]:
-    """Block RAMs per array given ``{name: (depth, width[, count])}`` and the arrays' memory
-    ``kinds`` (default ``block``); arrays in SPRAM or LUT RAM take none, tiny memories (< 1/4
-    block) count 0 (synthesis keeps them in logic)."""
+    """Block RAMs per array given ``{name: (depth, width[, count])}`` and the weight arrays'
+    memory ``kinds``: arrays in SPRAM or LUT RAM take none; arrays without a kind take what
+    Yosys would choose for them (:func:`~rtl.families.blocks_of` ``"auto"``)."""
     kinds = kinds or {}
-    return {name: blocks_of("block", family, *shape) if kinds.get(name, "block") == "block"
-            else 0 for name, shape in shapes.items()}
+    out = {}
+    for name, shape in shapes.items():
+        kind = kinds.get(name)
+        if kind is None:      # no ram_style: what Yosys picks (bias and weights are ROMs)
+            out[name] = blocks_of("auto", family, *shape,
+                                  rom=name.endswith((".bias", ".weights")))
+        else:
+            out[name] = blocks_of(kind, family, *shape) if kind == "block" else 0
+    return out
 
 
 def spram_blocks(shapes: dict[str, tuple], kinds: dict[str, str]) -> dict[str, int]:

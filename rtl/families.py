@@ -41,20 +41,38 @@ def block_config(family: str, depth: int, width: int) -> tuple[int, int]:
     return min(configs, key=lambda c: (ceil(width / c[1]) * ceil(depth / c[0]), -c[0]))
 
 
-def blocks_of(kind: str, family: str, depth: int, width: int, count: int = 1) -> int:
+#: Yosys's ``memory_libmap`` costs: one block RAM (iCE40 EBR 64, ECP5 DP16KD 128), one ECP5
+#: 16 x 4 LUT RAM (4), a bit of a memory lowered to logic (ROM 1/16, RAM 1).
+_BLOCK_COST = {"ice40": 64, "ecp5": 128}
+_LUTRAM_COST = {"ecp5": 4}
+
+
+def blocks_of(kind: str, family: str, depth: int, width: int, count: int = 1, *,
+              rom: bool = False) -> int:
     """Blocks that ``count`` memories of depth x width take as ``kind`` on ``family``: block
-    RAMs for ``block`` (tiny memories, under a quarter of a block, count 0: synthesis keeps
-    them in logic), SPRAM blocks for ``spram``, 0 for ``lut``."""
+    RAMs for ``block``, SPRAM blocks for ``spram``, 0 for ``lut``. ``kind="auto"`` is what
+    Yosys chooses for a memory without a ``ram_style``: the cheapest of block RAM, LUT RAM
+    (ECP5) and logic by its ``memory_libmap`` costs, a ROM (``rom``) being far cheaper in
+    logic than a RAM."""
     if kind == "lut":
         return 0
     if kind == "spram":
         return count * ceil(depth / SPRAM[0]) * ceil(width / SPRAM[1])
-    if kind != "block":
+    if kind not in ("block", "auto"):
         raise ValueError(f"memory kind must be one of {KINDS}, got {kind!r}")
     block_bits, configs = FAMILIES[family]
-    if depth * width < block_bits // 4:
-        return 0
-    return count * min(ceil(width / w) * ceil(depth / d) for d, w in configs)
+    blocks = min(ceil(width / w) * ceil(depth / d) for d, w in configs)
+    if width < min(w for _, w in configs):
+        # Narrower than any configuration: Yosys folds depth into the word (4096 x 1 in one
+        # 2048 x 2 iCE40 EBR, the address's low bit picking the bit).
+        blocks = min(blocks, ceil(depth * width / block_bits))
+    if kind == "auto":
+        other = depth * width * (1 / 16 if rom else 1)
+        if family in _LUTRAM_COST:
+            other = min(other, ceil(depth / 16) * ceil(width / 4) * _LUTRAM_COST[family])
+        if other < blocks * _BLOCK_COST[family]:
+            return 0
+    return count * blocks
 
 
 def ram_style(kind: str, family: str | None) -> str:

@@ -16,7 +16,8 @@ from model.ir import InputLayer, LIFLayer, Network, Projection
 from sim.reference import simulate
 from boards.build import BuildError, ClockTiming, Utilisation, build, parse_report
 from boards.icebreaker import (IcebreakerTop, SchedulePlayer, build_icebreaker,
-                               default_schedule, icebreaker_platform, schedule_records)
+                               default_schedule, icebreaker_platform, schedule_records,
+                               schedule_stimulus)
 
 
 def tiny_net(*, forced=True, seed=2) -> Network:
@@ -61,6 +62,7 @@ def test_default_schedule_is_cue_then_free_recall():
     ([], "at least one step"),
     ([[8]], r"indices must be in \[0, 7\]"),
     ([[-1]], r"indices must be in \[0, 7\]"),
+    ([[(3, 2)]], r"value of index 3 must be in \[1, 1\]"),
 ])
 def test_schedule_rejected(schedule, match):
     with pytest.raises(ValueError, match=match):
@@ -318,4 +320,68 @@ def test_icebreaker_top_predicts_with_a_readout():
     sim.run()
     ref = simulate(net, forced={1: raster(schedule, len(schedule), 8)}, steps=len(schedule))
     assert ref.v[2].any()
+    assert seen == [ref.prediction]
+
+
+def _input_net() -> Network:
+    """6 multi-bit inputs (3 bits) -> 8 LIF with per-input delays -> 4 read-out."""
+    rng = np.random.default_rng(7)
+    layers = [InputLayer(n=6, in_bits=3),
+              LIFLayer(n=8, v_bits=12, acc_bits=12, beta=3, beta_shift=2, threshold=20,
+                       name="h"),
+              LIFLayer(n=4, v_bits=14, acc_bits=14, beta=7, beta_shift=3, threshold=None,
+                       name="out")]
+    projs = [Projection("dense", 0, 1, 5, rng.integers(-6, 12, (8, 6)),
+                        rng.integers(0, 3, 6)),
+             Projection("dense", 1, 2, 5, rng.integers(-12, 13, (4, 8)), np.array(1))]
+    return Network(layers=layers, projections=projs, max_delay=3)
+
+
+def test_input_schedule_known_answer():
+    net = _input_net()
+    assert schedule_records(net, [[(4, 7), 1], []]) == [
+        {"index": 1, "value": 1, "layer": 0, "valid": 1, "last": 0},
+        {"index": 4, "value": 7, "layer": 0, "valid": 1, "last": 1},
+        {"index": 0, "value": 0, "layer": 0, "valid": 0, "last": 1}]
+    with pytest.raises(ValueError, match=r"value of index 2 must be in \[1, 7\]"):
+        schedule_records(net, [[(2, 8)]])
+    with pytest.raises(ValueError, match="given twice with different values"):
+        schedule_records(net, [[(2, 3), (2, 4)]])
+    sched = default_schedule(net, steps=20, seed=1)
+    assert len(sched) == 20 and all(1 <= v <= 7 for step in sched for _, v in step)
+    assert any(sched[:3]) and not any(sched[3:])
+    x, forced = schedule_stimulus(net, sched, 25)
+    assert forced is None and x.shape == (25, 6) and (x[20:23] == x[:3]).all()
+
+
+def test_icebreaker_top_runs_input_schedule_bit_exact():
+    """An input network (multi-bit values on layer 0) with a read-out: the top replays input
+    events and its prediction equals the reference's."""
+    net = _input_net()
+    schedule = default_schedule(net, steps=10, p=0.6, seed=2)
+    steps = len(schedule)
+    top = IcebreakerTop(net, schedule, step_hz=None, hold_hz=12e6, lanes=2)
+    v = np.zeros((steps, 8), np.int64)
+    seen = []
+
+    async def monitor(ctx):
+        t = 0
+        while not seen:
+            _, _, valid, rec, pv, pred = await ctx.tick().sample(
+                top.core.o.valid, top.core.o.payload, top.prediction_valid, top.prediction)
+            if valid and t < steps:
+                if rec.layer == 1:
+                    v[t, rec.index:rec.index + 2] = [rec.v[0], rec.v[1]]
+                t += rec.last
+            if pv:
+                seen.append(pred)
+
+    sim = Simulator(top)
+    sim.add_clock(1e-6)
+    sim.add_testbench(monitor)
+    sim.run()
+    x, forced = schedule_stimulus(net, schedule, steps)
+    ref = simulate(net, x, forced, steps=steps)
+    assert ref.spikes[1].any()
+    np.testing.assert_array_equal(v, ref.v[1])
     assert seen == [ref.prediction]

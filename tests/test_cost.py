@@ -28,12 +28,23 @@ def test_cycle_model_matches_the_simulated_core(seed):
 
 
 def test_memory_blocks_known_answers():
-    shapes = {"a": (16384, 4), "b": (256, 16), "c": (8, 8), "d": (600, 36), "e": (512, 2, 5)}
-    # iCE40 EBR: 600x36 is 3 x 3 blocks of 256x16 (or 9 x 1 of 1024x4).
-    # e: five separate 512x2 memories, one block each.
-    assert memory_blocks(shapes, "ice40") == {"a": 16, "b": 1, "c": 0, "d": 9, "e": 5}
-    # ECP5 DP16KD: 16384x4 fits 4 blocks of 4096x4; 600x36 needs two 512x36 blocks.
-    assert memory_blocks(shapes, "ecp5") == {"a": 4, "b": 0, "c": 0, "d": 2, "e": 0}
+    """What Yosys picks by its memory_libmap costs (block RAM 64 on iCE40 and 128 on ECP5, a
+    16x4 ECP5 LUT RAM 4, a logic bit 1 for a RAM and 1/16 for a ROM)."""
+    shapes = {"a": (16384, 4), "b": (256, 16), "c": (4, 8), "d": (600, 36),
+              "e": (1024, 2, 5), "x.bias": (128, 22), "f": (4096, 1)}
+    # iCE40 EBR: 600x36 is 3 x 3 blocks of 256x16 (or 9 x 1 of 1024x4); the 32-bit RAM and
+    # nothing else goes to logic; the 2,816-bit ROM costs 176 in logic against 2 blocks (128);
+    # 4096 x 1 folds into one 2048 x 2 block.
+    assert memory_blocks(shapes, "ice40") == {"a": 16, "b": 1, "c": 0, "d": 9, "e": 5,
+                                              "x.bias": 2, "f": 1}
+    # ECP5 DP16KD: 16384x4 fits 4 blocks of 4096x4; 600x36 needs two 512x36 blocks; the
+    # 4x8 RAM is two LUT RAMs (cost 8).
+    assert memory_blocks(shapes, "ecp5") == {"a": 4, "b": 1, "c": 0, "d": 2, "e": 5,
+                                             "x.bias": 1, "f": 1}
+    # A kind overrides: SPRAM and LUT RAM take no block RAM, block forces one.
+    kinds = {"c": "block", "b": "lut", "a": "spram"}
+    got = memory_blocks(shapes, "ice40", kinds)
+    assert (got["a"], got["b"], got["c"]) == (0, 0, 1)
 
 
 def test_block_config_known_answers():
@@ -57,8 +68,9 @@ def test_memory_shapes_known_answer():
                                    threshold=16, forced=True, name="pop")],
                   projections=[Projection("taps", 1, 1, 6, np.ones((5, 5, 3), int),
                                           np.array(1))], max_delay=3)
+    # (no bias memory: every bias is zero)
     assert {k: tuple(v) for k, v in memory_shapes(net, lanes=2).items()} == {
-        "layer1.v": (3, 20, 1), "layer1.bias": (3, 20, 1),
+        "layer1.v": (3, 20, 1),
         # 15 pairs of 1 tag bit + 6 row bits (rows < 5*3*3 = 45) and no value bits
         "layer1.pairs": (15, 7, 1),
         # 4 slots (d0 + D) of up to 3 non-zero words: 2 word-index bits + 2 elements
