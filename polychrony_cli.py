@@ -83,13 +83,29 @@ def cmd_check(args) -> int:
     return 0
 
 
+def _memories(specs) -> dict[str, str]:
+    """``--memory NAME=KIND`` options as a dict (checked against the network later)."""
+    out = {}
+    for spec in specs or []:
+        name, sep, kind = spec.partition("=")
+        if not sep or not name or not kind:
+            raise UserError(f"--memory expects NAME=KIND (e.g. proj0.weights=spram), "
+                            f"got {spec!r}")
+        out[name] = kind
+    return out
+
+
 def cmd_generate(args) -> int:
     from rtl.export import generate
     net = _load(args.net)
     _supported(net, args.lanes)
-    man = generate(net, args.output, name=args.name, lanes=args.lanes)
+    man = generate(net, args.output, name=args.name, lanes=args.lanes,
+                   memories=_memories(args.memory), spram_cells=args.spram_cells)
     print(f"wrote {Path(args.output) / man['verilog']} and {man['top']}.json "
           f"(IR {man['ir_digest'][:19]}…)")
+    if "load" in man:
+        print(f"  SPRAM weights: stream the {man['load']['words']} words of "
+              f"{man['load']['image']} ({man['load']['width']} bits) on wl after reset")
     return 0
 
 
@@ -114,8 +130,10 @@ def cmd_cosim(args) -> int:
 def cmd_build(args) -> int:
     net = _load(args.net)
     _supported(net, args.lanes)
-    b, est = _estimate(net, args.board, lanes=args.lanes, steps=100, seed=0)
-    res = _build(net, args.board, Path(args.output), lanes=args.lanes)
+    memories = _memories(args.memory)
+    b, est = _estimate(net, args.board, lanes=args.lanes, steps=100, seed=0,
+                       memories=memories)
+    res = _build(net, args.board, Path(args.output), lanes=args.lanes, memories=memories)
     real = res.resources
     side = {"lut": (est.lut, real.get("logic")), "bram": (sum(est.blocks.values()),
                                                            real.get("bram")),
@@ -138,7 +156,7 @@ def cmd_build(args) -> int:
 
 
 def _estimate(net, board_name: str, *, lanes: int, steps: int, seed: int,
-              vectors: str | None = None):
+              vectors: str | None = None, memories: dict | None = None):
     from boards.catalog import board
     from rtl.cost import activity, estimate
     from sim.reference import simulate
@@ -156,7 +174,8 @@ def _estimate(net, board_name: str, *, lanes: int, steps: int, seed: int,
         x, forced = random_stimulus(net, steps, seed)
     trace = simulate(net, x, forced, steps=None if x is not None and len(x) else steps)
     act = activity(net, trace, x, forced)
-    return b, estimate(net, act, family=b.family, clock_mhz=b.clock_mhz, lanes=lanes)
+    return b, estimate(net, act, family=b.family, clock_mhz=b.clock_mhz, lanes=lanes,
+                       memories=memories)
 
 
 def _estimate_rows(b, est) -> list[tuple[str, str]]:
@@ -181,7 +200,7 @@ def cmd_estimate(args) -> int:
     net = _load(args.net)
     _supported(net, args.lanes)
     b, est = _estimate(net, args.board, lanes=args.lanes, steps=args.steps, seed=args.seed,
-                       vectors=args.vectors)
+                       vectors=args.vectors, memories=_memories(args.memory))
     if args.json:
         print(json.dumps(est.to_json() | {"board": b.name, "device_resources": b.resources},
                          indent=1))
@@ -348,14 +367,15 @@ def _supported(net, lanes: int = 1) -> None:
     supported(net, lanes=lanes)
 
 
-def _build(net, board: str, out: Path, *, lanes: int = 1):
+def _build(net, board: str, out: Path, *, lanes: int = 1, memories: dict | None = None):
     if board not in BOARDS:
         raise UserError(f"unknown board {board!r}; supported: {', '.join(BOARDS)}")
     if board == "icebreaker":
         from boards.icebreaker import build_icebreaker
-        return build_icebreaker(net, build_dir=out / board, lanes=lanes)
+        return build_icebreaker(net, build_dir=out / board, lanes=lanes, memories=memories)
     from boards.ulx3s import build_ulx3s
-    return build_ulx3s(net, build_dir=out / board, size="85F", lanes=lanes)
+    return build_ulx3s(net, build_dir=out / board, size="85F", lanes=lanes,
+                       memories=memories)
 
 
 def _build_json(res) -> dict:
@@ -363,7 +383,9 @@ def _build_json(res) -> dict:
             "fmax_mhz": res.fmax_mhz, "constraint_mhz": res.constraint_mhz,
             "utilisation": {k: {"used": u.used, "available": u.available}
                             for k, u in res.resources.items()},
-            "build_seconds": round(res.seconds, 1)}
+            "build_seconds": round(res.seconds, 1),
+            "flash_image": str(res.flash_image) if res.flash_image else None,
+            "flash_offset": res.flash_offset}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -401,6 +423,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="build")
     p.add_argument("--name", default="polychrony_core", help="top module name")
     p.add_argument("--lanes", type=int, default=1, help="neurons updated per cycle")
+    p.add_argument("--memory", action="append", metavar="NAME=KIND",
+                   help="memory kind of a weight array: block, spram (iCE40) or lut "
+                        "(repeatable; e.g. proj0.weights=spram; default automatic)")
+    p.add_argument("--spram-cells", action="store_true",
+                   help="SPRAM arrays as SB_SPRAM256KA primitives (as on the device)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("cosim", help="co-simulate the Verilog against the reference")
@@ -423,6 +450,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--vectors", help="stimulus bundle (.npz from sim.vectors) for the activity")
     p.add_argument("--steps", type=int, default=100, help="steps of random stimulus otherwise")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--memory", action="append", metavar="NAME=KIND",
+                   help="memory kind of a weight array: block, spram (iCE40) or lut "
+                        "(repeatable; e.g. proj0.weights=spram; default automatic)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_estimate)
 
@@ -442,6 +472,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--board", default="icebreaker", choices=BOARDS)
     p.add_argument("--lanes", type=int, default=1, help="neurons updated per cycle")
     p.add_argument("-o", "--output", default="build")
+    p.add_argument("--memory", action="append", metavar="NAME=KIND",
+                   help="memory kind of a weight array: block, spram (iCE40) or lut "
+                        "(repeatable; e.g. proj0.weights=spram; default automatic)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_build)
     return ap

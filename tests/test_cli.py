@@ -155,3 +155,26 @@ def test_train_wm_writes_a_checked_ir(tmp_path):
     s = json.loads(out.stdout)
     assert s["f1_float"] == 1.0 and s["f1_int"] == 1.0
     assert _run("check", str(tmp_path / "wm.npz")).returncode == 0
+
+
+def test_memory_option(tmp_path, good):
+    """--memory puts a weight array in SPRAM: estimate reports it, generate writes the load
+    image; a bad name, kind or spec is one clear error line."""
+    out = _run("estimate", str(good), "--memory", "proj0.weights=spram", "--json")
+    assert out.returncode == 0, out.stderr
+    est = json.loads(out.stdout)
+    assert est["memory_kinds"]["proj0.weights"] == "spram" and est["spram_total"] == 1
+    assert est["blocks"]["proj0.weights"] == 0
+    out = _run("generate", str(good), "-o", str(tmp_path / "v"), "--memory",
+               "proj0.weights=spram", "--spram-cells")
+    assert out.returncode == 0, out.stderr
+    assert "on wl after reset" in out.stdout
+    assert (tmp_path / "v" / "polychrony_core_load.hex").exists()
+    assert "SB_SPRAM256KA" in (tmp_path / "v" / "polychrony_core.v").read_text()
+    for spec, match in (("proj0.weights", "NAME=KIND"), ("proj7.weights=block", "proj7"),
+                        ("proj0.weights=bram", "kind must be one of")):
+        out = _run("estimate", str(good), "--memory", spec)
+        assert out.returncode == 2 and match in out.stderr and "Traceback" not in out.stderr
+    out = _run("estimate", str(good), "--board", "ulx3s-85f", "--memory",
+               "proj0.weights=spram")
+    assert out.returncode == 2 and "only on iCE40" in out.stderr
