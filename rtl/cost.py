@@ -185,7 +185,7 @@ FEATURES = ("control", "registers", "adders", "leak", "select", "lines", "small_
 #: LUT4 per unit of each feature, per family: fitted by ``bench/calibrate_logic.py`` to real
 #: builds (``bench/results/logic_fit_<family>.json``).
 LUT_FIT = {
-    "ice40": (48.537, 1.249, 0.0, 0.0, 5.032, 1.262, 0.0),
+    "ice40": (56.329, 0.0, 0.299, 8.146, 3.973, 2.77, 1.149),
     "ecp5": (49.975, 0.72, 0.0, 0.0, 2.848, 2.767, 0.0),
 }
 

@@ -17,7 +17,8 @@ FAMILIES = {
 #: ``block`` — block RAM (iCE40 EBR, ECP5 DP16KD), initialised by the bitstream;
 #: ``spram`` — iCE40 UltraPlus single-port RAM (16K x 16 per block); the bitstream cannot
 #: initialise it, so the core loads it through its ``wl`` stream after configuration;
-#: ``lut`` — distributed LUT RAM on ECP5, flip-flops and LUTs on iCE40.
+#: ``lut`` — LUTs: a weight array is a ROM, which becomes logic (ECP5 LUT RAM needs a write
+#: port; iCE40 has none).
 KINDS = ("block", "spram", "lut")
 
 #: Geometry of one iCE40 UltraPlus SPRAM block: (depth, width).
@@ -68,7 +69,7 @@ def blocks_of(kind: str, family: str, depth: int, width: int, count: int = 1, *,
         blocks = min(blocks, ceil(depth * width / block_bits))
     if kind == "auto":
         other = depth * width * (1 / 16 if rom else 1)
-        if family in _LUTRAM_COST:
+        if family in _LUTRAM_COST and not rom:     # LUT RAM needs a write port
             other = min(other, ceil(depth / 16) * ceil(width / 4) * _LUTRAM_COST[family])
         if other < blocks * _BLOCK_COST[family]:
             return 0
@@ -76,9 +77,10 @@ def blocks_of(kind: str, family: str, depth: int, width: int, count: int = 1, *,
 
 
 def ram_style(kind: str, family: str | None) -> str:
-    """The Yosys ``ram_style`` attribute that places a memory of ``kind`` on ``family``."""
+    """The Yosys ``ram_style`` attribute that places a weight array (a ROM) of ``kind`` on
+    ``family``."""
     if kind == "block":
         return "block"
     if kind == "spram":
         return "huge"
-    return "logic" if family == "ice40" else "distributed"
+    return "logic"
