@@ -47,7 +47,7 @@ from .spram import SpramArray
 
 __all__ = ["UnsupportedNetwork", "NetworkCore", "supported", "memory_bits",
            "memory_shapes", "MemShape", "Fault", "weight_bank_depth", "memory_kinds",
-           "weight_words", "load_image"]
+           "weight_words", "load_image", "load_width"]
 
 Fault = Literal[None, "delay+1", "threshold>"]
 
@@ -187,11 +187,10 @@ def memory_kinds(net: Network, *, lanes: int = 1, family: str | None = None,
     :func:`memory_shapes` (``proj<q>.weights``).
 
     ``memories`` sets kinds by name; the others are chosen automatically: arrays that Yosys
-    would rather keep in logic or LUT RAM (by its own costs) go to ``lut``, the rest to
-    ``block``, and on iCE40, while the
-    estimated block RAMs of the whole core exceed 85 % of the iCE40UP5K's 30 (room for the
-    board top), the largest weight arrays move to SPRAM as long as SPRAM blocks are left (see
-    ``docs/hardware.md#memory-kinds``).
+    would rather keep in logic (by its own costs) go to ``lut``, the rest to ``block``, and on
+    iCE40, while the estimated block RAMs of the whole core exceed 85 % of the iCE40UP5K's 30
+    (room for the board top), the largest weight arrays move to SPRAM as long as SPRAM blocks
+    are left (see ``docs/hardware.md#memory-kinds``).
     """
     shapes = memory_shapes(net, lanes=lanes)
     names = [k for k in shapes if k.endswith(".weights")]
@@ -542,7 +541,7 @@ class NetworkCore(wiring.Component):
                 kind = self.kinds[name]
                 bank = weight_bank_depth(net, pp.index, lanes=P, family=self.family,
                                          bank_depth=self.bank_depth, kind=kind)
-                attrs = {"ram_style": ram_style(kind, self.family)} \
+                attrs = {"ram_style": ram_style(kind)} \
                     if self.family is not None or name in self.memories else None
                 ports = []
                 for b in range(ceil(depth / bank)):

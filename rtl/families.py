@@ -76,9 +76,8 @@ def blocks_of(kind: str, family: str, depth: int, width: int, count: int = 1, *,
     return count * blocks
 
 
-def ram_style(kind: str, family: str | None) -> str:
-    """The Yosys ``ram_style`` attribute that places a weight array (a ROM) of ``kind`` on
-    ``family``."""
+def ram_style(kind: str) -> str:
+    """The Yosys ``ram_style`` attribute that places a weight array (a ROM) of ``kind``."""
     if kind == "block":
         return "block"
     if kind == "spram":
