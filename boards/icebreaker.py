@@ -10,7 +10,7 @@ import numpy as np
 from amaranth.build import ResourceError
 from amaranth.hdl import Module, Signal, Mux, Cat, Elaboratable
 from amaranth.lib import io, memory, stream, wiring
-from amaranth.lib.wiring import Out
+from amaranth.lib.wiring import In, Out
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 
 from model.ir import Network
@@ -138,6 +138,22 @@ def _countdown(m: Module, cycles: int, name: str) -> tuple[Signal, Signal]:
         with m.If(count == cycles - 2):
             m.d.sync += expired.eq(1)
     return expired, reload
+
+
+class RegisterSlice(wiring.Component):
+    """One register stage on a stream (full throughput): ``o`` is driven from flip-flops, so
+    that a block RAM's output upstream never reaches the consumer's logic in the same cycle."""
+
+    def __init__(self, layout):
+        super().__init__({"i": In(stream.Signature(layout)),
+                          "o": Out(stream.Signature(layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+        with m.If(self.i.ready):
+            m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload)]
+        return m
 
 
 class SchedulePlayer(wiring.Component):
@@ -277,7 +293,11 @@ class IcebreakerTop(Elaboratable):
         m.submodules.core = core = self.core
         m.submodules.player = player = SchedulePlayer(self.net, self.schedule,
                                                       step_cycles=step_cycles)
-        wiring.connect(m, player.o, core.i)
+        # A register stage: the schedule ROM's output would otherwise feed the core's input
+        # decode in the same cycle (the ECP5 critical path of large networks).
+        m.submodules.slice = rs = RegisterSlice(step_in_layout(self.net))
+        wiring.connect(m, player.o, rs.i)
+        wiring.connect(m, rs.o, core.i)
         m.d.comb += core.o.ready.eq(1)
         if self.loader is not None:
             m.submodules.loader = self.loader
