@@ -186,7 +186,7 @@ FEATURES = ("control", "registers", "adders", "leak", "select", "lines", "small_
 #: builds (``bench/results/logic_fit_<family>.json``).
 LUT_FIT = {
     "ice40": (56.329, 0.0, 0.299, 8.146, 3.973, 2.77, 1.149),
-    "ecp5": (49.975, 0.72, 0.0, 0.0, 2.848, 2.767, 0.0),
+    "ecp5": (73.197, 0.0, 0.877, 3.48, 4.312, 0.0, 0.229),
 }
 
 

@@ -4,9 +4,10 @@ It watches the core's output stream (it never stalls it): every record of the re
 adds its lanes' membranes into one running sum per neuron (registers, ``v_bits + steps_bits``
 wide, enough for ``max_steps`` steps). During the sample's final step (``last_step`` high while
 its records arrive) the final sums of each record's lanes are compared as they are formed,
-groups in index order, so the prediction is ready four cycles after the layer's last record
-(registered stages: the record, the sums, the record's winning lane, the running maximum): no
-scan, and the next sample may start at once. Ties keep the first maximum (as
+groups in index order, so the prediction is ready ``latency`` = 3 + ceil(log2 P) cycles after
+the layer's last record (registered stages: the record, the sums, one per level of the tree that
+picks a record's winning lane, the running maximum): no scan, and the next sample may start at
+once. Ties keep the first maximum (as
 ``numpy.argmax``). ``clear`` starts the next sample; its sums restart from the record taken in
 the same cycle. Reference: :func:`sim.units.prediction`.
 """
@@ -43,6 +44,8 @@ class Readout(wiring.Component):
         self.n = net.layers[layer].n
         self.sum_bits = net.layers[layer].v_bits + max(1, (max_steps - 1).bit_length())
         self.max_steps = max_steps
+        #: Cycles from the sample's last record on ``rec`` to ``valid``.
+        self.latency = 3 + (lanes - 1).bit_length()
         super().__init__({
             "rec": In(step_out_layout(net, lanes)), "fire": In(1),
             "clear": In(1), "last_step": In(1),
@@ -79,21 +82,35 @@ class Readout(wiring.Component):
         m.d.sync += [f.eq(x) for f, x in zip(fin, new)] + \
             [c_take.eq(take & last), c_clear.eq(clear), c_group.eq(group)]
 
-        # Stage C: the record's winning lane (a balanced tree; the lower index wins ties).
-        cand = [(fin[k], C(k, range(max(2, P))), (c_group * P + k < n)) for k in range(P)]
+        # Stage C: the record's winning lane by a balanced tree (the lower index wins ties),
+        # one registered level per stage, so that one compare and one select fit a cycle.
+        cand = [(fin[k], C(k, range(max(2, P))), c_group * P + k < n) for k in range(P)]
+        flags = (c_take, c_clear, c_group == G - 1)
+        level = 0
         while len(cand) > 1:
             nxt = []
-            for a, b in zip(cand[0::2], cand[1::2]):
+            for i, (a, b) in enumerate(zip(cand[0::2], cand[1::2])):
                 pick_b = b[2] & (~a[2] | (b[0] > a[0]))
-                nxt.append((Mux(pick_b, b[0], a[0]), Mux(pick_b, b[1], a[1]), a[2] | b[2]))
+                r = (Signal(signed(self.sum_bits), name=f"tv{level}_{i}"),
+                     Signal(range(max(2, P)), name=f"ti{level}_{i}"),
+                     Signal(name=f"tk{level}_{i}"))
+                m.d.sync += [r[0].eq(Mux(pick_b, b[0], a[0])), r[1].eq(Mux(pick_b, b[1], a[1])),
+                             r[2].eq(a[2] | b[2])]
+                nxt.append(r)
             if len(cand) % 2:
-                nxt.append(cand[-1])
-            cand = nxt
-        w_val = Signal(signed(self.sum_bits), name="win_d")
-        w_idx = Signal(range(max(2, n)), name="win_idx_d")
-        d_take, d_clear, d_last = Signal(name="take_d"), Signal(name="clear_d"), Signal(name="last_d")
-        m.d.sync += [w_val.eq(cand[0][0]), w_idx.eq(c_group * P + cand[0][1]),
-                     d_take.eq(c_take), d_clear.eq(c_clear), d_last.eq(c_group == G - 1)]
+                r = (Signal(signed(self.sum_bits), name=f"tv{level}_odd"),
+                     Signal(range(max(2, P)), name=f"ti{level}_odd"),
+                     Signal(name=f"tk{level}_odd"))
+                m.d.sync += [x.eq(y) for x, y in zip(r, cand[-1])]
+                nxt.append(r)
+            f = tuple(Signal(name=f"tf{level}_{j}") for j in range(3))
+            g = Signal.like(c_group, name=f"tg{level}")
+            m.d.sync += [x.eq(y) for x, y in zip(f, flags)] + [g.eq(c_group)]
+            cand, flags, c_group, level = nxt, f, g, level + 1
+        assert self.latency == 3 + level
+        w_val, lane, _ = cand[0]
+        w_idx = c_group * P + lane
+        d_take, d_clear, d_last = flags
 
         # Stage D: the running first maximum of the final step, groups in order.
         best = Signal(signed(self.sum_bits), name="best")

@@ -185,7 +185,7 @@ def test_readout_matches_reference(n_out, lanes, steps, seed):
                         ctx.set(dut.fire, 0)
                         if rng.random() < 0.3:
                             await ctx.tick()
-            for _ in range(4):                    # the unit's four stages
+            for _ in range(dut.latency):          # the unit's registered stages
                 await ctx.tick()
             got.append((ctx.get(dut.valid), ctx.get(dut.prediction)))
 
