@@ -872,7 +872,6 @@ class NetworkCore(wiring.Component):
         x_pf, x_pfw = Signal(name=f"x_pf{l}"), Signal(range(max(2, gx)), name=f"x_pfw{l}")
         x_arm = Signal(name=f"x_arm{l}")                     # a list job's count is valid
         x_valid, x_mask = Signal(name=f"x_valid{l}"), Signal(P, name=f"x_mask{l}")
-        x_single = Signal(name=f"x_single{l}")              # x_mask has at most one bit set
         x_data, x_word = Signal(P * ebx, name=f"x_data{l}"), Signal(range(max(2, gx)),
                                                                    name=f"x_word{l}")
 
@@ -902,12 +901,11 @@ class NetworkCore(wiring.Component):
                     m.d.sync += x_arm.eq(1)
                 low = _lowest(m, x_mask, f"low{l}_{q}")
                 mask_next = Signal(P, name=f"mask_next{l}_{q}")
-                # the mask without its lowest bit (the one emitted now)
-                m.d.comb += mask_next.eq(x_mask & (x_mask - 1)[:P])
-                # W empties with this emission when it holds at most one bit: registered with
-                # the mask it describes (x & (x - 1) == 0, a carry chain, on the mask's way
-                # in), so that no carry chain precedes the control in the cycle (Fmax).
-                single = x_single
+                m.d.comb += mask_next.eq(x_mask & ~(C(1, P) << low)[:P])
+                # W empties with this emission when it holds at most one bit: x & (x - 1) is
+                # a carry chain, shallower than the priority encoder (Fmax).
+                single = Signal(name=f"single{l}_{q}")
+                m.d.comb += single.eq((x_mask & (x_mask - 1)[:P]) == 0)
                 empties = ~x_valid | single
                 take = x_pf & empties & go
                 done = armed & (x_rd == limit) & ~x_pf & empties
@@ -937,11 +935,9 @@ class NetworkCore(wiring.Component):
                     with m.If(take):
                         nz = Cat(*[data[e * eb:(e + 1) * eb].any() for e in range(P)])
                         m.d.sync += [x_valid.eq(1), x_mask.eq(nz),
-                                     x_single.eq((nz & (nz - 1)[:P]) == 0),
                                      x_data.eq(data), x_word.eq(word)]
                     with m.Elif(x_valid):
-                        m.d.sync += [x_mask.eq(mask_next),
-                                     x_single.eq((mask_next & (mask_next - 1)[:P]) == 0)]
+                        m.d.sync += x_mask.eq(mask_next)
                         with m.If(single):
                             m.d.sync += x_valid.eq(0)
                 issue = go & armed & (~x_pf | take) & (x_rd < limit)
