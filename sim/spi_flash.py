@@ -15,8 +15,8 @@ __all__ = ["SpiFlashModel"]
 
 class SpiFlashModel:
     """Attach with ``sim.add_process(model.process(sck, cs, copi, cipo))`` and
-    ``sim.add_process(model.clock(domain_clock_ticks))``; ``data`` is the whole chip
-    (unwritten bytes read 0xFF)."""
+    ``sim.add_process(model.clock)``; ``data`` is written at byte ``offset`` of a ``size``-byte
+    chip whose other bytes read 0xFF; ``wake_cycles`` is t_RES1 in clock cycles."""
 
     def __init__(self, data: bytes, *, offset: int = 0, size: int = 1 << 24,
                  wake_cycles: int = 36):
