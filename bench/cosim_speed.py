@@ -41,7 +41,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--lanes", type=int, default=16)
-    ap.add_argument("--out", default=None, help="also write the table to this file")
+    ap.add_argument("--out", default="bench/results/cosim_speed.txt",
+                    help="also write the table to this file ('' for none)")
     args = ap.parse_args()
     lines = [f"co-simulation of one {args.steps}-step sample, lanes {args.lanes} "
              f"(seconds; every step bit-exact)",

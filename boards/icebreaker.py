@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 
 from model.ir import Network
-from rtl.core import NetworkCore, load_image
+from rtl.core import NetworkCore
 from rtl.interface import step_in_layout, step_records
 from rtl.readout import Readout
 from .build import BuildResult, build
@@ -265,11 +265,10 @@ class IcebreakerTop(Elaboratable):
             raise ValueError(f"show must list at most 5 neuron indices in [0, {n - 1}], "
                              f"got {self.show}")
         self.core = NetworkCore(net, **core_knobs)
-        self.image = load_image(net, lanes=self.core.lanes, family=self.core.family,
-                                memories=self.core.memories)
+        self.image = self.core.load_image()
         self.loader = None
         if self.image:
-            self.loader = FlashLoader(words=len(self.image), width=len(self.core.wl.payload),
+            self.loader = FlashLoader(words=len(self.image), width=self.core.load_width,
                                       offset=flash_offset)
         self.heartbeat = Signal()
         self.spike_leds = Signal(1 + len(self.show))

@@ -250,19 +250,16 @@ def weight_words(pp: _Proj, lanes: int) -> list[int]:
     return words
 
 
-def load_image(net: Network, *, lanes: int = 1, family: str | None = None,
-               memories: dict[str, str] | None = None) -> list[int]:
-    """The words the core expects on its ``wl`` stream after reset: the SPRAM weight arrays
-    in projection order, each from address 0 (empty when no array is in SPRAM)."""
-    kinds = memory_kinds(net, lanes=lanes, family=family, memories=memories)
+def load_image(net: Network, kinds: dict[str, str], *, lanes: int = 1) -> list[int]:
+    """The words the core expects on its ``wl`` stream after reset, for weight arrays of
+    ``kinds`` (:func:`memory_kinds`): the SPRAM arrays in projection order, each from address
+    0 (empty when no array is in SPRAM)."""
     return [word for pp in _plan(net) if kinds.get(f"proj{pp.index}.weights") == "spram"
             for word in weight_words(pp, lanes)]
 
 
-def load_width(net: Network, *, lanes: int = 1, family: str | None = None,
-               memories: dict[str, str] | None = None) -> int:
+def load_width(net: Network, kinds: dict[str, str], *, lanes: int = 1) -> int:
     """Bits of one ``wl`` word: the widest SPRAM weight word (0 when none is in SPRAM)."""
-    kinds = memory_kinds(net, lanes=lanes, family=family, memories=memories)
     return max([lanes * pp.p.w_bits for pp in _plan(net)
                 if kinds.get(f"proj{pp.index}.weights") == "spram"] or [0])
 
@@ -289,8 +286,8 @@ class NetworkCore(wiring.Component):
 
     ``memories`` sets the kind of weight arrays by name (:func:`memory_kinds`; the others are
     automatic for ``family``). Weight arrays in SPRAM start empty: the core then has a ``wl``
-    In stream (words of :func:`load_width` bits) and, after its first reset, takes the
-    :func:`load_image` words on it before it accepts any input. The SPRAM keeps its contents
+    In stream (words of ``load_width`` bits) and, after its first reset, takes the
+    :meth:`load_image` words on it before it accepts any input. The SPRAM keeps its contents
     across later resets, so the load happens once per configuration. ``spram_cells`` builds
     SPRAM arrays from ``SB_SPRAM256KA`` primitives (default: when elaborated for a platform)
     rather than behavioural memories (see :class:`~rtl.spram.SpramArray`).
@@ -321,10 +318,14 @@ class NetworkCore(wiring.Component):
             "o": Out(stream.Signature(step_out_layout(net, lanes))),
             "busy": Out(1),
         }
-        width = load_width(net, lanes=lanes, family=family, memories=memories)
-        if width:
-            ports["wl"] = In(stream.Signature(unsigned(width)))
+        self.load_width = load_width(net, self.kinds, lanes=lanes)
+        if self.load_width:
+            ports["wl"] = In(stream.Signature(unsigned(self.load_width)))
         super().__init__(ports)
+
+    def load_image(self) -> list[int]:
+        """The words to stream on ``wl`` after the first reset (:func:`load_image`)."""
+        return load_image(self.net, self.kinds, lanes=self.lanes)
 
     @property
     def memory_bits(self) -> dict[str, int]:

@@ -39,6 +39,11 @@ def line_slots(max_offset: int, *, sparse: bool, mode: str = "per_lane") -> int:
     return max_offset + (2 if sparse and mode == "per_lane" else 1)
 
 
+def _slot_bits(slots: int) -> int:
+    """Address bits of a ``per_lane`` line's slot index: slots rounded up to a power of two."""
+    return max(1, (slots - 1).bit_length())
+
+
 def line_capacity(n: int, lanes: int, *, sparse: bool) -> int:
     """Entries per slot of a ``list`` line: one per word, or one per element when fed
     element by element (``sparse``)."""
@@ -173,7 +178,7 @@ class DelayLine(wiring.Component):
         # element k of word w at step t lives at w * R2 + (t mod R2), so a read address is
         # the word index beside a narrow subtraction (t - offset) mod R2 (Fmax), and no
         # address needs a multiplier or a wide modular add.
-        sb = max(1, (self.slots - 1).bit_length())
+        sb = _slot_bits(self.slots)
         R2 = 1 << sb
         cur = Signal(sb, name="cur")                   # t mod R2
         with m.If(self.advance):
@@ -224,6 +229,6 @@ def line_shapes(n: int, lanes: int, slots: int, mode: str, value_bits: int,
     G = -(-n // lanes)
     vb = max(1, value_bits)
     if mode == "per_lane":     # slots rounded up to a power of two
-        return [((1 << max(1, (slots - 1).bit_length())) * G, vb)] * lanes
+        return [((1 << _slot_bits(slots)) * G, vb)] * lanes
     cap = line_capacity(n, lanes, sparse=sparse)
     return [(slots * cap, max(1, (G - 1).bit_length()) + lanes * vb)]

@@ -10,7 +10,7 @@ from amaranth.hdl import Shape
 from amaranth.lib import data
 
 from model.ir import Network
-from .core import NetworkCore, Fault, load_image, load_width
+from .core import NetworkCore, Fault
 from .interface import step_in_layout, step_out_layout
 
 __all__ = ["generate", "layout_fields", "MANIFEST_VERSION"]
@@ -73,9 +73,9 @@ def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core"
         "memory_bits": core.memory_bits,
         "memory_kinds": core.kinds,
     }
-    width = load_width(net, lanes=lanes, family=family, memories=memories)
+    width = core.load_width
     if width:
-        image = load_image(net, lanes=lanes, family=family, memories=memories)
+        image = core.load_image()
         hex_path = out / f"{name}_load.hex"
         digits = (width + 3) // 4
         hex_path.write_text("".join(f"{w:0{digits}x}\n" for w in image))

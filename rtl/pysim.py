@@ -10,7 +10,7 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from model.ir import Network
-from .core import NetworkCore, load_image
+from .core import NetworkCore
 from .interface import stimulus_records
 
 __all__ = ["CoreRun", "run_core"]
@@ -36,11 +36,11 @@ def run_core(net: Network, steps: int, x: np.ndarray | None = None,
     the probability that the producer inserts an idle cycle before a record; ``stall`` the
     probability that the consumer is not ready in a cycle (back-pressure); both seeded. When
     weight arrays are in SPRAM (``memories``, ``family``), the producer first streams
-    :func:`~rtl.core.load_image` on ``wl``, with the same idle cycles.
+    :meth:`~rtl.core.NetworkCore.load_image` on ``wl``, with the same idle cycles.
     """
     dut = NetworkCore(net, lanes=lanes, fault=fault, family=family, bank_depth=bank_depth,
                       memories=memories)
-    image = load_image(net, lanes=lanes, family=family, memories=memories)
+    image = dut.load_image()
     rng = random.Random(seed)
     lif = list(range(1, len(net.layers)))
     spikes = {l: np.zeros((steps, net.layers[l].n), np.uint8) for l in lif

@@ -143,7 +143,7 @@ def test_spram_weights_survive_a_reset():
     again bit-exact without asking for them (``wl.ready`` stays low)."""
     from amaranth.hdl import Module, ResetInserter, Signal
     from amaranth.sim import Simulator
-    from rtl.core import NetworkCore, load_image, memory_kinds
+    from rtl.core import NetworkCore, memory_kinds
     from rtl.interface import stimulus_records
     net = random_network(2, profile="full")
     memories = {k: "spram" for k in memory_kinds(net, lanes=2)}
@@ -151,7 +151,7 @@ def test_spram_weights_survive_a_reset():
     x, forced = random_stimulus(net, steps, 2)
     ref = simulate(net, x, forced, steps=steps)
     core = NetworkCore(net, lanes=2, memories=memories)
-    image = load_image(net, lanes=2, memories=memories)
+    image = core.load_image()
     rst = Signal()
     top = Module()
     top.submodules.core = ResetInserter(rst)(core)
