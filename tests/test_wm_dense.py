@@ -87,7 +87,7 @@ def _reference_grad(w, targets, *, pre, p, seed, slope=15.0, beta=205 / 256, the
     tp, fp, fn = (s * y).sum(), (s * (1 - y)).sum(), ((1 - s) * y).sum()
     loss = 1 - 2 * tp / (2 * tp + fp + fn)
     loss.backward()
-    return float(loss), wt.grad.numpy()
+    return float(loss.detach()), wt.grad.numpy()
 
 
 def test_train_step(targets, w_ours):
