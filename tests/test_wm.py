@@ -6,7 +6,7 @@ import torch
 
 from model import ir
 from model.quantise import quantise_wm, signed_bits
-from model.wm import (DEFAULTS, WMNet, contexts, f1_from_counts, least_squares_init,
+from model.wm import (DEFAULTS, WMNet, contexts, sparse_contexts, f1_from_counts, least_squares_init,
                       make_targets, recall_float, recall_int, run_wm, score_recall,
                       simulate_float, trial_forcing)
 
@@ -48,10 +48,28 @@ def test_least_squares_reproduces_next_step_currents(solver):
     np.testing.assert_allclose(c @ w_flat, gain * y, atol=1e-9)
 
 
-def test_gram_solver_equals_pinv():
-    x = make_targets(3, 16, 40, 0.1, seed=2)
-    np.testing.assert_allclose(least_squares_init(x, 8, solver="gram"),
-                               least_squares_init(x, 8, solver="lstsq"), atol=1e-10)
+@pytest.mark.parametrize("shape", [(3, 16, 40, 0.1, 8),    # rows < columns: C C^T
+                                   (6, 10, 60, 0.1, 4),    # rows > columns: C^T C
+                                   (2, 12, 40, 0.02, 4)])  # silent neurons, singular Gram
+@pytest.mark.parametrize("f64_bytes", [256 << 20, 0])     # float64, or float32 + refinement
+def test_gram_solver_equals_pinv(shape, f64_bytes, monkeypatch):
+    import model.wm as wm
+    monkeypatch.setattr(wm, "GRAM_F64_BYTES", f64_bytes)
+    m, n, t, p, d = shape
+    x = make_targets(m, n, t, p, seed=2)
+    report = {}
+    got = least_squares_init(x, d, solver="gram", report=report)
+    assert report["side"] == ("C C^T" if m * (t - d) <= n * d else "C^T C")
+    np.testing.assert_allclose(got, least_squares_init(x, d, solver="lstsq"), atol=1e-6)
+    if not report["ridge"]:
+        np.testing.assert_allclose(got, least_squares_init(x, d, solver="lstsq"), atol=1e-12)
+
+
+def test_sparse_contexts_match_dense():
+    x = make_targets(3, 7, 30, 0.15, seed=4)
+    c, y = contexts(x, 5)
+    cs, ys = sparse_contexts(x, 5)
+    assert np.array_equal(cs.toarray(), c) and np.array_equal(ys, y)
 
 
 # ---------------------------------------------------------------------------- protocol and F1
