@@ -15,6 +15,9 @@ top-level function), as must its arguments and result.
   after the call: the absolute peak of the whole child process.
 - ``base_bytes``: ``VmHWM`` read in the child right before the call (interpreter, imports,
   arguments); ``peak_bytes - base_bytes`` is what the call added on top.
+- ``cpu_seconds``: the child's user + system CPU time over the call (all its threads);
+  ``cpu_seconds / seconds`` well below the thread count hints at contention (other jobs on the
+  same cores) or at single-threaded work.
 
 An exception in the child is re-raised in the parent (the original exception when it can be
 pickled, else a :class:`ChildError`), with the child's traceback text attached as its cause
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import pickle
+import resource
 import time
 import traceback
 from dataclasses import dataclass
@@ -44,6 +48,7 @@ class Measured:
     seconds: float
     peak_bytes: int
     base_bytes: int
+    cpu_seconds: float = float("nan")
 
     @property
     def added_bytes(self) -> int:
@@ -90,6 +95,11 @@ def fill_bytes(nbytes: int) -> int:
     return sum(buf[::1 << 20])
 
 
+def _cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def _child(conn, fn: Callable, args: tuple, kwargs: dict, threads: int | None) -> None:
     try:
         if threads is not None:
@@ -97,11 +107,13 @@ def _child(conn, fn: Callable, args: tuple, kwargs: dict, threads: int | None) -
 
             torch.set_num_threads(int(threads))
         base = vm_hwm_bytes()
+        cpu0 = _cpu_seconds()
         t0 = time.perf_counter()
         result = fn(*args, **kwargs)
         seconds = time.perf_counter() - t0
+        cpu = _cpu_seconds() - cpu0
         peak = vm_hwm_bytes()
-        conn.send(("ok", result, seconds, peak, base))
+        conn.send(("ok", result, seconds, peak, base, cpu))
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
         tb = traceback.format_exc()
         try:
@@ -134,8 +146,9 @@ def run_measured(fn: Callable, *args, threads: int | None = 2, **kwargs) -> Meas
         recv.close()
     proc.join()
     if msg[0] == "ok":
-        _, result, seconds, peak, base = msg
-        return Measured(result=result, seconds=seconds, peak_bytes=peak, base_bytes=base)
+        _, result, seconds, peak, base, cpu = msg
+        return Measured(result=result, seconds=seconds, peak_bytes=peak, base_bytes=base,
+                        cpu_seconds=cpu)
     _, payload, tb, text = msg
     exc = pickle.loads(payload) if payload is not None else ChildError(text)
     exc.add_note(f"raised in the child process; its traceback:\n{tb}")
@@ -145,4 +158,5 @@ def run_measured(fn: Callable, *args, threads: int | None = 2, **kwargs) -> Meas
 if __name__ == "__main__":
     m = run_measured(fill_bytes, 256 << 20, threads=None)
     print(f"fill 256 MiB: {m.seconds:.3f} s, peak {m.peak_bytes / 2**20:.0f} MiB, "
-          f"base {m.base_bytes / 2**20:.0f} MiB, added {m.added_bytes / 2**20:.0f} MiB")
+          f"base {m.base_bytes / 2**20:.0f} MiB, added {m.added_bytes / 2**20:.0f} MiB, "
+          f"cpu {m.cpu_seconds:.3f} s")

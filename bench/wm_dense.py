@@ -300,7 +300,7 @@ def phase_step(w, n, d, m, t, p, seed, pre, reset, dtype_name, lr):
 
 def _record(meas, **extra) -> dict:
     return dict(seconds=meas.seconds, peak_bytes=meas.peak_bytes, base_bytes=meas.base_bytes,
-                **extra)
+                cpu_seconds=meas.cpu_seconds, **extra)
 
 
 def main(argv=None) -> dict:
@@ -378,7 +378,8 @@ def main(argv=None) -> dict:
 
     print(f"dense baseline  n={a.n} d={a.d} m={a.m} T={a.t} p={a.p} pre={a.pre} "
           f"seed={a.seed} {a.dtype} threads={a.threads} (load {settings['load']:.3f})")
-    print(f"{'phase':<10} {'seconds':>9} {'peak GiB':>9} {'added GiB':>9} {'F1':>7}  notes")
+    print(f"{'phase':<10} {'seconds':>9} {'cpu/wall':>8} {'peak GiB':>9} {'added GiB':>9} "
+          f"{'F1':>7}  notes")
     for name, r in results.items():
         f1 = "" if r.get("f1") is None else f"{r['f1']:.4f}"
         notes = ""
@@ -387,7 +388,8 @@ def main(argv=None) -> dict:
                      f"loss {r['loss']:.4f}")
         elif "max_abs_diff_vs_ours" in r:
             notes = f"max|W - W_ours| = {r['max_abs_diff_vs_ours']:.2e}"
-        print(f"{name:<10} {r['seconds']:>9.2f} {r['peak_bytes'] / 2**30:>9.2f} "
+        print(f"{name:<10} {r['seconds']:>9.2f} {r['cpu_seconds'] / r['seconds']:>8.2f} "
+              f"{r['peak_bytes'] / 2**30:>9.2f} "
               f"{(r['peak_bytes'] - r['base_bytes']) / 2**30:>9.2f} {f1:>7}  {notes}")
 
     doc = dict(settings=settings, phases={})
