@@ -314,3 +314,25 @@ def test_cli_tiny_grid(tmp_path, capsys):
     assert main(["sweep", "--grid", str(bad), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "bad.json" in err and "'q'" in err
+
+
+def test_runaway_guard_bounds_f1(monkeypatch):
+    """A pattern stopped as runaway gets an F1 upper bound; never below the exact F1."""
+    from model.wm import least_squares_init
+    from model.wm_event import run_trials
+    s = {**ws.DEFAULTS, "n": 32, "d": 8, "m": 6, "t": 140, "p": 0.04, "pre": 5}
+    x = make_targets(6, 32, 140, 0.04, seed=1)
+    w = least_squares_init(x, 8)
+    f = trial_forcing(x, 8, pre=5, p=0.04, seed=1)
+    lif = dict(beta=205, beta_shift=8, reset="zero")
+    exact = ws._counts(x, run_trials(w, f).s.numpy(), 8, 5, 8, 140)
+    c, _, run = ws._recall_counts(w, f, x, s, "float", None, lif)
+    assert not run.any() and np.array_equal(c, exact)       # nothing stopped: exact counts
+    monkeypatch.setattr(ws, "RUNAWAY_RATE", -1.0)           # every pattern "runs away"
+    monkeypatch.setattr(ws, "PROBE_STEPS", 30)
+    s2 = {**s, "p": -1.0}                                    # cap = max(-1, -20) < any rate
+    cb, _, run = ws._recall_counts(w, f, x, s2, "float", None, lif)
+    assert run.all()
+    assert np.all(cb[:, 0] >= exact[:, 0]) and np.all(cb[:, 1] <= exact[:, 1])
+    assert np.all(cb[:, 2] <= exact[:, 2])
+    assert ws._f1s(cb)[0] >= ws._f1s(exact)[0]
