@@ -143,7 +143,7 @@ def plot_scan(rows: list[dict], axis: str, *, out, base: dict | None = None,
     ax.set_ylim(-0.03, 1.05)
     ax.set_xlabel(_LABELS.get(axis, axis))
     ax.set_ylabel("recall F1 (mean ± std over seeds)")
-    n_seeds = max((r["n"] for r in rows), default=0)
+    n_seeds = max((r["count"] for r in rows), default=0)
     ax.set_title(title or f"{_LABELS.get(axis, axis)} scan ({n_seeds} seeds)", fontsize=9)
     ax.legend(fontsize=7, loc="lower left")
     ax.grid(alpha=0.3)
@@ -236,3 +236,88 @@ def plot_sweep(records: list[dict], out, *, by: list[str] | None = None, title: 
     rows = summarise(records, by=[axis])
     base = {k: v for k, v in records[0]["settings"].items() if k != axis}
     return plot_scan(rows, axis, out=out, base=base, title=title)
+
+
+# --------------------------------------------------------------------------------------------
+# The figures and tables of docs/working-memory.md
+
+def paper_trial_figures(img_dir, *, seed: int = 0, cache_dir: str | None = None) -> list[Path]:
+    """Raster and F1-over-time figures at the paper setting (one least-squares solve, or the
+    weights cached by a sweep run with the same ``cache_dir``)."""
+    from model.wm import make_targets
+    from model.wm_event import run_trials
+    from model import wm_sweep as ws
+
+    s = dict(ws.DEFAULTS)
+    x = make_targets(s["m"], s["n"], s["t"], s["p"], seed=seed)
+    w, _ = ws._weights(s, seed, x, cache_dir)
+    lif = dict(beta=s["beta"], beta_shift=s["beta_shift"], reset=s["reset"])
+    img = Path(img_dir)
+    curves, outs = {}, []
+    for label, kind, level in (("full cue", "none", 0), ("cue cut to 30 of 41 steps", "truncate", 30),
+                               ("25 % of cue spikes moved", "move", 0.25),
+                               ("recall noise q = 1e-3", "noise", 1e-3)):
+        f, sil, _ = ws.perturbed_trial(x, {**s, "perturb": kind, "level": level}, seed)
+        sp = run_trials(w, f, silence=sil, **lif).s.numpy()
+        curves[label] = f1_over_time(x, sp, d=s["d"], pre=s["pre"], window=50)
+        if kind == "none":
+            outs.append(plot_raster(x, sp, d=s["d"], pre=s["pre"], start=0, stop=300,
+                                    neurons=None, out=img / "wm_raster.png",
+                                    title=f"N=512, D=41, M=16, T=1000, seed {seed}: pattern 0, "
+                                          f"first 300 steps"))
+        if kind == "truncate":
+            outs.append(plot_raster(x, sp, d=s["d"], pre=s["pre"], start=0, stop=300,
+                                    neurons=None, out=img / "wm_raster_truncated.png",
+                                    title="same, cue cut to 30 of 41 steps"))
+    outs.append(plot_f1_time(curves, out=img / "wm_f1_time.png", d=s["d"],
+                             title=f"paper setting, seed {seed}: F1 in 50-step windows"))
+    return outs
+
+
+def main(argv=None) -> int:
+    """``python -m model.wm_plots RESULTS_DIR IMG_DIR [--trial] [--cache DIR]``: a figure per
+    ``wm_*.jsonl`` results file, the capacity figure, and (``--trial``) the paper-setting raster
+    and F1-over-time figures; prints the Markdown tables."""
+    import argparse
+
+    from model import wm_sweep as ws
+
+    ap = argparse.ArgumentParser(prog="python -m model.wm_plots")
+    ap.add_argument("results")
+    ap.add_argument("img")
+    ap.add_argument("--trial", action="store_true")
+    ap.add_argument("--cache")
+    a = ap.parse_args(argv)
+    for f in sorted(Path(a.results).glob("wm_*.jsonl")):
+        recs = ws.read_results(f)
+        if not recs:
+            continue
+        by = list(dict.fromkeys(x for r in recs for x in r.get("axes", [])))
+        out = Path(a.img) / f"{f.stem}.png"
+        try:
+            plot_sweep(recs, out, by=by, title=f"{f.stem}: {_setting(recs[0]['settings'], by)}")
+        except ValueError as e:
+            print(f"{f}: no figure ({e})")
+        print(f"\n### {f.stem} ({len(recs)} points)\n")
+        if "m" in by and len(by) > 1:
+            rows = ws.summarise(recs, by=["n", "d", "t", "m"])
+            print(ws.format_summary(rows, ["n", "d", "t", "m"]))
+            print()
+            print(ws.format_capacity(ws.capacity(rows)))
+        else:
+            print(ws.format_summary(ws.summarise(recs, by=by), by))
+        secs = sum(r.get("seconds", 0.0) for r in recs)
+        print(f"\n(worker time {secs / 60:.1f} min)")
+    if a.trial:
+        for p in paper_trial_figures(a.img, cache_dir=a.cache):
+            print(f"wrote {p}")
+    return 0
+
+
+def _setting(s: dict, by) -> str:
+    keys = [k for k in ("n", "d", "m", "t", "p", "w_bits") if k not in by]
+    return ", ".join(f"{k.upper() if len(k) == 1 else k}={s[k]:g}" for k in keys)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

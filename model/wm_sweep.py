@@ -698,7 +698,7 @@ METRICS = ("f1_float", "f1_int", "f1_float_pp", "f1_int_pp", "f1_float_active", 
 
 def summarise(records: list[dict], by: list[str] | None = None,
               metrics=METRICS) -> list[dict]:
-    """Mean, sample standard deviation (ddof 1; 0 for one value) and count per value of the
+    """Mean, sample standard deviation (ddof 1; 0 for one value) and ``count`` per value of the
     settings ``by`` (default: each record's ``axes``), over seeds. A metric that is missing
     or None in a record is left out of that metric's statistics (``n_<metric>`` counts the
     values used). Rows are sorted by the ``by`` values."""
@@ -713,7 +713,7 @@ def summarise(records: list[dict], by: list[str] | None = None,
     rows = []
     for k, recs in groups.items():
         row = {b: recs[0]["settings"].get(b) for b in by}
-        row["n"] = len(recs)
+        row["count"] = len(recs)
         row["load"] = float(np.mean([load_ratio(r["settings"]) for r in recs]))
         for mname in metrics:
             vals = [r[mname] for r in recs if r.get(mname) is not None]

@@ -254,11 +254,11 @@ def test_summary_statistics(tmp_path):
     rows = ws.summarise(ws.read_results(f))
     assert [r["m"] for r in rows] == [4, 8]
     r4, r8 = rows
-    assert r4["n"] == 3 and r4["f1_float_mean"] == pytest.approx(0.75)
+    assert r4["count"] == 3 and r4["f1_float_mean"] == pytest.approx(0.75)
     assert r4["f1_float_std"] == pytest.approx(0.25)      # sample std of 1, .5, .75
     assert r4["f1_float_min"] == 0.5
     assert r4["f1_int_mean"] == pytest.approx(0.375)
-    assert r8["n"] == 1 and r8["f1_float_std"] == 0.0
+    assert r8["count"] == 1 and r8["f1_float_std"] == 0.0
     assert r8["n_f1_int"] == 0 and r8["f1_int_mean"] is None
     table = ws.format_summary(rows, ["m"])
     assert "0.7500 ± 0.2500 (3)" in table and "| 8 |" in table
@@ -336,3 +336,15 @@ def test_runaway_guard_bounds_f1(monkeypatch):
     assert np.all(cb[:, 0] >= exact[:, 0]) and np.all(cb[:, 1] <= exact[:, 1])
     assert np.all(cb[:, 2] <= exact[:, 2])
     assert ws._f1s(cb)[0] >= ws._f1s(exact)[0]
+
+
+def test_summary_keeps_setting_n():
+    """The seed count must not overwrite a scanned setting called ``n``."""
+    recs = [{"key": f"{n}-{s}", "settings": {**ws.DEFAULTS, "n": n}, "seed": s, "axes": ["n"],
+             "f1_float": 1.0} for n in (64, 128) for s in range(3)]
+    rows = ws.summarise(recs)
+    assert [r["n"] for r in rows] == [64, 128] and all(r["count"] == 3 for r in rows)
+    assert "| 64 |" in ws.format_summary(rows, ["n"])
+    caps = ws.capacity(ws.summarise([{**r, "axes": ["n", "d", "t", "m"]} for r in recs],
+                                    by=["n", "d", "t", "m"]))
+    assert sorted(c["n"] for c in caps) == [64, 128]
