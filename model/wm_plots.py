@@ -315,8 +315,8 @@ def main(argv=None) -> int:
 
 
 def _setting(s: dict, by) -> str:
-    keys = [k for k in ("n", "d", "m", "t", "p", "w_bits") if k not in by]
-    return ", ".join(f"{k.upper() if len(k) == 1 else k}={s[k]:g}" for k in keys)
+    names = {"n": "N", "d": "D", "m": "M", "t": "T", "p": "p_A", "w_bits": "bits"}
+    return ", ".join(f"{v}={s[k]:g}" for k, v in names.items() if k not in by)
 
 
 if __name__ == "__main__":

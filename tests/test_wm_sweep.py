@@ -257,7 +257,7 @@ def test_summary_statistics(tmp_path):
     assert r4["count"] == 3 and r4["f1_float_mean"] == pytest.approx(0.75)
     assert r4["f1_float_std"] == pytest.approx(0.25)      # sample std of 1, .5, .75
     assert r4["f1_float_min"] == 0.5
-    assert r4["f1_int_mean"] == pytest.approx(0.375)
+    assert r4["f1_int_mean"] == pytest.approx(0.375) and r4["f1_float_median"] == 0.75
     assert r8["count"] == 1 and r8["f1_float_std"] == 0.0
     assert r8["n_f1_int"] == 0 and r8["f1_int_mean"] is None
     table = ws.format_summary(rows, ["m"])
@@ -270,6 +270,7 @@ def test_capacity_m_max():
     rows += [{"n": 32, "d": 8, "t": 40, "m": 2, "f1_float_mean": 0.5}]
     caps = {c["n"]: c for c in ws.capacity(rows)}
     assert caps[64]["m_max"] == 8          # the largest M passing, as defined
+    assert caps[64]["m_max_median"] is None  # no median given in these rows
     assert caps[32]["m_max"] is None
     assert caps[64]["ls_estimate"] == pytest.approx(0.8 * 64 * 8 / 32)
 
