@@ -89,7 +89,7 @@ def test_builtin_grids_validate():
 
 def test_run_and_resume(tmp_path):
     out = tmp_path / "r.jsonl"
-    r1 = ws.run_grid(TINY, out, jobs=1, progress=False)
+    r1 = ws.run_grid(TINY, out, jobs=2, progress=False)     # spawned workers
     assert r1["points"] == 4 and r1["computed"] == 4 and r1["done_before"] == 0
     recs = _lines(out)
     assert len(recs) == 4
@@ -109,7 +109,7 @@ def test_run_and_resume(tmp_path):
     assert r3["computed"] == 2 and r3["done_before"] == 2
     recs3 = _lines(out)
     assert len(recs3) == 4 and len({r["key"] for r in recs3}) == 4
-    # Same results as the first run, point by point (seeded).
+    # Same results as the first (parallel) run, point by point (seeded).
     f1 = {r["key"]: r["f1_int"] for r in recs}
     assert all(f1[r["key"]] == r["f1_int"] for r in recs3)
 
@@ -349,3 +349,22 @@ def test_summary_keeps_setting_n():
     caps = ws.capacity(ws.summarise([{**r, "axes": ["n", "d", "t", "m"]} for r in recs],
                                     by=["n", "d", "t", "m"]))
     assert sorted(c["n"] for c in caps) == [64, 128]
+
+
+def test_train_init_runs(tmp_path):
+    g = {"base": dict(n=24, d=8, m=2, t=40, p=0.04, pre=5, w_bits=6, init="train",
+                      train_steps=2, modes=["float"]), "axes": {"m": [2]}, "seeds": [0]}
+    r = ws.run_grid(g, tmp_path / "tr.jsonl", jobs=1, progress=False)
+    rec = r["records"][0]
+    assert rec["settings"]["init"] == "train" and 0.0 <= rec["f1_float"] <= 1.0
+    assert "f1_int" not in rec
+
+
+def test_hebbian_needs_the_function(tmp_path):
+    import model.wm as wm
+    g = {"base": {"init": "hebbian"}, "axes": {"m": [2]}}
+    if hasattr(wm, "hebbian_init"):
+        assert ws.load_grid(g)["base"]["init"] == "hebbian"
+    else:
+        with pytest.raises(ws.GridError, match="hebbian_init"):
+            ws.load_grid(g)
