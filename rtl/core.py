@@ -39,17 +39,21 @@ from amaranth.lib.wiring import In, Out
 
 from model.ir import InputLayer, LIFLayer, Network, Projection
 from .delay_line import DelayLine, line_shapes, line_slots
-from .families import (DEVICE_MEMORIES, DSP_BLOCKS, FAMILIES, KINDS, SPRAM, block_config,
-                       blocks_of, ram_style)
+from .families import (DEVICE_MEMORIES, DEVICE_NAMES, DSP_BLOCKS, FAMILIES, KINDS,
+                       LOADED_AUTO_BITS, SPRAM, block_config, blocks_of, device_bits, ram_style)
 from .interface import step_in_layout, step_out_layout
 from .lif import LIFUnit, leak_multipliers, saturate, scale
+from .loaded import LOADED_RAM_MODULE, LOADED_RAM_NAME, LoadedArray
 from .spram import SpramArray
 
 __all__ = ["UnsupportedNetwork", "NetworkCore", "supported", "memory_bits",
            "memory_shapes", "MemShape", "Fault", "weight_bank_depth", "memory_kinds",
-           "weight_words", "load_image", "load_width"]
+           "weight_words", "load_image", "load_width", "STREAMED"]
 
 Fault = Literal[None, "delay+1", "threshold>"]
+
+#: Memory kinds whose arrays start empty and are filled through the ``wl`` load stream.
+STREAMED = ("spram", "loaded")
 
 
 class UnsupportedNetwork(ValueError):
@@ -168,9 +172,12 @@ def weight_bank_depth(net: Network, q: int, *, lanes: int, family: str | None,
                       bank_depth: int | None = None, kind: str = "block") -> int:
     """Depth of each bank of projection q's weight memory: ``bank_depth`` if given, else one
     block's depth for ``family`` and ``kind`` (a power of two: a block RAM configuration, or
-    an SPRAM's 16K words), else the whole memory (also for ``lut``)."""
+    an SPRAM's 16K words), else the whole memory (also for ``lut`` and ``loaded``, one RAM
+    whatever its depth)."""
     pp = _plan(net)[q]
     depth = pp.weight_depth(lanes)
+    if kind == "loaded":
+        return depth
     if bank_depth is not None:
         return min(bank_depth, depth)
     if kind == "spram":
@@ -183,14 +190,19 @@ def weight_bank_depth(net: Network, q: int, *, lanes: int, family: str | None,
 
 def memory_kinds(net: Network, *, lanes: int = 1, family: str | None = None,
                  memories: dict[str, str] | None = None) -> dict[str, str]:
-    """The memory kind (``block``, ``spram``, ``lut``) of every weight array, by the names of
-    :func:`memory_shapes` (``proj<q>.weights``).
+    """The memory kind (``block``, ``spram``, ``lut``, ``loaded``) of every weight array, by
+    the names of :func:`memory_shapes` (``proj<q>.weights``).
 
-    ``memories`` sets kinds by name; the others are chosen automatically: arrays that Yosys
-    would rather keep in logic (by its own costs) go to ``lut``, the rest to ``block``, and on
-    iCE40, while the estimated block RAMs of the whole core exceed 85 % of the iCE40UP5K's 30
-    (room for the board top), the largest weight arrays move to SPRAM as long as SPRAM blocks
-    are left (see ``docs/hardware.md#memory-kinds``).
+    ``memories`` sets kinds by name; the others are chosen automatically: with ``family=None``
+    (generic Verilog for simulation) arrays of more than
+    :data:`~rtl.families.LOADED_AUTO_BITS` (4 Mbit) go to ``loaded`` (an initialised memory
+    that large cannot be emitted sensibly); arrays that Yosys would rather keep in logic (by
+    its own costs) go to ``lut``, the rest to ``block``, and on iCE40, while the estimated
+    block RAMs of the whole core exceed 85 % of the iCE40UP5K's 30 (room for the board top),
+    the largest weight arrays move to SPRAM as long as SPRAM blocks are left (see
+    ``docs/hardware.md#memory-kinds``). ``loaded`` is never chosen for a device family: there,
+    a weight array larger than the device's whole on-chip RAM raises :class:`ValueError`
+    unless ``memories`` makes it ``loaded``.
     """
     shapes = memory_shapes(net, lanes=lanes)
     names = [k for k in shapes if k.endswith(".weights")]
@@ -208,8 +220,25 @@ def memory_kinds(net: Network, *, lanes: int = 1, family: str | None = None,
     kinds = {}
     for name in names:
         s = shapes[name]
-        kinds[name] = given.get(name) or (
-            "lut" if blocks_of("auto", fam, s.depth, s.width, rom=True) == 0 else "block")
+        if name in given:
+            kinds[name] = given[name]
+        elif family is None and s.depth * s.width * s.count > LOADED_AUTO_BITS:
+            kinds[name] = "loaded"
+        else:
+            kinds[name] = "lut" if blocks_of("auto", fam, s.depth, s.width, rom=True) == 0 \
+                else "block"
+    if family is not None:
+        cap = device_bits(family)
+        for name in names:
+            s = shapes[name]
+            bits = s.depth * s.width * s.count
+            if kinds[name] != "loaded" and bits > cap:
+                raise ValueError(
+                    f"memories: weight array {name!r} of network {net.name!r} has {bits:,} "
+                    f"bits ({s.depth:,} words x {s.width} bits), more than the {cap:,} bits "
+                    f"of on-chip RAM of the {DEVICE_NAMES[family]} (family {family!r}): the "
+                    f"weights do not fit on chip; keep them off chip as a 'loaded' array "
+                    f"(memories={{{name!r}: 'loaded'}}, --memory {name}=loaded)")
     if family == "ice40":
         ebr, spram_budget = DEVICE_MEMORIES[family]
         ebr_budget = int(0.85 * ebr)
@@ -242,26 +271,45 @@ def weight_words(pp: _Proj, lanes: int) -> list[int]:
     so that one word feeds every lane."""
     G = ceil(pp.post.n / lanes)
     w = pp.p.weight if pp.p.kind == "taps" else pp.p.weight[:, :, None]
-    words = []
-    for j in range(pp.pre.n):
-        for k in range(pp.taps):
-            col = list(w[:, j, k]) + [0] * (G * lanes - pp.post.n)
-            words += [_pack(col[g * lanes:(g + 1) * lanes], pp.p.w_bits) for g in range(G)]
-    return words
+    pad = np.zeros((G * lanes,) + w.shape[1:], np.int64)
+    pad[:pp.post.n] = w
+    # (g, lane, j, k) -> word (j*D + k)*G + g, element ``lane``
+    rows = pad.reshape(G, lanes, pp.pre.n, pp.taps).transpose(2, 3, 0, 1).reshape(-1, lanes)
+    return _pack_rows(rows, pp.p.w_bits)
+
+
+def _pack_rows(rows: np.ndarray, width: int, chunk: int = 1 << 15) -> list[int]:
+    """:func:`_pack` of every row of ``rows`` (``(words, elements)`` signed integers), done
+    with numpy a chunk of rows at a time (the paper's working-memory network has 671,744
+    words of 128 bits)."""
+    rows = np.asarray(rows, np.int64) & ((1 << width) - 1)
+    n, k = rows.shape
+    if k * width <= 63:
+        shifts = np.arange(k, dtype=np.int64) * width
+        return [int(x) for x in (rows << shifts).sum(1)]
+    out = []
+    bit = np.arange(width, dtype=np.int64)
+    for a in range(0, n, chunk):
+        part = rows[a:a + chunk]
+        bits = ((part[:, :, None] >> bit) & 1).astype(np.uint8).reshape(len(part), k * width)
+        packed = np.packbits(bits, axis=1, bitorder="little")
+        out += [int.from_bytes(r.tobytes(), "little") for r in packed]
+    return out
 
 
 def load_image(net: Network, kinds: dict[str, str], *, lanes: int = 1) -> list[int]:
     """The words the core expects on its ``wl`` stream after reset, for weight arrays of
-    ``kinds`` (:func:`memory_kinds`): the SPRAM arrays in projection order, each from address
-    0 (empty when no array is in SPRAM)."""
-    return [word for pp in _plan(net) if kinds.get(f"proj{pp.index}.weights") == "spram"
+    ``kinds`` (:func:`memory_kinds`): the SPRAM and ``loaded`` arrays in projection order,
+    each from address 0 (empty when there are none)."""
+    return [word for pp in _plan(net) if kinds.get(f"proj{pp.index}.weights") in STREAMED
             for word in weight_words(pp, lanes)]
 
 
 def load_width(net: Network, kinds: dict[str, str], *, lanes: int = 1) -> int:
-    """Bits of one ``wl`` word: the widest SPRAM weight word (0 when none is in SPRAM)."""
+    """Bits of one ``wl`` word: the widest SPRAM or ``loaded`` weight word (0 when there are
+    none)."""
     return max([lanes * pp.p.w_bits for pp in _plan(net)
-                if kinds.get(f"proj{pp.index}.weights") == "spram"] or [0])
+                if kinds.get(f"proj{pp.index}.weights") in STREAMED] or [0])
 
 
 def _lowest(m: Module, mask, name: str):
@@ -290,7 +338,12 @@ class NetworkCore(wiring.Component):
     :meth:`load_image` words on it before it accepts any input. The SPRAM keeps its contents
     across later resets, so the load happens once per configuration. ``spram_cells`` builds
     SPRAM arrays from ``SB_SPRAM256KA`` primitives (default: when elaborated for a platform)
-    rather than behavioural memories (see :class:`~rtl.spram.SpramArray`).
+    rather than behavioural memories (see :class:`~rtl.spram.SpramArray`). Weight arrays of
+    kind ``loaded`` (RAMs without initial contents, of any depth) are loaded the same way, in
+    the same ``wl`` image; ``loaded_cells`` builds them as instances of the Verilog module
+    :data:`~rtl.loaded.LOADED_RAM_MODULE` (default: when elaborated for a platform, which
+    then gets the module as a file; :func:`rtl.export.generate` asks for them) rather than
+    behavioural memories (see :class:`~rtl.loaded.LoadedArray`).
 
     ``fault`` plants a deliberate bug, so that tests can show verification catches it:
     ``"delay+1"`` delivers every event one step late, ``"threshold>"`` fires on
@@ -299,7 +352,8 @@ class NetworkCore(wiring.Component):
 
     def __init__(self, net: Network, *, lanes: int = 1, fault: Fault = None,
                  family: str | None = None, bank_depth: int | None = None,
-                 memories: dict[str, str] | None = None, spram_cells: bool | None = None):
+                 memories: dict[str, str] | None = None, spram_cells: bool | None = None,
+                 loaded_cells: bool | None = None):
         supported(net, lanes=lanes)
         if fault not in (None, "delay+1", "threshold>"):
             raise ValueError(f"fault must be None, 'delay+1' or 'threshold>', got {fault!r}")
@@ -312,6 +366,7 @@ class NetworkCore(wiring.Component):
         self.bank_depth = bank_depth
         self.memories = dict(memories or {})
         self.spram_cells = spram_cells
+        self.loaded_cells = loaded_cells
         self.kinds = memory_kinds(net, lanes=lanes, family=family, memories=memories)
         ports = {
             "i": In(stream.Signature(step_in_layout(net))),
@@ -397,22 +452,29 @@ class NetworkCore(wiring.Component):
             left=Signal(range(cap + 1), name="left"),        # pairs the replay has yet to issue
         )
 
-        # ---- weight load (arrays in SPRAM): the LOAD state writes the wl words in order -----
-        spram = [pp for pp in plan if self.kinds.get(f"proj{pp.index}.weights") == "spram"]
-        if spram:
+        # ---- weight load (arrays in SPRAM or loaded): the LOAD state writes the wl words in
+        # order
+        streamed = [pp for pp in plan if self.kinds.get(f"proj{pp.index}.weights") in STREAMED]
+        if streamed:
             sh["load"] = dict(
                 active=Signal(name="loading"),
-                arr=Signal(range(len(spram)), name="ld_arr"),
-                addr=Signal(range(max(pp.weight_depth(P) for pp in spram)), name="ld_addr"),
-                order={pp.index: k for k, pp in enumerate(spram)})
+                arr=Signal(range(len(streamed)), name="ld_arr"),
+                addr=Signal(range(max(pp.weight_depth(P) for pp in streamed)), name="ld_addr"),
+                order={pp.index: k for k, pp in enumerate(streamed)})
 
-        # SPRAM arrays: SB_SPRAM256KA primitives when built for a device (or asked for).
+        # SPRAM arrays: SB_SPRAM256KA primitives when built for a device (or asked for);
+        # loaded arrays: instances of the RAM module without initial contents, likewise.
         primitive = platform is not None if self.spram_cells is None else self.spram_cells
-        ctx = {l: self._datapath(m, l, plan, lines, outgoing, forced, conv_vec, sh, primitive)
+        cells = platform is not None if self.loaded_cells is None else self.loaded_cells
+        if cells and platform is not None and "loaded" in self.kinds.values():
+            platform.add_file(f"{LOADED_RAM_NAME}.v", LOADED_RAM_MODULE)
+        ctx = {l: self._datapath(m, l, plan, lines, outgoing, forced, conv_vec, sh,
+                                 primitive, cells)
                for l in range(1, len(layers))}
 
         clr = Signal(range(gmax + 1))
-        # Survives resets: the SPRAM keeps its contents until the device is reconfigured.
+        # Survives resets: the SPRAM (or the loaded RAM) keeps its contents until the device is
+        # reconfigured.
         loaded = Signal(name="loaded", reset_less=True)
         with m.FSM(init="CLEAR"):
             # A synchronous reset does not clear block RAM: zero every membrane (and let every
@@ -425,7 +487,7 @@ class NetworkCore(wiring.Component):
                 with m.If(clr != gmax):
                     m.d.sync += clr.eq(clr + 1)
                 with m.Elif(Cat(*[ln.ready for ln in lines.values()]).all()):
-                    if spram:
+                    if streamed:
                         with m.If(loaded):
                             m.next = "RECV"
                         with m.Else():
@@ -433,18 +495,18 @@ class NetworkCore(wiring.Component):
                     else:
                         m.next = "RECV"
 
-            if spram:
+            if streamed:
                 with m.State("LOAD"):
                     ld = sh["load"]
                     m.d.comb += [self.busy.eq(1), self.wl.ready.eq(1), ld["active"].eq(1)]
-                    ends = [pp.weight_depth(P) - 1 for pp in spram]
+                    ends = [pp.weight_depth(P) - 1 for pp in streamed]
                     end = C(ends[0], len(ld["addr"]))
                     for k, e in enumerate(ends[1:], 1):
                         end = Mux(ld["arr"] == k, e, end)
                     with m.If(self.wl.valid):
                         with m.If(ld["addr"] == end):
                             m.d.sync += ld["addr"].eq(0)
-                            with m.If(ld["arr"] == len(spram) - 1):
+                            with m.If(ld["arr"] == len(streamed) - 1):
                                 m.d.sync += [ld["arr"].eq(0), loaded.eq(1)]
                                 m.next = "RECV"
                             with m.Else():
@@ -482,7 +544,8 @@ class NetworkCore(wiring.Component):
         return m
 
     # ----------------------------------------------------------------------------------------
-    def _datapath(self, m, l, plan, lines, outgoing, forced, conv_vec, sh, primitive) -> dict:
+    def _datapath(self, m, l, plan, lines, outgoing, forced, conv_vec, sh, primitive,
+                  cells) -> dict:
         """Memories, the accumulator and the fire pipeline of layer l (state-independent).
 
         Tokens (a pair, or a marker) move T0 -> T1 (weight word read) -> T2 (weight word
@@ -535,29 +598,34 @@ class NetworkCore(wiring.Component):
             # Weight word row*G + g holds w[g*P : (g+1)*P, row] (see weight_words): one word
             # feeds every lane. Pairs hold base = row*G.
             for pp in weighted:
-                words = weight_words(pp, P)
                 width = P * pp.p.w_bits
-                depth = len(words)
+                depth = pp.weight_depth(P)
                 name = f"proj{pp.index}.weights"
                 kind = self.kinds[name]
+                # Arrays filled through wl have no initial contents.
+                words = None if kind in STREAMED else weight_words(pp, P)
                 bank = weight_bank_depth(net, pp.index, lanes=P, family=self.family,
                                          bank_depth=self.bank_depth, kind=kind)
                 attrs = {"ram_style": ram_style(kind)} \
                     if self.family is not None or name in self.memories else None
                 ports = []
                 for b in range(ceil(depth / bank)):
-                    chunk = words[b * bank:(b + 1) * bank]
+                    size = min(bank, depth - b * bank)
                     sub = f"w{pp.index}" + (f"_{b}" if b else "")
                     if kind == "spram":
-                        m.submodules[sub] = arr = SpramArray(len(chunk), width,
-                                                             primitive=primitive)
+                        m.submodules[sub] = arr = SpramArray(size, width, primitive=primitive)
                         ports.append(arr)
                         continue
+                    if kind == "loaded":
+                        m.submodules[sub] = arr = LoadedArray(size, width, cell=cells)
+                        ports.append(arr)
+                        continue
+                    chunk = words[b * bank:(b + 1) * bank]
                     wm = memory.Memory(shape=unsigned(width), depth=len(chunk), init=chunk,
                                        attrs=attrs)
                     m.submodules[sub] = wm
                     ports.append(wm.read_port())
-                wports.append((ports, bank, kind == "spram", pp))
+                wports.append((ports, bank, kind in STREAMED, pp))
             pb = _pair_bits(net, l, P)
             ctx["tag_bits"] = tb = max(1, (len(weighted) - 1).bit_length())
             ctx["vb"] = vb = max(pp.value_bits for pp in weighted)
@@ -583,14 +651,15 @@ class NetworkCore(wiring.Component):
                          pr_wr.en.eq(go & t0["valid"] & t0["new"])]
             waddr = Signal(bb + 1, name=f"waddr{l}")     # weight word of the token in T0
             m.d.comb += waddr.eq(t0["base"] + t0["g"])
-            for ports, bank, in_spram, pp in wports:
+            for ports, bank, streamed, pp in wports:
                 ab = (bank - 1).bit_length()       # address bits of one bank
-                if not in_spram:
+                if not streamed:
                     for port in ports:
                         m.d.comb += [port.addr.eq(waddr if len(ports) == 1 else waddr[:ab]),
                                      port.en.eq(go)]
                     continue
-                # SPRAM: one port per block, so the read and the load share the address.
+                # SPRAM and loaded RAM: one port per block, so the read and the load share
+                # the address.
                 ld = sh["load"]
                 we = ld["active"] & self.wl.valid & (ld["arr"] == ld["order"][pp.index])
                 addr = Mux(ld["active"], ld["addr"], waddr)
@@ -638,6 +707,13 @@ class NetworkCore(wiring.Component):
                 for t_i, (pp, (ports, bank, *_)) in enumerate(zip(weighted, wports)):
                     regs = [Signal(len(port.data), name=f"wb{l}_{t_i}_{b}")
                             for b, port in enumerate(ports)]
+                    if len(ports) == 1:
+                        # One bank, whose depth need not be a power of two (a loaded RAM, an
+                        # SPRAM array under 16K words): nothing to select.
+                        with m.If(go):
+                            m.d.sync += regs[0].eq(ports[0].data)
+                        words_q.append(regs[0])
+                        continue
                     # The bank of the word now in T2: its index moves with the token.
                     sel1 = Signal(range(max(2, len(ports))), name=f"wsel1{l}_{t_i}")
                     sel2 = Signal.like(sel1, name=f"wsel2{l}_{t_i}")

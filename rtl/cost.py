@@ -13,8 +13,8 @@ from .delay_line import line_capacity
 from .families import DSP_BLOCKS, FAMILIES, blocks_of
 from .lif import leak_multipliers
 
-__all__ = ["FAMILIES", "step_cycles", "activity", "job_costs", "memory_port_bound", "memory_blocks", "spram_blocks", "memory_shapes",
-           "logic_estimate",
+__all__ = ["FAMILIES", "step_cycles", "activity", "job_costs", "memory_port_bound",
+           "memory_blocks", "spram_blocks", "offchip_bits", "memory_shapes", "logic_estimate",
            "Estimate", "estimate"]
 
 def activity(net: Network, trace, x: np.ndarray | None, forced: dict | None) -> dict:
@@ -158,8 +158,9 @@ def memory_port_bound(net: Network, act: dict, *, lanes: int = 1,
 def memory_blocks(shapes: dict[str, tuple], family: str,
                   kinds: dict[str, str] | None = None) -> dict[str, int]:
     """Block RAMs per array given ``{name: (depth, width[, count])}`` and the weight arrays'
-    memory ``kinds``: arrays in SPRAM or LUT RAM take none; arrays without a kind take what
-    Yosys would choose for them (:func:`~rtl.families.blocks_of` ``"auto"``)."""
+    memory ``kinds``: arrays in SPRAM, LUT RAM or off chip (``loaded``) take none; arrays
+    without a kind take what Yosys would choose for them (:func:`~rtl.families.blocks_of`
+    ``"auto"``)."""
     kinds = kinds or {}
     out = {}
     for name, shape in shapes.items():
@@ -176,6 +177,17 @@ def spram_blocks(shapes: dict[str, tuple], kinds: dict[str, str]) -> dict[str, i
     """SPRAM blocks per array in SPRAM."""
     return {name: blocks_of("spram", "ice40", *shapes[name])
             for name, kind in kinds.items() if kind == "spram"}
+
+
+def offchip_bits(shapes: dict[str, tuple], kinds: dict[str, str]) -> dict[str, int]:
+    """Bits per ``loaded`` array: kept off chip (an external memory, a host upload), loaded
+    through ``wl`` at one word per cycle."""
+    out = {}
+    for name, kind in kinds.items():
+        if kind == "loaded":
+            depth, width, *count = shapes[name]
+            out[name] = depth * width * (count[0] if count else 1)
+    return out
 
 
 #: Names of :func:`logic_features`, in order.
@@ -251,7 +263,8 @@ def logic_features(net: Network, *, lanes: int = 1, family: str = "ice40",
     shapes = memory_shapes(net, lanes=lanes)
     blocks = memory_blocks(shapes, family if family in FAMILIES else "ice40", kinds)
     f["small_memory"] = float(sum(s.depth * s.width * s.count for k, s in shapes.items()
-                                  if blocks[k] == 0 and kinds.get(k) != "spram"))
+                                  if blocks[k] == 0 and kinds.get(k) not in ("spram",
+                                                                             "loaded")))
     return f
 
 
@@ -282,6 +295,7 @@ class Estimate:
     steps_per_sample: int
     kinds: dict[str, str] = field(default_factory=dict)    # weight arrays' memory kinds
     spram: dict[str, int] = field(default_factory=dict)    # SPRAM blocks per array
+    offchip: dict[str, int] = field(default_factory=dict)  # bits per loaded (off-chip) array
 
     @property
     def steps_per_s(self) -> float:
@@ -298,6 +312,7 @@ class Estimate:
                 "blocks": self.blocks, "blocks_total": sum(self.blocks.values()),
                 "memory_kinds": self.kinds, "spram": self.spram,
                 "spram_total": sum(self.spram.values()),
+                "offchip_bits": self.offchip, "offchip_bits_total": sum(self.offchip.values()),
                 "lut": self.lut, "dsp": self.dsp,
                 "cycles_per_step": round(self.cycles_per_step, 1), "cycles_max": self.cycles_max,
                 "steps_per_sample": self.steps_per_sample,
@@ -310,7 +325,9 @@ def estimate(net: Network, act: dict, *, family: str, clock_mhz: float, lanes: i
              memories: dict[str, str] | None = None) -> Estimate:
     """Estimate memories, logic and speed of the core for ``net`` on ``family`` (weight
     arrays' memory kinds: ``memories``, the others automatic, see
-    :func:`~rtl.core.memory_kinds`)."""
+    :func:`~rtl.core.memory_kinds`). ``loaded`` arrays count no block (``offchip`` lists their
+    bits); a weight array larger than the device's on-chip RAM and not ``loaded`` raises
+    :class:`ValueError`."""
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {family!r}")
     cycles = step_cycles(net, act, lanes=lanes)
@@ -324,5 +341,6 @@ def estimate(net: Network, act: dict, *, family: str, clock_mhz: float, lanes: i
                     memory_bits=memory_bits(net, lanes=lanes),
                     blocks=memory_blocks(shapes, family, kinds), lut=logic["lut"],
                     dsp=logic["dsp"], kinds=kinds, spram=spram_blocks(shapes, kinds),
+                    offchip=offchip_bits(shapes, kinds),
                     cycles_per_step=float(per_step.mean()), cycles_max=int(per_step.max()),
                     steps_per_sample=len(cycles))

@@ -11,6 +11,7 @@ from amaranth.lib import data
 
 from model.ir import Network
 from .core import NetworkCore, Fault
+from .loaded import LOADED_RAM_MODULE
 from .interface import step_in_layout, step_out_layout
 
 __all__ = ["generate", "layout_fields", "MANIFEST_VERSION"]
@@ -42,8 +43,11 @@ def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core"
     The Verilog carries no source locations, so the same IR gives byte-identical files on any
     machine. The manifest names the top module, the ports (Amaranth flattens ``i.payload`` to
     ``i__payload``), the payload fields and the IR digest. When weight arrays are in SPRAM
-    (``memories``, ``family``), it also names the ``wl`` load stream and writes the words to
-    load after reset into ``<name>_load.hex`` (one hex word per line, in order).
+    or ``loaded`` (``memories``, ``family``, or automatically for weight arrays too large to
+    emit initialised, see :func:`rtl.core.memory_kinds`), it also names the ``wl`` load stream
+    and writes the words to load after reset into ``<name>_load.hex`` (one hex word per line,
+    in order). ``loaded`` arrays are instances of :data:`~rtl.loaded.LOADED_RAM_MODULE`,
+    whose Verilog (a RAM without initial contents) follows the core's in ``<name>.v``.
     ``spram_cells`` builds those arrays from ``SB_SPRAM256KA`` primitives, as on the device;
     the manifest then lists ``cell_models: ["ice40"]`` (Yosys's simulation models, which
     :func:`sim.cosim.run_cosim` adds to the sources).
@@ -51,8 +55,10 @@ def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     core = NetworkCore(net, lanes=lanes, fault=fault, family=family, memories=memories,
-                       spram_cells=spram_cells)
+                       spram_cells=spram_cells, loaded_cells=True)
     text = verilog.convert(core, name=name, emit_src=False)
+    if "loaded" in core.kinds.values():
+        text += "\n" + LOADED_RAM_MODULE
     v_path = out / f"{name}.v"
     v_path.write_text(text)
     manifest = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from math import ceil
 
-__all__ = ["FAMILIES", "KINDS", "SPRAM", "DEVICE_MEMORIES", "DSP_BLOCKS", "block_config", "blocks_of",
-           "ram_style"]
+__all__ = ["FAMILIES", "KINDS", "SPRAM", "DEVICE_MEMORIES", "DEVICE_NAMES", "DSP_BLOCKS",
+           "LOADED_AUTO_BITS", "block_config", "blocks_of", "device_bits", "ram_style"]
 
 #: Block RAM of each family: (bits per block, [(depth, width) configurations]).
 FAMILIES = {
@@ -18,8 +18,17 @@ FAMILIES = {
 #: ``spram`` — iCE40 UltraPlus single-port RAM (16K x 16 per block); the bitstream cannot
 #: initialise it, so the core loads it through its ``wl`` stream after configuration;
 #: ``lut`` — LUTs: a weight array is a ROM, which becomes logic (ECP5 LUT RAM needs a write
-#: port; iCE40 has none).
-KINDS = ("block", "spram", "lut")
+#: port; iCE40 has none);
+#: ``loaded`` — a RAM without initial contents, of any depth, on any family, filled through the
+#: ``wl`` stream after the first reset like SPRAM: in hardware an external memory or a host
+#: upload (it takes no block RAM in the estimate), in simulation a plain memory.
+KINDS = ("block", "spram", "lut", "loaded")
+
+#: Weight arrays larger than this (4 Mbit) are never emitted as initialised memories: with
+#: ``family=None`` (generic Verilog for simulation) :func:`rtl.core.memory_kinds` makes them
+#: ``loaded`` (millions of ``initial`` lines would swamp Yosys, Icarus and Verilator), and no
+#: device the boards carry holds one on chip.
+LOADED_AUTO_BITS = 1 << 22
 
 #: Geometry of one iCE40 UltraPlus SPRAM block: (depth, width).
 SPRAM = (16384, 16)
@@ -31,6 +40,15 @@ DSP_BLOCKS = {"ice40": 8, "ecp5": 156}
 #: Memories of the largest device of each family that the boards carry, for the automatic
 #: choice of memory kinds: (block RAMs, SPRAM blocks) — iCE40UP5K, ECP5-85F.
 DEVICE_MEMORIES = {"ice40": (30, 4), "ecp5": (208, 0)}
+
+#: The device :data:`DEVICE_MEMORIES` describes, per family.
+DEVICE_NAMES = {"ice40": "iCE40UP5K", "ecp5": "ECP5-85F"}
+
+
+def device_bits(family: str) -> int:
+    """Bits of on-chip RAM (block RAM plus SPRAM) of the largest device of ``family``."""
+    ebr, spram = DEVICE_MEMORIES[family]
+    return ebr * FAMILIES[family][0] + spram * SPRAM[0] * SPRAM[1]
 
 
 def block_config(family: str, depth: int, width: int) -> tuple[int, int]:
@@ -51,11 +69,11 @@ _LUTRAM_COST = {"ecp5": 4}
 def blocks_of(kind: str, family: str, depth: int, width: int, count: int = 1, *,
               rom: bool = False) -> int:
     """Blocks that ``count`` memories of depth x width take as ``kind`` on ``family``: block
-    RAMs for ``block``, SPRAM blocks for ``spram``, 0 for ``lut``. ``kind="auto"`` is what
-    Yosys chooses for a memory without a ``ram_style``: the cheapest of block RAM, LUT RAM
-    (ECP5) and logic by its ``memory_libmap`` costs, a ROM (``rom``) being far cheaper in
-    logic than a RAM."""
-    if kind == "lut":
+    RAMs for ``block``, SPRAM blocks for ``spram``, 0 for ``lut`` and ``loaded`` (off chip).
+    ``kind="auto"`` is what Yosys chooses for a memory without a ``ram_style``: the cheapest
+    of block RAM, LUT RAM (ECP5) and logic by its ``memory_libmap`` costs, a ROM (``rom``)
+    being far cheaper in logic than a RAM."""
+    if kind in ("lut", "loaded"):
         return 0
     if kind == "spram":
         return count * ceil(depth / SPRAM[0]) * ceil(width / SPRAM[1])
@@ -77,8 +95,9 @@ def blocks_of(kind: str, family: str, depth: int, width: int, count: int = 1, *,
 
 
 def ram_style(kind: str) -> str:
-    """The Yosys ``ram_style`` attribute that places a weight array (a ROM) of ``kind``."""
-    if kind == "block":
+    """The Yosys ``ram_style`` attribute that places a weight array (a ROM) of ``kind``
+    (``loaded`` arrays, RAMs without initial contents, are left to Yosys: ``block``)."""
+    if kind in ("block", "loaded"):
         return "block"
     if kind == "spram":
         return "huge"

@@ -179,3 +179,43 @@ def test_memory_kinds_refuse_more_spram_than_the_device_has():
     with pytest.raises(ValueError, match="SPRAM blocks of 16K x 16, the iCE40UP5K has 4"):
         memory_kinds(net, lanes=8, family="ice40",
                      memories={"proj0.weights": "spram", "proj1.weights": "spram"})
+
+
+def test_loaded_kind_chosen_for_huge_arrays_and_refused_on_chips():
+    """A weight array over 4 Mbit (N=128, D=41, 8-bit: 5,373,952 bits) is 'loaded' for
+    family None (generic Verilog), never on a device family: there it is an error naming the
+    array, its bits and the device's on-chip RAM, unless asked for as 'loaded'. 'loaded'
+    arrays take no block RAM in the estimate, count as off-chip bits, and add no logic."""
+    from bench.networks import wm_network
+    from rtl.core import memory_kinds
+    from rtl.families import LOADED_AUTO_BITS
+    net = wm_network(128, 41, seed=1)
+    bits = 128 * 128 * 41 * 8
+    assert memory_bits(net, lanes=8)["proj0.weights"] == bits > LOADED_AUTO_BITS
+    assert memory_kinds(net, lanes=8) == {"proj0.weights": "loaded"}
+    with pytest.raises(ValueError, match=r"'proj0.weights' .* 5,373,952 bits .* 3,833,856 "
+                                         r"bits of on-chip RAM of the ECP5-85F"):
+        memory_kinds(net, lanes=8, family="ecp5")
+    with pytest.raises(ValueError, match=r"1,171,456 bits of on-chip RAM of the iCE40UP5K.*"
+                                         r"proj0.weights=loaded"):
+        estimate(net, _wm_act(net), family="ice40", clock_mhz=12, lanes=8)
+    with pytest.raises(ValueError, match="do not fit on chip"):
+        memory_kinds(net, lanes=8, family="ice40", memories={"proj0.weights": "block"})
+    for family in ("ice40", "ecp5"):
+        est = estimate(net, _wm_act(net), family=family, clock_mhz=12, lanes=8,
+                       memories={"proj0.weights": "loaded"})
+        assert est.kinds == {"proj0.weights": "loaded"} and est.blocks["proj0.weights"] == 0
+        assert est.offchip == {"proj0.weights": bits} and not est.spram
+        assert est.to_json()["offchip_bits_total"] == bits
+        assert est.lut < 20_000, "the off-chip bits must not count as LUT memory"
+    # Small arrays are never made 'loaded' automatically, but may be asked for.
+    small = wm_network(16, 4, seed=1)
+    assert memory_kinds(small, lanes=2) == {"proj0.weights": "block"}
+    assert memory_kinds(small, lanes=2, family="ecp5", memories={
+        "proj0.weights": "loaded"}) == {"proj0.weights": "loaded"}
+
+
+def _wm_act(net, steps=5):
+    forced = {1: (np.random.default_rng(0).random((steps, net.layers[1].n)) < 0.05)
+              .astype(np.uint8)}
+    return activity(net, simulate(net, None, forced, steps=steps), None, forced)

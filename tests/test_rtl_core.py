@@ -138,15 +138,16 @@ def test_banked_weight_memories_bit_exact(family, bank):
                      bank_depth=bank).cycles).all()
 
 
-def test_spram_weights_survive_a_reset():
-    """Weights in SPRAM are loaded once: after a reset the core clears its state and runs
-    again bit-exact without asking for them (``wl.ready`` stays low)."""
+@pytest.mark.parametrize("kind", ["spram", "loaded"])
+def test_streamed_weights_survive_a_reset(kind):
+    """Weights in SPRAM or in a loaded RAM are loaded once: after a reset the core clears its
+    state and runs again bit-exact without asking for them (``wl.ready`` stays low)."""
     from amaranth.hdl import Module, ResetInserter, Signal
     from amaranth.sim import Simulator
     from rtl.core import NetworkCore, memory_kinds
     from rtl.interface import stimulus_records
     net = random_network(2, profile="full")
-    memories = {k: "spram" for k in memory_kinds(net, lanes=2)}
+    memories = {k: kind for k in memory_kinds(net, lanes=2)}
     steps = 12
     x, forced = random_stimulus(net, steps, 2)
     ref = simulate(net, x, forced, steps=steps)
@@ -200,3 +201,26 @@ def test_spram_weights_survive_a_reset():
     assert not any(asked_again)
     for v in runs:
         np.testing.assert_array_equal(v, ref.v[out_layer])
+
+
+@pytest.mark.parametrize("kind", ["spram", "loaded"])
+def test_single_bank_streamed_weights_beside_banked_arrays(kind):
+    """A weight array in SPRAM or a loaded RAM as one bank of 15 words (not a power of two)
+    beside block-RAM arrays split into banks of 16: the bank select must leave the single
+    bank alone (it once picked a bank from address bit 3, so words 8..14 came back wrong).
+    A loaded array is one RAM of its whole depth whatever ``bank_depth``; the load image
+    holds the streamed array only; the run is bit-exact with idle cycles and stalls."""
+    from rtl.core import _plan, load_image, memory_kinds, memory_shapes, weight_words
+    net = random_network(4, profile="full")
+    memories = {"proj2.weights": kind}
+    assert memory_shapes(net, lanes=2)["proj1.weights"].depth == 30
+    assert memory_shapes(net, lanes=2)["proj2.weights"].depth == 15
+    kinds = memory_kinds(net, lanes=2, family="ice40", memories=memories)
+    assert load_image(net, kinds, lanes=2) == weight_words(_plan(net)[2], 2)
+    assert weight_bank_depth(net, 2, lanes=2, family="ice40", bank_depth=4,
+                             kind="loaded") == 15
+    x, forced = random_stimulus(net, 30, 4)
+    trace = simulate(net, x, forced, steps=30)
+    run = run_core(net, 30, x, forced, lanes=2, idle=0.2, stall=0.3, seed=4, family="ice40",
+                   bank_depth=16, memories=memories)
+    assert trace.first_mismatch(Trace.from_outputs(run.spikes, run.v)) is None
