@@ -1,4 +1,9 @@
-"""Co-simulate generated Verilog against reference vectors with cocotb (Icarus or Verilator)."""
+"""Co-simulate generated Verilog against reference vectors with cocotb (Icarus or Verilator).
+
+:func:`run_cosim` runs one stimulus; :func:`run_cosim_batch` builds the model once and runs
+many stimuli on it back to back (a reset between them, the weights loaded once), each compared
+at every step.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SIMULATORS", "CosimResult", "CosimError", "run_cosim", "check_simulator"]
+__all__ = ["SIMULATORS", "CosimResult", "CosimError", "Stimulus", "BatchResult", "run_cosim",
+           "run_cosim_batch", "check_simulator"]
 
 SIMULATORS = ("icarus", "verilator")
 
@@ -40,6 +46,7 @@ class CosimResult:
     expected_trace: str
     got_trace: str
     timed_out: bool = False
+    load_cycles: int = 0     # cycles of the weight load on ``wl`` before the run (once)
 
     @property
     def ok(self) -> bool:
@@ -105,6 +112,56 @@ def check_simulator(simulator: str) -> None:
         raise CosimError(f"{exe} not found on PATH; {hint}")
 
 
+@dataclass(frozen=True)
+class Stimulus:
+    """One run of a batch: the reference trace ``expected`` of input ``x`` (``(T, n0)`` or
+    None) and forced rasters ``forced`` (layer -> ``(T, n)``)."""
+
+    expected: object
+    x: np.ndarray | None = None
+    forced: dict[int, np.ndarray] | None = None
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """Outcome of :func:`run_cosim_batch`: one :class:`CosimResult` per stimulus that ran (in
+    order; a failing run ends the batch when ``stop_at_first``), the model's build time, the
+    cycles of the weight load (once, before the first run) and the whole simulation's time."""
+
+    simulator: str
+    results: list[CosimResult]
+    stimuli: int
+    build_seconds: float
+    seconds: float
+    load_cycles: int
+
+    @property
+    def ok(self) -> bool:
+        return len(self.results) == self.stimuli and all(r.ok for r in self.results)
+
+    @property
+    def first_failure(self) -> int | None:
+        """Index of the first run that failed (None when every run that ran is bit-exact)."""
+        return next((k for k, r in enumerate(self.results) if not r.ok), None)
+
+    def describe(self) -> str:
+        k = self.first_failure
+        if k is not None:
+            return f"run {k} of {self.stimuli}: {self.results[k].describe()}"
+        if not self.ok:
+            return f"{self.simulator}: {len(self.results)} of {self.stimuli} runs done"
+        steps = sum(r.steps for r in self.results)
+        cycles = sum(r.cycles for r in self.results)
+        return f"{self.simulator}: {self.stimuli} runs, {steps} steps bit-exact ({cycles} " \
+               f"cycles + {self.load_cycles} to load, {self.seconds:.1f} s)"
+
+    def to_json(self) -> dict:
+        return {"simulator": self.simulator, "ok": self.ok, "stimuli": self.stimuli,
+                "build_seconds": self.build_seconds, "seconds": self.seconds,
+                "load_cycles": self.load_cycles,
+                "results": [r.to_json() for r in self.results]}
+
+
 def run_cosim(verilog_dir: str | Path, expected, x: np.ndarray | None = None,
               forced: dict[int, np.ndarray] | None = None, *, simulator: str = "icarus",
               work_dir: str | Path, seed: int = 0, idle: float = 0.2, stall: float = 0.2,
@@ -115,11 +172,43 @@ def run_cosim(verilog_dir: str | Path, expected, x: np.ndarray | None = None,
     (``(T, n0)``) and forced rasters ``forced`` (layer -> ``(T, n)``). Every step and every
     neuron of every layer is compared; the first divergence is reported as (t, layer, neuron,
     field, expected, got) and both traces are saved in ``work_dir`` (``expected.npz``,
-    ``got.npz``, arrays ``spikes.<layer>`` and ``v.<layer>``).
+    ``got.npz``, arrays ``spikes.<layer>`` and ``v.<layer>``). A core with a load image
+    (SPRAM or ``loaded`` weights) first takes it on ``wl``: ``load_cycles`` counts those
+    cycles, ``cycles`` the run's from the end of the load (else from the reset) to the last
+    output record. ``idle = stall = 0`` runs the fast testbench loop (no random handshakes).
+    """
+    batch = run_cosim_batch(verilog_dir, [Stimulus(expected, x, forced)], simulator=simulator,
+                            work_dir=work_dir, seed=seed, idle=idle, stall=stall,
+                            stop_at_first=stop_at_first, max_cycles=max_cycles)
+    return batch.results[0]
+
+
+def run_cosim_batch(verilog_dir: str | Path, stimuli, *, simulator: str = "icarus",
+                    work_dir: str | Path, seed: int = 0, idle: float = 0.2,
+                    stall: float = 0.2, stop_at_first: bool = True,
+                    max_cycles: int | None = None, fast: bool | None = None) -> BatchResult:
+    """Build the simulation model of the core in ``verilog_dir`` once and run every stimulus
+    of ``stimuli`` (:class:`Stimulus`, or ``(expected, x, forced)`` tuples) on it, back to
+    back in one simulation: reset, the load image on ``wl`` (once: the core keeps its loaded
+    weights across resets), run 0, reset, run 1, ... Each run is compared with its reference
+    trace at every step, bit for bit (as :func:`run_cosim`); with ``stop_at_first`` a run
+    stops at its first divergence and no later run starts. Run k's traces are
+    ``expected_<k>.npz`` and ``got_<k>.npz`` in ``work_dir/<simulator>`` (``expected.npz``,
+    ``got.npz`` for a single stimulus). ``max_cycles`` bounds each run. ``fast`` (default:
+    when ``idle = stall = 0``) lets the testbench sleep until the core's ready and valid
+    signals rise instead of waking every cycle; it needs ``idle = stall = 0`` and gives the
+    same cycle counts.
     """
     check_simulator(simulator)
     from cocotb_tools.runner import get_runner  # imported late: cocotb is heavy
 
+    if fast is None:
+        fast = idle == 0 and stall == 0
+    elif fast and (idle or stall):
+        raise CosimError("the fast testbench loop needs idle = stall = 0")
+    stimuli = [s if isinstance(s, Stimulus) else Stimulus(*s) for s in stimuli]
+    if not stimuli:
+        raise CosimError("no stimulus to run")
     verilog_dir = Path(verilog_dir).resolve()
     manifests = sorted(verilog_dir.glob("*.json"))
     if not manifests:
@@ -128,23 +217,28 @@ def run_cosim(verilog_dir: str | Path, expected, x: np.ndarray | None = None,
     work = Path(work_dir).resolve() / simulator
     work.mkdir(parents=True, exist_ok=True)
     sizes = [l["n"] for l in manifest["layers"]]
-    if sorted(expected.v) != list(range(1, len(sizes))) or \
-            any(expected.v[l].shape[1] != sizes[l] for l in expected.v):
-        raise CosimError(f"the expected trace does not match the core's layers {sizes}")
-    steps = expected.steps
-    vec = work / "expected.npz"
-    arrays = {f"v.{l}": a.astype(np.int64) for l, a in expected.v.items()}
-    arrays.update({f"spikes.{l}": a.astype(np.uint8) for l, a in expected.spikes.items()})
-    if x is not None and np.asarray(x).size:
-        arrays["x"] = np.asarray(x, dtype=np.int64)
-    for l, f in (forced or {}).items():
-        arrays[f"forced.{l}"] = np.asarray(f, dtype=np.uint8)
-    np.savez(vec, **arrays)
     n_max = max(sizes)
-    job = {"manifest": manifest, "manifest_dir": str(verilog_dir), "vectors": str(vec), "got": str(work / "got.npz"),
+    runs, budget = [], 0
+    for k, st in enumerate(stimuli):
+        expected = st.expected
+        if sorted(expected.v) != list(range(1, len(sizes))) or \
+                any(expected.v[l].shape[1] != sizes[l] for l in expected.v):
+            raise CosimError(f"stimulus {k}: the expected trace does not match the core's "
+                             f"layers {sizes}")
+        suffix = "" if len(stimuli) == 1 else f"_{k}"
+        vec = work / f"expected{suffix}.npz"
+        arrays = {f"v.{l}": a.astype(np.int64) for l, a in expected.v.items()}
+        arrays.update({f"spikes.{l}": a.astype(np.uint8) for l, a in expected.spikes.items()})
+        if st.x is not None and np.asarray(st.x).size:
+            arrays["x"] = np.asarray(st.x, dtype=np.int64)
+        for l, f in (st.forced or {}).items():
+            arrays[f"forced.{l}"] = np.asarray(f, dtype=np.uint8)
+        np.savez(vec, **arrays)
+        runs.append({"vectors": str(vec), "got": str(work / f"got{suffix}.npz")})
+        budget = max(budget, 50 * expected.steps * sum(sizes) * (n_max * 8 + 16) + 10_000)
+    job = {"manifest": manifest, "manifest_dir": str(verilog_dir), "runs": runs,
            "result": str(work / "result.json"), "seed": seed, "idle": idle, "stall": stall,
-           "stop_at_first": stop_at_first,
-           "max_cycles": max_cycles or 50 * steps * sum(sizes) * (n_max * 8 + 16) + 10_000}
+           "stop_at_first": stop_at_first, "max_cycles": max_cycles or budget, "fast": fast}
     (work / "job.json").write_text(json.dumps(job))
     result_path = work / "result.json"
     result_path.unlink(missing_ok=True)
@@ -192,19 +286,27 @@ def run_cosim(verilog_dir: str | Path, expected, x: np.ndarray | None = None,
         raise CosimError(f"{simulator}: the testbench wrote no result; see {work / 'test.log'}"
                          f"\n{_tail(work / 'test.log')}")
     res = json.loads(result_path.read_text())
-    got = np.load(work / "got.npz")
-    diff = 0
-    for name in got.files:
-        exp = expected.v if name.startswith("v.") else expected.spikes
-        e = exp[int(name.split(".")[1])]
-        k = min(len(got[name]), steps)
-        diff += int(np.count_nonzero(got[name][:k] != e[:k]))
-    if res["mismatch"] is not None and diff == 0:
-        diff = 1  # a framing field (layer/index/last) diverged
-    return CosimResult(simulator=simulator, steps=res["steps"], steps_expected=steps,
-                       mismatches=diff, first_mismatch=res["mismatch"], cycles=res["cycles"],
-                       seconds=t2 - t1, build_seconds=t1 - t0, expected_trace=str(vec),
-                       got_trace=str(work / "got.npz"), timed_out=res["timed_out"])
+    results = []
+    for k, r in enumerate(res["runs"]):
+        expected, got_path = stimuli[k].expected, runs[k]["got"]
+        got = np.load(got_path)
+        diff = 0
+        for name in got.files:
+            exp = expected.v if name.startswith("v.") else expected.spikes
+            e = exp[int(name.split(".")[1])]
+            n = min(len(got[name]), expected.steps)
+            diff += int(np.count_nonzero(got[name][:n] != e[:n]))
+        if r["mismatch"] is not None and diff == 0:
+            diff = 1  # a framing field (layer/index/last) diverged
+        results.append(CosimResult(
+            simulator=simulator, steps=r["steps"], steps_expected=expected.steps,
+            mismatches=diff, first_mismatch=r["mismatch"], cycles=r["cycles"],
+            seconds=r["seconds"] if len(stimuli) > 1 else t2 - t1,
+            build_seconds=t1 - t0, expected_trace=runs[k]["vectors"], got_trace=got_path,
+            timed_out=r["timed_out"], load_cycles=res["load_cycles"]))
+    return BatchResult(simulator=simulator, results=results, stimuli=len(stimuli),
+                       build_seconds=t1 - t0, seconds=t2 - t1,
+                       load_cycles=res["load_cycles"])
 
 
 def _tail(path: Path, lines: int = 25) -> str:
