@@ -228,3 +228,34 @@ def test_over_capacity_fails():
     r = run_wm(n=16, d=8, m=4, t=64, p=0.05, seed=0)
     assert r["settings"]["load"] > 1
     assert r["f1_float"] < 0.9 and r["f1_int"] < 0.9
+
+
+# ---------------------------------------------------------------------------- Hebbian
+
+def test_hebbian_rules_equal_their_formulas():
+    from model.wm import hebbian_init
+
+    x = make_targets(3, 9, 40, 0.1, seed=6)
+    m, n, t = x.shape
+    d, p = 5, x.mean()
+    c, y = contexts(x, d)
+    cov = 2.5 / (n * d * p) * (c - p).T @ (y - p)
+    np.testing.assert_allclose(hebbian_init(x, d, gain=2.5),
+                               cov.reshape(n, d, n).transpose(2, 0, 1), atol=1e-12)
+    # The paper's text: 1/(N D p M) sum_mu sum_t s_i(t) s_j(t - 1 - k).
+    want, xf = np.zeros((n, n, d)), x.astype(float)
+    for k in range(d):
+        for tt in range(1 + k, t):
+            want[:, :, k] += np.einsum("mi,mj->ij", xf[:, :, tt], xf[:, :, tt - 1 - k])
+    np.testing.assert_allclose(hebbian_init(x, d, rule="paper"), want / (n * d * p * m),
+                               atol=1e-12)
+
+
+def test_hebbian_paper_rule_is_silent_and_covariance_rule_recalls():
+    from model.wm import hebbian_init
+    from model.wm_event import recall
+
+    x = make_targets(4, 256, 400, 0.004, seed=1)
+    f_paper, _ = recall(hebbian_init(x, 30, rule="paper"), x, pre=20, p=0.004, seed=0)
+    f_cov, _ = recall(hebbian_init(x, 30), x, pre=20, p=0.004, seed=0)
+    assert f_paper < 0.05 and f_cov > 0.85
