@@ -47,7 +47,8 @@ def _load(path: str):
 
 
 def _cosim(net, x, forced, steps: int, simulator: str, work: Path, seed: int, *,
-           idle: float, stall: float, lanes: int = 1, verilog_dir: Path | None = None):
+           idle: float, stall: float, lanes: int = 1, verilog_dir: Path | None = None,
+           memories: dict | None = None):
     from rtl.export import generate
     from sim.cosim import run_cosim
     from sim.reference import simulate
@@ -55,7 +56,7 @@ def _cosim(net, x, forced, steps: int, simulator: str, work: Path, seed: int, *,
     trace = simulate(net, x, forced, steps=steps)
     if verilog_dir is None:
         verilog_dir = work / "verilog"
-        generate(net, verilog_dir, lanes=lanes)
+        generate(net, verilog_dir, lanes=lanes, memories=memories)
     return run_cosim(verilog_dir, trace, x, forced, simulator=simulator, work_dir=work,
                      seed=seed, idle=idle, stall=stall)
 
@@ -89,8 +90,8 @@ def _memories(specs) -> dict[str, str]:
     for spec in specs or []:
         name, sep, kind = spec.partition("=")
         if not sep or not name or not kind:
-            raise UserError(f"--memory expects NAME=KIND (e.g. proj0.weights=spram), "
-                            f"got {spec!r}")
+            raise UserError(f"--memory expects NAME=KIND (e.g. proj0.weights=spram or "
+                            f"proj0.weights=loaded), got {spec!r}")
         out[name] = kind
     return out
 
@@ -104,8 +105,11 @@ def cmd_generate(args) -> int:
     print(f"wrote {Path(args.output) / man['verilog']} and {man['top']}.json "
           f"(IR {man['ir_digest'][:19]}…)")
     if "load" in man:
-        print(f"  SPRAM weights: stream the {man['load']['words']} words of "
-              f"{man['load']['image']} ({man['load']['width']} bits) on wl after reset")
+        streamed = ", ".join(f"{k} ({v})" for k, v in man["memory_kinds"].items()
+                             if v in ("spram", "loaded"))
+        print(f"  weights loaded at run time ({streamed}): stream the "
+              f"{man['load']['words']} words of {man['load']['image']} "
+              f"({man['load']['width']} bits) on wl after reset")
     return 0
 
 
@@ -115,10 +119,11 @@ def cmd_cosim(args) -> int:
     _supported(net, args.lanes)
     x, forced = random_stimulus(net, args.steps, args.seed)
     work = Path(args.work)
+    memories = _memories(args.memory)
     results = []
     for simulator in args.sim:
         res = _cosim(net, x, forced, args.steps, simulator, work, args.seed,
-                     idle=args.idle, stall=args.stall, lanes=args.lanes)
+                     idle=args.idle, stall=args.stall, lanes=args.lanes, memories=memories)
         results.append(res)
         if not args.json:
             print(res.describe())
@@ -131,6 +136,10 @@ def cmd_build(args) -> int:
     net = _load(args.net)
     _supported(net, args.lanes)
     memories = _memories(args.memory)
+    if args.board != "icebreaker" and "loaded" in memories.values():
+        raise UserError(f"--board {args.board}: the board top has no weight loader (only the "
+                        f"iCEBreaker's reads weights from its flash); 'loaded' arrays need "
+                        f"one, choose --board icebreaker or another memory kind")
     b, est = _estimate(net, args.board, lanes=args.lanes, steps=100, seed=0,
                        memories=memories)
     res = _build(net, args.board, Path(args.output), lanes=args.lanes, memories=memories)
@@ -181,12 +190,14 @@ def _estimate(net, board_name: str, *, lanes: int, steps: int, seed: int,
 def _estimate_rows(b, est) -> list[tuple[str, str]]:
     r = b.resources
     blocks = sum(est.blocks.values())
+    off = sum(est.offchip.values())
     return [
         ("board", f"{b.name} ({b.device}, {b.clock_mhz:g} MHz), lanes {est.lanes}"),
-        ("memory", f"{sum(est.memory_bits.values()):,} bits in {blocks} blocks "
+        ("memory", f"{sum(est.memory_bits.values()) - off:,} bits in {blocks} blocks "
                    f"(device: {r['bram']})" + (
                        f", {sum(est.spram.values())} SPRAM (device: {r.get('spram', 0)})"
-                       if est.spram else "")),
+                       if est.spram else "") + (
+                       f"; {off:,} bits off chip (loaded)" if off else "")),
         ("logic", f"~{est.lut:,} LUT4 (device: {r['lut']:,}), {est.dsp} multipliers "
                   f"(device: {r['dsp']})"),
         ("cycles/step", f"{est.cycles_per_step:.0f} mean, {est.cycles_max} max "
@@ -210,6 +221,7 @@ def cmd_estimate(args) -> int:
     print("  per array:")
     for name, bits in est.memory_bits.items():
         where = f"{est.spram[name]:>4} SPRAM" if name in est.spram else \
+            "   off chip (loaded)" if name in est.offchip else \
             f"{est.blocks[name]:>4} blocks" + (" (LUT RAM)" if est.kinds.get(name) == "lut"
                                                else "")
         print(f"    {name:<22} {bits:>10,} bits  {where}")
@@ -471,8 +483,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="polychrony_core", help="top module name")
     p.add_argument("--lanes", type=int, default=1, help="neurons updated per cycle")
     p.add_argument("--memory", action="append", metavar="NAME=KIND",
-                   help="memory kind of a weight array: block, spram (iCE40) or lut "
-                        "(repeatable; e.g. proj0.weights=spram; default automatic)")
+                   help="memory kind of a weight array: block, spram (iCE40), lut or "
+                        "loaded (filled at run time through wl) (repeatable; e.g. "
+                        "proj0.weights=spram; default automatic)")
     p.add_argument("--spram-cells", action="store_true",
                    help="SPRAM arrays as SB_SPRAM256KA primitives (as on the device)")
     p.set_defaults(func=cmd_generate)
@@ -487,6 +500,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--stall", type=float, default=0.2, help="output back-pressure probability")
     p.add_argument("--work", default="build/cosim", help="work directory (traces, logs)")
     p.add_argument("--lanes", type=int, default=1, help="neurons updated per cycle")
+    p.add_argument("--memory", action="append", metavar="NAME=KIND",
+                   help="memory kind of a weight array: block, lut or loaded (the testbench "
+                        "streams the load image first) (repeatable; default automatic)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_cosim)
 
@@ -498,8 +514,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=100, help="steps of random stimulus otherwise")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--memory", action="append", metavar="NAME=KIND",
-                   help="memory kind of a weight array: block, spram (iCE40) or lut "
-                        "(repeatable; e.g. proj0.weights=spram; default automatic)")
+                   help="memory kind of a weight array: block, spram (iCE40), lut or "
+                        "loaded (filled at run time through wl) (repeatable; e.g. "
+                        "proj0.weights=spram; default automatic)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_estimate)
 
@@ -520,8 +537,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lanes", type=int, default=1, help="neurons updated per cycle")
     p.add_argument("-o", "--output", default="build")
     p.add_argument("--memory", action="append", metavar="NAME=KIND",
-                   help="memory kind of a weight array: block, spram (iCE40) or lut "
-                        "(repeatable; e.g. proj0.weights=spram; default automatic)")
+                   help="memory kind of a weight array: block, spram (iCE40), lut or "
+                        "loaded (filled at run time through wl) (repeatable; e.g. "
+                        "proj0.weights=spram; default automatic)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_build)
     return ap
