@@ -165,7 +165,7 @@ def plot_robustness(rows: list[dict], *, out, d: int = 41, metrics=("f1_float", 
             if clean and f"{metric}_mean" in clean[0]:
                 c = dict(clean[0])
                 c["level"] = d if kind == "truncate" else 0
-                pts = [c] + pts
+                pts = sorted([c] + pts, key=lambda r: r["level"])
             xs, mu, sd = _series(pts, "level", metric)
             ax.errorbar(xs, mu, yerr=sd, marker="o", ms=3, capsize=2,
                         label=metric.replace("f1_", "F1 "))
@@ -174,10 +174,12 @@ def plot_robustness(rows: list[dict], *, out, d: int = 41, metrics=("f1_float", 
                 xs, mu, sd = _series(rs, "level", act)
                 ax.errorbar(xs, mu, yerr=sd, marker="s", ms=3, capsize=2, ls=":",
                             label=f"{metric.replace('f1_', 'F1 ')} (active only)")
+        if kind == "silence":
+            ax.legend(fontsize=6, loc="lower left")
         if kind in ("flip", "noise"):
             ax.set_xscale("symlog", linthresh=1e-4)
         if kind == "silence":
-            ax.set_xscale("symlog", linthresh=8)
+            ax.set_xscale("symlog", linthresh=4)
         if kind == "truncate":
             ax.invert_xaxis()
         ax.set_ylim(-0.03, 1.05)
@@ -301,11 +303,13 @@ def main(argv=None) -> int:
         print(f"\n### {f.stem} ({len(recs)} points)\n")
         if "m" in by and len(by) > 1:
             rows = ws.summarise(recs, by=["n", "d", "t", "m"])
-            print(ws.format_summary(rows, ["n", "d", "t", "m"]))
+            print(ws.format_summary(rows, ["n", "d", "t", "m"], metrics=("f1_float",)))
             print()
             print(ws.format_capacity(ws.capacity(rows)))
         else:
-            print(ws.format_summary(ws.summarise(recs, by=by), by))
+            print(ws.format_summary(ws.summarise(recs, by=by), by,
+                                    metrics=("f1_float", "f1_int", "f1_float_active",
+                                             "f1_int_active")))
         secs = sum(r.get("seconds", 0.0) for r in recs)
         print(f"\n(worker time {secs / 60:.1f} min)")
     if a.trial:

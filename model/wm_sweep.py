@@ -740,10 +740,10 @@ def _fmt(mean, std, n) -> str:
     return f"{mean:.4f} ± {std:.4f} ({n})"
 
 
-def format_summary(rows: list[dict], by: list[str]) -> str:
+def format_summary(rows: list[dict], by: list[str], metrics=METRICS) -> str:
     """A Markdown table of :func:`summarise` rows: the ``by`` values, load, and each metric
-    as ``mean ± std (n)``."""
-    metrics = [m for m in METRICS if any(f"{m}_mean" in r for r in rows)]
+    (of ``metrics``, when present) as ``mean ± std (n)``."""
+    metrics = [m for m in metrics if any(f"{m}_mean" in r for r in rows)]
     head = [*by, "load", *metrics]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
