@@ -53,6 +53,9 @@ Mode = Literal["float", "int"]
 Loss = Literal["f1", "margin"]
 Surrogate = Literal["fast_sigmoid", "triangle"]
 
+#: Steps per block of the backward pass's spike-path product (:func:`loss_and_grad`).
+BLOCK = 16
+
 
 # --------------------------------------------------------------------------------------------
 # Forward
@@ -92,6 +95,19 @@ def _validate_forced(forced, n: int) -> torch.Tensor:
     if f.ndim != 3 or f.shape[2] != n:
         raise ValueError(f"forced must have shape (batch, steps, {n}), got {tuple(f.shape)}")
     return f.to(torch.bool)
+
+
+class _single_thread:
+    """Run the step loop on one intra-op thread: its operations are small (a few thousand
+    numbers), so extra threads only add synchronisation, and spin-waiting threads are very
+    slow when the cores are shared with other jobs. Restores the caller's setting."""
+
+    def __enter__(self):
+        self.before = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.before)
 
 
 def run_trials(w_or_net, forced, *, mode: Mode = "float", beta: int = 205, beta_shift: int = 8,
@@ -145,7 +161,7 @@ def run_trials(w_or_net, forced, *, mode: Mode = "float", beta: int = 205, beta_
     ks = torch.arange(d)
     rows_b = torch.arange(bsz) * d
     emitted = []
-    with torch.no_grad():
+    with torch.no_grad(), _single_thread():
         for t in range(steps):
             slot = rows_b + t % d
             i_in = fut[slot]
@@ -233,7 +249,7 @@ def loss_and_grad(w, targets: np.ndarray, forced, *, pre: int, loss: Loss = "f1"
                   surrogate: Surrogate = "fast_sigmoid", slope: float = 15.0,
                   margin: float = 0.25, beta: int = 205, beta_shift: int = 8,
                   threshold: float = 1.0, reset: str = "zero", teacher: bool = False,
-                  w_forward=None, dtype=torch.float32) -> dict:
+                  w_forward=None, spike_path: str = "auto", dtype=torch.float32) -> dict:
     """One forward + hand-written backward pass over all patterns.
 
     ``forced`` ``(M, steps, n)`` is the trial (:func:`model.wm.trial_forcing`); the loss is
@@ -242,7 +258,13 @@ def loss_and_grad(w, targets: np.ndarray, forced, *, pre: int, loss: Loss = "f1"
     contexts are the stored windows, the loss measures one-step prediction, and the gradient
     takes no spike path at any step). ``w_forward``: weights for the forward pass when they differ from
     ``w`` (quantisation-aware training: the forward uses quantised weights, the gradient is
-    applied to ``w``; straight-through).
+    applied to ``w``; straight-through). ``spike_path``: how ``dL/de`` is computed —
+    ``"dense"``: ``sum_k W_k^T g(t + 1 + k)`` for every neuron, as blocked products (the
+    only choice for the fast sigmoid, whose derivative is never zero: ``N * N * D``
+    multiply-adds per pattern and step, the cost of one dense forward product);
+    ``"sparse"``: only for the (pattern, neuron, step) where the surrogate is non-zero
+    (``"triangle"``: within ``1 / slope`` of the threshold), ``N * D`` each; ``"auto"``
+    picks sparse for the triangle.
 
     Returns ``loss``, ``grad`` (torch ``(n, n, D)``), ``f1`` (micro-F1 of the hard spikes on
     the scored window) and seconds of ``forward_s`` / ``backward_s``.
@@ -275,44 +297,71 @@ def loss_and_grad(w, targets: np.ndarray, forced, *, pre: int, loss: Loss = "f1"
     fn = int((~s_win & y.bool()).sum())
     t1 = time.perf_counter()
 
-    # Backward, step by step from the end.
+    # Backward, step by step from the end, in blocks of ``BLOCK`` steps (see below).
     dtype_ = w.dtype
     pass_e = (~f).to(dtype_)                       # (1 - f): forced spikes block the path
     sflt = tr.s.to(dtype_)
     keep = (1 - sflt) if reset == "zero" else torch.ones_like(sflt)
     stack = wf.permute(2, 0, 1).reshape(d * n, n)  # [k * n + i, j] = W[i, j, k]
-    ring = torch.zeros(m, d, n, dtype=dtype_)      # ring[:, t mod d] = g(t)
+    g_all = torch.zeros(m, steps + d + 1, n, dtype=dtype_)   # g(t); zero past the end
     ks = torch.arange(d)
-    grad = torch.zeros(n * d, n, dtype=dtype_)     # [j * d + k, i]
-    em = tr.emitted
-    step_of = em[:, 0].contiguous()
     g_next = torch.zeros(m, n, dtype=dtype_)
-    starts = torch.searchsorted(step_of, torch.arange(steps + 1))
-    for t in range(steps - 1, -1, -1):
-        # dL/de(t) from the currents e(t) fed at t + 1 .. t + d (their g already known).
-        if not teacher and t + 1 < steps:
-            win = ring[:, (t + 1 + ks) % d]        # win[:, k] = g(t + 1 + k)
-            de = win.reshape(m, d * n) @ stack     # (m, n)
-            ds = de * pass_e[:, t]
-        else:
+    if spike_path not in ("auto", "dense", "sparse"):
+        raise ValueError(f"spike_path must be 'auto', 'dense' or 'sparse', got {spike_path!r}")
+    if spike_path == "sparse" and surrogate != "triangle":
+        raise ValueError("spike_path='sparse' needs a surrogate with compact support "
+                         "('triangle'): the fast sigmoid is non-zero everywhere")
+    # Compact support: only the few (b, j, t) near threshold need dL/de.
+    sparse_path = spike_path == "sparse" or (spike_path == "auto" and surrogate == "triangle")
+    if sparse_path:
+        profile = wf.permute(1, 2, 0).contiguous()   # [j, k, i] = W[i, j, k]
+    for t1_ in range(steps, 0, -BLOCK):
+        t0_ = max(t1_ - BLOCK, 0)
+        if not teacher and not sparse_path:
+            # dL/de(t) = sum_k W_k^T g(t + 1 + k). The terms whose g lies beyond the block
+            # are known now: one product for the whole block reads the weights once
+            # (a product per step would stream all N*N*D weights from memory every step).
+            ls = torch.arange(t0_, t1_)
+            idx = ls[:, None] + 1 + ks[None, :]                  # (L, d)
+            win = g_all[:, idx] * (idx >= t1_)[None, :, :, None].to(dtype_)
+            far = (win.reshape(m * len(ls), d * n) @ stack).reshape(m, len(ls), n)
+        for t in range(t1_ - 1, t0_ - 1, -1):
+            sg = _surrogate(tr.v_hat[:, t] - thr, surrogate, slope)
             ds = torch.zeros(m, n, dtype=dtype_)
-        g = b_f * g_next * keep[:, t] if t + 1 < steps else torch.zeros(m, n, dtype=dtype_)
-        if lo <= t < hi:
-            if ds_win is not None:
-                ds = ds + ds_win[:, t - lo]
-            if dv_win is not None:
-                g = g + dv_win[:, t - lo]
-        g = g + ds * _surrogate(tr.v_hat[:, t] - thr, surrogate, slope)
-        ring[:, t % d] = g
-        g_next = g
-        # dL/dW: the pairs active at t are the spikes emitted at t - 1 - k, k < d.
-        a, b = int(starts[max(t - d, 0)]), int(starts[t])
-        if b > a:
-            sp = em[a:b]
-            k = t - 1 - sp[:, 0]
-            grad.index_add_(0, sp[:, 2] * d + k, g[sp[:, 1]])
+            if not teacher and t + 1 < steps:
+                if sparse_path:
+                    # Only where the surrogate is non-zero and the spike is not forced.
+                    bi, ji = torch.nonzero((sg > 0) & ~f[:, t], as_tuple=True)
+                    if bi.numel():
+                        gw = g_all[bi, t + 1:t + 1 + d]           # (A, d, n)
+                        ds[bi, ji] = (profile[ji] * gw).sum((1, 2))
+                else:
+                    near = min(t1_ - 1 - t, d)     # taps k < near reach g inside the block
+                    de = far[:, t - t0_]
+                    if near:
+                        de = de + g_all[:, t + 1:t + 1 + near].reshape(m, near * n) \
+                            @ stack[:near * n]
+                    ds = de * pass_e[:, t]
+            g = b_f * g_next * keep[:, t]
+            if lo <= t < hi:
+                if ds_win is not None:
+                    ds = ds + ds_win[:, t - lo]
+                if dv_win is not None:
+                    g = g + dv_win[:, t - lo]
+            g = g + ds * sg
+            g_all[:, t] = g
+            g_next = g
+    # dL/dW[i, j, k] = sum over emitted spikes (tau, b, j) of g_b,i(tau + 1 + k): per delay
+    # one sparse product, spikes (n x m*steps, one 1 per spike) times g shifted by 1 + k.
+    em = tr.emitted
+    spikes = torch.sparse_coo_tensor(torch.stack([em[:, 2], em[:, 1] * steps + em[:, 0]]),
+                                     torch.ones(len(em), dtype=dtype_),
+                                     (n, m * steps)).coalesce().to_sparse_csr()
+    grad = torch.zeros(d, n, n, dtype=dtype_)      # [k, j, i]
+    for k in range(d):
+        grad[k] = spikes @ g_all[:, 1 + k:1 + k + steps].reshape(m * steps, n)
     t2 = time.perf_counter()
-    return dict(loss=value, grad=grad.reshape(n, d, n).permute(2, 0, 1).contiguous(),
+    return dict(loss=value, grad=grad.permute(2, 1, 0).contiguous(),
                 f1=f1_from_counts(tp, fp, fn), forward_s=t1 - t0, backward_s=t2 - t1)
 
 

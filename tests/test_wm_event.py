@@ -156,3 +156,17 @@ def test_bad_inputs_raise():
         run_trials(_random_w(5, 2, 0), np.zeros((1, 10, 5), bool), mode="fixed")
     with pytest.raises(TypeError, match="quantised Network"):
         run_trials(_random_w(5, 2, 0), np.zeros((1, 10, 5), bool), mode="int")
+
+
+def test_sparse_spike_path_equals_dense_for_the_triangle():
+    m, n, d, t = 2, 16, 6, 40
+    x = make_targets(m, n, t, 0.1, seed=7)
+    w = least_squares_init(x, d) * 0.8 + _random_w(n, d, 8, 0.05)
+    f = trial_forcing(x, d, pre=8, p=0.1, seed=3)
+    kw = dict(pre=8, surrogate="triangle", slope=1.0, dtype=torch.float64)
+    dense = loss_and_grad(w, x, f, spike_path="dense", **kw)
+    sparse = loss_and_grad(w, x, f, spike_path="sparse", **kw)
+    assert np.abs(dense["grad"].numpy()).max() > 1e-3
+    np.testing.assert_allclose(sparse["grad"].numpy(), dense["grad"].numpy(), atol=1e-12)
+    with pytest.raises(ValueError, match="compact support"):
+        loss_and_grad(w, x, f, pre=8, spike_path="sparse")
