@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Literal
 
@@ -15,7 +16,7 @@ __all__ = [
     "make_targets", "contexts", "sparse_contexts", "least_squares_init", "hebbian_init",
     "HEBBIAN_GAIN", "trial_forcing", "f1_from_counts",
     "score_recall", "WMNet", "simulate_float", "recall_float", "recall_int", "run_wm",
-    "DEFAULTS",
+    "DEFAULTS", "PRESETS",
 ]
 
 Reset = Literal["zero", "subtract"]
@@ -452,29 +453,60 @@ def recall_int(net: Network, targets: np.ndarray, *, pre: int = 10, seed: int,
 # --------------------------------------------------------------------------------------------
 # The walking skeleton
 
+#: The two settings of the paper (reference note): the text's and the notebook's. beta is
+#: ``beta_int / 256``; 50 noise steps before the cue, as in the notebook.
+PRESETS = {
+    "paper": dict(n=512, d=41, m=16, t=1000, p=2e-3, beta=205, pre=50, w_bits=8),
+    "code": dict(n=1024, d=41, m=16, t=1000, p=1e-3, beta=179, pre=50, w_bits=8),
+}
+
+
 def run_wm(*, n: int = DEFAULTS["n"], d: int = DEFAULTS["d"], m: int = DEFAULTS["m"],
-           t: int = DEFAULTS["t"], p: float = DEFAULTS["p"], gain: float = DEFAULTS["gain"],
+           t: int = DEFAULTS["t"], p: float = DEFAULTS["p"], gain: float | None = None,
            w_bits: int = DEFAULTS["w_bits"], seed: int = 0, pre: int = DEFAULTS["pre"],
-           beta: int = 205, beta_shift: int = 8, reset: Reset = "zero") -> dict:
-    """Store ``m`` random patterns by least squares, quantise, and recall in float and integer.
+           beta: int = 205, beta_shift: int = 8, reset: Reset = "zero",
+           init: Literal["ls", "hebbian"] = "ls", train_steps: int = 0,
+           progress: bool = False) -> dict:
+    """Store ``m`` random patterns, quantise, and recall in float and integer.
 
-    Targets come from ``seed``; the trial noise from stream 1 of ``seed`` (same in both modes).
-    Returns ``f1_float``, ``f1_int``, ``per_pattern_float``, ``per_pattern_int`` (lists),
-    ``net`` (the quantised :class:`~model.ir.Network`), ``w`` (float weights), ``settings``
-    (a JSON-able dict, including the capacity ratio ``m (T - d) / (n d)``) and ``seconds``.
+    ``init``: ``"ls"`` (:func:`least_squares_init`, gain default 1.5) or ``"hebbian"``
+    (:func:`hebbian_init`, gain default :data:`HEBBIAN_GAIN`). ``train_steps > 0`` then
+    trains from it (:func:`model.wm_event.train`, teacher-forced soft-F1, Adam) before
+    quantising. Recall uses the event-driven engine (:mod:`model.wm_event`), equal to
+    :func:`recall_float` / :func:`recall_int` (the integer engine is bit-identical to the
+    reference simulator). Targets come from ``seed``; the trial noise from stream 1 of
+    ``seed`` (same in both modes). Returns ``f1_float``, ``f1_int``, ``per_pattern_float``,
+    ``per_pattern_int`` (lists), ``net`` (the quantised :class:`~model.ir.Network`, whose
+    ``meta["wm"]`` holds the settings, enough to regenerate the targets), ``w`` (float
+    weights), ``targets``, ``settings`` (JSON-able, with the load ``m (T - d) / (n d)``) and
+    ``seconds``.
     """
-    from model.quantise import quantise_wm
+    import torch
 
+    from model.quantise import quantise_wm
+    from model.wm_event import TrainConfig, recall, train
+
+    if init not in ("ls", "hebbian"):
+        raise ValueError(f"init must be 'ls' or 'hebbian', got {init!r}")
+    if gain is None:
+        gain = 1.5 if init == "ls" else HEBBIAN_GAIN
     settings = dict(n=n, d=d, m=m, t=t, p=p, gain=gain, w_bits=w_bits, seed=seed, pre=pre,
-                    beta=beta, beta_shift=beta_shift, reset=reset,
-                    load=m * (t - d) / (n * d))
+                    beta=beta, beta_shift=beta_shift, reset=reset, init=init,
+                    train_steps=train_steps, load=m * (t - d) / (n * d))
     t0 = time.perf_counter()
     targets = make_targets(m, n, t, p, seed=seed)
-    w = least_squares_init(targets, d, gain=gain)
-    net = quantise_wm(w, w_bits=w_bits, beta=beta, beta_shift=beta_shift, reset=reset)
+    w = (least_squares_init(targets, d, gain=gain) if init == "ls"
+         else hebbian_init(targets, d, gain=gain))
     lif = dict(beta=beta, beta_shift=beta_shift, reset=reset)
-    f1_float, per_float = recall_float(w, targets, pre=pre, seed=seed, p=p, **lif)
-    f1_int, per_int = recall_int(net, targets, pre=pre, seed=seed, p=p)
+    if train_steps:
+        w = train(w, targets, TrainConfig(steps=train_steps, teacher=True, pre=pre, p=p,
+                                          qat_bits=w_bits,
+                                          seed=seed, progress=progress, **lif))["w"]
+    net = quantise_wm(w, w_bits=w_bits, beta=beta, beta_shift=beta_shift, reset=reset)
+    net = dataclasses.replace(net, meta={**net.meta, "wm": settings})
+    f1_float, per_float = recall(w, targets, pre=pre, seed=seed, p=p, dtype=torch.float64,
+                                 **lif)
+    f1_int, per_int = recall(net, targets, mode="int", pre=pre, seed=seed, p=p)
     return dict(f1_float=f1_float, f1_int=f1_int, per_pattern_float=per_float.tolist(),
                 per_pattern_int=per_int.tolist(), net=net, w=w, targets=targets,
                 settings=settings, seconds=time.perf_counter() - t0)

@@ -380,7 +380,7 @@ class TrainConfig:
     """Settings of :func:`train` (see there)."""
 
     steps: int = 50
-    lr: float = 3e-3
+    lr: float = 1e-2
     loss: Loss = "f1"
     surrogate: Surrogate = "fast_sigmoid"
     slope: float = 15.0
@@ -392,6 +392,7 @@ class TrainConfig:
     seed: int = 0
     fresh_noise: bool = True
     stop_f1: float | None = 1.0
+    eval_every: int = 5
     beta: int = 205
     beta_shift: int = 8
     reset: str = "zero"
@@ -405,42 +406,64 @@ def train(w0, targets: np.ndarray, cfg: TrainConfig = TrainConfig(), *,
 
     Each step runs the trial protocol (fresh pre-cue noise per step when ``fresh_noise``),
     computes :func:`loss_and_grad` and updates ``W``; with ``qat_bits`` the forward pass uses
-    :func:`fake_quantise` weights (quantisation-aware fine-tuning). Training stops early when
-    the free-recall F1 of a step reaches ``stop_f1``. ``checkpoint``: a ``.npz`` path written
-    after every step (weights, step, history) so that a run can be inspected or resumed.
-    Returns ``w`` (float64 numpy), ``history`` (per step: loss, f1, seconds) and ``seconds``.
+    :func:`fake_quantise` weights (quantisation-aware fine-tuning). The learning rate is
+    relative: Adam's step is ``lr * max|w0|`` (weights from least squares and from the
+    Hebbian rule differ in scale by an order of magnitude). Every ``eval_every`` steps (and
+    before the first) the free recall is scored (:func:`recall` on the fixed trial of
+    ``seed``, float; in the integer grid's rounding when ``qat_bits``) and the best weights
+    so far are kept: they are what is returned, so a step that breaks recall (teacher-forced
+    training can overshoot into runaway activity) costs nothing. Training stops once that F1
+    reaches ``stop_f1``. ``checkpoint``: a ``.npz`` path written after every evaluation
+    (best weights, step, history). Returns ``w`` (best, float64 numpy; on the quantisation
+    grid when ``qat_bits``), ``f1`` (its free
+    recall F1), ``history`` (per step: loss, f1 of the training trial, recall F1 where
+    evaluated, seconds) and ``seconds``.
     """
     from tqdm import tqdm
 
     from model.wm import trial_forcing
 
     w = torch.nn.Parameter(torch.as_tensor(np.asarray(w0), dtype=dtype).clone())
-    opt = torch.optim.Adam([w], lr=cfg.lr)
+    scale = float(w.detach().abs().max()) or 1.0
+    opt = torch.optim.Adam([w], lr=cfg.lr * scale)
     d = w.shape[2]
     hist = []
     t_start = time.perf_counter()
+    lif = dict(beta=cfg.beta, beta_shift=cfg.beta_shift, reset=cfg.reset)
+
+    def evaluate() -> float:
+        wf = fake_quantise(w.detach(), cfg.qat_bits) if cfg.qat_bits else w.detach()
+        return recall(wf, targets, pre=cfg.pre, p=cfg.p, seed=cfg.seed, dtype=dtype, **lif)[0]
+
+    best_f1, best_w = evaluate(), w.detach().clone()
     bar = tqdm(range(cfg.steps), desc="train wm", disable=not cfg.progress, leave=False)
     for step in bar:
+        if cfg.stop_f1 is not None and best_f1 >= cfg.stop_f1:
+            break
         noise_seed = cfg.seed + 1_000_003 * (step + 1) if cfg.fresh_noise else cfg.seed
         f = trial_forcing(targets, d, pre=cfg.pre, p=cfg.p, seed=noise_seed)
         wq = fake_quantise(w.detach(), cfg.qat_bits) if cfg.qat_bits else None
         out = loss_and_grad(w.detach(), targets, f, pre=cfg.pre, loss=cfg.loss,
                             surrogate=cfg.surrogate, slope=cfg.slope, margin=cfg.margin,
-                            beta=cfg.beta, beta_shift=cfg.beta_shift, reset=cfg.reset,
-                            teacher=cfg.teacher, w_forward=wq, dtype=dtype)
-        hist.append(dict(step=step, loss=out["loss"], f1=out["f1"],
-                         seconds=out["forward_s"] + out["backward_s"]))
-        bar.set_postfix(loss=f"{out['loss']:.4f}", f1=f"{out['f1']:.4f}")
+                            teacher=cfg.teacher, w_forward=wq, dtype=dtype, **lif)
+        rec = dict(step=step, loss=out["loss"], f1=out["f1"],
+                   seconds=out["forward_s"] + out["backward_s"])
+        hist.append(rec)
         if cfg.loss == "margin" and out["loss"] == 0.0:
             break                                  # every margin met: nothing left to learn
-        if cfg.stop_f1 is not None and not cfg.teacher and out["f1"] >= cfg.stop_f1:
-            break
         opt.zero_grad()
         w.grad = out["grad"]
         opt.step()
-        if cfg.checkpoint:
-            _save_checkpoint(cfg.checkpoint, w.detach(), step, hist)
-    return dict(w=w.detach().to(torch.float64).numpy(), history=hist,
+        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
+            rec["recall_f1"] = f1 = evaluate()
+            if f1 > best_f1:
+                best_f1, best_w = f1, w.detach().clone()
+            if cfg.checkpoint:
+                _save_checkpoint(cfg.checkpoint, best_w, step, hist)
+        bar.set_postfix(loss=f"{out['loss']:.4f}", best=f"{best_f1:.4f}")
+    if cfg.qat_bits:   # what was evaluated (and what the quantiser will reproduce exactly)
+        best_w = fake_quantise(best_w.to(torch.float64), cfg.qat_bits)
+    return dict(w=best_w.to(torch.float64).numpy(), f1=best_f1, history=hist,
                 seconds=time.perf_counter() - t_start)
 
 

@@ -142,11 +142,17 @@ def test_bad_arguments_are_refused(good):
 
 
 def test_train_wm_defaults_are_the_demo_defaults():
+    """The flags default to model.wm.DEFAULTS at run time; the help text must say the same."""
     from polychrony_cli import _parser
     from model.wm import DEFAULTS
-    args = _parser().parse_args(["train", "wm"])
-    for key in ("n", "d", "m", "t", "p", "gain", "w_bits"):
-        assert getattr(args, key) == DEFAULTS[key], key
+    parser = _parser()
+    args = parser.parse_args(["train", "wm"])
+    assert all(getattr(args, k) is None for k in ("n", "d", "m", "t", "p", "w_bits", "pre"))
+    sub = next(a for a in parser._actions if a.dest == "cmd").choices["train"]
+    wm = next(a for a in sub._actions if a.dest == "what").choices["wm"]
+    helps = {a.dest: a.help for a in wm._actions}
+    for key in ("n", "d", "m", "t", "p", "w_bits", "pre"):
+        assert helps[key].startswith(f"(default {DEFAULTS[key]},"), key
 
 
 def test_train_wm_writes_a_checked_ir(tmp_path):
@@ -154,6 +160,8 @@ def test_train_wm_writes_a_checked_ir(tmp_path):
     assert out.returncode == 0, out.stderr
     s = json.loads(out.stdout)
     assert s["f1_float"] == 1.0 and s["f1_int"] == 1.0
+    from model.wm import DEFAULTS
+    assert {k: s["settings"][k] for k in DEFAULTS} == DEFAULTS
     assert _run("check", str(tmp_path / "wm.npz")).returncode == 0
 
 
