@@ -204,7 +204,17 @@ def plot_capacity(caps: list[dict], *, out, title: str = "") -> Path:
             ax.annotate(f"N{c['n']} D{c['d']} T{c['t']}", (c["x"], c["m_max"]), fontsize=6,
                         xytext=(3, -9), textcoords="offset points")
         else:
-            ax.scatter(c["x"], min(c["m_scanned"]), marker="v", color="r", zorder=3)
+            ax.scatter(c["x"], min(c["m_scanned"]), marker="v", color="k", zorder=3)
+        if c.get("m_break") is not None:
+            ax.scatter(c["x"], c["m_break"], marker="x", color="r", zorder=3)
+    ax.scatter([], [], color="k", label="M_max: mean F1 ≥ 0.99 (▼: below the range)")
+    ax.scatter([], [], marker="o", facecolors="none", edgecolors="k",
+               label="M_max by the median over seeds")
+    ax.scatter([], [], marker="x", color="r", label="first M with mean F1 < 0.5")
+    for c in caps:
+        if c.get("m_max_median") is not None and c["m_max_median"] != c["m_max"]:
+            ax.scatter(c["x"], c["m_max_median"], marker="o", facecolors="none",
+                       edgecolors="k", zorder=3)
     grid = np.linspace(0, xs.max() * 1.1, 50)
     ax.plot(grid, 0.8 * grid, "r--", label="0.8·N·D/(T−D)")
     ax.plot(grid, grid, color="0.6", ls=":", label="N·D/(T−D)")

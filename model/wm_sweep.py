@@ -758,15 +758,19 @@ def format_summary(rows: list[dict], by: list[str], metrics=METRICS) -> str:
 def capacity(rows: list[dict], *, metric: str = "f1_float", threshold: float = 0.99,
              group_by=("n", "d", "t")) -> list[dict]:
     """M_max per (n, d, t): the largest scanned ``m`` whose mean ``metric`` is >= threshold
-    (None if none is; ``m_max_median`` the same with the median over seeds), with
+    (None if none is; ``m_max_median`` the same with the median over seeds; ``m_break`` the
+    smallest scanned ``m`` whose mean is below 0.5: where recall has collapsed), with
     ``x = n d / (T - d)`` and the least-squares estimate ``0.8 x``. ``rows`` come from
     :func:`summarise` by ``[*group_by, "m"]``."""
     out: dict[tuple, dict] = {}
     for r in rows:
         k = tuple(r[g] for g in group_by)
         e = out.setdefault(k, {**dict(zip(group_by, k)), "m_max": None, "m_max_median": None,
-                               "m_scanned": []})
+                               "m_break": None, "m_scanned": []})
         e["m_scanned"].append(r["m"])
+        mean = r.get(f"{metric}_mean")
+        if mean is not None and mean < 0.5 and (e.get("m_break") is None or r["m"] < e["m_break"]):
+            e["m_break"] = r["m"]
         for stat, field in (("mean", "m_max"), ("median", "m_max_median")):
             v = r.get(f"{metric}_{stat}")
             if v is not None and v >= threshold and (e[field] is None or r["m"] > e[field]):
@@ -782,12 +786,14 @@ def capacity(rows: list[dict], *, metric: str = "f1_float", threshold: float = 0
 
 def format_capacity(caps: list[dict]) -> str:
     lines = ["| N | D | T | N·D/(T−D) | 0.8·N·D/(T−D) | M_max (mean F1 ≥ 0.99) "
-             "| M_max (median F1 ≥ 0.99) | M scanned |", "|---|---|---|---|---|---|---|---|"]
+             "| M_max (median F1 ≥ 0.99) | first M with mean F1 < 0.5 | M scanned |",
+             "|---|---|---|---|---|---|---|---|---|"]
 
     def show(v, e):
         return str(v) if v is not None else "< " + str(min(e["m_scanned"]))
     for e in caps:
         lines.append(f"| {e['n']} | {e['d']} | {e['t']} | {e['x']:.1f} | {e['ls_estimate']:.1f} "
                      f"| {show(e['m_max'], e)} | {show(e.get('m_max_median'), e)} "
+                     f"| {e.get('m_break') if e.get('m_break') is not None else '–'} "
                      f"| {', '.join(str(m) for m in sorted(e['m_scanned']))} |")
     return "\n".join(lines)

@@ -271,7 +271,10 @@ def test_capacity_m_max():
     caps = {c["n"]: c for c in ws.capacity(rows)}
     assert caps[64]["m_max"] == 8          # the largest M passing, as defined
     assert caps[64]["m_max_median"] is None  # no median given in these rows
-    assert caps[32]["m_max"] is None
+    assert caps[32]["m_max"] is None and caps[32]["m_break"] is None
+    assert caps[64]["m_break"] is None
+    rows2 = rows + [{"n": 64, "d": 8, "t": 40, "m": 10, "f1_float_mean": 0.3}]
+    assert {c["n"]: c for c in ws.capacity(rows2)}[64]["m_break"] == 10
     assert caps[64]["ls_estimate"] == pytest.approx(0.8 * 64 * 8 / 32)
 
 
