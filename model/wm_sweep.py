@@ -32,7 +32,7 @@ Settings (:data:`DEFAULTS`; the paper's setting):
 
 Runaway guard: a failing network often fires at ~50 % (false alarms everywhere), and the
 event-driven engine then costs as much as the dense product. Each recall first runs
-:data:`PROBE_STEPS` free steps; a pattern firing above ``max(RUNAWAY_RATE, 20 p)`` there is
+:data:`PROBE_STEPS` free steps (20, then 100); a pattern firing above ``max(RUNAWAY_RATE, 20 p)`` there is
 stopped and its F1 replaced by a rigorous upper bound (``runaway_<mode>`` counts such
 patterns in the record). Bounds are only ever reported for recalls that already failed.
 
@@ -463,7 +463,7 @@ def _weights(s: dict, seed: int, targets: np.ndarray, cache_dir: str | None) -> 
 #: ``max(RUNAWAY_RATE, 20 p)`` is not run to the end (event-driven cost grows with activity:
 #: a network firing at 50 % costs as much as the dense product). Its counts are bounded
 #: instead, which bounds its F1 from above (see :func:`_recall_counts`).
-PROBE_STEPS = 100
+PROBE_STEPS = (20, 100)
 RUNAWAY_RATE = 0.05
 
 
@@ -482,7 +482,7 @@ def _recall_counts(w_or_net, forced, targets, s, mode, silence, lif):
     """Run the trial; return per-pattern counts (all neurons, and active neurons when some
     are silenced) and the bool mask of patterns stopped as runaway.
 
-    A runaway pattern is stopped after ``PROBE_STEPS`` free steps. As the dynamics are
+    A runaway pattern is stopped after a probe of ``PROBE_STEPS`` free steps (stages). As the dynamics are
     causal, those steps are the full run's first steps, so its counts are bounded: tp <=
     tp_probe + (target spikes after the probe), fp >= fp_probe, fn >= fn_probe; F1 computed
     from these is an upper bound of the true F1 (typically < 0.1 for a runaway)."""
@@ -492,26 +492,31 @@ def _recall_counts(w_or_net, forced, targets, s, mode, silence, lif):
     keep = None if silence is None else ~silence
     kw = dict(mode=mode, silence=silence, **(lif if mode == "float" else {}))
     m = forced.shape[0]
-    probe_end = d + PROBE_STEPS
     runaway = np.zeros(m, dtype=bool)
     counts = np.zeros((m, 3), dtype=np.int64)
     counts_a = np.zeros((m, 3), dtype=np.int64)
     todo = np.arange(m)
-    if probe_end < t:
-        sp = run_trials(w_or_net, forced[:, :pre + probe_end], **kw).s.numpy()
+    x = np.asarray(targets, dtype=bool)
+    stages = (PROBE_STEPS,) if isinstance(PROBE_STEPS, int) else tuple(PROBE_STEPS)
+    for probe in stages:
+        probe_end = d + probe
+        if probe_end >= t or not todo.size:
+            break
+        sp = run_trials(w_or_net, forced[todo, :pre + probe_end], **kw).s.numpy()
         rate = sp[:, pre + d:pre + probe_end].mean((1, 2))
-        runaway = rate > max(RUNAWAY_RATE, 20 * s["p"])
-        if runaway.any():
-            x = np.asarray(targets, dtype=bool)
-            rest = x[runaway][:, :, probe_end:]
-            c = _counts(x[runaway], sp[runaway], d, pre, d, probe_end)
+        stop = rate > max(RUNAWAY_RATE, 20 * s["p"])
+        if stop.any():
+            idx = todo[stop]
+            rest = x[idx][:, :, probe_end:]
+            c = _counts(x[idx], sp[stop], d, pre, d, probe_end)
             c[:, 0] += rest.sum((1, 2))
-            counts[runaway] = c
+            counts[idx] = c
             if keep is not None:
-                ca = _counts(x[runaway], sp[runaway], d, pre, d, probe_end, keep)
+                ca = _counts(x[idx], sp[stop], d, pre, d, probe_end, keep)
                 ca[:, 0] += rest[:, keep].sum((1, 2))
-                counts_a[runaway] = ca
-        todo = np.flatnonzero(~runaway)
+                counts_a[idx] = ca
+            runaway[idx] = True
+        todo = todo[~stop]
     if todo.size:
         sp = run_trials(w_or_net, forced[todo], **kw).s.numpy()
         counts[todo] = _counts(targets[todo], sp, d, pre, d, t)

@@ -333,7 +333,7 @@ def test_runaway_guard_bounds_f1(monkeypatch):
     c, _, run = ws._recall_counts(w, f, x, s, "float", None, lif)
     assert not run.any() and np.array_equal(c, exact)       # nothing stopped: exact counts
     monkeypatch.setattr(ws, "RUNAWAY_RATE", -1.0)           # every pattern "runs away"
-    monkeypatch.setattr(ws, "PROBE_STEPS", 30)
+    monkeypatch.setattr(ws, "PROBE_STEPS", (10, 30))
     s2 = {**s, "p": -1.0}                                    # cap = max(-1, -20) < any rate
     cb, _, run = ws._recall_counts(w, f, x, s2, "float", None, lif)
     assert run.all()
