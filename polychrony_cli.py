@@ -290,7 +290,8 @@ def cmd_train_wm(args) -> int:
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     out = run_wm(**settings, gain=args.gain, seed=args.seed, init=args.init,
-                 train_steps=args.train_steps, progress=not args.json)
+                 train_steps=args.train_steps, refractory=args.refractory,
+                 progress=not args.json)
     save(out["net"], args.output)
     summary = {"f1_float": out["f1_float"], "f1_int": out["f1_int"],
                "settings": out["settings"], "seconds": out["seconds"],
@@ -468,10 +469,13 @@ def _parser() -> argparse.ArgumentParser:
                                ("beta", int, 205)):
         q.add_argument(f"--{name}", type=typ, default=None,
                        help=f"(default {default}, or the preset's)")
-    q.add_argument("--init", choices=("ls", "hebbian"), default="ls",
-                   help="least squares (default) or the normalised Hebbian rule")
+    q.add_argument("--init", choices=("ls", "hebbian", "random"), default="ls",
+                   help="least squares (default), the normalised Hebbian rule, or random")
     q.add_argument("--gain", type=float, default=None,
-                   help="initialisation gain (default 1.5 for ls, 2.5 for hebbian)")
+                   help="initialisation gain (default 1.5 for ls, 2.5 for hebbian, 1 for "
+                        "random)")
+    q.add_argument("--refractory", type=int, default=0,
+                   help="targets' dead time in steps after a spike (the paper's text: 4)")
     q.add_argument("--train-steps", type=int, default=0,
                    help="surrogate-gradient training steps after the initialisation")
     q.add_argument("--seed", type=int, default=0)

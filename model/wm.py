@@ -36,11 +36,35 @@ DEFAULTS = dict(n=32, d=16, m=2, t=48, p=0.035, gain=1.5, w_bits=4, pre=10)
 # --------------------------------------------------------------------------------------------
 # Targets and the least-squares weights
 
-def make_targets(m: int, n: int, t: int, p: float, *, seed: int) -> np.ndarray:
-    """Return ``m`` i.i.d. Bernoulli(``p``) rasters, bool of shape ``(m, n, t)`` (neuron, step)."""
+def make_targets(m: int, n: int, t: int, p: float, *, seed: int,
+                 refractory: int = 0) -> np.ndarray:
+    """Return ``m`` random rasters, bool of shape ``(m, n, t)`` (neuron, step).
+
+    ``refractory=0``: i.i.d. Bernoulli(``p``) (what the paper's code runs).
+    ``refractory=r > 0``: the text's variant, a neuron that fires stays silent for the next
+    ``r`` steps (the paper: 4 ms). Its generator draws spikes from a per-step evidence
+    through a logistic function; with constant evidence that is a Bernoulli process with a
+    dead time, which is what is drawn here: hazard ``h = p / (1 - r p)`` outside the dead
+    time, so that the mean rate stays ``p`` (renewal process: mean interval ``r + 1 / h``).
+    """
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"p must be in [0, 1], got {p}")
-    return np.random.default_rng(seed).random((m, n, t)) < p
+    if refractory < 0:
+        raise ValueError(f"refractory must be >= 0, got {refractory}")
+    u = np.random.default_rng(seed).random((m, n, t))
+    if refractory == 0:
+        return u < p
+    if p > 1.0 / (refractory + 1):
+        raise ValueError(f"rate p={p} is impossible with a refractory period of {refractory} "
+                         f"steps (needs p < 1 / {refractory + 1} at most)")
+    h = p / (1.0 - refractory * p)
+    x = np.zeros((m, n, t), dtype=bool)
+    ready = np.zeros((m, n), dtype=np.int64)   # first step each neuron may fire again
+    for step in range(t):
+        fire = (u[:, :, step] < h) & (ready <= step)
+        x[:, :, step] = fire
+        ready[fire] = step + refractory + 1
+    return x
 
 
 def contexts(targets: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -465,12 +489,15 @@ def run_wm(*, n: int = DEFAULTS["n"], d: int = DEFAULTS["d"], m: int = DEFAULTS[
            t: int = DEFAULTS["t"], p: float = DEFAULTS["p"], gain: float | None = None,
            w_bits: int = DEFAULTS["w_bits"], seed: int = 0, pre: int = DEFAULTS["pre"],
            beta: int = 205, beta_shift: int = 8, reset: Reset = "zero",
-           init: Literal["ls", "hebbian"] = "ls", train_steps: int = 0,
-           progress: bool = False) -> dict:
+           init: Literal["ls", "hebbian", "random"] = "ls", train_steps: int = 0,
+           refractory: int = 0, progress: bool = False) -> dict:
     """Store ``m`` random patterns, quantise, and recall in float and integer.
 
-    ``init``: ``"ls"`` (:func:`least_squares_init`, gain default 1.5) or ``"hebbian"``
-    (:func:`hebbian_init`, gain default :data:`HEBBIAN_GAIN`). ``train_steps > 0`` then
+    ``init``: ``"ls"`` (:func:`least_squares_init`, gain default 1.5), ``"hebbian"``
+    (:func:`hebbian_init`, gain default :data:`HEBBIAN_GAIN`) or ``"random"`` (normal with
+    standard deviation ``gain / (n d p)``, gain default 1: a context's current has the
+    spread of ``gain`` times one weight per active pair; seeded by ``seed``). ``refractory``:
+    the targets' dead time (:func:`make_targets`). ``train_steps > 0`` then
     trains from it (:func:`model.wm_event.train`, teacher-forced soft-F1, Adam) before
     quantising. Recall uses the event-driven engine (:mod:`model.wm_event`), equal to
     :func:`recall_float` / :func:`recall_int` (the integer engine is bit-identical to the
@@ -486,17 +513,22 @@ def run_wm(*, n: int = DEFAULTS["n"], d: int = DEFAULTS["d"], m: int = DEFAULTS[
     from model.quantise import quantise_wm
     from model.wm_event import TrainConfig, recall, train
 
-    if init not in ("ls", "hebbian"):
-        raise ValueError(f"init must be 'ls' or 'hebbian', got {init!r}")
+    if init not in ("ls", "hebbian", "random"):
+        raise ValueError(f"init must be 'ls', 'hebbian' or 'random', got {init!r}")
     if gain is None:
-        gain = 1.5 if init == "ls" else HEBBIAN_GAIN
+        gain = {"ls": 1.5, "hebbian": HEBBIAN_GAIN, "random": 1.0}[init]
     settings = dict(n=n, d=d, m=m, t=t, p=p, gain=gain, w_bits=w_bits, seed=seed, pre=pre,
                     beta=beta, beta_shift=beta_shift, reset=reset, init=init,
-                    train_steps=train_steps, load=m * (t - d) / (n * d))
+                    train_steps=train_steps, refractory=refractory,
+                    load=m * (t - d) / (n * d))
     t0 = time.perf_counter()
-    targets = make_targets(m, n, t, p, seed=seed)
-    w = (least_squares_init(targets, d, gain=gain) if init == "ls"
-         else hebbian_init(targets, d, gain=gain))
+    targets = make_targets(m, n, t, p, seed=seed, refractory=refractory)
+    if init == "ls":
+        w = least_squares_init(targets, d, gain=gain)
+    elif init == "hebbian":
+        w = hebbian_init(targets, d, gain=gain)
+    else:
+        w = np.random.default_rng([seed, 3]).normal(0.0, gain / (n * d * p), (n, n, d))
     lif = dict(beta=beta, beta_shift=beta_shift, reset=reset)
     if train_steps:
         w = train(w, targets, TrainConfig(steps=train_steps, teacher=True, pre=pre, p=p,

@@ -259,3 +259,15 @@ def test_hebbian_paper_rule_is_silent_and_covariance_rule_recalls():
     f_paper, _ = recall(hebbian_init(x, 30, rule="paper"), x, pre=20, p=0.004, seed=0)
     f_cov, _ = recall(hebbian_init(x, 30), x, pre=20, p=0.004, seed=0)
     assert f_paper < 0.05 and f_cov > 0.85
+
+
+def test_refractory_targets_keep_the_rate_and_the_dead_time():
+    x = make_targets(8, 200, 1000, 0.02, seed=1, refractory=4)
+    assert abs(x.mean() - 0.02) < 0.001           # 1.6 M draws
+    mu, i, t = np.nonzero(x)
+    key = (mu * 200 + i) * 1000 + t
+    same = np.diff(mu * 200 + i) == 0
+    assert np.diff(key)[same].min() >= 5          # no two spikes within 4 silent steps
+    assert np.array_equal(x, make_targets(8, 200, 1000, 0.02, seed=1, refractory=4))
+    with pytest.raises(ValueError, match="refractory"):
+        make_targets(1, 2, 10, 0.3, seed=0, refractory=4)
