@@ -46,7 +46,8 @@ def plot_raster(targets: np.ndarray, spikes: np.ndarray, *, d: int, pre: int, pa
                 out, title: str = "") -> Path:
     """Target (pattern ``pattern``, steps ``[start, stop)`` of the target) against the
     network's own spikes; hits black, misses (target, no spike) red circles, false alarms
-    (spike, no target) blue crosses; the cue window ``[0, d)`` shaded."""
+    (spike, no target) blue crosses; the cue window ``[0, d)`` shaded, its (forced) target
+    spikes grey."""
     plt = _plt()
     x = np.asarray(targets, dtype=bool)[pattern]            # (n, T)
     n, t = x.shape
@@ -54,10 +55,13 @@ def plot_raster(targets: np.ndarray, spikes: np.ndarray, *, d: int, pre: int, pa
     s = np.asarray(spikes, dtype=bool)[pattern, pre:pre + t].T   # (n, T)
     rows = slice(0, n if neurons is None else min(neurons, n))
     x, s = x[rows, start:stop], s[rows, start:stop]
-    hit, miss, fa = x & s, x & ~s, ~x & s
+    free = (np.arange(start, stop) >= d)[None, :]   # the cue's spikes are forced, not own
+    cue = x & ~free
+    hit, miss, fa = x & s & free, x & ~s & free, ~x & s
     fig, ax = plt.subplots(figsize=(8, 3.2))
     ax.axvspan(start, min(d, stop), color="0.9", label="cue (forced)")
-    for mask, style, lab in ((hit, dict(c="k", marker="|", s=30), "hit"),
+    for mask, style, lab in ((cue, dict(c="0.5", marker="|", s=30), "cue spike"),
+                             (hit, dict(c="k", marker="|", s=30), "hit"),
                              (miss, dict(facecolors="none", edgecolors="r", marker="o", s=18), "miss"),
                              (fa, dict(c="b", marker="x", s=18), "false alarm")):
         yy, tt = np.nonzero(mask)
@@ -265,6 +269,8 @@ def paper_trial_figures(img_dir, *, seed: int = 0, cache_dir: str | None = None)
     w, _ = ws._weights(s, seed, x, cache_dir)
     lif = dict(beta=s["beta"], beta_shift=s["beta_shift"], reset=s["reset"])
     img = Path(img_dir)
+    from model.wm import score_recall
+
     curves, outs = {}, []
     for label, kind, level in (("full cue", "none", 0), ("cue cut to 30 of 41 steps", "truncate", 30),
                                ("25 % of cue spikes moved", "move", 0.25),
@@ -278,9 +284,13 @@ def paper_trial_figures(img_dir, *, seed: int = 0, cache_dir: str | None = None)
                                     title=f"N=512, D=41, M=16, T=1000, seed {seed}: pattern 0, "
                                           f"first 300 steps"))
         if kind == "truncate":
-            outs.append(plot_raster(x, sp, d=s["d"], pre=s["pre"], start=0, stop=300,
-                                    neurons=None, out=img / "wm_raster_truncated.png",
-                                    title="same, cue cut to 30 of 41 steps"))
+            per = score_recall(x, sp, s["d"], pre=s["pre"])[1]
+            worst = int(np.argmin(per))
+            outs.append(plot_raster(x, sp, d=s["d"], pre=s["pre"], pattern=worst, start=0,
+                                    stop=300, neurons=None, out=img / "wm_raster_truncated.png",
+                                    title=f"cue cut to 30 of 41 steps: pattern {worst} "
+                                          f"(F1 {per[worst]:.3f}; {int((per > 0.99).sum())} of "
+                                          f"{len(per)} patterns recalled)"))
     outs.append(plot_f1_time(curves, out=img / "wm_f1_time.png", d=s["d"],
                              title=f"paper setting, seed {seed}: F1 in 50-step windows"))
     return outs
