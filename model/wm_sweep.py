@@ -439,7 +439,7 @@ def _weights(s: dict, seed: int, targets: np.ndarray, cache_dir: str | None) -> 
     t0 = time.perf_counter()
     import model.wm as wm
     if s["init"] == "hebbian":
-        w = wm.hebbian_init(targets, s["d"])
+        w = wm.hebbian_init(targets, s["d"])      # its own default rule and gain
     else:
         w = wm.least_squares_init(targets, s["d"], gain=s["gain"])
     if s["init"] == "train":

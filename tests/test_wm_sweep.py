@@ -368,6 +368,10 @@ def test_hebbian_needs_the_function(tmp_path):
     g = {"base": {"init": "hebbian"}, "axes": {"m": [2]}}
     if hasattr(wm, "hebbian_init"):
         assert ws.load_grid(g)["base"]["init"] == "hebbian"
+        tiny = {"base": dict(n=24, d=8, m=2, t=40, p=0.04, pre=5, w_bits=6, init="hebbian",
+                             modes=["float"]), "axes": {"m": [2]}, "seeds": [0]}
+        rec = ws.run_grid(tiny, tmp_path / "h.jsonl", jobs=1, progress=False)["records"][0]
+        assert 0.0 <= rec["f1_float"] <= 1.0 and rec["w_max"] > 0
     else:
         with pytest.raises(ws.GridError, match="hebbian_init"):
             ws.load_grid(g)
