@@ -13,6 +13,9 @@ time of the call, peak resident memory of the child), ours then the baseline's
 - ``step``: one full-batch training step over all M patterns (forward, loss 1 - soft F1,
   gradient by BPTT through the spikes with the fast-sigmoid surrogate, SGD update). Ours:
   :func:`model.wm_event.loss_and_grad`; both start from our least-squares W.
+- ``step_triangle``: our step with the compact triangle surrogate (half-width 1/4 of the
+  threshold), whose spike path is computed only near threshold (the baseline keeps the fast
+  sigmoid: its cost does not depend on the surrogate).
 - ``eval``: one evaluation trial (noise, cue, free recall) of all M patterns, float32. Ours:
   :func:`model.wm_event.recall`.
 
@@ -53,7 +56,7 @@ def ours_eval(w, n, d, m, t, p, seed, pre):
     return dict(f1=f1, per_pattern=per.tolist())
 
 
-def ours_step(w, n, d, m, t, p, seed, pre, lr):
+def ours_step(w, n, d, m, t, p, seed, pre, lr, surrogate="fast_sigmoid", slope=15.0):
     import torch
 
     from model.wm import make_targets, trial_forcing
@@ -61,7 +64,8 @@ def ours_step(w, n, d, m, t, p, seed, pre, lr):
 
     x = make_targets(m, n, t, p, seed=seed)
     f = trial_forcing(x, d, pre=pre, p=p, seed=seed)
-    out = loss_and_grad(w, x, f, pre=pre, dtype=torch.float32)
+    out = loss_and_grad(w, x, f, pre=pre, surrogate=surrogate, slope=slope,
+                        dtype=torch.float32)
     w_new = np.asarray(w, dtype=np.float32) - lr * out["grad"].numpy()
     return dict(loss=out["loss"], f1=out["f1"], forward_s=out["forward_s"],
                 backward_s=out["backward_s"], grad=out["grad"].numpy().astype(np.float64),
@@ -114,6 +118,9 @@ def main(argv=None) -> dict:
     w = init.result
     ev = run("ours eval", me.ours_eval, w, *prob, a.pre)
     st = run("ours step", me.ours_step, w, *prob, a.pre, a.lr)
+    st_tri = run("ours step, triangle surrogate", me.ours_step, w, *prob, a.pre, a.lr,
+                 "triangle", 4.0)
+    st_tri.result.pop("grad")
     dev = run("dense eval", wm_dense.phase_eval, w, *prob, a.pre, "zero", "float32")
     dst = run("dense step", me.dense_step, w, *prob, a.pre, a.lr)
     g_ours, g_dense = st.result.pop("grad"), dst.result.pop("grad")
@@ -121,6 +128,7 @@ def main(argv=None) -> dict:
     rows["eval"] = dict(ours=rec(ev, f1=ev.result["f1"]), dense=rec(dev, f1=dev.result["f1"]))
     rows["step"] = dict(ours=rec(st, **st.result), dense=rec(dst, **dst.result),
                         grad_rel_diff=grad_rel)
+    rows["step_triangle"] = dict(ours=rec(st_tri, **st_tri.result), dense=rows["step"]["dense"])
     rows["init"] = dict(ours=rec(init))
     if not a.skip_pinv:
         pinv = run("dense pinv", wm_dense.phase_pinv, *prob, a.gain, "float32")
@@ -133,16 +141,16 @@ def main(argv=None) -> dict:
 
     print(f"\nworking memory n={a.n} d={a.d} m={a.m} T={a.t} p={a.p} pre={a.pre} "
           f"seed={a.seed}, {a.threads} threads, {os.cpu_count()} cpus")
-    print(f"{'phase':<6} {'ours s':>9} {'dense s':>9} {'speed-up':>9} {'ours GiB':>9} "
+    print(f"{'phase':<13} {'ours s':>9} {'dense s':>9} {'speed-up':>9} {'ours GiB':>9} "
           f"{'dense GiB':>9} {'F1 ours':>8} {'F1 dense':>8}")
-    for name in ("init", "step", "eval"):
+    for name in ("init", "step", "step_triangle", "eval"):
         r = rows[name]
         o, dn = r["ours"], r.get("dense")
         if dn is None:
-            print(f"{name:<6} {o['seconds']:>9.2f} {'-':>9} {'-':>9} {o['peak_gib']:>9.2f}")
+            print(f"{name:<13} {o['seconds']:>9.2f} {'-':>9} {'-':>9} {o['peak_gib']:>9.2f}")
             continue
         r["speedup"] = dn["seconds"] / o["seconds"]
-        print(f"{name:<6} {o['seconds']:>9.2f} {dn['seconds']:>9.2f} {r['speedup']:>8.1f}x "
+        print(f"{name:<13} {o['seconds']:>9.2f} {dn['seconds']:>9.2f} {r['speedup']:>8.1f}x "
               f"{o['peak_gib']:>9.2f} {dn['peak_gib']:>9.2f} {o['f1']:>8.4f} {dn['f1']:>8.4f}")
     s = rows["step"]
     print(f"step: ours forward {s['ours']['forward_s']:.2f} s + backward "
