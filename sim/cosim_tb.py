@@ -221,7 +221,7 @@ class Checker:
 
 @cocotb.test()
 async def replay(dut):
-    job = json.loads(open(os.environ["POLYCHRONY_COSIM"]).read())
+    job = json.loads(Path(os.environ["POLYCHRONY_COSIM"]).read_text())
     man = job["manifest"]
     rng = random.Random(job["seed"])
     idle, stall = job["idle"], job["stall"]
@@ -308,9 +308,11 @@ async def replay(dut):
         t, q = 0, 0            # next expected output: step t, record q of `order`
         cycles = 0
         if fast:
-            o_ready.value = 1
             await FallingEdge(clk)
             while t < steps:
+                # Not ready while the step's records go in: a record the core sent out of
+                # turn waits, and is compared as the step's first output (never lost).
+                o_ready.value = 0
                 for rec in per_step[t]:
                     i_payload.value = rec
                     i_valid.value = 1
@@ -319,6 +321,7 @@ async def replay(dut):
                     await FallingEdge(clk)      # accepted at the rising edge before it
                 else:
                     i_valid.value = 0
+                    o_ready.value = 1
                     for q in range(len(order)):
                         if not await until_high(o_valid, t_rel, budget):
                             break
@@ -331,10 +334,10 @@ async def replay(dut):
                         chk.check(t, q, raw.to_unsigned())
                         if chk.mismatch is not None and job["stop_at_first"]:
                             break
-                        if q < len(order) - 1:
-                            await FallingEdge(clk)
+                        if q == len(order) - 1:
+                            cycles = cycles_since(t_rel)
+                        await FallingEdge(clk)      # taken at the rising edge before it
                     else:
-                        cycles = cycles_since(t_rel)
                         t, q = t + 1, 0
                         continue
                 break
