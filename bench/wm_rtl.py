@@ -5,7 +5,7 @@
 
 Per seed, with the current model code: M random target rasters (N neurons, T steps,
 Bernoulli p), least-squares weights over D delay taps (gain 1.5), quantised to 8-bit integers
-(beta 205/2^8, reset to zero), and the recall trial of every pattern (``pre`` steps of noise,
+(beta 205/2^8 unless --beta, reset to zero), and the recall trial of every pattern (``pre`` steps of noise,
 the D-step cue, free recall). The reference simulator runs each pattern's forced raster; the
 core is generated with its N x N x D weight array as a ``loaded`` RAM (86 Mbit at N=512,
 D=41: no FPGA holds it, and no Verilog can carry it as initial contents), the Verilator model
@@ -32,7 +32,7 @@ RESULTS = Path("bench/results/wm_rtl.json")
 
 def run_seed(seed: int, *, n: int, d: int, m: int, t: int, p: float, pre: int, gain: float,
              w_bits: int, lanes: int, simulator: str, work: Path, idle: float = 0.0,
-             stall: float = 0.0, log=print) -> dict:
+             stall: float = 0.0, beta: int = 205, log=print) -> dict:
     """One seed: build, reference, co-simulate, score. Returns the JSON entry."""
     from model.quantise import quantise_wm
     from model.wm import least_squares_init, make_targets, score_recall, trial_forcing
@@ -45,7 +45,7 @@ def run_seed(seed: int, *, n: int, d: int, m: int, t: int, p: float, pre: int, g
     targets = make_targets(m, n, t, p, seed=seed)
     w = least_squares_init(targets, d, gain=gain)
     out["least_squares_s"] = round(time.monotonic() - t0, 1)
-    net = quantise_wm(w, w_bits=w_bits, beta=205, beta_shift=8, reset="zero")
+    net = quantise_wm(w, w_bits=w_bits, beta=beta, beta_shift=8, reset="zero")
     del w
     forced = trial_forcing(targets, d, pre=pre, p=p, seed=seed)      # (m, pre + t, n)
     steps = forced.shape[1]
@@ -128,6 +128,8 @@ def main(argv=None) -> int:
     ap.add_argument("--p", type=float, default=2e-3, help="firing probability (default 2e-3)")
     ap.add_argument("--pre", type=int, default=50, help="noise steps before the cue")
     ap.add_argument("--gain", type=float, default=1.5)
+    ap.add_argument("--beta", type=int, default=205,
+                    help="leak beta/256 (default 205 = 0.80; the notebook's setting: 179)")
     ap.add_argument("--w-bits", type=int, default=8)
     ap.add_argument("--lanes", type=int, default=16, help="neurons updated per cycle")
     ap.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
@@ -137,6 +139,8 @@ def main(argv=None) -> int:
 
     settings = dict(n=args.n, d=args.d, m=args.m, t=args.t, p=args.p, pre=args.pre,
                     gain=args.gain, w_bits=args.w_bits, lanes=args.lanes, simulator=args.sim)
+    if args.beta != 205:
+        settings["beta"] = args.beta
     path = Path(args.output)
     # Keep the entries of earlier runs with the same settings (one seed per invocation is
     # fine); other settings start a new file.
@@ -150,7 +154,7 @@ def main(argv=None) -> int:
         t0 = time.monotonic()
         entry = run_seed(seed, n=args.n, d=args.d, m=args.m, t=args.t, p=args.p,
                          pre=args.pre, gain=args.gain, w_bits=args.w_bits, lanes=args.lanes,
-                         simulator=args.sim, work=Path(args.work))
+                         simulator=args.sim, work=Path(args.work), beta=args.beta)
         entry["total_s"] = round(time.monotonic() - t0, 1)
         entry.pop("settings")
         kept[seed] = entry
