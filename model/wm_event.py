@@ -400,7 +400,7 @@ class TrainConfig:
     progress: bool = True
 
 
-def train(w0, targets: np.ndarray, cfg: TrainConfig = TrainConfig(), *,
+def train(w0, targets: np.ndarray, cfg: TrainConfig | None = None, *,
           dtype=torch.float32) -> dict:
     """Surrogate-gradient training of ``W`` from ``w0`` with Adam (full batch: all patterns).
 
@@ -423,6 +423,7 @@ def train(w0, targets: np.ndarray, cfg: TrainConfig = TrainConfig(), *,
 
     from model.wm import trial_forcing
 
+    cfg = TrainConfig() if cfg is None else cfg
     w = torch.nn.Parameter(torch.as_tensor(np.asarray(w0), dtype=dtype).clone())
     scale = float(w.detach().abs().max()) or 1.0
     opt = torch.optim.Adam([w], lr=cfg.lr * scale)
