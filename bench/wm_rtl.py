@@ -5,8 +5,8 @@
 
 Per seed, with the current model code: M random target rasters (N neurons, T steps,
 Bernoulli p), least-squares weights over D delay taps (gain 1.5), quantised to 8-bit integers
-(beta 205/2^8 unless --beta, reset to zero), and the recall trial of every pattern (``pre`` steps of noise,
-the D-step cue, free recall). The reference simulator runs each pattern's forced raster; the
+(beta 205/2^8 unless --beta, reset to zero), and the recall trial of every pattern (``pre``
+steps of noise, the D-step cue, free recall). The reference simulator runs each pattern's forced raster; the
 core is generated with its N x N x D weight array as a ``loaded`` RAM (86 Mbit at N=512,
 D=41: no FPGA holds it, and no Verilog can carry it as initial contents), the Verilator model
 is compiled once, the weights go in once through the ``wl`` load stream, and the M patterns

@@ -260,9 +260,9 @@ def hebbian_init(targets: np.ndarray, d: int, *, gain: float = 2.5,
 
     ``rule="paper"`` is the formula of the paper's text,
     ``W[i, j, k] = 1 / (N D p M) * sum_mu sum_t s_i(t) s_j(t - 1 - k)`` over every step
-    ``t`` of every pattern, with ``p`` the targets' mean rate (``gain`` is ignored). As written it leaves the network silent: a
-    stored window of ``K = N D p`` spikes (on average) gives its next spikes a current of
-    about ``1 / M``, far below the threshold of 1.
+    ``t`` of every pattern, with ``p`` the targets' mean rate (``gain`` is ignored). As
+    written it leaves the network silent: a stored window of ``K = N D p`` spikes (on
+    average) gives its next spikes a current of about ``1 / M``, far below the threshold.
 
     ``rule="covariance"`` (the default) is the sparse-coding covariance rule, normalised so
     that the threshold means something::

@@ -256,7 +256,8 @@ def loss_and_grad(w, targets: np.ndarray, forced, *, pre: int, loss: Loss = "f1"
     scored on steps ``pre + D .. pre + T - 1`` against ``targets[:, :, D:]``. ``teacher``:
     from the cue on the emitted spikes are the targets themselves (teacher forcing: the
     contexts are the stored windows, the loss measures one-step prediction, and the gradient
-    takes no spike path at any step). ``w_forward``: weights for the forward pass when they differ from
+    takes no spike path at any step). ``w_forward``: weights for the forward pass when they
+    differ from
     ``w`` (quantisation-aware training: the forward uses quantised weights, the gradient is
     applied to ``w``; straight-through). ``spike_path``: how ``dL/de`` is computed —
     ``"dense"``: ``sum_k W_k^T g(t + 1 + k)`` for every neuron, as blocked products (the
@@ -271,7 +272,8 @@ def loss_and_grad(w, targets: np.ndarray, forced, *, pre: int, loss: Loss = "f1"
     """
     from model.wm import f1_from_counts
 
-    w = torch.as_tensor(w, dtype=dtype) if not isinstance(w, torch.Tensor) else w.detach().to(dtype)
+    w = (torch.as_tensor(w, dtype=dtype) if not isinstance(w, torch.Tensor)
+         else w.detach().to(dtype))
     wf = w if w_forward is None else torch.as_tensor(w_forward, dtype=dtype)
     n, _, d = w.shape
     x = torch.as_tensor(np.asarray(targets, dtype=bool))
