@@ -395,6 +395,7 @@ class TrainConfig:
     fresh_noise: bool = True
     stop_f1: float | None = 1.0
     eval_every: int = 5
+    eval_trials: int = 1
     beta: int = 205
     beta_shift: int = 8
     reset: str = "zero"
@@ -412,7 +413,8 @@ def train(w0, targets: np.ndarray, cfg: TrainConfig | None = None, *,
     relative: Adam's step is ``lr * max|w0|`` (weights from least squares and from the
     Hebbian rule differ in scale by an order of magnitude). Every ``eval_every`` steps (and
     before the first) the free recall is scored (:func:`recall` on the fixed trial of
-    ``seed``, float; in the integer grid's rounding when ``qat_bits``) and the best weights
+    ``seed``, averaged with ``eval_trials - 1`` more trials of other noise; float, in the
+    integer grid's rounding when ``qat_bits``) and the best weights
     so far are kept: they are what is returned, so a step that breaks recall (teacher-forced
     training can overshoot into runaway activity) costs nothing. Training stops once that F1
     reaches ``stop_f1``. ``checkpoint``: a ``.npz`` path written after every evaluation
@@ -436,7 +438,10 @@ def train(w0, targets: np.ndarray, cfg: TrainConfig | None = None, *,
 
     def evaluate() -> float:
         wf = fake_quantise(w.detach(), cfg.qat_bits) if cfg.qat_bits else w.detach()
-        return recall(wf, targets, pre=cfg.pre, p=cfg.p, seed=cfg.seed, dtype=dtype, **lif)[0]
+        # Trial 0 is the seed's own; more trials (other noise) keep the choice honest.
+        seeds = [cfg.seed] + [cfg.seed + 7_000_001 * (k + 1) for k in range(cfg.eval_trials - 1)]
+        return float(np.mean([recall(wf, targets, pre=cfg.pre, p=cfg.p, seed=sd, dtype=dtype,
+                                     **lif)[0] for sd in seeds]))
 
     best_f1, best_w = evaluate(), w.detach().clone()
     bar = tqdm(range(cfg.steps), desc="train wm", disable=not cfg.progress, leave=False)

@@ -172,3 +172,13 @@ def test_sparse_spike_path_equals_dense_for_the_triangle():
     np.testing.assert_allclose(sparse["grad"].numpy(), dense["grad"].numpy(), atol=1e-12)
     with pytest.raises(ValueError, match="compact support"):
         loss_and_grad(w, x, f, pre=8, spike_path="sparse")
+
+
+def test_training_selection_over_several_trials():
+    x = make_targets(2, 24, 48, 0.08, seed=5)
+    w0 = least_squares_init(x, 8) * 0.55
+    out = train(w0, x, TrainConfig(steps=10, pre=10, seed=0, progress=False, teacher=True,
+                                   eval_trials=3))
+    want = np.mean([recall(out["w"], x, pre=10, seed=s)[0]
+                    for s in (0, 7_000_001, 14_000_002)])
+    assert out["f1"] == pytest.approx(want, abs=1e-12)
