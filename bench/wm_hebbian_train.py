@@ -26,11 +26,14 @@ SETTINGS = {
 }
 
 
-def run_seed(seed: int, setting: str = "small") -> dict:
+def run_seed(seed: int, setting: str = "small", free: int | None = None,
+             trials: int = 1) -> dict:
     from model.wm import hebbian_init, least_squares_init, make_targets
     from model.wm_event import TrainConfig, recall, train
 
-    cfg = SETTINGS[setting]
+    cfg = dict(SETTINGS[setting])
+    if free is not None:
+        cfg["free"] = free
     n, d, t, p, pre, m = (cfg[k] for k in ("n", "d", "t", "p", "pre", "m"))
     x = make_targets(m, n, t, p, seed=seed)
     kw = dict(pre=pre, p=p)
@@ -42,11 +45,15 @@ def run_seed(seed: int, setting: str = "small") -> dict:
     t0 = time.perf_counter()
     for name, w0 in starts.items():
         a = train(w0, x, TrainConfig(steps=cfg["teacher"], teacher=True, seed=seed,
-                                     progress=False, eval_every=cfg["every"], **kw))
+                                     progress=False, eval_every=cfg["every"],
+                                     eval_trials=trials, **kw))
         b = train(a["w"], x, TrainConfig(steps=cfg["free"], lr=3e-3, seed=seed,
-                                         progress=False, eval_every=10, **kw))
+                                         progress=False, eval_every=10, eval_trials=trials,
+                                         **kw))
         out[name] = dict(teacher=a["f1"], trained=b["f1"],
-                         fresh=recall(b["w"], x, seed=7, **kw)[0])
+                         fresh=recall(b["w"], x, seed=7, **kw)[0],
+                         unseen=float(np.mean([recall(b["w"], x, seed=1000 + k, **kw)[0]
+                                               for k in range(5)])))
     out["seconds"] = time.perf_counter() - t0
     return out
 
@@ -57,17 +64,22 @@ def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--setting", choices=tuple(SETTINGS), default="small")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--free-steps", type=int, default=None,
+                    help="free-running steps (default: the setting's)")
+    ap.add_argument("--eval-trials", type=int, default=1,
+                    help="trials whose mean F1 chooses the best weights (default 1)")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     rows = []
     for seed in a.seeds:
-        r = run_seed(seed, a.setting)
+        r = run_seed(seed, a.setting, a.free_steps, a.eval_trials)
         rows.append(r)
         hg = r["hebbian_gain"]
         print(f"seed {seed}: least squares {r['ls']:.3f}; Hebbian gain 2 {hg[2.0]:.3f}, "
               f"2.5 {hg[2.5]:.3f}; " + "; ".join(
                   f"{k} -> teacher {r[k]['teacher']:.3f}, trained {r[k]['trained']:.3f} "
-                  f"(fresh {r[k]['fresh']:.3f})" for k in ("hebbian", "random"))
+                  f"(fresh {r[k]['fresh']:.3f}, mean of 5 unseen trials {r[k]['unseen']:.3f})"
+                  for k in ("hebbian", "random"))
               + f" [{r['seconds']:.0f} s]", flush=True)
     return rows
 
