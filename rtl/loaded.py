@@ -20,9 +20,11 @@ happens; a read and a write never come in the same cycle.
 
 from __future__ import annotations
 
-from amaranth.hdl import ClockSignal, Instance, Module, unsigned
-from amaranth.lib import memory, wiring
+from amaranth.hdl import ClockSignal, Instance, Module
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
+from .spram import single_port_memory
 
 __all__ = ["LoadedArray", "LOADED_RAM_NAME", "LOADED_RAM_MODULE"]
 
@@ -77,12 +79,7 @@ class LoadedArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         if not self.cell:
-            mem = memory.Memory(shape=unsigned(self.width), depth=self.depth, init=[])
-            m.submodules.mem = mem
-            wr, rd = mem.write_port(), mem.read_port()
-            m.d.comb += [wr.addr.eq(self.addr), rd.addr.eq(self.addr),
-                         rd.en.eq(self.en & ~self.we), wr.en.eq(self.we),
-                         wr.data.eq(self.wdata), self.data.eq(rd.data)]
+            single_port_memory(m, self)
             return m
         m.submodules.ram = Instance(
             LOADED_RAM_NAME,

@@ -19,7 +19,18 @@ from amaranth.lib.wiring import In, Out
 
 from .families import SPRAM
 
-__all__ = ["SpramArray"]
+__all__ = ["SpramArray", "single_port_memory"]
+
+
+def single_port_memory(m: Module, port) -> None:
+    """Add to ``m`` a behavioural single-port RAM without initial contents behind ``port``'s
+    ``addr``, ``en``, ``data``, ``we`` and ``wdata`` (read and write share the address; a
+    write cycle does not read; ``data`` holds while ``en`` is low)."""
+    mem = memory.Memory(shape=unsigned(len(port.wdata)), depth=port.depth, init=[])
+    m.submodules.mem = mem
+    wr, rd = mem.write_port(), mem.read_port()
+    m.d.comb += [wr.addr.eq(port.addr), rd.addr.eq(port.addr), rd.en.eq(port.en & ~port.we),
+                 wr.en.eq(port.we), wr.data.eq(port.wdata), port.data.eq(rd.data)]
 
 
 class SpramArray(wiring.Component):
@@ -44,11 +55,7 @@ class SpramArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         if not self.primitive:
-            mem = memory.Memory(shape=unsigned(self.width), depth=self.depth, init=[])
-            m.submodules.mem = mem
-            wr, rd = mem.write_port(), mem.read_port()
-            m.d.comb += [wr.addr.eq(self.addr), rd.addr.eq(self.addr), rd.en.eq(self.en),
-                         wr.en.eq(self.we), wr.data.eq(self.wdata), self.data.eq(rd.data)]
+            single_port_memory(m, self)
             return m
         w = SPRAM[1]
         wdata = Signal(self.blocks * w)
