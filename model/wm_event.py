@@ -272,6 +272,11 @@ def loss_and_grad(w, targets: np.ndarray, forced, *, pre: int, loss: Loss = "f1"
     """
     from model.wm import f1_from_counts
 
+    if spike_path not in ("auto", "dense", "sparse"):
+        raise ValueError(f"spike_path must be 'auto', 'dense' or 'sparse', got {spike_path!r}")
+    if spike_path == "sparse" and surrogate != "triangle":
+        raise ValueError("spike_path='sparse' needs a surrogate with compact support "
+                         "('triangle'): the fast sigmoid is non-zero everywhere")
     w = (torch.as_tensor(w, dtype=dtype) if not isinstance(w, torch.Tensor)
          else w.detach().to(dtype))
     wf = w if w_forward is None else torch.as_tensor(w_forward, dtype=dtype)
@@ -304,19 +309,15 @@ def loss_and_grad(w, targets: np.ndarray, forced, *, pre: int, loss: Loss = "f1"
     pass_e = (~f).to(dtype_)                       # (1 - f): forced spikes block the path
     sflt = tr.s.to(dtype_)
     keep = (1 - sflt) if reset == "zero" else torch.ones_like(sflt)
-    stack = wf.permute(2, 0, 1).reshape(d * n, n)  # [k * n + i, j] = W[i, j, k]
     g_all = torch.zeros(m, steps + d + 1, n, dtype=dtype_)   # g(t); zero past the end
     ks = torch.arange(d)
     g_next = torch.zeros(m, n, dtype=dtype_)
-    if spike_path not in ("auto", "dense", "sparse"):
-        raise ValueError(f"spike_path must be 'auto', 'dense' or 'sparse', got {spike_path!r}")
-    if spike_path == "sparse" and surrogate != "triangle":
-        raise ValueError("spike_path='sparse' needs a surrogate with compact support "
-                         "('triangle'): the fast sigmoid is non-zero everywhere")
     # Compact support: only the few (b, j, t) near threshold need dL/de.
     sparse_path = spike_path == "sparse" or (spike_path == "auto" and surrogate == "triangle")
     if sparse_path:
         profile = wf.permute(1, 2, 0).contiguous()   # [j, k, i] = W[i, j, k]
+    elif not teacher:
+        stack = wf.permute(2, 0, 1).reshape(d * n, n)  # [k * n + i, j] = W[i, j, k]
     for t1_ in range(steps, 0, -BLOCK):
         t0_ = max(t1_ - BLOCK, 0)
         if not teacher and not sparse_path:
