@@ -495,6 +495,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_sweep)
 
+    from model.data_cli import add_parser as add_data_parser
+    add_data_parser(sub)
+
     p = sub.add_parser("check", help="validate an IR file and print what it holds")
     p.add_argument("net")
     p.add_argument("--json", action="store_true")

@@ -1,0 +1,111 @@
+"""The ``polychrony data`` commands: ``synth`` (regenerate the digits), ``info``, ``baseline``."""
+
+from __future__ import annotations
+
+import json
+
+__all__ = ["add_parser", "cmd_synth", "cmd_info", "cmd_baseline"]
+
+
+def add_parser(sub) -> None:
+    """Add ``data synth`` and ``data info`` to the top-level subparsers ``sub``."""
+    p = sub.add_parser("data", help="audio spike data: synthesise spoken digits, describe files")
+    dsub = p.add_subparsers(dest="what", required=True)
+
+    q = dsub.add_parser("synth", help="speak digits with espeak-ng, encode them with the "
+                                      "cochlea, write train.h5/test.h5 (SHD layout)")
+    q.add_argument("--out", default="out/synth-digits", help="output directory")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--train", type=int, default=150, help="training samples per class (20)")
+    q.add_argument("--test", type=int, default=40, help="test samples per class (20)")
+    q.add_argument("--jobs", type=int, default=1, help="worker processes")
+    q.add_argument("--pack", metavar="FILE", help="also write the compact form (.npz) that "
+                   "model.shd.default_data() unpacks (data/synth-digits-v1.npz)")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=cmd_synth)
+
+    q = dsub.add_parser("info", help="describe an SHD-layout file (or 'default' for the "
+                                     "embedded set)")
+    q.add_argument("path", nargs="+", help="HDF5 file(s); 'default' = the embedded train and "
+                                           "test files")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_info)
+
+    q = dsub.add_parser("baseline", help="logistic regression on binned spike counts, trained "
+                                         "on TRAIN, scored on TEST (default: the embedded set)")
+    q.add_argument("train", nargs="?", help="training file (default: embedded train.h5)")
+    q.add_argument("test", nargs="?", help="test file (default: embedded test.h5)")
+    q.add_argument("--time-bins", type=int, action="append",
+                   help="equal time slices per sample (repeatable; default 1 and 8)")
+    q.add_argument("--l2", type=float, default=1e-2, help="L2 penalty (default 0.01)")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_baseline)
+
+
+def cmd_synth(args) -> int:
+    from model.shd import load, save_pack, summary
+    from model.synth import have_espeak, synthesize
+    if not have_espeak():
+        raise ValueError("espeak-ng is not installed (Debian: apt-get install espeak-ng); it "
+                         "is needed only to regenerate data: model.shd.default_data() has a "
+                         "pre-generated copy")
+    if args.train < 1 or args.test < 1:
+        raise ValueError("--train and --test must be at least 1")
+    paths = synthesize(args.out, seed=args.seed, n_train=args.train, n_test=args.test,
+                       jobs=args.jobs, progress=not args.quiet)
+    sets = {split: load(path) for split, path in paths.items()}
+    for split, path in paths.items():
+        s = summary(sets[split])
+        print(f"wrote {path}: {s['samples']} samples, {s['speakers']} speakers, "
+              f"{s['spikes_per_sample']['mean']:.0f} spikes per sample")
+    if args.pack:
+        from pathlib import Path
+        note = (f"polychrony data synth --seed {args.seed} --train {args.train} "
+                f"--test {args.test}")
+        digest = save_pack(args.pack, sets, note=note)
+        print(f"wrote {args.pack}: {Path(args.pack).stat().st_size} bytes, sha256 {digest}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from model.shd import default_data, load, summary
+    paths = []
+    for p in args.path:
+        paths.extend(default_data() if p == "default" else [p])
+    rows = [summary(load(p)) for p in paths]
+    if args.json:
+        print(json.dumps(rows if len(rows) > 1 else rows[0], indent=1))
+        return 0
+    for s in rows:
+        n, d = s["spikes_per_sample"], s["duration_s"]
+        print(f"{s['path']}")
+        print(f"  samples     {s['samples']} ({min(s['per_class'])}..{max(s['per_class'])} "
+              f"per class)")
+        print(f"  classes     {s['classes']}: {' '.join(s['keys'])}")
+        print(f"  speakers    {s['speakers']}: {' '.join(map(str, s['speaker_ids']))}")
+        if n:
+            print(f"  spikes      {n['mean']:.0f} per sample (min {n['min']}, max {n['max']})")
+            print(f"  duration    {d['mean']:.3f} s mean (last spike; {d['min']:.3f} .. "
+                  f"{d['max']:.3f} s)")
+        print(f"  binned      {s['steps']} steps of {s['dt'] * 1000:g} ms x {s['channels']} "
+              f"channels; max count per bin {s['max_count']} (in_bits {s['in_bits']})")
+    return 0
+
+
+def cmd_baseline(args) -> int:
+    from model.shd import default_data, load, logistic_baseline
+    if (args.train is None) != (args.test is None):
+        raise ValueError("give both TRAIN and TEST, or neither (the embedded set)")
+    train_path, test_path = (args.train, args.test) if args.train else default_data()
+    train, test = load(train_path), load(test_path)
+    rows = [logistic_baseline(train, test, time_bins=k, l2=args.l2)
+            for k in (args.time_bins or [1, 8])]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"logistic regression, train {train_path} ({len(train)}), test {test_path} "
+          f"({len(test)}), chance {rows[0]['chance']:.3f}")
+    for r in rows:
+        print(f"  {r['time_bins']:>2} time bin(s) x 140 channels, l2 {r['l2']:g}: "
+              f"train {r['train_acc']:.3f}, test {r['test_acc']:.3f}")
+    return 0
