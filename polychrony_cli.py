@@ -481,6 +481,8 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_train_wm)
+    from model.audio_cli import add_parser as add_audio_parser
+    add_audio_parser(tsub)  # train shd: DelRec / ConvDelRec
 
     p = sub.add_parser("sweep", help="working memory: F1 over a grid of settings x seeds "
                                      "(resumable JSONL)")

@@ -1,0 +1,89 @@
+"""`polychrony train shd`: train DelRec / ConvDelRec, quantise, write the IR (torchrun-ready)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+__all__ = ["add_parser", "cmd_train_shd"]
+
+
+def add_parser(tsub) -> None:
+    """Register ``shd`` under the ``train`` subcommands (imports nothing heavy)."""
+    q = tsub.add_parser(
+        "shd", help="audio: DelRec (dense) or ConvDelRec (conv) on binned spike counts",
+        description="Train on SHD-layout data, fine-tune quantisation-aware, write the integer "
+                    "IR and print float and integer test accuracy. Under torchrun "
+                    "(e.g. torchrun --nproc-per-node 2 -m polychrony_cli train shd ...) it "
+                    "trains data-parallel on CPU (gloo).")
+    q.add_argument("--arch", choices=("dense", "conv"), default="dense")
+    q.add_argument("--data", default="synthetic",
+                   help="'synthetic' (the embedded default), 'random' (a quick smoke test), a "
+                        "directory with shd_train.h5/shd_test.h5, or a *train*.h5 file with "
+                        "its *test* twin beside it")
+    q.add_argument("--hidden", type=int, default=256, help="neurons per LIF layer")
+    q.add_argument("--kernel", type=int, default=5, help="conv taps K (odd)")
+    q.add_argument("--dmax", type=int, default=31,
+                   help="hardware maximum delay (IR max_delay); recurrent delays 1..dmax")
+    q.add_argument("--epochs", type=int, default=40)
+    q.add_argument("--qat-epochs", type=int, default=5,
+                   help="quantisation-aware fine-tuning epochs after the float ones")
+    q.add_argument("--batch", type=int, default=64, help="global batch size")
+    q.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate of the weights (OneCycle; default 1e-2 for dense, "
+                        "5e-3 for conv)")
+    q.add_argument("--augment", type=int, default=1,
+                   help="copies per epoch of DelRec's augmentation (1 = none, DelRec: 3)")
+    q.add_argument("--steps", type=int, default=None,
+                   help="frames of 10 ms per sample (default: the longest sample)")
+    q.add_argument("--limit", type=int, default=None, help="use at most N training samples")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--w-bits", type=int, default=8)
+    q.add_argument("--in-bits", type=int, default=None,
+                   help="input count width (default: the fewest bits holding every count)")
+    q.add_argument("--clip-inputs", action="store_true",
+                   help="clip counts above 2**in_bits - 1 instead of stopping with an error")
+    q.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    q.add_argument("-o", "--out", default="shd.npz", help="the IR file to write")
+    q.add_argument("--checkpoint", default=None,
+                   help="checkpoint file, written every epoch; an existing one is resumed")
+    q.add_argument("--json", action="store_true", help="print the summary as JSON")
+    q.add_argument("--quiet", action="store_true", help="no progress bars")
+    q.add_argument("--dump-state", default=None, help=argparse.SUPPRESS)  # tests: "{rank}"
+    q.set_defaults(func=cmd_train_shd)
+
+
+def cmd_train_shd(args) -> int:
+    from model.audio_train import AudioConfig, train_audio
+    from model.ir import save
+
+    cfg = AudioConfig(arch=args.arch, data=args.data, hidden=args.hidden, kernel=args.kernel,
+                      dmax=args.dmax, epochs=args.epochs, qat_epochs=args.qat_epochs,
+                      batch=args.batch, lr=args.lr, augment=args.augment, steps=args.steps,
+                      limit=args.limit, seed=args.seed, w_bits=args.w_bits,
+                      in_bits=args.in_bits, clip_inputs=args.clip_inputs,
+                      threads=args.threads, checkpoint=args.checkpoint,
+                      progress=not (args.quiet or args.json), dump_state=args.dump_state)
+    res = train_audio(cfg)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
+    save(res.net, args.out)
+    summary = dict(res.summary(), ir=str(args.out), digest=res.net.digest)
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    else:
+        p = res.params
+        print(f"{args.arch}: float accuracy {res.float_acc:.4f}, integer {res.int_acc:.4f} "
+              f"(test, {len(res.history)} epochs, {res.seconds:.0f} s, "
+              f"{res.seconds_per_epoch:.1f} s/epoch)")
+        print(f"parameters: recurrent {p['recurrent']}, total {p['total']}; wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":  # python -m model.audio_cli ... == polychrony train shd ...
+    import sys
+    ap = argparse.ArgumentParser(prog="python -m model.audio_cli")
+    add_parser(ap.add_subparsers(dest="what", required=True))
+    a = ap.parse_args(["shd", *sys.argv[1:]])
+    sys.exit(a.func(a))
