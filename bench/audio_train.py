@@ -1,0 +1,140 @@
+"""DelRec and ConvDelRec on the embedded spoken digits, several seeds: the results table.
+
+    python -m bench.audio_train [--archs dense conv] [--seeds 0 1 2] [--epochs 30]
+        [--qat-epochs 4] [--hidden 256] [--kernel 5] [--beta 12] [--out out/audio]
+        [--json bench/results/audio_train.json] [--plots docs/img]
+
+Per (arch, seed): :func:`model.audio_train.train_audio` (checkpointed in ``--out``, so a
+killed run resumes), the IR written to ``OUT/{arch}_s{seed}.npz``, and float and integer test
+accuracy (the test voices are never heard in training), parameters, wall time and seconds per
+epoch. Runs already in the JSON file with the same settings are skipped. Also: the
+logistic-regression baseline on binned counts (:func:`model.shd.logistic_baseline`, 8 time
+bins, the same unseen test voices), and with ``--plots`` the training curves of seed 0 and the
+confusion matrices of the integer networks of seed 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _settings(a, arch: str, seed: int) -> dict:
+    return dict(arch=arch, seed=seed, epochs=a.epochs, qat_epochs=a.qat_epochs,
+                hidden=a.hidden, kernel=a.kernel, beta=a.beta, threads=a.threads)
+
+
+def _fmt(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{100 * values[0]:.1f}"
+    return f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--archs", nargs="+", default=["dense", "conv"], choices=["dense", "conv"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--qat-epochs", type=int, default=4)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--kernel", type=int, default=5)
+    ap.add_argument("--beta", type=int, default=12, help="hidden leak numerator (of 256)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default="out/audio", help="IR files and checkpoints")
+    ap.add_argument("--json", default="bench/results/audio_train.json")
+    ap.add_argument("--plots", default=None, help="directory for the PNG plots")
+    ap.add_argument("--baseline", action="store_true",
+                    help="also fit the logistic-regression baseline")
+    a = ap.parse_args(argv)
+
+    import torch
+
+    from model import ir, shd
+    from model.audio_train import AudioConfig, load_audio, train_audio
+
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = Path(a.json)
+    res = json.loads(path.read_text()) if path.exists() else {"runs": []}
+    data = None
+    for arch in a.archs:
+        for seed in a.seeds:
+            s = _settings(a, arch, seed)
+            if any(r["settings"] == s for r in res["runs"]):
+                print(f"{arch} seed {seed}: already in {path}", flush=True)
+                continue
+            cfg = AudioConfig(arch=arch, seed=seed, epochs=a.epochs, qat_epochs=a.qat_epochs,
+                              hidden=a.hidden, kernel=a.kernel, beta=a.beta,
+                              threads=a.threads, checkpoint=str(out / f"{arch}_s{seed}.ckpt.pt"))
+            data = data or load_audio(cfg)
+            t0 = time.monotonic()
+            r = train_audio(cfg, data)
+            wall = time.monotonic() - t0
+            ir_path = out / f"{arch}_s{seed}.npz"
+            ir.save(r.net, ir_path)
+            row = dict(settings=s, float_acc=r.float_acc, int_acc=r.int_acc, val_acc=r.val_acc,
+                       params=r.params, wall_s=round(wall, 1),
+                       seconds_per_epoch=round(r.seconds_per_epoch, 2), ir=str(ir_path),
+                       digest=ir.digest(r.net), history=r.history)
+            res["runs"].append(row)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(res, indent=1))
+            print(f"{arch} seed {seed}: float {r.float_acc:.4f}, integer {r.int_acc:.4f}, "
+                  f"{wall / 60:.1f} min", flush=True)
+    if a.baseline and "baseline" not in res:
+        tr_path, te_path = shd.default_data()
+        res["baseline"] = shd.logistic_baseline(shd.load(tr_path), shd.load(te_path),
+                                                time_bins=8)
+        path.write_text(json.dumps(res, indent=1))
+
+    # The table: mean ± std over seeds of the runs with these settings.
+    print("| model | recurrent / total parameters | float test % | integer test % | "
+          "seeds | wall min (median) |")
+    print("|---|---|---|---|---|---|")
+    for arch in a.archs:
+        runs = [r for r in res["runs"] if r["settings"] == _settings(a, arch,
+                                                                      r["settings"]["seed"])
+                and r["settings"]["seed"] in a.seeds]
+        if not runs:
+            continue
+        p = runs[0]["params"]
+        name = "DelRec (dense)" if arch == "dense" else f"ConvDelRec (K = {a.kernel})"
+        print(f"| {name} | {p['recurrent']:,} / {p['total']:,} | "
+              f"{_fmt([r['float_acc'] for r in runs])} | {_fmt([r['int_acc'] for r in runs])} | "
+              f"{len(runs)} | {statistics.median(r['wall_s'] for r in runs) / 60:.1f} |")
+    if "baseline" in res:
+        b = res["baseline"]
+        print(f"| logistic regression, {b['time_bins']} time bins × 140 channels | | "
+              f"{100 * b['test_acc']:.1f} (train {100 * b['train_acc']:.1f}) | | | |")
+
+    if a.plots:
+        from model.audio_plots import plot_confusion, plot_training
+        from model.int_forward import integer_forward
+        seed0 = {r["settings"]["arch"]: r for r in res["runs"]
+                 if r["settings"] == _settings(a, r["settings"]["arch"], a.seeds[0])}
+        if seed0:
+            names = {"dense": "DelRec", "conv": f"ConvDelRec K={a.kernel}"}
+            plot_training({names[k]: r["history"] for k, r in seed0.items()},
+                          out=Path(a.plots) / "audio_training.png",
+                          title=f"H = {a.hidden}, seed {a.seeds[0]}, embedded spoken digits")
+            tr_path, te_path = shd.default_data()
+            keys = shd.load(te_path).keys
+            for arch, r in seed0.items():
+                net = ir.load(r["ir"])
+                data = data or load_audio(AudioConfig(in_bits=net.input.in_bits,
+                                                      progress=False))
+                pred = integer_forward(net, data.x_test.to(torch.int64),
+                                       record=False).prediction
+                plot_confusion(data.y_test.numpy(), pred.numpy(), keys,
+                               out=Path(a.plots) / f"audio_confusion_{arch}.png",
+                               title=f"{names[arch]}, integer network, unseen voices")
+    return res
+
+
+if __name__ == "__main__":
+    main()

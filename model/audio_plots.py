@@ -1,0 +1,91 @@
+"""Plots of the audio networks: training curves and the confusion matrix of the integer network.
+
+    plot_training({"DelRec": history, "ConvDelRec": history}, out="curves.png")
+    plot_confusion(y_true, y_pred, keys, out="confusion.png", title="...")
+
+``history`` is :attr:`model.audio_train.AudioResult.history` (one record per epoch with
+``phase``, ``epoch``, ``train_loss``, ``val_acc``). matplotlib (Agg) is imported on first use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["confusion", "plot_training", "plot_confusion"]
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, out) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # No timestamp or software version in the file: the same data gives the same bytes.
+    fig.savefig(out, dpi=110, bbox_inches="tight", metadata={"Software": None})
+    _plt().close(fig)
+    return out
+
+
+def confusion(y_true, y_pred, n_classes: int) -> np.ndarray:
+    """``(n_classes, n_classes)`` counts: row = true class, column = predicted class."""
+    y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} differ in shape")
+    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+        if y.size and (y.min() < 0 or y.max() >= n_classes):
+            raise ValueError(f"{name} must lie in 0..{n_classes - 1}, got "
+                             f"[{int(y.min())}, {int(y.max())}]")
+    m = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(m, (y_true, y_pred), 1)
+    return m
+
+
+def plot_training(histories: dict[str, list[dict]], *, out, title: str = "") -> Path:
+    """Training loss and validation accuracy per epoch, one line per run (QAT epochs dashed)."""
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for i, (name, hist) in enumerate(histories.items()):
+        color = f"C{i}"
+        for phase, style in (("float", "-"), ("quant", "--")):
+            recs = [h for h in hist if h.get("phase") == phase and h.get("epoch", -1) >= 0]
+            if not recs:
+                continue
+            offset = 0 if phase == "float" else 1 + max(
+                (h["epoch"] for h in hist if h.get("phase") == "float"), default=-1)
+            ep = [offset + h["epoch"] + 1 for h in recs]
+            label = name + (" (QAT)" if phase == "quant" else "")
+            a1.plot(ep, [h["train_loss"] for h in recs], style, color=color, label=label)
+            a2.plot(ep, [100 * h["val_acc"] for h in recs if "val_acc" in h], style,
+                    color=color, label=label)
+    a1.set_xlabel("epoch"), a1.set_ylabel("training loss"), a1.set_yscale("log")
+    a2.set_xlabel("epoch"), a2.set_ylabel("validation accuracy (%)")
+    for a in (a1, a2):
+        a.grid(alpha=0.3)
+    a2.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, out)
+
+
+def plot_confusion(y_true, y_pred, keys: list[str], *, out, title: str = "") -> Path:
+    """Row-normalised confusion matrix (per cent of each true class), class names on the axes."""
+    plt = _plt()
+    m = confusion(y_true, y_pred, len(keys))
+    rows = m.sum(1, keepdims=True)
+    pct = 100 * m / np.maximum(rows, 1)
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    im = ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
+    ax.set_xticks(range(len(keys)), keys, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(keys)), keys, fontsize=7)
+    ax.set_xlabel("predicted"), ax.set_ylabel("true")
+    acc = np.trace(m) / max(m.sum(), 1)
+    ax.set_title((title + "\n" if title else "") + f"accuracy {100 * acc:.1f} % "
+                 f"({int(m.sum())} samples)", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="% of the true class")
+    return _save(fig, out)

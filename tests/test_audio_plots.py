@@ -1,0 +1,31 @@
+"""Plots of the audio networks: the confusion counts are right and the files are written."""
+
+import numpy as np
+import pytest
+
+from model.audio_plots import confusion, plot_confusion, plot_training
+
+
+def test_confusion_counts_rows_true_columns_predicted():
+    m = confusion([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], 3)
+    np.testing.assert_array_equal(m, [[1, 1, 0], [0, 1, 0], [1, 0, 2]])
+    assert m.sum() == 6 and np.trace(m) == 4
+
+
+def test_confusion_rejects_labels_out_of_range_and_shape_mismatch():
+    with pytest.raises(ValueError, match="y_pred must lie in 0..1"):
+        confusion([0, 1], [0, 2], 2)
+    with pytest.raises(ValueError, match="differ in shape"):
+        confusion([0, 1], [0], 2)
+
+
+def test_plots_are_written_and_deterministic(tmp_path):
+    hist = [{"phase": "float", "epoch": e, "train_loss": 2.0 / (e + 1), "val_acc": 0.1 * e}
+            for e in range(4)] + [{"phase": "quant", "epoch": -1, "val_acc": 0.3},
+                                  {"phase": "quant", "epoch": 0, "train_loss": 0.4,
+                                   "val_acc": 0.35}]
+    a = plot_training({"dense": hist, "conv": hist[:2]}, out=tmp_path / "a.png")
+    b = plot_training({"dense": hist, "conv": hist[:2]}, out=tmp_path / "b.png")
+    assert a.read_bytes() == b.read_bytes() and a.stat().st_size > 1000
+    c = plot_confusion([0, 1, 1], [0, 1, 0], ["zero", "one"], out=tmp_path / "c.png")
+    assert c.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
