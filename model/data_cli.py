@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-__all__ = ["add_parser", "cmd_synth", "cmd_info", "cmd_baseline"]
+__all__ = ["add_parser", "cmd_synth", "cmd_info", "cmd_baseline", "cmd_frames"]
 
 
 def add_parser(sub) -> None:
@@ -40,6 +40,18 @@ def add_parser(sub) -> None:
     q.add_argument("--l2", type=float, default=1e-2, help="L2 penalty (default 0.01)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_baseline)
+
+    q = dsub.add_parser("frames", help="bin a file into the network's input frames (10 ms "
+                                       "counts, 140 channels) and save them as .npy, e.g. "
+                                       "for 'polychrony cosim --inputs'")
+    q.add_argument("path", help="SHD-layout HDF5 file, or 'default-test' / 'default-train' "
+                                "for the embedded set")
+    q.add_argument("-o", "--out", required=True, help="output .npy (samples, steps, 140)")
+    q.add_argument("--count", type=int, help="the first N samples only")
+    q.add_argument("--steps", type=int, help="frames per sample (default: the longest "
+                                             "sample); a longer sample is an error")
+    q.add_argument("--labels", metavar="Y.npy", help="also save the labels here")
+    q.set_defaults(func=cmd_frames)
 
 
 def cmd_synth(args) -> int:
@@ -108,4 +120,26 @@ def cmd_baseline(args) -> int:
     for r in rows:
         print(f"  {r['time_bins']:>2} time bin(s) x 140 channels, l2 {r['l2']:g}: "
               f"train {r['train_acc']:.3f}, test {r['test_acc']:.3f}")
+    return 0
+
+
+def cmd_frames(args) -> int:
+    import numpy as np
+
+    from model.shd import bin_counts, default_data, load
+    if args.path in ("default-test", "default-train"):
+        path = default_data()[args.path == "default-test"]
+    else:
+        path = args.path
+    spikes = load(path)
+    if args.count is not None:
+        if args.count < 1:
+            raise ValueError(f"--count must be >= 1, got {args.count}")
+        spikes = spikes.subset(np.arange(min(args.count, len(spikes))))
+    b = bin_counts(spikes, steps=args.steps)
+    np.save(args.out, np.ascontiguousarray(b.x), allow_pickle=False)
+    if args.labels:
+        np.save(args.labels, np.asarray(spikes.labels, np.int64), allow_pickle=False)
+    print(f"wrote {args.out}: {b.x.shape[0]} samples x {b.x.shape[1]} steps x {b.x.shape[2]} "
+          f"channels, counts up to {b.max_count} (in_bits >= {b.in_bits})")
     return 0

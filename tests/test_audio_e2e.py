@@ -64,7 +64,39 @@ def test_integer_forward_equals_reference_on_test_samples(trained, arch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", ["dense", "conv"])
+def test_cli_cosim_of_whole_test_samples(trained, tmp_path, capsys):
+    """The user's route: export test frames, co-simulate them with `polychrony cosim`."""
+    from polychrony_cli import main
+    data, out = trained
+    path = tmp_path / "conv.npz"
+    ir.save(out["conv"][1], path)
+    x = tmp_path / "x.npy"
+    assert main(["data", "frames", "default-test", "-o", str(x), "--count", "2",
+                 "--steps", str(data.steps)]) == 0
+    np.testing.assert_array_equal(np.load(x), data.x_test[:2].numpy())
+    assert main(["cosim", str(path), "--inputs", str(x), "--sim", "verilator", "--lanes", "3",
+                 "--idle", "0", "--stall", "0", "--work", str(tmp_path / "w")]) == 0
+    text = capsys.readouterr().out
+    assert text.count("steps bit-exact") == 2 and "all 2 samples bit-exact" in text
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((2, 5, 3), np.int64), "shape"),
+    (np.zeros((2, 5, 140), np.float32), "integer array"),
+    (np.full((1, 5, 140), 99, np.int64), "must lie in"),
+])
+def test_cli_cosim_inputs_are_checked(trained, tmp_path, capsys, bad, message):
+    from polychrony_cli import main
+    _, out = trained
+    path = tmp_path / "net.npz"
+    ir.save(out["dense"][1], path)
+    np.save(tmp_path / "x.npy", bad)
+    assert main(["cosim", str(path), "--inputs", str(tmp_path / "x.npy")]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["dense"])
 def test_rtl_bit_exact_on_whole_test_samples(trained, tmp_path, arch):
     data, out = trained
     net = out[arch][1]
