@@ -25,8 +25,10 @@ __all__ = ["main"]
 
 
 def _settings(a, arch: str, seed: int) -> dict:
+    # The kernel only matters to the conv network.
     return dict(arch=arch, seed=seed, epochs=a.epochs, qat_epochs=a.qat_epochs,
-                hidden=a.hidden, kernel=a.kernel, beta=a.beta, threads=a.threads)
+                hidden=a.hidden, kernel=a.kernel if arch == "conv" else None, beta=a.beta,
+                threads=a.threads)
 
 
 def _fmt(values: list[float]) -> str:

@@ -27,6 +27,9 @@ def add_parser(tsub) -> None:
     q.add_argument("--dmax", type=int, default=31,
                    help="hardware maximum delay (IR max_delay); recurrent delays 1..dmax")
     q.add_argument("--epochs", type=int, default=40)
+    q.add_argument("--beta", type=int, default=12,
+                   help="leak of the two hidden LIF layers, beta/256 (default 12: DelRec's "
+                        "tau = 1.05; 192 = 0.75 keeps membrane memory)")
     q.add_argument("--qat-epochs", type=int, default=5,
                    help="quantisation-aware fine-tuning epochs after the float ones")
     q.add_argument("--batch", type=int, default=64, help="global batch size")
@@ -59,7 +62,7 @@ def cmd_train_shd(args) -> int:
     from model.ir import save
 
     cfg = AudioConfig(arch=args.arch, data=args.data, hidden=args.hidden, kernel=args.kernel,
-                      dmax=args.dmax, epochs=args.epochs, qat_epochs=args.qat_epochs,
+                      dmax=args.dmax, beta=args.beta, epochs=args.epochs, qat_epochs=args.qat_epochs,
                       batch=args.batch, lr=args.lr, augment=args.augment, steps=args.steps,
                       limit=args.limit, seed=args.seed, w_bits=args.w_bits,
                       in_bits=args.in_bits, clip_inputs=args.clip_inputs,
