@@ -7,7 +7,9 @@
 Per (arch, seed): :func:`model.audio_train.train_audio` (checkpointed in ``--out``, so a
 killed run resumes), the IR written to ``OUT/{arch}_s{seed}.npz``, and float and integer test
 accuracy (the test voices are never heard in training), parameters, wall time and seconds per
-epoch. Runs already in the JSON file with the same settings are skipped. Also: the
+epoch. Runs already in the JSON file with the same settings are skipped (the committed
+``bench/results/audio_train.json`` holds the table of ``docs/audio.md``; use another ``--json``
+to train afresh). Also: the
 logistic-regression baseline on binned counts (:func:`model.shd.logistic_baseline`, 8 time
 bins, the same unseen test voices), and with ``--plots`` the training curves of seed 0 and the
 confusion matrices of the integer networks of seed 0.
@@ -127,6 +129,10 @@ def main(argv=None) -> dict:
             tr_path, te_path = shd.default_data()
             keys = shd.load(te_path).keys
             for arch, r in seed0.items():
+                if not Path(r["ir"]).is_file():
+                    print(f"{r['ir']} is gone (recorded by an earlier run): no confusion plot "
+                          f"for {arch}; delete its row from {path} to train it again")
+                    continue
                 net = ir.load(r["ir"])
                 data = data or load_audio(AudioConfig(in_bits=net.input.in_bits,
                                                       progress=False))
