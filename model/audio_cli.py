@@ -39,7 +39,8 @@ def add_parser(tsub) -> None:
     q.add_argument("--augment", type=int, default=1,
                    help="copies per epoch of DelRec's augmentation (1 = none, DelRec: 3)")
     q.add_argument("--steps", type=int, default=None,
-                   help="frames of 10 ms per sample (default: the longest sample)")
+                   help="frames of 10 ms per sample (default: the longest sample; a shorter "
+                        "window cuts longer samples, with a warning that counts them)")
     q.add_argument("--limit", type=int, default=None, help="use at most N training samples")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--w-bits", type=int, default=8)

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -227,6 +228,13 @@ def load_audio(cfg: AudioConfig) -> AudioData:
                            [:cfg.limit])
             tr = tr.subset(keep)
         if cfg.steps:
+            # The caller asked for this window; say how many samples it cuts short.
+            for name, spk in (("training", tr), ("test", te)):
+                cut = sum(1 for t in spk.times
+                          if t.size and int(np.floor(float(t[-1]) / 0.01)) + 1 > cfg.steps)
+                if cut:
+                    warnings.warn(f"steps={cfg.steps}: {cut} of {len(spk)} {name} samples are "
+                                  f"longer and lose their late spikes", stacklevel=2)
             x_tr = shd.bin_counts(tr, steps=cfg.steps, truncate=True).x
             x_te = shd.bin_counts(te, steps=cfg.steps, truncate=True).x
         else:

@@ -405,3 +405,11 @@ def test_train_from_shd_layout_files(tmp_path):
     assert len(data.y_train) + len(data.y_val) == 48 and len(data.y_test) == 16
     res = train_audio(cfg)
     assert res.net.input.in_bits == data.in_bits and res.net.layers[3].n == 4
+
+
+def test_a_shorter_window_warns_how_many_samples_it_cuts():
+    """--steps below the longest sample is allowed, but never silently: it counts the cuts."""
+    from model.audio_train import AudioConfig, load_audio
+    with pytest.warns(UserWarning, match=r"steps=40: \d+ of 50 training samples are longer"):
+        data = load_audio(AudioConfig(steps=40, limit=50, progress=False))
+    assert data.x_train.shape[1] == 40 and data.x_test.shape[1] == 40
