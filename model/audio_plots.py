@@ -13,23 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from model.wm_plots import _plt, _save as _save_png
+
 __all__ = ["confusion", "plot_training", "plot_confusion"]
 
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def _save(fig, out) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # No timestamp or software version in the file: the same data gives the same bytes.
-    fig.savefig(out, dpi=110, bbox_inches="tight", metadata={"Software": None})
-    _plt().close(fig)
-    return out
+    return _save_png(fig, out, dpi=110)
 
 
 def confusion(y_true, y_pred, n_classes: int) -> np.ndarray:

@@ -33,10 +33,11 @@ def _plt():
     return plt
 
 
-def _save(fig, out) -> Path:
+def _save(fig, out, *, dpi: int = 90) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90, bbox_inches="tight")
+    # No software version in the file: the same data gives the same bytes.
+    fig.savefig(out, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
     _plt().close(fig)
     return out
 
