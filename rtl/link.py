@@ -1,0 +1,654 @@
+"""The board side of the host link: UART, frames, commands, around the network core.
+
+:class:`HostLink` is the platform-independent inner top that every board wraps (``rx``, ``tx``
+and ``leds`` are its only pins). It implements ``docs/protocol.md``:
+
+* the **receiver** takes every byte the UART delivers (a UART cannot be paused), undoes the SLIP
+  escaping, writes the body into a frame buffer of :data:`~rtl.protocol.MAX_BODY` bytes and
+  checks the CRC and LEN trailer as bytes arrive; a frame that ends (END byte) is handed to the
+  executor, or counted as dropped if the executor is busy;
+* the **executor** answers IDENT from a ROM, RESET by resetting the core (the weights stay),
+  STATUS from its counters, and STEP in two passes over the buffered payload: a check (the
+  whole frame is rejected with the offset of the first bad byte, nothing is run) and a feed
+  into the core, whose output records the **encoder** turns into response bytes as they come;
+* the **frame transmitter** adds the header, the LEN and CRC trailer and the SLIP escaping, and
+  its UART is the back-pressure that paces the core.
+
+Flow control is stop-and-wait: the host sends a frame only after the previous response, and the
+buffer holds one whole frame, so no byte is lost at any baud rate.
+"""
+
+from __future__ import annotations
+
+from math import ceil
+
+from amaranth.hdl import (Array, C, Cat, Const, Module, Mux, ResetInserter, Signal,
+                          unsigned)
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from model.ir import Network
+from .core import NetworkCore, _lowest
+from .interface import step_in_layout
+from .protocol import (CMD_ERROR, CMD_IDENT, CMD_RESET, CMD_STATUS, CMD_STEP, CONTINUES, END,
+                       ERR_COMMAND, ERR_CRC, ERR_LENGTH, ERR_PAYLOAD, ERR_TOO_LONG, ESC,
+                       ESC_END, ESC_ESC, FLAG_MEMBRANES, FLAG_PREDICT, FLAG_SPIKES, MAX_BODY,
+                       NO_PREDICTION, RESPONSE, ident_payload, token_format)
+from .readout import Readout
+from .uart import UARTRx, UARTTx
+
+__all__ = ["crc16_next", "uart_divisor", "FrameTx", "HostLink"]
+
+
+def _crc16_terms() -> list[tuple[list[int], list[int]]]:
+    """For each bit of the next CRC, the CRC bits and data bits whose XOR it is (the update is
+    linear over GF(2); found by running the bitwise algorithm on sets of variables)."""
+    crc = [({i}, set()) for i in range(16)]
+    for i in range(8):                  # crc ^= byte << 8
+        crc[8 + i] = (crc[8 + i][0], crc[8 + i][1] ^ {i})
+    for _ in range(8):
+        top = crc[15]
+        shifted = [(set(), set())] + crc[:15]
+        crc = [(c ^ top[0], d ^ top[1]) if (0x1021 >> k) & 1 else (c, d)
+               for k, (c, d) in enumerate(shifted)]
+    return [(sorted(c), sorted(d)) for c, d in crc]
+
+
+_CRC_TERMS = _crc16_terms()
+
+
+def crc16_next(crc, byte):
+    """CRC-16/CCITT-FALSE after one more byte, as a flat XOR network (one expression per bit;
+    unrolling the bitwise loop with ``Mux`` would duplicate the tree 2**8 times)."""
+    bits = []
+    for c, d in _CRC_TERMS:
+        terms = [crc[i] for i in c] + [byte[i] for i in d]
+        x = terms[0]
+        for t in terms[1:]:
+            x = x ^ t
+        bits.append(x)
+    return Cat(*bits)
+
+
+def uart_divisor(clk_hz: float, baud: int, *, tolerance: float = 0.02) -> int:
+    """Clock cycles per UART bit for ``baud`` at ``clk_hz``; ``ValueError`` when the nearest
+    integer is more than ``tolerance`` off (a receiver then samples the wrong bits)."""
+    if baud <= 0 or clk_hz <= 0:
+        raise ValueError(f"clock ({clk_hz} Hz) and baud rate ({baud}) must be positive")
+    div = round(clk_hz / baud)
+    if div < 4:
+        raise ValueError(f"{baud} baud needs at least 4 clock cycles per bit; a {clk_hz / 1e6:g} "
+                         f"MHz clock gives {clk_hz / baud:.2f}: lower the baud rate to at most "
+                         f"{int(clk_hz // 4)}")
+    err = abs(clk_hz / div - baud) / baud
+    if err > tolerance:
+        raise ValueError(f"{baud} baud at {clk_hz / 1e6:g} MHz: the nearest divisor {div} is "
+                         f"{100 * err:.1f} % off (limit {100 * tolerance:g} %)")
+    return div
+
+
+_FB = data.StructLayout({"data": 8, "end": 1})
+
+
+class FrameTx(wiring.Component):
+    """Frames a byte stream: ``i`` carries body bytes (``end = 0``) and then one ``end = 1``
+    record; ``o`` carries END, the escaped body, the escaped LEN and CRC trailer, END.
+
+    The first body byte starts the frame (the CMD byte); LEN is the number of body bytes minus
+    two (CMD and SEQ). One output byte per cycle when ``o`` is ready.
+    """
+
+    def __init__(self):
+        super().__init__({"i": In(stream.Signature(_FB)), "o": Out(stream.Signature(8))})
+
+    def elaborate(self, platform):
+        m = Module()
+        crc = Signal(16, init=0xFFFF)
+        count = Signal(16)
+        byte = Signal(8)        # the byte being escaped / sent
+        esc2 = Signal()         # the second byte of an escape is due
+        raw = Signal()          # send ``byte`` unescaped (the END delimiters)
+        have = Signal()         # ``byte`` is waiting to go out
+        trail = Signal(range(5))  # trailer bytes sent so far
+        tail = Array([count - 2, (count - 2) >> 8, crc >> 8, crc])  # LEN LE, CRC BE
+        special = (byte == END) | (byte == ESC)
+        m.d.comb += self.o.payload.eq(Mux(esc2, Mux(byte == END, ESC_END, ESC_ESC),
+                                          Mux(~raw & special, ESC, byte)))
+        m.d.comb += self.o.valid.eq(have)
+        with m.If(have & self.o.ready):
+            with m.If(~raw & special & ~esc2):
+                m.d.sync += esc2.eq(1)
+            with m.Else():
+                m.d.sync += [esc2.eq(0), have.eq(0)]
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.i.valid & ~have):
+                    m.d.sync += [byte.eq(END), raw.eq(1), have.eq(1), crc.eq(0xFFFF),
+                                 count.eq(0), trail.eq(0)]
+                    m.next = "BODY"
+            with m.State("BODY"):
+                m.d.comb += self.i.ready.eq(~have)
+                with m.If(self.i.valid & ~have):
+                    with m.If(self.i.payload.end):
+                        m.next = "TRAIL"
+                    with m.Else():
+                        m.d.sync += [byte.eq(self.i.payload.data), raw.eq(0), have.eq(1),
+                                     crc.eq(crc16_next(crc, self.i.payload.data)),
+                                     count.eq(count + 1)]
+            with m.State("TRAIL"):
+                with m.If(~have):
+                    with m.If(trail == 4):
+                        m.d.sync += [byte.eq(END), raw.eq(1), have.eq(1)]
+                        m.next = "IDLE"
+                    with m.Else():
+                        nxt = tail[trail][:8]
+                        m.d.sync += [byte.eq(nxt), raw.eq(0), have.eq(1), trail.eq(trail + 1)]
+                        with m.If(trail < 2):      # the CRC covers LEN, not itself
+                            m.d.sync += crc.eq(crc16_next(crc, nxt))
+        return m
+
+
+class HostLink(wiring.Component):
+    """Network core behind the framed UART protocol of ``docs/protocol.md``.
+
+    ``divisor`` is the UART's clock cycles per bit (see :func:`uart_divisor`); ``clock_hz`` and
+    ``baud`` are only reported by IDENT. ``max_steps`` bounds a sample for the read-out's sums
+    (when the last layer is a read-out); ``core_knobs`` go to :class:`~rtl.core.NetworkCore`.
+
+    Ports: ``rx`` (the line from the host, idle high), ``tx`` (to the host), ``leds``: bit 0 a
+    heartbeat (about 1 Hz at ``clock_hz``), bit 1 busy (a command is being run), bit 2 an error
+    was reported since the last RESET.
+    """
+
+    def __init__(self, net: Network, *, divisor: int, clock_hz: int = 0, baud: int = 0,
+                 max_steps: int = 4096, max_body: int = MAX_BODY, **core_knobs):
+        if max_body < 16:
+            raise ValueError(f"max_body must be at least 16 bytes, got {max_body}")
+        self.net, self.divisor = net, divisor
+        self.clock_hz, self.baud, self.max_body = int(clock_hz), int(baud), max_body
+        self.core = NetworkCore(net, **core_knobs)
+        self.lanes = self.core.lanes
+        if self.core.load_width:
+            raise ValueError("HostLink does not load SPRAM or off-chip weights yet: build the "
+                             "core with block RAM (memories=...) for a host-link top")
+        self.readout = None
+        if not net.layers[-1].spiking:
+            self.readout = Readout(net, lanes=self.lanes, max_steps=max_steps)
+        self.max_steps = max_steps if self.readout is not None else 0
+        self.ident = ident_payload(net, lanes=self.lanes, clock_hz=self.clock_hz,
+                                   baud=self.baud, max_steps=self.max_steps, max_body=max_body)
+        self.token = token_format(net)
+        self.urx, self.utx = UARTRx(divisor), UARTTx(divisor)
+        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "leds": Out(3)})
+
+    # ----------------------------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        net, P = self.net, self.lanes
+        m.submodules.urx = urx = self.urx
+        m.submodules.utx = utx = self.utx
+        m.submodules.ftx = ftx = FrameTx()
+        wiring.connect(m, ftx.o, utx.i)
+        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
+
+        soft_rst = Signal()
+        m.submodules.core = ResetInserter(soft_rst)(self.core)
+        core = self.core
+        if self.readout is not None:
+            m.submodules.readout = ResetInserter(soft_rst)(self.readout)
+
+        m.submodules.buf = buf = memory.Memory(shape=8, depth=self.max_body, init=[])
+        wr = buf.write_port()
+        rd = buf.read_port()
+
+        # ---- counters (STATUS) -------------------------------------------------------------
+        def counter(name, bits=16):
+            return Signal(bits, name=name)
+        steps = counter("st_steps", 32)
+        crc_errors, len_errors = counter("st_crc"), counter("st_len")
+        dropped, uart_errors = counter("st_dropped"), counter("st_uart")
+
+        def bump(c):
+            m.d.sync += c.eq(Mux(c == (1 << len(c)) - 1, c, c + 1))
+
+        with m.If(urx.error | urx.overrun):
+            bump(uart_errors)
+
+        # ---- receiver ----------------------------------------------------------------------
+        busy = Signal()                       # the executor is running a command
+        count = Signal(range(self.max_body + 1))
+        rcrc = Signal(16, init=0xFFFF)
+        tail = Signal(32)
+        esc = Signal()
+        overflow = Signal()
+        bad_esc = Signal()
+        lost = Signal()                       # a byte of this frame arrived while busy
+        seq0, cmd0 = Signal(8), Signal(8)
+        ev = Signal()                         # a frame ended and the executor takes it
+        ev_code = Signal(8)                   # 0: a good frame, else the error code
+        ev_len = Signal(16)
+        m.d.comb += urx.o.ready.eq(1)
+        b = urx.o.payload
+        dat = Signal(8)
+        put = Signal()
+        with m.If(urx.o.valid):
+            with m.If(b == END):
+                with m.If((count != 0) | overflow | bad_esc):
+                    with m.If(busy | lost):
+                        bump(dropped)
+                    with m.Else():
+                        m.d.sync += ev.eq(1)
+                        length = (tail[24:32] | (tail[16:24] << 8))
+                        with m.If(overflow):
+                            m.d.sync += ev_code.eq(ERR_TOO_LONG)
+                            bump(len_errors)
+                        with m.Elif(bad_esc):
+                            m.d.sync += ev_code.eq(ERR_CRC)
+                            bump(crc_errors)
+                        with m.Elif(count < 6):
+                            m.d.sync += ev_code.eq(ERR_LENGTH)
+                            bump(len_errors)
+                        with m.Elif(rcrc != 0):
+                            m.d.sync += ev_code.eq(ERR_CRC)
+                            bump(crc_errors)
+                        with m.Elif(length != count - 6):
+                            m.d.sync += ev_code.eq(ERR_LENGTH)
+                            bump(len_errors)
+                        with m.Else():
+                            m.d.sync += ev_code.eq(0)
+                        m.d.sync += ev_len.eq(count - 6)
+                m.d.sync += [count.eq(0), rcrc.eq(0xFFFF), esc.eq(0), overflow.eq(0),
+                             bad_esc.eq(0), lost.eq(0)]
+            with m.Elif(esc):
+                m.d.sync += esc.eq(0)
+                with m.If((b == ESC_END) | (b == ESC_ESC)):
+                    m.d.comb += [put.eq(1), dat.eq(Mux(b == ESC_END, END, ESC))]
+                with m.Else():
+                    m.d.sync += bad_esc.eq(1)
+            with m.Elif(b == ESC):
+                m.d.sync += esc.eq(1)
+            with m.Else():
+                m.d.comb += [put.eq(1), dat.eq(b)]
+        with m.If(put):
+            with m.If(count == self.max_body):
+                m.d.sync += overflow.eq(1)
+            with m.Else():
+                # While the executor runs, the buffer is its: the frame is dropped at its END.
+                m.d.comb += [wr.addr.eq(count), wr.data.eq(dat), wr.en.eq(~busy)]
+                with m.If(busy):
+                    m.d.sync += lost.eq(1)
+                m.d.sync += [count.eq(count + 1), rcrc.eq(crc16_next(rcrc, dat)),
+                             tail.eq(Cat(dat, tail[:24]))]
+                with m.If(count == 0):
+                    m.d.sync += cmd0.eq(dat)
+                with m.If(count == 1):
+                    m.d.sync += seq0.eq(dat)
+
+        # ---- buffer reader: rd.data is always buf[pos] (pos is presented a cycle ahead) ----
+        pos = Signal(range(self.max_body + 1))
+        stop = Signal(range(self.max_body + 1))
+        adv = Signal()
+        load = Signal()
+        load_to = Signal(range(self.max_body + 1))
+        nxt_pos = Mux(load, load_to, Mux(adv, pos + 1, pos))
+        m.d.comb += rd.addr.eq(nxt_pos)
+        m.d.sync += pos.eq(nxt_pos)
+        byte = rd.data
+        more = pos < stop
+
+        # ---- the executor's byte stream into the frame transmitter -------------------------
+        fb_valid, fb_data, fb_end = Signal(), Signal(8), Signal()
+        m.d.comb += [ftx.i.valid.eq(fb_valid), ftx.i.payload.data.eq(fb_data),
+                     ftx.i.payload.end.eq(fb_end)]
+        sent = ftx.i.valid & ftx.i.ready
+
+        cmd, seq = Signal(8), Signal(8)
+        flags = Signal(8)
+        bi = Signal(range(max(len(self.ident), 16) + 1))    # byte index within a fixed reply
+        err_code, err_detail = Signal(8), Signal(16)
+        err_seen = Signal()
+        kind = Signal(range(4))               # what follows the header: 0 end, 1 IDENT, 2 STATUS
+        K_END, K_IDENT, K_STATUS, K_STEP = 0, 1, 2, 3
+
+        m.submodules.ident = rom = memory.Memory(shape=8, depth=len(self.ident),
+                                                 init=list(self.ident))
+        rom_rd = rom.read_port()
+        rom_adv = Signal()
+        m.d.comb += rom_rd.addr.eq(Mux(rom_adv, bi + 1, bi))   # rom_rd.data is rom[bi]
+
+        status = Cat(steps, crc_errors, len_errors, dropped, uart_errors)
+        error = Cat(err_code, cmd, err_detail)
+
+        # ---- token parsing (check and feed passes) -----------------------------------------
+        tb = self.token.nbytes
+        tok = Signal(8 * tb)
+        tk = Signal(range(tb + 1))            # token bytes taken
+        left = Signal(16)                     # tokens left in the current count
+        cont = Signal()                       # the current count's step continues
+        cnt_lo = Signal(8)
+        phase = Signal(2)                     # next: 0 a count's low byte, 1 its high, 2 tokens
+        strobe_due = Signal()                 # a step's events are in: send its step strobe
+        ib, vb = self.token.index_bits, self.token.value_bits
+        # Little-endian: byte k of the token is bits 8k..8k+7; bytes arrive in order.
+        tok_now = Signal(8 * tb)
+        m.d.comb += tok_now.eq(tok | (byte << (tk * 8)) if tb > 1 else byte)
+        t_index = tok_now[:ib]
+        t_value = tok_now[ib:ib + vb]
+        t_layer = tok_now[ib + vb:self.token.bits]
+        t_pad = tok_now[self.token.bits:] if 8 * tb > self.token.bits else C(0, 1)
+        ok_tok = Signal()
+        conds = []
+        if net.layers[0].n:
+            conds.append((t_layer == 0) & (t_index < net.layers[0].n) & (t_value != 0))
+        for l in net.forced_layers:
+            conds.append((t_layer == l) & (t_index < net.layers[l].n) & (t_value == 1))
+        m.d.comb += ok_tok.eq((t_pad == 0) & (Cat(*conds).any() if conds else 0))
+
+        # ---- the core's input, and steps in the frame --------------------------------------
+        rec_in = Signal(step_in_layout(net))
+        rec_valid = Signal()
+        m.d.comb += [core.i.payload.eq(rec_in), core.i.valid.eq(rec_valid)]
+        with m.If(core.i.valid & core.i.ready):
+            m.d.sync += rec_valid.eq(0)
+        fed = Signal(16)                      # steps strobed in this frame
+        done = Signal(16)                     # steps whose output is complete in this frame
+        sample = Signal(32)                   # steps since RESET (for the read-out bound)
+
+        # ---- encoder: core output records -> response bytes --------------------------------
+        enc = self._encoder(m, core, flags, done, fed)
+        pred_wait = Signal(range(16))
+        pred = Signal(16)
+
+        if self.readout is not None:
+            ro = self.readout
+            m.d.comb += [ro.rec.eq(core.o.payload), ro.fire.eq(core.o.valid & core.o.ready),
+                         ro.clear.eq(0),
+                         ro.last_step.eq(flags[2] & (done == fed - 1) & ~more & ~strobe_due)]
+
+        with m.FSM(name="exec") as fsm:
+            with m.State("IDLE"):
+                with m.If(ev):
+                    m.d.sync += [ev.eq(0), cmd.eq(cmd0), seq.eq(seq0), bi.eq(0)]
+                    with m.If(ev_code != 0):
+                        m.d.sync += [err_code.eq(ev_code), err_detail.eq(0)]
+                        m.next = "ERROR"
+                    with m.Elif(cmd0 == CMD_IDENT):
+                        m.d.sync += kind.eq(K_IDENT)
+                        m.next = "HEAD0"
+                    with m.Elif(cmd0 == CMD_STATUS):
+                        m.d.sync += kind.eq(K_STATUS)
+                        m.next = "HEAD0"
+                    with m.Elif(cmd0 == CMD_RESET):
+                        m.d.comb += soft_rst.eq(1)
+                        m.d.sync += [steps.eq(0), sample.eq(0), err_seen.eq(0), bi.eq(0)]
+                        m.next = "RESET"
+                    with m.Elif(cmd0 == CMD_STEP):
+                        with m.If(ev_len == 0):
+                            m.d.sync += [err_code.eq(ERR_PAYLOAD), err_detail.eq(0)]
+                            m.next = "ERROR"
+                        with m.Else():
+                            m.d.comb += [load.eq(1), load_to.eq(2)]
+                            m.d.sync += [stop.eq(ev_len + 2), tk.eq(0), left.eq(0),
+                                         cont.eq(0), fed.eq(0), done.eq(0), phase.eq(0),
+                                         strobe_due.eq(0)]
+                            m.next = "FLAGS"
+                    with m.Else():
+                        m.d.sync += [err_code.eq(ERR_COMMAND), err_detail.eq(0)]
+                        m.next = "ERROR"
+
+            with m.State("RESET"):            # let the core's FSM leave its reset state
+                m.d.sync += bi.eq(bi + 1)
+                with m.If((bi >= 2) & ~core.busy):
+                    m.d.sync += [kind.eq(K_END), bi.eq(0)]
+                    m.next = "HEAD0"
+
+            with m.State("ERROR"):
+                # 0xFF, SEQ, code, command, detail (u16 LE), end.
+                m.d.sync += err_seen.eq(1)
+                m.d.comb += [fb_valid.eq(1), fb_end.eq(bi == 6),
+                             fb_data.eq(Array([C(CMD_ERROR, 8), seq, error[:8], error[8:16],
+                                               error[16:24], error[24:32], C(0, 8)])[bi])]
+                with m.If(sent):
+                    m.d.sync += bi.eq(bi + 1)
+                    with m.If(bi == 6):
+                        m.next = "IDLE"
+
+            with m.State("HEAD0"):
+                m.d.comb += [fb_valid.eq(1), fb_data.eq(cmd | RESPONSE)]
+                with m.If(sent):
+                    m.next = "HEAD1"
+            with m.State("HEAD1"):
+                m.d.comb += [fb_valid.eq(1), fb_data.eq(seq)]
+                with m.If(sent):
+                    m.d.sync += bi.eq(0)
+                    with m.Switch(kind):
+                        with m.Case(K_IDENT):
+                            m.next = "IDENT"
+                        with m.Case(K_STATUS):
+                            m.next = "STATUS"
+                        with m.Case(K_STEP):
+                            m.next = "FEED"
+                        with m.Default():
+                            m.next = "FINISH"
+
+            with m.State("IDENT"):
+                m.d.comb += [fb_valid.eq(1), fb_data.eq(rom_rd.data), rom_adv.eq(sent)]
+                with m.If(sent):
+                    m.d.sync += bi.eq(bi + 1)
+                    with m.If(bi == len(self.ident) - 1):
+                        m.next = "FINISH"
+            with m.State("STATUS"):
+                m.d.comb += [fb_valid.eq(1),
+                             fb_data.eq(status.word_select(bi[:4], 8))]
+                with m.If(sent):
+                    m.d.sync += bi.eq(bi + 1)
+                    with m.If(bi == len(status) // 8 - 1):
+                        m.next = "FINISH"
+
+            with m.State("FINISH"):
+                m.d.comb += [fb_valid.eq(1), fb_end.eq(1)]
+                with m.If(sent):
+                    m.next = "IDLE"
+
+            # STEP, pass 1: the flags byte, then check every count and token.
+            with m.State("FLAGS"):
+                m.d.comb += adv.eq(1)
+                m.d.sync += flags.eq(byte)
+                with m.If((byte & (0xFF ^ (FLAG_SPIKES | FLAG_MEMBRANES | FLAG_PREDICT))) != 0):
+                    m.d.sync += [err_code.eq(ERR_PAYLOAD), err_detail.eq(0)]
+                    m.next = "ERROR"
+                with m.Else():
+                    m.next = "CHECK"
+            with m.State("CHECK"):
+                with m.If(~more):
+                    with m.If(phase == 0):
+                        m.d.comb += [load.eq(1), load_to.eq(3)]
+                        m.d.sync += [kind.eq(K_STEP), tk.eq(0), left.eq(0), cont.eq(0),
+                                     strobe_due.eq(0), tok.eq(0)]
+                        m.next = "HEAD0"
+                    with m.Else():
+                        m.d.sync += [err_code.eq(ERR_PAYLOAD), err_detail.eq(pos - 2)]
+                        m.next = "ERROR"
+                with m.Else():
+                    m.d.comb += adv.eq(1)
+                    self._parse(m, phase, byte, tok, tk, left, cont, cnt_lo, tb,
+                                on_token=lambda: self._bad_token(m, ok_tok, err_code,
+                                                                 err_detail, pos),
+                                on_step=lambda: None)
+
+            # STEP, pass 2: feed the core; the encoder sends its output meanwhile.
+            with m.State("FEED"):
+                with m.If(~rec_valid & strobe_due):
+                    m.d.sync += [rec_in.valid.eq(0), rec_in.last.eq(1), rec_valid.eq(1),
+                                 strobe_due.eq(0), fed.eq(fed + 1), steps.eq(steps + 1),
+                                 sample.eq(sample + 1)]
+                with m.Elif(~rec_valid & more):
+                    m.d.comb += adv.eq(1)
+                    self._parse(m, phase, byte, tok, tk, left, cont, cnt_lo, tb,
+                                on_token=lambda: m.d.sync.__iadd__([
+                                    rec_in.index.eq(t_index), rec_in.value.eq(t_value),
+                                    rec_in.layer.eq(t_layer), rec_in.valid.eq(1),
+                                    rec_in.last.eq(0), rec_valid.eq(1)]),
+                                on_step=lambda: m.d.sync.__iadd__([strobe_due.eq(1)]))
+                with m.Elif(~rec_valid & ~more & (done == fed) & ~enc["busy"]):
+                    with m.If(flags[2]):
+                        m.d.sync += pred_wait.eq(0)
+                        m.next = "PREDICT"
+                    with m.Else():
+                        m.next = "FINISH"
+                m.d.comb += [fb_valid.eq(enc["valid"]), fb_data.eq(enc["data"]),
+                             enc["ready"].eq(ftx.i.ready)]
+            with m.State("PREDICT"):
+                # The read-out's prediction is ready a fixed latency after the last record.
+                with m.If(pred_wait != 15):
+                    m.d.sync += pred_wait.eq(pred_wait + 1)
+                if self.readout is not None:
+                    with m.If(pred_wait == self.readout.latency + 2):
+                        m.d.sync += pred.eq(Mux(sample > self.max_steps, NO_PREDICTION,
+                                                self.readout.prediction))
+                        m.d.sync += bi.eq(0)
+                        m.next = "PRED_OUT"
+                else:
+                    m.d.sync += pred.eq(NO_PREDICTION)
+                    m.next = "PRED_OUT"
+            with m.State("PRED_OUT"):
+                m.d.comb += [fb_valid.eq(1), fb_data.eq(Mux(bi[0], pred[8:], pred[:8]))]
+                with m.If(sent):
+                    m.d.sync += bi.eq(bi + 1)
+                    with m.If(bi[0]):
+                        m.next = "FINISH"
+
+        m.d.comb += busy.eq(~fsm.ongoing("IDLE"))
+
+        # ---- LEDs ----------------------------------------------------------------------------
+        half = max(1, self.clock_hz // 2) if self.clock_hz else 1 << 22
+        beat = Signal(range(half + 1))
+        hb = Signal()
+        m.d.sync += beat.eq(Mux(beat == half - 1, 0, beat + 1))
+        with m.If(beat == half - 1):
+            m.d.sync += hb.eq(~hb)
+        m.d.comb += self.leds.eq(Cat(hb, busy, err_seen))
+        return m
+
+    # ----------------------------------------------------------------------------------------
+    @staticmethod
+    def _parse(m, phase, byte, tok, tk, left, cont, cnt_lo, tb, *, on_token, on_step):
+        """Take one payload byte of the step list: a count (u16 LE: events, bit 15 'the step
+        continues'), then that many tokens of ``tb`` bytes; ``on_token`` runs at a token's last
+        byte (``tok_now`` holds it), ``on_step`` when a step's events are complete."""
+        with m.Switch(phase):
+            with m.Case(0):
+                m.d.sync += [cnt_lo.eq(byte), phase.eq(1)]
+            with m.Case(1):
+                n = Cat(cnt_lo, byte[:7])
+                m.d.sync += [left.eq(n), cont.eq(byte[7]), tk.eq(0)]
+                with m.If(n == 0):
+                    m.d.sync += phase.eq(0)
+                    with m.If(~byte[7]):
+                        on_step()
+                with m.Else():
+                    m.d.sync += phase.eq(2)
+            with m.Case(2):
+                with m.If(tk == tb - 1):
+                    on_token()
+                    m.d.sync += [tk.eq(0), tok.eq(0), left.eq(left - 1)]
+                    with m.If(left == 1):
+                        m.d.sync += phase.eq(0)
+                        with m.If(~cont):
+                            on_step()
+                with m.Else():
+                    m.d.sync += [tk.eq(tk + 1), tok.eq(tok | (byte << (tk * 8)))]
+
+    def _bad_token(self, m, ok_tok, err_code, err_detail, pos):
+        with m.If(~ok_tok):
+            m.d.sync += [err_code.eq(ERR_PAYLOAD), err_detail.eq(pos - 2)]
+            m.next = "ERROR"
+
+    def _encoder(self, m, core, flags, done, fed) -> dict:
+        """Turns ``core.o`` records into response bytes per ``flags`` (docs/protocol.md)."""
+        net, P = self.net, self.lanes
+        o = core.o.payload
+        lif = range(1, len(net.layers))
+        vbits = max(net.layers[l].v_bits for l in lif)
+        vbytes_max = ceil(vbits / 8)
+        sb = ceil(P / 8)
+        rec = Signal.like(o, name="enc_rec")
+        have = Signal(name="enc_have")
+        out_valid, out_data, out_ready = Signal(name="enc_valid"), Signal(8), Signal()
+        sent = out_valid & out_ready
+        layer_n = Array([C(net.layers[l].n if l else 0, 16) for l in range(len(net.layers))])
+        layer_spk = Array([C(int(l > 0 and net.layers[l].spiking), 1)
+                           for l in range(len(net.layers))])
+        layer_vb = Array([C(ceil(net.layers[l].v_bits / 8) if l else 1, 4)
+                          for l in range(len(net.layers))])
+        n_here = layer_n[rec.layer]
+        lanes_here = Signal(range(P + 1), name="enc_lanes")
+        m.d.comb += lanes_here.eq(Mux(n_here - rec.index >= P, P, n_here - rec.index))
+        last_group = rec.index + P >= n_here
+        spiking = layer_spk[rec.layer]
+
+        m.d.comb += core.o.ready.eq(~have)
+        with m.If(core.o.valid & core.o.ready):
+            m.d.sync += [rec.eq(o), have.eq(1)]
+            with m.If(o.last):
+                m.d.sync += done.eq(done + 1)
+
+        # Sparse spikes: the lowest remaining spike of the record, 2 bytes each, then FF FF
+        # after a layer's last group.
+        mask = Signal(P, name="enc_mask")
+        k = _lowest(m, mask, "enc_low")
+        hi = Signal(name="enc_hi")            # the second byte of the current u16
+        # Dense: spike bytes, then each lane's membrane bytes.
+        di = Signal(range(sb + 1), name="enc_si")
+        lane = Signal(range(P + 1), name="enc_lane")
+        vi = Signal(range(vbytes_max + 1), name="enc_vi")
+        vwide = [rec.v[q].as_signed() for q in range(P)]
+        v_lane = Array([Cat(v, *([v[-1]] * (8 * vbytes_max - len(v)))) for v in vwide])[lane]
+        spk_bytes = Cat(rec.spike, C(0, 8 * sb - P)) if 8 * sb > P else rec.spike
+
+        with m.FSM(name="enc"):
+            with m.State("TAKE"):
+                with m.If(have):
+                    m.d.sync += [mask.eq(rec.spike), hi.eq(0), di.eq(0), lane.eq(0),
+                                 vi.eq(0)]
+                    with m.If(flags[1]):
+                        m.next = "DENSE"
+                    with m.Elif(flags[0] & spiking):
+                        m.next = "SPARSE"
+                    with m.Else():
+                        m.d.sync += have.eq(0)
+            with m.State("SPARSE"):
+                idx = (rec.index + k)[:16]
+                with m.If(mask.any()):
+                    m.d.comb += [out_valid.eq(1), out_data.eq(Mux(hi, idx[8:], idx[:8]))]
+                    with m.If(sent):
+                        m.d.sync += hi.eq(~hi)
+                        with m.If(hi):
+                            m.d.sync += mask.eq(mask & ~(1 << k)[:P])
+                with m.Elif(last_group):
+                    m.d.comb += [out_valid.eq(1), out_data.eq(0xFF)]
+                    with m.If(sent):
+                        m.d.sync += hi.eq(~hi)
+                        with m.If(hi):
+                            m.d.sync += have.eq(0)
+                            m.next = "TAKE"
+                with m.Else():
+                    m.d.sync += have.eq(0)
+                    m.next = "TAKE"
+            with m.State("DENSE"):
+                with m.If(spiking & (di != sb)):
+                    m.d.comb += [out_valid.eq(1), out_data.eq(spk_bytes.word_select(di, 8))]
+                    with m.If(sent):
+                        m.d.sync += di.eq(di + 1)
+                with m.Elif(lane != lanes_here):
+                    m.d.comb += [out_valid.eq(1), out_data.eq(v_lane.word_select(vi, 8))]
+                    with m.If(sent):
+                        with m.If(vi == layer_vb[rec.layer] - 1):
+                            m.d.sync += [vi.eq(0), lane.eq(lane + 1)]
+                        with m.Else():
+                            m.d.sync += vi.eq(vi + 1)
+                with m.Else():
+                    m.d.sync += have.eq(0)
+                    m.next = "TAKE"
+        return {"valid": out_valid, "data": out_data, "ready": out_ready, "busy": have}
