@@ -126,7 +126,7 @@ class Board:
             raise LinkError(f"{self.port_name}: write failed: {e}") from None
         self._bytes_out += len(data)
 
-    def _read_frame(self, deadline_s: float):
+    def read_frame(self, deadline_s: float):
         """The next complete frame (or ProtocolError instance); LinkTimeout when no byte
         arrives for ``deadline_s`` seconds."""
         last = time.monotonic()
@@ -152,7 +152,7 @@ class Board:
         seq = self._seq
         self._write(P.frame(cmd, seq, payload))
         while True:
-            f = self._read_frame(self.timeout)
+            f = self.read_frame(self.timeout)
             if isinstance(f, P.ProtocolError):
                 raise LinkError(f"{self.port_name}: garbled response to command 0x{cmd:02X}: "
                                 f"{f}")

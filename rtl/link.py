@@ -157,16 +157,19 @@ class HostLink(wiring.Component):
     (when the last layer is a read-out); ``core_knobs`` go to :class:`~rtl.core.NetworkCore`.
 
     Ports: ``rx`` (the line from the host, idle high), ``tx`` (to the host), ``leds``: bit 0 a
-    heartbeat (about 1 Hz at ``clock_hz``), bit 1 busy (a command is being run), bit 2 an error
+    heartbeat (about 1 Hz at ``clock_hz``; off with ``heartbeat=False``, so that an idle
+    simulated board reaches a fixed point and sleeps), bit 1 busy (a command is being run), bit 2 an error
     was reported since the last RESET.
     """
 
     def __init__(self, net: Network, *, divisor: int, clock_hz: int = 0, baud: int = 0,
-                 max_steps: int = 4096, max_body: int = MAX_BODY, **core_knobs):
+                 max_steps: int = 4096, max_body: int = MAX_BODY, heartbeat: bool = True,
+                 **core_knobs):
         if max_body < 16:
             raise ValueError(f"max_body must be at least 16 bytes, got {max_body}")
         self.net, self.divisor = net, divisor
         self.clock_hz, self.baud, self.max_body = int(clock_hz), int(baud), max_body
+        self.heartbeat = heartbeat
         self.core = NetworkCore(net, **core_knobs)
         self.lanes = self.core.lanes
         if self.core.load_width:
@@ -522,12 +525,13 @@ class HostLink(wiring.Component):
         m.d.comb += busy.eq(~fsm.ongoing("IDLE"))
 
         # ---- LEDs ----------------------------------------------------------------------------
-        half = max(1, self.clock_hz // 2) if self.clock_hz else 1 << 22
-        beat = Signal(range(half + 1))
         hb = Signal()
-        m.d.sync += beat.eq(Mux(beat == half - 1, 0, beat + 1))
-        with m.If(beat == half - 1):
-            m.d.sync += hb.eq(~hb)
+        if self.heartbeat:
+            half = max(1, self.clock_hz // 2) if self.clock_hz else 1 << 22
+            beat = Signal(range(half + 1))
+            m.d.sync += beat.eq(Mux(beat == half - 1, 0, beat + 1))
+            with m.If(beat == half - 1):
+                m.d.sync += hb.eq(~hb)
         m.d.comb += self.leds.eq(Cat(hb, busy, err_seen))
         return m
 
