@@ -1,4 +1,4 @@
-"""The `polychrony` command: demo, train, check, simulate, generate, cosim and build."""
+"""The `polychrony` command: demo, train, check, simulate, generate, cosim, run and build."""
 
 from __future__ import annotations
 
@@ -190,6 +190,110 @@ def cmd_cosim(args) -> int:
     if args.json:
         print(json.dumps({r.simulator: r.to_json() for r in results}, indent=1))
     return 0 if all(r.ok for r in results) else 1
+
+
+def _load_forced(path: str, net, count: int | None) -> np.ndarray:
+    """Forced rasters for ``run``: a ``.npy`` of 0/1 integers, ``(S, T, n)`` or ``(T, n)``."""
+    layers = net.forced_layers
+    if len(layers) != 1:
+        raise UserError(f"--forced needs a network with one forced layer; {net.name!r} has "
+                        f"{len(layers)}")
+    n = net.layers[layers[0]].n
+    try:
+        f = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: not a readable .npy array of integers ({e})") from None
+    if not isinstance(f, np.ndarray) or f.dtype.kind not in "iub":
+        raise UserError(f"{path}: a forced raster must be an integer or boolean array, got "
+                        f"{getattr(f, 'dtype', type(f).__name__)}")
+    if f.ndim == 2:
+        f = f[None]
+    if f.ndim != 3 or f.shape[2] != n:
+        raise UserError(f"{path}: forced rasters must have shape (samples, steps, n={n}) for "
+                        f"layer {layers[0]}, got {f.shape}")
+    if f.size and (int(f.min()) < 0 or int(f.max()) > 1):
+        raise UserError(f"{path}: forced rasters hold 0 or 1, got values in "
+                        f"[{int(f.min())}, {int(f.max())}]")
+    if count is not None:
+        f = f[:count]
+    return f.astype(np.uint8)
+
+
+def cmd_run(args) -> int:
+    """Run samples on a board (``--port``) or on the simulated board (``--simulate``)."""
+    from boards.host import Board, LinkError
+    from sim.reference import simulate
+
+    net = _load(args.net)
+    if bool(args.port) == bool(args.simulate):
+        raise UserError("give exactly one of --port DEV (a board) or --simulate (the "
+                        "Verilator model of the board top)")
+    if net.input.n and not args.inputs:
+        raise UserError(f"network {net.name!r} has {net.input.n} input channels: give "
+                        f"--inputs X.npy (samples, steps, {net.input.n})")
+    if net.forced_layers and not net.input.n and not args.forced:
+        raise UserError(f"network {net.name!r} is driven through its forced layer: give "
+                        f"--forced F.npy (samples, steps, n)")
+    x = _load_inputs(args.inputs, net, args.count) if args.inputs else None
+    f = _load_forced(args.forced, net, args.count) if args.forced else None
+    if x is not None and f is not None and (x.shape[0], x.shape[1]) != f.shape[:2]:
+        raise UserError(f"--inputs {x.shape[:2]} and --forced {f.shape[:2]} differ in "
+                        f"samples or steps")
+    samples = len(x) if x is not None else len(f)
+    sb = None
+    try:
+        if args.simulate:
+            from boards.simboard import SimBoard, simulated_board
+            with Progress(1, quiet=args.json).stage("build the simulated board (Verilator)"):
+                exe, div = simulated_board(net, Path(args.work), lanes=args.lanes)
+            sb = SimBoard(exe, div).start()
+            port = sb.port
+        else:
+            port = args.port
+        rows, ok = [], True
+        with Board(port, net=net, baud=args.baud, timeout=args.timeout) as board:
+            for k in range(samples):
+                xs = None if x is None else x[k]
+                fs = None if f is None else {net.forced_layers[0]: f[k]}
+                steps = (xs if xs is not None else fs[net.forced_layers[0]]).shape[0]
+                got = board.run(xs, fs, steps=steps, membranes=args.membranes)
+                t = board.last_timing
+                row = dict(sample=k, steps=steps, prediction=got.prediction,
+                           spikes={l: int(s.sum()) for l, s in got.spikes.items()},
+                           seconds=round(t.seconds, 4), bytes_out=t.bytes_out,
+                           bytes_in=t.bytes_in)
+                if args.check:
+                    ref = simulate(net, xs, fs, steps=steps)
+                    if args.membranes:
+                        mm = ref.first_mismatch(got)
+                    else:
+                        bad = [l for l in ref.spikes if not np.array_equal(ref.spikes[l],
+                                                                           got.spikes[l])]
+                        mm = (f"spikes of layer {bad[0]} differ" if bad else
+                              None if ref.prediction == got.prediction else
+                              f"prediction {got.prediction}, reference {ref.prediction}")
+                    row["reference_prediction"] = ref.prediction
+                    row["match"] = mm is None
+                    if mm is not None:
+                        row["mismatch"] = str(mm)
+                        ok = False
+                rows.append(row)
+                if not args.json:
+                    pred = "" if got.prediction is None else f", prediction {got.prediction}"
+                    chk = "" if not args.check else (
+                        ", matches the reference" + (" bit for bit" if args.membranes else "")
+                        if row["match"] else f", MISMATCH: {row['mismatch']}")
+                    print(f"sample {k}: {steps} steps, {sum(row['spikes'].values())} spikes"
+                          f"{pred}, {t.seconds * 1e3:.0f} ms, {t.bytes_out} B out / "
+                          f"{t.bytes_in} B in{chk}")
+    except LinkError as e:
+        raise UserError(str(e)) from None
+    finally:
+        if sb is not None:
+            sb.stop()
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    return 0 if ok else 1
 
 
 def cmd_build(args) -> int:
@@ -622,6 +726,30 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--work", default="build/fuzz", help="cocotb work directory")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_fuzz)
+
+    p = sub.add_parser("run", help="run samples on a board over its UART host link (or on "
+                                   "the simulated board)")
+    p.add_argument("net")
+    p.add_argument("--port", metavar="DEV", help="the board's serial port, e.g. /dev/ttyUSB1 "
+                                                 "(or a pyserial URL)")
+    p.add_argument("--simulate", action="store_true",
+                   help="run the board top's Verilog in Verilator behind a pseudo-terminal")
+    p.add_argument("--inputs", metavar="X.npy",
+                   help="input frames: integers of shape (samples, steps, n0)")
+    p.add_argument("--forced", metavar="F.npy",
+                   help="forced rasters (the working-memory cue): 0/1 of shape "
+                        "(samples, steps, n)")
+    p.add_argument("--count", type=int, help="the first N samples only")
+    p.add_argument("--membranes", action="store_true",
+                   help="read every membrane at every step too (slower; the full trace)")
+    p.add_argument("--check", action="store_true",
+                   help="compare each sample with the reference simulator")
+    p.add_argument("--baud", type=int, default=1_000_000)
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for an answer")
+    p.add_argument("--lanes", type=int, default=1, help="with --simulate: neurons per cycle")
+    p.add_argument("--work", default="build/simboard", help="with --simulate: build directory")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("build", help="synthesise, place and route a bitstream for a board")
     p.add_argument("net")

@@ -190,8 +190,11 @@ def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for Amaranth build scripts: YoWASP tools, the venv's bin first on PATH.
 
     Tool variables already set in ``os.environ`` win over the YoWASP defaults, and ``extra``
-    wins over both. ``dfu-suffix`` (OrangeCrab's last step) becomes a no-op when it is not
-    installed: the ``.dfu`` then lacks its suffix, the ``.bit`` is unaffected.
+    wins over both. ``dfu-suffix`` (OrangeCrab's last step, which appends a DFU suffix to
+    ``top.bit`` in place) becomes a no-op when it is not installed: the ``.bit`` then has no
+    suffix (``dfu-util`` warns but loads it). ECP5 boards' ``openFPGALoader`` is never
+    needed, as :func:`build` runs the build script itself rather than Amaranth's
+    ``execute_local`` (which checks for every tool the platform lists).
     """
     env = dict(os.environ)
     bin_dir = str(Path(sys.executable).parent)

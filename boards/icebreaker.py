@@ -18,10 +18,11 @@ from rtl.core import NetworkCore
 from rtl.interface import step_in_layout, step_records
 from rtl.readout import Readout
 from .build import BuildResult, build
+from .catalog import BoardIO
 from .flash import FLASH_OFFSET, FlashLoader, flash_image
 
 __all__ = ["Schedule", "schedule_records", "schedule_stimulus", "default_schedule", "SchedulePlayer",
-           "icebreaker_platform", "IcebreakerTop", "build_icebreaker"]
+           "icebreaker_platform", "platform", "BOARD_IO", "IcebreakerTop", "build_icebreaker"]
 
 #: Per step, the forced neurons (a network with a forced layer) or the input events (a network
 #: whose input layer has neurons): an index (value 1) or an (index, value) pair each; a step with
@@ -218,6 +219,28 @@ def icebreaker_platform(*, break_off_pmod: bool = True) -> ICEBreakerPlatform:
     if break_off_pmod:
         platform.add_resources(platform.break_off_pmod)
     return platform
+
+
+def platform(variant: str | None = None) -> ICEBreakerPlatform:
+    """The board's platform (catalog entry point): :func:`icebreaker_platform`, with the
+    break-off PMOD."""
+    if variant is not None:
+        raise ValueError(f"the iCEBreaker has no variants, got {variant!r}")
+    return icebreaker_platform()
+
+
+#: Board-top pins (see :mod:`boards.top`): the host link is the FT2232H's channel B
+#: (amaranth-boards ``uart`` 0: FPGA RX = pin 6, FPGA TX = pin 9), the user button resets
+#: ``sync``, and the inner top's ``leds`` bits go to: 0 heartbeat -> green LED (``led`` 1),
+#: 1 busy -> a green LED of the break-off PMOD (``led`` 3), 2 error -> red LED (``led`` 0),
+#: 3..6 -> the PMOD's ``led`` 2, 4, 5, 6 (skipped when the PMOD is not attached).
+BOARD_IO = BoardIO(
+    uart=("uart", 0),
+    leds=(("led", 1, None), ("led", 3, None), ("led", 0, None), ("led", 2, None),
+          ("led", 4, None), ("led", 5, None), ("led", 6, None)),
+    reset=("button", 0),
+    uart_pins="FT2232H channel B: FPGA RX = pin 6, FPGA TX = pin 9",
+)
 
 
 class IcebreakerTop(Elaboratable):

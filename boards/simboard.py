@@ -31,7 +31,8 @@ import time
 import tty
 from pathlib import Path
 
-__all__ = ["SimBoardError", "build_simboard", "SimBoard", "MAIN_CPP"]
+__all__ = ["SimBoardError", "build_simboard", "SimBoard", "MAIN_CPP", "SIM_DIVISOR",
+           "simulated_board"]
 
 #: The C++ main of the simulated board (kept next to this module).
 MAIN_CPP = Path(__file__).with_name("simboard_main.cpp")
@@ -301,3 +302,30 @@ class SimBoard:
                 except ValueError:
                     stats[key] = value
             self.stats = stats
+
+
+#: Clock cycles per UART bit of a simulated host-link board (the smallest the receiver takes:
+#: each byte costs 10 x this many simulated cycles).
+SIM_DIVISOR = 4
+
+
+def simulated_board(net, work_dir: str | os.PathLike, *, lanes: int = 1,
+                    max_steps: int = 4096, max_body: int | None = None,
+                    memories: dict | None = None) -> tuple[Path, int]:
+    """Build (cached) the simulated board of ``net``: its :class:`~rtl.link.HostLink` top,
+    converted to Verilog and compiled with Verilator. Returns ``(exe, divisor)`` for
+    :class:`SimBoard`. The top has no heartbeat, so an idle board costs no CPU."""
+    from amaranth.back import verilog
+    from rtl.link import HostLink
+    from rtl.protocol import MAX_BODY
+
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    top = HostLink(net, divisor=SIM_DIVISOR, clock_hz=0, baud=0, lanes=lanes,
+                   max_steps=max_steps, max_body=max_body or MAX_BODY, heartbeat=False,
+                   memories=memories)
+    path = work / "board.v"
+    text = verilog.convert(top, name="board", ports=[top.rx, top.tx, top.leds])
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return build_simboard(path, "board", work / "verilator"), SIM_DIVISOR

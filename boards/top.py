@@ -1,0 +1,154 @@
+"""The board layer around a platform-independent inner top: clock, reset, UART pins, LEDs.
+
+An *inner top* is an ``Elaboratable`` made by a factory ``make_inner(clk_hz)`` that gets the
+final ``sync`` frequency (to size its UART divisor). It has ``rx`` (1-bit input, idle high),
+``tx`` (1-bit output, idle high) and ``leds`` (1..8 bits output: bit 0 heartbeat, bit 1 busy,
+bit 2 error), runs entirely in ``sync`` and never calls ``platform.request``.
+
+:class:`BoardTop` puts it on any board of :mod:`boards.catalog`::
+
+    top = BoardTop("ulx3s-85f", make_inner)           # the board's default clock (PLL)
+    top.achieved_clock_hz                             # known before elaboration
+    build(top, board_platform("ulx3s-85f"), build_dir="build")
+
+Where each board's host link and LEDs are: see the board modules (``boards.icebreaker``,
+``boards.ulx3s``, ``boards.orangecrab``, ``boards.colorlight``) and :attr:`Board.host_link`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+from amaranth.build import ResourceError
+from amaranth.hdl import ClockDomain, Elaboratable, Module, Value
+from amaranth.lib import io
+from amaranth.lib.cdc import FFSynchronizer
+
+from .catalog import Board, BoardIO, board
+from .clocks import ClockReset, pll_for
+
+__all__ = ["BoardTop", "board_platform", "board_io", "sync_clock"]
+
+
+def _module(b: Board):
+    return importlib.import_module(b.module)
+
+
+def board_platform(board_name: str):
+    """A fresh amaranth-boards platform for ``board_name``, with the resources the board top
+    adds (the host-link UART on OrangeCrab and Colorlight, the iCEBreaker's break-off PMOD)."""
+    b = board(board_name)
+    return _module(b).platform(b.variant)
+
+
+def board_io(board_name: str) -> BoardIO:
+    """The resources the board top uses on ``board_name`` (UART, LEDs, buttons)."""
+    return _module(board(board_name)).BOARD_IO
+
+
+def sync_clock(board_name: str, clock_hz: float | None = None) -> tuple[float, dict | None]:
+    """The ``sync`` frequency a board top gets on ``board_name`` for ``clock_hz`` (None: the
+    board's default, :attr:`Board.sync_mhz`), and the PLL settings (None: no PLL)."""
+    b = board(board_name)
+    osc_hz = b.clock_mhz * 1e6
+    if clock_hz is None:
+        clock_hz = b.sync_mhz * 1e6
+    pll = pll_for(b.family, osc_hz, clock_hz)
+    return (osc_hz if pll is None else pll["achieved_hz"]), pll
+
+
+def _check_inner(inner) -> None:
+    if not isinstance(inner, Elaboratable):
+        raise TypeError(f"make_inner must return an Elaboratable, got {inner!r}")
+    for name, lo, hi in (("rx", 1, 1), ("tx", 1, 1), ("leds", 1, 8)):
+        sig = getattr(inner, name, None)
+        if not isinstance(sig, Value):
+            raise TypeError(f"the inner top has no signal {name!r}")
+        if not lo <= len(sig) <= hi:
+            want = "1 bit" if lo == hi else f"{lo}..{hi} bits"
+            raise ValueError(f"the inner top's {name!r} must be {want} wide, not {len(sig)}")
+
+
+class BoardTop(Elaboratable):
+    """``make_inner``'s top on board ``board_name`` with a ``sync`` clock of ``clock_hz``.
+
+    ``clock_hz`` None takes the board's default (:attr:`Board.sync_mhz`); the oscillator's
+    frequency means no PLL. The PLL's achieved frequency is :attr:`achieved_clock_hz` (set at
+    construction); ``make_inner`` is called with it, once, here; the inner top is
+    :attr:`inner`. ``sync`` is reset until the PLL locks plus 15 us, and while the board's
+    reset button is pressed (see :class:`boards.clocks.ClockReset`). nextpnr derives the
+    clock constraint of the PLL's output from the oscillator's.
+
+    Pins: the host-link UART's ``rx`` reaches ``inner.rx`` through a two-flip-flop
+    synchronizer (idle high), ``inner.tx`` drives its ``tx``; ``inner.leds`` bit k drives the
+    board's k-th LED of :attr:`io` (bits beyond the board's LEDs, or LEDs beyond ``leds``, are
+    left alone). Use it with :func:`board_platform`.
+    """
+
+    def __init__(self, board_name: str, make_inner: Callable[[float], Elaboratable], *,
+                 clock_hz: float | None = None):
+        self.board = board(board_name)
+        self.io = board_io(board_name)
+        self.achieved_clock_hz, self.pll = sync_clock(board_name, clock_hz)
+        self.requested_clock_hz = (self.board.sync_mhz * 1e6 if clock_hz is None
+                                   else float(clock_hz))
+        self.inner = make_inner(self.achieved_clock_hz)
+        _check_inner(self.inner)
+
+    def elaborate(self, platform):
+        if platform is None:
+            raise TypeError("BoardTop needs a platform (board_platform(name)); simulate the "
+                            "inner top instead")
+        b, bio = self.board, self.io
+        m = Module()
+
+        # Reset button: resets `sync` (the PLL module synchronizes it).
+        rst = None
+        if bio.reset is not None:
+            m.submodules.rst_buf = rst_buf = io.Buffer(
+                "i", platform.request(*bio.reset, dir="-"))
+            rst = rst_buf.i
+
+        m.domains.sync = ClockDomain("sync")
+        clk_port = platform.request(platform.default_clk, dir="-")
+        m.submodules.clocks = clocks = ClockReset(b.family, clk_port, b.clock_mhz * 1e6,
+                                                  self.pll, rst=rst)
+        # No clock constraint on the PLL output: nextpnr derives it from the oscillator pin's
+        # constraint and the PLL's dividers ("Derived frequency constraint of 24.0 MHz"); a
+        # constraint on the net by name is ignored, as synthesis renames the net.
+
+        m.submodules.inner = inner = self.inner
+
+        # Host link. The FPGA's tx drives the resource's tx pin; rx is the FPGA's input.
+        uart = platform.request(*bio.uart, dir="-")
+        m.submodules.uart_rx = rx_buf = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx_buf = io.Buffer("o", uart.tx)
+        m.submodules.rx_sync = FFSynchronizer(rx_buf.i, inner.rx, init=1)
+        m.d.comb += tx_buf.o.eq(inner.tx)
+
+        # LEDs: one request per resource (the OrangeCrab's RGB LED has three subsignals).
+        ports = {}
+        for k, (name, number, sub) in enumerate(bio.leds[:len(inner.leds)]):
+            if (name, number) not in ports:
+                try:
+                    ports[name, number] = platform.request(name, number, dir="-")
+                except ResourceError:        # e.g. the iCEBreaker without its PMOD
+                    ports[name, number] = None
+            port = ports[name, number]
+            if port is None:
+                continue
+            m.submodules[f"led_{k}"] = led = io.Buffer(
+                "o", port if sub is None else getattr(port, sub))
+            m.d.comb += led.o.eq(inner.leds[k])
+
+        # A button that reloads the configuration (OrangeCrab: back to the bootloader).
+        if bio.reboot is not None:
+            (btn_name, btn_num), (prog_name, prog_num) = bio.reboot
+            m.submodules.reboot_btn = btn = io.Buffer(
+                "i", platform.request(btn_name, btn_num, dir="-"))
+            m.submodules.reboot_prog = prog = io.Buffer(
+                "o", platform.request(prog_name, prog_num, dir="-"))
+            m.submodules.reboot_sync = FFSynchronizer(btn.i, prog.o, o_domain="sync",
+                                                      reset_less=True)
+        return m
