@@ -13,7 +13,8 @@ import numpy as np
 
 __all__ = ["main"]
 
-BOARDS = ("icebreaker", "ulx3s-85f")
+BOARDS = ("icebreaker", "ulx3s-12f", "ulx3s-25f", "ulx3s-45f", "ulx3s-85f", "orangecrab-25f",
+          "orangecrab-85f", "colorlight-5a75b")
 
 
 class UserError(Exception):
@@ -297,34 +298,30 @@ def cmd_run(args) -> int:
 
 
 def cmd_build(args) -> int:
+    from boards.report import MARKDOWN_HEADER, board_report
+    from boards.top import sync_clock
     net = _load(args.net)
     _supported(net, args.lanes)
     memories = _memories(args.memory)
-    if args.board != "icebreaker" and "loaded" in memories.values():
-        raise UserError(f"--board {args.board}: the board top has no weight loader (only the "
-                        f"iCEBreaker's reads weights from its flash); 'loaded' arrays need "
-                        f"one, choose --board icebreaker or another memory kind")
-    b, est = _estimate(net, args.board, lanes=args.lanes, steps=100, seed=0,
-                       memories=memories)
-    res = _build(net, args.board, Path(args.output), lanes=args.lanes, memories=memories)
-    real = res.resources
-    side = {"lut": (est.lut, real.get("logic")), "bram": (sum(est.blocks.values()),
-                                                           real.get("bram")),
-            "dsp": (est.dsp, real.get("dsp"))}
-    if "spram" in real:
-        side["spram"] = (sum(est.spram.values()), real.get("spram"))
+    clock_hz = None if args.clock_mhz is None else args.clock_mhz * 1e6
+    try:
+        clk, _ = sync_clock(args.board, clock_hz)
+    except ValueError as e:
+        raise UserError(f"--clock-mhz {args.clock_mhz}: {e}") from None
+    b, est = _estimate(net, args.board, lanes=args.lanes, steps=args.steps, seed=0,
+                       vectors=args.vectors, memories=memories)
+    res = _build(net, args.board, Path(args.output), lanes=args.lanes, memories=memories,
+                 clock_hz=clock_hz, baud=args.baud)
+    rep = board_report(net.name, b, est, res, clock_mhz=clk / 1e6)
+    if args.markdown:
+        Path(args.markdown).write_text(MARKDOWN_HEADER + "\n" + rep.markdown_row() + "\n")
     if args.json:
-        print(json.dumps(_build_json(res) | {"estimate": est.to_json(), "estimate_vs_real": {
-            k: {"estimate": e, "real": r.used if r else None} for k, (e, r) in side.items()}},
-            indent=1))
+        print(json.dumps(_build_json(res) | rep.to_json(), indent=1))
         return 0
-    print(res.summary())
-    print(f"  {'':<6} {'estimate':>9} {'nextpnr':>9}")
-    for k, (e, r) in side.items():
-        print(f"  {k:<6} {e:>9} {r.used if r else '-':>9}")
-    steps_s = (res.fmax_mhz or 0) * 1e6 / est.cycles_per_step
-    print(f"  at the achieved {res.fmax_mhz:.1f} MHz: {steps_s:,.0f} steps/s "
-          f"({est.cycles_per_step:.0f} cycles/step on random input)")
+    print(rep.text())
+    if res.flash_image is not None:
+        print(f"  weights: write {res.flash_image} at flash offset {res.flash_offset:#x} "
+              f"(iceprog -o {res.flash_offset // (1 << 20)}M {res.flash_image})")
     return 0
 
 
@@ -507,7 +504,7 @@ def cmd_demo(args) -> int:
     from sim.reference import simulate
 
     out = Path(args.output)
-    steps_total = 6 - (1 if args.no_build else 0)
+    steps_total = 7 - (1 if args.no_build else 0)
     prog = Progress(steps_total, quiet=args.json and args.quiet)
     summary: dict = {}
     with prog.stage("train: least-squares working memory, quantise to the integer IR"):
@@ -538,15 +535,28 @@ def cmd_demo(args) -> int:
                                            "first_mismatch": res.first_mismatch,
                                            "cycles": res.cycles,
                                            "seconds": round(res.seconds, 2)}
+    with prog.stage("host link: the driver runs the recall on the simulated board top"):
+        from boards.host import Board
+        from boards.simboard import SimBoard, simulated_board
+        exe, div = simulated_board(net, out / "simboard")
+        with SimBoard(exe, div) as sb, Board(sb.port, net=net, timeout=10) as board:
+            got = board.run(None, forced, steps=steps)
+            t = board.last_timing
+        mm = trace.first_mismatch(got)
+        summary["host_link"] = {"steps": got.steps, "bit_exact": mm is None,
+                                "first_mismatch": None if mm is None else str(mm),
+                                "bytes_out": t.bytes_out, "bytes_in": t.bytes_in,
+                                "frames": t.frames, "seconds": round(t.seconds, 2)}
     if not args.no_build:
-        with prog.stage("build: iCEBreaker bitstream with YoWASP yosys + nextpnr"):
+        with prog.stage("build: iCEBreaker host-link bitstream with YoWASP yosys + nextpnr"):
             res = _build(net, "icebreaker", out / "build")
-            summary.update(_build_json(res))
+            summary.update(_build_json(res), timing_met=res.timing_met)
     else:
         summary.update(bitstream=None, fmax_mhz=None, utilisation=None)
     ok = (summary["f1_float"] == 1.0 and summary["f1_int"] == 1.0 and
           all(c["mismatches"] == 0 and c["steps"] == steps for c in summary["cosim"].values())
-          and (args.no_build or (summary["bitstream"] and (summary["fmax_mhz"] or 0) > 12.0)))
+          and summary["host_link"]["bit_exact"]
+          and (args.no_build or (summary["bitstream"] and summary["timing_met"])))
     summary["ok"] = bool(ok)
     if args.json:
         print(json.dumps(summary, indent=1, default=str))
@@ -568,9 +578,16 @@ def _print_demo(s: dict) -> None:
     for sim_name, c in s["cosim"].items():
         rows.append((f"cosim {sim_name}", f"{c['steps']} steps, {c['mismatches']} mismatches, "
                                           f"{c['cycles']} cycles, {c['seconds']} s"))
+    h = s["host_link"]
+    rows.append(("host link", f"{h['steps']} steps through the UART protocol on the simulated "
+                              f"board, " + ("bit-exact" if h["bit_exact"] else
+                                            f"MISMATCH {h['first_mismatch']}") +
+                              f" ({h['frames']} frames, {h['bytes_out']} B out, "
+                              f"{h['bytes_in']} B in, {h['seconds']} s)"))
     if s.get("bitstream"):
         rows.append(("bitstream", s["bitstream"]))
-        rows.append(("Fmax", f"{s['fmax_mhz']:.1f} MHz (board clock 12 MHz)"))
+        rows.append(("Fmax", f"{s['fmax_mhz']:.1f} MHz (core clock {s['constraint_mhz']:.1f} "
+                             f"MHz, timing {'met' if s['timing_met'] else 'NOT MET'})"))
         rows.append(("utilisation", ", ".join(f"{k} {v['used']}/{v['available']}"
                                               for k, v in s["utilisation"].items())))
     rows.append(("result", "OK" if s["ok"] else "FAILED"))
@@ -587,15 +604,14 @@ def _supported(net, lanes: int = 1) -> None:
     supported(net, lanes=lanes)
 
 
-def _build(net, board: str, out: Path, *, lanes: int = 1, memories: dict | None = None):
+def _build(net, board: str, out: Path, *, lanes: int = 1, memories: dict | None = None,
+           clock_hz: float | None = None, baud: int | None = None):
+    """The host-link bitstream of ``net`` for ``board`` (see boards.top.build_board)."""
+    from boards.top import build_board
     if board not in BOARDS:
         raise UserError(f"unknown board {board!r}; supported: {', '.join(BOARDS)}")
-    if board == "icebreaker":
-        from boards.icebreaker import build_icebreaker
-        return build_icebreaker(net, build_dir=out / board, lanes=lanes, memories=memories)
-    from boards.ulx3s import build_ulx3s
-    return build_ulx3s(net, build_dir=out / board, size="85F", lanes=lanes,
-                       memories=memories)
+    return build_board(net, board, build_dir=out / board, lanes=lanes, memories=memories,
+                       clock_hz=clock_hz, baud=baud)
 
 
 def _build_json(res) -> dict:
@@ -757,9 +773,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lanes", type=int, default=1, help="neurons updated per cycle")
     p.add_argument("-o", "--output", default="build")
     p.add_argument("--memory", action="append", metavar="NAME=KIND",
-                   help="memory kind of a weight array: block, spram (iCE40), lut or "
-                        "loaded (filled at run time through wl) (repeatable; e.g. "
-                        "proj0.weights=spram; default automatic)")
+                   help="memory kind of a weight array: block, spram (iCE40; loaded from the "
+                        "configuration flash), lut (repeatable; e.g. proj0.weights=spram; "
+                        "default automatic)")
+    p.add_argument("--clock-mhz", type=float,
+                   help="the core's clock (a PLL makes it; default: the board's)")
+    p.add_argument("--baud", type=int, help="host-link baud rate (default: the board's)")
+    p.add_argument("--vectors", help="stimulus bundle (.npz from sim.vectors) for the "
+                                     "cycles-per-step figure")
+    p.add_argument("--steps", type=int, default=100, help="steps of random stimulus otherwise")
+    p.add_argument("--markdown", metavar="FILE", help="also write the report as a Markdown "
+                                                      "table")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_build)
     return ap

@@ -28,7 +28,7 @@ from amaranth.lib.cdc import FFSynchronizer
 from .catalog import Board, BoardIO, board
 from .clocks import ClockReset, pll_for
 
-__all__ = ["BoardTop", "board_platform", "board_io", "sync_clock"]
+__all__ = ["BoardTop", "board_platform", "board_io", "sync_clock", "host_top", "build_board"]
 
 
 def _module(b: Board):
@@ -88,13 +88,17 @@ class BoardTop(Elaboratable):
 
     def __init__(self, board_name: str, make_inner: Callable[[float], Elaboratable], *,
                  clock_hz: float | None = None):
-        self.board = board(board_name)
-        self.io = board_io(board_name)
-        self.achieved_clock_hz, self.pll = sync_clock(board_name, clock_hz)
-        self.requested_clock_hz = (self.board.sync_mhz * 1e6 if clock_hz is None
-                                   else float(clock_hz))
-        self.inner = make_inner(self.achieved_clock_hz)
-        _check_inner(self.inner)
+        try:
+            self.board = board(board_name)
+            self.io = board_io(board_name)
+            self.achieved_clock_hz, self.pll = sync_clock(board_name, clock_hz)
+            self.requested_clock_hz = (self.board.sync_mhz * 1e6 if clock_hz is None
+                                       else float(clock_hz))
+            self.inner = make_inner(self.achieved_clock_hz)
+            _check_inner(self.inner)
+        except Exception:
+            self._MustUse__silence = True      # a top that could not be made is not "unused"
+            raise
 
     def elaborate(self, platform):
         if platform is None:
@@ -142,6 +146,18 @@ class BoardTop(Elaboratable):
                 "o", port if sub is None else getattr(port, sub))
             m.d.comb += led.o.eq(inner.leds[k])
 
+        # The SPI flash of a weight loader (SPRAM weights on the iCE40UP5K).
+        loader = getattr(inner, "loader", None)
+        if loader is not None and hasattr(loader, "sck"):
+            flash = platform.request("spi_flash_1x", 0, dir="-")
+            for pin, sig, d in (("cs", loader.cs, "o"), ("clk", loader.sck, "o"),
+                                ("copi", loader.copi, "o"), ("cipo", loader.cipo, "i"),
+                                ("wp", 0, "o"), ("hold", 0, "o")):
+                if not hasattr(flash, pin):
+                    continue
+                m.submodules[f"flash_{pin}"] = buf = io.Buffer(d, getattr(flash, pin))
+                m.d.comb += buf.o.eq(sig) if d == "o" else sig.eq(buf.i)
+
         # A button that reloads the configuration (OrangeCrab: back to the bootloader).
         if bio.reboot is not None:
             (btn_name, btn_num), (prog_name, prog_num) = bio.reboot
@@ -152,3 +168,55 @@ class BoardTop(Elaboratable):
             m.submodules.reboot_sync = FFSynchronizer(btn.i, prog.o, o_domain="sync",
                                                       reset_less=True)
         return m
+
+
+def host_top(net, board_name: str, *, lanes: int = 1, memories: dict | None = None,
+             clock_hz: float | None = None, baud: int | None = None, max_steps: int = 4096,
+             **core_knobs) -> BoardTop:
+    """The host-link top of ``net`` on ``board_name``: :class:`~rtl.link.HostLink` (network
+    core, UART, protocol) in :class:`BoardTop`, the core's memories shaped for the board's
+    family, SPRAM weights loaded from the configuration flash (iCE40UP5K)."""
+    from rtl.core import NetworkCore, load_image, memory_kinds, load_width
+    from rtl.link import HostLink, uart_divisor
+    from .flash import FlashLoader
+
+    b = board(board_name)
+    baud = b.uart_baud if baud is None else int(baud)
+    core_knobs.setdefault("family", b.family)
+
+    def make_inner(clk_hz: float):
+        kinds = memory_kinds(net, lanes=lanes, family=core_knobs["family"], memories=memories)
+        width = load_width(net, kinds, lanes=lanes)
+        loader = None
+        if width:
+            words = len(load_image(net, kinds, lanes=lanes))
+            loader = FlashLoader(words=words, width=width, clk_hz=clk_hz)
+        return HostLink(net, divisor=uart_divisor(clk_hz, baud), clock_hz=round(clk_hz),
+                        baud=baud, lanes=lanes, memories=memories, max_steps=max_steps,
+                        loader=loader, **core_knobs)
+
+    return BoardTop(board_name, make_inner, clock_hz=clock_hz)
+
+
+def build_board(net, board_name: str, *, build_dir, lanes: int = 1,
+                memories: dict | None = None, clock_hz: float | None = None,
+                baud: int | None = None, max_steps: int = 4096, seed: int = 1,
+                timing_allow_fail: bool = False, **core_knobs):
+    """Build the host-link bitstream of ``net`` for ``board_name`` (see :func:`host_top`);
+    SPRAM weights also give ``weights.bin`` in ``build_dir``, to be written at the loader's
+    flash offset (``iceprog -o 1M weights.bin``)."""
+    from dataclasses import replace
+    from pathlib import Path
+    from .build import build
+    from .flash import flash_image
+
+    top = host_top(net, board_name, lanes=lanes, memories=memories, clock_hz=clock_hz,
+                   baud=baud, max_steps=max_steps, **core_knobs)
+    result = build(top, board_platform(board_name), build_dir=build_dir, seed=seed,
+                   timing_allow_fail=timing_allow_fail)
+    loader = top.inner.loader
+    if loader is None:
+        return result
+    path = Path(result.build_dir) / "weights.bin"
+    flash_image(top.inner.core.load_image(), loader.width, path)
+    return replace(result, flash_image=path, flash_offset=loader.offset)

@@ -153,7 +153,9 @@ class HostLink(wiring.Component):
     """Network core behind the framed UART protocol of ``docs/protocol.md``.
 
     ``divisor`` is the UART's clock cycles per bit (see :func:`uart_divisor`); ``clock_hz`` and
-    ``baud`` are only reported by IDENT. ``max_steps`` bounds a sample for the read-out's sums
+    ``baud`` are only reported by IDENT. A core with SPRAM or off-chip weight arrays needs a
+    ``loader``, a component whose ``o`` stream fills the core's ``wl`` once after configuration
+    (a RESET keeps the weights). ``max_steps`` bounds a sample for the read-out's sums
     (when the last layer is a read-out); ``core_knobs`` go to :class:`~rtl.core.NetworkCore`.
 
     Ports: ``rx`` (the line from the host, idle high), ``tx`` (to the host), ``leds``: bit 0 a
@@ -164,7 +166,7 @@ class HostLink(wiring.Component):
 
     def __init__(self, net: Network, *, divisor: int, clock_hz: int = 0, baud: int = 0,
                  max_steps: int = 4096, max_body: int = MAX_BODY, heartbeat: bool = True,
-                 **core_knobs):
+                 loader=None, **core_knobs):
         if max_body < 16:
             raise ValueError(f"max_body must be at least 16 bytes, got {max_body}")
         self.net, self.divisor = net, divisor
@@ -172,9 +174,13 @@ class HostLink(wiring.Component):
         self.heartbeat = heartbeat
         self.core = NetworkCore(net, **core_knobs)
         self.lanes = self.core.lanes
-        if self.core.load_width:
-            raise ValueError("HostLink does not load SPRAM or off-chip weights yet: build the "
-                             "core with block RAM (memories=...) for a host-link top")
+        #: The component that streams SPRAM / loaded weights into the core's ``wl`` after
+        #: configuration (e.g. :class:`boards.flash.FlashLoader`; the board top wires its pins).
+        self.loader = loader
+        if self.core.load_width and loader is None:
+            raise ValueError("this core keeps weights in SPRAM or off chip: give HostLink a "
+                             "loader for its wl stream (a board top uses its SPI flash), or "
+                             "keep every weight array in block RAM (memories=...)")
         self.readout = None
         if not net.layers[-1].spiking:
             self.readout = Readout(net, lanes=self.lanes, max_steps=max_steps)
@@ -197,6 +203,9 @@ class HostLink(wiring.Component):
 
         soft_rst = Signal()
         m.submodules.core = ResetInserter(soft_rst)(self.core)
+        if self.loader is not None and self.core.load_width:
+            m.submodules.loader = self.loader
+            wiring.connect(m, self.loader.o, self.core.wl)
         core = self.core
         if self.readout is not None:
             m.submodules.readout = ResetInserter(soft_rst)(self.readout)

@@ -18,9 +18,11 @@ def test_demo_end_to_end(tmp_path):
     for simulator in ("icarus", "verilator"):
         c = s["cosim"][simulator]
         assert c["mismatches"] == 0 and c["steps"] == s["reference"]["steps"] > 0
+    h = s["host_link"]          # the recall through the UART protocol on the simulated board
+    assert h["bit_exact"] and h["steps"] == s["reference"]["steps"] and h["bytes_in"] > 0
     assert Path(s["bitstream"]).stat().st_size > 0
-    assert s["fmax_mhz"] > 12.0
+    assert s["timing_met"] and s["fmax_mhz"] >= s["constraint_mhz"] > 12.0
     assert s["utilisation"]["logic"]["used"] > 0
     assert s["ok"] is True
     # Progress went to stderr, one line per stage.
-    assert "[6/6]" in out.stderr
+    assert "[7/7]" in out.stderr
