@@ -1,0 +1,154 @@
+"""Host-link bitstreams of the project's networks on the supported boards: estimate against
+nextpnr, and speed at the achieved clock (resumable; one JSON record per build).
+
+    python -m bench.boards [--only wm-demo] [--boards icebreaker ulx3s-85f] \
+        [--out bench/results/boards.json] [--markdown bench/results/boards.md]
+
+Networks (each with the activity of its real workload, for cycles per step):
+
+* ``wm-demo``: the demo's working memory (``model.wm.run_wm(seed=0)``: N = 32, D = 16), on a
+  recall trial (cue, then free recall);
+* ``convdelrec``: the trained ConvDelRec (H = 256, K = 31, 8-bit weights,
+  ``bench/networks/convdelrec_k31.npz``, integer test accuracy in its ``meta``), on 8 test
+  samples of the embedded set in its 136-step window.
+
+Each (network, board, lanes, memories) job builds with ``boards.top.build_board`` and records
+:meth:`boards.report.BoardReport.to_json`; a job already in the output file is skipped, and a
+failed build is recorded with its error (e.g. "does not fit").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["JOBS", "main"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: (network, board, lanes, memories) builds of the README table.
+JOBS = [
+    *[("wm-demo", b, 1, None) for b in ("icebreaker", "ulx3s-12f", "ulx3s-25f", "ulx3s-45f",
+                                        "ulx3s-85f", "orangecrab-25f", "orangecrab-85f",
+                                        "colorlight-5a75b")],
+    ("convdelrec", "icebreaker", 1, {"proj0.weights": "spram", "proj1.weights": "spram",
+                                     "proj3.weights": "spram"}),
+    ("convdelrec", "ulx3s-85f", 16, None),
+    ("convdelrec", "orangecrab-85f", 16, None),
+]
+
+
+def _network(name: str):
+    """(net, list of (x, forced, steps)) of a benchmark network and its workload."""
+    if name == "wm-demo":
+        from model.wm import run_wm, trial_forcing
+        wm = run_wm(seed=0)
+        s = wm["settings"]
+        f = trial_forcing(wm["targets"], s["d"], pre=s["pre"], p=s["p"], seed=0)[0]
+        return wm["net"], [(None, {1: f.astype(np.uint8)}, f.shape[0])]
+    if name == "convdelrec":
+        from model.ir import load
+        from model.shd import bin_counts, default_data, load as load_shd
+        net = load(ROOT / "bench/networks/convdelrec_k31.npz")
+        steps = int(net.meta["steps"])
+        test = load_shd(default_data()[1])
+        xb = bin_counts(test, steps=steps).x[:8]
+        return net, [(x.astype(np.int64), None, steps) for x in xb]
+    raise ValueError(f"unknown network {name!r}")
+
+
+def _key(job) -> str:
+    net, board, lanes, mem = job
+    return f"{net}|{board}|{lanes}|" + ",".join(f"{k}={v}" for k, v in sorted((mem or {}).items()))
+
+
+def run_job(job, net, work, build_root: Path) -> dict:
+    from boards.build import BuildError
+    from boards.catalog import board as board_info
+    from boards.report import board_report
+    from boards.top import build_board, sync_clock
+    from rtl.cost import activity, estimate
+    from sim.reference import simulate
+
+    name, board, lanes, mem = job
+    b = board_info(board)
+    clk, _ = sync_clock(board)
+    acts = []
+    for x, forced, steps in work:
+        tr = simulate(net, x, forced, steps=steps)
+        acts.append(activity(net, tr, x, forced))
+    # Mean cycles per step over the workload: one estimate per sample, averaged.
+    ests = [estimate(net, a, family=b.family, clock_mhz=clk / 1e6, lanes=lanes, memories=mem)
+            for a in acts]
+    est = ests[0]
+    cps = float(np.mean([e.cycles_per_step for e in ests]))
+    rec = {"key": _key(job), "network": name, "board": board, "lanes": lanes,
+           "memories": mem or {}}
+    t0 = time.monotonic()
+    try:
+        res = build_board(net, board, build_dir=build_root / _key(job).replace("|", "_")
+                          .replace(",", "_").replace("=", "-"), lanes=lanes, memories=mem,
+                          timing_allow_fail=True)
+    except (BuildError, ValueError) as e:
+        rec.update(error=str(e).splitlines()[0][:400], estimate=est.to_json(),
+                   seconds=round(time.monotonic() - t0, 1))
+        return rec
+    from dataclasses import replace
+    rep = board_report(name, b, est, res, clock_mhz=clk / 1e6)
+    rep = replace(rep, cycles_per_step=cps)
+    rec.update(rep.to_json())
+    return rec
+
+
+def markdown(records: list[dict]) -> str:
+    from boards.report import MARKDOWN_HEADER, BoardReport
+    rows = [MARKDOWN_HEADER]
+    for r in records:
+        if "error" not in r:
+            rows.append(BoardReport.from_json(r).markdown_row())
+        else:
+            rows.append(f"| {r['network']} | {r['board']} | {r['lanes']} | "
+                        f"{r['estimate']['lut']:,} | does not build: {r['error'][:80]} |"
+                        + " |" * 9)
+    return "\n".join(rows) + "\n"
+
+
+def main(argv=None) -> int:
+    from boards.report import BoardReport
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", nargs="*", help="networks to build (default: all)")
+    ap.add_argument("--boards", nargs="*", help="boards to build for (default: all)")
+    ap.add_argument("--out", default=str(ROOT / "bench/results/boards.json"))
+    ap.add_argument("--markdown", default=str(ROOT / "bench/results/boards.md"))
+    ap.add_argument("--build-dir", default="build/bench-boards")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    done = {r["key"]: r for r in json.loads(out.read_text())} if out.exists() else {}
+    jobs = [j for j in JOBS if (not args.only or j[0] in args.only)
+            and (not args.boards or j[1] in args.boards)]
+    nets = {}
+    for job in jobs:
+        if _key(job) in done:
+            continue
+        if job[0] not in nets:
+            nets[job[0]] = _network(job[0])
+        net, work = nets[job[0]]
+        print(f"building {_key(job)} ...", flush=True)
+        rec = run_job(job, net, work, Path(args.build_dir))
+        done[rec["key"]] = rec
+        out.write_text(json.dumps(list(done.values()), indent=1))
+        print("  " + (f"failed: {rec['error']}" if "error" in rec else
+                      BoardReport.from_json(rec).markdown_row()), flush=True)
+    order = {_key(j): i for i, j in enumerate(JOBS)}
+    records = sorted(done.values(), key=lambda r: order.get(r["key"], len(order)))
+    Path(args.markdown).write_text(markdown(records))
+    print(markdown(records))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
