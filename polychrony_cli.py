@@ -241,6 +241,9 @@ def cmd_run(args) -> int:
         raise UserError(f"--inputs {x.shape[:2]} and --forced {f.shape[:2]} differ in "
                         f"samples or steps")
     samples = len(x) if x is not None else len(f)
+    if args.prediction_only and (args.membranes or net.layers[-1].spiking):
+        raise UserError("--prediction-only needs a network whose last layer is a read-out, "
+                        "and no --membranes")
     sb = None
     try:
         if args.simulate:
@@ -257,7 +260,8 @@ def cmd_run(args) -> int:
                 xs = None if x is None else x[k]
                 fs = None if f is None else {net.forced_layers[0]: f[k]}
                 steps = (xs if xs is not None else fs[net.forced_layers[0]]).shape[0]
-                got = board.run(xs, fs, steps=steps, membranes=args.membranes)
+                got = board.run(xs, fs, steps=steps, membranes=args.membranes,
+                                spikes=not args.prediction_only)
                 t = board.last_timing
                 row = dict(sample=k, steps=steps, prediction=got.prediction,
                            spikes={l: int(s.sum()) for l, s in got.spikes.items()},
@@ -267,6 +271,9 @@ def cmd_run(args) -> int:
                     ref = simulate(net, xs, fs, steps=steps)
                     if args.membranes:
                         mm = ref.first_mismatch(got)
+                    elif args.prediction_only:
+                        mm = None if ref.prediction == got.prediction else \
+                            f"prediction {got.prediction}, reference {ref.prediction}"
                     else:
                         bad = [l for l in ref.spikes if not np.array_equal(ref.spikes[l],
                                                                            got.spikes[l])]
@@ -281,8 +288,10 @@ def cmd_run(args) -> int:
                 rows.append(row)
                 if not args.json:
                     pred = "" if got.prediction is None else f", prediction {got.prediction}"
+                    what = " bit for bit" if args.membranes else \
+                        " (prediction)" if args.prediction_only else " (spikes, prediction)"
                     chk = "" if not args.check else (
-                        ", matches the reference" + (" bit for bit" if args.membranes else "")
+                        ", matches the reference" + what
                         if row["match"] else f", MISMATCH: {row['mismatch']}")
                     print(f"sample {k}: {steps} steps, {sum(row['spikes'].values())} spikes"
                           f"{pred}, {t.seconds * 1e3:.0f} ms, {t.bytes_out} B out / "
@@ -758,6 +767,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, help="the first N samples only")
     p.add_argument("--membranes", action="store_true",
                    help="read every membrane at every step too (slower; the full trace)")
+    p.add_argument("--prediction-only", action="store_true",
+                   help="read only the read-out's prediction (least UART traffic)")
     p.add_argument("--check", action="store_true",
                    help="compare each sample with the reference simulator")
     p.add_argument("--baud", type=int, default=1_000_000)

@@ -82,12 +82,16 @@ def run_job(job, net, work, build_root: Path) -> dict:
         tr = simulate(net, x, forced, steps=steps)
         acts.append(activity(net, tr, x, forced))
     # Mean cycles per step over the workload: one estimate per sample, averaged.
-    ests = [estimate(net, a, family=b.family, clock_mhz=clk / 1e6, lanes=lanes, memories=mem)
-            for a in acts]
-    est = ests[0]
-    cps = float(np.mean([e.cycles_per_step for e in ests]))
     rec = {"key": _key(job), "network": name, "board": board, "lanes": lanes,
            "memories": mem or {}}
+    try:
+        ests = [estimate(net, a, family=b.family, clock_mhz=clk / 1e6, lanes=lanes,
+                         memories=mem) for a in acts]
+    except ValueError as e:             # e.g. the weights need more SPRAM than the device has
+        rec.update(error=str(e).splitlines()[0][:400], estimate=None, seconds=0.0)
+        return rec
+    est = ests[0]
+    cps = float(np.mean([e.cycles_per_step for e in ests]))
     t0 = time.monotonic()
     try:
         res = build_board(net, board, build_dir=build_root / _key(job).replace("|", "_")
@@ -111,9 +115,9 @@ def markdown(records: list[dict]) -> str:
         if "error" not in r:
             rows.append(BoardReport.from_json(r).markdown_row())
         else:
-            rows.append(f"| {r['network']} | {r['board']} | {r['lanes']} | "
-                        f"{r['estimate']['lut']:,} | does not build: {r['error'][:80]} |"
-                        + " |" * 9)
+            est = f"{r['estimate']['lut']:,}" if r.get("estimate") else "-"
+            rows.append(f"| {r['network']} | {r['board']} | {r['lanes']} | {est} | "
+                        f"does not fit: {r['error'][:120]} |" + " |" * 9)
     return "\n".join(rows) + "\n"
 
 

@@ -231,16 +231,17 @@ class Board:
         return events, T
 
     def run(self, x: np.ndarray | None = None, forced: dict[int, np.ndarray] | None = None,
-            *, steps: int | None = None, membranes: bool = True, reset: bool = True,
-            progress: Callable[[int, int], None] | None = None) -> Trace:
+            *, steps: int | None = None, membranes: bool = True, spikes: bool = True,
+            reset: bool = True, progress: Callable[[int, int], None] | None = None) -> Trace:
         """Run one sample from a cleared network and return its :class:`~sim.reference.Trace`.
 
         ``x`` is the ``(T, n0)`` input, ``forced`` the forced rasters, as for
         :func:`sim.reference.simulate` (checked the same way when ``net`` was given).
         ``membranes``: also read every LIF layer's membrane at every step (the full trace,
         comparable bit for bit with the reference); without it the trace has only spikes
-        (``v`` is empty) and the prediction. ``progress(steps_done, T)`` is called after each
-        frame.
+        (``v`` is empty) and the prediction. ``spikes=False`` (with ``membranes=False``) asks
+        for the prediction alone, the least UART traffic (a deployed classifier); the trace's
+        ``spikes`` is then empty too. ``progress(steps_done, T)`` is called after each frame.
         """
         if self.info is None:
             self.connect()
@@ -254,7 +255,7 @@ class Board:
             raise ValueError(f"a sample of {T} steps is longer than the board's read-out "
                              f"holds ({info.max_steps} steps): rebuild with a larger max_steps")
         has_readout = info.kinds[-1] == "readout"
-        flags = P.FLAG_SPIKES | (P.FLAG_MEMBRANES if membranes else 0) | \
+        flags = (P.FLAG_SPIKES if spikes else 0) | (P.FLAG_MEMBRANES if membranes else 0) | \
             (P.FLAG_PREDICT if has_readout else 0)
         chunks = P.step_chunks(info, events, flags)
         parts, pred, done = [], None, 0
@@ -268,12 +269,12 @@ class Board:
             if progress:
                 progress(done, T)
         lif = range(1, len(info.sizes))
-        spikes = {l: np.concatenate([p.spikes[l] for p in parts]) for l in lif
-                  if info.kinds[l] == "spiking"}
+        got_spikes = {l: np.concatenate([p.spikes[l] for p in parts]) for l in lif
+                      if info.kinds[l] == "spiking"} if (spikes or membranes) else {}
         v = {l: np.concatenate([p.v[l] for p in parts]) for l in lif} if membranes else {}
         if pred == P.NO_PREDICTION:
             raise LinkError(f"the board's read-out overflowed after {T} steps (max_steps "
                             f"{info.max_steps})")
         self.last_timing = Timing(time.monotonic() - t0, len(chunks) + int(reset),
                                   self._bytes_out - b0, self._bytes_in - i0)
-        return Trace(spikes=spikes, v=v, prediction=pred if has_readout else None)
+        return Trace(spikes=got_spikes, v=v, prediction=pred if has_readout else None)

@@ -83,10 +83,11 @@ def test_run_simulated_board_matches_reference(wm_ir):
     ([], "exactly one of --port"),
     (["--simulate", "--port", "/dev/null"], "exactly one of --port"),
     (["--simulate"], "forced layer: give --forced"),
+    (["--simulate", "--forced", "{cue}", "--prediction-only"], "needs a network whose last"),
 ])
 def test_run_argument_errors(wm_ir, args, message):
     d, path, _ = wm_ir
-    out = _cli("run", path, *args)
+    out = _cli("run", path, *[a.format(cue=d / "cue.npy") for a in args])
     assert out.returncode == 2 and message in out.stderr
 
 

@@ -200,6 +200,9 @@ def test_audio_like_network_bit_exact_across_split_frames(audio_board):
             quick = b.run(x, forced, steps=40, membranes=False)
             assert quick.prediction == ref.prediction
             assert all(np.array_equal(quick.spikes[l], ref.spikes[l]) for l in ref.spikes)
+            alone = b.run(x, forced, steps=40, membranes=False, spikes=False)
+            assert alone.prediction == ref.prediction and alone.spikes == {}
+            assert b.last_timing.bytes_in < 20 * b.last_timing.frames
         assert b.last_timing.frames > 5
         with pytest.raises(ValueError, match="longer than the board's read-out"):
             b.run(np.zeros((65, net.layers[0].n), np.int64))
