@@ -31,7 +31,7 @@ __all__ = [
     "FLAG_SPIKES", "FLAG_MEMBRANES", "FLAG_PREDICT", "CONTINUES", "NO_PREDICTION",
     "ProtocolError", "crc16", "crc16_update", "body", "frame", "FrameDecoder",
     "TokenFormat", "token_format", "LinkInfo", "ident_payload", "parse_ident",
-    "step_chunks", "StepOutput", "parse_step_response", "Status", "parse_status",
+    "MAX_RESPONSE", "response_bytes_per_step", "step_chunks", "StepOutput", "parse_step_response", "Status", "parse_status",
     "parse_error",
 ]
 
@@ -275,6 +275,23 @@ def parse_ident(p: bytes) -> LinkInfo:
 # --------------------------------------------------------------------------------------------
 # STEP: requests and responses.
 
+#: The largest response payload LEN can describe.
+MAX_RESPONSE = 0xFFFF
+
+
+def response_bytes_per_step(info: LinkInfo, flags: int) -> int:
+    """The most response bytes one step can produce with ``flags`` (every neuron spiking)."""
+    total = 0
+    for l in range(1, len(info.sizes)):
+        n, spiking = info.sizes[l], info.kinds[l] == "spiking"
+        if flags & FLAG_MEMBRANES:
+            groups = ceil(n / info.lanes)
+            total += n * info.value_bytes(l) + (groups * ceil(info.lanes / 8) if spiking else 0)
+        elif flags & FLAG_SPIKES and spiking:
+            total += 2 * n + 2
+    return total
+
+
 def step_chunks(info: LinkInfo, events: list[list[tuple[int, int, int]]], flags: int,
                 max_payload: int | None = None) -> list[tuple[bytes, int]]:
     """Pack the steps' events into STEP payloads of at most ``max_payload`` bytes.
@@ -283,8 +300,15 @@ def step_chunks(info: LinkInfo, events: list[list[tuple[int, int, int]]], flags:
     steps)`` pairs: each payload is the flags byte then, per step (or part of a step), a u16
     count and that many tokens; a step split across payloads has :data:`CONTINUES` set on all
     but its final count. ``FLAG_PREDICT`` goes on the final payload only; ``steps`` is the
-    number of steps a payload completes.
+    number of steps a payload completes. A payload completes at most as many steps as keep its
+    response within :data:`MAX_RESPONSE` bytes even if every neuron spikes.
     """
+    per_step = response_bytes_per_step(info, flags)
+    max_steps = (MAX_RESPONSE - 2) // per_step if per_step else 1 << 30
+    if max_steps < 1:
+        raise ValueError(f"one step's response ({per_step} bytes with flags {flags:#x}) "
+                         f"exceeds the {MAX_RESPONSE}-byte LEN field: ask for spikes instead "
+                         f"of membranes")
     cap = (info.max_payload if max_payload is None else max_payload) - 1
     tb = info.token.nbytes
     per = (cap - 2) // tb            # events that fit one count
@@ -309,6 +333,8 @@ def step_chunks(info: LinkInfo, events: list[list[tuple[int, int, int]]], flags:
             cur += struct.pack("<H", len(take) | (CONTINUES if toks else 0)) + b"".join(take)
             if not toks:
                 done += 1
+                if done == max_steps:
+                    flush()
                 break
             flush()
     if cur or not chunks:

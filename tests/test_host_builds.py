@@ -127,3 +127,19 @@ def test_build_trained_network_for_ecp5(tmp_path):
                                              rel=1e-3)
     md = (tmp_path / "report.md").read_text()
     assert md.count("\n") == 3 and "| wm | ulx3s-85f | 1 |" in md
+
+
+@pytest.mark.slow
+def test_trained_convdelrec_on_the_simulated_board(tmp_path):
+    """The trained audio network (bench/networks) through the host link: the board's
+    predictions and spikes equal the reference's on whole test samples."""
+    net = Path(__file__).resolve().parent.parent / "bench/networks/convdelrec_k31.npz"
+    out = _cli("data", "frames", "default-test", "-o", tmp_path / "x.npy", "--count", "2",
+               "--steps", "136")
+    assert out.returncode == 0, out.stderr[-2000:]
+    out = _cli("run", net, "--simulate", "--inputs", tmp_path / "x.npy", "--check", "--json",
+               "--lanes", "8", "--work", tmp_path / "sim", "--timeout", "30")
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = json.loads(out.stdout)
+    assert len(rows) == 2 and all(r["match"] and r["steps"] == 136 for r in rows)
+    assert all(r["prediction"] == r["reference_prediction"] for r in rows)

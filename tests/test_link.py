@@ -127,6 +127,18 @@ def test_step_chunks_split_steps_and_round_trip(max_body):
         assert split > 0
 
 
+def test_step_chunks_keep_responses_within_the_len_field():
+    from dataclasses import replace
+    info = replace(_info(wm_net()), sizes=(0, 4000), bits=(1, 24))
+    per = P.response_bytes_per_step(info, P.FLAG_MEMBRANES)
+    assert per == 4000 * 3 + 4000                # 1 lane: a spike byte per group of 1
+    chunks = P.step_chunks(info, [[]] * 40, P.FLAG_MEMBRANES)
+    assert all(n * per <= P.MAX_RESPONSE for _, n in chunks) and sum(n for _, n in chunks) == 40
+    assert P.response_bytes_per_step(info, P.FLAG_SPIKES) == 2 * 4000 + 2
+    with pytest.raises(ValueError, match="LEN field"):
+        P.step_chunks(replace(info, sizes=(0, 40000)), [[]], P.FLAG_MEMBRANES)
+
+
 def test_uart_divisor_limits():
     assert uart_divisor(12e6, 1_000_000) == 12
     with pytest.raises(ValueError, match="at least 4"):
