@@ -4,7 +4,8 @@
 and ``leds`` are its only pins). It implements ``docs/protocol.md``:
 
 * the **receiver** takes every byte the UART delivers (a UART cannot be paused), undoes the SLIP
-  escaping, writes the body into a frame buffer of :data:`~rtl.protocol.MAX_BODY` bytes and
+  escaping, writes the body into a frame buffer (``max_body`` bytes; by default what is left of
+  :data:`~rtl.protocol.MAX_BODY` = 512 bytes, one block RAM, beside the IDENT reply) and
   checks the CRC and LEN trailer as bytes arrive; a frame that ends (END byte) is handed to the
   executor, or counted as dropped if the executor is busy;
 * the **executor** answers IDENT from a ROM, RESET by resetting the core (the weights stay),
@@ -156,7 +157,9 @@ class HostLink(wiring.Component):
     ``baud`` are only reported by IDENT. A core with SPRAM or off-chip weight arrays needs a
     ``loader``, a component whose ``o`` stream fills the core's ``wl`` once after configuration
     (a RESET keeps the weights). ``max_steps`` bounds a sample for the read-out's sums
-    (when the last layer is a read-out); ``core_knobs`` go to :class:`~rtl.core.NetworkCore`.
+    (when the last layer is a read-out); ``max_body`` is the frame buffer's size (default: 512
+    bytes less the IDENT reply, which is stored in the same memory); ``core_knobs`` go to
+    :class:`~rtl.core.NetworkCore`.
 
     Ports: ``rx`` (the line from the host, idle high), ``tx`` (to the host), ``leds``: bit 0 a
     heartbeat (about 1 Hz at ``clock_hz``; off with ``heartbeat=False``, so that an idle
@@ -165,12 +168,10 @@ class HostLink(wiring.Component):
     """
 
     def __init__(self, net: Network, *, divisor: int, clock_hz: int = 0, baud: int = 0,
-                 max_steps: int = 4096, max_body: int = MAX_BODY, heartbeat: bool = True,
+                 max_steps: int = 4096, max_body: int | None = None, heartbeat: bool = True,
                  loader=None, **core_knobs):
-        if max_body < 16:
-            raise ValueError(f"max_body must be at least 16 bytes, got {max_body}")
         self.net, self.divisor = net, divisor
-        self.clock_hz, self.baud, self.max_body = int(clock_hz), int(baud), max_body
+        self.clock_hz, self.baud = int(clock_hz), int(baud)
         self.heartbeat = heartbeat
         self.core = NetworkCore(net, **core_knobs)
         self.lanes = self.core.lanes
@@ -185,8 +186,16 @@ class HostLink(wiring.Component):
         if not net.layers[-1].spiking:
             self.readout = Readout(net, lanes=self.lanes, max_steps=max_steps)
         self.max_steps = max_steps if self.readout is not None else 0
-        self.ident = ident_payload(net, lanes=self.lanes, clock_hz=self.clock_hz,
-                                   baud=self.baud, max_steps=self.max_steps, max_body=max_body)
+        def ident(body):
+            return ident_payload(net, lanes=self.lanes, clock_hz=self.clock_hz, baud=self.baud,
+                                 max_steps=self.max_steps, max_body=body)
+        if max_body is None:      # the frame buffer and the IDENT reply share 512 bytes
+            max_body = MAX_BODY - len(ident(0))
+        if max_body < 16:
+            raise ValueError(f"max_body must be at least 16 bytes, got {max_body}")
+        self.max_body = max_body
+        #: The IDENT reply, stored in the frame buffer's memory above the frame.
+        self.ident = ident(max_body)
         self.token = token_format(net)
         self.urx, self.utx = UARTRx(divisor), UARTTx(divisor)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "leds": Out(3)})
@@ -210,7 +219,10 @@ class HostLink(wiring.Component):
         if self.readout is not None:
             m.submodules.readout = ResetInserter(soft_rst)(self.readout)
 
-        m.submodules.buf = buf = memory.Memory(shape=8, depth=self.max_body, init=[])
+        # The frame buffer; the IDENT reply lives above it in the same memory (one block RAM).
+        depth = self.max_body + len(self.ident)
+        m.submodules.buf = buf = memory.Memory(shape=8, depth=depth,
+                                               init=[0] * self.max_body + list(self.ident))
         wr = buf.write_port()
         rd = buf.read_port()
 
@@ -298,11 +310,11 @@ class HostLink(wiring.Component):
                     m.d.sync += seq0.eq(dat)
 
         # ---- buffer reader: rd.data is always buf[pos] (pos is presented a cycle ahead) ----
-        pos = Signal(range(self.max_body + 1))
-        stop = Signal(range(self.max_body + 1))
+        pos = Signal(range(depth + 1))
+        stop = Signal(range(depth + 1))
         adv = Signal()
         load = Signal()
-        load_to = Signal(range(self.max_body + 1))
+        load_to = Signal(range(depth + 1))
         nxt_pos = Mux(load, load_to, Mux(adv, pos + 1, pos))
         m.d.comb += rd.addr.eq(nxt_pos)
         m.d.sync += pos.eq(nxt_pos)
@@ -317,17 +329,12 @@ class HostLink(wiring.Component):
 
         cmd, seq = Signal(8), Signal(8)
         flags = Signal(8)
-        bi = Signal(range(max(len(self.ident), 16) + 1))    # byte index within a fixed reply
+        bi = Signal(range(17))                # byte index within a fixed reply
         err_code, err_detail = Signal(8), Signal(16)
         err_seen = Signal()
         kind = Signal(range(4))               # what follows the header: 0 end, 1 IDENT, 2 STATUS
         K_END, K_IDENT, K_STATUS, K_STEP = 0, 1, 2, 3
 
-        m.submodules.ident = rom = memory.Memory(shape=8, depth=len(self.ident),
-                                                 init=list(self.ident))
-        rom_rd = rom.read_port()
-        rom_adv = Signal()
-        m.d.comb += rom_rd.addr.eq(Mux(rom_adv, bi + 1, bi))   # rom_rd.data is rom[bi]
 
         status = Cat(steps, crc_errors, len_errors, dropped, uart_errors)
         error = Cat(err_code, cmd, err_detail)
@@ -386,7 +393,8 @@ class HostLink(wiring.Component):
                         m.d.sync += [err_code.eq(ev_code), err_detail.eq(0)]
                         m.next = "ERROR"
                     with m.Elif(cmd0 == CMD_IDENT):
-                        m.d.sync += kind.eq(K_IDENT)
+                        m.d.comb += [load.eq(1), load_to.eq(self.max_body)]
+                        m.d.sync += [kind.eq(K_IDENT), stop.eq(depth)]
                         m.next = "HEAD0"
                     with m.Elif(cmd0 == CMD_STATUS):
                         m.d.sync += kind.eq(K_STATUS)
@@ -410,7 +418,8 @@ class HostLink(wiring.Component):
                         m.next = "ERROR"
 
             with m.State("RESET"):            # let the core's FSM leave its reset state
-                m.d.sync += bi.eq(bi + 1)
+                with m.If(bi < 2):
+                    m.d.sync += bi.eq(bi + 1)
                 with m.If((bi >= 2) & ~core.busy):
                     m.d.sync += [kind.eq(K_END), bi.eq(0)]
                     m.next = "HEAD0"
@@ -445,11 +454,9 @@ class HostLink(wiring.Component):
                             m.next = "FINISH"
 
             with m.State("IDENT"):
-                m.d.comb += [fb_valid.eq(1), fb_data.eq(rom_rd.data), rom_adv.eq(sent)]
-                with m.If(sent):
-                    m.d.sync += bi.eq(bi + 1)
-                    with m.If(bi == len(self.ident) - 1):
-                        m.next = "FINISH"
+                m.d.comb += [fb_valid.eq(1), fb_data.eq(byte), adv.eq(sent)]
+                with m.If(sent & (pos == depth - 1)):
+                    m.next = "FINISH"
             with m.State("STATUS"):
                 m.d.comb += [fb_valid.eq(1),
                              fb_data.eq(status.word_select(bi[:4], 8))]

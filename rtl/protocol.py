@@ -38,7 +38,8 @@ __all__ = [
 END, ESC, ESC_END, ESC_ESC = 0xC0, 0xDB, 0xDC, 0xDD
 VERSION = 1
 MAGIC = b"PLCY"
-#: Bytes of a body the board's frame buffer holds (CMD + SEQ + payload + LEN + CRC).
+#: Bytes of the board's frame-buffer memory: the body of a frame (CMD + SEQ + payload + LEN +
+#: CRC) and the IDENT reply stored above it; IDENT reports how many a frame may use.
 MAX_BODY = 512
 
 CMD_IDENT, CMD_RESET, CMD_STATUS, CMD_STEP = 0x01, 0x02, 0x03, 0x04
