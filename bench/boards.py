@@ -10,7 +10,9 @@ Networks (each with the activity of its real workload, for cycles per step):
   recall trial (cue, then free recall);
 * ``convdelrec``: the trained ConvDelRec (H = 256, K = 31, 8-bit weights,
   ``bench/networks/convdelrec_k31.npz``, integer test accuracy in its ``meta``), on 8 test
-  samples of the embedded set in its 136-step window.
+  samples of the embedded set in its 136-step window;
+* ``convdelrec-w4``: the same architecture trained with 4-bit weights
+  (``bench/networks/convdelrec_k31_w4.npz``), for the iCE40UP5K's SPRAM.
 
 Each (network, board, lanes, memories) job builds with ``boards.top.build_board`` and records
 :meth:`boards.report.BoardReport.to_json`; a job already in the output file is skipped, and a
@@ -37,6 +39,8 @@ JOBS = [
                                         "colorlight-5a75b")],
     ("convdelrec", "icebreaker", 1, {"proj0.weights": "spram", "proj1.weights": "spram",
                                      "proj3.weights": "spram"}),
+    ("convdelrec-w4", "icebreaker", 4, {"proj0.weights": "spram", "proj1.weights": "spram",
+                                        "proj3.weights": "spram"}),
     ("convdelrec", "ulx3s-85f", 16, None),
     ("convdelrec", "orangecrab-85f", 16, None),
 ]
@@ -50,10 +54,11 @@ def _network(name: str):
         s = wm["settings"]
         f = trial_forcing(wm["targets"], s["d"], pre=s["pre"], p=s["p"], seed=0)[0]
         return wm["net"], [(None, {1: f.astype(np.uint8)}, f.shape[0])]
-    if name == "convdelrec":
+    if name in ("convdelrec", "convdelrec-w4"):
         from model.ir import load
         from model.shd import bin_counts, default_data, load as load_shd
-        net = load(ROOT / "bench/networks/convdelrec_k31.npz")
+        net = load(ROOT / ("bench/networks/convdelrec_k31.npz" if name == "convdelrec" else
+                           "bench/networks/convdelrec_k31_w4.npz"))
         steps = int(net.meta["steps"])
         test = load_shd(default_data()[1])
         xb = bin_counts(test, steps=steps).x[:8]

@@ -504,12 +504,17 @@ class HostLink(wiring.Component):
                                  sample.eq(sample + 1)]
                 with m.Elif(~rec_valid & more):
                     m.d.comb += adv.eq(1)
+
+                    def event():        # the token becomes the core's next input record
+                        m.d.sync += [rec_in.index.eq(t_index), rec_in.value.eq(t_value),
+                                     rec_in.layer.eq(t_layer), rec_in.valid.eq(1),
+                                     rec_in.last.eq(0), rec_valid.eq(1)]
+
+                    def step_end():     # the strobe goes once the last event is taken
+                        m.d.sync += strobe_due.eq(1)
+
                     self._parse(m, phase, byte, tok, tk, left, cont, cnt_lo, tb,
-                                on_token=lambda: m.d.sync.__iadd__([
-                                    rec_in.index.eq(t_index), rec_in.value.eq(t_value),
-                                    rec_in.layer.eq(t_layer), rec_in.valid.eq(1),
-                                    rec_in.last.eq(0), rec_valid.eq(1)]),
-                                on_step=lambda: m.d.sync.__iadd__([strobe_due.eq(1)]))
+                                on_token=event, on_step=step_end)
                 with m.Elif(~rec_valid & ~more & (done == fed) & ~enc["busy"]):
                     with m.If(flags[2]):
                         m.d.sync += pred_wait.eq(0)
