@@ -114,20 +114,26 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def _load_inputs(path: str, net, count: int | None) -> np.ndarray:
-    """Input frames for cosim: a ``.npy`` of integers, ``(S, T, n0)`` or ``(T, n0)`` (no pickle)."""
+def _load_samples(path: str, kinds: str, what: str, n: int, shape: str) -> np.ndarray:
+    """A ``.npy`` (never a pickle) of ``kinds`` dtype, ``(S, T, n)`` or ``(T, n)``, as 3-D."""
     try:
-        x = np.load(path, allow_pickle=False)
+        a = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise UserError(f"{path}: not a readable .npy array of integers ({e})") from None
-    if not isinstance(x, np.ndarray) or x.dtype.kind not in "iu":
-        raise UserError(f"{path}: inputs must be an integer array, got "
-                        f"{getattr(x, 'dtype', type(x).__name__)}")
-    if x.ndim == 2:
-        x = x[None]
-    if x.ndim != 3 or x.shape[2] != net.input.n:
-        raise UserError(f"{path}: inputs must have shape (samples, steps, n0={net.input.n}), "
-                        f"got {x.shape}")
+    if not isinstance(a, np.ndarray) or a.dtype.kind not in kinds:
+        raise UserError(f"{path}: {what} must be an integer array, got "
+                        f"{getattr(a, 'dtype', type(a).__name__)}")
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim != 3 or a.shape[2] != n:
+        raise UserError(f"{path}: {what} must have shape {shape}, got {a.shape}")
+    return a
+
+
+def _load_inputs(path: str, net, count: int | None) -> np.ndarray:
+    """Input frames for cosim: a ``.npy`` of integers, ``(S, T, n0)`` or ``(T, n0)`` (no pickle)."""
+    x = _load_samples(path, "iu", "inputs", net.input.n,
+                      f"(samples, steps, n0={net.input.n})")
     hi = (1 << net.input.in_bits) - 1
     if x.size and (int(x.min()) < 0 or int(x.max()) > hi):
         raise UserError(f"{path}: input values must lie in [0, {hi}] (in_bits="
@@ -200,18 +206,8 @@ def _load_forced(path: str, net, count: int | None) -> np.ndarray:
         raise UserError(f"--forced needs a network with one forced layer; {net.name!r} has "
                         f"{len(layers)}")
     n = net.layers[layers[0]].n
-    try:
-        f = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise UserError(f"{path}: not a readable .npy array of integers ({e})") from None
-    if not isinstance(f, np.ndarray) or f.dtype.kind not in "iub":
-        raise UserError(f"{path}: a forced raster must be an integer or boolean array, got "
-                        f"{getattr(f, 'dtype', type(f).__name__)}")
-    if f.ndim == 2:
-        f = f[None]
-    if f.ndim != 3 or f.shape[2] != n:
-        raise UserError(f"{path}: forced rasters must have shape (samples, steps, n={n}) for "
-                        f"layer {layers[0]}, got {f.shape}")
+    f = _load_samples(path, "iub", "a forced raster", n,
+                      f"(samples, steps, n={n}) for layer {layers[0]}")
     if f.size and (int(f.min()) < 0 or int(f.max()) > 1):
         raise UserError(f"{path}: forced rasters hold 0 or 1, got values in "
                         f"[{int(f.min())}, {int(f.max())}]")
