@@ -11,6 +11,9 @@ Networks (each with the activity of its real workload, for cycles per step):
 * ``convdelrec``: the trained ConvDelRec (H = 256, K = 31, 8-bit weights,
   ``bench/networks/convdelrec_k31.npz``, integer test accuracy in its ``meta``), on 8 test
   samples of the embedded set in its 136-step window;
+* ``wm-128``: a working memory of N = 128, D = 41 (4-bit weights, M = 8 patterns of T = 281,
+  p_A = 2e-3: ``run_wm(n=128, d=41, m=8, t=281, p=2e-3, w_bits=4, seed=0)``), near the largest
+  N whose N·N·D weights fit the ECP5-85F's block RAM, on its recall trial;
 * ``convdelrec-w4``: the same architecture trained with 4-bit weights
   (``bench/networks/convdelrec_k31_w4.npz``), for the iCE40UP5K's SPRAM.
 
@@ -42,15 +45,16 @@ JOBS = [
     ("convdelrec-w4", "icebreaker", 4, {"proj0.weights": "spram", "proj1.weights": "spram",
                                         "proj3.weights": "spram"}),
     ("convdelrec", "ulx3s-85f", 16, None),
-    ("convdelrec", "orangecrab-85f", 16, None),
+    ("wm-128", "ulx3s-85f", 64, None),
 ]
 
 
 def _network(name: str):
     """(net, list of (x, forced, steps)) of a benchmark network and its workload."""
-    if name == "wm-demo":
+    if name in ("wm-demo", "wm-128"):
         from model.wm import run_wm, trial_forcing
-        wm = run_wm(seed=0)
+        wm = run_wm(seed=0) if name == "wm-demo" else \
+            run_wm(n=128, d=41, m=8, t=281, p=2e-3, w_bits=4, seed=0)
         s = wm["settings"]
         f = trial_forcing(wm["targets"], s["d"], pre=s["pre"], p=s["p"], seed=0)[0]
         return wm["net"], [(None, {1: f.astype(np.uint8)}, f.shape[0])]
@@ -98,13 +102,22 @@ def run_job(job, net, work, build_root: Path) -> dict:
     est = ests[0]
     cps = float(np.mean([e.cycles_per_step for e in ests]))
     t0 = time.monotonic()
+    build_dir = build_root / _key(job).replace("|", "_").replace(",", "_").replace("=", "-")
     try:
-        res = build_board(net, board, build_dir=build_root / _key(job).replace("|", "_")
-                          .replace(",", "_").replace("=", "-"), lanes=lanes, memories=mem,
+        res = build_board(net, board, build_dir=build_dir, lanes=lanes, memories=mem,
                           timing_allow_fail=True)
     except (BuildError, ValueError) as e:
-        rec.update(error=str(e).splitlines()[0][:400], estimate=est.to_json(),
+        lines = str(e).splitlines()
+        errors = [ln.strip() for ln in lines if "ERROR" in ln] or lines[:1]
+        rec.update(error=errors[0][:400], estimate=est.to_json(),
                    seconds=round(time.monotonic() - t0, 1))
+        # What synthesis asked for, when placement failed for want of cells.
+        rpt = build_dir / "top.rpt"
+        if rpt.exists():
+            import re
+            luts = re.findall(r"^\s*(\d+)\s+(?:SB_LUT4|LUT4)\s*$", rpt.read_text(), re.M)
+            if luts:
+                rec["yosys_lut4"] = int(luts[-1])
         return rec
     from dataclasses import replace
     rep = board_report(name, b, est, res, clock_mhz=clk / 1e6)
@@ -121,8 +134,9 @@ def markdown(records: list[dict]) -> str:
             rows.append(BoardReport.from_json(r).markdown_row())
         else:
             est = f"{r['estimate']['lut']:,}" if r.get("estimate") else "-"
+            asked = f" (Yosys: {r['yosys_lut4']:,} LUT4)" if "yosys_lut4" in r else ""
             rows.append(f"| {r['network']} | {r['board']} | {r['lanes']} | {est} | "
-                        f"does not fit: {r['error'][:120]} |" + " |" * 9)
+                        f"does not fit: {r['error'][:120]}{asked} |" + " |" * 9)
     return "\n".join(rows) + "\n"
 
 
