@@ -947,7 +947,6 @@ class NetworkCore(wiring.Component):
         ebx = max([pp.element_bits for pp in weighted] or [1])
         x_rd = Signal(range(xmax + 1), name=f"x_rd{l}")      # next word or entry to read
         x_pf, x_pfw = Signal(name=f"x_pf{l}"), Signal(range(max(2, gx)), name=f"x_pfw{l}")
-        x_arm = Signal(name=f"x_arm{l}")                     # a list job's count is valid
         x_valid, x_mask = Signal(name=f"x_valid{l}"), Signal(P, name=f"x_mask{l}")
         x_data, x_word = Signal(P * ebx, name=f"x_data{l}"), Signal(range(max(2, gx)),
                                                                    name=f"x_word{l}")
@@ -968,14 +967,12 @@ class NetworkCore(wiring.Component):
                 m.d.comb += [busy.eq(1), ctx["active"].eq(1)]
                 if pp.per_lane:     # scan every word; element k comes from its own slot
                     limit, word, armed = ceil(pp.pre.n / P), x_pfw, C(1, 1)
-                elif k == 0:        # walk the slot's list of non-zero words; its count
-                    # has been stable for two cycles (the slot moved at the last advance, the
-                    # last write landed before the previous layer ended).
+                else:               # walk the slot's list of non-zero words. Tap 0: the
+                    # count has been stable since the slot moved at the last advance (the
+                    # last write landed before the previous layer ended); tap k >= 1: the
+                    # slot moved at the end of tap k - 1 and the line has its count ready in
+                    # the first cycle (an empty tap costs one cycle).
                     limit, word, armed = line.rd_count, line.rd_word_out, C(1, 1)
-                else:               # tap k: the slot moved at the end of tap k - 1, and
-                    # rd_count is valid from the second cycle.
-                    limit, word, armed = line.rd_count, line.rd_word_out, x_arm
-                    m.d.sync += x_arm.eq(1)
                 low = _lowest(m, x_mask, f"low{l}_{q}")
                 mask_next = Signal(P, name=f"mask_next{l}_{q}")
                 m.d.comb += mask_next.eq(x_mask & ~(C(1, P) << low)[:P])
@@ -1024,7 +1021,7 @@ class NetworkCore(wiring.Component):
                 with m.Elif(take):
                     m.d.sync += x_pf.eq(0)
                 with m.If(go & done):
-                    m.d.sync += [x_rd.eq(0), x_pf.eq(0), x_valid.eq(0), x_arm.eq(0)]
+                    m.d.sync += [x_rd.eq(0), x_pf.eq(0), x_valid.eq(0)]
                     if not pp.per_lane:
                         m.d.comb += line.rd_next.eq(1)      # the next tap is a step older
                     with m.If(final):

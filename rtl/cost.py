@@ -57,9 +57,9 @@ def _arrivals(pp, emitted: np.ndarray, steps: int, tap: int) -> np.ndarray:
 def job_costs(net: Network, act: dict, *, lanes: int) -> dict:
     """Per layer, per step: gather cycles and pairs E (see ``docs/hardware.md``).
 
-    A dense/taps job that walks a list (one delay for the projection) costs, for its first tap,
+    A dense/taps job that walks a list (one delay for the projection) costs, for each tap,
     1 cycle when its slot is empty, else 2 + the sum over its entries of the entry's non-zero
-    elements (one more cycle each for taps k >= 1, whose count must settle); a job that scans
+    elements; a job that scans
     per-neuron delays costs 2 + the sum over all G_pre words of max(1, non-zero elements).
     Pairs are the non-zero elements of these jobs; ``last_emits`` tells whether the layer's
     last job ends on a pair (which then hands group 0 off itself). A conv projection's loader runs
@@ -97,8 +97,7 @@ def job_costs(net: Network, act: dict, *, lanes: int) -> dict:
                 cost = 2 + np.maximum(1, per_word).sum(1)
                 o["last_emits"] = per_word[:, -1] > 0
             else:
-                arm = 1 if tap else 0
-                cost = np.where(entries > 0, 2 + arm + per_word.sum(1), 1 + arm)
+                cost = np.where(entries > 0, 2 + per_word.sum(1), 1)
                 o["last_emits"] = entries > 0
             o["gather"] += cost
             o["pairs"] += per_word.sum(1)

@@ -60,7 +60,7 @@ class DelayLine(wiring.Component):
       element per record);
     * read, ``list`` mode: each step the read slot starts ``first`` steps back and ``rd_next``
       moves it one step further back (one job per tap, in order); ``rd_count`` counts its
-      entries (registered: valid from the second cycle after a move); each ``rd_en`` reads the
+      entries (registered, valid from the first cycle after a move); each ``rd_en`` reads the
       slot's next entry (from the first, after a move), whose word index and data appear on
       ``rd_word_out`` and ``rd_data`` one cycle later;
     * read, ``per_lane`` mode: ``rd_en`` with ``rd_word`` reads word w (each element from its
@@ -163,8 +163,24 @@ class DelayLine(wiring.Component):
                          rptr.eq(back)]
         with m.Elif(self.rd_en):
             m.d.sync += rptr.eq(rptr + 1)
+        # The count of the read slot, registered. A move (`rd_next`) takes the next slot's
+        # count from `cp1`/`cp2` (the counts one and two slots further back, registered from
+        # `rslot`), so that the count is valid in the first cycle after a move, even for moves
+        # in consecutive cycles, and no path runs from the FSM into the counts' multiplexer.
         count_q = Signal(cb, name="count_q")
-        m.d.sync += count_q.eq(Cat(*counts).word_select(rslot, cb))
+        cp1, cp2 = Signal(cb, name="count_p1"), Signal(cb, name="count_p2")
+        moved = Signal(name="moved")
+        all_counts = Cat(*counts)
+        back1, back2 = Signal(range(R), name="back1"), Signal(range(R), name="back2")
+        m.d.comb += [back1.eq(Mux(rslot == 0, R - 1, rslot - 1)),
+                     back2.eq(Mux(rslot == 0, (R - 2) % R, Mux(rslot == 1, R - 1, rslot - 2)))]
+        m.d.sync += [cp1.eq(all_counts.word_select(back1, cb)),
+                     cp2.eq(all_counts.word_select(back2, cb)),
+                     moved.eq(self.rd_next & ~self.advance)]
+        with m.If(self.rd_next & ~self.advance):
+            m.d.sync += count_q.eq(Mux(moved, cp2, cp1))
+        with m.Else():
+            m.d.sync += count_q.eq(all_counts.word_select(rslot, cb))
         m.d.comb += [self.rd_count.eq(count_q), rd.en.eq(self.rd_en),
                      rd.addr.eq(rptr),
                      self.rd_word_out.eq(rd.data[:gb]), self.rd_data.eq(rd.data[gb:]),
