@@ -349,27 +349,29 @@ def _estimate(net, board_name: str, *, lanes: int, steps: int, seed: int,
         x, forced = random_stimulus(net, steps, seed)
     trace = simulate(net, x, forced, steps=None if x is not None and len(x) else steps)
     act = activity(net, trace, x, forced)
-    return b, estimate(net, act, family=b.family, clock_mhz=b.clock_mhz, lanes=lanes,
+    return b, estimate(net, act, family=b.family, clock_mhz=b.sync_mhz, lanes=lanes,
                        memories=memories)
 
 
 def _estimate_rows(b, est) -> list[tuple[str, str]]:
+    from boards.report import LINK_LUT
     r = b.resources
     blocks = sum(est.blocks.values())
     off = sum(est.offchip.values())
     return [
-        ("board", f"{b.name} ({b.device}, {b.clock_mhz:g} MHz), lanes {est.lanes}"),
+        ("board", f"{b.name} ({b.device}, core clock {b.sync_mhz:g} MHz), lanes {est.lanes}"),
         ("memory", f"{sum(est.memory_bits.values()) - off:,} bits in {blocks} blocks "
                    f"(device: {r['bram']})" + (
                        f", {sum(est.spram.values())} SPRAM (device: {r.get('spram', 0)})"
                        if est.spram else "") + (
                        f"; {off:,} bits off chip (loaded)" if off else "")),
-        ("logic", f"~{est.lut:,} LUT4 (device: {r['lut']:,}), {est.dsp} multipliers "
+        ("logic", f"~{est.lut:,} LUT4 in the core, ~{est.lut + LINK_LUT[b.family]:,} with the "
+                  f"host link (device: {r['lut']:,}), {est.dsp} multipliers "
                   f"(device: {r['dsp']})"),
         ("cycles/step", f"{est.cycles_per_step:.0f} mean, {est.cycles_max} max "
                         f"over {est.steps_per_sample} steps"),
         ("speed", f"{est.steps_per_s:,.0f} steps/s, {est.samples_per_s:,.1f} samples/s "
-                  f"at {b.clock_mhz:g} MHz"),
+                  f"at {b.sync_mhz:g} MHz"),
     ]
 
 
