@@ -125,6 +125,8 @@ class BoardReport:
             return "-" if u is None else f"{u} / {a}"
         e = self.estimate
         fmax = "-" if self.fmax_mhz is None else f"{self.fmax_mhz:.1f}"
+        if not self.timing_met:
+            fmax += " (not met)"
         spram = ua("spram") if "spram" in self.used else "-"
         return (f"| {self.network} | {self.board.name} | {self.lanes} | {self.lut_estimate:,} | "
                 f"{ua('logic')} | {e['blocks_total']} | {ua('bram')} | {spram} | {ua('dsp')} | "

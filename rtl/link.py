@@ -335,7 +335,6 @@ class HostLink(wiring.Component):
         kind = Signal(range(4))               # what follows the header: 0 end, 1 IDENT, 2 STATUS
         K_END, K_IDENT, K_STATUS, K_STEP = 0, 1, 2, 3
 
-
         status = Cat(steps, crc_errors, len_errors, dropped, uart_errors)
         error = Cat(err_code, cmd, err_detail)
 
