@@ -46,6 +46,7 @@ JOBS = [
                                         "proj3.weights": "spram"}),
     ("convdelrec", "ulx3s-85f", 16, None),
     ("wm-128", "ulx3s-85f", 64, None),
+    ("wm-128", "ulx3s-85f", 128, None),
 ]
 
 
@@ -133,10 +134,15 @@ def markdown(records: list[dict]) -> str:
         if "error" not in r:
             rows.append(BoardReport.from_json(r).markdown_row())
         else:
+            import re
             est = f"{r['estimate']['lut']:,}" if r.get("estimate") else "-"
+            why = r["error"]
+            cell = re.search(r"no BELs remaining to implement cell type '(\w+)", why)
+            if cell:
+                why = f"placement ran out of {cell.group(1)} cells"
             asked = f" (Yosys: {r['yosys_lut4']:,} LUT4)" if "yosys_lut4" in r else ""
             rows.append(f"| {r['network']} | {r['board']} | {r['lanes']} | {est} | "
-                        f"does not fit: {r['error'][:120]}{asked} |" + " |" * 9)
+                        f"does not fit: {why[:160]}{asked} |" + " |" * 9)
     return "\n".join(rows) + "\n"
 
 
