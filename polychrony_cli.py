@@ -250,14 +250,24 @@ def cmd_run(args) -> int:
             port = sb.port
         else:
             port = args.port
+        from tqdm import tqdm
         rows, ok = [], True
+        T = (x if x is not None else f).shape[1]
+        bar = tqdm(total=samples * T, unit="step", disable=args.json, leave=False,
+                   desc="run", file=sys.stderr)
         with Board(port, net=net, baud=args.baud, timeout=args.timeout) as board:
             for k in range(samples):
                 xs = None if x is None else x[k]
                 fs = None if f is None else {net.forced_layers[0]: f[k]}
-                steps = (xs if xs is not None else fs[net.forced_layers[0]]).shape[0]
+                steps = T
+                seen = [0]
+
+                def advance(done, total):
+                    bar.update(done - seen[0])
+                    seen[0] = done
+
                 got = board.run(xs, fs, steps=steps, membranes=args.membranes,
-                                spikes=not args.prediction_only)
+                                spikes=not args.prediction_only, progress=advance)
                 t = board.last_timing
                 row = dict(sample=k, steps=steps, prediction=got.prediction,
                            spikes={l: int(s.sum()) for l, s in got.spikes.items()},
@@ -285,13 +295,15 @@ def cmd_run(args) -> int:
                 if not args.json:
                     pred = "" if got.prediction is None else f", prediction {got.prediction}"
                     what = " bit for bit" if args.membranes else \
-                        " (prediction)" if args.prediction_only else " (spikes, prediction)"
+                        " (prediction)" if args.prediction_only else \
+                        " (spikes)" if net.layers[-1].spiking else " (spikes, prediction)"
                     chk = "" if not args.check else (
                         ", matches the reference" + what
                         if row["match"] else f", MISMATCH: {row['mismatch']}")
-                    print(f"sample {k}: {steps} steps, {sum(row['spikes'].values())} spikes"
-                          f"{pred}, {t.seconds * 1e3:.0f} ms, {t.bytes_out} B out / "
-                          f"{t.bytes_in} B in{chk}")
+                    bar.write(f"sample {k}: {steps} steps, {sum(row['spikes'].values())} spikes"
+                              f"{pred}, {t.seconds * 1e3:.0f} ms, {t.bytes_out} B out / "
+                              f"{t.bytes_in} B in{chk}", file=sys.stdout)
+        bar.close()
     except LinkError as e:
         raise UserError(str(e)) from None
     finally:
