@@ -46,7 +46,6 @@ JOBS = [
                                         "proj3.weights": "spram"}),
     ("convdelrec", "ulx3s-85f", 16, None),
     ("wm-128", "ulx3s-85f", 64, None),
-    ("wm-128", "ulx3s-85f", 128, None),
 ]
 
 
