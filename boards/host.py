@@ -151,14 +151,19 @@ class Board:
         self._seq = (self._seq + 1) & 0xFF
         seq = self._seq
         self._write(P.frame(cmd, seq, payload))
+        stale = 0
         while True:
             f = self.read_frame(self.timeout)
             if isinstance(f, P.ProtocolError):
                 raise LinkError(f"{self.port_name}: garbled response to command 0x{cmd:02X}: "
                                 f"{f}")
             rcmd, rseq, rp = f
-            if rseq != seq:
-                continue                 # a stale answer to an earlier, abandoned request
+            if rseq != seq:              # a stale answer to an earlier, abandoned request
+                stale += 1
+                if stale > 16:
+                    raise LinkError(f"{self.port_name}: more than 16 frames that answer no "
+                                    f"request (last SEQ {rseq}, waiting for {seq})")
+                continue
             if rcmd == P.CMD_ERROR:
                 raise BoardError(*P.parse_error(rp), what=what)
             if rcmd != cmd | P.RESPONSE:
