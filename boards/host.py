@@ -246,19 +246,21 @@ class Board:
         comparable bit for bit with the reference); without it the trace has only spikes
         (``v`` is empty) and the prediction. ``spikes=False`` (with ``membranes=False``) asks
         for the prediction alone, the least UART traffic (a deployed classifier); the trace's
-        ``spikes`` is then empty too. ``progress(steps_done, T)`` is called after each frame.
+        ``spikes`` is then empty too. ``reset=False`` continues from the board's current state
+        (the prediction then covers every step since the last reset). ``progress(steps_done,
+        T)`` is called after each frame.
         """
         if self.info is None:
             self.connect()
         info = self.info
         t0 = time.monotonic()
         b0, i0 = self._bytes_out, self._bytes_in
-        if reset:
-            self.reset()
-        events, T = self._events(x, forced, steps)
+        events, T = self._events(x, forced, steps)      # checked before the board is touched
         if info.max_steps and T > info.max_steps:
             raise ValueError(f"a sample of {T} steps is longer than the board's read-out "
                              f"holds ({info.max_steps} steps): rebuild with a larger max_steps")
+        if reset:
+            self.reset()
         has_readout = info.kinds[-1] == "readout"
         flags = (P.FLAG_SPIKES if spikes else 0) | (P.FLAG_MEMBRANES if membranes else 0) | \
             (P.FLAG_PREDICT if has_readout else 0)
