@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -114,12 +116,10 @@ def run_job(job, net, work, build_root: Path) -> dict:
         # What synthesis asked for, when placement failed for want of cells.
         rpt = build_dir / "top.rpt"
         if rpt.exists():
-            import re
             luts = re.findall(r"^\s*(\d+)\s+(?:SB_LUT4|LUT4)\s*$", rpt.read_text(), re.M)
             if luts:
                 rec["yosys_lut4"] = int(luts[-1])
         return rec
-    from dataclasses import replace
     rep = board_report(name, b, est, res, clock_mhz=clk / 1e6)
     rep = replace(rep, cycles_per_step=cps)
     rec.update(rep.to_json())
@@ -133,7 +133,6 @@ def markdown(records: list[dict]) -> str:
         if "error" not in r:
             rows.append(BoardReport.from_json(r).markdown_row())
         else:
-            import re
             est = f"{r['estimate']['lut']:,}" if r.get("estimate") else "-"
             why = r["error"]
             cell = re.search(r"no BELs remaining to implement cell type '(\w+)", why)

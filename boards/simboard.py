@@ -317,12 +317,11 @@ def simulated_board(net, work_dir: str | os.PathLike, *, lanes: int = 1,
     :class:`SimBoard`. The top has no heartbeat, so an idle board costs no CPU."""
     from amaranth.back import verilog
     from rtl.link import HostLink
-    from rtl.protocol import MAX_BODY
 
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     top = HostLink(net, divisor=SIM_DIVISOR, clock_hz=0, baud=0, lanes=lanes,
-                   max_steps=max_steps, max_body=max_body or MAX_BODY, heartbeat=False,
+                   max_steps=max_steps, max_body=max_body, heartbeat=False,
                    memories=memories)
     path = work / "board.v"
     text = verilog.convert(top, name="board", ports=[top.rx, top.tx, top.leds])

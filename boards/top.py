@@ -176,7 +176,6 @@ def host_top(net, board_name: str, *, lanes: int = 1, memories: dict | None = No
     """The host-link top of ``net`` on ``board_name``: :class:`~rtl.link.HostLink` (network
     core, UART, protocol) in :class:`BoardTop`, the core's memories shaped for the board's
     family, SPRAM weights loaded from the configuration flash (iCE40UP5K)."""
-    from rtl.core import NetworkCore, load_image, memory_kinds, load_width
     from rtl.link import HostLink, uart_divisor
     from .flash import FlashLoader
 
@@ -185,15 +184,10 @@ def host_top(net, board_name: str, *, lanes: int = 1, memories: dict | None = No
     core_knobs.setdefault("family", b.family)
 
     def make_inner(clk_hz: float):
-        kinds = memory_kinds(net, lanes=lanes, family=core_knobs["family"], memories=memories)
-        width = load_width(net, kinds, lanes=lanes)
-        loader = None
-        if width:
-            words = len(load_image(net, kinds, lanes=lanes))
-            loader = FlashLoader(words=words, width=width, clk_hz=clk_hz)
         return HostLink(net, divisor=uart_divisor(clk_hz, baud), clock_hz=round(clk_hz),
                         baud=baud, lanes=lanes, memories=memories, max_steps=max_steps,
-                        loader=loader, **core_knobs)
+                        loader=lambda **size: FlashLoader(**size, clk_hz=clk_hz),
+                        **core_knobs)
 
     return BoardTop(board_name, make_inner, clock_hz=clock_hz)
 
@@ -218,5 +212,5 @@ def build_board(net, board_name: str, *, build_dir, lanes: int = 1,
     if loader is None:
         return result
     path = Path(result.build_dir) / "weights.bin"
-    flash_image(top.inner.core.load_image(), loader.width, path)
+    flash_image(top.inner.image, loader.width, path)
     return replace(result, flash_image=path, flash_offset=loader.offset)

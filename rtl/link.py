@@ -155,8 +155,9 @@ class HostLink(wiring.Component):
 
     ``divisor`` is the UART's clock cycles per bit (see :func:`uart_divisor`); ``clock_hz`` and
     ``baud`` are only reported by IDENT. A core with SPRAM or off-chip weight arrays needs a
-    ``loader``, a component whose ``o`` stream fills the core's ``wl`` once after configuration
-    (a RESET keeps the weights). ``max_steps`` bounds a sample for the read-out's sums
+    ``loader``: called as ``loader(words=..., width=...)`` with the size of the core's load
+    image (:attr:`image`), it returns the component whose ``o`` stream fills the core's ``wl``
+    once after configuration (a RESET keeps the weights). ``max_steps`` bounds a sample for the read-out's sums
     (when the last layer is a read-out); ``max_body`` is the frame buffer's size (default: 512
     bytes less the IDENT reply, which is stored in the same memory); ``core_knobs`` go to
     :class:`~rtl.core.NetworkCore`.
@@ -175,13 +176,18 @@ class HostLink(wiring.Component):
         self.heartbeat = heartbeat
         self.core = NetworkCore(net, **core_knobs)
         self.lanes = self.core.lanes
-        #: The component that streams SPRAM / loaded weights into the core's ``wl`` after
-        #: configuration (e.g. :class:`boards.flash.FlashLoader`; the board top wires its pins).
-        self.loader = loader
-        if self.core.load_width and loader is None:
-            raise ValueError("this core keeps weights in SPRAM or off chip: give HostLink a "
-                             "loader for its wl stream (a board top uses its SPI flash), or "
-                             "keep every weight array in block RAM (memories=...)")
+        #: The words the core expects on ``wl`` (empty without SPRAM or off-chip arrays), and
+        #: the component that streams them (e.g. :class:`boards.flash.FlashLoader`; the board
+        #: top wires its pins), or None.
+        self.image = self.core.load_image()
+        self.loader = None
+        if self.image:
+            if loader is None:
+                raise ValueError("this core keeps weights in SPRAM or off chip: give HostLink "
+                                 "a loader for its wl stream (a board top uses its SPI "
+                                 "flash), or keep every weight array in block RAM "
+                                 "(memories=...)")
+            self.loader = loader(words=len(self.image), width=self.core.load_width)
         self.readout = None
         if not net.layers[-1].spiking:
             self.readout = Readout(net, lanes=self.lanes, max_steps=max_steps)
@@ -212,7 +218,7 @@ class HostLink(wiring.Component):
 
         soft_rst = Signal()
         m.submodules.core = ResetInserter(soft_rst)(self.core)
-        if self.loader is not None and self.core.load_width:
+        if self.loader is not None:
             m.submodules.loader = self.loader
             wiring.connect(m, self.loader.o, self.core.wl)
         core = self.core
