@@ -37,7 +37,8 @@ __all__ = ["JOBS", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: (network, board, lanes, memories) builds of the README table.
+#: (network, board, lanes, memories[, clock MHz]) builds of the README table (the clock
+#: defaults to the board's ``sync_mhz``).
 JOBS = [
     *[("wm-demo", b, 1, None) for b in ("icebreaker", "ulx3s-12f", "ulx3s-25f", "ulx3s-45f",
                                         "ulx3s-85f", "orangecrab-25f", "orangecrab-85f",
@@ -48,6 +49,7 @@ JOBS = [
                                         "proj3.weights": "spram"}),
     ("convdelrec", "ulx3s-85f", 16, None),
     ("wm-128", "ulx3s-85f", 64, None),
+    ("wm-128", "ulx3s-85f", 64, None, 40),
 ]
 
 
@@ -73,8 +75,9 @@ def _network(name: str):
 
 
 def _key(job) -> str:
-    net, board, lanes, mem = job
-    return f"{net}|{board}|{lanes}|" + ",".join(f"{k}={v}" for k, v in sorted((mem or {}).items()))
+    net, board, lanes, mem, *clock = job
+    key = f"{net}|{board}|{lanes}|" + ",".join(f"{k}={v}" for k, v in sorted((mem or {}).items()))
+    return key + (f"|{clock[0]:g}MHz" if clock else "")
 
 
 def run_job(job, net, work, build_root: Path) -> dict:
@@ -85,9 +88,10 @@ def run_job(job, net, work, build_root: Path) -> dict:
     from rtl.cost import activity, estimate
     from sim.reference import simulate
 
-    name, board, lanes, mem = job
+    name, board, lanes, mem, *clock = job
     b = board_info(board)
-    clk, _ = sync_clock(board)
+    clock_hz = clock[0] * 1e6 if clock else None
+    clk, _ = sync_clock(board, clock_hz)
     acts = []
     for x, forced, steps in work:
         tr = simulate(net, x, forced, steps=steps)
@@ -107,7 +111,7 @@ def run_job(job, net, work, build_root: Path) -> dict:
     build_dir = build_root / _key(job).replace("|", "_").replace(",", "_").replace("=", "-")
     try:
         res = build_board(net, board, build_dir=build_dir, lanes=lanes, memories=mem,
-                          timing_allow_fail=True)
+                          clock_hz=clock_hz, timing_allow_fail=True)
     except (BuildError, ValueError) as e:
         lines = str(e).splitlines()
         errors = [ln.strip() for ln in lines if "ERROR" in ln] or lines[:1]

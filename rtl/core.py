@@ -10,8 +10,8 @@ Every projection reads its presynaptic layer's recent history from a
 ``last = 1`` has been accepted on ``i``, layers 1..L run in order. For layer l (G = ceil(n/P)
 groups):
 
-1. *gather* — one job per dense/conv projection and per tap of a taps projection reads the
-   arriving words. ``dense``/``taps`` jobs turn each non-zero element into a *pair* (weight
+1. *gather* — one job per projection reads the arriving words (a taps projection reads the
+   non-zero words of its whole window of delays in one pass). ``dense``/``taps`` jobs turn each non-zero element into a *pair* (weight
    row, value), one per cycle (an empty word costs a cycle); ``conv`` jobs copy whole words
    into a register vector. Pairs go into the pair list and, at once, into the accumulator for
    group 0.
@@ -101,8 +101,16 @@ class _Proj:
 
     @property
     def mode(self) -> str:
-        """The kind of :class:`~rtl.delay_line.DelayLine` that carries it."""
-        return "per_lane" if self.per_lane else "list"
+        """The kind of :class:`~rtl.delay_line.DelayLine` that carries it: one delay per
+        presynaptic neuron, one delay, or a window of taps read in one pass."""
+        if self.per_lane:
+            return "per_lane"
+        return "window" if self.taps > 1 else "list"
+
+    @property
+    def first(self) -> int:
+        """The smallest delay (a ``list`` or ``window`` line's first offset)."""
+        return int(self.p.delay.flat[0])
 
     def weight_depth(self, lanes: int) -> int:
         """Words of its weight memory: one per (row, group of ``lanes`` neurons)."""
@@ -146,7 +154,7 @@ def memory_shapes(net: Network, *, lanes: int = 1) -> dict[str, MemShape]:
             out[f"layer{l}.pairs"] = MemShape(depth, _pair_bits(net, l, lanes))
     for pp in plan:
         shapes = line_shapes(pp.pre.n, lanes, pp.slots, pp.mode, pp.element_bits,
-                             pp.p.src == 0)
+                             pp.p.src == 0, first=pp.first)
         out[f"proj{pp.index}.delay_line"] = MemShape(*shapes[0], len(shapes))
         if pp.p.kind != "conv":
             out[f"proj{pp.index}.weights"] = MemShape(pp.weight_depth(lanes),
@@ -400,8 +408,8 @@ class NetworkCore(wiring.Component):
             line = DelayLine(n=pp.pre.n, lanes=P, slots=pp.slots, mode=pp.mode,
                              value_bits=pp.element_bits,
                              offsets=pp.p.delays_of_pre(pp.pre.n) + late if pp.per_lane else 0,
-                             first=0 if pp.per_lane else int(pp.p.delay.flat[0]) + late,
-                             sparse=pp.p.src == 0)
+                             first=0 if pp.per_lane else pp.first + late,
+                             sparse=pp.p.src == 0, taps=pp.taps)
             m.submodules[f"line{pp.index}"] = lines[pp.index] = line
         outgoing = {s: [pp for pp in plan if pp.p.src == s] for s in range(len(layers))}
 
@@ -943,7 +951,7 @@ class NetworkCore(wiring.Component):
         # the line's read port, and the word W being turned into pairs.
         xlines = [lines[pp.index] for pp in weighted]
         gx = max([ceil(pp.pre.n / P) for pp in weighted] or [1])
-        xmax = max([gx] + [ln.capacity for ln in xlines])
+        xmax = max([gx] + [ln.window_capacity for ln in xlines])
         ebx = max([pp.element_bits for pp in weighted] or [1])
         x_rd = Signal(range(xmax + 1), name=f"x_rd{l}")      # next word or entry to read
         x_pf, x_pfw = Signal(name=f"x_pf{l}"), Signal(range(max(2, gx)), name=f"x_pfw{l}")
@@ -952,12 +960,12 @@ class NetworkCore(wiring.Component):
                                                                    name=f"x_word{l}")
 
         # ---- gather: one job per (projection, tap) -----------------------------------------
-        jobs = []
-        for pp in ctx["incoming"]:
-            if pp.p.kind == "taps":
-                jobs += [(pp, k) for k in range(pp.taps)]
-            elif pp.p.kind == "dense":
-                jobs.append((pp, 0))
+        # A taps projection is one job over its whole window (k = None: each word's tap comes
+        # from the line with the word).
+        jobs = [(pp, None if pp.mode == "window" else 0) for pp in ctx["incoming"]
+                if pp.p.kind != "conv"]
+        tmax = max([pp.taps for pp, k in jobs if k is None] or [1])
+        x_tap = Signal(range(tmax), name=f"x_tap{l}")
         for q, (pp, k) in enumerate(jobs):
             line = lines[pp.index]
             eb = pp.element_bits
@@ -967,11 +975,9 @@ class NetworkCore(wiring.Component):
                 m.d.comb += [busy.eq(1), ctx["active"].eq(1)]
                 if pp.per_lane:     # scan every word; element k comes from its own slot
                     limit, word, armed = ceil(pp.pre.n / P), x_pfw, C(1, 1)
-                else:               # walk the slot's list of non-zero words. Tap 0: the
-                    # count has been stable since the slot moved at the last advance (the
-                    # last write landed before the previous layer ended); tap k >= 1: the
-                    # slot moved at the end of tap k - 1 and the line has its count ready in
-                    # the first cycle (an empty tap costs one cycle).
+                else:               # walk the list of non-zero words of the slot (or of
+                    # the whole window of taps). Its count has been stable since the line
+                    # advanced (the last write landed before the previous layer ended).
                     limit, word, armed = line.rd_count, line.rd_word_out, C(1, 1)
                 low = _lowest(m, x_mask, f"low{l}_{q}")
                 mask_next = Signal(P, name=f"mask_next{l}_{q}")
@@ -996,8 +1002,9 @@ class NetworkCore(wiring.Component):
                     taps_g = pp.taps * G
                     # Constant multiplies as shifted adds: a multiplier block here sat on the
                     # ECP5 critical path (3.9 ns plus the routing to and from it).
+                    tap = scale(x_tap, G, multiplier=False) if k is None else k * G
                     base = scale(x_word, P * taps_g, multiplier=False) + \
-                        scale(low, taps_g, multiplier=False) + k * G
+                        scale(low, taps_g, multiplier=False) + tap
                     m.d.sync += [t0["valid"].eq(1), t0["marker"].eq(0), t0["last"].eq(final),
                                  t0["g"].eq(0), t0["new"].eq(1), t0["base"].eq(base),
                                  t0["tag"].eq(weighted.index(pp))]
@@ -1010,6 +1017,8 @@ class NetworkCore(wiring.Component):
                         nz = Cat(*[data[e * eb:(e + 1) * eb].any() for e in range(P)])
                         m.d.sync += [x_valid.eq(1), x_mask.eq(nz),
                                      x_data.eq(data), x_word.eq(word)]
+                        if k is None:
+                            m.d.sync += x_tap.eq(line.rd_tap)
                     with m.Elif(x_valid):
                         m.d.sync += x_mask.eq(mask_next)
                         with m.If(single):
@@ -1022,8 +1031,6 @@ class NetworkCore(wiring.Component):
                     m.d.sync += x_pf.eq(0)
                 with m.If(go & done):
                     m.d.sync += [x_rd.eq(0), x_pf.eq(0), x_valid.eq(0)]
-                    if not pp.per_lane:
-                        m.d.comb += line.rd_next.eq(1)      # the next tap is a step older
                     with m.If(final):
                         m.d.sync += grp.eq(1)
                         m.next = f"L{l}_R" if G > 1 else f"L{l}_W"

@@ -57,9 +57,9 @@ def _arrivals(pp, emitted: np.ndarray, steps: int, tap: int) -> np.ndarray:
 def job_costs(net: Network, act: dict, *, lanes: int) -> dict:
     """Per layer, per step: gather cycles and pairs E (see ``docs/hardware.md``).
 
-    A dense/taps job that walks a list (one delay for the projection) costs, for each tap,
-    1 cycle when its slot is empty, else 2 + the sum over its entries of the entry's non-zero
-    elements; a job that scans
+    A dense/taps job that walks a list (one delay for the projection, or the whole window of a
+    taps projection's delays) costs 1 cycle when the list is empty, else 2 + the sum over its
+    entries of the entry's non-zero elements; a job that scans
     per-neuron delays costs 2 + the sum over all G_pre words of max(1, non-zero elements).
     Pairs are the non-zero elements of these jobs; ``last_emits`` tells whether the layer's
     last job ends on a pair (which then hands group 0 off itself). A conv projection's loader runs
@@ -76,14 +76,21 @@ def job_costs(net: Network, act: dict, *, lanes: int) -> dict:
         em = act["emit"][pp.p.src]
         n = pp.pre.n
         G = ceil(n / P)
-        for tap in range(pp.taps):
-            a = _arrivals(pp, em, steps, tap)
-            pad = np.zeros((steps, G * P), bool)
-            pad[:, :n] = a
-            per_word = pad.reshape(steps, G, P).sum(2)
+        # A taps projection is one job over the non-zero words of its whole window.
+        reads = [list(range(pp.taps))] if pp.mode == "window" else \
+            [[tap] for tap in range(pp.taps)]
+        for taps in reads:
+            per_word = 0
+            entries = 0
+            for tap in taps:
+                a = _arrivals(pp, em, steps, tap)
+                pad = np.zeros((steps, G * P), bool)
+                pad[:, :n] = a
+                pw = pad.reshape(steps, G, P).sum(2)
+                # Input lines list one entry per non-zero element, LIF lines one per word.
+                entries = entries + (pw.sum(1) if pp.p.src == 0 else (pw > 0).sum(1))
+                per_word = per_word + pw
             o = out[pp.p.dst]
-            # Input lines list one entry per non-zero element, LIF lines one per word.
-            entries = per_word.sum(1) if pp.p.src == 0 else (per_word > 0).sum(1)
             if pp.p.kind == "conv":
                 if pp.per_lane:
                     c = (pp.p.weight.shape[0] - 1) // 2
@@ -231,7 +238,7 @@ def logic_features(net: Network, *, lanes: int = 1, family: str = "ice40",
         G = ceil(layer.n / P)
         incoming = [pp for pp in plan if pp.p.dst == l]
         weighted = [pp for pp in incoming if pp.p.kind != "conv"]
-        f["control"] += sum(pp.taps for pp in weighted)
+        f["control"] += len(weighted)
         f["registers"] += P * (3 * A + 2 * V + 6)
         f["adders"] += P * (2 * A + 3 * V)
         if layer.beta not in (0, 1 << layer.beta_shift):
@@ -256,6 +263,8 @@ def logic_features(net: Network, *, lanes: int = 1, family: str = "ice40",
                 f["select"] += ((G - 1) * (P + K - 1) * eb) / 3 + pp.pre.n * eb
     for pp in plan:
         cb = max(1, line_capacity(pp.pre.n, lanes, sparse=pp.p.src == 0).bit_length())
+        if pp.mode == "window":     # start pointers into the FIFO rather than counts
+            cb += max(1, pp.slots.bit_length())
         f["lines"] += pp.slots * cb + 4 * (cb + max(1, pp.slots.bit_length()))
         if pp.per_lane:
             f["lines"] += P * 2 * max(1, (pp.slots * ceil(pp.pre.n / P)).bit_length())

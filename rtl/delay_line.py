@@ -6,11 +6,19 @@ values of presynaptic neurons w·P .. w·P + P - 1 (P = lanes; an element is ``v
 cycle (one group of its neurons), so pushing a step's spikes costs one cycle per group, never
 one per spike. Two modes:
 
-* ``list`` — one read offset per job (``taps`` tap k: d0 + k; ``dense``/``conv`` with a single
-  delay). A slot is a list of the step's *non-zero* words, each stored with its word index;
-  all-zero words are never stored, so a reader spends nothing on silent neurons. Input records
-  (one element each) are appended as one-element words. Memory: R slots of up to C entries
-  (C = G for a LIF layer, n for the input layer) plus R counts in flip-flops.
+* ``list`` — one read offset, ``first`` (``dense``/``conv``/``taps`` with a single delay). A slot
+  is a list of the step's *non-zero* words, each stored with its word index; all-zero words are
+  never stored, so a reader spends nothing on silent neurons. Input records (one element each)
+  are appended as one-element words. Memory: R slots of up to C entries (C = G for a LIF layer,
+  n for the input layer) plus R counts in flip-flops.
+* ``window`` — the offsets ``first .. first + taps - 1`` of a ``taps`` projection, read as one
+  list: a FIFO of the non-zero words of the last R = first + taps steps, each stored with its
+  word index and the step it was written in (mod 2^b), so that a reader walks every non-zero
+  word of the whole window in one pass and learns each word's tap k (its offset minus
+  ``first``) as it reads it. Steps without spikes cost nothing at all: the work per step
+  follows the spikes of the last R steps, not the number of taps. Memory: the same R·C entries
+  (plus one when ``first`` is 0, so that a full window is told from an empty one), and one
+  start pointer per slot in flip-flops.
 * ``per_lane`` — the offset of element k is the delay of presynaptic neuron w·P + k (``dense``
   and ``conv`` with a delay per presynaptic neuron): a dense history, G words per slot, in P
   memories (one per element, each with its own read address; slots rounded up to a power of
@@ -58,11 +66,13 @@ class DelayLine(wiring.Component):
     * write (into the current slot): ``wr_word`` (word index), ``wr_data`` (P elements),
       ``wr_en`` (one enable per element: a LIF layer writes whole words, the input layer one
       element per record);
-    * read, ``list`` mode: each step the read slot starts ``first`` steps back and ``rd_next``
-      moves it one step further back (one job per tap, in order); ``rd_count`` counts its
-      entries (registered, valid from the first cycle after a move); each ``rd_en`` reads the
-      slot's next entry (from the first, after a move), whose word index and data appear on
-      ``rd_word_out`` and ``rd_data`` one cycle later;
+    * read, ``list`` mode: the read slot is ``first`` steps back; ``rd_count`` counts its
+      entries (registered: it follows a write one cycle later); each ``rd_en`` reads the
+      slot's next entry (from the first, after ``advance``), whose word index and data appear
+      on ``rd_word_out`` and ``rd_data`` one cycle later;
+    * read, ``window`` mode: as ``list``, over every entry of the window (oldest first;
+      ``rd_count`` is valid from the second cycle after ``advance``), with the entry's tap on
+      ``rd_tap`` beside its data;
     * read, ``per_lane`` mode: ``rd_en`` with ``rd_word`` reads word w (each element from its
       own slot); ``rd_data`` one cycle later;
     * read outputs hold while ``rd_en`` is low; ``advance`` ends the step; ``ready`` is low
@@ -71,10 +81,11 @@ class DelayLine(wiring.Component):
     """
 
     def __init__(self, *, n: int, lanes: int, slots: int,
-                 mode: Literal["list", "per_lane"] = "list", value_bits: int = 1,
-                 offsets: np.ndarray | int = 0, first: int = 0, sparse: bool = False):
-        if mode not in ("list", "per_lane"):
-            raise ValueError(f"mode must be 'list' or 'per_lane', got {mode!r}")
+                 mode: Literal["list", "window", "per_lane"] = "list", value_bits: int = 1,
+                 offsets: np.ndarray | int = 0, first: int = 0, sparse: bool = False,
+                 taps: int = 1):
+        if mode not in ("list", "window", "per_lane"):
+            raise ValueError(f"mode must be 'list', 'window' or 'per_lane', got {mode!r}")
         if slots < 1 or n < 1 or lanes < 1:
             raise ValueError(f"need n, lanes, slots >= 1, got n={n}, lanes={lanes}, "
                              f"slots={slots}")
@@ -88,21 +99,38 @@ class DelayLine(wiring.Component):
             raise ValueError(f"offsets must be in [0, {top}] for {slots} slots, got "
                              f"[{off.min()}, {off.max()}]")
         self.offsets = off
-        if mode == "list" and not 0 <= first < slots:
+        if mode != "per_lane" and not 0 <= first < slots:
             raise ValueError(f"first must be in [0, {slots - 1}], got {first}")
-        self.first = first
+        if mode == "window" and not (taps >= 1 and first + taps == slots):
+            raise ValueError(f"a window of {taps} taps from offset {first} needs "
+                             f"{first + taps} slots, got {slots}")
+        self.first, self.taps = first, taps if mode == "window" else 1
         P, G = lanes, self.groups
         super().__init__({
             "wr_word": In(range(G)), "wr_data": In(P * self.value_bits), "wr_en": In(P),
-            "rd_en": In(1), "rd_word": In(range(G)), "rd_next": In(1),
-            "rd_count": Out(range(self.capacity + 1)),
+            "rd_en": In(1), "rd_word": In(range(G)),
+            "rd_count": Out(range(self.window_capacity + 1)),
+            "rd_tap": Out(range(self.taps)),
             "rd_word_out": Out(range(G)), "rd_data": Out(P * self.value_bits),
             "advance": In(1), "ready": Out(1), "clean": Out(1),
         })
 
+    @property
+    def window_capacity(self) -> int:
+        """The most entries one read can see: a slot's, or a whole window's."""
+        return self.capacity * self.taps
+
+    @property
+    def depth(self) -> int:
+        """Entries of the memory (``list`` and ``window`` modes)."""
+        return line_shapes(self.n, self.lanes, self.slots, self.mode, self.value_bits,
+                           self.sparse, first=self.first)[0][0]
+
     def elaborate(self, platform):
         if self.mode == "list":
             return self._list()
+        if self.mode == "window":
+            return self._window()
         return self._per_lane()
 
     def _list(self):
@@ -141,50 +169,93 @@ class DelayLine(wiring.Component):
                 with m.If(nxt == s_):
                     m.d.sync += counts[s_].eq(0)
 
-        # Read: the slot and its base are registers that walk back one slot per `rd_next`
-        # and return `first` steps behind the current slot at `advance`; the count is
-        # registered too, so no read path starts from the FSM (Fmax).
+        # Read: the slot `first` steps back. Its base is a register moved at `advance`, and so
+        # is the read address, stepped by each read (entries are read in order). The count is
+        # registered too, so that no read path starts from the FSM (Fmax).
         h0 = (-self.first) % R
         home = Signal(range(R), init=h0, name="home")
         hbase = Signal(range(RC), init=h0 * cap, name="hbase")
-        rslot = Signal(range(R), init=h0, name="rslot")
-        rbase = Signal(range(RC), init=h0 * cap, name="rbase")
-        home_n = Mux(home == R - 1, 0, home + 1)
-        hbase_n = Mux(home == R - 1, 0, hbase + cap)
-        # Entries are read in order: the read address is a register too, set to the slot's
-        # base on every move and stepped by each read.
         rptr = Signal(range(RC), init=h0 * cap, name="rptr")
+        hbase_n = Mux(home == R - 1, 0, hbase + cap)
         with m.If(self.advance):
-            m.d.sync += [home.eq(home_n), hbase.eq(hbase_n), rslot.eq(home_n),
-                         rbase.eq(hbase_n), rptr.eq(hbase_n)]
-        with m.Elif(self.rd_next):
-            back = Mux(rslot == 0, RC - cap, rbase - cap)
-            m.d.sync += [rslot.eq(Mux(rslot == 0, R - 1, rslot - 1)), rbase.eq(back),
-                         rptr.eq(back)]
+            m.d.sync += [home.eq(Mux(home == R - 1, 0, home + 1)), hbase.eq(hbase_n),
+                         rptr.eq(hbase_n)]
         with m.Elif(self.rd_en):
             m.d.sync += rptr.eq(rptr + 1)
-        # The count of the read slot, registered. A move (`rd_next`) takes the next slot's
-        # count from `cp1`/`cp2` (the counts one and two slots further back, registered from
-        # `rslot`), so that the count is valid in the first cycle after a move, even for moves
-        # in consecutive cycles, and no path runs from the FSM into the counts' multiplexer.
         count_q = Signal(cb, name="count_q")
-        cp1, cp2 = Signal(cb, name="count_p1"), Signal(cb, name="count_p2")
-        moved = Signal(name="moved")
-        all_counts = Cat(*counts)
-        back1, back2 = Signal(range(R), name="back1"), Signal(range(R), name="back2")
-        m.d.comb += [back1.eq(Mux(rslot == 0, R - 1, rslot - 1)),
-                     back2.eq(Mux(rslot == 0, (R - 2) % R, Mux(rslot == 1, R - 1, rslot - 2)))]
-        m.d.sync += [cp1.eq(all_counts.word_select(back1, cb)),
-                     cp2.eq(all_counts.word_select(back2, cb)),
-                     moved.eq(self.rd_next & ~self.advance)]
-        with m.If(self.rd_next & ~self.advance):
-            m.d.sync += count_q.eq(Mux(moved, cp2, cp1))
-        with m.Else():
-            m.d.sync += count_q.eq(all_counts.word_select(rslot, cb))
-        m.d.comb += [self.rd_count.eq(count_q), rd.en.eq(self.rd_en),
-                     rd.addr.eq(rptr),
+        m.d.sync += count_q.eq(Cat(*counts).word_select(home, cb))
+        m.d.comb += [self.rd_count.eq(count_q), rd.en.eq(self.rd_en), rd.addr.eq(rptr),
                      self.rd_word_out.eq(rd.data[:gb]), self.rd_data.eq(rd.data[gb:]),
-                     self.ready.eq(1), self.clean.eq(1)]
+                     self.rd_tap.eq(0), self.ready.eq(1), self.clean.eq(1)]
+        return m
+
+    def _window(self):
+        m = Module()
+        P, G, R, vb = self.lanes, self.groups, self.slots, self.value_bits
+        gb = max(1, (G - 1).bit_length())
+        DF = self.depth
+        # Steps are stamped mod 2^sb >= R: an entry's age is (t - stamp) mod 2^sb, a narrow
+        # subtraction without a wrap test.
+        sb = max(1, (R - 1).bit_length())
+        mem = memory.Memory(shape=gb + P * vb + sb, depth=DF, init=[])
+        m.submodules.mem = mem
+        wr, rd = mem.write_port(), mem.read_port()
+
+        def inc(ptr):       # the next FIFO position
+            return Mux(ptr == DF - 1, 0, ptr + 1)
+
+        cur = Signal(range(R), name="cur")              # slot of this step
+        stamp = Signal(sb, name="stamp")                # t mod 2^sb
+        hstamp = Signal(sb, init=(-self.first) % (1 << sb), name="hstamp")  # (t - first)
+        waddr = Signal(range(DF), name="waddr")         # where the next entry goes
+        # sp[s]: the FIFO position of the first entry of the step in slot s.
+        sp = [Signal(range(DF), name=f"start{s}") for s in range(R)]
+        nxt = Mux(cur == R - 1, 0, cur + 1)
+
+        elems = [Mux(self.wr_en[k], self.wr_data[k * vb:(k + 1) * vb], 0) for k in range(P)]
+        data = Cat(*elems)
+        w_word = Signal(gb, name="w_word")
+        m.d.comb += w_word.eq(self.wr_word)
+        m.d.comb += [wr.addr.eq(waddr), wr.data.eq(Cat(w_word, data, stamp)),
+                     wr.en.eq(data.any())]
+        wnext = Mux(data.any(), inc(waddr), waddr)
+        m.d.sync += waddr.eq(wnext)
+
+        # The window of step t is steps t - R + 1 .. t - first: it starts at sp[slot(t + 1)]
+        # (the oldest step shares its slot with the next one) and ends before the first entry
+        # of step t - first + 1: sp of that slot, or the write position itself when that
+        # step is t + 1 (first = 1) or still being written (first = 0). Both ends are
+        # registers set at `advance`, from slot indices kept one step ahead.
+        lo = Signal(range(DF), name="lo")
+        hi = Signal(range(DF), name="hi")
+        lo_i = Signal(range(R), init=2 % R, name="lo_next")           # slot(t + 2)
+        hi_i = Signal(range(R), init=(2 - self.first) % R, name="hi_next")   # t + 2 - first
+        step = lambda s: Mux(s == R - 1, 0, s + 1)      # noqa: E731
+        all_sp = Cat(*sp)
+        pb = len(sp[0])
+        rptr = Signal(range(DF), name="rptr")
+        with m.If(self.advance):
+            new_lo = all_sp.word_select(lo_i, pb)
+            m.d.sync += [cur.eq(nxt), stamp.eq(stamp + 1), hstamp.eq(hstamp + 1),
+                         lo_i.eq(step(lo_i)), hi_i.eq(step(hi_i)),
+                         lo.eq(new_lo), rptr.eq(new_lo)]
+            for s_ in range(R):
+                with m.If(nxt == s_):
+                    m.d.sync += sp[s_].eq(wnext)
+            if self.first == 1:
+                m.d.sync += hi.eq(wnext)
+            elif self.first >= 2:
+                m.d.sync += hi.eq(all_sp.word_select(hi_i, pb))
+        with m.Elif(self.rd_en):
+            m.d.sync += rptr.eq(inc(rptr))
+        end = waddr if self.first == 0 else hi
+        count_q = Signal(range(self.window_capacity + 1), name="count_q")
+        m.d.sync += count_q.eq(Mux(end >= lo, end - lo, end + DF - lo))
+        tap = Signal(sb, name="tap")
+        m.d.comb += tap.eq(hstamp - rd.data[gb + P * vb:])
+        m.d.comb += [self.rd_count.eq(count_q), rd.en.eq(self.rd_en), rd.addr.eq(rptr),
+                     self.rd_word_out.eq(rd.data[:gb]), self.rd_data.eq(rd.data[gb:gb + P * vb]),
+                     self.rd_tap.eq(tap), self.ready.eq(1), self.clean.eq(1)]
         return m
 
     def _per_lane(self):
@@ -240,11 +311,14 @@ class DelayLine(wiring.Component):
 
 
 def line_shapes(n: int, lanes: int, slots: int, mode: str, value_bits: int,
-                sparse: bool) -> list[tuple[int, int]]:
+                sparse: bool, *, first: int = 1) -> list[tuple[int, int]]:
     """(depth, width) of each memory of a :class:`DelayLine` with these parameters."""
     G = -(-n // lanes)
     vb = max(1, value_bits)
     if mode == "per_lane":     # slots rounded up to a power of two
         return [((1 << _slot_bits(slots)) * G, vb)] * lanes
     cap = line_capacity(n, lanes, sparse=sparse)
-    return [(slots * cap, max(1, (G - 1).bit_length()) + lanes * vb)]
+    width = max(1, (G - 1).bit_length()) + lanes * vb
+    if mode == "window":       # a FIFO of stamped entries
+        return [(slots * cap + (first == 0), width + max(1, (slots - 1).bit_length()))]
+    return [(slots * cap, width)]

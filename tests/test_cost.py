@@ -74,7 +74,8 @@ def test_memory_shapes_known_answer():
         # 15 pairs of 1 tag bit + 6 row bits (rows < 5*3*3 = 45) and no value bits
         "layer1.pairs": (15, 7, 1),
         # 4 slots (d0 + D) of up to 3 non-zero words: 2 word-index bits + 2 elements
-        "proj0.delay_line": (12, 4, 1),
+        # + a 2-bit step stamp (mod 4 >= 4 slots: the window's FIFO)
+        "proj0.delay_line": (12, 6, 1),
         "proj0.weights": (45, 12, 1)}
     assert memory_bits(net, lanes=2)["proj0.weights"] == 540
 

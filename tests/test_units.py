@@ -35,17 +35,22 @@ def test_lif_unit_matches_reference(reset, beta, shift, spiking):
     sim.run()
 
 
-@pytest.mark.parametrize("mode, sparse, lanes, offsets", [
-    ("list", False, 3, None), ("list", True, 2, None), ("list", False, 1, None),
-    ("per_lane", False, 3, [1, 3, 2, 1, 0, 3, 2]), ("per_lane", True, 2, [0, 3, 1, 2, 3, 0, 1])])
-def test_delay_line_matches_reference(mode, sparse, lanes, offsets):
-    """Random writes (whole words, or single elements when sparse), reads of every offset."""
+@pytest.mark.parametrize("mode, sparse, lanes, offsets, first", [
+    ("list", False, 3, None, 1), ("list", True, 2, None, 0), ("list", False, 1, None, 3),
+    ("window", False, 3, None, 1), ("window", True, 2, None, 0), ("window", False, 1, None, 2),
+    ("window", False, 4, None, 0), ("window", True, 3, None, 3),
+    ("per_lane", False, 3, [1, 3, 2, 1, 0, 3, 2], 0),
+    ("per_lane", True, 2, [0, 3, 1, 2, 3, 0, 1], 0)])
+def test_delay_line_matches_reference(mode, sparse, lanes, offsets, first):
+    """Random writes (whole words, or single elements when sparse) and reads: the offset
+    ``first`` (list), every offset ``first .. top`` in one pass (window), or per element."""
     n, vb = 7, 3 if sparse else 1
-    top = 3
+    top = 3 if mode != "window" or first < 3 else 5
     slots = line_slots(top, sparse=sparse, mode=mode)
-    first = 1 if lanes == 3 else 0
+    taps = top - first + 1 if mode == "window" else 1
     dut = DelayLine(n=n, lanes=lanes, slots=slots, mode=mode, value_bits=vb,
-                    offsets=np.array(offsets) if offsets else 0, first=first, sparse=sparse)
+                    offsets=np.array(offsets) if offsets else 0, first=first, sparse=sparse,
+                    taps=taps)
     gold = DelayLineModel(n, slots)
     rng = random.Random(5)
     groups = -(-n // lanes)
@@ -85,20 +90,20 @@ def test_delay_line_matches_reference(mode, sparse, lanes, offsets):
                     ctx.set(dut.wr_en, (1 << lanes) - 1)
                     await ctx.tick()
                 ctx.set(dut.wr_en, 0)
-            if mode == "list":
-                for off in range(first, top + 1):     # walk back from `first`
-                    await ctx.tick()            # rd_count is registered
-                    got = np.zeros(n, np.int64)
-                    for e in range(ctx.get(dut.rd_count)):
-                        ctx.set(dut.rd_en, 1)
-                        await ctx.tick()
-                        ctx.set(dut.rd_en, 0)
-                        unpack(ctx.get(dut.rd_word_out), ctx.get(dut.rd_data), got)
-                    want = gold.values(off)
-                    assert (got == want).all(), (step, off, got, want)
-                    ctx.set(dut.rd_next, 1)
+            if mode != "per_lane":
+                await ctx.tick()                # rd_count is registered
+                await ctx.tick()
+                got = np.zeros((taps, n), np.int64)
+                for e in range(ctx.get(dut.rd_count)):
+                    ctx.set(dut.rd_en, 1)
                     await ctx.tick()
-                    ctx.set(dut.rd_next, 0)
+                    ctx.set(dut.rd_en, 0)
+                    k = ctx.get(dut.rd_tap)
+                    assert 0 <= k < taps, (step, k)
+                    unpack(ctx.get(dut.rd_word_out), ctx.get(dut.rd_data), got[k])
+                for k in range(taps):
+                    want = gold.values(first + k)
+                    assert (got[k] == want).all(), (step, first + k, got[k], want)
             else:
                 got = np.zeros(n, np.int64)
                 for w in range(groups):
