@@ -149,8 +149,10 @@ class Checker:
             if l in self.exp_s:
                 sp = np.zeros((steps, G * lanes), np.int64)
                 sp[:, :sizes[l]] = self.exp_s[l]
-                word = (sp.reshape(steps * G, lanes) << np.arange(lanes)).sum(1)
-                _put(rows, fout["spike"], word[:, None])
+                # One bit per lane, written as bits: a word of 64 lanes overflows int64.
+                f = fout["spike"]
+                assert f["width"] * f["count"] == lanes, f
+                rows[:, f["offset"]:f["offset"] + lanes] = sp.reshape(steps * G, lanes)
             _put(rows, fout["layer"], np.full((steps * G, 1), l))
             _put(rows, fout["index"], np.tile(np.arange(G) * lanes, steps)[:, None])
             if l == lif[-1]:
@@ -210,9 +212,9 @@ class Checker:
                 v = _get(rows, self.fout["v"]).reshape(done, G * self.lanes)
                 got_v[l][:] = v[:, :self.sizes[l]]
                 if l in got_s:
-                    sp = _get(rows, self.fout["spike"]).reshape(done, G)
-                    lanes = (sp[:, :, None] >> np.arange(self.lanes)) & 1
-                    got_s[l][:] = lanes.reshape(done, G * self.lanes)[:, :self.sizes[l]]
+                    off = self.fout["spike"]["offset"]
+                    sp = rows[:, off:off + self.lanes].reshape(done, G * self.lanes)
+                    got_s[l][:] = sp[:, :self.sizes[l]]
                 q0 += G
         np.savez(path, **{f"v.{l}": a for l, a in got_v.items()},
                  **{f"spikes.{l}": a for l, a in got_s.items()})

@@ -208,3 +208,23 @@ def test_huge_weight_array_is_emitted_without_contents(tmp_path):
     assert len(text) < 2_000_000 and text.count("\n") < 40_000
     assert ".DEPTH(32'd83968)" in text
     assert len((tmp_path / "v" / man["load"]["image"]).read_text().split()) == 83968
+
+
+def test_64_lanes_bit_exact_with_the_top_lane_spiking(tmp_path):
+    """64 lanes: a spike in lane 63 sets the top bit of a 64-bit spike word (it once
+    overflowed the testbench's signed 64-bit packing), through a window delay line of a
+    working memory with N = 72 (two groups)."""
+    from model.wm import run_wm, trial_forcing
+    wm = run_wm(n=72, d=6, m=2, t=60, p=0.05, w_bits=4, seed=0)
+    net, s = wm["net"], wm["settings"]
+    forced = {1: trial_forcing(wm["targets"], s["d"], pre=s["pre"], p=s["p"],
+                               seed=0)[0].astype(np.uint8)}
+    steps = forced[1].shape[0]
+    trace = simulate(net, None, forced, steps=steps)
+    assert trace.spikes[1][:, 63].any() and trace.spikes[1][:, 64:].any()
+    generate(net, tmp_path / "v", lanes=64)
+    res = run_cosim(tmp_path / "v", trace, None, forced, simulator="verilator",
+                    work_dir=tmp_path / "w", seed=3, idle=0.1, stall=0.2)
+    assert res.steps == steps
+    assert res.mismatches == 0, res.describe()
+    assert res.ok
