@@ -14,6 +14,8 @@ Networks (each with the activity of its real workload, for cycles per step):
 * ``wm-128``: a working memory of N = 128, D = 41 (4-bit weights, M = 8 patterns of T = 281,
   p_A = 2e-3: ``run_wm(n=128, d=41, m=8, t=281, p=2e-3, w_bits=4, seed=0)``), near the largest
   N whose N·N·D weights fit the ECP5-85F's block RAM, on its recall trial;
+* ``wm-144``: the same with N = 144, at 48 lanes (3 groups of 48): the largest N whose weights
+  the estimate still fits (206 of 208 DP16KD);
 * ``convdelrec-w4``: the same architecture trained with 4-bit weights
   (``bench/networks/convdelrec_k31_w4.npz``), for the iCE40UP5K's SPRAM.
 
@@ -49,16 +51,16 @@ JOBS = [
                                         "proj3.weights": "spram"}),
     ("convdelrec", "ulx3s-85f", 16, None),
     ("wm-128", "ulx3s-85f", 64, None),
-    ("wm-128", "ulx3s-85f", 64, None, 40),
+    ("wm-144", "ulx3s-85f", 48, None),
 ]
 
 
 def _network(name: str):
     """(net, list of (x, forced, steps)) of a benchmark network and its workload."""
-    if name in ("wm-demo", "wm-128"):
+    if name in ("wm-demo", "wm-128", "wm-144"):
         from model.wm import run_wm, trial_forcing
         wm = run_wm(seed=0) if name == "wm-demo" else \
-            run_wm(n=128, d=41, m=8, t=281, p=2e-3, w_bits=4, seed=0)
+            run_wm(n=int(name[3:]), d=41, m=8, t=281, p=2e-3, w_bits=4, seed=0)
         s = wm["settings"]
         f = trial_forcing(wm["targets"], s["d"], pre=s["pre"], p=s["p"], seed=0)[0]
         return wm["net"], [(None, {1: f.astype(np.uint8)}, f.shape[0])]
@@ -130,6 +132,18 @@ def run_job(job, net, work, build_root: Path) -> dict:
     return rec
 
 
+def _estimate(rec: dict, net, work):
+    """The estimate of a stored record's build, with the current cost model."""
+    from boards.catalog import board as board_info
+    from rtl.cost import activity, estimate
+    from sim.reference import simulate
+    x, forced, steps = work[0]
+    act = activity(net, simulate(net, x, forced, steps=steps), x, forced)
+    return estimate(net, act, family=board_info(rec["board"]).family,
+                    clock_mhz=rec.get("clock_mhz") or rec["estimate"]["clock_mhz"],
+                    lanes=rec["lanes"], memories=rec["memories"] or None)
+
+
 def markdown(records: list[dict]) -> str:
     from boards.report import MARKDOWN_HEADER, BoardReport
     rows = [MARKDOWN_HEADER]
@@ -156,12 +170,27 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "bench/results/boards.json"))
     ap.add_argument("--markdown", default=str(ROOT / "bench/results/boards.md"))
     ap.add_argument("--build-dir", default="build/bench-boards")
+    ap.add_argument("--refresh-estimates", action="store_true",
+                    help="recompute every stored record's estimate with the current cost "
+                         "model (after a recalibration), keeping its build results")
     args = ap.parse_args(argv)
     out = Path(args.out)
     done = {r["key"]: r for r in json.loads(out.read_text())} if out.exists() else {}
     jobs = [j for j in JOBS if (not args.only or j[0] in args.only)
             and (not args.boards or j[1] in args.boards)]
     nets = {}
+    if args.refresh_estimates:
+        for rec in done.values():
+            if not rec.get("estimate"):
+                continue
+            if rec["network"] not in nets:
+                nets[rec["network"]] = _network(rec["network"])
+            est = _estimate(rec, *nets[rec["network"]])
+            rec["estimate"] = est.to_json()
+            if "lut_estimate_with_link" in rec:
+                from boards.report import LINK_LUT
+                rec["lut_estimate_with_link"] = est.lut + LINK_LUT.get(est.family, 0)
+        out.write_text(json.dumps(list(done.values()), indent=1))
     for job in jobs:
         if _key(job) in done:
             continue
