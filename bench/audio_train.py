@@ -1,7 +1,9 @@
 """DelRec and ConvDelRec on the embedded spoken digits, several seeds: the results table.
 
     python -m bench.audio_train [--archs dense conv] [--seeds 0 1 2] [--epochs 30]
-        [--qat-epochs 4] [--hidden 256] [--kernel 5] [--beta 12] [--out out/audio]
+        [--qat-epochs 4] [--hidden 256] [--kernel 5] [--beta 12] [--lr LR] [--augment N] [--dropout P]
+        [--batch B] [--rec-dropout P]
+        [--out out/audio]
         [--json bench/results/audio_train.json] [--plots docs/img]
 
 Per (arch, seed): :func:`model.audio_train.train_audio` (checkpointed in ``--out``, so a
@@ -28,9 +30,21 @@ __all__ = ["main"]
 
 def _settings(a, arch: str, seed: int) -> dict:
     # The kernel only matters to the conv network.
-    return dict(arch=arch, seed=seed, epochs=a.epochs, qat_epochs=a.qat_epochs,
-                hidden=a.hidden, kernel=a.kernel if arch == "conv" else None, beta=a.beta,
-                threads=a.threads)
+    s = dict(arch=arch, seed=seed, epochs=a.epochs, qat_epochs=a.qat_epochs,
+             hidden=a.hidden, kernel=a.kernel if arch == "conv" else None, beta=a.beta,
+             threads=a.threads)
+    # Recorded only when given, so rows written before these options existed still match.
+    if a.lr is not None:
+        s["lr"] = a.lr
+    if a.augment != 1:
+        s["augment"] = a.augment
+    if a.dropout is not None:
+        s["dropout"] = a.dropout
+    if a.batch != 64:
+        s["batch"] = a.batch
+    if a.rec_dropout:
+        s["rec_dropout"] = a.rec_dropout
+    return s
 
 
 def _fmt(values: list[float]) -> str:
@@ -49,6 +63,15 @@ def main(argv=None) -> dict:
     ap.add_argument("--kernel", type=int, default=5)
     ap.add_argument("--beta", type=int, default=12, help="hidden leak numerator (of 256)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--lr", type=float, default=None,
+                    help="peak weight learning rate (default: AudioConfig's per-arch choice)")
+    ap.add_argument("--dropout", type=float, default=None,
+                    help="dropout of the hidden layers (default: AudioConfig's, 0.4)")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--rec-dropout", type=float, default=0.0,
+                    help="dropout on the delayed recurrent spikes")
+    ap.add_argument("--augment", type=int, default=1,
+                    help="DelRec's augmentation, this many copies per epoch")
     ap.add_argument("--out", default="out/audio", help="IR files and checkpoints")
     ap.add_argument("--json", default="bench/results/audio_train.json")
     ap.add_argument("--plots", default=None, help="directory for the PNG plots")
@@ -73,8 +96,11 @@ def main(argv=None) -> dict:
                 print(f"{arch} seed {seed}: already in {path}", flush=True)
                 continue
             cfg = AudioConfig(arch=arch, seed=seed, epochs=a.epochs, qat_epochs=a.qat_epochs,
-                              hidden=a.hidden, kernel=a.kernel, beta=a.beta,
-                              threads=a.threads, checkpoint=str(out / f"{arch}_s{seed}.ckpt.pt"))
+                              hidden=a.hidden, kernel=a.kernel, beta=a.beta, lr=a.lr,
+                              augment=a.augment, threads=a.threads, batch=a.batch,
+                              rec_dropout=a.rec_dropout,
+                              **({} if a.dropout is None else {"dropout": a.dropout}),
+                              checkpoint=str(out / f"{arch}_s{seed}.ckpt.pt"))
             data = data or load_audio(cfg)
             t0 = time.monotonic()
             r = train_audio(cfg, data)

@@ -204,13 +204,16 @@ class DelayLine(wiring.Component):
         def inc(ptr):       # the next FIFO position
             return Mux(ptr == DF - 1, 0, ptr + 1)
 
+        def step(s):        # the next slot
+            return Mux(s == R - 1, 0, s + 1)
+
         cur = Signal(range(R), name="cur")              # slot of this step
         stamp = Signal(sb, name="stamp")                # t mod 2^sb
         hstamp = Signal(sb, init=(-self.first) % (1 << sb), name="hstamp")  # (t - first)
         waddr = Signal(range(DF), name="waddr")         # where the next entry goes
         # sp[s]: the FIFO position of the first entry of the step in slot s.
         sp = [Signal(range(DF), name=f"start{s}") for s in range(R)]
-        nxt = Mux(cur == R - 1, 0, cur + 1)
+        nxt = step(cur)
 
         elems = [Mux(self.wr_en[k], self.wr_data[k * vb:(k + 1) * vb], 0) for k in range(P)]
         data = Cat(*elems)
@@ -230,7 +233,6 @@ class DelayLine(wiring.Component):
         hi = Signal(range(DF), name="hi")
         lo_i = Signal(range(R), init=2 % R, name="lo_next")           # slot(t + 2)
         hi_i = Signal(range(R), init=(2 - self.first) % R, name="hi_next")   # t + 2 - first
-        step = lambda s: Mux(s == R - 1, 0, s + 1)      # noqa: E731
         all_sp = Cat(*sp)
         pb = len(sp[0])
         rptr = Signal(range(DF), name="rptr")
