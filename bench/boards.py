@@ -145,13 +145,15 @@ def _estimate(rec: dict, net, work):
 
 
 def markdown(records: list[dict]) -> str:
-    from boards.report import MARKDOWN_HEADER, BoardReport
+    from boards.report import LINK_LUT, MARKDOWN_HEADER, BoardReport
     rows = [MARKDOWN_HEADER]
     for r in records:
         if "error" not in r:
             rows.append(BoardReport.from_json(r).markdown_row())
         else:
-            est = f"{r['estimate']['lut']:,}" if r.get("estimate") else "-"
+            # The core's estimate plus the link's, as in the rows of finished builds.
+            est = (f"{r['estimate']['lut'] + LINK_LUT.get(r['estimate']['family'], 0):,}"
+                   if r.get("estimate") else "-")
             why = r["error"]
             cell = re.search(r"no BELs remaining to implement cell type '(\w+)", why)
             if cell:

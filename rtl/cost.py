@@ -203,8 +203,8 @@ FEATURES = ("control", "registers", "adders", "leak", "select", "lines", "small_
 #: LUT4 per unit of each feature, per family: fitted by ``bench/calibrate_logic.py`` to real
 #: builds (``bench/results/logic_fit_<family>.json``).
 LUT_FIT = {
-    "ice40": (56.329, 0.0, 0.299, 8.146, 3.973, 2.77, 1.149),
-    "ecp5": (73.197, 0.0, 0.877, 3.48, 4.312, 0.0, 0.229),
+    "ice40": (196.45, 0.0, 0.0, 4.067, 3.55, 3.201, 0.193),
+    "ecp5": (112.437, 0.0, 0.083, 5.328, 3.825, 2.481, 0.206),
 }
 
 
