@@ -145,6 +145,7 @@ def _estimate(rec: dict, net, work):
 
 
 def markdown(records: list[dict]) -> str:
+    from boards.catalog import board
     from boards.report import LINK_LUT, MARKDOWN_HEADER, BoardReport
     rows = [MARKDOWN_HEADER]
     for r in records:
@@ -152,7 +153,7 @@ def markdown(records: list[dict]) -> str:
             rows.append(BoardReport.from_json(r).markdown_row())
         else:
             # The core's estimate plus the link's, as in the rows of finished builds.
-            est = (f"{r['estimate']['lut'] + LINK_LUT.get(r['estimate']['family'], 0):,}"
+            est = (f"{r['estimate']['lut'] + LINK_LUT.get(board(r['board']).family, 0):,}"
                    if r.get("estimate") else "-")
             why = r["error"]
             cell = re.search(r"no BELs remaining to implement cell type '(\w+)", why)

@@ -165,4 +165,6 @@ def test_board_report_round_trip_and_rows():
                        "type 'ICESTORM_LC'"}
     table = markdown([rep.to_json() | {"key": "y"}, failed])
     assert "does not fit: placement ran out of ICESTORM_LC cells (Yosys: 7,538 LUT4)" in table
+    # A design that does not fit shows the same estimate as a built one: core plus link.
+    assert f"| big | icebreaker | 4 | {1000 + LINK_LUT['ice40']:,} | does not fit" in table
     assert all(row.count("|") == 15 for row in table.strip().splitlines())
