@@ -1,9 +1,8 @@
 """DelRec and ConvDelRec on the embedded spoken digits, several seeds: the results table.
 
     python -m bench.audio_train [--archs dense conv] [--seeds 0 1 2] [--epochs 30]
-        [--qat-epochs 4] [--hidden 256] [--kernel 5] [--beta 12] [--lr LR] [--augment N] [--dropout P]
-        [--batch B] [--rec-dropout P]
-        [--out out/audio]
+        [--qat-epochs 4] [--hidden 256] [--kernel 5] [--beta 12] [--lr LR] [--augment N]
+        [--dropout P] [--batch B] [--rec-dropout P] [--out out/audio]
         [--json bench/results/audio_train.json] [--plots docs/img]
 
 Per (arch, seed): :func:`model.audio_train.train_audio` (checkpointed in ``--out``, so a

@@ -11,10 +11,10 @@ Every projection reads its presynaptic layer's recent history from a
 groups):
 
 1. *gather* — one job per projection reads the arriving words (a taps projection reads the
-   non-zero words of its whole window of delays in one pass). ``dense``/``taps`` jobs turn each non-zero element into a *pair* (weight
-   row, value), one per cycle (an empty word costs a cycle); ``conv`` jobs copy whole words
-   into a register vector. Pairs go into the pair list and, at once, into the accumulator for
-   group 0.
+   non-zero words of its whole window of delays in one pass). ``dense``/``taps`` jobs turn
+   each non-zero element into a *pair* (weight row, value), one per cycle (an empty word
+   costs a cycle); ``conv`` jobs copy whole words into a register vector. Pairs go into the
+   pair list and, at once, into the accumulator for group 0.
 2. *replay* — groups 1..G-1 read the E pairs back, one per cycle. A *marker* token ends each
    group: a group costs E + 1 cycles, the memory-port bound.
 3. *fire*, overlapped — the marker hands the group's sums to the fire pipeline (hand-off
@@ -959,7 +959,7 @@ class NetworkCore(wiring.Component):
         x_data, x_word = Signal(P * ebx, name=f"x_data{l}"), Signal(range(max(2, gx)),
                                                                    name=f"x_word{l}")
 
-        # ---- gather: one job per (projection, tap) -----------------------------------------
+        # ---- gather: one job per dense or taps projection -----------------------------------
         # A taps projection is one job over its whole window (k = None: each word's tap comes
         # from the line with the word).
         jobs = [(pp, None if pp.mode == "window" else 0) for pp in ctx["incoming"]
