@@ -57,6 +57,16 @@ def _divisor(divisor, minimum: int, what: str) -> int:
     return value
 
 
+def _component_divisor(component, divisor, minimum: int) -> int:
+    """:func:`_divisor` for a component's constructor: a refused divisor also silences
+    Amaranth's warning that the half-built component was never elaborated."""
+    try:
+        return _divisor(divisor, minimum, type(component).__name__)
+    except ValueError:
+        component._MustUse__silence = True
+        raise
+
+
 def uart_frame(byte: int) -> list[int]:
     """The ten bits of the 8N1 frame of ``byte``: start (0), data LSB first, stop (1)."""
     if not 0 <= byte < 256:
@@ -86,11 +96,7 @@ class UARTTx(wiring.Component):
     """
 
     def __init__(self, divisor: int):
-        try:
-            self.divisor = _divisor(divisor, TX_MIN_DIVISOR, "UARTTx")
-        except ValueError:
-            self._MustUse__silence = True
-            raise
+        self.divisor = _component_divisor(self, divisor, TX_MIN_DIVISOR)
         super().__init__({
             "i": In(stream.Signature(8)),
             "tx": Out(1, init=1),
@@ -145,11 +151,7 @@ class UARTRx(wiring.Component):
     """
 
     def __init__(self, divisor: int):
-        try:
-            self.divisor = _divisor(divisor, RX_MIN_DIVISOR, "UARTRx")
-        except ValueError:
-            self._MustUse__silence = True
-            raise
+        self.divisor = _component_divisor(self, divisor, RX_MIN_DIVISOR)
         #: Cycles from the first cycle the synchronised line shows the start bit to its check.
         self.half = (self.divisor - 1) // 2
         super().__init__({
