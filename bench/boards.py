@@ -82,22 +82,26 @@ def _key(job) -> str:
     return key + (f"|{clock[0]:g}MHz" if clock else "")
 
 
-def run_job(job, net, work, build_root: Path) -> dict:
+def _activities(net, work) -> list[dict]:
+    """What the core's work depends on (:func:`rtl.cost.activity`), per sample of ``work``."""
+    from rtl.cost import activity
+    from sim.reference import simulate
+    return [activity(net, simulate(net, x, forced, steps=steps), x, forced)
+            for x, forced, steps in work]
+
+
+def run_job(job, net, acts, build_root: Path) -> dict:
+    """Build one job; ``acts``: the activity of each sample of the network's workload."""
     from boards.build import BuildError
     from boards.catalog import board as board_info
     from boards.report import board_report
     from boards.top import build_board, sync_clock
-    from rtl.cost import activity, estimate
-    from sim.reference import simulate
+    from rtl.cost import estimate
 
     name, board, lanes, mem, *clock = job
     b = board_info(board)
     clock_hz = clock[0] * 1e6 if clock else None
     clk, _ = sync_clock(board, clock_hz)
-    acts = []
-    for x, forced, steps in work:
-        tr = simulate(net, x, forced, steps=steps)
-        acts.append(activity(net, tr, x, forced))
     # Mean cycles per step over the workload: one estimate per sample, averaged.
     rec = {"key": _key(job), "network": name, "board": board, "lanes": lanes,
            "memories": mem or {}}
@@ -132,13 +136,11 @@ def run_job(job, net, work, build_root: Path) -> dict:
     return rec
 
 
-def _estimate(rec: dict, net, work):
-    """The estimate of a stored record's build, with the current cost model."""
+def _estimate(rec: dict, net, act):
+    """The estimate of a stored record's build with the current cost model (``act``: the
+    activity of the workload's first sample, as :func:`run_job` reports)."""
     from boards.catalog import board as board_info
-    from rtl.cost import activity, estimate
-    from sim.reference import simulate
-    x, forced, steps = work[0]
-    act = activity(net, simulate(net, x, forced, steps=steps), x, forced)
+    from rtl.cost import estimate
     return estimate(net, act, family=board_info(rec["board"]).family,
                     clock_mhz=rec.get("clock_mhz") or rec["estimate"]["clock_mhz"],
                     lanes=rec["lanes"], memories=rec["memories"] or None)
@@ -187,8 +189,10 @@ def main(argv=None) -> int:
             if not rec.get("estimate"):
                 continue
             if rec["network"] not in nets:
-                nets[rec["network"]] = _network(rec["network"])
-            est = _estimate(rec, *nets[rec["network"]])
+                net, work = _network(rec["network"])
+                nets[rec["network"]] = net, _activities(net, work)
+            net, acts = nets[rec["network"]]
+            est = _estimate(rec, net, acts[0])
             rec["estimate"] = est.to_json()
             if "lut_estimate_with_link" in rec:
                 from boards.report import LINK_LUT
@@ -198,10 +202,11 @@ def main(argv=None) -> int:
         if _key(job) in done:
             continue
         if job[0] not in nets:
-            nets[job[0]] = _network(job[0])
-        net, work = nets[job[0]]
+            net, work = _network(job[0])
+            nets[job[0]] = net, _activities(net, work)
+        net, acts = nets[job[0]]
         print(f"building {_key(job)} ...", flush=True)
-        rec = run_job(job, net, work, Path(args.build_dir))
+        rec = run_job(job, net, acts, Path(args.build_dir))
         done[rec["key"]] = rec
         out.write_text(json.dumps(list(done.values()), indent=1))
         print("  " + (f"failed: {rec['error']}" if "error" in rec else
