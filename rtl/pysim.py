@@ -29,18 +29,22 @@ def run_core(net: Network, steps: int, x: np.ndarray | None = None,
              forced: dict[int, np.ndarray] | None = None, *, lanes: int = 1,
              idle: float = 0.0, stall: float = 0.0, seed: int = 0, fault=None,
              family: str | None = None, bank_depth: int | None = None,
-             memories: dict[str, str] | None = None, vcd: str | None = None) -> CoreRun:
+             memories: dict[str, str] | None = None, vcd: str | None = None,
+             dut=None) -> CoreRun:
     """Simulate ``steps`` timesteps of :class:`NetworkCore` for ``net``.
 
     ``x`` is the (T, n0) input, ``forced`` maps a forced layer to its (T, n) raster. ``idle`` is
     the probability that the producer inserts an idle cycle before a record; ``stall`` the
     probability that the consumer is not ready in a cycle (back-pressure); both seeded. When
     weight arrays are in SPRAM (``memories``, ``family``), the producer first streams
-    :meth:`~rtl.core.NetworkCore.load_image` on ``wl``, with the same idle cycles.
+    :meth:`~rtl.core.NetworkCore.load_image` on ``wl``, with the same idle cycles. ``dut``
+    runs another core with the same ports and records (e.g. :class:`rtl.stack.StackCore`
+    observing every layer, built with ``lanes``) instead.
     """
-    dut = NetworkCore(net, lanes=lanes, fault=fault, family=family, bank_depth=bank_depth,
-                      memories=memories)
-    image = dut.load_image()
+    if dut is None:
+        dut = NetworkCore(net, lanes=lanes, fault=fault, family=family,
+                          bank_depth=bank_depth, memories=memories)
+    image = dut.load_image() if hasattr(dut, "load_image") else []
     rng = random.Random(seed)
     lif = list(range(1, len(net.layers)))
     spikes = {l: np.zeros((steps, net.layers[l].n), np.uint8) for l in lif

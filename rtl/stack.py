@@ -1,0 +1,439 @@
+"""Stack core: a layer-pipelined, row-parallel LIF engine for layered audio networks.
+
+:class:`~rtl.core.NetworkCore` builds any IR network, but it runs its layers one after the
+other and serialises every (event, group of P neurons) pair: a step of the ConvDelRec audio
+network costs ``sum_l E_l * ceil(n_l / P)`` cycles. This core is built for the networks that
+DelRec and ConvDelRec train (``docs/audio.md``): a chain of LIF layers, each fed by one dense,
+delay-0 projection from the layer below, optionally with a ``conv`` recurrence (per-neuron
+delays >= 1) on itself. It spends its logic where that shape allows:
+
+* **row-parallel accumulation (stage A)** — a layer keeps one accumulator per neuron. Each
+  arriving event (a spike of the layer below, or an input channel's count) reads the
+  presynaptic neuron's whole weight row (``n`` weights) in one cycle and adds it into all
+  ``n`` accumulators at once: an event costs one cycle (a multi-bit count one cycle per set
+  bit), however wide the layer.
+* **grouped update (stage B)** — at the step's end the sums move into a shadow copy (one
+  cycle) and ``lanes`` LIF units update the layer ``lanes`` neurons per cycle (bias, the conv
+  recurrence as constant-weight adds over a window of delayed spikes, leak, saturation,
+  threshold, reset) while stage A already accumulates the next step.
+* **layers as a pipeline** — stage B of layer l hands its non-zero spike words to stage A of
+  layer l + 1 through a FIFO, so layer l + 1 works on step t while layer l works on step
+  t + 1. A step costs about ``max_l max(E_l, ceil(n_l / lanes) + 6)`` cycles, not the sum.
+
+Ports and records are those of :class:`~rtl.core.NetworkCore` (``rtl/interface.py``), so the
+testbenches, the co-simulation and the host link drive both the same way. ``observe`` picks
+the layers whose records appear on ``o`` (all LIF layers by default, as the co-simulation
+needs; a board that only wants the prediction observes the read-out, so that the output port
+does not bound the step rate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil
+
+import numpy as np
+from amaranth.hdl import Array, C, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from model.ir import LIFLayer, Network, Projection
+from .core import UnsupportedNetwork
+from .interface import step_in_layout, step_out_layout
+from .lif import LIFUnit, saturate
+
+__all__ = ["StackCore", "StackPlan", "stack_plan", "STAGES"]
+
+#: Pipeline registers of stage B between issuing a group and writing it back.
+STAGES = 5
+
+
+def _signed_bits(lo: int, hi: int) -> int:
+    """Fewest bits of a signed integer that holds every value in ``[lo, hi]``."""
+    b = 1
+    while not (-(1 << (b - 1)) <= lo and hi <= (1 << (b - 1)) - 1):
+        b += 1
+    return b
+
+
+@dataclass(frozen=True)
+class StackPlan:
+    """How one LIF layer is built: its feed-forward projection, its recurrence, its widths."""
+
+    layer: int
+    ff: Projection
+    rec: Projection | None
+    delays: np.ndarray | None     # (n,) per-neuron delays of the recurrence (>= 1)
+    value_bits: int               # bits of an arriving event's value (in_bits for layer 1)
+    acc_bits: int                 # accumulator width: every partial feed-forward sum fits
+
+
+def stack_plan(net: Network) -> list[StackPlan]:
+    """Check that ``net`` has the stack shape; return one :class:`StackPlan` per LIF layer.
+
+    Raises :class:`~rtl.core.UnsupportedNetwork` naming the layer or projection that does not
+    fit: every LIF layer needs exactly one ``dense`` projection from the layer below with delay
+    0, may have one ``conv`` recurrence on itself (delays >= 1), and no layer may be forced.
+    """
+    if not isinstance(net, Network):
+        raise UnsupportedNetwork(f"expected a model.ir.Network, got {type(net).__name__}")
+    plans = []
+    for l in range(1, len(net.layers)):
+        layer = net.layers[l]
+        if not isinstance(layer, LIFLayer):
+            raise UnsupportedNetwork(f"stack core: layer {l} is not a LIF layer")
+        if layer.forced:
+            raise UnsupportedNetwork(f"stack core: layer {l} ({layer.name}) takes a forced "
+                                     f"raster; use rtl.core.NetworkCore")
+        ff = [p for p in net.into(l) if p.src == l - 1]
+        rec = [p for p in net.into(l) if p.src == l]
+        where = f"stack core: layer {l} ({layer.name})"
+        if len(ff) != 1 or ff[0].kind != "dense" or ff[0].delay.ndim != 0 or int(ff[0].delay):
+            got = ", ".join(f"{p.kind} delay {p.delay.tolist()}" for p in ff) or "none"
+            raise UnsupportedNetwork(f"{where} needs exactly one dense feed-forward projection "
+                                     f"from layer {l - 1} with delay 0, got: {got}; use "
+                                     f"rtl.core.NetworkCore")
+        if len(rec) > 1 or (rec and rec[0].kind != "conv"):
+            got = ", ".join(p.kind for p in rec)
+            raise UnsupportedNetwork(f"{where}: the only recurrence this core builds is one "
+                                     f"conv projection, got: {got}; use rtl.core.NetworkCore")
+        if rec and not layer.spiking:
+            raise UnsupportedNetwork(f"{where}: a read-out layer has no spikes to recur")
+        pre = net.layers[l - 1]
+        vbits = pre.in_bits if l == 1 else 1
+        xmax = (1 << vbits) - 1
+        w = ff[0].weight.astype(np.int64)
+        lo = int((np.minimum(w, 0).sum(1) * xmax).min())
+        hi = int((np.maximum(w, 0).sum(1) * xmax).max())
+        delays = None
+        if rec:
+            delays = rec[0].delays_of_pre(layer.n)
+            if int(delays.min()) < 1:
+                raise UnsupportedNetwork(f"{where}: conv recurrence delays must be >= 1, got "
+                                         f"{int(delays.min())}")
+        plans.append(StackPlan(layer=l, ff=ff[0], rec=rec[0] if rec else None, delays=delays,
+                               value_bits=vbits, acc_bits=_signed_bits(lo, hi)))
+    if not plans:
+        raise UnsupportedNetwork("stack core: the network has no LIF layer")
+    return plans
+
+
+def _ctz(m: Module, word, name: str):
+    """Index of the lowest set bit of ``word`` (0 when it is 0), combinational."""
+    idx = Signal(range(max(2, len(word))), name=name)
+    for k in reversed(range(len(word))):
+        with m.If(word[k]):
+            m.d.comb += idx.eq(k)
+    return idx
+
+
+def _tree(terms):
+    """Balanced adder tree over Amaranth values (``C(0)`` when empty)."""
+    terms = list(terms)
+    if not terms:
+        return C(0, 1)
+    while len(terms) > 1:
+        terms = [terms[k] + terms[k + 1] if k + 1 < len(terms) else terms[k]
+                 for k in range(0, len(terms), 2)]
+    return terms[0]
+
+
+class StackCore(wiring.Component):
+    """The stack core for ``net`` (see the module docstring); ``lanes`` neurons are updated
+    per cycle in stage B, ``observe`` lists the LIF layers whose records go out on ``o``."""
+
+    def __init__(self, net: Network, *, lanes: int = 16, observe=None):
+        if not isinstance(lanes, int) or not 1 <= lanes <= 256:
+            raise UnsupportedNetwork(f"lanes must be an integer in [1, 256], got {lanes!r}")
+        self.plans = stack_plan(net)
+        self.net = net
+        self.lanes = lanes
+        lif = list(range(1, len(net.layers)))
+        obs = lif if observe is None else sorted({int(l) for l in observe})
+        bad = [l for l in obs if l not in lif]
+        if bad or not obs:
+            raise UnsupportedNetwork(f"observe must name LIF layers among {lif}, got "
+                                     f"{list(observe) if observe is not None else None}")
+        self.observe = tuple(obs)
+        super().__init__({
+            "i": In(stream.Signature(step_in_layout(net))),
+            "o": Out(stream.Signature(step_out_layout(net, lanes))),
+            "busy": Out(1),
+        })
+
+    # ----------------------------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        net, P = self.net, self.lanes
+        vb_out = max(l.v_bits for l in net.layers[1:])
+        busy_terms = []
+        out_fifos = {}
+
+        # The event source of layer 1 is the input stream itself.
+        ev = {"valid": self.i.valid, "row": self.i.payload.index,
+              "value": self.i.payload.value, "data": self.i.payload.valid,
+              "end": self.i.payload.last}
+
+        for plan in self.plans:
+            l = plan.layer
+            layer = net.layers[l]
+            n, G = layer.n, ceil(layer.n / P)
+            n_pre = net.layers[l - 1].n
+            wb = plan.ff.w_bits
+            aw = plan.acc_bits
+            last_layer = l == len(net.layers) - 1
+            pfx = f"l{l}_"
+
+            # ---------------- stage A: row-parallel accumulation -------------------------
+            w = plan.ff.weight.astype(np.int64)              # (n, n_pre)
+            mask = (1 << wb) - 1
+            rows = []
+            for j in range(n_pre):
+                word = 0
+                for i in range(n):
+                    word |= (int(w[i, j]) & mask) << (i * wb)
+                rows.append(word)
+            wmem = memory.Memory(shape=unsigned(n * wb), depth=n_pre, init=rows)
+            m.submodules[pfx + "w"] = wmem
+            rd = wmem.read_port(domain="sync")
+
+            s_valid = Signal(name=pfx + "s_valid")
+            s_rem = Signal(max(1, plan.value_bits), name=pfx + "s_rem")
+            s_data = Signal(name=pfx + "s_data")
+            s_end = Signal(name=pfx + "s_end")
+            full = Signal(name=pfx + "full")       # the shadow holds a step stage B has not read
+            acc = [Signal(signed(aw), name=f"{pfx}acc{i}") for i in range(n)]
+            shadow = [Signal(signed(aw), name=f"{pfx}sh{i}") for i in range(n)]
+
+            bit = _ctz(m, s_rem, pfx + "bit")
+            rem_next = Signal.like(s_rem, name=pfx + "rem_next")
+            m.d.comb += rem_next.eq(s_rem & (s_rem - 1))
+            adding = Signal(name=pfx + "adding")
+            m.d.comb += adding.eq(s_valid & s_data & (s_rem != 0))
+            data_done = Signal(name=pfx + "data_done")
+            m.d.comb += data_done.eq(~s_data | (rem_next == 0))
+            commit = Signal(name=pfx + "commit")   # the step's end moves the sums to the shadow
+            m.d.comb += commit.eq(s_valid & s_end & data_done & ~full)
+            done = Signal(name=pfx + "done")
+            m.d.comb += done.eq(s_valid & data_done & (~s_end | ~full))
+            accept = Signal(name=pfx + "accept")
+            m.d.comb += accept.eq(~s_valid | done)
+
+            if l == 1:
+                m.d.comb += self.i.ready.eq(accept)
+            else:
+                m.d.comb += ev["ready"].eq(accept)
+            with m.If(accept):
+                m.d.sync += [s_valid.eq(ev["valid"]), s_rem.eq(ev["value"]),
+                             s_data.eq(ev["data"]), s_end.eq(ev["end"])]
+            with m.Elif(adding):
+                m.d.sync += s_rem.eq(rem_next)
+            m.d.comb += [rd.addr.eq(ev["row"]), rd.en.eq(accept & ev["valid"])]
+
+            for i in range(n):
+                wi = rd.data[i * wb:(i + 1) * wb].as_signed()
+                if plan.value_bits > 1:
+                    add = Mux(adding, wi << bit, 0)
+                else:
+                    add = Mux(adding, wi, 0)
+                nxt = (acc[i] + add)[:aw].as_signed()
+                with m.If(commit):
+                    m.d.sync += [shadow[i].eq(nxt), acc[i].eq(0)]
+                with m.Elif(adding):
+                    m.d.sync += acc[i].eq(nxt)
+            busy_terms += [s_valid, full]
+
+            # ---------------- stage B: grouped LIF update ---------------------------------
+            bias = np.zeros(n, np.int64) if layer.bias is None else np.asarray(layer.bias)
+            bb = _signed_bits(int(min(bias.min(), 0)), int(max(bias.max(), 0)))
+            K = 0
+            cw = 0
+            if plan.rec is not None:
+                kern = plan.rec.weight.astype(np.int64)
+                K = len(kern)
+                pad = (K - 1) // 2
+                cw = _signed_bits(int(np.minimum(kern, 0).sum()), int(np.maximum(kern, 0).sum()))
+            iw = max(aw, bb, cw) + 2
+
+            b_run = Signal(name=pfx + "b_run")
+            b_drain = Signal(name=pfx + "b_drain")
+            g = Signal(range(max(2, G)), name=pfx + "g")
+            issue = Signal(name=pfx + "issue")
+            pv = [Signal(name=f"{pfx}p{k}_valid") for k in range(1, STAGES)]
+            pg = [Signal(range(max(2, G)), name=f"{pfx}p{k}_g") for k in range(1, STAGES)]
+
+            has_out = l in self.observe
+            has_next = not last_layer
+            room = C(1, 1)
+            if has_out:
+                odepth = max(8, G + STAGES + 2)
+                ofifo = SyncFIFOBuffered(width=P * (vb_out + 1) + 1 + max(1, (max(2, G) - 1).bit_length()),
+                                         depth=odepth)
+                m.submodules[pfx + "ofifo"] = ofifo
+                out_fifos[l] = ofifo
+                room = room & (ofifo.w_level <= odepth - STAGES - 1)
+                busy_terms.append(ofifo.r_rdy)
+            if has_next:
+                wdepth = max(8, 2 * G + STAGES + 2)
+                wfifo = SyncFIFOBuffered(width=P + max(1, (max(2, G) - 1).bit_length()) + 1, depth=wdepth)
+                m.submodules[pfx + "wfifo"] = wfifo
+                room = room & (wfifo.w_level <= wdepth - STAGES - 2)
+                busy_terms.append(wfifo.r_rdy)
+
+            m.d.comb += issue.eq(b_run & room)
+            with m.If(~b_run & ~b_drain & full):
+                m.d.sync += [b_run.eq(1), g.eq(0)]
+            with m.If(issue):
+                m.d.sync += g.eq(g + 1)
+                with m.If(g == G - 1):
+                    m.d.sync += [b_run.eq(0), b_drain.eq(1), full.eq(0)]
+            with m.If(commit):
+                m.d.sync += full.eq(1)
+            busy_terms += [b_run, b_drain]
+
+            # Membranes in flip-flops (reset with rst), read and written a group at a time.
+            vmem = [Signal(signed(layer.v_bits), name=f"{pfx}v{i}") for i in range(n)]
+
+            def group(vals, gg, width, fill=0):
+                words = []
+                for q in range(G):
+                    lanes_ = [vals[q * P + k] if q * P + k < n else C(fill, width)
+                              for k in range(P)]
+                    words.append(Cat(*[x.as_unsigned() if hasattr(x, "as_unsigned") else x
+                                       for x in lanes_]))
+                return Array(words)[gg]
+
+            # P0 -> registers of stage 1: the group's sums + bias, membranes, conv window.
+            s1_i = [Signal(signed(iw), name=f"{pfx}s1_i{k}") for k in range(P)]
+            s1_v = [Signal(signed(layer.v_bits), name=f"{pfx}s1_v{k}") for k in range(P)]
+            sh_word = group(shadow, g, aw)
+            v_word = group(vmem, g, layer.v_bits)
+            for k in range(P):
+                b_lane = Array([C(int(bias[q * P + k]) if q * P + k < n else 0, signed(bb))
+                                for q in range(G)])[g]
+                m.d.sync += [s1_i[k].eq(sh_word[k * aw:(k + 1) * aw].as_signed() + b_lane),
+                             s1_v[k].eq(v_word[k * layer.v_bits:(k + 1) * layer.v_bits]
+                                        .as_signed())]
+            m.d.sync += [pv[0].eq(issue), pg[0].eq(g)]
+            for k in range(1, STAGES - 1):
+                m.d.sync += [pv[k].eq(pv[k - 1]), pg[k].eq(pg[k - 1])]
+
+            cur = None
+            if plan.rec is not None:
+                # Spikes of this step (written group by group) and each neuron's history,
+                # H_j[k] = s_j(t - 1 - k), shifted in at the end of the step.
+                cur = Signal(n, name=pfx + "cur")
+                hist = [Signal(int(d), name=f"{pfx}h{j}") for j, d in enumerate(plan.delays)]
+                z = [hist[j][int(d) - 1] for j, d in enumerate(plan.delays)]
+                zp = [C(0, 1)] * pad + z + [C(0, 1)] * (pad + G * P - n)
+                win = Array([Cat(*zp[q * P:q * P + P + K - 1]) for q in range(G)])[g]
+                s1_win = Signal(P + K - 1, name=pfx + "s1_win")
+                m.d.sync += s1_win.eq(win)
+
+            # Stage 2: conv sums and leak.
+            s2_i = [Signal(signed(iw), name=f"{pfx}s2_i{k}") for k in range(P)]
+            s2_u = [Signal(signed(layer.v_bits + 1), name=f"{pfx}s2_u{k}") for k in range(P)]
+            s2_c = [Signal(signed(max(cw, 1) + 1), name=f"{pfx}s2_c{k}") for k in range(P)]
+            beta = C(layer.beta, signed(layer.beta.bit_length() + 1))
+            for k in range(P):
+                m.d.sync += [s2_i[k].eq(s1_i[k]), s2_u[k].eq((beta * s1_v[k]) >> layer.beta_shift)]
+                if plan.rec is not None:
+                    terms = [Mux(s1_win[k + q], C(int(kern[q]), signed(plan.rec.w_bits)), 0)
+                             for q in range(K) if int(kern[q])]
+                    m.d.sync += s2_c[k].eq(_tree(terms))
+            # Stage 3: v_hat = sat(u + I + conv).
+            s3_v = [Signal(signed(layer.v_bits), name=f"{pfx}s3_v{k}") for k in range(P)]
+            for k in range(P):
+                m.d.sync += s3_v[k].eq(saturate(s2_u[k] + s2_i[k] + s2_c[k], layer.v_bits))
+            # Stage 4: threshold and reset (registered).
+            # Lanes past the layer's end (in the last group) carry zeros, as the contract says.
+            s4_v = [Signal(signed(layer.v_bits), name=f"{pfx}s4_v{k}") for k in range(P)]
+            s4_s = Signal(P, name=pfx + "s4_s")
+            tail = n - (G - 1) * P
+            live = Signal(P, name=pfx + "live")
+            m.d.comb += live.eq(Mux(pg[2] == G - 1, C((1 << tail) - 1, P), C((1 << P) - 1, P)))
+            for k in range(P):
+                unit = LIFUnit(layer, i_width=2, part="after_saturate")
+                m.submodules[f"{pfx}lif{k}"] = unit
+                m.d.comb += unit.v.eq(s3_v[k])
+                m.d.sync += [s4_v[k].eq(Mux(live[k], unit.v_new, 0)),
+                             s4_s[k].eq(unit.spike & live[k])]
+            # Write-back: pv[-1] marks the group whose results are in stage-4 registers.
+            wv, wg = pv[-1], pg[-1]
+            with m.If(wv):
+                for q in range(G):
+                    with m.If(wg == q):
+                        for k in range(P):
+                            if q * P + k < n:
+                                m.d.sync += vmem[q * P + k].eq(s4_v[k])
+                                if cur is not None:
+                                    m.d.sync += cur[q * P + k].eq(s4_s[k])
+            if has_out:
+                gl = max(1, (max(2, G) - 1).bit_length())
+                ov = [Signal(signed(vb_out), name=f"{pfx}ov{k}") for k in range(P)]
+                for k in range(P):
+                    m.d.comb += ov[k].eq(s4_v[k])
+                spikes = s4_s if layer.spiking else C(0, P)
+                m.d.comb += [ofifo.w_data.eq(Cat(wg.as_unsigned()[:gl], spikes, *ov,
+                                                 wg == G - 1)),
+                             ofifo.w_en.eq(wv)]
+            if has_next:
+                gl = max(1, (max(2, G) - 1).bit_length())
+                m.d.comb += [wfifo.w_data.eq(Mux(b_drain & ~Cat(*pv).any(),
+                                                 Cat(C(0, gl), C(0, P), C(1, 1)),
+                                                 Cat(wg.as_unsigned()[:gl], s4_s, C(0, 1)))),
+                             wfifo.w_en.eq((wv & s4_s.any()) | (b_drain & ~Cat(*pv).any()))]
+            with m.If(b_drain & ~Cat(*pv).any()):
+                m.d.sync += b_drain.eq(0)
+                if cur is not None:
+                    for j, d in enumerate(plan.delays):
+                        m.d.sync += hist[j].eq(Cat(cur[j], hist[j][:-1]) if int(d) > 1
+                                               else cur[j])
+
+            # ---------------- hand the spike words to the next layer ----------------------
+            if has_next:
+                gl = max(1, (max(2, G) - 1).bit_length())
+                e_valid = Signal(name=pfx + "e_valid")
+                e_word = Signal(P, name=pfx + "e_word")
+                e_g = Signal(gl, name=pfx + "e_g")
+                e_end = Signal(name=pfx + "e_end")
+                low = _ctz(m, e_word, pfx + "low")
+                nxt_ready = Signal(name=pfx + "nxt_ready")   # driven by the next layer's A
+                single = Signal(name=pfx + "single")
+                m.d.comb += single.eq((e_word & (e_word - 1)) == 0)
+                take = Signal(name=pfx + "take")
+                m.d.comb += take.eq(~e_valid | (nxt_ready & single))
+                m.d.comb += wfifo.r_en.eq(take)
+                with m.If(take):
+                    m.d.sync += [e_valid.eq(wfifo.r_rdy),
+                                 e_g.eq(wfifo.r_data[:gl]),
+                                 e_word.eq(wfifo.r_data[gl:gl + P]),
+                                 e_end.eq(wfifo.r_data[gl + P])]
+                with m.Elif(nxt_ready):
+                    m.d.sync += e_word.eq(e_word & (e_word - 1))
+                busy_terms.append(e_valid)
+                ev = {"valid": e_valid, "row": e_g * P + low, "value": C(1, 1),
+                      "data": e_word.any(), "end": e_end, "ready": nxt_ready}
+
+        # ---------------- output: the observed layers' records, step by step, in order -----
+        obs = list(self.observe)
+        cur_o = Signal(range(max(2, len(obs))), name="o_layer")
+        for q, l in enumerate(obs):
+            f = out_fifos[l]
+            G = ceil(net.layers[l].n / P)
+            gl = max(1, (max(2, G) - 1).bit_length())
+            with m.If(cur_o == q):
+                payload = self.o.payload
+                m.d.comb += [self.o.valid.eq(f.r_rdy), f.r_en.eq(self.o.ready),
+                             payload.layer.eq(l),
+                             payload.index.eq(f.r_data[:gl] * P),
+                             payload.spike.eq(f.r_data[gl:gl + P]),
+                             payload.last.eq(f.r_data[gl + P + P * vb_out] & C(int(q == len(obs) - 1), 1))]
+                for k in range(P):
+                    m.d.comb += payload.v[k].eq(
+                        f.r_data[gl + P + k * vb_out:gl + P + (k + 1) * vb_out].as_signed())
+                with m.If(f.r_rdy & self.o.ready & f.r_data[gl + P + P * vb_out]):
+                    m.d.sync += cur_o.eq(0 if q == len(obs) - 1 else q + 1)
+        m.d.comb += self.busy.eq(Cat(*busy_terms).any())
+        return m
