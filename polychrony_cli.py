@@ -49,7 +49,7 @@ def _load(path: str):
 
 def _cosim(net, x, forced, steps: int, simulator: str, work: Path, seed: int, *,
            idle: float, stall: float, lanes: int = 1, verilog_dir: Path | None = None,
-           memories: dict | None = None):
+           memories: dict | None = None, core: str = "network"):
     from rtl.export import generate
     from sim.cosim import run_cosim
     from sim.reference import simulate
@@ -57,7 +57,7 @@ def _cosim(net, x, forced, steps: int, simulator: str, work: Path, seed: int, *,
     trace = simulate(net, x, forced, steps=steps)
     if verilog_dir is None:
         verilog_dir = work / "verilog"
-        generate(net, verilog_dir, lanes=lanes, memories=memories)
+        generate(net, verilog_dir, lanes=lanes, memories=memories, core=core)
     return run_cosim(verilog_dir, trace, x, forced, simulator=simulator, work_dir=work,
                      seed=seed, idle=idle, stall=stall)
 
@@ -100,9 +100,10 @@ def _memories(specs) -> dict[str, str]:
 def cmd_generate(args) -> int:
     from rtl.export import generate
     net = _load(args.net)
-    _supported(net, args.lanes)
+    _supported(net, args.lanes, args.core)
     man = generate(net, args.output, name=args.name, lanes=args.lanes,
-                   memories=_memories(args.memory), spram_cells=args.spram_cells)
+                   memories=_memories(args.memory), spram_cells=args.spram_cells,
+                   core=args.core)
     print(f"wrote {Path(args.output) / man['verilog']} and {man['top']}.json "
           f"(IR {man['ir_digest'][:19]}…)")
     if "load" in man:
@@ -154,7 +155,8 @@ def _cosim_inputs(args, net) -> int:
     x = _load_inputs(args.inputs, net, args.count)
     work = Path(args.work)
     stimuli = [Stimulus(simulate(net, xs), xs, None) for xs in x]
-    generate(net, work / "verilog", lanes=args.lanes, memories=_memories(args.memory))
+    generate(net, work / "verilog", lanes=args.lanes, memories=_memories(args.memory),
+             core=args.core)
     out, ok = {}, True
     for simulator in args.sim:
         res = run_cosim_batch(work / "verilog", stimuli, simulator=simulator,
@@ -181,7 +183,7 @@ def _cosim_inputs(args, net) -> int:
 def cmd_cosim(args) -> int:
     from sim.randnet import random_stimulus
     net = _load(args.net)
-    _supported(net, args.lanes)
+    _supported(net, args.lanes, args.core)
     if args.inputs:
         return _cosim_inputs(args, net)
     x, forced = random_stimulus(net, args.steps, args.seed)
@@ -190,7 +192,8 @@ def cmd_cosim(args) -> int:
     results = []
     for simulator in args.sim:
         res = _cosim(net, x, forced, args.steps, simulator, work, args.seed,
-                     idle=args.idle, stall=args.stall, lanes=args.lanes, memories=memories)
+                     idle=args.idle, stall=args.stall, lanes=args.lanes, memories=memories,
+                     core=args.core)
         results.append(res)
         if not args.json:
             print(res.describe())
@@ -618,9 +621,12 @@ def _print_demo(s: dict) -> None:
 
 # --------------------------------------------------------------------------------------------
 
-def _supported(net, lanes: int = 1) -> None:
+def _supported(net, lanes: int = 1, core: str = "network") -> None:
     from rtl.core import supported
     supported(net, lanes=lanes)
+    if core == "stack":
+        from rtl.stack import stack_plan
+        stack_plan(net)
 
 
 def _build(net, board: str, out: Path, *, lanes: int = 1, memories: dict | None = None,
@@ -708,6 +714,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("net")
     p.add_argument("-o", "--output", default="build")
     p.add_argument("--name", default="polychrony_core", help="top module name")
+    p.add_argument("--core", choices=("network", "stack"), default="network",
+                   help="network: every IR network (rtl.core); stack: the layer-pipelined "
+                        "core for layered audio networks (rtl.stack)")
     p.add_argument("--lanes", type=int, default=1, help="neurons updated per cycle")
     p.add_argument("--memory", action="append", metavar="NAME=KIND",
                    help="memory kind of a weight array: block, spram (iCE40), lut or "
@@ -730,6 +739,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--idle", type=float, default=0.2, help="input idle-cycle probability")
     p.add_argument("--stall", type=float, default=0.2, help="output back-pressure probability")
     p.add_argument("--work", default="build/cosim", help="work directory (traces, logs)")
+    p.add_argument("--core", choices=("network", "stack"), default="network",
+                   help="network: every IR network (rtl.core); stack: the layer-pipelined "
+                        "core for layered audio networks (rtl.stack)")
     p.add_argument("--lanes", type=int, default=1, help="neurons updated per cycle")
     p.add_argument("--memory", action="append", metavar="NAME=KIND",
                    help="memory kind of a weight array: block, lut or loaded (the testbench "

@@ -37,7 +37,8 @@ def layout_fields(layout: data.StructLayout) -> dict[str, dict]:
 
 def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core",
              lanes: int = 1, fault: Fault = None, family: str | None = None,
-             memories: dict[str, str] | None = None, spram_cells: bool = False) -> dict:
+             memories: dict[str, str] | None = None, spram_cells: bool = False,
+             core: str = "network", observe=None) -> dict:
     """Write ``<name>.v`` and ``<name>.json`` into ``out_dir``; return the manifest.
 
     The Verilog carries no source locations, so the same IR gives byte-identical files on any
@@ -51,11 +52,29 @@ def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core"
     ``spram_cells`` builds those arrays from ``SB_SPRAM256KA`` primitives, as on the device;
     the manifest then lists ``cell_models: ["ice40"]`` (Yosys's simulation models, which
     :func:`sim.cosim.run_cosim` adds to the sources).
+
+    ``core="stack"`` builds :class:`rtl.stack.StackCore` (layered audio networks; every layer
+    observed) instead of :class:`~rtl.core.NetworkCore`; its weights are always initialised
+    block memories, so ``memories`` and ``spram_cells`` do not apply. ``observe`` (stack
+    core only) lists the layers whose records it sends; the manifest names them, and the
+    co-simulation then compares those layers (every neuron, every step).
     """
+    if core not in ("network", "stack"):
+        raise ValueError(f"core must be 'network' or 'stack', got {core!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    core = NetworkCore(net, lanes=lanes, fault=fault, family=family, memories=memories,
-                       spram_cells=spram_cells, loaded_cells=True)
+    if core == "stack":
+        if fault or memories or spram_cells:
+            raise ValueError("the stack core takes no fault, memories or spram_cells")
+        from .stack import StackCore
+        core_name = "stack"
+        core = StackCore(net, lanes=lanes, observe=observe)
+    elif observe is not None:
+        raise ValueError("observe applies to the stack core only")
+    else:
+        core_name = "network"
+        core = NetworkCore(net, lanes=lanes, fault=fault, family=family, memories=memories,
+                           spram_cells=spram_cells, loaded_cells=True)
     text = verilog.convert(core, name=name, emit_src=False)
     if "loaded" in core.kinds.values():
         text += "\n" + LOADED_RAM_MODULE
@@ -64,6 +83,7 @@ def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core"
     manifest = {
         "manifest_version": MANIFEST_VERSION,
         "top": name,
+        "core": core_name,
         "verilog": v_path.name,
         "ir_digest": net.digest,
         "fault": fault,
@@ -77,6 +97,7 @@ def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core"
         "out": {"payload": "o__payload", "valid": "o__valid", "ready": "o__ready",
                 "fields": layout_fields(step_out_layout(net, lanes))},
         "memory_bits": core.memory_bits,
+        **({"observe": list(core.observe)} if core_name == "stack" else {}),
         "memory_kinds": core.kinds,
     }
     width = core.load_width

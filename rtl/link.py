@@ -160,7 +160,8 @@ class HostLink(wiring.Component):
     once after configuration (a RESET keeps the weights). ``max_steps`` bounds a sample for the read-out's sums
     (when the last layer is a read-out); ``max_body`` is the frame buffer's size (default: 512
     bytes less the IDENT reply, which is stored in the same memory); ``core_knobs`` go to
-    :class:`~rtl.core.NetworkCore`.
+    :class:`~rtl.core.NetworkCore`, or with ``core="stack"`` (``lanes`` only) to
+    :class:`~rtl.stack.StackCore`.
 
     Ports: ``rx`` (the line from the host, idle high), ``tx`` (to the host), ``leds``: bit 0 a
     heartbeat (about 1 Hz at ``clock_hz``; off with ``heartbeat=False``, so that an idle
@@ -174,7 +175,18 @@ class HostLink(wiring.Component):
         self.net, self.divisor = net, divisor
         self.clock_hz, self.baud = int(clock_hz), int(baud)
         self.heartbeat = heartbeat
-        self.core = NetworkCore(net, **core_knobs)
+        kind = core_knobs.pop("core", "network")
+        if kind == "stack":
+            from .stack import StackCore
+            extra = sorted(k for k, v in core_knobs.items()
+                           if k not in ("lanes", "family") and v is not None)
+            if extra:
+                raise ValueError(f"the stack core takes no {', '.join(extra)}")
+            self.core = StackCore(net, lanes=core_knobs.get("lanes", 1))
+        elif kind == "network":
+            self.core = NetworkCore(net, **core_knobs)
+        else:
+            raise ValueError(f"core must be 'network' or 'stack', got {kind!r}")
         self.lanes = self.core.lanes
         #: The words the core expects on ``wl`` (empty without SPRAM or off-chip arrays), and
         #: the component that streams them (e.g. :class:`boards.flash.FlashLoader`; the board
@@ -618,7 +630,10 @@ class HostLink(wiring.Component):
         last_group = rec.index + P >= n_here
         spiking = layer_spk[rec.layer]
 
-        m.d.comb += core.o.ready.eq(~have)
+        # A record that adds no bytes is dropped in the cycle the next one is taken, so that
+        # a core emitting one record per cycle (the stack core) is never held back by it.
+        drop = Signal(name="enc_drop")
+        m.d.comb += core.o.ready.eq(~have | drop)
         with m.If(core.o.valid & core.o.ready):
             m.d.sync += [rec.eq(o), have.eq(1)]
             with m.If(o.last):
@@ -647,7 +662,8 @@ class HostLink(wiring.Component):
                     with m.Elif(flags[0] & spiking):
                         m.next = "SPARSE"
                     with m.Else():
-                        m.d.sync += have.eq(0)
+                        m.d.comb += drop.eq(1)
+                        m.d.sync += have.eq(core.o.valid)    # the next record, if one came
             with m.State("SPARSE"):
                 idx = (rec.index + k)[:16]
                 with m.If(mask.any()):

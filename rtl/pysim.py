@@ -23,6 +23,7 @@ class CoreRun:
     spikes: dict[int, np.ndarray]   # spiking layer -> (T, n) uint8
     v: dict[int, np.ndarray]        # LIF layer -> (T, n) int64
     cycles: np.ndarray              # (T,) from a step's last input record to its last output
+    ends: np.ndarray | None = None  # (T,) the cycle of each step's last output record
 
 
 def run_core(net: Network, steps: int, x: np.ndarray | None = None,
@@ -52,6 +53,7 @@ def run_core(net: Network, steps: int, x: np.ndarray | None = None,
     v = {l: np.zeros((steps, net.layers[l].n), np.int64) for l in lif}
     order = [(l, g) for l in lif for g in range(ceil(net.layers[l].n / lanes))]
     cycles = np.zeros(steps, np.int64)
+    ends = np.zeros(steps, np.int64)
     last_in = [0] * steps
     now = [0]
 
@@ -99,6 +101,7 @@ def run_core(net: Network, steps: int, x: np.ndarray | None = None,
                         spikes[l][t, g * lanes + k] = (payload.spike >> k) & 1
                     v[l][t, g * lanes + k] = payload.v[k]
             cycles[t] = now[0] - last_in[t]
+            ends[t] = now[0]
         ctx.set(dut.o.ready, 0)
 
     sim = Simulator(dut)
@@ -111,4 +114,4 @@ def run_core(net: Network, steps: int, x: np.ndarray | None = None,
             sim.run()
     else:
         sim.run()
-    return CoreRun(spikes=spikes, v=v, cycles=cycles)
+    return CoreRun(spikes=spikes, v=v, cycles=cycles, ends=ends)

@@ -43,7 +43,7 @@ from .core import UnsupportedNetwork
 from .interface import step_in_layout, step_out_layout
 from .lif import LIFUnit, saturate
 
-__all__ = ["StackCore", "StackPlan", "stack_plan", "STAGES"]
+__all__ = ["StackCore", "StackPlan", "stack_plan", "auto_rows", "STAGES"]
 
 #: Pipeline registers of stage B between issuing a group and writing it back.
 STAGES = 5
@@ -119,6 +119,35 @@ def stack_plan(net: Network) -> list[StackPlan]:
     return plans
 
 
+def auto_rows(n: int) -> int:
+    """Rows per cycle that stage A of an ``n``-neuron layer takes by default: narrow layers
+    (a read-out of 20 classes) see the most events per neuron and cost the least per row."""
+    return 1 if n >= 128 else 2 if n >= 64 else 4
+
+
+def _rows(net: Network, rows) -> dict[int, int]:
+    """Rows per cycle of every LIF layer: layer 1 takes one input record per cycle; others
+    ``rows`` (an int for all, a dict by layer, ``None`` for :func:`auto_rows`), 1 to 8."""
+    def check(r, what):
+        if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= 8:
+            raise UnsupportedNetwork(f"rows{what} must be an integer in [1, 8], got {r!r}")
+        return r
+    lif = range(2, len(net.layers))
+    if isinstance(rows, dict):
+        for l, r in rows.items():
+            if l not in lif:
+                raise UnsupportedNetwork(f"rows: layer {l!r} is not a LIF layer above layer 1 "
+                                         f"(layer 1 takes one input record per cycle)")
+            check(r, f" of layer {l}")
+    elif rows is not None:
+        check(rows, "")
+    out = {1: 1}
+    for l in lif:
+        r = rows.get(l) if isinstance(rows, dict) else rows
+        out[l] = auto_rows(net.layers[l].n) if r is None else r
+    return out
+
+
 def _ctz(m: Module, word, name: str):
     """Index of the lowest set bit of ``word`` (0 when it is 0), combinational."""
     idx = Signal(range(max(2, len(word))), name=name)
@@ -143,7 +172,19 @@ class StackCore(wiring.Component):
     """The stack core for ``net`` (see the module docstring); ``lanes`` neurons are updated
     per cycle in stage B, ``observe`` lists the LIF layers whose records go out on ``o``."""
 
-    def __init__(self, net: Network, *, lanes: int = 16, observe=None):
+    def __init__(self, net: Network, *, lanes: int = 16, observe=None, rows=None):
+        try:
+            self._setup(net, lanes, observe, rows)
+        except Exception:
+            self._MustUse__silence = True      # a core that could not be made is not "unused"
+            raise
+        super().__init__({
+            "i": In(stream.Signature(step_in_layout(net))),
+            "o": Out(stream.Signature(step_out_layout(net, lanes))),
+            "busy": Out(1),
+        })
+
+    def _setup(self, net, lanes, observe, rows) -> None:
         if not isinstance(lanes, int) or not 1 <= lanes <= 256:
             raise UnsupportedNetwork(f"lanes must be an integer in [1, 256], got {lanes!r}")
         self.plans = stack_plan(net)
@@ -156,11 +197,23 @@ class StackCore(wiring.Component):
             raise UnsupportedNetwork(f"observe must name LIF layers among {lif}, got "
                                      f"{list(observe) if observe is not None else None}")
         self.observe = tuple(obs)
-        super().__init__({
-            "i": In(stream.Signature(step_in_layout(net))),
-            "o": Out(stream.Signature(step_out_layout(net, lanes))),
-            "busy": Out(1),
-        })
+        self.rows = _rows(net, rows)
+        #: What :func:`rtl.export.generate` reads of a core: every weight array is an
+        #: initialised block memory, none is streamed in through ``wl``.
+        self.kinds = {f"proj{net.projections.index(pl.ff)}.weights": "block"
+                      for pl in self.plans}
+        self.load_width = 0
+
+    def load_image(self) -> list[int]:
+        """Nothing to stream on ``wl``: every weight array is initialised in the bitstream."""
+        return []
+
+    @property
+    def memory_bits(self) -> dict[str, int]:
+        """Bits of each weight array (one row of ``n`` weights per presynaptic neuron)."""
+        return {f"proj{self.net.projections.index(pl.ff)}.weights":
+                self.net.layers[pl.layer].n * pl.ff.w_bits * self.net.layers[pl.layer - 1].n
+                for pl in self.plans}
 
     # ----------------------------------------------------------------------------------------
     def elaborate(self, platform):
@@ -171,8 +224,8 @@ class StackCore(wiring.Component):
         out_fifos = {}
 
         # The event source of layer 1 is the input stream itself.
-        ev = {"valid": self.i.valid, "row": self.i.payload.index,
-              "value": self.i.payload.value, "data": self.i.payload.valid,
+        ev = {"valid": self.i.valid, "rows": [self.i.payload.index],
+              "value": self.i.payload.value, "mask": self.i.payload.valid,
               "end": self.i.payload.last}
 
         for plan in self.plans:
@@ -196,11 +249,13 @@ class StackCore(wiring.Component):
                 rows.append(word)
             wmem = memory.Memory(shape=unsigned(n * wb), depth=n_pre, init=rows)
             m.submodules[pfx + "w"] = wmem
-            rd = wmem.read_port(domain="sync")
+            R = len(ev["rows"])                      # rows this layer takes per cycle
+            rds = [wmem.read_port(domain="sync") for _ in range(R)]
+            multi = plan.value_bits > 1              # only with R = 1 (the input layer)
 
             s_valid = Signal(name=pfx + "s_valid")
             s_rem = Signal(max(1, plan.value_bits), name=pfx + "s_rem")
-            s_data = Signal(name=pfx + "s_data")
+            s_mask = Signal(R, name=pfx + "s_mask")  # which of the R rows carry an event
             s_end = Signal(name=pfx + "s_end")
             full = Signal(name=pfx + "full")       # the shadow holds a step stage B has not read
             acc = [Signal(signed(aw), name=f"{pfx}acc{i}") for i in range(n)]
@@ -209,10 +264,11 @@ class StackCore(wiring.Component):
             bit = _ctz(m, s_rem, pfx + "bit")
             rem_next = Signal.like(s_rem, name=pfx + "rem_next")
             m.d.comb += rem_next.eq(s_rem & (s_rem - 1))
-            adding = Signal(name=pfx + "adding")
-            m.d.comb += adding.eq(s_valid & s_data & (s_rem != 0))
+            adding = Signal(R, name=pfx + "adding")
+            live_rem = (s_rem != 0) if multi else C(1, 1)
+            m.d.comb += adding.eq(Mux(s_valid & live_rem, s_mask, 0))
             data_done = Signal(name=pfx + "data_done")
-            m.d.comb += data_done.eq(~s_data | (rem_next == 0))
+            m.d.comb += data_done.eq((~s_mask.any() | (rem_next == 0)) if multi else C(1, 1))
             commit = Signal(name=pfx + "commit")   # the step's end moves the sums to the shadow
             m.d.comb += commit.eq(s_valid & s_end & data_done & ~full)
             done = Signal(name=pfx + "done")
@@ -225,22 +281,26 @@ class StackCore(wiring.Component):
             else:
                 m.d.comb += ev["ready"].eq(accept)
             with m.If(accept):
-                m.d.sync += [s_valid.eq(ev["valid"]), s_rem.eq(ev["value"]),
-                             s_data.eq(ev["data"]), s_end.eq(ev["end"])]
-            with m.Elif(adding):
-                m.d.sync += s_rem.eq(rem_next)
-            m.d.comb += [rd.addr.eq(ev["row"]), rd.en.eq(accept & ev["valid"])]
+                m.d.sync += [s_valid.eq(ev["valid"]), s_mask.eq(ev["mask"]),
+                             s_end.eq(ev["end"])]
+                if multi:
+                    m.d.sync += s_rem.eq(ev["value"])
+            with m.Elif(adding.any()):
+                # Still here: the end waits for the shadow; add each row exactly once.
+                m.d.sync += s_rem.eq(rem_next) if multi else s_mask.eq(0)
+            for k, rd in enumerate(rds):
+                m.d.comb += [rd.addr.eq(ev["rows"][k]), rd.en.eq(accept & ev["valid"])]
 
+            any_add = adding.any()
             for i in range(n):
-                wi = rd.data[i * wb:(i + 1) * wb].as_signed()
-                if plan.value_bits > 1:
-                    add = Mux(adding, wi << bit, 0)
-                else:
-                    add = Mux(adding, wi, 0)
-                nxt = (acc[i] + add)[:aw].as_signed()
+                terms = []
+                for k, rd in enumerate(rds):
+                    wi = rd.data[i * wb:(i + 1) * wb].as_signed()
+                    terms.append(Mux(adding[k], wi << bit if multi else wi, 0))
+                nxt = (acc[i] + _tree(terms))[:aw].as_signed()
                 with m.If(commit):
                     m.d.sync += [shadow[i].eq(nxt), acc[i].eq(0)]
-                with m.Elif(adding):
+                with m.Elif(any_add):
                     m.d.sync += acc[i].eq(nxt)
             busy_terms += [s_valid, full]
 
@@ -398,12 +458,18 @@ class StackCore(wiring.Component):
                 e_word = Signal(P, name=pfx + "e_word")
                 e_g = Signal(gl, name=pfx + "e_g")
                 e_end = Signal(name=pfx + "e_end")
-                low = _ctz(m, e_word, pfx + "low")
+                # Up to R lowest set bits of the word per cycle, R = the next layer's rows.
+                R_next = self.rows[l + 1]
+                words, lows, oks = [e_word], [], []
+                for k in range(R_next):
+                    lows.append(_ctz(m, words[-1], f"{pfx}low{k}"))
+                    oks.append(words[-1].any())
+                    rest = Signal(P, name=f"{pfx}rest{k}")
+                    m.d.comb += rest.eq(words[-1] & (words[-1] - 1))
+                    words.append(rest)
                 nxt_ready = Signal(name=pfx + "nxt_ready")   # driven by the next layer's A
-                single = Signal(name=pfx + "single")
-                m.d.comb += single.eq((e_word & (e_word - 1)) == 0)
                 take = Signal(name=pfx + "take")
-                m.d.comb += take.eq(~e_valid | (nxt_ready & single))
+                m.d.comb += take.eq(~e_valid | (nxt_ready & ~words[-1].any()))
                 m.d.comb += wfifo.r_en.eq(take)
                 with m.If(take):
                     m.d.sync += [e_valid.eq(wfifo.r_rdy),
@@ -411,10 +477,11 @@ class StackCore(wiring.Component):
                                  e_word.eq(wfifo.r_data[gl:gl + P]),
                                  e_end.eq(wfifo.r_data[gl + P])]
                 with m.Elif(nxt_ready):
-                    m.d.sync += e_word.eq(e_word & (e_word - 1))
+                    m.d.sync += e_word.eq(words[-1])
                 busy_terms.append(e_valid)
-                ev = {"valid": e_valid, "row": e_g * P + low, "value": C(1, 1),
-                      "data": e_word.any(), "end": e_end, "ready": nxt_ready}
+                ev = {"valid": e_valid, "rows": [e_g * P + low for low in lows],
+                      "value": C(1, 1), "mask": Cat(*oks), "end": e_end,
+                      "ready": nxt_ready}
 
         # ---------------- output: the observed layers' records, step by step, in order -----
         obs = list(self.observe)

@@ -127,7 +127,8 @@ class Checker:
     def __init__(self, man: dict, vec):
         self.lanes = lanes = man["lanes"]
         self.sizes = sizes = [l["n"] for l in man["layers"]]
-        self.lif = lif = list(range(1, len(sizes)))
+        # The layers whose records the core sends (a stack core may observe fewer).
+        self.lif = lif = man.get("observe") or list(range(1, len(sizes)))
         self.exp_v = {l: vec[f"v.{l}"] for l in lif}
         self.exp_s = {l: vec[f"spikes.{l}"] for l in lif if f"spikes.{l}" in vec.files}
         self.steps = steps = self.exp_v[lif[0]].shape[0]

@@ -8,7 +8,11 @@ Two profiles:
   resets, forced layers, a read-out last layer, widths from narrow to wide, and sometimes a
   membrane too narrow for its currents so that saturation happens;
 * ``"wm"`` is what the first hardware core supports: no input channels, one spiking layer with
-  one recurrent ``taps`` projection (the working-memory tensor).
+  one recurrent ``taps`` projection (the working-memory tensor);
+* ``"stack"`` is what :class:`rtl.stack.StackCore` builds (the DelRec / ConvDelRec shape): an
+  input of 1-8 channels, 1-3 LIF layers each fed by one dense delay-0 projection from the layer
+  below, some with a conv recurrence (K in {1, 3, 5, 7}, per-neuron or shared delays >= 1),
+  often a read-out last layer, nothing forced.
 
 Thresholds are tuned by short simulations so that spiking layers are neither silent nor firing
 every step; ``acc_bits`` is the smallest width the accumulator rule allows, sometimes plus slack.
@@ -28,7 +32,7 @@ from sim.reference import simulate
 
 __all__ = ["random_network", "random_stimulus", "DEFAULT_RATE"]
 
-Profile = Literal["full", "wm"]
+Profile = Literal["full", "wm", "stack"]
 
 #: Input and forced spike probability per step when ``random_stimulus`` gets ``rate=None``.
 DEFAULT_RATE = 0.2
@@ -173,6 +177,33 @@ def _draft_wm(rng: np.random.Generator):
     return inp, drafts, [proj], max_delay, (4, 16)
 
 
+def _draft_stack(rng: np.random.Generator):
+    inp = InputLayer(n=int(rng.integers(1, 9)), in_bits=int(rng.integers(1, 5)))
+    n_lif = int(rng.integers(1, 4))
+    readout = rng.random() < 0.6
+    max_delay = int(rng.choice([1, 2, 3, 5, 8]))
+    drafts, projs = [], []
+    n_pre = inp.n
+    for l in range(1, n_lif + 1):
+        n = int(rng.integers(1, 14))
+        spiking = not (readout and l == n_lif)
+        beta, shift = _random_leak(rng)
+        drafts.append(dict(n=n, beta=beta, beta_shift=shift, spiking=spiking,
+                           reset=str(rng.choice(["zero", "subtract"])), forced=False))
+        w_bits = int(rng.integers(1, 11))
+        projs.append(Projection(kind="dense", src=l - 1, dst=l, w_bits=w_bits,
+                                weight=_weights(rng, (n, n_pre), w_bits, 0.7),
+                                delay=np.array(0)))
+        if spiking and rng.random() < 0.6:
+            w_bits = int(rng.integers(1, 9))
+            projs.append(Projection(kind="conv", src=l, dst=l, w_bits=w_bits,
+                                    weight=_weights(rng, (int(rng.choice([1, 3, 5, 7])),),
+                                                    w_bits, 0.5),
+                                    delay=_delays(rng, 1, max_delay, n)))
+        n_pre = n
+    return inp, drafts, projs, max_delay, (3, 20)
+
+
 # --------------------------------------------------------------------------------------------
 # Tuning: bias, threshold and widths, one layer at a time (later layers never feed earlier ones).
 
@@ -275,9 +306,10 @@ def _tune_threshold(layer: LIFLayer, i_in: np.ndarray, run, l: int, cap: int) ->
 def random_network(seed: int, *, profile: Profile = "full") -> Network:
     """Return a random valid network for ``seed`` (same seed and profile, same network)."""
     seed = operator.index(seed)
-    if profile not in ("full", "wm"):
-        raise ValueError(f"profile must be 'full' or 'wm', got {profile!r}")
-    rng = np.random.default_rng([abs(seed), int(seed < 0), 0 if profile == "full" else 1])
-    draft = _draft_full(rng) if profile == "full" else _draft_wm(rng)
+    drafts = {"full": _draft_full, "wm": _draft_wm, "stack": _draft_stack}
+    if profile not in drafts:
+        raise ValueError(f"profile must be 'full', 'wm' or 'stack', got {profile!r}")
+    rng = np.random.default_rng([abs(seed), int(seed < 0), list(drafts).index(profile)])
+    draft = drafts[profile](rng)
     meta = {"generator": "sim.randnet", "profile": profile, "seed": seed}
     return _tune(rng, *draft, name=f"rand-{profile}-{seed}", meta=meta)
