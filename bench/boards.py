@@ -39,8 +39,9 @@ __all__ = ["JOBS", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: (network, board, lanes, memories[, clock MHz]) builds of the README table (the clock
-#: defaults to the board's ``sync_mhz``).
+#: (network, board, lanes, memories[, clock MHz[, core]]) builds of the README table (the
+#: clock defaults to the board's ``sync_mhz`` when None or left out; the core to
+#: ``"network"``, :class:`rtl.core.NetworkCore`; ``"stack"`` is :class:`rtl.stack.StackCore`).
 JOBS = [
     *[("wm-demo", b, 1, None) for b in ("icebreaker", "ulx3s-12f", "ulx3s-25f", "ulx3s-45f",
                                         "ulx3s-85f", "orangecrab-25f", "orangecrab-85f",
@@ -76,10 +77,38 @@ def _network(name: str):
     raise ValueError(f"unknown network {name!r}")
 
 
+def _options(job) -> tuple[float | None, str]:
+    """(clock MHz or None, core) of a job."""
+    _, _, _, _, *rest = job
+    clock = rest[0] if rest else None
+    core = rest[1] if len(rest) > 1 else "network"
+    return clock, core
+
+
 def _key(job) -> str:
-    net, board, lanes, mem, *clock = job
+    net, board, lanes, mem, *_ = job
+    clock, core = _options(job)
     key = f"{net}|{board}|{lanes}|" + ",".join(f"{k}={v}" for k, v in sorted((mem or {}).items()))
-    return key + (f"|{clock[0]:g}MHz" if clock else "")
+    return key + (f"|{clock:g}MHz" if clock else "") + ("|stack" if core == "stack" else "")
+
+
+def _stack_cycles(net, work, lanes: int, work_dir: Path) -> tuple[float, int, int]:
+    """(mean and max cycles per step, steps per sample) of the stack core on ``work``: its
+    generated Verilog in Verilator, every layer observed (as the host link does), inputs
+    streamed at one record per cycle while outputs drain; every sample must be bit-exact."""
+    from rtl.export import generate
+    from sim.cosim import Stimulus, run_cosim_batch
+    from sim.reference import simulate
+    generate(net, work_dir / "verilog", lanes=lanes, core="stack")
+    stimuli = [Stimulus(simulate(net, x, forced, steps=steps), x, forced)
+               for x, forced, steps in work]
+    res = run_cosim_batch(work_dir / "verilog", stimuli, simulator="verilator",
+                          work_dir=work_dir, idle=0, stall=0, fast=False)
+    bad = [r.describe() for r in res.results if not r.ok]
+    if bad or len(res.results) != len(stimuli):
+        raise RuntimeError(f"stack core co-simulation failed: {bad[:1]}")
+    per = [r.cycles / r.steps for r in res.results]
+    return float(np.mean(per)), int(np.ceil(max(per))), int(work[0][2])
 
 
 def _activities(net, work) -> list[dict]:
@@ -90,34 +119,45 @@ def _activities(net, work) -> list[dict]:
             for x, forced, steps in work]
 
 
-def run_job(job, net, acts, build_root: Path) -> dict:
-    """Build one job; ``acts``: the activity of each sample of the network's workload."""
+def run_job(job, net, acts, build_root: Path, work=None) -> dict:
+    """Build one job; ``acts``: the activity of each sample of the network's workload
+    ``work`` (whose samples a stack-core job co-simulates for its cycles)."""
     from boards.build import BuildError
     from boards.catalog import board as board_info
     from boards.report import board_report
     from boards.top import build_board, sync_clock
     from rtl.cost import estimate
 
-    name, board, lanes, mem, *clock = job
+    name, board, lanes, mem, *_ = job
+    clock, core = _options(job)
+    if core == "stack" and work is None:
+        raise ValueError("a stack-core job needs the workload to co-simulate")
     b = board_info(board)
-    clock_hz = clock[0] * 1e6 if clock else None
+    clock_hz = clock * 1e6 if clock else None
     clk, _ = sync_clock(board, clock_hz)
-    # Mean cycles per step over the workload: one estimate per sample, averaged.
     rec = {"key": _key(job), "network": name, "board": board, "lanes": lanes,
-           "memories": mem or {}}
-    try:
-        ests = [estimate(net, a, family=b.family, clock_mhz=clk / 1e6, lanes=lanes,
-                         memories=mem) for a in acts]
-    except ValueError as e:             # e.g. the weights need more SPRAM than the device has
-        rec.update(error=str(e).splitlines()[0][:400], estimate=None, seconds=0.0)
-        return rec
-    est = ests[0]
-    cps = float(np.mean([e.cycles_per_step for e in ests]))
-    t0 = time.monotonic()
+           "memories": mem or {}, "core": core}
     build_dir = build_root / _key(job).replace("|", "_").replace(",", "_").replace("=", "-")
+    if core == "stack":
+        from rtl import stack
+        cps, cmax, steps = _stack_cycles(net, work, lanes, build_dir / "cosim")
+        est = stack.estimate(net, family=b.family, clock_mhz=clk / 1e6, lanes=lanes,
+                             cycles_per_step=cps, cycles_max=cmax, steps_per_sample=steps)
+    else:
+        # Mean cycles per step over the workload: one estimate per sample, averaged.
+        try:
+            ests = [estimate(net, a, family=b.family, clock_mhz=clk / 1e6, lanes=lanes,
+                             memories=mem) for a in acts]
+        except ValueError as e:         # e.g. the weights need more SPRAM than the device has
+            rec.update(error=str(e).splitlines()[0][:400], estimate=None, seconds=0.0)
+            return rec
+        est = ests[0]
+        cps = float(np.mean([e.cycles_per_step for e in ests]))
+    t0 = time.monotonic()
     try:
         res = build_board(net, board, build_dir=build_dir, lanes=lanes, memories=mem,
-                          clock_hz=clock_hz, timing_allow_fail=True)
+                          clock_hz=clock_hz, timing_allow_fail=True,
+                          **({"core": "stack"} if core == "stack" else {}))
     except (BuildError, ValueError) as e:
         lines = str(e).splitlines()
         errors = [ln.strip() for ln in lines if "ERROR" in ln] or lines[:1]
@@ -130,7 +170,8 @@ def run_job(job, net, acts, build_root: Path) -> dict:
             if luts:
                 rec["yosys_lut4"] = int(luts[-1])
         return rec
-    rep = board_report(name, b, est, res, clock_mhz=clk / 1e6)
+    label = name if core == "network" else f"{name}, stack core"
+    rep = board_report(label, b, est, res, clock_mhz=clk / 1e6)
     rep = replace(rep, cycles_per_step=cps)
     rec.update(rep.to_json())
     return rec
@@ -190,9 +231,17 @@ def main(argv=None) -> int:
                 continue
             if rec["network"] not in nets:
                 net, work = _network(rec["network"])
-                nets[rec["network"]] = net, _activities(net, work)
-            net, acts = nets[rec["network"]]
-            est = _estimate(rec, net, acts[0])
+                nets[rec["network"]] = net, _activities(net, work), work
+            net, acts, _ = nets[rec["network"]]
+            if rec.get("core", "network") == "stack":
+                from rtl import stack
+                old = rec["estimate"]
+                est = stack.estimate(net, family=old["family"], clock_mhz=old["clock_mhz"],
+                                     lanes=rec["lanes"], cycles_per_step=old["cycles_per_step"],
+                                     cycles_max=old["cycles_max"],
+                                     steps_per_sample=old["steps_per_sample"])
+            else:
+                est = _estimate(rec, net, acts[0])
             rec["estimate"] = est.to_json()
             if "lut_estimate_with_link" in rec:
                 from boards.report import LINK_LUT
@@ -203,10 +252,10 @@ def main(argv=None) -> int:
             continue
         if job[0] not in nets:
             net, work = _network(job[0])
-            nets[job[0]] = net, _activities(net, work)
-        net, acts = nets[job[0]]
+            nets[job[0]] = net, _activities(net, work), work
+        net, acts, work = nets[job[0]]
         print(f"building {_key(job)} ...", flush=True)
-        rec = run_job(job, net, acts, Path(args.build_dir))
+        rec = run_job(job, net, acts, Path(args.build_dir), work)
         done[rec["key"]] = rec
         out.write_text(json.dumps(list(done.values()), indent=1))
         print("  " + (f"failed: {rec['error']}" if "error" in rec else

@@ -49,6 +49,19 @@ __all__ = ["StackCore", "StackPlan", "stack_plan", "auto_rows", "STAGES"]
 STAGES = 5
 
 
+def _timing(pad: int, lanes: int) -> tuple[int, int]:
+    """(extra delay of the spike write-back, least cycles between a step's first issue and the
+    next step's) for a conv recurrence reaching ``pad`` neurons either side (0: none).
+
+    A group issued at cycle c is written back visibly at c + STAGES (+ the delay). The window
+    of group q reaches m = ceil(pad / lanes) groups either side: its left neighbours must not
+    yet show this step's spikes when it reads them (delay > m - STAGES), and the next step's
+    group q must see this step's spikes of group q + m (gap >= m + STAGES + delay)."""
+    m = -(-pad // lanes) if pad else 0
+    delay = max(0, m - STAGES + 1)
+    return delay, m + STAGES + delay
+
+
 def _signed_bits(lo: int, hi: int) -> int:
     """Fewest bits of a signed integer that holds every value in ``[lo, hi]``."""
     b = 1
@@ -316,41 +329,50 @@ class StackCore(wiring.Component):
                 cw = _signed_bits(int(np.minimum(kern, 0).sum()), int(np.maximum(kern, 0).sum()))
             iw = max(aw, bb, cw) + 2
 
-            b_run = Signal(name=pfx + "b_run")
-            b_drain = Signal(name=pfx + "b_drain")
+            gl = max(1, (max(2, G) - 1).bit_length())
+            b_run = Signal(name=pfx + "b_run")       # issuing groups 1..G-1 of a step
             g = Signal(range(max(2, G)), name=pfx + "g")
+            start = Signal(name=pfx + "start")       # issuing group 0 of a step
             issue = Signal(name=pfx + "issue")
+            # Cycles since the step's first issue (saturating): the next step's group q may
+            # only read membranes and spikes once this step has written what it needs.
+            delay, gap = _timing(pad if plan.rec is not None else 0, P)
+            since = Signal(range(gap + 1), init=gap, name=pfx + "since")
             pv = [Signal(name=f"{pfx}p{k}_valid") for k in range(1, STAGES)]
             pg = [Signal(range(max(2, G)), name=f"{pfx}p{k}_g") for k in range(1, STAGES)]
 
             has_out = l in self.observe
             has_next = not last_layer
+            # A step starts only when both FIFOs can take all of its entries (one per group,
+            # besides those still in the pipeline), so that its groups issue back to back.
+            depth = 2 * G + STAGES + 2
             room = C(1, 1)
             if has_out:
-                odepth = max(8, G + STAGES + 2)
-                ofifo = SyncFIFOBuffered(width=P * (vb_out + 1) + 1 + max(1, (max(2, G) - 1).bit_length()),
-                                         depth=odepth)
+                ofifo = SyncFIFOBuffered(width=gl + P * (vb_out + 1) + 1, depth=depth)
                 m.submodules[pfx + "ofifo"] = ofifo
                 out_fifos[l] = ofifo
-                room = room & (ofifo.w_level <= odepth - STAGES - 1)
+                room = room & (ofifo.w_level <= depth - G - STAGES)
                 busy_terms.append(ofifo.r_rdy)
             if has_next:
-                wdepth = max(8, 2 * G + STAGES + 2)
-                wfifo = SyncFIFOBuffered(width=P + max(1, (max(2, G) - 1).bit_length()) + 1, depth=wdepth)
+                wfifo = SyncFIFOBuffered(width=gl + P + 1, depth=depth)
                 m.submodules[pfx + "wfifo"] = wfifo
-                room = room & (wfifo.w_level <= wdepth - STAGES - 2)
+                room = room & (wfifo.w_level <= depth - G - STAGES)
                 busy_terms.append(wfifo.r_rdy)
 
-            m.d.comb += issue.eq(b_run & room)
-            with m.If(~b_run & ~b_drain & full):
-                m.d.sync += [b_run.eq(1), g.eq(0)]
+            m.d.comb += [start.eq(~b_run & full & (since == gap) & room),
+                         issue.eq(b_run | start)]
+            with m.If(start):
+                m.d.sync += since.eq(1)
+            with m.Elif(since != gap):
+                m.d.sync += since.eq(since + 1)
             with m.If(issue):
-                m.d.sync += g.eq(g + 1)
                 with m.If(g == G - 1):
-                    m.d.sync += [b_run.eq(0), b_drain.eq(1), full.eq(0)]
+                    m.d.sync += [g.eq(0), b_run.eq(0), full.eq(0)]
+                with m.Else():
+                    m.d.sync += [g.eq(g + 1), b_run.eq(1)]
             with m.If(commit):
                 m.d.sync += full.eq(1)
-            busy_terms += [b_run, b_drain]
+            busy_terms += [b_run]
 
             # Membranes in flip-flops (reset with rst), read and written a group at a time.
             vmem = [Signal(signed(layer.v_bits), name=f"{pfx}v{i}") for i in range(n)]
@@ -381,11 +403,14 @@ class StackCore(wiring.Component):
 
             cur = None
             if plan.rec is not None:
-                # Spikes of this step (written group by group) and each neuron's history,
-                # H_j[k] = s_j(t - 1 - k), shifted in at the end of the step.
+                # Each neuron's latest spike cur_j = s_j(t) and its history before that,
+                # H_j[k] = s_j(t - 1 - k), both written when its group is written back; step
+                # t + 1 hears z_j = s_j(t + 1 - d_j), a fixed bit (the delays are constants).
                 cur = Signal(n, name=pfx + "cur")
-                hist = [Signal(int(d), name=f"{pfx}h{j}") for j, d in enumerate(plan.delays)]
-                z = [hist[j][int(d) - 1] for j, d in enumerate(plan.delays)]
+                hist = [Signal(max(1, int(d) - 1), name=f"{pfx}h{j}")
+                        for j, d in enumerate(plan.delays)]
+                z = [cur[j] if int(d) == 1 else hist[j][int(d) - 2]
+                     for j, d in enumerate(plan.delays)]
                 zp = [C(0, 1)] * pad + z + [C(0, 1)] * (pad + G * P - n)
                 win = Array([Cat(*zp[q * P:q * P + P + K - 1]) for q in range(G)])[g]
                 s1_win = Signal(P + K - 1, name=pfx + "s1_win")
@@ -427,10 +452,27 @@ class StackCore(wiring.Component):
                         for k in range(P):
                             if q * P + k < n:
                                 m.d.sync += vmem[q * P + k].eq(s4_v[k])
-                                if cur is not None:
-                                    m.d.sync += cur[q * P + k].eq(s4_s[k])
+            if cur is not None:
+                # The spikes reach cur and H `delay` cycles later (see _timing).
+                sv, sg, ss = wv, wg, s4_s
+                for k in range(delay):
+                    nv, ng, ns = (Signal(name=f"{pfx}sd{k}_valid"), Signal.like(wg, name=f"{pfx}sd{k}_g"),
+                                  Signal(P, name=f"{pfx}sd{k}_s"))
+                    m.d.sync += [nv.eq(sv), ng.eq(sg), ns.eq(ss)]
+                    sv, sg, ss = nv, ng, ns
+                    busy_terms.append(nv)
+                with m.If(sv):
+                    for q in range(G):
+                        with m.If(sg == q):
+                            for k in range(min(P, n - q * P)):
+                                j = q * P + k
+                                m.d.sync += cur[j].eq(ss[k])
+                                d = int(plan.delays[j])
+                                if d > 2:
+                                    m.d.sync += hist[j].eq(Cat(cur[j], hist[j][:-1]))
+                                elif d == 2:
+                                    m.d.sync += hist[j].eq(cur[j])
             if has_out:
-                gl = max(1, (max(2, G) - 1).bit_length())
                 ov = [Signal(signed(vb_out), name=f"{pfx}ov{k}") for k in range(P)]
                 for k in range(P):
                     m.d.comb += ov[k].eq(s4_v[k])
@@ -439,21 +481,13 @@ class StackCore(wiring.Component):
                                                  wg == G - 1)),
                              ofifo.w_en.eq(wv)]
             if has_next:
-                gl = max(1, (max(2, G) - 1).bit_length())
-                m.d.comb += [wfifo.w_data.eq(Mux(b_drain & ~Cat(*pv).any(),
-                                                 Cat(C(0, gl), C(0, P), C(1, 1)),
-                                                 Cat(wg.as_unsigned()[:gl], s4_s, C(0, 1)))),
-                             wfifo.w_en.eq((wv & s4_s.any()) | (b_drain & ~Cat(*pv).any()))]
-            with m.If(b_drain & ~Cat(*pv).any()):
-                m.d.sync += b_drain.eq(0)
-                if cur is not None:
-                    for j, d in enumerate(plan.delays):
-                        m.d.sync += hist[j].eq(Cat(cur[j], hist[j][:-1]) if int(d) > 1
-                                               else cur[j])
+                # Non-zero spike words, and the step's last group always (it ends the step).
+                m.d.comb += [wfifo.w_data.eq(Cat(wg.as_unsigned()[:gl], s4_s, wg == G - 1)),
+                             wfifo.w_en.eq(wv & (s4_s.any() | (wg == G - 1)))]
+            busy_terms += pv
 
             # ---------------- hand the spike words to the next layer ----------------------
             if has_next:
-                gl = max(1, (max(2, G) - 1).bit_length())
                 e_valid = Signal(name=pfx + "e_valid")
                 e_word = Signal(P, name=pfx + "e_word")
                 e_g = Signal(gl, name=pfx + "e_g")
@@ -480,7 +514,7 @@ class StackCore(wiring.Component):
                     m.d.sync += e_word.eq(words[-1])
                 busy_terms.append(e_valid)
                 ev = {"valid": e_valid, "rows": [e_g * P + low for low in lows],
-                      "value": C(1, 1), "mask": Cat(*oks), "end": e_end,
+                      "value": C(1, 1), "mask": Cat(*oks), "end": e_end & ~words[-1].any(),
                       "ready": nxt_ready}
 
         # ---------------- output: the observed layers' records, step by step, in order -----
@@ -504,3 +538,65 @@ class StackCore(wiring.Component):
                     m.d.sync += cur_o.eq(0 if q == len(obs) - 1 else q + 1)
         m.d.comb += self.busy.eq(Cat(*busy_terms).any())
         return m
+
+
+# --------------------------------------------------------------------------------------------
+# Resources, before synthesis.
+
+#: LUT4 per unit of each structural feature of :func:`logic_features`, by family, fitted to
+#: Yosys on the ConvDelRec network at 8, 16 and 32 lanes (``python -m bench.stack_fit``).
+LUT_FIT = {"ecp5": {"acc": 1.0, "mux": 1.0, "conv": 1.0, "lif": 1.0, "fixed": 0.0}}
+
+
+def logic_features(net: Network, *, lanes: int, rows=None) -> dict[str, float]:
+    """Structural counts of the stack core's logic: accumulator adder bits (``acc``, n x
+    acc_bits x rows per layer), bits selected per group by a G-way multiplexer (``mux``,
+    sums, membranes and the conv window, weighted by log2 G), conv-kernel adder bits per lane
+    (``conv``) and LIF datapath bits per lane (``lif``: leak, saturation, threshold, reset)."""
+    plans = stack_plan(net)
+    R = _rows(net, rows)
+    f = dict(acc=0.0, mux=0.0, conv=0.0, lif=0.0, fixed=1.0)
+    for pl in plans:
+        layer = net.layers[pl.layer]
+        n, G = layer.n, ceil(layer.n / lanes)
+        live = min(lanes, n)
+        f["acc"] += n * pl.acc_bits * R[pl.layer]
+        sel = max(1.0, np.log2(G)) if G > 1 else 0.0
+        f["mux"] += live * (pl.acc_bits + layer.v_bits) * sel
+        if pl.rec is not None:
+            K = int(np.count_nonzero(pl.rec.weight))
+            f["mux"] += (lanes + len(pl.rec.weight) - 1) * sel
+            f["conv"] += live * max(0, K - 1) * (pl.rec.w_bits + 3)
+        f["lif"] += live * layer.v_bits
+    return f
+
+
+def estimate(net: Network, *, family: str, clock_mhz: float, lanes: int,
+             cycles_per_step: float, cycles_max: int, steps_per_sample: int, rows=None):
+    """An :class:`rtl.cost.Estimate` of the stack core for ``net``: weight block RAMs
+    (one copy per row read per cycle), multipliers (one leak per live lane and layer), logic
+    from :data:`LUT_FIT`; the cycles come from the caller (measured: the RTL's own cycle
+    counts in co-simulation)."""
+    from .cost import Estimate
+    from .families import FAMILIES, blocks_of
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {family!r}")
+    if family not in LUT_FIT:
+        raise ValueError(f"the stack core's logic model covers {sorted(LUT_FIT)}, not "
+                         f"{family!r}")
+    R = _rows(net, rows)
+    bits, blocks = {}, {}
+    for pl in stack_plan(net):
+        name = f"proj{net.projections.index(pl.ff)}.weights"
+        n, n_pre = net.layers[pl.layer].n, net.layers[pl.layer - 1].n
+        bits[name] = n * pl.ff.w_bits * n_pre
+        blocks[name] = blocks_of("block", family, n_pre, n * pl.ff.w_bits, R[pl.layer])
+    feats = logic_features(net, lanes=lanes, rows=rows)
+    lut = round(sum(LUT_FIT[family][k] * v for k, v in feats.items()))
+    # The leak (beta * v) >> shift: a multiplier per live lane unless beta is 0 or a power of 2.
+    dsp = sum(min(lanes, net.layers[l].n) for l in range(1, len(net.layers))
+              if net.layers[l].beta & (net.layers[l].beta - 1))
+    return Estimate(family=family, lanes=lanes, clock_mhz=clock_mhz, memory_bits=bits,
+                    blocks=blocks, lut=lut, dsp=dsp, cycles_per_step=float(cycles_per_step),
+                    cycles_max=int(cycles_max), steps_per_sample=int(steps_per_sample),
+                    kinds={k: "block" for k in bits})
