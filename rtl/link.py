@@ -182,7 +182,10 @@ class HostLink(wiring.Component):
                            if k not in ("lanes", "family") and v is not None)
             if extra:
                 raise ValueError(f"the stack core takes no {', '.join(extra)}")
-            self.core = StackCore(net, lanes=core_knobs.get("lanes", 1))
+            # Gated: a command that asks for no spikes or membranes gets only the read-out's
+            # records, so that the output port does not bound its step rate.
+            self.core = StackCore(net, lanes=core_knobs.get("lanes", 1),
+                                  gate=not net.layers[-1].spiking)
         elif kind == "network":
             self.core = NetworkCore(net, **core_knobs)
         else:
@@ -347,6 +350,10 @@ class HostLink(wiring.Component):
 
         cmd, seq = Signal(8), Signal(8)
         flags = Signal(8)
+        if getattr(core, "gate", False):
+            # Spikes or membranes asked for: every layer's records; else the read-out's only.
+            k = len(core.observe)
+            m.d.comb += core.mask.eq(Mux(flags[0] | flags[1], (1 << k) - 1, 1 << (k - 1)))
         bi = Signal(range(17))                # byte index within a fixed reply
         err_code, err_detail = Signal(8), Signal(16)
         err_seen = Signal()

@@ -185,17 +185,26 @@ class StackCore(wiring.Component):
     """The stack core for ``net`` (see the module docstring); ``lanes`` neurons are updated
     per cycle in stage B, ``observe`` lists the LIF layers whose records go out on ``o``."""
 
-    def __init__(self, net: Network, *, lanes: int = 16, observe=None, rows=None):
+    def __init__(self, net: Network, *, lanes: int = 16, observe=None, rows=None,
+                 gate: bool = False):
         try:
             self._setup(net, lanes, observe, rows)
+            if gate and self.observe[-1] != len(net.layers) - 1:
+                raise UnsupportedNetwork("gate needs the last layer observed")
         except Exception:
             self._MustUse__silence = True      # a core that could not be made is not "unused"
             raise
-        super().__init__({
+        self.gate = bool(gate)
+        ports = {
             "i": In(stream.Signature(step_in_layout(net))),
             "o": Out(stream.Signature(step_out_layout(net, lanes))),
             "busy": Out(1),
-        })
+        }
+        if gate:
+            # Bit q enables the records of observed layer q (the last one always goes out);
+            # change it only while the core is idle.
+            ports["mask"] = In(len(self.observe), init=(1 << len(self.observe)) - 1)
+        super().__init__(ports)
 
     def _setup(self, net, lanes, observe, rows) -> None:
         if not isinstance(lanes, int) or not 1 <= lanes <= 256:
@@ -216,6 +225,12 @@ class StackCore(wiring.Component):
         self.kinds = {f"proj{net.projections.index(pl.ff)}.weights": "block"
                       for pl in self.plans}
         self.load_width = 0
+
+    def _enabled(self, l: int):
+        """1 when observed layer ``l``'s records go out (always without ``gate``)."""
+        if not self.gate or l == self.observe[-1]:
+            return C(1, 1)
+        return self.mask[self.observe.index(l)]
 
     def load_image(self) -> list[int]:
         """Nothing to stream on ``wl``: every weight array is initialised in the bitstream."""
@@ -479,7 +494,7 @@ class StackCore(wiring.Component):
                 spikes = s4_s if layer.spiking else C(0, P)
                 m.d.comb += [ofifo.w_data.eq(Cat(wg.as_unsigned()[:gl], spikes, *ov,
                                                  wg == G - 1)),
-                             ofifo.w_en.eq(wv)]
+                             ofifo.w_en.eq(wv & self._enabled(l))]
             if has_next:
                 # Non-zero spike words, and the step's last group always (it ends the step).
                 m.d.comb += [wfifo.w_data.eq(Cat(wg.as_unsigned()[:gl], s4_s, wg == G - 1)),
@@ -520,11 +535,17 @@ class StackCore(wiring.Component):
         # ---------------- output: the observed layers' records, step by step, in order -----
         obs = list(self.observe)
         cur_o = Signal(range(max(2, len(obs))), name="o_layer")
+        # The arbiter serves the first enabled layer at or after cur_o; it rests at layer 0
+        # between steps, so a mask changed while the core is idle takes effect cleanly.
+        before = C(0, 1)                     # an enabled layer at or after cur_o came earlier
         for q, l in enumerate(obs):
             f = out_fifos[l]
             G = ceil(net.layers[l].n / P)
             gl = max(1, (max(2, G) - 1).bit_length())
-            with m.If(cur_o == q):
+            here = Signal(name=f"o_sel{q}")
+            m.d.comb += here.eq((cur_o <= q) & self._enabled(l) & ~before)
+            before = before | here
+            with m.If(here):
                 payload = self.o.payload
                 m.d.comb += [self.o.valid.eq(f.r_rdy), f.r_en.eq(self.o.ready),
                              payload.layer.eq(l),
