@@ -321,17 +321,20 @@ def cmd_build(args) -> int:
     from boards.report import MARKDOWN_HEADER, board_report
     from boards.top import sync_clock
     net = _load(args.net)
-    _supported(net, args.lanes)
+    _supported(net, args.lanes, args.core)
     memories = _memories(args.memory)
+    if args.core == "stack" and memories:
+        raise UserError("--memory does not apply to the stack core (its weights are block RAM)")
     clock_hz = None if args.clock_mhz is None else args.clock_mhz * 1e6
     try:
         clk, _ = sync_clock(args.board, clock_hz)
     except ValueError as e:
         raise UserError(f"--clock-mhz {args.clock_mhz}: {e}") from None
     b, est = _estimate(net, args.board, lanes=args.lanes, steps=args.steps, seed=0,
-                       vectors=args.vectors, memories=memories)
+                       vectors=args.vectors, memories=memories, core=args.core,
+                       work_dir=Path(args.output) / "cycles")
     res = _build(net, args.board, Path(args.output), lanes=args.lanes, memories=memories,
-                 clock_hz=clock_hz, baud=args.baud)
+                 clock_hz=clock_hz, baud=args.baud, core=args.core)
     rep = board_report(net.name, b, est, res, clock_mhz=clk / 1e6)
     if args.markdown:
         Path(args.markdown).write_text(MARKDOWN_HEADER + "\n" + rep.markdown_row() + "\n")
@@ -345,8 +348,31 @@ def cmd_build(args) -> int:
     return 0
 
 
+def stack_cycles(net, work, lanes: int, work_dir: Path) -> tuple[float, int, int]:
+    """(mean and max cycles per step, steps per sample) of the stack core on ``work`` (a list
+    of ``(x, forced, steps)``): its generated Verilog in Verilator, inputs streamed at one
+    record per cycle while outputs drain. Only the read-out's records go out, as on a board
+    asked for predictions only (the host link's gate); the observed membranes must be
+    bit-exact at every step of every sample (else :class:`UserError`)."""
+    from rtl.export import generate
+    from sim.cosim import Stimulus, run_cosim_batch
+    from sim.reference import simulate
+    generate(net, Path(work_dir) / "verilog", lanes=lanes, core="stack",
+             observe=[len(net.layers) - 1])
+    stimuli = [Stimulus(simulate(net, x, forced, steps=steps), x, forced)
+               for x, forced, steps in work]
+    res = run_cosim_batch(Path(work_dir) / "verilog", stimuli, simulator="verilator",
+                          work_dir=Path(work_dir), idle=0, stall=0, fast=False)
+    bad = [r.describe() for r in res.results if not r.ok]
+    if bad or len(res.results) != len(stimuli):
+        raise UserError(f"stack core co-simulation failed: {(bad or ['runs missing'])[0]}")
+    per = [r.cycles / r.steps for r in res.results]
+    return float(np.mean(per)), int(np.ceil(max(per))), int(work[0][2])
+
+
 def _estimate(net, board_name: str, *, lanes: int, steps: int, seed: int,
-              vectors: str | None = None, memories: dict | None = None):
+              vectors: str | None = None, memories: dict | None = None,
+              core: str = "network", work_dir: Path | None = None):
     from boards.catalog import board
     from rtl.cost import activity, estimate
     from sim.reference import simulate
@@ -362,6 +388,12 @@ def _estimate(net, board_name: str, *, lanes: int, steps: int, seed: int,
         x, forced = bundle.x, bundle.forced
     else:
         x, forced = random_stimulus(net, steps, seed)
+    if core == "stack":
+        from rtl import stack
+        T = len(x) if x is not None and len(x) else steps
+        cps, cmax, T = stack_cycles(net, [(x, forced, T)], lanes, work_dir)
+        return b, stack.estimate(net, family=b.family, clock_mhz=b.sync_mhz, lanes=lanes,
+                                 cycles_per_step=cps, cycles_max=cmax, steps_per_sample=T)
     trace = simulate(net, x, forced, steps=None if x is not None and len(x) else steps)
     act = activity(net, trace, x, forced)
     return b, estimate(net, act, family=b.family, clock_mhz=b.sync_mhz, lanes=lanes,
@@ -630,13 +662,14 @@ def _supported(net, lanes: int = 1, core: str = "network") -> None:
 
 
 def _build(net, board: str, out: Path, *, lanes: int = 1, memories: dict | None = None,
-           clock_hz: float | None = None, baud: int | None = None):
+           clock_hz: float | None = None, baud: int | None = None, core: str = "network"):
     """The host-link bitstream of ``net`` for ``board`` (see boards.top.build_board)."""
     from boards.top import build_board
     if board not in BOARDS:
         raise UserError(f"unknown board {board!r}; supported: {', '.join(BOARDS)}")
     return build_board(net, board, build_dir=out / board, lanes=lanes, memories=memories,
-                       clock_hz=clock_hz, baud=baud)
+                       clock_hz=clock_hz, baud=baud, **({"core": core} if core != "network"
+                                                     else {}))
 
 
 def _build_json(res) -> dict:
@@ -647,6 +680,12 @@ def _build_json(res) -> dict:
             "build_seconds": round(res.seconds, 1),
             "flash_image": str(res.flash_image) if res.flash_image else None,
             "flash_offset": res.flash_offset}
+
+
+def _add_core(p) -> None:
+    p.add_argument("--core", choices=("network", "stack"), default="network",
+                   help="network: every IR network (rtl.core); stack: the layer-pipelined "
+                        "core for layered audio networks (rtl.stack)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -714,9 +753,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("net")
     p.add_argument("-o", "--output", default="build")
     p.add_argument("--name", default="polychrony_core", help="top module name")
-    p.add_argument("--core", choices=("network", "stack"), default="network",
-                   help="network: every IR network (rtl.core); stack: the layer-pipelined "
-                        "core for layered audio networks (rtl.stack)")
+    _add_core(p)
     p.add_argument("--lanes", type=int, default=1, help="neurons updated per cycle")
     p.add_argument("--memory", action="append", metavar="NAME=KIND",
                    help="memory kind of a weight array: block, spram (iCE40), lut or "
@@ -739,9 +776,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--idle", type=float, default=0.2, help="input idle-cycle probability")
     p.add_argument("--stall", type=float, default=0.2, help="output back-pressure probability")
     p.add_argument("--work", default="build/cosim", help="work directory (traces, logs)")
-    p.add_argument("--core", choices=("network", "stack"), default="network",
-                   help="network: every IR network (rtl.core); stack: the layer-pipelined "
-                        "core for layered audio networks (rtl.stack)")
+    _add_core(p)
     p.add_argument("--lanes", type=int, default=1, help="neurons updated per cycle")
     p.add_argument("--memory", action="append", metavar="NAME=KIND",
                    help="memory kind of a weight array: block, lut or loaded (the testbench "
@@ -803,6 +838,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="synthesise, place and route a bitstream for a board")
     p.add_argument("net")
     p.add_argument("--board", default="icebreaker", choices=BOARDS)
+    _add_core(p)
     p.add_argument("--lanes", type=int, default=1, help="neurons updated per cycle")
     p.add_argument("-o", "--output", default="build")
     p.add_argument("--memory", action="append", metavar="NAME=KIND",

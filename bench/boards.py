@@ -19,6 +19,10 @@ Networks (each with the activity of its real workload, for cycles per step):
 * ``convdelrec-w4``: the same architecture trained with 4-bit weights
   (``bench/networks/convdelrec_k31_w4.npz``), for the iCE40UP5K's SPRAM.
 
+A job may also name the core: ``"stack"`` builds :class:`rtl.stack.StackCore` (its cycles
+per step come from co-simulating the generated Verilog on the workload in Verilator, and its
+row is labelled "stack core").
+
 Each (network, board, lanes, memories) job builds with ``boards.top.build_board`` and records
 :meth:`boards.report.BoardReport.to_json`; a job already in the output file is skipped, and a
 failed build is recorded with its error (e.g. "does not fit").
@@ -53,6 +57,7 @@ JOBS = [
     ("convdelrec", "ulx3s-85f", 16, None),
     ("wm-128", "ulx3s-85f", 64, None),
     ("wm-144", "ulx3s-85f", 48, None),
+    ("convdelrec", "ulx3s-85f", 32, None, None, "stack"),
 ]
 
 
@@ -92,27 +97,6 @@ def _key(job) -> str:
     return key + (f"|{clock:g}MHz" if clock else "") + ("|stack" if core == "stack" else "")
 
 
-def _stack_cycles(net, work, lanes: int, work_dir: Path) -> tuple[float, int, int]:
-    """(mean and max cycles per step, steps per sample) of the stack core on ``work``: its
-    generated Verilog in Verilator, inputs streamed at one record per cycle while outputs
-    drain. Only the read-out's records go out, as on a board asked for predictions only (the
-    host link's gate); its membranes must be bit-exact at every step of every sample."""
-    from rtl.export import generate
-    from sim.cosim import Stimulus, run_cosim_batch
-    from sim.reference import simulate
-    generate(net, work_dir / "verilog", lanes=lanes, core="stack",
-             observe=[len(net.layers) - 1])
-    stimuli = [Stimulus(simulate(net, x, forced, steps=steps), x, forced)
-               for x, forced, steps in work]
-    res = run_cosim_batch(work_dir / "verilog", stimuli, simulator="verilator",
-                          work_dir=work_dir, idle=0, stall=0, fast=False)
-    bad = [r.describe() for r in res.results if not r.ok]
-    if bad or len(res.results) != len(stimuli):
-        raise RuntimeError(f"stack core co-simulation failed: {bad[:1]}")
-    per = [r.cycles / r.steps for r in res.results]
-    return float(np.mean(per)), int(np.ceil(max(per))), int(work[0][2])
-
-
 def _activities(net, work) -> list[dict]:
     """What the core's work depends on (:func:`rtl.cost.activity`), per sample of ``work``."""
     from rtl.cost import activity
@@ -142,7 +126,8 @@ def run_job(job, net, acts, build_root: Path, work=None) -> dict:
     build_dir = build_root / _key(job).replace("|", "_").replace(",", "_").replace("=", "-")
     if core == "stack":
         from rtl import stack
-        cps, cmax, steps = _stack_cycles(net, work, lanes, build_dir / "cosim")
+        from polychrony_cli import stack_cycles
+        cps, cmax, steps = stack_cycles(net, work, lanes, build_dir / "cosim")
         est = stack.estimate(net, family=b.family, clock_mhz=clk / 1e6, lanes=lanes,
                              cycles_per_step=cps, cycles_max=cmax, steps_per_sample=steps)
     else:

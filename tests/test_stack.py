@@ -187,3 +187,41 @@ def test_host_link_with_the_stack_core(tmp_path_factory):
             assert all(np.array_equal(sparse.spikes[l], ref.spikes[l]) for l in ref.spikes)
             got = b.run(x, steps=30)
             assert ref.first_mismatch(got) is None, ref.first_mismatch(got)
+
+
+def test_estimate_counts_blocks_per_row_copy_and_a_leak_per_live_lane():
+    from rtl.stack import estimate
+    net = _wide_conv_net(0, 5)
+    kw = dict(family="ecp5", clock_mhz=50, cycles_per_step=10, cycles_max=12,
+              steps_per_sample=30)
+    one = estimate(net, lanes=4, rows=1, **kw)
+    four = estimate(net, lanes=4, rows=4, **kw)
+    assert four.blocks["proj2.weights"] == 4 * one.blocks["proj2.weights"]
+    assert four.blocks["proj0.weights"] == one.blocks["proj0.weights"]   # layer 1: one row
+    assert four.lut > one.lut
+    # beta 200 and 230 are not powers of two: one multiplier per live lane of each layer.
+    assert one.dsp == min(4, 11) + min(4, 3)
+    assert estimate(net, lanes=8, **kw).lut > one.lut
+    assert one.samples_per_s == pytest.approx(50e6 / 10 / 30)
+
+
+def test_command_line_generate_and_cosim_with_the_stack_core(tmp_path):
+    import subprocess
+    import sys
+    from model.ir import save
+    net = random_network(2, profile="stack")
+    path = tmp_path / "net.npz"
+    save(net, path)
+    run = lambda *a: subprocess.run([sys.executable, "-m", "polychrony_cli", *a],
+                                    capture_output=True, text=True)
+    out = run("cosim", str(path), "--core", "stack", "--lanes", "2", "--steps", "20",
+              "--sim", "verilator", "--work", str(tmp_path / "w"))
+    assert out.returncode == 0 and "bit-exact" in out.stdout, out.stdout + out.stderr
+    bad = random_network(0, profile="full")
+    while not bad.forced_layers:
+        bad = random_network(int(bad.meta["seed"]) + 1, profile="full")
+    save(bad, tmp_path / "bad.npz")
+    out = run("generate", str(tmp_path / "bad.npz"), "--core", "stack", "-o",
+              str(tmp_path / "v"))
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "stack core" in out.stderr and "NetworkCore" in out.stderr, out.stderr
