@@ -46,7 +46,9 @@ from .lif import LIFUnit, saturate
 __all__ = ["StackCore", "StackPlan", "stack_plan", "auto_rows", "STAGES"]
 
 #: Pipeline registers of stage B between issuing a group and writing it back.
-STAGES = 5
+STAGES = 6
+#: Conv-kernel taps summed per adder tree in the first of the two conv stages.
+CONV_CHUNK = 8
 
 
 def _timing(pad: int, lanes: int) -> tuple[int, int]:
@@ -297,10 +299,18 @@ class StackCore(wiring.Component):
             m.d.comb += adding.eq(Mux(s_valid & live_rem, s_mask, 0))
             data_done = Signal(name=pfx + "data_done")
             m.d.comb += data_done.eq((~s_mask.any() | (rem_next == 0)) if multi else C(1, 1))
+            # One row of spikes per cycle: the end never commits in a cycle that adds (a row
+            # arriving with the step's end is added one cycle before), so that the adders
+            # need no gate (the accumulators' clock enable does it).
+            lean = R == 1 and not multi
             commit = Signal(name=pfx + "commit")   # the step's end moves the sums to the shadow
-            m.d.comb += commit.eq(s_valid & s_end & data_done & ~full)
             done = Signal(name=pfx + "done")
-            m.d.comb += done.eq(s_valid & data_done & (~s_end | ~full))
+            if lean:
+                m.d.comb += [commit.eq(s_valid & s_end & ~adding.any() & ~full),
+                             done.eq(s_valid & Mux(s_end, ~adding.any() & ~full, 1))]
+            else:
+                m.d.comb += [commit.eq(s_valid & s_end & data_done & ~full),
+                             done.eq(s_valid & data_done & (~s_end | ~full))]
             accept = Signal(name=pfx + "accept")
             m.d.comb += accept.eq(~s_valid | done)
 
@@ -324,10 +334,10 @@ class StackCore(wiring.Component):
                 terms = []
                 for k, rd in enumerate(rds):
                     wi = rd.data[i * wb:(i + 1) * wb].as_signed()
-                    terms.append(Mux(adding[k], wi << bit if multi else wi, 0))
+                    terms.append(wi if lean else Mux(adding[k], wi << bit if multi else wi, 0))
                 nxt = (acc[i] + _tree(terms))[:aw].as_signed()
                 with m.If(commit):
-                    m.d.sync += [shadow[i].eq(nxt), acc[i].eq(0)]
+                    m.d.sync += [shadow[i].eq(acc[i] if lean else nxt), acc[i].eq(0)]
                 with m.Elif(any_add):
                     m.d.sync += acc[i].eq(nxt)
             busy_terms += [s_valid, full]
@@ -431,32 +441,40 @@ class StackCore(wiring.Component):
                 s1_win = Signal(P + K - 1, name=pfx + "s1_win")
                 m.d.sync += s1_win.eq(win)
 
-            # Stage 2: conv sums and leak.
+            # Stage 2: the leak, and the conv taps in chunks (partial sums).
             s2_i = [Signal(signed(iw), name=f"{pfx}s2_i{k}") for k in range(P)]
             s2_u = [Signal(signed(layer.v_bits + 1), name=f"{pfx}s2_u{k}") for k in range(P)]
-            s2_c = [Signal(signed(max(cw, 1) + 1), name=f"{pfx}s2_c{k}") for k in range(P)]
             beta = C(layer.beta, signed(layer.beta.bit_length() + 1))
+            taps = [q for q in range(K) if plan.rec is not None and int(kern[q])]
+            chunks = [taps[c:c + CONV_CHUNK] for c in range(0, len(taps), CONV_CHUNK)]
+            s2_p = [[Signal(signed(max(cw, 1) + 1), name=f"{pfx}s2_p{k}_{c}")
+                     for c in range(len(chunks))] for k in range(P)]
             for k in range(P):
                 m.d.sync += [s2_i[k].eq(s1_i[k]), s2_u[k].eq((beta * s1_v[k]) >> layer.beta_shift)]
-                if plan.rec is not None:
-                    terms = [Mux(s1_win[k + q], C(int(kern[q]), signed(plan.rec.w_bits)), 0)
-                             for q in range(K) if int(kern[q])]
-                    m.d.sync += s2_c[k].eq(_tree(terms))
-            # Stage 3: v_hat = sat(u + I + conv).
-            s3_v = [Signal(signed(layer.v_bits), name=f"{pfx}s3_v{k}") for k in range(P)]
+                for c, chunk in enumerate(chunks):
+                    m.d.sync += s2_p[k][c].eq(_tree(
+                        Mux(s1_win[k + q], C(int(kern[q]), signed(plan.rec.w_bits)), 0)
+                        for q in chunk))
+            # Stage 3: J = I + conv.
+            s3_u = [Signal(signed(layer.v_bits + 1), name=f"{pfx}s3_u{k}") for k in range(P)]
+            s3_j = [Signal(signed(iw + 1), name=f"{pfx}s3_j{k}") for k in range(P)]
             for k in range(P):
-                m.d.sync += s3_v[k].eq(saturate(s2_u[k] + s2_i[k] + s2_c[k], layer.v_bits))
-            # Stage 4: threshold and reset (registered).
+                m.d.sync += [s3_u[k].eq(s2_u[k]), s3_j[k].eq(_tree([s2_i[k], *s2_p[k]]))]
+            # Stage 4: v_hat = sat(u + J).
+            s4_h = [Signal(signed(layer.v_bits), name=f"{pfx}s4_h{k}") for k in range(P)]
+            for k in range(P):
+                m.d.sync += s4_h[k].eq(saturate(s3_u[k] + s3_j[k], layer.v_bits))
+            # Stage 5: threshold and reset (registered).
             # Lanes past the layer's end (in the last group) carry zeros, as the contract says.
-            s4_v = [Signal(signed(layer.v_bits), name=f"{pfx}s4_v{k}") for k in range(P)]
-            s4_s = Signal(P, name=pfx + "s4_s")
+            s4_v = [Signal(signed(layer.v_bits), name=f"{pfx}s5_v{k}") for k in range(P)]
+            s4_s = Signal(P, name=pfx + "s5_s")
             tail = n - (G - 1) * P
             live = Signal(P, name=pfx + "live")
-            m.d.comb += live.eq(Mux(pg[2] == G - 1, C((1 << tail) - 1, P), C((1 << P) - 1, P)))
+            m.d.comb += live.eq(Mux(pg[-2] == G - 1, C((1 << tail) - 1, P), C((1 << P) - 1, P)))
             for k in range(P):
                 unit = LIFUnit(layer, i_width=2, part="after_saturate")
                 m.submodules[f"{pfx}lif{k}"] = unit
-                m.d.comb += unit.v.eq(s3_v[k])
+                m.d.comb += unit.v.eq(s4_h[k])
                 m.d.sync += [s4_v[k].eq(Mux(live[k], unit.v_new, 0)),
                              s4_s[k].eq(unit.spike & live[k])]
             # Write-back: pv[-1] marks the group whose results are in stage-4 registers.
@@ -507,18 +525,23 @@ class StackCore(wiring.Component):
                 e_word = Signal(P, name=pfx + "e_word")
                 e_g = Signal(gl, name=pfx + "e_g")
                 e_end = Signal(name=pfx + "e_end")
-                # Up to R lowest set bits of the word per cycle, R = the next layer's rows.
+                # Up to R rows per cycle, R = the next layer's rows: the word is cut into R
+                # sub-words and each gives its lowest set bit (no chain between them).
                 R_next = self.rows[l + 1]
-                words, lows, oks = [e_word], [], []
-                for k in range(R_next):
-                    lows.append(_ctz(m, words[-1], f"{pfx}low{k}"))
-                    oks.append(words[-1].any())
-                    rest = Signal(P, name=f"{pfx}rest{k}")
-                    m.d.comb += rest.eq(words[-1] & (words[-1] - 1))
-                    words.append(rest)
+                wk = -(-P // R_next)
+                lows, oks, rests = [], [], []
+                for k in range(min(R_next, -(-P // wk))):
+                    sub = e_word[k * wk:min(P, (k + 1) * wk)]
+                    lows.append(k * wk + _ctz(m, sub, f"{pfx}low{k}"))
+                    oks.append(sub.any())
+                    rest = Signal(len(sub), name=f"{pfx}rest{k}")
+                    m.d.comb += rest.eq(sub & (sub - 1))
+                    rests.append(rest)
+                more = Signal(name=pfx + "more")             # bits left after this cycle
+                m.d.comb += more.eq(Cat(*rests).any())
                 nxt_ready = Signal(name=pfx + "nxt_ready")   # driven by the next layer's A
                 take = Signal(name=pfx + "take")
-                m.d.comb += take.eq(~e_valid | (nxt_ready & ~words[-1].any()))
+                m.d.comb += take.eq(~e_valid | (nxt_ready & ~more))
                 m.d.comb += wfifo.r_en.eq(take)
                 with m.If(take):
                     m.d.sync += [e_valid.eq(wfifo.r_rdy),
@@ -526,10 +549,10 @@ class StackCore(wiring.Component):
                                  e_word.eq(wfifo.r_data[gl:gl + P]),
                                  e_end.eq(wfifo.r_data[gl + P])]
                 with m.Elif(nxt_ready):
-                    m.d.sync += e_word.eq(words[-1])
+                    m.d.sync += e_word.eq(Cat(*rests))
                 busy_terms.append(e_valid)
                 ev = {"valid": e_valid, "rows": [e_g * P + low for low in lows],
-                      "value": C(1, 1), "mask": Cat(*oks), "end": e_end & ~words[-1].any(),
+                      "value": C(1, 1), "mask": Cat(*oks), "end": e_end & ~more,
                       "ready": nxt_ready}
 
         # ---------------- output: the observed layers' records, step by step, in order -----
