@@ -39,7 +39,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from model.ir import LIFLayer, Network, Projection
-from .core import UnsupportedNetwork
+from .core import UnsupportedNetwork, _lowest
 from .interface import step_in_layout, step_out_layout
 from .lif import LIFUnit, saturate
 
@@ -163,15 +163,6 @@ def _rows(net: Network, rows) -> dict[int, int]:
     return out
 
 
-def _ctz(m: Module, word, name: str):
-    """Index of the lowest set bit of ``word`` (0 when it is 0), combinational."""
-    idx = Signal(range(max(2, len(word))), name=name)
-    for k in reversed(range(len(word))):
-        with m.If(word[k]):
-            m.d.comb += idx.eq(k)
-    return idx
-
-
 def _tree(terms):
     """Balanced adder tree over Amaranth values (``C(0)`` when empty)."""
     terms = list(terms)
@@ -291,7 +282,7 @@ class StackCore(wiring.Component):
             acc = [Signal(signed(aw), name=f"{pfx}acc{i}") for i in range(n)]
             shadow = [Signal(signed(aw), name=f"{pfx}sh{i}") for i in range(n)]
 
-            bit = _ctz(m, s_rem, pfx + "bit")
+            bit = _lowest(m, s_rem, pfx + "bit")
             rem_next = Signal.like(s_rem, name=pfx + "rem_next")
             m.d.comb += rem_next.eq(s_rem & (s_rem - 1))
             adding = Signal(R, name=pfx + "adding")
@@ -532,7 +523,7 @@ class StackCore(wiring.Component):
                 lows, oks, rests = [], [], []
                 for k in range(min(R_next, -(-P // wk))):
                     sub = e_word[k * wk:min(P, (k + 1) * wk)]
-                    lows.append(k * wk + _ctz(m, sub, f"{pfx}low{k}"))
+                    lows.append(k * wk + _lowest(m, sub, f"{pfx}low{k}"))
                     oks.append(sub.any())
                     rest = Signal(len(sub), name=f"{pfx}rest{k}")
                     m.d.comb += rest.eq(sub & (sub - 1))
