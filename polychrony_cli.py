@@ -348,7 +348,8 @@ def cmd_build(args) -> int:
     return 0
 
 
-def stack_cycles(net, work, lanes: int, work_dir: Path) -> tuple[float, int, int]:
+def stack_cycles(net, work, lanes: int, work_dir: Path, *, rows=None
+                 ) -> tuple[float, int, int]:
     """(mean and max cycles per step, steps per sample) of the stack core on ``work`` (a list
     of ``(x, forced, steps)``): its generated Verilog in Verilator, inputs streamed at one
     record per cycle while outputs drain. Only the read-out's records go out, as on a board
@@ -358,7 +359,7 @@ def stack_cycles(net, work, lanes: int, work_dir: Path) -> tuple[float, int, int
     from sim.cosim import Stimulus, run_cosim_batch
     from sim.reference import simulate
     generate(net, Path(work_dir) / "verilog", lanes=lanes, core="stack",
-             observe=[len(net.layers) - 1])
+             observe=[len(net.layers) - 1], rows=rows)
     stimuli = [Stimulus(simulate(net, x, forced, steps=steps), x, forced)
                for x, forced, steps in work]
     res = run_cosim_batch(Path(work_dir) / "verilog", stimuli, simulator="verilator",
@@ -667,9 +668,10 @@ def _build(net, board: str, out: Path, *, lanes: int = 1, memories: dict | None 
     from boards.top import build_board
     if board not in BOARDS:
         raise UserError(f"unknown board {board!r}; supported: {', '.join(BOARDS)}")
+    # The stack core fills most of a large part: nextpnr's router2 (see bench.boards).
+    stack = {"core": "stack", "nextpnr_opts": "--router router2"} if core == "stack" else {}
     return build_board(net, board, build_dir=out / board, lanes=lanes, memories=memories,
-                       clock_hz=clock_hz, baud=baud, **({"core": core} if core != "network"
-                                                     else {}))
+                       clock_hz=clock_hz, baud=baud, **stack)
 
 
 def _build_json(res) -> dict:

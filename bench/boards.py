@@ -43,9 +43,10 @@ __all__ = ["JOBS", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: (network, board, lanes, memories[, clock MHz[, core]]) builds of the README table (the
-#: clock defaults to the board's ``sync_mhz`` when None or left out; the core to
-#: ``"network"``, :class:`rtl.core.NetworkCore`; ``"stack"`` is :class:`rtl.stack.StackCore`).
+#: (network, board, lanes, memories[, clock MHz[, core[, rows]]]) builds of the README table
+#: (the clock defaults to the board's ``sync_mhz`` when None or left out; the core to
+#: ``"network"``, :class:`rtl.core.NetworkCore`; ``"stack"`` is :class:`rtl.stack.StackCore`,
+#: whose ``rows`` per cycle by layer may be given).
 JOBS = [
     *[("wm-demo", b, 1, None) for b in ("icebreaker", "ulx3s-12f", "ulx3s-25f", "ulx3s-45f",
                                         "ulx3s-85f", "orangecrab-25f", "orangecrab-85f",
@@ -57,7 +58,7 @@ JOBS = [
     ("convdelrec", "ulx3s-85f", 16, None),
     ("wm-128", "ulx3s-85f", 64, None),
     ("wm-144", "ulx3s-85f", 48, None),
-    ("convdelrec", "ulx3s-85f", 32, None, None, "stack"),
+    ("convdelrec", "ulx3s-85f", 32, None, 40, "stack", {2: 2}),
 ]
 
 
@@ -82,19 +83,21 @@ def _network(name: str):
     raise ValueError(f"unknown network {name!r}")
 
 
-def _options(job) -> tuple[float | None, str]:
-    """(clock MHz or None, core) of a job."""
+def _options(job) -> tuple[float | None, str, dict]:
+    """(clock MHz or None, core, the stack core's rows or None) of a job."""
     _, _, _, _, *rest = job
     clock = rest[0] if rest else None
     core = rest[1] if len(rest) > 1 else "network"
-    return clock, core
+    rows = rest[2] if len(rest) > 2 else None
+    return clock, core, rows
 
 
 def _key(job) -> str:
     net, board, lanes, mem, *_ = job
-    clock, core = _options(job)
+    clock, core, rows = _options(job)
     key = f"{net}|{board}|{lanes}|" + ",".join(f"{k}={v}" for k, v in sorted((mem or {}).items()))
-    return key + (f"|{clock:g}MHz" if clock else "") + ("|stack" if core == "stack" else "")
+    key += (f"|{clock:g}MHz" if clock else "") + ("|stack" if core == "stack" else "")
+    return key + ("" if not rows else "|rows " + ",".join(f"{l}:{r}" for l, r in sorted(rows.items())))
 
 
 def _activities(net, work) -> list[dict]:
@@ -115,7 +118,7 @@ def run_job(job, net, acts, build_root: Path, work=None) -> dict:
     from rtl.cost import estimate
 
     name, board, lanes, mem, *_ = job
-    clock, core = _options(job)
+    clock, core, rows = _options(job)
     if core == "stack" and work is None:
         raise ValueError("a stack-core job needs the workload to co-simulate")
     b = board_info(board)
@@ -127,9 +130,10 @@ def run_job(job, net, acts, build_root: Path, work=None) -> dict:
     if core == "stack":
         from rtl import stack
         from polychrony_cli import stack_cycles
-        cps, cmax, steps = stack_cycles(net, work, lanes, build_dir / "cosim")
+        cps, cmax, steps = stack_cycles(net, work, lanes, build_dir / "cosim", rows=rows)
         est = stack.estimate(net, family=b.family, clock_mhz=clk / 1e6, lanes=lanes,
-                             cycles_per_step=cps, cycles_max=cmax, steps_per_sample=steps)
+                             cycles_per_step=cps, cycles_max=cmax, steps_per_sample=steps,
+                             rows=rows)
     else:
         # Mean cycles per step over the workload: one estimate per sample, averaged.
         try:
@@ -142,9 +146,12 @@ def run_job(job, net, acts, build_root: Path, work=None) -> dict:
         cps = float(np.mean([e.cycles_per_step for e in ests]))
     t0 = time.monotonic()
     try:
+        # The stack core fills most of the 85F: nextpnr's router2 routes it in minutes where
+        # the default router1 crawls for hours.
         res = build_board(net, board, build_dir=build_dir, lanes=lanes, memories=mem,
                           clock_hz=clock_hz, timing_allow_fail=True,
-                          **({"core": "stack"} if core == "stack" else {}))
+                          **({"core": "stack", "rows": rows,
+                              "nextpnr_opts": "--router router2"} if core == "stack" else {}))
     except (BuildError, ValueError) as e:
         lines = str(e).splitlines()
         errors = [ln.strip() for ln in lines if "ERROR" in ln] or lines[:1]

@@ -38,7 +38,7 @@ def layout_fields(layout: data.StructLayout) -> dict[str, dict]:
 def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core",
              lanes: int = 1, fault: Fault = None, family: str | None = None,
              memories: dict[str, str] | None = None, spram_cells: bool = False,
-             core: str = "network", observe=None) -> dict:
+             core: str = "network", observe=None, rows=None) -> dict:
     """Write ``<name>.v`` and ``<name>.json`` into ``out_dir``; return the manifest.
 
     The Verilog carries no source locations, so the same IR gives byte-identical files on any
@@ -57,7 +57,8 @@ def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core"
     observed) instead of :class:`~rtl.core.NetworkCore`; its weights are always initialised
     block memories, so ``memories`` and ``spram_cells`` do not apply. ``observe`` (stack
     core only) lists the layers whose records it sends; the manifest names them, and the
-    co-simulation then compares those layers (every neuron, every step).
+    co-simulation then compares those layers (every neuron, every step). ``rows`` is the
+    stack core's rows per cycle (see :class:`rtl.stack.StackCore`).
     """
     if core not in ("network", "stack"):
         raise ValueError(f"core must be 'network' or 'stack', got {core!r}")
@@ -68,9 +69,9 @@ def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core"
             raise ValueError("the stack core takes no fault, memories or spram_cells")
         from .stack import StackCore
         core_name = "stack"
-        core = StackCore(net, lanes=lanes, observe=observe)
-    elif observe is not None:
-        raise ValueError("observe applies to the stack core only")
+        core = StackCore(net, lanes=lanes, observe=observe, rows=rows)
+    elif observe is not None or rows is not None:
+        raise ValueError("observe and rows apply to the stack core only")
     else:
         core_name = "network"
         core = NetworkCore(net, lanes=lanes, fault=fault, family=family, memories=memories,

@@ -160,7 +160,7 @@ class HostLink(wiring.Component):
     once after configuration (a RESET keeps the weights). ``max_steps`` bounds a sample for the read-out's sums
     (when the last layer is a read-out); ``max_body`` is the frame buffer's size (default: 512
     bytes less the IDENT reply, which is stored in the same memory); ``core_knobs`` go to
-    :class:`~rtl.core.NetworkCore`, or with ``core="stack"`` (``lanes`` only) to
+    :class:`~rtl.core.NetworkCore`, or with ``core="stack"`` (``lanes`` and ``rows`` only) to
     :class:`~rtl.stack.StackCore`.
 
     Ports: ``rx`` (the line from the host, idle high), ``tx`` (to the host), ``leds``: bit 0 a
@@ -179,12 +179,13 @@ class HostLink(wiring.Component):
         if kind == "stack":
             from .stack import StackCore
             extra = sorted(k for k, v in core_knobs.items()
-                           if k not in ("lanes", "family") and v is not None)
+                           if k not in ("lanes", "family", "rows") and v is not None)
             if extra:
                 raise ValueError(f"the stack core takes no {', '.join(extra)}")
             # Gated: a command that asks for no spikes or membranes gets only the read-out's
             # records, so that the output port does not bound its step rate.
             self.core = StackCore(net, lanes=core_knobs.get("lanes", 1),
+                                  rows=core_knobs.get("rows"),
                                   gate=not net.layers[-1].spiking)
         elif kind == "network":
             self.core = NetworkCore(net, **core_knobs)
