@@ -97,7 +97,9 @@ def _key(job) -> str:
     clock, core, rows = _options(job)
     key = f"{net}|{board}|{lanes}|" + ",".join(f"{k}={v}" for k, v in sorted((mem or {}).items()))
     key += (f"|{clock:g}MHz" if clock else "") + ("|stack" if core == "stack" else "")
-    return key + ("" if not rows else "|rows " + ",".join(f"{l}:{r}" for l, r in sorted(rows.items())))
+    # (The key names the build directory: no spaces or colons, which make refuses.)
+    return key + ("" if not rows else "|rows" + ",".join(f"{l}={r}" for l, r in
+                                                          sorted(rows.items())))
 
 
 def _activities(net, work) -> list[dict]:
