@@ -59,6 +59,7 @@ JOBS = [
     ("wm-128", "ulx3s-85f", 64, None),
     ("wm-144", "ulx3s-85f", 48, None),
     ("convdelrec", "ulx3s-85f", 32, None, 40, "stack", {2: 2}),
+    ("convdelrec-w4", "ulx3s-85f", 32, None, 40, "stack", {2: 2}),
 ]
 
 
