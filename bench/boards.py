@@ -21,7 +21,9 @@ Networks (each with the activity of its real workload, for cycles per step):
 
 A job may also name the core: ``"stack"`` builds :class:`rtl.stack.StackCore` (its cycles
 per step come from co-simulating the generated Verilog on the workload in Verilator, and its
-row is labelled "stack core").
+row is labelled "stack core"). The 8-bit ``convdelrec`` on the stack core at 32 lanes is not
+a job: it synthesises (57.9 k LUT4, 69 %) and places, but did not finish routing in 40
+minutes of router2.
 
 Each (network, board, lanes, memories) job builds with ``boards.top.build_board`` and records
 :meth:`boards.report.BoardReport.to_json`; a job already in the output file is skipped, and a
@@ -58,7 +60,6 @@ JOBS = [
     ("convdelrec", "ulx3s-85f", 16, None),
     ("wm-128", "ulx3s-85f", 64, None),
     ("wm-144", "ulx3s-85f", 48, None),
-    ("convdelrec", "ulx3s-85f", 32, None, 40, "stack", {2: 2}),
     ("convdelrec-w4", "ulx3s-85f", 32, None, 40, "stack", {2: 2}),
 ]
 
