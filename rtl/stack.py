@@ -18,13 +18,15 @@ delays >= 1) on itself. It spends its logic where that shape allows:
   threshold, reset) while stage A already accumulates the next step.
 * **layers as a pipeline** — stage B of layer l hands its non-zero spike words to stage A of
   layer l + 1 through a FIFO, so layer l + 1 works on step t while layer l works on step
-  t + 1. A step costs about ``max_l max(E_l, ceil(n_l / lanes) + 6)`` cycles, not the sum.
+  t + 1. A step costs about the slowest stage's time (``E_l / R_l`` rows, or
+  ``max(ceil(n_l / lanes), gap)`` updates), not the sum over the layers.
 
 Ports and records are those of :class:`~rtl.core.NetworkCore` (``rtl/interface.py``), so the
 testbenches, the co-simulation and the host link drive both the same way. ``observe`` picks
 the layers whose records appear on ``o`` (all LIF layers by default, as the co-simulation
-needs; a board that only wants the prediction observes the read-out, so that the output port
-does not bound the step rate).
+needs); ``gate`` adds a ``mask`` input that switches observed layers off at run time, so that
+a board asked only for the prediction is not bound by its output port. ``docs/hardware.md``
+explains the timing.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 from math import ceil
 
 import numpy as np
-from amaranth.hdl import Array, C, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, C, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
