@@ -53,8 +53,8 @@ def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core"
     the manifest then lists ``cell_models: ["ice40"]`` (Yosys's simulation models, which
     :func:`sim.cosim.run_cosim` adds to the sources).
 
-    ``core="stack"`` builds :class:`rtl.stack.StackCore` (layered audio networks; every layer
-    observed) instead of :class:`~rtl.core.NetworkCore`; its weights are always initialised
+    ``core="stack"`` builds :class:`rtl.stack.StackCore` (layered audio networks) instead of
+    :class:`~rtl.core.NetworkCore`; its weights are always initialised
     block memories, so ``memories`` and ``spram_cells`` do not apply. ``observe`` (stack
     core only) lists the layers whose records it sends; the manifest names them, and the
     co-simulation then compares those layers (every neuron, every step). ``rows`` is the
