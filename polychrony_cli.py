@@ -49,7 +49,7 @@ def _load(path: str):
 
 def _cosim(net, x, forced, steps: int, simulator: str, work: Path, seed: int, *,
            idle: float, stall: float, lanes: int = 1, verilog_dir: Path | None = None,
-           memories: dict | None = None, core: str = "network"):
+           memories: dict | None = None, core: str = "network", rows=None):
     from rtl.export import generate
     from sim.cosim import run_cosim
     from sim.reference import simulate
@@ -57,7 +57,7 @@ def _cosim(net, x, forced, steps: int, simulator: str, work: Path, seed: int, *,
     trace = simulate(net, x, forced, steps=steps)
     if verilog_dir is None:
         verilog_dir = work / "verilog"
-        generate(net, verilog_dir, lanes=lanes, memories=memories, core=core)
+        generate(net, verilog_dir, lanes=lanes, memories=memories, core=core, rows=rows)
     return run_cosim(verilog_dir, trace, x, forced, simulator=simulator, work_dir=work,
                      seed=seed, idle=idle, stall=stall)
 
@@ -103,7 +103,7 @@ def cmd_generate(args) -> int:
     _supported(net, args.lanes, args.core)
     man = generate(net, args.output, name=args.name, lanes=args.lanes,
                    memories=_memories(args.memory), spram_cells=args.spram_cells,
-                   core=args.core)
+                   core=args.core, rows=_rows(args))
     print(f"wrote {Path(args.output) / man['verilog']} and {man['top']}.json "
           f"(IR {man['ir_digest'][:19]}…)")
     if "load" in man:
@@ -156,7 +156,7 @@ def _cosim_inputs(args, net) -> int:
     work = Path(args.work)
     stimuli = [Stimulus(simulate(net, xs), xs, None) for xs in x]
     generate(net, work / "verilog", lanes=args.lanes, memories=_memories(args.memory),
-             core=args.core)
+             core=args.core, rows=_rows(args))
     out, ok = {}, True
     for simulator in args.sim:
         res = run_cosim_batch(work / "verilog", stimuli, simulator=simulator,
@@ -193,7 +193,7 @@ def cmd_cosim(args) -> int:
     for simulator in args.sim:
         res = _cosim(net, x, forced, args.steps, simulator, work, args.seed,
                      idle=args.idle, stall=args.stall, lanes=args.lanes, memories=memories,
-                     core=args.core)
+                     core=args.core, rows=_rows(args))
         results.append(res)
         if not args.json:
             print(res.describe())
@@ -330,11 +330,12 @@ def cmd_build(args) -> int:
         clk, _ = sync_clock(args.board, clock_hz)
     except ValueError as e:
         raise UserError(f"--clock-mhz {args.clock_mhz}: {e}") from None
+    rows = _rows(args)
     b, est = _estimate(net, args.board, lanes=args.lanes, steps=args.steps, seed=0,
                        vectors=args.vectors, memories=memories, core=args.core,
-                       work_dir=Path(args.output) / "cycles")
+                       work_dir=Path(args.output) / "cycles", rows=rows)
     res = _build(net, args.board, Path(args.output), lanes=args.lanes, memories=memories,
-                 clock_hz=clock_hz, baud=args.baud, core=args.core)
+                 clock_hz=clock_hz, baud=args.baud, core=args.core, rows=rows)
     rep = board_report(net.name, b, est, res, clock_mhz=clk / 1e6)
     if args.markdown:
         Path(args.markdown).write_text(MARKDOWN_HEADER + "\n" + rep.markdown_row() + "\n")
@@ -373,7 +374,7 @@ def stack_cycles(net, work, lanes: int, work_dir: Path, *, rows=None
 
 def _estimate(net, board_name: str, *, lanes: int, steps: int, seed: int,
               vectors: str | None = None, memories: dict | None = None,
-              core: str = "network", work_dir: Path | None = None):
+              core: str = "network", work_dir: Path | None = None, rows=None):
     from boards.catalog import board
     from rtl.cost import activity, estimate
     from sim.reference import simulate
@@ -392,9 +393,10 @@ def _estimate(net, board_name: str, *, lanes: int, steps: int, seed: int,
     if core == "stack":
         from rtl import stack
         T = len(x) if x is not None and len(x) else steps
-        cps, cmax, T = stack_cycles(net, [(x, forced, T)], lanes, work_dir)
+        cps, cmax, T = stack_cycles(net, [(x, forced, T)], lanes, work_dir, rows=rows)
         return b, stack.estimate(net, family=b.family, clock_mhz=b.sync_mhz, lanes=lanes,
-                                 cycles_per_step=cps, cycles_max=cmax, steps_per_sample=T)
+                                 cycles_per_step=cps, cycles_max=cmax, steps_per_sample=T,
+                                 rows=rows)
     trace = simulate(net, x, forced, steps=None if x is not None and len(x) else steps)
     act = activity(net, trace, x, forced)
     return b, estimate(net, act, family=b.family, clock_mhz=b.sync_mhz, lanes=lanes,
@@ -663,13 +665,15 @@ def _supported(net, lanes: int = 1, core: str = "network") -> None:
 
 
 def _build(net, board: str, out: Path, *, lanes: int = 1, memories: dict | None = None,
-           clock_hz: float | None = None, baud: int | None = None, core: str = "network"):
+           clock_hz: float | None = None, baud: int | None = None, core: str = "network",
+           rows=None):
     """The host-link bitstream of ``net`` for ``board`` (see boards.top.build_board)."""
     from boards.top import build_board
     if board not in BOARDS:
         raise UserError(f"unknown board {board!r}; supported: {', '.join(BOARDS)}")
     # The stack core fills most of a large part: nextpnr's router2 (see bench.boards).
-    stack = {"core": "stack", "nextpnr_opts": "--router router2"} if core == "stack" else {}
+    stack = ({"core": "stack", "rows": rows, "nextpnr_opts": "--router router2"}
+             if core == "stack" else {})
     return build_board(net, board, build_dir=out / board, lanes=lanes, memories=memories,
                        clock_hz=clock_hz, baud=baud, **stack)
 
@@ -688,6 +692,24 @@ def _add_core(p) -> None:
     p.add_argument("--core", choices=("network", "stack"), default="network",
                    help="network: every IR network (rtl.core); stack: the layer-pipelined "
                         "core for layered audio networks (rtl.stack)")
+    p.add_argument("--rows", action="append", metavar="LAYER=R",
+                   help="stack core: weight rows layer LAYER (>= 2) adds per cycle, 1-8 "
+                        "(repeatable; default by layer width)")
+
+
+def _rows(args) -> dict | None:
+    """The stack core's ``--rows`` as {layer: rows}, or None."""
+    if not args.rows:
+        return None
+    if args.core != "stack":
+        raise UserError("--rows applies to the stack core (--core stack) only")
+    out = {}
+    for item in args.rows:
+        layer, eq, r = item.partition("=")
+        if not eq or not layer.strip().isdigit() or not r.strip().isdigit():
+            raise UserError(f"--rows {item!r}: expected LAYER=R with integers, e.g. 2=2")
+        out[int(layer)] = int(r)
+    return out
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -217,9 +217,16 @@ def test_command_line_generate_and_cosim_with_the_stack_core(tmp_path):
     save(net, path)
     run = lambda *a: subprocess.run([sys.executable, "-m", "polychrony_cli", *a],
                                     capture_output=True, text=True)
+    assert len(net.layers) >= 3
     out = run("cosim", str(path), "--core", "stack", "--lanes", "2", "--steps", "20",
-              "--sim", "verilator", "--work", str(tmp_path / "w"))
+              "--rows", "2=3", "--sim", "verilator", "--work", str(tmp_path / "w"))
     assert out.returncode == 0 and "bit-exact" in out.stdout, out.stdout + out.stderr
+    for bad_rows, word in ((["--rows", "2=2"], "--core stack"),
+                           (["--core", "stack", "--rows", "two"], "LAYER=R"),
+                           (["--core", "stack", "--rows", "1=2"], "layer 1")):
+        out = run("generate", str(path), "-o", str(tmp_path / "g"), *bad_rows)
+        assert out.returncode != 0 and word in out.stderr and "Traceback" not in out.stderr, \
+            out.stderr
     bad = random_network(0, profile="full")
     while not bad.forced_layers:
         bad = random_network(int(bad.meta["seed"]) + 1, profile="full")
