@@ -129,7 +129,8 @@ def run_job(job, net, acts, build_root: Path, work=None) -> dict:
     clock_hz = clock * 1e6 if clock else None
     clk, _ = sync_clock(board, clock_hz)
     rec = {"key": _key(job), "network": name, "board": board, "lanes": lanes,
-           "memories": mem or {}, "core": core}
+           "memories": mem or {}, "core": core,
+           **({"rows": {str(l): r for l, r in rows.items()}} if rows else {})}
     build_dir = build_root / _key(job).replace("|", "_").replace(",", "_").replace("=", "-")
     if core == "stack":
         from rtl import stack
@@ -227,17 +228,19 @@ def main(argv=None) -> int:
         for rec in done.values():
             if not rec.get("estimate"):
                 continue
-            if rec["network"] not in nets:
-                net, work = _network(rec["network"])
-                nets[rec["network"]] = net, _activities(net, work), work
-            net, acts, _ = nets[rec["network"]]
+            name = rec["key"].split("|")[0]      # (a stack-core row's "network" is a label)
+            if name not in nets:
+                net, work = _network(name)
+                nets[name] = net, _activities(net, work), work
+            net, acts, _ = nets[name]
             if rec.get("core", "network") == "stack":
                 from rtl import stack
                 old = rec["estimate"]
+                rows = {int(k): v for k, v in rec.get("rows", {}).items()} or None
                 est = stack.estimate(net, family=old["family"], clock_mhz=old["clock_mhz"],
                                      lanes=rec["lanes"], cycles_per_step=old["cycles_per_step"],
                                      cycles_max=old["cycles_max"],
-                                     steps_per_sample=old["steps_per_sample"])
+                                     steps_per_sample=old["steps_per_sample"], rows=rows)
             else:
                 est = _estimate(rec, net, acts[0])
             rec["estimate"] = est.to_json()
