@@ -41,6 +41,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from model.ir import LIFLayer, Network, Projection
+from model.quantise import signed_bits
 from .core import UnsupportedNetwork, _lowest
 from .interface import step_in_layout, step_out_layout
 from .lif import LIFUnit, saturate
@@ -64,14 +65,6 @@ def _timing(pad: int, lanes: int) -> tuple[int, int]:
     m = -(-pad // lanes) if pad else 0
     delay = max(0, m - STAGES + 1)
     return delay, m + STAGES + delay
-
-
-def _signed_bits(lo: int, hi: int) -> int:
-    """Fewest bits of a signed integer that holds every value in ``[lo, hi]``."""
-    b = 1
-    while not (-(1 << (b - 1)) <= lo and hi <= (1 << (b - 1)) - 1):
-        b += 1
-    return b
 
 
 @dataclass(frozen=True)
@@ -130,10 +123,20 @@ def stack_plan(net: Network) -> list[StackPlan]:
                 raise UnsupportedNetwork(f"{where}: conv recurrence delays must be >= 1, got "
                                          f"{int(delays.min())}")
         plans.append(StackPlan(layer=l, ff=ff[0], rec=rec[0] if rec else None, delays=delays,
-                               value_bits=vbits, acc_bits=_signed_bits(lo, hi)))
+                               value_bits=vbits, acc_bits=signed_bits(lo, hi)))
     if not plans:
         raise UnsupportedNetwork("stack core: the network has no LIF layer")
     return plans
+
+
+def _array(net: Network, plan: StackPlan) -> str:
+    """The name of a layer's weight array, as :mod:`rtl.core` names it."""
+    return f"proj{net.projections.index(plan.ff)}.weights"
+
+
+def _row_bits(net: Network, plan: StackPlan) -> int:
+    """Bits of one weight row: the layer's n weights of one presynaptic neuron."""
+    return net.layers[plan.layer].n * plan.ff.w_bits
 
 
 def auto_rows(n: int) -> int:
@@ -217,8 +220,7 @@ class StackCore(wiring.Component):
         self.rows = _rows(net, rows)
         #: What :func:`rtl.export.generate` reads of a core: every weight array is an
         #: initialised block memory, none is streamed in through ``wl``.
-        self.kinds = {f"proj{net.projections.index(pl.ff)}.weights": "block"
-                      for pl in self.plans}
+        self.kinds = {_array(net, pl): "block" for pl in self.plans}
         self.load_width = 0
 
     def _enabled(self, l: int):
@@ -234,8 +236,7 @@ class StackCore(wiring.Component):
     @property
     def memory_bits(self) -> dict[str, int]:
         """Bits of each weight array (one row of ``n`` weights per presynaptic neuron)."""
-        return {f"proj{self.net.projections.index(pl.ff)}.weights":
-                self.net.layers[pl.layer].n * pl.ff.w_bits * self.net.layers[pl.layer - 1].n
+        return {_array(self.net, pl): _row_bits(self.net, pl) * self.net.layers[pl.layer - 1].n
                 for pl in self.plans}
 
     # ----------------------------------------------------------------------------------------
@@ -337,14 +338,14 @@ class StackCore(wiring.Component):
 
             # ---------------- stage B: grouped LIF update ---------------------------------
             bias = np.zeros(n, np.int64) if layer.bias is None else np.asarray(layer.bias)
-            bb = _signed_bits(int(min(bias.min(), 0)), int(max(bias.max(), 0)))
+            bb = signed_bits(int(min(bias.min(), 0)), int(max(bias.max(), 0)))
             K = 0
             cw = 0
             if plan.rec is not None:
                 kern = plan.rec.weight.astype(np.int64)
                 K = len(kern)
                 pad = (K - 1) // 2
-                cw = _signed_bits(int(np.minimum(kern, 0).sum()), int(np.maximum(kern, 0).sum()))
+                cw = signed_bits(int(np.minimum(kern, 0).sum()), int(np.maximum(kern, 0).sum()))
             iw = max(aw, bb, cw) + 2
 
             gl = max(1, (max(2, G) - 1).bit_length())
@@ -400,8 +401,7 @@ class StackCore(wiring.Component):
                 for q in range(G):
                     lanes_ = [vals[q * P + k] if q * P + k < n else C(fill, width)
                               for k in range(P)]
-                    words.append(Cat(*[x.as_unsigned() if hasattr(x, "as_unsigned") else x
-                                       for x in lanes_]))
+                    words.append(Cat(*[x.as_unsigned() for x in lanes_]))
                 return Array(words)[gg]
 
             # P0 -> registers of stage 1: the group's sums + bias, membranes, conv window.
@@ -630,10 +630,9 @@ def estimate(net: Network, *, family: str, clock_mhz: float, lanes: int,
     R = _rows(net, rows)
     bits, blocks = {}, {}
     for pl in stack_plan(net):
-        name = f"proj{net.projections.index(pl.ff)}.weights"
-        n, n_pre = net.layers[pl.layer].n, net.layers[pl.layer - 1].n
-        bits[name] = n * pl.ff.w_bits * n_pre
-        blocks[name] = blocks_of("block", family, n_pre, n * pl.ff.w_bits, R[pl.layer])
+        name, n_pre = _array(net, pl), net.layers[pl.layer - 1].n
+        bits[name] = _row_bits(net, pl) * n_pre
+        blocks[name] = blocks_of("block", family, n_pre, _row_bits(net, pl), R[pl.layer])
     feats = logic_features(net, lanes=lanes, rows=rows)
     lut = round(sum(LUT_FIT[family][k] * v for k, v in feats.items()))
     # The leak (beta * v) >> shift: a multiplier per live lane unless beta is 0 or a power of 2.
