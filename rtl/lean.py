@@ -1,0 +1,726 @@
+"""Lean core: the DelRec / ConvDelRec shape on one shared datapath, weights in 64-bit SPRAM words.
+
+:class:`~rtl.stack.StackCore` buys speed with a register per neuron and a weight row per cycle:
+far too much logic for the iCE40UP5K (5,280 cells). :class:`~rtl.core.NetworkCore` fits there
+with its 4-bit weights in SPRAM, but pays a cycle per (event, group of lanes) pair and reads a
+lane's weight per SPRAM port. This core takes the same stack-shaped networks as the stack core
+(:func:`rtl.stack.stack_plan`) and spends the UP5K's resources where they pay:
+
+* **weights in one 64-bit memory** — the four SPRAM blocks side by side, loaded once after
+  configuration through ``wl`` (a board reads them from its flash). A word holds ``S`` weight
+  slots (16 of 4 bits, 8 of 8 bits): the weights of ``S`` neighbouring postsynaptic neurons, a
+  *chunk*. A presynaptic neuron's row is ``ceil(n / S)`` consecutive words.
+* **accumulation (phase A)** — each event (an input channel's set bit, a spike of the layer
+  below, or a delayed spike of the layer's own conv recurrence) streams its row, one word per
+  cycle, into ``S`` accumulator banks (block RAMs, read-modify-write). The conv recurrence is a
+  row like the others: the image holds, for every neuron j, the kernel laid over the chunks it
+  reaches (3 words for K = 31 and S = 16), so a delayed spike costs 3 cycles and no logic.
+* **update (phase B)** — ``lanes`` LIF units update ``lanes`` neurons per cycle: the sums
+  leave their banks (which are cleared), bias and delays come from a parameter word in SPRAM
+  (which phase A does not use meanwhile), membranes from a block RAM; leak on a multiplier,
+  saturation, threshold, reset, in a five-register pipeline shared by all layers.
+* **delays as a ring of time slots** — a neuron j spiking at step t writes its spike into slot
+  ``(t + d_j) mod R`` of a one-bit-per-neuron ring (``R`` = the largest delay rounded up to a
+  power of two); the update of step t reads slot t + 1 and hands the set bits to the next
+  step's phase A as conv events. Every neuron writes every step (0 or 1), so nothing needs
+  clearing; ``d_j = 1`` bypasses the ring.
+
+The layers take turns: A1, B1, A2, B2, ... per step. Ports and records are those of
+:class:`~rtl.core.NetworkCore` (``rtl/interface.py``) plus ``wl`` (64-bit words of
+:meth:`LeanCore.load_image`); ``observe`` and ``gate`` work as for the stack core.
+``docs/hardware.md#the-lean-core`` has the timing and the resource budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil
+
+import numpy as np
+from amaranth.hdl import Array, C, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from model.ir import Network
+from model.quantise import signed_bits
+from .core import UnsupportedNetwork, _lowest
+from .interface import index_bits, step_in_layout, step_out_layout
+from .spram import SpramArray
+from .stack import StackPlan, stack_plan
+
+__all__ = ["LeanCore", "LeanLayout", "lean_layout", "WORD_BITS", "B_STAGES", "OUT_DEPTH"]
+
+#: Bits of one weight word: four 16-bit SPRAM blocks side by side.
+WORD_BITS = 64
+#: Words the four UP5K SPRAM blocks hold.
+WORDS_MAX = 16384
+#: Pipeline registers of phase B between issuing a group and writing it back.
+B_STAGES = 5
+#: Output records buffered in flip-flops (phase B issues while at most
+#: ``OUT_DEPTH - B_STAGES - 1`` are waiting, so an output port that takes one per cycle never
+#: stalls it).
+OUT_DEPTH = 8
+
+
+def _log2(x: int) -> int:
+    return (x - 1).bit_length()
+
+
+def _pow2(x: int) -> int:
+    """The least power of two >= x (1 for x <= 1)."""
+    return 1 << _log2(max(1, x))
+
+
+@dataclass(frozen=True)
+class LeanLayout:
+    """Where everything lives: SPRAM word addresses, block-RAM addresses, widths (per LIF layer
+    ``l``, dicts keyed by l)."""
+
+    slots: int                  # S: weights per word (a power of two)
+    slot_bits: int              # bits of one slot (WORD_BITS // S)
+    lanes: int
+    chunks: dict                # C_l = ceil(n_l / S)
+    groups: dict                # G_l = ceil(n_l / lanes)
+    ff_base: dict               # first word of layer l's feed-forward rows
+    ff_stride: dict             # words per feed-forward row (C_l rounded up to a power of 2)
+    cv_base: dict               # first word of layer l's conv rows (layers with a conv only)
+    cv_stride: dict             # words per conv row (CK rounded up to a power of two)
+    cv_chunks: dict             # CK: chunks a conv row covers
+    cv_off: dict                # pad - K + 1: the first post of pre j is j + cv_off
+    pr_base: dict               # first parameter word (bias and delays of each group)
+    words: int                  # words of the image
+    acc_base: dict              # accumulator-bank address of layer l's chunk 0
+    acc_depth: int
+    acc_bits: int               # accumulator width (feed-forward + conv sums of any layer)
+    v_base: dict                # membrane-memory address of layer l's group 0
+    v_depth: int
+    f_base: dict                # ring-memory offset of a conv layer's group 0
+    f_groups: int               # ring entries per slot (a power of two)
+    ring: int                   # R: slots of the delay ring (a power of two, >= every delay)
+    bias_bits: int
+    delay_bits: int
+    conv: dict                  # layer -> (kernel, pad, delays) of its conv recurrence
+
+
+def lean_layout(net: Network, lanes: int, plans: list[StackPlan] | None = None) -> LeanLayout:
+    """The :class:`LeanLayout` of ``net`` at ``lanes``; raises
+    :class:`~rtl.core.UnsupportedNetwork` naming what does not fit."""
+    plans = stack_plan(net) if plans is None else plans
+    wmax = max(max(pl.ff.w_bits, pl.rec.w_bits if pl.rec is not None else 0) for pl in plans)
+    if wmax > WORD_BITS // 2:
+        raise UnsupportedNetwork(f"lean core: weights of {wmax} bits do not fit two to a "
+                                 f"{WORD_BITS}-bit word")
+    S = 1 << ((WORD_BITS // wmax).bit_length() - 1)
+    if lanes > S:
+        raise UnsupportedNetwork(f"lean core: lanes must be at most the {S} weights a "
+                                 f"{WORD_BITS}-bit word holds at {wmax} bits, got {lanes}")
+    chunks, groups, ff_base, ff_stride = {}, {}, {}, {}
+    cv_base, cv_stride, cv_chunks, cv_off, pr_base, conv = {}, {}, {}, {}, {}, {}
+    acc_base, v_base, f_base = {}, {}, {}
+    addr = acc = va = fa = 0
+    biases = []
+    dmax = 1
+    acc_bits = 1
+    for pl in plans:
+        l, n = pl.layer, net.layers[pl.layer].n
+        n_pre = net.layers[l - 1].n
+        chunks[l], groups[l] = ceil(n / S), ceil(n / lanes)
+        ff_stride[l] = _pow2(chunks[l])
+        ff_base[l] = addr
+        addr += n_pre * ff_stride[l]
+        lo, hi = 0, 0
+        if pl.rec is not None:
+            kern = pl.rec.weight.astype(np.int64)
+            K = len(kern)
+            pad = (K - 1) // 2
+            off = pad - K + 1
+            span = max(min(n - 1, j + pad) // S - max(0, j + off) // S + 1 for j in range(n))
+            cv_chunks[l] = min(chunks[l], span)
+            cv_stride[l] = _pow2(cv_chunks[l])
+            cv_off[l] = off
+            cv_base[l] = addr
+            addr += n * cv_stride[l]
+            conv[l] = (kern, pad, pl.delays.astype(np.int64))
+            dmax = max(dmax, int(pl.delays.max()))
+            lo, hi = int(np.minimum(kern, 0).sum()), int(np.maximum(kern, 0).sum())
+            f_base[l] = fa
+            fa += groups[l]
+        acc_bits = max(acc_bits, _acc_range_bits(net, pl, lo, hi))
+        acc_base[l] = acc
+        acc += chunks[l]
+        v_base[l] = va
+        va += groups[l]
+        layer = net.layers[l]
+        biases.append(np.zeros(n, np.int64) if layer.bias is None else np.asarray(layer.bias))
+    allb = np.concatenate(biases)
+    bias_bits = signed_bits(int(min(allb.min(), 0)), int(max(allb.max(), 0)))
+    delay_bits = max(1, dmax.bit_length()) if conv else 0
+    if lanes * (bias_bits + delay_bits) > WORD_BITS:
+        raise UnsupportedNetwork(f"lean core: a group's {lanes} biases ({bias_bits} bits) and "
+                                 f"delays ({delay_bits} bits) must fit one {WORD_BITS}-bit "
+                                 f"word; use fewer lanes")
+    for pl in plans:
+        pr_base[pl.layer] = addr
+        addr += groups[pl.layer]
+    if addr > WORDS_MAX:
+        raise UnsupportedNetwork(f"lean core: the weights, conv rows and parameters need "
+                                 f"{addr} words of {WORD_BITS} bits; the four SPRAM blocks "
+                                 f"hold {WORDS_MAX} (use narrower weights)")
+    if acc_bits > 32:
+        raise UnsupportedNetwork(f"lean core: sums of {acc_bits} bits exceed 32")
+    return LeanLayout(slots=S, slot_bits=WORD_BITS // S, lanes=lanes, chunks=chunks,
+                      groups=groups, ff_base=ff_base, ff_stride=ff_stride, cv_base=cv_base,
+                      cv_stride=cv_stride, cv_chunks=cv_chunks, cv_off=cv_off,
+                      pr_base=pr_base, words=addr, acc_base=acc_base, acc_depth=acc,
+                      acc_bits=acc_bits, v_base=v_base, v_depth=va, f_base=f_base,
+                      f_groups=_pow2(fa), ring=max(2, _pow2(dmax)), bias_bits=bias_bits,
+                      delay_bits=delay_bits, conv=conv)
+
+
+def _acc_range_bits(net: Network, pl: StackPlan, clo: int, chi: int) -> int:
+    """Bits of a signed sum that holds any partial feed-forward sum plus any partial conv
+    sum of layer ``pl.layer``."""
+    xmax = (1 << pl.value_bits) - 1
+    w = pl.ff.weight.astype(np.int64)
+    lo = int((np.minimum(w, 0).sum(1) * xmax).min()) + clo
+    hi = int((np.maximum(w, 0).sum(1) * xmax).max()) + chi
+    return signed_bits(min(lo, 0), max(hi, 0))
+
+
+def _conv_first_chunk(L: LeanLayout, l: int, j: int) -> int:
+    """The first chunk of pre j's conv row in layer l (as the hardware computes it)."""
+    a = j + L.cv_off[l]
+    first = 0 if a < 0 else a // L.slots
+    return min(first, L.chunks[l] - L.cv_chunks[l])
+
+
+def lean_image(net: Network, L: LeanLayout) -> list[int]:
+    """The words of the weight memory, address 0 up (what ``wl`` takes after reset)."""
+    S, sw = L.slots, L.slot_bits
+    mask = (1 << sw) - 1
+    words = [0] * L.words
+
+    def pack(vals) -> int:
+        word = 0
+        for k, x in enumerate(vals):
+            word |= (int(x) & mask) << (k * sw)
+        return word
+
+    for l in L.chunks:
+        n = net.layers[l].n
+        ff = next(p for p in net.into(l) if p.src == l - 1)
+        w = ff.weight.astype(np.int64)                         # (n, n_pre)
+        wp = np.zeros((L.chunks[l] * S, w.shape[1]), np.int64)
+        wp[:n] = w
+        for j in range(w.shape[1]):
+            for c in range(L.chunks[l]):
+                words[L.ff_base[l] + j * L.ff_stride[l] + c] = pack(wp[c * S:(c + 1) * S, j])
+        if l in L.conv:
+            kern, pad, _ = L.conv[l]
+            K = len(kern)
+            for j in range(n):
+                c0 = _conv_first_chunk(L, l, j)
+                for q in range(L.cv_chunks[l]):
+                    vals = []
+                    for k in range(S):
+                        i = (c0 + q) * S + k
+                        tap = j - i + pad
+                        vals.append(int(kern[tap]) if i < n and 0 <= tap < K else 0)
+                    words[L.cv_base[l] + j * L.cv_stride[l] + q] = pack(vals)
+        layer = net.layers[l]
+        bias = np.zeros(n, np.int64) if layer.bias is None else np.asarray(layer.bias)
+        delays = L.conv[l][2] if l in L.conv else np.zeros(n, np.int64)
+        P, bb, db = L.lanes, L.bias_bits, L.delay_bits
+        for g in range(L.groups[l]):
+            word = 0
+            for k in range(P):
+                i = g * P + k
+                if i < n:
+                    word |= (int(bias[i]) & ((1 << bb) - 1)) << (k * bb)
+                    if db:
+                        word |= int(delays[i]) << (P * bb + k * db)
+            words[L.pr_base[l] + g] = word
+    return words
+
+
+class LeanCore(wiring.Component):
+    """The lean core for ``net`` (see the module docstring): ``lanes`` (a power of two, at
+    most the weights per word) neurons updated per cycle. ``spram_cells`` builds the weight
+    memory from ``SB_SPRAM256KA`` primitives (default: when elaborated for a platform) rather
+    than a behavioural memory."""
+
+    def __init__(self, net: Network, *, lanes: int = 4, observe=None, gate: bool = False,
+                 spram_cells: bool | None = None):
+        try:
+            if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1 \
+                    or lanes & (lanes - 1):
+                raise UnsupportedNetwork(f"lean core: lanes must be a power of two, got "
+                                         f"{lanes!r}")
+            self.plans = stack_plan(net)
+            self.layout = lean_layout(net, lanes, self.plans)
+            lif = list(range(1, len(net.layers)))
+            obs = lif if observe is None else sorted({int(l) for l in observe})
+            if not obs or any(l not in lif for l in obs):
+                raise UnsupportedNetwork(f"observe must name LIF layers among {lif}, got "
+                                         f"{list(observe) if observe is not None else None}")
+            if gate and obs[-1] != lif[-1]:
+                raise UnsupportedNetwork("gate needs the last layer observed")
+        except Exception:
+            self._MustUse__silence = True      # a core that could not be made is not "unused"
+            raise
+        self.net, self.lanes, self.observe = net, lanes, tuple(obs)
+        self.gate, self.spram_cells = bool(gate), spram_cells
+        #: What :func:`rtl.export.generate` and the board tops read of a core.
+        self.kinds = {"weights": "spram"}
+        self.load_width = WORD_BITS
+        ports = {
+            "i": In(stream.Signature(step_in_layout(net))),
+            "o": Out(stream.Signature(step_out_layout(net, lanes))),
+            "wl": In(stream.Signature(unsigned(WORD_BITS))),
+            "busy": Out(1),
+        }
+        if gate:
+            ports["mask"] = In(len(self.observe), init=(1 << len(self.observe)) - 1)
+        super().__init__(ports)
+
+    def load_image(self) -> list[int]:
+        """The words to stream on ``wl`` after the first reset."""
+        return lean_image(self.net, self.layout)
+
+    @property
+    def memory_bits(self) -> dict[str, int]:
+        return {"weights": self.layout.words * WORD_BITS}
+
+    def _enabled(self, l: int):
+        if not self.gate or l == self.observe[-1]:
+            return C(1, 1)
+        return self.mask[self.observe.index(l)]
+
+    # ----------------------------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        net, L, P = self.net, self.layout, self.lanes
+        S, sw = L.slots, L.slot_bits
+        nl = len(net.layers)
+        lif = list(range(1, nl))
+        last_l = lif[-1]
+        layers = net.layers
+
+        def per_layer(f, shape):
+            """A per-layer constant, selected by the current layer ``cl``."""
+            return Array([C(f(l) if l in lif else 0, shape) for l in range(nl)])[cl]
+
+        cl = Signal(range(max(2, nl)), init=1, name="cl")
+        # ---- memories ----------------------------------------------------------------------
+        primitive = platform is not None if self.spram_cells is None else self.spram_cells
+        m.submodules.wmem = wmem = SpramArray(depth=L.words, width=WORD_BITS,
+                                              primitive=primitive)
+        ab = len(wmem.addr)
+        aw = L.acc_bits
+        accs, acc_wr, acc_rd = [], [], []
+        for k in range(S):
+            mem = memory.Memory(shape=signed(aw), depth=max(2, L.acc_depth), init=[])
+            m.submodules[f"acc{k}"] = mem
+            wp = mem.write_port()
+            rp = mem.read_port(transparent_for=(wp,))
+            accs.append(mem)
+            acc_wr.append(wp)
+            acc_rd.append(rp)
+        vb = max(layers[l].v_bits for l in lif)
+        vmem = memory.Memory(shape=unsigned(P * vb), depth=max(2, L.v_depth), init=[])
+        m.submodules.vmem = vmem
+        v_wr = vmem.write_port()
+        v_rd = vmem.read_port()
+        gmax = max(L.groups.values())
+        gl = index_bits(gmax)
+        ring = None
+        if L.conv:
+            ring_bits = _log2(L.ring)
+            fg_bits = _log2(L.f_groups)
+            ring = []
+            for k in range(P):
+                mem = memory.Memory(shape=1, depth=L.ring * L.f_groups, init=[])
+                m.submodules[f"ring{k}"] = mem
+                ring.append((mem.write_port(), mem.read_port()))
+        # The spikes of layer l (non-zero words of one group) for phase A of layer l + 1.
+        feeds = [l for l in lif if l != last_l and layers[l].spiking]
+        spk = None
+        if feeds:
+            spk = memory.Memory(shape=unsigned(gl + P), depth=max(2, gmax), init=[])
+            m.submodules.spk = spk
+            spk_wr, spk_rd = spk.write_port(), spk.read_port()
+        cvl = {}
+        for l in L.conv:
+            mem = memory.Memory(shape=unsigned(gl + P), depth=max(2, L.groups[l]), init=[])
+            m.submodules[f"cvl{l}"] = mem
+            cvl[l] = (mem.write_port(), mem.read_port())
+
+        # ---- state -------------------------------------------------------------------------
+        loaded = Signal(name="loaded", reset_less=True)  # SPRAM keeps its words over resets
+        ld_addr = Signal(range(max(2, L.words)), name="ld_addr")
+        clr = Signal(range(max(L.acc_depth, L.v_depth) + 1), name="clr")
+        slot = Signal(max(1, _log2(L.ring)), name="slot")     # t mod R
+        tsat = Signal(range(L.ring + 1), name="tsat")         # min(t, R)
+        sp_n = Signal(range(gmax + 1), name="sp_n")           # entries in the spike list
+        sp_r = Signal(range(gmax + 1), name="sp_r")
+        cv_n = {l: Signal(range(L.groups[l] + 1), name=f"cv_n{l}") for l in L.conv}
+        cv_r = Signal(range(gmax + 1), name="cv_r")
+
+        # Walker of phase A: the current item (an input record, or a list entry of the layer
+        # below's spikes or of this layer's delayed spikes) and its chunk.
+        mb = max(layers[0].in_bits, P)
+        it_valid = Signal(name="it_valid")
+        it_mask = Signal(mb, name="it_mask")
+        it_base = Signal(max(index_bits(layers[0].n), gl), name="it_base")
+        it_conv = Signal(name="it_conv")
+        it_in = Signal(name="it_in")           # the item is an input record (else a list entry)
+        it_last = Signal(name="it_last")
+        it_c = Signal(range(max(2, max(L.chunks.values()))), name="it_c")
+        in_done = Signal(name="in_done")       # the step's last input record is done
+        a1_valid = Signal(name="a1_valid")
+        a1_shift = Signal(range(max(2, layers[0].in_bits)), name="a1_shift")
+        a1_addr = Signal(range(max(2, L.acc_depth)), name="a1_addr")
+
+        # Phase B: group counter and pipeline.
+        g = Signal(range(max(2, gmax)), name="g")
+        pv = [Signal(name=f"p{s}_valid") for s in range(1, B_STAGES + 1)]
+        pg = [Signal(range(max(2, gmax)), name=f"p{s}_g") for s in range(1, B_STAGES + 1)]
+        plast = [Signal(name=f"p{s}_last") for s in range(1, B_STAGES + 1)]
+
+        # Output FIFO (flip-flops).
+        ob = index_bits(nl)
+        nb = index_bits(max(layers[l].n for l in lif))
+        rec_bits = ob + nb + P + P * vb + 1
+        ofifo = [Signal(rec_bits, name=f"of{q}") for q in range(OUT_DEPTH)]
+        of_w = Signal(range(OUT_DEPTH), name="of_w")
+        of_r = Signal(range(OUT_DEPTH), name="of_r")
+        of_n = Signal(range(OUT_DEPTH + 1), name="of_n")
+        push = Signal(name="of_push")
+        push_data = Signal(rec_bits, name="of_data")
+        pop = Signal(name="of_pop")
+
+        # ---- weight memory port: load, phase A rows, phase B parameters --------------------
+        w_addr = Signal(ab, name="w_addr")
+        w_en = Signal(name="w_en")
+        m.d.comb += [wmem.addr.eq(w_addr), wmem.en.eq(w_en), wmem.wdata.eq(self.wl.payload)]
+
+        # ---- phase A: the walker ------------------------------------------------------------
+        has = Signal(name="it_has")
+        m.d.comb += has.eq(it_valid & it_mask.any())
+        k_low = _lowest(m, it_mask, "it_low")
+        rest = Signal(mb, name="it_rest")
+        m.d.comb += rest.eq(it_mask & (it_mask - 1))
+        is_input = cl == 1
+        j = Signal(max(len(it_base), gl + _log2(P)) + 1, name="it_j")
+        m.d.comb += j.eq(Mux(it_in, it_base, Cat(k_low[:_log2(P)], it_base[:gl])
+                             if P > 1 else it_base[:gl]))
+        cnt = Signal(range(max(2, max(L.chunks.values()) + 1)), name="it_cnt")
+        m.d.comb += cnt.eq(Mux(it_conv, per_layer(lambda l: L.cv_chunks.get(l, 1), cnt.shape()),
+                               per_layer(lambda l: L.chunks[l], cnt.shape())))
+        last_chunk = Signal(name="it_last_chunk")
+        m.d.comb += last_chunk.eq(it_c == cnt - 1)
+        # Row addresses: base + j * stride + c (strides are powers of two).
+        ff_row = Array([C(0, ab) if l not in lif else
+                        (C(L.ff_base[l], ab) + (j << _log2(L.ff_stride[l])))[:ab]
+                        for l in range(nl)])[cl]
+        if L.conv:
+            cv_row = Array([(C(L.cv_base[l], ab) + (j << _log2(L.cv_stride[l])))[:ab]
+                            if l in L.conv else C(0, ab) for l in range(nl)])[cl]
+            # First chunk of the conv row: floor((j + off) / S), at least 0, at most C - CK.
+            offw = signed_bits(min(L.cv_off.values()), 0)
+            aoff = Signal(signed(max(len(j), offw) + 2), name="cv_a")
+            m.d.comb += aoff.eq(j + per_layer(lambda l: L.cv_off.get(l, 0), signed(offw)))
+            c0 = Signal(range(max(2, max(L.chunks.values()))), name="cv_c0")
+            first = Mux(aoff < 0, 0, aoff >> _log2(S))
+            c0max = per_layer(lambda l: L.chunks[l] - L.cv_chunks.get(l, L.chunks[l]),
+                              c0.shape())
+            m.d.comb += c0.eq(Mux(first > c0max, c0max, first))
+            row = Mux(it_conv, cv_row, ff_row)
+            target = Mux(it_conv, c0 + it_c, it_c)
+        else:
+            row = ff_row
+            target = it_c
+        acc_base = per_layer(lambda l: L.acc_base[l], unsigned(max(1, _log2(max(2, L.acc_depth)) + 1)))
+        item_done = Signal(name="item_done")   # the current item finishes this cycle
+        m.d.comb += item_done.eq(it_valid & (~it_mask.any() | (last_chunk & ~rest.any())))
+        need = Signal(name="need")             # the walker takes a new item at the clock edge
+        a_issue = Signal(name="a_issue")
+
+        # ---- phase B: addresses of the group issued this cycle ------------------------------
+        b_issue = Signal(name="b_issue")
+        subs = S // P
+        sub_bits = _log2(subs)
+        acc_addr_b = (acc_base + (g >> sub_bits))[:len(a1_addr)]
+
+        # Drive the accumulator banks: reads from A's walker or B's issue; writes from A's
+        # second stage or B's clears (from stage 1).
+        p1_acc = Signal.like(a1_addr, name="p1_acc")
+        p1_sub = Signal(max(1, sub_bits), name="p1_sub")
+        w_slots = [wmem.data[k * sw:(k + 1) * sw].as_signed() for k in range(S)]
+        for k in range(S):
+            rp, wp = acc_rd[k], acc_wr[k]
+            m.d.comb += rp.addr.eq(Mux(b_issue, acc_addr_b, (acc_base + target)[:len(a1_addr)]))
+            with m.If(a1_valid):
+                m.d.comb += [wp.addr.eq(a1_addr), wp.en.eq(1),
+                             wp.data.eq(rp.data + (w_slots[k] << a1_shift))]
+            with m.Elif(pv[0] & ((p1_sub == k // P) if subs > 1 else C(1, 1))):
+                m.d.comb += [wp.addr.eq(p1_acc), wp.en.eq(1), wp.data.eq(0)]
+        with m.If(a_issue):
+            m.d.comb += [w_addr.eq((row + it_c)[:ab]), w_en.eq(1)]
+        m.d.sync += [a1_valid.eq(a_issue), a1_addr.eq((acc_base + target)[:len(a1_addr)]),
+                     a1_shift.eq(Mux(it_in, k_low, 0))]
+
+        # ---- the sequencer ---------------------------------------------------------------------
+        room = Signal(name="room")
+        m.d.comb += room.eq(of_n <= OUT_DEPTH - B_STAGES - 1)
+        G_cur = per_layer(lambda l: L.groups[l], unsigned(gl + 1))
+        pipe_busy = Cat(*pv).any()
+        take_sp = Signal(name="take_sp")
+        take_cv = Signal(name="take_cv")
+        # Spike-list and conv-list heads: the read port shows entry sp_r (cv_r); taking one
+        # presents the next address.
+        if spk is not None:
+            m.d.comb += spk_rd.addr.eq(Mux(take_sp, sp_r + 1, sp_r))
+        for l, (wp, rp) in cvl.items():
+            m.d.comb += rp.addr.eq(Mux(take_cv & (cl == l), cv_r + 1, cv_r))
+        cv_avail = C(0, 1)
+        cv_head = C(0, gl + P)
+        for l, (wp, rp) in cvl.items():
+            cv_avail = cv_avail | ((cl == l) & (cv_r < cv_n[l]))
+            cv_head = Mux(cl == l, rp.data, cv_head)
+        sp_avail = (sp_r < sp_n) & (cl != 1) if spk is not None else C(0, 1)
+        sp_head = spk_rd.data if spk is not None else C(0, gl + P)
+
+        busy = Signal(name="busy_i")
+        with m.FSM(init="CLEAR") as fsm:
+            # A synchronous reset does not clear block RAM: zero the sums and membranes.
+            with m.State("CLEAR"):
+                m.d.comb += busy.eq(1)
+                for k in range(S):
+                    with m.If(clr < L.acc_depth):
+                        m.d.comb += [acc_wr[k].addr.eq(clr), acc_wr[k].en.eq(1),
+                                     acc_wr[k].data.eq(0)]
+                m.d.comb += [v_wr.addr.eq(clr), v_wr.en.eq(clr < L.v_depth), v_wr.data.eq(0)]
+                m.d.sync += clr.eq(clr + 1)
+                with m.If(clr == max(L.acc_depth, L.v_depth)):
+                    m.next = "A"
+                    with m.If(~loaded):
+                        m.next = "LOAD"
+            with m.State("LOAD"):
+                m.d.comb += [busy.eq(1), self.wl.ready.eq(1), w_addr.eq(ld_addr),
+                             wmem.we.eq(self.wl.valid)]
+                with m.If(self.wl.valid):
+                    m.d.sync += ld_addr.eq(ld_addr + 1)
+                    with m.If(ld_addr == L.words - 1):
+                        m.d.sync += loaded.eq(1)
+                        m.next = "A"
+            with m.State("A"):
+                # Issue a word of the current item's row.
+                m.d.comb += a_issue.eq(has)
+                with m.If(has):
+                    with m.If(last_chunk):
+                        m.d.sync += [it_c.eq(0), it_mask.eq(rest)]
+                    with m.Else():
+                        m.d.sync += it_c.eq(it_c + 1)
+                m.d.comb += need.eq(~it_valid | item_done)
+                ended = in_done | (it_valid & it_last)    # no more input records this step
+                with m.If(need & it_valid & it_last):
+                    m.d.sync += in_done.eq(1)
+                with m.If(need):
+                    m.d.sync += it_valid.eq(0)
+                    with m.If(is_input & ~ended):
+                        m.d.comb += self.i.ready.eq(1)
+                        with m.If(self.i.valid):
+                            p = self.i.payload
+                            m.d.sync += [it_valid.eq(1), it_base.eq(p.index),
+                                         it_mask.eq(Mux(p.valid, p.value, 0)),
+                                         it_conv.eq(0), it_last.eq(p.last), it_c.eq(0),
+                                         it_in.eq(1)]
+                    with m.Elif(sp_avail):
+                        m.d.comb += take_sp.eq(1)
+                        m.d.sync += [it_valid.eq(1), it_base.eq(sp_head[:gl]),
+                                     it_mask.eq(sp_head[gl:]), it_conv.eq(0), it_in.eq(0),
+                                     it_last.eq(0), it_c.eq(0), sp_r.eq(sp_r + 1)]
+                    with m.Elif(cv_avail):
+                        m.d.comb += take_cv.eq(1)
+                        m.d.sync += [it_valid.eq(1), it_base.eq(cv_head[:gl]),
+                                     it_mask.eq(cv_head[gl:]), it_conv.eq(1), it_in.eq(0),
+                                     it_last.eq(0), it_c.eq(0), cv_r.eq(cv_r + 1)]
+                    with m.Else():
+                        m.next = "ADRAIN"
+                m.d.comb += busy.eq(~is_input | it_valid | a1_valid)
+            with m.State("ADRAIN"):
+                # The last row word is added this cycle (a1); then update the layer.
+                m.d.comb += busy.eq(1)
+                with m.If(~a1_valid):
+                    m.d.sync += [g.eq(0), in_done.eq(0)]
+                    with m.If(cl != last_l):
+                        m.d.sync += sp_n.eq(0)
+                    for l in L.conv:
+                        with m.If(cl == l):
+                            m.d.sync += cv_n[l].eq(0)
+                    m.next = "B"
+            with m.State("B"):
+                m.d.comb += busy.eq(1)
+                m.d.comb += b_issue.eq(room)
+                with m.If(room):
+                    with m.If(g == G_cur - 1):
+                        m.next = "BDRAIN"
+                    with m.Else():
+                        m.d.sync += g.eq(g + 1)
+            with m.State("BDRAIN"):
+                m.d.comb += busy.eq(1)
+                with m.If(~pipe_busy):
+                    m.d.sync += [sp_r.eq(0), cv_r.eq(0)]
+                    with m.If(cl == last_l):
+                        m.d.sync += [cl.eq(1), slot.eq(slot + 1),
+                                     tsat.eq(Mux(tsat == L.ring, tsat, tsat + 1))]
+                        m.next = "A"
+                    with m.Else():
+                        m.d.sync += cl.eq(cl + 1)
+                        m.next = "APRIME"
+            with m.State("APRIME"):
+                # The list read ports show entry 0 from the next cycle on.
+                m.d.comb += busy.eq(1)
+                m.next = "A"
+        if spk is not None:
+            m.d.comb += spk_rd.en.eq(1)
+        for l, (wp, rp) in cvl.items():
+            m.d.comb += rp.en.eq(1)
+
+        # ---- phase B pipeline ---------------------------------------------------------------
+        # Stage 0 (issue): read the sums, the membranes, the parameter word, the ring slot.
+        with m.If(b_issue):
+            m.d.comb += [w_addr.eq((per_layer(lambda l: L.pr_base[l], unsigned(ab)) + g)[:ab]),
+                         w_en.eq(1)]
+        v_base = per_layer(lambda l: L.v_base[l], unsigned(max(1, _log2(max(2, L.v_depth)) + 1)))
+        m.d.comb += v_rd.addr.eq((v_base + g)[:len(v_rd.addr)])
+        if ring is not None:
+            f_base = per_layer(lambda l: L.f_base.get(l, 0), unsigned(fg_bits + 1))
+            for k, (wp, rp) in enumerate(ring):
+                m.d.comb += rp.addr.eq(Cat((f_base + g)[:fg_bits],
+                                           (slot + 1)[:ring_bits]) if fg_bits else
+                                       (slot + 1)[:ring_bits])
+        m.d.sync += [pv[0].eq(b_issue), pg[0].eq(g), plast[0].eq(g == G_cur - 1),
+                     p1_acc.eq(acc_addr_b)]
+        if subs > 1:
+            m.d.sync += p1_sub.eq(g[:sub_bits])
+        for s in range(1, B_STAGES):
+            m.d.sync += [pv[s].eq(pv[s - 1]), pg[s].eq(pg[s - 1]), plast[s].eq(plast[s - 1])]
+
+        bb, db = L.bias_bits, L.delay_bits
+        iw = max(aw, bb) + 1
+        par = wmem.data
+        # Stage 1: the group's sums + bias; membranes; delays; ring bits.
+        s2_j = [Signal(signed(iw), name=f"s2_j{k}") for k in range(P)]
+        s2_v = [Signal(signed(vb), name=f"s2_v{k}") for k in range(P)]
+        dl = [Signal(max(1, db), name=f"s2_d{k}") for k in range(P)]
+        fb = [Signal(name=f"s2_f{k}") for k in range(P)]
+        for k in range(P):
+            a_k = Array([acc_rd[q * P + k].data for q in range(subs)])[p1_sub] if subs > 1 \
+                else acc_rd[k].data
+            m.d.sync += [s2_j[k].eq(a_k + par[k * bb:(k + 1) * bb].as_signed()),
+                         s2_v[k].eq(v_rd.data[k * vb:(k + 1) * vb].as_signed())]
+            if db:
+                m.d.sync += dl[k].eq(par[P * bb + k * db:P * bb + (k + 1) * db])
+            if ring is not None:
+                m.d.sync += fb[k].eq(ring[k][1].data)
+        # Stage 2: the leak's product (a multiplier per lane; beta depends on the layer).
+        betas = [layers[l].beta for l in lif]
+        beta_w = max(b.bit_length() for b in betas) + 1
+        beta = Signal(signed(beta_w), name="beta")
+        m.d.comb += beta.eq(per_layer(lambda l: layers[l].beta, signed(beta_w)))
+        s3_p = [Signal(signed(vb + beta_w), name=f"s3_p{k}") for k in range(P)]
+        s3_j = [Signal(signed(iw), name=f"s3_j{k}") for k in range(P)]
+        d3 = [Signal(max(1, db), name=f"s3_d{k}") for k in range(P)]
+        f3 = [Signal(name=f"s3_f{k}") for k in range(P)]
+        for k in range(P):
+            m.d.sync += [s3_p[k].eq(beta * s2_v[k]), s3_j[k].eq(s2_j[k]),
+                         d3[k].eq(dl[k]), f3[k].eq(fb[k])]
+        # Stage 3: u = product >> beta_shift (floor); v_hat = sat(u + J) to the layer's width.
+        s4_h = [Signal(signed(vb), name=f"s4_h{k}") for k in range(P)]
+        d4 = [Signal(max(1, db), name=f"s4_d{k}") for k in range(P)]
+        f4 = [Signal(name=f"s4_f{k}") for k in range(P)]
+        vmax = per_layer(lambda l: layers[l].v_max, signed(vb))
+        vmin = per_layer(lambda l: layers[l].v_min, signed(vb))
+        for k in range(P):
+            u = Array([s3_p[k] >> layers[l].beta_shift if l in lif else s3_p[k]
+                       for l in range(nl)])[cl]
+            x = Signal(signed(max(len(s3_p[k]), iw) + 1), name=f"s3_x{k}")
+            m.d.comb += x.eq(u + s3_j[k])
+            m.d.sync += [s4_h[k].eq(Mux(x > vmax, vmax, Mux(x < vmin, vmin, x))),
+                         d4[k].eq(d3[k]), f4[k].eq(f3[k])]
+        # Stage 4: threshold and reset; lanes past the layer's end carry zeros.
+        s5_v = [Signal(signed(vb), name=f"s5_v{k}") for k in range(P)]
+        s5_s = Signal(P, name="s5_s")
+        d5 = [Signal(max(1, db), name=f"s5_d{k}") for k in range(P)]
+        f5 = Signal(P, name="s5_f")
+        spiking = per_layer(lambda l: int(layers[l].spiking), 1)
+        thr = per_layer(lambda l: layers[l].threshold if layers[l].spiking else 0, signed(vb))
+        sub_reset = per_layer(lambda l: int(layers[l].spiking and layers[l].reset == "subtract"), 1)
+        tail = per_layer(lambda l: (1 << (layers[l].n - (L.groups[l] - 1) * P)) - 1, P)
+        live = Signal(P, name="live")
+        m.d.comb += live.eq(Mux(plast[3], tail, C((1 << P) - 1, P)))
+        for k in range(P):
+            fire = spiking & (s4_h[k] >= thr) & live[k]
+            m.d.sync += [s5_s[k].eq(fire),
+                         s5_v[k].eq(Mux(~live[k], 0,
+                                        Mux(fire, Mux(sub_reset, s4_h[k] - thr, 0), s4_h[k]))),
+                         d5[k].eq(d4[k]), f5[k].eq(f4[k] & live[k])]
+        # Write-back (from stage-5 registers).
+        wv, wg, wlast = pv[4], pg[4], plast[4]
+        with m.If(wv):
+            m.d.comb += [v_wr.addr.eq((v_base + wg)[:len(v_wr.addr)]), v_wr.en.eq(1),
+                         v_wr.data.eq(Cat(*[x.as_unsigned() for x in s5_v]))]
+        if ring is not None:
+            conv_now = Array([C(int(l in L.conv), 1) for l in range(nl)])[cl]
+            for k, (wp, rp) in enumerate(ring):
+                m.d.comb += [wp.addr.eq(Cat((f_base + wg)[:fg_bits],
+                                            (slot + d5[k])[:ring_bits]) if fg_bits else
+                                        (slot + d5[k])[:ring_bits]),
+                             wp.data.eq(s5_s[k]), wp.en.eq(wv & conv_now)]
+            # Delayed spikes heard at step t + 1: s_j(t + 1 - d_j), the ring's bit, valid once
+            # t + 1 >= d_j; d_j = 1 is this step's spike.
+            ds = Signal(P, name="ds")
+            for k in range(P):
+                m.d.comb += ds[k].eq(Mux(d5[k] == 1, s5_s[k],
+                                         f5[k] & (tsat + 1 >= d5[k])))
+            for l, (wp, rp) in cvl.items():
+                m.d.comb += [wp.addr.eq(cv_n[l]), wp.data.eq(Cat(wg[:gl], ds)),
+                             wp.en.eq(wv & (cl == l) & ds.any())]
+                with m.If(wv & (cl == l) & ds.any()):
+                    m.d.sync += cv_n[l].eq(cv_n[l] + 1)
+        if spk is not None:
+            feeds_now = Array([C(int(l in feeds), 1) for l in range(nl)])[cl]
+            m.d.comb += [spk_wr.addr.eq(sp_n), spk_wr.data.eq(Cat(wg[:gl], s5_s)),
+                         spk_wr.en.eq(wv & feeds_now & s5_s.any())]
+            with m.If(wv & feeds_now & s5_s.any()):
+                m.d.sync += sp_n.eq(sp_n + 1)
+
+        # ---- output records ------------------------------------------------------------------
+        obs_now = Array([self._enabled(l) if l in self.observe else C(0, 1)
+                         for l in range(nl)])[cl]
+        m.d.comb += [push.eq(wv & obs_now),
+                     push_data.eq(Cat(cl[:ob], (wg * P)[:nb], s5_s,
+                                      *[x.as_unsigned() for x in s5_v],
+                                      wlast & (cl == self.observe[-1])))]
+        with m.If(push):
+            m.d.sync += of_w.eq(of_w + 1)
+            for q in range(OUT_DEPTH):
+                with m.If(of_w == q):
+                    m.d.sync += ofifo[q].eq(push_data)
+        head = Array(ofifo)[of_r]
+        m.d.comb += [self.o.valid.eq(of_n != 0), pop.eq(self.o.valid & self.o.ready)]
+        pl = self.o.payload
+        m.d.comb += [pl.layer.eq(head[:ob]), pl.index.eq(head[ob:ob + nb]),
+                     pl.spike.eq(head[ob + nb:ob + nb + P]),
+                     pl.last.eq(head[ob + nb + P + P * vb])]
+        for k in range(P):
+            lo = ob + nb + P + k * vb
+            m.d.comb += pl.v[k].eq(head[lo:lo + vb].as_signed())
+        with m.If(pop):
+            m.d.sync += of_r.eq(of_r + 1)
+        m.d.sync += of_n.eq(of_n + push - pop)
+        m.d.comb += self.busy.eq(busy | of_n.any())
+        return m
+
