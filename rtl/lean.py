@@ -18,7 +18,7 @@ lane's weight per SPRAM port. This core takes the same stack-shaped networks as 
 * **update (phase B)** — ``lanes`` LIF units update ``lanes`` neurons per cycle: the sums
   leave their banks (which are cleared), bias and delays come from a parameter word in SPRAM
   (which phase A does not use meanwhile), membranes from a block RAM; leak on a multiplier,
-  saturation, threshold, reset, in a five-register pipeline shared by all layers.
+  saturation, threshold, reset, in a six-register pipeline shared by all layers.
 * **delays as a ring of time slots** — a neuron j spiking at step t writes its spike into slot
   ``(t + d_j) mod R`` of a one-bit-per-neuron ring (``R`` = the largest delay rounded up to a
   power of two); the update of step t reads slot t + 1 and hands the set bits to the next
@@ -55,11 +55,11 @@ WORD_BITS = 64
 #: Words the four UP5K SPRAM blocks hold.
 WORDS_MAX = 16384
 #: Pipeline registers of phase B between issuing a group and writing it back.
-B_STAGES = 5
-#: Output records buffered in flip-flops (phase B issues while at most
-#: ``OUT_DEPTH - B_STAGES - 1`` are waiting, so an output port that takes one per cycle never
-#: stalls it).
-OUT_DEPTH = 8
+B_STAGES = 6
+#: Output records buffered in flip-flops. Phase B issues a group of an observed layer while
+#: the buffer has room for it and the groups in flight, so with every layer observed it
+#: issues about two groups in three cycles (the prediction-only read-out: 5 groups a step).
+OUT_DEPTH = 4
 
 
 def _log2(x: int) -> int:
@@ -322,7 +322,7 @@ class LeanCore(wiring.Component):
             mem = memory.Memory(shape=signed(aw), depth=max(2, L.acc_depth), init=[])
             m.submodules[f"acc{k}"] = mem
             wp = mem.write_port()
-            rp = mem.read_port(transparent_for=(wp,))
+            rp = mem.read_port()
             accs.append(mem)
             acc_wr.append(wp)
             acc_rd.append(rp)
@@ -375,7 +375,6 @@ class LeanCore(wiring.Component):
         it_conv = Signal(name="it_conv")
         it_in = Signal(name="it_in")           # the item is an input record (else a list entry)
         it_last = Signal(name="it_last")
-        it_c = Signal(range(max(2, max(L.chunks.values()))), name="it_c")
         in_done = Signal(name="in_done")       # the step's last input record is done
         a1_valid = Signal(name="a1_valid")
         a1_shift = Signal(range(max(2, layers[0].in_bits)), name="a1_shift")
@@ -404,7 +403,9 @@ class LeanCore(wiring.Component):
         w_en = Signal(name="w_en")
         m.d.comb += [wmem.addr.eq(w_addr), wmem.en.eq(w_en), wmem.wdata.eq(self.wl.payload)]
 
-        # ---- phase A: the walker ------------------------------------------------------------
+        # ---- phase A: the walker, in two stages ------------------------------------------------
+        # Stage W0 holds an item and turns its lowest set bit into a row descriptor; stage W1
+        # holds the descriptor (all registers) and issues its words, one per cycle.
         has = Signal(name="it_has")
         m.d.comb += has.eq(it_valid & it_mask.any())
         k_low = _lowest(m, it_mask, "it_low")
@@ -414,15 +415,16 @@ class LeanCore(wiring.Component):
         j = Signal(max(len(it_base), gl + _log2(P)) + 1, name="it_j")
         m.d.comb += j.eq(Mux(it_in, it_base, Cat(k_low[:_log2(P)], it_base[:gl])
                              if P > 1 else it_base[:gl]))
-        cnt = Signal(range(max(2, max(L.chunks.values()) + 1)), name="it_cnt")
+        cmax = max(max(L.chunks.values()), 2)
+        cnt = Signal(range(cmax + 1), name="it_cnt")
         m.d.comb += cnt.eq(Mux(it_conv, per_layer(lambda l: L.cv_chunks.get(l, 1), cnt.shape()),
                                per_layer(lambda l: L.chunks[l], cnt.shape())))
-        last_chunk = Signal(name="it_last_chunk")
-        m.d.comb += last_chunk.eq(it_c == cnt - 1)
-        # Row addresses: base + j * stride + c (strides are powers of two).
+        # Row addresses: base + j * stride (strides are powers of two).
         ff_row = Array([C(0, ab) if l not in lif else
                         (C(L.ff_base[l], ab) + (j << _log2(L.ff_stride[l])))[:ab]
                         for l in range(nl)])[cl]
+        acc_base = per_layer(lambda l: L.acc_base[l],
+                             unsigned(max(1, _log2(max(2, L.acc_depth)) + 1)))
         if L.conv:
             cv_row = Array([(C(L.cv_base[l], ab) + (j << _log2(L.cv_stride[l])))[:ab]
                             if l in L.conv else C(0, ab) for l in range(nl)])[cl]
@@ -430,21 +432,29 @@ class LeanCore(wiring.Component):
             offw = signed_bits(min(L.cv_off.values()), 0)
             aoff = Signal(signed(max(len(j), offw) + 2), name="cv_a")
             m.d.comb += aoff.eq(j + per_layer(lambda l: L.cv_off.get(l, 0), signed(offw)))
-            c0 = Signal(range(max(2, max(L.chunks.values()))), name="cv_c0")
+            c0 = Signal(range(cmax), name="cv_c0")
             first = Mux(aoff < 0, 0, aoff >> _log2(S))
             c0max = per_layer(lambda l: L.chunks[l] - L.cv_chunks.get(l, L.chunks[l]),
                               c0.shape())
             m.d.comb += c0.eq(Mux(first > c0max, c0max, first))
             row = Mux(it_conv, cv_row, ff_row)
-            target = Mux(it_conv, c0 + it_c, it_c)
+            target = Mux(it_conv, c0, 0)
         else:
             row = ff_row
-            target = it_c
-        acc_base = per_layer(lambda l: L.acc_base[l], unsigned(max(1, _log2(max(2, L.acc_depth)) + 1)))
-        item_done = Signal(name="item_done")   # the current item finishes this cycle
-        m.d.comb += item_done.eq(it_valid & (~it_mask.any() | (last_chunk & ~rest.any())))
-        need = Signal(name="need")             # the walker takes a new item at the clock edge
+            target = C(0, 1)
+        d_valid = Signal(name="d_valid")
+        d_row = Signal(ab, name="d_row")                  # SPRAM word to read
+        d_tgt = Signal.like(a1_addr, name="d_tgt")        # accumulator address it adds into
+        d_left = Signal(range(cmax), name="d_left")       # words after this one
+        d_shift = Signal.like(a1_shift, name="d_shift")
+        hazard = Signal(name="hazard")     # the banks' read would miss a1's write: wait one
+        m.d.comb += hazard.eq(a1_valid & (a1_addr == d_tgt))
         a_issue = Signal(name="a_issue")
+        d_free = Signal(name="d_free")     # W1 takes a new descriptor at the clock edge
+        m.d.comb += d_free.eq(~d_valid | (a_issue & (d_left == 0)))
+        xfer = Signal(name="xfer")         # W0 hands its lowest bit's row to W1
+        need = Signal(name="need")         # W0 takes a new item at the clock edge
+        m.d.comb += need.eq(~it_valid | ~it_mask.any() | (xfer & ~rest.any()))
 
         # ---- phase B: addresses of the group issued this cycle ------------------------------
         b_issue = Signal(name="b_issue")
@@ -459,20 +469,32 @@ class LeanCore(wiring.Component):
         w_slots = [wmem.data[k * sw:(k + 1) * sw].as_signed() for k in range(S)]
         for k in range(S):
             rp, wp = acc_rd[k], acc_wr[k]
-            m.d.comb += rp.addr.eq(Mux(b_issue, acc_addr_b, (acc_base + target)[:len(a1_addr)]))
+            m.d.comb += rp.addr.eq(Mux(b_issue, acc_addr_b, d_tgt))
             with m.If(a1_valid):
                 m.d.comb += [wp.addr.eq(a1_addr), wp.en.eq(1),
                              wp.data.eq(rp.data + (w_slots[k] << a1_shift))]
             with m.Elif(pv[0] & ((p1_sub == k // P) if subs > 1 else C(1, 1))):
                 m.d.comb += [wp.addr.eq(p1_acc), wp.en.eq(1), wp.data.eq(0)]
         with m.If(a_issue):
-            m.d.comb += [w_addr.eq((row + it_c)[:ab]), w_en.eq(1)]
-        m.d.sync += [a1_valid.eq(a_issue), a1_addr.eq((acc_base + target)[:len(a1_addr)]),
-                     a1_shift.eq(Mux(it_in, k_low, 0))]
+            m.d.comb += [w_addr.eq(d_row), w_en.eq(1)]
+            m.d.sync += [d_row.eq(d_row + 1), d_tgt.eq(d_tgt + 1), d_left.eq(d_left - 1)]
+            with m.If(d_left == 0):
+                m.d.sync += d_valid.eq(0)
+        with m.If(xfer):
+            m.d.sync += [d_valid.eq(1), d_row.eq(row), d_tgt.eq((acc_base + target)[:len(d_tgt)]),
+                         d_left.eq(cnt - 1), d_shift.eq(Mux(it_in, k_low, 0)),
+                         it_mask.eq(rest)]
+        m.d.sync += [a1_valid.eq(a_issue), a1_addr.eq(d_tgt), a1_shift.eq(d_shift)]
 
         # ---- the sequencer ---------------------------------------------------------------------
+        # Phase B issues a group of an observed layer only when the output buffer has room
+        # for it and every group still in the pipeline.
         room = Signal(name="room")
-        m.d.comb += room.eq(of_n <= OUT_DEPTH - B_STAGES - 1)
+        flight = Signal(range(B_STAGES + 1), name="flight")
+        m.d.comb += flight.eq(sum(pv))
+        obs_now = Array([self._enabled(l) if l in self.observe else C(0, 1)
+                         for l in range(nl)])[cl]
+        m.d.comb += room.eq(~obs_now | (of_n + flight < OUT_DEPTH))
         G_cur = per_layer(lambda l: L.groups[l], unsigned(gl + 1))
         pipe_busy = Cat(*pv).any()
         take_sp = Signal(name="take_sp")
@@ -515,14 +537,7 @@ class LeanCore(wiring.Component):
                         m.d.sync += loaded.eq(1)
                         m.next = "A"
             with m.State("A"):
-                # Issue a word of the current item's row.
-                m.d.comb += a_issue.eq(has)
-                with m.If(has):
-                    with m.If(last_chunk):
-                        m.d.sync += [it_c.eq(0), it_mask.eq(rest)]
-                    with m.Else():
-                        m.d.sync += it_c.eq(it_c + 1)
-                m.d.comb += need.eq(~it_valid | item_done)
+                m.d.comb += [a_issue.eq(d_valid & ~hazard), xfer.eq(has & d_free)]
                 ended = in_done | (it_valid & it_last)    # no more input records this step
                 with m.If(need & it_valid & it_last):
                     m.d.sync += in_done.eq(1)
@@ -534,21 +549,20 @@ class LeanCore(wiring.Component):
                             p = self.i.payload
                             m.d.sync += [it_valid.eq(1), it_base.eq(p.index),
                                          it_mask.eq(Mux(p.valid, p.value, 0)),
-                                         it_conv.eq(0), it_last.eq(p.last), it_c.eq(0),
-                                         it_in.eq(1)]
+                                         it_conv.eq(0), it_last.eq(p.last), it_in.eq(1)]
                     with m.Elif(sp_avail):
                         m.d.comb += take_sp.eq(1)
                         m.d.sync += [it_valid.eq(1), it_base.eq(sp_head[:gl]),
                                      it_mask.eq(sp_head[gl:]), it_conv.eq(0), it_in.eq(0),
-                                     it_last.eq(0), it_c.eq(0), sp_r.eq(sp_r + 1)]
+                                     it_last.eq(0), sp_r.eq(sp_r + 1)]
                     with m.Elif(cv_avail):
                         m.d.comb += take_cv.eq(1)
                         m.d.sync += [it_valid.eq(1), it_base.eq(cv_head[:gl]),
                                      it_mask.eq(cv_head[gl:]), it_conv.eq(1), it_in.eq(0),
-                                     it_last.eq(0), it_c.eq(0), cv_r.eq(cv_r + 1)]
-                    with m.Else():
+                                     it_last.eq(0), cv_r.eq(cv_r + 1)]
+                    with m.Elif(~d_valid & ~xfer):
                         m.next = "ADRAIN"
-                m.d.comb += busy.eq(~is_input | it_valid | a1_valid)
+                m.d.comb += busy.eq(~is_input | it_valid | d_valid | a1_valid)
             with m.State("ADRAIN"):
                 # The last row word is added this cycle (a1); then update the layer.
                 m.d.comb += busy.eq(1)
@@ -637,19 +651,26 @@ class LeanCore(wiring.Component):
         for k in range(P):
             m.d.sync += [s3_p[k].eq(beta * s2_v[k]), s3_j[k].eq(s2_j[k]),
                          d3[k].eq(dl[k]), f3[k].eq(fb[k])]
-        # Stage 3: u = product >> beta_shift (floor); v_hat = sat(u + J) to the layer's width.
-        s4_h = [Signal(signed(vb), name=f"s4_h{k}") for k in range(P)]
+        # Stage 3: u = product >> beta_shift (floor), plus J.
+        xw = max(vb + beta_w, iw) + 1
+        s4_x = [Signal(signed(xw), name=f"s4_x{k}") for k in range(P)]
         d4 = [Signal(max(1, db), name=f"s4_d{k}") for k in range(P)]
         f4 = [Signal(name=f"s4_f{k}") for k in range(P)]
-        vmax = per_layer(lambda l: layers[l].v_max, signed(vb))
-        vmin = per_layer(lambda l: layers[l].v_min, signed(vb))
         for k in range(P):
             u = Array([s3_p[k] >> layers[l].beta_shift if l in lif else s3_p[k]
                        for l in range(nl)])[cl]
-            x = Signal(signed(max(len(s3_p[k]), iw) + 1), name=f"s3_x{k}")
-            m.d.comb += x.eq(u + s3_j[k])
+            m.d.sync += [s4_x[k].eq(u + s3_j[k]), d4[k].eq(d3[k]), f4[k].eq(f3[k])]
+        # Stage 3b: v_hat = sat(u + J) to the layer's width.
+        s4_h = [Signal(signed(vb), name=f"s4_h{k}") for k in range(P)]
+        d4b = [Signal(max(1, db), name=f"s4b_d{k}") for k in range(P)]
+        f4b = [Signal(name=f"s4b_f{k}") for k in range(P)]
+        vmax = per_layer(lambda l: layers[l].v_max, signed(vb))
+        vmin = per_layer(lambda l: layers[l].v_min, signed(vb))
+        for k in range(P):
+            x = s4_x[k]
             m.d.sync += [s4_h[k].eq(Mux(x > vmax, vmax, Mux(x < vmin, vmin, x))),
-                         d4[k].eq(d3[k]), f4[k].eq(f3[k])]
+                         d4b[k].eq(d4[k]), f4b[k].eq(f4[k])]
+        d4, f4 = d4b, f4b
         # Stage 4: threshold and reset; lanes past the layer's end carry zeros.
         s5_v = [Signal(signed(vb), name=f"s5_v{k}") for k in range(P)]
         s5_s = Signal(P, name="s5_s")
@@ -660,15 +681,15 @@ class LeanCore(wiring.Component):
         sub_reset = per_layer(lambda l: int(layers[l].spiking and layers[l].reset == "subtract"), 1)
         tail = per_layer(lambda l: (1 << (layers[l].n - (L.groups[l] - 1) * P)) - 1, P)
         live = Signal(P, name="live")
-        m.d.comb += live.eq(Mux(plast[3], tail, C((1 << P) - 1, P)))
+        m.d.comb += live.eq(Mux(plast[4], tail, C((1 << P) - 1, P)))
         for k in range(P):
             fire = spiking & (s4_h[k] >= thr) & live[k]
             m.d.sync += [s5_s[k].eq(fire),
                          s5_v[k].eq(Mux(~live[k], 0,
                                         Mux(fire, Mux(sub_reset, s4_h[k] - thr, 0), s4_h[k]))),
                          d5[k].eq(d4[k]), f5[k].eq(f4[k] & live[k])]
-        # Write-back (from stage-5 registers).
-        wv, wg, wlast = pv[4], pg[4], plast[4]
+        # Write-back (from the last stage's registers).
+        wv, wg, wlast = pv[5], pg[5], plast[5]
         with m.If(wv):
             m.d.comb += [v_wr.addr.eq((v_base + wg)[:len(v_wr.addr)]), v_wr.en.eq(1),
                          v_wr.data.eq(Cat(*[x.as_unsigned() for x in s5_v]))]
@@ -698,8 +719,6 @@ class LeanCore(wiring.Component):
                 m.d.sync += sp_n.eq(sp_n + 1)
 
         # ---- output records ------------------------------------------------------------------
-        obs_now = Array([self._enabled(l) if l in self.observe else C(0, 1)
-                         for l in range(nl)])[cl]
         m.d.comb += [push.eq(wv & obs_now),
                      push_data.eq(Cat(cl[:ob], (wg * P)[:nb], s5_s,
                                       *[x.as_unsigned() for x in s5_v],

@@ -35,7 +35,7 @@ from .protocol import (CMD_ERROR, CMD_IDENT, CMD_RESET, CMD_STATUS, CMD_STEP, CO
                        ERR_COMMAND, ERR_CRC, ERR_LENGTH, ERR_PAYLOAD, ERR_TOO_LONG, ESC,
                        ESC_END, ESC_ESC, FLAG_MEMBRANES, FLAG_PREDICT, FLAG_SPIKES, MAX_BODY,
                        NO_PREDICTION, RESPONSE, ident_payload, token_format)
-from .readout import Readout
+from .readout import Readout, SerialReadout
 from .uart import UARTRx, UARTTx
 
 __all__ = ["crc16_next", "uart_divisor", "FrameTx", "HostLink"]
@@ -161,7 +161,8 @@ class HostLink(wiring.Component):
     (when the last layer is a read-out); ``max_body`` is the frame buffer's size (default: 512
     bytes less the IDENT reply, which is stored in the same memory); ``core_knobs`` go to
     :class:`~rtl.core.NetworkCore`, or with ``core="stack"`` (``lanes`` and ``rows`` only) to
-    :class:`~rtl.stack.StackCore`.
+    :class:`~rtl.stack.StackCore`, or with ``core="lean"`` (``lanes``, ``spram_cells``) to
+    :class:`~rtl.lean.LeanCore`.
 
     Ports: ``rx`` (the line from the host, idle high), ``tx`` (to the host), ``leds``: bit 0 a
     heartbeat (about 1 Hz at ``clock_hz``; off with ``heartbeat=False``, so that an idle
@@ -187,10 +188,19 @@ class HostLink(wiring.Component):
             self.core = StackCore(net, lanes=core_knobs.get("lanes", 1),
                                   rows=core_knobs.get("rows"),
                                   gate=not net.layers[-1].spiking)
+        elif kind == "lean":
+            from .lean import LeanCore
+            extra = sorted(k for k, v in core_knobs.items()
+                           if k not in ("lanes", "family", "spram_cells") and v is not None)
+            if extra:
+                raise ValueError(f"the lean core takes no {', '.join(extra)}")
+            self.core = LeanCore(net, lanes=core_knobs.get("lanes", 4),
+                                 spram_cells=core_knobs.get("spram_cells"),
+                                 gate=not net.layers[-1].spiking)
         elif kind == "network":
             self.core = NetworkCore(net, **core_knobs)
         else:
-            raise ValueError(f"core must be 'network' or 'stack', got {kind!r}")
+            raise ValueError(f"core must be 'network', 'stack' or 'lean', got {kind!r}")
         self.lanes = self.core.lanes
         #: The words the core expects on ``wl`` (empty without SPRAM or off-chip arrays), and
         #: the component that streams them (e.g. :class:`boards.flash.FlashLoader`; the board
@@ -206,7 +216,9 @@ class HostLink(wiring.Component):
             self.loader = loader(words=len(self.image), width=self.core.load_width)
         self.readout = None
         if not net.layers[-1].spiking:
-            self.readout = Readout(net, lanes=self.lanes, max_steps=max_steps)
+            # The lean core is for the smallest device: sums in block RAM, a lane per cycle.
+            kind_ro = SerialReadout if kind == "lean" else Readout
+            self.readout = kind_ro(net, lanes=self.lanes, max_steps=max_steps)
         self.max_steps = max_steps if self.readout is not None else 0
         def ident(body):
             return ident_payload(net, lanes=self.lanes, clock_hz=self.clock_hz, baud=self.baud,
@@ -641,7 +653,11 @@ class HostLink(wiring.Component):
         # A record that adds no bytes is dropped in the cycle the next one is taken, so that
         # a core emitting one record per cycle (the stack core) is never held back by it.
         drop = Signal(name="enc_drop")
-        m.d.comb += core.o.ready.eq(~have | drop)
+        if isinstance(self.readout, SerialReadout):
+            # The serial read-out takes a read-out record only when it has added the last one.
+            m.d.comb += core.o.ready.eq((~have | drop) & self.readout.ready)
+        else:
+            m.d.comb += core.o.ready.eq(~have | drop)
         with m.If(core.o.valid & core.o.ready):
             m.d.sync += [rec.eq(o), have.eq(1)]
             with m.If(o.last):

@@ -23,7 +23,7 @@ from amaranth.lib.wiring import In, Out
 from model.ir import Network
 from .interface import step_out_layout
 
-__all__ = ["Readout"]
+__all__ = ["Readout", "SerialReadout"]
 
 
 class Readout(wiring.Component):
@@ -122,4 +122,97 @@ class Readout(wiring.Component):
             m.d.sync += [have.eq(1), self.valid.eq(d_last)]
             with m.If(better):
                 m.d.sync += [best.eq(w_val), self.prediction.eq(w_idx)]
+        return m
+
+
+class SerialReadout(wiring.Component):
+    """:class:`Readout` for a small device: the sums live in a block RAM and a record's lanes
+    are added one per cycle, so a record of the read-out layer holds ``ready`` low for
+    ``lanes`` cycles (records of other layers pass at once). Same ports and prediction as
+    :class:`Readout`, plus ``ready``, which the owner ANDs into the output stream's ready.
+    A reset does not clear block RAM: the first step after a reset or ``clear`` starts the
+    sums from its own membranes."""
+
+    def __init__(self, net: Network, *, lanes: int = 1, layer: int | None = None,
+                 max_steps: int = 1024):
+        layer = len(net.layers) - 1 if layer is None else layer
+        if not 1 <= layer < len(net.layers) or net.layers[layer].spiking:
+            self._MustUse__silence = True
+            raise ValueError(f"layer {layer} of network {net.name!r} is not a read-out "
+                             f"(non-spiking LIF) layer")
+        if max_steps < 1:
+            self._MustUse__silence = True
+            raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+        self.net, self.lanes, self.layer = net, lanes, layer
+        self.n = net.layers[layer].n
+        self.sum_bits = net.layers[layer].v_bits + max(1, (max_steps - 1).bit_length())
+        self.max_steps = max_steps
+        #: Cycles from taking the sample's last record to ``valid``: one per lane, the read,
+        #: the add and compare, the register.
+        self.latency = lanes + 3
+        super().__init__({
+            "rec": In(step_out_layout(net, lanes)), "fire": In(1),
+            "clear": In(1), "last_step": In(1), "ready": Out(1),
+            "prediction": Out(range(max(2, self.n))), "valid": Out(1),
+        })
+
+    def elaborate(self, platform):
+        from amaranth.lib import memory
+        m = Module()
+        P, n = self.lanes, self.n
+        G = ceil(n / P)
+        sb = self.sum_bits
+        mem = memory.Memory(shape=signed(sb), depth=max(2, n), init=[])
+        m.submodules.sums = mem
+        wr, rd = mem.write_port(), mem.read_port()
+        vb = len(self.rec.v[0])
+        # The record being folded in, lane by lane.
+        busy = Signal(name="ro_busy")
+        lane = Signal(range(max(2, P)), name="ro_lane")
+        base = Signal(range(max(2, G * P)), name="ro_base")
+        vs = Signal(P * vb, name="ro_v")
+        fin = Signal(name="ro_final")          # the record is of the sample's last step
+        endg = Signal(name="ro_endg")          # the record is the step's last group
+        first = Signal(init=1, name="ro_first")  # the step restarts the sums
+        take = Signal(name="ro_take")
+        mine = self.rec.layer == self.layer
+        m.d.comb += [self.ready.eq(~busy | ~mine),
+                     take.eq(self.fire & mine)]
+        idx = Signal(range(max(2, G * P + P)), name="ro_idx")
+        m.d.comb += idx.eq(base + lane)
+        lane_last = Signal(name="ro_lane_last")
+        m.d.comb += lane_last.eq((lane == P - 1) | (idx == n - 1))
+        with m.If(take):
+            m.d.sync += [busy.eq(1), lane.eq(0), base.eq(self.rec.index),
+                         vs.eq(Cat(*[v.as_unsigned() for v in self.rec.v])),
+                         fin.eq(self.last_step), endg.eq(self.rec.index + P >= n)]
+            with m.If(self.clear):
+                m.d.sync += first.eq(1)
+        with m.Elif(busy):
+            with m.If(lane_last):
+                m.d.sync += busy.eq(0)
+                with m.If(endg):
+                    m.d.sync += first.eq(0)
+            with m.Else():
+                m.d.sync += lane.eq(lane + 1)
+        m.d.comb += rd.addr.eq(idx)
+        # Stage 2: the sum read, the lane's membrane added, written back, compared.
+        s_valid = Signal(name="ro_s_valid")
+        s_idx = Signal.like(idx, name="ro_s_idx")
+        s_v = Signal(signed(vb), name="ro_s_v")
+        s_first, s_fin, s_end = Signal(), Signal(), Signal()
+        m.d.sync += [s_valid.eq(busy), s_idx.eq(idx),
+                     s_v.eq(vs.word_select(lane, vb).as_signed()),
+                     s_first.eq(first), s_fin.eq(fin), s_end.eq(busy & lane_last & endg)]
+        new = Signal(signed(sb), name="ro_new")
+        m.d.comb += new.eq(Mux(s_first, 0, rd.data) + s_v)
+        m.d.comb += [wr.addr.eq(s_idx), wr.data.eq(new), wr.en.eq(s_valid)]
+        best = Signal(signed(sb), name="ro_best")
+        with m.If(take & self.clear):
+            m.d.sync += self.valid.eq(0)
+        with m.If(s_valid & s_fin):
+            # The running first maximum over the final step's sums, in index order.
+            with m.If((s_idx == 0) | (new > best)):
+                m.d.sync += [best.eq(new), self.prediction.eq(s_idx)]
+            m.d.sync += self.valid.eq(s_end)
         return m
