@@ -325,6 +325,8 @@ def cmd_build(args) -> int:
     memories = _memories(args.memory)
     if args.core == "stack" and memories:
         raise UserError("--memory does not apply to the stack core (its weights are block RAM)")
+    if args.core == "lean" and memories:
+        raise UserError("--memory does not apply to the lean core (its weights are in SPRAM)")
     clock_hz = None if args.clock_mhz is None else args.clock_mhz * 1e6
     try:
         clk, _ = sync_clock(args.board, clock_hz)
@@ -372,6 +374,28 @@ def stack_cycles(net, work, lanes: int, work_dir: Path, *, rows=None
     return float(np.mean(per)), int(np.ceil(max(per))), int(work[0][2])
 
 
+def lean_cycles(net, work, lanes: int) -> tuple[float, int, int]:
+    """(mean and max cycles per step, steps per sample) of the lean core with the serial
+    read-out on ``work`` (a list of ``(x, forced, steps)``), in Amaranth's simulator, as a
+    board asked for predictions only runs it; the read-out's membranes at every step and the
+    prediction must equal the reference's (else :class:`UserError`)."""
+    from rtl.pysim import run_lean_readout
+    from sim.reference import simulate
+    per = []
+    for x, forced, steps in work:
+        if forced:
+            raise UserError("the lean core takes no forced rasters")
+        x = np.zeros((steps, net.layers[0].n), np.int64) if x is None else x
+        ref = simulate(net, x)
+        run = run_lean_readout(net, x, lanes=lanes)
+        last = len(net.layers) - 1
+        if not np.array_equal(run.v, ref.v[last]) or run.prediction != ref.prediction:
+            raise UserError(f"lean core simulation differs from the reference (prediction "
+                            f"{run.prediction} vs {ref.prediction})")
+        per.append(run.cycles_per_step)
+    return float(np.mean(per)), int(np.ceil(max(per))), int(work[0][2])
+
+
 def _estimate(net, board_name: str, *, lanes: int, steps: int, seed: int,
               vectors: str | None = None, memories: dict | None = None,
               core: str = "network", work_dir: Path | None = None, rows=None):
@@ -390,6 +414,15 @@ def _estimate(net, board_name: str, *, lanes: int, steps: int, seed: int,
         x, forced = bundle.x, bundle.forced
     else:
         x, forced = random_stimulus(net, steps, seed)
+    if core == "lean":
+        from rtl import lean
+        if b.family != "ice40":
+            raise UserError(f"the lean core is built for the iCE40UP5K's SPRAM; board "
+                            f"{b.name} is {b.family}")
+        T = len(x) if x is not None and len(x) else steps
+        cps, cmax, T = lean_cycles(net, [(x, forced, T)], lanes)
+        return b, lean.estimate(net, family=b.family, clock_mhz=b.sync_mhz, lanes=lanes,
+                                cycles_per_step=cps, cycles_max=cmax, steps_per_sample=T)
     if core == "stack":
         from rtl import stack
         T = len(x) if x is not None and len(x) else steps
@@ -662,6 +695,9 @@ def _supported(net, lanes: int = 1, core: str = "network") -> None:
     if core == "stack":
         from rtl.stack import stack_plan
         stack_plan(net)
+    elif core == "lean":
+        from rtl.lean import lean_layout
+        lean_layout(net, lanes)
 
 
 def _build(net, board: str, out: Path, *, lanes: int = 1, memories: dict | None = None,
@@ -673,7 +709,7 @@ def _build(net, board: str, out: Path, *, lanes: int = 1, memories: dict | None 
         raise UserError(f"unknown board {board!r}; supported: {', '.join(BOARDS)}")
     # The stack core fills most of a large part: nextpnr's router2 (see bench.boards).
     stack = ({"core": "stack", "rows": rows, "nextpnr_opts": "--router router2"}
-             if core == "stack" else {})
+             if core == "stack" else {"core": "lean"} if core == "lean" else {})
     return build_board(net, board, build_dir=out / board, lanes=lanes, memories=memories,
                        clock_hz=clock_hz, baud=baud, **stack)
 
@@ -689,9 +725,11 @@ def _build_json(res) -> dict:
 
 
 def _add_core(p) -> None:
-    p.add_argument("--core", choices=("network", "stack"), default="network",
+    p.add_argument("--core", choices=("network", "stack", "lean"), default="network",
                    help="network: every IR network (rtl.core); stack: the layer-pipelined "
-                        "core for layered audio networks (rtl.stack)")
+                        "core for layered audio networks (rtl.stack); lean: the same "
+                        "networks on one shared datapath with SPRAM weights, for the "
+                        "iCE40UP5K (rtl.lean; lanes a power of two)")
     p.add_argument("--rows", action="append", metavar="LAYER=R",
                    help="stack core: weight rows layer LAYER (>= 2) adds per cycle, 1-8 "
                         "(repeatable; default by layer width)")

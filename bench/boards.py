@@ -23,7 +23,9 @@ A job may also name the core: ``"stack"`` builds :class:`rtl.stack.StackCore` (i
 per step come from co-simulating the generated Verilog on the workload in Verilator, and its
 row is labelled "stack core"). The 8-bit ``convdelrec`` on the stack core at 32 lanes is not
 a job: it synthesises (57.9 k LUT4, 69 %) and places, but did not finish routing in 40
-minutes of router2.
+minutes of router2. ``"lean"`` builds :class:`rtl.lean.LeanCore` for the iCE40UP5K (its
+cycles per step come from simulating the core with the host link's serial read-out on the
+workload in Amaranth, bit-exact at every step; row labelled "lean core").
 
 Each (network, board, lanes, memories) job builds with ``boards.top.build_board`` and records
 :meth:`boards.report.BoardReport.to_json`; a job already in the output file is skipped, and a
@@ -61,6 +63,7 @@ JOBS = [
     ("wm-128", "ulx3s-85f", 64, None),
     ("wm-144", "ulx3s-85f", 48, None),
     ("convdelrec-w4", "ulx3s-85f", 32, None, 40, "stack", {2: 2}),
+    ("convdelrec-w4", "icebreaker", 4, None, 22, "lean"),
 ]
 
 
@@ -98,7 +101,7 @@ def _key(job) -> str:
     net, board, lanes, mem, *_ = job
     clock, core, rows = _options(job)
     key = f"{net}|{board}|{lanes}|" + ",".join(f"{k}={v}" for k, v in sorted((mem or {}).items()))
-    key += (f"|{clock:g}MHz" if clock else "") + ("|stack" if core == "stack" else "")
+    key += (f"|{clock:g}MHz" if clock else "") + (f"|{core}" if core != "network" else "")
     # (The key names the build directory: no spaces or colons, which make refuses.)
     return key + ("" if not rows else "|rows" + ",".join(f"{l}={r}" for l, r in
                                                           sorted(rows.items())))
@@ -123,8 +126,8 @@ def run_job(job, net, acts, build_root: Path, work=None) -> dict:
 
     name, board, lanes, mem, *_ = job
     clock, core, rows = _options(job)
-    if core == "stack" and work is None:
-        raise ValueError("a stack-core job needs the workload to co-simulate")
+    if core != "network" and work is None:
+        raise ValueError(f"a {core}-core job needs the workload to simulate")
     b = board_info(board)
     clock_hz = clock * 1e6 if clock else None
     clk, _ = sync_clock(board, clock_hz)
@@ -139,6 +142,12 @@ def run_job(job, net, acts, build_root: Path, work=None) -> dict:
         est = stack.estimate(net, family=b.family, clock_mhz=clk / 1e6, lanes=lanes,
                              cycles_per_step=cps, cycles_max=cmax, steps_per_sample=steps,
                              rows=rows)
+    elif core == "lean":
+        from rtl import lean
+        from polychrony_cli import lean_cycles
+        cps, cmax, steps = lean_cycles(net, work, lanes)
+        est = lean.estimate(net, family=b.family, clock_mhz=clk / 1e6, lanes=lanes,
+                            cycles_per_step=cps, cycles_max=cmax, steps_per_sample=steps)
     else:
         # Mean cycles per step over the workload: one estimate per sample, averaged.
         try:
@@ -156,7 +165,8 @@ def run_job(job, net, acts, build_root: Path, work=None) -> dict:
         res = build_board(net, board, build_dir=build_dir, lanes=lanes, memories=mem,
                           clock_hz=clock_hz, timing_allow_fail=True,
                           **({"core": "stack", "rows": rows,
-                              "nextpnr_opts": "--router router2"} if core == "stack" else {}))
+                              "nextpnr_opts": "--router router2"} if core == "stack" else
+                             {"core": "lean"} if core == "lean" else {}))
     except (BuildError, ValueError) as e:
         lines = str(e).splitlines()
         errors = [ln.strip() for ln in lines if "ERROR" in ln] or lines[:1]
@@ -169,7 +179,7 @@ def run_job(job, net, acts, build_root: Path, work=None) -> dict:
             if luts:
                 rec["yosys_lut4"] = int(luts[-1])
         return rec
-    label = name if core == "network" else f"{name}, stack core"
+    label = name if core == "network" else f"{name}, {core} core"
     rep = board_report(label, b, est, res, clock_mhz=clk / 1e6)
     rep = replace(rep, cycles_per_step=cps)
     rec.update(rep.to_json())
@@ -241,6 +251,13 @@ def main(argv=None) -> int:
                                      lanes=rec["lanes"], cycles_per_step=old["cycles_per_step"],
                                      cycles_max=old["cycles_max"],
                                      steps_per_sample=old["steps_per_sample"], rows=rows)
+            elif rec.get("core", "network") == "lean":
+                from rtl import lean
+                old = rec["estimate"]
+                est = lean.estimate(net, family=old["family"], clock_mhz=old["clock_mhz"],
+                                    lanes=rec["lanes"], cycles_per_step=old["cycles_per_step"],
+                                    cycles_max=old["cycles_max"],
+                                    steps_per_sample=old["steps_per_sample"])
             else:
                 est = _estimate(rec, net, acts[0])
             rec["estimate"] = est.to_json()

@@ -58,10 +58,12 @@ def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core"
     block memories, so ``memories`` and ``spram_cells`` do not apply. ``observe`` (stack
     core only) lists the layers whose records it sends; the manifest names them, and the
     co-simulation then compares those layers (every neuron, every step). ``rows`` is the
-    stack core's rows per cycle (see :class:`rtl.stack.StackCore`).
+    stack core's rows per cycle (see :class:`rtl.stack.StackCore`). ``core="lean"`` builds
+    :class:`rtl.lean.LeanCore` (the same networks on one shared datapath, weights in a 64-bit
+    SPRAM memory loaded through ``wl``; ``observe`` and ``spram_cells`` apply).
     """
-    if core not in ("network", "stack"):
-        raise ValueError(f"core must be 'network' or 'stack', got {core!r}")
+    if core not in ("network", "stack", "lean"):
+        raise ValueError(f"core must be 'network', 'stack' or 'lean', got {core!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if core == "stack":
@@ -70,8 +72,14 @@ def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core"
         from .stack import StackCore
         core_name = "stack"
         core = StackCore(net, lanes=lanes, observe=observe, rows=rows)
+    elif core == "lean":
+        if fault or memories or rows is not None:
+            raise ValueError("the lean core takes no fault, memories or rows")
+        from .lean import LeanCore
+        core_name = "lean"
+        core = LeanCore(net, lanes=lanes, observe=observe, spram_cells=spram_cells)
     elif observe is not None or rows is not None:
-        raise ValueError("observe and rows apply to the stack core only")
+        raise ValueError("observe and rows apply to the stack and lean cores only")
     else:
         core_name = "network"
         core = NetworkCore(net, lanes=lanes, fault=fault, family=family, memories=memories,
@@ -98,7 +106,7 @@ def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core"
         "out": {"payload": "o__payload", "valid": "o__valid", "ready": "o__ready",
                 "fields": layout_fields(step_out_layout(net, lanes))},
         "memory_bits": core.memory_bits,
-        **({"observe": list(core.observe)} if core_name == "stack" else {}),
+        **({"observe": list(core.observe)} if core_name in ("stack", "lean") else {}),
         "memory_kinds": core.kinds,
     }
     width = core.load_width

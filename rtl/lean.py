@@ -48,7 +48,8 @@ from .interface import index_bits, step_in_layout, step_out_layout
 from .spram import SpramArray
 from .stack import StackPlan, stack_plan
 
-__all__ = ["LeanCore", "LeanLayout", "lean_layout", "WORD_BITS", "B_STAGES", "OUT_DEPTH"]
+__all__ = ["LeanCore", "LeanLayout", "lean_layout", "lean_image", "estimate", "WORD_BITS",
+           "B_STAGES", "OUT_DEPTH"]
 
 #: Bits of one weight word: four 16-bit SPRAM blocks side by side.
 WORD_BITS = 64
@@ -105,6 +106,8 @@ class LeanLayout:
 def lean_layout(net: Network, lanes: int, plans: list[StackPlan] | None = None) -> LeanLayout:
     """The :class:`LeanLayout` of ``net`` at ``lanes``; raises
     :class:`~rtl.core.UnsupportedNetwork` naming what does not fit."""
+    if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1 or lanes & (lanes - 1):
+        raise UnsupportedNetwork(f"lean core: lanes must be a power of two, got {lanes!r}")
     plans = stack_plan(net) if plans is None else plans
     wmax = max(max(pl.ff.w_bits, pl.rec.w_bits if pl.rec is not None else 0) for pl in plans)
     if wmax > WORD_BITS // 2:
@@ -252,12 +255,8 @@ class LeanCore(wiring.Component):
     def __init__(self, net: Network, *, lanes: int = 4, observe=None, gate: bool = False,
                  spram_cells: bool | None = None):
         try:
-            if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1 \
-                    or lanes & (lanes - 1):
-                raise UnsupportedNetwork(f"lean core: lanes must be a power of two, got "
-                                         f"{lanes!r}")
+            self.layout = lean_layout(net, lanes)
             self.plans = stack_plan(net)
-            self.layout = lean_layout(net, lanes, self.plans)
             lif = list(range(1, len(net.layers)))
             obs = lif if observe is None else sorted({int(l) for l in observe})
             if not obs or any(l not in lif for l in obs):
@@ -377,8 +376,8 @@ class LeanCore(wiring.Component):
         it_last = Signal(name="it_last")
         in_done = Signal(name="in_done")       # the step's last input record is done
         a1_valid = Signal(name="a1_valid")
-        a1_shift = Signal(range(max(2, layers[0].in_bits)), name="a1_shift")
-        a1_addr = Signal(range(max(2, L.acc_depth)), name="a1_addr")
+        a1_shift = Signal(range(max(2, layers[0].in_bits)), name="a1_shift", reset_less=True)
+        a1_addr = Signal(range(max(2, L.acc_depth)), name="a1_addr", reset_less=True)
 
         # Phase B: group counter and pipeline.
         g = Signal(range(max(2, gmax)), name="g")
@@ -390,7 +389,7 @@ class LeanCore(wiring.Component):
         ob = index_bits(nl)
         nb = index_bits(max(layers[l].n for l in lif))
         rec_bits = ob + nb + P + P * vb + 1
-        ofifo = [Signal(rec_bits, name=f"of{q}") for q in range(OUT_DEPTH)]
+        ofifo = [Signal(rec_bits, name=f"of{q}", reset_less=True) for q in range(OUT_DEPTH)]
         of_w = Signal(range(OUT_DEPTH), name="of_w")
         of_r = Signal(range(OUT_DEPTH), name="of_r")
         of_n = Signal(range(OUT_DEPTH + 1), name="of_n")
@@ -443,10 +442,10 @@ class LeanCore(wiring.Component):
             row = ff_row
             target = C(0, 1)
         d_valid = Signal(name="d_valid")
-        d_row = Signal(ab, name="d_row")                  # SPRAM word to read
-        d_tgt = Signal.like(a1_addr, name="d_tgt")        # accumulator address it adds into
+        d_row = Signal(ab, name="d_row", reset_less=True)                  # SPRAM word to read
+        d_tgt = Signal.like(a1_addr, name="d_tgt", reset_less=True)        # accumulator address it adds into
         d_left = Signal(range(cmax), name="d_left")       # words after this one
-        d_shift = Signal.like(a1_shift, name="d_shift")
+        d_shift = Signal.like(a1_shift, name="d_shift", reset_less=True)
         hazard = Signal(name="hazard")     # the banks' read would miss a1's write: wait one
         m.d.comb += hazard.eq(a1_valid & (a1_addr == d_tgt))
         a_issue = Signal(name="a_issue")
@@ -464,7 +463,7 @@ class LeanCore(wiring.Component):
 
         # Drive the accumulator banks: reads from A's walker or B's issue; writes from A's
         # second stage or B's clears (from stage 1).
-        p1_acc = Signal.like(a1_addr, name="p1_acc")
+        p1_acc = Signal.like(a1_addr, name="p1_acc", reset_less=True)
         p1_sub = Signal(max(1, sub_bits), name="p1_sub")
         w_slots = [wmem.data[k * sw:(k + 1) * sw].as_signed() for k in range(S)]
         for k in range(S):
@@ -626,10 +625,10 @@ class LeanCore(wiring.Component):
         iw = max(aw, bb) + 1
         par = wmem.data
         # Stage 1: the group's sums + bias; membranes; delays; ring bits.
-        s2_j = [Signal(signed(iw), name=f"s2_j{k}") for k in range(P)]
-        s2_v = [Signal(signed(vb), name=f"s2_v{k}") for k in range(P)]
-        dl = [Signal(max(1, db), name=f"s2_d{k}") for k in range(P)]
-        fb = [Signal(name=f"s2_f{k}") for k in range(P)]
+        s2_j = [Signal(signed(iw), name=f"s2_j{k}", reset_less=True) for k in range(P)]
+        s2_v = [Signal(signed(vb), name=f"s2_v{k}", reset_less=True) for k in range(P)]
+        dl = [Signal(max(1, db), name=f"s2_d{k}", reset_less=True) for k in range(P)]
+        fb = [Signal(name=f"s2_f{k}", reset_less=True) for k in range(P)]
         for k in range(P):
             a_k = Array([acc_rd[q * P + k].data for q in range(subs)])[p1_sub] if subs > 1 \
                 else acc_rd[k].data
@@ -644,26 +643,26 @@ class LeanCore(wiring.Component):
         beta_w = max(b.bit_length() for b in betas) + 1
         beta = Signal(signed(beta_w), name="beta")
         m.d.comb += beta.eq(per_layer(lambda l: layers[l].beta, signed(beta_w)))
-        s3_p = [Signal(signed(vb + beta_w), name=f"s3_p{k}") for k in range(P)]
-        s3_j = [Signal(signed(iw), name=f"s3_j{k}") for k in range(P)]
-        d3 = [Signal(max(1, db), name=f"s3_d{k}") for k in range(P)]
-        f3 = [Signal(name=f"s3_f{k}") for k in range(P)]
+        s3_p = [Signal(signed(vb + beta_w), name=f"s3_p{k}", reset_less=True) for k in range(P)]
+        s3_j = [Signal(signed(iw), name=f"s3_j{k}", reset_less=True) for k in range(P)]
+        d3 = [Signal(max(1, db), name=f"s3_d{k}", reset_less=True) for k in range(P)]
+        f3 = [Signal(name=f"s3_f{k}", reset_less=True) for k in range(P)]
         for k in range(P):
             m.d.sync += [s3_p[k].eq(beta * s2_v[k]), s3_j[k].eq(s2_j[k]),
                          d3[k].eq(dl[k]), f3[k].eq(fb[k])]
         # Stage 3: u = product >> beta_shift (floor), plus J.
         xw = max(vb + beta_w, iw) + 1
-        s4_x = [Signal(signed(xw), name=f"s4_x{k}") for k in range(P)]
-        d4 = [Signal(max(1, db), name=f"s4_d{k}") for k in range(P)]
-        f4 = [Signal(name=f"s4_f{k}") for k in range(P)]
+        s4_x = [Signal(signed(xw), name=f"s4_x{k}", reset_less=True) for k in range(P)]
+        d4 = [Signal(max(1, db), name=f"s4_d{k}", reset_less=True) for k in range(P)]
+        f4 = [Signal(name=f"s4_f{k}", reset_less=True) for k in range(P)]
         for k in range(P):
             u = Array([s3_p[k] >> layers[l].beta_shift if l in lif else s3_p[k]
                        for l in range(nl)])[cl]
             m.d.sync += [s4_x[k].eq(u + s3_j[k]), d4[k].eq(d3[k]), f4[k].eq(f3[k])]
         # Stage 3b: v_hat = sat(u + J) to the layer's width.
-        s4_h = [Signal(signed(vb), name=f"s4_h{k}") for k in range(P)]
-        d4b = [Signal(max(1, db), name=f"s4b_d{k}") for k in range(P)]
-        f4b = [Signal(name=f"s4b_f{k}") for k in range(P)]
+        s4_h = [Signal(signed(vb), name=f"s4_h{k}", reset_less=True) for k in range(P)]
+        d4b = [Signal(max(1, db), name=f"s4b_d{k}", reset_less=True) for k in range(P)]
+        f4b = [Signal(name=f"s4b_f{k}", reset_less=True) for k in range(P)]
         vmax = per_layer(lambda l: layers[l].v_max, signed(vb))
         vmin = per_layer(lambda l: layers[l].v_min, signed(vb))
         for k in range(P):
@@ -672,10 +671,10 @@ class LeanCore(wiring.Component):
                          d4b[k].eq(d4[k]), f4b[k].eq(f4[k])]
         d4, f4 = d4b, f4b
         # Stage 4: threshold and reset; lanes past the layer's end carry zeros.
-        s5_v = [Signal(signed(vb), name=f"s5_v{k}") for k in range(P)]
-        s5_s = Signal(P, name="s5_s")
-        d5 = [Signal(max(1, db), name=f"s5_d{k}") for k in range(P)]
-        f5 = Signal(P, name="s5_f")
+        s5_v = [Signal(signed(vb), name=f"s5_v{k}", reset_less=True) for k in range(P)]
+        s5_s = Signal(P, name="s5_s", reset_less=True)
+        d5 = [Signal(max(1, db), name=f"s5_d{k}", reset_less=True) for k in range(P)]
+        f5 = Signal(P, name="s5_f", reset_less=True)
         spiking = per_layer(lambda l: int(layers[l].spiking), 1)
         thr = per_layer(lambda l: layers[l].threshold if layers[l].spiking else 0, signed(vb))
         sub_reset = per_layer(lambda l: int(layers[l].spiking and layers[l].reset == "subtract"), 1)
@@ -743,3 +742,49 @@ class LeanCore(wiring.Component):
         m.d.comb += self.busy.eq(busy | of_n.any())
         return m
 
+
+
+# --------------------------------------------------------------------------------------------
+# Resources, before synthesis.
+
+#: Logic cells (iCE40: a LUT4 and a flip-flop each) of the lean core and its serial read-out
+#: = fixed + per lane x lanes + per slot x slots. Yosys ``synth_ice40 -dsp`` of the core alone
+#: for the two trained ConvDelRec networks gives LUT4 + flip-flops of 2,800 (4-bit, 1 lane),
+#: 2,853 (2 lanes), 3,460 (4 lanes; 8-bit at 4 lanes: 3,414), to which the serial read-out
+#: adds 353; many of the core's flip-flops are pipeline registers that share no cell with a
+#: LUT, so nextpnr's cell count is close to the sum. Least squares over the four, residuals
+#: within 108. The host link is extra (``boards.report.LINK_LUT``): with it, 4,973 against
+#: nextpnr's 5,261 cells for the 4-bit network at 4 lanes.
+LUT_FIT = {"fixed": 2829.1, "lane": 231.9, "slot": 1.3}
+
+
+def estimate(net: Network, *, family: str, clock_mhz: float, lanes: int,
+             cycles_per_step: float, cycles_max: int, steps_per_sample: int):
+    """An :class:`rtl.cost.Estimate` of the lean core for ``net``: the weight memory in the
+    four SPRAM blocks, block RAMs (accumulator banks, membranes, delay ring, event lists),
+    a multiplier per lane for a leak that is not a power of two, logic cells (with the serial
+    read-out) from :data:`LUT_FIT`;
+    the cycles come from the caller (measured: :func:`rtl.pysim.run_lean_readout`)."""
+    from .cost import Estimate
+    from .families import blocks_of
+    if family != "ice40":
+        raise ValueError(f"the lean core is built for the iCE40 UltraPlus (its SPRAM), not "
+                         f"{family!r}")
+    L = lean_layout(net, lanes)
+    vb = max(net.layers[l].v_bits for l in L.chunks)
+    gmax = max(L.groups.values())
+    gl = index_bits(gmax)
+    shapes = {"acc": (L.slots, max(2, L.acc_depth), L.acc_bits),
+              "v": (1, max(2, L.v_depth), lanes * vb),
+              "ring": (lanes if L.conv else 0, L.ring * L.f_groups, 1),
+              "lists": (len(L.conv) + (len(L.chunks) > 1), gmax, gl + lanes)}
+    blocks = {k: n * blocks_of("block", family, depth, width) for k, (n, depth, width)
+              in shapes.items() if n}
+    beta = [net.layers[l].beta for l in L.chunks]
+    dsp = lanes if any(b & (b - 1) for b in beta) else 0
+    lut = round(LUT_FIT["fixed"] + LUT_FIT["lane"] * lanes + LUT_FIT["slot"] * L.slots)
+    return Estimate(family=family, lanes=lanes, clock_mhz=clock_mhz,
+                    memory_bits={"weights": L.words * WORD_BITS}, blocks=blocks, lut=lut,
+                    dsp=dsp, cycles_per_step=float(cycles_per_step),
+                    cycles_max=int(cycles_max), steps_per_sample=int(steps_per_sample),
+                    kinds={"weights": "spram"}, spram={"weights": 4})

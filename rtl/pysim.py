@@ -13,7 +13,7 @@ from model.ir import Network
 from .core import NetworkCore
 from .interface import stimulus_records
 
-__all__ = ["CoreRun", "run_core"]
+__all__ = ["CoreRun", "LeanRun", "run_core", "run_lean_readout"]
 
 
 @dataclass(frozen=True)
@@ -115,3 +115,89 @@ def run_core(net: Network, steps: int, x: np.ndarray | None = None,
     else:
         sim.run()
     return CoreRun(spikes=spikes, v=v, cycles=cycles, ends=ends)
+
+
+@dataclass(frozen=True)
+class LeanRun:
+    """A sample through the lean core and the serial read-out, as on the iCEBreaker asked for
+    predictions only: cycles per step and the read-out's membranes and prediction."""
+
+    cycles_per_step: float          # mean over steps, from the first record to the last
+    v: np.ndarray                   # (T, n) read-out membranes
+    prediction: int
+
+
+def run_lean_readout(net: Network, x: np.ndarray, *, lanes: int = 4,
+                     max_steps: int = 4096) -> LeanRun:
+    """Simulate :class:`rtl.lean.LeanCore` (read-out layer observed) with
+    :class:`rtl.readout.SerialReadout` holding its output's ready as the host link does; the
+    inputs arrive one record per cycle. The cycles are the board's (the load excluded)."""
+    from amaranth.hdl import Module
+    from .lean import LeanCore
+    from .readout import SerialReadout
+
+    T, last = len(x), len(net.layers) - 1
+    core = LeanCore(net, lanes=lanes, observe=[last])
+    ro = SerialReadout(net, lanes=lanes, max_steps=max_steps)
+    top = Module()
+    top.submodules.core, top.submodules.ro = core, ro
+    top.d.comb += [ro.rec.eq(core.o.payload), ro.fire.eq(core.o.valid & core.o.ready),
+                   core.o.ready.eq(ro.ready)]
+    image = core.load_image()
+    n = net.layers[last].n
+    v = np.zeros((T, n), np.int64)
+    ends, start = [], [0]
+    now = [0]
+
+    async def clock_counter(ctx):
+        async for _ in ctx.tick():
+            now[0] += 1
+
+    async def producer(ctx):
+        for word in image:
+            ctx.set(core.wl.valid, 1)
+            ctx.set(core.wl.payload, word)
+            await ctx.tick().until(core.wl.ready)
+        ctx.set(core.wl.valid, 0)
+        for t in range(T):
+            for rec in stimulus_records(x, None, t):
+                ctx.set(core.i.valid, 1)
+                ctx.set(core.i.payload, rec)
+                if t == 0 and not start[0]:
+                    await ctx.tick().until(core.i.ready)
+                    start[0] = now[0]
+                    continue
+                await ctx.tick().until(core.i.ready)
+            ctx.set(core.i.valid, 0)
+
+    async def consumer(ctx):
+        t = 0
+        while t < T:
+            _, _, fire, rec, final = await ctx.tick().sample(ro.fire, ro.rec, ro.last_step)
+            if fire:
+                for k in range(lanes):
+                    if rec.index + k < n:
+                        v[t, rec.index + k] = rec.v[k]
+                if rec.last:
+                    ends.append(now[0])
+                    t += 1
+                    ctx.set(ro.last_step, int(t == T - 1))
+        for _ in range(ro.latency + 1):
+            await ctx.tick()
+
+    ctx_pred = {}
+
+    async def last_step(ctx):
+        ctx.set(ro.last_step, int(T == 1))
+        await ctx.tick().until(ro.valid)
+        ctx_pred["p"] = ctx.get(ro.prediction)
+
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_process(clock_counter)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    sim.add_testbench(last_step, background=True)
+    sim.run()
+    return LeanRun(cycles_per_step=(ends[-1] - start[0]) / T, v=v,
+                   prediction=int(ctx_pred.get("p", -1)))

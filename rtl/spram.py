@@ -14,12 +14,12 @@ from __future__ import annotations
 from math import ceil
 
 from amaranth.hdl import ClockSignal, Const, Instance, Module, Signal, unsigned
-from amaranth.lib import memory, wiring
+from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .families import SPRAM
 
-__all__ = ["SpramArray", "single_port_memory"]
+__all__ = ["SpramArray", "RomLoader", "single_port_memory"]
 
 
 def single_port_memory(m: Module, port) -> None:
@@ -70,4 +70,38 @@ class SpramArray(wiring.Component):
                 i_WREN=self.we, i_CHIPSELECT=self.en | self.we, i_CLOCK=ClockSignal(),
                 i_STANDBY=Const(0, 1), i_SLEEP=Const(0, 1), i_POWEROFF=Const(1, 1),
                 o_DATAOUT=out[k * w:(k + 1) * w])
+        return m
+
+
+class RomLoader(wiring.Component):
+    """Streams ``image`` (words of ``width`` bits) on ``o`` once after reset, from a block-RAM
+    ROM: the loader of a device whose block RAM can hold the weights beside the core, and of
+    the simulated board (the iCEBreaker reads them from its flash with
+    :class:`boards.flash.FlashLoader`, which has the same ``o`` and ``done``)."""
+
+    def __init__(self, image, width: int):
+        image = [int(w) for w in image]
+        if not image or any(not 0 <= w < 1 << width for w in image):
+            raise ValueError(f"a ROM loader needs one or more words of {width} unsigned bits")
+        self.image, self.width = image, width
+        super().__init__({"o": Out(stream.Signature(unsigned(width))), "done": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        n = len(self.image)
+        m.submodules.rom = rom = memory.Memory(shape=unsigned(self.width), depth=n,
+                                               init=self.image)
+        rd = rom.read_port()
+        addr = Signal(range(n + 1))
+        valid = Signal()               # rd.data holds word addr - 1
+        take = self.o.valid & self.o.ready
+        # The port shows word ``addr - 1`` while valid; taking it reads the next one.
+        m.d.comb += [rd.addr.eq(addr), rd.en.eq(~valid | take),
+                     self.o.payload.eq(rd.data), self.o.valid.eq(valid),
+                     self.done.eq((addr == n) & ~valid)]
+        with m.If(~valid | take):
+            with m.If(addr != n):
+                m.d.sync += [addr.eq(addr + 1), valid.eq(1)]
+            with m.Else():
+                m.d.sync += valid.eq(0)
         return m
