@@ -228,6 +228,11 @@ def cmd_run(args) -> int:
     if bool(args.port) == bool(args.simulate):
         raise UserError("give exactly one of --port DEV (a board) or --simulate (the "
                         "Verilator model of the board top)")
+    if args.port and (args.core != "network" or args.rows):
+        raise UserError("--core and --rows choose the simulated board's core (--simulate); "
+                        "a real board runs the core its bitstream was built with")
+    if args.simulate:
+        _supported(net, args.lanes, args.core)
     if net.input.n and not args.inputs:
         raise UserError(f"network {net.name!r} has {net.input.n} input channels: give "
                         f"--inputs X.npy (samples, steps, {net.input.n})")
@@ -248,7 +253,8 @@ def cmd_run(args) -> int:
         if args.simulate:
             from boards.simboard import SimBoard, simulated_board
             with Progress(1, quiet=args.json).stage("build the simulated board (Verilator)"):
-                exe, div = simulated_board(net, Path(args.work), lanes=args.lanes)
+                exe, div = simulated_board(net, Path(args.work), lanes=args.lanes,
+                                           core=args.core, rows=_rows(args))
             sb = SimBoard(exe, div).start()
             port = sb.port
         else:
@@ -894,6 +900,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for an answer")
     p.add_argument("--lanes", type=int, default=1, help="with --simulate: neurons per cycle")
     p.add_argument("--work", default="build/simboard", help="with --simulate: build directory")
+    _add_core(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_run)
 

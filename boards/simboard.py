@@ -311,18 +311,29 @@ SIM_DIVISOR = 4
 
 def simulated_board(net, work_dir: str | os.PathLike, *, lanes: int = 1,
                     max_steps: int = 4096, max_body: int | None = None,
-                    memories: dict | None = None) -> tuple[Path, int]:
-    """Build (cached) the simulated board of ``net``: its :class:`~rtl.link.HostLink` top,
-    converted to Verilog and compiled with Verilator. Returns ``(exe, divisor)`` for
+                    memories: dict | None = None, core: str = "network",
+                    rows=None) -> tuple[Path, int]:
+    """Build (cached) the simulated board of ``net``: its :class:`~rtl.link.HostLink` top
+    with ``core`` (``"network"``, ``"stack"`` or ``"lean"``, whose weights a
+    :class:`~rtl.spram.RomLoader` streams in after configuration, as the iCEBreaker's flash
+    does), converted to Verilog and compiled with Verilator. Returns ``(exe, divisor)`` for
     :class:`SimBoard`. The top has no heartbeat, so an idle board costs no CPU."""
     from amaranth.back import verilog
     from rtl.link import HostLink
 
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
+    if core == "lean":
+        from rtl.lean import lean_image, lean_layout
+        from rtl.spram import RomLoader
+        image = lean_image(net, lean_layout(net, lanes))
+        knobs = {"core": "lean", "loader": lambda words, width: RomLoader(image, width)}
+    elif core == "stack":
+        knobs = {"core": "stack", "rows": rows}
+    else:
+        knobs = {"memories": memories}
     top = HostLink(net, divisor=SIM_DIVISOR, clock_hz=0, baud=0, lanes=lanes,
-                   max_steps=max_steps, max_body=max_body, heartbeat=False,
-                   memories=memories)
+                   max_steps=max_steps, max_body=max_body, heartbeat=False, **knobs)
     path = work / "board.v"
     text = verilog.convert(top, name="board", ports=[top.rx, top.tx, top.leds])
     if not path.exists() or path.read_text() != text:

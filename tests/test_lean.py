@@ -241,3 +241,11 @@ def test_command_line_generate_and_cosim_with_the_lean_core(tmp_path):
     out = run("generate", str(path), "-o", str(tmp_path / "g"), "--core", "lean",
               "--lanes", "2")
     assert out.returncode == 0 and "wl after reset" in out.stdout, out.stdout + out.stderr
+    # The simulated board with the lean core: every sample checked against the reference.
+    x = np.stack([random_stimulus(net, 20, s, rate=0.4)[0] for s in range(2)])
+    np.save(tmp_path / "x.npy", x)
+    out = run("run", str(path), "--simulate", "--core", "lean", "--lanes", "2", "--inputs",
+              str(tmp_path / "x.npy"), "--check", "--membranes", "--work",
+              str(tmp_path / "sb"))
+    assert out.returncode == 0 and out.stdout.count("matches the reference") == 2, \
+        out.stdout + out.stderr
