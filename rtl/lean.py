@@ -316,13 +316,12 @@ class LeanCore(wiring.Component):
                                               primitive=primitive)
         ab = len(wmem.addr)
         aw = L.acc_bits
-        accs, acc_wr, acc_rd = [], [], []
+        acc_wr, acc_rd = [], []
         for k in range(S):
             mem = memory.Memory(shape=signed(aw), depth=max(2, L.acc_depth), init=[])
             m.submodules[f"acc{k}"] = mem
             wp = mem.write_port()
             rp = mem.read_port()
-            accs.append(mem)
             acc_wr.append(wp)
             acc_rd.append(rp)
         vb = max(layers[l].v_bits for l in lif)
@@ -365,8 +364,8 @@ class LeanCore(wiring.Component):
         cv_n = {l: Signal(range(L.groups[l] + 1), name=f"cv_n{l}") for l in L.conv}
         cv_r = Signal(range(gmax + 1), name="cv_r")
 
-        # Walker of phase A: the current item (an input record, or a list entry of the layer
-        # below's spikes or of this layer's delayed spikes) and its chunk.
+        # Walker of phase A, stage W0: the current item (an input record, or a list entry of
+        # the layer below's spikes or of this layer's delayed spikes); its set bits are events.
         mb = max(layers[0].in_bits, P)
         it_valid = Signal(name="it_valid")
         it_mask = Signal(mb, name="it_mask")
@@ -442,9 +441,9 @@ class LeanCore(wiring.Component):
             row = ff_row
             target = C(0, 1)
         d_valid = Signal(name="d_valid")
-        d_row = Signal(ab, name="d_row", reset_less=True)                  # SPRAM word to read
-        d_tgt = Signal.like(a1_addr, name="d_tgt", reset_less=True)        # accumulator address it adds into
-        d_left = Signal(range(cmax), name="d_left")       # words after this one
+        d_row = Signal(ab, name="d_row", reset_less=True)             # SPRAM word to read
+        d_tgt = Signal.like(a1_addr, name="d_tgt", reset_less=True)   # the sums it adds into
+        d_left = Signal(range(cmax), name="d_left")                   # words after this one
         d_shift = Signal.like(a1_shift, name="d_shift", reset_less=True)
         hazard = Signal(name="hazard")     # the banks' read would miss a1's write: wait one
         m.d.comb += hazard.eq(a1_valid & (a1_addr == d_tgt))

@@ -108,7 +108,8 @@ def test_image_holds_every_weight_and_kernel_tap():
         got = np.zeros(L.chunks[1] * S, np.int64)
         c0 = _conv_first_chunk(L, 1, j)
         for q in range(L.cv_chunks[1]):
-            got[(c0 + q) * S:(c0 + q + 1) * S] += _decode(img[L.cv_base[1] + j * L.cv_stride[1] + q], S, sw)
+            word = img[L.cv_base[1] + j * L.cv_stride[1] + q]
+            got[(c0 + q) * S:(c0 + q + 1) * S] += _decode(word, S, sw)
         want = np.zeros(n, np.int64)
         for i in range(n):
             if 0 <= j - i + pad < len(kern):
