@@ -210,10 +210,15 @@ def markdown(records: list[dict]) -> str:
                    if r.get("estimate") else "-")
             why = r["error"]
             cell = re.search(r"no BELs remaining to implement cell type '(\w+)", why)
+            region = re.search(r"Failed to expand region .* of (\d+) (\w+)s", why)
             if cell:
                 why = f"placement ran out of {cell.group(1)} cells"
+            elif region:
+                why = f"placement needs {int(region.group(1)):,} {region.group(2)} cells"
             asked = f" (Yosys: {r['yosys_lut4']:,} LUT4)" if "yosys_lut4" in r else ""
-            rows.append(f"| {r['network']} | {r['board']} | {r['lanes']} | {est} | "
+            core = r.get("core", "network")
+            label = r["network"] if core == "network" else f"{r['network']}, {core} core"
+            rows.append(f"| {label} | {r['board']} | {r['lanes']} | {est} | "
                         f"does not fit: {why[:160]}{asked} |" + " |" * 9)
     return "\n".join(rows) + "\n"
 
