@@ -150,6 +150,13 @@ class FrameTx(wiring.Component):
         return m
 
 
+def _only(knobs: dict, core: str, allowed: tuple[str, ...]) -> None:
+    """Refuse the knobs (set to something other than None) that ``core`` does not take."""
+    extra = sorted(k for k, v in knobs.items() if k not in allowed and v is not None)
+    if extra:
+        raise ValueError(f"the {core} core takes no {', '.join(extra)}")
+
+
 class HostLink(wiring.Component):
     """Network core behind the framed UART protocol of ``docs/protocol.md``.
 
@@ -179,10 +186,7 @@ class HostLink(wiring.Component):
         kind = core_knobs.pop("core", "network")
         if kind == "stack":
             from .stack import StackCore
-            extra = sorted(k for k, v in core_knobs.items()
-                           if k not in ("lanes", "family", "rows") and v is not None)
-            if extra:
-                raise ValueError(f"the stack core takes no {', '.join(extra)}")
+            _only(core_knobs, "stack", ("lanes", "family", "rows"))
             # Gated: a command that asks for no spikes or membranes gets only the read-out's
             # records, so that the output port does not bound its step rate.
             self.core = StackCore(net, lanes=core_knobs.get("lanes", 1),
@@ -190,10 +194,7 @@ class HostLink(wiring.Component):
                                   gate=not net.layers[-1].spiking)
         elif kind == "lean":
             from .lean import LeanCore
-            extra = sorted(k for k, v in core_knobs.items()
-                           if k not in ("lanes", "family", "spram_cells") and v is not None)
-            if extra:
-                raise ValueError(f"the lean core takes no {', '.join(extra)}")
+            _only(core_knobs, "lean", ("lanes", "family", "spram_cells"))
             self.core = LeanCore(net, lanes=core_knobs.get("lanes", 4),
                                  spram_cells=core_knobs.get("spram_cells"),
                                  gate=not net.layers[-1].spiking)

@@ -16,6 +16,16 @@ from .interface import stimulus_records
 __all__ = ["CoreRun", "LeanRun", "run_core", "run_lean_readout"]
 
 
+def _cycle_counter():
+    """A one-element list that counts clock cycles, and the process that counts them."""
+    now = [0]
+
+    async def count(ctx):
+        async for _ in ctx.tick():
+            now[0] += 1
+    return now, count
+
+
 @dataclass(frozen=True)
 class CoreRun:
     """What the core produced, per LIF layer, and the cycles each step took."""
@@ -55,11 +65,7 @@ def run_core(net: Network, steps: int, x: np.ndarray | None = None,
     cycles = np.zeros(steps, np.int64)
     ends = np.zeros(steps, np.int64)
     last_in = [0] * steps
-    now = [0]
-
-    async def clock_counter(ctx):
-        async for _ in ctx.tick():
-            now[0] += 1
+    now, clock_counter = _cycle_counter()
 
     async def producer(ctx):
         for word in image:
@@ -147,11 +153,7 @@ def run_lean_readout(net: Network, x: np.ndarray, *, lanes: int = 4,
     n = net.layers[last].n
     v = np.zeros((T, n), np.int64)
     ends, start = [], [0]
-    now = [0]
-
-    async def clock_counter(ctx):
-        async for _ in ctx.tick():
-            now[0] += 1
+    now, clock_counter = _cycle_counter()
 
     async def producer(ctx):
         for word in image:

@@ -26,24 +26,29 @@ from .interface import step_out_layout
 __all__ = ["Readout", "SerialReadout"]
 
 
+def _setup(ro, net: Network, lanes: int, layer: int | None, max_steps: int) -> None:
+    """Check and keep a read-out's network, lanes, layer (default: the last) and sum width."""
+    layer = len(net.layers) - 1 if layer is None else layer
+    if not 1 <= layer < len(net.layers) or net.layers[layer].spiking:
+        ro._MustUse__silence = True
+        raise ValueError(f"layer {layer} of network {net.name!r} is not a read-out "
+                         f"(non-spiking LIF) layer")
+    if max_steps < 1:
+        ro._MustUse__silence = True
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    ro.net, ro.lanes, ro.layer = net, lanes, layer
+    ro.n = net.layers[layer].n
+    ro.sum_bits = net.layers[layer].v_bits + max(1, (max_steps - 1).bit_length())
+    ro.max_steps = max_steps
+
+
 class Readout(wiring.Component):
     """Prediction of read-out layer ``layer`` (default: the last layer) of ``net`` from the
     records seen on ``rec`` when ``fire`` (the output stream's valid & ready)."""
 
     def __init__(self, net: Network, *, lanes: int = 1, layer: int | None = None,
                  max_steps: int = 1024):
-        layer = len(net.layers) - 1 if layer is None else layer
-        if not 1 <= layer < len(net.layers) or net.layers[layer].spiking:
-            self._MustUse__silence = True
-            raise ValueError(f"layer {layer} of network {net.name!r} is not a read-out "
-                             f"(non-spiking LIF) layer")
-        if max_steps < 1:
-            self._MustUse__silence = True
-            raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-        self.net, self.lanes, self.layer = net, lanes, layer
-        self.n = net.layers[layer].n
-        self.sum_bits = net.layers[layer].v_bits + max(1, (max_steps - 1).bit_length())
-        self.max_steps = max_steps
+        _setup(self, net, lanes, layer, max_steps)
         #: Cycles from the sample's last record on ``rec`` to ``valid``.
         self.latency = 3 + (lanes - 1).bit_length()
         super().__init__({
@@ -135,18 +140,7 @@ class SerialReadout(wiring.Component):
 
     def __init__(self, net: Network, *, lanes: int = 1, layer: int | None = None,
                  max_steps: int = 1024):
-        layer = len(net.layers) - 1 if layer is None else layer
-        if not 1 <= layer < len(net.layers) or net.layers[layer].spiking:
-            self._MustUse__silence = True
-            raise ValueError(f"layer {layer} of network {net.name!r} is not a read-out "
-                             f"(non-spiking LIF) layer")
-        if max_steps < 1:
-            self._MustUse__silence = True
-            raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-        self.net, self.lanes, self.layer = net, lanes, layer
-        self.n = net.layers[layer].n
-        self.sum_bits = net.layers[layer].v_bits + max(1, (max_steps - 1).bit_length())
-        self.max_steps = max_steps
+        _setup(self, net, lanes, layer, max_steps)
         #: Cycles from taking the sample's last record to ``valid``: one per lane, the read,
         #: the add and compare, the register.
         self.latency = lanes + 3
