@@ -28,7 +28,7 @@ lane's weight per SPRAM port. This core takes the same stack-shaped networks as 
 The layers take turns: A1, B1, A2, B2, ... per step. Ports and records are those of
 :class:`~rtl.core.NetworkCore` (``rtl/interface.py``) plus ``wl`` (64-bit words of
 :meth:`LeanCore.load_image`); ``observe`` and ``gate`` work as for the stack core.
-``docs/hardware.md#the-lean-core`` has the timing and the resource budget.
+``docs/hardware.md`` ("The lean core") has the timing and the resources.
 """
 
 from __future__ import annotations
