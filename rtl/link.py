@@ -248,7 +248,11 @@ class HostLink(wiring.Component):
         soft_rst = Signal()
         m.submodules.core = ResetInserter(soft_rst)(self.core)
         if self.loader is not None:
-            m.submodules.loader = self.loader
+            # A RESET restarts the loader with the core: one that comes while the weights are
+            # still streaming in (a host that connects right after configuration) would
+            # otherwise leave the core waiting for words the loader has already sent. Once
+            # the weights are in, the core takes no more (the loader's stream just waits).
+            m.submodules.loader = ResetInserter(soft_rst)(self.loader)
             wiring.connect(m, self.loader.o, self.core.wl)
         core = self.core
         if self.readout is not None:

@@ -250,3 +250,72 @@ def test_command_line_generate_and_cosim_with_the_lean_core(tmp_path):
               str(tmp_path / "sb"))
     assert out.returncode == 0 and out.stdout.count("matches the reference") == 2, \
         out.stdout + out.stderr
+
+
+def test_reset_during_the_weight_load_reloads_cleanly():
+    """A RESET that arrives while the weights are still streaming in (a host that connects
+    right after configuration) restarts the load on both sides: the sample that follows is
+    bit-exact. Amaranth simulation of the host link, bytes on its UART pins."""
+    from amaranth.sim import Simulator
+    from rtl import protocol as Pr
+    from rtl.link import HostLink
+    from rtl.spram import RomLoader
+    from model.shd import bin_counts, default_data, load as load_shd
+    net = load(ROOT / "bench/networks/convdelrec_k31_w4.npz")
+    image = lean_image(net, lean_layout(net, 4))
+    div = 4
+    top = HostLink(net, divisor=div, clock_hz=1_000_000, baud=250_000, heartbeat=False,
+                   lanes=4, core="lean", max_steps=64,
+                   loader=lambda words, width: RomLoader(image, width))
+    info = Pr.parse_ident(top.ident)
+    T = 3
+    x = bin_counts(load_shd(default_data()[1]), steps=136).x[0, 20:20 + T].astype(np.int64)
+    ref = simulate(net, x)
+    events = [[(0, int(j), int(x[t, j])) for j in np.flatnonzero(x[t])] for t in range(T)]
+    (payload, n), = Pr.step_chunks(info, events, Pr.FLAG_SPIKES)
+    to_send = Pr.frame(Pr.CMD_RESET, 1) + Pr.frame(Pr.CMD_STEP, 2, payload)
+    got, now, reset_at = [], [0], []
+
+    async def host_tx(ctx):
+        for q, byte in enumerate(to_send):
+            if q == len(Pr.frame(Pr.CMD_RESET, 1)):
+                reset_at.append(now[0])        # the RESET frame is all sent by here
+                while not got:                 # the board's answer, as the driver waits
+                    await ctx.tick()
+            for bit in [0] + [(byte >> k) & 1 for k in range(8)] + [1]:
+                ctx.set(top.rx, bit)
+                await ctx.tick().repeat(div)
+
+    async def host_rx(ctx):
+        dec = Pr.FrameDecoder()
+        while not any(f[0] in (Pr.CMD_STEP | Pr.RESPONSE, Pr.CMD_ERROR) for f in got
+                      if isinstance(f, tuple)):
+            await ctx.tick().until(top.tx == 0)
+            await ctx.tick().repeat(div // 2)
+            byte = 0
+            for k in range(8):
+                await ctx.tick().repeat(div)
+                byte |= ctx.get(top.tx) << k
+            await ctx.tick().repeat(div)
+            got.extend(dec.feed(bytes([byte])))
+
+    async def count(ctx):
+        async for _ in ctx.tick():
+            now[0] += 1
+            # Without the reload the core waits for words that never come: no answer.
+            assert now[0] < 100_000, f"no STEP answer after {now[0]} cycles; frames: {got}"
+
+    sim = Simulator(top)
+    sim.add_clock(1e-6)
+    sim.add_process(count)
+    sim.add_testbench(host_tx, background=True)
+    sim.add_testbench(host_rx)
+    sim.run()
+    assert reset_at[0] < len(image)            # the load was still running at the RESET
+    assert got[0] == (Pr.CMD_RESET | Pr.RESPONSE, 1, b"")
+    step = got[1]
+    assert step[:2] == (Pr.CMD_STEP | Pr.RESPONSE, 2), step
+    out = Pr.parse_step_response(info, step[2], n, payload[0])
+    for l in (1, 2):
+        assert np.array_equal(out.spikes[l], ref.spikes[l]), l
+    assert ref.spikes[2].sum() > 0
