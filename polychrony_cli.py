@@ -339,9 +339,12 @@ def cmd_build(args) -> int:
     except ValueError as e:
         raise UserError(f"--clock-mhz {args.clock_mhz}: {e}") from None
     rows = _rows(args)
+    if args.inputs and args.vectors:
+        raise UserError("give --inputs or --vectors, not both")
+    inputs = _load_inputs(args.inputs, net, args.count) if args.inputs else None
     b, est = _estimate(net, args.board, lanes=args.lanes, steps=args.steps, seed=0,
                        vectors=args.vectors, memories=memories, core=args.core,
-                       work_dir=Path(args.output) / "cycles", rows=rows)
+                       work_dir=Path(args.output) / "cycles", rows=rows, inputs=inputs)
     res = _build(net, args.board, Path(args.output), lanes=args.lanes, memories=memories,
                  clock_hz=clock_hz, baud=args.baud, core=args.core, rows=rows)
     rep = board_report(net.name, b, est, res, clock_mhz=clk / 1e6)
@@ -404,14 +407,22 @@ def lean_cycles(net, work, lanes: int) -> tuple[float, int, int]:
 
 def _estimate(net, board_name: str, *, lanes: int, steps: int, seed: int,
               vectors: str | None = None, memories: dict | None = None,
-              core: str = "network", work_dir: Path | None = None, rows=None):
+              core: str = "network", work_dir: Path | None = None, rows=None,
+              inputs: np.ndarray | None = None):
+    """(board, estimate) of ``net`` on ``board_name``; the cycles come from the first sample of
+    ``inputs`` (``(S, T, n0)``; the stack and lean cores: every sample), else ``vectors``, else
+    ``steps`` of random stimulus."""
     from boards.catalog import board
     from rtl.cost import activity, estimate
     from sim.reference import simulate
     from sim.randnet import random_stimulus
 
     b = board(board_name)
-    if vectors:
+    work = None
+    if inputs is not None:
+        x, forced = inputs[0], None
+        work = [(xs, None, xs.shape[0]) for xs in inputs]
+    elif vectors:
         from sim.vectors import load_bundle
         bundle = load_bundle(vectors)
         if bundle.digest != net.digest:
@@ -426,13 +437,14 @@ def _estimate(net, board_name: str, *, lanes: int, steps: int, seed: int,
             raise UserError(f"the lean core is built for the iCE40UP5K's SPRAM; board "
                             f"{b.name} is {b.family}")
         T = len(x) if x is not None and len(x) else steps
-        cps, cmax, T = lean_cycles(net, [(x, forced, T)], lanes)
+        cps, cmax, T = lean_cycles(net, work or [(x, forced, T)], lanes)
         return b, lean.estimate(net, family=b.family, clock_mhz=b.sync_mhz, lanes=lanes,
                                 cycles_per_step=cps, cycles_max=cmax, steps_per_sample=T)
     if core == "stack":
         from rtl import stack
         T = len(x) if x is not None and len(x) else steps
-        cps, cmax, T = stack_cycles(net, [(x, forced, T)], lanes, work_dir, rows=rows)
+        cps, cmax, T = stack_cycles(net, work or [(x, forced, T)], lanes, work_dir,
+                                    rows=rows)
         return b, stack.estimate(net, family=b.family, clock_mhz=b.sync_mhz, lanes=lanes,
                                  cycles_per_step=cps, cycles_max=cmax, steps_per_sample=T,
                                  rows=rows)
@@ -716,7 +728,7 @@ def _build(net, board: str, out: Path, *, lanes: int = 1, memories: dict | None 
     # The stack core fills most of a large part: nextpnr's router2 (see bench.boards).
     stack = ({"core": "stack", "rows": rows, "nextpnr_opts": "--router router2"}
              if core == "stack" else {"core": "lean"} if core == "lean" else {})
-    return build_board(net, board, build_dir=out / board, lanes=lanes, memories=memories,
+    return build_board(net, board, build_dir=out / board, lanes=lanes, memories=memories or None,
                        clock_hz=clock_hz, baud=baud, **stack)
 
 
@@ -919,6 +931,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--baud", type=int, help="host-link baud rate (default: the board's)")
     p.add_argument("--vectors", help="stimulus bundle (.npz from sim.vectors) for the "
                                      "cycles-per-step figure")
+    p.add_argument("--inputs", metavar="X.npy",
+                   help="input frames (samples, steps, n0), e.g. from `polychrony data frames`: "
+                        "the cycles per step of real samples (the stack and lean cores: the "
+                        "mean over them)")
+    p.add_argument("--count", type=int, help="with --inputs: the first N samples only")
     p.add_argument("--steps", type=int, default=100, help="steps of random stimulus otherwise")
     p.add_argument("--markdown", metavar="FILE", help="also write the report as a Markdown "
                                                       "table")

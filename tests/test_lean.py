@@ -242,6 +242,16 @@ def test_command_line_generate_and_cosim_with_the_lean_core(tmp_path):
     out = run("generate", str(path), "-o", str(tmp_path / "g"), "--core", "lean",
               "--lanes", "2")
     assert out.returncode == 0 and "wl after reset" in out.stdout, out.stdout + out.stderr
+    # build: real samples for the cycles (--inputs) or a bundle (--vectors), not both; a
+    # wrong file is named before anything is built.
+    np.save(tmp_path / "bad.npy", np.zeros((2, 5, 3), np.int64))
+    out = run("build", str(path), "--board", "icebreaker", "--core", "lean", "--lanes", "2",
+              "--inputs", str(tmp_path / "bad.npy"), "-o", str(tmp_path / "b"))
+    assert out.returncode != 0 and "bad.npy" in out.stderr and "n0=9" in out.stderr and \
+        "Traceback" not in out.stderr, out.stderr
+    out = run("build", str(path), "--board", "icebreaker", "--core", "lean", "--inputs",
+              str(tmp_path / "bad.npy"), "--vectors", "v.npz", "-o", str(tmp_path / "b"))
+    assert out.returncode != 0 and "not both" in out.stderr, out.stderr
     # The simulated board with the lean core: every sample checked against the reference.
     x = np.stack([random_stimulus(net, 20, s, rate=0.4)[0] for s in range(2)])
     np.save(tmp_path / "x.npy", x)
