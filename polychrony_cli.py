@@ -431,20 +431,19 @@ def _estimate(net, board_name: str, *, lanes: int, steps: int, seed: int,
         x, forced = bundle.x, bundle.forced
     else:
         x, forced = random_stimulus(net, steps, seed)
+    T = len(x) if x is not None and len(x) else steps
+    work = work or [(x, forced, T)]
     if core == "lean":
         from rtl import lean
         if b.family != "ice40":
             raise UserError(f"the lean core is built for the iCE40UP5K's SPRAM; board "
                             f"{b.name} is {b.family}")
-        T = len(x) if x is not None and len(x) else steps
-        cps, cmax, T = lean_cycles(net, work or [(x, forced, T)], lanes)
+        cps, cmax, T = lean_cycles(net, work, lanes)
         return b, lean.estimate(net, family=b.family, clock_mhz=b.sync_mhz, lanes=lanes,
                                 cycles_per_step=cps, cycles_max=cmax, steps_per_sample=T)
     if core == "stack":
         from rtl import stack
-        T = len(x) if x is not None and len(x) else steps
-        cps, cmax, T = stack_cycles(net, work or [(x, forced, T)], lanes, work_dir,
-                                    rows=rows)
+        cps, cmax, T = stack_cycles(net, work, lanes, work_dir, rows=rows)
         return b, stack.estimate(net, family=b.family, clock_mhz=b.sync_mhz, lanes=lanes,
                                  cycles_per_step=cps, cycles_max=cmax, steps_per_sample=T,
                                  rows=rows)

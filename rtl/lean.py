@@ -103,12 +103,12 @@ class LeanLayout:
     conv: dict                  # layer -> (kernel, pad, delays) of its conv recurrence
 
 
-def lean_layout(net: Network, lanes: int, plans: list[StackPlan] | None = None) -> LeanLayout:
+def lean_layout(net: Network, lanes: int) -> LeanLayout:
     """The :class:`LeanLayout` of ``net`` at ``lanes``; raises
     :class:`~rtl.core.UnsupportedNetwork` naming what does not fit."""
     if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1 or lanes & (lanes - 1):
         raise UnsupportedNetwork(f"lean core: lanes must be a power of two, got {lanes!r}")
-    plans = stack_plan(net) if plans is None else plans
+    plans = stack_plan(net)
     wmax = max(max(pl.ff.w_bits, pl.rec.w_bits if pl.rec is not None else 0) for pl in plans)
     if wmax > WORD_BITS // 2:
         raise UnsupportedNetwork(f"lean core: weights of {wmax} bits do not fit two to a "
@@ -256,7 +256,6 @@ class LeanCore(wiring.Component):
                  spram_cells: bool | None = None):
         try:
             self.layout = lean_layout(net, lanes)
-            self.plans = stack_plan(net)
             lif = list(range(1, len(net.layers)))
             obs = lif if observe is None else sorted({int(l) for l in observe})
             if not obs or any(l not in lif for l in obs):
@@ -776,7 +775,8 @@ def estimate(net: Network, *, family: str, clock_mhz: float, lanes: int,
     shapes = {"acc": (L.slots, max(2, L.acc_depth), L.acc_bits),
               "v": (1, max(2, L.v_depth), lanes * vb),
               "ring": (lanes if L.conv else 0, L.ring * L.f_groups, 1),
-              "lists": (len(L.conv) + (len(L.chunks) > 1), gmax, gl + lanes)}
+              "lists": (len(L.conv) + any(net.layers[l].spiking for l in list(L.chunks)[:-1]),
+                        gmax, gl + lanes)}
     blocks = {k: n * blocks_of("block", family, depth, width) for k, (n, depth, width)
               in shapes.items() if n}
     beta = [net.layers[l].beta for l in L.chunks]

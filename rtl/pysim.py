@@ -26,6 +26,18 @@ def _cycle_counter():
     return now, count
 
 
+async def _load(ctx, dut, image, pause) -> None:
+    """Stream ``image`` on ``dut``'s ``wl`` load stream, an idle cycle before a word while
+    ``pause()``."""
+    for word in image:
+        while pause():
+            await ctx.tick()
+        ctx.set(dut.wl.valid, 1)
+        ctx.set(dut.wl.payload, word)
+        await ctx.tick().until(dut.wl.ready)
+        ctx.set(dut.wl.valid, 0)
+
+
 @dataclass(frozen=True)
 class CoreRun:
     """What the core produced, per LIF layer, and the cycles each step took."""
@@ -68,13 +80,7 @@ def run_core(net: Network, steps: int, x: np.ndarray | None = None,
     now, clock_counter = _cycle_counter()
 
     async def producer(ctx):
-        for word in image:
-            while rng.random() < idle:
-                await ctx.tick()
-            ctx.set(dut.wl.valid, 1)
-            ctx.set(dut.wl.payload, word)
-            await ctx.tick().until(dut.wl.ready)
-            ctx.set(dut.wl.valid, 0)
+        await _load(ctx, dut, image, lambda: rng.random() < idle)
         for t in range(steps):
             for rec in stimulus_records(x, forced, t):
                 while rng.random() < idle:
@@ -152,30 +158,25 @@ def run_lean_readout(net: Network, x: np.ndarray, *, lanes: int = 4,
     image = core.load_image()
     n = net.layers[last].n
     v = np.zeros((T, n), np.int64)
-    ends, start = [], [0]
+    ends, start, pred = [], [None], [None]
     now, clock_counter = _cycle_counter()
 
     async def producer(ctx):
-        for word in image:
-            ctx.set(core.wl.valid, 1)
-            ctx.set(core.wl.payload, word)
-            await ctx.tick().until(core.wl.ready)
-        ctx.set(core.wl.valid, 0)
+        await _load(ctx, core, image, lambda: False)
         for t in range(T):
             for rec in stimulus_records(x, None, t):
                 ctx.set(core.i.valid, 1)
                 ctx.set(core.i.payload, rec)
-                if t == 0 and not start[0]:
-                    await ctx.tick().until(core.i.ready)
-                    start[0] = now[0]
-                    continue
                 await ctx.tick().until(core.i.ready)
+                if start[0] is None:          # the run's cycles start at its first record
+                    start[0] = now[0]
             ctx.set(core.i.valid, 0)
 
     async def consumer(ctx):
+        ctx.set(ro.last_step, int(T == 1))
         t = 0
         while t < T:
-            _, _, fire, rec, final = await ctx.tick().sample(ro.fire, ro.rec, ro.last_step)
+            _, _, fire, rec = await ctx.tick().sample(ro.fire, ro.rec)
             if fire:
                 for k in range(lanes):
                     if rec.index + k < n:
@@ -184,22 +185,13 @@ def run_lean_readout(net: Network, x: np.ndarray, *, lanes: int = 4,
                     ends.append(now[0])
                     t += 1
                     ctx.set(ro.last_step, int(t == T - 1))
-        for _ in range(ro.latency + 1):
-            await ctx.tick()
-
-    ctx_pred = {}
-
-    async def last_step(ctx):
-        ctx.set(ro.last_step, int(T == 1))
         await ctx.tick().until(ro.valid)
-        ctx_pred["p"] = ctx.get(ro.prediction)
+        pred[0] = ctx.get(ro.prediction)
 
     sim = Simulator(top)
     sim.add_clock(1e-8)
     sim.add_process(clock_counter)
     sim.add_testbench(producer)
     sim.add_testbench(consumer)
-    sim.add_testbench(last_step, background=True)
     sim.run()
-    return LeanRun(cycles_per_step=(ends[-1] - start[0]) / T, v=v,
-                   prediction=int(ctx_pred.get("p", -1)))
+    return LeanRun(cycles_per_step=(ends[-1] - start[0]) / T, v=v, prediction=int(pred[0]))
