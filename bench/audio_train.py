@@ -2,15 +2,15 @@
 
     python -m bench.audio_train [--archs dense conv] [--seeds 0 1 2] [--epochs 30]
         [--qat-epochs 4] [--hidden 256] [--kernel 5] [--beta 12] [--lr LR] [--augment N]
-        [--dropout P] [--batch B] [--rec-dropout P] [--out out/audio]
+        [--dropout P] [--batch B] [--rec-dropout P] [--jobs N] [--out out/audio]
         [--json bench/results/audio_train.json] [--plots docs/img]
 
 Per (arch, seed): :func:`model.audio_train.train_audio` (checkpointed in ``--out``, so a
 killed run resumes), the IR written to ``OUT/{arch}_s{seed}.npz``, and float and integer test
 accuracy (the test voices are never heard in training), parameters, wall time and seconds per
-epoch. Runs already in the JSON file with the same settings are skipped (the committed
-``bench/results/audio_train.json`` holds the table of ``docs/audio.md``; use another ``--json``
-to train afresh). Also: the
+epoch; ``--jobs 2`` trains two runs at once, each in its own process. Runs already in the JSON
+file with the same settings are skipped (the committed ``bench/results/audio_train.json``
+holds the table of ``docs/audio.md``; use another ``--json`` to train afresh). Also: the
 logistic-regression baseline on binned counts (:func:`model.shd.logistic_baseline`, 8 time
 bins, the same unseen test voices), and with ``--plots`` the training curves of seed 0 and the
 confusion matrices of the integer networks of seed 0.
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from pathlib import Path
 
 __all__ = ["main"]
@@ -43,7 +42,26 @@ def _settings(a, arch: str, seed: int) -> dict:
         s["batch"] = a.batch
     if a.rec_dropout:
         s["rec_dropout"] = a.rec_dropout
+    if a.limit is not None:
+        s["limit"] = a.limit
     return s
+
+
+def _train_one(settings: dict, cfg, ir_path: str, data=None) -> dict:
+    """Train one (arch, seed), write its IR, return its row of the results file."""
+    import time
+
+    from model import ir
+    from model.audio_train import load_audio, train_audio
+
+    t0 = time.monotonic()
+    r = train_audio(cfg, data or load_audio(cfg))
+    wall = time.monotonic() - t0
+    ir.save(r.net, ir_path)
+    return dict(settings=settings, float_acc=r.float_acc, int_acc=r.int_acc,
+                val_acc=r.val_acc, params=r.params, wall_s=round(wall, 1),
+                seconds_per_epoch=round(r.seconds_per_epoch, 2), ir=ir_path,
+                digest=ir.digest(r.net), history=r.history)
 
 
 def _fmt(values: list[float]) -> str:
@@ -71,12 +89,19 @@ def main(argv=None) -> dict:
                     help="dropout on the delayed recurrent spikes")
     ap.add_argument("--augment", type=int, default=1,
                     help="DelRec's augmentation, this many copies per epoch")
+    ap.add_argument("--limit", type=int, default=None,
+                    help="train on the first N training samples only (quick checks)")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="runs trained at once, each in its own process (2 on a 2-core "
+                         "machine, with --threads 1)")
     ap.add_argument("--out", default="out/audio", help="IR files and checkpoints")
     ap.add_argument("--json", default="bench/results/audio_train.json")
     ap.add_argument("--plots", default=None, help="directory for the PNG plots")
     ap.add_argument("--baseline", action="store_true",
                     help="also fit the logistic-regression baseline")
     a = ap.parse_args(argv)
+    if a.jobs < 1:
+        ap.error(f"--jobs must be >= 1, got {a.jobs}")
 
     import torch
 
@@ -87,7 +112,7 @@ def main(argv=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     path = Path(a.json)
     res = json.loads(path.read_text()) if path.exists() else {"runs": []}
-    data = None
+    pending = []
     for arch in a.archs:
         for seed in a.seeds:
             s = _settings(a, arch, seed)
@@ -97,24 +122,35 @@ def main(argv=None) -> dict:
             cfg = AudioConfig(arch=arch, seed=seed, epochs=a.epochs, qat_epochs=a.qat_epochs,
                               hidden=a.hidden, kernel=a.kernel, beta=a.beta, lr=a.lr,
                               augment=a.augment, threads=a.threads, batch=a.batch,
-                              rec_dropout=a.rec_dropout,
+                              rec_dropout=a.rec_dropout, limit=a.limit,
                               **({} if a.dropout is None else {"dropout": a.dropout}),
+                              progress=a.jobs == 1,
                               checkpoint=str(out / f"{arch}_s{seed}.ckpt.pt"))
+            pending.append((s, cfg, str(out / f"{arch}_s{seed}.npz")))
+
+    def record(row):
+        res["runs"].append(row)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(res, indent=1))
+        s = row["settings"]
+        print(f"{s['arch']} seed {s['seed']}: float {row['float_acc']:.4f}, integer "
+              f"{row['int_acc']:.4f}, {row['wall_s'] / 60:.1f} min", flush=True)
+
+    data = None
+    if a.jobs == 1 or len(pending) <= 1:
+        for s, cfg, ir_path in pending:
             data = data or load_audio(cfg)
-            t0 = time.monotonic()
-            r = train_audio(cfg, data)
-            wall = time.monotonic() - t0
-            ir_path = out / f"{arch}_s{seed}.npz"
-            ir.save(r.net, ir_path)
-            row = dict(settings=s, float_acc=r.float_acc, int_acc=r.int_acc, val_acc=r.val_acc,
-                       params=r.params, wall_s=round(wall, 1),
-                       seconds_per_epoch=round(r.seconds_per_epoch, 2), ir=str(ir_path),
-                       digest=ir.digest(r.net), history=r.history)
-            res["runs"].append(row)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(res, indent=1))
-            print(f"{arch} seed {seed}: float {r.float_acc:.4f}, integer {r.int_acc:.4f}, "
-                  f"{wall / 60:.1f} min", flush=True)
+            record(_train_one(s, cfg, ir_path, data))
+    else:
+        # One process per run (each loads the data and uses --threads threads); rows are
+        # recorded in the order the runs finish.
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        print(f"{len(pending)} runs, {a.jobs} at a time (no per-epoch progress bars)",
+              flush=True)
+        with ProcessPoolExecutor(a.jobs, mp_context=multiprocessing.get_context("spawn")) as ex:
+            for fut in as_completed([ex.submit(_train_one, *job) for job in pending]):
+                record(fut.result())
     if a.baseline and "baseline" not in res:
         tr_path, te_path = shd.default_data()
         res["baseline"] = shd.logistic_baseline(shd.load(tr_path), shd.load(te_path),
