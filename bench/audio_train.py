@@ -19,8 +19,10 @@ confusion matrices of the integer networks of seed 0.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
+import time
 from pathlib import Path
 
 __all__ = ["main"]
@@ -49,8 +51,6 @@ def _settings(a, arch: str, seed: int) -> dict:
 
 def _train_one(settings: dict, cfg, ir_path: str, data=None) -> dict:
     """Train one (arch, seed), write its IR, return its row of the results file."""
-    import time
-
     from model import ir
     from model.audio_train import load_audio, train_audio
 
@@ -106,7 +106,7 @@ def main(argv=None) -> dict:
     import torch
 
     from model import ir, shd
-    from model.audio_train import AudioConfig, load_audio, train_audio
+    from model.audio_train import AudioConfig, load_audio
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -124,7 +124,6 @@ def main(argv=None) -> dict:
                               augment=a.augment, threads=a.threads, batch=a.batch,
                               rec_dropout=a.rec_dropout, limit=a.limit,
                               **({} if a.dropout is None else {"dropout": a.dropout}),
-                              progress=a.jobs == 1,
                               checkpoint=str(out / f"{arch}_s{seed}.ckpt.pt"))
             pending.append((s, cfg, str(out / f"{arch}_s{seed}.npz")))
 
@@ -148,8 +147,10 @@ def main(argv=None) -> dict:
         from concurrent.futures import ProcessPoolExecutor, as_completed
         print(f"{len(pending)} runs, {a.jobs} at a time (no per-epoch progress bars)",
               flush=True)
+        jobs = [(s, dataclasses.replace(cfg, progress=False), ir_path)
+                for s, cfg, ir_path in pending]
         with ProcessPoolExecutor(a.jobs, mp_context=multiprocessing.get_context("spawn")) as ex:
-            for fut in as_completed([ex.submit(_train_one, *job) for job in pending]):
+            for fut in as_completed([ex.submit(_train_one, *job) for job in jobs]):
                 record(fut.result())
     if a.baseline and "baseline" not in res:
         tr_path, te_path = shd.default_data()
