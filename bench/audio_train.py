@@ -169,7 +169,8 @@ def main(argv=None) -> dict:
         if not runs:
             continue
         p = runs[0]["params"]
-        name = "DelRec (dense)" if arch == "dense" else f"ConvDelRec (K = {a.kernel})"
+        name = "DelRec (dense" if arch == "dense" else f"ConvDelRec (K = {a.kernel}"
+        name += ")" if a.hidden == 256 else f", H = {a.hidden})"
         print(f"| {name} | {p['recurrent']:,} / {p['total']:,} | "
               f"{_fmt([r['float_acc'] for r in runs])} | {_fmt([r['int_acc'] for r in runs])} | "
               f"{len(runs)} | {statistics.median(r['wall_s'] for r in runs) / 60:.1f} |")

@@ -17,7 +17,9 @@ Networks (each with the activity of its real workload, for cycles per step):
 * ``wm-144``: the same with N = 144, at 48 lanes (3 groups of 48): the largest N whose weights
   the estimate still fits (206 of 208 DP16KD);
 * ``convdelrec-w4``: the same architecture trained with 4-bit weights
-  (``bench/networks/convdelrec_k31_w4.npz``), for the iCE40UP5K's SPRAM.
+  (``bench/networks/convdelrec_k31_w4.npz``), for the iCE40UP5K's SPRAM;
+* ``delrec``: the trained DelRec of the same table and seed (dense recurrence, H = 256,
+  8-bit weights, ``bench/networks/delrec.npz``), on the same 8 test samples.
 
 A job may also name the core: ``"stack"`` builds :class:`rtl.stack.StackCore` (its cycles
 per step come from co-simulating the generated Verilog on the workload in Verilator, and its
@@ -65,6 +67,7 @@ JOBS = [
     ("convdelrec-w4", "ulx3s-85f", 32, None, 40, "stack", {2: 2}),
     ("convdelrec-w4", "icebreaker", 4, None, 22, "lean"),
     ("convdelrec", "icebreaker", 4, None, 22, "lean"),
+    ("delrec", "ulx3s-85f", 16, None),
 ]
 
 
@@ -77,11 +80,12 @@ def _network(name: str):
         s = wm["settings"]
         f = trial_forcing(wm["targets"], s["d"], pre=s["pre"], p=s["p"], seed=0)[0]
         return wm["net"], [(None, {1: f.astype(np.uint8)}, f.shape[0])]
-    if name in ("convdelrec", "convdelrec-w4"):
+    if name in ("convdelrec", "convdelrec-w4", "delrec"):
         from model.ir import load
         from model.shd import bin_counts, default_data, load as load_shd
-        net = load(ROOT / ("bench/networks/convdelrec_k31.npz" if name == "convdelrec" else
-                           "bench/networks/convdelrec_k31_w4.npz"))
+        net = load(ROOT / "bench/networks" / {"convdelrec": "convdelrec_k31.npz",
+                                              "convdelrec-w4": "convdelrec_k31_w4.npz",
+                                              "delrec": "delrec.npz"}[name])
         steps = int(net.meta["steps"])
         test = load_shd(default_data()[1])
         xb = bin_counts(test, steps=steps).x[:8]

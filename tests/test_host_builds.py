@@ -130,10 +130,11 @@ def test_build_trained_network_for_ecp5(tmp_path):
 
 
 @pytest.mark.slow
-def test_trained_convdelrec_on_the_simulated_board(tmp_path):
-    """The trained audio network (bench/networks) through the host link: the board's
-    predictions and spikes equal the reference's on whole test samples."""
-    net = Path(__file__).resolve().parent.parent / "bench/networks/convdelrec_k31.npz"
+@pytest.mark.parametrize("name", ["convdelrec_k31", "delrec"])
+def test_trained_audio_network_on_the_simulated_board(tmp_path, name):
+    """The trained audio networks (bench/networks: ConvDelRec and DelRec) through the host
+    link: the board's predictions and spikes equal the reference's on whole test samples."""
+    net = Path(__file__).resolve().parent.parent / f"bench/networks/{name}.npz"
     out = _cli("data", "frames", "default-test", "-o", tmp_path / "x.npy", "--count", "2",
                "--steps", "136")
     assert out.returncode == 0, out.stderr[-2000:]
