@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import statistics
 import time
@@ -46,7 +47,17 @@ def _settings(a, arch: str, seed: int) -> dict:
         s["rec_dropout"] = a.rec_dropout
     if a.limit is not None:
         s["limit"] = a.limit
+    if a.teacher:
+        s["teacher"] = {"digest": _digest(a.teacher), "distill": a.distill,
+                        "temp": a.distill_temp}
     return s
+
+
+@functools.lru_cache(maxsize=None)
+def _digest(path: str) -> str:
+    """The teacher's IR digest: rows name the network they learnt from, not a file path."""
+    from model import ir
+    return ir.digest(ir.load(path))
 
 
 def _train_one(settings: dict, cfg, ir_path: str, data=None) -> dict:
@@ -91,6 +102,10 @@ def main(argv=None) -> dict:
                     help="DelRec's augmentation, this many copies per epoch")
     ap.add_argument("--limit", type=int, default=None,
                     help="train on the first N training samples only (quick checks)")
+    ap.add_argument("--teacher", default=None, metavar="NET.npz",
+                    help="distil from this trained network's IR (see polychrony train shd)")
+    ap.add_argument("--distill", type=float, default=0.5)
+    ap.add_argument("--distill-temp", type=float, default=2.0)
     ap.add_argument("--jobs", type=int, default=1,
                     help="runs trained at once, each in its own process (2 on a 2-core "
                          "machine, with --threads 1)")
@@ -122,7 +137,8 @@ def main(argv=None) -> dict:
             cfg = AudioConfig(arch=arch, seed=seed, epochs=a.epochs, qat_epochs=a.qat_epochs,
                               hidden=a.hidden, kernel=a.kernel, beta=a.beta, lr=a.lr,
                               augment=a.augment, threads=a.threads, batch=a.batch,
-                              rec_dropout=a.rec_dropout, limit=a.limit,
+                              rec_dropout=a.rec_dropout, limit=a.limit, teacher=a.teacher,
+                              distill=a.distill, distill_temp=a.distill_temp,
                               **({} if a.dropout is None else {"dropout": a.dropout}),
                               checkpoint=str(out / f"{arch}_s{seed}.ckpt.pt"))
             pending.append((s, cfg, str(out / f"{arch}_s{seed}.npz")))

@@ -43,6 +43,13 @@ def add_parser(tsub) -> None:
                         "window cuts longer samples, with a warning that counts them)")
     q.add_argument("--limit", type=int, default=None, help="use at most N training samples")
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--teacher", metavar="NET.npz", default=None,
+                   help="distil from a trained network's IR file (e.g. a DelRec): its integer "
+                        "read-out on each training sample is a soft target")
+    q.add_argument("--distill", type=float, default=0.5,
+                   help="with --teacher: weight of the soft targets (the rest: the labels)")
+    q.add_argument("--distill-temp", type=float, default=2.0,
+                   help="with --teacher: softmax temperature")
     q.add_argument("--w-bits", type=int, default=8)
     q.add_argument("--in-bits", type=int, default=None,
                    help="input count width (default: the fewest bits holding every count)")
@@ -67,7 +74,8 @@ def cmd_train_shd(args) -> int:
                       batch=args.batch, lr=args.lr, augment=args.augment, steps=args.steps,
                       limit=args.limit, seed=args.seed, w_bits=args.w_bits,
                       in_bits=args.in_bits, clip_inputs=args.clip_inputs,
-                      threads=args.threads, checkpoint=args.checkpoint,
+                      threads=args.threads, checkpoint=args.checkpoint, teacher=args.teacher,
+                      distill=args.distill, distill_temp=args.distill_temp,
                       progress=not (args.quiet or args.json), dump_state=args.dump_state)
     res = train_audio(cfg)
     if int(os.environ.get("RANK", "0")) != 0:

@@ -28,7 +28,7 @@ from model.int_forward import integer_forward
 from model.ir import Network
 
 __all__ = ["AudioConfig", "AudioData", "AudioResult", "load_audio", "random_counts",
-           "train_audio", "evaluate", "integer_accuracy", "sigma_at"]
+           "train_audio", "evaluate", "integer_accuracy", "sigma_at", "teacher_logits"]
 
 
 @dataclass
@@ -67,6 +67,10 @@ class AudioConfig:
     sigma0: float = 10.0          # delay kernel: sigma(e) = sigma0 (0.95**(100/epochs))**e
     qat_epochs: int = 0
     qat_lr: float = 1e-3
+    # distillation: soft targets from a trained network's IR file (its integer read-out)
+    teacher: str | None = None
+    distill: float = 0.5          # weight of the soft-target term (1 - distill: the labels)
+    distill_temp: float = 2.0     # temperature of both softmaxes (the term is scaled by T^2)
     seed: int = 0
     threads: int = 1
     # output
@@ -344,6 +348,51 @@ def _state(model: torch.nn.Module) -> dict:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+def teacher_logits(path: str | Path, data: AudioData, *, batch: int = 128) -> torch.Tensor:
+    """Soft targets for distillation: the time-mean read-out membrane of a trained network
+    (an IR file, e.g. a DelRec written by ``train_audio``) on every training sample, in its
+    float units (the integer membrane over the read-out's weight scale), ``(S, classes)``.
+
+    The teacher runs as the integer network it is (``model.int_forward``, equal to
+    ``sim.reference``). Raises ``ValueError`` naming the file when it does not fit the data.
+    """
+    from model import ir
+    net = ir.load(path)
+    where = f"teacher {path}"
+    out = net.layers[-1]
+    if net.meta.get("kind") != "audio-delrec" or out.threshold is not None:
+        raise ValueError(f"{where}: not an audio network with a non-spiking read-out "
+                         f"(meta.kind={net.meta.get('kind')!r})")
+    if net.input.n != data.n_in:
+        raise ValueError(f"{where}: layer 0 has n={net.input.n} inputs, the data "
+                         f"{data.n_in} channels")
+    if out.n != data.n_classes:
+        raise ValueError(f"{where}: read-out has n={out.n} neurons, the data "
+                         f"{data.n_classes} classes")
+    if net.input.in_bits < data.in_bits:
+        raise ValueError(f"{where}: in_bits={net.input.in_bits} holds counts up to "
+                         f"{(1 << net.input.in_bits) - 1}, the data's reach "
+                         f"{(1 << data.in_bits) - 1} (in_bits {data.in_bits})")
+    scale = float(net.meta["scales"][-1])
+    rows = []
+    for i in range(0, len(data.y_train), batch):
+        tr = integer_forward(net, data.x_train[i:i + batch].to(torch.int64), record=True)
+        rows.append(tr.v[len(net.layers) - 1].to(torch.float64).mean(1) / scale)
+    return torch.cat(rows).to(torch.float32) if rows else torch.zeros(0, out.n)
+
+
+def _loss(cfg: AudioConfig, logits: torch.Tensor, y: torch.Tensor,
+          soft: torch.Tensor | None) -> torch.Tensor:
+    """Cross-entropy on the labels, mixed with the teacher's soft targets when given."""
+    hard = F.cross_entropy(logits, y)
+    if soft is None:
+        return hard
+    t = cfg.distill_temp
+    kd = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(soft / t, 1),
+                  reduction="batchmean", log_target=True) * t * t
+    return (1 - cfg.distill) * hard + cfg.distill * kd
+
+
 def _run_phase(cfg: AudioConfig, model: DelRecNet, data: AudioData, *, phase: str,
                epochs: int, rank: int, world: int, ckpt: dict, history: list,
                bar: tqdm | None, extra: dict) -> tuple[dict, float]:
@@ -406,7 +455,8 @@ def _run_phase(cfg: AudioConfig, model: DelRecNet, data: AudioData, *, phase: st
             if len(idx) == 0:
                 continue
             out = net(x_ep[idx].float(), mode=mode)
-            loss = F.cross_entropy(out.logits, y_ep[idx])
+            soft = extra.get("teacher")
+            loss = _loss(cfg, out.logits, y_ep[idx], None if soft is None else soft[idx])
             opt_w.zero_grad(set_to_none=True)
             if opt_d is not None:
                 opt_d.zero_grad(set_to_none=True)
@@ -507,6 +557,12 @@ def train_audio(cfg: AudioConfig, data: AudioData | None = None) -> AudioResult:
     phases = [("float", cfg.epochs)] + ([("quant", cfg.qat_epochs)] if cfg.qat_epochs else [])
     best_acc = None
     extra = {}  # the float model's test accuracy, kept across the QAT phase's checkpoints
+    if cfg.teacher:
+        if cfg.augment > 1:
+            raise ValueError(f"teacher {cfg.teacher}: distillation needs augment=1 (its soft "
+                             f"targets are of the training samples as they are), got "
+                             f"augment={cfg.augment}")
+        extra["teacher"] = teacher_logits(cfg.teacher, data)
     if ckpt.get("phase") == "quant":
         extra["float_test_acc"] = ckpt["float_test_acc"]
     for phase, epochs in phases:

@@ -1,5 +1,6 @@
 """DelRec / ConvDelRec: shapes, the delay kernel, float vs integer, quantisation, training, DDP."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -361,6 +362,40 @@ def test_training_decreases_loss_and_exports(arch, tmp_path):
     assert ck["phase"] == "quant" and ck["epoch"] == 0
     again = train_audio(cfg)
     assert again.net == res.net
+
+
+def test_distillation_from_a_trained_network(tmp_path):
+    """A DelRec's IR file teaches a ConvDelRec: its soft targets are its integer read-out (the
+    argmax is its own prediction); weight 0 on them is exactly training without a teacher;
+    a teacher that does not fit the data, or augmented copies, are refused by name."""
+    from model.audio_train import teacher_logits
+    teacher = train_audio(_train_cfg("dense", tmp_path))
+    ir.save(teacher.net, tmp_path / "teacher.npz")
+    cfg = _train_cfg("conv", tmp_path, epochs=3, qat_epochs=0)
+    data = load_audio(cfg)
+    soft = teacher_logits(tmp_path / "teacher.npz", data)
+    assert soft.shape == (len(data.y_train), data.n_classes)
+    pred = integer_forward(teacher.net, data.x_train.to(torch.int64), record=False).prediction
+    assert torch.equal(soft.argmax(1), pred)
+    plain = train_audio(cfg, data)
+    zero = train_audio(AudioConfig(**{**cfg.__dict__, "teacher": str(tmp_path / "teacher.npz"),
+                                      "distill": 0.0}), data)
+    assert zero.net.digest == plain.net.digest
+    taught = train_audio(AudioConfig(**{**cfg.__dict__, "teacher": str(tmp_path / "teacher.npz"),
+                                        "distill": 0.9}), data)
+    assert taught.net.digest != plain.net.digest
+    loss = [h["train_loss"] for h in taught.history]
+    assert all(np.isfinite(loss))
+    # Data with one class more than the teacher knows; distillation with augmented copies.
+    more = dataclasses.replace(data, n_classes=data.n_classes + 1)
+    with pytest.raises(ValueError, match=r"teacher .*teacher\.npz: read-out has n="):
+        teacher_logits(tmp_path / "teacher.npz", more)
+    with pytest.raises(ValueError, match=r"teacher .*: layer 0 has n="):
+        teacher_logits(tmp_path / "teacher.npz", dataclasses.replace(
+            data, x_train=data.x_train[:, :, :-1]))
+    with pytest.raises(ValueError, match="distillation needs augment=1"):
+        train_audio(AudioConfig(**{**cfg.__dict__, "teacher": str(tmp_path / "teacher.npz"),
+                                   "augment": 2}), data)
 
 
 def test_ddp_two_processes_end_with_identical_weights(tmp_path):
