@@ -153,9 +153,12 @@ def main(argv=None) -> dict:
 
     data = None
     if a.jobs == 1 or len(pending) <= 1:
+        # The data are loaded once per seed: the validation split is drawn from the seed.
+        loaded = {}
         for s, cfg, ir_path in pending:
-            data = data or load_audio(cfg)
-            record(_train_one(s, cfg, ir_path, data))
+            if cfg.seed not in loaded:
+                loaded = {cfg.seed: load_audio(cfg)}
+            record(_train_one(s, cfg, ir_path, loaded[cfg.seed]))
     else:
         # One process per run (each loads the data and uses --threads threads); rows are
         # recorded in the order the runs finish.
