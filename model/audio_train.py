@@ -371,8 +371,8 @@ def teacher_logits(path: str | Path, data: AudioData, *, batch: int = 128) -> to
                          f"{data.n_classes} classes")
     if net.input.in_bits < data.in_bits:
         raise ValueError(f"{where}: in_bits={net.input.in_bits} holds counts up to "
-                         f"{(1 << net.input.in_bits) - 1}, the data's reach "
-                         f"{(1 << data.in_bits) - 1} (in_bits {data.in_bits})")
+                         f"{(1 << net.input.in_bits) - 1}, the data need in_bits="
+                         f"{data.in_bits}")
     scale = float(net.meta["scales"][-1])
     rows = []
     for i in range(0, len(data.y_train), batch):
@@ -558,6 +558,9 @@ def train_audio(cfg: AudioConfig, data: AudioData | None = None) -> AudioResult:
     best_acc = None
     extra = {}  # the float model's test accuracy, kept across the QAT phase's checkpoints
     if cfg.teacher:
+        if not (0.0 <= cfg.distill <= 1.0 and cfg.distill_temp > 0):
+            raise ValueError(f"teacher {cfg.teacher}: distill={cfg.distill} must lie in [0, 1] "
+                             f"and distill_temp={cfg.distill_temp} be > 0")
         if cfg.augment > 1:
             raise ValueError(f"teacher {cfg.teacher}: distillation needs augment=1 (its soft "
                              f"targets are of the training samples as they are), got "

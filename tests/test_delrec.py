@@ -393,6 +393,12 @@ def test_distillation_from_a_trained_network(tmp_path):
     with pytest.raises(ValueError, match=r"teacher .*: layer 0 has n="):
         teacher_logits(tmp_path / "teacher.npz", dataclasses.replace(
             data, x_train=data.x_train[:, :, :-1]))
+    wide = dataclasses.replace(data, in_bits=teacher.net.input.in_bits + 1)
+    with pytest.raises(ValueError, match=r"teacher .*: in_bits=\d+ holds counts up to"):
+        teacher_logits(tmp_path / "teacher.npz", wide)
+    with pytest.raises(ValueError, match=r"distill=1.5 must lie in \[0, 1\]"):
+        train_audio(AudioConfig(**{**cfg.__dict__, "teacher": str(tmp_path / "teacher.npz"),
+                                   "distill": 1.5}), data)
     with pytest.raises(ValueError, match="distillation needs augment=1"):
         train_audio(AudioConfig(**{**cfg.__dict__, "teacher": str(tmp_path / "teacher.npz"),
                                    "augment": 2}), data)
