@@ -47,6 +47,10 @@ def _settings(a, arch: str, seed: int) -> dict:
         s["rec_dropout"] = a.rec_dropout
     if a.limit is not None:
         s["limit"] = a.limit
+    if a.tonotopic:
+        s["tonotopic"] = a.tonotopic
+    if a.swa:
+        s["swa"] = a.swa
     if a.teacher:
         s["teacher"] = {"digest": _digest(a.teacher), "distill": a.distill,
                         "temp": a.distill_temp}
@@ -102,6 +106,11 @@ def main(argv=None) -> dict:
                     help="DelRec's augmentation, this many copies per epoch")
     ap.add_argument("--limit", type=int, default=None,
                     help="train on the first N training samples only (quick checks)")
+    ap.add_argument("--tonotopic", type=float, default=0.0, metavar="WIDTH",
+                    help="local init of the feed-forward weights (envelope width, fraction "
+                         "of the layer; 0: off)")
+    ap.add_argument("--swa", type=int, default=0, metavar="N",
+                    help="also try the weight average of the last N float epochs")
     ap.add_argument("--teacher", default=None, metavar="NET.npz",
                     help="distil from this trained network's IR (see polychrony train shd)")
     ap.add_argument("--distill", type=float, default=0.5)
@@ -139,6 +148,7 @@ def main(argv=None) -> dict:
                               augment=a.augment, threads=a.threads, batch=a.batch,
                               rec_dropout=a.rec_dropout, limit=a.limit, teacher=a.teacher,
                               distill=a.distill, distill_temp=a.distill_temp,
+                              tonotopic=a.tonotopic, swa=a.swa,
                               **({} if a.dropout is None else {"dropout": a.dropout}),
                               checkpoint=str(out / f"{arch}_s{seed}.ckpt.pt"))
             pending.append((s, cfg, str(out / f"{arch}_s{seed}.npz")))

@@ -43,6 +43,10 @@ def add_parser(tsub) -> None:
                         "window cuts longer samples, with a warning that counts them)")
     q.add_argument("--limit", type=int, default=None, help="use at most N training samples")
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--tonotopic", type=float, default=0.0, metavar="WIDTH",
+                   help="start neighbouring hidden neurons on neighbouring frequencies: a "
+                        "Gaussian envelope of this width (fraction of the layer, e.g. 0.05) "
+                        "on the initial feed-forward weights; 0 = off")
     q.add_argument("--teacher", metavar="NET.npz", default=None,
                    help="distil from a trained network's IR file (e.g. a DelRec): its integer "
                         "read-out on each training sample is a soft target")
@@ -76,7 +80,7 @@ def cmd_train_shd(args) -> int:
                       in_bits=args.in_bits, clip_inputs=args.clip_inputs,
                       threads=args.threads, checkpoint=args.checkpoint, teacher=args.teacher,
                       distill=args.distill, distill_temp=args.distill_temp,
-                      progress=not (args.quiet or args.json), dump_state=args.dump_state)
+                      tonotopic=args.tonotopic, progress=not (args.quiet or args.json), dump_state=args.dump_state)
     res = train_audio(cfg)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0

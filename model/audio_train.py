@@ -50,6 +50,7 @@ class AudioConfig:
     w_bits: int = 8
     self_max: float | None = 0.9
     delay_init: tuple = (1 / 3, 1.0)   # fractions of dmax - 1 (dmax=31: DelRec's 10..30)
+    tonotopic: float = 0.0        # >0: local init of fc1/fc2 (see DelRecNet._tonotopic_)
     # data
     data: str = "synthetic"       # "synthetic" (model.shd.default_data()), "random", or a path
     steps: int | None = None      # frames per sample (default: the longest sample)
@@ -65,6 +66,7 @@ class AudioConfig:
     lr_delay: float = 5e-2
     weight_decay: float = 1e-5
     sigma0: float = 10.0          # delay kernel: sigma(e) = sigma0 (0.95**(100/epochs))**e
+    swa: int = 0                  # >0: also try the average of the last swa float epochs
     qat_epochs: int = 0
     qat_lr: float = 1e-3
     # distillation: soft targets from a trained network's IR file (its integer read-out)
@@ -428,6 +430,8 @@ def _run_phase(cfg: AudioConfig, model: DelRecNet, data: AudioData, *, phase: st
             opt_d.load_state_dict(ckpt["opt_d"])
             sched_d.load_state_dict(ckpt["sched_d"])
         best_state, best_acc, start = ckpt["best"], ckpt["best_acc"], ckpt["epoch"] + 1
+        if ckpt.get("swa"):
+            extra["swa"] = ckpt["swa"]
     elif quant and rank == 0 and len(data.y_val):
         # no fine-tuning at all is a candidate too: QAT never ends worse on validation
         best_acc, vloss = evaluate(model, data.x_val, data.y_val, mode="quant")
@@ -482,6 +486,12 @@ def _run_phase(cfg: AudioConfig, model: DelRecNet, data: AudioData, *, phase: st
                 acc = -rec["train_loss"]
             if acc > best_acc:
                 best_acc, best_state = acc, _state(model)
+            if not quant and cfg.swa and epoch >= epochs - cfg.swa:
+                k = epoch - (epochs - cfg.swa)       # epochs averaged so far
+                cur, avg = _state(model), extra.get("swa")
+                extra["swa"] = cur if k == 0 else {
+                    n: avg[n] + (v - avg[n]) / (k + 1) if v.is_floating_point() else v
+                    for n, v in cur.items()}
             rec["seconds"] = round(time.monotonic() - t0, 2)
             history.append(rec)
             if bar is not None:
@@ -495,13 +505,42 @@ def _run_phase(cfg: AudioConfig, model: DelRecNet, data: AudioData, *, phase: st
                                  "sched_d": sched_d.state_dict() if sched_d else {},
                                  "best": best_state, "best_acc": best_acc,
                                  "float_test_acc": extra.get("float_test_acc", -1.0),
+                                 "swa": extra.get("swa", {}),
                                  "history": json.dumps(history), "config": json.dumps(
                                      asdict(cfg))})
         else:
             history.append(rec)
         _barrier(world)
+    if not quant and cfg.swa and rank == 0 and "swa" in extra:
+        best_state, best_acc = _try_average(model, data, extra.pop("swa"), best_state,
+                                            best_acc, epochs, history)
     model.delay.requires_grad_(True)
     return best_state, best_acc
+
+
+@torch.no_grad()
+def _try_average(model: DelRecNet, data: AudioData, avg: dict, best_state: dict,
+                 best_acc: float, epochs: int, history: list) -> tuple[dict, float]:
+    """Weight averaging over the last float epochs (SWA, Izmailov et al. 2018) as one more
+    candidate for the best model: load the average, recompute the BatchNorm statistics with one
+    pass over the training data (the averaged weights' own), and keep it only if its
+    validation accuracy beats the best single epoch."""
+    model.load_state_dict(avg)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None               # a plain mean over the pass
+    model.train()
+    for i in range(0, len(data.y_train), 256):
+        model(data.x_train[i:i + 256].float(), mode="float")
+    for m, mom in zip(bns, saved):
+        m.momentum = mom
+    state = _state(model)
+    acc, vloss = evaluate(model, data.x_val, data.y_val) if len(data.y_val) else (-1.0, 0.0)
+    history.append({"phase": "float", "epoch": epochs, "swa": True, "val_acc": acc,
+                    "val_loss": vloss})
+    return (state, acc) if acc > best_acc else (best_state, best_acc)
 
 
 def _save_ckpt(cfg: AudioConfig, state: dict) -> None:

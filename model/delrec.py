@@ -74,6 +74,8 @@ class ModelConfig:
     w_bits: int = 8
     self_max: float | None = 0.9   # self-connection <= self_max * threshold (None: free)
     delay_init: tuple[float, float] = (1 / 3, 1.0)   # uniform in these fractions of dmax - 1
+    tonotopic: float = 0.0      # >0: local (tonotopic) init of fc1/fc2, envelope width as a
+                                # fraction of the layer; see DelRecNet._tonotopic_
 
     def __post_init__(self):
         if self.arch not in ("dense", "conv"):
@@ -90,6 +92,9 @@ class ModelConfig:
                                  "[0, 24]")
         if self.threshold <= 0:
             raise ValueError(f"threshold must be > 0, got {self.threshold}")
+        if not 0.0 <= self.tonotopic <= 1.0:
+            raise ValueError(f"tonotopic must be in [0, 1] (a fraction of the layer), got "
+                             f"{self.tonotopic}")
         object.__setattr__(self, "delay_init", tuple(float(v) for v in self.delay_init))
 
     @classmethod
@@ -330,6 +335,30 @@ class DelRecNet(nn.Module):
         self.delay = nn.Parameter(torch.empty(h).uniform_(lo, hi))
         self.fc3 = nn.Linear(h, cfg.n_out)
         self.register_buffer("sigma", torch.tensor(0.0))
+        if cfg.tonotopic > 0:
+            self._tonotopic_(cfg.tonotopic)
+
+    def _tonotopic_(self, width: float) -> None:
+        """Give neighbouring hidden neurons neighbouring receptive fields at initialisation.
+
+        The input channels are ordered by characteristic frequency. Each initial weight of
+        ``fc1`` and ``fc2`` is multiplied by a Gaussian of the distance between the two
+        neurons' positions on [0, 1] (standard deviation ``width``), rescaled so every row keeps
+        its variance. Hidden neuron ``i`` then starts tuned near frequency ``i / (H - 1)`` of
+        the input range, and ConvDelRec's kernel, which connects neurons ``i - (K-1)/2 ..
+        i + (K-1)/2``, connects neurons of similar frequency instead of random partners.
+        Training may move away from it; only the starting point changes. The weights are drawn
+        first and then scaled, so the random stream (and every other parameter) is the same as
+        without it.
+        """
+        with torch.no_grad():
+            for fc in (self.fc1, self.fc2):
+                n_out, n_in = fc.weight.shape
+                po = torch.linspace(0, 1, n_out)[:, None]
+                pi = torch.linspace(0, 1, n_in)[None, :]
+                env = torch.exp(-0.5 * ((po - pi) / width) ** 2)
+                env *= torch.sqrt(n_in / (env ** 2).sum(dim=1, keepdim=True))
+                fc.weight.mul_(env)
 
     # ---------------------------------------------------------------------------- parameters
 

@@ -121,6 +121,27 @@ def test_self_connection_is_kept_below_the_threshold(arch):
         assert torch.equal(w, torch.stack([torch.tensor(2.0), lim, torch.tensor(2.0)]))
 
 
+def test_tonotopic_init_is_local_and_changes_only_the_feed_forward_weights():
+    cfg = ModelConfig(arch="conv", n_in=140, hidden=256, kernel=31)
+    torch.manual_seed(3)
+    plain = DelRecNet(cfg)
+    torch.manual_seed(3)
+    topo = DelRecNet(dataclasses.replace(cfg, tonotopic=0.05))
+    for (name, p), (_, q) in zip(plain.named_parameters(), topo.named_parameters()):
+        assert torch.equal(p, q) == (name not in ("fc1.weight", "fc2.weight")), name
+    for fc, n_in in ((topo.fc1, 140), (topo.fc2, 256)):
+        w = fc.weight.detach().abs()
+        # Each neuron's strongest input lies near its own position on the frequency axis,
+        # and its weights keep their variance (the envelope is renormalised per row).
+        centre = torch.linspace(0, n_in - 1, w.shape[0])
+        assert (w.argmax(dim=1) - centre).abs().max() <= 0.15 * n_in
+        ratio = (fc.weight ** 2).sum(1) / (plain.fc1 if fc is topo.fc1 else plain.fc2
+                                           ).weight.pow(2).sum(1)
+        assert 0.5 < float(ratio.median()) < 2.0
+    with pytest.raises(ValueError, match="tonotopic"):
+        ModelConfig(tonotopic=1.5)
+
+
 def test_round_delays_clamps():
     d = torch.tensor([-3.0, 0.4, 2.5, 3.5, 99.0])
     assert round_delays(d, 6).tolist() == [0, 0, 2, 4, 5]
@@ -362,6 +383,39 @@ def test_training_decreases_loss_and_exports(arch, tmp_path):
     assert ck["phase"] == "quant" and ck["epoch"] == 0
     again = train_audio(cfg)
     assert again.net == res.net
+
+
+def test_weight_averaging_is_a_candidate_with_its_own_batchnorm_statistics(tmp_path):
+    from model.audio_train import _state, _try_average
+    cfg = _train_cfg("conv", tmp_path)
+    data = load_audio(cfg)
+    torch.manual_seed(0)
+    model = DelRecNet(cfg.model_config(data.n_in, data.n_classes))
+    a = _state(model)
+    b = {k: v + 0.1 if v.is_floating_point() else v for k, v in a.items()}
+    avg = {k: (a[k] + b[k]) / 2 if v.is_floating_point() else v for k, v in a.items()}
+    hist = []
+    state, acc = _try_average(model, data, avg, a, -1.0, 4, hist)
+    for k in ("fc1.weight", "fc2.weight", "w_rec", "delay", "fc3.bias", "bn1.weight"):
+        assert torch.equal(state[k], avg[k]), k
+    # BatchNorm statistics are the averaged weights' own, over the training data (one batch)
+    with torch.no_grad():
+        i1 = model.fc1(data.x_train.float()).reshape(-1, cfg.hidden)
+    assert torch.allclose(state["bn1.running_mean"], i1.mean(0), atol=1e-5)
+    assert not torch.allclose(state["bn1.running_mean"], avg["bn1.running_mean"])
+    assert acc == evaluate(model, data.x_val, data.y_val)[0]
+    assert hist[-1]["swa"] is True and hist[-1]["epoch"] == 4 and hist[-1]["val_acc"] == acc
+    # a better single epoch stays the best
+    kept, kept_acc = _try_average(model, data, avg, a, 2.0, 4, hist)
+    assert kept is a and kept_acc == 2.0
+
+    # in a run: one more float candidate after the epochs, and a resumed run ends the same
+    cfg = _train_cfg("dense", tmp_path, swa=2, checkpoint=str(tmp_path / "swa.pt"))
+    res = train_audio(cfg)
+    assert [(h["phase"], h["epoch"], h.get("swa", False)) for h in res.history] == \
+        [("float", e, False) for e in range(4)] + [("float", 4, True), ("quant", -1, False),
+                                                    ("quant", 0, False)]
+    assert train_audio(cfg).net == res.net
 
 
 def test_distillation_from_a_trained_network(tmp_path):
