@@ -47,6 +47,9 @@ def add_parser(tsub) -> None:
                    help="start neighbouring hidden neurons on neighbouring frequencies: a "
                         "Gaussian envelope of this width (fraction of the layer, e.g. 0.05) "
                         "on the initial feed-forward weights; 0 = off")
+    q.add_argument("--swa", type=int, default=0, metavar="N",
+                   help="also try the average of the weights of the last N float epochs "
+                        "(stochastic weight averaging), kept if better on validation")
     q.add_argument("--teacher", metavar="NET.npz", default=None,
                    help="distil from a trained network's IR file (e.g. a DelRec): its integer "
                         "read-out on each training sample is a soft target")
@@ -80,7 +83,8 @@ def cmd_train_shd(args) -> int:
                       in_bits=args.in_bits, clip_inputs=args.clip_inputs,
                       threads=args.threads, checkpoint=args.checkpoint, teacher=args.teacher,
                       distill=args.distill, distill_temp=args.distill_temp,
-                      tonotopic=args.tonotopic, progress=not (args.quiet or args.json), dump_state=args.dump_state)
+                      tonotopic=args.tonotopic, swa=args.swa,
+                      progress=not (args.quiet or args.json), dump_state=args.dump_state)
     res = train_audio(cfg)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0

@@ -524,7 +524,10 @@ def _try_average(model: DelRecNet, data: AudioData, avg: dict, best_state: dict,
     """Weight averaging over the last float epochs (SWA, Izmailov et al. 2018) as one more
     candidate for the best model: load the average, recompute the BatchNorm statistics with one
     pass over the training data (the averaged weights' own), and keep it only if its
-    validation accuracy beats the best single epoch."""
+    validation accuracy beats the best single epoch (without validation data there is nothing
+    to judge it by, and the best single epoch stays)."""
+    if not len(data.y_val):
+        return best_state, best_acc
     model.load_state_dict(avg)
     bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
     saved = [m.momentum for m in bns]
@@ -537,7 +540,7 @@ def _try_average(model: DelRecNet, data: AudioData, avg: dict, best_state: dict,
     for m, mom in zip(bns, saved):
         m.momentum = mom
     state = _state(model)
-    acc, vloss = evaluate(model, data.x_val, data.y_val) if len(data.y_val) else (-1.0, 0.0)
+    acc, vloss = evaluate(model, data.x_val, data.y_val)
     history.append({"phase": "float", "epoch": epochs, "swa": True, "val_acc": acc,
                     "val_loss": vloss})
     return (state, acc) if acc > best_acc else (best_state, best_acc)
@@ -574,6 +577,9 @@ def train_audio(cfg: AudioConfig, data: AudioData | None = None) -> AudioResult:
     a candidate). ``float_acc`` is the test accuracy of the best float model (integer delays,
     before fine-tuning), ``int_acc`` the integer network's (both on rank 0 only).
     """
+    if not 0 <= cfg.swa <= cfg.epochs:
+        raise ValueError(f"swa={cfg.swa}: the epochs to average must be between 0 and "
+                         f"epochs={cfg.epochs}")
     t_start = time.monotonic()
     torch.set_num_threads(cfg.threads)
     rank, world = _dist()

@@ -416,6 +416,8 @@ def test_weight_averaging_is_a_candidate_with_its_own_batchnorm_statistics(tmp_p
         [("float", e, False) for e in range(4)] + [("float", 4, True), ("quant", -1, False),
                                                     ("quant", 0, False)]
     assert train_audio(cfg).net == res.net
+    with pytest.raises(ValueError, match="swa=5.*epochs=4"):
+        train_audio(_train_cfg("dense", tmp_path, swa=5))
 
 
 def test_distillation_from_a_trained_network(tmp_path):
