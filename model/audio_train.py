@@ -529,16 +529,9 @@ def _try_average(model: DelRecNet, data: AudioData, avg: dict, best_state: dict,
     if not len(data.y_val):
         return best_state, best_acc
     model.load_state_dict(avg)
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
-    saved = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None               # a plain mean over the pass
-    model.train()
-    for i in range(0, len(data.y_train), 256):
-        model(data.x_train[i:i + 256].float(), mode="float")
-    for m, mom in zip(bns, saved):
-        m.momentum = mom
+    x = data.x_train
+    torch.optim.swa_utils.update_bn((x[i:i + 256].float() for i in range(0, len(x), 256)),
+                                    model)
     state = _state(model)
     acc, vloss = evaluate(model, data.x_val, data.y_val)
     history.append({"phase": "float", "epoch": epochs, "swa": True, "val_acc": acc,
