@@ -37,6 +37,8 @@ def _settings(a, arch: str, seed: int) -> dict:
     # Recorded only when given, so rows written before these options existed still match.
     if a.lr is not None:
         s["lr"] = a.lr
+    if a.lr_rec is not None:
+        s["lr_rec"] = a.lr_rec
     if a.augment != 1:
         s["augment"] = a.augment
     if a.dropout is not None:
@@ -97,6 +99,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--lr", type=float, default=None,
                     help="peak weight learning rate (default: AudioConfig's per-arch choice)")
+    ap.add_argument("--lr-rec", type=float, default=None,
+                    help="peak learning rate of the recurrent weights (default: --lr's)")
     ap.add_argument("--dropout", type=float, default=None,
                     help="dropout of the hidden layers (default: AudioConfig's, 0.4)")
     ap.add_argument("--batch", type=int, default=64)
@@ -145,6 +149,7 @@ def main(argv=None) -> dict:
                 continue
             cfg = AudioConfig(arch=arch, seed=seed, epochs=a.epochs, qat_epochs=a.qat_epochs,
                               hidden=a.hidden, kernel=a.kernel, beta=a.beta, lr=a.lr,
+                              lr_rec=a.lr_rec,
                               augment=a.augment, threads=a.threads, batch=a.batch,
                               rec_dropout=a.rec_dropout, limit=a.limit, teacher=a.teacher,
                               distill=a.distill, distill_temp=a.distill_temp,

@@ -36,6 +36,9 @@ def add_parser(tsub) -> None:
     q.add_argument("--lr", type=float, default=None,
                    help="peak learning rate of the weights (OneCycle; default 1e-2 for dense, "
                         "5e-3 for conv)")
+    q.add_argument("--lr-rec", type=float, default=None,
+                   help="peak learning rate of the recurrent weights (dense matrix or conv "
+                        "kernel) in the float epochs (default: the same as --lr)")
     q.add_argument("--augment", type=int, default=1,
                    help="copies per epoch of DelRec's augmentation (1 = none, DelRec: 3)")
     q.add_argument("--steps", type=int, default=None,
@@ -78,7 +81,8 @@ def cmd_train_shd(args) -> int:
 
     cfg = AudioConfig(arch=args.arch, data=args.data, hidden=args.hidden, kernel=args.kernel,
                       dmax=args.dmax, beta=args.beta, epochs=args.epochs, qat_epochs=args.qat_epochs,
-                      batch=args.batch, lr=args.lr, augment=args.augment, steps=args.steps,
+                      batch=args.batch, lr=args.lr, lr_rec=args.lr_rec, augment=args.augment,
+                      steps=args.steps,
                       limit=args.limit, seed=args.seed, w_bits=args.w_bits,
                       in_bits=args.in_bits, clip_inputs=args.clip_inputs,
                       threads=args.threads, checkpoint=args.checkpoint, teacher=args.teacher,

@@ -63,6 +63,7 @@ class AudioConfig:
     epochs: int = 40
     batch: int = 64               # global batch (split over ranks under torchrun)
     lr: float | None = None       # peak weight lr; None: 1e-2 dense, 5e-3 conv (measured)
+    lr_rec: float | None = None   # peak lr of the recurrent weights (float phase); None: lr
     lr_delay: float = 5e-2
     weight_decay: float = 1e-5
     sigma0: float = 10.0          # delay kernel: sigma(e) = sigma0 (0.95**(100/epochs))**e
@@ -395,6 +396,16 @@ def _loss(cfg: AudioConfig, logits: torch.Tensor, y: torch.Tensor,
     return (1 - cfg.distill) * hard + cfg.distill * kd
 
 
+def _weight_groups(cfg: AudioConfig, model: DelRecNet) -> tuple[list, float | list[float]]:
+    """The float phase's weight parameters and their OneCycle peak(s): one group at
+    ``peak_lr``, or, with ``lr_rec``, the recurrent weights in a group of their own."""
+    if cfg.lr_rec is None:
+        return model.weight_parameters(), cfg.peak_lr
+    rest = [p for p in model.weight_parameters() if p is not model.w_rec]
+    return ([{"params": rest, "lr": cfg.peak_lr}, {"params": [model.w_rec], "lr": cfg.lr_rec}],
+            [cfg.peak_lr, cfg.lr_rec])
+
+
 def _run_phase(cfg: AudioConfig, model: DelRecNet, data: AudioData, *, phase: str,
                epochs: int, rank: int, world: int, ckpt: dict, history: list,
                bar: tqdm | None, extra: dict) -> tuple[dict, float]:
@@ -415,10 +426,9 @@ def _run_phase(cfg: AudioConfig, model: DelRecNet, data: AudioData, *, phase: st
         sched_w = torch.optim.lr_scheduler.CosineAnnealingLR(opt_w, T_max=total)
         opt_d = sched_d = None
     else:
-        opt_w = torch.optim.AdamW(model.weight_parameters(), lr=cfg.peak_lr,
-                                  weight_decay=cfg.weight_decay)
-        sched_w = torch.optim.lr_scheduler.OneCycleLR(opt_w, max_lr=cfg.peak_lr,
-                                                      total_steps=total)
+        params, peaks = _weight_groups(cfg, model)
+        opt_w = torch.optim.AdamW(params, lr=cfg.peak_lr, weight_decay=cfg.weight_decay)
+        sched_w = torch.optim.lr_scheduler.OneCycleLR(opt_w, max_lr=peaks, total_steps=total)
         opt_d = torch.optim.Adam([model.delay], lr=cfg.lr_delay)
         sched_d = torch.optim.lr_scheduler.CosineAnnealingLR(opt_d, T_max=total)
     best_state, best_acc, start = _state(model), -1.0, 0
@@ -570,6 +580,9 @@ def train_audio(cfg: AudioConfig, data: AudioData | None = None) -> AudioResult:
     a candidate). ``float_acc`` is the test accuracy of the best float model (integer delays,
     before fine-tuning), ``int_acc`` the integer network's (both on rank 0 only).
     """
+    if cfg.lr_rec is not None and not cfg.lr_rec > 0:
+        raise ValueError(f"lr_rec={cfg.lr_rec}: the recurrent weights' learning rate must be "
+                         f"> 0 (or None: the same as the other weights)")
     if not 0 <= cfg.swa <= cfg.epochs:
         raise ValueError(f"swa={cfg.swa}: the epochs to average must be between 0 and "
                          f"epochs={cfg.epochs}")

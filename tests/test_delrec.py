@@ -420,6 +420,32 @@ def test_weight_averaging_is_a_candidate_with_its_own_batchnorm_statistics(tmp_p
         train_audio(_train_cfg("dense", tmp_path, swa=5))
 
 
+def test_recurrent_learning_rate_of_its_own(tmp_path):
+    """``lr_rec`` puts the recurrent weights in an optimiser group of their own: at the other
+    weights' rate the run is the same one; at a tiny rate the kernel hardly moves while the
+    feed-forward weights train as before."""
+    from model.audio_train import _weight_groups
+    base = train_audio(_train_cfg("conv", tmp_path, epochs=2, qat_epochs=0))
+    same = train_audio(_train_cfg("conv", tmp_path, epochs=2, qat_epochs=0, lr_rec=2e-2))
+    assert same.net == base.net
+    cfg = _train_cfg("conv", tmp_path, epochs=2, qat_epochs=0, lr_rec=1e-9)
+    data = load_audio(cfg)
+    torch.manual_seed(cfg.seed)                      # as train_audio: the same initial weights
+    init = DelRecNet(cfg.model_config(data.n_in, data.n_classes))
+    slow = train_audio(cfg)
+
+    def moved(res, name):
+        after, before = dict(res.model.named_parameters()), dict(init.named_parameters())
+        return float((after[name] - before[name]).detach().abs().max())
+    assert moved(slow, "w_rec") < 1e-6 and moved(base, "w_rec") > 1e-3
+    assert moved(slow, "fc1.weight") > 1e-3 and moved(slow, "fc2.weight") > 1e-3
+    groups, peaks = _weight_groups(cfg, slow.model)
+    assert peaks == [2e-2, 1e-9] and groups[1]["params"][0] is slow.model.w_rec
+    assert sum(len(g["params"]) for g in groups) == len(slow.model.weight_parameters())
+    with pytest.raises(ValueError, match="lr_rec=0"):
+        train_audio(_train_cfg("conv", tmp_path, lr_rec=0))
+
+
 def test_distillation_from_a_trained_network(tmp_path):
     """A DelRec's IR file teaches a ConvDelRec: its soft targets are its integer read-out (the
     argmax is its own prediction); weight 0 on them is exactly training without a teacher;
