@@ -486,6 +486,20 @@ def test_distillation_from_a_trained_network(tmp_path):
                                    "augment": 2}), data)
 
 
+def test_train_shd_defaults_per_architecture():
+    """``polychrony train shd``: without --kernel/--beta each architecture gets its better
+    measured setting; given ones are kept, and every option reaches the config."""
+    from model.audio_cli import shd_config
+    from polychrony_cli import _parser
+
+    def cfg(*argv):
+        return shd_config(_parser().parse_args(["train", "shd", *argv]))
+    assert (cfg("--arch", "conv").kernel, cfg("--arch", "conv").beta) == (31, 192)
+    assert cfg().arch == "dense" and cfg().beta == 12
+    c = cfg("--arch", "conv", "--kernel", "5", "--beta", "12", "--lr-rec", "1e-3", "--swa", "3")
+    assert (c.kernel, c.beta, c.lr_rec, c.swa) == (5, 12, 1e-3, 3)
+
+
 def test_ddp_two_processes_end_with_identical_weights(tmp_path):
     dump = tmp_path / "rank{rank}.pt"
     env = dict(os.environ, OMP_NUM_THREADS="1")
