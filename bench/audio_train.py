@@ -51,6 +51,8 @@ def _settings(a, arch: str, seed: int) -> dict:
         s["limit"] = a.limit
     if a.tonotopic:
         s["tonotopic"] = a.tonotopic
+    if a.layers != 2:
+        s["layers"] = a.layers
     if a.swa:
         s["swa"] = a.swa
     if a.teacher:
@@ -110,6 +112,8 @@ def main(argv=None) -> dict:
                     help="DelRec's augmentation, this many copies per epoch")
     ap.add_argument("--limit", type=int, default=None,
                     help="train on the first N training samples only (quick checks)")
+    ap.add_argument("--layers", type=int, default=2,
+                    help="hidden LIF layers, all but the first recurrent")
     ap.add_argument("--tonotopic", type=float, default=0.0, metavar="WIDTH",
                     help="local init of the feed-forward weights (envelope width, fraction "
                          "of the layer; 0: off)")
@@ -154,6 +158,7 @@ def main(argv=None) -> dict:
                               rec_dropout=a.rec_dropout, limit=a.limit, teacher=a.teacher,
                               distill=a.distill, distill_temp=a.distill_temp,
                               tonotopic=a.tonotopic, swa=a.swa,
+                              layers=a.layers,
                               **({} if a.dropout is None else {"dropout": a.dropout}),
                               checkpoint=str(out / f"{arch}_s{seed}.ckpt.pt"))
             pending.append((s, cfg, str(out / f"{arch}_s{seed}.npz")))
@@ -204,7 +209,8 @@ def main(argv=None) -> dict:
             continue
         p = runs[0]["params"]
         name = "DelRec (dense" if arch == "dense" else f"ConvDelRec (K = {a.kernel}"
-        name += ")" if a.hidden == 256 else f", H = {a.hidden})"
+        name += "" if a.hidden == 256 else f", H = {a.hidden}"
+        name += ")" if a.layers == 2 else f", {a.layers} layers)"
         print(f"| {name} | {p['recurrent']:,} / {p['total']:,} | "
               f"{_fmt([r['float_acc'] for r in runs])} | {_fmt([r['int_acc'] for r in runs])} | "
               f"{len(runs)} | {statistics.median(r['wall_s'] for r in runs) / 60:.1f} |")

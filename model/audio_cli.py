@@ -23,6 +23,9 @@ def add_parser(tsub) -> None:
                         "directory with shd_train.h5/shd_test.h5, or a *train*.h5 file with "
                         "its *test* twin beside it")
     q.add_argument("--hidden", type=int, default=256, help="neurons per LIF layer")
+    q.add_argument("--layers", type=int, default=2,
+                   help="hidden LIF layers, all but the first recurrent (default 2: "
+                        "DelRec's SHD network; the ConvDelRec authors' code uses 4)")
     q.add_argument("--kernel", type=int, default=None,
                    help="conv taps K (odd; default 31, the results table's; the papers: 3-5)")
     q.add_argument("--dmax", type=int, default=31,
@@ -98,7 +101,7 @@ def shd_config(args):
                        in_bits=args.in_bits, clip_inputs=args.clip_inputs,
                        threads=args.threads, checkpoint=args.checkpoint, teacher=args.teacher,
                        distill=args.distill, distill_temp=args.distill_temp,
-                       tonotopic=args.tonotopic, swa=args.swa,
+                       tonotopic=args.tonotopic, swa=args.swa, layers=args.layers,
                        progress=not (args.quiet or args.json), dump_state=args.dump_state)
 
 

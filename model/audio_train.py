@@ -51,6 +51,7 @@ class AudioConfig:
     self_max: float | None = 0.9
     delay_init: tuple = (1 / 3, 1.0)   # fractions of dmax - 1 (dmax=31: DelRec's 10..30)
     tonotopic: float = 0.0        # >0: local init of fc1/fc2 (see DelRecNet._tonotopic_)
+    layers: int = 2               # hidden LIF layers, all but the first recurrent
     # data
     data: str = "synthetic"       # "synthetic" (model.shd.default_data()), "random", or a path
     steps: int | None = None      # frames per sample (default: the longest sample)
@@ -401,8 +402,9 @@ def _weight_groups(cfg: AudioConfig, model: DelRecNet) -> tuple[list, float | li
     ``peak_lr``, or, with ``lr_rec``, the recurrent weights in a group of their own."""
     if cfg.lr_rec is None:
         return model.weight_parameters(), cfg.peak_lr
-    rest = [p for p in model.weight_parameters() if p is not model.w_rec]
-    return ([{"params": rest, "lr": cfg.peak_lr}, {"params": [model.w_rec], "lr": cfg.lr_rec}],
+    rec = model.rec_weights()
+    rest = [p for p in model.weight_parameters() if all(p is not w for w in rec)]
+    return ([{"params": rest, "lr": cfg.peak_lr}, {"params": rec, "lr": cfg.lr_rec}],
             [cfg.peak_lr, cfg.lr_rec])
 
 
@@ -413,7 +415,8 @@ def _run_phase(cfg: AudioConfig, model: DelRecNet, data: AudioData, *, phase: st
     validation accuracy in that phase's mode) and its accuracy."""
     mode = phase
     quant = phase == "quant"
-    model.delay.requires_grad_(not quant)
+    for d in model.delays():
+        d.requires_grad_(not quant)
     net = _wrap(model, world)
     n = len(data.y_train) * max(cfg.augment, 1)
     per_rank = max(1, cfg.batch // world)
@@ -429,7 +432,7 @@ def _run_phase(cfg: AudioConfig, model: DelRecNet, data: AudioData, *, phase: st
         params, peaks = _weight_groups(cfg, model)
         opt_w = torch.optim.AdamW(params, lr=cfg.peak_lr, weight_decay=cfg.weight_decay)
         sched_w = torch.optim.lr_scheduler.OneCycleLR(opt_w, max_lr=peaks, total_steps=total)
-        opt_d = torch.optim.Adam([model.delay], lr=cfg.lr_delay)
+        opt_d = torch.optim.Adam(model.delays(), lr=cfg.lr_delay)
         sched_d = torch.optim.lr_scheduler.CosineAnnealingLR(opt_d, T_max=total)
     best_state, best_acc, start = _state(model), -1.0, 0
     if ckpt.get("phase") == phase:
@@ -524,7 +527,8 @@ def _run_phase(cfg: AudioConfig, model: DelRecNet, data: AudioData, *, phase: st
     if not quant and cfg.swa and rank == 0 and "swa" in extra:
         best_state, best_acc = _try_average(model, data, extra.pop("swa"), best_state,
                                             best_acc, epochs, history)
-    model.delay.requires_grad_(True)
+    for d in model.delays():
+        d.requires_grad_(True)
     return best_state, best_acc
 
 
@@ -564,8 +568,10 @@ def _load_ckpt(cfg: AudioConfig) -> dict:
     saved = json.loads(ckpt["config"])
     mine = asdict(cfg)
     keep = ("checkpoint", "resume", "progress", "dump_state", "threads")
-    diff = {k for k in mine if k not in keep and json.dumps(saved.get(k)) != json.dumps(
-        mine[k])}
+    # a setting added after the checkpoint was written has its default there
+    default = asdict(AudioConfig())
+    diff = {k for k in mine if k not in keep and json.dumps(saved.get(k, default[k]))
+            != json.dumps(mine[k])}
     if diff:
         raise ValueError(f"checkpoint {cfg.checkpoint} was made with other settings "
                          f"({sorted(diff)}); use another path or resume=False")

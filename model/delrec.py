@@ -12,6 +12,9 @@ The network (Queant et al. 2025; Cicciarella et al. 2026), in the IR's arithmeti
     z_o(t)   = sum_l mask[o, l] s_o(t - 1 - l),  l = 0..Dmax-1             (IR delay 1 + l)
     logits   = mean_t v(t);  prediction = argmax_i sum_t v_i(t)  (the IR's rule)
 
+With ``layers = L > 2`` (``ModelConfig.layers``) hidden layers 3..L repeat layer 2 (its own
+Linear, BatchNorm, recurrent weights and delays) and the read-out follows layer L.
+
 Each presynaptic neuron ``o`` of the recurrent projection has one learned delay ``d_o`` in
 ``[0, Dmax - 1]``. While training it is spread by a triangle of half-width ``1 + sigma``
 (``sigma`` annealed by the trainer); evaluation, quantisation-aware training and export use
@@ -76,6 +79,8 @@ class ModelConfig:
     delay_init: tuple[float, float] = (1 / 3, 1.0)   # uniform in these fractions of dmax - 1
     tonotopic: float = 0.0      # >0: local (tonotopic) init of fc1/fc2, envelope width as a
                                 # fraction of the layer; see DelRecNet._tonotopic_
+    layers: int = 2             # hidden LIF layers: the first without recurrence, the others
+                                # recurrent (DelRec's SHD network: 2; ConvDelRec's code: 4)
 
     def __post_init__(self):
         if self.arch not in ("dense", "conv"):
@@ -83,6 +88,9 @@ class ModelConfig:
         for f in ("n_in", "hidden", "n_out", "kernel", "dmax", "w_bits"):
             if int(getattr(self, f)) < 1:
                 raise ValueError(f"{f} must be >= 1, got {getattr(self, f)}")
+        if int(self.layers) < 2:
+            raise ValueError(f"layers must be >= 2 (one feed-forward, then recurrent ones), got "
+                             f"{self.layers}")
         if self.kernel % 2 != 1:
             raise ValueError(f"kernel must be odd, got {self.kernel}")
         for b, sh, what in ((self.beta, self.beta_shift, "beta"),
@@ -106,12 +114,14 @@ class ModelConfig:
 class Forward(NamedTuple):
     """``logits`` (B, C): the time-mean of the read-out membrane (float units); ``v`` (B, T,
     C): the read-out membrane (integer units in quant mode); ``s1``, ``s2`` (B, T, H): the
-    spikes of the two LIF layers (before dropout)."""
+    spikes of the first two LIF layers (before dropout); ``more``: those of hidden layers 3,
+    4, ... (``layers > 2``)."""
 
     logits: torch.Tensor
     v: torch.Tensor
     s1: torch.Tensor
     s2: torch.Tensor
+    more: tuple = ()
 
 
 class _ArcTanSpike(torch.autograd.Function):
@@ -312,6 +322,29 @@ class _FusedLIF(torch.autograd.Function):
         return g_i, g_w, g_weight, None, None, None, None, None, None
 
 
+def _recurrence(cfg: ModelConfig) -> tuple[nn.Parameter, nn.Parameter]:
+    """A recurrent projection's weights (dense ``(H, H)`` or kernel ``(K,)``, nn.Linear's
+    default range) and its presynaptic delays (uniform in ``cfg.delay_init``)."""
+    h = cfg.hidden
+    fan = h if cfg.arch == "dense" else cfg.kernel
+    shape = (h, h) if cfg.arch == "dense" else (cfg.kernel,)
+    bound = 1.0 / math.sqrt(fan)
+    w_rec = nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
+    lo, hi = (min(max(v, 0.0), 1.0) * (cfg.dmax - 1) for v in cfg.delay_init)
+    return w_rec, nn.Parameter(torch.empty(h).uniform_(lo, hi))
+
+
+class _RecLayer(nn.Module):
+    """Hidden layer 3, 4, ...: ``Linear(H->H) [+BN] + rec(t) -> LIF``, like layer 2."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        h, bn = cfg.hidden, cfg.batchnorm
+        self.fc = nn.Linear(h, h, bias=not bn)
+        self.bn = nn.BatchNorm1d(h) if bn else None
+        self.w_rec, self.delay = _recurrence(cfg)
+
+
 class DelRecNet(nn.Module):
     """DelRec (``arch="dense"``) or ConvDelRec (``arch="conv"``); see the module docstring.
 
@@ -327,16 +360,14 @@ class DelRecNet(nn.Module):
         self.bn1 = nn.BatchNorm1d(h) if bn else None
         self.fc2 = nn.Linear(h, h, bias=not bn)
         self.bn2 = nn.BatchNorm1d(h) if bn else None
-        fan = h if cfg.arch == "dense" else cfg.kernel
-        shape = (h, h) if cfg.arch == "dense" else (cfg.kernel,)
-        bound = 1.0 / math.sqrt(fan)  # nn.Linear's default range
-        self.w_rec = nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
-        lo, hi = (min(max(v, 0.0), 1.0) * (cfg.dmax - 1) for v in cfg.delay_init)
-        self.delay = nn.Parameter(torch.empty(h).uniform_(lo, hi))
-        self.fc3 = nn.Linear(h, cfg.n_out)
+        self.w_rec, self.delay = _recurrence(cfg)
+        self.fc3 = nn.Linear(h, cfg.n_out)      # the read-out, fed by the last hidden layer
         self.register_buffer("sigma", torch.tensor(0.0))
         if cfg.tonotopic > 0:
             self._tonotopic_(cfg.tonotopic)
+        # hidden layers 3, 4, ...: drawn after everything above, so that a 2-layer network's
+        # parameters (and names) are the same with or without this option
+        self.more = nn.ModuleList(_RecLayer(cfg) for _ in range(cfg.layers - 2))
 
     def _tonotopic_(self, width: float) -> None:
         """Give neighbouring hidden neurons neighbouring receptive fields at initialisation.
@@ -362,17 +393,32 @@ class DelRecNet(nn.Module):
 
     # ---------------------------------------------------------------------------- parameters
 
+    def rec_layers(self) -> list[tuple]:
+        """``(fc, bn, w_rec, delay)`` of each recurrent hidden layer (2, 3, ...)."""
+        return [(self.fc2, self.bn2, self.w_rec, self.delay)] + [
+            (m.fc, m.bn, m.w_rec, m.delay) for m in self.more]
+
     def recurrent_parameters(self) -> int:
-        """Weights and delays of the recurrent projection (dense ``H*H + H``, conv ``K + H``)."""
-        return self.w_rec.numel() + self.delay.numel()
+        """Weights and delays of the recurrent projections (dense ``H*H + H``, conv ``K + H``
+        per recurrent layer)."""
+        return sum(w.numel() + d.numel() for _, _, w, d in self.rec_layers())
 
     def weight_parameters(self) -> list[nn.Parameter]:
-        return [p for n, p in self.named_parameters() if n != "delay"]
+        return [p for n, p in self.named_parameters() if n.rsplit(".", 1)[-1] != "delay"]
+
+    def rec_weights(self) -> list[nn.Parameter]:
+        """The recurrent weights (dense matrices or conv kernels), layer 2 first."""
+        return [w for _, _, w, _ in self.rec_layers()]
+
+    def delays(self) -> list[nn.Parameter]:
+        """The learned delays of every recurrent layer, layer 2 first."""
+        return [d for _, _, _, d in self.rec_layers()]
 
     def clamp_delays_(self) -> None:
         """Keep every delay in ``[0, dmax - 1]`` (call after each optimiser step)."""
         with torch.no_grad():
-            self.delay.clamp_(0, self.cfg.dmax - 1)
+            for d in self.delays():
+                d.clamp_(0, self.cfg.dmax - 1)
 
     def clamp_self_(self) -> None:
         """Keep the self-connection (dense diagonal, conv centre tap) at most ``self_max``
@@ -388,14 +434,16 @@ class DelRecNet(nn.Module):
             return
         lim = self.cfg.self_max * self.cfg.threshold
         with torch.no_grad():
-            if self.cfg.arch == "dense":
-                self.w_rec.diagonal().clamp_(max=lim)
-            else:
-                self.w_rec[(self.cfg.kernel - 1) // 2].clamp_(max=lim)
+            for w in self.rec_weights():
+                if self.cfg.arch == "dense":
+                    w.diagonal().clamp_(max=lim)
+                else:
+                    w[(self.cfg.kernel - 1) // 2].clamp_(max=lim)
 
-    def int_delays(self) -> torch.Tensor:
-        """The IR delays ``1 + round(d)`` of the recurrent projection, int64 ``(H,)``."""
-        return 1 + round_delays(self.delay, self.cfg.dmax)
+    def int_delays(self, layer: int = 0) -> torch.Tensor:
+        """The IR delays ``1 + round(d)`` of recurrent layer ``layer`` (0: hidden layer 2),
+        int64 ``(H,)``."""
+        return 1 + round_delays(self.delays()[layer], self.cfg.dmax)
 
     def folded(self) -> dict[str, torch.Tensor]:
         """float64 weights and biases with BatchNorm (running statistics) folded in.
@@ -405,32 +453,33 @@ class DelRecNet(nn.Module):
         out = {}
         for k, fc, bn in ((1, self.fc1, self.bn1), (2, self.fc2, self.bn2),
                           (3, self.fc3, None)):
-            w = fc.weight.double()
-            b = fc.bias.double() if fc.bias is not None else torch.zeros(w.shape[0],
-                                                                        dtype=torch.float64)
-            if bn is not None:
-                # running_var is a buffer (no gradient); numpy's sqrt is the quantiser's (torch's
-                # vectorised float64 sqrt differs from it in the last bit now and then)
-                std = np.sqrt(bn.running_var.detach().double().numpy() + bn.eps)
-                g = bn.weight.double() / torch.from_numpy(std)
-                w = w * g[:, None]
-                b = (b - bn.running_mean.double()) * g + bn.bias.double()
-            out[f"w{k}"], out[f"b{k}"] = w, b
+            out[f"w{k}"], out[f"b{k}"] = _fold(fc, bn)
         out["w_rec"] = self.w_rec.double()
+        # hidden layers 3, ... ("w3"/"b3" stay the read-out's, as in a 2-layer network)
+        out["more"] = [dict(zip(("w", "b"), _fold(m.fc, m.bn)), w_rec=m.w_rec.double())
+                       for m in self.more]
         return out
 
     def quantised(self) -> dict:
         """Integer-valued float64 weights, biases and thresholds (straight-through gradients)
-        and the layer scales, exactly as :func:`model.quantise.quantise_audio` computes them."""
+        and the layer scales, exactly as :func:`model.quantise.quantise_audio` computes them.
+        ``scales``: hidden layers 1 and 2 and the read-out; ``more``: hidden layers 3, ...
+        (each with its ``th`` and ``scale``)."""
         f = self.folded()
         qmax = (1 << (self.cfg.w_bits - 1)) - 1
         scale = lambda *ws: qmax / max(float(w.detach().abs().max()) for w in ws)
         s1, s2, s3 = scale(f["w1"]), scale(f["w2"], f["w_rec"]), scale(f["w3"])
         q = lambda s, a: _ste(s * a, torch.round(s * a.detach()))
-        th = [int(np.rint(s * self.cfg.threshold)) for s in (s1, s2)]
+        th = lambda s: int(np.rint(s * self.cfg.threshold))
+        more = []
+        for m in f["more"]:
+            s = scale(m["w"], m["w_rec"])
+            more.append({"w": q(s, m["w"]), "b": q(s, m["b"]), "w_rec": q(s, m["w_rec"]),
+                         "th": th(s), "scale": s})
         return {"w1": q(s1, f["w1"]), "b1": q(s1, f["b1"]), "w2": q(s2, f["w2"]),
                 "b2": q(s2, f["b2"]), "w_rec": q(s2, f["w_rec"]), "w3": q(s3, f["w3"]),
-                "b3": q(s3, f["b3"]), "th1": th[0], "th2": th[1], "scales": (s1, s2, s3)}
+                "b3": q(s3, f["b3"]), "th1": th(s1), "th2": th(s2), "scales": (s1, s2, s3),
+                "more": more}
 
     # ---------------------------------------------------------------------------- dynamics
 
@@ -449,18 +498,19 @@ class DelRecNet(nn.Module):
         return out.transpose(0, 1)
 
     def _lif_rec(self, i: torch.Tensor, w_rec: torch.Tensor, th: float, quant: bool,
-                 kernel: bool) -> torch.Tensor:
-        """Spikes of the recurrent LIF layer; ``kernel``: the triangle mask, else integer
-        delays."""
+                 kernel: bool, delay: torch.Tensor | None = None) -> torch.Tensor:
+        """Spikes of a recurrent LIF layer (``delay``: its delays, default layer 2's);
+        ``kernel``: the triangle mask, else integer delays."""
         c = self.cfg
         B, T, H = i.shape
         L = c.dmax
+        delay = self.delay if delay is None else delay
         if kernel:
-            start, weight = delay_band(self.delay.clamp(0, L - 1).to(i.dtype),
+            start, weight = delay_band(delay.clamp(0, L - 1).to(i.dtype),
                                        float(self.sigma), L)
             weight = weight.T                                             # (W, H)
         else:
-            start = round_delays(self.delay, L)
+            start = round_delays(delay, L)
             weight = torch.ones(1, H, dtype=i.dtype)
         drop = None
         if self.training and c.rec_dropout > 0:
@@ -523,8 +573,13 @@ class DelRecNet(nn.Module):
             s1 = self._lif(x @ q["w1"].T + q["b1"], q["th1"], True)
             i2 = drop(s1) @ q["w2"].T + q["b2"]
             s2 = self._lif_rec(i2, q["w_rec"], q["th2"], True, kernel=False)
-            v = self._readout(drop(s2) @ q["w3"].T + q["b3"], True)
-            return Forward(v.mean(1) / q["scales"][2], v, s1, s2)
+            more, last = [], s2
+            for m, d in zip(q["more"], self.delays()[1:]):
+                last = self._lif_rec(drop(last) @ m["w"].T + m["b"], m["w_rec"], m["th"], True,
+                                     kernel=False, delay=d)
+                more.append(last)
+            v = self._readout(drop(last) @ q["w3"].T + q["b3"], True)
+            return Forward(v.mean(1) / q["scales"][2], v, s1, s2, tuple(more))
         x = x.float()
 
         def bn(i, m):
@@ -533,8 +588,28 @@ class DelRecNet(nn.Module):
         s1 = self._lif(bn(self.fc1(x), self.bn1), c.threshold, False)
         i2 = bn(self.fc2(drop(s1)), self.bn2)
         s2 = self._lif_rec(i2, self.w_rec, c.threshold, False, kernel=self.training)
-        v = self._readout(self.fc3(drop(s2)), False)
-        return Forward(v.mean(1), v, s1, s2)
+        more, last = [], s2
+        for m in self.more:
+            last = self._lif_rec(bn(m.fc(drop(last)), m.bn), m.w_rec, c.threshold, False,
+                                 kernel=self.training, delay=m.delay)
+            more.append(last)
+        v = self._readout(self.fc3(drop(last)), False)
+        return Forward(v.mean(1), v, s1, s2, tuple(more))
+
+
+def _fold(fc: nn.Linear, bn: nn.BatchNorm1d | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """float64 weight and bias of ``fc`` with ``bn`` (running statistics) folded in."""
+    w = fc.weight.double()
+    b = fc.bias.double() if fc.bias is not None else torch.zeros(w.shape[0],
+                                                                dtype=torch.float64)
+    if bn is not None:
+        # running_var is a buffer (no gradient); numpy's sqrt is the quantiser's (torch's
+        # vectorised float64 sqrt differs from it in the last bit now and then)
+        std = np.sqrt(bn.running_var.detach().double().numpy() + bn.eps)
+        g = bn.weight.double() / torch.from_numpy(std)
+        w = w * g[:, None]
+        b = (b - bn.running_mean.double()) * g + bn.bias.double()
+    return w, b
 
 
 def parameter_counts(model: DelRecNet) -> dict[str, int]:
@@ -548,14 +623,20 @@ def to_network(model: DelRecNet, *, in_bits: int, name: str | None = None,
                meta: dict | None = None) -> Network:
     """Fold BatchNorm and quantise ``model`` with :func:`model.quantise.quantise_audio`."""
     c = model.cfg
-    f = {k: v.detach().numpy() for k, v in model.folded().items()}
+    fo = model.folded()
+    f = {k: v.detach().numpy() for k, v in fo.items() if k != "more"}
+    # fields added later are written only when set, so that an older network retrained from
+    # its seed is the same file (the same digest)
+    later = {"tonotopic": 0.0, "layers": 2}
     info = {"model": {k: (list(v) if isinstance(v, tuple) else v)
-                      for k, v in asdict(c).items()}}
+                      for k, v in asdict(c).items() if later.get(k, object()) != v}}
     info.update(meta or {})
+    more = [(m["w"].detach().numpy(), m["b"].detach().numpy(), m["w_rec"].detach().numpy(),
+             model.int_delays(k + 1).numpy()) for k, m in enumerate(fo["more"])]
     return quantise_audio(f["w1"], f["b1"], f["w2"], f["b2"], f["w_rec"],
                           model.int_delays().numpy(), f["w3"], f["b3"], in_bits=in_bits,
                           w_bits=c.w_bits, beta=c.beta, beta_shift=c.beta_shift,
                           out_beta=c.out_beta, out_beta_shift=c.out_beta_shift,
                           threshold_float=c.threshold, max_delay=c.dmax,
                           name=name or ("delrec" if c.arch == "dense" else "convdelrec"),
-                          meta=info)
+                          meta=info, more=more)

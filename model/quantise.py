@@ -142,7 +142,7 @@ def quantise_audio(w_in: np.ndarray, b_in: np.ndarray, w_hid: np.ndarray, b_hid:
                    beta_shift: int = 8, out_beta: int = 243, out_beta_shift: int = 8,
                    threshold_float: float = 1.0, max_delay: int = 31,
                    steps: int | None = None, name: str = "delrec",
-                   meta: dict | None = None) -> Network:
+                   meta: dict | None = None, more: tuple = ()) -> Network:
     """Quantise a DelRec (dense ``w_rec`` of shape ``(H, H)``) or ConvDelRec (kernel ``(K,)``).
 
     The float network (BatchNorm already folded, see :func:`fold_batchnorm`)::
@@ -151,9 +151,12 @@ def quantise_audio(w_in: np.ndarray, b_in: np.ndarray, w_hid: np.ndarray, b_hid:
         layer 2  I = w_hid s1(t) + b_hid + rec(s2, rec_delay)   LIF, threshold_float
         layer 3  I = w_out s2(t) + b_out                        read-out (no threshold)
 
-    ``rec_delay`` holds the IR delays (integers in ``1..max_delay``) of the presynaptic neurons.
-    Every layer gets its own scale (:func:`layer_scale` over all projections into it, the
-    recurrent one included), so one weight uses the full signed ``w_bits`` range::
+    ``more`` adds recurrent layers between layer 2 and the read-out, each a tuple
+    ``(w_hid, b_hid, w_rec, rec_delay)`` like layer 2's, fed by the layer before it (the
+    ConvDelRec authors' SHD network has three recurrent layers). ``rec_delay`` holds the IR
+    delays (integers in ``1..max_delay``) of the presynaptic neurons. Every layer gets its own
+    scale (:func:`layer_scale` over all projections into it, the recurrent one included), so
+    one weight uses the full signed ``w_bits`` range::
 
         w = rint(s * W)    bias = rint(s * b)    threshold = rint(s * threshold_float)
 
@@ -164,68 +167,78 @@ def quantise_audio(w_in: np.ndarray, b_in: np.ndarray, w_hid: np.ndarray, b_hid:
     differs from the float one only by the rounding of the weights and the floor in the leak.
     """
     f64 = lambda a: np.asarray(a, np.float64)
-    w_in, b_in, w_hid, b_hid = f64(w_in), f64(b_in), f64(w_hid), f64(b_hid)
-    w_rec, w_out, b_out = f64(w_rec), f64(w_out), f64(b_out)
+    w_in, b_in, w_out, b_out = f64(w_in), f64(b_in), f64(w_out), f64(b_out)
     hidden = w_in.shape[0]
-    if w_in.ndim != 2 or w_hid.shape != (hidden, hidden) or w_out.ndim != 2 \
-            or w_out.shape[1] != hidden:
-        raise ValueError(f"shapes do not chain: w_in {w_in.shape}, w_hid {w_hid.shape}, "
-                         f"w_out {w_out.shape}")
-    if b_in.shape != (hidden,) or b_hid.shape != (hidden,) or b_out.shape != (w_out.shape[0],):
-        raise ValueError(f"bias shapes {b_in.shape}, {b_hid.shape}, {b_out.shape} do not match "
-                         "their layers")
-    if w_rec.shape == (hidden, hidden):
-        kind = "dense"
-    elif w_rec.ndim == 1 and w_rec.shape[0] % 2 == 1:
-        kind = "conv"
-    else:
-        raise ValueError(f"w_rec must be (H, H) = ({hidden}, {hidden}) or an odd kernel (K,), "
-                         f"got {w_rec.shape}")
-    delay = np.asarray(rec_delay)
-    if delay.dtype.kind not in "iu" or delay.shape != (hidden,):
-        raise ValueError(f"rec_delay must be integers of shape ({hidden},), got {delay.dtype} "
-                         f"{delay.shape}")
-    if delay.size and (int(delay.min()) < 1 or int(delay.max()) > max_delay):
-        raise ValueError(f"rec_delay must lie in [1, max_delay={max_delay}], got "
-                         f"[{int(delay.min())}, {int(delay.max())}]")
+    specs = []
+    for k, (wh, bh, wr, d) in enumerate([(w_hid, b_hid, w_rec, rec_delay), *more]):
+        where = "" if k == 0 else f" (recurrent layer {k + 1}, hidden{k + 2})"
+        wh, bh, wr = f64(wh), f64(bh), f64(wr)
+        if w_in.ndim != 2 or wh.shape != (hidden, hidden) or w_out.ndim != 2 \
+                or w_out.shape[1] != hidden:
+            raise ValueError(f"shapes do not chain: w_in {w_in.shape}, w_hid {wh.shape}"
+                             f"{where}, w_out {w_out.shape}")
+        if b_in.shape != (hidden,) or bh.shape != (hidden,) \
+                or b_out.shape != (w_out.shape[0],):
+            raise ValueError(f"bias shapes {b_in.shape}, {bh.shape}{where}, {b_out.shape} do "
+                             "not match their layers")
+        if wr.shape == (hidden, hidden):
+            kind = "dense"
+        elif wr.ndim == 1 and wr.shape[0] % 2 == 1:
+            kind = "conv"
+        else:
+            raise ValueError(f"w_rec{where} must be (H, H) = ({hidden}, {hidden}) or an odd "
+                             f"kernel (K,), got {wr.shape}")
+        delay = np.asarray(d)
+        if delay.dtype.kind not in "iu" or delay.shape != (hidden,):
+            raise ValueError(f"rec_delay{where} must be integers of shape ({hidden},), got "
+                             f"{delay.dtype} {delay.shape}")
+        if delay.size and (int(delay.min()) < 1 or int(delay.max()) > max_delay):
+            raise ValueError(f"rec_delay{where} must lie in [1, max_delay={max_delay}], got "
+                             f"[{int(delay.min())}, {int(delay.max())}]")
+        specs.append((wh, bh, wr, delay.astype(np.int64), kind))
     if not 2 <= w_bits <= MAX_BITS:
         raise ValueError(f"w_bits must be in [2, {MAX_BITS}], got {w_bits}")
     if threshold_float <= 0:
         raise ValueError(f"threshold_float must be > 0, got {threshold_float}")
 
-    scales = [layer_scale([w_in], w_bits), layer_scale([w_hid, w_rec], w_bits),
-              layer_scale([w_out], w_bits)]
+    n_hid = 1 + len(specs)                       # LIF layers 1..n_hid, read-out n_hid + 1
+    scales = [layer_scale([w_in], w_bits)] + [layer_scale([wh, wr], w_bits)
+                                              for wh, _, wr, _, _ in specs] \
+        + [layer_scale([w_out], w_bits)]
     q = lambda s, a: np.rint(s * a).astype(np.int64)
     thresholds = []
-    for s in scales[:2]:
+    for s in scales[:n_hid]:
         th = int(np.rint(s * threshold_float))
         if th < 1:
             raise ValueError(f"threshold rounds to {th} at scale {s:.6g}; use more weight bits")
         thresholds.append(th)
-    projs = (
-        Projection("dense", 0, 1, w_bits, q(scales[0], w_in), np.int64(0)),
-        Projection("dense", 1, 2, w_bits, q(scales[1], w_hid), np.int64(0)),
-        Projection(kind, 2, 2, w_bits, q(scales[1], w_rec), delay.astype(np.int64)),
-        Projection("dense", 2, 3, w_bits, q(scales[2], w_out), np.int64(0)),
-    )
-    biases = [q(scales[0], b_in), q(scales[1], b_hid), q(scales[2], b_out)]
-    leaks = [(beta, beta_shift), (beta, beta_shift), (out_beta, out_beta_shift)]
-    names = ["hidden1", "hidden2", "readout"]
+    projs = [Projection("dense", 0, 1, w_bits, q(scales[0], w_in), np.int64(0))]
+    biases = [q(scales[0], b_in)]
+    for k, (wh, bh, wr, delay, kind) in enumerate(specs):
+        s, l = scales[k + 1], k + 2
+        projs += [Projection("dense", l - 1, l, w_bits, q(s, wh), np.int64(0)),
+                  Projection(kind, l, l, w_bits, q(s, wr), delay)]
+        biases.append(q(s, bh))
+    projs.append(Projection("dense", n_hid, n_hid + 1, w_bits, q(scales[-1], w_out),
+                            np.int64(0)))
+    biases.append(q(scales[-1], b_out))
+    leaks = [(beta, beta_shift)] * n_hid + [(out_beta, out_beta_shift)]
+    names = [f"hidden{k}" for k in range(1, n_hid + 1)] + ["readout"]
     ths = thresholds + [None]
 
     def build(widths, meta_):
         layers = [InputLayer(n=w_in.shape[1], in_bits=in_bits)]
-        for i in range(3):
+        for i in range(n_hid + 1):
             layers.append(LIFLayer(n=biases[i].shape[0], v_bits=widths[i][1],
                                    acc_bits=widths[i][0], beta=leaks[i][0],
                                    beta_shift=leaks[i][1], threshold=ths[i], reset="zero",
                                    bias=biases[i], name=names[i]))
-        return Network(layers=layers, projections=projs, max_delay=max_delay, name=name,
-                       meta=meta_)
+        return Network(layers=layers, projections=tuple(projs), max_delay=max_delay,
+                       name=name, meta=meta_)
 
-    draft = build([(MAX_BITS, MAX_BITS)] * 3, {})
+    draft = build([(MAX_BITS, MAX_BITS)] * (n_hid + 1), {})
     widths = []
-    for l in range(1, 4):
+    for l in range(1, n_hid + 2):
         lo, hi = current_bounds(draft, l)
         lo, hi = int(lo.min()), int(hi.max())
         acc = signed_bits(min(lo, 0), max(hi, 0))
@@ -233,8 +246,11 @@ def quantise_audio(w_in: np.ndarray, b_in: np.ndarray, w_hid: np.ndarray, b_hid:
         v_lo, v_hi = membrane_bounds(lo, hi, beta=b, beta_shift=sh, threshold=ths[l - 1],
                                      steps=steps)
         widths.append((acc, signed_bits(v_lo, v_hi)))
-    info = {"kind": "audio-delrec", "recurrence": kind, "w_bits": int(w_bits),
-            "in_bits": int(in_bits), "scales": [float(s) for s in scales],
-            "threshold_float": float(threshold_float)}
+    kinds = sorted({sp[4] for sp in specs})
+    info = {"kind": "audio-delrec", "recurrence": kinds[0] if len(kinds) == 1 else kinds,
+            "w_bits": int(w_bits), "in_bits": int(in_bits),
+            "scales": [float(s) for s in scales], "threshold_float": float(threshold_float)}
+    if more:
+        info["recurrent_layers"] = len(specs)
     info.update(meta or {})
     return build(widths, info)

@@ -19,8 +19,10 @@ TINY = dict(data="synthetic", hidden=12, kernel=3, dmax=6, epochs=2, batch=32, l
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """Both architectures trained for two epochs on 160 samples of the embedded set."""
+    """Both architectures trained for two epochs on 160 samples of the embedded set, and the
+    ConvDelRec authors' layout (4 hidden layers, 3 of them recurrent) as "conv4"."""
     cfgs = {arch: AudioConfig(arch=arch, **TINY) for arch in ("dense", "conv")}
+    cfgs["conv4"] = AudioConfig(arch="conv", layers=4, **TINY)
     data = load_audio(cfgs["dense"])
     out = {}
     for arch, cfg in cfgs.items():
@@ -35,9 +37,11 @@ def test_tiny_training_writes_valid_networks(trained):
     data, out = trained
     dense, conv = out["dense"][1], out["conv"][1]
     rec = {k: [p for p in n.projections if p.src == p.dst] for k, n in
-           (("dense", dense), ("conv", conv))}
+           (("dense", dense), ("conv", conv), ("conv4", out["conv4"][1]))}
     assert [p.kind for p in rec["dense"]] == ["dense"]
     assert [p.kind for p in rec["conv"]] == ["conv"]
+    assert [(p.kind, p.src) for p in rec["conv4"]] == [("conv", 2), ("conv", 3), ("conv", 4)]
+    assert out["conv4"][0].params["recurrent"] == 3 * (3 + 12)
     assert rec["conv"][0].weight.shape == (3,)
     assert dense.input.n == conv.input.n == data.n_in
     assert dense.layers[-1].threshold is None and dense.layers[-1].n == data.n_classes
@@ -47,7 +51,7 @@ def test_tiny_training_writes_valid_networks(trained):
         assert d.min() >= 1 and d.max() <= net.max_delay <= 6
 
 
-@pytest.mark.parametrize("arch", ["dense", "conv"])
+@pytest.mark.parametrize("arch", ["dense", "conv", "conv4"])
 def test_integer_forward_equals_reference_on_test_samples(trained, arch):
     data, out = trained
     net = out[arch][1]
@@ -96,7 +100,7 @@ def test_cli_cosim_inputs_are_checked(trained, tmp_path, capsys, bad, message):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", ["dense"])
+@pytest.mark.parametrize("arch", ["dense", "conv4"])
 def test_rtl_bit_exact_on_whole_test_samples(trained, tmp_path, arch):
     data, out = trained
     net = out[arch][1]

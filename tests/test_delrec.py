@@ -34,7 +34,7 @@ def _tiny(arch="dense", **kw):
 def _randomise_bn(model, seed=0):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for bn in (model.bn1, model.bn2):
+        for bn in [model.bn1, model.bn2] + [m.bn for m in model.more]:
             bn.running_mean.uniform_(-0.3, 0.3, generator=g)
             bn.running_var.uniform_(0.05, 0.3, generator=g)
             bn.weight.uniform_(0.5, 1.5, generator=g)
@@ -240,22 +240,27 @@ def test_float_model_matches_integer_network(arch):
     assert (out.v.sum(1).argmax(1) == tr.prediction).float().mean() >= 0.8
 
 
-@pytest.mark.parametrize("arch", ["dense", "conv"])
-def test_quant_mode_is_the_integer_network(arch):
-    """QAT's forward in eval == model.int_forward == sim.reference, every step."""
+@pytest.mark.parametrize("arch,layers", [("dense", 2), ("conv", 2), ("dense", 3),
+                                         ("conv", 4)])
+def test_quant_mode_is_the_integer_network(arch, layers):
+    """QAT's forward in eval == model.int_forward == sim.reference, every step (also with
+    more recurrent layers, as the ConvDelRec authors' 4-layer network)."""
     torch.manual_seed(3)
-    m = DelRecNet(_tiny(arch, w_bits=6))
+    m = DelRecNet(_tiny(arch, w_bits=6, layers=layers))
     _randomise_bn(m, 3)
     m.eval()
     x = _counts(5, 30, 10, seed=4)
     net = to_network(m, in_bits=2)
+    assert len(net.layers) == layers + 2 and len(net.projections) == 2 * layers
     with torch.no_grad():
         out = m(x.float(), mode="quant")
     tr = integer_forward(net, x)
-    assert out.s1.sum() > 0 and out.s2.sum() > 0
-    assert torch.equal(out.s1.to(torch.uint8), tr.spikes[1])
-    assert torch.equal(out.s2.to(torch.uint8), tr.spikes[2])
-    assert torch.equal(out.v.long(), tr.v[3])
+    spikes = [out.s1, out.s2, *out.more]
+    assert len(spikes) == layers
+    for l, s in enumerate(spikes, 1):
+        assert s.sum() > 0, l
+        assert torch.equal(s.to(torch.uint8), tr.spikes[l]), l
+    assert torch.equal(out.v.long(), tr.v[layers + 1])
     assert torch.equal(out.logits.argmax(1), tr.prediction)
     for b in range(2):
         ref = simulate(net, x[b].numpy())
@@ -312,6 +317,43 @@ def test_network_passes_check_and_round_trips(arch, tmp_path):
     path = ir.save(net, tmp_path / "n.npz")
     back = ir.load(path)
     assert back == net and back.digest == net.digest
+
+
+def test_more_recurrent_layers_in_the_network_and_its_ir():
+    """layers=3: hidden layer 3 is recurrent like layer 2 (its own weights, delays, scale);
+    a 2-layer network is unchanged by the option (parameters, names, IR meta)."""
+    torch.manual_seed(6)
+    two = DelRecNet(_tiny("conv"))
+    torch.manual_seed(6)
+    three = DelRecNet(_tiny("conv", layers=3))
+    for (n, p), (n3, p3) in zip(two.named_parameters(), three.named_parameters()):
+        assert n == n3 and torch.equal(p, p3)
+    assert sorted(n for n, _ in three.named_parameters() if n.startswith("more.")) == \
+        ["more.0.bn.bias", "more.0.bn.weight", "more.0.delay", "more.0.fc.weight",
+         "more.0.w_rec"]
+    assert len(list(three.parameters())) == len(list(two.parameters())) + 5
+    assert three.recurrent_parameters() == 2 * two.recurrent_parameters() == 2 * (3 + 12)
+    assert len(three.delays()) == 2 and three.delays()[1] is three.more[0].delay
+    assert all(p is not three.more[0].delay for p in three.weight_parameters())
+    _randomise_bn(three, 6)
+    net = to_network(three, in_bits=3)
+    ir.check(net)
+    assert [(p.kind, p.src, p.dst) for p in net.projections] == [
+        ("dense", 0, 1), ("dense", 1, 2), ("conv", 2, 2), ("dense", 2, 3), ("conv", 3, 3),
+        ("dense", 3, 4)]
+    assert [l.name for l in net.layers[1:]] == ["hidden1", "hidden2", "hidden3", "readout"]
+    assert np.array_equal(net.projections[4].delay, three.int_delays(1).numpy())
+    assert len(net.meta["scales"]) == 4 and net.meta["model"]["layers"] == 3
+    assert "layers" not in to_network(two, in_bits=3).meta["model"]
+    with torch.no_grad():           # the clamps reach every recurrent layer
+        three.more[0].delay.fill_(99.0)
+        three.more[0].w_rec.fill_(5.0)
+    three.clamp_delays_()
+    three.clamp_self_()
+    assert float(three.more[0].delay.max()) == 5.0
+    assert float(three.more[0].w_rec[1]) == pytest.approx(0.9)
+    with pytest.raises(ValueError, match="layers must be >= 2"):
+        ModelConfig(layers=1)
 
 
 def test_quantise_audio_rejects_bad_input():
@@ -383,6 +425,14 @@ def test_training_decreases_loss_and_exports(arch, tmp_path):
     assert ck["phase"] == "quant" and ck["epoch"] == 0
     again = train_audio(cfg)
     assert again.net == res.net
+    # a checkpoint written before a setting existed holds its default: it still resumes
+    old = json.loads(ck["config"])
+    del old["layers"], old["lr_rec"]
+    ck["config"] = json.dumps(old)
+    torch.save(ck, cfg.checkpoint)
+    assert train_audio(cfg).net == res.net
+    with pytest.raises(ValueError, match=r"other settings \(\['layers'\]\)"):
+        train_audio(dataclasses.replace(cfg, layers=3))
 
 
 def test_weight_averaging_is_a_candidate_with_its_own_batchnorm_statistics(tmp_path):
