@@ -32,7 +32,7 @@ def add_parser(tsub) -> None:
                    help="hardware maximum delay (IR max_delay); recurrent delays 1..dmax")
     q.add_argument("--epochs", type=int, default=40)
     q.add_argument("--beta", type=int, default=None,
-                   help="leak of the two hidden LIF layers, beta/256 (default: 12, DelRec's "
+                   help="leak of the hidden LIF layers, beta/256 (default: 12, DelRec's "
                         "tau = 1.05, for dense; 192 = 0.75, which keeps membrane memory, for "
                         "conv: each the better one measured, see docs/audio.md)")
     q.add_argument("--qat-epochs", type=int, default=5,
