@@ -568,6 +568,8 @@ def _load_ckpt(cfg: AudioConfig) -> dict:
     saved = json.loads(ckpt["config"])
     mine = asdict(cfg)
     keep = ("checkpoint", "resume", "progress", "dump_state", "threads")
+    if cfg.arch == "dense":
+        keep += ("kernel",)   # the conv taps: no part of a dense network
     # a setting added after the checkpoint was written has its default there
     default = asdict(AudioConfig())
     diff = {k for k in mine if k not in keep and json.dumps(saved.get(k, default[k]))

@@ -433,6 +433,9 @@ def test_training_decreases_loss_and_exports(arch, tmp_path):
     assert train_audio(cfg).net == res.net
     with pytest.raises(ValueError, match=r"other settings \(\['layers'\]\)"):
         train_audio(dataclasses.replace(cfg, layers=3))
+    if arch == "dense":    # the conv kernel size is no setting of a dense network
+        other = train_audio(dataclasses.replace(cfg, kernel=cfg.kernel + 2)).net
+        assert dataclasses.replace(other, meta={}) == dataclasses.replace(res.net, meta={})
 
 
 def test_weight_averaging_is_a_candidate_with_its_own_batchnorm_statistics(tmp_path):
