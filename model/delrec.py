@@ -445,41 +445,37 @@ class DelRecNet(nn.Module):
         int64 ``(H,)``."""
         return 1 + round_delays(self.delays()[layer], self.cfg.dmax)
 
-    def folded(self) -> dict[str, torch.Tensor]:
+    def folded(self) -> dict:
         """float64 weights and biases with BatchNorm (running statistics) folded in.
 
         The same operations as :func:`model.quantise.fold_batchnorm`, so the same floats.
+        ``w1``/``b1``: hidden layer 1; ``rec``: one ``{w, b, w_rec}`` per recurrent layer
+        (2, 3, ...); ``w_out``/``b_out``: the read-out.
         """
-        out = {}
-        for k, fc, bn in ((1, self.fc1, self.bn1), (2, self.fc2, self.bn2),
-                          (3, self.fc3, None)):
-            out[f"w{k}"], out[f"b{k}"] = _fold(fc, bn)
-        out["w_rec"] = self.w_rec.double()
-        # hidden layers 3, ... ("w3"/"b3" stay the read-out's, as in a 2-layer network)
-        out["more"] = [dict(zip(("w", "b"), _fold(m.fc, m.bn)), w_rec=m.w_rec.double())
-                       for m in self.more]
-        return out
+        w1, b1 = _fold(self.fc1, self.bn1)
+        w_out, b_out = _fold(self.fc3, None)
+        rec = [dict(zip(("w", "b"), _fold(fc, bn)), w_rec=w.double())
+               for fc, bn, w, _ in self.rec_layers()]
+        return {"w1": w1, "b1": b1, "rec": rec, "w_out": w_out, "b_out": b_out}
 
     def quantised(self) -> dict:
         """Integer-valued float64 weights, biases and thresholds (straight-through gradients)
-        and the layer scales, exactly as :func:`model.quantise.quantise_audio` computes them.
-        ``scales``: hidden layers 1 and 2 and the read-out; ``more``: hidden layers 3, ...
-        (each with its ``th`` and ``scale``)."""
+        and the layer scales, exactly as :func:`model.quantise.quantise_audio` computes them;
+        the keys of :meth:`folded`, each recurrent layer with its threshold ``th``."""
         f = self.folded()
         qmax = (1 << (self.cfg.w_bits - 1)) - 1
         scale = lambda *ws: qmax / max(float(w.detach().abs().max()) for w in ws)
-        s1, s2, s3 = scale(f["w1"]), scale(f["w2"], f["w_rec"]), scale(f["w3"])
         q = lambda s, a: _ste(s * a, torch.round(s * a.detach()))
         th = lambda s: int(np.rint(s * self.cfg.threshold))
-        more = []
-        for m in f["more"]:
-            s = scale(m["w"], m["w_rec"])
-            more.append({"w": q(s, m["w"]), "b": q(s, m["b"]), "w_rec": q(s, m["w_rec"]),
-                         "th": th(s), "scale": s})
-        return {"w1": q(s1, f["w1"]), "b1": q(s1, f["b1"]), "w2": q(s2, f["w2"]),
-                "b2": q(s2, f["b2"]), "w_rec": q(s2, f["w_rec"]), "w3": q(s3, f["w3"]),
-                "b3": q(s3, f["b3"]), "th1": th(s1), "th2": th(s2), "scales": (s1, s2, s3),
-                "more": more}
+        s1, s_out = scale(f["w1"]), scale(f["w_out"])
+        rec = []
+        for r in f["rec"]:
+            s = scale(r["w"], r["w_rec"])
+            rec.append({"w": q(s, r["w"]), "b": q(s, r["b"]), "w_rec": q(s, r["w_rec"]),
+                        "th": th(s)})
+        return {"w1": q(s1, f["w1"]), "b1": q(s1, f["b1"]), "th1": th(s1), "rec": rec,
+                "w_out": q(s_out, f["w_out"]), "b_out": q(s_out, f["b_out"]),
+                "out_scale": s_out}
 
     # ---------------------------------------------------------------------------- dynamics
 
@@ -498,13 +494,12 @@ class DelRecNet(nn.Module):
         return out.transpose(0, 1)
 
     def _lif_rec(self, i: torch.Tensor, w_rec: torch.Tensor, th: float, quant: bool,
-                 kernel: bool, delay: torch.Tensor | None = None) -> torch.Tensor:
-        """Spikes of a recurrent LIF layer (``delay``: its delays, default layer 2's);
-        ``kernel``: the triangle mask, else integer delays."""
+                 kernel: bool, delay: torch.Tensor) -> torch.Tensor:
+        """Spikes of a recurrent LIF layer with presynaptic delays ``delay``; ``kernel``: the
+        triangle mask, else integer delays."""
         c = self.cfg
         B, T, H = i.shape
         L = c.dmax
-        delay = self.delay if delay is None else delay
         if kernel:
             start, weight = delay_band(delay.clamp(0, L - 1).to(i.dtype),
                                        float(self.sigma), L)
@@ -521,7 +516,7 @@ class DelRecNet(nn.Module):
         return out.transpose(0, 1)
 
     def _lif_rec_reference(self, i: torch.Tensor, w_rec: torch.Tensor, th: float,
-                           quant: bool, kernel: bool) -> torch.Tensor:
+                           quant: bool, kernel: bool, delay: torch.Tensor) -> torch.Tensor:
         """Step-by-step autograd version of :meth:`_lif_rec` (no recurrent dropout): the
         reference its fused gradient is tested against."""
         c = self.cfg
@@ -530,13 +525,13 @@ class DelRecNet(nn.Module):
         v = torch.zeros_like(i[:, 0])
         win = i.new_zeros(L, B, H)     # win[l] = s(t - 1 - l)
         if kernel:
-            start, weight = delay_band(self.delay.clamp(0, L - 1).to(i.dtype),
+            start, weight = delay_band(delay.clamp(0, L - 1).to(i.dtype),
                                        float(self.sigma), L)
             band = (start[:, None] + torch.arange(weight.shape[1])).clamp(0, L - 1)
             idx = band.T.unsqueeze(1).expand(-1, B, H)
             weight = weight.T.unsqueeze(1)
         else:
-            idx = round_delays(self.delay, L).view(1, 1, H).expand(1, B, H)
+            idx = round_delays(delay, L).view(1, 1, H).expand(1, B, H)
             weight = torch.ones(1, 1, H, dtype=i.dtype)
         out = []
         for i_t in i.unbind(1):
@@ -570,31 +565,24 @@ class DelRecNet(nn.Module):
         if mode == "quant":
             q = self.quantised()
             x = x.double()
-            s1 = self._lif(x @ q["w1"].T + q["b1"], q["th1"], True)
-            i2 = drop(s1) @ q["w2"].T + q["b2"]
-            s2 = self._lif_rec(i2, q["w_rec"], q["th2"], True, kernel=False)
-            more, last = [], s2
-            for m, d in zip(q["more"], self.delays()[1:]):
-                last = self._lif_rec(drop(last) @ m["w"].T + m["b"], m["w_rec"], m["th"], True,
-                                     kernel=False, delay=d)
-                more.append(last)
-            v = self._readout(drop(last) @ q["w3"].T + q["b3"], True)
-            return Forward(v.mean(1) / q["scales"][2], v, s1, s2, tuple(more))
+            spikes = [self._lif(x @ q["w1"].T + q["b1"], q["th1"], True)]
+            for r, d in zip(q["rec"], self.delays()):
+                spikes.append(self._lif_rec(drop(spikes[-1]) @ r["w"].T + r["b"], r["w_rec"],
+                                            r["th"], True, kernel=False, delay=d))
+            v = self._readout(drop(spikes[-1]) @ q["w_out"].T + q["b_out"], True)
+            return Forward(v.mean(1) / q["out_scale"], v, spikes[0], spikes[1],
+                           tuple(spikes[2:]))
         x = x.float()
 
         def bn(i, m):
             return i if m is None else m(i.reshape(B * T, -1)).reshape(B, T, -1)
 
-        s1 = self._lif(bn(self.fc1(x), self.bn1), c.threshold, False)
-        i2 = bn(self.fc2(drop(s1)), self.bn2)
-        s2 = self._lif_rec(i2, self.w_rec, c.threshold, False, kernel=self.training)
-        more, last = [], s2
-        for m in self.more:
-            last = self._lif_rec(bn(m.fc(drop(last)), m.bn), m.w_rec, c.threshold, False,
-                                 kernel=self.training, delay=m.delay)
-            more.append(last)
-        v = self._readout(self.fc3(drop(last)), False)
-        return Forward(v.mean(1), v, s1, s2, tuple(more))
+        spikes = [self._lif(bn(self.fc1(x), self.bn1), c.threshold, False)]
+        for fc, m, w_rec, d in self.rec_layers():
+            spikes.append(self._lif_rec(bn(fc(drop(spikes[-1])), m), w_rec, c.threshold, False,
+                                        kernel=self.training, delay=d))
+        v = self._readout(self.fc3(drop(spikes[-1])), False)
+        return Forward(v.mean(1), v, spikes[0], spikes[1], tuple(spikes[2:]))
 
 
 def _fold(fc: nn.Linear, bn: nn.BatchNorm1d | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -623,20 +611,20 @@ def to_network(model: DelRecNet, *, in_bits: int, name: str | None = None,
                meta: dict | None = None) -> Network:
     """Fold BatchNorm and quantise ``model`` with :func:`model.quantise.quantise_audio`."""
     c = model.cfg
-    fo = model.folded()
-    f = {k: v.detach().numpy() for k, v in fo.items() if k != "more"}
+    f = model.folded()
+    np_ = lambda t: t.detach().numpy()
+    rec = [(np_(r["w"]), np_(r["b"]), np_(r["w_rec"]), model.int_delays(k).numpy())
+           for k, r in enumerate(f["rec"])]
     # fields added later are written only when set, so that an older network retrained from
     # its seed is the same file (the same digest)
     later = {"tonotopic": 0.0, "layers": 2}
     info = {"model": {k: (list(v) if isinstance(v, tuple) else v)
                       for k, v in asdict(c).items() if later.get(k, object()) != v}}
     info.update(meta or {})
-    more = [(m["w"].detach().numpy(), m["b"].detach().numpy(), m["w_rec"].detach().numpy(),
-             model.int_delays(k + 1).numpy()) for k, m in enumerate(fo["more"])]
-    return quantise_audio(f["w1"], f["b1"], f["w2"], f["b2"], f["w_rec"],
-                          model.int_delays().numpy(), f["w3"], f["b3"], in_bits=in_bits,
+    return quantise_audio(np_(f["w1"]), np_(f["b1"]), *rec[0], np_(f["w_out"]),
+                          np_(f["b_out"]), in_bits=in_bits,
                           w_bits=c.w_bits, beta=c.beta, beta_shift=c.beta_shift,
                           out_beta=c.out_beta, out_beta_shift=c.out_beta_shift,
                           threshold_float=c.threshold, max_delay=c.dmax,
                           name=name or ("delrec" if c.arch == "dense" else "convdelrec"),
-                          meta=info, more=more)
+                          meta=info, more=rec[1:])

@@ -183,7 +183,7 @@ def test_fused_recurrent_layer_gradients_equal_autograd(arch, quant, kernel):
         ii = i * 3 if quant else i
         if quant:  # integer currents, as in quant mode
             ii = ii + (ii.round() - ii).detach()
-        out = f(ii, w, th, quant, kernel)
+        out = f(ii, w, th, quant, kernel, m.delay)
         (out * r).sum().backward()
         got.append((out.detach(), i.grad, w.grad, m.delay.grad))
         i.grad = w.grad = m.delay.grad = None
@@ -285,14 +285,15 @@ def test_fold_batchnorm_same_floats_in_torch_and_numpy():
     m = DelRecNet(_tiny())
     _randomise_bn(m, 5)
     f = m.folded()
+    got = {1: (f["w1"], f["b1"]), 2: (f["rec"][0]["w"], f["rec"][0]["b"])}
     for k, fc, bn in ((1, m.fc1, m.bn1), (2, m.fc2, m.bn2)):
         w, b = fold_batchnorm(fc.weight.detach().double().numpy(), None,
                               bn.weight.detach().double().numpy(),
                               bn.bias.detach().double().numpy(),
                               bn.running_mean.double().numpy(), bn.running_var.double().numpy(),
                               bn.eps)
-        assert np.array_equal(w, f[f"w{k}"].detach().numpy())
-        assert np.array_equal(b, f[f"b{k}"].detach().numpy())
+        assert np.array_equal(w, got[k][0].detach().numpy())
+        assert np.array_equal(b, got[k][1].detach().numpy())
 
 
 # ---------------------------------------------------------------------------- the IR
