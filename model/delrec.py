@@ -203,16 +203,27 @@ def _ste(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return x + (q - x).detach() if x.requires_grad else q
 
 
-def _conv_same(z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """``out[:, i] = sum_k w[k] z[:, i + k - (K-1)/2]`` with zero padding, as K shifted adds
-    (F.conv1d with one channel is slower, and its transpose ~25x slower, on CPU)."""
-    k, n = w.shape[0], z.shape[-1]
+def _band_index(n: int, k: int) -> torch.Tensor:
+    """(n, n) index into ``[0, w_0 .. w_{K-1}]``: entry (i, j) picks ``w[j - i + p]`` (shifted
+    by one) where ``|j - i| <= p``, else 0, the zero in front. ``p = (K - 1) / 2``."""
     p = (k - 1) // 2
-    zp = F.pad(z, (p, p))
-    out = zp[..., 0:n] * w[0]
-    for j in range(1, k):
-        out = out + zp[..., j:j + n] * w[j]
-    return out
+    d = torch.arange(n)[None, :] - torch.arange(n)[:, None] + p
+    return torch.where((d >= 0) & (d < k), d + 1, 0)
+
+
+def _band(w: torch.Tensor, n: int) -> torch.Tensor:
+    """The (n, n) banded matrix M of the zero-padded K-tap convolution ``out[:, i] = sum_k
+    w[k] z[:, i + k - p]``: ``out = z @ M.T``. One matrix product per step is ~1.5x faster in
+    training at H = 340, K = 31 than K shifted adds (and F.conv1d's transpose is ~25x slower
+    on CPU); the sums are ordered differently, so float results differ in the last bits."""
+    return torch.cat([w.new_zeros(1), w])[_band_index(n, w.shape[0])]
+
+
+def _band_grad(a: torch.Tensor, k: int) -> torch.Tensor:
+    """Gradient of the K taps from ``a = dL/dM`` (n, n), the adjoint of :func:`_band`: tap k
+    collects the diagonal ``k - p`` of ``a``."""
+    g = a.new_zeros(k + 1).index_add_(0, _band_index(a.shape[0], k).flatten(), a.flatten())
+    return g[1:]
 
 
 class _FusedLIF(torch.autograd.Function):
@@ -254,7 +265,7 @@ class _FusedLIF(torch.autograd.Function):
             cols = torch.arange(H)
             Z = torch.empty_like(i)
             k = w_rec.shape[0] if w_rec.ndim == 1 else 0
-            wr = w_rec.detach()
+            wr = w_rec.detach() if not k else _band(w_rec.detach(), H)  # conv as banded (H, H)
         for t in range(T):
             u = torch.floor(v * beta / (1 << shift)) if floor else v * bf
             v_hat = u + i[t]
@@ -263,7 +274,7 @@ class _FusedLIF(torch.autograd.Function):
                 if drop is not None:
                     z = z * drop[t]
                 Z[t] = z
-                v_hat = v_hat + (z @ wr.T if not k else _conv_same(z, wr))
+                v_hat = v_hat + z @ wr.T
             x = (v_hat - th) / th
             s = (x >= 0).to(i.dtype)
             X[t] = x
@@ -293,14 +304,14 @@ class _FusedLIF(torch.autograd.Function):
             rows = P + 1 + start
             cols = torch.arange(H)
             k = w_rec.shape[0] if w_rec.ndim == 1 else 0
-            wr = w_rec.detach()
+            wr = w_rec.detach() if not k else _band(w_rec.detach(), H)
         g_next = torch.zeros_like(X[0])       # dL / dv_hat(t + 1)
         for t in range(T - 1, -1, -1):
             gs = g_out[t] + gQ[rows + t, :, cols].T if rec else g_out[t]
             g = gs * sur[t] + (1 - spikes[t]) * bf * g_next
             g_i[t] = g
             if rec:
-                gz = g @ wr if not k else _conv_same(g, wr.flip(0))   # the transpose
+                gz = g @ wr
                 if drop is not None:
                     gz = gz * drop[t]
                 GZ[t] = gz
@@ -309,12 +320,9 @@ class _FusedLIF(torch.autograd.Function):
         g_w = g_weight = None
         if rec:
             if ctx.needs_input_grad[1]:
-                if not k:
-                    g_w = g_i.reshape(-1, H).T @ Z.reshape(-1, H)
-                else:
-                    p = (k - 1) // 2
-                    Zp = F.pad(Z, (p, p))
-                    g_w = torch.stack([(g_i * Zp[..., j:j + H]).sum() for j in range(k)])
+                g_w = g_i.reshape(-1, H).T @ Z.reshape(-1, H)
+                if k:
+                    g_w = _band_grad(g_w, k)
             if ctx.needs_input_grad[2]:
                 # z(t) = sum_w weight[w] Q[P + t - w] (GZ carries the dropout factor)
                 g_weight = torch.stack([(Q[P - w:P - w + T] * GZ).sum((0, 1))
