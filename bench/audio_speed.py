@@ -9,7 +9,8 @@ for both. Four places where inference is timed or counted, each as conv / dense 
 run:
 
 1. **torch, float** (``model.delrec.DelRecNet`` in eval mode, 2 threads, no autograd): time per
-   sample at batch 1 and batch 32, median of ``repeats`` runs over the samples;
+   sample at batch 1 and batch 32, median of ``repeats`` runs over the samples; and one
+   training step (train mode, forward and backward) on a batch of the first 64 samples;
 2. **integer reference** (``sim.reference.simulate``, event-driven numpy, one sample at a time):
    time per sample, median over the samples;
 3. **synaptic operations** (weight reads) per sample from the reference traces: a recurrent
@@ -66,6 +67,17 @@ def torch_times(hidden: int, n_in: int, n_out: int, kernel: int, dmax: int, x: n
                 model(batches[0])  # warm-up
                 sec = _median_time(lambda: [model(xb) for xb in batches], repeats)
                 row[f"batch{b}"] = sec / n
+        # one training step (forward and backward, train mode) on a batch of up to 64
+        model.train()
+        xb = xt[:64]
+        y = torch.arange(len(xb)) % n_out
+
+        def step():
+            model.zero_grad()
+            torch.nn.functional.cross_entropy(model(xb).logits, y).backward()
+
+        step()  # warm-up
+        row["train64"] = _median_time(step, repeats) / len(xb)
         out[arch] = row
     return out
 
@@ -143,6 +155,7 @@ def main(argv=None) -> dict:
     ratios = {
         "torch batch 1": res["torch"]["dense"]["batch1"] / res["torch"]["conv"]["batch1"],
         "torch batch 32": res["torch"]["dense"]["batch32"] / res["torch"]["conv"]["batch32"],
+        "torch training step": res["torch"]["dense"]["train64"] / res["torch"]["conv"]["train64"],
         "integer reference": d["reference_s"] / c["reference_s"],
         "recurrent weight reads": d["recurrent_reads"] / max(c["recurrent_reads"], 1),
         "all weight reads": d["weight_reads"] / max(c["weight_reads"], 1),
@@ -156,6 +169,8 @@ def main(argv=None) -> dict:
              1e3 * res["torch"]["conv"]["batch1"]),
             ("torch float, batch 32 (ms/sample)", 1e3 * res["torch"]["dense"]["batch32"],
              1e3 * res["torch"]["conv"]["batch32"]),
+            (f"torch training step, batch {min(len(x), 64)} (ms/sample)",
+             1e3 * res["torch"]["dense"]["train64"], 1e3 * res["torch"]["conv"]["train64"]),
             ("integer reference (ms/sample)", 1e3 * d["reference_s"], 1e3 * c["reference_s"]),
             ("recurrent weight reads / sample", d["recurrent_reads"], c["recurrent_reads"]),
             ("all weight reads / sample", d["weight_reads"], c["weight_reads"]),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from model import ir
+from model import delrec, ir
 from model.audio_train import AudioConfig, evaluate, integer_accuracy, load_audio, train_audio
 from model.delrec import (DelRecNet, ModelConfig, delay_band, delay_kernel, parameter_counts,
                           round_delays, to_network)
@@ -195,6 +195,24 @@ def test_fused_recurrent_layer_gradients_equal_autograd(arch, quant, kernel):
         else:
             torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-12)
     assert (gb[2] is not None) == kernel
+
+
+@pytest.mark.parametrize("n,k", [(10, 3), (16, 7), (5, 9), (4, 11), (1, 3)])
+def test_banded_matrix_is_the_zero_padded_convolution_and_its_gradient(n, k):
+    """The training path's banded matrix == F.conv1d with 'same' zero padding (also for
+    kernels wider than the layer), and its tap gradient == autograd's."""
+    g = torch.Generator().manual_seed(n * 100 + k)
+    w = torch.randn(k, dtype=torch.float64, generator=g).requires_grad_()
+    z = torch.randn(6, n, dtype=torch.float64, generator=g)
+    m = delrec._band(w, n)
+    conv = torch.nn.functional.conv1d(z.unsqueeze(1), w.view(1, 1, -1),
+                                      padding=(k - 1) // 2).squeeze(1)
+    torch.testing.assert_close(z @ m.T, conv, rtol=1e-12, atol=1e-12)
+    a = torch.randn(n, n, dtype=torch.float64, generator=g)
+    (m * a).sum().backward()
+    torch.testing.assert_close(delrec._band_grad(a, k), w.grad, rtol=1e-12, atol=1e-12)
+    used = (torch.arange(k) - (k - 1) // 2).abs() < n     # taps that reach a neuron
+    assert (w.grad[used] != 0).all() and (w.grad[~used] == 0).all()
 
 
 # ---------------------------------------------------------------------------- float vs integer

@@ -1,7 +1,9 @@
 """Pilot runs of recurrence variants for ConvDelRec (float only), used in docs/audio.md.
 
 Not part of the tool: the variants live in ``rec_variants.patch`` (written against commit
-73e8695; ``git apply --check`` says whether it still applies), which adds to the float model
+73e8695, whose model/ is the same at 412c890, the commit that added this pilot; it no longer
+applies from 29e192b on, where the conv recurrence became a banded matrix product), which adds
+to the float model
 
 * ``rec_gain``: a learned gain per postsynaptic neuron on the recurrent current,
 * ``groups``: ``G`` conv kernels, one per block of ``H / G`` neurons (``G = H``: every neuron
@@ -11,7 +13,7 @@ Not part of the tool: the variants live in ``rec_variants.patch`` (written again
 None of them has an integer or hardware path (the patch does not quantise them), so a run stops
 after the float phase and reports the float test accuracy of the best validation epoch.
 
-    git worktree add ../pilot HEAD && cd ../pilot && git apply bench/pilots/rec_variants.patch
+    git worktree add ../pilot 412c890 && cd ../pilot && git apply bench/pilots/rec_variants.patch
     python -m bench.pilots.rec_variants --seed 0 --groups 256 --json out.json   # locally connected
     python -m bench.pilots.rec_variants --seed 0 --rec-gain --json out.json
     python -m bench.pilots.rec_variants --seed 0 --arch dense --json out.json     # the references
