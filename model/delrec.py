@@ -227,6 +227,11 @@ def _band_grad(a: torch.Tensor, k: int) -> torch.Tensor:
     return g[1:]
 
 
+def _rec_matrix(w_rec: torch.Tensor, n: int) -> torch.Tensor:
+    """The recurrence as an (n, n) matrix: dense weights as they are, a K-tap kernel banded."""
+    return w_rec if w_rec.ndim == 2 else _band(w_rec, n)
+
+
 class _FusedLIF(torch.autograd.Function):
     """A LIF layer over all steps with a hand-written backward pass (BPTT), optionally with the
     delayed recurrence; one Function instead of ~10 autograd nodes per step.
@@ -265,8 +270,7 @@ class _FusedLIF(torch.autograd.Function):
             rows = P + 1 + start                                         # + t: write rows
             cols = torch.arange(H)
             Z = torch.empty_like(i)
-            k = w_rec.shape[0] if w_rec.ndim == 1 else 0
-            wr = w_rec.detach() if not k else _band(w_rec.detach(), H)  # conv as banded (H, H)
+            wr = _rec_matrix(w_rec.detach(), H)
         for t in range(T):
             u = torch.floor(v * beta / (1 << shift)) if floor else v * bf
             v_hat = u + i[t]
@@ -304,8 +308,7 @@ class _FusedLIF(torch.autograd.Function):
             wflip = weight.detach().flip(0).unsqueeze(1)
             rows = P + 1 + start
             cols = torch.arange(H)
-            k = w_rec.shape[0] if w_rec.ndim == 1 else 0
-            wr = w_rec.detach() if not k else _band(w_rec.detach(), H)
+            wr = _rec_matrix(w_rec.detach(), H)
         g_next = torch.zeros_like(X[0])       # dL / dv_hat(t + 1)
         for t in range(T - 1, -1, -1):
             gs = g_out[t] + gQ[rows + t, :, cols].T if rec else g_out[t]
@@ -322,8 +325,8 @@ class _FusedLIF(torch.autograd.Function):
         if rec:
             if ctx.needs_input_grad[1]:
                 g_w = g_i.reshape(-1, H).T @ Z.reshape(-1, H)
-                if k:
-                    g_w = _band_grad(g_w, k)
+                if w_rec.ndim == 1:
+                    g_w = _band_grad(g_w, w_rec.shape[0])
             if ctx.needs_input_grad[2]:
                 # z(t) = sum_w weight[w] Q[P + t - w] (GZ carries the dropout factor)
                 g_weight = torch.stack([(Q[P - w:P - w + T] * GZ).sum((0, 1))
