@@ -503,7 +503,8 @@ def _fuzz_one(job: tuple) -> dict:
     from rtl.pysim import run_core
     from sim.cosim import run_cosim
     from sim.randnet import random_network, random_stimulus
-    from sim.reference import Trace, simulate
+    from model.ir import Trace
+    from sim.reference import simulate
 
     net = random_network(seed, profile=profile)
     lanes = (1, 2, 3, 4, 8)[seed % 5]

@@ -4,17 +4,15 @@
 
     from boards.host import Board
     with Board("/dev/ttyUSB1", net=net) as board:     # checks the board runs ``net``
-        trace = board.run(x)                          # a sim.reference.Trace
+        trace = board.run(x)                          # a model.ir.Trace
         print(trace.prediction)
 
 The driver speaks ``docs/protocol.md`` (:mod:`rtl.protocol`): stop-and-wait, one frame in
 flight, each response matched by its sequence number. Every wait has a timeout; a board that
 stops answering raises :class:`LinkTimeout`, an error frame raises :class:`BoardError`, bytes
 that do not parse raise :class:`LinkError`. After any of these, :meth:`Board.resync` (or a new
-:meth:`Board.run`, which resets the board first) brings the link back.
-
-This module is the host side of the hardware, so unlike the rest of ``boards`` it uses
-``sim.reference`` (for :class:`~sim.reference.Trace` and input validation).
+:meth:`Board.run`, which resets the board first) brings the link back. Runs come back as the
+contract's :class:`~model.ir.Trace`, checked with the same input validation as the reference.
 """
 
 from __future__ import annotations
@@ -25,9 +23,8 @@ from typing import Callable
 
 import numpy as np
 
-from model.ir import Network, digest
+from model.ir import Network, Trace, digest, validate_inputs
 from rtl import protocol as P
-from sim.reference import Trace, validate_inputs
 
 __all__ = ["LinkError", "LinkTimeout", "BoardError", "Board", "open_port"]
 
@@ -238,7 +235,7 @@ class Board:
     def run(self, x: np.ndarray | None = None, forced: dict[int, np.ndarray] | None = None,
             *, steps: int | None = None, membranes: bool = True, spikes: bool = True,
             reset: bool = True, progress: Callable[[int, int], None] | None = None) -> Trace:
-        """Run one sample from a cleared network and return its :class:`~sim.reference.Trace`.
+        """Run one sample from a cleared network and return its :class:`~model.ir.Trace`.
 
         ``x`` is the ``(T, n0)`` input, ``forced`` the forced rasters, as for
         :func:`sim.reference.simulate` (checked the same way when ``net`` was given).

@@ -4,19 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.ir import InputLayer, LIFLayer, MAX_BITS, Network, Projection, current_bounds
+from model.ir import InputLayer, LIFLayer, MAX_BITS, Network, Projection, current_bounds, signed_bits
 
 __all__ = ["signed_bits", "quantise_wm", "fold_batchnorm", "layer_scale", "membrane_bounds",
            "quantise_audio"]
-
-
-def signed_bits(lo: int, hi: int) -> int:
-    """Return the fewest bits ``b >= 2`` with ``-2**(b-1) <= lo`` and ``hi <= 2**(b-1) - 1``."""
-    lo, hi = int(lo), int(hi)
-    b = 2
-    while lo < -(1 << (b - 1)) or hi > (1 << (b - 1)) - 1:
-        b += 1
-    return b
 
 
 def quantise_wm(w_float: np.ndarray, *, w_bits: int = 8, beta: int = 205, beta_shift: int = 8,

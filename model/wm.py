@@ -15,7 +15,7 @@ from model.ir import Network
 __all__ = [
     "make_targets", "contexts", "sparse_contexts", "least_squares_init", "hebbian_init",
     "HEBBIAN_GAIN", "trial_forcing", "f1_from_counts",
-    "score_recall", "WMNet", "simulate_float", "recall_float", "recall_int", "run_wm",
+    "score_recall", "WMNet", "simulate_float", "recall_float", "run_wm",
     "DEFAULTS", "PRESETS",
 ]
 
@@ -458,22 +458,6 @@ def recall_float(w: np.ndarray, targets: np.ndarray, *, pre: int = 10, seed: int
     return score_recall(targets, s, d, pre=pre)
 
 
-def recall_int(net: Network, targets: np.ndarray, *, pre: int = 10, seed: int,
-               p: float | None = None) -> tuple[float, np.ndarray]:
-    """Cue and score every pattern in the integer reference simulator (layer 1 forced).
-
-    Uses the same forced rasters as :func:`recall_float` for the same ``seed`` and ``p``.
-    """
-    from sim.reference import simulate  # sim imports model.ir only; keep model importable alone
-
-    d = net.max_delay
-    f = trial_forcing(targets, d, pre=pre, p=p, seed=seed)
-    steps = f.shape[1]
-    spikes = np.stack([np.asarray(simulate(net, forced={1: fm.astype(np.uint8)},
-                                           steps=steps).spikes[1]) for fm in f])
-    return score_recall(targets, spikes, d, pre=pre)
-
-
 # --------------------------------------------------------------------------------------------
 # The walking skeleton
 
@@ -500,8 +484,8 @@ def run_wm(*, n: int = DEFAULTS["n"], d: int = DEFAULTS["d"], m: int = DEFAULTS[
     the targets' dead time (:func:`make_targets`). ``train_steps > 0`` then
     trains from it (:func:`model.wm_event.train`, teacher-forced soft-F1, Adam) before
     quantising. Recall uses the event-driven engine (:mod:`model.wm_event`), equal to
-    :func:`recall_float` / :func:`recall_int` (the integer engine is bit-identical to the
-    reference simulator). Targets come from ``seed``; the trial noise from stream 1 of
+    :func:`recall_float` (its integer mode is bit-identical to the reference simulator, which
+    the tests hold it to). Targets come from ``seed``; the trial noise from stream 1 of
     ``seed`` (same in both modes). Returns ``f1_float``, ``f1_int``, ``per_pattern_float``,
     ``per_pattern_int`` (lists), ``net`` (the quantised :class:`~model.ir.Network`, whose
     ``meta["wm"]`` holds the settings, enough to regenerate the targets), ``w`` (float

@@ -195,7 +195,7 @@ def run_trials(w_or_net, forced, *, mode: Mode = "float", beta: int = 205, beta_
 def recall(w_or_net, targets: np.ndarray, *, mode: Mode = "float", pre: int = 10, seed: int,
            p: float | None = None, cue=None, silence=None, **lif) -> tuple[float, np.ndarray]:
     """Cue and score every pattern (micro-F1, per-pattern F1), as :func:`model.wm.recall_float`
-    / :func:`model.wm.recall_int` but event-driven. ``cue``: optional forced rasters to use
+    (or, in ``mode="int"``, as the integer reference simulator would) but event-driven. ``cue``: optional forced rasters to use
     instead of :func:`model.wm.trial_forcing` (robustness experiments)."""
     from model.wm import score_recall, trial_forcing
 

@@ -5,14 +5,9 @@ from __future__ import annotations
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
 
-from model.ir import Network
+from model.ir import Network, index_bits
 
-__all__ = ["index_bits", "step_in_layout", "step_out_layout", "step_records", "stimulus_records"]
-
-
-def index_bits(n: int) -> int:
-    """Bits needed to hold an index in ``[0, n - 1]`` (at least 1)."""
-    return max(1, (n - 1).bit_length())
+__all__ = ["step_in_layout", "step_out_layout", "step_records", "stimulus_records"]
 
 
 def step_in_layout(net: Network) -> data.StructLayout:

@@ -41,10 +41,9 @@ from amaranth.hdl import Array, C, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.ir import Network
-from model.quantise import signed_bits
+from model.ir import Network, index_bits, signed_bits
 from .core import UnsupportedNetwork, _lowest
-from .interface import index_bits, step_in_layout, step_out_layout
+from .interface import step_in_layout, step_out_layout
 from .spram import SpramArray
 from .stack import StackPlan, stack_plan
 

@@ -40,8 +40,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from model.ir import LIFLayer, Network, Projection
-from model.quantise import signed_bits
+from model.ir import LIFLayer, Network, Projection, signed_bits
 from .core import UnsupportedNetwork, _lowest
 from .interface import step_in_layout, step_out_layout
 from .lif import LIFUnit, saturate

@@ -168,7 +168,7 @@ def run_cosim(verilog_dir: str | Path, expected, x: np.ndarray | None = None,
               stop_at_first: bool = False, max_cycles: int | None = None) -> CosimResult:
     """Drive the core in ``verilog_dir`` (from :func:`rtl.export.generate`) and compare.
 
-    ``expected`` is the reference :class:`~sim.reference.Trace` of the run on input ``x``
+    ``expected`` is the reference :class:`~model.ir.Trace` of the run on input ``x``
     (``(T, n0)``) and forced rasters ``forced`` (layer -> ``(T, n)``). Every step and every
     neuron of every layer is compared; the first divergence is reported as (t, layer, neuron,
     field, expected, got) and both traces are saved in ``work_dir`` (``expected.npz``,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from model.ir import Network
-from sim.reference import Trace, validate_inputs
+from model.ir import Trace, validate_inputs
 
 __all__ = ["simulate_literal"]
 

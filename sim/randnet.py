@@ -27,7 +27,7 @@ from typing import Literal
 
 import numpy as np
 
-from model.ir import InputLayer, LIFLayer, Network, Projection, current_bounds
+from model.ir import InputLayer, LIFLayer, Network, Projection, current_bounds, signed_bits
 from sim.reference import simulate
 
 __all__ = ["random_network", "random_stimulus", "DEFAULT_RATE"]
@@ -41,14 +41,6 @@ _CAL_STEPS = 40
 _TARGET = 0.15              # spike rate the threshold search aims at
 _BAND = (0.05, 0.35)        # good enough: stop searching
 _WIDE = 48                  # v_bits / acc_bits while tuning, so nothing saturates
-
-
-def _signed_bits(lo: int, hi: int) -> int:
-    """Smallest two's-complement width (>= 2) holding every integer in [lo, hi]."""
-    b = 2
-    while lo < -(1 << (b - 1)) or hi > (1 << (b - 1)) - 1:
-        b += 1
-    return b
 
 
 def _stimulus(rng: np.random.Generator, steps: int, n0: int, x_max: int,
@@ -249,7 +241,7 @@ def _tune(rng: np.random.Generator, inp: InputLayer, drafts: list[dict], projs: 
                 v_bits = max(need, int(rng.integers(vb_lo, vb_hi + 1)))
         else:
             v = run(layer).v[l]
-            need = _signed_bits(int(v.min()), int(v.max()))
+            need = signed_bits(int(v.min()), int(v.max()))
             if rng.random() < 0.35:
                 need -= int(rng.integers(1, 4))   # too narrow on purpose: saturation
             v_bits = max(need, int(rng.integers(vb_lo, vb_hi + 1))) if rng.random() < 0.5 \
@@ -259,7 +251,7 @@ def _tune(rng: np.random.Generator, inp: InputLayer, drafts: list[dict], projs: 
     layers = [inp]
     for l, layer in enumerate(done, 1):
         lo, hi = current_bounds(net, l)
-        acc = _signed_bits(int(lo.min()), int(hi.max()))
+        acc = signed_bits(int(lo.min()), int(hi.max()))
         if rng.random() < 0.5:
             acc += int(rng.integers(1, 4))
         layers.append(replace(layer, acc_bits=min(acc, _WIDE)))

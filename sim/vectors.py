@@ -17,7 +17,8 @@ import numpy as np
 
 from model.ir import Network
 from sim.randnet import random_stimulus
-from sim.reference import Mismatch, Trace, simulate
+from model.ir import Mismatch, Trace
+from sim.reference import simulate
 
 __all__ = ["Bundle", "make_bundle", "save_bundle", "load_bundle", "FORMAT", "VERSION"]
 

@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from model.ir import InputLayer, LIFLayer, Network, Projection, _digest, save
+from model.ir import InputLayer, LIFLayer, Network, Projection, save
+from model.ir.canonical import content_digest
 
 
 def _run(*args, cwd=None):
@@ -36,7 +37,7 @@ def _rewrite(src, dst, **changes):
     arrays = {k: v for k, v in entries.items() if k != "header"}
     if all(a.dtype.kind in "iu" for a in arrays.values()):
         # Re-seal, so that the file fails on the rule under test and not on its digest.
-        header["digest"] = _digest(header, arrays)
+        header["digest"] = content_digest(header, arrays)
     entries["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
     np.savez(dst, **entries)
     return dst

@@ -153,7 +153,7 @@ def test_batch_stops_at_first_divergence_and_fast_loop_counts_alike(tmp_path):
     t=25, neuron 3; the batch stops there and run 2 never starts. The fast testbench loop
     (waits on ready/valid) counts exactly the cycles of the per-cycle loop."""
     from sim.cosim import run_cosim_batch
-    from sim.reference import Trace
+    from model.ir import Trace
     net, stims = _wm_like()
     generate(net, tmp_path / "v", lanes=4, memories={"proj0.weights": "loaded"})
     trace = stims[1][0]

@@ -18,7 +18,8 @@ from model.delrec import (DelRecNet, ModelConfig, delay_band, delay_kernel, para
 from model.int_forward import integer_forward
 from model.quantise import fold_batchnorm, quantise_audio
 from sim.randnet import random_network, random_stimulus
-from sim.reference import Trace, simulate
+from model.ir import Trace
+from sim.reference import simulate
 
 torch.set_num_threads(1)
 

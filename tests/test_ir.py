@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 from model import ir
+from model.ir import fileformat
+from model.ir.canonical import arrays_of, header_of
 from model.ir import (RULES, InputLayer, IRError, LIFLayer, Network, Projection, check,
                       current_bounds, digest, load, save)
 
@@ -708,7 +710,7 @@ def test_check_direct_and_with_file():
     assert (e.value.rule, e.value.where, e.value.file) == ("threshold", "hidden.threshold",
                                                            "x.npz")
     assert str(e.value).startswith("x.npz: threshold [hidden.threshold]: ")
-    assert list(ir.rule_threshold(net)) and not list(ir.rule_leak(net))
+    assert list(ir.rules.rule_threshold(net)) and not list(ir.rules.rule_leak(net))
 
 
 def test_rule_boundaries_accepted():
@@ -923,11 +925,11 @@ def test_doc_example_header():
     [example] = _code_blocks("json")
     doc_header = json.loads(example)
     net = example_net()
-    assert doc_header == {**ir._header(net), "digest": net.digest}
-    assert doc_header["digest"] == indep_digest(doc_header, ir._arrays(net))
+    assert doc_header == {**header_of(net), "digest": net.digest}
+    assert doc_header["digest"] == indep_digest(doc_header, arrays_of(net))
     # the arrays table of the doc lists what the example saves
     text = DOC.read_text()
-    for name, a in ir._arrays(net).items():
+    for name, a in arrays_of(net).items():
         assert f"| `{name}` | int8 | `{a.tolist()}`" in text, name
 
 
@@ -935,7 +937,8 @@ def test_doc_names_every_rule_and_field():
     text = DOC.read_text()
     for rule in RULES:
         assert f"`{rule.__name__.removeprefix('rule_').replace('_', '-')}`" in text
-    for spec in (ir._TOP_FIELDS, ir._INPUT_FIELDS, ir._LIF_FIELDS, ir._PROJ_FIELDS):
+    for spec in (fileformat._TOP_FIELDS, fileformat._INPUT_FIELDS, fileformat._LIF_FIELDS,
+                 fileformat._PROJ_FIELDS):
         for field in spec:
             assert f"- `{field}`," in text, field
     for rule in ("file", "format", "version", "missing-field", "unknown-field", "field-type",

@@ -14,7 +14,8 @@ from rtl.core import UnsupportedNetwork
 from rtl.lean import LeanCore, lean_image, lean_layout
 from rtl.pysim import run_core
 from sim.randnet import random_network, random_stimulus
-from sim.reference import Trace, simulate
+from model.ir import Trace
+from sim.reference import simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 

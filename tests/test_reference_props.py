@@ -7,7 +7,8 @@ from hypothesis import given, settings, strategies as st
 from model.ir import InputLayer, LIFLayer, Network, Projection
 from sim.literal import simulate_literal
 from sim.randnet import random_network, random_stimulus
-from sim.reference import Mismatch, Trace, simulate
+from model.ir import Mismatch, Trace
+from sim.reference import simulate
 
 SIMULATORS = [simulate, simulate_literal]
 

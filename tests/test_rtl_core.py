@@ -7,7 +7,8 @@ from model.ir import InputLayer, LIFLayer, Network, Projection
 from rtl.core import UnsupportedNetwork, memory_bits, supported, weight_bank_depth
 from rtl.pysim import run_core
 from sim.randnet import random_network, random_stimulus
-from sim.reference import Trace, simulate
+from model.ir import Trace
+from sim.reference import simulate
 
 STEPS = 100
 LANES = (1, 2, 3, 4, 8)

@@ -11,7 +11,8 @@ from rtl.core import UnsupportedNetwork
 from rtl.pysim import run_core
 from rtl.stack import StackCore, auto_rows, stack_plan
 from sim.randnet import random_network, random_stimulus
-from sim.reference import Trace, simulate
+from model.ir import Trace
+from sim.reference import simulate
 
 
 def _got(run) -> Trace:

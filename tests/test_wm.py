@@ -7,7 +7,7 @@ import torch
 from model import ir
 from model.quantise import quantise_wm, signed_bits
 from model.wm import (DEFAULTS, WMNet, contexts, sparse_contexts, f1_from_counts, least_squares_init,
-                      make_targets, recall_float, recall_int, run_wm, score_recall,
+                      make_targets, recall_float, run_wm, score_recall,
                       simulate_float, trial_forcing)
 
 torch.set_num_threads(1)  # tiny tensors; extra threads only fight numpy's BLAS on 2 cores
@@ -219,7 +219,7 @@ def test_float_and_integer_spikes_agree_every_step():
                       for fm in f])
     assert np.array_equal(s_float, s_int.astype(bool))
     assert recall_float(w, x, seed=2, p=DEFAULTS["p"])[0] == 1.0
-    assert recall_int(net, x, seed=2, p=DEFAULTS["p"])[0] == 1.0
+    assert score_recall(x, s_int, DEFAULTS["d"], pre=10)[0] == 1.0
 
 
 def test_over_capacity_fails():

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from model.quantise import quantise_wm
-from model.wm import (least_squares_init, make_targets, recall_float, recall_int,
+from model.wm import (least_squares_init, make_targets, recall_float, score_recall,
                       simulate_float, trial_forcing)
 from model.wm_event import (TrainConfig, fake_quantise, loss_and_grad, recall, run_trials,
                             train)
@@ -65,7 +65,11 @@ def test_recall_equals_slow_paths():
     f_ref = recall_float(w, x, pre=10, seed=1)
     f_ev = recall(w, x, pre=10, seed=1, dtype=torch.float64)
     assert f_ref[0] == f_ev[0] and np.array_equal(f_ref[1], f_ev[1])
-    i_ref = recall_int(net, x, pre=10, seed=1)
+    from sim.reference import simulate
+    f = trial_forcing(x, 8, pre=10, seed=1)
+    s_ref = np.stack([simulate(net, forced={1: fm.astype(np.uint8)}, steps=f.shape[1]).spikes[1]
+                      for fm in f])
+    i_ref = score_recall(x, s_ref, 8, pre=10)
     i_ev = recall(net, x, mode="int", pre=10, seed=1)
     assert i_ref[0] == i_ev[0] and np.array_equal(i_ref[1], i_ev[1])
 
