@@ -127,7 +127,8 @@ def run_job(job, net, acts, build_root: Path, work=None) -> dict:
     from boards.catalog import board as board_info
     from boards.report import board_report
     from boards.top import build_board, sync_clock
-    from rtl.cost import estimate
+    from polychrony_cli.steps import estimate_core
+    from rtl.cores import CORES
 
     name, board, lanes, mem, *_ = job
     clock, core, rows = _options(job)
@@ -140,38 +141,26 @@ def run_job(job, net, acts, build_root: Path, work=None) -> dict:
            "memories": mem or {}, "core": core,
            **({"rows": {str(l): r for l, r in rows.items()}} if rows else {})}
     build_dir = build_root / _key(job).replace("|", "_").replace(",", "_").replace("=", "-")
-    if core == "stack":
-        from rtl import stack
-        from polychrony_cli import stack_cycles
-        cps, cmax, steps = stack_cycles(net, work, lanes, build_dir / "cosim", rows=rows)
-        est = stack.estimate(net, family=b.family, clock_mhz=clk / 1e6, lanes=lanes,
-                             cycles_per_step=cps, cycles_max=cmax, steps_per_sample=steps,
-                             rows=rows)
-    elif core == "lean":
-        from rtl import lean
-        from polychrony_cli import lean_cycles
-        cps, cmax, steps = lean_cycles(net, work, lanes)
-        est = lean.estimate(net, family=b.family, clock_mhz=clk / 1e6, lanes=lanes,
-                            cycles_per_step=cps, cycles_max=cmax, steps_per_sample=steps)
-    else:
-        # Mean cycles per step over the workload: one estimate per sample, averaged.
-        try:
-            ests = [estimate(net, a, family=b.family, clock_mhz=clk / 1e6, lanes=lanes,
-                             memories=mem) for a in acts]
-        except ValueError as e:         # e.g. the weights need more SPRAM than the device has
-            rec.update(error=str(e).splitlines()[0][:400], estimate=None, seconds=0.0)
-            return rec
-        est = ests[0]
-        cps = float(np.mean([e.cycles_per_step for e in ests]))
+    spec = CORES[core]
+    try:
+        if spec.measure == "model":
+            # Mean cycles per step over the workload: one estimate per sample, averaged.
+            est = spec.estimate(net, family=b.family, clock_mhz=clk / 1e6, lanes=lanes,
+                                activity=acts, memories=mem)
+        else:
+            est = estimate_core(spec, net, work, family=b.family, clock_mhz=clk / 1e6,
+                                lanes=lanes, work_dir=build_dir / "cosim", rows=rows)
+    except ValueError as e:         # e.g. the weights need more SPRAM than the device has
+        rec.update(error=str(e).splitlines()[0][:400], estimate=None, seconds=0.0)
+        return rec
+    cps = est.cycles_per_step
     t0 = time.monotonic()
     try:
-        # The stack core fills most of the 85F: nextpnr's router2 routes it in minutes where
-        # the default router1 crawls for hours.
+        # The core's own nextpnr options (the stack core routes with router2: minutes where
+        # the default router1 crawls for hours).
         res = build_board(net, board, build_dir=build_dir, lanes=lanes, memories=mem,
-                          clock_hz=clock_hz, timing_allow_fail=True,
-                          **({"core": "stack", "rows": rows,
-                              "nextpnr_opts": "--router router2"} if core == "stack" else
-                             {"core": "lean"} if core == "lean" else {}))
+                          clock_hz=clock_hz, timing_allow_fail=True, core=core, rows=rows,
+                          nextpnr_opts=spec.nextpnr_opts)
     except (BuildError, ValueError) as e:
         lines = str(e).splitlines()
         errors = [ln.strip() for ln in lines if "ERROR" in ln] or lines[:1]

@@ -71,8 +71,10 @@ def main(argv=None) -> int:
     for f in args.clocks:
         print(f"  at {f:g} MHz: at most {f * 1e6 / b['cycles']:,.0f} samples/s")
     if args.lean_lanes:
-        from polychrony_cli import lean_cycles
-        cps, _, steps = lean_cycles(net, [(x, None, steps) for x in xs], args.lean_lanes)
+        from polychrony_cli.steps import measure_cycles
+        from rtl.cores import CORES
+        cps, _, steps = measure_cycles(CORES["lean"], net, [(x, None, steps) for x in xs],
+                                       lanes=args.lean_lanes)
         per = cps * steps
         print(f"lean core, {args.lean_lanes} lanes: {per:,.0f} cycles per sample "
               f"({cps:.1f} per step, bit-exact), {b['cycles'] / per:.2f} of the bound's rate")

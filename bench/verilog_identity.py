@@ -77,16 +77,9 @@ def _link_verilog(net, core: str, knobs: dict) -> str:
     from amaranth.back import verilog
     from rtl.link import HostLink
     from boards.simboard import SIM_DIVISOR
-    extra = {}
-    if core == "lean":
-        from rtl.lean import lean_image, lean_layout
-        from rtl.spram import RomLoader
-        image = lean_image(net, lean_layout(net, knobs["lanes"]))
-        extra = {"core": "lean", "loader": lambda words, width: RomLoader(image, width)}
-    elif core == "stack":
-        extra = {"core": "stack"}
+    from rtl.spram import RomLoader
     top = HostLink(net, divisor=SIM_DIVISOR, clock_hz=0, baud=0, lanes=knobs["lanes"],
-                   max_steps=4096, heartbeat=False, **extra)
+                   max_steps=4096, heartbeat=False, loader=RomLoader, core=core)
     return verilog.convert(top, name="board", ports=[top.rx, top.tx, top.leds], emit_src=False)
 
 

@@ -314,26 +314,21 @@ def simulated_board(net, work_dir: str | os.PathLike, *, lanes: int = 1,
                     memories: dict | None = None, core: str = "network",
                     rows=None) -> tuple[Path, int]:
     """Build (cached) the simulated board of ``net``: its :class:`~rtl.link.HostLink` top
-    with ``core`` (``"network"``, ``"stack"`` or ``"lean"``, whose weights a
-    :class:`~rtl.spram.RomLoader` streams in after configuration, as the iCEBreaker's flash
+    with ``core`` (a name of :data:`rtl.cores.CORES`; weights it keeps outside the bitstream
+    a :class:`~rtl.spram.RomLoader` streams in after configuration, as a board's flash
     does), converted to Verilog and compiled with Verilator. Returns ``(exe, divisor)`` for
     :class:`SimBoard`. The top has no heartbeat, so an idle board costs no CPU."""
     from amaranth.back import verilog
     from rtl.link import HostLink
+    from rtl.spram import RomLoader
 
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    if core == "lean":
-        from rtl.lean import lean_image, lean_layout
-        from rtl.spram import RomLoader
-        image = lean_image(net, lean_layout(net, lanes))
-        knobs = {"core": "lean", "loader": lambda words, width: RomLoader(image, width)}
-    elif core == "stack":
-        knobs = {"core": "stack", "rows": rows}
-    else:
-        knobs = {"memories": memories}
+    # Weights kept outside the bitstream stream in from a ROM, as from the board's flash.
     top = HostLink(net, divisor=SIM_DIVISOR, clock_hz=0, baud=0, lanes=lanes,
-                   max_steps=max_steps, max_body=max_body, heartbeat=False, **knobs)
+                   max_steps=max_steps, max_body=max_body, heartbeat=False,
+                   loader=RomLoader, core=core,
+                   memories=memories, rows=rows)
     path = work / "board.v"
     text = verilog.convert(top, name="board", ports=[top.rx, top.tx, top.leds])
     if not path.exists() or path.read_text() != text:

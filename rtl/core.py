@@ -39,6 +39,7 @@ from amaranth.lib.wiring import In, Out
 
 from model.ir import InputLayer, LIFLayer, Network, Projection
 from .delay_line import DelayLine, line_shapes, line_slots
+from .errors import UnsupportedNetwork
 from .families import (DEVICE_MEMORIES, DEVICE_NAMES, DSP_BLOCKS, FAMILIES, KINDS,
                        LOADED_AUTO_BITS, SPRAM, block_config, blocks_of, device_bits, ram_style)
 from .interface import step_in_layout, step_out_layout
@@ -46,7 +47,7 @@ from .lif import LIFUnit, leak_multipliers, saturate, scale
 from .loaded import LOADED_RAM_MODULE, LOADED_RAM_NAME, LoadedArray
 from .spram import SpramArray
 
-__all__ = ["UnsupportedNetwork", "NetworkCore", "supported", "memory_bits",
+__all__ = ["NetworkCore", "supported", "memory_bits",
            "memory_shapes", "MemShape", "Fault", "weight_bank_depth", "memory_kinds",
            "weight_words", "load_image", "load_width", "STREAMED"]
 
@@ -54,10 +55,6 @@ Fault = Literal[None, "delay+1", "threshold>"]
 
 #: Memory kinds whose arrays start empty and are filled through the ``wl`` load stream.
 STREAMED = ("spram", "loaded")
-
-
-class UnsupportedNetwork(ValueError):
-    """The IR is valid but this generator cannot build it with the given knobs."""
 
 
 def supported(net: Network, *, lanes: int = 1) -> None:
@@ -117,7 +114,7 @@ class _Proj:
         return self.pre.n * self.taps * ceil(self.post.n / lanes)
 
 
-def _plan(net: Network, late: int = 0) -> list[_Proj]:
+def projection_plan(net: Network, late: int = 0) -> list[_Proj]:
     """How each projection is built; ``late`` adds steps to every delay (a planted fault)."""
     out = []
     for q, p in enumerate(net.projections):
@@ -141,7 +138,7 @@ class MemShape(NamedTuple):
 def memory_shapes(net: Network, *, lanes: int = 1) -> dict[str, MemShape]:
     """Every memory array of the core for ``net`` with ``lanes``."""
     supported(net, lanes=lanes)
-    plan = _plan(net)
+    plan = projection_plan(net)
     out = {}
     for l, layer in enumerate(net.layers[1:], 1):
         g = ceil(layer.n / lanes)
@@ -168,7 +165,7 @@ def memory_bits(net: Network, *, lanes: int = 1) -> dict[str, int]:
 
 
 def _pair_bits(net: Network, l: int, lanes: int) -> int:
-    plan = [pp for pp in _plan(net) if pp.p.dst == l and pp.p.kind != "conv"]
+    plan = [pp for pp in projection_plan(net) if pp.p.dst == l and pp.p.kind != "conv"]
     g = ceil(net.layers[l].n / lanes)
     base = max(1, max(pp.pre.n * pp.taps * g for pp in plan).bit_length())
     tag = max(1, (len(plan) - 1).bit_length())
@@ -182,7 +179,7 @@ def weight_bank_depth(net: Network, q: int, *, lanes: int, family: str | None,
     block's depth for ``family`` and ``kind`` (a power of two: a block RAM configuration, or
     an SPRAM's 16K words), else the whole memory (also for ``lut`` and ``loaded``, one RAM
     whatever its depth)."""
-    pp = _plan(net)[q]
+    pp = projection_plan(net)[q]
     depth = pp.weight_depth(lanes)
     if kind == "loaded":
         return depth
@@ -309,18 +306,18 @@ def load_image(net: Network, kinds: dict[str, str], *, lanes: int = 1) -> list[i
     """The words the core expects on its ``wl`` stream after reset, for weight arrays of
     ``kinds`` (:func:`memory_kinds`): the SPRAM and ``loaded`` arrays in projection order,
     each from address 0 (empty when there are none)."""
-    return [word for pp in _plan(net) if kinds.get(f"proj{pp.index}.weights") in STREAMED
+    return [word for pp in projection_plan(net) if kinds.get(f"proj{pp.index}.weights") in STREAMED
             for word in weight_words(pp, lanes)]
 
 
 def load_width(net: Network, kinds: dict[str, str], *, lanes: int = 1) -> int:
     """Bits of one ``wl`` word: the widest SPRAM or ``loaded`` weight word (0 when there are
     none)."""
-    return max([lanes * pp.p.w_bits for pp in _plan(net)
+    return max([lanes * pp.p.w_bits for pp in projection_plan(net)
                 if kinds.get(f"proj{pp.index}.weights") in STREAMED] or [0])
 
 
-def _lowest(m: Module, mask, name: str):
+def lowest_set(m: Module, mask, name: str):
     """Index of the lowest set bit of ``mask`` (0 when none), as a signal."""
     low = Signal(range(max(2, len(mask))), name=name)
     for k in reversed(range(len(mask))):
@@ -399,7 +396,7 @@ class NetworkCore(wiring.Component):
         net, P = self.net, self.lanes
         layers = net.layers
         late = 1 if self.fault == "delay+1" else 0
-        plan = _plan(net, late)
+        plan = projection_plan(net, late)
         rec = self.i.payload
 
         # ---- delay lines, one per projection ------------------------------------------------
@@ -979,7 +976,7 @@ class NetworkCore(wiring.Component):
                     # the whole window of taps). Its count has been stable since the line
                     # advanced (the last write landed before the previous layer ended).
                     limit, word, armed = line.rd_count, line.rd_word_out, C(1, 1)
-                low = _lowest(m, x_mask, f"low{l}_{q}")
+                low = lowest_set(m, x_mask, f"low{l}_{q}")
                 mask_next = Signal(P, name=f"mask_next{l}_{q}")
                 m.d.comb += mask_next.eq(x_mask & ~(C(1, P) << low)[:P])
                 # W empties with this emission when it holds at most one bit: x & (x - 1) is

@@ -8,7 +8,7 @@ from math import ceil
 import numpy as np
 
 from model.ir import Network
-from .core import _plan, memory_bits, memory_kinds, memory_shapes, supported, weight_bank_depth
+from .core import projection_plan, memory_bits, memory_kinds, memory_shapes, supported, weight_bank_depth
 from .delay_line import line_capacity
 from .families import DSP_BLOCKS, FAMILIES, blocks_of
 from .lif import leak_multipliers
@@ -72,7 +72,7 @@ def job_costs(net: Network, act: dict, *, lanes: int) -> dict:
                "ready": np.zeros(steps, np.int64), "jobs": 0,
                "last_emits": np.zeros(steps, bool)}
            for l in range(1, len(net.layers))}
-    for pp in _plan(net):
+    for pp in projection_plan(net):
         em = act["emit"][pp.p.src]
         n = pp.pre.n
         G = ceil(n / P)
@@ -123,7 +123,7 @@ def step_cycles(net: Network, act: dict, *, lanes: int = 1) -> np.ndarray:
     """Cycles from accepting a step's last input record to accepting its last output record,
     per step, with ``o`` always ready (see ``docs/hardware.md`` for the derivation)."""
     supported(net, lanes=lanes)
-    plan = _plan(net)
+    plan = projection_plan(net)
     steps = len(next(iter(act["emit"].values())))
     total = np.ones(steps, np.int64)                      # WAIT0
     # WAIT0 also waits for the write of the last input record when it is an input value.
@@ -228,7 +228,7 @@ def logic_features(net: Network, *, lanes: int = 1, family: str = "ice40",
     """
     if kinds is None:
         kinds = memory_kinds(net, lanes=lanes, family=family)
-    plan = _plan(net)
+    plan = projection_plan(net)
     P = lanes
     f = dict.fromkeys(FEATURES, 0.0)
     f["control"] = len(net.layers)

@@ -10,7 +10,8 @@ from amaranth.hdl import Shape
 from amaranth.lib import data
 
 from model.ir import Network
-from .core import NetworkCore, Fault
+from .core import Fault
+from .cores import core as core_named
 from .loaded import LOADED_RAM_MODULE
 from .interface import step_in_layout, step_out_layout
 
@@ -37,7 +38,7 @@ def layout_fields(layout: data.StructLayout) -> dict[str, dict]:
 
 def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core",
              lanes: int = 1, fault: Fault = None, family: str | None = None,
-             memories: dict[str, str] | None = None, spram_cells: bool = False,
+             memories: dict[str, str] | None = None, spram_cells: bool | None = None,
              core: str = "network", observe=None, rows=None) -> dict:
     """Write ``<name>.v`` and ``<name>.json`` into ``out_dir``; return the manifest.
 
@@ -53,37 +54,20 @@ def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core"
     the manifest then lists ``cell_models: ["ice40"]`` (Yosys's simulation models, which
     :func:`sim.cosim.run_cosim` adds to the sources).
 
-    ``core="stack"`` builds :class:`rtl.stack.StackCore` (layered audio networks) instead of
-    :class:`~rtl.core.NetworkCore`; its weights are always initialised
-    block memories, so ``memories`` and ``spram_cells`` do not apply. ``observe`` (stack
-    core only) lists the layers whose records it sends; the manifest names them, and the
-    co-simulation then compares those layers (every neuron, every step). ``rows`` is the
-    stack core's rows per cycle (see :class:`rtl.stack.StackCore`). ``core="lean"`` builds
-    :class:`rtl.lean.LeanCore` (the same networks on one shared datapath, weights in a 64-bit
-    SPRAM memory loaded through ``wl``; ``observe`` and ``spram_cells`` apply).
+    ``core`` names a core of :data:`rtl.cores.CORES`; a knob the core does not take raises
+    ``ValueError``. ``observe`` (cores that take it) lists the layers whose records the core
+    sends; the manifest names them, and the co-simulation then compares those layers (every
+    neuron, every step). ``rows`` is the stack core's rows per cycle.
     """
-    if core not in ("network", "stack", "lean"):
-        raise ValueError(f"core must be 'network', 'stack' or 'lean', got {core!r}")
+    spec = core_named(core)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if core == "stack":
-        if fault or memories or spram_cells:
-            raise ValueError("the stack core takes no fault, memories or spram_cells")
-        from .stack import StackCore
-        core_name = "stack"
-        core = StackCore(net, lanes=lanes, observe=observe, rows=rows)
-    elif core == "lean":
-        if fault or memories or rows is not None:
-            raise ValueError("the lean core takes no fault, memories or rows")
-        from .lean import LeanCore
-        core_name = "lean"
-        core = LeanCore(net, lanes=lanes, observe=observe, spram_cells=spram_cells)
-    elif observe is not None or rows is not None:
-        raise ValueError("observe and rows apply to the stack and lean cores only")
-    else:
-        core_name = "network"
-        core = NetworkCore(net, lanes=lanes, fault=fault, family=family, memories=memories,
-                           spram_cells=spram_cells, loaded_cells=True)
+    knobs = spec.check_knobs(dict(fault=fault, memories=memories or None,
+                                  spram_cells=spram_cells or None,
+                                  observe=observe, rows=rows))
+    if "loaded_cells" in spec.knobs:
+        knobs["loaded_cells"] = True      # loaded arrays as LOADED_RAM_MODULE instances
+    core = spec.build(net, lanes=lanes, family=family, **knobs)
     text = verilog.convert(core, name=name, emit_src=False)
     if "loaded" in core.kinds.values():
         text += "\n" + LOADED_RAM_MODULE
@@ -92,7 +76,7 @@ def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core"
     manifest = {
         "manifest_version": MANIFEST_VERSION,
         "top": name,
-        "core": core_name,
+        "core": spec.name,
         "verilog": v_path.name,
         "ir_digest": net.digest,
         "fault": fault,
@@ -106,7 +90,7 @@ def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core"
         "out": {"payload": "o__payload", "valid": "o__valid", "ready": "o__ready",
                 "fields": layout_fields(step_out_layout(net, lanes))},
         "memory_bits": core.memory_bits,
-        **({"observe": list(core.observe)} if core_name in ("stack", "lean") else {}),
+        **({"observe": list(core.observe)} if "observe" in spec.knobs else {}),
         "memory_kinds": core.kinds,
     }
     width = core.load_width

@@ -42,7 +42,8 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from model.ir import Network, index_bits, signed_bits
-from .core import UnsupportedNetwork, _lowest
+from .core import lowest_set
+from .errors import UnsupportedNetwork
 from .interface import step_in_layout, step_out_layout
 from .spram import SpramArray
 from .stack import StackPlan, stack_plan
@@ -104,7 +105,7 @@ class LeanLayout:
 
 def lean_layout(net: Network, lanes: int) -> LeanLayout:
     """The :class:`LeanLayout` of ``net`` at ``lanes``; raises
-    :class:`~rtl.core.UnsupportedNetwork` naming what does not fit."""
+    :class:`~rtl.cores.UnsupportedNetwork` naming what does not fit."""
     if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1 or lanes & (lanes - 1):
         raise UnsupportedNetwork(f"lean core: lanes must be a power of two, got {lanes!r}")
     plans = stack_plan(net)
@@ -404,7 +405,7 @@ class LeanCore(wiring.Component):
         # holds the descriptor (all registers) and issues its words, one per cycle.
         has = Signal(name="it_has")
         m.d.comb += has.eq(it_valid & it_mask.any())
-        k_low = _lowest(m, it_mask, "it_low")
+        k_low = lowest_set(m, it_mask, "it_low")
         rest = Signal(mb, name="it_rest")
         m.d.comb += rest.eq(it_mask & (it_mask - 1))
         is_input = cl == 1

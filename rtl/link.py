@@ -29,7 +29,8 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from model.ir import Network
-from .core import NetworkCore, _lowest
+from .core import lowest_set
+from .cores import core as core_named
 from .interface import step_in_layout
 from .protocol import (CMD_ERROR, CMD_IDENT, CMD_RESET, CMD_STATUS, CMD_STEP, CONTINUES, END,
                        ERR_COMMAND, ERR_CRC, ERR_LENGTH, ERR_PAYLOAD, ERR_TOO_LONG, ESC,
@@ -150,26 +151,17 @@ class FrameTx(wiring.Component):
         return m
 
 
-def _only(knobs: dict, core: str, allowed: tuple[str, ...]) -> None:
-    """Refuse the knobs (set to something other than None) that ``core`` does not take."""
-    extra = sorted(k for k, v in knobs.items() if k not in allowed and v is not None)
-    if extra:
-        raise ValueError(f"the {core} core takes no {', '.join(extra)}")
-
-
 class HostLink(wiring.Component):
     """Network core behind the framed UART protocol of ``docs/protocol.md``.
 
     ``divisor`` is the UART's clock cycles per bit (see :func:`uart_divisor`); ``clock_hz`` and
     ``baud`` are only reported by IDENT. A core with SPRAM or off-chip weight arrays needs a
-    ``loader``: called as ``loader(words=..., width=...)`` with the size of the core's load
-    image (:attr:`image`), it returns the component whose ``o`` stream fills the core's ``wl``
+    ``loader``: called as ``loader(image=..., width=...)`` with the core's load image
+    (:attr:`image`), it returns the component whose ``o`` stream fills the core's ``wl``
     once after configuration (a RESET keeps the weights). ``max_steps`` bounds a sample for the read-out's sums
     (when the last layer is a read-out); ``max_body`` is the frame buffer's size (default: 512
-    bytes less the IDENT reply, which is stored in the same memory); ``core_knobs`` go to
-    :class:`~rtl.core.NetworkCore`, or with ``core="stack"`` (``lanes`` and ``rows`` only) to
-    :class:`~rtl.stack.StackCore`, or with ``core="lean"`` (``lanes``, ``spram_cells``) to
-    :class:`~rtl.lean.LeanCore`.
+    bytes less the IDENT reply, which is stored in the same memory); ``core`` names a core of
+    :data:`rtl.cores.CORES` (default ``"network"``) and the other ``core_knobs`` go to it.
 
     Ports: ``rx`` (the line from the host, idle high), ``tx`` (to the host), ``leds``: bit 0 a
     heartbeat (about 1 Hz at ``clock_hz``; off with ``heartbeat=False``, so that an idle
@@ -183,25 +175,14 @@ class HostLink(wiring.Component):
         self.net, self.divisor = net, divisor
         self.clock_hz, self.baud = int(clock_hz), int(baud)
         self.heartbeat = heartbeat
-        kind = core_knobs.pop("core", "network")
-        if kind == "stack":
-            from .stack import StackCore
-            _only(core_knobs, "stack", ("lanes", "family", "rows"))
-            # Gated: a command that asks for no spikes or membranes gets only the read-out's
-            # records, so that the output port does not bound its step rate.
-            self.core = StackCore(net, lanes=core_knobs.get("lanes", 1),
-                                  rows=core_knobs.get("rows"),
-                                  gate=not net.layers[-1].spiking)
-        elif kind == "lean":
-            from .lean import LeanCore
-            _only(core_knobs, "lean", ("lanes", "family", "spram_cells"))
-            self.core = LeanCore(net, lanes=core_knobs.get("lanes", 4),
-                                 spram_cells=core_knobs.get("spram_cells"),
-                                 gate=not net.layers[-1].spiking)
-        elif kind == "network":
-            self.core = NetworkCore(net, **core_knobs)
-        else:
-            raise ValueError(f"core must be 'network', 'stack' or 'lean', got {kind!r}")
+        spec = core_named(core_knobs.pop("core", "network"))
+        if "gate" in core_knobs or "observe" in core_knobs:
+            raise ValueError("the host link sets the core's gate and observed layers itself")
+        if spec.gated:
+            # A command that asks for no spikes or membranes gets only the read-out's records,
+            # so that the output port does not bound its step rate.
+            core_knobs["gate"] = not net.layers[-1].spiking
+        self.core = spec.build(net, **core_knobs)
         self.lanes = self.core.lanes
         #: The words the core expects on ``wl`` (empty without SPRAM or off-chip arrays), and
         #: the component that streams them (e.g. :class:`boards.flash.FlashLoader`; the board
@@ -214,11 +195,11 @@ class HostLink(wiring.Component):
                                  "a loader for its wl stream (a board top uses its SPI "
                                  "flash), or keep every weight array in block RAM "
                                  "(memories=...)")
-            self.loader = loader(words=len(self.image), width=self.core.load_width)
+            self.loader = loader(image=self.image, width=self.core.load_width)
         self.readout = None
         if not net.layers[-1].spiking:
             # The lean core is for the smallest device: sums in block RAM, a lane per cycle.
-            kind_ro = SerialReadout if kind == "lean" else Readout
+            kind_ro = SerialReadout if spec.serial_readout else Readout
             self.readout = kind_ro(net, lanes=self.lanes, max_steps=max_steps)
         self.max_steps = max_steps if self.readout is not None else 0
         def ident(body):
@@ -671,7 +652,7 @@ class HostLink(wiring.Component):
         # Sparse spikes: the lowest remaining spike of the record, 2 bytes each, then FF FF
         # after a layer's last group.
         mask = Signal(P, name="enc_mask")
-        k = _lowest(m, mask, "enc_low")
+        k = lowest_set(m, mask, "enc_low")
         hi = Signal(name="enc_hi")            # the second byte of the current u16
         # Dense: spike bytes, then each lane's membrane bytes.
         di = Signal(range(sb + 1), name="enc_si")

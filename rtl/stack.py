@@ -41,7 +41,8 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from model.ir import LIFLayer, Network, Projection, signed_bits
-from .core import UnsupportedNetwork, _lowest
+from .core import lowest_set
+from .errors import UnsupportedNetwork
 from .interface import step_in_layout, step_out_layout
 from .lif import LIFUnit, saturate
 
@@ -81,7 +82,7 @@ class StackPlan:
 def stack_plan(net: Network) -> list[StackPlan]:
     """Check that ``net`` has the stack shape; return one :class:`StackPlan` per LIF layer.
 
-    Raises :class:`~rtl.core.UnsupportedNetwork` naming the layer or projection that does not
+    Raises :class:`~rtl.cores.UnsupportedNetwork` naming the layer or projection that does not
     fit: every LIF layer needs exactly one ``dense`` projection from the layer below with delay
     0, may have one ``conv`` recurrence on itself (delays >= 1), and no layer may be forced.
     """
@@ -144,7 +145,7 @@ def auto_rows(n: int) -> int:
     return 1 if n >= 128 else 2 if n >= 64 else 4
 
 
-def _rows(net: Network, rows) -> dict[int, int]:
+def rows_per_cycle(net: Network, rows) -> dict[int, int]:
     """Rows per cycle of every LIF layer: layer 1 takes one input record per cycle; others
     ``rows`` (an int for all, a dict by layer, ``None`` for :func:`auto_rows`), 1 to 8."""
     def check(r, what):
@@ -216,7 +217,7 @@ class StackCore(wiring.Component):
             raise UnsupportedNetwork(f"observe must name LIF layers among {lif}, got "
                                      f"{list(observe) if observe is not None else None}")
         self.observe = tuple(obs)
-        self.rows = _rows(net, rows)
+        self.rows = rows_per_cycle(net, rows)
         #: What :func:`rtl.export.generate` reads of a core: every weight array is an
         #: initialised block memory, none is streamed in through ``wl``.
         self.kinds = {_array(net, pl): "block" for pl in self.plans}
@@ -284,7 +285,7 @@ class StackCore(wiring.Component):
             acc = [Signal(signed(aw), name=f"{pfx}acc{i}") for i in range(n)]
             shadow = [Signal(signed(aw), name=f"{pfx}sh{i}") for i in range(n)]
 
-            bit = _lowest(m, s_rem, pfx + "bit")
+            bit = lowest_set(m, s_rem, pfx + "bit")
             rem_next = Signal.like(s_rem, name=pfx + "rem_next")
             m.d.comb += rem_next.eq(s_rem & (s_rem - 1))
             adding = Signal(R, name=pfx + "adding")
@@ -524,7 +525,7 @@ class StackCore(wiring.Component):
                 lows, oks, rests = [], [], []
                 for k in range(min(R_next, -(-P // wk))):
                     sub = e_word[k * wk:min(P, (k + 1) * wk)]
-                    lows.append(k * wk + _lowest(m, sub, f"{pfx}low{k}"))
+                    lows.append(k * wk + lowest_set(m, sub, f"{pfx}low{k}"))
                     oks.append(sub.any())
                     rest = Signal(len(sub), name=f"{pfx}rest{k}")
                     m.d.comb += rest.eq(sub & (sub - 1))
@@ -596,7 +597,7 @@ def logic_features(net: Network, *, lanes: int, rows=None) -> dict[str, float]:
     sums, membranes and the conv window, weighted by log2 G), conv-kernel adder bits per lane
     (``conv``) and LIF datapath bits per lane (``lif``: leak, saturation, threshold, reset)."""
     plans = stack_plan(net)
-    R = _rows(net, rows)
+    R = rows_per_cycle(net, rows)
     f = dict(acc=0.0, mux=0.0, conv=0.0, lif=0.0, fixed=1.0)
     for pl in plans:
         layer = net.layers[pl.layer]
@@ -626,7 +627,7 @@ def estimate(net: Network, *, family: str, clock_mhz: float, lanes: int,
     if family not in LUT_FIT:
         raise ValueError(f"the stack core's logic model covers {sorted(LUT_FIT)}, not "
                          f"{family!r}")
-    R = _rows(net, rows)
+    R = rows_per_cycle(net, rows)
     bits, blocks = {}, {}
     for pl in stack_plan(net):
         name, n_pre = _array(net, pl), net.layers[pl.layer - 1].n

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from model.ir import InputLayer, LIFLayer, Network, Projection, load
-from rtl.core import UnsupportedNetwork
+from rtl.cores import UnsupportedNetwork
 from rtl.lean import LeanCore, lean_image, lean_layout
 from rtl.pysim import run_core
 from sim.randnet import random_network, random_stimulus
@@ -193,7 +193,8 @@ def test_host_link_with_the_lean_core(tmp_path_factory):
     d = tmp_path_factory.mktemp("leanboard")
     top = HostLink(net, divisor=4, clock_hz=1_000_000, baud=250_000, heartbeat=False,
                    lanes=2, core="lean", max_steps=64,
-                   loader=lambda words, width: RomLoader(image, width))
+                   loader=RomLoader)
+    assert top.image == image and top.loader.width == 64   # the loader got the core's image
     (d / "board.v").write_text(verilog.convert(top, name="board",
                                                ports=[top.rx, top.tx, top.leds]))
     exe = build_simboard(d / "board.v", "board", d / "work")
@@ -277,7 +278,7 @@ def test_reset_during_the_weight_load_reloads_cleanly():
     div = 4
     top = HostLink(net, divisor=div, clock_hz=1_000_000, baud=250_000, heartbeat=False,
                    lanes=4, core="lean", max_steps=64,
-                   loader=lambda words, width: RomLoader(image, width))
+                   loader=RomLoader)
     info = Pr.parse_ident(top.ident)
     T = 3
     x = bin_counts(load_shd(default_data()[1]), steps=136).x[0, 20:20 + T].astype(np.int64)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from model.ir import InputLayer, LIFLayer, Network, Projection
-from rtl.core import UnsupportedNetwork, memory_bits, supported, weight_bank_depth
+from rtl.cores import UnsupportedNetwork
+from rtl.core import memory_bits, supported, weight_bank_depth
 from rtl.pysim import run_core
 from sim.randnet import random_network, random_stimulus
 from model.ir import Trace
@@ -211,13 +212,13 @@ def test_single_bank_streamed_weights_beside_banked_arrays(kind):
     bank alone (it once picked a bank from address bit 3, so words 8..14 came back wrong).
     A loaded array is one RAM of its whole depth whatever ``bank_depth``; the load image
     holds the streamed array only; the run is bit-exact with idle cycles and stalls."""
-    from rtl.core import _plan, load_image, memory_kinds, memory_shapes, weight_words
+    from rtl.core import projection_plan, load_image, memory_kinds, memory_shapes, weight_words
     net = random_network(4, profile="full")
     memories = {"proj2.weights": kind}
     assert memory_shapes(net, lanes=2)["proj1.weights"].depth == 30
     assert memory_shapes(net, lanes=2)["proj2.weights"].depth == 15
     kinds = memory_kinds(net, lanes=2, family="ice40", memories=memories)
-    assert load_image(net, kinds, lanes=2) == weight_words(_plan(net)[2], 2)
+    assert load_image(net, kinds, lanes=2) == weight_words(projection_plan(net)[2], 2)
     assert weight_bank_depth(net, 2, lanes=2, family="ice40", bank_depth=4,
                              kind="loaded") == 15
     x, forced = random_stimulus(net, 30, 4)

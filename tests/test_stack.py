@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from model.ir import InputLayer, LIFLayer, Network, Projection
-from rtl.core import UnsupportedNetwork
+from rtl.cores import UnsupportedNetwork
 from rtl.pysim import run_core
 from rtl.stack import StackCore, auto_rows, stack_plan
 from sim.randnet import random_network, random_stimulus

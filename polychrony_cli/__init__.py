@@ -329,10 +329,10 @@ def cmd_build(args) -> int:
     net = _load(args.net)
     _supported(net, args.lanes, args.core)
     memories = _memories(args.memory)
-    if args.core == "stack" and memories:
-        raise UserError("--memory does not apply to the stack core (its weights are block RAM)")
-    if args.core == "lean" and memories:
-        raise UserError("--memory does not apply to the lean core (its weights are in SPRAM)")
+    from rtl.cores import CORES
+    if memories and "memories" not in CORES[args.core].knobs:
+        raise UserError(f"--memory does not apply to the {args.core} core (it places its "
+                        f"weight memories itself)")
     clock_hz = None if args.clock_mhz is None else args.clock_mhz * 1e6
     try:
         clk, _ = sync_clock(args.board, clock_hz)
@@ -360,51 +360,6 @@ def cmd_build(args) -> int:
     return 0
 
 
-def stack_cycles(net, work, lanes: int, work_dir: Path, *, rows=None
-                 ) -> tuple[float, int, int]:
-    """(mean and max cycles per step, steps per sample) of the stack core on ``work`` (a list
-    of ``(x, forced, steps)``): its generated Verilog in Verilator, inputs streamed at one
-    record per cycle while outputs drain. Only the read-out's records go out, as on a board
-    asked for predictions only (the host link's gate); the observed membranes must be
-    bit-exact at every step of every sample (else :class:`UserError`)."""
-    from rtl.export import generate
-    from sim.cosim import Stimulus, run_cosim_batch
-    from sim.reference import simulate
-    generate(net, Path(work_dir) / "verilog", lanes=lanes, core="stack",
-             observe=[len(net.layers) - 1], rows=rows)
-    stimuli = [Stimulus(simulate(net, x, forced, steps=steps), x, forced)
-               for x, forced, steps in work]
-    res = run_cosim_batch(Path(work_dir) / "verilog", stimuli, simulator="verilator",
-                          work_dir=Path(work_dir), idle=0, stall=0, fast=False)
-    bad = [r.describe() for r in res.results if not r.ok]
-    if bad or len(res.results) != len(stimuli):
-        raise UserError(f"stack core co-simulation failed: {(bad or ['runs missing'])[0]}")
-    per = [r.cycles / r.steps for r in res.results]
-    return float(np.mean(per)), int(np.ceil(max(per))), int(work[0][2])
-
-
-def lean_cycles(net, work, lanes: int) -> tuple[float, int, int]:
-    """(mean and max cycles per step, steps per sample) of the lean core with the serial
-    read-out on ``work`` (a list of ``(x, forced, steps)``), in Amaranth's simulator, as a
-    board asked for predictions only runs it; the read-out's membranes at every step and the
-    prediction must equal the reference's (else :class:`UserError`)."""
-    from rtl.pysim import run_lean_readout
-    from sim.reference import simulate
-    per = []
-    for x, forced, steps in work:
-        if forced:
-            raise UserError("the lean core takes no forced rasters")
-        x = np.zeros((steps, net.layers[0].n), np.int64) if x is None else x
-        ref = simulate(net, x)
-        run = run_lean_readout(net, x, lanes=lanes)
-        last = len(net.layers) - 1
-        if not np.array_equal(run.v, ref.v[last]) or run.prediction != ref.prediction:
-            raise UserError(f"lean core simulation differs from the reference (prediction "
-                            f"{run.prediction} vs {ref.prediction})")
-        per.append(run.cycles_per_step)
-    return float(np.mean(per)), int(np.ceil(max(per))), int(work[0][2])
-
-
 def _estimate(net, board_name: str, *, lanes: int, steps: int, seed: int,
               vectors: str | None = None, memories: dict | None = None,
               core: str = "network", work_dir: Path | None = None, rows=None,
@@ -413,9 +368,10 @@ def _estimate(net, board_name: str, *, lanes: int, steps: int, seed: int,
     ``inputs`` (``(S, T, n0)``; the stack and lean cores: every sample), else ``vectors``, else
     ``steps`` of random stimulus."""
     from boards.catalog import board
-    from rtl.cost import activity, estimate
-    from sim.reference import simulate
+    from rtl.cores import core as core_named
     from sim.randnet import random_stimulus
+
+    from .steps import StepError, estimate_core
 
     b = board(board_name)
     work = None
@@ -433,24 +389,12 @@ def _estimate(net, board_name: str, *, lanes: int, steps: int, seed: int,
         x, forced = random_stimulus(net, steps, seed)
     T = len(x) if x is not None and len(x) else steps
     work = work or [(x, forced, T)]
-    if core == "lean":
-        from rtl import lean
-        if b.family != "ice40":
-            raise UserError(f"the lean core is built for the iCE40UP5K's SPRAM; board "
-                            f"{b.name} is {b.family}")
-        cps, cmax, T = lean_cycles(net, work, lanes)
-        return b, lean.estimate(net, family=b.family, clock_mhz=b.sync_mhz, lanes=lanes,
-                                cycles_per_step=cps, cycles_max=cmax, steps_per_sample=T)
-    if core == "stack":
-        from rtl import stack
-        cps, cmax, T = stack_cycles(net, work, lanes, work_dir, rows=rows)
-        return b, stack.estimate(net, family=b.family, clock_mhz=b.sync_mhz, lanes=lanes,
-                                 cycles_per_step=cps, cycles_max=cmax, steps_per_sample=T,
-                                 rows=rows)
-    trace = simulate(net, x, forced, steps=None if x is not None and len(x) else steps)
-    act = activity(net, trace, x, forced)
-    return b, estimate(net, act, family=b.family, clock_mhz=b.sync_mhz, lanes=lanes,
-                       memories=memories)
+    try:
+        return b, estimate_core(core_named(core), net, work, family=b.family,
+                                clock_mhz=b.sync_mhz, lanes=lanes, work_dir=work_dir,
+                                memories=memories or None, rows=rows)
+    except StepError as e:
+        raise UserError(str(e)) from None
 
 
 def _estimate_rows(b, est) -> list[tuple[str, str]]:
@@ -476,10 +420,13 @@ def _estimate_rows(b, est) -> list[tuple[str, str]]:
 
 
 def cmd_estimate(args) -> int:
+    import tempfile
     net = _load(args.net)
-    _supported(net, args.lanes)
-    b, est = _estimate(net, args.board, lanes=args.lanes, steps=args.steps, seed=args.seed,
-                       vectors=args.vectors, memories=_memories(args.memory))
+    _supported(net, args.lanes, args.core)
+    with tempfile.TemporaryDirectory(prefix="polychrony-estimate-") as tmp:
+        b, est = _estimate(net, args.board, lanes=args.lanes, steps=args.steps, seed=args.seed,
+                           vectors=args.vectors, memories=_memories(args.memory),
+                           core=args.core, rows=_rows(args), work_dir=Path(tmp))
     if args.json:
         print(json.dumps(est.to_json() | {"board": b.name, "device_resources": b.resources},
                          indent=1))
@@ -708,14 +655,8 @@ def _print_demo(s: dict) -> None:
 # --------------------------------------------------------------------------------------------
 
 def _supported(net, lanes: int = 1, core: str = "network") -> None:
-    from rtl.core import supported
-    supported(net, lanes=lanes)
-    if core == "stack":
-        from rtl.stack import stack_plan
-        stack_plan(net)
-    elif core == "lean":
-        from rtl.lean import lean_layout
-        lean_layout(net, lanes)
+    from rtl.cores import core as core_named
+    core_named(core).check(net, lanes=lanes)
 
 
 def _build(net, board: str, out: Path, *, lanes: int = 1, memories: dict | None = None,
@@ -725,11 +666,10 @@ def _build(net, board: str, out: Path, *, lanes: int = 1, memories: dict | None 
     from boards.top import build_board
     if board not in BOARDS:
         raise UserError(f"unknown board {board!r}; supported: {', '.join(BOARDS)}")
-    # The stack core fills most of a large part: nextpnr's router2 (see bench.boards).
-    stack = ({"core": "stack", "rows": rows, "nextpnr_opts": "--router router2"}
-             if core == "stack" else {"core": "lean"} if core == "lean" else {})
+    from rtl.cores import core as core_named
     return build_board(net, board, build_dir=out / board, lanes=lanes, memories=memories or None,
-                       clock_hz=clock_hz, baud=baud, **stack)
+                       clock_hz=clock_hz, baud=baud, core=core, rows=rows,
+                       nextpnr_opts=core_named(core).nextpnr_opts)
 
 
 def _build_json(res) -> dict:
@@ -743,11 +683,9 @@ def _build_json(res) -> dict:
 
 
 def _add_core(p) -> None:
-    p.add_argument("--core", choices=("network", "stack", "lean"), default="network",
-                   help="network: every IR network (rtl.core); stack: the layer-pipelined "
-                        "core for layered audio networks (rtl.stack); lean: the same "
-                        "networks on one shared datapath with SPRAM weights, for the "
-                        "iCE40UP5K (rtl.lean; lanes a power of two)")
+    from rtl.cores import CORES
+    p.add_argument("--core", choices=tuple(CORES), default="network",
+                   help="; ".join(f"{name}: {spec.summary}" for name, spec in CORES.items()))
     p.add_argument("--rows", action="append", metavar="LAYER=R",
                    help="stack core: weight rows layer LAYER (>= 2) adds per cycle, 1-8 "
                         "(repeatable; default by layer width)")
@@ -757,8 +695,11 @@ def _rows(args) -> dict | None:
     """The stack core's ``--rows`` as {layer: rows}, or None."""
     if not args.rows:
         return None
-    if args.core != "stack":
-        raise UserError("--rows applies to the stack core (--core stack) only")
+    from rtl.cores import CORES
+    if "rows" not in CORES[args.core].knobs:
+        takers = [name for name, spec in CORES.items() if "rows" in spec.knobs]
+        raise UserError(f"--rows does not apply to the {args.core} core (use "
+                        f"{' or '.join('--core ' + t for t in takers)})")
     out = {}
     for item in args.rows:
         layer, eq, r = item.partition("=")
@@ -875,6 +816,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="memory kind of a weight array: block, spram (iCE40), lut or "
                         "loaded (filled at run time through wl) (repeatable; e.g. "
                         "proj0.weights=spram; default automatic)")
+    _add_core(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_estimate)
 
@@ -958,7 +900,7 @@ def main(argv: list[str] | None = None) -> int:
             _err(f"--{name} must be in [0, 1), got {v}")
             return 2
     from model.ir import IRError
-    from rtl.core import UnsupportedNetwork
+    from rtl.cores import UnsupportedNetwork
     from sim.cosim import CosimError
     from boards.build import BuildError
     try:

@@ -1,0 +1,102 @@
+"""The contract every hardware core implements, so that callers choose a core by asking the
+registry (:data:`rtl.cores.CORES`) and never by a string switch of their own."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from amaranth.lib import wiring
+
+from model.ir import Network
+
+from ..errors import UnsupportedNetwork
+
+__all__ = ["Core", "UnsupportedNetwork", "Measure"]
+
+#: How a core's cycles per step must be measured: ``"model"`` from the reference trace's
+#: activity (the core's cycle model is exact), ``"amaranth"`` by running the core in
+#: Amaranth's simulator (:meth:`Core.simulate`), ``"verilator"`` by co-simulating its
+#: generated Verilog with the read-out layer observed.
+Measure = Literal["model", "amaranth", "verilator"]
+
+
+class Core:
+    """One hardware core: what it builds, which knobs it takes, how it is measured.
+
+    A core is described by class attributes and four methods; the registry holds one instance
+    per core. ``build`` returns a :class:`~amaranth.lib.wiring.Component` with the ports every
+    core has: ``i`` (In stream of :func:`~rtl.interface.step_in_layout`), ``o`` (Out stream of
+    :func:`~rtl.interface.step_out_layout`), ``busy`` (Out 1), and, when it keeps weights
+    outside the bitstream, ``wl`` (In stream of ``load_width`` bits) with ``load_image()`` the
+    words to stream on it after the first reset; ``kinds`` (weight array -> memory kind),
+    ``memory_bits`` (weight array -> bits) and ``lanes``. A core with ``gated`` also takes
+    ``gate=True`` (a ``mask`` port that silences observed layers but the last), and one with
+    ``observe`` in its knobs has an ``observe`` attribute (the layers whose records go out).
+    """
+
+    #: The name users pass as ``--core``.
+    name: ClassVar[str]
+    #: One line for ``--help``: what the core is for.
+    summary: ClassVar[str]
+    #: Keyword knobs :meth:`build` takes besides ``lanes`` (``family`` is always accepted: it
+    #: shapes memories where a core uses it and is ignored otherwise).
+    knobs: ClassVar[tuple[str, ...]] = ()
+    #: ``lanes`` when the caller gives none.
+    default_lanes: ClassVar[int] = 1
+    #: Device families the core can be built for (None: every family).
+    families: ClassVar[tuple[str, ...] | None] = None
+    #: How its cycles per step are measured (see :data:`Measure`).
+    measure: ClassVar[Measure] = "model"
+    #: Takes ``gate`` (a host link then sends only the read-out's records when asked for a
+    #: prediction only).
+    gated: ClassVar[bool] = False
+    #: The host link pairs it with the serial read-out (one lane per cycle, sums in block RAM).
+    serial_readout: ClassVar[bool] = False
+    #: Extra nextpnr options its board builds need.
+    nextpnr_opts: ClassVar[str] = ""
+
+    def check_knobs(self, knobs: dict) -> dict:
+        """``knobs`` without the unset ones (and without ``family`` unless the core uses it);
+        ``ValueError`` naming any the core does not take."""
+        extra = sorted(k for k, v in knobs.items()
+                       if v is not None and k not in (*self.knobs, "lanes", "family"))
+        if extra:
+            raise ValueError(f"the {self.name} core takes no {', '.join(extra)}")
+        return {k: v for k, v in knobs.items()
+                if v is not None and (k != "family" or k in self.knobs)}
+
+    def check(self, net: Network, *, lanes: int | None = None, **knobs) -> None:
+        """Raise :class:`UnsupportedNetwork` (or ``ValueError`` for a knob the core does not
+        take) unless the core can be built for ``net`` with these knobs; build nothing."""
+        raise NotImplementedError
+
+    def supports(self, net: Network, **knobs) -> str | None:
+        """``None`` when the core can be built for ``net`` with ``knobs``, else the reason."""
+        try:
+            self.check(net, **knobs)
+        except (UnsupportedNetwork, ValueError) as e:
+            return str(e)
+        return None
+
+    def build(self, net: Network, *, lanes: int | None = None, **knobs) -> wiring.Component:
+        """The core for ``net`` (``lanes`` defaults to :attr:`default_lanes`)."""
+        raise NotImplementedError
+
+    def estimate(self, net: Network, *, family: str, clock_mhz: float, lanes: int | None = None,
+                 activity: list[dict] | None = None,
+                 cycles: tuple[float, int, int] | None = None, **knobs):
+        """An :class:`rtl.cost.Estimate` before synthesis. ``activity`` (one
+        :func:`rtl.cost.activity` per sample) for a core measured by its ``"model"``;
+        ``cycles`` (mean and max cycles per step, steps per sample) measured as
+        :attr:`measure` says for the others."""
+        raise NotImplementedError
+
+    def simulate(self, net: Network, x, *, lanes: int | None = None, **knobs):
+        """Run the core in Amaranth's simulator with the read-out observed, as a board asked
+        for a prediction runs it; a core whose :attr:`measure` is ``"amaranth"`` has this.
+        Returns an object with ``v`` (the read-out's membranes), ``prediction`` and
+        ``cycles_per_step``."""
+        raise NotImplementedError(f"the {self.name} core is not measured in Amaranth")
+
+    def __repr__(self) -> str:
+        return f"<{self.name} core>"

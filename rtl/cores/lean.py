@@ -1,0 +1,46 @@
+"""The lean core (:class:`rtl.lean.LeanCore`): the stack core's networks on one shared
+datapath with the weights in the iCE40UP5K's SPRAM; measured in Amaranth's simulator."""
+
+from __future__ import annotations
+
+from model.ir import Network
+
+from ..lean import LeanCore, estimate, lean_layout
+from ..pysim import run_lean_readout
+from .base import Core
+
+__all__ = ["LeanCoreSpec"]
+
+
+class LeanCoreSpec(Core):
+    name = "lean"
+    summary = ("the same networks on one shared datapath with SPRAM weights, for the "
+               "iCE40UP5K (rtl.lean; lanes a power of two)")
+    knobs = ("observe", "gate", "spram_cells")
+    default_lanes = 4
+    families = ("ice40",)
+    measure = "amaranth"
+    gated = True
+    serial_readout = True
+
+    def check(self, net: Network, *, lanes: int | None = None, **knobs) -> None:
+        self.check_knobs(knobs)
+        lean_layout(net, self.default_lanes if lanes is None else lanes)
+
+    def build(self, net: Network, *, lanes: int | None = None, **knobs):
+        knobs = self.check_knobs(knobs)
+        return LeanCore(net, lanes=self.default_lanes if lanes is None else lanes, **knobs)
+
+    def estimate(self, net: Network, *, family: str, clock_mhz: float, lanes: int | None = None,
+                 activity=None, cycles=None, **knobs):
+        self.check_knobs(knobs)
+        if cycles is None:
+            raise ValueError("the lean core's estimate needs cycles measured in simulation")
+        cps, cmax, steps = cycles
+        return estimate(net, family=family, clock_mhz=clock_mhz,
+                        lanes=self.default_lanes if lanes is None else lanes,
+                        cycles_per_step=cps, cycles_max=cmax, steps_per_sample=steps)
+
+    def simulate(self, net: Network, x, *, lanes: int | None = None, **knobs):
+        self.check_knobs(knobs)
+        return run_lean_readout(net, x, lanes=self.default_lanes if lanes is None else lanes)

@@ -1,0 +1,46 @@
+"""The network core (:class:`rtl.core.NetworkCore`): every IR network, weights in block RAM,
+SPRAM or loaded RAM, with an exact cycle model."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from model.ir import Network
+
+from ..core import NetworkCore, supported
+from ..cost import estimate
+from .base import Core
+
+__all__ = ["NetworkCoreSpec"]
+
+
+class NetworkCoreSpec(Core):
+    name = "network"
+    summary = "every IR network (rtl.core)"
+    knobs = ("family", "fault", "bank_depth", "memories", "spram_cells", "loaded_cells")
+    default_lanes = 1
+    measure = "model"
+
+    def check(self, net: Network, *, lanes: int | None = None, **knobs) -> None:
+        self.check_knobs(knobs)
+        supported(net, lanes=self.default_lanes if lanes is None else lanes)
+
+    def build(self, net: Network, *, lanes: int | None = None, **knobs):
+        knobs = self.check_knobs(knobs)
+        return NetworkCore(net, lanes=self.default_lanes if lanes is None else lanes, **knobs)
+
+    def estimate(self, net: Network, *, family: str, clock_mhz: float, lanes: int | None = None,
+                 activity=None, cycles=None, **knobs):
+        """One estimate per sample of ``activity``, cycles per step averaged over them."""
+        knobs = self.check_knobs(knobs)
+        if not activity:
+            raise ValueError("the network core's estimate needs the activity of a workload")
+        lanes = self.default_lanes if lanes is None else lanes
+        ests = [estimate(net, a, family=family, clock_mhz=clock_mhz, lanes=lanes,
+                         memories=knobs.get("memories")) for a in activity]
+        if len(ests) == 1:
+            return ests[0]
+        return replace(ests[0], cycles_per_step=float(np.mean([e.cycles_per_step for e in ests])),
+                       cycles_max=max(e.cycles_max for e in ests))

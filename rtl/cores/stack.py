@@ -1,0 +1,47 @@
+"""The stack core (:class:`rtl.stack.StackCore`): layered audio networks, one pipeline stage
+per layer, weight rows in block RAM; measured by co-simulating its Verilog."""
+
+from __future__ import annotations
+
+from model.ir import Network
+
+from ..errors import UnsupportedNetwork
+from ..stack import StackCore, estimate, rows_per_cycle, stack_plan
+from .base import Core
+
+__all__ = ["StackCoreSpec"]
+
+
+class StackCoreSpec(Core):
+    name = "stack"
+    summary = "the layer-pipelined core for layered audio networks (rtl.stack)"
+    knobs = ("rows", "observe", "gate")
+    default_lanes = 16
+    measure = "verilator"
+    gated = True
+    # The stack core fills most of a large part: nextpnr's router2 routes it in minutes where
+    # the default router crawls.
+    nextpnr_opts = "--router router2"
+
+    def check(self, net: Network, *, lanes: int | None = None, **knobs) -> None:
+        knobs = self.check_knobs(knobs)
+        lanes = self.default_lanes if lanes is None else lanes
+        if not isinstance(lanes, int) or not 1 <= lanes <= 256:
+            raise UnsupportedNetwork(f"lanes must be an integer in [1, 256], got {lanes!r}")
+        stack_plan(net)
+        rows_per_cycle(net, knobs.get("rows"))
+
+    def build(self, net: Network, *, lanes: int | None = None, **knobs):
+        knobs = self.check_knobs(knobs)
+        return StackCore(net, lanes=self.default_lanes if lanes is None else lanes, **knobs)
+
+    def estimate(self, net: Network, *, family: str, clock_mhz: float, lanes: int | None = None,
+                 activity=None, cycles=None, **knobs):
+        knobs = self.check_knobs(knobs)
+        if cycles is None:
+            raise ValueError("the stack core's estimate needs cycles measured in co-simulation")
+        cps, cmax, steps = cycles
+        return estimate(net, family=family, clock_mhz=clock_mhz,
+                        lanes=self.default_lanes if lanes is None else lanes,
+                        cycles_per_step=cps, cycles_max=cmax, steps_per_sample=steps,
+                        rows=knobs.get("rows"))
