@@ -23,53 +23,27 @@ from __future__ import annotations
 
 from math import ceil
 
-from amaranth.hdl import (Array, C, Cat, Const, Module, Mux, ResetInserter, Signal,
-                          unsigned)
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.hdl import Array, C, Cat, Module, Mux, ResetInserter, Signal
+from amaranth.lib import crc, data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from model.ir import Network
 from .core import lowest_set
 from .cores import core as core_named
 from .interface import step_in_layout
-from .protocol import (CMD_ERROR, CMD_IDENT, CMD_RESET, CMD_STATUS, CMD_STEP, CONTINUES, END,
+from .protocol import (CMD_ERROR, CMD_IDENT, CMD_RESET, CMD_STATUS, CMD_STEP, END,
                        ERR_COMMAND, ERR_CRC, ERR_LENGTH, ERR_PAYLOAD, ERR_TOO_LONG, ESC,
                        ESC_END, ESC_ESC, FLAG_MEMBRANES, FLAG_PREDICT, FLAG_SPIKES, MAX_BODY,
                        NO_PREDICTION, RESPONSE, ident_payload, token_format)
 from .readout import Readout, SerialReadout
 from .uart import UARTRx, UARTTx
 
-__all__ = ["crc16_next", "uart_divisor", "FrameTx", "HostLink"]
+__all__ = ["CRC16", "uart_divisor", "FrameTx", "HostLink"]
 
 
-def _crc16_terms() -> list[tuple[list[int], list[int]]]:
-    """For each bit of the next CRC, the CRC bits and data bits whose XOR it is (the update is
-    linear over GF(2); found by running the bitwise algorithm on sets of variables)."""
-    crc = [({i}, set()) for i in range(16)]
-    for i in range(8):                  # crc ^= byte << 8
-        crc[8 + i] = (crc[8 + i][0], crc[8 + i][1] ^ {i})
-    for _ in range(8):
-        top = crc[15]
-        shifted = [(set(), set())] + crc[:15]
-        crc = [(c ^ top[0], d ^ top[1]) if (0x1021 >> k) & 1 else (c, d)
-               for k, (c, d) in enumerate(shifted)]
-    return [(sorted(c), sorted(d)) for c, d in crc]
-
-
-_CRC_TERMS = _crc16_terms()
-
-
-def crc16_next(crc, byte):
-    """CRC-16/CCITT-FALSE after one more byte, as a flat XOR network (one expression per bit;
-    unrolling the bitwise loop with ``Mux`` would duplicate the tree 2**8 times)."""
-    bits = []
-    for c, d in _CRC_TERMS:
-        terms = [crc[i] for i in c] + [byte[i] for i in d]
-        x = terms[0]
-        for t in terms[1:]:
-            x = x ^ t
-        bits.append(x)
-    return Cat(*bits)
+#: The frames' CRC (docs/protocol.md): CRC-16/CCITT-FALSE over bytes; its residue is 0, so a
+#: frame whose CRC trailer is right leaves the receiver's CRC at 0.
+CRC16 = crc.catalog.CRC16_CCITT_FALSE(data_width=8)
 
 
 def uart_divisor(clk_hz: float, baud: int, *, tolerance: float = 0.02) -> int:
@@ -105,7 +79,8 @@ class FrameTx(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        crc = Signal(16, init=0xFFFF)
+        m.submodules.crc = crc16 = CRC16.create()
+        crc = crc16.crc
         count = Signal(16)
         byte = Signal(8)        # the byte being escaped / sent
         esc2 = Signal()         # the second byte of an escape is due
@@ -126,8 +101,9 @@ class FrameTx(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.i.valid & ~have):
-                    m.d.sync += [byte.eq(END), raw.eq(1), have.eq(1), crc.eq(0xFFFF),
-                                 count.eq(0), trail.eq(0)]
+                    m.d.comb += crc16.start.eq(1)
+                    m.d.sync += [byte.eq(END), raw.eq(1), have.eq(1), count.eq(0),
+                                 trail.eq(0)]
                     m.next = "BODY"
             with m.State("BODY"):
                 m.d.comb += self.i.ready.eq(~have)
@@ -135,8 +111,8 @@ class FrameTx(wiring.Component):
                     with m.If(self.i.payload.end):
                         m.next = "TRAIL"
                     with m.Else():
+                        m.d.comb += [crc16.data.eq(self.i.payload.data), crc16.valid.eq(1)]
                         m.d.sync += [byte.eq(self.i.payload.data), raw.eq(0), have.eq(1),
-                                     crc.eq(crc16_next(crc, self.i.payload.data)),
                                      count.eq(count + 1)]
             with m.State("TRAIL"):
                 with m.If(~have):
@@ -147,7 +123,7 @@ class FrameTx(wiring.Component):
                         nxt = tail[trail][:8]
                         m.d.sync += [byte.eq(nxt), raw.eq(0), have.eq(1), trail.eq(trail + 1)]
                         with m.If(trail < 2):      # the CRC covers LEN, not itself
-                            m.d.sync += crc.eq(crc16_next(crc, nxt))
+                            m.d.comb += [crc16.data.eq(nxt), crc16.valid.eq(1)]
         return m
 
 
@@ -219,7 +195,7 @@ class HostLink(wiring.Component):
     # ----------------------------------------------------------------------------------------
     def elaborate(self, platform):
         m = Module()
-        net, P = self.net, self.lanes
+        net = self.net
         m.submodules.urx = urx = self.urx
         m.submodules.utx = utx = self.utx
         m.submodules.ftx = ftx = FrameTx()
@@ -262,7 +238,7 @@ class HostLink(wiring.Component):
         # ---- receiver ----------------------------------------------------------------------
         busy = Signal()                       # the executor is running a command
         count = Signal(range(self.max_body + 1))
-        rcrc = Signal(16, init=0xFFFF)
+        m.submodules.rx_crc = rx_crc = CRC16.create()
         tail = Signal(32)
         esc = Signal()
         overflow = Signal()
@@ -293,7 +269,7 @@ class HostLink(wiring.Component):
                         with m.Elif(count < 6):
                             m.d.sync += ev_code.eq(ERR_LENGTH)
                             bump(len_errors)
-                        with m.Elif(rcrc != 0):
+                        with m.Elif(rx_crc.crc != 0):
                             m.d.sync += ev_code.eq(ERR_CRC)
                             bump(crc_errors)
                         with m.Elif(length != count - 6):
@@ -302,8 +278,9 @@ class HostLink(wiring.Component):
                         with m.Else():
                             m.d.sync += ev_code.eq(0)
                         m.d.sync += ev_len.eq(count - 6)
-                m.d.sync += [count.eq(0), rcrc.eq(0xFFFF), esc.eq(0), overflow.eq(0),
-                             bad_esc.eq(0), lost.eq(0)]
+                m.d.comb += rx_crc.start.eq(1)
+                m.d.sync += [count.eq(0), esc.eq(0), overflow.eq(0), bad_esc.eq(0),
+                             lost.eq(0)]
             with m.Elif(esc):
                 m.d.sync += esc.eq(0)
                 with m.If((b == ESC_END) | (b == ESC_ESC)):
@@ -322,8 +299,8 @@ class HostLink(wiring.Component):
                 m.d.comb += [wr.addr.eq(count), wr.data.eq(dat), wr.en.eq(~busy)]
                 with m.If(busy):
                     m.d.sync += lost.eq(1)
-                m.d.sync += [count.eq(count + 1), rcrc.eq(crc16_next(rcrc, dat)),
-                             tail.eq(Cat(dat, tail[:24]))]
+                m.d.comb += [rx_crc.data.eq(dat), rx_crc.valid.eq(1)]
+                m.d.sync += [count.eq(count + 1), tail.eq(Cat(dat, tail[:24]))]
                 with m.If(count == 0):
                     m.d.sync += cmd0.eq(dat)
                 with m.If(count == 1):
@@ -379,6 +356,12 @@ class HostLink(wiring.Component):
         t_value = tok_now[ib:ib + vb]
         t_layer = tok_now[ib + vb:self.token.bits]
         t_pad = tok_now[self.token.bits:] if 8 * tb > self.token.bits else C(0, 1)
+        # One parser serves both passes over the payload (the check and the feed): ``take``
+        # hands it the current byte; ``token_end`` and ``step_end`` say what that byte ended.
+        take, token_end, step_end = Signal(), Signal(), Signal()
+        with m.If(take):
+            self._parse(m, phase, byte, tok, tk, left, cont, cnt_lo, tb,
+                        token_end=token_end, step_end=step_end)
         ok_tok = Signal()
         conds = []
         if net.layers[0].n:
@@ -513,11 +496,10 @@ class HostLink(wiring.Component):
                         m.d.sync += [err_code.eq(ERR_PAYLOAD), err_detail.eq(pos - 2)]
                         m.next = "ERROR"
                 with m.Else():
-                    m.d.comb += adv.eq(1)
-                    self._parse(m, phase, byte, tok, tk, left, cont, cnt_lo, tb,
-                                on_token=lambda: self._bad_token(m, ok_tok, err_code,
-                                                                 err_detail, pos),
-                                on_step=lambda: None)
+                    m.d.comb += [adv.eq(1), take.eq(1)]
+                    with m.If(token_end & ~ok_tok):
+                        m.d.sync += [err_code.eq(ERR_PAYLOAD), err_detail.eq(pos - 2)]
+                        m.next = "ERROR"
 
             # STEP, pass 2: feed the core; the encoder sends its output meanwhile.
             with m.State("FEED"):
@@ -526,18 +508,13 @@ class HostLink(wiring.Component):
                                  strobe_due.eq(0), fed.eq(fed + 1), steps.eq(steps + 1),
                                  sample.eq(sample + 1)]
                 with m.Elif(~rec_valid & more):
-                    m.d.comb += adv.eq(1)
-
-                    def event():        # the token becomes the core's next input record
+                    m.d.comb += [adv.eq(1), take.eq(1)]
+                    with m.If(token_end):   # the token becomes the core's next input record
                         m.d.sync += [rec_in.index.eq(t_index), rec_in.value.eq(t_value),
                                      rec_in.layer.eq(t_layer), rec_in.valid.eq(1),
                                      rec_in.last.eq(0), rec_valid.eq(1)]
-
-                    def step_end():     # the strobe goes once the last event is taken
+                    with m.If(step_end):    # the strobe goes once the last event is taken
                         m.d.sync += strobe_due.eq(1)
-
-                    self._parse(m, phase, byte, tok, tk, left, cont, cnt_lo, tb,
-                                on_token=event, on_step=step_end)
                 with m.Elif(~rec_valid & ~more & (done == fed) & ~enc["busy"]):
                     with m.If(flags[2]):
                         m.d.sync += pred_wait.eq(0)
@@ -581,10 +558,10 @@ class HostLink(wiring.Component):
 
     # ----------------------------------------------------------------------------------------
     @staticmethod
-    def _parse(m, phase, byte, tok, tk, left, cont, cnt_lo, tb, *, on_token, on_step):
+    def _parse(m, phase, byte, tok, tk, left, cont, cnt_lo, tb, *, token_end, step_end):
         """Take one payload byte of the step list: a count (u16 LE: events, bit 15 'the step
-        continues'), then that many tokens of ``tb`` bytes; ``on_token`` runs at a token's last
-        byte (``tok_now`` holds it), ``on_step`` when a step's events are complete."""
+        continues'), then that many tokens of ``tb`` bytes; ``token_end`` rises at a token's
+        last byte (``tok_now`` holds it), ``step_end`` when a step's events are complete."""
         with m.Switch(phase):
             with m.Case(0):
                 m.d.sync += [cnt_lo.eq(byte), phase.eq(1)]
@@ -594,24 +571,19 @@ class HostLink(wiring.Component):
                 with m.If(n == 0):
                     m.d.sync += phase.eq(0)
                     with m.If(~byte[7]):
-                        on_step()
+                        m.d.comb += step_end.eq(1)
                 with m.Else():
                     m.d.sync += phase.eq(2)
             with m.Case(2):
                 with m.If(tk == tb - 1):
-                    on_token()
+                    m.d.comb += token_end.eq(1)
                     m.d.sync += [tk.eq(0), tok.eq(0), left.eq(left - 1)]
                     with m.If(left == 1):
                         m.d.sync += phase.eq(0)
                         with m.If(~cont):
-                            on_step()
+                            m.d.comb += step_end.eq(1)
                 with m.Else():
                     m.d.sync += [tk.eq(tk + 1), tok.eq(tok | (byte << (tk * 8)))]
-
-    def _bad_token(self, m, ok_tok, err_code, err_detail, pos):
-        with m.If(~ok_tok):
-            m.d.sync += [err_code.eq(ERR_PAYLOAD), err_detail.eq(pos - 2)]
-            m.next = "ERROR"
 
     def _encoder(self, m, core, flags, done, fed) -> dict:
         """Turns ``core.o`` records into response bytes per ``flags`` (docs/protocol.md)."""

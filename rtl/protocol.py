@@ -16,6 +16,7 @@ advance, and still let the receiver check it.
 
 from __future__ import annotations
 
+import binascii
 import struct
 from dataclasses import dataclass
 from math import ceil
@@ -29,7 +30,7 @@ __all__ = [
     "CMD_IDENT", "CMD_RESET", "CMD_STATUS", "CMD_STEP", "RESPONSE", "CMD_ERROR",
     "ERR_CRC", "ERR_LENGTH", "ERR_TOO_LONG", "ERR_COMMAND", "ERR_PAYLOAD", "ERROR_NAMES",
     "FLAG_SPIKES", "FLAG_MEMBRANES", "FLAG_PREDICT", "CONTINUES", "NO_PREDICTION",
-    "ProtocolError", "crc16", "crc16_update", "body", "frame", "FrameDecoder",
+    "ProtocolError", "crc16", "body", "frame", "FrameDecoder",
     "TokenFormat", "token_format", "LinkInfo", "ident_payload", "parse_ident",
     "MAX_RESPONSE", "response_bytes_per_step", "step_chunks", "StepOutput", "parse_step_response", "Status", "parse_status",
     "parse_error",
@@ -65,19 +66,11 @@ class ProtocolError(ValueError):
 # --------------------------------------------------------------------------------------------
 # CRC and framing.
 
-def crc16_update(crc: int, byte: int) -> int:
-    """CRC-16/CCITT-FALSE (poly 0x1021, not reflected) of one more byte."""
-    crc ^= byte << 8
-    for _ in range(8):
-        crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-    return crc & 0xFFFF
-
-
 def crc16(data: bytes, crc: int = 0xFFFF) -> int:
-    """CRC-16/CCITT-FALSE of ``data`` (``crc16(b"123456789") == 0x29B1``)."""
-    for b in data:
-        crc = crc16_update(crc, b)
-    return crc
+    """CRC-16/CCITT-FALSE (poly 0x1021, initial 0xFFFF, not reflected, no final XOR) of
+    ``data``, continuing from ``crc`` (``crc16(b"123456789") == 0x29B1``). The gateware uses
+    the same algorithm from ``amaranth.lib.crc``."""
+    return binascii.crc_hqx(data, crc)
 
 
 def body(cmd: int, seq: int, payload: bytes = b"") -> bytes:
