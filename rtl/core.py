@@ -34,10 +34,11 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 from amaranth.hdl import C, Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import memory, stream
 from amaranth.lib.wiring import In, Out
 
 from model.ir import InputLayer, LIFLayer, Network, Projection
+from .checked import CheckedComponent
 from .delay_line import DelayLine, line_shapes, line_slots
 from .errors import UnsupportedNetwork
 from .families import (DEVICE_MEMORIES, DEVICE_NAMES, DSP_BLOCKS, FAMILIES, KINDS,
@@ -325,7 +326,7 @@ def lowest_set(m: Module, mask, name: str):
             m.d.comb += low.eq(k)
     return low
 
-class NetworkCore(wiring.Component):
+class NetworkCore(CheckedComponent):
     """Streaming, time-multiplexed core for any IR network (see the module docstring).
 
     Ports: ``i`` (In stream, :func:`~rtl.interface.step_in_layout`), ``o`` (Out stream,
@@ -355,10 +356,11 @@ class NetworkCore(wiring.Component):
     ``v > threshold``.
     """
 
-    def __init__(self, net: Network, *, lanes: int = 1, fault: Fault = None,
-                 family: str | None = None, bank_depth: int | None = None,
-                 memories: dict[str, str] | None = None, spram_cells: bool | None = None,
-                 loaded_cells: bool | None = None):
+    @classmethod
+    def check_args(cls, net: Network, *, lanes: int = 1, fault: Fault = None,
+                   family: str | None = None, bank_depth: int | None = None,
+                   memories: dict[str, str] | None = None, spram_cells: bool | None = None,
+                   loaded_cells: bool | None = None) -> None:
         supported(net, lanes=lanes)
         if fault not in (None, "delay+1", "threshold>"):
             raise ValueError(f"fault must be None, 'delay+1' or 'threshold>', got {fault!r}")
@@ -367,6 +369,12 @@ class NetworkCore(wiring.Component):
                              f"got {family!r}")
         if bank_depth is not None and (bank_depth < 1 or bank_depth & (bank_depth - 1)):
             raise ValueError(f"bank_depth must be a power of two, got {bank_depth!r}")
+        memory_kinds(net, lanes=lanes, family=family, memories=memories)
+
+    def __init__(self, net: Network, *, lanes: int = 1, fault: Fault = None,
+                 family: str | None = None, bank_depth: int | None = None,
+                 memories: dict[str, str] | None = None, spram_cells: bool | None = None,
+                 loaded_cells: bool | None = None):
         self.net, self.lanes, self.fault, self.family = net, lanes, fault, family
         self.bank_depth = bank_depth
         self.memories = dict(memories or {})

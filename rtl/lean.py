@@ -38,15 +38,16 @@ from math import ceil
 
 import numpy as np
 from amaranth.hdl import Array, C, Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import memory, stream
 from amaranth.lib.wiring import In, Out
 
 from model.ir import Network, index_bits, signed_bits
+from .checked import CheckedComponent
 from .core import lowest_set
 from .errors import UnsupportedNetwork
 from .interface import step_in_layout, step_out_layout
 from .spram import SpramArray
-from .stack import StackPlan, stack_plan
+from .stack import StackPlan, observed_layers, stack_plan
 
 __all__ = ["LeanCore", "LeanLayout", "lean_layout", "lean_image", "estimate", "WORD_BITS",
            "B_STAGES", "OUT_DEPTH"]
@@ -246,27 +247,25 @@ def lean_image(net: Network, L: LeanLayout) -> list[int]:
     return words
 
 
-class LeanCore(wiring.Component):
+class LeanCore(CheckedComponent):
     """The lean core for ``net`` (see the module docstring): ``lanes`` (a power of two, at
     most the weights per word) neurons updated per cycle. ``spram_cells`` builds the weight
     memory from ``SB_SPRAM256KA`` primitives (default: when elaborated for a platform) rather
     than a behavioural memory."""
 
+    @classmethod
+    def check_args(cls, net: Network, *, lanes: int = 4, observe=None, gate: bool = False,
+                   spram_cells: bool | None = None) -> None:
+        lean_layout(net, lanes)
+        obs = observed_layers(net, observe)
+        if gate and obs[-1] != len(net.layers) - 1:
+            raise UnsupportedNetwork("gate needs the last layer observed")
+
     def __init__(self, net: Network, *, lanes: int = 4, observe=None, gate: bool = False,
                  spram_cells: bool | None = None):
-        try:
-            self.layout = lean_layout(net, lanes)
-            lif = list(range(1, len(net.layers)))
-            obs = lif if observe is None else sorted({int(l) for l in observe})
-            if not obs or any(l not in lif for l in obs):
-                raise UnsupportedNetwork(f"observe must name LIF layers among {lif}, got "
-                                         f"{list(observe) if observe is not None else None}")
-            if gate and obs[-1] != lif[-1]:
-                raise UnsupportedNetwork("gate needs the last layer observed")
-        except Exception:
-            self._MustUse__silence = True      # a core that could not be made is not "unused"
-            raise
-        self.net, self.lanes, self.observe = net, lanes, tuple(obs)
+        self.layout = lean_layout(net, lanes)
+        self.net, self.lanes = net, lanes
+        self.observe = observed_layers(net, observe)
         self.gate, self.spram_cells = bool(gate), spram_cells
         #: What :func:`rtl.export.generate` and the board tops read of a core.
         self.kinds = {"weights": "spram"}

@@ -17,34 +17,40 @@ from __future__ import annotations
 from math import ceil
 
 from amaranth.hdl import C, Cat, Module, Mux, Signal, signed
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from model.ir import Network
+from .checked import CheckedComponent
 from .interface import step_out_layout
 
 __all__ = ["Readout", "SerialReadout"]
 
 
-def _setup(ro, net: Network, lanes: int, layer: int | None, max_steps: int) -> None:
-    """Check and keep a read-out's network, lanes, layer (default: the last) and sum width."""
+def _check(net: Network, *, lanes: int = 1, layer: int | None = None,
+           max_steps: int = 1024) -> None:
+    """Refuse a layer that is not a read-out and a bound below one step."""
     layer = len(net.layers) - 1 if layer is None else layer
     if not 1 <= layer < len(net.layers) or net.layers[layer].spiking:
-        ro._MustUse__silence = True
         raise ValueError(f"layer {layer} of network {net.name!r} is not a read-out "
                          f"(non-spiking LIF) layer")
     if max_steps < 1:
-        ro._MustUse__silence = True
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+
+
+def _setup(ro, net: Network, lanes: int, layer: int | None, max_steps: int) -> None:
+    """Keep a read-out's network, lanes, layer (default: the last) and sum width."""
+    layer = len(net.layers) - 1 if layer is None else layer
     ro.net, ro.lanes, ro.layer = net, lanes, layer
     ro.n = net.layers[layer].n
     ro.sum_bits = net.layers[layer].v_bits + max(1, (max_steps - 1).bit_length())
     ro.max_steps = max_steps
 
 
-class Readout(wiring.Component):
+class Readout(CheckedComponent):
     """Prediction of read-out layer ``layer`` (default: the last layer) of ``net`` from the
     records seen on ``rec`` when ``fire`` (the output stream's valid & ready)."""
+
+    check_args = staticmethod(_check)
 
     def __init__(self, net: Network, *, lanes: int = 1, layer: int | None = None,
                  max_steps: int = 1024):
@@ -130,13 +136,15 @@ class Readout(wiring.Component):
         return m
 
 
-class SerialReadout(wiring.Component):
+class SerialReadout(CheckedComponent):
     """:class:`Readout` for a small device: the sums live in a block RAM and a record's lanes
     are added one per cycle, so a record of the read-out layer holds ``ready`` low for
     ``lanes`` cycles (records of other layers pass at once). Same ports and prediction as
     :class:`Readout`, plus ``ready``, which the owner ANDs into the output stream's ready.
     A reset does not clear block RAM: the first step after a reset or ``clear`` starts the
     sums from its own membranes."""
+
+    check_args = staticmethod(_check)
 
     def __init__(self, net: Network, *, lanes: int = 1, layer: int | None = None,
                  max_steps: int = 1024):

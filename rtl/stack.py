@@ -36,11 +36,12 @@ from math import ceil
 
 import numpy as np
 from amaranth.hdl import Array, C, Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import memory, stream
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from model.ir import LIFLayer, Network, Projection, signed_bits
+from .checked import CheckedComponent
 from .core import lowest_set
 from .errors import UnsupportedNetwork
 from .interface import step_in_layout, step_out_layout
@@ -168,6 +169,17 @@ def rows_per_cycle(net: Network, rows) -> dict[int, int]:
     return out
 
 
+def observed_layers(net: Network, observe) -> tuple[int, ...]:
+    """The LIF layers whose records a core sends (``observe``; None: every LIF layer), sorted;
+    :class:`~rtl.cores.UnsupportedNetwork` unless they name LIF layers."""
+    lif = list(range(1, len(net.layers)))
+    obs = lif if observe is None else sorted({int(l) for l in observe})
+    if not obs or any(l not in lif for l in obs):
+        raise UnsupportedNetwork(f"observe must name LIF layers among {lif}, got "
+                                 f"{list(observe) if observe is not None else None}")
+    return tuple(obs)
+
+
 def _tree(terms):
     """Balanced adder tree over Amaranth values (``C(0)`` when empty)."""
     terms = list(terms)
@@ -179,19 +191,24 @@ def _tree(terms):
     return terms[0]
 
 
-class StackCore(wiring.Component):
+class StackCore(CheckedComponent):
     """The stack core for ``net`` (see the module docstring); ``lanes`` neurons are updated
     per cycle in stage B, ``observe`` lists the LIF layers whose records go out on ``o``."""
 
+    @classmethod
+    def check_args(cls, net: Network, *, lanes: int = 16, observe=None, rows=None,
+                   gate: bool = False) -> None:
+        if not isinstance(lanes, int) or not 1 <= lanes <= 256:
+            raise UnsupportedNetwork(f"lanes must be an integer in [1, 256], got {lanes!r}")
+        stack_plan(net)
+        obs = observed_layers(net, observe)
+        rows_per_cycle(net, rows)
+        if gate and obs[-1] != len(net.layers) - 1:
+            raise UnsupportedNetwork("gate needs the last layer observed")
+
     def __init__(self, net: Network, *, lanes: int = 16, observe=None, rows=None,
                  gate: bool = False):
-        try:
-            self._setup(net, lanes, observe, rows)
-            if gate and self.observe[-1] != len(net.layers) - 1:
-                raise UnsupportedNetwork("gate needs the last layer observed")
-        except Exception:
-            self._MustUse__silence = True      # a core that could not be made is not "unused"
-            raise
+        self._setup(net, lanes, observe, rows)
         self.gate = bool(gate)
         ports = {
             "i": In(stream.Signature(step_in_layout(net))),
@@ -205,18 +222,10 @@ class StackCore(wiring.Component):
         super().__init__(ports)
 
     def _setup(self, net, lanes, observe, rows) -> None:
-        if not isinstance(lanes, int) or not 1 <= lanes <= 256:
-            raise UnsupportedNetwork(f"lanes must be an integer in [1, 256], got {lanes!r}")
         self.plans = stack_plan(net)
         self.net = net
         self.lanes = lanes
-        lif = list(range(1, len(net.layers)))
-        obs = lif if observe is None else sorted({int(l) for l in observe})
-        bad = [l for l in obs if l not in lif]
-        if bad or not obs:
-            raise UnsupportedNetwork(f"observe must name LIF layers among {lif}, got "
-                                     f"{list(observe) if observe is not None else None}")
-        self.observe = tuple(obs)
+        self.observe = observed_layers(net, observe)
         self.rows = rows_per_cycle(net, rows)
         #: What :func:`rtl.export.generate` reads of a core: every weight array is an
         #: initialised block memory, none is streamed in through ``wl``.

@@ -28,9 +28,11 @@ from __future__ import annotations
 import operator
 
 from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import stream
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
+
+from .checked import CheckedComponent
 
 __all__ = ["UARTTx", "UARTRx", "uart_bits", "uart_frame", "TX_MIN_DIVISOR", "RX_MIN_DIVISOR"]
 
@@ -57,16 +59,6 @@ def _divisor(divisor, minimum: int, what: str) -> int:
     return value
 
 
-def _component_divisor(component, divisor, minimum: int) -> int:
-    """:func:`_divisor` for a component's constructor: a refused divisor also silences
-    Amaranth's warning that the half-built component was never elaborated."""
-    try:
-        return _divisor(divisor, minimum, type(component).__name__)
-    except ValueError:
-        component._MustUse__silence = True
-        raise
-
-
 def uart_frame(byte: int) -> list[int]:
     """The ten bits of the 8N1 frame of ``byte``: start (0), data LSB first, stop (1)."""
     if not 0 <= byte < 256:
@@ -86,7 +78,7 @@ def uart_bits(data: bytes, divisor: int) -> list[int]:
     return line
 
 
-class UARTTx(wiring.Component):
+class UARTTx(CheckedComponent):
     """UART transmitter: sends each byte taken from ``i`` on ``tx`` (idle high), ``divisor``
     clock cycles per bit.
 
@@ -95,8 +87,12 @@ class UARTTx(wiring.Component):
     ``valid`` at any time after it; its start bit begins in the next cycle.
     """
 
+    @classmethod
+    def check_args(cls, divisor) -> None:
+        _divisor(divisor, TX_MIN_DIVISOR, cls.__name__)
+
     def __init__(self, divisor: int):
-        self.divisor = _component_divisor(self, divisor, TX_MIN_DIVISOR)
+        self.divisor = _divisor(divisor, TX_MIN_DIVISOR, type(self).__name__)
         super().__init__({
             "i": In(stream.Signature(8)),
             "tx": Out(1, init=1),
@@ -126,7 +122,7 @@ class UARTTx(wiring.Component):
         return m
 
 
-class UARTRx(wiring.Component):
+class UARTRx(CheckedComponent):
     """UART receiver: bytes from the line ``rx`` (idle high), ``divisor`` clock cycles per bit,
     ``divisor`` >= :data:`RX_MIN_DIVISOR` (4).
 
@@ -150,8 +146,12 @@ class UARTRx(wiring.Component):
     ``divisor`` >= 5).
     """
 
+    @classmethod
+    def check_args(cls, divisor) -> None:
+        _divisor(divisor, RX_MIN_DIVISOR, cls.__name__)
+
     def __init__(self, divisor: int):
-        self.divisor = _component_divisor(self, divisor, RX_MIN_DIVISOR)
+        self.divisor = _divisor(divisor, RX_MIN_DIVISOR, type(self).__name__)
         #: Cycles from the first cycle the synchronised line shows the start bit to its check.
         self.half = (self.divisor - 1) // 2
         super().__init__({

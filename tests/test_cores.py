@@ -5,16 +5,24 @@ A test-only fourth core is registered for the duration of one test and must be o
 with no other change to the project.
 """
 
+import gc
 import json
 import shutil
+import warnings
 
 import numpy as np
 import pytest
+from amaranth.hdl import Fragment, Module, UnusedElaboratable
+from amaranth.lib import wiring
 
 import polychrony_cli
 from model.ir import InputLayer, LIFLayer, Network, Projection, save
 from rtl.cores import CORES, Core, UnsupportedNetwork, core
 from rtl.cores.network import NetworkCoreSpec
+from rtl.core import NetworkCore
+from rtl.lean import LeanCore
+from rtl.readout import Readout, SerialReadout
+from rtl.stack import StackCore
 
 
 class OneLaneCore(NetworkCoreSpec):
@@ -99,3 +107,36 @@ def test_the_simulated_board_runs_a_fourth_core(one_lane, tmp_path, capsys):
                                 "--work", str(tmp_path / "board"), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["match"] for r in rows] == [True, True]
+
+
+def _unused_warnings(make) -> list:
+    """The UnusedElaboratable warnings left by ``make()``, which must raise ValueError."""
+    # Amaranth reports unused elaboratables only once something has been elaborated.
+    Fragment.get(Module(), None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError):
+            make()
+        gc.collect()
+    return [w for w in caught if issubclass(w.category, UnusedElaboratable)]
+
+
+@pytest.mark.parametrize("make", [
+    lambda net: NetworkCore(net, lanes=0),
+    lambda net: NetworkCore(net, fault="nope"),
+    lambda net: StackCore(net),
+    lambda net: LeanCore(net),
+    lambda net: Readout(net, max_steps=0),
+    lambda net: SerialReadout(net, layer=1),
+], ids=["network-lanes", "network-fault", "stack", "lean", "readout", "serial-readout"])
+def test_a_refused_constructor_leaves_no_half_built_component(make):
+    net = _small_net()
+    assert _unused_warnings(lambda: make(net)) == []
+
+
+def test_the_check_above_can_fail():
+    class Late(wiring.Component):
+        def __init__(self):
+            super().__init__({})
+            raise ValueError("refused after the component exists")
+    assert len(_unused_warnings(Late)) == 1
