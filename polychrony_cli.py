@@ -805,7 +805,7 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_train_wm)
-    from model.audio_cli import add_parser as add_audio_parser
+    from model.audio.cli import add_parser as add_audio_parser
     add_audio_parser(tsub)  # train shd: DelRec / ConvDelRec
 
     p = sub.add_parser("sweep", help="working memory: F1 over a grid of settings x seeds "
@@ -821,7 +821,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_sweep)
 
-    from model.data_cli import add_parser as add_data_parser
+    from model.audio.data_cli import add_parser as add_data_parser
     add_data_parser(sub)
 
     p = sub.add_parser("check", help="validate an IR file and print what it holds")

@@ -82,7 +82,8 @@ def _network(name: str):
         return wm["net"], [(None, {1: f.astype(np.uint8)}, f.shape[0])]
     if name in ("convdelrec", "convdelrec-w4", "delrec"):
         from model.ir import load
-        from model.shd import bin_counts, default_data, load as load_shd
+        from model.audio.pack import default_data
+        from model.audio.shd import bin_counts, load as load_shd
         net = load(ROOT / "bench/networks" / {"convdelrec": "convdelrec_k31.npz",
                                               "convdelrec-w4": "convdelrec_k31_w4.npz",
                                               "delrec": "delrec.npz"}[name])
