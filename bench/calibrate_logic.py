@@ -25,7 +25,7 @@ from sim.randnet import random_network
 
 
 def _cases(family: str):
-    from model.wm import DEFAULTS, run_wm  # torch: only for the demo network
+    from model.wm.run import DEFAULTS, run_wm  # torch: only for the demo network
     from bench.networks import shd_network
     demo = run_wm(**DEFAULTS, seed=0)["net"]
     cases = [(f"random {s}", random_network(s, profile="full"), lanes)

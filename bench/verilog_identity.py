@@ -47,7 +47,7 @@ def networks(quick: bool = False):
     from sim.randnet import random_network
 
     out = []
-    from model.wm import run_wm
+    from model.wm.run import run_wm
     out.append(("demo-wm", run_wm(seed=0)["net"]))
     if not quick:
         for path in sorted(NETWORKS_DIR.glob("*.npz")):

@@ -214,7 +214,8 @@ def test_64_lanes_bit_exact_with_the_top_lane_spiking(tmp_path):
     """64 lanes: a spike in lane 63 sets the top bit of a 64-bit spike word (it once
     overflowed the testbench's signed 64-bit packing), through a window delay line of a
     working memory with N = 72 (two groups)."""
-    from model.wm import run_wm, trial_forcing
+    from model.wm.recall import trial_forcing
+    from model.wm.run import run_wm
     wm = run_wm(n=72, d=6, m=2, t=60, p=0.05, w_bits=4, seed=0)
     net, s = wm["net"], wm["settings"]
     forced = {1: trial_forcing(wm["targets"], s["d"], pre=s["pre"], p=s["p"],

@@ -1,5 +1,8 @@
-"""The embedded synthetic digits: the compact pack format (LEB128 gaps, xz) of ``data/``,
-and :func:`default_data`, which checks and unpacks it into SHD files on first use."""
+"""The embedded synthetic digits: their compact pack format, and unpacking them on first use.
+
+The pack (LEB128 gaps, xz) is what ``data/`` holds; :func:`default_data` checks it and unpacks
+it into SHD files in :func:`cache_dir`.
+"""
 
 from __future__ import annotations
 
