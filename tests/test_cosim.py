@@ -199,7 +199,7 @@ def test_huge_weight_array_is_emitted_without_contents(tmp_path):
     Verilog: the Verilog instantiates a RAM without initial contents (an initialised memory
     would be 83,968 'initial' lines here, 671,744 at the paper's size), and the words go to
     the load image instead."""
-    from bench.networks import wm_network
+    from sim.shaped import wm_network
     net = wm_network(128, 41, seed=1)
     man = generate(net, tmp_path / "v", lanes=8)
     assert man["memory_kinds"] == {"proj0.weights": "loaded"}
