@@ -4,12 +4,12 @@
         [--samples 64] [--repeats 5] [--lanes 1 8 16] [--json bench/results/audio_speed.json]
 
 Both IR files must be trained networks of the same shape (same hidden size H, same inputs);
-the test samples are the embedded synthetic set's (``model.shd.default_data()``), the same
-for both. Four places where inference is timed or counted, each as conv / dense in the same
-run:
+the test samples are the embedded synthetic set's (``model.audio.pack.default_data()``), the
+same for both. Four places where inference is timed or counted, each as conv / dense in the
+same run:
 
-1. **torch, float** (``model.delrec.DelRecNet`` in eval mode, 2 threads, no autograd): time per
-   sample at batch 1 and batch 32, median of ``repeats`` runs over the samples; and one
+1. **torch, float** (``model.audio.delrec.DelRecNet`` in eval mode, 2 threads, no autograd):
+   time per sample at batch 1 and batch 32, median of ``repeats`` runs over the samples; and one
    training step (train mode, forward and backward) on a batch of the first 64 samples;
 2. **integer reference** (``sim.reference.simulate``, event-driven numpy, one sample at a time):
    time per sample, median over the samples;
@@ -50,7 +50,7 @@ def torch_times(hidden: int, n_in: int, n_out: int, kernel: int, dmax: int, x: n
     """Seconds per sample of the float torch model, dense and conv, batch 1 and batch 32."""
     import torch
 
-    from model.delrec import DelRecNet, ModelConfig
+    from model.audio.delrec import DelRecNet, ModelConfig
 
     torch.set_num_threads(threads)
     xt = torch.as_tensor(x, dtype=torch.float32)
@@ -127,7 +127,7 @@ def main(argv=None) -> dict:
     a = ap.parse_args(argv)
 
     from model import ir
-    from model.audio_train import AudioConfig, load_audio
+    from model.audio.train import AudioConfig, load_audio
 
     nets = {"dense": ir.load(a.dense), "conv": ir.load(a.conv)}
     shapes = {k: [(l.n, getattr(l, "in_bits", None)) for l in n.layers] for k, n in nets.items()}

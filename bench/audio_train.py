@@ -5,13 +5,13 @@
         [--dropout P] [--batch B] [--rec-dropout P] [--jobs N] [--out out/audio]
         [--json bench/results/audio_train.json] [--plots docs/img]
 
-Per (arch, seed): :func:`model.audio_train.train_audio` (checkpointed in ``--out``, so a
+Per (arch, seed): :func:`model.audio.train.train_audio` (checkpointed in ``--out``, so a
 killed run resumes), the IR written to ``OUT/{arch}_s{seed}.npz``, and float and integer test
 accuracy (the test voices are never heard in training), parameters, wall time and seconds per
 epoch; ``--jobs 2`` trains two runs at once, each in its own process. Runs already in the JSON
 file with the same settings are skipped (the committed ``bench/results/audio_train.json``
 holds the table of ``docs/audio.md``; use another ``--json`` to train afresh). Also: the
-logistic-regression baseline on binned counts (:func:`model.shd.logistic_baseline`, 8 time
+logistic-regression baseline on binned counts (:func:`model.audio.shd.logistic_baseline`, 8 time
 bins, the same unseen test voices), and with ``--plots`` the training curves of seed 0 and the
 confusion matrices of the integer networks of seed 0.
 """
@@ -71,7 +71,7 @@ def _digest(path: str) -> str:
 def _train_one(settings: dict, cfg, ir_path: str, data=None) -> dict:
     """Train one (arch, seed), write its IR, return its row of the results file."""
     from model import ir
-    from model.audio_train import load_audio, train_audio
+    from model.audio.train import load_audio, train_audio
 
     t0 = time.monotonic()
     r = train_audio(cfg, data or load_audio(cfg))
@@ -137,8 +137,9 @@ def main(argv=None) -> dict:
 
     import torch
 
-    from model import ir, shd
-    from model.audio_train import AudioConfig, load_audio
+    from model import ir
+    from model.audio import pack, shd
+    from model.audio.train import AudioConfig, load_audio
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -192,7 +193,7 @@ def main(argv=None) -> dict:
             for fut in as_completed([ex.submit(_train_one, *job) for job in jobs]):
                 record(fut.result())
     if a.baseline and "baseline" not in res:
-        tr_path, te_path = shd.default_data()
+        tr_path, te_path = pack.default_data()
         res["baseline"] = shd.logistic_baseline(shd.load(tr_path), shd.load(te_path),
                                                 time_bins=8)
         path.write_text(json.dumps(res, indent=1))
@@ -220,7 +221,7 @@ def main(argv=None) -> dict:
               f"{100 * b['test_acc']:.1f} (train {100 * b['train_acc']:.1f}) | | | |")
 
     if a.plots:
-        from model.audio_plots import plot_confusion, plot_training
+        from model.audio.plots import plot_confusion, plot_training
         from model.int_forward import integer_forward
         seed0 = {r["settings"]["arch"]: r for r in res["runs"]
                  if r["settings"] == _settings(a, r["settings"]["arch"], a.seeds[0])}
@@ -229,7 +230,7 @@ def main(argv=None) -> dict:
             plot_training({names[k]: r["history"] for k, r in seed0.items()},
                           out=Path(a.plots) / "audio_training.png",
                           title=f"H = {a.hidden}, seed {a.seeds[0]}, embedded spoken digits")
-            tr_path, te_path = shd.default_data()
+            tr_path, te_path = pack.default_data()
             keys = shd.load(te_path).keys
             for arch, r in seed0.items():
                 if not Path(r["ir"]).is_file():

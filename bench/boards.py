@@ -6,7 +6,7 @@ nextpnr, and speed at the achieved clock (resumable; one JSON record per build).
 
 Networks (each with the activity of its real workload, for cycles per step):
 
-* ``wm-demo``: the demo's working memory (``model.wm.run_wm(seed=0)``: N = 32, D = 16), on a
+* ``wm-demo``: the demo's working memory (``model.wm.run.run_wm(seed=0)``: N = 32, D = 16), on a
   recall trial (cue, then free recall);
 * ``convdelrec``: the trained ConvDelRec (H = 256, K = 31, 8-bit weights,
   ``bench/networks/convdelrec_k31.npz``, integer test accuracy in its ``meta``), on 8 test
@@ -74,7 +74,8 @@ JOBS = [
 def _network(name: str):
     """(net, list of (x, forced, steps)) of a benchmark network and its workload."""
     if name in ("wm-demo", "wm-128", "wm-144"):
-        from model.wm import run_wm, trial_forcing
+        from model.wm.recall import trial_forcing
+        from model.wm.run import run_wm
         wm = run_wm(seed=0) if name == "wm-demo" else \
             run_wm(n=int(name[3:]), d=41, m=8, t=281, p=2e-3, w_bits=4, seed=0)
         s = wm["settings"]
@@ -82,7 +83,8 @@ def _network(name: str):
         return wm["net"], [(None, {1: f.astype(np.uint8)}, f.shape[0])]
     if name in ("convdelrec", "convdelrec-w4", "delrec"):
         from model.ir import load
-        from model.shd import bin_counts, default_data, load as load_shd
+        from model.audio.pack import default_data
+        from model.audio.shd import bin_counts, load as load_shd
         net = load(ROOT / "bench/networks" / {"convdelrec": "convdelrec_k31.npz",
                                               "convdelrec-w4": "convdelrec_k31_w4.npz",
                                               "delrec": "delrec.npz"}[name])

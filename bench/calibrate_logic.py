@@ -25,8 +25,8 @@ from sim.randnet import random_network
 
 
 def _cases(family: str):
-    from model.wm import DEFAULTS, run_wm  # torch: only for the demo network
-    from bench.networks import shd_network
+    from model.wm.run import DEFAULTS, run_wm  # torch: only for the demo network
+    from sim.shaped import shd_network
     demo = run_wm(**DEFAULTS, seed=0)["net"]
     cases = [(f"random {s}", random_network(s, profile="full"), lanes)
              for s, lanes in ((200, 1), (201, 2), (202, 4), (203, 1), (204, 2), (205, 4))]

@@ -18,8 +18,7 @@ from pathlib import Path
 from rtl.export import generate
 from sim.cosim import run_cosim
 from sim.reference import simulate
-
-from bench.networks import shd_input, shd_network
+from sim.shaped import shd_input, shd_network
 
 
 def measure(name, net, x, forced, steps, lanes, work):

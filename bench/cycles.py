@@ -22,8 +22,7 @@ import numpy as np
 
 from rtl.cost import activity, memory_port_bound, step_cycles
 from sim.reference import simulate
-
-from bench.networks import shd_input, shd_network, wm_network
+from sim.shaped import shd_input, shd_network, wm_network
 
 #: Fixed latency per layer in the bound's second form (see the module docstring).
 LATENCY = 5

@@ -51,7 +51,8 @@ def spram_bound(net, xs) -> dict:
 
 def main(argv=None) -> int:
     from model.ir import load
-    from model.shd import bin_counts, default_data, load as load_shd
+    from model.audio.pack import default_data
+    from model.audio.shd import bin_counts, load as load_shd
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--net", default=str(ROOT / "bench/networks/convdelrec_k31_w4.npz"))

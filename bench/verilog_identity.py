@@ -47,12 +47,12 @@ def networks(quick: bool = False):
     from sim.randnet import random_network
 
     out = []
-    from model.wm import run_wm
+    from model.wm.run import run_wm
     out.append(("demo-wm", run_wm(seed=0)["net"]))
     if not quick:
         for path in sorted(NETWORKS_DIR.glob("*.npz")):
             out.append((path.stem, load(path)))
-        from bench.networks import wm_network
+        from sim.shaped import wm_network
         out.append(("wm-128", wm_network(n=128, d=41)))
     count = 5 if quick else 20
     profiles = ("full", "wm", "stack")

@@ -6,7 +6,7 @@ least-squares recall limit of a small network, trained from the least-squares we
 Setting: N=128, D=20, T=200, p_A=0.01, M=10 (load M (T - D) / (N D) = 0.70), 20 noise steps
 before the cue. Least squares alone recalls almost nothing here (the small network is too
 sensitive to the noise and cue contexts it was never fitted on). Training, in two phases with
-:func:`model.wm_event.train`: teacher-forced soft-F1 (600 steps), then free-running BPTT
+:func:`model.wm.event.train`: teacher-forced soft-F1 (600 steps), then free-running BPTT
 through the spikes (400 steps, lr 3e-3), keeping the best free-recall weights. F1 is reported
 on the training trial's noise and on fresh noise (seed 7), float and 8-bit integer.
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -28,8 +27,8 @@ def run_seed(seed: int, teacher_steps: int = 600, free_steps: int = 400) -> dict
     import torch
 
     from model.quantise import quantise_wm
-    from model.wm import least_squares_init, make_targets
-    from model.wm_event import TrainConfig, recall, train
+    from model.wm.event import TrainConfig, recall, train
+    from model.wm.network import least_squares_init, make_targets
 
     s = SETTING
     x = make_targets(s["m"], s["n"], s["t"], s["p"], seed=seed)

@@ -12,7 +12,7 @@ Per seed it prints the least-squares F1 (on the seed's trial and as the mean ove
 unseen trials), the Hebbian F1 at gain 2 and 2.5, and for a Hebbian (gain 2.5) and a random
 start: F1 after each phase and the final network on 10 unseen trials of fresh noise (mean and
 minimum; the same trials as the least-squares figure). Float model,
-:func:`model.wm_event.train` (which keeps the weights that recall best on the selection trials).
+:func:`model.wm.event.train` (which keeps the weights that recall best on the selection trials).
 """
 
 from __future__ import annotations
@@ -34,14 +34,14 @@ UNSEEN = [1000 + k for k in range(10)]
 
 
 def _unseen(w, x, **kw) -> list[float]:
-    from model.wm_event import recall
+    from model.wm.event import recall
     return [recall(w, x, seed=s, **kw)[0] for s in UNSEEN]
 
 
 def run_seed(seed: int, setting: str = "small", free: int | None = None,
              trials: int = 1, polish: int = 0) -> dict:
-    from model.wm import hebbian_init, least_squares_init, make_targets
-    from model.wm_event import TrainConfig, recall, train
+    from model.wm.event import TrainConfig, recall, train
+    from model.wm.network import hebbian_init, least_squares_init, make_targets
 
     cfg = dict(SETTINGS[setting])
     if free is not None:

@@ -10,7 +10,7 @@ emitted spikes, free recall, micro-F1 over the T - D free steps of all M pattern
 ``beta_int / 256`` (205 -> 0.8008, 179 -> 0.6992): the integer contract's leak.
 
 Per seed: fresh targets, least-squares weights (gain 1.5), recall in float64 (event-driven
-engine, equal to :class:`model.wm.WMNet`), quantisation to each ``--bits`` and recall in the
+engine, equal to :class:`model.wm.network.WMNet`), quantisation to each ``--bits`` and recall in the
 integer engine (bit-identical to :func:`sim.reference.simulate`; ``--check-reference`` also
 runs the reference simulator itself on every pattern and asserts equal spikes). Results are
 appended per (setting, seed) to the JSON file, so an interrupted run keeps what it finished.
@@ -39,8 +39,9 @@ def run_seed(setting: str, seed: int, bits=(8,), check_reference: bool = False,
     import torch
 
     from model.quantise import quantise_wm
-    from model.wm import least_squares_init, make_targets, trial_forcing
-    from model.wm_event import recall, run_trials
+    from model.wm.event import recall, run_trials
+    from model.wm.network import least_squares_init, make_targets
+    from model.wm.recall import trial_forcing
 
     s = SETTINGS[setting]
     n, d, m, t, p, beta, pre = (s[k] for k in ("n", "d", "m", "t", "p", "beta", "pre"))

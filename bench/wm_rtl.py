@@ -12,7 +12,7 @@ D=41: no FPGA holds it, and no Verilog can carry it as initial contents), the Ve
 is compiled once, the weights go in once through the ``wl`` load stream, and the M patterns
 run back to back with a reset between them (``sim.cosim.run_cosim_batch``), every output
 record of every step compared with the reference. The RTL's own spikes are scored with
-``model.wm.score_recall`` (micro-F1 over the free-recall window, and per pattern).
+``model.wm.recall.score_recall`` (micro-F1 over the free-recall window, and per pattern).
 
 Writes ``bench/results/wm_rtl.json`` after each seed (entries of earlier runs with the same
 settings are kept, so seeds can be run one invocation at a time) and prints a table.
@@ -35,7 +35,8 @@ def run_seed(seed: int, *, n: int, d: int, m: int, t: int, p: float, pre: int, g
              stall: float = 0.0, beta: int = 205, log=print) -> dict:
     """One seed: build, reference, co-simulate, score. Returns the JSON entry."""
     from model.quantise import quantise_wm
-    from model.wm import least_squares_init, make_targets, score_recall, trial_forcing
+    from model.wm.network import least_squares_init, make_targets
+    from model.wm.recall import score_recall, trial_forcing
     from rtl.export import generate
     from sim.cosim import Stimulus, run_cosim_batch
     from sim.reference import simulate

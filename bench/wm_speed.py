@@ -5,19 +5,19 @@
 
 Three phases, each in its own spawned child process (:func:`bench.peak.run_measured`: wall
 time of the call, peak resident memory of the child), ours then the baseline's
-(:mod:`bench.wm_dense`, the paper's formulation: dense context -> ``Linear``, autograd BPTT,
+(:mod:`model.wm.dense`, the paper's formulation: dense context -> ``Linear``, autograd BPTT,
 ``torch.linalg.pinv``):
 
-- ``init``: least-squares weights. Ours: :func:`model.wm.least_squares_init` (sparse contexts,
-  Cholesky of the Gram matrix, float64 refinement). Baseline: ``pinv`` of the dense ``C``.
+- ``init``: least-squares weights. Ours: :func:`model.wm.network.least_squares_init` (sparse
+  contexts, Cholesky of the Gram matrix, float64 refinement). Baseline: ``pinv`` of the dense ``C``.
 - ``step``: one full-batch training step over all M patterns (forward, loss 1 - soft F1,
   gradient by BPTT through the spikes with the fast-sigmoid surrogate, SGD update). Ours:
-  :func:`model.wm_event.loss_and_grad`; both start from our least-squares W.
+  :func:`model.wm.event.loss_and_grad`; both start from our least-squares W.
 - ``step_triangle``: our step with the compact triangle surrogate (half-width 1/4 of the
   threshold), whose spike path is computed only near threshold (the baseline keeps the fast
   sigmoid: its cost does not depend on the surrogate).
 - ``eval``: one evaluation trial (noise, cue, free recall) of all M patterns, float32. Ours:
-  :func:`model.wm_event.recall`.
+  :func:`model.wm.event.recall`.
 
 It prints each phase side by side with the speed-up and memory ratio, checks the F1 values
 agree (same weights: equal F1; and the recall of the baseline's pinv weights in our engine),
@@ -40,7 +40,7 @@ __all__ = ["main"]
 
 
 def ours_init(n, d, m, t, p, seed, gain):
-    from model.wm import least_squares_init, make_targets
+    from model.wm.network import least_squares_init, make_targets
 
     return least_squares_init(make_targets(m, n, t, p, seed=seed), d, gain=gain)
 
@@ -48,8 +48,8 @@ def ours_init(n, d, m, t, p, seed, gain):
 def ours_eval(w, n, d, m, t, p, seed, pre):
     import torch
 
-    from model.wm import make_targets
-    from model.wm_event import recall
+    from model.wm.event import recall
+    from model.wm.network import make_targets
 
     f1, per = recall(w, make_targets(m, n, t, p, seed=seed), pre=pre, p=p, seed=seed,
                      dtype=torch.float32)
@@ -59,8 +59,9 @@ def ours_eval(w, n, d, m, t, p, seed, pre):
 def ours_step(w, n, d, m, t, p, seed, pre, lr, surrogate="fast_sigmoid", slope=15.0):
     import torch
 
-    from model.wm import make_targets, trial_forcing
-    from model.wm_event import loss_and_grad
+    from model.wm.event import loss_and_grad
+    from model.wm.network import make_targets
+    from model.wm.recall import trial_forcing
 
     x = make_targets(m, n, t, p, seed=seed)
     f = trial_forcing(x, d, pre=pre, p=p, seed=seed)
@@ -73,8 +74,8 @@ def ours_step(w, n, d, m, t, p, seed, pre, lr, surrogate="fast_sigmoid", slope=1
 
 
 def dense_step(w, n, d, m, t, p, seed, pre, lr):
-    from bench.wm_dense import dense_train_step
-    from model.wm import make_targets
+    from model.wm.dense import dense_train_step
+    from model.wm.network import make_targets
 
     r = dense_train_step(w, make_targets(m, n, t, p, seed=seed), pre=pre, p=p, seed=seed,
                          lr=lr)

@@ -82,7 +82,7 @@ def fold_batchnorm(w: np.ndarray, b: np.ndarray | None, gamma: np.ndarray, beta:
         g  = gamma / sqrt(var + eps)
         W' = W * g[:, None]            b' = (b - mean) * g + beta     (b = 0 if None)
 
-    float64 throughout; :mod:`model.delrec` repeats these exact operations in torch so that
+    float64 throughout; :mod:`model.audio.delrec` repeats these exact operations in torch so that
     quantisation-aware training sees the same integers as this quantiser.
     """
     w = np.asarray(w, np.float64)

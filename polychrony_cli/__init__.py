@@ -497,7 +497,7 @@ def cmd_fuzz(args) -> int:
 
 def cmd_train_wm(args) -> int:
     from model.ir import save
-    from model.wm import DEFAULTS, PRESETS, run_wm
+    from model.wm.run import DEFAULTS, PRESETS, run_wm
     settings = dict(DEFAULTS, beta=205)
     settings.pop("gain")
     if args.preset:
@@ -519,7 +519,8 @@ def cmd_train_wm(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from model.wm_sweep import GRIDS, GridError, format_summary, run_grid, summarise
+    from model.wm.grids import GRIDS, GridError
+    from model.wm.sweep import format_summary, run_grid, summarise
 
     if args.list:
         for name, g in GRIDS.items():
@@ -545,7 +546,7 @@ def cmd_sweep(args) -> int:
               f"already in {args.out}, {res['computed']} computed in {res['seconds']:.1f} s")
         print(format_summary(rows, by))
     if args.plot:
-        from model.wm_plots import plot_sweep
+        from model.wm.plots import plot_sweep
         plot_sweep(res["records"], args.plot, by=by)
         if not args.json:
             print(f"wrote {args.plot}")
@@ -554,7 +555,8 @@ def cmd_sweep(args) -> int:
 
 def cmd_demo(args) -> int:
     from model.ir import load, save
-    from model.wm import run_wm, trial_forcing
+    from model.wm.recall import trial_forcing
+    from model.wm.run import run_wm
     from rtl.export import generate
     from sim.reference import simulate
 
@@ -728,7 +730,7 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--preset", choices=("paper", "code"),
                    help="the paper's setting (N=512, D=41, M=16, T=1000, p=2e-3, beta 0.8) "
                         "or its notebook's (N=1024, p=1e-3, beta 0.7); flags override it")
-    # Defaults: model.wm.DEFAULTS (the demo's); importing it here would load torch.
+    # Defaults: model.wm.run.DEFAULTS (the demo's); importing it here would load torch.
     for name, typ, default in (("n", int, 32), ("d", int, 16), ("m", int, 2), ("t", int, 48),
                                ("p", float, 0.035), ("w-bits", int, 4), ("pre", int, 10),
                                ("beta", int, 205)):
@@ -746,7 +748,7 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_train_wm)
-    from model.audio_cli import add_parser as add_audio_parser
+    from model.audio.cli import add_parser as add_audio_parser
     add_audio_parser(tsub)  # train shd: DelRec / ConvDelRec
 
     p = sub.add_parser("sweep", help="working memory: F1 over a grid of settings x seeds "
@@ -762,7 +764,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_sweep)
 
-    from model.data_cli import add_parser as add_data_parser
+    from model.audio.data_cli import add_parser as add_data_parser
     add_data_parser(sub)
 
     p = sub.add_parser("check", help="validate an IR file and print what it holds")

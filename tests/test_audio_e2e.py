@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from model import ir  # noqa: E402
-from model.audio_train import AudioConfig, load_audio, train_audio  # noqa: E402
+from model.audio.train import AudioConfig, load_audio, train_audio  # noqa: E402
 from model.int_forward import integer_forward  # noqa: E402
 from rtl.export import generate  # noqa: E402
 from sim.cosim import Stimulus, run_cosim_batch  # noqa: E402

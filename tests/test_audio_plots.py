@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from model.audio_plots import confusion, plot_confusion, plot_training
+from model.audio.plots import confusion, plot_confusion, plot_training
 
 
 def test_confusion_counts_rows_true_columns_predicted():

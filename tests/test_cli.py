@@ -143,9 +143,9 @@ def test_bad_arguments_are_refused(good):
 
 
 def test_train_wm_defaults_are_the_demo_defaults():
-    """The flags default to model.wm.DEFAULTS at run time; the help text must say the same."""
+    """The flags default to model.wm.run.DEFAULTS at run time; the help text must say the same."""
     from polychrony_cli import _parser
-    from model.wm import DEFAULTS
+    from model.wm.run import DEFAULTS
     parser = _parser()
     args = parser.parse_args(["train", "wm"])
     assert all(getattr(args, k) is None for k in ("n", "d", "m", "t", "p", "w_bits", "pre"))
@@ -161,7 +161,7 @@ def test_train_wm_writes_a_checked_ir(tmp_path):
     assert out.returncode == 0, out.stderr
     s = json.loads(out.stdout)
     assert s["f1_float"] == 1.0 and s["f1_int"] == 1.0
-    from model.wm import DEFAULTS
+    from model.wm.run import DEFAULTS
     assert {k: s["settings"][k] for k in DEFAULTS} == DEFAULTS
     assert _run("check", str(tmp_path / "wm.npz")).returncode == 0
 

@@ -199,7 +199,7 @@ def test_huge_weight_array_is_emitted_without_contents(tmp_path):
     Verilog: the Verilog instantiates a RAM without initial contents (an initialised memory
     would be 83,968 'initial' lines here, 671,744 at the paper's size), and the words go to
     the load image instead."""
-    from bench.networks import wm_network
+    from sim.shaped import wm_network
     net = wm_network(128, 41, seed=1)
     man = generate(net, tmp_path / "v", lanes=8)
     assert man["memory_kinds"] == {"proj0.weights": "loaded"}
@@ -214,7 +214,8 @@ def test_64_lanes_bit_exact_with_the_top_lane_spiking(tmp_path):
     """64 lanes: a spike in lane 63 sets the top bit of a 64-bit spike word (it once
     overflowed the testbench's signed 64-bit packing), through a window delay line of a
     working memory with N = 72 (two groups)."""
-    from model.wm import run_wm, trial_forcing
+    from model.wm.recall import trial_forcing
+    from model.wm.run import run_wm
     wm = run_wm(n=72, d=6, m=2, t=60, p=0.05, w_bits=4, seed=0)
     net, s = wm["net"], wm["settings"]
     forced = {1: trial_forcing(wm["targets"], s["d"], pre=s["pre"], p=s["p"],

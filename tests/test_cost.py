@@ -137,7 +137,7 @@ def test_memory_kinds_known_answers():
     (29 blocks with every array in EBR) is over 85 % of the UP5K's 30, so the three weight
     arrays go to SPRAM, largest first: 140x256 and 256x256 weights (1 SPRAM each, 16-bit
     words) and the 256x20 read-out weights (1280 x 16: 1 SPRAM)."""
-    from bench.networks import shd_network
+    from sim.shaped import shd_network
     from rtl.core import memory_kinds
     from rtl.cost import spram_blocks
     net = shd_network("conv", w_bits=4)
@@ -166,7 +166,7 @@ def test_memory_kinds_known_answers():
     ({"proj0.weights": "spram"}, "ecp5", "only on iCE40"),
 ])
 def test_memory_kinds_refuse_bad_choices(memories, family, match):
-    from bench.networks import shd_network
+    from sim.shaped import shd_network
     from rtl.core import memory_kinds
     with pytest.raises(ValueError, match=match):
         memory_kinds(shd_network("conv", w_bits=4), lanes=4, family=family,
@@ -174,7 +174,7 @@ def test_memory_kinds_refuse_bad_choices(memories, family, match):
 
 
 def test_memory_kinds_refuse_more_spram_than_the_device_has():
-    from bench.networks import shd_network
+    from sim.shaped import shd_network
     from rtl.core import memory_kinds
     net = shd_network("dense", w_bits=8)   # 8-bit words x lanes 8 = 64 bits: 4 SPRAM each
     with pytest.raises(ValueError, match="SPRAM blocks of 16K x 16, the iCE40UP5K has 4"):
@@ -187,7 +187,7 @@ def test_loaded_kind_chosen_for_huge_arrays_and_refused_on_chips():
     family None (generic Verilog), never on a device family: there it is an error naming the
     array, its bits and the device's on-chip RAM, unless asked for as 'loaded'. 'loaded'
     arrays take no block RAM in the estimate, count as off-chip bits, and add no logic."""
-    from bench.networks import wm_network
+    from sim.shaped import wm_network
     from rtl.core import memory_kinds
     from rtl.families import LOADED_AUTO_BITS
     net = wm_network(128, 41, seed=1)

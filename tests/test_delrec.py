@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from model import delrec, ir
-from model.audio_train import AudioConfig, evaluate, integer_accuracy, load_audio, train_audio
-from model.delrec import (DelRecNet, ModelConfig, delay_band, delay_kernel, parameter_counts,
+from model import ir
+from model.audio import delrec
+from model.audio.train import AudioConfig, evaluate, integer_accuracy, load_audio, train_audio
+from model.audio.delrec import (DelRecNet, ModelConfig, delay_band, delay_kernel, parameter_counts,
                           round_delays, to_network)
 from model.int_forward import integer_forward
 from model.quantise import fold_batchnorm, quantise_audio
@@ -459,7 +460,7 @@ def test_training_decreases_loss_and_exports(arch, tmp_path):
 
 
 def test_weight_averaging_is_a_candidate_with_its_own_batchnorm_statistics(tmp_path):
-    from model.audio_train import _state, _try_average
+    from model.audio.train import _state, _try_average
     cfg = _train_cfg("conv", tmp_path)
     data = load_audio(cfg)
     torch.manual_seed(0)
@@ -497,7 +498,7 @@ def test_recurrent_learning_rate_of_its_own(tmp_path):
     """``lr_rec`` puts the recurrent weights in an optimiser group of their own: at the other
     weights' rate the run is the same one; at a tiny rate the kernel hardly moves while the
     feed-forward weights train as before."""
-    from model.audio_train import _weight_groups
+    from model.audio.train import _weight_groups
     base = train_audio(_train_cfg("conv", tmp_path, epochs=2, qat_epochs=0))
     same = train_audio(_train_cfg("conv", tmp_path, epochs=2, qat_epochs=0, lr_rec=2e-2))
     assert same.net == base.net
@@ -523,7 +524,7 @@ def test_distillation_from_a_trained_network(tmp_path):
     """A DelRec's IR file teaches a ConvDelRec: its soft targets are its integer read-out (the
     argmax is its own prediction); weight 0 on them is exactly training without a teacher;
     a teacher that does not fit the data, or augmented copies, are refused by name."""
-    from model.audio_train import teacher_logits
+    from model.audio.train import teacher_logits
     teacher = train_audio(_train_cfg("dense", tmp_path))
     ir.save(teacher.net, tmp_path / "teacher.npz")
     cfg = _train_cfg("conv", tmp_path, epochs=3, qat_epochs=0)
@@ -562,7 +563,7 @@ def test_distillation_from_a_trained_network(tmp_path):
 def test_train_shd_defaults_per_architecture():
     """``polychrony train shd``: without --kernel/--beta each architecture gets its better
     measured setting; given ones are kept, and every option reaches the config."""
-    from model.audio_cli import shd_config
+    from model.audio.cli import shd_config
     from polychrony_cli import _parser
 
     def cfg(*argv):
@@ -595,7 +596,7 @@ def test_ddp_two_processes_end_with_identical_weights(tmp_path):
 
 def test_train_from_shd_layout_files(tmp_path):
     """The real-data path: SHD-layout files in a directory, speaker-held-out validation."""
-    shd = pytest.importorskip("model.shd")
+    shd = pytest.importorskip("model.audio.shd")
     rng = np.random.default_rng(0)
     keys = [f"c{k}" for k in range(4)]
     for split, n, spk in (("train", 48, 6), ("test", 16, 2)):
@@ -619,7 +620,7 @@ def test_train_from_shd_layout_files(tmp_path):
 
 def test_a_shorter_window_warns_how_many_samples_it_cuts():
     """--steps below the longest sample is allowed, but never silently: it counts the cuts."""
-    from model.audio_train import AudioConfig, load_audio
+    from model.audio.train import AudioConfig, load_audio
     with pytest.warns(UserWarning, match=r"steps=40: \d+ of 50 training samples are longer"):
         data = load_audio(AudioConfig(steps=40, limit=50, progress=False))
     assert data.x_train.shape[1] == 40 and data.x_test.shape[1] == 40

@@ -112,7 +112,7 @@ def test_run_missing_port_is_a_clear_error(wm_ir):
 
 @pytest.mark.slow
 def test_build_trained_network_for_ecp5(tmp_path):
-    from model.wm import run_wm
+    from model.wm.run import run_wm
     net = run_wm(seed=1)["net"]
     path = save(net, tmp_path / "wm.npz")
     out = _cli("build", path, "--board", "ulx3s-85f", "-o", tmp_path / "build", "--json",

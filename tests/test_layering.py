@@ -153,6 +153,14 @@ def test_packages_import_only_what_the_layout_table_allows():
     assert layering_breaks(imports(ROOT)) == []
 
 
+def test_no_module_imports_another_modules_private_names():
+    assert private_imports(imports(ROOT)) == []
+
+
+def test_no_import_circles():
+    assert circles(imports(ROOT)) == []
+
+
 def test_the_static_checks_can_fail(tmp_path):
     """A tree that breaks each rule once: every check must name its break."""
     files = {

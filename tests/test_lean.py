@@ -72,7 +72,8 @@ def test_conv_rows_across_chunks(lanes):
 
 def test_trained_convdelrec_bit_exact():
     """The 4-bit ConvDelRec (140-256-256-20, K = 31) on a test sample's first 40 steps."""
-    from model.shd import bin_counts, default_data, load as load_shd
+    from model.audio.pack import default_data
+    from model.audio.shd import bin_counts, load as load_shd
     net = load(ROOT / "bench/networks/convdelrec_k31_w4.npz")
     x = bin_counts(load_shd(default_data()[1]), steps=136).x[3, :40].astype(np.int64)
     ref = simulate(net, x)
@@ -272,7 +273,8 @@ def test_reset_during_the_weight_load_reloads_cleanly():
     from rtl import protocol as Pr
     from rtl.link import HostLink
     from rtl.spram import RomLoader
-    from model.shd import bin_counts, default_data, load as load_shd
+    from model.audio.pack import default_data
+    from model.audio.shd import bin_counts, load as load_shd
     net = load(ROOT / "bench/networks/convdelrec_k31_w4.npz")
     image = lean_image(net, lean_layout(net, 4))
     div = 4

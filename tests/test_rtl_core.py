@@ -114,7 +114,7 @@ def test_bad_lanes_are_refused():
 @pytest.mark.parametrize("family, bank", [("ice40", 64), ("ecp5", 256), ("ecp5", None)])
 def test_banked_weight_memories_bit_exact(family, bank):
     """Weight memories split into banks behave as one memory, with the same cycles."""
-    from bench.networks import _fit
+    from sim.shaped import fit_accumulators
     rng = np.random.default_rng(3)
     layers = [InputLayer(n=30, in_bits=3),
               LIFLayer(n=24, v_bits=12, acc_bits=12, beta=200, beta_shift=8, threshold=40,
@@ -125,7 +125,7 @@ def test_banked_weight_memories_bit_exact(family, bank):
                    Projection("taps", 1, 1, 5, rng.integers(-10, 12, (24, 24, 6)),
                               np.array(1)),
                    Projection("dense", 1, 2, 5, rng.integers(-16, 16, (10, 24)), np.array(0))]
-    net = _fit(layers, projections, 6)
+    net = fit_accumulators(layers, projections, 6)
     if bank is not None:    # the taps memory (24 * 6 * 12 words) spans several banks
         assert weight_bank_depth(net, 1, lanes=2, family=family, bank_depth=bank) == bank
     x = np.minimum(rng.poisson(0.3, (30, 30)), 7)

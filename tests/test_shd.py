@@ -4,8 +4,9 @@ import h5py
 import numpy as np
 import pytest
 
-from model.shd import (DataError, SpikeSet, augment, bin_counts, default_data, load,
-                       logistic_baseline, pack, random_split, speaker_split, unpack, write_shd)
+from model.audio.pack import default_data, pack, unpack
+from model.audio.shd import (DataError, SpikeSet, augment, bin_counts, load, logistic_baseline,
+                             random_split, speaker_split, write_shd)
 
 KEYS = [f"k{i}" for i in range(20)]
 

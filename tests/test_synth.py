@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from scipy.signal import sosfilt, sosfreqz
 
-from model.cochlea import (CochleaParams, centre_frequencies, encode, erb, erb_rate,
+from model.audio.cochlea import (CochleaParams, centre_frequencies, encode, erb, erb_rate,
                            gammatone_sos)
-from model.shd import bin_counts, load, write_shd
-from model import synth
+from model.audio.shd import bin_counts, load, write_shd
+from model.audio import synth
 
 FS = 16000
 

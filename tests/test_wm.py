@@ -6,9 +6,10 @@ import torch
 
 from model import ir
 from model.quantise import quantise_wm, signed_bits
-from model.wm import (DEFAULTS, WMNet, contexts, sparse_contexts, f1_from_counts, least_squares_init,
-                      make_targets, recall_float, run_wm, score_recall,
-                      simulate_float, trial_forcing)
+from model.wm.network import (WMNet, contexts, least_squares_init, make_targets, recall_float,
+                              simulate_float, sparse_contexts)
+from model.wm.recall import f1_from_counts, score_recall, trial_forcing
+from model.wm.run import DEFAULTS, run_wm
 
 torch.set_num_threads(1)  # tiny tensors; extra threads only fight numpy's BLAS on 2 cores
 
@@ -53,7 +54,7 @@ def test_least_squares_reproduces_next_step_currents(solver):
                                    (2, 12, 40, 0.02, 4)])  # silent neurons, singular Gram
 @pytest.mark.parametrize("f64_bytes", [256 << 20, 0])     # float64, or float32 + refinement
 def test_gram_solver_equals_pinv(shape, f64_bytes, monkeypatch):
-    import model.wm as wm
+    import model.wm.network as wm
     monkeypatch.setattr(wm, "GRAM_F64_BYTES", f64_bytes)
     m, n, t, p, d = shape
     x = make_targets(m, n, t, p, seed=2)
@@ -233,7 +234,7 @@ def test_over_capacity_fails():
 # ---------------------------------------------------------------------------- Hebbian
 
 def test_hebbian_rules_equal_their_formulas():
-    from model.wm import hebbian_init
+    from model.wm.network import hebbian_init
 
     x = make_targets(3, 9, 40, 0.1, seed=6)
     m, n, t = x.shape
@@ -252,8 +253,8 @@ def test_hebbian_rules_equal_their_formulas():
 
 
 def test_hebbian_paper_rule_is_silent_and_covariance_rule_recalls():
-    from model.wm import hebbian_init
-    from model.wm_event import recall
+    from model.wm.event import recall
+    from model.wm.network import hebbian_init
 
     x = make_targets(4, 256, 400, 0.004, seed=1)
     f_paper, _ = recall(hebbian_init(x, 30, rule="paper"), x, pre=20, p=0.004, seed=0)

@@ -1,18 +1,15 @@
-"""The dense working-memory baseline (bench.wm_dense) against our model, and bench.peak."""
+"""The dense working-memory baseline (model.wm.dense) against our model, and bench.peak."""
 
 import numpy as np
 import pytest
 import torch
 
 from bench.peak import run_measured, fill_bytes
-from bench.wm_dense import (
-    DenseWM, dense_contexts, dense_eval, dense_pinv_init, dense_simulate, dense_train_step,
-    linear_to_w, w_to_linear,
-)
-from model.wm import (
-    contexts, f1_from_counts, least_squares_init, make_targets, recall_float, score_recall,
-    simulate_float, trial_forcing,
-)
+from model.wm.dense import (DenseWM, dense_contexts, dense_eval, dense_pinv_init, dense_simulate,
+                            dense_train_step, linear_to_w, w_to_linear)
+from model.wm.network import (contexts, least_squares_init, make_targets, recall_float,
+                              simulate_float)
+from model.wm.recall import score_recall, trial_forcing
 
 N, D, M, T, P, PRE, SEED = 24, 8, 2, 48, 0.08, 10, 3
 

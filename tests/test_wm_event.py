@@ -8,10 +8,9 @@ import pytest
 import torch
 
 from model.quantise import quantise_wm
-from model.wm import (least_squares_init, make_targets, recall_float, score_recall,
-                      simulate_float, trial_forcing)
-from model.wm_event import (TrainConfig, fake_quantise, loss_and_grad, recall, run_trials,
-                            train)
+from model.wm.event import TrainConfig, fake_quantise, loss_and_grad, recall, run_trials, train
+from model.wm.network import least_squares_init, make_targets, recall_float, simulate_float
+from model.wm.recall import score_recall, trial_forcing
 
 torch.set_num_threads(1)
 
@@ -85,7 +84,7 @@ def test_silenced_neurons_never_fire():
 
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
 def test_gradient_equals_dense_autograd(reset):
-    from bench.wm_dense import dense_train_step
+    from model.wm.dense import dense_train_step
 
     m, n, d, t = 2, 16, 6, 40
     x = make_targets(m, n, t, 0.1, seed=7)

@@ -81,14 +81,14 @@ def add_parser(tsub) -> None:
 
 
 #: The command's per-architecture defaults of ``--kernel`` and ``--beta``: the better settings
-#: measured on the embedded digits (docs/audio.md). ConvDelRec with DelRec's own leak and
-#: K = 5 underfits (83.5 % against 89.6 % with these, seed 0); DelRec is better with its own.
+#: measured on the embedded digits (docs/audio.md, with the figures). ConvDelRec with DelRec's
+#: own leak and K = 5 underfits; DelRec is better with its own.
 ARCH_DEFAULTS = {"dense": {"kernel": 5, "beta": 12}, "conv": {"kernel": 31, "beta": 192}}
 
 
 def shd_config(args):
-    """The :class:`model.audio_train.AudioConfig` of parsed ``train shd`` arguments."""
-    from model.audio_train import AudioConfig
+    """The :class:`model.audio.train.AudioConfig` of parsed ``train shd`` arguments."""
+    from model.audio.train import AudioConfig
 
     d = ARCH_DEFAULTS[args.arch]
     kernel = d["kernel"] if args.kernel is None else args.kernel
@@ -106,7 +106,7 @@ def shd_config(args):
 
 
 def cmd_train_shd(args) -> int:
-    from model.audio_train import train_audio
+    from model.audio.train import train_audio
     from model.ir import save
 
     res = train_audio(shd_config(args))
@@ -125,9 +125,9 @@ def cmd_train_shd(args) -> int:
     return 0
 
 
-if __name__ == "__main__":  # python -m model.audio_cli ... == polychrony train shd ...
+if __name__ == "__main__":  # python -m model.audio.cli ... == polychrony train shd ...
     import sys
-    ap = argparse.ArgumentParser(prog="python -m model.audio_cli")
+    ap = argparse.ArgumentParser(prog="python -m model.audio.cli")
     add_parser(ap.add_subparsers(dest="what", required=True))
     a = ap.parse_args(["shd", *sys.argv[1:]])
     sys.exit(a.func(a))

@@ -27,8 +27,8 @@ The model has four published stages, each vectorised over channels (numpy/scipy,
    then v <- 0 and ``refractory`` silent frames. Spike times are frame centres,
    (k + 1/2) dt: on a 1 ms grid, exact to well within a frame in float16 up to 2 s.
 
-The defaults were calibrated on the synthetic words of :mod:`model.synth`; the numbers are in
-``docs/audio-data.md``.
+The defaults were calibrated on the synthetic words of :mod:`model.audio.synth`; the numbers
+are in ``docs/audio-data.md``.
 """
 
 from __future__ import annotations

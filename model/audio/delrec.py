@@ -32,6 +32,9 @@ Two modes of :meth:`DelRecNet.forward`:
   the floor leak ``(beta v) >> shift`` and integer delays, in float64. In eval it computes
   exactly the integers of :func:`to_network`'s network (``model.int_forward`` and
   ``sim.reference`` give the same spikes, membranes and predictions).
+
+Over 600 lines because the forward pass, its hand-written backward pass and the export must
+compute the same arithmetic, and are easiest to keep equal side by side.
 """
 
 from __future__ import annotations
@@ -214,9 +217,8 @@ def _band_index(n: int, k: int) -> torch.Tensor:
 def _band(w: torch.Tensor, n: int) -> torch.Tensor:
     """The (n, n) banded matrix M of the zero-padded K-tap convolution ``out[:, i] = sum_k
     w[k] z[:, i + k - p]``: ``out = z @ M.T``. One matrix product per step instead of K shifted
-    adds makes a training step ~1.5x faster at H = 340, K = 31 (F.conv1d's transpose is ~25x
-    slower still on CPU); the sums are ordered differently, so float results differ in the
-    last bits."""
+    adds is faster on a CPU (and F.conv1d's transpose slower still; timings in docs/audio.md);
+    the sums are ordered differently, so float results differ in the last bits."""
     return torch.cat([w.new_zeros(1), w])[_band_index(n, w.shape[0])]
 
 
@@ -440,7 +442,7 @@ class DelRecNet(nn.Module):
         delayed spike makes it fire again every ``1 + d`` steps whatever its input. While the
         delay kernel is wide the spike is spread over many steps, so training can push the
         weight past the threshold unnoticed; when the kernel narrows the latch appears and the
-        loss jumps (measured: ConvDelRec, H = 256, at epochs 13-16 of 30, centre tap 1.07).
+        loss jumps (seen with ConvDelRec; docs/audio.md gives the run).
         """
         if self.cfg.self_max is None:
             return

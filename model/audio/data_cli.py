@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
     q.add_argument("--test", type=int, default=40, help="test samples per class (20)")
     q.add_argument("--jobs", type=int, default=1, help="worker processes")
     q.add_argument("--pack", metavar="FILE", help="also write the compact form (.npz) that "
-                   "model.shd.default_data() unpacks (data/synth-digits-v1.npz)")
+                   "model.audio.pack.default_data() unpacks (data/synth-digits-v1.npz)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=cmd_synth)
 
@@ -55,12 +55,13 @@ def add_parser(sub) -> None:
 
 
 def cmd_synth(args) -> int:
-    from model.shd import load, save_pack, summary
-    from model.synth import have_espeak, synthesize
+    from model.audio.pack import save_pack
+    from model.audio.shd import load, summary
+    from model.audio.synth import have_espeak, synthesize
     if not have_espeak():
         raise ValueError("espeak-ng is not installed (Debian: apt-get install espeak-ng); it "
-                         "is needed only to regenerate data: model.shd.default_data() has a "
-                         "pre-generated copy")
+                         "is needed only to regenerate data: model.audio.pack.default_data() "
+                         "has a pre-generated copy")
     if args.train < 1 or args.test < 1:
         raise ValueError("--train and --test must be at least 1")
     paths = synthesize(args.out, seed=args.seed, n_train=args.train, n_test=args.test,
@@ -80,7 +81,8 @@ def cmd_synth(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from model.shd import default_data, load, summary
+    from model.audio.pack import default_data
+    from model.audio.shd import load, summary
     paths = []
     for p in args.path:
         paths.extend(default_data() if p == "default" else [p])
@@ -105,7 +107,8 @@ def cmd_info(args) -> int:
 
 
 def cmd_baseline(args) -> int:
-    from model.shd import default_data, load, logistic_baseline
+    from model.audio.pack import default_data
+    from model.audio.shd import load, logistic_baseline
     if (args.train is None) != (args.test is None):
         raise ValueError("give both TRAIN and TEST, or neither (the embedded set)")
     train_path, test_path = (args.train, args.test) if args.train else default_data()
@@ -126,7 +129,8 @@ def cmd_baseline(args) -> int:
 def cmd_frames(args) -> int:
     import numpy as np
 
-    from model.shd import bin_counts, default_data, load
+    from model.audio.pack import default_data
+    from model.audio.shd import bin_counts, load
     if args.path in ("default-test", "default-train"):
         path = default_data()[args.path == "default-test"]
     else:

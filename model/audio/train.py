@@ -5,6 +5,9 @@
 annealed per epoch), optional quantisation-aware fine-tuning, export to the integer IR and the
 float and integer test accuracy. Started under ``torchrun`` it trains data-parallel
 (DistributedDataParallel, gloo, CPU); rank 0 validates, checkpoints and exports.
+
+Over 600 lines because it is one recipe: its phases share the configuration, the model, the
+optimisers and the checkpoint state.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from model.delrec import DelRecNet, ModelConfig, parameter_counts, to_network
+from model.audio.delrec import DelRecNet, ModelConfig, parameter_counts, to_network
 from model.int_forward import integer_forward
 from model.ir import Network
 
@@ -35,7 +38,7 @@ __all__ = ["AudioConfig", "AudioData", "AudioResult", "load_audio", "random_coun
 class AudioConfig:
     """Everything one training run depends on; the same config and seed give the same run."""
 
-    # model (see model.delrec.ModelConfig)
+    # model (see model.audio.delrec.ModelConfig)
     arch: str = "dense"
     hidden: int = 256
     kernel: int = 5
@@ -53,7 +56,8 @@ class AudioConfig:
     tonotopic: float = 0.0        # >0: local init of fc1/fc2 (see DelRecNet._tonotopic_)
     layers: int = 2               # hidden LIF layers, all but the first recurrent
     # data
-    data: str = "synthetic"       # "synthetic" (model.shd.default_data()), "random", or a path
+    data: str = "synthetic"       # "synthetic" (model.audio.pack.default_data()), "random",
+                                  # or a path
     steps: int | None = None      # frames per sample (default: the longest sample)
     in_bits: int | None = None    # default: the fewest bits that hold every count
     clip_inputs: bool = False     # clip counts above 2**in_bits - 1 instead of an error
@@ -174,11 +178,11 @@ def random_counts(n: int, steps: int, n_in: int, n_classes: int, *, seed: int,
 
 
 def _split(n: int, spikes, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train/validation indices: whole speakers held out (``model.shd.speaker_split``) when the
-    file names them, else a random split."""
+    """Train/validation indices: whole speakers held out (``model.audio.shd.speaker_split``)
+    when the file names them, else a random split."""
     if fraction <= 0:
         return np.arange(n), np.arange(0)
-    from model import shd
+    from model.audio import shd
     if spikes is not None and (np.asarray(spikes.speakers) >= 0).all() \
             and len(np.unique(spikes.speakers)) >= 2:
         return shd.speaker_split(spikes, fraction, seed)
@@ -193,9 +197,9 @@ def _random_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
 
 
 def _paths(data: str) -> tuple[Path, Path]:
-    from model import shd
+    from model.audio.pack import default_data
     if data in ("synthetic", "default", ""):
-        train, test = shd.default_data()
+        train, test = default_data()
         return Path(train), Path(test)
     p = Path(data)
     if p.is_dir():
@@ -228,7 +232,7 @@ def load_audio(cfg: AudioConfig) -> AudioData:
         tr = None
         source = "random"
     else:
-        from model import shd
+        from model.audio import shd
         train_path, test_path = _paths(cfg.data)
         tr, te = shd.load(train_path), shd.load(test_path)
         if cfg.limit and cfg.limit < len(tr):
@@ -272,7 +276,7 @@ def load_audio(cfg: AudioConfig) -> AudioData:
 
 def _augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, copies: int
              ) -> tuple[np.ndarray, np.ndarray]:
-    from model import shd
+    from model.audio import shd
     return shd.augment(x, y, rng, copies=copies)
 
 

@@ -1,36 +1,22 @@
-"""Working memory (Perrinet 2026): targets, least-squares weights, cued recall, float model, F1."""
+"""The working-memory network (Perrinet 2026): targets, least-squares and Hebbian weights, WMNet."""
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from model.ir import Network
+from model.wm.recall import score_recall, trial_forcing
 
 __all__ = [
     "make_targets", "contexts", "sparse_contexts", "least_squares_init", "hebbian_init",
-    "HEBBIAN_GAIN", "trial_forcing", "f1_from_counts",
-    "score_recall", "WMNet", "simulate_float", "recall_float", "run_wm",
-    "DEFAULTS", "PRESETS",
+    "HEBBIAN_GAIN", "WMNet", "simulate_float", "recall_float",
 ]
 
 Reset = Literal["zero", "subtract"]
 Solver = Literal["auto", "gram", "lstsq"]
-
-#: Settings of the small demo (``run_wm()``). Measured over seeds 0..99: F1 = 1.0 in float for
-#: 98 seeds (min 0.984) and in the integer model for 95 (min 0.972); seed 0, the demo's, gives
-#: 1.0 in both. The load ``m (T - d) / (n d) = 0.125`` is far below the least-squares limit
-#: (~0.8) on purpose: the weights must also stay quiet on the contexts no pattern contains (the
-#: noise before the cue, and noise + partial cue during it), or the network fires spurious
-#: spikes during the cue and the first free steps start from a wrong context. A small n * d
-#: makes each weight large, so that margin needs a low load (n=32, d=8, m=2, T=64 fails).
-#: 4-bit weights keep the n*n*d weight ROM at 64 kbit, inside the iCE40UP5K's 120 kbit of EBR.
-DEFAULTS = dict(n=32, d=16, m=2, t=48, p=0.035, gain=1.5, w_bits=4, pre=10)
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,7 +174,7 @@ def least_squares_init(targets: np.ndarray, d: int, *, gain: float = 1.5,
     practice (duplicate / near-dependent sparse windows) keep ``M * (T - D) <~ 0.8 * N * D``.
     Beyond it the solution is a compromise and recall breaks down. Under the trial protocol
     (noise, then the cue) a small network needs a much lower load than this, because the weights
-    are only constrained on stored windows; see :data:`DEFAULTS`.
+    are only constrained on stored windows; see :data:`model.wm.run.DEFAULTS`.
 
     ``solver``:
 
@@ -198,8 +184,8 @@ def least_squares_init(targets: np.ndarray, d: int, *, gain: float = 1.5,
       ``C C^T z = gain Y``, which is ``pinv(C) gain Y`` when ``C`` has full row rank) or
       ``C^T C`` (more rows than columns: the normal equations). It is factorised by Cholesky
       (float32 when it is large, :data:`GRAM_F64_BYTES`) and refined in float64 with exact
-      sparse products. At the paper setting (``C`` 15,344 x 20,992) this takes ~20 s and
-      < 2 GB on 2 cores, against ~15 min and 7.4 GB for ``torch.linalg.pinv`` on dense ``C``.
+      sparse products: at the paper setting (``C`` 15,344 x 20,992) far faster and smaller
+      than ``torch.linalg.pinv`` on dense ``C`` (timings in docs/working-memory.md).
     - ``"lstsq"``: ``numpy.linalg.lstsq`` on dense ``C`` (the reference; small problems).
 
     ``report``, when given, receives the solver's details (side, precision, ridge, residual).
@@ -278,10 +264,8 @@ def hebbian_init(targets: np.ndarray, d: int, *, gain: float = 2.5,
     up through the leak). The neuron therefore fires when at least a fraction ``1 / gain`` of
     a stored window is present. ``gain`` trades missing spikes (a sparse window falls short
     of ``K / gain`` spikes) against runaway activity (partial matches from noise and
-    crosstalk reach the threshold). Measured at the paper setting (N=512, D=41, M=16,
-    T=1000, p=2e-3, seed 0, float, 50 noise steps): F1 0.57 at gain 1.5, 0.95 at 2, 0.9998
-    at 2.5, 0.998 at 3, 0.19 at 3.5 and runaway activity (F1 < 0.01) at 4. The window is
-    narrow and moves with the setting (N=256, M=8: best 0.91 at 2.5); 2.5 is the default.
+    crosstalk reach the threshold). The window of good gains is narrow and moves with the
+    setting (F1 against gain in docs/working-memory.md); 2.5 is the default.
     """
     x = np.asarray(targets, dtype=bool)
     if x.ndim != 3:
@@ -317,62 +301,6 @@ def hebbian_init(targets: np.ndarray, d: int, *, gain: float = 2.5,
 
 #: Default gain of :func:`hebbian_init` (threshold at 40 % of a stored window's spikes).
 HEBBIAN_GAIN = 2.5
-
-
-# --------------------------------------------------------------------------------------------
-# Trial protocol and score
-
-def trial_forcing(targets: np.ndarray, d: int, *, pre: int = 10, p: float | None = None,
-                  seed: int) -> np.ndarray:
-    """Return the forced rasters of a recall trial, bool ``(m, pre + T, n)`` (step, neuron).
-
-    Steps ``[0, pre)``: fresh Bernoulli(``p``) noise (``p=None``: the targets' mean rate),
-    drawn from ``numpy.random.default_rng([seed, 1])``, pattern after pattern. Steps
-    ``[pre, pre + d)``: the cue ``target[:, :d]``. Steps ``[pre + d, pre + T)``: nothing (free
-    recall). Target column ``tt`` is step ``pre + tt``.
-    """
-    x = np.asarray(targets, dtype=bool)
-    m, n, t = x.shape
-    if not 1 <= d < t or pre < 0:
-        raise ValueError(f"need 1 <= d < T and pre >= 0, got d={d}, T={t}, pre={pre}")
-    rate = float(x.mean()) if p is None else float(p)
-    f = np.zeros((m, pre + t, n), dtype=bool)
-    f[:, :pre] = np.random.default_rng([seed, 1]).random((m, pre, n)) < rate
-    f[:, pre:pre + d] = x[:, :, :d].transpose(0, 2, 1)
-    return f
-
-
-def f1_from_counts(tp: int, fp: int, fn: int) -> float:
-    """``F1 = 2 tp / (2 tp + fp + fn)``; defined as 1.0 when ``2 tp + fp + fn = 0``.
-
-    The all-silent case (no target spikes and no recalled spikes) is perfect agreement, so it
-    scores 1.0, as precision and recall both tend to 1 there.
-    """
-    den = 2 * tp + fp + fn
-    return 1.0 if den == 0 else 2.0 * tp / den
-
-
-def score_recall(targets: np.ndarray, spikes: np.ndarray, d: int, *,
-                 pre: int) -> tuple[float, np.ndarray]:
-    """Score recall: micro-F1 of ``target[:, :, d:T]`` against own spikes at steps
-    ``pre + d .. pre + T - 1``.
-
-    ``targets`` is ``(m, n, T)``; ``spikes`` the network's own spikes ``s(t)`` (forced spikes
-    excluded), ``(m, steps >= pre + T, n)``. Returns the micro-F1 (counts summed over patterns,
-    neurons and steps) and the per-pattern F1s, float64 ``(m,)``.
-    """
-    x = np.asarray(targets, dtype=bool)
-    m, n, t = x.shape
-    s = np.asarray(spikes).astype(bool)
-    if s.shape[0] != m or s.shape[2] != n or s.shape[1] < pre + t:
-        raise ValueError(f"spikes must have shape ({m}, >= {pre + t}, {n}), got {s.shape}")
-    want = x[:, :, d:].transpose(0, 2, 1)
-    got = s[:, pre + d:pre + t]
-    tp = (want & got).sum((1, 2))
-    fp = (~want & got).sum((1, 2))
-    fn = (want & ~got).sum((1, 2))
-    per = np.array([f1_from_counts(*c) for c in zip(tp, fp, fn)], dtype=np.float64)
-    return f1_from_counts(int(tp.sum()), int(fp.sum()), int(fn.sum())), per
 
 
 # --------------------------------------------------------------------------------------------
@@ -456,73 +384,3 @@ def recall_float(w: np.ndarray, targets: np.ndarray, *, pre: int = 10, seed: int
     s, _ = simulate_float(w, f, beta=beta, beta_shift=beta_shift, threshold=threshold,
                           reset=reset)
     return score_recall(targets, s, d, pre=pre)
-
-
-# --------------------------------------------------------------------------------------------
-# The walking skeleton
-
-#: The two settings of the paper (reference note): the text's and the notebook's. beta is
-#: ``beta_int / 256``; 50 noise steps before the cue, as in the notebook.
-PRESETS = {
-    "paper": dict(n=512, d=41, m=16, t=1000, p=2e-3, beta=205, pre=50, w_bits=8),
-    "code": dict(n=1024, d=41, m=16, t=1000, p=1e-3, beta=179, pre=50, w_bits=8),
-}
-
-
-def run_wm(*, n: int = DEFAULTS["n"], d: int = DEFAULTS["d"], m: int = DEFAULTS["m"],
-           t: int = DEFAULTS["t"], p: float = DEFAULTS["p"], gain: float | None = None,
-           w_bits: int = DEFAULTS["w_bits"], seed: int = 0, pre: int = DEFAULTS["pre"],
-           beta: int = 205, beta_shift: int = 8, reset: Reset = "zero",
-           init: Literal["ls", "hebbian", "random"] = "ls", train_steps: int = 0,
-           refractory: int = 0, progress: bool = False) -> dict:
-    """Store ``m`` random patterns, quantise, and recall in float and integer.
-
-    ``init``: ``"ls"`` (:func:`least_squares_init`, gain default 1.5), ``"hebbian"``
-    (:func:`hebbian_init`, gain default :data:`HEBBIAN_GAIN`) or ``"random"`` (normal with
-    standard deviation ``gain / (n d p)``, gain default 1: a context's current has the
-    spread of ``gain`` times one weight per active pair; seeded by ``seed``). ``refractory``:
-    the targets' dead time (:func:`make_targets`). ``train_steps > 0`` then
-    trains from it (:func:`model.wm_event.train`, teacher-forced soft-F1, Adam) before
-    quantising. Recall uses the event-driven engine (:mod:`model.wm_event`), equal to
-    :func:`recall_float` (its integer mode is bit-identical to the reference simulator, which
-    the tests hold it to). Targets come from ``seed``; the trial noise from stream 1 of
-    ``seed`` (same in both modes). Returns ``f1_float``, ``f1_int``, ``per_pattern_float``,
-    ``per_pattern_int`` (lists), ``net`` (the quantised :class:`~model.ir.Network`, whose
-    ``meta["wm"]`` holds the settings, enough to regenerate the targets), ``w`` (float
-    weights), ``targets``, ``settings`` (JSON-able, with the load ``m (T - d) / (n d)``) and
-    ``seconds``.
-    """
-    import torch
-
-    from model.quantise import quantise_wm
-    from model.wm_event import TrainConfig, recall, train
-
-    if init not in ("ls", "hebbian", "random"):
-        raise ValueError(f"init must be 'ls', 'hebbian' or 'random', got {init!r}")
-    if gain is None:
-        gain = {"ls": 1.5, "hebbian": HEBBIAN_GAIN, "random": 1.0}[init]
-    settings = dict(n=n, d=d, m=m, t=t, p=p, gain=gain, w_bits=w_bits, seed=seed, pre=pre,
-                    beta=beta, beta_shift=beta_shift, reset=reset, init=init,
-                    train_steps=train_steps, refractory=refractory,
-                    load=m * (t - d) / (n * d))
-    t0 = time.perf_counter()
-    targets = make_targets(m, n, t, p, seed=seed, refractory=refractory)
-    if init == "ls":
-        w = least_squares_init(targets, d, gain=gain)
-    elif init == "hebbian":
-        w = hebbian_init(targets, d, gain=gain)
-    else:
-        w = np.random.default_rng([seed, 3]).normal(0.0, gain / (n * d * p), (n, n, d))
-    lif = dict(beta=beta, beta_shift=beta_shift, reset=reset)
-    if train_steps:
-        w = train(w, targets, TrainConfig(steps=train_steps, teacher=True, pre=pre, p=p,
-                                          qat_bits=w_bits,
-                                          seed=seed, progress=progress, **lif))["w"]
-    net = quantise_wm(w, w_bits=w_bits, beta=beta, beta_shift=beta_shift, reset=reset)
-    net = dataclasses.replace(net, meta={**net.meta, "wm": settings})
-    f1_float, per_float = recall(w, targets, pre=pre, seed=seed, p=p, dtype=torch.float64,
-                                 **lif)
-    f1_int, per_int = recall(net, targets, mode="int", pre=pre, seed=seed, p=p)
-    return dict(f1_float=f1_float, f1_int=f1_int, per_pattern_float=per_float.tolist(),
-                per_pattern_int=per_int.tolist(), net=net, w=w, targets=targets,
-                settings=settings, seconds=time.perf_counter() - t0)

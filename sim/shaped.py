@@ -1,10 +1,16 @@
-"""Benchmark networks: the working-memory shape and the SHD shape, with realistic activity."""
+"""Random networks of the papers' shapes (working memory, SHD), with realistic activity.
+
+Benchmarks (``bench/``) and tests use them where the shape matters and the weights do not; the
+trained networks are the ``.npz`` files of ``bench/networks/``.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from model.ir import InputLayer, LIFLayer, Network, Projection, current_bounds
+
+__all__ = ["fit_accumulators", "wm_network", "shd_network", "shd_input"]
 
 
 def _acc_bits(net_layers, projections, dst) -> int:
@@ -13,7 +19,7 @@ def _acc_bits(net_layers, projections, dst) -> int:
     return max(int(-lo.min()).bit_length(), int(hi.max()).bit_length()) + 1
 
 
-def _fit(layers, projections, max_delay):
+def fit_accumulators(layers, projections, max_delay):
     """Give every layer the narrowest accumulator the IR rule allows."""
     wide = [layers[0]] + [LIFLayer(n=l.n, v_bits=l.v_bits, acc_bits=48, beta=l.beta,
                                    beta_shift=l.beta_shift, threshold=l.threshold,
@@ -34,7 +40,7 @@ def wm_network(n: int = 512, d: int = 41, *, w_bits: int = 8, seed: int = 0) -> 
     w = rng.integers(-(1 << (w_bits - 2)), 1 << (w_bits - 2), (n, n, d))
     layers = [InputLayer(n=0), LIFLayer(n=n, v_bits=16, acc_bits=16, beta=205, beta_shift=8,
                                         threshold=1 << (w_bits + 1), forced=True, name="wm")]
-    return _fit(layers, [Projection("taps", 1, 1, w_bits, w, np.array(1))], d)
+    return fit_accumulators(layers, [Projection("taps", 1, 1, w_bits, w, np.array(1))], d)
 
 
 def shd_network(kind: str = "conv", *, n_in: int = 140, n: int = 256, classes: int = 20,
@@ -59,7 +65,7 @@ def shd_network(kind: str = "conv", *, n_in: int = 140, n: int = 256, classes: i
         rec,
         Projection("dense", 2, 3, w_bits, rng.integers(-q, q, (classes, n)), np.array(0)),
     ]
-    return _fit(layers, projections, max_delay)
+    return fit_accumulators(layers, projections, max_delay)
 
 
 def shd_input(steps: int = 100, n_in: int = 140, *, rate: float = 0.08, seed: int = 0):

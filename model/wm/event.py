@@ -1,5 +1,6 @@
-"""Event-driven working-memory engine: recall trials in float or integer arithmetic, and
-surrogate-gradient training with a hand-written backward pass.
+"""Event-driven working-memory engine: recall trials in float or integer, gradient training.
+
+Training is surrogate-gradient descent with a hand-written backward pass (below).
 
 Why event-driven. The current into every neuron is ``I(t) = sum_k W[:, :, k] e(t - 1 - k)``:
 ``N * N * D`` multiply-adds per step if done densely (10.7 M at the paper setting). But only
@@ -11,7 +12,7 @@ product at the paper setting.
 
 Modes of :func:`run_trials`:
 
-- ``"float"``: the float model of :class:`model.wm.WMNet` (same step, same results up to
+- ``"float"``: the float model of :class:`model.wm.network.WMNet` (same step, same results up to
   float rounding; float32 by default, float64 on request).
 - ``"int"``: the integer contract on a quantised :class:`~model.ir.Network` (as made by
   :func:`model.quantise.quantise_wm`), bit-identical to :func:`sim.reference.simulate`:
@@ -30,14 +31,13 @@ exact gradient of the loss by a backward pass written out by hand (no autograd g
 with the reset treated as constant (detached) and the surrogate derivative ``sg'`` of the
 Heaviside step: ``"fast_sigmoid"`` ``1 / (1 + slope |x|)^2`` (the paper's, slope 15) or
 ``"triangle"`` ``max(0, 1 - slope |x|)``. The same mathematics, written densely with
-autograd, is :mod:`bench.wm_dense`; the tests check the two gradients agree.
+autograd, is :mod:`model.wm.dense`; the tests check the two gradients agree.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from model.ir import Network
+from model.wm.recall import f1_from_counts, score_recall, trial_forcing
 
 __all__ = ["Trials", "run_trials", "recall", "loss_and_grad", "TrainConfig", "train",
            "fake_quantise", "wm_layer"]
@@ -118,7 +119,7 @@ def run_trials(w_or_net, forced, *, mode: Mode = "float", beta: int = 205, beta_
 
     ``mode="float"``: ``w_or_net`` is the float tensor ``W[i, j, k]`` ``(n, n, D)`` and
     ``beta``, ``beta_shift``, ``threshold``, ``reset`` give the neuron (as in
-    :class:`model.wm.WMNet`). ``mode="int"``: ``w_or_net`` is a quantised
+    :class:`model.wm.network.WMNet`). ``mode="int"``: ``w_or_net`` is a quantised
     :class:`~model.ir.Network` and the neuron comes from its layer (the keyword arguments are
     ignored). ``silence``: optional bool ``(n,)`` of neurons that never fire (their own spikes
     are suppressed; forced spikes still pass). ``record`` keeps ``v_hat`` and ``v``.
@@ -194,11 +195,10 @@ def run_trials(w_or_net, forced, *, mode: Mode = "float", beta: int = 205, beta_
 
 def recall(w_or_net, targets: np.ndarray, *, mode: Mode = "float", pre: int = 10, seed: int,
            p: float | None = None, cue=None, silence=None, **lif) -> tuple[float, np.ndarray]:
-    """Cue and score every pattern (micro-F1, per-pattern F1), as :func:`model.wm.recall_float`
-    (or, in ``mode="int"``, as the integer reference simulator would) but event-driven. ``cue``: optional forced rasters to use
-    instead of :func:`model.wm.trial_forcing` (robustness experiments)."""
-    from model.wm import score_recall, trial_forcing
-
+    """Cue and score every pattern (micro-F1, per-pattern F1), as
+    :func:`model.wm.network.recall_float` (or, in ``mode="int"``, as the integer reference
+    simulator would) but event-driven. ``cue``: optional forced rasters to use instead of
+    :func:`model.wm.recall.trial_forcing` (robustness experiments)."""
     d = w_or_net.max_delay if isinstance(w_or_net, Network) else int(np.shape(w_or_net)[2])
     f = trial_forcing(targets, d, pre=pre, p=p, seed=seed) if cue is None else cue
     tr = run_trials(w_or_net, f, mode=mode, silence=silence, **lif)
@@ -252,7 +252,7 @@ def loss_and_grad(w, targets: np.ndarray, forced, *, pre: int, loss: Loss = "f1"
                   w_forward=None, spike_path: str = "auto", dtype=torch.float32) -> dict:
     """One forward + hand-written backward pass over all patterns.
 
-    ``forced`` ``(M, steps, n)`` is the trial (:func:`model.wm.trial_forcing`); the loss is
+    ``forced`` ``(M, steps, n)`` is the trial (:func:`model.wm.recall.trial_forcing`); the loss is
     scored on steps ``pre + D .. pre + T - 1`` against ``targets[:, :, D:]``. ``teacher``:
     from the cue on the emitted spikes are the targets themselves (teacher forcing: the
     contexts are the stored windows, the loss measures one-step prediction, and the gradient
@@ -270,8 +270,6 @@ def loss_and_grad(w, targets: np.ndarray, forced, *, pre: int, loss: Loss = "f1"
     Returns ``loss``, ``grad`` (torch ``(n, n, D)``), ``f1`` (micro-F1 of the hard spikes on
     the scored window) and seconds of ``forward_s`` / ``backward_s``.
     """
-    from model.wm import f1_from_counts
-
     if spike_path not in ("auto", "dense", "sparse"):
         raise ValueError(f"spike_path must be 'auto', 'dense' or 'sparse', got {spike_path!r}")
     if spike_path == "sparse" and surrogate != "triangle":
@@ -425,8 +423,6 @@ def train(w0, targets: np.ndarray, cfg: TrainConfig | None = None, *,
     evaluated, seconds) and ``seconds``.
     """
     from tqdm import tqdm
-
-    from model.wm import trial_forcing
 
     cfg = TrainConfig() if cfg is None else cfg
     w = torch.nn.Parameter(torch.as_tensor(np.asarray(w0), dtype=dtype).clone())

@@ -16,7 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_raster", "f1_over_time", "plot_f1_time", "plot_scan", "plot_robustness",
+from model.plots import pyplot, save_png
+from model.wm import grids
+from model.wm.event import run_trials
+from model.wm.network import make_targets
+from model.wm.perturb import perturbed_trial
+from model.wm.recall import score_recall
+from model.wm.sweep import (capacity, format_capacity, format_summary, point_weights,
+                            read_results, summarise)
+
+__all = ["plot_raster", "f1_over_time", "plot_f1_time", "plot_scan", "plot_robustness",
            "plot_capacity", "plot_sweep"]
 
 _LABELS = {"m": "patterns M", "n": "neurons N", "d": "delays D", "t": "pattern length T",
@@ -26,22 +35,6 @@ _PERTURB = {"flip": "cue bits flipped (fraction of N·D)", "move": "cue spikes m
             "noise": "extra forced spikes during recall (rate q)"}
 
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, out, *, dpi: int = 90) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # No software version in the file: the same data gives the same bytes.
-    fig.savefig(out, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    _plt().close(fig)
-    return out
-
-
 def plot_raster(targets: np.ndarray, spikes: np.ndarray, *, d: int, pre: int, pattern: int = 0,
                 start: int = 0, stop: int | None = None, neurons: int | None = 128,
                 out, title: str = "") -> Path:
@@ -49,7 +42,7 @@ def plot_raster(targets: np.ndarray, spikes: np.ndarray, *, d: int, pre: int, pa
     network's own spikes; hits black, misses (target, no spike) red circles, false alarms
     (spike, no target) blue crosses; the cue window ``[0, d)`` shaded, its (forced) target
     spikes grey."""
-    plt = _plt()
+    plt = pyplot()
     x = np.asarray(targets, dtype=bool)[pattern]            # (n, T)
     n, t = x.shape
     stop = t if stop is None else min(stop, t)
@@ -72,7 +65,7 @@ def plot_raster(targets: np.ndarray, spikes: np.ndarray, *, d: int, pre: int, pa
     ax.set_ylabel("neuron")
     ax.set_title(title or f"pattern {pattern}: target vs recall")
     ax.legend(loc="upper right", fontsize=7, ncol=4)
-    return _save(fig, out)
+    return save_png(fig, out)
 
 
 def f1_over_time(targets: np.ndarray, spikes: np.ndarray, *, d: int, pre: int,
@@ -102,7 +95,7 @@ def f1_over_time(targets: np.ndarray, spikes: np.ndarray, *, d: int, pre: int,
 
 def plot_f1_time(curves: dict, *, out, d: int, title: str = "") -> Path:
     """``curves``: label -> (centres, mean F1) from :func:`f1_over_time`."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3))
     for lab, (c, f) in curves.items():
         ax.plot(c, f, label=lab)
@@ -112,7 +105,7 @@ def plot_f1_time(curves: dict, *, out, d: int, title: str = "") -> Path:
     ax.set_ylabel("F1 in window (mean over patterns)")
     ax.set_title(title or "F1 over time after the cue")
     ax.legend(fontsize=7)
-    return _save(fig, out)
+    return save_png(fig, out)
 
 
 def _series(rows, axis, metric):
@@ -127,9 +120,9 @@ def _series(rows, axis, metric):
 def plot_scan(rows: list[dict], axis: str, *, out, base: dict | None = None,
               metrics=("f1_float", "f1_int"), title: str = "", logx: bool | None = None) -> Path:
     """Mean ± std of each metric against ``axis``; ``rows`` from
-    :func:`model.wm_sweep.summarise` by ``[axis]``. On an M or N scan ``base`` (the fixed
+    :func:`model.wm.sweep.summarise` by ``[axis]``. On an M or N scan ``base`` (the fixed
     settings) places the least-squares capacity edge ``M (T - D) = 0.8 N D``."""
-    plt = _plt()
+    plt = pyplot()
     rows = sorted(rows, key=lambda r: r[axis])
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for i, metric in enumerate(metrics):
@@ -152,14 +145,14 @@ def plot_scan(rows: list[dict], axis: str, *, out, base: dict | None = None,
     ax.set_title(title or f"{_LABELS.get(axis, axis)} scan ({n_seeds} seeds)", fontsize=9)
     ax.legend(fontsize=7, loc="lower left")
     ax.grid(alpha=0.3)
-    return _save(fig, out)
+    return save_png(fig, out)
 
 
 def plot_robustness(rows: list[dict], *, out, d: int = 41, metrics=("f1_float", "f1_int"),
                     title: str = "") -> Path:
     """One panel per perturbation (rows from ``summarise(records, by=["perturb",
     "level"])``); the unperturbed F1 is the first point of each panel (level 0 / full cue)."""
-    plt = _plt()
+    plt = pyplot()
     kinds = [k for k in _PERTURB if any(r["perturb"] == k for r in rows)]
     clean = [r for r in rows if r["perturb"] == "none"]
     fig, axes = plt.subplots(1, len(kinds), figsize=(3.1 * len(kinds), 3), squeeze=False)
@@ -194,13 +187,13 @@ def plot_robustness(rows: list[dict], *, out, d: int = 41, metrics=("f1_float", 
     axes[0][0].legend(fontsize=6, loc="lower left")
     if title:
         fig.suptitle(title, fontsize=9)
-    return _save(fig, out)
+    return save_png(fig, out)
 
 
 def plot_capacity(caps: list[dict], *, out, title: str = "") -> Path:
     """M_max (largest M with mean F1 >= 0.99) against ``N D / (T - D)``, and the line
-    ``0.8 N D / (T - D)``; ``caps`` from :func:`model.wm_sweep.capacity`."""
-    plt = _plt()
+    ``0.8 N D / (T - D)``; ``caps`` from :func:`model.wm.sweep.capacity`."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
     xs = np.array([c["x"] for c in caps])
     for c in caps:
@@ -228,14 +221,12 @@ def plot_capacity(caps: list[dict], *, out, title: str = "") -> Path:
     ax.set_title(title or "capacity against the least-squares limit", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    return _save(fig, out)
+    return save_png(fig, out)
 
 
 def plot_sweep(records: list[dict], out, *, by: list[str] | None = None, title: str = "") -> Path:
     """A figure for the records of one grid: robustness panels when it varies ``perturb``,
     a capacity plot when it varies ``m`` together with ``n``/``d``/``t``, a scan otherwise."""
-    from model.wm_sweep import capacity, summarise
-
     if by is None:
         by = list(dict.fromkeys(a for r in records for a in r.get("axes", [])))
     if not records:
@@ -261,22 +252,17 @@ def plot_sweep(records: list[dict], out, *, by: list[str] | None = None, title: 
 def paper_trial_figures(img_dir, *, seed: int = 0, cache_dir: str | None = None) -> list[Path]:
     """Raster and F1-over-time figures at the paper setting (one least-squares solve, or the
     weights cached by a sweep run with the same ``cache_dir``)."""
-    from model.wm import make_targets
-    from model.wm_event import run_trials
-    from model import wm_sweep as ws
-
-    s = dict(ws.DEFAULTS)
+    s = dict(grids.DEFAULTS)
     x = make_targets(s["m"], s["n"], s["t"], s["p"], seed=seed)
-    w, _ = ws._weights(s, seed, x, cache_dir)
+    w, _ = point_weights(s, seed, x, cache_dir)
     lif = dict(beta=s["beta"], beta_shift=s["beta_shift"], reset=s["reset"])
     img = Path(img_dir)
-    from model.wm import score_recall
 
     curves, outs = {}, []
     for label, kind, level in (("full cue", "none", 0), ("cue cut to 30 of 41 steps", "truncate", 30),
                                ("25 % of cue spikes moved", "move", 0.25),
                                ("recall noise q = 1e-3", "noise", 1e-3)):
-        f, sil, _ = ws.perturbed_trial(x, {**s, "perturb": kind, "level": level}, seed)
+        f, sil, _ = perturbed_trial(x, {**s, "perturb": kind, "level": level}, seed)
         sp = run_trials(w, f, silence=sil, **lif).s.numpy()
         curves[label] = f1_over_time(x, sp, d=s["d"], pre=s["pre"], window=50)
         if kind == "none":
@@ -298,21 +284,19 @@ def paper_trial_figures(img_dir, *, seed: int = 0, cache_dir: str | None = None)
 
 
 def main(argv=None) -> int:
-    """``python -m model.wm_plots RESULTS_DIR IMG_DIR [--trial] [--cache DIR]``: a figure per
+    """``python -m model.wm.plots RESULTS_DIR IMG_DIR [--trial] [--cache DIR]``: a figure per
     ``wm_*.jsonl`` results file, the capacity figure, and (``--trial``) the paper-setting raster
     and F1-over-time figures; prints the Markdown tables."""
     import argparse
 
-    from model import wm_sweep as ws
-
-    ap = argparse.ArgumentParser(prog="python -m model.wm_plots")
+    ap = argparse.ArgumentParser(prog="python -m model.wm.plots")
     ap.add_argument("results")
     ap.add_argument("img")
     ap.add_argument("--trial", action="store_true")
     ap.add_argument("--cache")
     a = ap.parse_args(argv)
     for f in sorted(Path(a.results).glob("wm_*.jsonl")):
-        recs = ws.read_results(f)
+        recs = read_results(f)
         if not recs:
             continue
         by = list(dict.fromkeys(x for r in recs for x in r.get("axes", [])))
@@ -323,12 +307,12 @@ def main(argv=None) -> int:
             print(f"{f}: no figure ({e})")
         print(f"\n### {f.stem} ({len(recs)} points)\n")
         if "m" in by and len(by) > 1:
-            rows = ws.summarise(recs, by=["n", "d", "t", "m"])
-            print(ws.format_summary(rows, ["n", "d", "t", "m"], metrics=("f1_float",)))
+            rows = summarise(recs, by=["n", "d", "t", "m"])
+            print(format_summary(rows, ["n", "d", "t", "m"], metrics=("f1_float",)))
             print()
-            print(ws.format_capacity(ws.capacity(rows)))
+            print(format_capacity(capacity(rows)))
         else:
-            print(ws.format_summary(ws.summarise(recs, by=by), by,
+            print(format_summary(summarise(recs, by=by), by,
                                     metrics=("f1_float", "f1_int", "f1_float_active",
                                              "f1_int_active")))
         secs = sum(r.get("seconds", 0.0) for r in recs)

@@ -1,8 +1,8 @@
 """Synthesise a spoken-digit spike data set (English and German, 20 classes) in the SHD layout.
 
 Pipeline: espeak-ng speaks a digit (accent x voice variant x speed x pitch x amplitude) ->
-16 kHz -> silence trimmed -> onset jitter and background noise -> :func:`model.cochlea.encode`
--> ``train.h5`` / ``test.h5`` written by :func:`model.shd.write_shd`.
+16 kHz -> silence trimmed -> onset jitter and background noise -> :func:`model.audio.cochlea.encode`
+-> ``train.h5`` / ``test.h5`` written by :func:`model.audio.shd.write_shd`.
 
 Labels 0-9 are the English "zero".."nine", 10-19 the German "null".."neun" (:data:`KEYS`, also
 written to ``extra/keys``). A *speaker* is an espeak-ng voice variant (``+m1``, ``+f3``,
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.cochlea import CochleaParams, encode
+from model.audio.cochlea import CochleaParams, encode
 
 __all__ = ["ENGLISH", "GERMAN", "KEYS", "ACCENTS", "VARIANTS", "FEMALE", "MALE", "Utterance",
            "have_espeak", "speak", "speech", "mix", "plan", "render", "voice_split", "synthesize"]
@@ -197,11 +197,11 @@ def synthesize(out_dir, *, seed: int = 0, n_train: int = 150, n_test: int = 40, 
     """
     from tqdm import tqdm
 
-    from model.shd import write_shd
+    from model.audio.shd import write_shd
     if not have_espeak():
         raise RuntimeError("espeak-ng is not installed (Debian: apt-get install espeak-ng); "
-                           "it is only needed to regenerate data, model.shd.default_data() "
-                           "has a pre-generated copy")
+                           "it is only needed to regenerate data, "
+                           "model.audio.pack.default_data() has a pre-generated copy")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}

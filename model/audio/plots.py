@@ -3,7 +3,7 @@
     plot_training({"DelRec": history, "ConvDelRec": history}, out="curves.png")
     plot_confusion(y_true, y_pred, keys, out="confusion.png", title="...")
 
-``history`` is :attr:`model.audio_train.AudioResult.history` (one record per epoch with
+``history`` is :attr:`model.audio.train.AudioResult.history` (one record per epoch with
 ``phase``, ``epoch``, ``train_loss``, ``val_acc``). matplotlib (Agg) is imported on first use.
 """
 
@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from model.wm_plots import _plt, _save as _save_png
+from model.plots import pyplot, save_png
 
 __all__ = ["confusion", "plot_training", "plot_confusion"]
 
 
 def _save(fig, out) -> Path:
-    return _save_png(fig, out, dpi=110)
+    return save_png(fig, out, dpi=110)
 
 
 def confusion(y_true, y_pred, n_classes: int) -> np.ndarray:
@@ -38,7 +38,7 @@ def confusion(y_true, y_pred, n_classes: int) -> np.ndarray:
 
 def plot_training(histories: dict[str, list[dict]], *, out, title: str = "") -> Path:
     """Training loss and validation accuracy per epoch, one line per run (QAT epochs dashed)."""
-    plt = _plt()
+    plt = pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
     for i, (name, hist) in enumerate(histories.items()):
         color = f"C{i}"
@@ -65,7 +65,7 @@ def plot_training(histories: dict[str, list[dict]], *, out, title: str = "") -> 
 
 def plot_confusion(y_true, y_pred, keys: list[str], *, out, title: str = "") -> Path:
     """Row-normalised confusion matrix (per cent of each true class), class names on the axes."""
-    plt = _plt()
+    plt = pyplot()
     m = confusion(y_true, y_pred, len(keys))
     rows = m.sum(1, keepdims=True)
     pct = 100 * m / np.maximum(rows, 1)
