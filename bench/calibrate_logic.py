@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rtl.core import memory_kinds
+from rtl.memplan import memory_kinds
 from rtl.cost import FEATURES, logic_features, memory_blocks, memory_shapes, spram_blocks
 from sim.randnet import random_network
 

@@ -8,7 +8,7 @@ from math import ceil
 import numpy as np
 
 from model.ir import Network
-from .core import projection_plan, memory_bits, memory_kinds, memory_shapes, supported, weight_bank_depth
+from .memplan import projection_plan, memory_bits, memory_kinds, memory_shapes, supported, weight_bank_depth
 from .delay_line import line_capacity
 from .families import DSP_BLOCKS, FAMILIES, blocks_of
 from .lif import leak_multipliers
@@ -224,7 +224,7 @@ def logic_features(net: Network, *, lanes: int = 1, family: str = "ice40",
     * ``small_memory`` — bits of memories too small for a block RAM (kept in logic) or put in
       LUT RAM.
 
-    ``kinds`` are the weight arrays' memory kinds (default: :func:`~rtl.core.memory_kinds`).
+    ``kinds`` are the weight arrays' memory kinds (default: :func:`~rtl.memplan.memory_kinds`).
     """
     if kinds is None:
         kinds = memory_kinds(net, lanes=lanes, family=family)
@@ -333,7 +333,7 @@ def estimate(net: Network, act: dict, *, family: str, clock_mhz: float, lanes: i
              memories: dict[str, str] | None = None) -> Estimate:
     """Estimate memories, logic and speed of the core for ``net`` on ``family`` (weight
     arrays' memory kinds: ``memories``, the others automatic, see
-    :func:`~rtl.core.memory_kinds`). ``loaded`` arrays count no block (``offchip`` lists their
+    :func:`~rtl.memplan.memory_kinds`). ``loaded`` arrays count no block (``offchip`` lists their
     bits); a weight array larger than the device's on-chip RAM and not ``loaded`` raises
     :class:`ValueError`."""
     if family not in FAMILIES:

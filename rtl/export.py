@@ -46,7 +46,7 @@ def generate(net: Network, out_dir: str | Path, *, name: str = "polychrony_core"
     machine. The manifest names the top module, the ports (Amaranth flattens ``i.payload`` to
     ``i__payload``), the payload fields and the IR digest. When weight arrays are in SPRAM
     or ``loaded`` (``memories``, ``family``, or automatically for weight arrays too large to
-    emit initialised, see :func:`rtl.core.memory_kinds`), it also names the ``wl`` load stream
+    emit initialised, see :func:`rtl.memplan.memory_kinds`), it also names the ``wl`` load stream
     and writes the words to load after reset into ``<name>_load.hex`` (one hex word per line,
     in order). ``loaded`` arrays are instances of :data:`~rtl.loaded.LOADED_RAM_MODULE`,
     whose Verilog (a RAM without initial contents) follows the core's in ``<name>.v``.

@@ -25,7 +25,7 @@ FAMILIES = {
 KINDS = ("block", "spram", "lut", "loaded")
 
 #: Weight arrays larger than this (4 Mbit) are never emitted as initialised memories: with
-#: ``family=None`` (generic Verilog for simulation) :func:`rtl.core.memory_kinds` makes them
+#: ``family=None`` (generic Verilog for simulation) :func:`rtl.memplan.memory_kinds` makes them
 #: ``loaded`` (millions of ``initial`` lines would swamp Yosys, Icarus and Verilator), and no
 #: device the boards carry holds one on chip.
 LOADED_AUTO_BITS = 1 << 22

@@ -43,11 +43,12 @@ from amaranth.lib.wiring import In, Out
 
 from model.ir import Network, index_bits, signed_bits
 from .checked import CheckedComponent
-from .core import lowest_set
+from .logic import lowest_set
 from .errors import UnsupportedNetwork
 from .interface import step_in_layout, step_out_layout
 from .spram import SpramArray
 from .stack import StackPlan, observed_layers, stack_plan
+from .words import pack_word
 
 __all__ = ["LeanCore", "LeanLayout", "lean_layout", "lean_image", "estimate", "WORD_BITS",
            "B_STAGES", "OUT_DEPTH"]
@@ -201,14 +202,7 @@ def _conv_first_chunk(L: LeanLayout, l: int, j: int) -> int:
 def lean_image(net: Network, L: LeanLayout) -> list[int]:
     """The words of the weight memory, address 0 up (what ``wl`` takes after reset)."""
     S, sw = L.slots, L.slot_bits
-    mask = (1 << sw) - 1
     words = [0] * L.words
-
-    def pack(vals) -> int:
-        word = 0
-        for k, x in enumerate(vals):
-            word |= (int(x) & mask) << (k * sw)
-        return word
 
     for l in L.chunks:
         n = net.layers[l].n
@@ -218,7 +212,8 @@ def lean_image(net: Network, L: LeanLayout) -> list[int]:
         wp[:n] = w
         for j in range(w.shape[1]):
             for c in range(L.chunks[l]):
-                words[L.ff_base[l] + j * L.ff_stride[l] + c] = pack(wp[c * S:(c + 1) * S, j])
+                words[L.ff_base[l] + j * L.ff_stride[l] + c] = pack_word(wp[c * S:(c + 1) * S, j],
+                                                                         sw)
         if l in L.conv:
             kern, pad, _ = L.conv[l]
             K = len(kern)
@@ -230,7 +225,7 @@ def lean_image(net: Network, L: LeanLayout) -> list[int]:
                         i = (c0 + q) * S + k
                         tap = j - i + pad
                         vals.append(int(kern[tap]) if i < n and 0 <= tap < K else 0)
-                    words[L.cv_base[l] + j * L.cv_stride[l] + q] = pack(vals)
+                    words[L.cv_base[l] + j * L.cv_stride[l] + q] = pack_word(vals, sw)
         layer = net.layers[l]
         bias = np.zeros(n, np.int64) if layer.bias is None else np.asarray(layer.bias)
         delays = L.conv[l][2] if l in L.conv else np.zeros(n, np.int64)

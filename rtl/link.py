@@ -28,7 +28,7 @@ from amaranth.lib import crc, data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from model.ir import Network
-from .core import lowest_set
+from .logic import lowest_set
 from .cores import core as core_named
 from .interface import step_in_layout
 from .protocol import (CMD_ERROR, CMD_IDENT, CMD_RESET, CMD_STATUS, CMD_STEP, END,

@@ -42,7 +42,8 @@ from amaranth.lib.wiring import In, Out
 
 from model.ir import LIFLayer, Network, Projection, signed_bits
 from .checked import CheckedComponent
-from .core import lowest_set
+from .logic import lowest_set
+from .words import pack_rows
 from .errors import UnsupportedNetwork
 from .interface import step_in_layout, step_out_layout
 from .lif import LIFUnit, saturate
@@ -272,14 +273,8 @@ class StackCore(CheckedComponent):
             pfx = f"l{l}_"
 
             # ---------------- stage A: row-parallel accumulation -------------------------
-            w = plan.ff.weight.astype(np.int64)              # (n, n_pre)
-            mask = (1 << wb) - 1
-            rows = []
-            for j in range(n_pre):
-                word = 0
-                for i in range(n):
-                    word |= (int(w[i, j]) & mask) << (i * wb)
-                rows.append(word)
+            # One row of n weights per presynaptic neuron.
+            rows = pack_rows(plan.ff.weight.T, wb)
             wmem = memory.Memory(shape=unsigned(n * wb), depth=n_pre, init=rows)
             m.submodules[pfx + "w"] = wmem
             R = len(ev["rows"])                      # rows this layer takes per cycle

@@ -74,7 +74,7 @@ def test_spram_primitives_bit_exact(tmp_path, simulator):
     """Every weight array in SPRAM, built from SB_SPRAM256KA primitives as on the iCE40 (with
     Yosys's cell model): the testbench first streams the load image on ``wl`` (with idle
     cycles), then the run is bit-exact."""
-    from rtl.core import memory_kinds
+    from rtl.memplan import memory_kinds
     net, x, forced, trace = _vectors(4, steps=40)
     memories = {k: "spram" for k in memory_kinds(net, lanes=2)}
     assert len(memories) >= 3
@@ -88,7 +88,7 @@ def test_spram_primitives_bit_exact(tmp_path, simulator):
 
 def test_spram_load_image_matters(tmp_path):
     """The SPRAM starts empty: a load image with one word changed is caught."""
-    from rtl.core import memory_kinds
+    from rtl.memplan import memory_kinds
     net, x, forced, trace = _vectors(4, steps=40)
     memories = {k: "spram" for k in memory_kinds(net, lanes=2)}
     man = generate(net, tmp_path / "v", lanes=2, memories=memories)

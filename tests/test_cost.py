@@ -9,7 +9,7 @@ import pytest
 
 from model.ir import save
 from rtl.cost import activity, estimate, memory_blocks, memory_shapes, step_cycles
-from rtl.core import memory_bits
+from rtl.memplan import memory_bits
 from rtl.pysim import run_core
 from sim.randnet import random_network, random_stimulus
 from sim.reference import simulate
@@ -138,7 +138,7 @@ def test_memory_kinds_known_answers():
     arrays go to SPRAM, largest first: 140x256 and 256x256 weights (1 SPRAM each, 16-bit
     words) and the 256x20 read-out weights (1280 x 16: 1 SPRAM)."""
     from sim.shaped import shd_network
-    from rtl.core import memory_kinds
+    from rtl.memplan import memory_kinds
     from rtl.cost import spram_blocks
     net = shd_network("conv", w_bits=4)
     kinds = memory_kinds(net, lanes=4, family="ice40")
@@ -167,7 +167,7 @@ def test_memory_kinds_known_answers():
 ])
 def test_memory_kinds_refuse_bad_choices(memories, family, match):
     from sim.shaped import shd_network
-    from rtl.core import memory_kinds
+    from rtl.memplan import memory_kinds
     with pytest.raises(ValueError, match=match):
         memory_kinds(shd_network("conv", w_bits=4), lanes=4, family=family,
                      memories=memories)
@@ -175,7 +175,7 @@ def test_memory_kinds_refuse_bad_choices(memories, family, match):
 
 def test_memory_kinds_refuse_more_spram_than_the_device_has():
     from sim.shaped import shd_network
-    from rtl.core import memory_kinds
+    from rtl.memplan import memory_kinds
     net = shd_network("dense", w_bits=8)   # 8-bit words x lanes 8 = 64 bits: 4 SPRAM each
     with pytest.raises(ValueError, match="SPRAM blocks of 16K x 16, the iCE40UP5K has 4"):
         memory_kinds(net, lanes=8, family="ice40",
@@ -188,7 +188,7 @@ def test_loaded_kind_chosen_for_huge_arrays_and_refused_on_chips():
     array, its bits and the device's on-chip RAM, unless asked for as 'loaded'. 'loaded'
     arrays take no block RAM in the estimate, count as off-chip bits, and add no logic."""
     from sim.shaped import wm_network
-    from rtl.core import memory_kinds
+    from rtl.memplan import memory_kinds
     from rtl.families import LOADED_AUTO_BITS
     net = wm_network(128, 41, seed=1)
     bits = 128 * 128 * 41 * 8

@@ -5,7 +5,7 @@ import pytest
 
 from model.ir import InputLayer, LIFLayer, Network, Projection
 from rtl.cores import UnsupportedNetwork
-from rtl.core import memory_bits, supported, weight_bank_depth
+from rtl.memplan import memory_bits, supported, weight_bank_depth
 from rtl.pysim import run_core
 from sim.randnet import random_network, random_stimulus
 from model.ir import Trace
@@ -146,7 +146,8 @@ def test_streamed_weights_survive_a_reset(kind):
     state and runs again bit-exact without asking for them (``wl.ready`` stays low)."""
     from amaranth.hdl import Module, ResetInserter, Signal
     from amaranth.sim import Simulator
-    from rtl.core import NetworkCore, memory_kinds
+    from rtl.core import NetworkCore
+    from rtl.memplan import memory_kinds
     from rtl.interface import stimulus_records
     net = random_network(2, profile="full")
     memories = {k: kind for k in memory_kinds(net, lanes=2)}
@@ -212,7 +213,7 @@ def test_single_bank_streamed_weights_beside_banked_arrays(kind):
     bank alone (it once picked a bank from address bit 3, so words 8..14 came back wrong).
     A loaded array is one RAM of its whole depth whatever ``bank_depth``; the load image
     holds the streamed array only; the run is bit-exact with idle cycles and stalls."""
-    from rtl.core import projection_plan, load_image, memory_kinds, memory_shapes, weight_words
+    from rtl.memplan import projection_plan, load_image, memory_kinds, memory_shapes, weight_words
     net = random_network(4, profile="full")
     memories = {"proj2.weights": kind}
     assert memory_shapes(net, lanes=2)["proj1.weights"].depth == 30

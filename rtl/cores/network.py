@@ -9,7 +9,8 @@ import numpy as np
 
 from model.ir import Network
 
-from ..core import NetworkCore, supported
+from ..core import NetworkCore
+from ..memplan import supported
 from ..cost import estimate
 from .base import Core
 
