@@ -69,15 +69,14 @@ def main() -> None:
     if args.fit_only:
         rows = json.loads(out.read_text())["rows"]
     else:
-        if args.family == "ice40":
-            from boards.icebreaker import build_icebreaker as build
-        else:
-            from boards.ulx3s import build_ulx3s as build
+        from boards.schedule import build_schedule
+        board_name = "icebreaker" if args.family == "ice40" else "ulx3s-85f"
         rows = []
         for k, (name, net, lanes) in enumerate(cases):
             with tempfile.TemporaryDirectory() as d:
                 try:
-                    r = build(net, build_dir=Path(d) / "b", lanes=lanes, timing_allow_fail=True)
+                    r = build_schedule(net, board_name, build_dir=Path(d) / "b", lanes=lanes,
+                                       timing_allow_fail=True)
                 except Exception as e:  # a design that does not fit is skipped
                     print(f"{name} lanes {lanes}: build failed ({str(e)[:80]})", flush=True)
                     continue

@@ -1,1 +1,1 @@
-"""Board tops, one module per board, and the build step that turns them into bitstreams."""
+"""The board catalog, the board tops around the core, and the build step that makes bitstreams."""

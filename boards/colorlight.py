@@ -1,4 +1,4 @@
-"""Colorlight 5A-75B r7.0 (ECP5 25F, 25 MHz) for the board top: platform factory and pins.
+"""Colorlight 5A-75B r7.0 (ECP5 25F, 25 MHz): its platform with the host-link UART added.
 
 The 5A-75B has no USB-serial bridge, and every pin on its HUB75 connectors J1..J8 goes through
 a 74HC245 buffer that is wired as an output and powered from 5 V: a receive pin is impossible
@@ -13,7 +13,8 @@ LiteX already use as a UART. The host link is there, for a 3.3 V USB-serial cabl
 * and the cable's GND to a board GND.
 
 The board top therefore drives no LED and has no reset button on this board (``sync`` is
-reset by power-on and PLL lock only).
+reset by power-on and PLL lock only). The board's entry (device, clock, the pins the board top
+uses) is in :mod:`boards.catalog`.
 """
 
 from __future__ import annotations
@@ -22,9 +23,7 @@ from amaranth.build import Attrs
 from amaranth_boards.colorlight_5a75b_r7_0 import Colorlight_5A75B_R70Platform
 from amaranth_boards.resources import UARTResource
 
-from .catalog import BoardIO
-
-__all__ = ["UART_RESOURCES", "BOARD_IO", "colorlight_platform", "platform"]
+__all__ = ["UART_RESOURCES", "colorlight_platform"]
 
 #: The host link on J19 (pins 2 and 5). amaranth-boards' own ``uart`` 0 uses the same balls
 #: but without a pull-up on RX; this one (number 1) adds it.
@@ -32,12 +31,6 @@ UART_RESOURCES = [
     UARTResource(1, rx="2", tx="5", conn=("j", 19),
                  attrs=Attrs(IO_TYPE="LVCMOS33", PULLMODE="UP")),
 ]
-
-BOARD_IO = BoardIO(
-    uart=("uart", 1),
-    leds=(),
-    uart_pins="J19: FPGA RX = pin 2 (M13, button net), FPGA TX = pin 5 (P11, LED net); 3.3 V",
-)
 
 
 def colorlight_platform():
@@ -47,9 +40,3 @@ def colorlight_platform():
     p.add_resources(UART_RESOURCES)
     return p
 
-
-def platform(variant: str | None = None):
-    """The board's platform (catalog entry point): :func:`colorlight_platform`."""
-    if variant is not None:
-        raise ValueError(f"the Colorlight 5A-75B r7.0 has no variants, got {variant!r}")
-    return colorlight_platform()

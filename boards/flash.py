@@ -53,6 +53,18 @@ def flash_image(words: Sequence[int], width: int, path: str | Path | None = None
     return bytes(out)
 
 
+def _check_geometry(words: int, width: int, offset: int) -> None:
+    """``ValueError`` unless ``words`` words of ``width`` bits at byte ``offset`` fit the READ
+    command's 24-bit address space."""
+    if words < 1 or width < 1:
+        raise ValueError(f"FlashLoader needs words >= 1 and width >= 1, "
+                         f"got words={words}, width={width}")
+    end = offset + words * word_bytes(width)
+    if offset < 0 or end > 1 << 24:
+        raise ValueError(f"flash bytes [{offset:#x}, {end:#x}) leave the 24-bit address "
+                         f"space of the READ command (16 MiB)")
+
+
 class FlashLoader(wiring.Component):
     """Reads ``words`` words of ``width`` bits from SPI flash at byte ``offset`` after reset
     and offers them on ``o``; ``done`` rises after the last one is taken.
@@ -62,17 +74,14 @@ class FlashLoader(wiring.Component):
     (``clk_hz`` without a platform).
     """
 
+    def __new__(cls, *, words: int, width: int, offset: int = FLASH_OFFSET, **kwargs):
+        # Checked before the Elaboratable exists, so a refused loader is not "created but
+        # never used" (src_loc_at=1: the warning of an unused loader names our caller's line).
+        _check_geometry(words, width, offset)
+        return super().__new__(cls, src_loc_at=1)
+
     def __init__(self, *, words: int, width: int, offset: int = FLASH_OFFSET,
                  clk_hz: float = 12e6, wake_us: float = 20.0):
-        if words < 1 or width < 1:
-            self._MustUse__silence = True
-            raise ValueError(f"FlashLoader needs words >= 1 and width >= 1, "
-                             f"got words={words}, width={width}")
-        end = offset + words * word_bytes(width)
-        if offset < 0 or end > 1 << 24:
-            self._MustUse__silence = True
-            raise ValueError(f"flash bytes [{offset:#x}, {end:#x}) leave the 24-bit address "
-                             f"space of the READ command (16 MiB)")
         self.words, self.width, self.offset = words, width, offset
         self.clk_hz, self.wake_us = clk_hz, wake_us
         super().__init__({

@@ -1,4 +1,4 @@
-"""OrangeCrab r0.2 (ECP5 25F/85F, 48 MHz) for the board top: platform factory and pins.
+"""OrangeCrab r0.2 (ECP5 25F/85F, 48 MHz): its platform with the host-link UART added.
 
 The OrangeCrab's USB port goes straight to FPGA pins (no USB-serial bridge chip): it runs the
 DFU bootloader, and a USB-serial port on it would need a USB device core in the gateware. The
@@ -11,6 +11,7 @@ name RX and TX (silkscreen "0" and "1"):
 * header pin "1" (ball M18): FPGA TX, to the cable's RXD;
 * and the cable's GND to a header GND.
 
+The board's entry (device, clock, the pins the board top uses) is in :mod:`boards.catalog`.
 LEDs: the RGB LED, green = heartbeat (bit 0), blue = busy (bit 1), red = error (bit 2).
 The user button does not reset the design: as in the OrangeCrab's own examples it pulls
 PROGRAMN and reloads the configuration, i.e. returns to the DFU bootloader, so a new bitstream
@@ -24,11 +25,12 @@ from amaranth.build import Attrs
 from amaranth_boards import orangecrab_r0_2
 from amaranth_boards.resources import UARTResource
 
-from .catalog import BoardIO
+__all__ = ["PLATFORMS", "SIZES", "UART_RESOURCES", "orangecrab_platform"]
 
-__all__ = ["SIZES", "UART_RESOURCES", "BOARD_IO", "orangecrab_platform", "platform"]
-
-SIZES = ("25F", "85F")
+#: The amaranth-boards platform of each size.
+PLATFORMS = {"25F": orangecrab_r0_2.OrangeCrabR0_2_25FPlatform,
+             "85F": orangecrab_r0_2.OrangeCrabR0_2_85FPlatform}
+SIZES = tuple(PLATFORMS)
 
 #: The host-link UART on the Feather header (connector ``io`` 0, pins "0" and "1").
 UART_RESOURCES = [
@@ -36,24 +38,13 @@ UART_RESOURCES = [
                  attrs=Attrs(IO_TYPE="LVCMOS33", PULLMODE="UP")),
 ]
 
-BOARD_IO = BoardIO(
-    uart=("uart", 0),
-    leds=(("rgb_led", 0, "g"), ("rgb_led", 0, "b"), ("rgb_led", 0, "r")),
-    reboot=(("button", 0), ("program", 0)),
-    uart_pins="Feather header: FPGA RX = '0' (N17), FPGA TX = '1' (M18); 3.3 V levels",
-)
-
 
 def orangecrab_platform(size: str = "25F"):
     """The amaranth-boards OrangeCrab r0.2 platform of ECP5 ``size`` (48 MHz clock), with the
     host-link UART on the Feather header added as resource ``uart`` 0."""
     if size not in SIZES:
         raise ValueError(f"OrangeCrab size must be one of {SIZES}, got {size!r}")
-    p = getattr(orangecrab_r0_2, f"OrangeCrabR0_2_{size}Platform")()
+    p = PLATFORMS[size]()
     p.add_resources(UART_RESOURCES)
     return p
 
-
-def platform(variant: str | None = None):
-    """The board's platform (catalog entry point): :func:`orangecrab_platform`."""
-    return orangecrab_platform("25F" if variant is None else variant)

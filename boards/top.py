@@ -11,13 +11,12 @@ bit 2 error), runs entirely in ``sync`` and never calls ``platform.request``.
     top.achieved_clock_hz                             # known before elaboration
     build(top, board_platform("ulx3s-85f"), build_dir="build")
 
-Where each board's host link and LEDs are: see the board modules (``boards.icebreaker``,
-``boards.ulx3s``, ``boards.orangecrab``, ``boards.colorlight``) and :attr:`Board.host_link`.
+Where each board's host link and LEDs are: its entry in :mod:`boards.catalog`
+(:attr:`Board.io`, :attr:`Board.host_link`).
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Callable
 
 from amaranth.build import ResourceError
@@ -25,26 +24,21 @@ from amaranth.hdl import ClockDomain, Elaboratable, Module, Value
 from amaranth.lib import io
 from amaranth.lib.cdc import FFSynchronizer
 
-from .catalog import Board, BoardIO, board
+from .catalog import BoardIO, board
 from .clocks import ClockReset, pll_for
 
 __all__ = ["BoardTop", "board_platform", "board_io", "sync_clock", "host_top", "build_board"]
 
 
-def _module(b: Board):
-    return importlib.import_module(b.module)
-
-
 def board_platform(board_name: str):
     """A fresh amaranth-boards platform for ``board_name``, with the resources the board top
     adds (the host-link UART on OrangeCrab and Colorlight, the iCEBreaker's break-off PMOD)."""
-    b = board(board_name)
-    return _module(b).platform(b.variant)
+    return board(board_name).platform()
 
 
 def board_io(board_name: str) -> BoardIO:
     """The resources the board top uses on ``board_name`` (UART, LEDs, buttons)."""
-    return _module(board(board_name)).BOARD_IO
+    return board(board_name).io
 
 
 def sync_clock(board_name: str, clock_hz: float | None = None) -> tuple[float, dict | None]:
@@ -83,22 +77,24 @@ class BoardTop(Elaboratable):
     Pins: the host-link UART's ``rx`` reaches ``inner.rx`` through a two-flip-flop
     synchronizer (idle high), ``inner.tx`` drives its ``tx``; ``inner.leds`` bit k drives the
     board's k-th LED of :attr:`io` (bits beyond the board's LEDs, or LEDs beyond ``leds``, are
-    left alone). Use it with :func:`board_platform`.
+    left alone). Use it with :func:`board_platform`. An unknown board, a clock the board
+    cannot make or an unfit inner top raises before the top exists.
     """
 
-    def __init__(self, board_name: str, make_inner: Callable[[float], Elaboratable], *,
-                 clock_hz: float | None = None):
-        try:
-            self.board = board(board_name)
-            self.io = board_io(board_name)
-            self.achieved_clock_hz, self.pll = sync_clock(board_name, clock_hz)
-            self.requested_clock_hz = (self.board.sync_mhz * 1e6 if clock_hz is None
-                                       else float(clock_hz))
-            self.inner = make_inner(self.achieved_clock_hz)
-            _check_inner(self.inner)
-        except Exception:
-            self._MustUse__silence = True      # a top that could not be made is not "unused"
-            raise
+    def __new__(cls, board_name: str, make_inner: Callable[[float], Elaboratable], *,
+                clock_hz: float | None = None):
+        # Everything that can fail (the board's name, the clock, the inner top) runs before the
+        # Elaboratable exists, so a top that could not be made is not "created but never used"
+        # (src_loc_at=1: the warning of an unused top names our caller's line).
+        b = board(board_name)
+        achieved_clock_hz, pll = sync_clock(board_name, clock_hz)
+        inner = make_inner(achieved_clock_hz)
+        _check_inner(inner)
+        self = super().__new__(cls, src_loc_at=1)
+        self.board, self.io, self.pll, self.inner = b, b.io, pll, inner
+        self.achieved_clock_hz = achieved_clock_hz
+        self.requested_clock_hz = b.sync_mhz * 1e6 if clock_hz is None else float(clock_hz)
+        return self
 
     def elaborate(self, platform):
         if platform is None:

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from boards.catalog import BOARDS as BOARD_CATALOG
+
 __all__ = ["main"]
 
-BOARDS = ("icebreaker", "ulx3s-12f", "ulx3s-25f", "ulx3s-45f", "ulx3s-85f", "orangecrab-25f",
-          "orangecrab-85f", "colorlight-5a75b")
+BOARDS = tuple(BOARD_CATALOG)
 
 
 class UserError(Exception):

@@ -10,18 +10,46 @@ import math
 import random
 import re
 import warnings
+from contextlib import contextmanager
+from dataclasses import replace
 
 import pytest
-from amaranth.hdl import (ClockDomain, Elaboratable, Module, ResetSignal, Signal,
+from amaranth.hdl import (ClockDomain, Elaboratable, Fragment, Module, ResetSignal, Signal,
                           UnusedElaboratable)
 from amaranth.sim import Simulator
 
 from boards.catalog import BOARDS, BoardIO, board
+from rtl.devices import DEVICES, largest
 from boards.clocks import (ECP5_DIVIDERS, ECP5_LIMITS, ICE40_DIVIDERS, ICE40_LIMITS,
                            ClockReset, ecp5_pll, ice40_pll, pll_for)
 from boards.top import BoardTop, board_io, board_platform, sync_clock
 
 MHZ = 1e6
+
+
+@contextmanager
+def unused_elaboratables():
+    """Collect the messages of the Elaboratables reported "created but never used" in the
+    block (the list is filled when the block ends). Amaranth stays silent about unused ones
+    until something has been elaborated, so an empty module is elaborated first."""
+    Fragment.get(Module(), None)
+    found = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnusedElaboratable)
+        yield found
+        gc.collect()
+    found += [str(w.message) for w in caught if issubclass(w.category, UnusedElaboratable)]
+
+
+def test_unused_elaboratables_can_fail():
+    class Refused(Elaboratable):
+        def __init__(self):
+            raise ValueError("refused after the object exists")
+
+    with unused_elaboratables() as found:
+        with pytest.raises(ValueError):
+            Refused()
+    assert len(found) == 1 and "Refused" in found[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -296,6 +324,32 @@ def test_catalog_lists_every_board():
         board("arty")
 
 
+def test_catalog_resources_come_from_the_device_table():
+    for b in BOARDS.values():
+        assert b.fpga is DEVICES[b.chip] and b.resources == DEVICES[b.chip].resources
+        assert b.device.startswith(b.chip + "-") and b.family == b.fpga.family
+        assert b.leds == len(b.io.leds)
+    assert [board(n).device for n in ("icebreaker", "ulx3s-85f", "orangecrab-25f")] == \
+        ["iCE40UP5K-SG48", "LFE5U-85F-6", "LFE5U-25F-8"]
+    assert {f: largest(f).name for f in ("ice40", "ecp5")} == \
+        {"ice40": "iCE40UP5K", "ecp5": "LFE5U-85F"}
+    # Each call gives a fresh platform (a platform can be built only once).
+    assert board_platform("ulx3s-12f") is not board_platform("ulx3s-12f")
+    assert type(board_platform("ulx3s-12f")).__name__ == "ULX3S_12F_Platform"
+
+
+def test_a_new_board_is_one_entry(monkeypatch):
+    """A board registered for the duration of this test (a ULX3S at another PLL target and
+    baud) gets a clock, a platform and a host-link top like the others."""
+    new = replace(board("ulx3s-25f"), name="ulx3s-test", pll_mhz=40.0, uart_baud=500_000)
+    monkeypatch.setitem(BOARDS, new.name, new)
+    hz, pll = sync_clock("ulx3s-test")
+    assert hz == 40 * MHZ and pll is not None
+    top = BoardTop("ulx3s-test", LoopbackInner)
+    assert top.board is new and top.io is new.io
+    board_platform("ulx3s-test").prepare(top)
+
+
 # --------------------------------------------------------------------------------------------
 # BoardTop on every board.
 
@@ -436,11 +490,11 @@ class _WideLeds(_NoLeds):
     (LoopbackInner, {"clock_hz": 300 * MHZ}, ValueError, "output range 16-275 MHz"),
 ])
 def test_board_top_rejects(make, kwargs, error, match):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UnusedElaboratable)
+    with unused_elaboratables() as found:
         with pytest.raises(error, match=match):
             BoardTop("icebreaker", make, **kwargs)
-        gc.collect()
+    # The refused inner top (the test's own) may be reported unused; the BoardTop never existed.
+    assert not [msg for msg in found if "BoardTop" in msg]
 
 
 def test_board_top_needs_a_platform():
@@ -448,8 +502,7 @@ def test_board_top_needs_a_platform():
     with pytest.raises(TypeError, match="needs a platform"):
         top.elaborate(None)
     board_platform("icebreaker").prepare(top)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UnusedElaboratable)
+    with unused_elaboratables() as found:
         with pytest.raises(ValueError, match="unknown board 'nope'"):
             BoardTop("nope", LoopbackInner)
-        gc.collect()
+    assert found == []

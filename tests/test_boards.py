@@ -1,13 +1,11 @@
-"""Board tops and the build step: schedule player, iCEBreaker top, nextpnr report, bitstreams."""
+"""The schedule top (player, register slice, LEDs, read-out), the build step, nextpnr reports."""
 
-import gc
 import random
 import re
-import warnings
 
 import numpy as np
 import pytest
-from amaranth.hdl import Elaboratable, Module, Signal, UnusedElaboratable
+from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.lib import io
 from amaranth.sim import Simulator
 from amaranth_boards.icebreaker import ICEBreakerPlatform
@@ -15,9 +13,10 @@ from amaranth_boards.icebreaker import ICEBreakerPlatform
 from model.ir import InputLayer, LIFLayer, Network, Projection
 from sim.reference import simulate
 from boards.build import BuildError, ClockTiming, Utilisation, build, parse_report
-from boards.icebreaker import (IcebreakerTop, SchedulePlayer, build_icebreaker,
-                               default_schedule, icebreaker_platform, schedule_records,
-                               schedule_stimulus)
+from boards.icebreaker import icebreaker_platform
+from boards.schedule import (RegisterSlice, SchedulePlayer, ScheduleTop, build_schedule,
+                             default_schedule, schedule_records, schedule_stimulus)
+from tests.test_board_tops import unused_elaboratables
 
 
 def tiny_net(*, forced=True, seed=2) -> Network:
@@ -112,9 +111,9 @@ def test_player_replays_schedule(step_cycles):
 
 
 # --------------------------------------------------------------------------------------------
-# iCEBreaker top.
+# The schedule top.
 
-def test_icebreaker_top_runs_schedule_bit_exact():
+def test_schedule_top_runs_schedule_bit_exact():
     """The top replays its schedule into the real core forever (no reset between loops): the
     core's outputs match the reference on the replayed raster, the heartbeat toggles once per
     step and the spike LEDs show the step's spikes."""
@@ -122,7 +121,7 @@ def test_icebreaker_top_runs_schedule_bit_exact():
     schedule = default_schedule(net, steps=8, p=0.5)
     steps = 2 * len(schedule) + 3
     # hold_hz = clock: the LEDs refresh at every step end.
-    top = IcebreakerTop(net, schedule, step_hz=None, hold_hz=12e6)
+    top = ScheduleTop(net, schedule, step_hz=None, hold_hz=12e6)
     core = top.core
     n = net.layers[1].n
     spikes = np.zeros((steps, n), np.uint8)
@@ -156,8 +155,8 @@ def test_icebreaker_top_runs_schedule_bit_exact():
     assert 0 < spikes.sum() < spikes.size          # the LED checks saw both values
 
 
-def test_icebreaker_top_elaborates():
-    top = IcebreakerTop(tiny_net())
+def test_schedule_top_elaborates_on_icebreaker():
+    top = ScheduleTop(tiny_net())
     plan = icebreaker_platform().prepare(top)
     assert {"top.il", "top.pcf", "top.ys", "build_top.sh"} <= set(plan.files)
     pcf = plan.files["top.pcf"]
@@ -167,8 +166,8 @@ def test_icebreaker_top_elaborates():
         assert f"set_io led_{k}__io {pin}" in pcf
 
 
-def test_icebreaker_top_without_break_off_pmod():
-    plan = icebreaker_platform(break_off_pmod=False).prepare(IcebreakerTop(tiny_net()))
+def test_schedule_top_on_icebreaker_without_break_off_pmod():
+    plan = icebreaker_platform(break_off_pmod=False).prepare(ScheduleTop(tiny_net()))
     pcf = plan.files["top.pcf"]
     assert "led_1__io" in pcf and "led_2__io" not in pcf
 
@@ -179,13 +178,11 @@ def test_icebreaker_top_without_break_off_pmod():
     ((), {"step_hz": 0}, "step_hz"),
     (([[9]],), {}, "indices"),
 ])
-def test_icebreaker_top_rejects_bad_knobs(args, kwargs, match):
-    with warnings.catch_warnings():
-        # The half-built top is an elaboratable that is never used; collect it here, quietly.
-        warnings.simplefilter("ignore", UnusedElaboratable)
+def test_schedule_top_rejects_bad_knobs(args, kwargs, match):
+    with unused_elaboratables() as found:
         with pytest.raises(ValueError, match=match):
-            IcebreakerTop(tiny_net(), *args, **kwargs)
-        gc.collect()
+            ScheduleTop(tiny_net(), *args, **kwargs)
+    assert found == []      # the knobs are checked before the top exists
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,7 +235,8 @@ def test_build_refuses_used_platform(tmp_path):
 
 @pytest.fixture(scope="module")
 def icebreaker_build(tmp_path_factory):
-    return build_icebreaker(tiny_net(), build_dir=tmp_path_factory.mktemp("icebreaker"))
+    return build_schedule(tiny_net(), "icebreaker",
+                          build_dir=tmp_path_factory.mktemp("icebreaker"))
 
 
 @pytest.mark.slow
@@ -293,7 +291,7 @@ def test_build_timing_failure(tmp_path):
     assert e.value.report is not None and not e.value.report.timing_met
 
 
-def test_icebreaker_top_predicts_with_a_readout():
+def test_schedule_top_predicts_with_a_readout():
     """A network with a read-out layer: the top treats each loop of the schedule as a sample
     and latches argmax_i sum_t v_i(t), equal to the reference prediction of the first loop."""
     base = tiny_net()
@@ -305,7 +303,7 @@ def test_icebreaker_top_predicts_with_a_readout():
                                Projection("dense", 1, 2, 5, w_out, np.array(1))],
                   max_delay=3)
     schedule = default_schedule(net, steps=9, p=0.5)
-    top = IcebreakerTop(net, schedule, step_hz=None, hold_hz=12e6, lanes=4)
+    top = ScheduleTop(net, schedule, step_hz=None, hold_hz=12e6, lanes=4)
     seen = []
 
     async def monitor(ctx):
@@ -354,13 +352,13 @@ def test_input_schedule_known_answer():
     assert forced is None and x.shape == (25, 6) and (x[20:23] == x[:3]).all()
 
 
-def test_icebreaker_top_runs_input_schedule_bit_exact():
+def test_schedule_top_runs_input_schedule_bit_exact():
     """An input network (multi-bit values on layer 0) with a read-out: the top replays input
     events and its prediction equals the reference's."""
     net = _input_net()
     schedule = default_schedule(net, steps=10, p=0.6, seed=2)
     steps = len(schedule)
-    top = IcebreakerTop(net, schedule, step_hz=None, hold_hz=12e6, lanes=2)
+    top = ScheduleTop(net, schedule, step_hz=None, hold_hz=12e6, lanes=2)
     v = np.zeros((steps, 8), np.int64)
     seen = []
 
@@ -388,7 +386,6 @@ def test_icebreaker_top_runs_input_schedule_bit_exact():
 
 
 def test_register_slice_keeps_order_under_stalls():
-    from boards.icebreaker import RegisterSlice
     from amaranth.hdl import unsigned
     dut = RegisterSlice(unsigned(8))
     rng = random.Random(3)

@@ -1,4 +1,4 @@
-"""Weights in SPRAM: the flash loader against a behavioural SPI flash, and the iCEBreaker top
+"""Weights in SPRAM: the flash loader against a behavioural SPI flash, and the schedule top
 that loads them from flash and then runs bit-exact."""
 
 import random
@@ -8,9 +8,11 @@ import pytest
 from amaranth.sim import Simulator
 
 from boards.flash import FlashLoader, flash_image
-from boards.icebreaker import IcebreakerTop, default_schedule, icebreaker_platform
+from boards.icebreaker import icebreaker_platform
+from boards.schedule import ScheduleTop, default_schedule
 from sim.reference import simulate
 from sim.spi_flash import SpiFlashModel
+from tests.test_board_tops import unused_elaboratables
 from tests.test_boards import raster, tiny_net
 
 
@@ -63,10 +65,12 @@ def test_loader_wake_gap_is_needed():
 
 
 def test_loader_rejects_bad_geometry():
-    with pytest.raises(ValueError, match="words >= 1"):
-        FlashLoader(words=0, width=8)
-    with pytest.raises(ValueError, match="16 MiB"):
-        FlashLoader(words=10, width=16, offset=(1 << 24) - 4)
+    with unused_elaboratables() as found:
+        with pytest.raises(ValueError, match="words >= 1"):
+            FlashLoader(words=0, width=8)
+        with pytest.raises(ValueError, match="16 MiB"):
+            FlashLoader(words=10, width=16, offset=(1 << 24) - 4)
+    assert found == []      # the geometry is checked before the loader exists
     with pytest.raises(ValueError, match="does not fit 4 unsigned bits"):
         flash_image([3, 16], 4)
 
@@ -75,13 +79,13 @@ def test_flash_image_is_little_endian_words():
     assert flash_image([0x0201, 0xBCD], 12) == bytes([0x01, 0x02, 0xCD, 0x0B])
 
 
-def test_icebreaker_top_loads_spram_weights_from_flash():
+def test_schedule_top_loads_spram_weights_from_flash():
     """The top's weights live in SPRAM: after reset it reads them from (modelled) flash, then
     replays its schedule bit-exact with the reference."""
     net = tiny_net()
     schedule = default_schedule(net, steps=6, p=0.5)
     steps = len(schedule) + 2
-    top = IcebreakerTop(net, schedule, step_hz=None, hold_hz=12e6,
+    top = ScheduleTop(net, schedule, step_hz=None, hold_hz=12e6,
                         memories={"proj0.weights": "spram"}, lanes=2)
     assert top.loader is not None and len(top.image) == 8 * 3 * 4
     model = SpiFlashModel(top.flash_image(), offset=top.loader.offset, wake_cycles=200)
@@ -114,8 +118,8 @@ def test_icebreaker_top_loads_spram_weights_from_flash():
     assert spikes.any()
 
 
-def test_icebreaker_top_with_spram_wires_the_flash_pins():
-    top = IcebreakerTop(tiny_net(), memories={"proj0.weights": "spram"})
+def test_schedule_top_on_icebreaker_wires_the_flash_pins():
+    top = ScheduleTop(tiny_net(), memories={"proj0.weights": "spram"})
     pcf = icebreaker_platform().prepare(top).files["top.pcf"]
     for pin, ball in (("cs", 16), ("clk", 15), ("copi", 14), ("cipo", 17)):
         assert f"set_io spi_flash_1x_0__{pin}__io {ball}" in pcf
