@@ -285,10 +285,17 @@ def test_build_error_carries_log_tail(tmp_path):
 def test_build_timing_failure(tmp_path):
     platform = ICEBreakerPlatform()
     from amaranth.build import Clock
-    platform.resources["clk12", 0].clock = Clock(500e6)
-    with pytest.raises(BuildError, match="FAIL at 500.00 MHz") as e:
-        build(_Blinky(), platform, build_dir=tmp_path)
+    # The platform's resources are shared by every instance of its class: restore the clock,
+    # or later platforms in this process would claim a 500 MHz oscillator.
+    clk = platform.resources["clk12", 0]
+    saved, clk.clock = clk.clock, Clock(500e6)
+    try:
+        with pytest.raises(BuildError, match="FAIL at 500.00 MHz") as e:
+            build(_Blinky(), platform, build_dir=tmp_path)
+    finally:
+        clk.clock = saved
     assert e.value.report is not None and not e.value.report.timing_met
+    assert ICEBreakerPlatform().resources["clk12", 0].clock.frequency == 12e6
 
 
 def test_schedule_top_predicts_with_a_readout():
