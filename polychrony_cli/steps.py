@@ -1,5 +1,7 @@
-"""Steps of the flow that several commands and the benchmarks share: measuring a core's cycles
-per step on a workload, and estimating its cost on a board from them."""
+"""Steps of the flow that several commands and the benchmarks share: co-simulating a core,
+measuring its cycles per step on a workload, estimating its cost on a board, and building a
+board's bitstream. A step that cannot produce its result raises
+:class:`~polychrony_cli.common.UserError` with the reason."""
 
 from __future__ import annotations
 
@@ -9,12 +11,10 @@ import numpy as np
 
 from model.ir import Network
 
-__all__ = ["StepError", "measure_cycles", "estimate_core"]
+from .common import BOARDS, UserError
 
-
-class StepError(Exception):
-    """A step could not produce its result (the message says why); printed without a
-    traceback by the command line."""
+__all__ = ["measure_cycles", "estimate_core", "cosim", "estimate_on_board", "estimate_rows",
+           "build_bitstream", "build_json"]
 
 
 def _verilator_cycles(spec, net: Network, work, lanes: int, work_dir: Path, knobs: dict):
@@ -32,7 +32,7 @@ def _verilator_cycles(spec, net: Network, work, lanes: int, work_dir: Path, knob
                           work_dir=Path(work_dir), idle=0, stall=0, fast=False)
     bad = [r.describe() for r in res.results if not r.ok]
     if bad or len(res.results) != len(stimuli):
-        raise StepError(f"{spec.name} core co-simulation failed: "
+        raise UserError(f"{spec.name} core co-simulation failed: "
                         f"{(bad or ['runs missing'])[0]}")
     return [r.cycles / r.steps for r in res.results]
 
@@ -44,13 +44,13 @@ def _amaranth_cycles(spec, net: Network, work, lanes: int, knobs: dict):
     per = []
     for x, forced, steps in work:
         if forced:
-            raise StepError(f"the {spec.name} core takes no forced rasters")
+            raise UserError(f"the {spec.name} core takes no forced rasters")
         x = np.zeros((steps, net.layers[0].n), np.int64) if x is None else x
         ref = simulate(net, x)
         run = spec.simulate(net, x, lanes=lanes, **knobs)
         last = len(net.layers) - 1
         if not np.array_equal(run.v, ref.v[last]) or run.prediction != ref.prediction:
-            raise StepError(f"{spec.name} core simulation differs from the reference "
+            raise UserError(f"{spec.name} core simulation differs from the reference "
                             f"(prediction {run.prediction} vs {ref.prediction})")
         per.append(run.cycles_per_step)
     return per
@@ -81,7 +81,7 @@ def estimate_core(spec, net: Network, work, *, family: str, clock_mhz: float, la
     of the reference run of each sample for a core with a cycle model, else measured
     (:func:`measure_cycles`). ``knobs`` go to the core."""
     if spec.families is not None and family not in spec.families:
-        raise StepError(f"the {spec.name} core is built for {', '.join(spec.families)}, "
+        raise UserError(f"the {spec.name} core is built for {', '.join(spec.families)}, "
                         f"not {family}")
     if spec.measure == "model":
         from rtl.cost import activity
@@ -94,3 +94,99 @@ def estimate_core(spec, net: Network, work, *, family: str, clock_mhz: float, la
     cycles = measure_cycles(spec, net, work, lanes=lanes, work_dir=work_dir, **build_knobs)
     return spec.estimate(net, family=family, clock_mhz=clock_mhz, lanes=lanes, cycles=cycles,
                          **knobs)
+
+
+def cosim(net, x, forced, steps: int, simulator: str, work: Path, seed: int, *,
+          idle: float, stall: float, lanes: int = 1, verilog_dir: Path | None = None,
+          memories: dict | None = None, core: str = "network", rows=None):
+    """Co-simulate the core's Verilog (generated into ``work/verilog`` unless ``verilog_dir``
+    holds it) against the reference run of ``x`` / ``forced``; a :class:`sim.cosim` result."""
+    from rtl.export import generate
+    from sim.cosim import run_cosim
+    from sim.reference import simulate
+
+    trace = simulate(net, x, forced, steps=steps)
+    if verilog_dir is None:
+        verilog_dir = work / "verilog"
+        generate(net, verilog_dir, lanes=lanes, memories=memories, core=core, rows=rows)
+    return run_cosim(verilog_dir, trace, x, forced, simulator=simulator, work_dir=work,
+                     seed=seed, idle=idle, stall=stall)
+
+
+def estimate_on_board(net, board_name: str, *, lanes: int, steps: int, seed: int,
+                      vectors: str | None = None, memories: dict | None = None,
+                      core: str = "network", work_dir: Path | None = None, rows=None,
+                      inputs: np.ndarray | None = None):
+    """(board, estimate) of ``net`` on ``board_name``; the cycles come from the first sample of
+    ``inputs`` (``(S, T, n0)``; the stack and lean cores: every sample), else ``vectors``, else
+    ``steps`` of random stimulus."""
+    from boards.catalog import board
+    from rtl.cores import core as core_named
+    from sim.randnet import random_stimulus
+
+
+    b = board(board_name)
+    work = None
+    if inputs is not None:
+        x, forced = inputs[0], None
+        work = [(xs, None, xs.shape[0]) for xs in inputs]
+    elif vectors:
+        from sim.vectors import load_bundle
+        bundle = load_bundle(vectors)
+        if bundle.digest != net.digest:
+            raise UserError(f"{vectors}: vectors were made for IR {bundle.digest[:19]}…, "
+                            f"not for this network ({net.digest[:19]}…)")
+        x, forced = bundle.x, bundle.forced
+    else:
+        x, forced = random_stimulus(net, steps, seed)
+    T = len(x) if x is not None and len(x) else steps
+    work = work or [(x, forced, T)]
+    return b, estimate_core(core_named(core), net, work, family=b.family, clock_mhz=b.sync_mhz,
+                            lanes=lanes, work_dir=work_dir, memories=memories or None, rows=rows)
+
+
+def estimate_rows(b, est) -> list[tuple[str, str]]:
+    """The estimate as (label, text) rows for people, against the board's device."""
+    from boards.report import LINK_LUT
+    r = b.resources
+    blocks = sum(est.blocks.values())
+    off = sum(est.offchip.values())
+    return [
+        ("board", f"{b.name} ({b.device}, core clock {b.sync_mhz:g} MHz), lanes {est.lanes}"),
+        ("memory", f"{sum(est.memory_bits.values()) - off:,} bits in {blocks} blocks "
+                   f"(device: {r['bram']})" + (
+                       f", {sum(est.spram.values())} SPRAM (device: {r.get('spram', 0)})"
+                       if est.spram else "") + (
+                       f"; {off:,} bits off chip (loaded)" if off else "")),
+        ("logic", f"~{est.lut:,} LUT4 in the core, ~{est.lut + LINK_LUT[b.family]:,} with the "
+                  f"host link (device: {r['lut']:,}), {est.dsp} multipliers "
+                  f"(device: {r['dsp']})"),
+        ("cycles/step", f"{est.cycles_per_step:.0f} mean, {est.cycles_max} max "
+                        f"over {est.steps_per_sample} steps"),
+        ("speed", f"{est.steps_per_s:,.0f} steps/s, {est.samples_per_s:,.1f} samples/s "
+                  f"at {b.sync_mhz:g} MHz"),
+    ]
+
+
+def build_bitstream(net, board: str, out: Path, *, lanes: int = 1,
+                    memories: dict | None = None, clock_hz: float | None = None,
+                    baud: int | None = None, core: str = "network", rows=None):
+    """The host-link bitstream of ``net`` for ``board`` (see boards.top.build_board)."""
+    from boards.top import build_board
+    if board not in BOARDS:
+        raise UserError(f"unknown board {board!r}; supported: {', '.join(BOARDS)}")
+    from rtl.cores import core as core_named
+    return build_board(net, board, build_dir=out / board, lanes=lanes, memories=memories or None,
+                       clock_hz=clock_hz, baud=baud, core=core, rows=rows,
+                       nextpnr_opts=core_named(core).nextpnr_opts)
+
+
+def build_json(res) -> dict:
+    """A build result as JSON values."""
+    return {"bitstream": str(res.bitstream), "bitstream_bytes": res.bitstream.stat().st_size,
+            "fmax_mhz": res.fmax_mhz, "constraint_mhz": res.constraint_mhz,
+            "utilisation": {k: {"used": u.used, "available": u.available}
+                            for k, u in res.resources.items()},
+            "build_seconds": round(res.seconds, 1),
+            "flash_image": str(res.flash_image) if res.flash_image else None,
+            "flash_offset": res.flash_offset}

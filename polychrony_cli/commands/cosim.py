@@ -1,0 +1,92 @@
+"""`polychrony cosim`: co-simulate the generated Verilog against the reference."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..common import (add_core_arguments, check_supported, load_inputs, load_net, parse_memories,
+                      parse_rows)
+from ..steps import cosim
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub) -> None:
+    """Add ``cosim`` to the subcommands ``sub``."""
+    p = sub.add_parser("cosim", help="co-simulate the Verilog against the reference")
+    p.add_argument("net")
+    p.add_argument("--sim", action="append", choices=("icarus", "verilator"),
+                   help="simulator (repeatable; default icarus)")
+    p.add_argument("--steps", type=int, default=100, help="steps of random stimulus")
+    p.add_argument("--inputs", metavar="X.npy",
+                   help="run these input frames instead of a random stimulus: integers of "
+                        "shape (samples, steps, n0), e.g. from 'polychrony data frames'")
+    p.add_argument("--count", type=int, help="with --inputs: the first N samples only")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--idle", type=float, default=0.2, help="input idle-cycle probability")
+    p.add_argument("--stall", type=float, default=0.2, help="output back-pressure probability")
+    p.add_argument("--work", default="build/cosim", help="work directory (traces, logs)")
+    add_core_arguments(p)
+    p.add_argument("--lanes", type=int, default=1, help="neurons updated per cycle")
+    p.add_argument("--memory", action="append", metavar="NAME=KIND",
+                   help="memory kind of a weight array: block, lut or loaded (the testbench "
+                        "streams the load image first) (repeatable; default automatic)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_cosim)
+
+
+def _cosim_inputs(args, net) -> int:
+    """Whole samples from ``--inputs``: one build, every sample compared at every step."""
+    from rtl.export import generate
+    from sim.cosim import Stimulus, run_cosim_batch
+    from sim.reference import simulate
+
+    x = load_inputs(args.inputs, net, args.count)
+    work = Path(args.work)
+    stimuli = [Stimulus(simulate(net, xs), xs, None) for xs in x]
+    generate(net, work / "verilog", lanes=args.lanes, memories=parse_memories(args.memory),
+             core=args.core, rows=parse_rows(args))
+    out, ok = {}, True
+    for simulator in args.sim:
+        res = run_cosim_batch(work / "verilog", stimuli, simulator=simulator,
+                              work_dir=work, seed=args.seed, idle=args.idle, stall=args.stall)
+        rows = []
+        for k, (r, st) in enumerate(zip(res.results, stimuli)):
+            rows.append(dict(sample=k, steps=r.steps, mismatches=r.mismatches, ok=r.ok,
+                             cycles=r.cycles, prediction=st.expected.prediction))
+            if not args.json:
+                pred = "" if st.expected.prediction is None else \
+                    f", prediction {st.expected.prediction}"
+                print(f"{simulator} sample {k}: " + (r.describe() if not r.ok else
+                      f"{r.steps} steps bit-exact, {r.cycles} cycles{pred}"))
+        ok = ok and res.ok and len(res.results) == len(stimuli)
+        out[simulator] = rows
+    if args.json:
+        print(json.dumps(out, indent=1))
+    elif ok:
+        print(f"all {len(stimuli)} samples bit-exact on {', '.join(args.sim)} (every neuron "
+              f"of every layer at every step; the prediction follows from the read-out)")
+    return 0 if ok else 1
+
+
+def cmd_cosim(args) -> int:
+    from sim.randnet import random_stimulus
+    net = load_net(args.net)
+    check_supported(net, args.lanes, args.core)
+    if args.inputs:
+        return _cosim_inputs(args, net)
+    x, forced = random_stimulus(net, args.steps, args.seed)
+    work = Path(args.work)
+    memories = parse_memories(args.memory)
+    results = []
+    for simulator in args.sim:
+        res = cosim(net, x, forced, args.steps, simulator, work, args.seed,
+                    idle=args.idle, stall=args.stall, lanes=args.lanes, memories=memories,
+                    core=args.core, rows=parse_rows(args))
+        results.append(res)
+        if not args.json:
+            print(res.describe())
+    if args.json:
+        print(json.dumps({r.simulator: r.to_json() for r in results}, indent=1))
+    return 0 if all(r.ok for r in results) else 1

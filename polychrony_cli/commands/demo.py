@@ -1,0 +1,126 @@
+"""`polychrony demo`: the whole flow on the embedded default (train, IR, reference, Verilog,
+co-simulation, host link, bitstream)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..common import (Progress)
+from ..steps import build_bitstream, build_json, cosim
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub) -> None:
+    """Add ``demo`` to the subcommands ``sub``."""
+    p = sub.add_parser("demo", help="train -> IR -> reference -> Verilog -> cosim -> bitstream")
+    p.add_argument("-o", "--output", default="out/demo", help="directory for every artefact")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-build", action="store_true", help="skip the FPGA bitstream")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--quiet", action="store_true", help="with --json: no progress on stderr")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args) -> int:
+    from model.ir import load, save
+    from model.wm.recall import trial_forcing
+    from model.wm.run import run_wm
+    from rtl.export import generate
+    from sim.reference import simulate
+
+    out = Path(args.output)
+    steps_total = 7 - (1 if args.no_build else 0)
+    prog = Progress(steps_total, quiet=args.json and args.quiet)
+    summary: dict = {}
+    with prog.stage("train: least-squares working memory, quantise to the integer IR"):
+        wm = run_wm(seed=args.seed)
+        summary.update(f1_float=wm["f1_float"], f1_int=wm["f1_int"], settings=wm["settings"])
+    with prog.stage("IR: save, reload, design-rule check"):
+        path = save(wm["net"], out / "net.npz")
+        net = load(path)
+        summary["ir"] = {"path": str(path), "digest": net.digest}
+    with prog.stage("reference: integer simulation of a recall trial"):
+        s = wm["settings"]
+        forced = {1: trial_forcing(wm["targets"], s["d"], pre=s["pre"], p=s["p"],
+                                   seed=args.seed)[0].astype(np.uint8)}
+        steps = forced[1].shape[0]
+        trace = simulate(net, None, forced, steps=steps)
+        summary["reference"] = {"steps": steps, "spikes": int(trace.spikes[1].sum())}
+    with prog.stage("generate: Amaranth core -> Verilog"):
+        vdir = out / "verilog"
+        man = generate(net, vdir)
+        summary["verilog"] = str(vdir / man["verilog"])
+        summary["memory_bits"] = man["memory_bits"]
+    with prog.stage("cosim: cocotb, Icarus and Verilator, every step"):
+        summary["cosim"] = {}
+        for simulator in ("icarus", "verilator"):
+            res = cosim(net, None, forced, steps, simulator, out / "cosim", args.seed,
+                        idle=0.1, stall=0.1, verilog_dir=vdir)
+            summary["cosim"][simulator] = {"steps": res.steps, "mismatches": res.mismatches,
+                                           "first_mismatch": res.first_mismatch,
+                                           "cycles": res.cycles,
+                                           "seconds": round(res.seconds, 2)}
+    with prog.stage("host link: the driver runs the recall on the simulated board top"):
+        from boards.host import Board
+        from boards.simboard import SimBoard, simulated_board
+        exe, div = simulated_board(net, out / "simboard")
+        with SimBoard(exe, div) as sb, Board(sb.port, net=net, timeout=10) as board:
+            got = board.run(None, forced, steps=steps)
+            t = board.last_timing
+        mm = trace.first_mismatch(got)
+        summary["host_link"] = {"steps": got.steps, "bit_exact": mm is None,
+                                "first_mismatch": None if mm is None else str(mm),
+                                "bytes_out": t.bytes_out, "bytes_in": t.bytes_in,
+                                "frames": t.frames, "seconds": round(t.seconds, 2)}
+    if not args.no_build:
+        with prog.stage("build: iCEBreaker host-link bitstream with YoWASP yosys + nextpnr"):
+            res = build_bitstream(net, "icebreaker", out / "build")
+            summary.update(build_json(res), timing_met=res.timing_met)
+    else:
+        summary.update(bitstream=None, fmax_mhz=None, utilisation=None)
+    ok = (summary["f1_float"] == 1.0 and summary["f1_int"] == 1.0 and
+          all(c["mismatches"] == 0 and c["steps"] == steps for c in summary["cosim"].values())
+          and summary["host_link"]["bit_exact"]
+          and (args.no_build or (summary["bitstream"] and summary["timing_met"])))
+    summary["ok"] = bool(ok)
+    if args.json:
+        print(json.dumps(summary, indent=1, default=str))
+    else:
+        _print_demo(summary)
+    return 0 if ok else 1
+
+
+def _print_demo(s: dict) -> None:
+    st = s["settings"]
+    rows = [
+        ("network", f"working memory N={st['n']} D={st['d']} M={st['m']} T={st['t']} "
+                    f"p={st['p']} ({st['w_bits']}-bit weights)"),
+        ("F1 float", f"{s['f1_float']:.4f}"),
+        ("F1 integer", f"{s['f1_int']:.4f}"),
+        ("IR", f"{s['ir']['path']} {s['ir']['digest'][:23]}…"),
+        ("Verilog", s["verilog"]),
+    ]
+    for sim_name, c in s["cosim"].items():
+        rows.append((f"cosim {sim_name}", f"{c['steps']} steps, {c['mismatches']} mismatches, "
+                                          f"{c['cycles']} cycles, {c['seconds']} s"))
+    h = s["host_link"]
+    rows.append(("host link", f"{h['steps']} steps through the UART protocol on the simulated "
+                              f"board, " + ("bit-exact" if h["bit_exact"] else
+                                            f"MISMATCH {h['first_mismatch']}") +
+                              f" ({h['frames']} frames, {h['bytes_out']} B out, "
+                              f"{h['bytes_in']} B in, {h['seconds']} s)"))
+    if s.get("bitstream"):
+        rows.append(("bitstream", s["bitstream"]))
+        rows.append(("Fmax", f"{s['fmax_mhz']:.1f} MHz (core clock {s['constraint_mhz']:.1f} "
+                             f"MHz, timing {'met' if s['timing_met'] else 'NOT MET'})"))
+        rows.append(("utilisation", ", ".join(f"{k} {v['used']}/{v['available']}"
+                                              for k, v in s["utilisation"].items())))
+    rows.append(("result", "OK" if s["ok"] else "FAILED"))
+    width = max(len(k) for k, _ in rows)
+    print()
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")

@@ -1,0 +1,143 @@
+"""What every subcommand shares: the user-error type, progress on stderr, and reading the
+network, the inputs and the knobs a user passes."""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+
+import numpy as np
+
+from boards.catalog import BOARDS as BOARD_CATALOG
+
+__all__ = ["BOARDS", "UserError", "error", "Progress", "load_net", "parse_memories",
+           "load_samples", "load_inputs", "load_forced", "check_supported",
+           "add_core_arguments", "parse_rows"]
+
+#: The boards ``--board`` takes.
+BOARDS = tuple(BOARD_CATALOG)
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def error(msg: str) -> None:
+    print(f"polychrony: error: {msg}", file=sys.stderr)
+
+
+class Progress:
+    """Stage-by-stage progress on stderr (stdout stays clean for --json)."""
+
+    def __init__(self, total: int, quiet: bool = False):
+        self.total, self.k, self.quiet = total, 0, quiet
+
+    @contextmanager
+    def stage(self, title: str):
+        self.k += 1
+        t0 = time.monotonic()
+        if not self.quiet:
+            print(f"[{self.k}/{self.total}] {title} ...", file=sys.stderr, flush=True)
+        yield
+        if not self.quiet:
+            print(f"      done in {time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True)
+
+
+def load_net(path: str):
+    """The IR file at ``path``, checked (:func:`model.ir.load`)."""
+    from model.ir import load
+    return load(path)
+
+
+def parse_memories(specs) -> dict[str, str]:
+    """``--memory NAME=KIND`` options as a dict (checked against the network later)."""
+    out = {}
+    for spec in specs or []:
+        name, sep, kind = spec.partition("=")
+        if not sep or not name or not kind:
+            raise UserError(f"--memory expects NAME=KIND (e.g. proj0.weights=spram or "
+                            f"proj0.weights=loaded), got {spec!r}")
+        out[name] = kind
+    return out
+
+
+def load_samples(path: str, kinds: str, what: str, n: int, shape: str) -> np.ndarray:
+    """A ``.npy`` (never a pickle) of ``kinds`` dtype, ``(S, T, n)`` or ``(T, n)``, as 3-D."""
+    try:
+        a = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: not a readable .npy array of integers ({e})") from None
+    if not isinstance(a, np.ndarray) or a.dtype.kind not in kinds:
+        raise UserError(f"{path}: {what} must be an integer array, got "
+                        f"{getattr(a, 'dtype', type(a).__name__)}")
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim != 3 or a.shape[2] != n:
+        raise UserError(f"{path}: {what} must have shape {shape}, got {a.shape}")
+    return a
+
+
+def load_inputs(path: str, net, count: int | None) -> np.ndarray:
+    """Input frames for cosim: a ``.npy`` of integers, ``(S, T, n0)`` or ``(T, n0)`` (no pickle)."""
+    x = load_samples(path, "iu", "inputs", net.input.n,
+                      f"(samples, steps, n0={net.input.n})")
+    hi = (1 << net.input.in_bits) - 1
+    if x.size and (int(x.min()) < 0 or int(x.max()) > hi):
+        raise UserError(f"{path}: input values must lie in [0, {hi}] (in_bits="
+                        f"{net.input.in_bits}), got [{int(x.min())}, {int(x.max())}]")
+    if count is not None:
+        if count < 1:
+            raise UserError(f"--count must be >= 1, got {count}")
+        x = x[:count]
+    return x.astype(np.int64)
+
+
+def load_forced(path: str, net, count: int | None) -> np.ndarray:
+    """Forced rasters for ``run``: a ``.npy`` of 0/1 integers, ``(S, T, n)`` or ``(T, n)``."""
+    layers = net.forced_layers
+    if len(layers) != 1:
+        raise UserError(f"--forced needs a network with one forced layer; {net.name!r} has "
+                        f"{len(layers)}")
+    n = net.layers[layers[0]].n
+    f = load_samples(path, "iub", "a forced raster", n,
+                      f"(samples, steps, n={n}) for layer {layers[0]}")
+    if f.size and (int(f.min()) < 0 or int(f.max()) > 1):
+        raise UserError(f"{path}: forced rasters hold 0 or 1, got values in "
+                        f"[{int(f.min())}, {int(f.max())}]")
+    if count is not None:
+        f = f[:count]
+    return f.astype(np.uint8)
+
+
+def check_supported(net, lanes: int = 1, core: str = "network") -> None:
+    """Refuse (with the core's reason) a network the core cannot build with ``lanes``."""
+    from rtl.cores import core as core_named
+    core_named(core).check(net, lanes=lanes)
+
+
+def add_core_arguments(p) -> None:
+    from rtl.cores import CORES
+    p.add_argument("--core", choices=tuple(CORES), default="network",
+                   help="; ".join(f"{name}: {spec.summary}" for name, spec in CORES.items()))
+    p.add_argument("--rows", action="append", metavar="LAYER=R",
+                   help="stack core: weight rows layer LAYER (>= 2) adds per cycle, 1-8 "
+                        "(repeatable; default by layer width)")
+
+
+def parse_rows(args) -> dict | None:
+    """The stack core's ``--rows`` as {layer: rows}, or None."""
+    if not args.rows:
+        return None
+    from rtl.cores import CORES
+    if "rows" not in CORES[args.core].knobs:
+        takers = [name for name, spec in CORES.items() if "rows" in spec.knobs]
+        raise UserError(f"--rows does not apply to the {args.core} core (use "
+                        f"{' or '.join('--core ' + t for t in takers)})")
+    out = {}
+    for item in args.rows:
+        layer, eq, r = item.partition("=")
+        if not eq or not layer.strip().isdigit() or not r.strip().isdigit():
+            raise UserError(f"--rows {item!r}: expected LAYER=R with integers, e.g. 2=2")
+        out[int(layer)] = int(r)
+    return out
