@@ -38,7 +38,7 @@ from .protocol import (CMD_ERROR, CMD_IDENT, CMD_RESET, CMD_STATUS, CMD_STEP, EN
 from .readout import Readout, SerialReadout
 from .uart import UARTRx, UARTTx
 
-__all__ = ["CRC16", "uart_divisor", "FrameTx", "HostLink"]
+__all__ = ["CRC16", "uart_divisor", "FrameTx", "FrameRx", "HostLink"]
 
 
 #: The frames' CRC (docs/protocol.md): CRC-16/CCITT-FALSE over bytes; its residue is 0, so a
@@ -124,6 +124,105 @@ class FrameTx(wiring.Component):
                         m.d.sync += [byte.eq(nxt), raw.eq(0), have.eq(1), trail.eq(trail + 1)]
                         with m.If(trail < 2):      # the CRC covers LEN, not itself
                             m.d.comb += [crc16.data.eq(nxt), crc16.valid.eq(1)]
+        return m
+
+
+_FRAME = data.StructLayout({"code": 8, "length": 16, "cmd": 8, "seq": 8})
+
+
+class FrameRx(wiring.Component):
+    """Takes frames byte by byte from a UART: undoes the SLIP escaping, writes the body (CMD,
+    SEQ, payload, LEN, CRC) into a frame buffer through ``wr_*`` and checks CRC and LEN as the
+    bytes arrive (``max_body`` bytes at most).
+
+    ``i`` is always ready (a UART cannot be paused). While ``busy`` (the buffer is the
+    executor's) nothing is written and the frame is dropped at its END (``dropped`` pulses).
+    Otherwise a frame's END puts one record on ``frame``: ``code`` 0 for a good frame, else
+    the error code (``crc_error`` or ``len_error`` pulses with it), ``length`` the payload
+    bytes (the body without CMD, SEQ, LEN and CRC), and its CMD and SEQ; the record stays
+    until taken.
+    """
+
+    def __init__(self, max_body: int):
+        self.max_body = max_body
+        super().__init__({
+            "i": In(stream.Signature(8)), "busy": In(1),
+            "wr_addr": Out(range(max_body + 1)), "wr_data": Out(8), "wr_en": Out(1),
+            "frame": Out(stream.Signature(_FRAME)),
+            "dropped": Out(1), "crc_error": Out(1), "len_error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        busy = self.busy
+        count = Signal(range(self.max_body + 1))
+        m.submodules.crc = rx_crc = CRC16.create()
+        tail = Signal(32)
+        esc = Signal()
+        overflow = Signal()
+        bad_esc = Signal()
+        lost = Signal()                       # a byte of this frame arrived while busy
+        ev = self.frame.valid
+        f = self.frame.payload
+        with m.If(self.frame.valid & self.frame.ready):
+            m.d.sync += ev.eq(0)
+        m.d.comb += self.i.ready.eq(1)
+        b = self.i.payload
+        dat = Signal(8)
+        put = Signal()
+        with m.If(self.i.valid):
+            with m.If(b == END):
+                with m.If((count != 0) | overflow | bad_esc):
+                    with m.If(busy | lost):
+                        m.d.comb += self.dropped.eq(1)
+                    with m.Else():
+                        m.d.sync += ev.eq(1)
+                        length = (tail[24:32] | (tail[16:24] << 8))
+                        with m.If(overflow):
+                            m.d.sync += f.code.eq(ERR_TOO_LONG)
+                            m.d.comb += self.len_error.eq(1)
+                        with m.Elif(bad_esc):
+                            m.d.sync += f.code.eq(ERR_CRC)
+                            m.d.comb += self.crc_error.eq(1)
+                        with m.Elif(count < 6):
+                            m.d.sync += f.code.eq(ERR_LENGTH)
+                            m.d.comb += self.len_error.eq(1)
+                        with m.Elif(rx_crc.crc != 0):
+                            m.d.sync += f.code.eq(ERR_CRC)
+                            m.d.comb += self.crc_error.eq(1)
+                        with m.Elif(length != count - 6):
+                            m.d.sync += f.code.eq(ERR_LENGTH)
+                            m.d.comb += self.len_error.eq(1)
+                        with m.Else():
+                            m.d.sync += f.code.eq(0)
+                        m.d.sync += f.length.eq(count - 6)
+                m.d.comb += rx_crc.start.eq(1)
+                m.d.sync += [count.eq(0), esc.eq(0), overflow.eq(0), bad_esc.eq(0),
+                             lost.eq(0)]
+            with m.Elif(esc):
+                m.d.sync += esc.eq(0)
+                with m.If((b == ESC_END) | (b == ESC_ESC)):
+                    m.d.comb += [put.eq(1), dat.eq(Mux(b == ESC_END, END, ESC))]
+                with m.Else():
+                    m.d.sync += bad_esc.eq(1)
+            with m.Elif(b == ESC):
+                m.d.sync += esc.eq(1)
+            with m.Else():
+                m.d.comb += [put.eq(1), dat.eq(b)]
+        with m.If(put):
+            with m.If(count == self.max_body):
+                m.d.sync += overflow.eq(1)
+            with m.Else():
+                # While the executor runs, the buffer is its: the frame is dropped at its END.
+                m.d.comb += [self.wr_addr.eq(count), self.wr_data.eq(dat), self.wr_en.eq(~busy)]
+                with m.If(busy):
+                    m.d.sync += lost.eq(1)
+                m.d.comb += [rx_crc.data.eq(dat), rx_crc.valid.eq(1)]
+                m.d.sync += [count.eq(count + 1), tail.eq(Cat(dat, tail[:24]))]
+                with m.If(count == 0):
+                    m.d.sync += f.cmd.eq(dat)
+                with m.If(count == 1):
+                    m.d.sync += f.seq.eq(dat)
         return m
 
 
@@ -237,74 +336,19 @@ class HostLink(wiring.Component):
 
         # ---- receiver ----------------------------------------------------------------------
         busy = Signal()                       # the executor is running a command
-        count = Signal(range(self.max_body + 1))
-        m.submodules.rx_crc = rx_crc = CRC16.create()
-        tail = Signal(32)
-        esc = Signal()
-        overflow = Signal()
-        bad_esc = Signal()
-        lost = Signal()                       # a byte of this frame arrived while busy
-        seq0, cmd0 = Signal(8), Signal(8)
-        ev = Signal()                         # a frame ended and the executor takes it
-        ev_code = Signal(8)                   # 0: a good frame, else the error code
-        ev_len = Signal(16)
-        m.d.comb += urx.o.ready.eq(1)
-        b = urx.o.payload
-        dat = Signal(8)
-        put = Signal()
-        with m.If(urx.o.valid):
-            with m.If(b == END):
-                with m.If((count != 0) | overflow | bad_esc):
-                    with m.If(busy | lost):
-                        bump(dropped)
-                    with m.Else():
-                        m.d.sync += ev.eq(1)
-                        length = (tail[24:32] | (tail[16:24] << 8))
-                        with m.If(overflow):
-                            m.d.sync += ev_code.eq(ERR_TOO_LONG)
-                            bump(len_errors)
-                        with m.Elif(bad_esc):
-                            m.d.sync += ev_code.eq(ERR_CRC)
-                            bump(crc_errors)
-                        with m.Elif(count < 6):
-                            m.d.sync += ev_code.eq(ERR_LENGTH)
-                            bump(len_errors)
-                        with m.Elif(rx_crc.crc != 0):
-                            m.d.sync += ev_code.eq(ERR_CRC)
-                            bump(crc_errors)
-                        with m.Elif(length != count - 6):
-                            m.d.sync += ev_code.eq(ERR_LENGTH)
-                            bump(len_errors)
-                        with m.Else():
-                            m.d.sync += ev_code.eq(0)
-                        m.d.sync += ev_len.eq(count - 6)
-                m.d.comb += rx_crc.start.eq(1)
-                m.d.sync += [count.eq(0), esc.eq(0), overflow.eq(0), bad_esc.eq(0),
-                             lost.eq(0)]
-            with m.Elif(esc):
-                m.d.sync += esc.eq(0)
-                with m.If((b == ESC_END) | (b == ESC_ESC)):
-                    m.d.comb += [put.eq(1), dat.eq(Mux(b == ESC_END, END, ESC))]
-                with m.Else():
-                    m.d.sync += bad_esc.eq(1)
-            with m.Elif(b == ESC):
-                m.d.sync += esc.eq(1)
-            with m.Else():
-                m.d.comb += [put.eq(1), dat.eq(b)]
-        with m.If(put):
-            with m.If(count == self.max_body):
-                m.d.sync += overflow.eq(1)
-            with m.Else():
-                # While the executor runs, the buffer is its: the frame is dropped at its END.
-                m.d.comb += [wr.addr.eq(count), wr.data.eq(dat), wr.en.eq(~busy)]
-                with m.If(busy):
-                    m.d.sync += lost.eq(1)
-                m.d.comb += [rx_crc.data.eq(dat), rx_crc.valid.eq(1)]
-                m.d.sync += [count.eq(count + 1), tail.eq(Cat(dat, tail[:24]))]
-                with m.If(count == 0):
-                    m.d.sync += cmd0.eq(dat)
-                with m.If(count == 1):
-                    m.d.sync += seq0.eq(dat)
+        m.submodules.frx = frx = FrameRx(self.max_body)
+        wiring.connect(m, urx.o, frx.i)
+        m.d.comb += [frx.busy.eq(busy), wr.addr.eq(frx.wr_addr), wr.data.eq(frx.wr_data),
+                     wr.en.eq(frx.wr_en)]
+        with m.If(frx.dropped):
+            bump(dropped)
+        with m.If(frx.crc_error):
+            bump(crc_errors)
+        with m.If(frx.len_error):
+            bump(len_errors)
+        ev = frx.frame.valid                  # a frame ended and the executor takes it
+        ev_code, ev_len = frx.frame.payload.code, frx.frame.payload.length
+        cmd0, seq0 = frx.frame.payload.cmd, frx.frame.payload.seq
 
         # ---- buffer reader: rd.data is always buf[pos] (pos is presented a cycle ahead) ----
         pos = Signal(range(depth + 1))
@@ -393,8 +437,9 @@ class HostLink(wiring.Component):
 
         with m.FSM(name="exec") as fsm:
             with m.State("IDLE"):
+                m.d.comb += frx.frame.ready.eq(1)
                 with m.If(ev):
-                    m.d.sync += [ev.eq(0), cmd.eq(cmd0), seq.eq(seq0), bi.eq(0)]
+                    m.d.sync += [cmd.eq(cmd0), seq.eq(seq0), bi.eq(0)]
                     with m.If(ev_code != 0):
                         m.d.sync += [err_code.eq(ev_code), err_detail.eq(0)]
                         m.next = "ERROR"
