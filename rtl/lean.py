@@ -740,13 +740,10 @@ class LeanCore(CheckedComponent):
 # Resources, before synthesis.
 
 #: Logic cells (iCE40: a LUT4 and a flip-flop each) of the lean core and its serial read-out
-#: = fixed + per lane x lanes + per slot x slots. Yosys ``synth_ice40 -dsp`` of the core alone
-#: for the two trained ConvDelRec networks gives LUT4 + flip-flops of 2,800 (4-bit, 1 lane),
-#: 2,853 (2 lanes), 3,460 (4 lanes; 8-bit at 4 lanes: 3,414), to which the serial read-out
-#: adds 353; many of the core's flip-flops are pipeline registers that share no cell with a
-#: LUT, so nextpnr's cell count is close to the sum. Least squares over the four, residuals
-#: within 108. The host link is extra (``boards.report.LINK_LUT``): with it, 4,973 against
-#: nextpnr's 5,255 cells for the 4-bit network at 4 lanes.
+#: = fixed + per lane x lanes + per slot x slots, counted as LUT4 + flip-flops (many of the
+#: core's flip-flops are pipeline registers that share no cell with a LUT). Least squares over
+#: Yosys runs of the core alone; the runs and the residuals are in docs/hardware.md (the lean
+#: core, resources). The host link is extra (``boards.report.LINK_LUT``).
 LUT_FIT = {"fixed": 2829.1, "lane": 231.9, "slot": 1.3}
 
 

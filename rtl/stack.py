@@ -586,8 +586,8 @@ class StackCore(CheckedComponent):
 
 #: LUT4 (nextpnr's TRELLIS_COMB: Yosys's LUT4 + 2 per CCU2C + 4 per LUT-RAM) per unit of each
 #: feature of :func:`logic_features`, by family. Fitted to two Yosys ``synth_ecp5`` runs of
-#: the core alone for the ConvDelRec network (8 lanes: 36,342; 32 lanes: 48,550), so the
-#: conv, multiplexer and LIF terms share one coefficient; the host link is extra
+#: the core alone for the ConvDelRec network (docs/hardware.md, the stack core), so the conv,
+#: multiplexer and LIF terms share one coefficient; the host link is extra
 #: (``boards.report.LINK_LUT``).
 #: iCE40 has no fit of its own yet (the stack core is for the larger ECP5 parts): it borrows
 #: ECP5's.
