@@ -134,7 +134,7 @@ def run_job(job, net, acts, build_root: Path, work=None) -> dict:
 
     name, board, lanes, mem, *_ = job
     clock, core, rows = _options(job)
-    if core != "network" and work is None:
+    if CORES[core].measure != "model" and work is None:
         raise ValueError(f"a {core}-core job needs the workload to simulate")
     b = board_info(board)
     clock_hz = clock * 1e6 if clock else None
@@ -244,23 +244,17 @@ def main(argv=None) -> int:
                 net, work = _network(name)
                 nets[name] = net, _activities(net, work), work
             net, acts, _ = nets[name]
-            if rec.get("core", "network") == "stack":
-                from rtl import stack
+            from rtl.cores import CORES
+            spec = CORES[rec.get("core", "network")]
+            if spec.measure == "model":
+                est = _estimate(rec, net, acts[0])
+            else:       # the measured cycles stay; the resources are estimated again
                 old = rec["estimate"]
                 rows = {int(k): v for k, v in rec.get("rows", {}).items()} or None
-                est = stack.estimate(net, family=old["family"], clock_mhz=old["clock_mhz"],
-                                     lanes=rec["lanes"], cycles_per_step=old["cycles_per_step"],
-                                     cycles_max=old["cycles_max"],
-                                     steps_per_sample=old["steps_per_sample"], rows=rows)
-            elif rec.get("core", "network") == "lean":
-                from rtl import lean
-                old = rec["estimate"]
-                est = lean.estimate(net, family=old["family"], clock_mhz=old["clock_mhz"],
-                                    lanes=rec["lanes"], cycles_per_step=old["cycles_per_step"],
-                                    cycles_max=old["cycles_max"],
-                                    steps_per_sample=old["steps_per_sample"])
-            else:
-                est = _estimate(rec, net, acts[0])
+                est = spec.estimate(net, family=old["family"], clock_mhz=old["clock_mhz"],
+                                    lanes=rec["lanes"], rows=rows,
+                                    cycles=(old["cycles_per_step"], old["cycles_max"],
+                                            old["steps_per_sample"]))
             rec["estimate"] = est.to_json()
             if "lut_estimate_with_link" in rec:
                 from boards.report import LINK_LUT

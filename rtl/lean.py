@@ -4,7 +4,7 @@
 far too much logic for the iCE40UP5K (5,280 cells). :class:`~rtl.core.NetworkCore` fits there
 with its 4-bit weights in SPRAM, but pays a cycle per (event, group of lanes) pair and reads a
 lane's weight per SPRAM port. This core takes the same stack-shaped networks as the stack core
-(:func:`rtl.stack.stack_plan`) and spends the UP5K's resources where they pay:
+(:func:`rtl.stack_plan.stack_plan`) and spends the UP5K's resources where they pay:
 
 * **weights in one 64-bit memory** — the four SPRAM blocks side by side, loaded once after
   configuration through ``wl`` (a board reads them from its flash). A word holds ``S`` weight
@@ -33,213 +33,28 @@ The layers take turns: A1, B1, A2, B2, ... per step. Ports and records are those
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from math import ceil
 
-import numpy as np
 from amaranth.hdl import Array, C, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream
 from amaranth.lib.wiring import In, Out
 
 from model.ir import Network, index_bits, signed_bits
 from .checked import CheckedComponent
-from .logic import lowest_set
 from .errors import UnsupportedNetwork
 from .interface import step_in_layout, step_out_layout
+from .lean_layout import WORD_BITS, lean_image, lean_layout, log2_exact
+from .logic import lowest_set
 from .spram import SpramArray
-from .stack import StackPlan, observed_layers, stack_plan
-from .words import pack_word
+from .stack_plan import observed_layers
 
-__all__ = ["LeanCore", "LeanLayout", "lean_layout", "lean_image", "estimate", "WORD_BITS",
-           "B_STAGES", "OUT_DEPTH"]
+__all__ = ["LeanCore"]
 
-#: Bits of one weight word: four 16-bit SPRAM blocks side by side.
-WORD_BITS = 64
-#: Words the four UP5K SPRAM blocks hold.
-WORDS_MAX = 16384
 #: Pipeline registers of phase B between issuing a group and writing it back.
 B_STAGES = 6
 #: Output records buffered in flip-flops. Phase B issues a group of an observed layer while
 #: the buffer has room for it and the groups in flight, so with every layer observed it
 #: issues about two groups in three cycles (the prediction-only read-out: 5 groups a step).
 OUT_DEPTH = 4
-
-
-def _log2(x: int) -> int:
-    return (x - 1).bit_length()
-
-
-def _pow2(x: int) -> int:
-    """The least power of two >= x (1 for x <= 1)."""
-    return 1 << _log2(max(1, x))
-
-
-@dataclass(frozen=True)
-class LeanLayout:
-    """Where everything lives: SPRAM word addresses, block-RAM addresses, widths (per LIF layer
-    ``l``, dicts keyed by l)."""
-
-    slots: int                  # S: weights per word (a power of two)
-    slot_bits: int              # bits of one slot (WORD_BITS // S)
-    lanes: int
-    chunks: dict                # C_l = ceil(n_l / S)
-    groups: dict                # G_l = ceil(n_l / lanes)
-    ff_base: dict               # first word of layer l's feed-forward rows
-    ff_stride: dict             # words per feed-forward row (C_l rounded up to a power of 2)
-    cv_base: dict               # first word of layer l's conv rows (layers with a conv only)
-    cv_stride: dict             # words per conv row (CK rounded up to a power of two)
-    cv_chunks: dict             # CK: chunks a conv row covers
-    cv_off: dict                # pad - K + 1: the first post of pre j is j + cv_off
-    pr_base: dict               # first parameter word (bias and delays of each group)
-    words: int                  # words of the image
-    acc_base: dict              # accumulator-bank address of layer l's chunk 0
-    acc_depth: int
-    acc_bits: int               # accumulator width (feed-forward + conv sums of any layer)
-    v_base: dict                # membrane-memory address of layer l's group 0
-    v_depth: int
-    f_base: dict                # ring-memory offset of a conv layer's group 0
-    f_groups: int               # ring entries per slot (a power of two)
-    ring: int                   # R: slots of the delay ring (a power of two, >= every delay)
-    bias_bits: int
-    delay_bits: int
-    conv: dict                  # layer -> (kernel, pad, delays) of its conv recurrence
-
-
-def lean_layout(net: Network, lanes: int) -> LeanLayout:
-    """The :class:`LeanLayout` of ``net`` at ``lanes``; raises
-    :class:`~rtl.cores.UnsupportedNetwork` naming what does not fit."""
-    if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1 or lanes & (lanes - 1):
-        raise UnsupportedNetwork(f"lean core: lanes must be a power of two, got {lanes!r}")
-    plans = stack_plan(net)
-    wmax = max(max(pl.ff.w_bits, pl.rec.w_bits if pl.rec is not None else 0) for pl in plans)
-    if wmax > WORD_BITS // 2:
-        raise UnsupportedNetwork(f"lean core: weights of {wmax} bits do not fit two to a "
-                                 f"{WORD_BITS}-bit word")
-    S = 1 << ((WORD_BITS // wmax).bit_length() - 1)
-    if lanes > S:
-        raise UnsupportedNetwork(f"lean core: lanes must be at most the {S} weights a "
-                                 f"{WORD_BITS}-bit word holds at {wmax} bits, got {lanes}")
-    chunks, groups, ff_base, ff_stride = {}, {}, {}, {}
-    cv_base, cv_stride, cv_chunks, cv_off, pr_base, conv = {}, {}, {}, {}, {}, {}
-    acc_base, v_base, f_base = {}, {}, {}
-    addr = acc = va = fa = 0
-    biases = []
-    dmax = 1
-    acc_bits = 1
-    for pl in plans:
-        l, n = pl.layer, net.layers[pl.layer].n
-        n_pre = net.layers[l - 1].n
-        chunks[l], groups[l] = ceil(n / S), ceil(n / lanes)
-        ff_stride[l] = _pow2(chunks[l])
-        ff_base[l] = addr
-        addr += n_pre * ff_stride[l]
-        lo, hi = 0, 0
-        if pl.rec is not None:
-            kern = pl.rec.weight.astype(np.int64)
-            K = len(kern)
-            pad = (K - 1) // 2
-            off = pad - K + 1
-            span = max(min(n - 1, j + pad) // S - max(0, j + off) // S + 1 for j in range(n))
-            cv_chunks[l] = min(chunks[l], span)
-            cv_stride[l] = _pow2(cv_chunks[l])
-            cv_off[l] = off
-            cv_base[l] = addr
-            addr += n * cv_stride[l]
-            conv[l] = (kern, pad, pl.delays.astype(np.int64))
-            dmax = max(dmax, int(pl.delays.max()))
-            lo, hi = int(np.minimum(kern, 0).sum()), int(np.maximum(kern, 0).sum())
-            f_base[l] = fa
-            fa += groups[l]
-        acc_bits = max(acc_bits, _acc_range_bits(net, pl, lo, hi))
-        acc_base[l] = acc
-        acc += chunks[l]
-        v_base[l] = va
-        va += groups[l]
-        layer = net.layers[l]
-        biases.append(np.zeros(n, np.int64) if layer.bias is None else np.asarray(layer.bias))
-    allb = np.concatenate(biases)
-    bias_bits = signed_bits(int(min(allb.min(), 0)), int(max(allb.max(), 0)))
-    delay_bits = max(1, dmax.bit_length()) if conv else 0
-    if lanes * (bias_bits + delay_bits) > WORD_BITS:
-        raise UnsupportedNetwork(f"lean core: a group's {lanes} biases ({bias_bits} bits) and "
-                                 f"delays ({delay_bits} bits) must fit one {WORD_BITS}-bit "
-                                 f"word; use fewer lanes")
-    for pl in plans:
-        pr_base[pl.layer] = addr
-        addr += groups[pl.layer]
-    if addr > WORDS_MAX:
-        raise UnsupportedNetwork(f"lean core: the weights, conv rows and parameters need "
-                                 f"{addr} words of {WORD_BITS} bits; the four SPRAM blocks "
-                                 f"hold {WORDS_MAX} (use narrower weights)")
-    if acc_bits > 32:
-        raise UnsupportedNetwork(f"lean core: sums of {acc_bits} bits exceed 32")
-    return LeanLayout(slots=S, slot_bits=WORD_BITS // S, lanes=lanes, chunks=chunks,
-                      groups=groups, ff_base=ff_base, ff_stride=ff_stride, cv_base=cv_base,
-                      cv_stride=cv_stride, cv_chunks=cv_chunks, cv_off=cv_off,
-                      pr_base=pr_base, words=addr, acc_base=acc_base, acc_depth=acc,
-                      acc_bits=acc_bits, v_base=v_base, v_depth=va, f_base=f_base,
-                      f_groups=_pow2(fa), ring=max(2, _pow2(dmax)), bias_bits=bias_bits,
-                      delay_bits=delay_bits, conv=conv)
-
-
-def _acc_range_bits(net: Network, pl: StackPlan, clo: int, chi: int) -> int:
-    """Bits of a signed sum that holds any partial feed-forward sum plus any partial conv
-    sum of layer ``pl.layer``."""
-    xmax = (1 << pl.value_bits) - 1
-    w = pl.ff.weight.astype(np.int64)
-    lo = int((np.minimum(w, 0).sum(1) * xmax).min()) + clo
-    hi = int((np.maximum(w, 0).sum(1) * xmax).max()) + chi
-    return signed_bits(min(lo, 0), max(hi, 0))
-
-
-def _conv_first_chunk(L: LeanLayout, l: int, j: int) -> int:
-    """The first chunk of pre j's conv row in layer l (as the hardware computes it)."""
-    a = j + L.cv_off[l]
-    first = 0 if a < 0 else a // L.slots
-    return min(first, L.chunks[l] - L.cv_chunks[l])
-
-
-def lean_image(net: Network, L: LeanLayout) -> list[int]:
-    """The words of the weight memory, address 0 up (what ``wl`` takes after reset)."""
-    S, sw = L.slots, L.slot_bits
-    words = [0] * L.words
-
-    for l in L.chunks:
-        n = net.layers[l].n
-        ff = next(p for p in net.into(l) if p.src == l - 1)
-        w = ff.weight.astype(np.int64)                         # (n, n_pre)
-        wp = np.zeros((L.chunks[l] * S, w.shape[1]), np.int64)
-        wp[:n] = w
-        for j in range(w.shape[1]):
-            for c in range(L.chunks[l]):
-                words[L.ff_base[l] + j * L.ff_stride[l] + c] = pack_word(wp[c * S:(c + 1) * S, j],
-                                                                         sw)
-        if l in L.conv:
-            kern, pad, _ = L.conv[l]
-            K = len(kern)
-            for j in range(n):
-                c0 = _conv_first_chunk(L, l, j)
-                for q in range(L.cv_chunks[l]):
-                    vals = []
-                    for k in range(S):
-                        i = (c0 + q) * S + k
-                        tap = j - i + pad
-                        vals.append(int(kern[tap]) if i < n and 0 <= tap < K else 0)
-                    words[L.cv_base[l] + j * L.cv_stride[l] + q] = pack_word(vals, sw)
-        layer = net.layers[l]
-        bias = np.zeros(n, np.int64) if layer.bias is None else np.asarray(layer.bias)
-        delays = L.conv[l][2] if l in L.conv else np.zeros(n, np.int64)
-        P, bb, db = L.lanes, L.bias_bits, L.delay_bits
-        for g in range(L.groups[l]):
-            word = 0
-            for k in range(P):
-                i = g * P + k
-                if i < n:
-                    word |= (int(bias[i]) & ((1 << bb) - 1)) << (k * bb)
-                    if db:
-                        word |= int(delays[i]) << (P * bb + k * db)
-            words[L.pr_base[l] + g] = word
-    return words
 
 
 class LeanCore(CheckedComponent):
@@ -326,8 +141,8 @@ class LeanCore(CheckedComponent):
         gl = index_bits(gmax)
         ring = None
         if L.conv:
-            ring_bits = _log2(L.ring)
-            fg_bits = _log2(L.f_groups)
+            ring_bits = log2_exact(L.ring)
+            fg_bits = log2_exact(L.f_groups)
             ring = []
             for k in range(P):
                 mem = memory.Memory(shape=1, depth=L.ring * L.f_groups, init=[])
@@ -350,7 +165,7 @@ class LeanCore(CheckedComponent):
         loaded = Signal(name="loaded", reset_less=True)  # SPRAM keeps its words over resets
         ld_addr = Signal(range(max(2, L.words)), name="ld_addr")
         clr = Signal(range(max(L.acc_depth, L.v_depth) + 1), name="clr")
-        slot = Signal(max(1, _log2(L.ring)), name="slot")     # t mod R
+        slot = Signal(max(1, log2_exact(L.ring)), name="slot")     # t mod R
         tsat = Signal(range(L.ring + 1), name="tsat")         # min(t, R)
         sp_n = Signal(range(gmax + 1), name="sp_n")           # entries in the spike list
         sp_r = Signal(range(gmax + 1), name="sp_r")
@@ -403,8 +218,8 @@ class LeanCore(CheckedComponent):
         rest = Signal(mb, name="it_rest")
         m.d.comb += rest.eq(it_mask & (it_mask - 1))
         is_input = cl == 1
-        j = Signal(max(len(it_base), gl + _log2(P)) + 1, name="it_j")
-        m.d.comb += j.eq(Mux(it_in, it_base, Cat(k_low[:_log2(P)], it_base[:gl])
+        j = Signal(max(len(it_base), gl + log2_exact(P)) + 1, name="it_j")
+        m.d.comb += j.eq(Mux(it_in, it_base, Cat(k_low[:log2_exact(P)], it_base[:gl])
                              if P > 1 else it_base[:gl]))
         cmax = max(max(L.chunks.values()), 2)
         cnt = Signal(range(cmax + 1), name="it_cnt")
@@ -412,19 +227,19 @@ class LeanCore(CheckedComponent):
                                per_layer(lambda l: L.chunks[l], cnt.shape())))
         # Row addresses: base + j * stride (strides are powers of two).
         ff_row = Array([C(0, ab) if l not in lif else
-                        (C(L.ff_base[l], ab) + (j << _log2(L.ff_stride[l])))[:ab]
+                        (C(L.ff_base[l], ab) + (j << log2_exact(L.ff_stride[l])))[:ab]
                         for l in range(nl)])[cl]
         acc_base = per_layer(lambda l: L.acc_base[l],
-                             unsigned(max(1, _log2(max(2, L.acc_depth)) + 1)))
+                             unsigned(max(1, log2_exact(max(2, L.acc_depth)) + 1)))
         if L.conv:
-            cv_row = Array([(C(L.cv_base[l], ab) + (j << _log2(L.cv_stride[l])))[:ab]
+            cv_row = Array([(C(L.cv_base[l], ab) + (j << log2_exact(L.cv_stride[l])))[:ab]
                             if l in L.conv else C(0, ab) for l in range(nl)])[cl]
             # First chunk of the conv row: floor((j + off) / S), at least 0, at most C - CK.
             offw = signed_bits(min(L.cv_off.values()), 0)
             aoff = Signal(signed(max(len(j), offw) + 2), name="cv_a")
             m.d.comb += aoff.eq(j + per_layer(lambda l: L.cv_off.get(l, 0), signed(offw)))
             c0 = Signal(range(cmax), name="cv_c0")
-            first = Mux(aoff < 0, 0, aoff >> _log2(S))
+            first = Mux(aoff < 0, 0, aoff >> log2_exact(S))
             c0max = per_layer(lambda l: L.chunks[l] - L.cv_chunks.get(l, L.chunks[l]),
                               c0.shape())
             m.d.comb += c0.eq(Mux(first > c0max, c0max, first))
@@ -450,7 +265,7 @@ class LeanCore(CheckedComponent):
         # ---- phase B: addresses of the group issued this cycle ------------------------------
         b_issue = Signal(name="b_issue")
         subs = S // P
-        sub_bits = _log2(subs)
+        sub_bits = log2_exact(subs)
         acc_addr_b = (acc_base + (g >> sub_bits))[:len(a1_addr)]
 
         # Drive the accumulator banks: reads from A's walker or B's issue; writes from A's
@@ -598,7 +413,7 @@ class LeanCore(CheckedComponent):
         with m.If(b_issue):
             m.d.comb += [w_addr.eq((per_layer(lambda l: L.pr_base[l], unsigned(ab)) + g)[:ab]),
                          w_en.eq(1)]
-        v_base = per_layer(lambda l: L.v_base[l], unsigned(max(1, _log2(max(2, L.v_depth)) + 1)))
+        v_base = per_layer(lambda l: L.v_base[l], unsigned(max(1, log2_exact(max(2, L.v_depth)) + 1)))
         m.d.comb += v_rd.addr.eq((v_base + g)[:len(v_rd.addr)])
         if ring is not None:
             f_base = per_layer(lambda l: L.f_base.get(l, 0), unsigned(fg_bits + 1))
@@ -735,46 +550,7 @@ class LeanCore(CheckedComponent):
         return m
 
 
-
 # --------------------------------------------------------------------------------------------
 # Resources, before synthesis.
 
-#: Logic cells (iCE40: a LUT4 and a flip-flop each) of the lean core and its serial read-out
-#: = fixed + per lane x lanes + per slot x slots, counted as LUT4 + flip-flops (many of the
-#: core's flip-flops are pipeline registers that share no cell with a LUT). Least squares over
-#: Yosys runs of the core alone; the runs and the residuals are in docs/hardware.md (the lean
-#: core, resources). The host link is extra (``boards.report.LINK_LUT``).
-LUT_FIT = {"fixed": 2829.1, "lane": 231.9, "slot": 1.3}
 
-
-def estimate(net: Network, *, family: str, clock_mhz: float, lanes: int,
-             cycles_per_step: float, cycles_max: int, steps_per_sample: int):
-    """An :class:`rtl.cost.Estimate` of the lean core for ``net``: the weight memory in the
-    four SPRAM blocks, block RAMs (accumulator banks, membranes, delay ring, event lists),
-    a multiplier per lane for a leak that is not a power of two, logic cells (with the serial
-    read-out) from :data:`LUT_FIT`;
-    the cycles come from the caller (measured: :func:`rtl.pysim.run_lean_readout`)."""
-    from .cost import Estimate
-    from .families import blocks_of
-    if family != "ice40":
-        raise ValueError(f"the lean core is built for the iCE40 UltraPlus (its SPRAM), not "
-                         f"{family!r}")
-    L = lean_layout(net, lanes)
-    vb = max(net.layers[l].v_bits for l in L.chunks)
-    gmax = max(L.groups.values())
-    gl = index_bits(gmax)
-    shapes = {"acc": (L.slots, max(2, L.acc_depth), L.acc_bits),
-              "v": (1, max(2, L.v_depth), lanes * vb),
-              "ring": (lanes if L.conv else 0, L.ring * L.f_groups, 1),
-              "lists": (len(L.conv) + any(net.layers[l].spiking for l in list(L.chunks)[:-1]),
-                        gmax, gl + lanes)}
-    blocks = {k: n * blocks_of("block", family, depth, width) for k, (n, depth, width)
-              in shapes.items() if n}
-    beta = [net.layers[l].beta for l in L.chunks]
-    dsp = lanes if any(b & (b - 1) for b in beta) else 0
-    lut = round(LUT_FIT["fixed"] + LUT_FIT["lane"] * lanes + LUT_FIT["slot"] * L.slots)
-    return Estimate(family=family, lanes=lanes, clock_mhz=clock_mhz,
-                    memory_bits={"weights": L.words * WORD_BITS}, blocks=blocks, lut=lut,
-                    dsp=dsp, cycles_per_step=float(cycles_per_step),
-                    cycles_max=int(cycles_max), steps_per_sample=int(steps_per_sample),
-                    kinds={"weights": "spram"}, spram={"weights": 4})

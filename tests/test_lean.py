@@ -11,7 +11,8 @@ import pytest
 
 from model.ir import InputLayer, LIFLayer, Network, Projection, load
 from rtl.cores import UnsupportedNetwork
-from rtl.lean import LeanCore, lean_image, lean_layout
+from rtl.lean import LeanCore
+from rtl.lean_layout import lean_image, lean_layout
 from rtl.pysim import run_core
 from sim.randnet import random_network, random_stimulus
 from model.ir import Trace
@@ -105,10 +106,10 @@ def test_image_holds_every_weight_and_kernel_tap():
             assert row[:n] == ff.weight[:, j].tolist() and not any(row[n:])
     kern, pad, _ = L.conv[1]
     n = net.layers[1].n
-    from rtl.lean import _conv_first_chunk
+    from rtl.lean_layout import conv_first_chunk
     for j in range(n):
         got = np.zeros(L.chunks[1] * S, np.int64)
-        c0 = _conv_first_chunk(L, 1, j)
+        c0 = conv_first_chunk(L, 1, j)
         for q in range(L.cv_chunks[1]):
             word = img[L.cv_base[1] + j * L.cv_stride[1] + q]
             got[(c0 + q) * S:(c0 + q + 1) * S] += _decode(word, S, sw)
@@ -212,7 +213,7 @@ def test_host_link_with_the_lean_core(tmp_path_factory):
 def test_estimate_counts_the_core_blocks():
     """16 accumulator banks, the membranes (4 lanes x 14 bits: 4 blocks 16 wide), a ring
     bank per lane, the two event lists; the four SPRAM blocks; a multiplier per lane."""
-    from rtl.lean import estimate
+    from rtl.lean_layout import estimate
     net = load(ROOT / "bench/networks/convdelrec_k31_w4.npz")
     est = estimate(net, family="ice40", clock_mhz=22, lanes=4, cycles_per_step=520,
                    cycles_max=600, steps_per_sample=136)

@@ -9,7 +9,8 @@ import pytest
 from model.ir import InputLayer, LIFLayer, Network, Projection
 from rtl.cores import UnsupportedNetwork
 from rtl.pysim import run_core
-from rtl.stack import StackCore, auto_rows, stack_plan
+from rtl.stack import StackCore
+from rtl.stack_plan import auto_rows, stack_plan
 from sim.randnet import random_network, random_stimulus
 from model.ir import Trace
 from sim.reference import simulate
@@ -194,7 +195,7 @@ def test_host_link_with_the_stack_core(tmp_path_factory):
 
 
 def test_estimate_counts_blocks_per_row_copy_and_a_leak_per_live_lane():
-    from rtl.stack import estimate
+    from rtl.stack_plan import estimate
     net = _wide_conv_net(0, 5)
     kw = dict(family="ecp5", clock_mhz=50, cycles_per_step=10, cycles_max=12,
               steps_per_sample=30)

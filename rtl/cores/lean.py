@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from model.ir import Network
 
-from ..lean import LeanCore, estimate, lean_layout
+from ..lean import LeanCore
+from ..lean_layout import estimate, lean_layout
 from ..pysim import run_lean_readout
 from .base import Core
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from model.ir import Network
 
 from ..errors import UnsupportedNetwork
-from ..stack import StackCore, estimate, rows_per_cycle, stack_plan
+from ..stack import StackCore
+from ..stack_plan import estimate, rows_per_cycle, stack_plan
 from .base import Core
 
 __all__ = ["StackCoreSpec"]
