@@ -23,7 +23,13 @@ groups):
    spikes (own OR forced) as one word into every delay line that leaves layer l.
 
 Work follows the spiking (neuron, delay) pairs and the words that hold them, never n·n·D;
-:mod:`rtl.cost` models the cycles and ``docs/hardware.md`` explains them.
+:mod:`rtl.cost` models the cycles and ``docs/hardware.md`` explains them. Memory planning is
+in :mod:`rtl.memplan`.
+
+Why this file is long: it is one engine, whose ``elaborate`` builds the step sequencer
+(``_states``) and, per layer, the datapath (``_datapath``: gather, replay, fire); the stages
+still share signals through a context dict rather than ports, and making them components is
+the open step of docs/layout.md.
 """
 
 from __future__ import annotations
