@@ -16,11 +16,7 @@ def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="polychrony", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name in ORDER:
-        if name == "data":
-            from model.audio.data_cli import add_parser as add_data_parser
-            add_data_parser(sub)
-        else:
-            importlib.import_module(f".commands.{name}", __name__).add_parser(sub)
+        importlib.import_module(f".commands.{name}", __name__).add_parser(sub)
     return ap
 
 

@@ -563,7 +563,7 @@ def test_distillation_from_a_trained_network(tmp_path):
 def test_train_shd_defaults_per_architecture():
     """``polychrony train shd``: without --kernel/--beta each architecture gets its better
     measured setting; given ones are kept, and every option reaches the config."""
-    from model.audio.cli import shd_config
+    from polychrony_cli.commands.train_shd import shd_config
     from polychrony_cli import _parser
 
     def cfg(*argv):

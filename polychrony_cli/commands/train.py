@@ -36,7 +36,7 @@ def add_parser(sub) -> None:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_train_wm)
-    from model.audio.cli import add_parser as add_audio_parser
+    from .train_shd import add_parser as add_audio_parser
     add_audio_parser(tsub)  # train shd: DelRec / ConvDelRec
 
 
