@@ -164,8 +164,6 @@ class FrameRx(wiring.Component):
         lost = Signal()                       # a byte of this frame arrived while busy
         ev = self.frame.valid
         f = self.frame.payload
-        with m.If(self.frame.valid & self.frame.ready):
-            m.d.sync += ev.eq(0)
         m.d.comb += self.i.ready.eq(1)
         b = self.i.payload
         dat = Signal(8)
@@ -223,6 +221,8 @@ class FrameRx(wiring.Component):
                     m.d.sync += f.cmd.eq(dat)
                 with m.If(count == 1):
                     m.d.sync += f.seq.eq(dat)
+        with m.If(self.frame.valid & self.frame.ready):
+            m.d.sync += ev.eq(0)
         return m
 
 
