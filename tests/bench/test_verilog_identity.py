@@ -9,9 +9,9 @@ re-records the file and says so in its commit.
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests import ROOT
+
 RECORD = ROOT / "bench" / "results" / "verilog_identity.json"
 
 

@@ -12,8 +12,7 @@ from boards.icebreaker import icebreaker_platform
 from boards.schedule import ScheduleTop, default_schedule
 from sim.reference import simulate
 from sim.spi_flash import SpiFlashModel
-from tests.test_board_tops import unused_elaboratables
-from tests.test_boards import raster, tiny_net
+from tests.nets import raster, tiny_net
 
 
 def _load(words, width, *, offset=0x100000, stall=0.3, wake_us=20.0, seed=0):
@@ -64,7 +63,7 @@ def test_loader_wake_gap_is_needed():
     assert got == [0xFFFF] * 3
 
 
-def test_loader_rejects_bad_geometry():
+def test_loader_rejects_bad_geometry(unused_elaboratables):
     with unused_elaboratables() as found:
         with pytest.raises(ValueError, match="words >= 1"):
             FlashLoader(words=0, width=8)

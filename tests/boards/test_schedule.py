@@ -1,40 +1,17 @@
-"""The schedule top (player, register slice, LEDs, read-out), the build step, nextpnr reports."""
+"""boards.schedule: schedules, the player, the schedule top (LEDs, read-out), the register slice."""
 
 import random
-import re
 
 import numpy as np
 import pytest
-from amaranth.hdl import Elaboratable, Module, Signal
-from amaranth.lib import io
-from amaranth.sim import Simulator
-from amaranth_boards.icebreaker import ICEBreakerPlatform
 
 from model.ir import InputLayer, LIFLayer, Network, Projection
 from sim.reference import simulate
-from boards.build import BuildError, ClockTiming, Utilisation, build, parse_report
 from boards.icebreaker import icebreaker_platform
-from boards.schedule import (RegisterSlice, SchedulePlayer, ScheduleTop, build_schedule,
-                             default_schedule, schedule_records, schedule_stimulus)
-from tests.test_board_tops import unused_elaboratables
-
-
-def tiny_net(*, forced=True, seed=2) -> Network:
-    """8 recurrent LIF neurons, 3 taps from delay 1: mixed activity under a cue."""
-    w = np.random.default_rng(seed).integers(-10, 14, (8, 8, 3))
-    return Network(
-        layers=[InputLayer(n=0),
-                LIFLayer(n=8, v_bits=10, acc_bits=10, beta=3, beta_shift=2, threshold=30,
-                         forced=forced, name="pop")],
-        projections=[Projection("taps", 1, 1, 6, w, np.array(1))], max_delay=3)
-
-
-def raster(schedule, steps: int, n: int) -> np.ndarray:
-    """The forced raster of ``schedule`` replayed for ``steps`` steps."""
-    f = np.zeros((steps, n), np.uint8)
-    for t in range(steps):
-        f[t, list(schedule[t % len(schedule)])] = 1
-    return f
+from boards.schedule import (RegisterSlice, SchedulePlayer, ScheduleTop, default_schedule,
+                             schedule_records, schedule_stimulus)
+from tests.nets import raster, tiny_net
+from tests.streams import run_testbenches, stream_get, stream_put
 
 
 # --------------------------------------------------------------------------------------------
@@ -101,10 +78,7 @@ def test_player_replays_schedule(step_cycles):
                 in_step = not payload.last
             cycle += 1
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(consumer)
-    sim.run()
+    run_testbenches(dut, consumer)
     assert got == expect
     if step_cycles is not None:
         assert min(np.diff(starts)) >= step_cycles
@@ -145,10 +119,7 @@ def test_schedule_top_runs_schedule_bit_exact():
                     check = (beat, want)
                     t += 1
 
-    sim = Simulator(top)
-    sim.add_clock(1e-6)
-    sim.add_testbench(monitor)
-    sim.run()
+    run_testbenches(top, monitor)
     ref = simulate(net, forced={1: raster(schedule, steps, n)}, steps=steps)
     np.testing.assert_array_equal(spikes, ref.spikes[1])
     np.testing.assert_array_equal(v, ref.v[1])
@@ -178,124 +149,11 @@ def test_schedule_top_on_icebreaker_without_break_off_pmod():
     ((), {"step_hz": 0}, "step_hz"),
     (([[9]],), {}, "indices"),
 ])
-def test_schedule_top_rejects_bad_knobs(args, kwargs, match):
+def test_schedule_top_rejects_bad_knobs(args, kwargs, match, unused_elaboratables):
     with unused_elaboratables() as found:
         with pytest.raises(ValueError, match=match):
             ScheduleTop(tiny_net(), *args, **kwargs)
     assert found == []      # the knobs are checked before the top exists
-
-
-# --------------------------------------------------------------------------------------------
-# Build step and report.
-
-REPORT = {
-    "utilization": {"ICESTORM_LC": {"used": 503, "available": 5280},
-                    "ICESTORM_RAM": {"used": 4, "available": 30},
-                    "ICESTORM_DSP": {"used": 1, "available": 8},
-                    "SB_IO": {"used": 9, "available": 39}},
-    "fmax": {"cd_sync.clk": {"achieved": 20.4, "constraint": 12.0},
-             "cd_fast.clk": {"achieved": 50.0, "constraint": 48.0}},
-    "critical_paths": [],
-}
-
-
-def test_parse_report_known_answer():
-    r = parse_report(REPORT)
-    assert r.utilisation["ICESTORM_RAM"] == Utilisation(4, 30)
-    assert r.resources == {"logic": Utilisation(503, 5280), "bram": Utilisation(4, 30),
-                           "dsp": Utilisation(1, 8), "io": Utilisation(9, 39)}
-    # The critical clock is the one with the least margin, not the slowest.
-    assert r.critical_clock == "cd_fast.clk"
-    assert (r.fmax_mhz, r.constraint_mhz) == (50.0, 48.0)
-    assert r.timing_met
-    assert ClockTiming(11.0, 12.0).met is False
-
-
-def test_parse_report_rejects_other_json():
-    with pytest.raises(ValueError, match="not a nextpnr report"):
-        parse_report({"fmax": {}})
-
-
-class _Blinky(Elaboratable):
-    def elaborate(self, platform):
-        m = Module()
-        count = Signal(22)
-        m.d.sync += count.eq(count + 1)
-        m.submodules.led = led = io.Buffer("o", platform.request("led", 0, dir="-"))
-        m.d.comb += led.o.eq(count[-1])
-        return m
-
-
-def test_build_refuses_used_platform(tmp_path):
-    platform = icebreaker_platform()
-    platform.prepare(_Blinky())
-    with pytest.raises(ValueError, match="already been used"):
-        build(_Blinky, platform, build_dir=tmp_path)
-
-
-@pytest.fixture(scope="module")
-def icebreaker_build(tmp_path_factory):
-    return build_schedule(tiny_net(), "icebreaker",
-                          build_dir=tmp_path_factory.mktemp("icebreaker"))
-
-
-@pytest.mark.slow
-def test_icebreaker_bitstream(icebreaker_build):
-    r = icebreaker_build
-    assert r.bitstream.name == "top.bin" and r.bitstream.stat().st_size > 0
-    assert r.constraint_mhz == pytest.approx(12.0, abs=0.01)
-    assert r.fmax_mhz > 12.0 and r.timing_met
-    util = r.utilisation
-    assert 0 < util["ICESTORM_LC"].used <= util["ICESTORM_LC"].available == 5280
-    assert 0 < util["ICESTORM_RAM"].used <= util["ICESTORM_RAM"].available == 30
-    assert r.resources["logic"] == util["ICESTORM_LC"]
-    assert r.seconds > 0 and all(p.exists() for p in r.logs.values())
-    assert "synth_ice40 -dsp" in (r.build_dir / "top.ys").read_text()
-    assert "--seed 1 --report report.json" in (r.build_dir / "build_top.sh").read_text()
-
-
-@pytest.mark.slow
-def test_parse_real_report(icebreaker_build):
-    """The parser reads what this nextpnr writes; the figures match its log."""
-    r = parse_report(icebreaker_build.report_path)
-    assert r == icebreaker_build.report
-    assert set(r.clocks) == {"cd_sync.clk"}
-    log = icebreaker_build.logs["nextpnr"].read_text()
-    assert f"{r.fmax_mhz:.2f} MHz" in log
-    lc = r.utilisation["ICESTORM_LC"]
-    assert re.search(rf"ICESTORM_LC:\s+{lc.used}/\s+{lc.available}\s", log)
-
-
-@pytest.mark.slow
-def test_build_is_repeatable(tmp_path):
-    a = build(_Blinky, ICEBreakerPlatform, build_dir=tmp_path / "a", seed=3)
-    b = build(_Blinky, ICEBreakerPlatform, build_dir=tmp_path / "b", seed=3)
-    assert a.bitstream.read_bytes() == b.bitstream.read_bytes()
-    assert a.report == b.report
-
-
-@pytest.mark.slow
-def test_build_error_carries_log_tail(tmp_path):
-    with pytest.raises(BuildError, match="unrecognised option '--bogus'") as e:
-        build(_Blinky(), ICEBreakerPlatform, build_dir=tmp_path, nextpnr_opts="--bogus")
-    assert e.value.log.exists()
-
-
-@pytest.mark.slow
-def test_build_timing_failure(tmp_path):
-    platform = ICEBreakerPlatform()
-    from amaranth.build import Clock
-    # The platform's resources are shared by every instance of its class: restore the clock,
-    # or later platforms in this process would claim a 500 MHz oscillator.
-    clk = platform.resources["clk12", 0]
-    saved, clk.clock = clk.clock, Clock(500e6)
-    try:
-        with pytest.raises(BuildError, match="FAIL at 500.00 MHz") as e:
-            build(_Blinky(), platform, build_dir=tmp_path)
-    finally:
-        clk.clock = saved
-    assert e.value.report is not None and not e.value.report.timing_met
-    assert ICEBreakerPlatform().resources["clk12", 0].clock.frequency == 12e6
 
 
 def test_schedule_top_predicts_with_a_readout():
@@ -319,10 +177,7 @@ def test_schedule_top_predicts_with_a_readout():
             if valid:
                 seen.append(pred)
 
-    sim = Simulator(top)
-    sim.add_clock(1e-6)
-    sim.add_testbench(monitor)
-    sim.run()
+    run_testbenches(top, monitor)
     ref = simulate(net, forced={1: raster(schedule, len(schedule), 8)}, steps=len(schedule))
     assert ref.v[2].any()
     assert seen == [ref.prediction]
@@ -381,10 +236,7 @@ def test_schedule_top_runs_input_schedule_bit_exact():
             if pv:
                 seen.append(pred)
 
-    sim = Simulator(top)
-    sim.add_clock(1e-6)
-    sim.add_testbench(monitor)
-    sim.run()
+    run_testbenches(top, monitor)
     x, forced = schedule_stimulus(net, schedule, steps)
     ref = simulate(net, x, forced, steps=steps)
     assert ref.spikes[1].any()
@@ -402,22 +254,11 @@ def test_register_slice_keeps_order_under_stalls():
         for x in sent:
             while rng.random() < 0.3:
                 await ctx.tick()
-            ctx.set(dut.i.valid, 1)
-            ctx.set(dut.i.payload, x)
-            await ctx.tick().until(dut.i.ready)
-            ctx.set(dut.i.valid, 0)
+            await stream_put(ctx, dut.i, x)
 
     async def consumer(ctx):
         while len(got) < len(sent):
-            ready = int(rng.random() < 0.6)
-            ctx.set(dut.o.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
-            if ready and valid:
-                got.append(int(payload))
+            got.append(int(await stream_get(ctx, dut.o, rng=rng, p_ready=0.6)))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.run()
+    run_testbenches(dut, producer, consumer)
     assert got == sent

@@ -18,8 +18,9 @@ from model.ir import fileformat
 from model.ir.canonical import arrays_of, header_of
 from model.ir import (RULES, InputLayer, IRError, LIFLayer, Network, Projection, check,
                       current_bounds, digest, load, save)
+from tests import ROOT
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "ir.md"
+DOC = ROOT / "docs" / "ir.md"
 
 
 # --------------------------------------------------------------------------------------------

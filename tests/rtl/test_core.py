@@ -10,6 +10,7 @@ from rtl.pysim import run_core
 from sim.randnet import random_network, random_stimulus
 from model.ir import Trace
 from sim.reference import simulate
+from tests.streams import run_testbenches, stream_put
 
 STEPS = 100
 LANES = (1, 2, 3, 4, 8)
@@ -145,7 +146,6 @@ def test_streamed_weights_survive_a_reset(kind):
     """Weights in SPRAM or in a loaded RAM are loaded once: after a reset the core clears its
     state and runs again bit-exact without asking for them (``wl.ready`` stays low)."""
     from amaranth.hdl import Module, ResetInserter, Signal
-    from amaranth.sim import Simulator
     from rtl.core import NetworkCore
     from rtl.memplan import memory_kinds
     from rtl.interface import stimulus_records
@@ -170,10 +170,7 @@ def test_streamed_weights_survive_a_reset(kind):
                 ctx.set(rst, 0)
             else:
                 for word in image:
-                    ctx.set(core.wl.valid, 1)
-                    ctx.set(core.wl.payload, word)
-                    await ctx.tick().until(core.wl.ready)
-                ctx.set(core.wl.valid, 0)
+                    await stream_put(ctx, core.wl, word)
             v = np.zeros((steps, net.layers[out_layer].n), np.int64)
             ctx.set(core.o.ready, 1)
             for t in range(steps):
@@ -197,10 +194,7 @@ def test_streamed_weights_survive_a_reset(kind):
                         break
             runs.append(v)
 
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    sim.run()
+    run_testbenches(top, tb, period=1e-8)
     assert not any(asked_again)
     for v in runs:
         np.testing.assert_array_equal(v, ref.v[out_layer])

@@ -132,15 +132,14 @@ def test_memory_port_bound_known_answer():
     assert memory_port_bound(net, act, lanes=2, fixed=5).tolist() == [8, 14, 14, 11, 11, 8]
 
 
-def test_memory_kinds_known_answers():
+def test_memory_kinds_known_answers(shaped):
     """The SHD-shaped conv network with 4-bit weights on iCE40 at lanes 4: its EBR estimate
     (29 blocks with every array in EBR) is over 85 % of the UP5K's 30, so the three weight
     arrays go to SPRAM, largest first: 140x256 and 256x256 weights (1 SPRAM each, 16-bit
     words) and the 256x20 read-out weights (1280 x 16: 1 SPRAM)."""
-    from sim.shaped import shd_network
     from rtl.memplan import memory_kinds
     from rtl.cost import spram_blocks
-    net = shd_network("conv", w_bits=4)
+    net = shaped.shd_network("conv", w_bits=4)
     kinds = memory_kinds(net, lanes=4, family="ice40")
     assert kinds == {"proj0.weights": "spram", "proj1.weights": "spram",
                      "proj3.weights": "spram"}
@@ -153,7 +152,7 @@ def test_memory_kinds_known_answers():
     assert set(memory_kinds(net, lanes=4, family="ecp5").values()) == {"block"}
     assert set(memory_kinds(net, lanes=4).values()) == {"block"}
     # A small array goes to LUT RAM; a user's choice wins.
-    small = shd_network("conv", n_in=8, n=8, classes=4, w_bits=4)
+    small = shaped.shd_network("conv", n_in=8, n=8, classes=4, w_bits=4)
     assert memory_kinds(small, lanes=2, family="ecp5")["proj3.weights"] == "lut"
     assert memory_kinds(small, lanes=2, family="ecp5",
                         memories={"proj3.weights": "block"})["proj3.weights"] == "block"
@@ -165,32 +164,29 @@ def test_memory_kinds_known_answers():
     ({"proj0.weights": "dram"}, None, "kind must be one of"),
     ({"proj0.weights": "spram"}, "ecp5", "only on iCE40"),
 ])
-def test_memory_kinds_refuse_bad_choices(memories, family, match):
-    from sim.shaped import shd_network
+def test_memory_kinds_refuse_bad_choices(memories, family, match, shaped):
     from rtl.memplan import memory_kinds
     with pytest.raises(ValueError, match=match):
-        memory_kinds(shd_network("conv", w_bits=4), lanes=4, family=family,
+        memory_kinds(shaped.shd_network("conv", w_bits=4), lanes=4, family=family,
                      memories=memories)
 
 
-def test_memory_kinds_refuse_more_spram_than_the_device_has():
-    from sim.shaped import shd_network
+def test_memory_kinds_refuse_more_spram_than_the_device_has(shaped):
     from rtl.memplan import memory_kinds
-    net = shd_network("dense", w_bits=8)   # 8-bit words x lanes 8 = 64 bits: 4 SPRAM each
+    net = shaped.shd_network("dense", w_bits=8)   # 8-bit words x lanes 8 = 64 bits: 4 SPRAM each
     with pytest.raises(ValueError, match="SPRAM blocks of 16K x 16, the iCE40UP5K has 4"):
         memory_kinds(net, lanes=8, family="ice40",
                      memories={"proj0.weights": "spram", "proj1.weights": "spram"})
 
 
-def test_loaded_kind_chosen_for_huge_arrays_and_refused_on_chips():
+def test_loaded_kind_chosen_for_huge_arrays_and_refused_on_chips(shaped):
     """A weight array over 4 Mbit (N=128, D=41, 8-bit: 5,373,952 bits) is 'loaded' for
     family None (generic Verilog), never on a device family: there it is an error naming the
     array, its bits and the device's on-chip RAM, unless asked for as 'loaded'. 'loaded'
     arrays take no block RAM in the estimate, count as off-chip bits, and add no logic."""
-    from sim.shaped import wm_network
     from rtl.memplan import memory_kinds
     from rtl.families import LOADED_AUTO_BITS
-    net = wm_network(128, 41, seed=1)
+    net = shaped.wm_network(128, 41, seed=1)
     bits = 128 * 128 * 41 * 8
     assert memory_bits(net, lanes=8)["proj0.weights"] == bits > LOADED_AUTO_BITS
     assert memory_kinds(net, lanes=8) == {"proj0.weights": "loaded"}
@@ -210,7 +206,7 @@ def test_loaded_kind_chosen_for_huge_arrays_and_refused_on_chips():
         assert est.to_json()["offchip_bits_total"] == bits
         assert est.lut < 20_000, "the off-chip bits must not count as LUT memory"
     # Small arrays are never made 'loaded' automatically, but may be asked for.
-    small = wm_network(16, 4, seed=1)
+    small = shaped.wm_network(16, 4, seed=1)
     assert memory_kinds(small, lanes=2) == {"proj0.weights": "block"}
     assert memory_kinds(small, lanes=2, family="ecp5", memories={
         "proj0.weights": "loaded"}) == {"proj0.weights": "loaded"}

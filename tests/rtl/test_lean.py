@@ -4,7 +4,6 @@ host link; its weight image; its refusals."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,11 +12,11 @@ from model.ir import InputLayer, LIFLayer, Network, Projection, load
 from rtl.cores import UnsupportedNetwork
 from rtl.lean import LeanCore, lean_image, lean_layout
 from rtl.pysim import run_core
-from sim.randnet import random_network, random_stimulus
+from sim.randnet import random_stimulus
 from model.ir import Trace
 from sim.reference import simulate
+from tests import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _got(run) -> Trace:
@@ -25,8 +24,8 @@ def _got(run) -> Trace:
 
 
 @pytest.mark.parametrize("seed", range(24))
-def test_random_stack_networks_bit_exact(seed):
-    net = random_network(seed, profile="stack")
+def test_random_stack_networks_bit_exact(seed, random_net):
+    net = random_net(seed, profile="stack")
     T = 24
     x, _ = random_stimulus(net, T, seed, rate=0.4)
     ref = simulate(net, x, steps=T)

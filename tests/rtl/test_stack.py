@@ -20,8 +20,8 @@ def _got(run) -> Trace:
 
 
 @pytest.mark.parametrize("seed", range(24))
-def test_random_stack_networks_bit_exact(seed):
-    net = random_network(seed, profile="stack")
+def test_random_stack_networks_bit_exact(seed, random_net):
+    net = random_net(seed, profile="stack")
     T = 24
     x, _ = random_stimulus(net, T, seed, rate=0.4)
     ref = simulate(net, x, steps=T)
@@ -33,8 +33,8 @@ def test_random_stack_networks_bit_exact(seed):
     assert mism is None, f"{net.name} lanes={lanes} rows={rows}: {mism}"
 
 
-def test_random_stack_profile_covers_the_shape():
-    nets = [random_network(s, profile="stack") for s in range(24)]
+def test_random_stack_profile_covers_the_shape(random_net):
+    nets = [random_net(s, profile="stack") for s in range(24)]
     for net in nets:
         stack_plan(net)                    # every one is buildable
     assert any(not n.layers[-1].spiking for n in nets)

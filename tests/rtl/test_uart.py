@@ -12,16 +12,9 @@ import numpy as np
 import pytest
 from amaranth.back import verilog
 from amaranth.hdl import Elaboratable, Fragment, Module, UnusedElaboratable
-from amaranth.sim import Simulator
 
 from rtl.uart import RX_MIN_DIVISOR, UARTRx, UARTTx, uart_bits, uart_frame
-
-
-def _run(dut, bench):
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+from tests.streams import run_testbenches
 
 
 # --------------------------------------------------------------------------------------------
@@ -63,7 +56,7 @@ def test_tx_back_to_back_matches_uart_bits(divisor):
                 ctx.set(dut.i.valid, int(k < len(data)))
                 ctx.set(dut.i.payload, data[k] if k < len(data) else 0)
 
-    _run(dut, bench)
+    run_testbenches(dut, bench)
     assert len(taken) == len(data)
     t0 = taken[0]
     assert t0 == 0                                   # idle after reset: taken at once
@@ -116,7 +109,7 @@ def test_tx_gaps_and_dropped_valid(divisor):
                 k += 1
             cycle += 1
 
-    _run(dut, bench)
+    run_testbenches(dut, bench)
     assert bytes(got) == data
     want = [1] * len(line)
     for t, byte in zip(taken, data):
@@ -181,7 +174,7 @@ def rx_run(divisor, line, ready=lambda cycle: 1):
                 overruns.append(cycle)
         left.append(ctx.get(dut.o.valid))
 
-    _run(dut, bench)
+    run_testbenches(dut, bench)
     return bytes(got), errors, overruns, left[0]
 
 
@@ -345,7 +338,7 @@ def test_loopback(divisor):
             if err or ovr:
                 flags.append((err, ovr))
 
-    _run(top, bench)
+    run_testbenches(top, bench)
     assert bytes(got) == data
     assert flags == []
 

@@ -194,13 +194,12 @@ def test_loaded_load_image_matters(tmp_path):
     assert res.first_mismatch["t"] == 1 and res.first_mismatch["neuron"] < 4
 
 
-def test_huge_weight_array_is_emitted_without_contents(tmp_path):
+def test_huge_weight_array_is_emitted_without_contents(tmp_path, shaped):
     """A 5.4 Mbit weight array (N=128, D=41, 8-bit) is 'loaded' automatically for generic
     Verilog: the Verilog instantiates a RAM without initial contents (an initialised memory
     would be 83,968 'initial' lines here, 671,744 at the paper's size), and the words go to
     the load image instead."""
-    from sim.shaped import wm_network
-    net = wm_network(128, 41, seed=1)
+    net = shaped.wm_network(128, 41, seed=1)
     man = generate(net, tmp_path / "v", lanes=8)
     assert man["memory_kinds"] == {"proj0.weights": "loaded"}
     assert man["load"]["words"] == 128 * 41 * 16 and man["load"]["width"] == 64

@@ -1,4 +1,4 @@
-"""Random networks cover the contract, repeat per seed and stay lively; bundles round-trip."""
+"""sim.randnet: random networks cover the contract, repeat per seed and stay lively."""
 
 import collections
 from dataclasses import replace
@@ -9,9 +9,10 @@ import pytest
 from model.ir import Network, current_bounds
 from sim.randnet import random_network, random_stimulus
 from sim.reference import simulate
-from sim.vectors import Bundle, load_bundle, make_bundle, save_bundle
 
 FULL = range(200)
+
+
 WM = range(150)
 
 
@@ -137,38 +138,3 @@ def test_activity_is_moderate(profile, seeds):
         total += 1
         good += 0.02 <= rate <= 0.6
     assert good >= 0.9 * total, f"{good}/{total} networks with a mean spike rate in [2%, 60%]"
-
-
-# --------------------------------------------------------------------------------------------
-# Vector bundles.
-
-@pytest.mark.parametrize("seed, profile", [(4, "full"), (11, "full"), (2, "wm")])
-def test_bundle_round_trip(tmp_path, seed, profile):
-    net = random_network(seed, profile=profile)
-    b = make_bundle(net, 25, seed)
-    assert b.digest == net.digest and b.steps == 25
-    assert b.replay(net) is None
-    path = save_bundle(b, tmp_path / "v" / "bundle.npz")
-    c = load_bundle(path)
-    assert isinstance(c, Bundle) and c.digest == b.digest
-    np.testing.assert_array_equal(c.x, b.x)
-    assert c.forced.keys() == b.forced.keys()
-    assert all(np.array_equal(c.forced[l], b.forced[l]) for l in b.forced)
-    assert c.trace == b.trace and c.trace.prediction == b.trace.prediction
-    assert c.replay(net) is None
-    with pytest.raises(ValueError, match="bundle is for network"):
-        c.replay(random_network(seed + 1, profile=profile))
-    with np.load(path, allow_pickle=False) as npz:
-        assert "x" in npz.files and "header" in npz.files
-        assert {f"v.{l}" for l in b.trace.v} <= set(npz.files)
-
-
-def test_load_bundle_rejects_bad_files(tmp_path):
-    bad = tmp_path / "bad.npz"
-    bad.write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="not a readable vector bundle"):
-        load_bundle(bad)
-    other = tmp_path / "other.npz"
-    np.savez(other, header=np.frombuffer(b'{"format": "something"}', np.uint8))
-    with pytest.raises(ValueError, match="not a polychrony-vectors file"):
-        load_bundle(other)

@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,10 +20,10 @@ from model.quantise import fold_batchnorm, quantise_audio
 from sim.randnet import random_network, random_stimulus
 from model.ir import Trace
 from sim.reference import simulate
+from tests import ROOT
 
 torch.set_num_threads(1)
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _tiny(arch="dense", **kw):

@@ -1,10 +1,9 @@
-"""The dense working-memory baseline (model.wm.dense) against our model, and bench.peak."""
+"""The dense working-memory baseline (model.wm.dense) against our model."""
 
 import numpy as np
 import pytest
 import torch
 
-from bench.peak import run_measured, fill_bytes
 from model.wm.dense import (DenseWM, dense_contexts, dense_eval, dense_pinv_init, dense_simulate,
                             dense_train_step, linear_to_w, w_to_linear)
 from model.wm.network import (contexts, least_squares_init, make_targets, recall_float,
@@ -123,14 +122,3 @@ def test_dense_wm_rejects_bad_shapes():
         DenseWM(np.zeros((3, 4, 2)))
     with pytest.raises(ValueError):
         DenseWM(np.zeros((3, 3, 2)), reset="none")
-
-
-def test_run_measured():
-    m = run_measured(fill_bytes, 64 << 20, threads=1)
-    assert m.result == fill_bytes(64 << 20) > 0
-    assert m.seconds > 0 and m.cpu_seconds > 0
-    assert m.peak_bytes >= m.base_bytes > 0
-    assert m.peak_bytes - m.base_bytes > 48 << 20  # the call's 64 MiB shows in the peak
-    with pytest.raises(ValueError, match="invalid literal") as info:
-        run_measured(int, "not a number", threads=None)
-    assert "Traceback" in str(info.value.__cause__)

@@ -1,17 +1,11 @@
-"""Tests of the working-memory path: targets, least squares, protocol, F1, float and integer."""
+"""model.wm.network: targets, least squares, the float model, Hebbian rules."""
 
 import numpy as np
 import pytest
 import torch
 
-from model import ir
-from model.quantise import quantise_wm, signed_bits
-from model.wm.network import (WMNet, contexts, least_squares_init, make_targets, recall_float,
-                              simulate_float, sparse_contexts)
-from model.wm.recall import f1_from_counts, score_recall, trial_forcing
-from model.wm.run import DEFAULTS, run_wm
-
-torch.set_num_threads(1)  # tiny tensors; extra threads only fight numpy's BLAS on 2 cores
+from model.wm.network import (WMNet, contexts, least_squares_init, make_targets, simulate_float,
+                              sparse_contexts)
 
 
 # ---------------------------------------------------------------------------- targets
@@ -73,45 +67,6 @@ def test_sparse_contexts_match_dense():
     assert np.array_equal(cs.toarray(), c) and np.array_equal(ys, y)
 
 
-# ---------------------------------------------------------------------------- protocol and F1
-
-def test_trial_forcing_layout():
-    x = make_targets(2, 10, 30, 0.2, seed=0)
-    f = trial_forcing(x, 4, pre=6, p=0.5, seed=9)
-    assert f.shape == (2, 36, 10) and f.dtype == bool
-    assert np.array_equal(f[:, 6:10], x[:, :, :4].transpose(0, 2, 1))
-    assert not f[:, 10:].any()
-    assert f[:, :6].any()
-    assert np.array_equal(f, trial_forcing(x, 4, pre=6, p=0.5, seed=9))
-    assert not np.array_equal(f[:, :6], trial_forcing(x, 4, pre=6, p=0.5, seed=8)[:, :6])
-
-
-def test_f1_known_answer():
-    # Pattern 0: neuron 0 = 1 1 0 1, neuron 1 = 0 0 1 0; d = 1 scores columns 1..3.
-    x = np.zeros((2, 2, 4), bool)
-    x[0, 0] = [1, 1, 0, 1]
-    x[0, 1] = [0, 0, 1, 0]
-    pre = 2
-    s = np.zeros((2, pre + 4, 2), np.uint8)
-    s[0, :pre] = 1            # spikes in the noise period are not scored
-    s[0, pre + 0, 1] = 1      # nor in the cue (column 0)
-    s[0, pre + 1, 0] = 1      # tp (neuron 0, column 1)
-    s[0, pre + 2, 0] = 1      # fp (neuron 0, column 2)
-    s[0, pre + 2, 1] = 1      # tp (neuron 1, column 2); neuron 0 column 3 is a miss (fn)
-    # Pattern 1: all silent, nothing recalled.
-    f1, per = score_recall(x, s, 1, pre=pre)
-    assert per.tolist() == [2 * 2 / (2 * 2 + 1 + 1), 1.0]
-    assert f1 == pytest.approx(4 / 6)  # micro: tp 2, fp 1, fn 1 over both patterns
-    # All silent everywhere: perfect agreement, defined as 1.0.
-    z = np.zeros((1, 3, 5), bool)
-    assert score_recall(z, np.zeros((1, 5, 3)), 1, pre=0) == (1.0, pytest.approx([1.0]))
-    # Silent target, one spurious spike: 0.0.
-    s1 = np.zeros((1, 5, 3))
-    s1[0, 2, 0] = 1
-    assert score_recall(z, s1, 1, pre=0)[0] == 0.0
-    assert f1_from_counts(0, 0, 0) == 1.0 and f1_from_counts(0, 0, 3) == 0.0
-
-
 # ---------------------------------------------------------------------------- float model
 
 @pytest.mark.parametrize("reset,v_want", [
@@ -135,100 +90,6 @@ def test_wmnet_holds_no_state():
     f[0, 0] = 1
     a, b = net(f), net(f)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
-
-
-# ---------------------------------------------------------------------------- quantiser
-
-def _wm_weights(seed=0):
-    x = make_targets(2, 16, 40, 0.08, seed=seed)
-    return least_squares_init(x, 6)
-
-
-def test_quantise_wm_network(tmp_path):
-    w = _wm_weights()
-    net = quantise_wm(w, w_bits=8)
-    ir.check(net)
-    (lif,), (proj,) = net.layers[1:], net.projections
-    assert isinstance(net.layers[0], ir.InputLayer) and net.layers[0].n == 0
-    assert lif.forced and lif.n == 16 and lif.reset == "zero"
-    assert (lif.beta, lif.beta_shift) == (205, 8)
-    assert proj.kind == "taps" and proj.recurrent and int(proj.delay) == 1
-    assert net.max_delay == 6 == proj.max_delay
-    assert int(np.abs(proj.weight).max()) == 127 and proj.w_bits == 8
-    scale = net.meta["scale"]
-    assert scale == pytest.approx(127 / np.abs(w).max())
-    assert lif.threshold == round(scale) >= 1
-    np.testing.assert_array_equal(proj.weight, np.rint(scale * w))
-    # acc_bits is the least width that passes the accumulator rule.
-    lo, hi = ir.current_bounds(net, 1)
-    assert lif.acc_bits == signed_bits(min(lo.min(), 0), max(hi.max(), 0))
-    with pytest.raises(ir.IRError, match="accumulator"):
-        ir.Network(layers=(net.layers[0], _with(lif, acc_bits=lif.acc_bits - 1)),
-                   projections=net.projections, max_delay=net.max_delay)
-    path = ir.save(net, tmp_path / "wm.npz")
-    back = ir.load(path)
-    assert back == net and back.meta == net.meta
-
-
-def _with(layer, **changes):
-    fields = {f: getattr(layer, f) for f in ("n", "v_bits", "acc_bits", "beta", "beta_shift",
-                                             "threshold", "reset", "bias", "forced", "name")}
-    return ir.LIFLayer(**{**fields, **changes})
-
-
-def test_quantise_wm_options_and_errors():
-    w = _wm_weights(1)
-    net = quantise_wm(w, w_bits=6, reset="subtract", v_bits=20, beta=3, beta_shift=2)
-    lif = net.layers[1]
-    assert int(np.abs(net.projections[0].weight).max()) == 31
-    assert (lif.v_bits, lif.reset, lif.beta, lif.beta_shift) == (20, "subtract", 3, 2)
-    with pytest.raises(ValueError, match="all zeros"):
-        quantise_wm(np.zeros((2, 2, 3)))
-    with pytest.raises(ValueError, match="threshold rounds to 0"):
-        quantise_wm(np.full((2, 2, 1), 100.0), w_bits=2)
-    with pytest.raises(ValueError, match="shape"):
-        quantise_wm(np.ones((2, 3, 1)))
-
-
-def test_signed_bits():
-    assert [signed_bits(0, 0), signed_bits(-2, 1), signed_bits(-3, 1), signed_bits(0, 2),
-            signed_bits(-128, 127), signed_bits(-129, 0)] == [2, 2, 3, 3, 8, 9]
-
-
-# ---------------------------------------------------------------------------- end to end
-
-@pytest.mark.parametrize("seed", [0, 1])
-def test_run_wm_default_recalls_perfectly(seed):
-    r = run_wm(seed=seed)
-    assert r["f1_float"] == 1.0 and r["f1_int"] == 1.0
-    assert r["per_pattern_float"] == r["per_pattern_int"] == [1.0] * DEFAULTS["m"]
-    assert r["settings"]["load"] < 0.8
-    ir.check(r["net"])
-    # Enough target spikes for the score to mean something.
-    d = DEFAULTS["d"]
-    assert r["targets"][:, :, d:].sum((1, 2)).min() >= 30
-
-
-def test_float_and_integer_spikes_agree_every_step():
-    x = make_targets(DEFAULTS["m"], DEFAULTS["n"], DEFAULTS["t"], DEFAULTS["p"], seed=2)
-    w = least_squares_init(x, DEFAULTS["d"])
-    net = quantise_wm(w)
-    from sim.reference import simulate
-    f = trial_forcing(x, DEFAULTS["d"], pre=10, p=DEFAULTS["p"], seed=2)
-    s_float, _ = simulate_float(w, f)
-    s_int = np.stack([simulate(net, forced={1: fm.astype(np.uint8)}, steps=f.shape[1]).spikes[1]
-                      for fm in f])
-    assert np.array_equal(s_float, s_int.astype(bool))
-    assert recall_float(w, x, seed=2, p=DEFAULTS["p"])[0] == 1.0
-    assert score_recall(x, s_int, DEFAULTS["d"], pre=10)[0] == 1.0
-
-
-def test_over_capacity_fails():
-    # load m (T - d) / (n d) = 4 * 56 / 128 = 1.75: the least-squares system cannot be solved
-    # exactly, recall falls apart and the metric says so.
-    r = run_wm(n=16, d=8, m=4, t=64, p=0.05, seed=0)
-    assert r["settings"]["load"] > 1
-    assert r["f1_float"] < 0.9 and r["f1_int"] < 0.9
 
 
 # ---------------------------------------------------------------------------- Hebbian

@@ -1,4 +1,4 @@
-"""Sweeps of the working-memory network: grids, resume, perturbations, summary, CLI."""
+"""model.wm.sweep: the runner, resume, silenced neurons, summary, plots and the CLI."""
 
 from __future__ import annotations
 
@@ -20,69 +20,6 @@ TINY = {"name": "t", "base": dict(n=24, d=8, m=1, t=40, p=0.04, pre=5, w_bits=4)
 
 def _lines(path):
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-
-
-# --------------------------------------------------------------------------------------------
-# Grids
-
-def test_expand_product_and_union():
-    g = grids.load_grid({"axes": [{"m": [1, 2], "n": [16, 32]}, {"m": [1], "n": [16]},
-                               {"perturb": ["flip"], "level": [0.1]}],
-                      "base": {"t": 40, "d": 8}, "seeds": "0-2"})
-    pts = grids.expand_grid(g)
-    # 4 + 0 (duplicate) + 1 combinations, 3 seeds each
-    assert len(pts) == 15
-    assert len({p["key"] for p in pts}) == 15
-    assert {p["settings"]["m"] for p in pts} == {1, 2, grids.DEFAULTS["m"]}
-    assert all(p["settings"]["t"] == 40 for p in pts)
-    assert pts[0]["axes"] == ["m", "n", "perturb", "level"]
-
-
-@pytest.mark.parametrize("grid, words", [
-    ({"axes": {"mm": [1]}}, ["'mm'", "unknown setting"]),
-    ({"axes": {"m": []}}, ["'m'", "non-empty list"]),
-    ({"axes": {"m": [1]}, "bogus": 1}, ["'bogus'"]),
-    ({"base": {"n": "big"}, "axes": {"m": [1]}}, ["'n'", "int"]),
-    ({"base": {"t": 10, "d": 10}, "axes": {"m": [1]}}, ["d < t"]),
-    ({"axes": {"perturb": ["wobble"]}}, ["perturb"]),
-    ({"axes": {"perturb": ["truncate"], "level": [99]}}, ["truncate", "99"]),
-    ({"axes": {"m": [1]}, "seeds": [-1]}, ["seeds"]),
-    ({"base": {"t": 100}}, ["'axes'"]),
-])
-def test_bad_grid_file_names_file_and_key(tmp_path, grid, words):
-    f = tmp_path / "mygrid.json"
-    f.write_text(json.dumps(grid))
-    with pytest.raises(grids.GridError) as e:
-        grids.load_grid(str(f))
-    msg = str(e.value)
-    assert "mygrid.json" in msg
-    for w in words:
-        assert w in msg
-
-
-def test_bad_grid_json_and_missing(tmp_path):
-    f = tmp_path / "broken.json"
-    f.write_text("{not json")
-    with pytest.raises(grids.GridError, match="broken.json.*not valid JSON"):
-        grids.load_grid(str(f))
-    with pytest.raises(grids.GridError, match="no grid named 'nope'"):
-        grids.load_grid("nope")
-
-
-def test_parse_seeds():
-    assert grids.parse_seeds("0-4") == [0, 1, 2, 3, 4]
-    assert grids.parse_seeds("7,0,2-3") == [0, 2, 3, 7]
-    for bad in ("", "4-1", "a", "-3"):
-        with pytest.raises(grids.GridError):
-            grids.parse_seeds(bad)
-
-
-def test_builtin_grids_validate():
-    for name in grids.GRIDS:
-        if name == "capacity" or "hebbian" in name:
-            continue
-        g = grids.load_grid(name)
-        assert grids.expand_grid(g), name
 
 
 # --------------------------------------------------------------------------------------------
@@ -148,58 +85,6 @@ def test_weight_cache_gives_same_results(tmp_path):
     assert a["records"][0]["f1_float"] == b["records"][0]["f1_float"]
 
 
-# --------------------------------------------------------------------------------------------
-# Perturbations
-
-@pytest.fixture
-def trial():
-    x = make_targets(3, 40, 60, 0.05, seed=3)
-    f = trial_forcing(x, 10, pre=7, p=0.05, seed=3)
-    return x, f
-
-
-@pytest.mark.parametrize("frac", [0.0, 0.01, 0.1, 0.5])
-def test_flip_exact_count(trial, frac):
-    _, f = trial
-    g, k = perturb.flip_cue_bits(f, pre=7, d=10, frac=frac, seed=1)
-    bits = 40 * 10
-    diff = f ^ g
-    per = diff.reshape(3, -1).sum(1)
-    assert np.all(per == round(frac * bits)) and np.all(k == round(frac * bits))
-    # Only the cue window changes; both directions occur at large fractions.
-    assert not diff[:, :7].any() and not diff[:, 17:].any()
-    if frac >= 0.1:
-        assert (f & ~g).any() and (~f & g).any()
-
-
-def test_flip_nested(trial):
-    _, f = trial
-    lo, _ = perturb.flip_cue_bits(f, pre=7, d=10, frac=0.05, seed=4)
-    hi, _ = perturb.flip_cue_bits(f, pre=7, d=10, frac=0.2, seed=4)
-    assert not ((f ^ lo) & ~(f ^ hi)).any()
-
-
-def test_move_keeps_count(trial):
-    _, f = trial
-    g, moved = perturb.move_cue_spikes(f, pre=7, d=10, frac=0.5, seed=2)
-    cue_f, cue_g = f[:, 7:17], g[:, 7:17]
-    assert np.array_equal(cue_f.sum((1, 2)), cue_g.sum((1, 2)))
-    removed = (cue_f & ~cue_g).sum((1, 2))
-    assert np.array_equal(removed, moved)
-    assert np.array_equal(moved, np.round(0.5 * cue_f.sum((1, 2))).astype(int))
-    assert np.array_equal(f[:, :7], g[:, :7]) and np.array_equal(f[:, 17:], g[:, 17:])
-
-
-@pytest.mark.parametrize("c", [0, 4, 10])
-def test_truncate(trial, c):
-    _, f = trial
-    g = perturb.truncate_cue(f, pre=7, d=10, c=c)
-    assert not g[:, 7 + c:].any()
-    assert np.array_equal(g[:, :7 + c], f[:, :7 + c])
-    with pytest.raises(ValueError):
-        perturb.truncate_cue(f, pre=7, d=10, c=11)
-
-
 def test_silenced_neurons_never_fire():
     k = 10
     mask = perturb.silence_mask(32, k, seed=5)
@@ -215,28 +100,6 @@ def test_silenced_neurons_never_fire():
     free = run_trials(w, forced).s.numpy()
     assert free[:, :, sil].any()          # they would fire ...
     assert not tr[:, :, sil].any()        # ... but do not
-
-
-def test_noise_only_in_free_recall(trial):
-    _, f = trial
-    g = perturb.add_recall_noise(f, start=17, stop=67, q=0.2, seed=0)
-    assert np.array_equal(g[:, :17], f[:, :17])
-    added = g[:, 17:67] & ~f[:, 17:67]
-    assert abs(added.mean() - 0.2) < 0.03
-    assert not (f & ~g).any()
-
-
-def test_robustness_points_run(tmp_path):
-    g = {"base": dict(n=32, d=16, m=2, t=48, p=0.035, pre=10, w_bits=4), "seeds": [0],
-         "axes": [{"perturb": ["none"]}, {"perturb": ["truncate"], "level": [0]},
-                  {"perturb": ["silence"], "level": [4]}, {"perturb": ["flip"], "level": [0.02]}]}
-    r = sweep.run_grid(g, tmp_path / "rob.jsonl", jobs=1, progress=False)
-    by = {(x["settings"]["perturb"]): x for x in r["records"]}
-    assert by["none"]["f1_float"] == 1.0          # the demo setting recalls perfectly
-    assert by["truncate"]["f1_float"] < 0.5       # no cue: no recall
-    assert "f1_float_active" in by["silence"]
-    assert by["silence"]["f1_float"] < 1.0        # silenced neurons' target spikes are missed
-    assert by["flip"]["bits_flipped"] == round(0.02 * 32 * 16)
 
 
 # --------------------------------------------------------------------------------------------
