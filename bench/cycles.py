@@ -3,7 +3,7 @@
     python -m bench.cycles [--steps 100]
 
 The cycle figures come from ``rtl.cost.step_cycles`` on the reference simulator's activity;
-``tests/test_cost.py`` holds that model to the exact cycle count of the simulated RTL.
+``tests/rtl/test_cost.py`` holds that model to the exact cycle count of the simulated RTL.
 The bound (``rtl.cost.memory_port_bound``) is what one weight word per cycle allows with P
 lanes: ``sum over layers of (E_l + 1) * ceil(n_l / P) + F``, every active pair's weight word
 for every group of P neurons plus one update per group, where E_l counts the active

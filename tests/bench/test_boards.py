@@ -1,0 +1,25 @@
+"""bench.boards: the board report's JSON and its markdown table."""
+
+def test_board_report_round_trip_and_rows():
+    """The report's JSON re-renders the same row; a missed clock and a design that does not
+    fit are said so in the table."""
+    from boards.catalog import board
+    from boards.report import LINK_LUT, BoardReport
+    from bench.boards import markdown
+    est = {"lut": 1000, "blocks_total": 3, "spram_total": 0}
+    rep = BoardReport("net", board("ulx3s-85f"), 4, 50.0, 42.0, False, est,
+                      {"logic": (2100, 83640), "bram": (4, 208), "dsp": (1, 156)},
+                      250.0, 100, "top.bit", 12.0)
+    again = BoardReport.from_json(rep.to_json())
+    assert again.markdown_row() == rep.markdown_row()
+    assert rep.lut_estimate == 1000 + LINK_LUT["ecp5"]
+    assert "42.0 (not met)" in rep.markdown_row() and "| 200,000 | 2,000.0 |" in rep.markdown_row()
+    failed = {"key": "x", "network": "big", "board": "icebreaker", "lanes": 4,
+              "estimate": est, "yosys_lut4": 7538,
+              "error": "ERROR: Unable to place cell 'a', no BELs remaining to implement cell "
+                       "type 'ICESTORM_LC'"}
+    table = markdown([rep.to_json() | {"key": "y"}, failed])
+    assert "does not fit: placement ran out of ICESTORM_LC cells (Yosys: 7,538 LUT4)" in table
+    # A design that does not fit shows the same estimate as a built one: core plus link.
+    assert f"| big | icebreaker | 4 | {1000 + LINK_LUT['ice40']:,} | does not fit" in table
+    assert all(row.count("|") == 15 for row in table.strip().splitlines())

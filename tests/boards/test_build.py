@@ -1,0 +1,126 @@
+"""boards.build: the build step, nextpnr reports, a real iCEBreaker bitstream."""
+
+import re
+
+import pytest
+from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.lib import io
+from amaranth_boards.icebreaker import ICEBreakerPlatform
+
+from boards.build import BuildError, ClockTiming, Utilisation, build, parse_report
+from boards.icebreaker import icebreaker_platform
+from boards.schedule import build_schedule
+from tests.nets import tiny_net
+
+
+# --------------------------------------------------------------------------------------------
+# Build step and report.
+
+REPORT = {
+    "utilization": {"ICESTORM_LC": {"used": 503, "available": 5280},
+                    "ICESTORM_RAM": {"used": 4, "available": 30},
+                    "ICESTORM_DSP": {"used": 1, "available": 8},
+                    "SB_IO": {"used": 9, "available": 39}},
+    "fmax": {"cd_sync.clk": {"achieved": 20.4, "constraint": 12.0},
+             "cd_fast.clk": {"achieved": 50.0, "constraint": 48.0}},
+    "critical_paths": [],
+}
+
+
+def test_parse_report_known_answer():
+    r = parse_report(REPORT)
+    assert r.utilisation["ICESTORM_RAM"] == Utilisation(4, 30)
+    assert r.resources == {"logic": Utilisation(503, 5280), "bram": Utilisation(4, 30),
+                           "dsp": Utilisation(1, 8), "io": Utilisation(9, 39)}
+    # The critical clock is the one with the least margin, not the slowest.
+    assert r.critical_clock == "cd_fast.clk"
+    assert (r.fmax_mhz, r.constraint_mhz) == (50.0, 48.0)
+    assert r.timing_met
+    assert ClockTiming(11.0, 12.0).met is False
+
+
+def test_parse_report_rejects_other_json():
+    with pytest.raises(ValueError, match="not a nextpnr report"):
+        parse_report({"fmax": {}})
+
+
+class _Blinky(Elaboratable):
+    def elaborate(self, platform):
+        m = Module()
+        count = Signal(22)
+        m.d.sync += count.eq(count + 1)
+        m.submodules.led = led = io.Buffer("o", platform.request("led", 0, dir="-"))
+        m.d.comb += led.o.eq(count[-1])
+        return m
+
+
+def test_build_refuses_used_platform(tmp_path):
+    platform = icebreaker_platform()
+    platform.prepare(_Blinky())
+    with pytest.raises(ValueError, match="already been used"):
+        build(_Blinky, platform, build_dir=tmp_path)
+
+
+@pytest.fixture(scope="module")
+def icebreaker_build(tmp_path_factory):
+    return build_schedule(tiny_net(), "icebreaker",
+                          build_dir=tmp_path_factory.mktemp("icebreaker"))
+
+
+@pytest.mark.slow
+def test_icebreaker_bitstream(icebreaker_build):
+    r = icebreaker_build
+    assert r.bitstream.name == "top.bin" and r.bitstream.stat().st_size > 0
+    assert r.constraint_mhz == pytest.approx(12.0, abs=0.01)
+    assert r.fmax_mhz > 12.0 and r.timing_met
+    util = r.utilisation
+    assert 0 < util["ICESTORM_LC"].used <= util["ICESTORM_LC"].available == 5280
+    assert 0 < util["ICESTORM_RAM"].used <= util["ICESTORM_RAM"].available == 30
+    assert r.resources["logic"] == util["ICESTORM_LC"]
+    assert r.seconds > 0 and all(p.exists() for p in r.logs.values())
+    assert "synth_ice40 -dsp" in (r.build_dir / "top.ys").read_text()
+    assert "--seed 1 --report report.json" in (r.build_dir / "build_top.sh").read_text()
+
+
+@pytest.mark.slow
+def test_parse_real_report(icebreaker_build):
+    """The parser reads what this nextpnr writes; the figures match its log."""
+    r = parse_report(icebreaker_build.report_path)
+    assert r == icebreaker_build.report
+    assert set(r.clocks) == {"cd_sync.clk"}
+    log = icebreaker_build.logs["nextpnr"].read_text()
+    assert f"{r.fmax_mhz:.2f} MHz" in log
+    lc = r.utilisation["ICESTORM_LC"]
+    assert re.search(rf"ICESTORM_LC:\s+{lc.used}/\s+{lc.available}\s", log)
+
+
+@pytest.mark.slow
+def test_build_is_repeatable(tmp_path):
+    a = build(_Blinky, ICEBreakerPlatform, build_dir=tmp_path / "a", seed=3)
+    b = build(_Blinky, ICEBreakerPlatform, build_dir=tmp_path / "b", seed=3)
+    assert a.bitstream.read_bytes() == b.bitstream.read_bytes()
+    assert a.report == b.report
+
+
+@pytest.mark.slow
+def test_build_error_carries_log_tail(tmp_path):
+    with pytest.raises(BuildError, match="unrecognised option '--bogus'") as e:
+        build(_Blinky(), ICEBreakerPlatform, build_dir=tmp_path, nextpnr_opts="--bogus")
+    assert e.value.log.exists()
+
+
+@pytest.mark.slow
+def test_build_timing_failure(tmp_path):
+    platform = ICEBreakerPlatform()
+    from amaranth.build import Clock
+    # The platform's resources are shared by every instance of its class: restore the clock,
+    # or later platforms in this process would claim a 500 MHz oscillator.
+    clk = platform.resources["clk12", 0]
+    saved, clk.clock = clk.clock, Clock(500e6)
+    try:
+        with pytest.raises(BuildError, match="FAIL at 500.00 MHz") as e:
+            build(_Blinky(), platform, build_dir=tmp_path)
+    finally:
+        clk.clock = saved
+    assert e.value.report is not None and not e.value.report.timing_met
+    assert ICEBreakerPlatform().resources["clk12", 0].clock.frequency == 12e6

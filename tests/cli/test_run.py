@@ -1,0 +1,70 @@
+"""`polychrony run` against the simulated board."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from model.ir import save
+from sim.reference import simulate
+
+
+def _cli(*args, timeout=1200):
+    return subprocess.run([sys.executable, "-m", "polychrony_cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+# --------------------------------------------------------------------------------------------
+# `polychrony run` against the simulated board.
+
+@pytest.fixture(scope="module")
+def wm_ir(tmp_path_factory, wm8):
+    d = tmp_path_factory.mktemp("run")
+    path = save(wm8, d / "net.npz")
+    rng = np.random.default_rng(0)
+    cue = (rng.random((2, 30, 8)) < 0.3).astype(np.uint8)
+    cue[:, 6:] = 0
+    np.save(d / "cue.npy", cue)
+    return d, path, cue
+
+
+def test_run_simulated_board_matches_reference(wm_ir, wm8):
+    d, path, cue = wm_ir
+    out = _cli("run", path, "--simulate", "--forced", d / "cue.npy", "--check", "--membranes",
+               "--json", "--work", d / "sim")
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = json.loads(out.stdout)
+    assert len(rows) == 2 and all(r["match"] for r in rows)
+    for r, f in zip(rows, cue):
+        ref = simulate(wm8, None, {1: f}, steps=30)
+        assert r["spikes"] == {"1": int(ref.spikes[1].sum())} and r["steps"] == 30
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "exactly one of --port"),
+    (["--simulate", "--port", "/dev/null"], "exactly one of --port"),
+    (["--simulate"], "forced layer: give --forced"),
+    (["--simulate", "--forced", "{cue}", "--prediction-only"], "needs a network whose last"),
+])
+def test_run_argument_errors(wm_ir, args, message):
+    d, path, _ = wm_ir
+    out = _cli("run", path, *[a.format(cue=d / "cue.npy") for a in args])
+    assert out.returncode == 2 and message in out.stderr
+
+
+def test_run_rejects_bad_forced_file(wm_ir, tmp_path):
+    _, path, _ = wm_ir
+    np.save(tmp_path / "bad.npy", np.zeros((2, 30, 5), np.uint8))
+    out = _cli("run", path, "--simulate", "--forced", tmp_path / "bad.npy")
+    assert out.returncode == 2 and "bad.npy" in out.stderr and "n=8" in out.stderr
+    np.save(tmp_path / "two.npy", np.full((30, 8), 2, np.uint8))
+    out = _cli("run", path, "--simulate", "--forced", tmp_path / "two.npy")
+    assert out.returncode == 2 and "0 or 1" in out.stderr
+
+
+def test_run_missing_port_is_a_clear_error(wm_ir):
+    d, path, _ = wm_ir
+    out = _cli("run", path, "--port", "/dev/polychrony-no-such-port", "--forced", d / "cue.npy")
+    assert out.returncode == 2 and "cannot open serial port" in out.stderr

@@ -1,0 +1,121 @@
+"""The core registry (rtl.cores): one contract, one registry line per core, every caller asks it.
+
+A test-only fourth core is registered for the duration of one test and must be offered by
+``generate --core``, ``estimate --core`` and the simulated board (``run --simulate --core``),
+with no other change to the project.
+"""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import polychrony_cli
+from model.ir import InputLayer, LIFLayer, Network, Projection, save
+from rtl.cores import CORES, Core, UnsupportedNetwork, core
+from rtl.cores.network import NetworkCoreSpec
+from rtl.core import NetworkCore
+from rtl.lean import LeanCore
+from rtl.readout import Readout, SerialReadout
+from rtl.stack import StackCore
+
+
+class OneLaneCore(NetworkCoreSpec):
+    """A trivial fourth core: the network core pinned to one lane, no knobs."""
+
+    name = "one-lane"
+    summary = "test only: the network core at one lane"
+    knobs = ()
+
+    def check(self, net, *, lanes=None, **knobs):
+        if lanes not in (None, 1):
+            raise UnsupportedNetwork(f"the one-lane core has one lane, got {lanes}")
+        super().check(net, lanes=1, **knobs)
+
+    def build(self, net, *, lanes=None, **knobs):
+        self.check(net, lanes=lanes, **knobs)
+        return super().build(net, lanes=1, **self.check_knobs(knobs))
+
+
+@pytest.fixture
+def one_lane(monkeypatch):
+    monkeypatch.setitem(CORES, OneLaneCore.name, OneLaneCore())
+    return CORES[OneLaneCore.name]
+
+
+def _small_net() -> Network:
+    rng = np.random.default_rng(3)
+    layers = [InputLayer(n=3, in_bits=1),
+              LIFLayer(n=4, v_bits=10, acc_bits=8, beta=200, beta_shift=8, threshold=6, name="h"),
+              LIFLayer(n=2, v_bits=12, acc_bits=8, beta=230, beta_shift=8, threshold=None,
+                       name="out")]
+    projs = [Projection("dense", 0, 1, 4, rng.integers(-3, 8, (4, 3)), np.array([0, 1, 2])),
+             Projection("dense", 1, 2, 4, rng.integers(-7, 8, (2, 4)), np.array(1))]
+    return Network(layers=layers, projections=projs, max_delay=2, name="small")
+
+
+def test_every_registered_core_honours_the_contract():
+    net = _small_net()
+    for name, spec in CORES.items():
+        assert isinstance(spec, Core) and spec.name == name and spec.summary
+        assert spec.measure in ("model", "amaranth", "verilator")
+    assert CORES["network"].supports(net) is None
+    # The layered cores refuse a network without their shape, and say why.
+    assert CORES["stack"].supports(net) and CORES["lean"].supports(net)
+    with pytest.raises(ValueError, match="takes no memories"):
+        CORES["stack"].check_knobs({"memories": {"proj0.weights": "lut"}})
+    with pytest.raises(ValueError, match="unknown core 'fourth'; choose one of network"):
+        core("fourth")
+
+
+def test_a_fourth_core_is_one_module_and_one_registry_line(one_lane, tmp_path, capsys):
+    net = _small_net()
+    path = save(net, tmp_path / "net.npz")
+
+    assert polychrony_cli.main(["generate", str(path), "-o", str(tmp_path / "v"),
+                                "--core", "one-lane"]) == 0
+    manifest = json.loads((tmp_path / "v" / "polychrony_core.json").read_text())
+    assert manifest["core"] == "one-lane" and manifest["lanes"] == 1
+    assert "module polychrony_core" in (tmp_path / "v" / "polychrony_core.v").read_text()
+    capsys.readouterr()
+
+    assert polychrony_cli.main(["estimate", str(path), "--core", "one-lane", "--json"]) == 0
+    est = json.loads(capsys.readouterr().out)
+    assert est["lanes"] == 1 and est["cycles_per_step"] > 0 and est["lut"] > 0
+
+    # A knob the core refuses is one clear line, exit status 2.
+    assert polychrony_cli.main(["generate", str(path), "-o", str(tmp_path / "w"),
+                                "--core", "one-lane", "--lanes", "2"]) == 2
+    assert "one-lane core has one lane" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                    reason="no C++ compiler")
+def test_the_simulated_board_runs_a_fourth_core(one_lane, tmp_path, capsys):
+    net = _small_net()
+    path = save(net, tmp_path / "net.npz")
+    x = np.random.default_rng(0).integers(0, 2, (2, 12, 3))
+    np.save(tmp_path / "x.npy", x)
+    assert polychrony_cli.main(["run", str(path), "--simulate", "--core", "one-lane",
+                                "--inputs", str(tmp_path / "x.npy"), "--membranes", "--check",
+                                "--work", str(tmp_path / "board"), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["match"] for r in rows] == [True, True]
+
+
+@pytest.mark.parametrize("make", [
+    lambda net: NetworkCore(net, lanes=0),
+    lambda net: NetworkCore(net, fault="nope"),
+    lambda net: StackCore(net),
+    lambda net: LeanCore(net),
+    lambda net: Readout(net, max_steps=0),
+    lambda net: SerialReadout(net, layer=1),
+], ids=["network-lanes", "network-fault", "stack", "lean", "readout", "serial-readout"])
+def test_a_refused_constructor_leaves_no_half_built_component(make, unused_elaboratables):
+    net = _small_net()
+    with unused_elaboratables() as found:
+        with pytest.raises(ValueError):
+            make(net)
+    assert found == []
