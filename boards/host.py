@@ -7,7 +7,7 @@
         trace = board.run(x)                          # a model.ir.Trace
         print(trace.prediction)
 
-The driver speaks ``docs/protocol.md`` (:mod:`rtl.protocol`): stop-and-wait, one frame in
+The driver speaks ``docs/protocol.md`` (:mod:`rtl.link.protocol`): stop-and-wait, one frame in
 flight, each response matched by its sequence number. Every wait has a timeout; a board that
 stops answering raises :class:`LinkTimeout`, an error frame raises :class:`BoardError`, bytes
 that do not parse raise :class:`LinkError`. After any of these, :meth:`Board.resync` (or a new
@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from model.ir import Network, Trace, digest, validate_inputs
-from rtl import protocol as P
+from rtl.link import protocol as P
 
 __all__ = ["LinkError", "LinkTimeout", "BoardError", "Board", "open_port"]
 

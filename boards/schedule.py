@@ -22,7 +22,7 @@ from amaranth.lib.wiring import In, Out
 from model.ir import Network
 from rtl.core import NetworkCore
 from rtl.interface import step_in_layout, step_records
-from rtl.readout import Readout
+from rtl.link.readout import Readout
 from .build import BuildResult, build
 from .catalog import board
 from .flash import FLASH_OFFSET, FlashLoader, flash_image
@@ -253,7 +253,7 @@ class ScheduleTop(Elaboratable):
     values are then in ``heartbeat`` and ``spike_leds`` (bit 0 = any spike, bit 1 + q =
     ``show[q]``).
 
-    A network whose last layer is a read-out gets a :class:`~rtl.readout.Readout`: each loop of
+    A network whose last layer is a read-out gets a :class:`~rtl.link.readout.Readout`: each loop of
     the schedule is one sample, and ``led`` 2..6 show the binary prediction of the last
     completed sample (``prediction``, ``prediction_valid``) instead of neurons' spikes.
 

@@ -142,11 +142,11 @@ class LeanRun:
 def run_lean_readout(net: Network, x: np.ndarray, *, lanes: int = 4,
                      max_steps: int = 4096) -> LeanRun:
     """Simulate :class:`rtl.lean.LeanCore` (read-out layer observed) with
-    :class:`rtl.readout.SerialReadout` holding its output's ready as the host link does; the
+    :class:`rtl.link.readout.SerialReadout` holding its output's ready as the host link does; the
     inputs arrive one record per cycle. The cycles are the board's (the load excluded)."""
     from amaranth.hdl import Module
     from .lean import LeanCore
-    from .readout import SerialReadout
+    from .link.readout import SerialReadout
 
     T, last = len(x), len(net.layers) - 1
     core = LeanCore(net, lanes=lanes, observe=[last])

@@ -58,7 +58,7 @@ class DelayLineModel:
 def prediction(v: np.ndarray) -> int:
     """The read-out's prediction from a read-out layer's (T, n) membranes:
     ``argmax_i sum_t v_i(t)``, the first maximum on ties (reference of
-    :class:`rtl.readout.Readout`)."""
+    :class:`rtl.link.readout.Readout`)."""
     v = np.asarray(v)
     if v.ndim != 2 or v.shape[0] < 1 or v.shape[1] < 1:
         raise ValueError(f"v must be a non-empty (T, n) array, got shape {v.shape}")

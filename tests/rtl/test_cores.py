@@ -17,7 +17,7 @@ from rtl.cores import CORES, Core, UnsupportedNetwork, core
 from rtl.cores.network import NetworkCoreSpec
 from rtl.core import NetworkCore
 from rtl.lean import LeanCore
-from rtl.readout import Readout, SerialReadout
+from rtl.link.readout import Readout, SerialReadout
 from rtl.stack import StackCore
 
 

@@ -270,7 +270,7 @@ def test_reset_during_the_weight_load_reloads_cleanly():
     right after configuration) restarts the load on both sides: the sample that follows is
     bit-exact. Amaranth simulation of the host link, bytes on its UART pins."""
     from amaranth.sim import Simulator
-    from rtl import protocol as Pr
+    from rtl.link import protocol as Pr
     from rtl.link import HostLink
     from rtl.spram import RomLoader
     from model.audio.pack import default_data

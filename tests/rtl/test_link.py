@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from amaranth.back import verilog
 
-from rtl import protocol as P
+from rtl.link import protocol as P
 from rtl.link import HostLink, uart_divisor
 from sim.randnet import random_network, random_stimulus
 from sim.reference import simulate

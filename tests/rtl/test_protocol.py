@@ -1,11 +1,11 @@
-"""rtl.protocol: CRC, framing, the decoder, IDENT and STEP chunks (pure Python)."""
+"""rtl.link.protocol: CRC, framing, the decoder, IDENT and STEP chunks (pure Python)."""
 
 import random
 import struct
 
 import pytest
 
-from rtl import protocol as P
+from rtl.link import protocol as P
 from sim.randnet import random_network
 
 

@@ -1,4 +1,4 @@
-"""rtl.readout: the read-out unit's argmax against sim.units.prediction."""
+"""rtl.link.readout: the read-out unit's argmax against sim.units.prediction."""
 
 import numpy as np
 import pytest
@@ -26,7 +26,7 @@ def test_readout_matches_reference(n_out, lanes, steps, seed):
     """Random membranes (ties included) through the read-out unit, two samples back to back
     with idle cycles and records of other layers between: its prediction is
     ``prediction(v)`` of each sample, and ``clear`` separates the samples."""
-    from rtl.readout import Readout
+    from rtl.link.readout import Readout
     from sim.units import prediction
     net = _readout_net(n_out)
     dut = Readout(net, lanes=lanes, max_steps=64)
@@ -63,6 +63,6 @@ def test_readout_matches_reference(n_out, lanes, steps, seed):
 
 
 def test_readout_needs_a_readout_layer():
-    from rtl.readout import Readout
+    from rtl.link.readout import Readout
     with pytest.raises(ValueError, match="not a read-out"):
         Readout(_readout_net(3), layer=1)

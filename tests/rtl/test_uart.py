@@ -13,7 +13,7 @@ import pytest
 from amaranth.back import verilog
 from amaranth.hdl import Elaboratable, Fragment, Module, UnusedElaboratable
 
-from rtl.uart import RX_MIN_DIVISOR, UARTRx, UARTTx, uart_bits, uart_frame
+from rtl.link.uart import RX_MIN_DIVISOR, UARTRx, UARTTx, uart_bits, uart_frame
 from tests.streams import run_testbenches
 
 
@@ -205,7 +205,7 @@ def test_rx_tolerates_3_percent_clock_error(divisor, clock):
     """A transmitter clock 3 % fast (bit period divisor / 1.03 cycles) or slow (divisor / 0.97),
     frames mostly back to back, others after fractional gaps, so the start edge falls at every
     phase of the receiver's clock: every byte arrives. Divisors 5 and 6 are the tightest cases
-    (see rtl/uart.py: 4 % fast margin at 5, 3.7 % slow margin at 6)."""
+    (see rtl/link/uart.py: 4 % fast margin at 5, 3.7 % slow margin at 6)."""
     rng = random.Random(divisor * 100 + int(clock * 100))
     n = 40 if divisor < 16 else 20
     data = bytes(rng.randrange(256) for _ in range(n))

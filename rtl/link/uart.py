@@ -32,7 +32,7 @@ from amaranth.lib import stream
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from .checked import CheckedComponent
+from ..checked import CheckedComponent
 
 __all__ = ["UARTTx", "UARTRx", "uart_bits", "uart_frame", "TX_MIN_DIVISOR", "RX_MIN_DIVISOR"]
 

@@ -20,8 +20,8 @@ from amaranth.hdl import C, Cat, Module, Mux, Signal, signed
 from amaranth.lib.wiring import In, Out
 
 from model.ir import Network
-from .checked import CheckedComponent
-from .interface import step_out_layout
+from ..checked import CheckedComponent
+from ..interface import step_out_layout
 
 __all__ = ["Readout", "SerialReadout"]
 
