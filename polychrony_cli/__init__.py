@@ -12,7 +12,7 @@ from .common import UserError, error
 __all__ = ["main"]
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="polychrony", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name in ORDER:
@@ -21,7 +21,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if getattr(args, "sim", "x") is None:
         args.sim = ["icarus"]
     for name in ("steps", "count", "jobs"):

@@ -352,7 +352,7 @@ def _wrap(model: DelRecNet, world: int):
 # --------------------------------------------------------------------------------------------
 # Training
 
-def _state(model: torch.nn.Module) -> dict:
+def state_copy(model: torch.nn.Module) -> dict:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
@@ -401,7 +401,7 @@ def _loss(cfg: AudioConfig, logits: torch.Tensor, y: torch.Tensor,
     return (1 - cfg.distill) * hard + cfg.distill * kd
 
 
-def _weight_groups(cfg: AudioConfig, model: DelRecNet) -> tuple[list, float | list[float]]:
+def weight_groups(cfg: AudioConfig, model: DelRecNet) -> tuple[list, float | list[float]]:
     """The float phase's weight parameters and their OneCycle peak(s): one group at
     ``peak_lr``, or, with ``lr_rec``, the recurrent weights in a group of their own."""
     if cfg.lr_rec is None:
@@ -433,12 +433,12 @@ def _run_phase(cfg: AudioConfig, model: DelRecNet, data: AudioData, *, phase: st
         sched_w = torch.optim.lr_scheduler.CosineAnnealingLR(opt_w, T_max=total)
         opt_d = sched_d = None
     else:
-        params, peaks = _weight_groups(cfg, model)
+        params, peaks = weight_groups(cfg, model)
         opt_w = torch.optim.AdamW(params, lr=cfg.peak_lr, weight_decay=cfg.weight_decay)
         sched_w = torch.optim.lr_scheduler.OneCycleLR(opt_w, max_lr=peaks, total_steps=total)
         opt_d = torch.optim.Adam(model.delays(), lr=cfg.lr_delay)
         sched_d = torch.optim.lr_scheduler.CosineAnnealingLR(opt_d, T_max=total)
-    best_state, best_acc, start = _state(model), -1.0, 0
+    best_state, best_acc, start = state_copy(model), -1.0, 0
     if ckpt.get("phase") == phase:
         model.load_state_dict(ckpt["model"])
         opt_w.load_state_dict(ckpt["opt_w"])
@@ -502,10 +502,10 @@ def _run_phase(cfg: AudioConfig, model: DelRecNet, data: AudioData, *, phase: st
             else:
                 acc = -rec["train_loss"]
             if acc > best_acc:
-                best_acc, best_state = acc, _state(model)
+                best_acc, best_state = acc, state_copy(model)
             if not quant and cfg.swa and epoch >= epochs - cfg.swa:
                 k = epoch - (epochs - cfg.swa)       # epochs averaged so far
-                cur, avg = _state(model), extra.get("swa")
+                cur, avg = state_copy(model), extra.get("swa")
                 extra["swa"] = cur if k == 0 else {
                     n: avg[n] + (v - avg[n]) / (k + 1) if v.is_floating_point() else v
                     for n, v in cur.items()}
@@ -516,7 +516,7 @@ def _run_phase(cfg: AudioConfig, model: DelRecNet, data: AudioData, *, phase: st
                 bar.set_postfix({k: (f"{v:.3f}" if isinstance(v, float) else v)
                                  for k, v in rec.items() if k in ("train_loss", "val_acc")})
             if cfg.checkpoint:
-                _save_ckpt(cfg, {"phase": phase, "epoch": epoch, "model": _state(model),
+                _save_ckpt(cfg, {"phase": phase, "epoch": epoch, "model": state_copy(model),
                                  "opt_w": opt_w.state_dict(), "sched_w": sched_w.state_dict(),
                                  "opt_d": opt_d.state_dict() if opt_d else {},
                                  "sched_d": sched_d.state_dict() if sched_d else {},
@@ -529,7 +529,7 @@ def _run_phase(cfg: AudioConfig, model: DelRecNet, data: AudioData, *, phase: st
             history.append(rec)
         _barrier(world)
     if not quant and cfg.swa and rank == 0 and "swa" in extra:
-        best_state, best_acc = _try_average(model, data, extra.pop("swa"), best_state,
+        best_state, best_acc = try_average(model, data, extra.pop("swa"), best_state,
                                             best_acc, epochs, history)
     for d in model.delays():
         d.requires_grad_(True)
@@ -537,7 +537,7 @@ def _run_phase(cfg: AudioConfig, model: DelRecNet, data: AudioData, *, phase: st
 
 
 @torch.no_grad()
-def _try_average(model: DelRecNet, data: AudioData, avg: dict, best_state: dict,
+def try_average(model: DelRecNet, data: AudioData, avg: dict, best_state: dict,
                  best_acc: float, epochs: int, history: list) -> tuple[dict, float]:
     """Weight averaging over the last float epochs (SWA, Izmailov et al. 2018) as one more
     candidate for the best model: load the average, recompute the BatchNorm statistics with one
@@ -550,7 +550,7 @@ def _try_average(model: DelRecNet, data: AudioData, avg: dict, best_state: dict,
     x = data.x_train
     torch.optim.swa_utils.update_bn((x[i:i + 256].float() for i in range(0, len(x), 256)),
                                     model)
-    state = _state(model)
+    state = state_copy(model)
     acc, vloss = evaluate(model, data.x_val, data.y_val)
     history.append({"phase": "float", "epoch": epochs, "swa": True, "val_acc": acc,
                     "val_loss": vloss})
@@ -646,7 +646,7 @@ def train_audio(cfg: AudioConfig, data: AudioData | None = None) -> AudioResult:
     if bar is not None:
         bar.close()
     if cfg.dump_state:
-        torch.save(_state(model), cfg.dump_state.format(rank=rank))
+        torch.save(state_copy(model), cfg.dump_state.format(rank=rank))
     epochs_run = [h for h in history if "train_seconds" in h]
     per_epoch = float(np.mean([h["train_seconds"] for h in epochs_run])) if epochs_run else 0.0
     params = parameter_counts(model)

@@ -144,9 +144,9 @@ def test_bad_arguments_are_refused(good):
 
 def test_train_wm_defaults_are_the_demo_defaults():
     """The flags default to model.wm.run.DEFAULTS at run time; the help text must say the same."""
-    from polychrony_cli import _parser
+    from polychrony_cli import build_parser
     from model.wm.run import DEFAULTS
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(["train", "wm"])
     assert all(getattr(args, k) is None for k in ("n", "d", "m", "t", "p", "w_bits", "pre"))
     sub = next(a for a in parser._actions if a.dest == "cmd").choices["train"]
