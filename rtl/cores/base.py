@@ -65,6 +65,10 @@ class Core:
         return {k: v for k, v in knobs.items()
                 if v is not None and (k != "family" or k in self.knobs)}
 
+    def lanes(self, lanes: int | None) -> int:
+        """``lanes``, or :attr:`default_lanes` when it is None."""
+        return self.default_lanes if lanes is None else lanes
+
     def check(self, net: Network, *, lanes: int | None = None, **knobs) -> None:
         """Raise :class:`UnsupportedNetwork` (or ``ValueError`` for a knob the core does not
         take) unless the core can be built for ``net`` with these knobs; build nothing."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from model.ir import Network
 
 from ..lean import LeanCore
-from ..lean_layout import estimate, lean_layout
+from ..lean_layout import estimate
 from ..pysim import run_lean_readout
 from .base import Core
 
@@ -25,12 +25,11 @@ class LeanCoreSpec(Core):
     serial_readout = True
 
     def check(self, net: Network, *, lanes: int | None = None, **knobs) -> None:
-        self.check_knobs(knobs)
-        lean_layout(net, self.default_lanes if lanes is None else lanes)
+        LeanCore.check_args(net, lanes=self.lanes(lanes), **self.check_knobs(knobs))
 
     def build(self, net: Network, *, lanes: int | None = None, **knobs):
         knobs = self.check_knobs(knobs)
-        return LeanCore(net, lanes=self.default_lanes if lanes is None else lanes, **knobs)
+        return LeanCore(net, lanes=self.lanes(lanes), **knobs)
 
     def estimate(self, net: Network, *, family: str, clock_mhz: float, lanes: int | None = None,
                  activity=None, cycles=None, **knobs):
@@ -39,9 +38,9 @@ class LeanCoreSpec(Core):
             raise ValueError("the lean core's estimate needs cycles measured in simulation")
         cps, cmax, steps = cycles
         return estimate(net, family=family, clock_mhz=clock_mhz,
-                        lanes=self.default_lanes if lanes is None else lanes,
+                        lanes=self.lanes(lanes),
                         cycles_per_step=cps, cycles_max=cmax, steps_per_sample=steps)
 
     def simulate(self, net: Network, x, *, lanes: int | None = None, **knobs):
         self.check_knobs(knobs)
-        return run_lean_readout(net, x, lanes=self.default_lanes if lanes is None else lanes)
+        return run_lean_readout(net, x, lanes=self.lanes(lanes))

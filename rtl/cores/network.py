@@ -10,7 +10,6 @@ import numpy as np
 from model.ir import Network
 
 from ..core import NetworkCore
-from ..memplan import supported
 from ..cost import estimate
 from .base import Core
 
@@ -25,12 +24,11 @@ class NetworkCoreSpec(Core):
     measure = "model"
 
     def check(self, net: Network, *, lanes: int | None = None, **knobs) -> None:
-        self.check_knobs(knobs)
-        supported(net, lanes=self.default_lanes if lanes is None else lanes)
+        NetworkCore.check_args(net, lanes=self.lanes(lanes), **self.check_knobs(knobs))
 
     def build(self, net: Network, *, lanes: int | None = None, **knobs):
         knobs = self.check_knobs(knobs)
-        return NetworkCore(net, lanes=self.default_lanes if lanes is None else lanes, **knobs)
+        return NetworkCore(net, lanes=self.lanes(lanes), **knobs)
 
     def estimate(self, net: Network, *, family: str, clock_mhz: float, lanes: int | None = None,
                  activity=None, cycles=None, **knobs):
@@ -38,7 +36,7 @@ class NetworkCoreSpec(Core):
         knobs = self.check_knobs(knobs)
         if not activity:
             raise ValueError("the network core's estimate needs the activity of a workload")
-        lanes = self.default_lanes if lanes is None else lanes
+        lanes = self.lanes(lanes)
         ests = [estimate(net, a, family=family, clock_mhz=clock_mhz, lanes=lanes,
                          memories=knobs.get("memories")) for a in activity]
         if len(ests) == 1:

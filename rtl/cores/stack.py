@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from model.ir import Network
 
-from ..errors import UnsupportedNetwork
 from ..stack import StackCore
-from ..stack_plan import estimate, rows_per_cycle, stack_plan
+from ..stack_plan import estimate
 from .base import Core
 
 __all__ = ["StackCoreSpec"]
@@ -25,16 +24,11 @@ class StackCoreSpec(Core):
     nextpnr_opts = "--router router2"
 
     def check(self, net: Network, *, lanes: int | None = None, **knobs) -> None:
-        knobs = self.check_knobs(knobs)
-        lanes = self.default_lanes if lanes is None else lanes
-        if not isinstance(lanes, int) or not 1 <= lanes <= 256:
-            raise UnsupportedNetwork(f"lanes must be an integer in [1, 256], got {lanes!r}")
-        stack_plan(net)
-        rows_per_cycle(net, knobs.get("rows"))
+        StackCore.check_args(net, lanes=self.lanes(lanes), **self.check_knobs(knobs))
 
     def build(self, net: Network, *, lanes: int | None = None, **knobs):
         knobs = self.check_knobs(knobs)
-        return StackCore(net, lanes=self.default_lanes if lanes is None else lanes, **knobs)
+        return StackCore(net, lanes=self.lanes(lanes), **knobs)
 
     def estimate(self, net: Network, *, family: str, clock_mhz: float, lanes: int | None = None,
                  activity=None, cycles=None, **knobs):
@@ -43,6 +37,6 @@ class StackCoreSpec(Core):
             raise ValueError("the stack core's estimate needs cycles measured in co-simulation")
         cps, cmax, steps = cycles
         return estimate(net, family=family, clock_mhz=clock_mhz,
-                        lanes=self.default_lanes if lanes is None else lanes,
+                        lanes=self.lanes(lanes),
                         cycles_per_step=cps, cycles_max=cmax, steps_per_sample=steps,
                         rows=knobs.get("rows"))
