@@ -739,7 +739,7 @@ class NetworkCore(CheckedComponent):
                                  t0["index"].eq(n_pairs)]
                     taps_g = pp.taps * G
                     # Constant multiplies as shifted adds: a multiplier block here sat on the
-                    # ECP5 critical path (3.9 ns plus the routing to and from it).
+                    # ECP5 critical path (docs/hardware.md#timing).
                     tap = scale(x_tap, G, multiplier=False) if k is None else k * G
                     base = scale(x_word, P * taps_g, multiplier=False) + \
                         scale(low, taps_g, multiplier=False) + tap
