@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 from ..common import (BOARDS, UserError, add_core_arguments, check_supported, load_inputs,
-                      load_net, parse_memories,
-                      parse_rows)
+                      load_net, parse_memories, parse_rows)
 from ..steps import build_bitstream, build_json, estimate_on_board
 
 __all__ = ["add_parser"]
@@ -32,8 +31,7 @@ def add_parser(sub) -> None:
                                      "cycles-per-step figure")
     p.add_argument("--inputs", metavar="X.npy",
                    help="input frames (samples, steps, n0), e.g. from `polychrony data frames`: "
-                        "the cycles per step of real samples (the stack and lean cores: the "
-                        "mean over them)")
+                        "the cycles per step of real samples (the mean over them)")
     p.add_argument("--count", type=int, help="with --inputs: the first N samples only")
     p.add_argument("--steps", type=int, default=100, help="steps of random stimulus otherwise")
     p.add_argument("--markdown", metavar="FILE", help="also write the report as a Markdown "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..common import (load_net)
+from ..common import load_net
 
 __all__ = ["add_parser"]
 

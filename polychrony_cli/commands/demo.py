@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..common import (Progress)
+from ..common import Progress
 from ..steps import build_bitstream, build_json, cosim
 
 __all__ = ["add_parser"]

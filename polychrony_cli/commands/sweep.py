@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..common import (UserError)
+from ..common import UserError
 
 __all__ = ["add_parser"]
 
