@@ -23,8 +23,10 @@ Measure = Literal["model", "amaranth", "verilator"]
 class Core:
     """One hardware core: what it builds, which knobs it takes, how it is measured.
 
-    A core is described by class attributes and four methods; the registry holds one instance
-    per core. ``build`` returns a :class:`~amaranth.lib.wiring.Component` with the ports every
+    A core is described by class attributes (its :attr:`component` class among them) and an
+    :meth:`estimate`; :meth:`check` and :meth:`build` ask the component; the registry holds one
+    instance per core. ``build`` returns a :class:`~amaranth.lib.wiring.Component` with the
+    ports every
     core has: ``i`` (In stream of :func:`~rtl.interface.step_in_layout`), ``o`` (Out stream of
     :func:`~rtl.interface.step_out_layout`), ``busy`` (Out 1), and, when it keeps weights
     outside the bitstream, ``wl`` (In stream of ``load_width`` bits) with ``load_image()`` the
@@ -36,6 +38,9 @@ class Core:
 
     #: The name users pass as ``--core``.
     name: ClassVar[str]
+    #: The component class :meth:`build` makes; its ``check_args`` classmethod refuses what the
+    #: constructor would (see :class:`rtl.checked.CheckedComponent`).
+    component: ClassVar[type]
     #: One line for ``--help``: what the core is for.
     summary: ClassVar[str]
     #: Keyword knobs :meth:`build` takes besides ``lanes`` (``family`` is always accepted: it
@@ -72,7 +77,7 @@ class Core:
     def check(self, net: Network, *, lanes: int | None = None, **knobs) -> None:
         """Raise :class:`UnsupportedNetwork` (or ``ValueError`` for a knob the core does not
         take) unless the core can be built for ``net`` with these knobs; build nothing."""
-        raise NotImplementedError
+        self.component.check_args(net, lanes=self.lanes(lanes), **self.check_knobs(knobs))
 
     def supports(self, net: Network, **knobs) -> str | None:
         """``None`` when the core can be built for ``net`` with ``knobs``, else the reason."""
@@ -84,7 +89,7 @@ class Core:
 
     def build(self, net: Network, *, lanes: int | None = None, **knobs) -> wiring.Component:
         """The core for ``net`` (``lanes`` defaults to :attr:`default_lanes`)."""
-        raise NotImplementedError
+        return self.component(net, lanes=self.lanes(lanes), **self.check_knobs(knobs))
 
     def estimate(self, net: Network, *, family: str, clock_mhz: float, lanes: int | None = None,
                  activity: list[dict] | None = None,

@@ -14,6 +14,7 @@ __all__ = ["LeanCoreSpec"]
 
 
 class LeanCoreSpec(Core):
+    component = LeanCore
     name = "lean"
     summary = ("the same networks on one shared datapath with SPRAM weights, for the "
                "iCE40UP5K (rtl.lean; lanes a power of two)")
@@ -23,13 +24,6 @@ class LeanCoreSpec(Core):
     measure = "amaranth"
     gated = True
     serial_readout = True
-
-    def check(self, net: Network, *, lanes: int | None = None, **knobs) -> None:
-        LeanCore.check_args(net, lanes=self.lanes(lanes), **self.check_knobs(knobs))
-
-    def build(self, net: Network, *, lanes: int | None = None, **knobs):
-        knobs = self.check_knobs(knobs)
-        return LeanCore(net, lanes=self.lanes(lanes), **knobs)
 
     def estimate(self, net: Network, *, family: str, clock_mhz: float, lanes: int | None = None,
                  activity=None, cycles=None, **knobs):

@@ -17,18 +17,12 @@ __all__ = ["NetworkCoreSpec"]
 
 
 class NetworkCoreSpec(Core):
+    component = NetworkCore
     name = "network"
     summary = "every IR network (rtl.core)"
     knobs = ("family", "fault", "bank_depth", "memories", "spram_cells", "loaded_cells")
     default_lanes = 1
     measure = "model"
-
-    def check(self, net: Network, *, lanes: int | None = None, **knobs) -> None:
-        NetworkCore.check_args(net, lanes=self.lanes(lanes), **self.check_knobs(knobs))
-
-    def build(self, net: Network, *, lanes: int | None = None, **knobs):
-        knobs = self.check_knobs(knobs)
-        return NetworkCore(net, lanes=self.lanes(lanes), **knobs)
 
     def estimate(self, net: Network, *, family: str, clock_mhz: float, lanes: int | None = None,
                  activity=None, cycles=None, **knobs):

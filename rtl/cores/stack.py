@@ -13,6 +13,7 @@ __all__ = ["StackCoreSpec"]
 
 
 class StackCoreSpec(Core):
+    component = StackCore
     name = "stack"
     summary = "the layer-pipelined core for layered audio networks (rtl.stack)"
     knobs = ("rows", "observe", "gate")
@@ -22,13 +23,6 @@ class StackCoreSpec(Core):
     # The stack core fills most of a large part: nextpnr's router2 routes it in minutes where
     # the default router crawls.
     nextpnr_opts = "--router router2"
-
-    def check(self, net: Network, *, lanes: int | None = None, **knobs) -> None:
-        StackCore.check_args(net, lanes=self.lanes(lanes), **self.check_knobs(knobs))
-
-    def build(self, net: Network, *, lanes: int | None = None, **knobs):
-        knobs = self.check_knobs(knobs)
-        return StackCore(net, lanes=self.lanes(lanes), **knobs)
 
     def estimate(self, net: Network, *, family: str, clock_mhz: float, lanes: int | None = None,
                  activity=None, cycles=None, **knobs):
