@@ -6,7 +6,7 @@ import numpy as np
 
 from model.ir import InputLayer, LIFLayer, MAX_BITS, Network, Projection, current_bounds, signed_bits
 
-__all__ = ["signed_bits", "quantise_wm", "fold_batchnorm", "layer_scale", "membrane_bounds",
+__all__ = ["quantise_wm", "fold_batchnorm", "layer_scale", "membrane_bounds",
            "quantise_audio"]
 
 

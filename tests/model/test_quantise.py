@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from model import ir
-from model.quantise import quantise_wm, signed_bits
+from model.ir import signed_bits
+from model.quantise import quantise_wm
 from model.wm.network import (least_squares_init, make_targets)
 
 
