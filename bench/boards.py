@@ -147,10 +147,10 @@ def run_job(job, net, acts, build_root: Path, work=None) -> dict:
     try:
         if spec.measure == "model":
             # Mean cycles per step over the workload: one estimate per sample, averaged.
-            est = spec.estimate(net, family=b.family, clock_mhz=clk / 1e6, lanes=lanes,
+            est = spec.estimate(net, device=b.fpga, clock_mhz=clk / 1e6, lanes=lanes,
                                 activity=acts, memories=mem)
         else:
-            est = estimate_core(spec, net, work, family=b.family, clock_mhz=clk / 1e6,
+            est = estimate_core(spec, net, work, device=b.fpga, clock_mhz=clk / 1e6,
                                 lanes=lanes, work_dir=build_dir / "cosim", rows=rows)
     except ValueError as e:         # e.g. the weights need more SPRAM than the device has
         rec.update(error=str(e).splitlines()[0][:400], estimate=None, seconds=0.0)
@@ -187,7 +187,7 @@ def _estimate(rec: dict, net, act):
     activity of the workload's first sample, as :func:`run_job` reports)."""
     from boards.catalog import board as board_info
     from rtl.cost import estimate
-    return estimate(net, act, family=board_info(rec["board"]).family,
+    return estimate(net, act, device=board_info(rec["board"]).fpga,
                     clock_mhz=rec.get("clock_mhz") or rec["estimate"]["clock_mhz"],
                     lanes=rec["lanes"], memories=rec["memories"] or None)
 
@@ -244,6 +244,7 @@ def main(argv=None) -> int:
                 net, work = _network(name)
                 nets[name] = net, _activities(net, work), work
             net, acts, _ = nets[name]
+            from boards.catalog import board as board_info
             from rtl.cores import CORES
             spec = CORES[rec.get("core", "network")]
             if spec.measure == "model":
@@ -251,7 +252,8 @@ def main(argv=None) -> int:
             else:       # the measured cycles stay; the resources are estimated again
                 old = rec["estimate"]
                 rows = {int(k): v for k, v in rec.get("rows", {}).items()} or None
-                est = spec.estimate(net, family=old["family"], clock_mhz=old["clock_mhz"],
+                est = spec.estimate(net, device=board_info(rec["board"]).fpga,
+                                    clock_mhz=old["clock_mhz"],
                                     lanes=rec["lanes"], rows=rows,
                                     cycles=(old["cycles_per_step"], old["cycles_max"],
                                             old["steps_per_sample"]))

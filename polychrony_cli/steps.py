@@ -74,25 +74,27 @@ def measure_cycles(spec, net: Network, work, *, lanes: int, work_dir: Path | Non
     return float(np.mean(per)), int(np.ceil(max(per))), int(work[0][2])
 
 
-def estimate_core(spec, net: Network, work, *, family: str, clock_mhz: float, lanes: int,
+def estimate_core(spec, net: Network, work, *, device, clock_mhz: float, lanes: int,
                   work_dir: Path | None = None, **knobs):
-    """An :class:`rtl.cost.Estimate` of core ``spec`` for ``net`` on ``family`` at
-    ``clock_mhz``, its cycles from ``work`` (a list of ``(x, forced, steps)``): the activity
-    of the reference run of each sample for a core with a cycle model, else measured
-    (:func:`measure_cycles`). ``knobs`` go to the core."""
-    if spec.families is not None and family not in spec.families:
+    """An :class:`rtl.cost.Estimate` of core ``spec`` for ``net`` on ``device`` (a
+    :class:`rtl.devices.Device` or its name) at ``clock_mhz``, its cycles from ``work`` (a list
+    of ``(x, forced, steps)``): the activity of the reference run of each sample for a core
+    with a cycle model, else measured (:func:`measure_cycles`). ``knobs`` go to the core."""
+    from rtl.devices import target
+    device = target(device=device)
+    if spec.families is not None and device.family not in spec.families:
         raise UserError(f"the {spec.name} core is built for {', '.join(spec.families)}, "
-                        f"not {family}")
+                        f"not {device.family} (the {device.label})")
     if spec.measure == "model":
         from rtl.cost import activity
         from sim.reference import simulate
         acts = [activity(net, simulate(net, x, forced, steps=steps), x, forced)
                 for x, forced, steps in work]
-        return spec.estimate(net, family=family, clock_mhz=clock_mhz, lanes=lanes,
+        return spec.estimate(net, device=device, clock_mhz=clock_mhz, lanes=lanes,
                              activity=acts, **knobs)
     build_knobs = {k: v for k, v in knobs.items() if k in spec.knobs}
     cycles = measure_cycles(spec, net, work, lanes=lanes, work_dir=work_dir, **build_knobs)
-    return spec.estimate(net, family=family, clock_mhz=clock_mhz, lanes=lanes, cycles=cycles,
+    return spec.estimate(net, device=device, clock_mhz=clock_mhz, lanes=lanes, cycles=cycles,
                          **knobs)
 
 
@@ -141,7 +143,7 @@ def estimate_on_board(net, board_name: str, *, lanes: int, steps: int, seed: int
         x, forced = random_stimulus(net, steps, seed)
     T = len(x) if x is not None and len(x) else steps
     work = work or [(x, forced, T)]
-    return b, estimate_core(core_named(core), net, work, family=b.family, clock_mhz=b.sync_mhz,
+    return b, estimate_core(core_named(core), net, work, device=b.fpga, clock_mhz=b.sync_mhz,
                             lanes=lanes, work_dir=work_dir, memories=memories or None, rows=rows)
 
 

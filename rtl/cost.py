@@ -10,7 +10,8 @@ import numpy as np
 from model.ir import Network
 from .memplan import projection_plan, memory_bits, memory_kinds, memory_shapes, supported, weight_bank_depth
 from .delay_line import line_capacity
-from .families import DSP_BLOCKS, FAMILIES, blocks_of
+from .devices import Device, largest, target
+from .families import FAMILIES, blocks_of
 from .lif import leak_multipliers
 
 __all__ = ["FAMILIES", "step_cycles", "activity", "job_costs", "memory_port_bound",
@@ -208,8 +209,9 @@ LUT_FIT = {
 }
 
 
-def logic_features(net: Network, *, lanes: int = 1, family: str = "ice40",
-                   kinds: dict[str, str] | None = None) -> dict[str, float]:
+def logic_features(net: Network, *, lanes: int = 1, family: str | None = None,
+                   kinds: dict[str, str] | None = None,
+                   device: str | Device | None = None) -> dict[str, float]:
     """Bit counts that the core's logic grows with:
 
     * ``control`` — layers plus gather jobs (the state machine and its sequencing);
@@ -218,21 +220,25 @@ def logic_features(net: Network, *, lanes: int = 1, family: str = "ice40",
     * ``adders`` — adder and comparator bits per lane (accumulate, bias + conv + leak, saturate,
       threshold, reset; the conv kernel's terms; the shifted adds of input values);
     * ``leak`` — the leak multiplies done as shifted adds (set bits of beta x v_bits): leaks of
-      at most two set bits, and those beyond the family's multiplier blocks;
+      at most two set bits, and those beyond the device's multiplier blocks;
     * ``select`` — multiplexer bits: weight banks and projections, conv windows;
     * ``lines`` — delay-line counts and pointers;
     * ``small_memory`` — bits of memories too small for a block RAM (kept in logic) or put in
       LUT RAM.
 
-    ``kinds`` are the weight arrays' memory kinds (default: :func:`~rtl.memplan.memory_kinds`).
+    The core is planned for ``device``, else for the largest device of ``family`` (default
+    the iCE40UP5K, see :func:`rtl.devices.target`); ``kinds`` are the weight arrays' memory kinds (default:
+    :func:`~rtl.memplan.memory_kinds`).
     """
+    dev = target(family, device) or largest("ice40")
+    family = dev.family
     if kinds is None:
-        kinds = memory_kinds(net, lanes=lanes, family=family)
+        kinds = memory_kinds(net, lanes=lanes, device=dev)
     plan = projection_plan(net)
     P = lanes
     f = dict.fromkeys(FEATURES, 0.0)
     f["control"] = len(net.layers)
-    on_dsp = leak_multipliers(net.layers[1:], P, DSP_BLOCKS.get(family, 0))
+    on_dsp = leak_multipliers(net.layers[1:], P, dev.dsp)
     for l, layer in enumerate(net.layers[1:], 1):
         A, V = layer.acc_bits, layer.v_bits
         G = ceil(layer.n / P)
@@ -269,27 +275,31 @@ def logic_features(net: Network, *, lanes: int = 1, family: str = "ice40",
         if pp.per_lane:
             f["lines"] += P * 2 * max(1, (pp.slots * ceil(pp.pre.n / P)).bit_length())
     shapes = memory_shapes(net, lanes=lanes)
-    blocks = memory_blocks(shapes, family if family in FAMILIES else "ice40", kinds)
+    blocks = memory_blocks(shapes, family, kinds)
     f["small_memory"] = float(sum(s.depth * s.width * s.count for k, s in shapes.items()
                                   if blocks[k] == 0 and kinds.get(k) not in ("spram",
                                                                              "loaded")))
     return f
 
 
-def logic_estimate(net: Network, *, lanes: int = 1, family: str = "ice40",
-                   kinds: dict[str, str] | None = None) -> dict[str, int]:
-    """LUT4 and multiplier estimate: the fitted per-family cost of :func:`logic_features`."""
-    feats = logic_features(net, lanes=lanes, family=family, kinds=kinds)
+def logic_estimate(net: Network, *, lanes: int = 1, family: str | None = None,
+                   kinds: dict[str, str] | None = None,
+                   device: str | Device | None = None) -> dict[str, int]:
+    """LUT4 and multiplier estimate: the fitted per-family cost of :func:`logic_features`
+    (planned for ``device``, else the largest device of ``family``)."""
+    dev = target(family, device) or largest("ice40")
+    family = dev.family
+    feats = logic_features(net, lanes=lanes, kinds=kinds, device=dev)
     luts = sum(c * feats[k] for c, k in zip(LUT_FIT[family], FEATURES))
     # The leak multiplies on multiplier blocks (the rest are shifted adds, counted by the
     # ``leak`` feature); the core makes the same choice.
-    dsps = sum(map(sum, leak_multipliers(net.layers[1:], lanes, DSP_BLOCKS.get(family, 0))))
+    dsps = sum(map(sum, leak_multipliers(net.layers[1:], lanes, dev.dsp)))
     return {"lut": int(round(luts)), "dsp": int(dsps)}
 
 
 @dataclass
 class Estimate:
-    """What the core for a network costs on a family, before synthesis."""
+    """What the core for a network costs on a device, before synthesis."""
 
     family: str
     lanes: int
@@ -304,6 +314,7 @@ class Estimate:
     kinds: dict[str, str] = field(default_factory=dict)    # weight arrays' memory kinds
     spram: dict[str, int] = field(default_factory=dict)    # SPRAM blocks per array
     offchip: dict[str, int] = field(default_factory=dict)  # bits per loaded (off-chip) array
+    device: str = ""                  # the device planned for (a name of rtl.devices.DEVICES)
 
     @property
     def steps_per_s(self) -> float:
@@ -314,7 +325,8 @@ class Estimate:
         return self.steps_per_s / self.steps_per_sample
 
     def to_json(self) -> dict:
-        return {"family": self.family, "lanes": self.lanes, "clock_mhz": self.clock_mhz,
+        return {"family": self.family, "device": self.device, "lanes": self.lanes,
+                "clock_mhz": self.clock_mhz,
                 "memory_bits": self.memory_bits,
                 "memory_bits_total": sum(self.memory_bits.values()),
                 "blocks": self.blocks, "blocks_total": sum(self.blocks.values()),
@@ -328,27 +340,32 @@ class Estimate:
                 "samples_per_s": round(self.samples_per_s, 2)}
 
 
-def estimate(net: Network, act: dict, *, family: str, clock_mhz: float, lanes: int = 1,
-             records_per_step: float | None = None,
-             memories: dict[str, str] | None = None) -> Estimate:
-    """Estimate memories, logic and speed of the core for ``net`` on ``family`` (weight
-    arrays' memory kinds: ``memories``, the others automatic, see
-    :func:`~rtl.memplan.memory_kinds`). ``loaded`` arrays count no block (``offchip`` lists their
-    bits); a weight array larger than the device's on-chip RAM and not ``loaded`` raises
-    :class:`ValueError`."""
-    if family not in FAMILIES:
+def estimate(net: Network, act: dict, *, family: str | None = None, clock_mhz: float,
+             lanes: int = 1, records_per_step: float | None = None,
+             memories: dict[str, str] | None = None,
+             device: str | Device | None = None) -> Estimate:
+    """Estimate memories, logic and speed of the core for ``net`` on ``device`` (else the
+    largest device of ``family``; weight arrays' memory kinds: ``memories``, the others
+    automatic, see :func:`~rtl.memplan.memory_kinds`). ``loaded`` arrays count no block
+    (``offchip`` lists their bits); a weight array larger than the device's on-chip RAM and
+    not ``loaded`` raises :class:`ValueError`."""
+    if family is not None and family not in FAMILIES:
         raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {family!r}")
+    dev = target(family, device)
+    if dev is None:
+        raise ValueError("an estimate needs a device or a family")
+    family = dev.family
     cycles = step_cycles(net, act, lanes=lanes)
     records = act["records"] if records_per_step is None else \
         np.full_like(cycles, records_per_step)
     per_step = cycles + records + 2      # + the input records, END and the RECV hand-over
     shapes = memory_shapes(net, lanes=lanes)
-    kinds = memory_kinds(net, lanes=lanes, family=family, memories=memories)
-    logic = logic_estimate(net, lanes=lanes, family=family, kinds=kinds)
+    kinds = memory_kinds(net, lanes=lanes, memories=memories, device=dev)
+    logic = logic_estimate(net, lanes=lanes, kinds=kinds, device=dev)
     return Estimate(family=family, lanes=lanes, clock_mhz=clock_mhz,
                     memory_bits=memory_bits(net, lanes=lanes),
                     blocks=memory_blocks(shapes, family, kinds), lut=logic["lut"],
                     dsp=logic["dsp"], kinds=kinds, spram=spram_blocks(shapes, kinds),
-                    offchip=offchip_bits(shapes, kinds),
+                    offchip=offchip_bits(shapes, kinds), device=dev.name,
                     cycles_per_step=float(per_step.mean()), cycles_max=int(per_step.max()),
                     steps_per_sample=len(cycles))

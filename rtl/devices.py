@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Device", "DEVICES", "device", "largest"]
+__all__ = ["Device", "DEVICES", "device", "largest", "target"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,10 @@ DEVICES: dict[str, Device] = {d.name: d for d in (
 
 def device(name: str) -> Device:
     """The device called ``name``; ``ValueError`` naming the known ones otherwise."""
+    return _lookup(name)
+
+
+def _lookup(name: str) -> Device:
     try:
         return DEVICES[name]
     except (KeyError, TypeError):
@@ -66,3 +70,15 @@ def largest(family: str) -> Device:
         raise ValueError(f"no device of family {family!r}; families: "
                          f"{', '.join(sorted({d.family for d in DEVICES.values()}))}")
     return max(found, key=lambda d: (d.lut, d.bram, d.spram))
+
+
+def target(family: str | None = None, device: str | Device | None = None) -> Device | None:
+    """The device a plan is made for: ``device`` (a :class:`Device` or a name of
+    :data:`DEVICES`) when given, and then ``family``, if given too, must be its family; else
+    the largest device of ``family``; else None (generic Verilog for simulation, no budget)."""
+    if device is not None:
+        dev = device if isinstance(device, Device) else _lookup(device)
+        if family is not None and family != dev.family:
+            raise ValueError(f"device {dev.name} is of family {dev.family!r}, not {family!r}")
+        return dev
+    return None if family is None else largest(family)

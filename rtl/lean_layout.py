@@ -209,18 +209,22 @@ def lean_image(net: Network, L: LeanLayout) -> list[int]:
 LUT_FIT = {"fixed": 2829.1, "lane": 231.9, "slot": 1.3}
 
 
-def estimate(net: Network, *, family: str, clock_mhz: float, lanes: int,
-             cycles_per_step: float, cycles_max: int, steps_per_sample: int):
-    """An :class:`rtl.cost.Estimate` of the lean core for ``net``: the weight memory in the
+def estimate(net: Network, *, family: str | None = None, clock_mhz: float, lanes: int,
+             cycles_per_step: float, cycles_max: int, steps_per_sample: int, device=None):
+    """An :class:`rtl.cost.Estimate` of the lean core for ``net`` on ``device`` (default: the
+    iCE40UP5K, the one device it is built for): the weight memory in the
     four SPRAM blocks, block RAMs (accumulator banks, membranes, delay ring, event lists),
     a multiplier per lane for a leak that is not a power of two, logic cells (with the serial
     read-out) from :data:`LUT_FIT`;
     the cycles come from the caller (measured: :func:`rtl.pysim.run_lean_readout`)."""
     from .cost import Estimate
+    from .devices import target
     from .families import blocks_of
-    if family != "ice40":
+    dev = target(family or "ice40", device)
+    if dev.family != "ice40" or dev.spram < 4:
         raise ValueError(f"the lean core is built for the iCE40 UltraPlus (its SPRAM), not "
-                         f"{family!r}")
+                         f"the {dev.label}")
+    family = dev.family
     L = lean_layout(net, lanes)
     vb = max(net.layers[l].v_bits for l in L.chunks)
     gmax = max(L.groups.values())
@@ -239,4 +243,4 @@ def estimate(net: Network, *, family: str, clock_mhz: float, lanes: int,
                     memory_bits={"weights": L.words * WORD_BITS}, blocks=blocks, lut=lut,
                     dsp=dsp, cycles_per_step=float(cycles_per_step),
                     cycles_max=int(cycles_max), steps_per_sample=int(steps_per_sample),
-                    kinds={"weights": "spram"}, spram={"weights": 4})
+                    kinds={"weights": "spram"}, spram={"weights": 4}, device=dev.name)

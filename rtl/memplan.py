@@ -12,8 +12,8 @@ import numpy as np
 from model.ir import InputLayer, LIFLayer, Network, Projection
 from .delay_line import line_shapes, line_slots
 from .errors import UnsupportedNetwork
-from .families import (DEVICE_MEMORIES, DEVICE_NAMES, KINDS,
-                       LOADED_AUTO_BITS, SPRAM, block_config, blocks_of, device_bits)
+from .devices import Device, target
+from .families import KINDS, LOADED_AUTO_BITS, SPRAM, block_config, blocks_of, ram_bits
 from .words import pack_rows
 
 __all__ = ["supported", "ProjPlan", "projection_plan", "MemShape", "memory_shapes", "memory_bits",
@@ -153,21 +153,25 @@ def weight_bank_depth(net: Network, q: int, *, lanes: int, family: str | None,
 
 
 def memory_kinds(net: Network, *, lanes: int = 1, family: str | None = None,
-                 memories: dict[str, str] | None = None) -> dict[str, str]:
+                 memories: dict[str, str] | None = None,
+                 device: str | Device | None = None) -> dict[str, str]:
     """The memory kind (``block``, ``spram``, ``lut``, ``loaded``) of every weight array, by
     the names of :func:`memory_shapes` (``proj<q>.weights``).
 
-    ``memories`` sets kinds by name; the others are chosen automatically: with ``family=None``
-    (generic Verilog for simulation) arrays of more than
-    :data:`~rtl.families.LOADED_AUTO_BITS` (4 Mbit) go to ``loaded`` (an initialised memory
-    that large cannot be emitted sensibly); arrays that Yosys would rather keep in logic (by
-    its own costs) go to ``lut``, the rest to ``block``, and on iCE40, while the estimated
-    block RAMs of the whole core exceed 85 % of the iCE40UP5K's 30 (room for the board top),
-    the largest weight arrays move to SPRAM as long as SPRAM blocks are left (see
-    ``docs/hardware.md#memory-kinds``). ``loaded`` is never chosen for a device family: there,
-    a weight array larger than the device's whole on-chip RAM raises :class:`ValueError`
-    unless ``memories`` makes it ``loaded``.
+    The plan is made for ``device`` (a name of :data:`rtl.devices.DEVICES`), else for the
+    largest device of ``family`` (see :func:`rtl.devices.target`). ``memories`` sets kinds by
+    name; the others are chosen automatically: with neither (generic Verilog for simulation)
+    arrays of more than :data:`~rtl.families.LOADED_AUTO_BITS` (4 Mbit) go to ``loaded`` (an
+    initialised memory that large cannot be emitted sensibly); arrays that Yosys would rather
+    keep in logic (by its own costs) go to ``lut``, the rest to ``block``, and on a device with
+    SPRAM (the iCE40UP5K), while the estimated block RAMs of the whole core exceed 85 % of the
+    device's (room for the board top), the largest weight arrays move to SPRAM as long as SPRAM
+    blocks are left (see ``docs/hardware.md#memory-kinds``). ``loaded`` is never chosen for a
+    device: there, a weight array larger than the device's whole on-chip RAM raises
+    :class:`ValueError` unless ``memories`` makes it ``loaded``.
     """
+    dev = target(family, device)
+    family = dev.family if dev is not None else None
     shapes = memory_shapes(net, lanes=lanes)
     names = [k for k in shapes if k.endswith(".weights")]
     given = dict(memories or {})
@@ -177,9 +181,9 @@ def memory_kinds(net: Network, *, lanes: int = 1, family: str | None = None,
                              f"(its weight arrays: {', '.join(names) or 'none'})")
         if kind not in KINDS:
             raise ValueError(f"memories[{name!r}]: kind must be one of {KINDS}, got {kind!r}")
-        if kind == "spram" and family not in (None, "ice40"):
+        if kind == "spram" and dev is not None and not dev.spram:
             raise ValueError(f"memories[{name!r}]: SPRAM exists only on iCE40 UltraPlus "
-                             f"devices, not on family {family!r}")
+                             f"devices, not on the {dev.label} (family {family!r})")
     fam = family or "ice40"
     kinds = {}
     for name in names:
@@ -191,8 +195,8 @@ def memory_kinds(net: Network, *, lanes: int = 1, family: str | None = None,
         else:
             kinds[name] = "lut" if blocks_of("auto", fam, s.depth, s.width, rom=True) == 0 \
                 else "block"
-    if family is not None:
-        cap = device_bits(family)
+    if dev is not None:
+        cap = ram_bits(dev)
         for name in names:
             s = shapes[name]
             bits = s.depth * s.width * s.count
@@ -200,12 +204,11 @@ def memory_kinds(net: Network, *, lanes: int = 1, family: str | None = None,
                 raise ValueError(
                     f"memories: weight array {name!r} of network {net.name!r} has {bits:,} "
                     f"bits ({s.depth:,} words x {s.width} bits), more than the {cap:,} bits "
-                    f"of on-chip RAM of the {DEVICE_NAMES[family]} (family {family!r}): the "
-                    f"weights do not fit on chip; keep them off chip as a 'loaded' array "
+                    f"of on-chip RAM of the {dev.label}: the weights do not fit on chip; keep "
+                    f"them off chip as a 'loaded' array "
                     f"(memories={{{name!r}: 'loaded'}}, --memory {name}=loaded)")
-    if family == "ice40":
-        ebr, spram_budget = DEVICE_MEMORIES[family]
-        ebr_budget = int(0.85 * ebr)
+    if dev is not None and dev.spram:
+        ebr_budget = int(0.85 * dev.bram)
         def usage(kind):     # blocks of ``kind`` the whole core takes
             if kind == "spram":
                 return sum(blocks_of("spram", fam, *shapes[k]) for k in kinds
@@ -220,12 +223,12 @@ def memory_kinds(net: Network, *, lanes: int = 1, family: str | None = None,
             if usage("block") <= ebr_budget:
                 break
             need = blocks_of("spram", fam, *shapes[name])
-            if usage("spram") + need <= spram_budget:
+            if usage("spram") + need <= dev.spram:
                 kinds[name] = "spram"
-        if usage("spram") > spram_budget:
+        if usage("spram") > dev.spram:
             raise ValueError(f"memories: the SPRAM arrays of network {net.name!r} need "
-                             f"{usage('spram')} SPRAM blocks of 16K x 16, the iCE40UP5K has "
-                             f"{spram_budget}")
+                             f"{usage('spram')} SPRAM blocks of 16K x 16, the {dev.label} has "
+                             f"{dev.spram}")
     return kinds
 
 

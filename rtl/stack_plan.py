@@ -184,16 +184,23 @@ def logic_features(net: Network, *, lanes: int, rows=None) -> dict[str, float]:
     return f
 
 
-def estimate(net: Network, *, family: str, clock_mhz: float, lanes: int,
-             cycles_per_step: float, cycles_max: int, steps_per_sample: int, rows=None):
-    """An :class:`rtl.cost.Estimate` of the stack core for ``net``: weight block RAMs
+def estimate(net: Network, *, family: str | None = None, clock_mhz: float, lanes: int,
+             cycles_per_step: float, cycles_max: int, steps_per_sample: int, rows=None,
+             device=None):
+    """An :class:`rtl.cost.Estimate` of the stack core for ``net`` on ``device`` (else the
+    largest device of ``family``, see :func:`rtl.devices.target`): weight block RAMs
     (one copy per row read per cycle), multipliers (one leak per live lane and layer), logic
     from :data:`LUT_FIT`; the cycles come from the caller (measured: the RTL's own cycle
     counts in co-simulation)."""
     from .cost import Estimate
+    from .devices import target
     from .families import FAMILIES, blocks_of
-    if family not in FAMILIES:
+    if family is not None and family not in FAMILIES:
         raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {family!r}")
+    dev = target(family, device)
+    if dev is None:
+        raise ValueError("an estimate needs a device or a family")
+    family = dev.family
     if family not in LUT_FIT:
         raise ValueError(f"the stack core's logic model covers {sorted(LUT_FIT)}, not "
                          f"{family!r}")
@@ -211,4 +218,4 @@ def estimate(net: Network, *, family: str, clock_mhz: float, lanes: int,
     return Estimate(family=family, lanes=lanes, clock_mhz=clock_mhz, memory_bits=bits,
                     blocks=blocks, lut=lut, dsp=dsp, cycles_per_step=float(cycles_per_step),
                     cycles_max=int(cycles_max), steps_per_sample=int(steps_per_sample),
-                    kinds={k: "block" for k in bits})
+                    kinds={k: "block" for k in bits}, device=dev.name)

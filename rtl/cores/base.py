@@ -43,8 +43,8 @@ class Core:
     component: ClassVar[type]
     #: One line for ``--help``: what the core is for.
     summary: ClassVar[str]
-    #: Keyword knobs :meth:`build` takes besides ``lanes`` (``family`` is always accepted: it
-    #: shapes memories where a core uses it and is ignored otherwise).
+    #: Keyword knobs :meth:`build` takes besides ``lanes`` (``family`` and ``device`` are always
+    #: accepted: they shape memories where a core uses them and are ignored otherwise).
     knobs: ClassVar[tuple[str, ...]] = ()
     #: ``lanes`` when the caller gives none.
     default_lanes: ClassVar[int] = 1
@@ -61,14 +61,15 @@ class Core:
     nextpnr_opts: ClassVar[str] = ""
 
     def check_knobs(self, knobs: dict) -> dict:
-        """``knobs`` without the unset ones (and without ``family`` unless the core uses it);
-        ``ValueError`` naming any the core does not take."""
+        """``knobs`` without the unset ones (and without ``family`` and ``device`` unless the
+        core uses them); ``ValueError`` naming any the core does not take."""
+        targets = ("family", "device")
         extra = sorted(k for k, v in knobs.items()
-                       if v is not None and k not in (*self.knobs, "lanes", "family"))
+                       if v is not None and k not in (*self.knobs, "lanes", *targets))
         if extra:
             raise ValueError(f"the {self.name} core takes no {', '.join(extra)}")
         return {k: v for k, v in knobs.items()
-                if v is not None and (k != "family" or k in self.knobs)}
+                if v is not None and (k not in targets or k in self.knobs)}
 
     def lanes(self, lanes: int | None) -> int:
         """``lanes``, or :attr:`default_lanes` when it is None."""
@@ -91,10 +92,13 @@ class Core:
         """The core for ``net`` (``lanes`` defaults to :attr:`default_lanes`)."""
         return self.component(net, lanes=self.lanes(lanes), **self.check_knobs(knobs))
 
-    def estimate(self, net: Network, *, family: str, clock_mhz: float, lanes: int | None = None,
+    def estimate(self, net: Network, *, family: str | None = None, device=None,
+                 clock_mhz: float, lanes: int | None = None,
                  activity: list[dict] | None = None,
                  cycles: tuple[float, int, int] | None = None, **knobs):
-        """An :class:`rtl.cost.Estimate` before synthesis. ``activity`` (one
+        """An :class:`rtl.cost.Estimate` before synthesis, for ``device`` (a
+        :class:`rtl.devices.Device` or its name) or else the largest device of ``family``
+        (:func:`rtl.devices.target`). ``activity`` (one
         :func:`rtl.cost.activity` per sample) for a core measured by its ``"model"``;
         ``cycles`` (mean and max cycles per step, steps per sample) measured as
         :attr:`measure` says for the others."""

@@ -24,15 +24,16 @@ class NetworkCoreSpec(Core):
     default_lanes = 1
     measure = "model"
 
-    def estimate(self, net: Network, *, family: str, clock_mhz: float, lanes: int | None = None,
+    def estimate(self, net: Network, *, family: str | None = None, device=None,
+                 clock_mhz: float, lanes: int | None = None,
                  activity=None, cycles=None, **knobs):
         """One estimate per sample of ``activity``, cycles per step averaged over them."""
         knobs = self.check_knobs(knobs)
         if not activity:
             raise ValueError("the network core's estimate needs the activity of a workload")
         lanes = self.lanes(lanes)
-        ests = [estimate(net, a, family=family, clock_mhz=clock_mhz, lanes=lanes,
-                         memories=knobs.get("memories")) for a in activity]
+        ests = [estimate(net, a, family=family, device=device, clock_mhz=clock_mhz,
+                         lanes=lanes, memories=knobs.get("memories")) for a in activity]
         if len(ests) == 1:
             return ests[0]
         return replace(ests[0], cycles_per_step=float(np.mean([e.cycles_per_step for e in ests])),

@@ -24,13 +24,14 @@ class StackCoreSpec(Core):
     # the default router crawls.
     nextpnr_opts = "--router router2"
 
-    def estimate(self, net: Network, *, family: str, clock_mhz: float, lanes: int | None = None,
+    def estimate(self, net: Network, *, family: str | None = None, device=None,
+                 clock_mhz: float, lanes: int | None = None,
                  activity=None, cycles=None, **knobs):
         knobs = self.check_knobs(knobs)
         if cycles is None:
             raise ValueError("the stack core's estimate needs cycles measured in co-simulation")
         cps, cmax, steps = cycles
-        return estimate(net, family=family, clock_mhz=clock_mhz,
+        return estimate(net, family=family, device=device, clock_mhz=clock_mhz,
                         lanes=self.lanes(lanes),
                         cycles_per_step=cps, cycles_max=cmax, steps_per_sample=steps,
                         rows=knobs.get("rows"))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from model.ir import save
-from rtl.cost import activity, estimate, memory_blocks, memory_shapes, step_cycles
+from rtl.cost import activity, estimate, logic_estimate, memory_blocks, memory_shapes, step_cycles
 from rtl.memplan import memory_bits
 from rtl.pysim import run_core
 from sim.randnet import random_network, random_stimulus
@@ -216,3 +216,39 @@ def _wm_act(net, steps=5):
     forced = {1: (np.random.default_rng(0).random((steps, net.layers[1].n)) < 0.05)
               .astype(np.uint8)}
     return activity(net, simulate(net, None, forced, steps=steps), None, forced)
+
+
+def test_plans_are_made_per_device_not_per_family(shaped):
+    """A ULX3S-12F is not an 85F: the same weights that fit the 85F's block RAM are refused on
+    the 12F with its own figures, and the leak multipliers stop at the 12F's 28 blocks."""
+    from rtl.devices import DEVICES, target
+    from rtl.families import ram_bits
+    from rtl.memplan import memory_kinds
+    net = shaped.wm_network(64, 41, seed=1)         # 64 x 64 x 41 x 8 bits = 1,343,488
+    bits = memory_bits(net, lanes=8)["proj0.weights"]
+    small, big = DEVICES["LFE5U-12F"], DEVICES["LFE5U-85F"]
+    assert ram_bits(small) < bits < ram_bits(big)
+    assert memory_kinds(net, lanes=8, device="LFE5U-85F") == \
+        memory_kinds(net, lanes=8, family="ecp5") == {"proj0.weights": "block"}
+    with pytest.raises(ValueError, match=rf"{bits:,} bits .* {ram_bits(small):,} bits of "
+                                         r"on-chip RAM of the ECP5-12F"):
+        memory_kinds(net, lanes=8, device="LFE5U-12F")
+    with pytest.raises(ValueError, match="of family 'ecp5', not 'ice40'"):
+        memory_kinds(net, lanes=8, family="ice40", device="LFE5U-12F")
+    with pytest.raises(ValueError, match="unknown device 'LFE5U-99F'"):
+        target(device="LFE5U-99F")
+    # Leaks with more than two set bits take a multiplier block per lane while blocks last.
+    wide = shaped.shd_network("conv", w_bits=4)
+    assert any(bin(layer.beta).count("1") > 2 for layer in wide.layers[1:])
+    lanes = 64
+    dsp = {d.name: logic_estimate(wide, lanes=lanes, device=d)["dsp"] for d in (small, big)}
+    assert dsp[small.name] == small.dsp < dsp[big.name] <= big.dsp
+    est = estimate(wide, _shd_act(wide), device=small, clock_mhz=12, lanes=lanes,
+                   memories={k: "loaded" for k in memory_kinds(wide, lanes=lanes)})
+    assert est.device == "LFE5U-12F" and est.family == "ecp5" and est.dsp == small.dsp
+    assert est.to_json()["device"] == "LFE5U-12F"
+
+
+def _shd_act(net, steps=4):
+    x, forced = random_stimulus(net, steps, 0)
+    return activity(net, simulate(net, x, forced, steps=steps), x, forced)
