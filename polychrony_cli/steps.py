@@ -148,7 +148,9 @@ def estimate_on_board(net, board_name: str, *, lanes: int, steps: int, seed: int
 
 
 def estimate_rows(b, est) -> list[tuple[str, str]]:
-    """The estimate as (label, text) rows for people, against the board's device."""
+    """The estimate as (label, text) rows for people, against the board's device, the last
+    one the fit verdict (:func:`boards.fit.board_fit`)."""
+    from boards.fit import board_fit
     from boards.report import LINK_LUT
     r = b.resources
     blocks = sum(est.blocks.values())
@@ -167,6 +169,7 @@ def estimate_rows(b, est) -> list[tuple[str, str]]:
                         f"over {est.steps_per_sample} steps"),
         ("speed", f"{est.steps_per_s:,.0f} steps/s, {est.samples_per_s:,.1f} samples/s "
                   f"at {b.sync_mhz:g} MHz"),
+        ("fit", board_fit(est, b).line()),
     ]
 
 

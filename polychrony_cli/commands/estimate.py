@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from ..common import (BOARDS, add_core_arguments, check_supported, load_net, parse_memories,
@@ -26,6 +27,9 @@ def add_parser(sub) -> None:
                         "loaded (filled at run time through wl) (repeatable; e.g. "
                         "proj0.weights=spram; default automatic)")
     add_core_arguments(p)
+    p.add_argument("--require-fit", action="store_true",
+                   help="exit with status 3 when the design (core and host link) does not fit "
+                        "the board's device")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_estimate)
 
@@ -39,10 +43,13 @@ def cmd_estimate(args) -> int:
                                    seed=args.seed, vectors=args.vectors,
                                    memories=parse_memories(args.memory), core=args.core,
                                    rows=parse_rows(args), work_dir=Path(tmp))
+    from boards.fit import board_fit
+    fit = board_fit(est, b)
+    status = 3 if args.require_fit and not fit.fits else 0
     if args.json:
-        print(json.dumps(est.to_json() | {"board": b.name, "device_resources": b.resources},
-                         indent=1))
-        return 0
+        print(json.dumps(est.to_json() | {"board": b.name, "device_resources": b.resources,
+                                          "fit": fit.to_json()}, indent=1))
+        return status
     for k, v in estimate_rows(b, est):
         print(f"  {k:<12} {v}")
     print("  per array:")
@@ -52,4 +59,6 @@ def cmd_estimate(args) -> int:
             f"{est.blocks[name]:>4} blocks" + (" (LUT RAM)" if est.kinds.get(name) == "lut"
                                                else "")
         print(f"    {name:<22} {bits:>10,} bits  {where}")
-    return 0
+    if status:
+        print(f"error: {args.net} on {b.name}: {fit.line()}", file=sys.stderr)
+    return status

@@ -1,0 +1,127 @@
+"""Does a design fit a board? The core's estimate plus the host link, against the device.
+
+:func:`board_fit` adds what the host link costs around a core (:data:`LINK`) to an
+:class:`rtl.cost.Estimate` and compares every resource with the board's device
+(:attr:`boards.catalog.Board.fpga`, one record per device, so a ULX3S-12F is judged as a 12F).
+Each resource gets a verdict: ``fits``, ``tight`` (fits with less than :data:`MARGIN` of the
+device left, so place and route may still fail) or ``does not fit``; the design's verdict is the
+worst of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rtl.devices import Device
+
+from .catalog import Board
+from .report import LINK_LUT
+
+__all__ = ["MARGIN", "LINK", "Need", "Fit", "board_fit", "VERDICTS"]
+
+#: A resource used above ``1 - MARGIN`` of the device's is ``tight``.
+MARGIN = 0.10
+
+#: Verdicts from best to worst.
+VERDICTS = ("fits", "tight", "does not fit")
+
+#: Resource keys (as :attr:`rtl.devices.Device.resources` names them) and what people call them.
+LABELS = {"lut": "logic (LUT4)", "bram": "block RAM", "spram": "SPRAM", "dsp": "multipliers"}
+
+#: What the host link adds to the core, per family: its logic (:data:`boards.report.LINK_LUT`)
+#: and one block RAM, the frame buffer that also holds the IDENT reply.
+LINK = {family: {"lut": lut, "bram": 1} for family, lut in LINK_LUT.items()}
+
+
+@dataclass(frozen=True)
+class Need:
+    """One resource: what the design needs and what the device has."""
+
+    resource: str         # a key of LABELS
+    used: int
+    available: int
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.resource]
+
+    @property
+    def verdict(self) -> str:
+        if self.used > self.available:
+            return "does not fit"
+        if self.used > (1 - MARGIN) * self.available:
+            return "tight"
+        return "fits"
+
+    @property
+    def share(self) -> float:
+        """``used`` as a fraction of ``available`` (inf when the device has none)."""
+        return self.used / self.available if self.available else float("inf")
+
+    def to_json(self) -> dict:
+        return {"used": self.used, "available": self.available, "verdict": self.verdict}
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Every resource of a design against one device, and the design's verdict."""
+
+    device: Device
+    needs: tuple[Need, ...]
+
+    @property
+    def verdict(self) -> str:
+        """The worst verdict of any resource."""
+        return max((n.verdict for n in self.needs), key=VERDICTS.index, default="fits")
+
+    @property
+    def fits(self) -> bool:
+        """Whether every resource fits (``tight`` ones too)."""
+        return self.verdict != "does not fit"
+
+    @property
+    def failing(self) -> list[Need]:
+        """The resources that do not fit, the most over first."""
+        return sorted((n for n in self.needs if n.verdict == "does not fit"),
+                      key=lambda n: -n.share)
+
+    def line(self) -> str:
+        """One sentence for people: the verdict, and what fails or is tight by how much."""
+        dev = self.device.label
+        if not self.fits:
+            parts = [f"{n.label} needs {n.used:,} of {n.available:,} "
+                     f"({n.used - n.available:,} over{_times(n)})" for n in self.failing]
+            return f"does not fit the {dev}: " + "; ".join(parts)
+        tight = [n for n in self.needs if n.verdict == "tight"]
+        if tight:
+            parts = [f"{n.label} {n.used:,} of {n.available:,} ({n.share:.0%})" for n in tight]
+            return (f"fits the {dev} with less than {MARGIN:.0%} margin: " + "; ".join(parts)
+                    + " (place and route may fail)")
+        worst = max(self.needs, key=lambda n: n.share)
+        return f"fits the {dev} (fullest: {worst.label}, {worst.share:.0%})"
+
+    def to_json(self) -> dict:
+        return {"device": self.device.name, "verdict": self.verdict,
+                "resources": {n.resource: n.to_json() for n in self.needs}}
+
+
+def _times(n: Need) -> str:
+    """``", 3.1x the device"`` for a need of at least twice the device, else nothing."""
+    return f", {n.share:.1f}x the device" if n.share >= 2 else ""
+
+
+def board_fit(est, b: Board, *, link: bool = True) -> Fit:
+    """The fit on board ``b`` of a core with estimate ``est`` (an :class:`rtl.cost.Estimate`),
+    with the host link around it unless ``link=False``."""
+    dev = b.fpga
+    extra = LINK.get(dev.family, {}) if link else {}
+    used = {"lut": est.lut, "bram": sum(est.blocks.values()),
+            "spram": sum(est.spram.values()), "dsp": est.dsp}
+    needs = []
+    for key, available in dev.resources.items():
+        needs.append(Need(key, int(used.get(key, 0) + extra.get(key, 0)), int(available)))
+    # A resource the device lacks but the design needs (SPRAM on an ECP5) cannot fit.
+    for key in used:
+        if key not in dev.resources and used[key]:
+            needs.append(Need(key, int(used[key]), 0))
+    return Fit(dev, tuple(needs))
