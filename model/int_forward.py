@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.ir import InputLayer, Network, Projection, current_bounds
+from model.ir import Network, Projection, current_bounds
 
 __all__ = ["IntTrace", "integer_forward", "check_inputs"]
 

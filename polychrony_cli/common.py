@@ -141,3 +141,16 @@ def parse_rows(args) -> dict | None:
             raise UserError(f"--rows {item!r}: expected LAYER=R with integers, e.g. 2=2")
         out[int(layer)] = int(r)
     return out
+
+
+def workload_for(args, net, *, given: bool):
+    """``(workload, words)``: the workload saved beside the IR at ``args.net`` unless the
+    user ``given`` a stimulus of their own, and how a report names the stimulus."""
+    from model.ir import find_workload, workload_path
+    if given:
+        return None, "the stimulus given"
+    wl = find_workload(args.net, net)
+    if wl is None:
+        return None, (f"{args.steps} steps of random stimulus (no workload beside the IR: "
+                      f"{workload_path(args.net)})")
+    return wl, f"the workload beside the IR: {wl.describe()}"

@@ -118,10 +118,10 @@ def cosim(net, x, forced, steps: int, simulator: str, work: Path, seed: int, *,
 def estimate_on_board(net, board_name: str, *, lanes: int, steps: int, seed: int,
                       vectors: str | None = None, memories: dict | None = None,
                       core: str = "network", work_dir: Path | None = None, rows=None,
-                      inputs: np.ndarray | None = None):
-    """(board, estimate) of ``net`` on ``board_name``; the cycles come from the first sample of
-    ``inputs`` (``(S, T, n0)``; the stack and lean cores: every sample), else ``vectors``, else
-    ``steps`` of random stimulus."""
+                      inputs: np.ndarray | None = None, workload=None):
+    """(board, estimate) of ``net`` on ``board_name``; the cycles come from every sample of
+    ``workload`` (a :class:`model.ir.Workload`), else of ``inputs`` (``(S, T, n0)``), else
+    ``vectors``, else ``steps`` of random stimulus."""
     from boards.catalog import board
     from rtl.cores import core as core_named
     from sim.randnet import random_stimulus
@@ -129,7 +129,9 @@ def estimate_on_board(net, board_name: str, *, lanes: int, steps: int, seed: int
 
     b = board(board_name)
     work = None
-    if inputs is not None:
+    if workload is not None:
+        work = [(*workload.sample(i), workload.steps) for i in range(workload.samples)]
+    elif inputs is not None:
         x, forced = inputs[0], None
         work = [(xs, None, xs.shape[0]) for xs in inputs]
     elif vectors:
@@ -141,8 +143,9 @@ def estimate_on_board(net, board_name: str, *, lanes: int, steps: int, seed: int
         x, forced = bundle.x, bundle.forced
     else:
         x, forced = random_stimulus(net, steps, seed)
-    T = len(x) if x is not None and len(x) else steps
-    work = work or [(x, forced, T)]
+    if work is None:
+        T = len(x) if x is not None and len(x) else steps
+        work = [(x, forced, T)]
     return b, estimate_core(core_named(core), net, work, device=b.fpga, clock_mhz=b.sync_mhz,
                             lanes=lanes, work_dir=work_dir, memories=memories or None, rows=rows)
 

@@ -28,10 +28,14 @@ from tqdm import tqdm
 
 from model.audio.delrec import DelRecNet, ModelConfig, parameter_counts, to_network
 from model.int_forward import integer_forward
-from model.ir import Network
+from model.ir import Network, Workload
 
 __all__ = ["AudioConfig", "AudioData", "AudioResult", "load_audio", "random_counts",
            "train_audio", "evaluate", "integer_accuracy", "sigma_at", "teacher_logits"]
+
+
+#: Test samples (the first ones) kept with their labels as the network's workload.
+WORKLOAD_SAMPLES = 16
 
 
 @dataclass
@@ -145,6 +149,9 @@ class AudioResult:
     history: list = field(default_factory=list)
     seconds: float = 0.0
     seconds_per_epoch: float = 0.0
+    #: The first :data:`WORKLOAD_SAMPLES` test samples with their labels, to save beside the IR
+    #: (``None`` on ranks other than 0).
+    workload: Workload | None = None
 
     def summary(self) -> dict:
         return {"arch": self.config["arch"], "hidden": self.config["hidden"],
@@ -664,6 +671,10 @@ def train_audio(cfg: AudioConfig, data: AudioData | None = None) -> AudioResult:
         result.float_acc = float_acc
         result.int_acc = integer_accuracy(net, data.x_test, data.y_test)
         result.net = dataclasses.replace(net, meta={**net.meta, "int_test_acc": result.int_acc})
+        k = min(WORKLOAD_SAMPLES, len(data.y_test))
+        result.workload = Workload(kind="classify", network=result.net.digest,
+                                   x=data.x_test[:k].numpy().astype(np.int64),
+                                   labels=data.y_test[:k].numpy().astype(np.int64))
     _barrier(world)
     result.seconds = time.monotonic() - t_start
     return result

@@ -13,7 +13,8 @@ Modules: :mod:`.layers` (limits, :class:`IRError`, layer and projection records)
 :mod:`.network` (:class:`Network`), :mod:`.rules` (design rules and :func:`check`),
 :mod:`.canonical` (canonical header and content digest), :mod:`.fileformat` (:func:`save`,
 :func:`load`), :mod:`.trace` (:class:`Trace`, :class:`Mismatch`, :func:`prediction`,
-:func:`validate_inputs`) and :mod:`.widths`.
+:func:`validate_inputs`), :mod:`.widths`, :mod:`.workload` (the stimulus that represents a
+network's job, in a file beside its IR) and :mod:`.archive` (the container both files share).
 """
 
 from .canonical import FORMAT, VERSION, digest
@@ -23,10 +24,12 @@ from .network import Network
 from .rules import RULES, check, current_bounds
 from .trace import Mismatch, Trace, prediction, validate_inputs
 from .widths import index_bits, signed_bits
+from .workload import Workload, find_workload, load_workload, save_workload, workload_path
 
 __all__ = [
     "FORMAT", "VERSION", "MAX_BITS", "MAX_IN_BITS", "MAX_BETA_SHIFT", "MAX_DELAY", "IRError",
     "InputLayer", "LIFLayer", "Projection", "Network", "RULES", "check", "save", "load",
     "digest", "current_bounds", "Trace", "Mismatch", "prediction", "validate_inputs",
-    "signed_bits", "index_bits",
+    "signed_bits", "index_bits", "Workload", "workload_path", "save_workload", "load_workload",
+    "find_workload",
 ]

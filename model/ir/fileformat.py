@@ -5,17 +5,13 @@ every problem."""
 
 from __future__ import annotations
 
-import io
 import json
-import math
-import os
 import re
-import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 
+from .archive import Archive, write_archive
 from .canonical import FORMAT, VERSION, arrays_of, content_digest, header_of
 from .layers import InputLayer, IRError, LIFLayer, Projection
 from .network import Network
@@ -31,7 +27,6 @@ _LIF_FIELDS = {"kind": str, "name": str, "n": int, "v_bits": int, "acc_bits": in
                "bias": str}
 _PROJ_FIELDS = {"kind": str, "src": int, "dst": int, "w_bits": int, "weight": str,
                 "delay": str}
-_ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed entry time stamps: the same net gives the same bytes
 
 
 
@@ -59,35 +54,8 @@ def save(net: Network, path: str | Path) -> Path:
     text = json.dumps(header, indent=1, allow_nan=False)
     entries = {"header": np.frombuffer(text.encode("utf-8"), dtype=np.uint8)}
     entries.update({k: v.astype(_storage_dtype(v)) for k, v in arrays.items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{id(entries):x}.tmp")
-    f = open(tmp, "xb")
-    try:
-        with f, zipfile.ZipFile(f, "w") as zf:
-            for name, a in entries.items():
-                info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_DATE)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.create_system = 3  # Unix, whatever the host: same bytes everywhere
-                info.external_attr = 0o644 << 16
-                with zf.open(info, "w", force_zip64=a.nbytes > 1 << 30) as entry:
-                    np.lib.format.write_array(entry, a, allow_pickle=False)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_archive(path, entries)
     return path
-
-
-def _no_duplicate_keys(pairs):
-    keys = [k for k, _ in pairs]
-    dup = sorted({k for k in keys if keys.count(k) > 1})
-    if dup:
-        raise ValueError(f"duplicate key(s) {dup}")
-    return dict(pairs)
-
-
-def _no_constant(name):
-    raise ValueError(f"{name} is not allowed")
 
 
 def _fields(d, spec: dict, where: str, file: str) -> dict:
@@ -111,90 +79,8 @@ def _fields(d, spec: dict, where: str, file: str) -> dict:
     return d
 
 
-class _Archive:
-    """The .npy entries of a zip file, read without ever unpickling."""
-
-    def __init__(self, path: Path, file: str):
-        self.file = file
-        try:
-            self.zip = zipfile.ZipFile(path)
-        except FileNotFoundError:
-            raise IRError("no such file", rule="file", file=file) from None
-        except zipfile.BadZipFile:
-            raise IRError("not a zip archive (an IR file is an .npz: a zip of .npy entries)",
-                          rule="file", file=file) from None
-        except (OSError, ValueError, EOFError) as e:
-            raise IRError(f"cannot be read ({e})", rule="file", file=file) from None
-        self.entries: dict[str, zipfile.ZipInfo] = {}
-        for info in self.zip.infolist():
-            name = info.filename
-            if not name.endswith(".npy") or name[:-4] in self.entries:
-                self.zip.close()
-                what = "duplicate" if name.endswith(".npy") else "non-.npy"
-                raise IRError(f"{what} archive entry {name!r}", rule="format", where="archive",
-                              file=file)
-            self.entries[name[:-4]] = info
-
-    def close(self):
-        self.zip.close()
-
-    def read(self, name: str, where: str, *, widen: bool = True) -> np.ndarray:
-        """Return entry ``name`` (without ``.npy``), an integer array, as int64 if ``widen``.
-
-        Any other dtype is refused from the .npy header, before the data is read.
-        """
-        file = self.file
-        if name not in self.entries:
-            raise IRError(f"array {name!r} is missing from the archive", rule="missing-field",
-                          where=where, file=file)
-        info = self.entries[name]
-        try:
-            with self.zip.open(info) as f:
-                version = np.lib.format.read_magic(f)
-                if version == (1, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-                elif version in ((2, 0), (3, 0)):
-                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-                else:
-                    raise ValueError(f"unsupported .npy version {version}")
-            if dtype.hasobject or dtype.kind not in "iu":
-                raise IRError(f"array {name!r} must hold integers, got dtype {dtype}"
-                              + (" (object arrays would need unpickling; they are never read)"
-                                 if dtype.hasobject else ""),
-                              rule="integer-dtype", where=where, file=file)
-            if math.prod(shape) * dtype.itemsize > info.file_size:
-                raise ValueError(f"shape {shape} needs more data than the entry holds")
-            data = self.zip.read(info)  # the whole entry, so that its CRC is checked
-            a = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
-        except IRError:
-            raise
-        except (ValueError, zipfile.BadZipFile, zlib.error, EOFError, OSError,
-                MemoryError) as e:
-            raise IRError(f"array {name!r} cannot be read ({e})", rule="file", where=where,
-                          file=file) from None
-        if not widen:
-            return a
-        if a.dtype.kind == "u" and a.size and int(a.max()) > np.iinfo(np.int64).max:
-            raise IRError(f"array {name!r} holds a value that does not fit int64",
-                          rule="integer-range", where=where, file=file)
-        return a.astype(np.int64)
-
-
-def _read_header(archive: _Archive, file: str) -> dict:
-    if "header" not in archive.entries:
-        raise IRError("missing 'header' entry", rule="missing-field", where="header", file=file)
-    raw = archive.read("header", "header", widen=False)
-    if raw.dtype != np.uint8 or raw.ndim != 1:
-        raise IRError(f"entry 'header' must be a 1-D uint8 array, got {raw.dtype} with shape "
-                      f"{raw.shape}", rule="format", where="header", file=file)
-    try:
-        header = json.loads(raw.tobytes().decode("utf-8"), object_pairs_hook=_no_duplicate_keys,
-                            parse_constant=_no_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise IRError(f"header is not valid UTF-8 JSON ({e})", rule="format", where="header",
-                      file=file) from None
-    if not isinstance(header, dict):
-        raise IRError("header must be a JSON object", rule="format", where="header", file=file)
+def _read_header(archive: Archive, file: str) -> dict:
+    header = archive.read_json("header")
     if header.get("format") != FORMAT:
         raise IRError(f"field 'format' must be {FORMAT!r}, got {header.get('format')!r}",
                       rule="format", where="header.format", file=file)
@@ -238,7 +124,7 @@ def load(path: str | Path) -> Network:
     """
     path = Path(path)
     file = str(path)
-    archive = _Archive(path, file)
+    archive = Archive(path, file)
     try:
         header = _read_header(archive, file)
         arrays = {}

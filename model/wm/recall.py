@@ -1,10 +1,14 @@
-"""The recall trial and its score: the forced rasters of a cued trial, and F1 from spike counts."""
+"""The recall trial and its score: the forced rasters of a cued trial, the trials as a workload,
+and F1 from spike counts (defined beside the workload format, :mod:`model.ir.workload`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["trial_forcing", "f1_from_counts", "score_recall"]
+from model.ir import Network
+from model.ir.workload import Workload, f1_from_counts, score_recall
+
+__all__ = ["trial_forcing", "f1_from_counts", "score_recall", "recall_workload"]
 
 
 def trial_forcing(targets: np.ndarray, d: int, *, pre: int = 10, p: float | None = None,
@@ -27,34 +31,14 @@ def trial_forcing(targets: np.ndarray, d: int, *, pre: int = 10, p: float | None
     return f
 
 
-def f1_from_counts(tp: int, fp: int, fn: int) -> float:
-    """``F1 = 2 tp / (2 tp + fp + fn)``; defined as 1.0 when ``2 tp + fp + fn = 0``.
-
-    The all-silent case (no target spikes and no recalled spikes) is perfect agreement, so it
-    scores 1.0, as precision and recall both tend to 1 there.
-    """
-    den = 2 * tp + fp + fn
-    return 1.0 if den == 0 else 2.0 * tp / den
-
-
-def score_recall(targets: np.ndarray, spikes: np.ndarray, d: int, *,
-                 pre: int) -> tuple[float, np.ndarray]:
-    """Score recall: micro-F1 of ``target[:, :, d:T]`` against own spikes at steps
-    ``pre + d .. pre + T - 1``.
-
-    ``targets`` is ``(m, n, T)``; ``spikes`` the network's own spikes ``s(t)`` (forced spikes
-    excluded), ``(m, steps >= pre + T, n)``. Returns the micro-F1 (counts summed over patterns,
-    neurons and steps) and the per-pattern F1s, float64 ``(m,)``.
-    """
-    x = np.asarray(targets, dtype=bool)
-    m, n, t = x.shape
-    s = np.asarray(spikes).astype(bool)
-    if s.shape[0] != m or s.shape[2] != n or s.shape[1] < pre + t:
-        raise ValueError(f"spikes must have shape ({m}, >= {pre + t}, {n}), got {s.shape}")
-    want = x[:, :, d:].transpose(0, 2, 1)
-    got = s[:, pre + d:pre + t]
-    tp = (want & got).sum((1, 2))
-    fp = (~want & got).sum((1, 2))
-    fn = (want & ~got).sum((1, 2))
-    per = np.array([f1_from_counts(*c) for c in zip(tp, fp, fn)], dtype=np.float64)
-    return f1_from_counts(int(tp.sum()), int(fp.sum()), int(fn.sum())), per
+def recall_workload(net: Network, targets: np.ndarray, *, pre: int = 10,
+                    p: float | None = None, seed: int) -> Workload:
+    """The recall trials of :func:`trial_forcing` as the network's :class:`~model.ir.Workload`
+    (kind ``recall``): the forced layer's rasters and the patterns to score them against."""
+    layer = net.forced_layers[0] if net.forced_layers else None
+    if layer is None:
+        raise ValueError(f"network {net.name!r} has no forced layer to cue")
+    d = net.max_delay
+    f = trial_forcing(targets, d, pre=pre, p=p, seed=seed)
+    return Workload(kind="recall", network=net.digest, forced={layer: f},
+                    targets=np.asarray(targets, bool), layer=layer, d=d, pre=pre)

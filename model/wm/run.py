@@ -11,6 +11,7 @@ import torch
 
 from model.quantise import quantise_wm
 from model.wm.event import TrainConfig, recall, train
+from model.wm.recall import recall_workload
 from model.wm.network import (HEBBIAN_GAIN, Reset, hebbian_init, least_squares_init,
                               make_targets)
 
@@ -54,8 +55,9 @@ def run_wm(*, n: int = DEFAULTS["n"], d: int = DEFAULTS["d"], m: int = DEFAULTS[
     ``seed`` (same in both modes). Returns ``f1_float``, ``f1_int``, ``per_pattern_float``,
     ``per_pattern_int`` (lists), ``net`` (the quantised :class:`~model.ir.Network`, whose
     ``meta["wm"]`` holds the settings, enough to regenerate the targets), ``w`` (float
-    weights), ``targets``, ``settings`` (JSON-able, with the load ``m (T - d) / (n d)``) and
-    ``seconds``.
+    weights), ``targets``, ``workload`` (the integer recall trials as a
+    :class:`~model.ir.Workload`, to save beside the IR), ``settings`` (JSON-able, with the load
+    ``m (T - d) / (n d)``) and ``seconds``.
     """
     if init not in ("ls", "hebbian", "random"):
         raise ValueError(f"init must be 'ls', 'hebbian' or 'random', got {init!r}")
@@ -85,4 +87,5 @@ def run_wm(*, n: int = DEFAULTS["n"], d: int = DEFAULTS["d"], m: int = DEFAULTS[
     f1_int, per_int = recall(net, targets, mode="int", pre=pre, seed=seed, p=p)
     return dict(f1_float=f1_float, f1_int=f1_int, per_pattern_float=per_float.tolist(),
                 per_pattern_int=per_int.tolist(), net=net, w=w, targets=targets,
+                workload=recall_workload(net, targets, pre=pre, p=p, seed=seed),
                 settings=settings, seconds=time.perf_counter() - t0)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ..common import (BOARDS, UserError, add_core_arguments, check_supported, load_inputs,
-                      load_net, parse_memories, parse_rows)
+                      load_net, parse_memories, parse_rows, workload_for)
 from ..steps import build_bitstream, build_json, estimate_on_board
 
 __all__ = ["add_parser"]
@@ -28,12 +28,16 @@ def add_parser(sub) -> None:
                    help="the core's clock (a PLL makes it; default: the board's)")
     p.add_argument("--baud", type=int, help="host-link baud rate (default: the board's)")
     p.add_argument("--vectors", help="stimulus bundle (.npz from sim.vectors) for the "
-                                     "cycles-per-step figure")
+                                     "cycles-per-step figure (default: the workload saved "
+                                     "beside the IR by training)")
     p.add_argument("--inputs", metavar="X.npy",
                    help="input frames (samples, steps, n0), e.g. from `polychrony data frames`: "
                         "the cycles per step of real samples (the mean over them)")
-    p.add_argument("--count", type=int, help="with --inputs: the first N samples only")
-    p.add_argument("--steps", type=int, default=100, help="steps of random stimulus otherwise")
+    p.add_argument("--count", type=int, help="with --inputs or the workload: the first N "
+                                             "samples only")
+    p.add_argument("--steps", type=int, default=100,
+                   help="steps of random stimulus when there is no workload, --inputs or "
+                        "--vectors")
     p.add_argument("--markdown", metavar="FILE", help="also write the report as a Markdown "
                                                       "table")
     p.add_argument("--json", action="store_true")
@@ -59,9 +63,13 @@ def cmd_build(args) -> int:
     if args.inputs and args.vectors:
         raise UserError("give --inputs or --vectors, not both")
     inputs = load_inputs(args.inputs, net, args.count) if args.inputs else None
+    wl, stimulus = workload_for(args, net, given=bool(args.inputs or args.vectors))
+    if wl is not None and args.count:
+        wl = wl.head(args.count)
     b, est = estimate_on_board(net, args.board, lanes=args.lanes, steps=args.steps, seed=0,
                                vectors=args.vectors, memories=memories, core=args.core,
-                               work_dir=Path(args.output) / "cycles", rows=rows, inputs=inputs)
+                               work_dir=Path(args.output) / "cycles", rows=rows, inputs=inputs,
+                               workload=wl)
     res = build_bitstream(net, args.board, Path(args.output), lanes=args.lanes,
                           memories=memories, clock_hz=clock_hz, baud=args.baud, core=args.core,
                           rows=rows)
@@ -69,9 +77,12 @@ def cmd_build(args) -> int:
     if args.markdown:
         Path(args.markdown).write_text(MARKDOWN_HEADER + "\n" + rep.markdown_row() + "\n")
     if args.json:
-        print(json.dumps(build_json(res) | rep.to_json(), indent=1))
+        src = "workload" if wl else "inputs" if args.inputs else \
+            "vectors" if args.vectors else "random"
+        print(json.dumps(build_json(res) | rep.to_json() | {"stimulus": src}, indent=1))
         return 0
     print(rep.text())
+    print(f"  cycles from {stimulus}")
     if res.flash_image is not None:
         print(f"  weights: write {res.flash_image} at flash offset {res.flash_offset:#x} "
               f"(iceprog -o {res.flash_offset // (1 << 20)}M {res.flash_image})")

@@ -11,14 +11,17 @@ __all__ = ["add_parser"]
 
 def add_parser(sub) -> None:
     """Add ``check`` to the subcommands ``sub``."""
-    p = sub.add_parser("check", help="validate an IR file and print what it holds")
+    p = sub.add_parser("check", help="validate an IR file (and the workload beside it) and "
+                                     "print what they hold")
     p.add_argument("net")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_check)
 
 
 def cmd_check(args) -> int:
+    from model.ir import find_workload, workload_path
     net = load_net(args.net)
+    wl = find_workload(args.net, net)
     rows = [("name", net.name), ("digest", net.digest), ("max_delay", net.max_delay)]
     for i, l in enumerate(net.layers):
         rows.append((f"layer {i}", f"{l.name}: n={l.n}" + (
@@ -28,6 +31,9 @@ def cmd_check(args) -> int:
     for p in net.projections:
         rows.append((f"proj {p.src}->{p.dst}", f"{p.kind} w_bits={p.w_bits} "
                      f"weight{list(p.weight.shape)} delays {p.min_delay}..{p.max_delay}"))
+    rows.append(("workload", f"{workload_path(args.net)}: {wl.describe()}" if wl else
+                 f"none ({workload_path(args.net)} does not exist: commands that run the "
+                 f"network use random stimulus)"))
     if args.json:
         print(json.dumps({k: str(v) for k, v in rows}, indent=1))
     else:

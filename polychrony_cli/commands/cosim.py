@@ -18,11 +18,17 @@ def add_parser(sub) -> None:
     p.add_argument("net")
     p.add_argument("--sim", action="append", choices=("icarus", "verilator"),
                    help="simulator (repeatable; default icarus)")
-    p.add_argument("--steps", type=int, default=100, help="steps of random stimulus")
+    p.add_argument("--steps", type=int, default=100,
+                   help="steps of random stimulus (when there is no workload beside the IR, "
+                        "or with --random)")
     p.add_argument("--inputs", metavar="X.npy",
-                   help="run these input frames instead of a random stimulus: integers of "
-                        "shape (samples, steps, n0), e.g. from 'polychrony data frames'")
-    p.add_argument("--count", type=int, help="with --inputs: the first N samples only")
+                   help="run these input frames: integers of shape (samples, steps, n0), e.g. "
+                        "from 'polychrony data frames' (default: the workload saved beside the "
+                        "IR by training, else a random stimulus)")
+    p.add_argument("--random", action="store_true",
+                   help="a random stimulus of --steps steps even when there is a workload")
+    p.add_argument("--count", type=int, help="with --inputs or the workload: the first N "
+                                             "samples only")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--idle", type=float, default=0.2, help="input idle-cycle probability")
     p.add_argument("--stall", type=float, default=0.2, help="output back-pressure probability")
@@ -36,15 +42,19 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_cosim)
 
 
-def _cosim_inputs(args, net) -> int:
-    """Whole samples from ``--inputs``: one build, every sample compared at every step."""
+def _cosim_samples(args, net, samples) -> int:
+    """Whole samples (``(x, forced, steps)`` each): one build, every sample compared at every
+    step."""
+    from model.ir import validate_inputs
     from rtl.export import generate
     from sim.cosim import Stimulus, run_cosim_batch
     from sim.reference import simulate
 
-    x = load_inputs(args.inputs, net, args.count)
     work = Path(args.work)
-    stimuli = [Stimulus(simulate(net, xs), xs, None) for xs in x]
+    stimuli = []
+    for xs, fs, steps in samples:
+        xs, fs, _ = validate_inputs(net, xs, fs, steps)
+        stimuli.append(Stimulus(simulate(net, xs, fs, steps=steps), xs, fs or None))
     generate(net, work / "verilog", lanes=args.lanes, memories=parse_memories(args.memory),
              core=args.core, rows=parse_rows(args))
     out, ok = {}, True
@@ -72,10 +82,20 @@ def _cosim_inputs(args, net) -> int:
 
 def cmd_cosim(args) -> int:
     from sim.randnet import random_stimulus
+    from model.ir import find_workload
     net = load_net(args.net)
     check_supported(net, args.lanes, args.core)
     if args.inputs:
-        return _cosim_inputs(args, net)
+        x = load_inputs(args.inputs, net, args.count)
+        return _cosim_samples(args, net, [(xs, None, len(xs)) for xs in x])
+    wl = None if args.random else find_workload(args.net, net)
+    if wl is not None:
+        if args.count:
+            wl = wl.head(args.count)
+        if not args.json:
+            print(f"the workload beside the IR: {wl.describe()}")
+        return _cosim_samples(args, net, [(*wl.sample(i), wl.steps)
+                                          for i in range(wl.samples)])
     x, forced = random_stimulus(net, args.steps, args.seed)
     work = Path(args.work)
     memories = parse_memories(args.memory)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..common import (BOARDS, add_core_arguments, check_supported, load_net, parse_memories,
-                      parse_rows)
+                      parse_rows, workload_for)
 from ..steps import estimate_on_board, estimate_rows
 
 __all__ = ["add_parser"]
@@ -19,8 +19,10 @@ def add_parser(sub) -> None:
     p.add_argument("net")
     p.add_argument("--board", default="icebreaker", choices=BOARDS)
     p.add_argument("--lanes", type=int, default=1, help="neurons updated per cycle")
-    p.add_argument("--vectors", help="stimulus bundle (.npz from sim.vectors) for the activity")
-    p.add_argument("--steps", type=int, default=100, help="steps of random stimulus otherwise")
+    p.add_argument("--vectors", help="stimulus bundle (.npz from sim.vectors) for the activity "
+                                     "(default: the workload saved beside the IR by training)")
+    p.add_argument("--steps", type=int, default=100,
+                   help="steps of random stimulus when there is neither")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--memory", action="append", metavar="NAME=KIND",
                    help="memory kind of a weight array: block, spram (iCE40), lut or "
@@ -38,18 +40,22 @@ def cmd_estimate(args) -> int:
     import tempfile
     net = load_net(args.net)
     check_supported(net, args.lanes, args.core)
+    wl, stimulus = workload_for(args, net, given=bool(args.vectors))
     with tempfile.TemporaryDirectory(prefix="polychrony-estimate-") as tmp:
         b, est = estimate_on_board(net, args.board, lanes=args.lanes, steps=args.steps,
-                                   seed=args.seed, vectors=args.vectors,
+                                   seed=args.seed, vectors=args.vectors, workload=wl,
                                    memories=parse_memories(args.memory), core=args.core,
                                    rows=parse_rows(args), work_dir=Path(tmp))
     from boards.fit import board_fit
     fit = board_fit(est, b)
     status = 3 if args.require_fit and not fit.fits else 0
     if args.json:
+        src = "workload" if wl else "vectors" if args.vectors else "random"
         print(json.dumps(est.to_json() | {"board": b.name, "device_resources": b.resources,
-                                          "fit": fit.to_json()}, indent=1))
+                                          "fit": fit.to_json(), "stimulus": src},
+                         indent=1))
         return status
+    print(f"  {'stimulus':<12} {stimulus}")
     for k, v in estimate_rows(b, est):
         print(f"  {k:<12} {v}")
     print("  per array:")

@@ -24,10 +24,11 @@ def add_parser(sub) -> None:
     p.add_argument("--simulate", action="store_true",
                    help="run the board top's Verilog in Verilator behind a pseudo-terminal")
     p.add_argument("--inputs", metavar="X.npy",
-                   help="input frames: integers of shape (samples, steps, n0)")
+                   help="input frames: integers of shape (samples, steps, n0) (default: the "
+                        "workload saved beside the IR by training, which is then scored)")
     p.add_argument("--forced", metavar="F.npy",
                    help="forced rasters (the working-memory cue): 0/1 of shape "
-                        "(samples, steps, n)")
+                        "(samples, steps, n) (default: the workload beside the IR)")
     p.add_argument("--count", type=int, help="the first N samples only")
     p.add_argument("--membranes", action="store_true",
                    help="read every membrane at every step too (slower; the full trace)")
@@ -47,9 +48,13 @@ def add_parser(sub) -> None:
 def cmd_run(args) -> int:
     """Run samples on a board (``--port``) or on the simulated board (``--simulate``)."""
     from boards.host import Board, LinkError
+    from model.ir import find_workload
     from sim.reference import simulate
 
     net = load_net(args.net)
+    wl = None if args.inputs or args.forced else find_workload(args.net, net)
+    if wl is not None and args.count:
+        wl = wl.head(args.count)
     if bool(args.port) == bool(args.simulate):
         raise UserError("give exactly one of --port DEV (a board) or --simulate (the "
                         "Verilator model of the board top)")
@@ -58,18 +63,27 @@ def cmd_run(args) -> int:
                         "a real board runs the core its bitstream was built with")
     if args.simulate:
         check_supported(net, args.lanes, args.core)
-    if net.input.n and not args.inputs:
-        raise UserError(f"network {net.name!r} has {net.input.n} input channels: give "
-                        f"--inputs X.npy (samples, steps, {net.input.n})")
-    if net.forced_layers and not net.input.n and not args.forced:
-        raise UserError(f"network {net.name!r} is driven through its forced layer: give "
-                        f"--forced F.npy (samples, steps, n)")
-    x = load_inputs(args.inputs, net, args.count) if args.inputs else None
-    f = load_forced(args.forced, net, args.count) if args.forced else None
-    if x is not None and f is not None and (x.shape[0], x.shape[1]) != f.shape[:2]:
-        raise UserError(f"--inputs {x.shape[:2]} and --forced {f.shape[:2]} differ in "
-                        f"samples or steps")
-    samples = len(x) if x is not None else len(f)
+    if net.input.n and not args.inputs and wl is None:
+        raise UserError(f"network {net.name!r} has {net.input.n} input channels and no "
+                        f"workload beside it: give --inputs X.npy (samples, steps, "
+                        f"{net.input.n})")
+    if net.forced_layers and not net.input.n and not args.forced and wl is None:
+        raise UserError(f"network {net.name!r} is driven through its forced layer and has no "
+                        f"workload beside it: give --forced F.npy (samples, steps, n)")
+    if wl is not None and wl.metric == "F1" and args.prediction_only:
+        raise UserError("the workload scores recall by the spikes: drop --prediction-only")
+    if wl is not None:
+        x, f = wl.x, wl.forced or None
+    else:
+        x = load_inputs(args.inputs, net, args.count) if args.inputs else None
+        f = load_forced(args.forced, net, args.count) if args.forced else None
+        if f is not None:
+            f = {net.forced_layers[0]: f}
+    first = x if x is not None else next(iter(f.values()))
+    if x is not None and f is not None and any(a.shape[:2] != x.shape[:2] for a in f.values()):
+        raise UserError(f"--inputs {x.shape[:2]} and --forced "
+                        f"{next(iter(f.values())).shape[:2]} differ in samples or steps")
+    samples = len(first)
     if args.prediction_only and (args.membranes or net.layers[-1].spiking):
         raise UserError("--prediction-only needs a network whose last layer is a read-out, "
                         "and no --membranes")
@@ -85,14 +99,14 @@ def cmd_run(args) -> int:
         else:
             port = args.port
         from tqdm import tqdm
-        rows, ok = [], True
-        T = (x if x is not None else f).shape[1]
+        rows, ok, traces, refs = [], True, [], []
+        T = first.shape[1]
         bar = tqdm(total=samples * T, unit="step", disable=args.json, leave=False,
                    desc="run", file=sys.stderr)
         with Board(port, net=net, baud=args.baud, timeout=args.timeout) as board:
             for k in range(samples):
                 xs = None if x is None else x[k]
-                fs = None if f is None else {net.forced_layers[0]: f[k]}
+                fs = None if f is None else {l: a[k] for l, a in f.items()}
                 steps = T
                 seen = [0]
 
@@ -102,13 +116,16 @@ def cmd_run(args) -> int:
 
                 got = board.run(xs, fs, steps=steps, membranes=args.membranes,
                                 spikes=not args.prediction_only, progress=advance)
+                traces.append(got)
+                if wl is not None:
+                    refs.append(simulate(net, xs, fs, steps=steps))
                 t = board.last_timing
                 row = dict(sample=k, steps=steps, prediction=got.prediction,
                            spikes={l: int(s.sum()) for l, s in got.spikes.items()},
                            seconds=round(t.seconds, 4), bytes_out=t.bytes_out,
                            bytes_in=t.bytes_in)
                 if args.check:
-                    ref = simulate(net, xs, fs, steps=steps)
+                    ref = refs[-1] if wl is not None else simulate(net, xs, fs, steps=steps)
                     if args.membranes:
                         mm = ref.first_mismatch(got)
                     elif args.prediction_only:
@@ -143,6 +160,15 @@ def cmd_run(args) -> int:
     finally:
         if sb is not None:
             sb.stop()
+    score = None
+    if wl is not None and wl.metric:
+        got, ref = wl.score(traces), wl.score(refs)
+        score = {"workload": wl.kind, "metric": wl.metric, "board": got["value"],
+                 "reference": ref["value"], "samples": samples}
+        if not args.json:
+            same = "equal to" if got["value"] == ref["value"] else "DIFFERENT FROM"
+            print(f"{wl.metric} {got['value']:.4f} over {samples} samples of the workload, "
+                  f"{same} the reference's {ref['value']:.4f}")
     if args.json:
-        print(json.dumps(rows, indent=1))
+        print(json.dumps({"samples": rows, "score": score}, indent=1))
     return 0 if ok else 1

@@ -41,7 +41,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_train_wm(args) -> int:
-    from model.ir import save
+    from model.ir import save, save_workload, workload_path
     from model.wm.run import DEFAULTS, PRESETS, run_wm
     settings = dict(DEFAULTS, beta=205)
     settings.pop("gain")
@@ -54,10 +54,11 @@ def cmd_train_wm(args) -> int:
                  train_steps=args.train_steps, refractory=args.refractory,
                  progress=not args.json)
     save(out["net"], args.output)
+    wl = save_workload(out["workload"], workload_path(args.output))
     summary = {"f1_float": out["f1_float"], "f1_int": out["f1_int"],
                "settings": out["settings"], "seconds": out["seconds"],
-               "ir": str(args.output)}
+               "ir": str(args.output), "workload": str(wl)}
     print(json.dumps(summary, indent=1) if args.json else
           f"F1 float {out['f1_float']:.4f}, integer {out['f1_int']:.4f} "
-          f"({out['seconds']:.1f} s); wrote {args.output}")
+          f"({out['seconds']:.1f} s); wrote {args.output} and its workload {wl}")
     return 0

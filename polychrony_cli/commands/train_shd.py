@@ -107,13 +107,14 @@ def shd_config(args):
 
 def cmd_train_shd(args) -> int:
     from model.audio.train import train_audio
-    from model.ir import save
+    from model.ir import save, save_workload, workload_path
 
     res = train_audio(shd_config(args))
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     save(res.net, args.out)
-    summary = dict(res.summary(), ir=str(args.out), digest=res.net.digest)
+    wl = save_workload(res.workload, workload_path(args.out))
+    summary = dict(res.summary(), ir=str(args.out), digest=res.net.digest, workload=str(wl))
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
@@ -121,7 +122,8 @@ def cmd_train_shd(args) -> int:
         print(f"{args.arch}: float accuracy {res.float_acc:.4f}, integer {res.int_acc:.4f} "
               f"(test, {len(res.history)} epochs, {res.seconds:.0f} s, "
               f"{res.seconds_per_epoch:.1f} s/epoch)")
-        print(f"parameters: recurrent {p['recurrent']}, total {p['total']}; wrote {args.out}")
+        print(f"parameters: recurrent {p['recurrent']}, total {p['total']}; wrote {args.out} "
+              f"and its workload {wl} ({res.workload.samples} labelled test samples)")
     return 0
 
 

@@ -163,7 +163,15 @@ def test_train_wm_writes_a_checked_ir(tmp_path):
     assert s["f1_float"] == 1.0 and s["f1_int"] == 1.0
     from model.wm.run import DEFAULTS
     assert {k: s["settings"][k] for k in DEFAULTS} == DEFAULTS
-    assert _run("check", str(tmp_path / "wm.npz")).returncode == 0
+    assert s["workload"] == str(tmp_path / "wm.workload.npz")
+    chk = _run("check", str(tmp_path / "wm.npz"))
+    assert chk.returncode == 0
+    assert f"cued recall of {DEFAULTS['m']} stored patterns" in chk.stdout
+    # A workload that does not belong to the IR is one clear line naming both.
+    _run("train", "wm", "-o", str(tmp_path / "other.npz"), "--seed", "1")
+    (tmp_path / "wm.workload.npz").write_bytes((tmp_path / "other.workload.npz").read_bytes())
+    bad = _run("check", str(tmp_path / "wm.npz"))
+    assert bad.returncode == 2 and "wm.workload.npz" in bad.stderr and "made for IR" in bad.stderr
 
 
 def test_memory_option(tmp_path, good):

@@ -35,7 +35,7 @@ def test_run_simulated_board_matches_reference(wm_ir, wm8):
     out = _cli("run", path, "--simulate", "--forced", d / "cue.npy", "--check", "--membranes",
                "--json", "--work", d / "sim")
     assert out.returncode == 0, out.stderr[-2000:]
-    rows = json.loads(out.stdout)
+    rows = json.loads(out.stdout)["samples"]
     assert len(rows) == 2 and all(r["match"] for r in rows)
     for r, f in zip(rows, cue):
         ref = simulate(wm8, None, {1: f}, steps=30)
@@ -45,7 +45,7 @@ def test_run_simulated_board_matches_reference(wm_ir, wm8):
 @pytest.mark.parametrize("args, message", [
     ([], "exactly one of --port"),
     (["--simulate", "--port", "/dev/null"], "exactly one of --port"),
-    (["--simulate"], "forced layer: give --forced"),
+    (["--simulate"], "no workload beside it: give --forced"),
     (["--simulate", "--forced", "{cue}", "--prediction-only"], "needs a network whose last"),
 ])
 def test_run_argument_errors(wm_ir, args, message):
@@ -68,3 +68,31 @@ def test_run_missing_port_is_a_clear_error(wm_ir):
     d, path, _ = wm_ir
     out = _cli("run", path, "--port", "/dev/polychrony-no-such-port", "--forced", d / "cue.npy")
     assert out.returncode == 2 and "cannot open serial port" in out.stderr
+
+
+def test_run_replays_and_scores_the_workload_beside_the_ir(wm8, tmp_path):
+    """With no stimulus flags, ``run`` replays the workload saved beside the IR and prints its
+    score on the board beside the reference's (recall F1 here); ``--count`` takes the first
+    samples."""
+    from model.ir import Workload, save_workload, workload_path
+    from model.ir.workload import score_recall
+    path = save(wm8, tmp_path / "wm8.npz")
+    rng = np.random.default_rng(3)
+    d, pre, t = wm8.max_delay, 4, 20
+    targets = rng.random((3, 8, t)) < 0.3
+    forced = np.zeros((3, pre + t, 8), bool)
+    forced[:, :pre] = rng.random((3, pre, 8)) < 0.3
+    forced[:, pre:pre + d] = targets[:, :, :d].transpose(0, 2, 1)
+    save_workload(Workload("recall", wm8.digest, forced={1: forced}, targets=targets, layer=1,
+                           d=d, pre=pre), workload_path(path))
+    out = _cli("run", path, "--simulate", "--count", "2", "--json", "--work", tmp_path / "sim")
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout)
+    refs = [simulate(wm8, None, {1: f}, steps=pre + t) for f in forced[:2]]
+    want, _ = score_recall(targets[:2], np.stack([r.spikes[1] for r in refs]), d, pre=pre)
+    assert res["score"] == {"workload": "recall", "metric": "F1", "board": want,
+                            "reference": want, "samples": 2}
+    assert [r["spikes"]["1"] for r in res["samples"]] == [int(r.spikes[1].sum()) for r in refs]
+    text = _cli("run", path, "--simulate", "--count", "1", "--work", tmp_path / "sim")
+    assert text.returncode == 0, text.stderr[-2000:]
+    assert "over 1 samples of the workload, equal to the reference's" in text.stdout

@@ -51,6 +51,6 @@ def test_trained_audio_network_on_the_simulated_board(tmp_path, name):
     out = _cli("run", net, "--simulate", "--inputs", tmp_path / "x.npy", "--check", "--json",
                "--lanes", "8", "--work", tmp_path / "sim", "--timeout", "30")
     assert out.returncode == 0, out.stderr[-2000:]
-    rows = json.loads(out.stdout)
+    rows = json.loads(out.stdout)["samples"]
     assert len(rows) == 2 and all(r["match"] and r["steps"] == 136 for r in rows)
     assert all(r["prediction"] == r["reference_prediction"] for r in rows)

@@ -45,3 +45,16 @@ def test_over_capacity_fails():
     r = run_wm(n=16, d=8, m=4, t=64, p=0.05, seed=0)
     assert r["settings"]["load"] > 1
     assert r["f1_float"] < 0.9 and r["f1_int"] < 0.9
+
+
+def test_workload_replays_the_integer_recall():
+    """The workload ``run_wm`` returns, run through the reference simulator, scores exactly the
+    integer F1 (and per-pattern F1s) of the run, on a load where recall is imperfect."""
+    from sim.reference import simulate
+    r = run_wm(seed=1, m=6)
+    wl = r["workload"]
+    assert wl.kind == "recall" and wl.network == r["net"].digest and wl.samples == 6
+    traces = [simulate(r["net"], *wl.sample(i), steps=wl.steps) for i in range(wl.samples)]
+    score = wl.score(traces)
+    assert 0.5 < score["value"] < 1.0
+    assert score["value"] == r["f1_int"] and score["per_sample"] == r["per_pattern_int"]
