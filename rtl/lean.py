@@ -43,6 +43,7 @@ from .checked import CheckedComponent
 from .errors import UnsupportedNetwork
 from .interface import step_in_layout, step_out_layout
 from .lean_layout import WORD_BITS, lean_image, lean_layout, log2_exact
+from .lif import clamp, fire_and_reset, floor_shift, scale
 from .logic import lowest_set
 from .spram import SpramArray
 from .stack_plan import observed_layers
@@ -455,7 +456,7 @@ class LeanCore(CheckedComponent):
         d3 = [Signal(max(1, db), name=f"s3_d{k}", reset_less=True) for k in range(P)]
         f3 = [Signal(name=f"s3_f{k}", reset_less=True) for k in range(P)]
         for k in range(P):
-            m.d.sync += [s3_p[k].eq(beta * s2_v[k]), s3_j[k].eq(s2_j[k]),
+            m.d.sync += [s3_p[k].eq(scale(s2_v[k], beta)), s3_j[k].eq(s2_j[k]),
                          d3[k].eq(dl[k]), f3[k].eq(fb[k])]
         # Stage 3: u = product >> beta_shift (floor), plus J.
         xw = max(vb + beta_w, iw) + 1
@@ -463,7 +464,7 @@ class LeanCore(CheckedComponent):
         d4 = [Signal(max(1, db), name=f"s4_d{k}", reset_less=True) for k in range(P)]
         f4 = [Signal(name=f"s4_f{k}", reset_less=True) for k in range(P)]
         for k in range(P):
-            u = Array([s3_p[k] >> layers[l].beta_shift if l in lif else s3_p[k]
+            u = Array([floor_shift(s3_p[k], layers[l].beta_shift) if l in lif else s3_p[k]
                        for l in range(nl)])[cl]
             m.d.sync += [s4_x[k].eq(u + s3_j[k]), d4[k].eq(d3[k]), f4[k].eq(f3[k])]
         # Stage 3b: v_hat = sat(u + J) to the layer's width.
@@ -474,7 +475,7 @@ class LeanCore(CheckedComponent):
         vmin = per_layer(lambda l: layers[l].v_min, signed(vb))
         for k in range(P):
             x = s4_x[k]
-            m.d.sync += [s4_h[k].eq(Mux(x > vmax, vmax, Mux(x < vmin, vmin, x))),
+            m.d.sync += [s4_h[k].eq(clamp(x, vmin, vmax)),
                          d4b[k].eq(d4[k]), f4b[k].eq(f4[k])]
         d4, f4 = d4b, f4b
         # Stage 4: threshold and reset; lanes past the layer's end carry zeros.
@@ -489,10 +490,9 @@ class LeanCore(CheckedComponent):
         live = Signal(P, name="live")
         m.d.comb += live.eq(Mux(plast[4], tail, C((1 << P) - 1, P)))
         for k in range(P):
-            fire = spiking & (s4_h[k] >= thr) & live[k]
-            m.d.sync += [s5_s[k].eq(fire),
-                         s5_v[k].eq(Mux(~live[k], 0,
-                                        Mux(fire, Mux(sub_reset, s4_h[k] - thr, 0), s4_h[k]))),
+            fire, v_new = fire_and_reset(s4_h[k], thr, spiking=spiking, subtract=sub_reset,
+                                         live=live[k])
+            m.d.sync += [s5_s[k].eq(fire), s5_v[k].eq(v_new),
                          d5[k].eq(d4[k]), f5[k].eq(f4[k] & live[k])]
         # Write-back (from the last stage's registers).
         wv, wg, wlast = pv[5], pg[5], plast[5]
