@@ -18,7 +18,8 @@ lane's weight per SPRAM port. This core takes the same stack-shaped networks as 
 * **update (phase B)** — ``lanes`` LIF units update ``lanes`` neurons per cycle: the sums
   leave their banks (which are cleared), bias and delays come from a parameter word in SPRAM
   (which phase A does not use meanwhile), membranes from a block RAM; leak on a multiplier,
-  saturation, threshold, reset, in a six-register pipeline shared by all layers.
+  saturation, threshold, reset, in a six-register pipeline shared by all layers (the
+  arithmetic of :mod:`rtl.lif`, given the current layer's constants).
 * **delays as a ring of time slots** — a neuron j spiking at step t writes its spike into slot
   ``(t + d_j) mod R`` of a one-bit-per-neuron ring (``R`` = the largest delay rounded up to a
   power of two); the update of step t reads slot t + 1 and hands the set bits to the next
@@ -29,12 +30,19 @@ The layers take turns: A1, B1, A2, B2, ... per step. Ports and records are those
 :class:`~rtl.core.NetworkCore` (``rtl/interface.py``) plus ``wl`` (64-bit words of
 :meth:`LeanCore.load_image`); ``observe`` and ``gate`` work as for the stack core.
 ``docs/hardware.md`` ("The lean core") has the timing and the resources.
+
+:meth:`LeanCore.elaborate` builds the core in named parts: the memories; phase A's walker
+(stage W0 turns an event into the descriptor of its row, W1 issues the row's words) and the
+accumulator banks; the sequencer (a state machine over the phases); phase B's issue; the LIF
+pipeline; the write-back (membranes, delay rings, spike and conv lists); the output buffer.
+What two parts share travels in small dataclasses (``_Walker``, ``_PhaseB``, ...).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 
-from amaranth.hdl import Array, C, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, C, Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import memory, stream
 from amaranth.lib.wiring import In, Out
 
@@ -42,7 +50,8 @@ from model.ir import Network, index_bits, signed_bits
 from .checked import CheckedComponent
 from .errors import UnsupportedNetwork
 from .interface import step_in_layout, step_out_layout
-from .lean_layout import WORD_BITS, lean_image, lean_layout, log2_exact
+from .lean_layout import WORD_BITS, LeanLayout, lean_image, lean_layout, log2_exact
+from .lif import clamp, fire_and_reset, floor_shift, scale
 from .logic import lowest_set
 from .spram import SpramArray
 from .stack_plan import observed_layers
@@ -105,132 +114,109 @@ class LeanCore(CheckedComponent):
 
     # ----------------------------------------------------------------------------------------
     def elaborate(self, platform):
+        """The core in named parts (see each). The parts are called in the order in which the
+        statements they add reach the module: that order numbers the Verilog's anonymous
+        wires, so moving a statement from one part to another changes the Verilog."""
         m = Module()
-        net, L, P = self.net, self.layout, self.lanes
-        S, sw = L.slots, L.slot_bits
-        nl = len(net.layers)
-        lif = list(range(1, nl))
-        last_l = lif[-1]
-        layers = net.layers
+        net, L = self.net, self.layout
+        d = _Dims.of(net, L, self.lanes)
+        cl = Signal(range(max(2, d.nl)), init=1, name="cl")
+        step = _Step(cl=cl,
+                     slot=Signal(max(1, log2_exact(L.ring)), name="slot"),
+                     tsat=Signal(range(L.ring + 1), name="tsat"),
+                     observed=Array([self._enabled(l) if l in self.observe else C(0, 1)
+                                     for l in range(d.nl)])[cl],
+                     nl=d.nl, lif=d.lif)
+        mem = self._memories(m, platform, d)
+        a = _Walker.create(net, L, d, step, len(mem.w_addr))
+        lists = _Lists(sp_n=Signal(range(d.gmax + 1), name="sp_n"),
+                       sp_r=Signal(range(d.gmax + 1), name="sp_r"),
+                       cv_n={l: Signal(range(L.groups[l] + 1), name=f"cv_n{l}")
+                             for l in L.conv},
+                       cv_r=Signal(range(d.gmax + 1), name="cv_r"))
+        b = _PhaseB.create(L, d, step, a, ring=mem.ring is not None)
+        of_n = Signal(range(OUT_DEPTH + 1), name="of_n")   # records in the output buffer
 
-        def per_layer(f, shape):
-            """A per-layer constant, selected by the current layer ``cl``."""
-            return Array([C(f(l) if l in lif else 0, shape) for l in range(nl)])[cl]
+        row = self._phase_a_rows(m, d, step, a)
+        self._accumulators(m, d, mem, a, b)
+        self._phase_a_issue(m, mem, a, row)
+        busy = self._sequencer(m, d, step, mem, a, lists, b, of_n)
+        self._phase_b_issue(m, d, step, mem, b)
+        res = self._lif_pipeline(m, d, step, mem, b)
+        self._write_back(m, d, step, mem, lists, b, res)
+        self._output_fifo(m, d, step, b, res, of_n, busy)
+        return m
 
-        cl = Signal(range(max(2, nl)), init=1, name="cl")
-        # ---- memories ----------------------------------------------------------------------
+    def _memories(self, m: Module, platform, d: _Dims) -> _Memories:
+        """The weight memory (SPRAM), the accumulator banks, the membranes, the delay rings and
+        the spike and conv lists (block RAMs); the weight memory's port is driven from
+        ``w_addr`` and ``w_en`` (and written from ``wl``)."""
+        L = self.layout
         primitive = platform is not None if self.spram_cells is None else self.spram_cells
         m.submodules.wmem = wmem = SpramArray(depth=L.words, width=WORD_BITS,
                                               primitive=primitive)
-        ab = len(wmem.addr)
-        aw = L.acc_bits
+        # A port's signals are named after the variable it is assigned to (wp__addr, v_wr__en).
         acc_wr, acc_rd = [], []
-        for k in range(S):
-            mem = memory.Memory(shape=signed(aw), depth=max(2, L.acc_depth), init=[])
+        for k in range(d.S):
+            mem = memory.Memory(shape=signed(L.acc_bits), depth=max(2, L.acc_depth), init=[])
             m.submodules[f"acc{k}"] = mem
             wp = mem.write_port()
             rp = mem.read_port()
             acc_wr.append(wp)
             acc_rd.append(rp)
-        vb = max(layers[l].v_bits for l in lif)
-        vmem = memory.Memory(shape=unsigned(P * vb), depth=max(2, L.v_depth), init=[])
+        vmem = memory.Memory(shape=unsigned(d.P * d.vb), depth=max(2, L.v_depth), init=[])
         m.submodules.vmem = vmem
         v_wr = vmem.write_port()
         v_rd = vmem.read_port()
-        gmax = max(L.groups.values())
-        gl = index_bits(gmax)
         ring = None
         if L.conv:
-            ring_bits = log2_exact(L.ring)
-            fg_bits = log2_exact(L.f_groups)
             ring = []
-            for k in range(P):
+            for k in range(d.P):
                 mem = memory.Memory(shape=1, depth=L.ring * L.f_groups, init=[])
                 m.submodules[f"ring{k}"] = mem
                 ring.append((mem.write_port(), mem.read_port()))
         # The spikes of layer l (non-zero words of one group) for phase A of layer l + 1.
-        feeds = [l for l in lif if l != last_l and layers[l].spiking]
-        spk = None
-        if feeds:
-            spk = memory.Memory(shape=unsigned(gl + P), depth=max(2, gmax), init=[])
+        spk_wr = spk_rd = None
+        if d.feeds:
+            spk = memory.Memory(shape=unsigned(d.gl + d.P), depth=max(2, d.gmax), init=[])
             m.submodules.spk = spk
             spk_wr, spk_rd = spk.write_port(), spk.read_port()
         cvl = {}
         for l in L.conv:
-            mem = memory.Memory(shape=unsigned(gl + P), depth=max(2, L.groups[l]), init=[])
+            mem = memory.Memory(shape=unsigned(d.gl + d.P), depth=max(2, L.groups[l]), init=[])
             m.submodules[f"cvl{l}"] = mem
             cvl[l] = (mem.write_port(), mem.read_port())
-
-        # ---- state -------------------------------------------------------------------------
-        loaded = Signal(name="loaded", reset_less=True)  # SPRAM keeps its words over resets
-        ld_addr = Signal(range(max(2, L.words)), name="ld_addr")
-        clr = Signal(range(max(L.acc_depth, L.v_depth) + 1), name="clr")
-        slot = Signal(max(1, log2_exact(L.ring)), name="slot")     # t mod R
-        tsat = Signal(range(L.ring + 1), name="tsat")         # min(t, R)
-        sp_n = Signal(range(gmax + 1), name="sp_n")           # entries in the spike list
-        sp_r = Signal(range(gmax + 1), name="sp_r")
-        cv_n = {l: Signal(range(L.groups[l] + 1), name=f"cv_n{l}") for l in L.conv}
-        cv_r = Signal(range(gmax + 1), name="cv_r")
-
-        # Walker of phase A, stage W0: the current item (an input record, or a list entry of
-        # the layer below's spikes or of this layer's delayed spikes); its set bits are events.
-        mb = max(layers[0].in_bits, P)
-        it_valid = Signal(name="it_valid")
-        it_mask = Signal(mb, name="it_mask")
-        it_base = Signal(max(index_bits(layers[0].n), gl), name="it_base")
-        it_conv = Signal(name="it_conv")
-        it_in = Signal(name="it_in")           # the item is an input record (else a list entry)
-        it_last = Signal(name="it_last")
-        in_done = Signal(name="in_done")       # the step's last input record is done
-        a1_valid = Signal(name="a1_valid")
-        a1_shift = Signal(range(max(2, layers[0].in_bits)), name="a1_shift", reset_less=True)
-        a1_addr = Signal(range(max(2, L.acc_depth)), name="a1_addr", reset_less=True)
-
-        # Phase B: group counter and pipeline.
-        g = Signal(range(max(2, gmax)), name="g")
-        pv = [Signal(name=f"p{s}_valid") for s in range(1, B_STAGES + 1)]
-        pg = [Signal(range(max(2, gmax)), name=f"p{s}_g") for s in range(1, B_STAGES + 1)]
-        plast = [Signal(name=f"p{s}_last") for s in range(1, B_STAGES + 1)]
-
-        # Output FIFO (flip-flops).
-        ob = index_bits(nl)
-        nb = index_bits(max(layers[l].n for l in lif))
-        rec_bits = ob + nb + P + P * vb + 1
-        ofifo = [Signal(rec_bits, name=f"of{q}", reset_less=True) for q in range(OUT_DEPTH)]
-        of_w = Signal(range(OUT_DEPTH), name="of_w")
-        of_r = Signal(range(OUT_DEPTH), name="of_r")
-        of_n = Signal(range(OUT_DEPTH + 1), name="of_n")
-        push = Signal(name="of_push")
-        push_data = Signal(rec_bits, name="of_data")
-        pop = Signal(name="of_pop")
-
-        # ---- weight memory port: load, phase A rows, phase B parameters --------------------
-        w_addr = Signal(ab, name="w_addr")
+        # The weight memory's port: load, phase A rows, phase B parameters.
+        w_addr = Signal(len(wmem.addr), name="w_addr")
         w_en = Signal(name="w_en")
         m.d.comb += [wmem.addr.eq(w_addr), wmem.en.eq(w_en), wmem.wdata.eq(self.wl.payload)]
+        return _Memories(wmem=wmem, acc_wr=acc_wr, acc_rd=acc_rd, v_wr=v_wr, v_rd=v_rd,
+                         ring=ring, spk_wr=spk_wr, spk_rd=spk_rd, cvl=cvl,
+                         w_addr=w_addr, w_en=w_en)
 
-        # ---- phase A: the walker, in two stages ------------------------------------------------
-        # Stage W0 holds an item and turns its lowest set bit into a row descriptor; stage W1
-        # holds the descriptor (all registers) and issues its words, one per cycle.
-        has = Signal(name="it_has")
-        m.d.comb += has.eq(it_valid & it_mask.any())
+    def _phase_a_rows(self, m: Module, d: _Dims, step: _Step, a: _Walker) -> _Row:
+        """Phase A, stage W0: the item's lowest set bit (an event) as the descriptor of its row
+        (first word, words, first target sum); and the handshake between W0, W1 and a1."""
+        L = self.layout
+        per_layer, cl = step.per_layer, step.cl
+        it_mask, it_base = a.it_mask, a.it_base
+        P, S, gl, nl, lif = d.P, d.S, d.gl, d.nl, d.lif
+        ab = len(a.d_row)
+        m.d.comb += a.has.eq(a.it_valid & it_mask.any())
         k_low = lowest_set(m, it_mask, "it_low")
-        rest = Signal(mb, name="it_rest")
+        rest = Signal(d.mb, name="it_rest")
         m.d.comb += rest.eq(it_mask & (it_mask - 1))
-        is_input = cl == 1
         j = Signal(max(len(it_base), gl + log2_exact(P)) + 1, name="it_j")
-        m.d.comb += j.eq(Mux(it_in, it_base, Cat(k_low[:log2_exact(P)], it_base[:gl])
+        m.d.comb += j.eq(Mux(a.it_in, it_base, Cat(k_low[:log2_exact(P)], it_base[:gl])
                              if P > 1 else it_base[:gl]))
-        cmax = max(max(L.chunks.values()), 2)
-        cnt = Signal(range(cmax + 1), name="it_cnt")
-        m.d.comb += cnt.eq(Mux(it_conv, per_layer(lambda l: L.cv_chunks.get(l, 1), cnt.shape()),
+        cnt = Signal(range(d.cmax + 1), name="it_cnt")
+        m.d.comb += cnt.eq(Mux(a.it_conv,
+                               per_layer(lambda l: L.cv_chunks.get(l, 1), cnt.shape()),
                                per_layer(lambda l: L.chunks[l], cnt.shape())))
         # Row addresses: base + j * stride (strides are powers of two).
         ff_row = Array([C(0, ab) if l not in lif else
                         (C(L.ff_base[l], ab) + (j << log2_exact(L.ff_stride[l])))[:ab]
                         for l in range(nl)])[cl]
-        acc_base = per_layer(lambda l: L.acc_base[l],
-                             unsigned(max(1, log2_exact(max(2, L.acc_depth)) + 1)))
         if L.conv:
             cv_row = Array([(C(L.cv_base[l], ab) + (j << log2_exact(L.cv_stride[l])))[:ab]
                             if l in L.conv else C(0, ab) for l in range(nl)])[cl]
@@ -238,163 +224,123 @@ class LeanCore(CheckedComponent):
             offw = signed_bits(min(L.cv_off.values()), 0)
             aoff = Signal(signed(max(len(j), offw) + 2), name="cv_a")
             m.d.comb += aoff.eq(j + per_layer(lambda l: L.cv_off.get(l, 0), signed(offw)))
-            c0 = Signal(range(cmax), name="cv_c0")
+            c0 = Signal(range(d.cmax), name="cv_c0")
             first = Mux(aoff < 0, 0, aoff >> log2_exact(S))
             c0max = per_layer(lambda l: L.chunks[l] - L.cv_chunks.get(l, L.chunks[l]),
                               c0.shape())
             m.d.comb += c0.eq(Mux(first > c0max, c0max, first))
-            row = Mux(it_conv, cv_row, ff_row)
-            target = Mux(it_conv, c0, 0)
+            row = Mux(a.it_conv, cv_row, ff_row)
+            target = Mux(a.it_conv, c0, 0)
         else:
             row = ff_row
             target = C(0, 1)
-        d_valid = Signal(name="d_valid")
-        d_row = Signal(ab, name="d_row", reset_less=True)             # SPRAM word to read
-        d_tgt = Signal.like(a1_addr, name="d_tgt", reset_less=True)   # the sums it adds into
-        d_left = Signal(range(cmax), name="d_left")                   # words after this one
-        d_shift = Signal.like(a1_shift, name="d_shift", reset_less=True)
-        hazard = Signal(name="hazard")     # the banks' read would miss a1's write: wait one
-        m.d.comb += hazard.eq(a1_valid & (a1_addr == d_tgt))
-        a_issue = Signal(name="a_issue")
-        d_free = Signal(name="d_free")     # W1 takes a new descriptor at the clock edge
-        m.d.comb += d_free.eq(~d_valid | (a_issue & (d_left == 0)))
-        xfer = Signal(name="xfer")         # W0 hands its lowest bit's row to W1
-        need = Signal(name="need")         # W0 takes a new item at the clock edge
-        m.d.comb += need.eq(~it_valid | ~it_mask.any() | (xfer & ~rest.any()))
+        m.d.comb += a.hazard.eq(a.a1_valid & (a.a1_addr == a.d_tgt))
+        m.d.comb += a.d_free.eq(~a.d_valid | (a.a_issue & (a.d_left == 0)))
+        m.d.comb += a.need.eq(~a.it_valid | ~it_mask.any() | (a.xfer & ~rest.any()))
+        return _Row(k_low=k_low, rest=rest, cnt=cnt, row=row, target=target)
 
-        # ---- phase B: addresses of the group issued this cycle ------------------------------
-        b_issue = Signal(name="b_issue")
-        subs = S // P
-        sub_bits = log2_exact(subs)
-        acc_addr_b = (acc_base + (g >> sub_bits))[:len(a1_addr)]
+    def _accumulators(self, m: Module, d: _Dims, mem: _Memories, a: _Walker, b: _PhaseB):
+        """The accumulator banks: reads from phase A's walker (W1's target) or phase B's issue;
+        writes from phase A's a1 (sum + weight slot) or phase B's clears (from stage 1)."""
+        sw = self.layout.slot_bits
+        w_slots = [mem.wmem.data[k * sw:(k + 1) * sw].as_signed() for k in range(d.S)]
+        for k in range(d.S):
+            rp, wp = mem.acc_rd[k], mem.acc_wr[k]
+            m.d.comb += rp.addr.eq(Mux(b.b_issue, b.acc_addr, a.d_tgt))
+            with m.If(a.a1_valid):
+                m.d.comb += [wp.addr.eq(a.a1_addr), wp.en.eq(1),
+                             wp.data.eq(rp.data + (w_slots[k] << a.a1_shift))]
+            with m.Elif(b.pv[0] & ((b.p1_sub == k // d.P) if d.subs > 1 else C(1, 1))):
+                m.d.comb += [wp.addr.eq(b.p1_acc), wp.en.eq(1), wp.data.eq(0)]
 
-        # Drive the accumulator banks: reads from A's walker or B's issue; writes from A's
-        # second stage or B's clears (from stage 1).
-        p1_acc = Signal.like(a1_addr, name="p1_acc", reset_less=True)
-        p1_sub = Signal(max(1, sub_bits), name="p1_sub")
-        w_slots = [wmem.data[k * sw:(k + 1) * sw].as_signed() for k in range(S)]
-        for k in range(S):
-            rp, wp = acc_rd[k], acc_wr[k]
-            m.d.comb += rp.addr.eq(Mux(b_issue, acc_addr_b, d_tgt))
-            with m.If(a1_valid):
-                m.d.comb += [wp.addr.eq(a1_addr), wp.en.eq(1),
-                             wp.data.eq(rp.data + (w_slots[k] << a1_shift))]
-            with m.Elif(pv[0] & ((p1_sub == k // P) if subs > 1 else C(1, 1))):
-                m.d.comb += [wp.addr.eq(p1_acc), wp.en.eq(1), wp.data.eq(0)]
-        with m.If(a_issue):
-            m.d.comb += [w_addr.eq(d_row), w_en.eq(1)]
-            m.d.sync += [d_row.eq(d_row + 1), d_tgt.eq(d_tgt + 1), d_left.eq(d_left - 1)]
-            with m.If(d_left == 0):
-                m.d.sync += d_valid.eq(0)
-        with m.If(xfer):
-            m.d.sync += [d_valid.eq(1), d_row.eq(row), d_tgt.eq((acc_base + target)[:len(d_tgt)]),
-                         d_left.eq(cnt - 1), d_shift.eq(Mux(it_in, k_low, 0)),
-                         it_mask.eq(rest)]
-        m.d.sync += [a1_valid.eq(a_issue), a1_addr.eq(d_tgt), a1_shift.eq(d_shift)]
+    def _phase_a_issue(self, m: Module, mem: _Memories, a: _Walker, row: _Row):
+        """Phase A, stage W1: issue the descriptor's words, one per cycle, and take W0's next
+        descriptor (clearing its bit in W0's item); a1 follows W1 by a cycle."""
+        with m.If(a.a_issue):
+            m.d.comb += [mem.w_addr.eq(a.d_row), mem.w_en.eq(1)]
+            m.d.sync += [a.d_row.eq(a.d_row + 1), a.d_tgt.eq(a.d_tgt + 1),
+                         a.d_left.eq(a.d_left - 1)]
+            with m.If(a.d_left == 0):
+                m.d.sync += a.d_valid.eq(0)
+        with m.If(a.xfer):
+            m.d.sync += [a.d_valid.eq(1), a.d_row.eq(row.row),
+                         a.d_tgt.eq((a.acc_base + row.target)[:len(a.d_tgt)]),
+                         a.d_left.eq(row.cnt - 1), a.d_shift.eq(Mux(a.it_in, row.k_low, 0)),
+                         a.it_mask.eq(row.rest)]
+        m.d.sync += [a.a1_valid.eq(a.a_issue), a.a1_addr.eq(a.d_tgt), a.a1_shift.eq(a.d_shift)]
 
-        # ---- the sequencer ---------------------------------------------------------------------
+    def _sequencer(self, m: Module, d: _Dims, step: _Step, mem: _Memories, a: _Walker,
+                   lists: _Lists, b: _PhaseB, of_n: Signal) -> Signal:
+        """The state machine: clear the block RAMs after reset, load the weights once, then per
+        layer phase A (feed items to W0), drain, phase B (issue the groups), drain. Returns
+        ``busy`` (without the output buffer)."""
+        L = self.layout
+        cl = step.cl
+        last_l = d.lif[-1]
         # Phase B issues a group of an observed layer only when the output buffer has room
         # for it and every group still in the pipeline.
         room = Signal(name="room")
         flight = Signal(range(B_STAGES + 1), name="flight")
-        m.d.comb += flight.eq(sum(pv))
-        obs_now = Array([self._enabled(l) if l in self.observe else C(0, 1)
-                         for l in range(nl)])[cl]
-        m.d.comb += room.eq(~obs_now | (of_n + flight < OUT_DEPTH))
-        G_cur = per_layer(lambda l: L.groups[l], unsigned(gl + 1))
-        pipe_busy = Cat(*pv).any()
-        take_sp = Signal(name="take_sp")
-        take_cv = Signal(name="take_cv")
-        # Spike-list and conv-list heads: the read port shows entry sp_r (cv_r); taking one
-        # presents the next address.
-        if spk is not None:
-            m.d.comb += spk_rd.addr.eq(Mux(take_sp, sp_r + 1, sp_r))
-        for l, (wp, rp) in cvl.items():
-            m.d.comb += rp.addr.eq(Mux(take_cv & (cl == l), cv_r + 1, cv_r))
-        cv_avail = C(0, 1)
-        cv_head = C(0, gl + P)
-        for l, (wp, rp) in cvl.items():
-            cv_avail = cv_avail | ((cl == l) & (cv_r < cv_n[l]))
-            cv_head = Mux(cl == l, rp.data, cv_head)
-        sp_avail = (sp_r < sp_n) & (cl != 1) if spk is not None else C(0, 1)
-        sp_head = spk_rd.data if spk is not None else C(0, gl + P)
-
+        m.d.comb += flight.eq(sum(b.pv))
+        m.d.comb += room.eq(~step.observed | (of_n + flight < OUT_DEPTH))
+        pipe_busy = Cat(*b.pv).any()
+        heads = self._list_heads(m, d, step, mem, lists)
+        loaded = Signal(name="loaded", reset_less=True)  # SPRAM keeps its words over resets
+        ld_addr = Signal(range(max(2, L.words)), name="ld_addr")
+        clr = Signal(range(max(L.acc_depth, L.v_depth) + 1), name="clr")
         busy = Signal(name="busy_i")
-        with m.FSM(init="CLEAR") as fsm:
+        with m.FSM(init="CLEAR"):
             # A synchronous reset does not clear block RAM: zero the sums and membranes.
             with m.State("CLEAR"):
                 m.d.comb += busy.eq(1)
-                for k in range(S):
+                for k in range(d.S):
                     with m.If(clr < L.acc_depth):
-                        m.d.comb += [acc_wr[k].addr.eq(clr), acc_wr[k].en.eq(1),
-                                     acc_wr[k].data.eq(0)]
-                m.d.comb += [v_wr.addr.eq(clr), v_wr.en.eq(clr < L.v_depth), v_wr.data.eq(0)]
+                        m.d.comb += [mem.acc_wr[k].addr.eq(clr), mem.acc_wr[k].en.eq(1),
+                                     mem.acc_wr[k].data.eq(0)]
+                m.d.comb += [mem.v_wr.addr.eq(clr), mem.v_wr.en.eq(clr < L.v_depth),
+                             mem.v_wr.data.eq(0)]
                 m.d.sync += clr.eq(clr + 1)
                 with m.If(clr == max(L.acc_depth, L.v_depth)):
                     m.next = "A"
                     with m.If(~loaded):
                         m.next = "LOAD"
             with m.State("LOAD"):
-                m.d.comb += [busy.eq(1), self.wl.ready.eq(1), w_addr.eq(ld_addr),
-                             wmem.we.eq(self.wl.valid)]
+                m.d.comb += [busy.eq(1), self.wl.ready.eq(1), mem.w_addr.eq(ld_addr),
+                             mem.wmem.we.eq(self.wl.valid)]
                 with m.If(self.wl.valid):
                     m.d.sync += ld_addr.eq(ld_addr + 1)
                     with m.If(ld_addr == L.words - 1):
                         m.d.sync += loaded.eq(1)
                         m.next = "A"
             with m.State("A"):
-                m.d.comb += [a_issue.eq(d_valid & ~hazard), xfer.eq(has & d_free)]
-                ended = in_done | (it_valid & it_last)    # no more input records this step
-                with m.If(need & it_valid & it_last):
-                    m.d.sync += in_done.eq(1)
-                with m.If(need):
-                    m.d.sync += it_valid.eq(0)
-                    with m.If(is_input & ~ended):
-                        m.d.comb += self.i.ready.eq(1)
-                        with m.If(self.i.valid):
-                            p = self.i.payload
-                            m.d.sync += [it_valid.eq(1), it_base.eq(p.index),
-                                         it_mask.eq(Mux(p.valid, p.value, 0)),
-                                         it_conv.eq(0), it_last.eq(p.last), it_in.eq(1)]
-                    with m.Elif(sp_avail):
-                        m.d.comb += take_sp.eq(1)
-                        m.d.sync += [it_valid.eq(1), it_base.eq(sp_head[:gl]),
-                                     it_mask.eq(sp_head[gl:]), it_conv.eq(0), it_in.eq(0),
-                                     it_last.eq(0), sp_r.eq(sp_r + 1)]
-                    with m.Elif(cv_avail):
-                        m.d.comb += take_cv.eq(1)
-                        m.d.sync += [it_valid.eq(1), it_base.eq(cv_head[:gl]),
-                                     it_mask.eq(cv_head[gl:]), it_conv.eq(1), it_in.eq(0),
-                                     it_last.eq(0), cv_r.eq(cv_r + 1)]
-                    with m.Elif(~d_valid & ~xfer):
-                        m.next = "ADRAIN"
-                m.d.comb += busy.eq(~is_input | it_valid | d_valid | a1_valid)
+                self._phase_a_items(m, d, step, a, lists, heads, busy)
             with m.State("ADRAIN"):
                 # The last row word is added this cycle (a1); then update the layer.
                 m.d.comb += busy.eq(1)
-                with m.If(~a1_valid):
-                    m.d.sync += [g.eq(0), in_done.eq(0)]
+                with m.If(~a.a1_valid):
+                    m.d.sync += [b.g.eq(0), a.in_done.eq(0)]
                     with m.If(cl != last_l):
-                        m.d.sync += sp_n.eq(0)
+                        m.d.sync += lists.sp_n.eq(0)
                     for l in L.conv:
                         with m.If(cl == l):
-                            m.d.sync += cv_n[l].eq(0)
+                            m.d.sync += lists.cv_n[l].eq(0)
                     m.next = "B"
             with m.State("B"):
                 m.d.comb += busy.eq(1)
-                m.d.comb += b_issue.eq(room)
+                m.d.comb += b.b_issue.eq(room)
                 with m.If(room):
-                    with m.If(g == G_cur - 1):
+                    with m.If(b.g == b.groups - 1):
                         m.next = "BDRAIN"
                     with m.Else():
-                        m.d.sync += g.eq(g + 1)
+                        m.d.sync += b.g.eq(b.g + 1)
             with m.State("BDRAIN"):
                 m.d.comb += busy.eq(1)
                 with m.If(~pipe_busy):
-                    m.d.sync += [sp_r.eq(0), cv_r.eq(0)]
+                    m.d.sync += [lists.sp_r.eq(0), lists.cv_r.eq(0)]
                     with m.If(cl == last_l):
-                        m.d.sync += [cl.eq(1), slot.eq(slot + 1),
-                                     tsat.eq(Mux(tsat == L.ring, tsat, tsat + 1))]
+                        m.d.sync += [cl.eq(1), step.slot.eq(step.slot + 1),
+                                     step.tsat.eq(Mux(step.tsat == L.ring, step.tsat,
+                                                      step.tsat + 1))]
                         m.next = "A"
                     with m.Else():
                         m.d.sync += cl.eq(cl + 1)
@@ -403,51 +349,119 @@ class LeanCore(CheckedComponent):
                 # The list read ports show entry 0 from the next cycle on.
                 m.d.comb += busy.eq(1)
                 m.next = "A"
-        if spk is not None:
-            m.d.comb += spk_rd.en.eq(1)
-        for l, (wp, rp) in cvl.items():
+        if mem.spk_rd is not None:
+            m.d.comb += mem.spk_rd.en.eq(1)
+        for l, (wp, rp) in mem.cvl.items():
             m.d.comb += rp.en.eq(1)
+        return busy
 
-        # ---- phase B pipeline ---------------------------------------------------------------
-        # Stage 0 (issue): read the sums, the membranes, the parameter word, the ring slot.
-        with m.If(b_issue):
-            m.d.comb += [w_addr.eq((per_layer(lambda l: L.pr_base[l], unsigned(ab)) + g)[:ab]),
-                         w_en.eq(1)]
-        v_base = per_layer(lambda l: L.v_base[l], unsigned(max(1, log2_exact(max(2, L.v_depth)) + 1)))
-        m.d.comb += v_rd.addr.eq((v_base + g)[:len(v_rd.addr)])
-        if ring is not None:
-            f_base = per_layer(lambda l: L.f_base.get(l, 0), unsigned(fg_bits + 1))
-            for k, (wp, rp) in enumerate(ring):
-                m.d.comb += rp.addr.eq(Cat((f_base + g)[:fg_bits],
-                                           (slot + 1)[:ring_bits]) if fg_bits else
-                                       (slot + 1)[:ring_bits])
-        m.d.sync += [pv[0].eq(b_issue), pg[0].eq(g), plast[0].eq(g == G_cur - 1),
-                     p1_acc.eq(acc_addr_b)]
-        if subs > 1:
-            m.d.sync += p1_sub.eq(g[:sub_bits])
+    def _list_heads(self, m: Module, d: _Dims, step: _Step, mem: _Memories,
+                    lists: _Lists) -> _Heads:
+        """The heads of the spike list and of the current layer's conv list: the read port
+        shows entry ``sp_r`` (``cv_r``); taking one presents the next address."""
+        gl, P = d.gl, d.P
+        take_sp = Signal(name="take_sp")
+        take_cv = Signal(name="take_cv")
+        if mem.spk_rd is not None:
+            m.d.comb += mem.spk_rd.addr.eq(Mux(take_sp, lists.sp_r + 1, lists.sp_r))
+        for l, (wp, rp) in mem.cvl.items():
+            m.d.comb += rp.addr.eq(Mux(take_cv & (step.cl == l), lists.cv_r + 1, lists.cv_r))
+        cv_avail = C(0, 1)
+        cv_head = C(0, gl + P)
+        for l, (wp, rp) in mem.cvl.items():
+            cv_avail = cv_avail | ((step.cl == l) & (lists.cv_r < lists.cv_n[l]))
+            cv_head = Mux(step.cl == l, rp.data, cv_head)
+        spk = mem.spk_rd is not None
+        return _Heads(take_sp=take_sp, take_cv=take_cv, cv_avail=cv_avail, cv_head=cv_head,
+                      sp_avail=(lists.sp_r < lists.sp_n) & (step.cl != 1) if spk else C(0, 1),
+                      sp_head=mem.spk_rd.data if spk else C(0, gl + P))
+
+    def _phase_a_items(self, m: Module, d: _Dims, step: _Step, a: _Walker, lists: _Lists,
+                       heads: _Heads, busy: Signal):
+        """State A: W1 issues while the banks allow, W0 hands rows to W1, and W0 takes its next
+        item: an input record (the first layer), else an entry of the spike list, else one of
+        the conv list; with none left and W1 empty, the layer's phase A ends."""
+        gl = d.gl
+        is_input = step.cl == 1
+        m.d.comb += [a.a_issue.eq(a.d_valid & ~a.hazard), a.xfer.eq(a.has & a.d_free)]
+        ended = a.in_done | (a.it_valid & a.it_last)    # no more input records this step
+        with m.If(a.need & a.it_valid & a.it_last):
+            m.d.sync += a.in_done.eq(1)
+        with m.If(a.need):
+            m.d.sync += a.it_valid.eq(0)
+            with m.If(is_input & ~ended):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(self.i.valid):
+                    p = self.i.payload
+                    m.d.sync += [a.it_valid.eq(1), a.it_base.eq(p.index),
+                                 a.it_mask.eq(Mux(p.valid, p.value, 0)),
+                                 a.it_conv.eq(0), a.it_last.eq(p.last), a.it_in.eq(1)]
+            with m.Elif(heads.sp_avail):
+                m.d.comb += heads.take_sp.eq(1)
+                m.d.sync += [a.it_valid.eq(1), a.it_base.eq(heads.sp_head[:gl]),
+                             a.it_mask.eq(heads.sp_head[gl:]), a.it_conv.eq(0),
+                             a.it_in.eq(0), a.it_last.eq(0), lists.sp_r.eq(lists.sp_r + 1)]
+            with m.Elif(heads.cv_avail):
+                m.d.comb += heads.take_cv.eq(1)
+                m.d.sync += [a.it_valid.eq(1), a.it_base.eq(heads.cv_head[:gl]),
+                             a.it_mask.eq(heads.cv_head[gl:]), a.it_conv.eq(1),
+                             a.it_in.eq(0), a.it_last.eq(0), lists.cv_r.eq(lists.cv_r + 1)]
+            with m.Elif(~a.d_valid & ~a.xfer):
+                m.next = "ADRAIN"
+        m.d.comb += busy.eq(~is_input | a.it_valid | a.d_valid | a.a1_valid)
+
+    def _phase_b_issue(self, m: Module, d: _Dims, step: _Step, mem: _Memories, b: _PhaseB):
+        """Phase B, stage 0 (issue): read the group's sums (see :meth:`_accumulators`), its
+        membranes, its parameter word and its ring slot; the pipeline's valid, group and
+        last-group registers."""
+        L = self.layout
+        ab = len(mem.w_addr)
+        g = b.g
+        with m.If(b.b_issue):
+            m.d.comb += [mem.w_addr.eq((step.per_layer(lambda l: L.pr_base[l], unsigned(ab))
+                                        + g)[:ab]),
+                         mem.w_en.eq(1)]
+        m.d.comb += mem.v_rd.addr.eq((b.v_base + g)[:len(mem.v_rd.addr)])
+        if mem.ring is not None:
+            ring_bits, fg_bits = log2_exact(L.ring), log2_exact(L.f_groups)
+            for k, (wp, rp) in enumerate(mem.ring):
+                m.d.comb += rp.addr.eq(Cat((b.f_base + g)[:fg_bits],
+                                           (step.slot + 1)[:ring_bits]) if fg_bits else
+                                       (step.slot + 1)[:ring_bits])
+        pv, pg, plast = b.pv, b.pg, b.plast
+        m.d.sync += [pv[0].eq(b.b_issue), pg[0].eq(g), plast[0].eq(g == b.groups - 1),
+                     b.p1_acc.eq(b.acc_addr)]
+        if d.subs > 1:
+            m.d.sync += b.p1_sub.eq(g[:d.sub_bits])
         for s in range(1, B_STAGES):
             m.d.sync += [pv[s].eq(pv[s - 1]), pg[s].eq(pg[s - 1]), plast[s].eq(plast[s - 1])]
 
+    def _lif_pipeline(self, m: Module, d: _Dims, step: _Step, mem: _Memories,
+                      b: _PhaseB) -> _Result:
+        """Phase B, stages 1 to 4: the LIF update of P lanes (:mod:`rtl.lif`), with the
+        current layer's constants; the delays and ring bits travel alongside."""
+        L, layers = self.layout, self.net.layers
+        P, vb, nl, lif, subs = d.P, d.vb, d.nl, d.lif, d.subs
+        per_layer, cl = step.per_layer, step.cl
         bb, db = L.bias_bits, L.delay_bits
-        iw = max(aw, bb) + 1
-        par = wmem.data
+        iw = max(L.acc_bits, bb) + 1
+        par = mem.wmem.data
         # Stage 1: the group's sums + bias; membranes; delays; ring bits.
         s2_j = [Signal(signed(iw), name=f"s2_j{k}", reset_less=True) for k in range(P)]
         s2_v = [Signal(signed(vb), name=f"s2_v{k}", reset_less=True) for k in range(P)]
         dl = [Signal(max(1, db), name=f"s2_d{k}", reset_less=True) for k in range(P)]
         fb = [Signal(name=f"s2_f{k}", reset_less=True) for k in range(P)]
         for k in range(P):
-            a_k = Array([acc_rd[q * P + k].data for q in range(subs)])[p1_sub] if subs > 1 \
-                else acc_rd[k].data
+            a_k = Array([mem.acc_rd[q * P + k].data for q in range(subs)])[b.p1_sub] \
+                if subs > 1 else mem.acc_rd[k].data
             m.d.sync += [s2_j[k].eq(a_k + par[k * bb:(k + 1) * bb].as_signed()),
-                         s2_v[k].eq(v_rd.data[k * vb:(k + 1) * vb].as_signed())]
+                         s2_v[k].eq(mem.v_rd.data[k * vb:(k + 1) * vb].as_signed())]
             if db:
                 m.d.sync += dl[k].eq(par[P * bb + k * db:P * bb + (k + 1) * db])
-            if ring is not None:
-                m.d.sync += fb[k].eq(ring[k][1].data)
+            if mem.ring is not None:
+                m.d.sync += fb[k].eq(mem.ring[k][1].data)
         # Stage 2: the leak's product (a multiplier per lane; beta depends on the layer).
-        betas = [layers[l].beta for l in lif]
-        beta_w = max(b.bit_length() for b in betas) + 1
+        beta_w = max(layers[l].beta.bit_length() for l in lif) + 1
         beta = Signal(signed(beta_w), name="beta")
         m.d.comb += beta.eq(per_layer(lambda l: layers[l].beta, signed(beta_w)))
         s3_p = [Signal(signed(vb + beta_w), name=f"s3_p{k}", reset_less=True) for k in range(P)]
@@ -455,7 +469,7 @@ class LeanCore(CheckedComponent):
         d3 = [Signal(max(1, db), name=f"s3_d{k}", reset_less=True) for k in range(P)]
         f3 = [Signal(name=f"s3_f{k}", reset_less=True) for k in range(P)]
         for k in range(P):
-            m.d.sync += [s3_p[k].eq(beta * s2_v[k]), s3_j[k].eq(s2_j[k]),
+            m.d.sync += [s3_p[k].eq(scale(s2_v[k], beta)), s3_j[k].eq(s2_j[k]),
                          d3[k].eq(dl[k]), f3[k].eq(fb[k])]
         # Stage 3: u = product >> beta_shift (floor), plus J.
         xw = max(vb + beta_w, iw) + 1
@@ -463,7 +477,7 @@ class LeanCore(CheckedComponent):
         d4 = [Signal(max(1, db), name=f"s4_d{k}", reset_less=True) for k in range(P)]
         f4 = [Signal(name=f"s4_f{k}", reset_less=True) for k in range(P)]
         for k in range(P):
-            u = Array([s3_p[k] >> layers[l].beta_shift if l in lif else s3_p[k]
+            u = Array([floor_shift(s3_p[k], layers[l].beta_shift) if l in lif else s3_p[k]
                        for l in range(nl)])[cl]
             m.d.sync += [s4_x[k].eq(u + s3_j[k]), d4[k].eq(d3[k]), f4[k].eq(f3[k])]
         # Stage 3b: v_hat = sat(u + J) to the layer's width.
@@ -473,10 +487,8 @@ class LeanCore(CheckedComponent):
         vmax = per_layer(lambda l: layers[l].v_max, signed(vb))
         vmin = per_layer(lambda l: layers[l].v_min, signed(vb))
         for k in range(P):
-            x = s4_x[k]
-            m.d.sync += [s4_h[k].eq(Mux(x > vmax, vmax, Mux(x < vmin, vmin, x))),
+            m.d.sync += [s4_h[k].eq(clamp(s4_x[k], vmin, vmax)),
                          d4b[k].eq(d4[k]), f4b[k].eq(f4[k])]
-        d4, f4 = d4b, f4b
         # Stage 4: threshold and reset; lanes past the layer's end carry zeros.
         s5_v = [Signal(signed(vb), name=f"s5_v{k}", reset_less=True) for k in range(P)]
         s5_s = Signal(P, name="s5_s", reset_less=True)
@@ -484,50 +496,75 @@ class LeanCore(CheckedComponent):
         f5 = Signal(P, name="s5_f", reset_less=True)
         spiking = per_layer(lambda l: int(layers[l].spiking), 1)
         thr = per_layer(lambda l: layers[l].threshold if layers[l].spiking else 0, signed(vb))
-        sub_reset = per_layer(lambda l: int(layers[l].spiking and layers[l].reset == "subtract"), 1)
+        sub_reset = per_layer(lambda l: int(layers[l].spiking and layers[l].reset == "subtract"),
+                              1)
         tail = per_layer(lambda l: (1 << (layers[l].n - (L.groups[l] - 1) * P)) - 1, P)
         live = Signal(P, name="live")
-        m.d.comb += live.eq(Mux(plast[4], tail, C((1 << P) - 1, P)))
+        m.d.comb += live.eq(Mux(b.plast[4], tail, C((1 << P) - 1, P)))
         for k in range(P):
-            fire = spiking & (s4_h[k] >= thr) & live[k]
-            m.d.sync += [s5_s[k].eq(fire),
-                         s5_v[k].eq(Mux(~live[k], 0,
-                                        Mux(fire, Mux(sub_reset, s4_h[k] - thr, 0), s4_h[k]))),
-                         d5[k].eq(d4[k]), f5[k].eq(f4[k] & live[k])]
-        # Write-back (from the last stage's registers).
-        wv, wg, wlast = pv[5], pg[5], plast[5]
+            fire, v_new = fire_and_reset(s4_h[k], thr, spiking=spiking, subtract=sub_reset,
+                                         live=live[k])
+            m.d.sync += [s5_s[k].eq(fire), s5_v[k].eq(v_new),
+                         d5[k].eq(d4b[k]), f5[k].eq(f4b[k] & live[k])]
+        return _Result(v=s5_v, spike=s5_s, delay=d5, ring=f5)
+
+    def _write_back(self, m: Module, d: _Dims, step: _Step, mem: _Memories, lists: _Lists,
+                    b: _PhaseB, res: _Result):
+        """From the last stage's registers: the membranes; for a conv layer the ring slots
+        (each neuron's spike at its delay) and the conv list of the spikes heard next step;
+        for a layer that feeds the next one, the spike list."""
+        L = self.layout
+        cl, nl, gl, P = step.cl, d.nl, d.gl, d.P
+        wv, wg = b.pv[5], b.pg[5]
+        s5_s, d5 = res.spike, res.delay
         with m.If(wv):
-            m.d.comb += [v_wr.addr.eq((v_base + wg)[:len(v_wr.addr)]), v_wr.en.eq(1),
-                         v_wr.data.eq(Cat(*[x.as_unsigned() for x in s5_v]))]
-        if ring is not None:
+            m.d.comb += [mem.v_wr.addr.eq((b.v_base + wg)[:len(mem.v_wr.addr)]),
+                         mem.v_wr.en.eq(1),
+                         mem.v_wr.data.eq(Cat(*[x.as_unsigned() for x in res.v]))]
+        if mem.ring is not None:
+            ring_bits, fg_bits = log2_exact(L.ring), log2_exact(L.f_groups)
             conv_now = Array([C(int(l in L.conv), 1) for l in range(nl)])[cl]
-            for k, (wp, rp) in enumerate(ring):
-                m.d.comb += [wp.addr.eq(Cat((f_base + wg)[:fg_bits],
-                                            (slot + d5[k])[:ring_bits]) if fg_bits else
-                                        (slot + d5[k])[:ring_bits]),
+            for k, (wp, rp) in enumerate(mem.ring):
+                m.d.comb += [wp.addr.eq(Cat((b.f_base + wg)[:fg_bits],
+                                            (step.slot + d5[k])[:ring_bits]) if fg_bits else
+                                        (step.slot + d5[k])[:ring_bits]),
                              wp.data.eq(s5_s[k]), wp.en.eq(wv & conv_now)]
             # Delayed spikes heard at step t + 1: s_j(t + 1 - d_j), the ring's bit, valid once
             # t + 1 >= d_j; d_j = 1 is this step's spike.
             ds = Signal(P, name="ds")
             for k in range(P):
                 m.d.comb += ds[k].eq(Mux(d5[k] == 1, s5_s[k],
-                                         f5[k] & (tsat + 1 >= d5[k])))
-            for l, (wp, rp) in cvl.items():
-                m.d.comb += [wp.addr.eq(cv_n[l]), wp.data.eq(Cat(wg[:gl], ds)),
+                                         res.ring[k] & (step.tsat + 1 >= d5[k])))
+            for l, (wp, rp) in mem.cvl.items():
+                m.d.comb += [wp.addr.eq(lists.cv_n[l]), wp.data.eq(Cat(wg[:gl], ds)),
                              wp.en.eq(wv & (cl == l) & ds.any())]
                 with m.If(wv & (cl == l) & ds.any()):
-                    m.d.sync += cv_n[l].eq(cv_n[l] + 1)
-        if spk is not None:
-            feeds_now = Array([C(int(l in feeds), 1) for l in range(nl)])[cl]
-            m.d.comb += [spk_wr.addr.eq(sp_n), spk_wr.data.eq(Cat(wg[:gl], s5_s)),
-                         spk_wr.en.eq(wv & feeds_now & s5_s.any())]
+                    m.d.sync += lists.cv_n[l].eq(lists.cv_n[l] + 1)
+        if mem.spk_wr is not None:
+            feeds_now = Array([C(int(l in d.feeds), 1) for l in range(nl)])[cl]
+            m.d.comb += [mem.spk_wr.addr.eq(lists.sp_n), mem.spk_wr.data.eq(Cat(wg[:gl], s5_s)),
+                         mem.spk_wr.en.eq(wv & feeds_now & s5_s.any())]
             with m.If(wv & feeds_now & s5_s.any()):
-                m.d.sync += sp_n.eq(sp_n + 1)
+                m.d.sync += lists.sp_n.eq(lists.sp_n + 1)
 
-        # ---- output records ------------------------------------------------------------------
-        m.d.comb += [push.eq(wv & obs_now),
-                     push_data.eq(Cat(cl[:ob], (wg * P)[:nb], s5_s,
-                                      *[x.as_unsigned() for x in s5_v],
+    def _output_fifo(self, m: Module, d: _Dims, step: _Step, b: _PhaseB, res: _Result,
+                     of_n: Signal, busy: Signal):
+        """The output records: a group of an observed layer, pushed from the last stage's
+        registers into a buffer of ``OUT_DEPTH`` records (flip-flops), popped on ``o``."""
+        net, P, vb, cl = self.net, d.P, d.vb, step.cl
+        ob = index_bits(d.nl)
+        nb = index_bits(max(net.layers[l].n for l in d.lif))
+        rec_bits = ob + nb + P + P * vb + 1
+        ofifo = [Signal(rec_bits, name=f"of{q}", reset_less=True) for q in range(OUT_DEPTH)]
+        of_w = Signal(range(OUT_DEPTH), name="of_w")
+        of_r = Signal(range(OUT_DEPTH), name="of_r")
+        push = Signal(name="of_push")
+        push_data = Signal(rec_bits, name="of_data")
+        pop = Signal(name="of_pop")
+        wv, wg, wlast = b.pv[5], b.pg[5], b.plast[5]
+        m.d.comb += [push.eq(wv & step.observed),
+                     push_data.eq(Cat(cl[:ob], (wg * P)[:nb], res.spike,
+                                      *[x.as_unsigned() for x in res.v],
                                       wlast & (cl == self.observe[-1])))]
         with m.If(push):
             m.d.sync += of_w.eq(of_w + 1)
@@ -547,10 +584,195 @@ class LeanCore(CheckedComponent):
             m.d.sync += of_r.eq(of_r + 1)
         m.d.sync += of_n.eq(of_n + push - pop)
         m.d.comb += self.busy.eq(busy | of_n.any())
-        return m
 
 
 # --------------------------------------------------------------------------------------------
-# Resources, before synthesis.
+# What the parts of LeanCore.elaborate share. Each part creates the signals only it uses.
+
+@dataclass(frozen=True)
+class _Dims:
+    """Sizes several parts use."""
+    P: int                  # lanes: neurons updated per cycle
+    S: int                  # weight slots per word
+    nl: int                 # layers, the input layer 0 included
+    lif: list[int]          # the LIF layers, 1 .. nl - 1
+    gmax: int               # groups of P neurons in the largest layer
+    gl: int                 # bits of a group index
+    vb: int                 # membrane bits (the widest layer's)
+    mb: int                 # bits of phase A's item mask
+    cmax: int               # the most words a row has (at least 2)
+    subs: int               # groups per chunk of S neurons
+    sub_bits: int
+    feeds: list[int]        # layers whose spikes feed the next layer's phase A (a spike list)
+
+    @classmethod
+    def of(cls, net: Network, L: LeanLayout, P: int) -> _Dims:
+        layers = net.layers
+        lif = list(range(1, len(layers)))
+        gmax = max(L.groups.values())
+        subs = L.slots // P
+        return cls(P=P, S=L.slots, nl=len(layers), lif=lif, gmax=gmax, gl=index_bits(gmax),
+                   vb=max(layers[l].v_bits for l in lif), mb=max(layers[0].in_bits, P),
+                   cmax=max(max(L.chunks.values()), 2), subs=subs, sub_bits=log2_exact(subs),
+                   feeds=[l for l in lif if l != lif[-1] and layers[l].spiking])
 
 
+@dataclass
+class _Step:
+    """Where the core is in a time step, and what depends on the current layer."""
+    cl: Signal              # the current layer: A1, B1, A2, B2, ... per step
+    slot: Signal            # t mod R: the delay rings' slot of step t
+    tsat: Signal            # min(t, R)
+    observed: Value         # the current layer is observed (and, with gate, enabled)
+    nl: int
+    lif: list[int]
+
+    def per_layer(self, f, shape) -> Value:
+        """A per-layer constant ``f(l)`` (0 for the input layer), selected by ``cl``."""
+        return Array([C(f(l) if l in self.lif else 0, shape) for l in range(self.nl)])[self.cl]
+
+
+@dataclass
+class _Memories:
+    """The memories' ports, and the one port of the weight memory as a (address, enable) pair
+    that loading, phase A's rows and phase B's parameter words share."""
+    wmem: SpramArray                            # weights and parameters, 64-bit words
+    acc_wr: list[memory.WritePort]              # S accumulator banks
+    acc_rd: list[memory.ReadPort]
+    v_wr: memory.WritePort                      # membranes, P lanes a word
+    v_rd: memory.ReadPort
+    ring: list[tuple] | None                    # per lane: (write, read) of the delay ring
+    spk_wr: memory.WritePort | None             # the spike list (layer l's for layer l + 1)
+    spk_rd: memory.ReadPort | None
+    cvl: dict[int, tuple]                       # per conv layer: (write, read) of its list
+    w_addr: Signal
+    w_en: Signal
+
+
+@dataclass
+class _Walker:
+    """Phase A's walker. Stage W0 holds an item (an input record, or a list entry of the layer
+    below's spikes or of this layer's delayed spikes) whose set bits are events, and turns its
+    lowest set bit into a row descriptor; stage W1 holds the descriptor (all registers) and
+    issues its words, one per cycle; a1 adds the word read last cycle into the banks."""
+    it_valid: Signal
+    it_mask: Signal         # the item's events not yet handed to W1
+    it_base: Signal         # an input record's index, or a list entry's group
+    it_conv: Signal         # the item is a conv-list entry (its rows are conv rows)
+    it_in: Signal           # the item is an input record (else a list entry)
+    it_last: Signal         # the item is the step's last input record
+    in_done: Signal         # the step's last input record is done
+    has: Signal             # W0 holds an item with an event left
+    need: Signal            # W0 takes a new item at the clock edge
+    xfer: Signal            # W0 hands its lowest bit's row to W1
+    d_valid: Signal
+    d_row: Signal           # SPRAM word to read
+    d_tgt: Signal           # the sums it adds into
+    d_left: Signal          # words after this one
+    d_shift: Signal         # an input's bit position: the weights count 2**d_shift times
+    d_free: Signal          # W1 takes a new descriptor at the clock edge
+    hazard: Signal          # the banks' read would miss a1's write: wait one
+    a_issue: Signal         # W1 issues a word this cycle
+    a1_valid: Signal        # a1 adds the word W1 issued last cycle ...
+    a1_shift: Signal        # ... shifted by W1's d_shift ...
+    a1_addr: Signal         # ... into the sums W1's d_tgt named
+    acc_base: Value         # the current layer's first bank address
+
+    @classmethod
+    def create(cls, net: Network, L: LeanLayout, d: _Dims, step: _Step, ab: int) -> _Walker:
+        """The walker's signals; ``ab``: weight-memory address bits."""
+        a1_shift = Signal(range(max(2, net.layers[0].in_bits)), name="a1_shift",
+                          reset_less=True)
+        a1_addr = Signal(range(max(2, L.acc_depth)), name="a1_addr", reset_less=True)
+        return cls(
+            it_valid=Signal(name="it_valid"), it_mask=Signal(d.mb, name="it_mask"),
+            it_base=Signal(max(index_bits(net.layers[0].n), d.gl), name="it_base"),
+            it_conv=Signal(name="it_conv"), it_in=Signal(name="it_in"),
+            it_last=Signal(name="it_last"), in_done=Signal(name="in_done"),
+            has=Signal(name="it_has"), need=Signal(name="need"), xfer=Signal(name="xfer"),
+            d_valid=Signal(name="d_valid"), d_row=Signal(ab, name="d_row", reset_less=True),
+            d_tgt=Signal.like(a1_addr, name="d_tgt", reset_less=True),
+            d_left=Signal(range(d.cmax), name="d_left"),
+            d_shift=Signal.like(a1_shift, name="d_shift", reset_less=True),
+            d_free=Signal(name="d_free"), hazard=Signal(name="hazard"),
+            a_issue=Signal(name="a_issue"), a1_valid=Signal(name="a1_valid"),
+            a1_shift=a1_shift, a1_addr=a1_addr,
+            acc_base=step.per_layer(lambda l: L.acc_base[l],
+                                    unsigned(max(1, log2_exact(max(2, L.acc_depth)) + 1))))
+
+
+@dataclass
+class _Row:
+    """W0's descriptor of the row of its item's lowest set bit, for W1."""
+    k_low: Signal           # the bit (an input record's bit position, else a lane)
+    rest: Signal            # the item's other bits
+    cnt: Signal             # words of the row
+    row: Value              # its first word
+    target: Value           # its first target sum, from the layer's first bank address
+
+
+@dataclass
+class _Lists:
+    """The spike list (layer l's spikes, for phase A of layer l + 1) and the conv lists (a
+    conv layer's delayed spikes, for its phase A of the next step): entries and read heads."""
+    sp_n: Signal
+    sp_r: Signal
+    cv_n: dict[int, Signal]
+    cv_r: Signal
+
+
+@dataclass
+class _Heads:
+    """The lists' heads for phase A: whether an entry is there, the entry, and the strobes
+    that take one."""
+    take_sp: Signal
+    take_cv: Signal
+    sp_avail: Value
+    sp_head: Value
+    cv_avail: Value
+    cv_head: Value
+
+
+@dataclass
+class _PhaseB:
+    """Phase B's group counter and pipeline: ``pv``, ``pg``, ``plast`` are stages 1 to
+    ``B_STAGES``' valid, group and last-group registers."""
+    g: Signal               # the group issued this cycle (when b_issue)
+    b_issue: Signal
+    pv: list[Signal]
+    pg: list[Signal]
+    plast: list[Signal]
+    groups: Value           # groups of the current layer
+    acc_addr: Value         # the bank address of group g's sums
+    p1_acc: Signal          # stage 1: the bank address to clear
+    p1_sub: Signal          # stage 1: which lanes of the chunk's S sums are the group's
+    v_base: Value           # the current layer's first membrane address
+    f_base: Value | None    # the current layer's offset in the rings (with a conv layer)
+
+    @classmethod
+    def create(cls, L: LeanLayout, d: _Dims, step: _Step, a: _Walker, *,
+               ring: bool) -> _PhaseB:
+        g = Signal(range(max(2, d.gmax)), name="g")
+        stages = range(1, B_STAGES + 1)
+        return cls(
+            g=g, b_issue=Signal(name="b_issue"),
+            pv=[Signal(name=f"p{s}_valid") for s in stages],
+            pg=[Signal(range(max(2, d.gmax)), name=f"p{s}_g") for s in stages],
+            plast=[Signal(name=f"p{s}_last") for s in stages],
+            groups=step.per_layer(lambda l: L.groups[l], unsigned(d.gl + 1)),
+            acc_addr=(a.acc_base + (g >> d.sub_bits))[:len(a.a1_addr)],
+            p1_acc=Signal.like(a.a1_addr, name="p1_acc", reset_less=True),
+            p1_sub=Signal(max(1, d.sub_bits), name="p1_sub"),
+            v_base=step.per_layer(lambda l: L.v_base[l],
+                                  unsigned(max(1, log2_exact(max(2, L.v_depth)) + 1))),
+            f_base=step.per_layer(lambda l: L.f_base.get(l, 0),
+                                  unsigned(log2_exact(L.f_groups) + 1)) if ring else None)
+
+
+@dataclass
+class _Result:
+    """Phase B's last stage: a group's membranes and spikes, with its delays and ring bits."""
+    v: list[Signal]         # per lane: the membrane after the update
+    spike: Signal           # a bit per lane
+    delay: list[Signal]     # per lane: the neuron's delay d_j
+    ring: Signal            # a bit per lane: the ring's slot t + 1 (the spike of t + 1 - d_j)

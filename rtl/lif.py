@@ -1,4 +1,21 @@
-"""LIF update unit: one neuron's leak, integration, saturation, threshold and reset."""
+"""LIF arithmetic: leak, integration, saturation, threshold and reset, defined once.
+
+The functions build Amaranth expressions and accept either Python constants or Amaranth
+values for the per-layer quantities (beta, the saturation range, the threshold, whether the
+layer spikes and how it resets). A core that builds one datapath per layer passes a layer's
+constants; the lean core (:mod:`rtl.lean`), whose pipeline serves every layer in turn, passes
+values that select the current layer's. The same arithmetic thus builds both kinds of
+datapath:
+
+* :class:`LIFUnit` (one lane of one layer, constants: :func:`leak`, :func:`saturate`,
+  :func:`fire_and_reset`) — the network core (:mod:`rtl.core`) and the stack core
+  (:mod:`rtl.stack`) instantiate it for threshold and reset, and call :func:`saturate` for
+  their registered saturation stage; the network core also uses :func:`scale` for its leak
+  (and for address arithmetic) and :func:`leak_multipliers` to place the leak's multiplies.
+* the lean core (run-time values): :func:`scale` and :func:`floor_shift` for the leak, which
+  its pipeline splits over two stages, :func:`clamp` for saturation and
+  :func:`fire_and_reset` for threshold and reset.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +27,30 @@ from amaranth.lib.wiring import In, Out
 
 from model.ir import LIFLayer
 
-__all__ = ["LIFUnit", "saturate", "scale", "leak_multipliers"]
+__all__ = ["LIFUnit", "clamp", "saturate", "scale", "floor_shift", "leak", "fire",
+           "after_reset", "fire_and_reset", "leak_multipliers"]
+
+
+def clamp(x, lo, hi):
+    """``x`` limited to ``[lo, hi]``: ints (one layer's range) or values (the current
+    layer's range in a pipeline shared by layers)."""
+    return Mux(x > hi, hi, Mux(x < lo, lo, x))
 
 
 def saturate(x, bits: int):
     """``x`` clamped to the signed range of ``bits`` bits."""
     hi, lo = (1 << (bits - 1)) - 1, -(1 << (bits - 1))
-    return Mux(x > hi, hi, Mux(x < lo, lo, x))
+    return clamp(x, lo, hi)
 
 
-def scale(v, beta: int, *, multiplier: bool = True):
-    """``beta * v`` for a constant ``beta >= 0``: a multiply (which synthesis puts in a
-    multiplier block when it has one), or shifted adds, one per set bit of ``beta``."""
+def scale(v, beta, *, multiplier: bool = True):
+    """``beta * v``. For a constant ``beta >= 0`` (an int): a multiply (which synthesis puts in
+    a multiplier block when it has one), or shifted adds, one per set bit of ``beta``. A
+    value ``beta`` (the current layer's, in a pipeline shared by layers) is multiplied."""
+    if not isinstance(beta, int):
+        if not multiplier:
+            raise ValueError("shifted adds need a constant beta")
+        return beta * v
     if multiplier:
         return C(beta, signed(beta.bit_length() + 1)) * v
     terms = [v << b for b in range(beta.bit_length()) if beta >> b & 1]
@@ -29,6 +58,56 @@ def scale(v, beta: int, *, multiplier: bool = True):
     for t in terms[1:]:
         out = out + t
     return out
+
+
+def floor_shift(p, shift: int):
+    """``floor(p / 2**shift)`` for a signed ``p``: the arithmetic shift right."""
+    return p >> shift
+
+
+def leak(v, beta, shift: int, *, multiplier: bool = True):
+    """The leak ``u = floor(beta * v / 2**shift)``: :func:`floor_shift` of :func:`scale`."""
+    return floor_shift(scale(v, beta, multiplier=multiplier), shift)
+
+
+def fire(v, threshold, *, spiking=True, live=True, strict: bool = False):
+    """Whether a membrane ``v`` (saturated) spikes: ``v >= threshold`` (``v > threshold``
+    with ``strict``, a fault model), where ``spiking`` (the layer is not a read-out) and
+    ``live`` (the lane holds a neuron). ``threshold``, ``spiking`` and ``live`` are constants
+    (``True`` adds no term; ``spiking=False`` never fires) or values."""
+    if spiking is False:
+        return C(0, 1)
+    spike = v > threshold if strict else v >= threshold
+    if spiking is not True:
+        spike = spiking & spike
+    if live is not True:
+        spike = spike & live
+    return spike
+
+
+def after_reset(v, spike, threshold, *, subtract, live=True):
+    """The membrane after the threshold: where ``spike``, ``v - threshold`` (``subtract``)
+    or 0; else ``v``; 0 where not ``live``. ``subtract`` is a bool (one layer's reset) or a
+    one-bit value (the current layer's); ``live`` ``True`` or a one-bit value."""
+    if subtract is True:
+        fired = v - threshold
+    elif subtract is False:
+        fired = 0
+    else:
+        fired = Mux(subtract, v - threshold, 0)
+    out = Mux(spike, fired, v)
+    if live is not True:
+        out = Mux(~live, 0, out)
+    return out
+
+
+def fire_and_reset(v, threshold, *, subtract, spiking=True, live=True, strict: bool = False):
+    """``(spike, v_new)`` of a saturated membrane ``v``: :func:`fire`, then
+    :func:`after_reset` (a layer that never spikes keeps ``v``, 0 where not ``live``)."""
+    spike = fire(v, threshold, spiking=spiking, live=live, strict=strict)
+    if spiking is False:
+        return spike, (v if live is True else Mux(~live, 0, v))
+    return spike, after_reset(v, spike, threshold, subtract=subtract, live=live)
 
 
 def leak_multipliers(layers, lanes: int, budget: int | None) -> list[list[bool]]:
@@ -83,20 +162,12 @@ class LIFUnit(wiring.Component):
         if self.part == "after_saturate":
             v_hat = self.v
         else:
-            beta = C(layer.beta, signed(layer.beta.bit_length() + 1))
-            # signed: arithmetic shift = floor
-            u = (beta * self.v) >> layer.beta_shift if self.part == "all" else self.v
+            u = leak(self.v, layer.beta, layer.beta_shift) if self.part == "all" else self.v
             v_hat = saturate(u + self.i_in, layer.v_bits)
+        spike, v_new = fire_and_reset(v_hat, layer.threshold, spiking=layer.spiking,
+                                      subtract=layer.reset == "subtract",
+                                      strict=self.fault == "threshold>")
         if layer.spiking:
-            if self.fault == "threshold>":
-                spike = v_hat > layer.threshold
-            else:
-                spike = v_hat >= layer.threshold
             m.d.comb += self.spike.eq(spike)
-            if layer.reset == "zero":
-                m.d.comb += self.v_new.eq(Mux(spike, 0, v_hat))
-            else:
-                m.d.comb += self.v_new.eq(Mux(spike, v_hat - layer.threshold, v_hat))
-        else:
-            m.d.comb += self.v_new.eq(v_hat)
+        m.d.comb += self.v_new.eq(v_new)
         return m
