@@ -29,7 +29,8 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from model.ir import Network
-from ..cores import core as core_named
+from ..checked import CheckedComponent
+from ..cores import core as core_named, spec_of
 from ..interface import step_in_layout
 from ..logic import lowest_set
 from .framing import FrameRx, FrameTx
@@ -174,43 +175,51 @@ def _bump(m, c: Signal):
     m.d.sync += c.eq(Mux(c == (1 << len(c)) - 1, c, c + 1))
 
 
-class HostLink(wiring.Component):
-    """Network core behind the framed UART protocol of ``docs/protocol.md``.
+class HostLink(CheckedComponent):
+    """A built core behind the framed UART protocol of ``docs/protocol.md``.
+
+    ``core`` is a core component built through :data:`rtl.cores.CORES` (the network is its
+    ``net``), observing every LIF layer; :meth:`around` builds it the way the link needs.
+    Whether it is gated is the component's ``gate`` (its ``mask`` port then follows each
+    STEP's flags); whether its read-out is the serial one is its registry entry's
+    ``serial_readout`` (:func:`rtl.cores.spec_of`).
 
     ``divisor`` is the UART's clock cycles per bit (see :func:`uart_divisor`); ``clock_hz`` and
     ``baud`` are only reported by IDENT. A core with SPRAM or off-chip weight arrays needs a
     ``loader``: called as ``loader(image=..., width=...)`` with the core's load image
     (:attr:`image`), it returns the component whose ``o`` stream fills the core's ``wl``
-    once after configuration (a RESET keeps the weights). ``max_steps`` bounds a sample for the read-out's sums
-    (when the last layer is a read-out); ``max_body`` is the frame buffer's size (default: 512
-    bytes less the IDENT reply, which is stored in the same memory); ``core`` names a core of
-    :data:`rtl.cores.CORES` (default ``"network"``) and the other ``core_knobs`` go to it.
+    once after configuration (a RESET keeps the weights). ``max_steps`` bounds a sample for
+    the read-out's sums (when the last layer is a read-out); ``max_body`` is the frame buffer's
+    size (default: 512 bytes less the IDENT reply, which is stored in the same memory).
 
     Ports: ``rx`` (the line from the host, idle high), ``tx`` (to the host), ``leds``: bit 0 a
     heartbeat (about 1 Hz at ``clock_hz``; off with ``heartbeat=False``, so that an idle
-    simulated board reaches a fixed point and sleeps), bit 1 busy (a command is being run), bit 2 an error
-    was reported since the last RESET.
+    simulated board reaches a fixed point and sleeps), bit 1 busy (a command is being run),
+    bit 2 an error was reported since the last RESET.
     """
 
-    def __init__(self, net: Network, *, divisor: int, clock_hz: int = 0, baud: int = 0,
-                 max_steps: int = 4096, max_body: int | None = None, heartbeat: bool = True,
-                 loader=None, **core_knobs):
-        self.net, self.divisor = net, divisor
+    @classmethod
+    def check_args(cls, core: wiring.Component, **_) -> None:
+        """Refuse a core that is no registered core's component, or that observes fewer than
+        every LIF layer."""
+        spec_of(core)
+        lif = tuple(range(1, len(core.net.layers)))
+        if tuple(getattr(core, "observe", lif)) != lif:
+            raise ValueError("the host link sends every LIF layer's records: give it a core "
+                             "that observes them all")
+
+    def __init__(self, core: wiring.Component, *, divisor: int, clock_hz: int = 0,
+                 baud: int = 0, max_steps: int = 4096, max_body: int | None = None,
+                 heartbeat: bool = True, loader=None):
+        net, spec = core.net, spec_of(core)
+        self.core, self.net, self.divisor = core, net, divisor
         self.clock_hz, self.baud = int(clock_hz), int(baud)
         self.heartbeat = heartbeat
-        spec = core_named(core_knobs.pop("core", "network"))
-        if "gate" in core_knobs or "observe" in core_knobs:
-            raise ValueError("the host link sets the core's gate and observed layers itself")
-        if spec.gated:
-            # A command that asks for no spikes or membranes gets only the read-out's records,
-            # so that the output port does not bound its step rate.
-            core_knobs["gate"] = not net.layers[-1].spiking
-        self.core = spec.build(net, **core_knobs)
-        self.lanes = self.core.lanes
+        self.lanes = core.lanes
         #: The words the core expects on ``wl`` (empty without SPRAM or off-chip arrays), and
         #: the component that streams them (e.g. :class:`boards.flash.FlashLoader`; the board
         #: top wires its pins), or None.
-        self.image = self.core.load_image()
+        self.image = core.load_image()
         self.loader = None
         if self.image:
             if loader is None:
@@ -218,10 +227,11 @@ class HostLink(wiring.Component):
                                  "a loader for its wl stream (a board top uses its SPI "
                                  "flash), or keep every weight array in block RAM "
                                  "(memories=...)")
-            self.loader = loader(image=self.image, width=self.core.load_width)
+            self.loader = loader(image=self.image, width=core.load_width)
         self.readout = None
         if not net.layers[-1].spiking:
-            # The lean core is for the smallest device: sums in block RAM, a lane per cycle.
+            # The serial read-out is for the smallest devices (the lean core's): sums in block
+            # RAM, a lane per cycle.
             kind_ro = SerialReadout if spec.serial_readout else Readout
             self.readout = kind_ro(net, lanes=self.lanes, max_steps=max_steps)
         self.max_steps = max_steps if self.readout is not None else 0
@@ -238,6 +248,24 @@ class HostLink(wiring.Component):
         self.token = token_format(net)
         self.urx, self.utx = UARTRx(divisor), UARTTx(divisor)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "leds": Out(3)})
+
+    @classmethod
+    def around(cls, net: Network, *, core: str = "network", divisor: int, clock_hz: int = 0,
+               baud: int = 0, max_steps: int = 4096, max_body: int | None = None,
+               heartbeat: bool = True, loader=None, **core_knobs) -> HostLink:
+        """The link around ``net`` on the core named ``core`` (:data:`rtl.cores.CORES`), built
+        with ``core_knobs``; the other arguments are the constructor's. The link sets the
+        core's ``gate`` and observed layers itself: a gated core is built with ``gate`` when
+        the last layer is a read-out, so that a command that asks for no spikes or membranes
+        gets only the read-out's records and the output port does not bound its step rate."""
+        spec = core_named(core)
+        if "gate" in core_knobs or "observe" in core_knobs:
+            raise ValueError("the host link sets the core's gate and observed layers itself")
+        if spec.gated:
+            core_knobs["gate"] = not net.layers[-1].spiking
+        return cls(spec.build(net, **core_knobs), divisor=divisor, clock_hz=clock_hz,
+                   baud=baud, max_steps=max_steps, max_body=max_body, heartbeat=heartbeat,
+                   loader=loader)
 
     # ----------------------------------------------------------------------------------------
     def elaborate(self, platform):
