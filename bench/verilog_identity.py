@@ -78,8 +78,9 @@ def _link_verilog(net, core: str, knobs: dict) -> str:
     from rtl.link import HostLink
     from boards.simboard import SIM_DIVISOR
     from rtl.spram import RomLoader
-    top = HostLink(net, divisor=SIM_DIVISOR, clock_hz=0, baud=0, lanes=knobs["lanes"],
-                   max_steps=4096, heartbeat=False, loader=RomLoader, core=core)
+    top = HostLink.around(net, core=core, divisor=SIM_DIVISOR, clock_hz=0, baud=0,
+                          lanes=knobs["lanes"], max_steps=4096, heartbeat=False,
+                          loader=RomLoader)
     return verilog.convert(top, name="board", ports=[top.rx, top.tx, top.leds], emit_src=False)
 
 

@@ -325,10 +325,9 @@ def simulated_board(net, work_dir: str | os.PathLike, *, lanes: int = 1,
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     # Weights kept outside the bitstream stream in from a ROM, as from the board's flash.
-    top = HostLink(net, divisor=SIM_DIVISOR, clock_hz=0, baud=0, lanes=lanes,
-                   max_steps=max_steps, max_body=max_body, heartbeat=False,
-                   loader=RomLoader, core=core,
-                   memories=memories, rows=rows)
+    top = HostLink.around(net, core=core, divisor=SIM_DIVISOR, clock_hz=0, baud=0,
+                          lanes=lanes, max_steps=max_steps, max_body=max_body,
+                          heartbeat=False, loader=RomLoader, memories=memories, rows=rows)
     path = work / "board.v"
     text = verilog.convert(top, name="board", ports=[top.rx, top.tx, top.leds])
     if not path.exists() or path.read_text() != text:

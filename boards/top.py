@@ -180,11 +180,12 @@ def host_top(net, board_name: str, *, lanes: int = 1, memories: dict | None = No
     core_knobs.setdefault("family", b.family)
 
     def make_inner(clk_hz: float):
-        return HostLink(net, divisor=uart_divisor(clk_hz, baud), clock_hz=round(clk_hz),
-                        baud=baud, lanes=lanes, memories=memories, max_steps=max_steps,
-                        loader=lambda image, width: FlashLoader(words=len(image), width=width,
-                                                                clk_hz=clk_hz),
-                        **core_knobs)
+        return HostLink.around(net, divisor=uart_divisor(clk_hz, baud),
+                               clock_hz=round(clk_hz), baud=baud, lanes=lanes,
+                               memories=memories, max_steps=max_steps,
+                               loader=lambda image, width: FlashLoader(
+                                   words=len(image), width=width, clk_hz=clk_hz),
+                               **core_knobs)
 
     return BoardTop(board_name, make_inner, clock_hz=clock_hz)
 

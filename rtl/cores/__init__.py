@@ -12,7 +12,7 @@ from .lean import LeanCoreSpec
 from .network import NetworkCoreSpec
 from .stack import StackCoreSpec
 
-__all__ = ["CORES", "Core", "Measure", "UnsupportedNetwork", "core"]
+__all__ = ["CORES", "Core", "Measure", "UnsupportedNetwork", "core", "spec_of"]
 
 #: Every core by the name users pass as ``--core``.
 CORES: dict[str, Core] = {
@@ -28,3 +28,13 @@ def core(name: str) -> Core:
         return CORES[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown core {name!r}; choose one of {', '.join(CORES)}") from None
+
+
+def spec_of(component) -> Core:
+    """The registered core whose :attr:`~Core.component` is ``component``'s class (the first
+    registered, when several build the same class); ``ValueError`` when none is."""
+    for spec in CORES.values():
+        if type(component) is spec.component:
+            return spec
+    raise ValueError(f"{type(component).__name__} is not the component of a core of "
+                     f"rtl.cores.CORES ({', '.join(CORES)})")

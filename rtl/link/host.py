@@ -21,14 +21,16 @@ buffer holds one whole frame, so no byte is lost at any baud rate.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import ceil
 
-from amaranth.hdl import Array, C, Cat, Module, Mux, ResetInserter, Signal
+from amaranth.hdl import Array, C, Cat, Module, Mux, ResetInserter, Signal, Value
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from model.ir import Network
-from ..cores import core as core_named
+from ..checked import CheckedComponent
+from ..cores import core as core_named, spec_of
 from ..interface import step_in_layout
 from ..logic import lowest_set
 from .framing import FrameRx, FrameTx
@@ -39,44 +41,185 @@ from .uart import UARTRx, UARTTx
 
 __all__ = ["HostLink"]
 
+#: What follows a reply's header (:attr:`Command.kind`): the end, the IDENT reply, the STATUS
+#: counters, a STEP's output.
+K_END, K_IDENT, K_STATUS, K_STEP = 0, 1, 2, 3
 
-class HostLink(wiring.Component):
-    """Network core behind the framed UART protocol of ``docs/protocol.md``.
+
+# The parts of :class:`HostLink` share these signals.
+
+@dataclass
+class Counters:
+    """The STATUS counters, each saturating at its largest value."""
+    steps: Signal                             # steps run since RESET
+    crc_errors: Signal
+    len_errors: Signal
+    dropped: Signal                           # frames that ended while the executor was busy
+    uart_errors: Signal                       # UART framing errors and overruns
+
+    @property
+    def status(self) -> Value:
+        """The STATUS reply's body."""
+        return Cat(self.steps, self.crc_errors, self.len_errors, self.dropped, self.uart_errors)
+
+
+@dataclass
+class BufferReader:
+    """The frame buffer read in order: ``byte`` is always ``buf[pos]``. The executor drives
+    ``adv`` (the next byte) or ``load`` (jump to ``load_to``) and sets ``stop``; ``more`` while
+    ``pos`` is below it."""
+    depth: int                                # the buffer's bytes: a frame, then IDENT's reply
+    pos: Signal
+    stop: Signal
+    adv: Signal
+    load: Signal
+    load_to: Signal
+    byte: Value
+    more: Value
+
+
+@dataclass
+class ByteStream:
+    """The executor's bytes into the frame transmitter: it drives ``valid``, ``data`` and
+    ``end`` (the response's last byte); ``sent`` when the transmitter takes one."""
+    valid: Signal
+    data: Signal
+    end: Signal
+    ready: Value
+    sent: Value
+
+
+@dataclass
+class Command:
+    """The executor's registers for the command being run."""
+    cmd: Signal
+    seq: Signal
+    flags: Signal                             # STEP's flags byte
+    bi: Signal                                # byte index within a fixed reply
+    err_code: Signal
+    err_detail: Signal
+    err_seen: Signal                          # an error was reported since the last RESET
+    kind: Signal                              # what follows the header: K_END, K_IDENT, ...
+
+    @property
+    def error(self) -> Value:
+        """The ERROR reply's code, command and detail."""
+        return Cat(self.err_code, self.cmd, self.err_detail)
+
+
+@dataclass
+class TokenParser:
+    """The step-list parser, one for both passes over a STEP payload (the check and the feed):
+    ``take`` hands it the current byte; ``token_end`` and ``step_end`` say what that byte
+    ended, and ``index``, ``value``, ``layer`` are the token it ended (``ok`` if valid)."""
+    tb: int                                   # bytes per token
+    tok: Signal                               # the token's bytes so far
+    tk: Signal                                # token bytes taken
+    left: Signal                              # tokens left in the current count
+    cont: Signal                              # the current count's step continues
+    cnt_lo: Signal
+    phase: Signal                             # next: 0 a count's low byte, 1 its high, 2 tokens
+    strobe_due: Signal                        # a step's events are in: send its step strobe
+    take: Signal
+    token_end: Signal
+    step_end: Signal
+    ok: Signal
+    index: Value
+    value: Value
+    layer: Value
+
+
+@dataclass
+class CoreInput:
+    """The core's input record, and the steps counted in and out."""
+    rec: Value                                # a view of step_in_layout
+    valid: Signal
+    fed: Signal                               # steps strobed in this frame
+    done: Signal                              # steps whose output is complete in this frame
+    sample: Signal                            # steps since RESET (for the read-out bound)
+
+
+@dataclass
+class EncoderOut:
+    """The response encoder's byte stream, and ``busy`` while it holds a record."""
+    valid: Signal
+    data: Signal
+    ready: Signal
+    busy: Signal
+
+
+@dataclass
+class Prediction:
+    """The read-out's prediction, ``wait`` cycles after the last record."""
+    wait: Signal
+    value: Signal
+
+
+@dataclass
+class Executor:
+    """What the command executor's states read and drive."""
+    frame: FrameRx
+    soft_rst: Signal
+    counters: Counters
+    reader: BufferReader
+    out: ByteStream
+    cmd: Command
+    tokens: TokenParser
+    feed: CoreInput
+    enc: EncoderOut
+    pred: Prediction
+
+
+def _bump(m, c: Signal):
+    """Count ``c`` up, saturating at its largest value."""
+    m.d.sync += c.eq(Mux(c == (1 << len(c)) - 1, c, c + 1))
+
+
+class HostLink(CheckedComponent):
+    """A built core behind the framed UART protocol of ``docs/protocol.md``.
+
+    ``core`` is a core component built through :data:`rtl.cores.CORES` (the network is its
+    ``net``), observing every LIF layer; :meth:`around` builds it the way the link needs.
+    Whether it is gated is the component's ``gate`` (its ``mask`` port then follows each
+    STEP's flags); whether its read-out is the serial one is its registry entry's
+    ``serial_readout`` (:func:`rtl.cores.spec_of`).
 
     ``divisor`` is the UART's clock cycles per bit (see :func:`uart_divisor`); ``clock_hz`` and
     ``baud`` are only reported by IDENT. A core with SPRAM or off-chip weight arrays needs a
     ``loader``: called as ``loader(image=..., width=...)`` with the core's load image
     (:attr:`image`), it returns the component whose ``o`` stream fills the core's ``wl``
-    once after configuration (a RESET keeps the weights). ``max_steps`` bounds a sample for the read-out's sums
-    (when the last layer is a read-out); ``max_body`` is the frame buffer's size (default: 512
-    bytes less the IDENT reply, which is stored in the same memory); ``core`` names a core of
-    :data:`rtl.cores.CORES` (default ``"network"``) and the other ``core_knobs`` go to it.
+    once after configuration (a RESET keeps the weights). ``max_steps`` bounds a sample for
+    the read-out's sums (when the last layer is a read-out); ``max_body`` is the frame buffer's
+    size (default: 512 bytes less the IDENT reply, which is stored in the same memory).
 
     Ports: ``rx`` (the line from the host, idle high), ``tx`` (to the host), ``leds``: bit 0 a
     heartbeat (about 1 Hz at ``clock_hz``; off with ``heartbeat=False``, so that an idle
-    simulated board reaches a fixed point and sleeps), bit 1 busy (a command is being run), bit 2 an error
-    was reported since the last RESET.
+    simulated board reaches a fixed point and sleeps), bit 1 busy (a command is being run),
+    bit 2 an error was reported since the last RESET.
     """
 
-    def __init__(self, net: Network, *, divisor: int, clock_hz: int = 0, baud: int = 0,
-                 max_steps: int = 4096, max_body: int | None = None, heartbeat: bool = True,
-                 loader=None, **core_knobs):
-        self.net, self.divisor = net, divisor
+    @classmethod
+    def check_args(cls, core: wiring.Component, **_) -> None:
+        """Refuse a core that is no registered core's component, or that observes fewer than
+        every LIF layer."""
+        spec_of(core)
+        lif = tuple(range(1, len(core.net.layers)))
+        if tuple(getattr(core, "observe", lif)) != lif:
+            raise ValueError("the host link sends every LIF layer's records: give it a core "
+                             "that observes them all")
+
+    def __init__(self, core: wiring.Component, *, divisor: int, clock_hz: int = 0,
+                 baud: int = 0, max_steps: int = 4096, max_body: int | None = None,
+                 heartbeat: bool = True, loader=None):
+        net, spec = core.net, spec_of(core)
+        self.core, self.net, self.divisor = core, net, divisor
         self.clock_hz, self.baud = int(clock_hz), int(baud)
         self.heartbeat = heartbeat
-        spec = core_named(core_knobs.pop("core", "network"))
-        if "gate" in core_knobs or "observe" in core_knobs:
-            raise ValueError("the host link sets the core's gate and observed layers itself")
-        if spec.gated:
-            # A command that asks for no spikes or membranes gets only the read-out's records,
-            # so that the output port does not bound its step rate.
-            core_knobs["gate"] = not net.layers[-1].spiking
-        self.core = spec.build(net, **core_knobs)
-        self.lanes = self.core.lanes
+        self.lanes = core.lanes
         #: The words the core expects on ``wl`` (empty without SPRAM or off-chip arrays), and
         #: the component that streams them (e.g. :class:`boards.flash.FlashLoader`; the board
         #: top wires its pins), or None.
-        self.image = self.core.load_image()
+        self.image = core.load_image()
         self.loader = None
         if self.image:
             if loader is None:
@@ -84,10 +227,11 @@ class HostLink(wiring.Component):
                                  "a loader for its wl stream (a board top uses its SPI "
                                  "flash), or keep every weight array in block RAM "
                                  "(memories=...)")
-            self.loader = loader(image=self.image, width=self.core.load_width)
+            self.loader = loader(image=self.image, width=core.load_width)
         self.readout = None
         if not net.layers[-1].spiking:
-            # The lean core is for the smallest device: sums in block RAM, a lane per cycle.
+            # The serial read-out is for the smallest devices (the lean core's): sums in block
+            # RAM, a lane per cycle.
             kind_ro = SerialReadout if spec.serial_readout else Readout
             self.readout = kind_ro(net, lanes=self.lanes, max_steps=max_steps)
         self.max_steps = max_steps if self.readout is not None else 0
@@ -105,16 +249,65 @@ class HostLink(wiring.Component):
         self.urx, self.utx = UARTRx(divisor), UARTTx(divisor)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "leds": Out(3)})
 
+    @classmethod
+    def around(cls, net: Network, *, core: str = "network", divisor: int, clock_hz: int = 0,
+               baud: int = 0, max_steps: int = 4096, max_body: int | None = None,
+               heartbeat: bool = True, loader=None, **core_knobs) -> HostLink:
+        """The link around ``net`` on the core named ``core`` (:data:`rtl.cores.CORES`), built
+        with ``core_knobs``; the other arguments are the constructor's. The link sets the
+        core's ``gate`` and observed layers itself: a gated core is built with ``gate`` when
+        the last layer is a read-out, so that a command that asks for no spikes or membranes
+        gets only the read-out's records and the output port does not bound its step rate."""
+        spec = core_named(core)
+        if "gate" in core_knobs or "observe" in core_knobs:
+            raise ValueError("the host link sets the core's gate and observed layers itself")
+        if spec.gated:
+            core_knobs["gate"] = not net.layers[-1].spiking
+        return cls(spec.build(net, **core_knobs), divisor=divisor, clock_hz=clock_hz,
+                   baud=baud, max_steps=max_steps, max_body=max_body, heartbeat=heartbeat,
+                   loader=loader)
+
     # ----------------------------------------------------------------------------------------
     def elaborate(self, platform):
+        # One method per part; the signals they share travel in the dataclasses above. The
+        # parts add their statements in the order they are called here, and the generated
+        # Verilog's anonymous names follow that order: keep it. Likewise the signals' names:
+        # Amaranth names a signal after the variable it is assigned to, and of a tuple
+        # assignment (``a, b = Signal(), Signal()``) only the last one; the others are
+        # anonymous in the Verilog.
         m = Module()
-        net = self.net
+        ftx = self._uarts(m)
+        soft_rst = self._core(m)
+        wr, rd, depth = self._frame_buffer(m)
+        counters = self._counters(m)
+        busy = Signal()                       # the executor is running a command
+        frx = self._receiver(m, wr, counters, busy)
+        reader = self._buffer_reader(m, rd, depth)
+        out = self._byte_stream(m, ftx)
+        cmd = self._command(m)
+        tokens = self._tokens(m, reader.byte)
+        feed = self._core_input(m)
+        enc = self._encoder(m, cmd.flags, feed.done)
+        pred = Prediction(Signal(range(16), name="pred_wait"), Signal(16, name="pred"))
+        self._readout_inputs(m, cmd, feed, reader, tokens)
+        fsm = self._executor(m, Executor(frx, soft_rst, counters, reader, out, cmd, tokens, feed,
+                                         enc, pred))
+        m.d.comb += busy.eq(~fsm.ongoing("IDLE"))
+        self._leds(m, busy, cmd.err_seen)
+        return m
+
+    # ---- the UARTs, the core, the frame buffer -------------------------------------------------
+    def _uarts(self, m) -> FrameTx:
+        """The UARTs on the pins, and the frame transmitter on the outgoing one."""
         m.submodules.urx = urx = self.urx
         m.submodules.utx = utx = self.utx
         m.submodules.ftx = ftx = FrameTx()
         wiring.connect(m, ftx.o, utx.i)
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
+        return ftx
 
+    def _core(self, m) -> Signal:
+        """The core, its loader and read-out, all reset by the returned soft reset (RESET)."""
         soft_rst = Signal()
         m.submodules.core = ResetInserter(soft_rst)(self.core)
         if self.loader is not None:
@@ -124,47 +317,52 @@ class HostLink(wiring.Component):
             # the weights are in, the core takes no more (the loader's stream just waits).
             m.submodules.loader = ResetInserter(soft_rst)(self.loader)
             wiring.connect(m, self.loader.o, self.core.wl)
-        core = self.core
         if self.readout is not None:
             m.submodules.readout = ResetInserter(soft_rst)(self.readout)
+        return soft_rst
 
-        # The frame buffer; the IDENT reply lives above it in the same memory (one block RAM).
+    def _frame_buffer(self, m):
+        """The frame buffer's write and read ports and its depth; the IDENT reply lives above
+        the frame in the same memory (one block RAM)."""
         depth = self.max_body + len(self.ident)
         m.submodules.buf = buf = memory.Memory(shape=8, depth=depth,
                                                init=[0] * self.max_body + list(self.ident))
         wr = buf.write_port()
         rd = buf.read_port()
+        return wr, rd, depth
 
-        # ---- counters (STATUS) -------------------------------------------------------------
+    # ---- counters (STATUS) ---------------------------------------------------------------------
+    def _counters(self, m) -> Counters:
+        """The STATUS counters; this part counts the UART's errors, the receiver the rest."""
         def counter(name, bits=16):
             return Signal(bits, name=name)
-        steps = counter("st_steps", 32)
-        crc_errors, len_errors = counter("st_crc"), counter("st_len")
-        dropped, uart_errors = counter("st_dropped"), counter("st_uart")
+        c = Counters(steps=counter("st_steps", 32), crc_errors=counter("st_crc"),
+                     len_errors=counter("st_len"), dropped=counter("st_dropped"),
+                     uart_errors=counter("st_uart"))
+        with m.If(self.urx.error | self.urx.overrun):
+            _bump(m, c.uart_errors)
+        return c
 
-        def bump(c):
-            m.d.sync += c.eq(Mux(c == (1 << len(c)) - 1, c, c + 1))
-
-        with m.If(urx.error | urx.overrun):
-            bump(uart_errors)
-
-        # ---- receiver ----------------------------------------------------------------------
-        busy = Signal()                       # the executor is running a command
+    # ---- receiver ------------------------------------------------------------------------------
+    def _receiver(self, m, wr, counters: Counters, busy: Signal) -> FrameRx:
+        """Bytes from the UART into the frame buffer; its ``frame`` stream hands a frame that
+        ended to the executor (which takes it when not ``busy``)."""
         m.submodules.frx = frx = FrameRx(self.max_body)
-        wiring.connect(m, urx.o, frx.i)
+        wiring.connect(m, self.urx.o, frx.i)
         m.d.comb += [frx.busy.eq(busy), wr.addr.eq(frx.wr_addr), wr.data.eq(frx.wr_data),
                      wr.en.eq(frx.wr_en)]
         with m.If(frx.dropped):
-            bump(dropped)
+            _bump(m, counters.dropped)
         with m.If(frx.crc_error):
-            bump(crc_errors)
+            _bump(m, counters.crc_errors)
         with m.If(frx.len_error):
-            bump(len_errors)
-        ev = frx.frame.valid                  # a frame ended and the executor takes it
-        ev_code, ev_len = frx.frame.payload.code, frx.frame.payload.length
-        cmd0, seq0 = frx.frame.payload.cmd, frx.frame.payload.seq
+            _bump(m, counters.len_errors)
+        return frx
 
-        # ---- buffer reader: rd.data is always buf[pos] (pos is presented a cycle ahead) ----
+    # ---- buffer reader -------------------------------------------------------------------------
+    def _buffer_reader(self, m, rd, depth: int) -> BufferReader:
+        """The frame buffer's read port, given the next position a cycle ahead so that
+        ``rd.data`` is always ``buf[pos]``."""
         pos = Signal(range(depth + 1))
         stop = Signal(range(depth + 1))
         adv = Signal()
@@ -173,280 +371,111 @@ class HostLink(wiring.Component):
         nxt_pos = Mux(load, load_to, Mux(adv, pos + 1, pos))
         m.d.comb += rd.addr.eq(nxt_pos)
         m.d.sync += pos.eq(nxt_pos)
-        byte = rd.data
-        more = pos < stop
+        return BufferReader(depth, pos, stop, adv, load, load_to, byte=rd.data, more=pos < stop)
 
-        # ---- the executor's byte stream into the frame transmitter -------------------------
+    # ---- the executor's byte stream into the frame transmitter, and its registers --------------
+    def _byte_stream(self, m, ftx: FrameTx) -> ByteStream:
+        """The executor's bytes into the frame transmitter."""
         fb_valid, fb_data, fb_end = Signal(), Signal(8), Signal()
         m.d.comb += [ftx.i.valid.eq(fb_valid), ftx.i.payload.data.eq(fb_data),
                      ftx.i.payload.end.eq(fb_end)]
-        sent = ftx.i.valid & ftx.i.ready
+        return ByteStream(fb_valid, fb_data, fb_end, ready=ftx.i.ready,
+                          sent=ftx.i.valid & ftx.i.ready)
 
+    def _command(self, m) -> Command:
+        """The executor's registers; a gated core's output gate follows the STEP flags."""
         cmd, seq = Signal(8), Signal(8)
         flags = Signal(8)
+        core = self.core
         if getattr(core, "gate", False):
             # Spikes or membranes asked for: every layer's records; else the read-out's only.
             k = len(core.observe)
             m.d.comb += core.mask.eq(Mux(flags[0] | flags[1], (1 << k) - 1, 1 << (k - 1)))
-        bi = Signal(range(17))                # byte index within a fixed reply
+        bi = Signal(range(17))
         err_code, err_detail = Signal(8), Signal(16)
         err_seen = Signal()
-        kind = Signal(range(4))               # what follows the header: 0 end, 1 IDENT, 2 STATUS
-        K_END, K_IDENT, K_STATUS, K_STEP = 0, 1, 2, 3
+        kind = Signal(range(4))
+        return Command(cmd, seq, flags, bi, err_code, err_detail, err_seen, kind)
 
-        status = Cat(steps, crc_errors, len_errors, dropped, uart_errors)
-        error = Cat(err_code, cmd, err_detail)
-
-        # ---- token parsing (check and feed passes) -----------------------------------------
+    # ---- token parsing (check and feed passes) -------------------------------------------------
+    def _tokens(self, m, byte) -> TokenParser:
+        """The step-list parser both STEP passes share, and the current token's fields."""
+        net = self.net
         tb = self.token.nbytes
         tok = Signal(8 * tb)
-        tk = Signal(range(tb + 1))            # token bytes taken
-        left = Signal(16)                     # tokens left in the current count
-        cont = Signal()                       # the current count's step continues
+        tk = Signal(range(tb + 1))
+        left = Signal(16)
+        cont = Signal()
         cnt_lo = Signal(8)
-        phase = Signal(2)                     # next: 0 a count's low byte, 1 its high, 2 tokens
-        strobe_due = Signal()                 # a step's events are in: send its step strobe
+        phase = Signal(2)
+        strobe_due = Signal()
         ib, vb = self.token.index_bits, self.token.value_bits
         # Little-endian: byte k of the token is bits 8k..8k+7; bytes arrive in order.
         tok_now = Signal(8 * tb)
         m.d.comb += tok_now.eq(tok | (byte << (tk * 8)) if tb > 1 else byte)
-        t_index = tok_now[:ib]
-        t_value = tok_now[ib:ib + vb]
-        t_layer = tok_now[ib + vb:self.token.bits]
         t_pad = tok_now[self.token.bits:] if 8 * tb > self.token.bits else C(0, 1)
-        # One parser serves both passes over the payload (the check and the feed): ``take``
-        # hands it the current byte; ``token_end`` and ``step_end`` say what that byte ended.
         take, token_end, step_end = Signal(), Signal(), Signal()
-        with m.If(take):
-            self._parse(m, phase, byte, tok, tk, left, cont, cnt_lo, tb,
-                        token_end=token_end, step_end=step_end)
         ok_tok = Signal()
+        t = TokenParser(tb, tok, tk, left, cont, cnt_lo, phase, strobe_due, take, token_end,
+                        step_end, ok_tok, index=tok_now[:ib], value=tok_now[ib:ib + vb],
+                        layer=tok_now[ib + vb:self.token.bits])
+        with m.If(take):
+            self._parse(m, t, byte)
         conds = []
         if net.layers[0].n:
-            conds.append((t_layer == 0) & (t_index < net.layers[0].n) & (t_value != 0))
+            conds.append((t.layer == 0) & (t.index < net.layers[0].n) & (t.value != 0))
         for l in net.forced_layers:
-            conds.append((t_layer == l) & (t_index < net.layers[l].n) & (t_value == 1))
+            conds.append((t.layer == l) & (t.index < net.layers[l].n) & (t.value == 1))
         m.d.comb += ok_tok.eq((t_pad == 0) & (Cat(*conds).any() if conds else 0))
+        return t
 
-        # ---- the core's input, and steps in the frame --------------------------------------
-        rec_in = Signal(step_in_layout(net))
+    @staticmethod
+    def _parse(m, t: TokenParser, byte):
+        """Take one payload byte of the step list: a count (u16 LE: events, bit 15 'the step
+        continues'), then that many tokens of ``t.tb`` bytes; ``t.token_end`` rises at a token's
+        last byte (its fields hold it), ``t.step_end`` when a step's events are complete."""
+        with m.Switch(t.phase):
+            with m.Case(0):
+                m.d.sync += [t.cnt_lo.eq(byte), t.phase.eq(1)]
+            with m.Case(1):
+                n = Cat(t.cnt_lo, byte[:7])
+                m.d.sync += [t.left.eq(n), t.cont.eq(byte[7]), t.tk.eq(0)]
+                with m.If(n == 0):
+                    m.d.sync += t.phase.eq(0)
+                    with m.If(~byte[7]):
+                        m.d.comb += t.step_end.eq(1)
+                with m.Else():
+                    m.d.sync += t.phase.eq(2)
+            with m.Case(2):
+                with m.If(t.tk == t.tb - 1):
+                    m.d.comb += t.token_end.eq(1)
+                    m.d.sync += [t.tk.eq(0), t.tok.eq(0), t.left.eq(t.left - 1)]
+                    with m.If(t.left == 1):
+                        m.d.sync += t.phase.eq(0)
+                        with m.If(~t.cont):
+                            m.d.comb += t.step_end.eq(1)
+                with m.Else():
+                    m.d.sync += [t.tk.eq(t.tk + 1), t.tok.eq(t.tok | (byte << (t.tk * 8)))]
+
+    # ---- the core's input, and steps in the frame ----------------------------------------------
+    def _core_input(self, m) -> CoreInput:
+        """The core's input record, held until the core takes it; the frame's step counts."""
+        core = self.core
+        rec_in = Signal(step_in_layout(self.net))
         rec_valid = Signal()
         m.d.comb += [core.i.payload.eq(rec_in), core.i.valid.eq(rec_valid)]
         with m.If(core.i.valid & core.i.ready):
             m.d.sync += rec_valid.eq(0)
-        fed = Signal(16)                      # steps strobed in this frame
-        done = Signal(16)                     # steps whose output is complete in this frame
-        sample = Signal(32)                   # steps since RESET (for the read-out bound)
+        fed = Signal(16)
+        done = Signal(16)
+        sample = Signal(32)
+        return CoreInput(rec_in, rec_valid, fed, done, sample)
 
-        # ---- encoder: core output records -> response bytes --------------------------------
-        enc = self._encoder(m, core, flags, done, fed)
-        pred_wait = Signal(range(16))
-        pred = Signal(16)
-
-        if self.readout is not None:
-            ro = self.readout
-            m.d.comb += [ro.rec.eq(core.o.payload), ro.fire.eq(core.o.valid & core.o.ready),
-                         ro.clear.eq(0),
-                         ro.last_step.eq(flags[2] & (done == fed - 1) & ~more & ~strobe_due)]
-
-        with m.FSM(name="exec") as fsm:
-            with m.State("IDLE"):
-                m.d.comb += frx.frame.ready.eq(1)
-                with m.If(ev):
-                    m.d.sync += [cmd.eq(cmd0), seq.eq(seq0), bi.eq(0)]
-                    with m.If(ev_code != 0):
-                        m.d.sync += [err_code.eq(ev_code), err_detail.eq(0)]
-                        m.next = "ERROR"
-                    with m.Elif(cmd0 == CMD_IDENT):
-                        m.d.comb += [load.eq(1), load_to.eq(self.max_body)]
-                        m.d.sync += [kind.eq(K_IDENT), stop.eq(depth)]
-                        m.next = "HEAD0"
-                    with m.Elif(cmd0 == CMD_STATUS):
-                        m.d.sync += kind.eq(K_STATUS)
-                        m.next = "HEAD0"
-                    with m.Elif(cmd0 == CMD_RESET):
-                        m.d.comb += soft_rst.eq(1)
-                        m.d.sync += [steps.eq(0), sample.eq(0), err_seen.eq(0), bi.eq(0)]
-                        m.next = "RESET"
-                    with m.Elif(cmd0 == CMD_STEP):
-                        with m.If(ev_len == 0):
-                            m.d.sync += [err_code.eq(ERR_PAYLOAD), err_detail.eq(0)]
-                            m.next = "ERROR"
-                        with m.Else():
-                            m.d.comb += [load.eq(1), load_to.eq(2)]
-                            m.d.sync += [stop.eq(ev_len + 2), tk.eq(0), left.eq(0),
-                                         cont.eq(0), fed.eq(0), done.eq(0), phase.eq(0),
-                                         strobe_due.eq(0)]
-                            m.next = "FLAGS"
-                    with m.Else():
-                        m.d.sync += [err_code.eq(ERR_COMMAND), err_detail.eq(0)]
-                        m.next = "ERROR"
-
-            with m.State("RESET"):            # let the core's FSM leave its reset state
-                with m.If(bi < 2):
-                    m.d.sync += bi.eq(bi + 1)
-                with m.If((bi >= 2) & ~core.busy):
-                    m.d.sync += [kind.eq(K_END), bi.eq(0)]
-                    m.next = "HEAD0"
-
-            with m.State("ERROR"):
-                # 0xFF, SEQ, code, command, detail (u16 LE), end.
-                m.d.sync += err_seen.eq(1)
-                m.d.comb += [fb_valid.eq(1), fb_end.eq(bi == 6),
-                             fb_data.eq(Array([C(CMD_ERROR, 8), seq, error[:8], error[8:16],
-                                               error[16:24], error[24:32], C(0, 8)])[bi])]
-                with m.If(sent):
-                    m.d.sync += bi.eq(bi + 1)
-                    with m.If(bi == 6):
-                        m.next = "IDLE"
-
-            with m.State("HEAD0"):
-                m.d.comb += [fb_valid.eq(1), fb_data.eq(cmd | RESPONSE)]
-                with m.If(sent):
-                    m.next = "HEAD1"
-            with m.State("HEAD1"):
-                m.d.comb += [fb_valid.eq(1), fb_data.eq(seq)]
-                with m.If(sent):
-                    m.d.sync += bi.eq(0)
-                    with m.Switch(kind):
-                        with m.Case(K_IDENT):
-                            m.next = "IDENT"
-                        with m.Case(K_STATUS):
-                            m.next = "STATUS"
-                        with m.Case(K_STEP):
-                            m.next = "FEED"
-                        with m.Default():
-                            m.next = "FINISH"
-
-            with m.State("IDENT"):
-                m.d.comb += [fb_valid.eq(1), fb_data.eq(byte), adv.eq(sent)]
-                with m.If(sent & (pos == depth - 1)):
-                    m.next = "FINISH"
-            with m.State("STATUS"):
-                m.d.comb += [fb_valid.eq(1),
-                             fb_data.eq(status.word_select(bi[:4], 8))]
-                with m.If(sent):
-                    m.d.sync += bi.eq(bi + 1)
-                    with m.If(bi == len(status) // 8 - 1):
-                        m.next = "FINISH"
-
-            with m.State("FINISH"):
-                m.d.comb += [fb_valid.eq(1), fb_end.eq(1)]
-                with m.If(sent):
-                    m.next = "IDLE"
-
-            # STEP, pass 1: the flags byte, then check every count and token.
-            with m.State("FLAGS"):
-                m.d.comb += adv.eq(1)
-                m.d.sync += flags.eq(byte)
-                with m.If((byte & (0xFF ^ (FLAG_SPIKES | FLAG_MEMBRANES | FLAG_PREDICT))) != 0):
-                    m.d.sync += [err_code.eq(ERR_PAYLOAD), err_detail.eq(0)]
-                    m.next = "ERROR"
-                with m.Else():
-                    m.next = "CHECK"
-            with m.State("CHECK"):
-                with m.If(~more):
-                    with m.If(phase == 0):
-                        m.d.comb += [load.eq(1), load_to.eq(3)]
-                        m.d.sync += [kind.eq(K_STEP), tk.eq(0), left.eq(0), cont.eq(0),
-                                     strobe_due.eq(0), tok.eq(0)]
-                        m.next = "HEAD0"
-                    with m.Else():
-                        m.d.sync += [err_code.eq(ERR_PAYLOAD), err_detail.eq(pos - 2)]
-                        m.next = "ERROR"
-                with m.Else():
-                    m.d.comb += [adv.eq(1), take.eq(1)]
-                    with m.If(token_end & ~ok_tok):
-                        m.d.sync += [err_code.eq(ERR_PAYLOAD), err_detail.eq(pos - 2)]
-                        m.next = "ERROR"
-
-            # STEP, pass 2: feed the core; the encoder sends its output meanwhile.
-            with m.State("FEED"):
-                with m.If(~rec_valid & strobe_due):
-                    m.d.sync += [rec_in.valid.eq(0), rec_in.last.eq(1), rec_valid.eq(1),
-                                 strobe_due.eq(0), fed.eq(fed + 1), steps.eq(steps + 1),
-                                 sample.eq(sample + 1)]
-                with m.Elif(~rec_valid & more):
-                    m.d.comb += [adv.eq(1), take.eq(1)]
-                    with m.If(token_end):   # the token becomes the core's next input record
-                        m.d.sync += [rec_in.index.eq(t_index), rec_in.value.eq(t_value),
-                                     rec_in.layer.eq(t_layer), rec_in.valid.eq(1),
-                                     rec_in.last.eq(0), rec_valid.eq(1)]
-                    with m.If(step_end):    # the strobe goes once the last event is taken
-                        m.d.sync += strobe_due.eq(1)
-                with m.Elif(~rec_valid & ~more & (done == fed) & ~enc["busy"]):
-                    with m.If(flags[2]):
-                        m.d.sync += pred_wait.eq(0)
-                        m.next = "PREDICT"
-                    with m.Else():
-                        m.next = "FINISH"
-                m.d.comb += [fb_valid.eq(enc["valid"]), fb_data.eq(enc["data"]),
-                             enc["ready"].eq(ftx.i.ready)]
-            with m.State("PREDICT"):
-                # The read-out's prediction is ready a fixed latency after the last record.
-                with m.If(pred_wait != 15):
-                    m.d.sync += pred_wait.eq(pred_wait + 1)
-                if self.readout is not None:
-                    with m.If(pred_wait == self.readout.latency + 2):
-                        m.d.sync += pred.eq(Mux(sample > self.max_steps, NO_PREDICTION,
-                                                self.readout.prediction))
-                        m.d.sync += bi.eq(0)
-                        m.next = "PRED_OUT"
-                else:
-                    m.d.sync += pred.eq(NO_PREDICTION)
-                    m.next = "PRED_OUT"
-            with m.State("PRED_OUT"):
-                m.d.comb += [fb_valid.eq(1), fb_data.eq(Mux(bi[0], pred[8:], pred[:8]))]
-                with m.If(sent):
-                    m.d.sync += bi.eq(bi + 1)
-                    with m.If(bi[0]):
-                        m.next = "FINISH"
-
-        m.d.comb += busy.eq(~fsm.ongoing("IDLE"))
-
-        # ---- LEDs ----------------------------------------------------------------------------
-        hb = Signal()
-        if self.heartbeat:
-            half = max(1, self.clock_hz // 2) if self.clock_hz else 1 << 22
-            beat = Signal(range(half + 1))
-            m.d.sync += beat.eq(Mux(beat == half - 1, 0, beat + 1))
-            with m.If(beat == half - 1):
-                m.d.sync += hb.eq(~hb)
-        m.d.comb += self.leds.eq(Cat(hb, busy, err_seen))
-        return m
-
-    # ----------------------------------------------------------------------------------------
-    @staticmethod
-    def _parse(m, phase, byte, tok, tk, left, cont, cnt_lo, tb, *, token_end, step_end):
-        """Take one payload byte of the step list: a count (u16 LE: events, bit 15 'the step
-        continues'), then that many tokens of ``tb`` bytes; ``token_end`` rises at a token's
-        last byte (``tok_now`` holds it), ``step_end`` when a step's events are complete."""
-        with m.Switch(phase):
-            with m.Case(0):
-                m.d.sync += [cnt_lo.eq(byte), phase.eq(1)]
-            with m.Case(1):
-                n = Cat(cnt_lo, byte[:7])
-                m.d.sync += [left.eq(n), cont.eq(byte[7]), tk.eq(0)]
-                with m.If(n == 0):
-                    m.d.sync += phase.eq(0)
-                    with m.If(~byte[7]):
-                        m.d.comb += step_end.eq(1)
-                with m.Else():
-                    m.d.sync += phase.eq(2)
-            with m.Case(2):
-                with m.If(tk == tb - 1):
-                    m.d.comb += token_end.eq(1)
-                    m.d.sync += [tk.eq(0), tok.eq(0), left.eq(left - 1)]
-                    with m.If(left == 1):
-                        m.d.sync += phase.eq(0)
-                        with m.If(~cont):
-                            m.d.comb += step_end.eq(1)
-                with m.Else():
-                    m.d.sync += [tk.eq(tk + 1), tok.eq(tok | (byte << (tk * 8)))]
-
-    def _encoder(self, m, core, flags, done, fed) -> dict:
-        """Turns ``core.o`` records into response bytes per ``flags`` (docs/protocol.md)."""
-        net, P = self.net, self.lanes
+    # ---- encoder: core output records -> response bytes ----------------------------------------
+    def _encoder(self, m, flags: Signal, done: Signal) -> EncoderOut:
+        """Turns ``core.o`` records into response bytes per ``flags`` (docs/protocol.md),
+        counting in ``done`` the steps whose output is complete."""
+        net, P, core = self.net, self.lanes, self.core
         o = core.o.payload
         lif = range(1, len(net.layers))
         vbits = max(net.layers[l].v_bits for l in lif)
@@ -538,5 +567,207 @@ class HostLink(wiring.Component):
                 with m.Else():
                     m.d.sync += have.eq(0)
                     m.next = "TAKE"
-        return {"valid": out_valid, "data": out_data, "ready": out_ready, "busy": have}
+        return EncoderOut(out_valid, out_data, out_ready, busy=have)
 
+
+    def _readout_inputs(self, m, cmd: Command, feed: CoreInput, reader: BufferReader,
+                        tokens: TokenParser):
+        """The read-out sees every record the core sends; the last one of a STEP that asks for
+        a prediction ends the sample's sums."""
+        if self.readout is None:
+            return
+        ro, core = self.readout, self.core
+        m.d.comb += [ro.rec.eq(core.o.payload), ro.fire.eq(core.o.valid & core.o.ready),
+                     ro.clear.eq(0),
+                     ro.last_step.eq(cmd.flags[2] & (feed.done == feed.fed - 1) & ~reader.more
+                                     & ~tokens.strobe_due)]
+
+    # ---- the executor --------------------------------------------------------------------------
+    def _executor(self, m, x: Executor):
+        """The command executor's FSM, state by state in the order its encoding follows."""
+        with m.FSM(name="exec") as fsm:
+            self._dispatch(m, x)              # IDLE, RESET
+            self._replies(m, x)               # ERROR, HEAD0, HEAD1, IDENT, STATUS, FINISH
+            self._step_check(m, x)            # FLAGS, CHECK
+            self._step_feed(m, x)             # FEED, PREDICT, PRED_OUT
+        return fsm
+
+    def _dispatch(self, m, x: Executor):
+        """IDLE takes a frame from the receiver and starts its command; RESET waits for the
+        core to come out of its reset."""
+        rx, r, c, t, f = x.frame.frame, x.reader, x.cmd, x.tokens, x.feed
+        cmd0, seq0 = rx.payload.cmd, rx.payload.seq
+        with m.State("IDLE"):
+            m.d.comb += rx.ready.eq(1)
+            with m.If(rx.valid):
+                m.d.sync += [c.cmd.eq(cmd0), c.seq.eq(seq0), c.bi.eq(0)]
+                with m.If(rx.payload.code != 0):
+                    m.d.sync += [c.err_code.eq(rx.payload.code), c.err_detail.eq(0)]
+                    m.next = "ERROR"
+                with m.Elif(cmd0 == CMD_IDENT):
+                    m.d.comb += [r.load.eq(1), r.load_to.eq(self.max_body)]
+                    m.d.sync += [c.kind.eq(K_IDENT), r.stop.eq(r.depth)]
+                    m.next = "HEAD0"
+                with m.Elif(cmd0 == CMD_STATUS):
+                    m.d.sync += c.kind.eq(K_STATUS)
+                    m.next = "HEAD0"
+                with m.Elif(cmd0 == CMD_RESET):
+                    m.d.comb += x.soft_rst.eq(1)
+                    m.d.sync += [x.counters.steps.eq(0), f.sample.eq(0), c.err_seen.eq(0),
+                                 c.bi.eq(0)]
+                    m.next = "RESET"
+                with m.Elif(cmd0 == CMD_STEP):
+                    with m.If(rx.payload.length == 0):
+                        m.d.sync += [c.err_code.eq(ERR_PAYLOAD), c.err_detail.eq(0)]
+                        m.next = "ERROR"
+                    with m.Else():
+                        m.d.comb += [r.load.eq(1), r.load_to.eq(2)]
+                        m.d.sync += [r.stop.eq(rx.payload.length + 2), t.tk.eq(0),
+                                     t.left.eq(0), t.cont.eq(0), f.fed.eq(0), f.done.eq(0),
+                                     t.phase.eq(0), t.strobe_due.eq(0)]
+                        m.next = "FLAGS"
+                with m.Else():
+                    m.d.sync += [c.err_code.eq(ERR_COMMAND), c.err_detail.eq(0)]
+                    m.next = "ERROR"
+
+        with m.State("RESET"):                # let the core's FSM leave its reset state
+            with m.If(c.bi < 2):
+                m.d.sync += c.bi.eq(c.bi + 1)
+            with m.If((c.bi >= 2) & ~self.core.busy):
+                m.d.sync += [c.kind.eq(K_END), c.bi.eq(0)]
+                m.next = "HEAD0"
+
+    def _replies(self, m, x: Executor):
+        """The replies of fixed form: an error, the header, IDENT, STATUS, the frame's end."""
+        r, o, c = x.reader, x.out, x.cmd
+        error = c.error
+        with m.State("ERROR"):
+            # 0xFF, SEQ, code, command, detail (u16 LE), end.
+            m.d.sync += c.err_seen.eq(1)
+            m.d.comb += [o.valid.eq(1), o.end.eq(c.bi == 6),
+                         o.data.eq(Array([C(CMD_ERROR, 8), c.seq, error[:8], error[8:16],
+                                          error[16:24], error[24:32], C(0, 8)])[c.bi])]
+            with m.If(o.sent):
+                m.d.sync += c.bi.eq(c.bi + 1)
+                with m.If(c.bi == 6):
+                    m.next = "IDLE"
+
+        with m.State("HEAD0"):
+            m.d.comb += [o.valid.eq(1), o.data.eq(c.cmd | RESPONSE)]
+            with m.If(o.sent):
+                m.next = "HEAD1"
+        with m.State("HEAD1"):
+            m.d.comb += [o.valid.eq(1), o.data.eq(c.seq)]
+            with m.If(o.sent):
+                m.d.sync += c.bi.eq(0)
+                with m.Switch(c.kind):
+                    with m.Case(K_IDENT):
+                        m.next = "IDENT"
+                    with m.Case(K_STATUS):
+                        m.next = "STATUS"
+                    with m.Case(K_STEP):
+                        m.next = "FEED"
+                    with m.Default():
+                        m.next = "FINISH"
+
+        with m.State("IDENT"):
+            m.d.comb += [o.valid.eq(1), o.data.eq(r.byte), r.adv.eq(o.sent)]
+            with m.If(o.sent & (r.pos == r.depth - 1)):
+                m.next = "FINISH"
+        with m.State("STATUS"):
+            status = x.counters.status
+            m.d.comb += [o.valid.eq(1), o.data.eq(status.word_select(c.bi[:4], 8))]
+            with m.If(o.sent):
+                m.d.sync += c.bi.eq(c.bi + 1)
+                with m.If(c.bi == len(status) // 8 - 1):
+                    m.next = "FINISH"
+
+        with m.State("FINISH"):
+            m.d.comb += [o.valid.eq(1), o.end.eq(1)]
+            with m.If(o.sent):
+                m.next = "IDLE"
+
+    def _step_check(self, m, x: Executor):
+        """STEP, pass 1: the flags byte, then check every count and token (the whole frame is
+        refused, with the offset of the first bad byte, before anything runs)."""
+        r, c, t = x.reader, x.cmd, x.tokens
+        with m.State("FLAGS"):
+            m.d.comb += r.adv.eq(1)
+            m.d.sync += c.flags.eq(r.byte)
+            with m.If((r.byte & (0xFF ^ (FLAG_SPIKES | FLAG_MEMBRANES | FLAG_PREDICT))) != 0):
+                m.d.sync += [c.err_code.eq(ERR_PAYLOAD), c.err_detail.eq(0)]
+                m.next = "ERROR"
+            with m.Else():
+                m.next = "CHECK"
+        with m.State("CHECK"):
+            with m.If(~r.more):
+                with m.If(t.phase == 0):
+                    m.d.comb += [r.load.eq(1), r.load_to.eq(3)]
+                    m.d.sync += [c.kind.eq(K_STEP), t.tk.eq(0), t.left.eq(0), t.cont.eq(0),
+                                 t.strobe_due.eq(0), t.tok.eq(0)]
+                    m.next = "HEAD0"
+                with m.Else():
+                    m.d.sync += [c.err_code.eq(ERR_PAYLOAD), c.err_detail.eq(r.pos - 2)]
+                    m.next = "ERROR"
+            with m.Else():
+                m.d.comb += [r.adv.eq(1), t.take.eq(1)]
+                with m.If(t.token_end & ~t.ok):
+                    m.d.sync += [c.err_code.eq(ERR_PAYLOAD), c.err_detail.eq(r.pos - 2)]
+                    m.next = "ERROR"
+
+    def _step_feed(self, m, x: Executor):
+        """STEP, pass 2: feed the core; the encoder sends its output meanwhile. Then the
+        prediction, when asked for."""
+        r, o, c, t, f, e, p = x.reader, x.out, x.cmd, x.tokens, x.feed, x.enc, x.pred
+        with m.State("FEED"):
+            with m.If(~f.valid & t.strobe_due):
+                m.d.sync += [f.rec.valid.eq(0), f.rec.last.eq(1), f.valid.eq(1),
+                             t.strobe_due.eq(0), f.fed.eq(f.fed + 1),
+                             x.counters.steps.eq(x.counters.steps + 1),
+                             f.sample.eq(f.sample + 1)]
+            with m.Elif(~f.valid & r.more):
+                m.d.comb += [r.adv.eq(1), t.take.eq(1)]
+                with m.If(t.token_end):       # the token becomes the core's next input record
+                    m.d.sync += [f.rec.index.eq(t.index), f.rec.value.eq(t.value),
+                                 f.rec.layer.eq(t.layer), f.rec.valid.eq(1),
+                                 f.rec.last.eq(0), f.valid.eq(1)]
+                with m.If(t.step_end):        # the strobe goes once the last event is taken
+                    m.d.sync += t.strobe_due.eq(1)
+            with m.Elif(~f.valid & ~r.more & (f.done == f.fed) & ~e.busy):
+                with m.If(c.flags[2]):
+                    m.d.sync += p.wait.eq(0)
+                    m.next = "PREDICT"
+                with m.Else():
+                    m.next = "FINISH"
+            m.d.comb += [o.valid.eq(e.valid), o.data.eq(e.data), e.ready.eq(o.ready)]
+        with m.State("PREDICT"):
+            # The read-out's prediction is ready a fixed latency after the last record.
+            with m.If(p.wait != 15):
+                m.d.sync += p.wait.eq(p.wait + 1)
+            if self.readout is not None:
+                with m.If(p.wait == self.readout.latency + 2):
+                    m.d.sync += p.value.eq(Mux(f.sample > self.max_steps, NO_PREDICTION,
+                                               self.readout.prediction))
+                    m.d.sync += c.bi.eq(0)
+                    m.next = "PRED_OUT"
+            else:
+                m.d.sync += p.value.eq(NO_PREDICTION)
+                m.next = "PRED_OUT"
+        with m.State("PRED_OUT"):
+            m.d.comb += [o.valid.eq(1), o.data.eq(Mux(c.bi[0], p.value[8:], p.value[:8]))]
+            with m.If(o.sent):
+                m.d.sync += c.bi.eq(c.bi + 1)
+                with m.If(c.bi[0]):
+                    m.next = "FINISH"
+
+    # ---- LEDs ----------------------------------------------------------------------------------
+    def _leds(self, m, busy: Signal, err_seen: Signal):
+        """Heartbeat, busy, an error since the last RESET."""
+        hb = Signal()
+        if self.heartbeat:
+            half = max(1, self.clock_hz // 2) if self.clock_hz else 1 << 22
+            beat = Signal(range(half + 1))
+            m.d.sync += beat.eq(Mux(beat == half - 1, 0, beat + 1))
+            with m.If(beat == half - 1):
+                m.d.sync += hb.eq(~hb)
+        m.d.comb += self.leds.eq(Cat(hb, busy, err_seen))

@@ -10,15 +10,19 @@ import shutil
 
 import numpy as np
 import pytest
+from amaranth.hdl import Fragment
 
 import polychrony_cli
 from model.ir import InputLayer, LIFLayer, Network, Projection, save
-from rtl.cores import CORES, Core, UnsupportedNetwork, core
+from rtl.cores import CORES, Core, UnsupportedNetwork, core, spec_of
 from rtl.cores.network import NetworkCoreSpec
 from rtl.core import NetworkCore
 from rtl.lean import LeanCore
+from rtl.link import HostLink
 from rtl.link.readout import Readout, SerialReadout
+from rtl.spram import RomLoader
 from rtl.stack import StackCore
+from sim.randnet import random_network
 
 
 class OneLaneCore(NetworkCoreSpec):
@@ -119,3 +123,47 @@ def test_a_refused_constructor_leaves_no_half_built_component(make, unused_elabo
         with pytest.raises(ValueError):
             make(net)
     assert found == []
+
+
+def _stack_readout_net() -> Network:
+    """A stack-shaped network whose last layer is a read-out."""
+    net = random_network(1, profile="stack")
+    while net.layers[-1].spiking:
+        net = random_network(int(net.meta["seed"]) + 1, profile="stack")
+    return net
+
+
+def test_the_host_link_takes_a_built_core(one_lane):
+    """HostLink wraps a built core: network, lanes and gate from the component, the read-out's
+    kind from the registry entry of its class; HostLink.around builds the core as the link
+    needs it (gated when the last layer is a read-out)."""
+    net = _small_net()
+    link = HostLink(NetworkCore(net, lanes=2), divisor=4)
+    assert link.net is net and link.lanes == 2 and type(link.readout) is Readout
+    assert spec_of(link.core) is CORES["network"]      # the first of two on NetworkCore
+    net = _stack_readout_net()
+    stack = HostLink.around(net, core="stack", lanes=2, divisor=4)
+    assert type(stack.core) is StackCore and stack.core.gate
+    assert type(stack.readout) is Readout
+    lean = HostLink.around(net, core="lean", lanes=2, divisor=4, loader=RomLoader)
+    assert type(lean.core) is LeanCore and lean.core.gate
+    assert type(lean.readout) is SerialReadout and lean.loader.width == lean.core.load_width
+    ungated = HostLink(StackCore(net, lanes=2), divisor=4)      # no mask port to drive
+    assert not ungated.core.gate
+    for top in (link, stack, lean, ungated):
+        Fragment.get(top, None)
+
+
+@pytest.mark.parametrize("make, why", [
+    (lambda net: HostLink.around(net, core="stack", gate=False, divisor=4), "sets the core's gate"),
+    (lambda net: HostLink.around(net, core="stack", observe=[1], divisor=4), "observed layers"),
+    (lambda net: HostLink(StackCore(net, observe=[len(net.layers) - 1]), divisor=4),
+     "observes them all"),
+    (lambda net: HostLink(Readout(net, max_steps=64), divisor=4), "not the component of a core"),
+], ids=["gate", "observe", "observed-subset", "not-a-core"])
+def test_the_host_link_refuses_a_core_it_cannot_serve(make, why, unused_elaboratables):
+    net = _stack_readout_net()
+    with unused_elaboratables() as found:
+        with pytest.raises(ValueError, match=why):
+            make(net)
+    assert not any("HostLink" in f for f in found)

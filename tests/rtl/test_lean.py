@@ -192,9 +192,8 @@ def test_host_link_with_the_lean_core(tmp_path_factory):
     net = _wide_net(7, n=20, K=5)
     image = lean_image(net, lean_layout(net, 2))
     d = tmp_path_factory.mktemp("leanboard")
-    top = HostLink(net, divisor=4, clock_hz=1_000_000, baud=250_000, heartbeat=False,
-                   lanes=2, core="lean", max_steps=64,
-                   loader=RomLoader)
+    top = HostLink.around(net, core="lean", lanes=2, divisor=4, clock_hz=1_000_000,
+                          baud=250_000, heartbeat=False, max_steps=64, loader=RomLoader)
     assert top.image == image and top.loader.width == 64   # the loader got the core's image
     (d / "board.v").write_text(verilog.convert(top, name="board",
                                                ports=[top.rx, top.tx, top.leds]))
@@ -278,9 +277,8 @@ def test_reset_during_the_weight_load_reloads_cleanly():
     net = load(ROOT / "bench/networks/convdelrec_k31_w4.npz")
     image = lean_image(net, lean_layout(net, 4))
     div = 4
-    top = HostLink(net, divisor=div, clock_hz=1_000_000, baud=250_000, heartbeat=False,
-                   lanes=4, core="lean", max_steps=64,
-                   loader=RomLoader)
+    top = HostLink.around(net, core="lean", lanes=4, divisor=div, clock_hz=1_000_000,
+                          baud=250_000, heartbeat=False, max_steps=64, loader=RomLoader)
     info = Pr.parse_ident(top.ident)
     T = 3
     x = bin_counts(load_shd(default_data()[1]), steps=136).x[0, 20:20 + T].astype(np.int64)

@@ -37,7 +37,8 @@ def test_uart_divisor_limits():
 
 def _simboard(tmp_path_factory, net, name, **knobs):
     d = tmp_path_factory.mktemp(name)
-    top = HostLink(net, divisor=DIV, clock_hz=1_000_000, baud=250_000, heartbeat=False, **knobs)
+    top = HostLink.around(net, divisor=DIV, clock_hz=1_000_000, baud=250_000, heartbeat=False,
+                          **knobs)
     (d / "board.v").write_text(verilog.convert(top, name="board",
                                                ports=[top.rx, top.tx, top.leds]))
     return build_simboard(d / "board.v", "board", d / "work")
