@@ -112,8 +112,8 @@ class BoardTop(Elaboratable):
 
         m.domains.sync = ClockDomain("sync")
         clk_port = platform.request(platform.default_clk, dir="-")
-        m.submodules.clocks = clocks = ClockReset(b.family, clk_port, b.clock_mhz * 1e6,
-                                                  self.pll, rst=rst)
+        m.submodules.clocks = ClockReset(b.family, clk_port, b.clock_mhz * 1e6, self.pll,
+                                         rst=rst)
         # No clock constraint on the PLL output: nextpnr derives it from the oscillator pin's
         # constraint and the PLL's dividers ("Derived frequency constraint of 24.0 MHz"); a
         # constraint on the net by name is ignored, as synthesis renames the net.

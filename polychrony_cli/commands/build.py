@@ -38,6 +38,9 @@ def add_parser(sub) -> None:
     p.add_argument("--steps", type=int, default=100,
                    help="steps of random stimulus when there is no workload, --inputs or "
                         "--vectors")
+    p.add_argument("--force", action="store_true",
+                   help="run synthesis and place-and-route even when the estimate says the "
+                        "design does not fit the board's device")
     p.add_argument("--markdown", metavar="FILE", help="also write the report as a Markdown "
                                                       "table")
     p.add_argument("--json", action="store_true")
@@ -70,6 +73,11 @@ def cmd_build(args) -> int:
                                vectors=args.vectors, memories=memories, core=args.core,
                                work_dir=Path(args.output) / "cycles", rows=rows, inputs=inputs,
                                workload=wl)
+    from boards.fit import board_fit
+    fit = board_fit(est, b)
+    if not fit.fits and not args.force:
+        raise UserError(f"{args.net} on {b.name}: {fit.line()}; nothing was built (fewer "
+                        f"--lanes, other --memory kinds, a larger board, or --force to try)")
     res = build_bitstream(net, args.board, Path(args.output), lanes=args.lanes,
                           memories=memories, clock_hz=clock_hz, baud=args.baud, core=args.core,
                           rows=rows)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 
 from ..common import Progress
 from ..steps import build_bitstream, build_json, cosim
@@ -26,8 +25,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_demo(args) -> int:
-    from model.ir import load, save
-    from model.wm.recall import trial_forcing
+    from model.ir import load, load_workload, save, save_workload, workload_path
     from model.wm.run import run_wm
     from rtl.export import generate
     from sim.reference import simulate
@@ -39,17 +37,20 @@ def cmd_demo(args) -> int:
     with prog.stage("train: least-squares working memory, quantise to the integer IR"):
         wm = run_wm(seed=args.seed)
         summary.update(f1_float=wm["f1_float"], f1_int=wm["f1_int"], settings=wm["settings"])
-    with prog.stage("IR: save, reload, design-rule check"):
+    with prog.stage("IR and workload: save, reload, design-rule check"):
         path = save(wm["net"], out / "net.npz")
         net = load(path)
-        summary["ir"] = {"path": str(path), "digest": net.digest}
-    with prog.stage("reference: integer simulation of a recall trial"):
-        s = wm["settings"]
-        forced = {1: trial_forcing(wm["targets"], s["d"], pre=s["pre"], p=s["p"],
-                                   seed=args.seed)[0].astype(np.uint8)}
-        steps = forced[1].shape[0]
-        trace = simulate(net, None, forced, steps=steps)
-        summary["reference"] = {"steps": steps, "spikes": int(trace.spikes[1].sum())}
+        wl = load_workload(save_workload(wm["workload"], workload_path(path)), net)
+        summary["ir"] = {"path": str(path), "digest": net.digest,
+                         "workload": str(workload_path(path))}
+    with prog.stage("reference: integer simulation of the recall trials"):
+        refs = [simulate(net, *wl.sample(i), steps=wl.steps) for i in range(wl.samples)]
+        _, forced = wl.sample(0)
+        steps = wl.steps
+        trace = refs[0]
+        summary["reference"] = {"steps": steps, "trials": wl.samples,
+                                "f1": wl.score(refs)["value"],
+                                "spikes": int(trace.spikes[1].sum())}
     with prog.stage("generate: Amaranth core -> Verilog"):
         vdir = out / "verilog"
         man = generate(net, vdir)
@@ -64,18 +65,24 @@ def cmd_demo(args) -> int:
                                            "first_mismatch": res.first_mismatch,
                                            "cycles": res.cycles,
                                            "seconds": round(res.seconds, 2)}
-    with prog.stage("host link: the driver runs the recall on the simulated board top"):
+    with prog.stage("host link: the driver runs the recall trials on the simulated board top"):
         from boards.host import Board
         from boards.simboard import SimBoard, simulated_board
         exe, div = simulated_board(net, out / "simboard")
+        got, timings = [], []
         with SimBoard(exe, div) as sb, Board(sb.port, net=net, timeout=10) as board:
-            got = board.run(None, forced, steps=steps)
-            t = board.last_timing
-        mm = trace.first_mismatch(got)
-        summary["host_link"] = {"steps": got.steps, "bit_exact": mm is None,
+            for i in range(wl.samples):
+                got.append(board.run(*wl.sample(i), steps=steps))
+                timings.append(board.last_timing)
+        mms = [r.first_mismatch(g) for r, g in zip(refs, got)]
+        mm = next((m for m in mms if m is not None), None)
+        summary["host_link"] = {"steps": steps, "trials": len(got), "bit_exact": mm is None,
                                 "first_mismatch": None if mm is None else str(mm),
-                                "bytes_out": t.bytes_out, "bytes_in": t.bytes_in,
-                                "frames": t.frames, "seconds": round(t.seconds, 2)}
+                                "f1": wl.score(got)["value"],
+                                "bytes_out": sum(t.bytes_out for t in timings),
+                                "bytes_in": sum(t.bytes_in for t in timings),
+                                "frames": sum(t.frames for t in timings),
+                                "seconds": round(sum(t.seconds for t in timings), 2)}
     if not args.no_build:
         with prog.stage("build: iCEBreaker host-link bitstream with YoWASP yosys + nextpnr"):
             res = build_bitstream(net, "icebreaker", out / "build")
@@ -85,6 +92,7 @@ def cmd_demo(args) -> int:
     ok = (summary["f1_float"] == 1.0 and summary["f1_int"] == 1.0 and
           all(c["mismatches"] == 0 and c["steps"] == steps for c in summary["cosim"].values())
           and summary["host_link"]["bit_exact"]
+          and summary["host_link"]["f1"] == summary["reference"]["f1"]
           and (args.no_build or (summary["bitstream"] and summary["timing_met"])))
     summary["ok"] = bool(ok)
     if args.json:
@@ -108,9 +116,10 @@ def _print_demo(s: dict) -> None:
         rows.append((f"cosim {sim_name}", f"{c['steps']} steps, {c['mismatches']} mismatches, "
                                           f"{c['cycles']} cycles, {c['seconds']} s"))
     h = s["host_link"]
-    rows.append(("host link", f"{h['steps']} steps through the UART protocol on the simulated "
-                              f"board, " + ("bit-exact" if h["bit_exact"] else
-                                            f"MISMATCH {h['first_mismatch']}") +
+    rows.append(("host link", f"{h['trials']} recall trials of {h['steps']} steps through the "
+                              f"UART protocol on the simulated board, F1 {h['f1']:.4f}, " +
+                              ("bit-exact" if h["bit_exact"] else
+                               f"MISMATCH {h['first_mismatch']}") +
                               f" ({h['frames']} frames, {h['bytes_out']} B out, "
                               f"{h['bytes_in']} B in, {h['seconds']} s)"))
     if s.get("bitstream"):

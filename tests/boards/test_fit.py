@@ -98,3 +98,14 @@ def test_estimate_prints_the_verdict_and_require_fit_exits_non_zero(tmp_path, sh
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["fit"]["verdict"] == "fits"
     assert np.isfinite(json.loads(ok.stdout)["samples_per_s"])
+
+
+def test_build_refuses_a_design_that_does_not_fit_before_synthesis(tmp_path, shaped):
+    path = tmp_path / "conv.npz"
+    save(shaped.shd_network("conv", w_bits=4), path)
+    out = _cli("build", str(path), "--lanes", "256", "--steps", "5", "-o", str(tmp_path / "b"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    err = out.stderr.strip().splitlines()
+    assert len(err) == 1 and "does not fit the iCE40UP5K" in err[0]
+    assert "nothing was built" in err[0] and "--force" in err[0]
+    assert not (tmp_path / "b").exists() or not any((tmp_path / "b").rglob("*.bin"))

@@ -20,6 +20,9 @@ def test_demo_end_to_end(tmp_path):
         assert c["mismatches"] == 0 and c["steps"] == s["reference"]["steps"] > 0
     h = s["host_link"]          # the recall through the UART protocol on the simulated board
     assert h["bit_exact"] and h["steps"] == s["reference"]["steps"] and h["bytes_in"] > 0
+    assert h["trials"] == s["reference"]["trials"] == s["settings"]["m"]
+    assert h["f1"] == s["reference"]["f1"] == s["f1_int"]
+    assert Path(s["ir"]["workload"]).exists()
     assert Path(s["bitstream"]).stat().st_size > 0
     assert s["timing_met"] and s["fmax_mhz"] >= s["constraint_mhz"] > 12.0
     assert s["utilisation"]["logic"]["used"] > 0
