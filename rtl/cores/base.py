@@ -3,6 +3,9 @@ registry (:data:`rtl.cores.CORES`) and never by a string switch of their own."""
 
 from __future__ import annotations
 
+import json
+from functools import cache
+from pathlib import Path
 from typing import ClassVar, Literal
 
 from amaranth.lib import wiring
@@ -104,6 +107,31 @@ class Core:
         :attr:`measure` says for the others."""
         raise NotImplementedError
 
+    def lane_options(self, net: Network) -> tuple[int, ...]:
+        """The lane counts an automatic choice tries: powers of two up to the widest LIF layer
+        (and 256); :meth:`supports` still has the last word."""
+        widest = max(layer.n for layer in net.layers[1:])
+        out, p = [], 1
+        while p <= min(256, max(1, widest)):
+            out.append(p)
+            p *= 2
+        return tuple(out)
+
+    def knob_options(self, net: Network) -> tuple[dict, ...]:
+        """Further knob sets an automatic choice tries besides the defaults (``({},)``: only
+        the defaults)."""
+        return ({},)
+
+    def expected_fmax(self, family: str, lanes: int) -> tuple[float, bool]:
+        """``(MHz, measured)``: the post-route Fmax its host-link build is expected to reach on
+        ``family`` with ``lanes`` (from ``rtl/cores/fmax.json``), and whether that figure comes
+        from builds of this core (else the family's default)."""
+        table = _fmax_table()
+        for bound, mhz in table.get(self.name, {}).get(family, []):
+            if lanes <= bound:
+                return float(mhz), True
+        return float(table["default"][family]), False
+
     def simulate(self, net: Network, x, *, lanes: int | None = None, **knobs):
         """Run the core in Amaranth's simulator with the read-out observed, as a board asked
         for a prediction runs it; a core whose :attr:`measure` is ``"amaranth"`` has this.
@@ -113,3 +141,8 @@ class Core:
 
     def __repr__(self) -> str:
         return f"<{self.name} core>"
+
+
+@cache
+def _fmax_table() -> dict:
+    return json.loads((Path(__file__).with_name("fmax.json")).read_text())

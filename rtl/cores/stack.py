@@ -24,6 +24,10 @@ class StackCoreSpec(Core):
     # the default router crawls.
     nextpnr_opts = "--router router2"
 
+    def knob_options(self, net: Network) -> tuple[dict, ...]:
+        """The default rows, and 2 or 4 rows per cycle in every layer above the first."""
+        return ({}, {"rows": 2}, {"rows": 4}) if len(net.layers) > 2 else ({},)
+
     def estimate(self, net: Network, *, family: str | None = None, device=None,
                  clock_mhz: float, lanes: int | None = None,
                  activity=None, cycles=None, **knobs):

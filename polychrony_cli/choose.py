@@ -1,0 +1,228 @@
+"""The automatic choice of hardware: which core, how many lanes, which rows and which clock.
+
+:func:`choose` enumerates the registry's cores (:data:`rtl.cores.CORES`) x their lane options x
+their knob options that support the network on the board's family, estimates each one's
+resources against the board's own device (:func:`boards.fit.board_fit`: the core plus the host
+link), and for those that fit works out the cycles per step on the workload, the clock
+(:func:`clock_for`: the core's expected Fmax less :data:`CLOCK_MARGIN`, as the board's PLL can
+make it) and so samples per second. Candidates are ranked by samples per second; ties go to the
+fewer LUTs, then the registry's order, then fewer lanes, so the same IR, workload and board
+always give the same choice.
+
+Cycles: a core with an exact cycle model (``measure == "model"``) is estimated from the
+reference run's activity for every lane count; a core that must be measured (in Verilator or
+Amaranth's simulator) is measured only at its best candidates (the most lanes that fit, per knob
+set; more lanes never cost cycles), :data:`MEASURE_PER_CORE` of them, and its other lane counts
+are dropped as slower.
+
+A design that fits with less than 10 % of a resource left (``tight``) stays eligible: the
+fastest designs of a small device are often the fullest. ``build`` tries the ranked candidates
+in turn when place and route or timing fails (see ``polychrony_cli.commands.build``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from model.ir import Network
+
+__all__ = ["CLOCK_MARGIN", "MEASURE_PER_CORE", "Candidate", "Choice", "clock_for", "choose"]
+
+#: The clock is set this much below the expected Fmax.
+CLOCK_MARGIN = 0.05
+
+#: How many candidates of a measured core (each knob set's best) get their cycles measured.
+MEASURE_PER_CORE = 3
+
+
+@dataclass
+class Candidate:
+    """One configuration: a core, its lanes and knobs, and what is known of it."""
+
+    core: str
+    lanes: int
+    knobs: dict = field(default_factory=dict)
+    estimate: object | None = None        # rtl.cost.Estimate (cycles filled in once known)
+    fit: object | None = None             # boards.fit.Fit
+    fmax_mhz: float | None = None         # expected post-route Fmax
+    fmax_measured: bool = False           # ... from builds of this core (else a default)
+    clock_mhz: float | None = None        # the clock it would run at
+    cycles_known: bool = False
+    dropped: str | None = None            # why it is not ranked
+
+    @property
+    def label(self) -> str:
+        extra = "".join(f", {k} {v}" for k, v in sorted(self.knobs.items()))
+        return f"{self.core}, {self.lanes} lane{'s' if self.lanes != 1 else ''}{extra}"
+
+    @property
+    def samples_per_s(self) -> float | None:
+        if not self.cycles_known or self.clock_mhz is None:
+            return None
+        e = self.estimate
+        return self.clock_mhz * 1e6 / e.cycles_per_step / e.steps_per_sample
+
+    @property
+    def steps_per_s(self) -> float | None:
+        if not self.cycles_known or self.clock_mhz is None:
+            return None
+        return self.clock_mhz * 1e6 / self.estimate.cycles_per_step
+
+    def build_knobs(self) -> dict:
+        """What ``build``/``estimate`` pass on for this candidate (``core``, ``lanes``,
+        ``rows``)."""
+        return {"core": self.core, "lanes": self.lanes, "rows": self.knobs.get("rows")}
+
+    def to_json(self) -> dict:
+        e = self.estimate
+        return {"core": self.core, "lanes": self.lanes, "knobs": self.knobs,
+                "verdict": None if self.fit is None else self.fit.verdict,
+                "lut": None if e is None else e.lut,
+                "bram": None if e is None else sum(e.blocks.values()),
+                "fmax_mhz": self.fmax_mhz, "fmax_measured": self.fmax_measured,
+                "clock_mhz": self.clock_mhz,
+                "cycles_per_step": round(e.cycles_per_step, 1) if self.cycles_known else None,
+                "samples_per_s": None if self.samples_per_s is None
+                else round(self.samples_per_s, 2),
+                "dropped": self.dropped}
+
+
+@dataclass
+class Choice:
+    """Every candidate: the ranked ones (best first) and the dropped ones with their reason."""
+
+    ranked: list[Candidate]
+    dropped: list[Candidate]
+
+    @property
+    def best(self) -> Candidate | None:
+        return self.ranked[0] if self.ranked else None
+
+    def to_json(self) -> dict:
+        return {"ranked": [c.to_json() for c in self.ranked],
+                "dropped": [c.to_json() for c in self.dropped]}
+
+
+def clock_for(board, fmax_mhz: float) -> float:
+    """The clock in MHz that ``board`` makes for a design of expected Fmax ``fmax_mhz``: the
+    highest the PLL reaches at or below ``fmax_mhz * (1 - CLOCK_MARGIN)`` (the oscillator's
+    own frequency when that is lower than any the PLL makes)."""
+    from boards.clocks import pll_for
+    want = fmax_mhz * (1 - CLOCK_MARGIN)
+    osc = board.clock_mhz
+    for tries in range(60):
+        target = want * (1 - 0.01 * tries)
+        if target <= osc:
+            return osc
+        try:
+            pll = pll_for(board.family, osc * 1e6, target * 1e6)
+        except ValueError:
+            continue
+        got = (osc * 1e6 if pll is None else pll["achieved_hz"]) / 1e6
+        if got <= want:
+            return got
+    return osc
+
+
+def _order(c: Candidate, registry: list[str]) -> tuple:
+    return (-(c.samples_per_s or 0.0), c.estimate.lut if c.estimate else 0,
+            registry.index(c.core), c.lanes, sorted(c.knobs.items()))
+
+
+def choose(net: Network, board_name: str, work, *, core: str | None = None,
+           lanes: int | None = None, rows=None, memories: dict | None = None,
+           work_dir: Path | None = None,
+           measure_per_core: int = MEASURE_PER_CORE,
+           progress: Callable[[str], None] | None = None) -> Choice:
+    """Rank the configurations of ``net`` on board ``board_name`` on ``work`` (a list of
+    ``(x, forced, steps)``). ``core``, ``lanes`` and ``rows`` pin those choices; ``memories``
+    goes to cores that take it. ``work_dir`` holds measurements (needed for cores measured in
+    Verilator); ``progress`` gets one line per measurement."""
+    from boards.catalog import board as board_named
+    from boards.fit import board_fit
+    from rtl.cores import CORES
+    from rtl.cost import activity
+    from sim.reference import simulate
+    from .steps import measure_cycles
+
+    b = board_named(board_name)
+    registry = list(CORES)
+    say = progress or (lambda line: None)
+    steps = int(work[0][2])
+    cands: list[Candidate] = []
+    for name in ([core] if core else registry):
+        spec = CORES[name]
+        if spec.families is not None and b.family not in spec.families:
+            cands.append(Candidate(name, lanes or spec.default_lanes,
+                                   dropped=f"built for {', '.join(spec.families)} only"))
+            continue
+        knob_sets = [{"rows": rows}] if rows else list(spec.knob_options(net))
+        for knobs in knob_sets:
+            for p in ([lanes] if lanes else spec.lane_options(net)):
+                cands.append(Candidate(name, p, dict(knobs)))
+    acts = None
+    for c in cands:
+        if c.dropped:
+            continue
+        spec = CORES[c.core]
+        extra = {"memories": memories} if memories and "memories" in spec.knobs else {}
+        why = spec.supports(net, lanes=c.lanes, **c.knobs, **extra)
+        if why is not None:
+            c.dropped = f"does not support the network: {why}"
+            continue
+        c.fmax_mhz, c.fmax_measured = spec.expected_fmax(b.family, c.lanes)
+        c.clock_mhz = clock_for(b, c.fmax_mhz)
+        try:
+            if spec.measure == "model":
+                if acts is None:
+                    acts = [activity(net, simulate(net, x, f, steps=s), x, f)
+                            for x, f, s in work]
+                c.estimate = spec.estimate(net, device=b.fpga, clock_mhz=c.clock_mhz,
+                                           lanes=c.lanes, activity=acts, **extra, **c.knobs)
+                c.cycles_known = True
+            else:       # resources do not depend on the cycles: fill those in later
+                c.estimate = spec.estimate(net, device=b.fpga, clock_mhz=c.clock_mhz,
+                                           lanes=c.lanes, cycles=(1.0, 1, steps), **c.knobs)
+        except ValueError as e:
+            c.dropped = f"cannot be planned on the {b.fpga.label}: {str(e).splitlines()[0]}"
+            continue
+        c.fit = board_fit(c.estimate, b)
+        if not c.fit.fits:
+            c.dropped = c.fit.line()
+    # Measured cores: the most lanes that fit, per knob set, best first.
+    for name in registry:
+        spec = CORES[name]
+        if spec.measure == "model":
+            continue
+        fitting = [c for c in cands if c.core == name and not c.dropped]
+        best: dict[tuple, Candidate] = {}
+        for c in sorted(fitting, key=lambda c: -c.lanes):
+            best.setdefault(tuple(sorted(c.knobs.items())), c)
+        chosen = sorted(best.values(), key=lambda c: -c.lanes)[:measure_per_core]
+        for c in fitting:
+            if c not in chosen:
+                c.dropped = ("not measured: a sibling with more lanes fits" if c not in
+                             best.values() else
+                             f"not measured: beyond the {measure_per_core} measured per core")
+        for c in chosen:
+            say(f"measure {c.label} ({spec.measure})")
+            knobs = {k: v for k, v in c.knobs.items() if k in spec.knobs}
+            wd = None if work_dir is None else \
+                Path(work_dir) / f"{c.core}-{c.lanes}" / "_".join(
+                    f"{k}{v}" for k, v in sorted(knobs.items()))
+            try:
+                cps, cmax, sps = measure_cycles(spec, net, work, lanes=c.lanes, work_dir=wd,
+                                                **knobs)
+            except Exception as e:      # a failed measurement drops the candidate, says why
+                c.dropped = f"measurement failed: {str(e).splitlines()[0][:200]}"
+                continue
+            c.estimate = dataclasses.replace(c.estimate, cycles_per_step=cps, cycles_max=cmax,
+                                             steps_per_sample=sps)
+            c.cycles_known = True
+    ranked = sorted((c for c in cands if not c.dropped), key=lambda c: _order(c, registry))
+    dropped = [c for c in cands if c.dropped]
+    # Slower lane counts of a model core are kept in the ranking (the table shows the best).
+    return Choice(ranked, dropped)
