@@ -191,6 +191,20 @@ class Fired:
 
 
 @dataclass
+class Extractor:
+    """The word extractor of a layer's gather jobs: the word prefetched in a line's read port,
+    and the word W being turned into pairs."""
+    rd: Signal                  # next word or list entry to read
+    pf: Signal                  # a read is in the line's port
+    pfw: Signal                 # the word that read is for (scanned lines)
+    valid: Signal               # W holds a word
+    mask: Signal                # W's non-zero elements not yet emitted
+    data: Signal                # W's elements
+    word: Signal                # W's word index
+    tap: Signal                 # W's tap (a taps projection's window)
+
+
+@dataclass
 class LayerPath:
     """What the step sequencer drives and watches of one layer's datapath."""
     G: int                      # groups of P neurons
@@ -911,104 +925,118 @@ class NetworkCore(CheckedComponent):
     def _states(self, m, l, path, lines, forced, sh):
         """FSM states of layer l: gather jobs L{l}_J*, the group-0 marker L{l}_M, the replay
         of groups 1..G-1 L{l}_R, and L{l}_W waiting for the pipeline to empty."""
-        net, P = self.net, self.lanes
-        last_layer = l == len(net.layers) - 1
-        nxt_layer = "END" if last_layer else f"L{l + 1}_J0"
-        G, weighted = path.G, path.weighted
-        go, t0, rq, busy = path.tokens.go, path.tokens.t0, path.tokens.rq, self.busy
-        grp, p_next, n_pairs = sh.grp, sh.p_next, sh.n_pairs
+        jobs = self._gather_states(m, l, path, lines, sh)
+        self._replay_states(m, l, path, forced, sh, jobs)
+
+    def _gather_states(self, m, l, path, lines, sh) -> int:
+        """The gather states L{l}_J*: one job per dense or taps projection (a taps projection is
+        one job over its whole window). Returns the number of jobs."""
+        P, weighted = self.lanes, path.weighted
         # The word extractor of the gather jobs, one per layer (so that a line's read data
-        # meets only the layer's own lines on its way into W: Fmax): the word prefetched in
-        # the line's read port, and the word W being turned into pairs.
+        # meets only the layer's own lines on its way into W: Fmax).
         xlines = [lines[pp.index] for pp in weighted]
         gx = max([ceil(pp.pre.n / P) for pp in weighted] or [1])
         xmax = max([gx] + [ln.window_capacity for ln in xlines])
         ebx = max([pp.element_bits for pp in weighted] or [1])
-        x_rd = Signal(range(xmax + 1), name=f"x_rd{l}")      # next word or entry to read
-        x_pf, x_pfw = Signal(name=f"x_pf{l}"), Signal(range(max(2, gx)), name=f"x_pfw{l}")
-        x_valid, x_mask = Signal(name=f"x_valid{l}"), Signal(P, name=f"x_mask{l}")
-        x_data, x_word = Signal(P * ebx, name=f"x_data{l}"), Signal(range(max(2, gx)),
-                                                                   name=f"x_word{l}")
-
-        # ---- gather: one job per dense or taps projection -----------------------------------
-        # A taps projection is one job over its whole window (k = None: each word's tap comes
-        # from the line with the word).
+        # k = None: each word's tap comes from the line with the word.
         jobs = [(pp, None if pp.mode == "window" else 0) for pp in path.incoming
                 if pp.p.kind != "conv"]
         tmax = max([pp.taps for pp, k in jobs if k is None] or [1])
-        x_tap = Signal(range(tmax), name=f"x_tap{l}")
+        x = Extractor(rd=Signal(range(xmax + 1), name=f"x_rd{l}"),
+                      pf=Signal(name=f"x_pf{l}"),
+                      pfw=Signal(range(max(2, gx)), name=f"x_pfw{l}"),
+                      valid=Signal(name=f"x_valid{l}"), mask=Signal(P, name=f"x_mask{l}"),
+                      data=Signal(P * ebx, name=f"x_data{l}"),
+                      word=Signal(range(max(2, gx)), name=f"x_word{l}"),
+                      tap=Signal(range(tmax), name=f"x_tap{l}"))
         for q, (pp, k) in enumerate(jobs):
-            line = lines[pp.index]
-            eb = pp.element_bits
             nxt = f"L{l}_J{q + 1}" if q + 1 < len(jobs) else f"L{l}_M"
-            data = line.rd_data
             with m.State(f"L{l}_J{q}"):
-                m.d.comb += [busy.eq(1), path.active.eq(1)]
-                if pp.per_lane:     # scan every word; element k comes from its own slot
-                    limit, word, armed = ceil(pp.pre.n / P), x_pfw, C(1, 1)
-                else:               # walk the list of non-zero words of the slot (or of
-                    # the whole window of taps). Its count has been stable since the line
-                    # advanced (the last write landed before the previous layer ended).
-                    limit, word, armed = line.rd_count, line.rd_word_out, C(1, 1)
-                low = lowest_set(m, x_mask, f"low{l}_{q}")
-                mask_next = Signal(P, name=f"mask_next{l}_{q}")
-                m.d.comb += mask_next.eq(x_mask & ~(C(1, P) << low)[:P])
-                # W empties with this emission when it holds at most one bit: x & (x - 1) is
-                # a carry chain, shallower than the priority encoder (Fmax).
-                single = Signal(name=f"single{l}_{q}")
-                m.d.comb += single.eq((x_mask & (x_mask - 1)[:P]) == 0)
-                empties = ~x_valid | single
-                take = x_pf & empties & go
-                done = armed & (x_rd == limit) & ~x_pf & empties
-                emits = go & x_valid & x_mask.any()
-                # The layer's very last pair hands group 0 off itself (no marker cycle) when
-                # the conv loaders are ready by then.
-                final = Signal(name=f"final{l}_{q}")
-                if q == len(jobs) - 1:
-                    m.d.comb += final.eq(done & emits & path.conv_ready)
-                with m.If(emits):
-                    # Counted as they are found, so that the replay may start right after.
-                    m.d.sync += [n_pairs.eq(n_pairs + 1), sh.left.eq(sh.left + 1),
-                                 t0.index.eq(n_pairs)]
-                    taps_g = pp.taps * G
-                    # Constant multiplies as shifted adds: a multiplier block here sat on the
-                    # ECP5 critical path (docs/hardware.md#timing).
-                    tap = scale(x_tap, G, multiplier=False) if k is None else k * G
-                    base = scale(x_word, P * taps_g, multiplier=False) + \
-                        scale(low, taps_g, multiplier=False) + tap
-                    m.d.sync += [t0.valid.eq(1), t0.marker.eq(0), t0.last.eq(final),
-                                 t0.g.eq(0), t0.new.eq(1), t0.base.eq(base),
-                                 t0.tag.eq(weighted.index(pp))]
-                    if pp.value_bits:
-                        m.d.sync += t0.val.eq(x_data.word_select(low, eb))
-                    elif path.fetch.value_bits:
-                        m.d.sync += t0.val.eq(1)
-                with m.If(go):
-                    with m.If(take):
-                        nz = Cat(*[data[e * eb:(e + 1) * eb].any() for e in range(P)])
-                        m.d.sync += [x_valid.eq(1), x_mask.eq(nz),
-                                     x_data.eq(data), x_word.eq(word)]
-                        if k is None:
-                            m.d.sync += x_tap.eq(line.rd_tap)
-                    with m.Elif(x_valid):
-                        m.d.sync += x_mask.eq(mask_next)
-                        with m.If(single):
-                            m.d.sync += x_valid.eq(0)
-                issue = go & armed & (~x_pf | take) & (x_rd < limit)
-                m.d.comb += [line.rd_en.eq(issue), line.rd_word.eq(x_rd)]
-                with m.If(issue):
-                    m.d.sync += [x_rd.eq(x_rd + 1), x_pf.eq(1), x_pfw.eq(x_rd)]
-                with m.Elif(take):
-                    m.d.sync += x_pf.eq(0)
-                with m.If(go & done):
-                    m.d.sync += [x_rd.eq(0), x_pf.eq(0), x_valid.eq(0)]
-                    with m.If(final):
-                        m.d.sync += grp.eq(1)
-                        m.next = f"L{l}_R" if G > 1 else f"L{l}_W"
-                    with m.Else():
-                        m.next = nxt
+                self._gather_job(m, l, q, pp, k, q == len(jobs) - 1, nxt, path, x,
+                                 lines[pp.index], sh)
+        return len(jobs)
 
-        # ---- the marker of group 0, then the replay of groups 1..G-1 -----------------------
+    def _gather_job(self, m, l, q, pp, k, last_job, nxt, path, x, line, sh):
+        """Gather job q of layer l (in its state): read the arriving words of projection pp
+        from its delay line and turn each non-zero element into a pair (weight row, value),
+        one per cycle, into T0."""
+        P, G, busy = self.lanes, path.G, self.busy
+        go, t0 = path.tokens.go, path.tokens.t0
+        grp, n_pairs = sh.grp, sh.n_pairs
+        eb = pp.element_bits
+        data = line.rd_data
+        m.d.comb += [busy.eq(1), path.active.eq(1)]
+        if pp.per_lane:     # scan every word; element k comes from its own slot
+            limit, word, armed = ceil(pp.pre.n / P), x.pfw, C(1, 1)
+        else:               # walk the list of non-zero words of the slot (or of
+            # the whole window of taps). Its count has been stable since the line
+            # advanced (the last write landed before the previous layer ended).
+            limit, word, armed = line.rd_count, line.rd_word_out, C(1, 1)
+        low = lowest_set(m, x.mask, f"low{l}_{q}")
+        mask_next = Signal(P, name=f"mask_next{l}_{q}")
+        m.d.comb += mask_next.eq(x.mask & ~(C(1, P) << low)[:P])
+        # W empties with this emission when it holds at most one bit: x & (x - 1) is
+        # a carry chain, shallower than the priority encoder (Fmax).
+        single = Signal(name=f"single{l}_{q}")
+        m.d.comb += single.eq((x.mask & (x.mask - 1)[:P]) == 0)
+        empties = ~x.valid | single
+        take = x.pf & empties & go
+        done = armed & (x.rd == limit) & ~x.pf & empties
+        emits = go & x.valid & x.mask.any()
+        # The layer's very last pair hands group 0 off itself (no marker cycle) when
+        # the conv loaders are ready by then.
+        final = Signal(name=f"final{l}_{q}")
+        if last_job:
+            m.d.comb += final.eq(done & emits & path.conv_ready)
+        with m.If(emits):
+            # Counted as they are found, so that the replay may start right after.
+            m.d.sync += [n_pairs.eq(n_pairs + 1), sh.left.eq(sh.left + 1),
+                         t0.index.eq(n_pairs)]
+            taps_g = pp.taps * G
+            # Constant multiplies as shifted adds: a multiplier block here sat on the
+            # ECP5 critical path (docs/hardware.md#timing).
+            tap = scale(x.tap, G, multiplier=False) if k is None else k * G
+            base = scale(x.word, P * taps_g, multiplier=False) + \
+                scale(low, taps_g, multiplier=False) + tap
+            m.d.sync += [t0.valid.eq(1), t0.marker.eq(0), t0.last.eq(final),
+                         t0.g.eq(0), t0.new.eq(1), t0.base.eq(base),
+                         t0.tag.eq(path.weighted.index(pp))]
+            if pp.value_bits:
+                m.d.sync += t0.val.eq(x.data.word_select(low, eb))
+            elif path.fetch.value_bits:
+                m.d.sync += t0.val.eq(1)
+        with m.If(go):
+            with m.If(take):
+                nz = Cat(*[data[e * eb:(e + 1) * eb].any() for e in range(P)])
+                m.d.sync += [x.valid.eq(1), x.mask.eq(nz),
+                             x.data.eq(data), x.word.eq(word)]
+                if k is None:
+                    m.d.sync += x.tap.eq(line.rd_tap)
+            with m.Elif(x.valid):
+                m.d.sync += x.mask.eq(mask_next)
+                with m.If(single):
+                    m.d.sync += x.valid.eq(0)
+        issue = go & armed & (~x.pf | take) & (x.rd < limit)
+        m.d.comb += [line.rd_en.eq(issue), line.rd_word.eq(x.rd)]
+        with m.If(issue):
+            m.d.sync += [x.rd.eq(x.rd + 1), x.pf.eq(1), x.pfw.eq(x.rd)]
+        with m.Elif(take):
+            m.d.sync += x.pf.eq(0)
+        with m.If(go & done):
+            m.d.sync += [x.rd.eq(0), x.pf.eq(0), x.valid.eq(0)]
+            with m.If(final):
+                m.d.sync += grp.eq(1)
+                m.next = f"L{l}_R" if G > 1 else f"L{l}_W"
+            with m.Else():
+                m.next = nxt
+
+    def _replay_states(self, m, l, path, forced, sh, jobs):
+        """The marker of group 0 (L{l}_M; L{l}_J0 for a layer without gather jobs), the replay
+        of groups 1..G-1 (L{l}_R) and L{l}_W, which waits for the last group to be fired."""
+        G, busy = path.G, self.busy
+        go, t0, rq = path.tokens.go, path.tokens.t0, path.tokens.rq
+        grp, p_next, n_pairs = sh.grp, sh.p_next, sh.n_pairs
+        nxt_layer = "END" if l == len(self.net.layers) - 1 else f"L{l + 1}_J0"
         after_m = f"L{l}_R" if G > 1 else f"L{l}_W"
         with m.State(f"L{l}_M" if jobs else f"L{l}_J0"):
             m.d.comb += [busy.eq(1), path.active.eq(1)]
