@@ -26,10 +26,11 @@ Work follows the spiking (neuron, delay) pairs and the words that hold them, nev
 :mod:`rtl.cost` models the cycles and ``docs/hardware.md`` explains them. Memory planning is
 in :mod:`rtl.memplan`.
 
-Why this file is long: it is one engine, whose ``elaborate`` builds the step sequencer
-(``_states``) and, per layer, the datapath (``_datapath``, one method per stage: weight
-arrays and pair list, weight read, accumulate, hand-off, conv loaders and terms, B1, B1b, B2
-and the offer on ``o``). The stages share their registers through the small dataclasses below
+Why this file is long: it is one engine. ``elaborate`` builds the delay lines, the input
+writes, per layer the datapath (``_datapath``, one method per stage: weight arrays and pair
+list, weight read, accumulate, hand-off, conv loaders and terms, B1, B1b, B2 and the offer on
+``o``) and the step sequencer (``_sequencer``; a layer's states come from ``_states``: gather
+jobs, marker, replay). The stages share their registers through the small dataclasses below
 (:class:`Token`, :class:`HandOff`, :class:`Current`, :class:`Saturated`, ...) rather than
 ports; making them components is the open step of docs/layout.md.
 """
@@ -63,7 +64,6 @@ __all__ = ["NetworkCore", "Fault"]
 Fault = Literal[None, "delay+1", "threshold>"]
 
 
-
 def _untraced_read_port(mem: memory.Memory, **kwargs) -> memory.ReadPort:
     """``mem.read_port(**kwargs)``, with the name Amaranth gives a port it cannot trace to a
     variable (``$signature``): the pair list's port has always had it, and the generated Verilog
@@ -77,7 +77,7 @@ class Token:
     and value) or a marker, on its way from T0 through the weight read to the add. A stage
     carries the fields it needs; the others are None."""
     valid: Signal
-    marker: Signal                  # hands a group off (group 0's marker, or a group of no pair)
+    marker: Signal                  # hands a group off (group 0's marker, a group without pairs)
     last: Signal                    # the group's final pair, which also hands the group off
     g: Signal                       # the group the token is for
     new: Signal | None = None       # T0: a fresh pair, written to the pair list as it leaves T0
@@ -106,7 +106,7 @@ class TokenPipe:
     """The token stages of a layer, which move together."""
     go: Signal              # the token stages move this cycle (no hand-off waits for H)
     t0: Token               # loaded by a gather job (pairs) or from the replay request
-    rq: Token               # the replay's request, with the pair list's read port
+    rq: Token               # the replay's request (its pair comes on the pair list's port)
     stages: list[Token]     # T1 [, T2 [, T3]] after T0: the last one is at the add
 
 
@@ -127,6 +127,13 @@ class Shared:
     n_pairs: Signal             # E: pairs of the current layer
     left: Signal                # pairs the replay has yet to issue
     load: WeightLoad | None = None      # with weight arrays loaded through ``wl``
+
+
+@dataclass
+class InputWrite:
+    """Input records on their way into the input layer's delay lines."""
+    valid: Signal               # the lines write an accepted record this cycle
+    accept: Signal | None       # the RECV state takes a record (None: no line leaves layer 0)
 
 
 @dataclass
@@ -297,49 +304,9 @@ class NetworkCore(CheckedComponent):
         layers = net.layers
         late = 1 if self.fault == "delay+1" else 0
         plan = projection_plan(net, late)
-        rec = self.i.payload
-
-        # ---- delay lines, one per projection ------------------------------------------------
-        lines = {}
-        for pp in plan:
-            line = DelayLine(n=pp.pre.n, lanes=P, slots=pp.slots, mode=pp.mode,
-                             value_bits=pp.element_bits,
-                             offsets=pp.p.delays_of_pre(pp.pre.n) + late if pp.per_lane else 0,
-                             first=0 if pp.per_lane else pp.first + late,
-                             sparse=pp.p.src == 0, taps=pp.taps)
-            m.submodules[f"line{pp.index}"] = lines[pp.index] = line
+        lines = self._delay_lines(m, plan, late)
         outgoing = {s: [pp for pp in plan if pp.p.src == s] for s in range(len(layers))}
-
-        # ---- input records into the input layer's lines: index -> (word, element) ----------
-        a_valid = Signal()
-        m.d.sync += a_valid.eq(0)
-        if outgoing[0]:
-            n0, ib0 = layers[0].n, max(1, (P - 1).bit_length())
-            g0 = ceil(n0 / P)
-            a_word, a_lane = Signal(range(g0)), Signal(range(max(2, P)))
-            a_value = Signal(max(1, layers[0].in_bits))
-            accept = Signal()
-            if P & (P - 1) == 0:
-                a_index = Signal(len(rec.index))
-                m.d.sync += a_index.eq(rec.index)
-                m.d.comb += [a_word.eq(a_index >> (P.bit_length() - 1)),
-                             a_lane.eq(a_index & (P - 1))]
-            else:   # a small ROM divides by P
-                wb = max(1, (g0 - 1).bit_length())
-                rom = memory.Memory(shape=unsigned(wb + ib0), depth=n0,
-                                    init=[(j // P) | (j % P) << wb for j in range(n0)])
-                m.submodules.split0 = rom
-                rp = rom.read_port()
-                m.d.comb += [rp.addr.eq(rec.index), a_word.eq(rp.data[:wb]),
-                             a_lane.eq(rp.data[wb:])]
-            m.d.sync += a_value.eq(rec.value)
-            with m.If(accept):
-                m.d.sync += a_valid.eq(1)
-            for pp in outgoing[0]:
-                line = lines[pp.index]
-                m.d.comb += [line.wr_word.eq(a_word),
-                             line.wr_data.eq(Cat(*[a_value[:pp.element_bits]] * P)),
-                             line.wr_en.eq(Mux(a_valid, (C(1, P) << a_lane)[:P], 0))]
+        inp = self._input_writes(m, lines, outgoing[0])
 
         # ---- shared sequencing state --------------------------------------------------------
         forced = {l: Signal(ceil(layers[l].n / P) * P, name=f"forced{l}")
@@ -374,7 +341,62 @@ class NetworkCore(CheckedComponent):
         paths = {l: self._datapath(m, l, plan, lines, outgoing, forced, conv_vec, sh,
                                    primitive, cells)
                  for l in range(1, len(layers))}
+        self._sequencer(m, paths, lines, inp, forced, sh, streamed, gmax)
+        return m
 
+    def _delay_lines(self, m, plan, late) -> dict[int, DelayLine]:
+        """The delay lines, one per projection, by projection index."""
+        P = self.lanes
+        lines = {}
+        for pp in plan:
+            line = DelayLine(n=pp.pre.n, lanes=P, slots=pp.slots, mode=pp.mode,
+                             value_bits=pp.element_bits,
+                             offsets=pp.p.delays_of_pre(pp.pre.n) + late if pp.per_lane else 0,
+                             first=0 if pp.per_lane else pp.first + late,
+                             sparse=pp.p.src == 0, taps=pp.taps)
+            m.submodules[f"line{pp.index}"] = lines[pp.index] = line
+        return lines
+
+    def _input_writes(self, m, lines, outgoing) -> InputWrite:
+        """Input records into the lines that leave the input layer (``outgoing``): index ->
+        (word, element), written one cycle after the record is accepted."""
+        P, layers, rec = self.lanes, self.net.layers, self.i.payload
+        a_valid = Signal()
+        m.d.sync += a_valid.eq(0)
+        accept = None
+        if outgoing:
+            n0, ib0 = layers[0].n, max(1, (P - 1).bit_length())
+            g0 = ceil(n0 / P)
+            a_word, a_lane = Signal(range(g0)), Signal(range(max(2, P)))
+            a_value = Signal(max(1, layers[0].in_bits))
+            accept = Signal()
+            if P & (P - 1) == 0:
+                a_index = Signal(len(rec.index))
+                m.d.sync += a_index.eq(rec.index)
+                m.d.comb += [a_word.eq(a_index >> (P.bit_length() - 1)),
+                             a_lane.eq(a_index & (P - 1))]
+            else:   # a small ROM divides by P
+                wb = max(1, (g0 - 1).bit_length())
+                rom = memory.Memory(shape=unsigned(wb + ib0), depth=n0,
+                                    init=[(j // P) | (j % P) << wb for j in range(n0)])
+                m.submodules.split0 = rom
+                rp = rom.read_port()
+                m.d.comb += [rp.addr.eq(rec.index), a_word.eq(rp.data[:wb]),
+                             a_lane.eq(rp.data[wb:])]
+            m.d.sync += a_value.eq(rec.value)
+            with m.If(accept):
+                m.d.sync += a_valid.eq(1)
+            for pp in outgoing:
+                line = lines[pp.index]
+                m.d.comb += [line.wr_word.eq(a_word),
+                             line.wr_data.eq(Cat(*[a_value[:pp.element_bits]] * P)),
+                             line.wr_en.eq(Mux(a_valid, (C(1, P) << a_lane)[:P], 0))]
+        return InputWrite(valid=a_valid, accept=accept)
+
+    def _sequencer(self, m, paths, lines, inp, forced, sh, streamed, gmax):
+        """The step sequencer: CLEAR, LOAD (weights through ``wl``), RECV (input records),
+        WAIT0, the states of every layer (:meth:`_states`), END (the lines advance)."""
+        P, layers, rec = self.lanes, self.net.layers, self.i.payload
         clr = Signal(range(gmax + 1))
         # Survives resets: the SPRAM (or the loaded RAM) keeps its contents until the device is
         # reconfigured.
@@ -420,9 +442,9 @@ class NetworkCore(CheckedComponent):
             with m.State("RECV"):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid & rec.valid):
-                    if outgoing[0]:
-                        m.d.comb += accept.eq((rec.layer == 0) & (rec.index < layers[0].n)
-                                              & (rec.value != 0))
+                    if inp.accept is not None:
+                        m.d.comb += inp.accept.eq((rec.layer == 0) & (rec.index < layers[0].n)
+                                                  & (rec.value != 0))
                     for l, f in forced.items():
                         with m.If((rec.layer == l) & (rec.index < layers[l].n)):
                             m.d.sync += f.bit_select(rec.index, 1).eq(1)
@@ -431,7 +453,7 @@ class NetworkCore(CheckedComponent):
 
             with m.State("WAIT0"):        # the last input record's write lands
                 m.d.comb += self.busy.eq(1)
-                with m.If(~a_valid):
+                with m.If(~inp.valid):
                     m.d.sync += [sh.grp.eq(0), sh.p_next.eq(0), sh.n_pairs.eq(0),
                                  sh.left.eq(0)]
                     m.next = "L1_J0"
@@ -444,7 +466,6 @@ class NetworkCore(CheckedComponent):
                 with m.If(Cat(*[ln.clean for ln in lines.values()]).all()):
                     m.d.comb += [ln.advance.eq(1) for ln in lines.values()]
                     m.next = "RECV"
-        return m
 
     # ----------------------------------------------------------------------------------------
     def _datapath(self, m, l, plan, lines, outgoing, forced, conv_vec, sh, primitive,
@@ -465,18 +486,21 @@ class NetworkCore(CheckedComponent):
         convs = [pp for pp in incoming if pp.p.kind == "conv"]
         v_wr, v_rd, b_rd = self._neuron_memories(m, l)
         tok = self._tokens(l)
+        # ---- event fetch: the pair list and the weight words of the pairs
         fetch = None
         if weighted:
             arrays = self._weight_arrays(m, weighted, primitive, cells)
             fetch = self._pair_list(m, l, weighted, arrays, tok, sh)
         self._replay_into_t0(m, tok, fetch)
         terms = self._weight_read(m, l, weighted, tok, fetch) if weighted else None
-        acc, summed = self._accumulate(m, l, tok.stages[-1], terms)
+        ta = tok.stages[-1]                                             # the add stage
+        acc, summed = self._accumulate(m, l, ta, terms)                 # stage A
+        # ---- fire: H, B1, B1b, B2
         h, s, r = self._fire_registers(l)
         self._hand_off(m, tok, acc, summed, v_rd, b_rd, h, s)
         active = Signal(name=f"active{l}")    # the FSM is in layer l
         conv_ready = self._conv_loaders(m, convs, lines, conv_vec, active)
-        conv_terms = self._conv_terms(m, l, convs, conv_vec, h, tok.stages[-1].g)
+        conv_terms = self._conv_terms(m, l, convs, conv_vec, h, ta.g)
         self._current_and_leak(m, l, h, s, r, conv_terms, forced)      # B1
         self._saturate(m, l, s, r)                                      # B1b
         fired = self._threshold(m, l, r)                                # B2
@@ -485,7 +509,7 @@ class NetworkCore(CheckedComponent):
         return LayerPath(G=G, incoming=incoming, weighted=weighted, v_wr=v_wr, tokens=tok,
                          fetch=fetch, active=active, conv_ready=conv_ready, fin=fin)
 
-    def _neuron_memories(self, m, l):
+    def _neuron_memories(self, m, l) -> tuple:
         """The membrane memory of layer l (its write port, and its read port, transparent for
         the write) and, for a layer with biases, the bias memory's read port (else None)."""
         P, layer = self.lanes, self.net.layers[l]
