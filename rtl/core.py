@@ -26,18 +26,22 @@ Work follows the spiking (neuron, delay) pairs and the words that hold them, nev
 :mod:`rtl.cost` models the cycles and ``docs/hardware.md`` explains them. Memory planning is
 in :mod:`rtl.memplan`.
 
-Why this file is long: it is one engine, whose ``elaborate`` builds the step sequencer
-(``_states``) and, per layer, the datapath (``_datapath``: gather, replay, fire); the stages
-still share signals through a context dict rather than ports, and making them components is
-the open step of docs/layout.md.
+Why this file is long: it is one engine. ``elaborate`` builds the delay lines, the input
+writes, per layer the datapath (``_datapath``, one method per stage: weight arrays and pair
+list, weight read, accumulate, hand-off, conv loaders and terms, B1, B1b, B2 and the offer on
+``o``) and the step sequencer (``_sequencer``; a layer's states come from ``_states``: gather
+jobs, marker, replay). The stages share their registers through the small dataclasses below
+(:class:`Token`, :class:`HandOff`, :class:`Current`, :class:`Saturated`, ...) rather than
+ports; making them components is the open step of docs/layout.md.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from math import ceil
 from typing import Literal
 
-from amaranth.hdl import C, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import C, Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import memory, stream
 from amaranth.lib.wiring import In, Out
 
@@ -47,9 +51,9 @@ from .delay_line import DelayLine
 from .families import DSP_BLOCKS, FAMILIES, ram_style
 from .interface import step_in_layout, step_out_layout
 from .logic import lowest_set
-from .memplan import (STREAMED, has_bias, load_image, load_width, memory_bits, memory_kinds,
-                      pair_bits, projection_plan, supported,
-                      weight_bank_depth, weight_words)
+from .memplan import (STREAMED, ProjPlan, has_bias, load_image, load_width, memory_bits,
+                      memory_kinds, pair_bits, projection_plan, supported, weight_bank_depth,
+                      weight_words)
 from .lif import LIFUnit, leak_multipliers, saturate, scale
 from .loaded import LOADED_RAM_MODULE, LOADED_RAM_NAME, LoadedArray
 from .spram import SpramArray
@@ -58,6 +62,168 @@ from .words import pack_word
 __all__ = ["NetworkCore", "Fault"]
 
 Fault = Literal[None, "delay+1", "threshold>"]
+
+
+def _untraced_read_port(mem: memory.Memory, **kwargs) -> memory.ReadPort:
+    """``mem.read_port(**kwargs)``, with the name Amaranth gives a port it cannot trace to a
+    variable (``$signature``): the pair list's port has always had it, and the generated Verilog
+    keeps its names."""
+    return mem.read_port(**kwargs)
+
+
+@dataclass
+class Token:
+    """The registers of one token stage (see :meth:`NetworkCore._datapath`): a pair (weight row
+    and value) or a marker, on its way from T0 through the weight read to the add. A stage
+    carries the fields it needs; the others are None."""
+    valid: Signal
+    marker: Signal                  # hands a group off (group 0's marker, a group without pairs)
+    last: Signal                    # the group's final pair, which also hands the group off
+    g: Signal                       # the group the token is for
+    new: Signal | None = None       # T0: a fresh pair, written to the pair list as it leaves T0
+    base: Signal | None = None      # T0: the pair's weight row, row * G
+    tag: Signal | None = None       # the pair's projection, among the layer's weighted ones
+    val: Signal | None = None       # the pair's value (layers fed with multi-bit values)
+    index: Signal | None = None     # T0: the pair's place in the pair list
+
+    def carried(self) -> dict[str, Signal]:
+        """The fields this stage has, by field name, in declaration order."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if getattr(self, f.name) is not None}
+
+    def like(self, prefix: str, l: int) -> Token:
+        """A further stage with a register per carried field, named ``{prefix}{field}{l}``."""
+        return Token(**{k: Signal.like(v, name=f"{prefix}{k}{l}")
+                        for k, v in self.carried().items()})
+
+    def load(self, src: Token) -> list:
+        """Statements that move the token in ``src`` into this stage."""
+        return [s.eq(getattr(src, k)) for k, s in self.carried().items()]
+
+
+@dataclass
+class TokenPipe:
+    """The token stages of a layer, which move together."""
+    go: Signal              # the token stages move this cycle (no hand-off waits for H)
+    t0: Token               # loaded by a gather job (pairs) or from the replay request
+    rq: Token               # the replay's request (its pair comes on the pair list's port)
+    stages: list[Token]     # T1 [, T2 [, T3]] after T0: the last one is at the add
+
+
+@dataclass
+class WeightLoad:
+    """Where the LOAD state is in the ``wl`` image (weight arrays in SPRAM or loaded RAM)."""
+    active: Signal              # the LOAD state runs
+    arr: Signal                 # the streamed array being written, in the image's order
+    addr: Signal                # its word being written
+    order: dict[int, int]       # projection index -> its array's place in the image
+
+
+@dataclass
+class Shared:
+    """Sequencing state that every layer shares (one layer runs at a time)."""
+    grp: Signal                 # group the replay issues
+    p_next: Signal              # next pair the replay reads
+    n_pairs: Signal             # E: pairs of the current layer
+    left: Signal                # pairs the replay has yet to issue
+    load: WeightLoad | None = None      # with weight arrays loaded through ``wl``
+
+
+@dataclass
+class InputWrite:
+    """Input records on their way into the input layer's delay lines."""
+    valid: Signal               # the lines write an accepted record this cycle
+    accept: Signal | None       # the RECV state takes a record (None: no line leaves layer 0)
+
+
+@dataclass
+class WeightArray:
+    """The weight memory of one dense or taps projection, in banks."""
+    pp: ProjPlan
+    ports: list                 # per bank: a read port, or a SpramArray / LoadedArray
+    bank: int                   # depth of one bank
+    streamed: bool              # written through ``wl`` (SPRAM or loaded RAM)
+
+
+@dataclass
+class PairFetch:
+    """The pair list and the weight arrays of a layer with dense or taps projections."""
+    arrays: list[WeightArray]   # in tag order
+    rd: memory.ReadPort         # the pair list's read port (the replay reads it)
+    tag_bits: int               # a pair is (tag, base, value): the projection's tag,
+    base_bits: int              # its weight row
+    value_bits: int             # and its value (0 bits when every input is binary)
+    waddr: Signal               # the weight word of the token in T0
+
+
+@dataclass
+class HandOff:
+    """Register H: a group's sums, handed off by its marker (or last pair), beside the group's
+    membrane and bias words (read one stage ahead)."""
+    valid: Signal
+    g: Signal
+    acc: list[Signal]           # per lane
+    v: Signal                   # the group's membrane word
+    b: Signal                   # the group's bias word
+    load: Signal                # the group moves into H this cycle
+
+
+@dataclass
+class Current:
+    """Register S (after B1): the group's input current and leaked membrane, per lane."""
+    valid: Signal
+    take: Signal                # S moves to R this cycle
+    g: Signal
+    i: list[Signal]             # bias + accumulated weights + conv terms
+    u: list[Signal]             # the leaked membrane
+    f: Signal                   # the group's forced spikes
+
+
+@dataclass
+class Saturated:
+    """Register R (after B1b): the group's saturated membrane, per lane."""
+    valid: Signal
+    take: Signal                # B2 takes R this cycle (the group's record leaves on ``o``)
+    g: Signal
+    v: list[Signal]
+    f: Signal                   # the group's forced spikes
+
+
+@dataclass
+class Fired:
+    """B2's outcome for the group in R."""
+    spikes: Signal              # own spikes, one per lane (the output record's)
+    emit: Signal                # own OR forced: what the outgoing delay lines get
+    v_new: list[Signal]         # the membrane after threshold and reset
+
+
+@dataclass
+class Extractor:
+    """The word extractor of a layer's gather jobs: the word prefetched in a line's read port,
+    and the word W being turned into pairs."""
+    rd: Signal                  # next word or list entry to read
+    pf: Signal                  # a read is in the line's port
+    pfw: Signal                 # the word that read is for (scanned lines)
+    valid: Signal               # W holds a word
+    mask: Signal                # W's non-zero elements not yet emitted
+    data: Signal                # W's elements
+    word: Signal                # W's word index
+    tap: Signal                 # W's tap (a taps projection's window)
+
+
+@dataclass
+class LayerPath:
+    """What the step sequencer drives and watches of one layer's datapath."""
+    G: int                      # groups of P neurons
+    incoming: list[ProjPlan]    # projections into the layer
+    weighted: list[ProjPlan]    # those whose events become pairs (dense, taps), in tag order
+    v_wr: memory.WritePort      # the membrane memory's write port (CLEAR zeroes it)
+    tokens: TokenPipe
+    fetch: PairFetch | None     # None without weighted projections
+    active: Signal              # the sequencer is in the layer
+    conv_ready: Value           # every conv vector holds the words group 0 needs
+    fin: Signal                 # B2 has taken the layer's last group (registered)
+
 
 class NetworkCore(CheckedComponent):
     """Streaming, time-multiplexed core for any IR network (see the module docstring).
@@ -138,9 +304,49 @@ class NetworkCore(CheckedComponent):
         layers = net.layers
         late = 1 if self.fault == "delay+1" else 0
         plan = projection_plan(net, late)
-        rec = self.i.payload
+        lines = self._delay_lines(m, plan, late)
+        outgoing = {s: [pp for pp in plan if pp.p.src == s] for s in range(len(layers))}
+        inp = self._input_writes(m, lines, outgoing[0])
 
-        # ---- delay lines, one per projection ------------------------------------------------
+        # ---- shared sequencing state --------------------------------------------------------
+        forced = {l: Signal(ceil(layers[l].n / P) * P, name=f"forced{l}")
+                  for l in range(1, len(layers)) if layers[l].forced}
+        conv_vec = {pp.index: [Signal(pp.element_bits, name=f"g{pp.index}_{j}")
+                               for j in range(pp.pre.n)]
+                    for pp in plan if pp.p.kind == "conv"}
+        cap = max([sum(pp.pre.n * pp.taps for pp in plan
+                       if pp.p.dst == l and pp.p.kind != "conv") for l in range(1, len(layers))])
+        gmax = max(ceil(l.n / P) for l in layers)
+        sh = Shared(grp=Signal(range(gmax + 1), name="grp"),
+                    p_next=Signal(range(cap + 1), name="p_next"),
+                    n_pairs=Signal(range(cap + 1), name="n_pairs"),
+                    left=Signal(range(cap + 1), name="left"))
+
+        # ---- weight load (arrays in SPRAM or loaded): the LOAD state writes the wl words in
+        # order
+        streamed = [pp for pp in plan if self.kinds.get(f"proj{pp.index}.weights") in STREAMED]
+        if streamed:
+            sh.load = WeightLoad(
+                active=Signal(name="loading"),
+                arr=Signal(range(len(streamed)), name="ld_arr"),
+                addr=Signal(range(max(pp.weight_depth(P) for pp in streamed)), name="ld_addr"),
+                order={pp.index: k for k, pp in enumerate(streamed)})
+
+        # SPRAM arrays: SB_SPRAM256KA primitives when built for a device (or asked for);
+        # loaded arrays: instances of the RAM module without initial contents, likewise.
+        primitive = platform is not None if self.spram_cells is None else self.spram_cells
+        cells = platform is not None if self.loaded_cells is None else self.loaded_cells
+        if cells and platform is not None and "loaded" in self.kinds.values():
+            platform.add_file(f"{LOADED_RAM_NAME}.v", LOADED_RAM_MODULE)
+        paths = {l: self._datapath(m, l, plan, lines, outgoing, forced, conv_vec, sh,
+                                   primitive, cells)
+                 for l in range(1, len(layers))}
+        self._sequencer(m, paths, lines, inp, forced, sh, streamed, gmax)
+        return m
+
+    def _delay_lines(self, m, plan, late) -> dict[int, DelayLine]:
+        """The delay lines, one per projection, by projection index."""
+        P = self.lanes
         lines = {}
         for pp in plan:
             line = DelayLine(n=pp.pre.n, lanes=P, slots=pp.slots, mode=pp.mode,
@@ -149,12 +355,16 @@ class NetworkCore(CheckedComponent):
                              first=0 if pp.per_lane else pp.first + late,
                              sparse=pp.p.src == 0, taps=pp.taps)
             m.submodules[f"line{pp.index}"] = lines[pp.index] = line
-        outgoing = {s: [pp for pp in plan if pp.p.src == s] for s in range(len(layers))}
+        return lines
 
-        # ---- input records into the input layer's lines: index -> (word, element) ----------
+    def _input_writes(self, m, lines, outgoing) -> InputWrite:
+        """Input records into the lines that leave the input layer (``outgoing``): index ->
+        (word, element), written one cycle after the record is accepted."""
+        P, layers, rec = self.lanes, self.net.layers, self.i.payload
         a_valid = Signal()
         m.d.sync += a_valid.eq(0)
-        if outgoing[0]:
+        accept = None
+        if outgoing:
             n0, ib0 = layers[0].n, max(1, (P - 1).bit_length())
             g0 = ceil(n0 / P)
             a_word, a_lane = Signal(range(g0)), Signal(range(max(2, P)))
@@ -176,48 +386,17 @@ class NetworkCore(CheckedComponent):
             m.d.sync += a_value.eq(rec.value)
             with m.If(accept):
                 m.d.sync += a_valid.eq(1)
-            for pp in outgoing[0]:
+            for pp in outgoing:
                 line = lines[pp.index]
                 m.d.comb += [line.wr_word.eq(a_word),
                              line.wr_data.eq(Cat(*[a_value[:pp.element_bits]] * P)),
                              line.wr_en.eq(Mux(a_valid, (C(1, P) << a_lane)[:P], 0))]
+        return InputWrite(valid=a_valid, accept=accept)
 
-        # ---- shared sequencing state --------------------------------------------------------
-        forced = {l: Signal(ceil(layers[l].n / P) * P, name=f"forced{l}")
-                  for l in range(1, len(layers)) if layers[l].forced}
-        conv_vec = {pp.index: [Signal(pp.element_bits, name=f"g{pp.index}_{j}")
-                               for j in range(pp.pre.n)]
-                    for pp in plan if pp.p.kind == "conv"}
-        cap = max([sum(pp.pre.n * pp.taps for pp in plan
-                       if pp.p.dst == l and pp.p.kind != "conv") for l in range(1, len(layers))])
-        gmax = max(ceil(l.n / P) for l in layers)
-        sh = dict(
-            grp=Signal(range(gmax + 1), name="grp"),         # group the replay issues
-            p_next=Signal(range(cap + 1), name="p_next"),    # next pair the replay reads
-            n_pairs=Signal(range(cap + 1), name="n_pairs"),  # E: pairs of the current layer
-            left=Signal(range(cap + 1), name="left"),        # pairs the replay has yet to issue
-        )
-
-        # ---- weight load (arrays in SPRAM or loaded): the LOAD state writes the wl words in
-        # order
-        streamed = [pp for pp in plan if self.kinds.get(f"proj{pp.index}.weights") in STREAMED]
-        if streamed:
-            sh["load"] = dict(
-                active=Signal(name="loading"),
-                arr=Signal(range(len(streamed)), name="ld_arr"),
-                addr=Signal(range(max(pp.weight_depth(P) for pp in streamed)), name="ld_addr"),
-                order={pp.index: k for k, pp in enumerate(streamed)})
-
-        # SPRAM arrays: SB_SPRAM256KA primitives when built for a device (or asked for);
-        # loaded arrays: instances of the RAM module without initial contents, likewise.
-        primitive = platform is not None if self.spram_cells is None else self.spram_cells
-        cells = platform is not None if self.loaded_cells is None else self.loaded_cells
-        if cells and platform is not None and "loaded" in self.kinds.values():
-            platform.add_file(f"{LOADED_RAM_NAME}.v", LOADED_RAM_MODULE)
-        ctx = {l: self._datapath(m, l, plan, lines, outgoing, forced, conv_vec, sh,
-                                 primitive, cells)
-               for l in range(1, len(layers))}
-
+    def _sequencer(self, m, paths, lines, inp, forced, sh, streamed, gmax):
+        """The step sequencer: CLEAR, LOAD (weights through ``wl``), RECV (input records),
+        WAIT0, the states of every layer (:meth:`_states`), END (the lines advance)."""
+        P, layers, rec = self.lanes, self.net.layers, self.i.payload
         clr = Signal(range(gmax + 1))
         # Survives resets: the SPRAM (or the loaded RAM) keeps its contents until the device is
         # reconfigured.
@@ -227,9 +406,9 @@ class NetworkCore(CheckedComponent):
             # delay line wipe itself) first.
             with m.State("CLEAR"):
                 m.d.comb += self.busy.eq(1)
-                for l, c in ctx.items():
-                    m.d.comb += [c["v_wr"].addr.eq(clr), c["v_wr"].data.eq(0),
-                                 c["v_wr"].en.eq(clr < c["G"])]
+                for l, path in paths.items():
+                    m.d.comb += [path.v_wr.addr.eq(clr), path.v_wr.data.eq(0),
+                                 path.v_wr.en.eq(clr < path.G)]
                 with m.If(clr != gmax):
                     m.d.sync += clr.eq(clr + 1)
                 with m.Elif(Cat(*[ln.ready for ln in lines.values()]).all()):
@@ -243,29 +422,29 @@ class NetworkCore(CheckedComponent):
 
             if streamed:
                 with m.State("LOAD"):
-                    ld = sh["load"]
-                    m.d.comb += [self.busy.eq(1), self.wl.ready.eq(1), ld["active"].eq(1)]
+                    ld = sh.load
+                    m.d.comb += [self.busy.eq(1), self.wl.ready.eq(1), ld.active.eq(1)]
                     ends = [pp.weight_depth(P) - 1 for pp in streamed]
-                    end = C(ends[0], len(ld["addr"]))
+                    end = C(ends[0], len(ld.addr))
                     for k, e in enumerate(ends[1:], 1):
-                        end = Mux(ld["arr"] == k, e, end)
+                        end = Mux(ld.arr == k, e, end)
                     with m.If(self.wl.valid):
-                        with m.If(ld["addr"] == end):
-                            m.d.sync += ld["addr"].eq(0)
-                            with m.If(ld["arr"] == len(streamed) - 1):
-                                m.d.sync += [ld["arr"].eq(0), loaded.eq(1)]
+                        with m.If(ld.addr == end):
+                            m.d.sync += ld.addr.eq(0)
+                            with m.If(ld.arr == len(streamed) - 1):
+                                m.d.sync += [ld.arr.eq(0), loaded.eq(1)]
                                 m.next = "RECV"
                             with m.Else():
-                                m.d.sync += ld["arr"].eq(ld["arr"] + 1)
+                                m.d.sync += ld.arr.eq(ld.arr + 1)
                         with m.Else():
-                            m.d.sync += ld["addr"].eq(ld["addr"] + 1)
+                            m.d.sync += ld.addr.eq(ld.addr + 1)
 
             with m.State("RECV"):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid & rec.valid):
-                    if outgoing[0]:
-                        m.d.comb += accept.eq((rec.layer == 0) & (rec.index < layers[0].n)
-                                              & (rec.value != 0))
+                    if inp.accept is not None:
+                        m.d.comb += inp.accept.eq((rec.layer == 0) & (rec.index < layers[0].n)
+                                                  & (rec.value != 0))
                     for l, f in forced.items():
                         with m.If((rec.layer == l) & (rec.index < layers[l].n)):
                             m.d.sync += f.bit_select(rec.index, 1).eq(1)
@@ -274,24 +453,23 @@ class NetworkCore(CheckedComponent):
 
             with m.State("WAIT0"):        # the last input record's write lands
                 m.d.comb += self.busy.eq(1)
-                with m.If(~a_valid):
-                    m.d.sync += [sh["grp"].eq(0), sh["p_next"].eq(0), sh["n_pairs"].eq(0),
-                                 sh["left"].eq(0)]
+                with m.If(~inp.valid):
+                    m.d.sync += [sh.grp.eq(0), sh.p_next.eq(0), sh.n_pairs.eq(0),
+                                 sh.left.eq(0)]
                     m.next = "L1_J0"
 
-            for l in range(1, len(layers)):
-                self._states(m, l, ctx[l], lines, forced, sh)
+            for l, path in paths.items():
+                self._states(m, l, path, lines, forced, sh)
 
             with m.State("END"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(Cat(*[ln.clean for ln in lines.values()]).all()):
                     m.d.comb += [ln.advance.eq(1) for ln in lines.values()]
                     m.next = "RECV"
-        return m
 
     # ----------------------------------------------------------------------------------------
     def _datapath(self, m, l, plan, lines, outgoing, forced, conv_vec, sh, primitive,
-                  cells) -> dict:
+                  cells) -> LayerPath:
         """Memories, the accumulator and the fire pipeline of layer l (state-independent).
 
         Tokens (a pair, or a marker) move T0 -> T1 (weight word read) -> T2 (weight word
@@ -301,15 +479,41 @@ class NetworkCore(CheckedComponent):
         S; B1b saturates into R; B2 thresholds and resets, offers the group on ``o``, writes
         it back and writes its emitted spikes into the outgoing delay lines.
         """
-        net, P = self.net, self.lanes
-        layer = net.layers[l]
-        G = ceil(layer.n / P)
-        last_layer = l == len(net.layers) - 1
+        layer = self.net.layers[l]
+        G = ceil(layer.n / self.lanes)
         incoming = [pp for pp in plan if pp.p.dst == l]
         weighted = [pp for pp in incoming if pp.p.kind != "conv"]
         convs = [pp for pp in incoming if pp.p.kind == "conv"]
-        ctx = dict(G=G, incoming=incoming, weighted=weighted, convs=convs)
+        v_wr, v_rd, b_rd = self._neuron_memories(m, l)
+        tok = self._tokens(l)
+        # ---- event fetch: the pair list and the weight words of the pairs
+        fetch = None
+        if weighted:
+            arrays = self._weight_arrays(m, weighted, primitive, cells)
+            fetch = self._pair_list(m, l, weighted, arrays, tok, sh)
+        self._replay_into_t0(m, tok, fetch)
+        terms = self._weight_read(m, l, weighted, tok, fetch) if weighted else None
+        ta = tok.stages[-1]                                             # the add stage
+        acc, summed = self._accumulate(m, l, ta, terms)                 # stage A
+        # ---- fire: H, B1, B1b, B2
+        h, s, r = self._fire_registers(l)
+        self._hand_off(m, tok, acc, summed, v_rd, b_rd, h, s)
+        active = Signal(name=f"active{l}")    # the FSM is in layer l
+        conv_ready = self._conv_loaders(m, convs, lines, conv_vec, active)
+        conv_terms = self._conv_terms(m, l, convs, conv_vec, h, ta.g)
+        self._current_and_leak(m, l, h, s, r, conv_terms, forced)      # B1
+        self._saturate(m, l, s, r)                                      # B1b
+        fired = self._threshold(m, l, r)                                # B2
+        self._offer(m, l, r, fired, v_wr, lines, outgoing[l])
+        fin = self._layer_end(m, l, r, active)
+        return LayerPath(G=G, incoming=incoming, weighted=weighted, v_wr=v_wr, tokens=tok,
+                         fetch=fetch, active=active, conv_ready=conv_ready, fin=fin)
 
+    def _neuron_memories(self, m, l) -> tuple:
+        """The membrane memory of layer l (its write port, and its read port, transparent for
+        the write) and, for a layer with biases, the bias memory's read port (else None)."""
+        P, layer = self.lanes, self.net.layers[l]
+        G = ceil(layer.n / P)
         vmem = memory.Memory(shape=unsigned(P * layer.v_bits), depth=G, init=[])
         m.submodules[f"v{l}"] = vmem
         v_wr = vmem.write_port()
@@ -322,222 +526,271 @@ class NetworkCore(CheckedComponent):
                                        for g in range(G)])
             m.submodules[f"bias{l}"] = bmem
             b_rd = bmem.read_port()
-        ctx["v_wr"] = v_wr
+        return v_wr, v_rd, b_rd
 
-        # ---- tokens ----------------------------------------------------------------------
-        gb = range(max(2, G))
-        # A token is a pair (``last``: the group's final pair, which also hands the group
-        # off) or a marker (hands off a group; the group-0 marker and groups without pairs).
-        t0 = dict(valid=Signal(name=f"t0v{l}"), marker=Signal(name=f"t0m{l}"),
-                  last=Signal(name=f"t0l{l}"), g=Signal(gb, name=f"t0g{l}"),
-                  new=Signal(name=f"t0new{l}"))
-        t1 = dict(valid=Signal(name=f"t1v{l}"), marker=Signal(name=f"t1m{l}"),
-                  last=Signal(name=f"t1l{l}"), g=Signal(gb, name=f"t1g{l}"))
-        rq = dict(valid=Signal(name=f"rqv{l}"), marker=Signal(name=f"rqm{l}"),
-                  last=Signal(name=f"rql{l}"), g=Signal(gb, name=f"rqg{l}"))
-        ctx.update(t0=t0, rq=rq)
-        go = Signal(name=f"go{l}")
-        ctx["go"] = go
+    def _group_shape(self, l) -> range:
+        """The shape of a group index of layer l."""
+        return range(max(2, ceil(self.net.layers[l].n / self.lanes)))
 
-        wports = []
-        if weighted:
-            # Weight word row*G + g holds w[g*P : (g+1)*P, row] (see weight_words): one word
-            # feeds every lane. Pairs hold base = row*G.
-            for pp in weighted:
-                width = P * pp.p.w_bits
-                depth = pp.weight_depth(P)
-                name = f"proj{pp.index}.weights"
-                kind = self.kinds[name]
-                # Arrays filled through wl have no initial contents.
-                words = None if kind in STREAMED else weight_words(pp, P)
-                bank = weight_bank_depth(net, pp.index, lanes=P, family=self.family,
-                                         bank_depth=self.bank_depth, kind=kind)
-                attrs = {"ram_style": ram_style(kind)} \
-                    if self.family is not None or name in self.memories else None
-                ports = []
-                for b in range(ceil(depth / bank)):
-                    size = min(bank, depth - b * bank)
-                    sub = f"w{pp.index}" + (f"_{b}" if b else "")
-                    if kind == "spram":
-                        m.submodules[sub] = arr = SpramArray(size, width, primitive=primitive)
-                        ports.append(arr)
-                        continue
-                    if kind == "loaded":
-                        m.submodules[sub] = arr = LoadedArray(size, width, cell=cells)
-                        ports.append(arr)
-                        continue
-                    chunk = words[b * bank:(b + 1) * bank]
-                    wm = memory.Memory(shape=unsigned(width), depth=len(chunk), init=chunk,
-                                       attrs=attrs)
-                    m.submodules[sub] = wm
-                    ports.append(wm.read_port())
-                wports.append((ports, bank, kind in STREAMED, pp))
-            pb = pair_bits(net, l, P)
-            ctx["tag_bits"] = tb = max(1, (len(weighted) - 1).bit_length())
-            ctx["vb"] = vb = max(pp.value_bits for pp in weighted)
-            ctx["base_bits"] = bb = pb - tb - vb
-            t0.update(base=Signal(bb, name=f"t0b{l}"), tag=Signal(tb, name=f"t0t{l}"),
-                      val=Signal(max(1, vb), name=f"t0x{l}"))
-            t1.update(tag=Signal(tb, name=f"t1t{l}"), val=Signal(max(1, vb), name=f"t1x{l}"))
-            cap = sum(pp.pre.n * pp.taps for pp in weighted)
-            pmem = memory.Memory(shape=unsigned(pb), depth=cap, init=[])
-            m.submodules[f"pairs{l}"] = pmem
-            # Transparent: the layer's final pair may be written in the very cycle the replay
-            # reads it back (when E = 1).
-            pr_wr = pmem.write_port()
-            ctx["pr_rd"] = pmem.read_port(transparent_for=(pr_wr,))
-            # The read data must hold until T0 takes it, also after the replay state ends
-            # with a stall: only the replay reads (it overrides this).
-            m.d.comb += ctx["pr_rd"].en.eq(0)
-            t0["index"] = Signal(range(cap + 1), name=f"t0i{l}")
-            packed = Cat(t0["tag"], t0["base"], t0["val"][:vb]) if vb else \
-                Cat(t0["tag"], t0["base"])
-            # Fresh pairs are written as they leave T0 (exactly once, even across stalls).
-            m.d.comb += [pr_wr.addr.eq(t0["index"]), pr_wr.data.eq(packed),
-                         pr_wr.en.eq(go & t0["valid"] & t0["new"])]
-            waddr = Signal(bb + 1, name=f"waddr{l}")     # weight word of the token in T0
-            m.d.comb += waddr.eq(t0["base"] + t0["g"])
-            for ports, bank, streamed, pp in wports:
-                ab = (bank - 1).bit_length()       # address bits of one bank
-                if not streamed:
-                    for port in ports:
-                        m.d.comb += [port.addr.eq(waddr if len(ports) == 1 else waddr[:ab]),
-                                     port.en.eq(go)]
+    def _tokens(self, l) -> TokenPipe:
+        """T0, T1 and the replay request of layer l. A token is a pair (``last``: the group's
+        final pair, which also hands the group off) or a marker (hands off a group; the
+        group-0 marker and groups without pairs)."""
+        gb = self._group_shape(l)
+        t0 = Token(valid=Signal(name=f"t0v{l}"), marker=Signal(name=f"t0m{l}"),
+                   last=Signal(name=f"t0l{l}"), g=Signal(gb, name=f"t0g{l}"),
+                   new=Signal(name=f"t0new{l}"))
+        t1 = Token(valid=Signal(name=f"t1v{l}"), marker=Signal(name=f"t1m{l}"),
+                   last=Signal(name=f"t1l{l}"), g=Signal(gb, name=f"t1g{l}"))
+        rq = Token(valid=Signal(name=f"rqv{l}"), marker=Signal(name=f"rqm{l}"),
+                   last=Signal(name=f"rql{l}"), g=Signal(gb, name=f"rqg{l}"))
+        return TokenPipe(go=Signal(name=f"go{l}"), t0=t0, rq=rq, stages=[t1])
+
+    def _weight_arrays(self, m, weighted, primitive, cells) -> list[WeightArray]:
+        """The weight memory of every dense or taps projection, in banks. Weight word row*G + g
+        holds w[g*P : (g+1)*P, row] (see weight_words): one word feeds every lane. Pairs hold
+        base = row*G."""
+        net, P = self.net, self.lanes
+        arrays = []
+        for pp in weighted:
+            width = P * pp.p.w_bits
+            depth = pp.weight_depth(P)
+            name = f"proj{pp.index}.weights"
+            kind = self.kinds[name]
+            # Arrays filled through wl have no initial contents.
+            words = None if kind in STREAMED else weight_words(pp, P)
+            bank = weight_bank_depth(net, pp.index, lanes=P, family=self.family,
+                                     bank_depth=self.bank_depth, kind=kind)
+            attrs = {"ram_style": ram_style(kind)} \
+                if self.family is not None or name in self.memories else None
+            ports = []
+            for b in range(ceil(depth / bank)):
+                size = min(bank, depth - b * bank)
+                sub = f"w{pp.index}" + (f"_{b}" if b else "")
+                if kind == "spram":
+                    m.submodules[sub] = arr = SpramArray(size, width, primitive=primitive)
+                    ports.append(arr)
                     continue
-                # SPRAM and loaded RAM: one port per block, so the read and the load share
-                # the address.
-                ld = sh["load"]
-                we = ld["active"] & self.wl.valid & (ld["arr"] == ld["order"][pp.index])
-                addr = Mux(ld["active"], ld["addr"], waddr)
-                for b, arr in enumerate(ports):
-                    m.d.comb += [arr.addr.eq(addr[:ab]), arr.en.eq(go & ~ld["active"]),
-                                 arr.wdata.eq(self.wl.payload[:len(arr.wdata)]),
-                                 arr.we.eq(we & ((ld["addr"] >> ab) == b if len(ports) > 1
-                                                 else 1))]
+                if kind == "loaded":
+                    m.submodules[sub] = arr = LoadedArray(size, width, cell=cells)
+                    ports.append(arr)
+                    continue
+                chunk = words[b * bank:(b + 1) * bank]
+                wm = memory.Memory(shape=unsigned(width), depth=len(chunk), init=chunk,
+                                   attrs=attrs)
+                m.submodules[sub] = wm
+                ports.append(wm.read_port())
+            arrays.append(WeightArray(pp=pp, ports=ports, bank=bank,
+                                      streamed=kind in STREAMED))
+        return arrays
 
-        # T0 refills from the replay read (rq); gather states override this with pairs.
-        with m.If(go):
-            m.d.sync += [t1[k].eq(t0[k]) for k in t1] + \
-                [t0["valid"].eq(rq["valid"]), t0["marker"].eq(rq["marker"]),
-                 t0["last"].eq(rq["last"]), t0["g"].eq(rq["g"]), t0["new"].eq(0),
-                 rq["valid"].eq(0)]
-            if weighted:
-                d = ctx["pr_rd"].data
-                m.d.sync += [t0["tag"].eq(d[:tb]), t0["base"].eq(d[tb:tb + bb])]
-                if vb:
-                    m.d.sync += t0["val"].eq(d[tb + bb:])
+    def _pair_list(self, m, l, weighted, arrays, tok, sh) -> PairFetch:
+        """The pair list of layer l (fresh pairs are written as they leave T0; the replay reads
+        them back) and the weight word address of the token in T0, into every bank."""
+        net, P = self.net, self.lanes
+        t0, t1, go = tok.t0, tok.stages[0], tok.go
+        pb = pair_bits(net, l, P)
+        tb = max(1, (len(weighted) - 1).bit_length())
+        vb = max(pp.value_bits for pp in weighted)
+        bb = pb - tb - vb
+        t0.base = Signal(bb, name=f"t0b{l}")
+        t0.tag = Signal(tb, name=f"t0t{l}")
+        t0.val = Signal(max(1, vb), name=f"t0x{l}")
+        t1.tag = Signal(tb, name=f"t1t{l}")
+        t1.val = Signal(max(1, vb), name=f"t1x{l}")
+        cap = sum(pp.pre.n * pp.taps for pp in weighted)
+        pmem = memory.Memory(shape=unsigned(pb), depth=cap, init=[])
+        m.submodules[f"pairs{l}"] = pmem
+        # Transparent: the layer's final pair may be written in the very cycle the replay
+        # reads it back (when E = 1).
+        pr_wr = pmem.write_port()
+        pr_rd = _untraced_read_port(pmem, transparent_for=(pr_wr,))
+        # The read data must hold until T0 takes it, also after the replay state ends
+        # with a stall: only the replay reads (it overrides this).
+        m.d.comb += pr_rd.en.eq(0)
+        t0.index = Signal(range(cap + 1), name=f"t0i{l}")
+        packed = Cat(t0.tag, t0.base, t0.val[:vb]) if vb else Cat(t0.tag, t0.base)
+        # Fresh pairs are written as they leave T0 (exactly once, even across stalls).
+        m.d.comb += [pr_wr.addr.eq(t0.index), pr_wr.data.eq(packed),
+                     pr_wr.en.eq(go & t0.valid & t0.new)]
+        waddr = Signal(bb + 1, name=f"waddr{l}")     # weight word of the token in T0
+        m.d.comb += waddr.eq(t0.base + t0.g)
+        for wa in arrays:
+            ab = (wa.bank - 1).bit_length()       # address bits of one bank
+            if not wa.streamed:
+                for port in wa.ports:
+                    m.d.comb += [port.addr.eq(waddr if len(wa.ports) == 1 else waddr[:ab]),
+                                 port.en.eq(go)]
+                continue
+            # SPRAM and loaded RAM: one port per block, so the read and the load share
+            # the address.
+            ld = sh.load
+            we = ld.active & self.wl.valid & (ld.arr == ld.order[wa.pp.index])
+            addr = Mux(ld.active, ld.addr, waddr)
+            for b, arr in enumerate(wa.ports):
+                m.d.comb += [arr.addr.eq(addr[:ab]), arr.en.eq(go & ~ld.active),
+                             arr.wdata.eq(self.wl.payload[:len(arr.wdata)]),
+                             arr.we.eq(we & ((ld.addr >> ab) == b if len(wa.ports) > 1
+                                             else 1))]
+        return PairFetch(arrays=arrays, rd=pr_rd, tag_bits=tb, base_bits=bb, value_bits=vb,
+                         waddr=waddr)
 
-        # ---- T2: the weight word of the pair's projection, registered (a block RAM's output
-        # goes straight into a register: Fmax); T3, for layers fed with multi-bit values: the
-        # product weight x value, registered. The last stage adds.
-        acc_shape = signed(layer.acc_bits + 1)
+    def _replay_into_t0(self, m, tok, fetch):
+        """T0 refills from the replay read (rq); gather states override this with pairs."""
+        t0, t1, rq = tok.t0, tok.stages[0], tok.rq
+        with m.If(tok.go):
+            m.d.sync += t1.load(t0) + \
+                [t0.valid.eq(rq.valid), t0.marker.eq(rq.marker),
+                 t0.last.eq(rq.last), t0.g.eq(rq.g), t0.new.eq(0),
+                 rq.valid.eq(0)]
+            if fetch is not None:
+                tb, bb, d = fetch.tag_bits, fetch.base_bits, fetch.rd.data
+                m.d.sync += [t0.tag.eq(d[:tb]), t0.base.eq(d[tb:tb + bb])]
+                if fetch.value_bits:
+                    m.d.sync += t0.val.eq(d[tb + bb:])
+
+    def _weight_read(self, m, l, weighted, tok, fetch) -> list:
+        """T2: the weight word of the pair's projection, registered (a block RAM's output goes
+        straight into a register: Fmax); T3, for layers fed with multi-bit values: the product
+        weight x value, registered. Returns each lane's term for the add."""
+        P = self.lanes
+        t1, go = tok.stages[0], tok.go
         wmax = max([pp.p.w_bits for pp in weighted] or [1])
-        stages = [t1]
-        if weighted:
-            t2 = {k: Signal.like(v, name=f"t2{k}{l}") for k, v in t1.items()}
-            banked = any(len(w[0]) > 1 for w in wports)
+        t2 = t1.like("t2", l)
+        banked = any(len(wa.ports) > 1 for wa in fetch.arrays)
+        with m.If(go):
+            m.d.sync += t2.load(t1)
+        if not banked:      # one memory per projection: select, then register
+            wq = [Signal(signed(wmax), name=f"wq{l}_{k}") for k in range(P)]
             with m.If(go):
-                m.d.sync += [t2[k].eq(t1[k]) for k in t1]
-            if not banked:      # one memory per projection: select, then register
-                wq = [Signal(signed(wmax), name=f"wq{l}_{k}") for k in range(P)]
-                with m.If(go):
-                    for lane in range(P):
-                        sel = None
-                        for t_i, (pp, (ports, *_)) in enumerate(zip(weighted, wports)):
-                            wb = pp.p.w_bits
-                            wv = ports[0].data[lane * wb:(lane + 1) * wb].as_signed()
-                            sel = wv if sel is None else Mux(t1["tag"] == t_i, wv, sel)
-                        m.d.sync += wq[lane].eq(sel)
-            else:               # banks: register every bank's word, select after
-                words_q = []
-                for t_i, (pp, (ports, bank, *_)) in enumerate(zip(weighted, wports)):
-                    regs = [Signal(len(port.data), name=f"wb{l}_{t_i}_{b}")
-                            for b, port in enumerate(ports)]
-                    if len(ports) == 1:
-                        # One bank, whose depth need not be a power of two (a loaded RAM, an
-                        # SPRAM array under 16K words): nothing to select.
-                        with m.If(go):
-                            m.d.sync += regs[0].eq(ports[0].data)
-                        words_q.append(regs[0])
-                        continue
-                    # The bank of the word now in T2: its index moves with the token.
-                    sel1 = Signal(range(max(2, len(ports))), name=f"wsel1{l}_{t_i}")
-                    sel2 = Signal.like(sel1, name=f"wsel2{l}_{t_i}")
-                    with m.If(go):
-                        m.d.sync += [r.eq(port.data) for r, port in zip(regs, ports)]
-                        m.d.sync += [sel1.eq(waddr >> (bank.bit_length() - 1)),
-                                     sel2.eq(sel1)]
-                    words_q.append(Cat(*regs).word_select(sel2, len(regs[0])))
-                wq = []
                 for lane in range(P):
                     sel = None
-                    for t_i, pp in enumerate(weighted):
-                        wb = pp.p.w_bits
-                        wv = words_q[t_i][lane * wb:(lane + 1) * wb].as_signed()
-                        sel = wv if sel is None else Mux(t2["tag"] == t_i, wv, sel)
-                    wq.append(sel)
-            stages.append(t2)
-            terms = wq
-            if vb:
-                t3 = {k: Signal.like(v, name=f"t3{k}{l}") for k, v in t1.items()}
-                pq = [Signal(signed(wmax + vb + 1), name=f"pq{l}_{k}") for k in range(P)]
-                usev = Cat(*[C(1 if pp.value_bits else 0, 1) for pp in weighted],
-                           C(0, (1 << tb) - len(weighted)))
+                    for t_i, wa in enumerate(fetch.arrays):
+                        wb = wa.pp.p.w_bits
+                        wv = wa.ports[0].data[lane * wb:(lane + 1) * wb].as_signed()
+                        sel = wv if sel is None else Mux(t1.tag == t_i, wv, sel)
+                    m.d.sync += wq[lane].eq(sel)
+        else:               # banks: register every bank's word, select after
+            words_q = []
+            for t_i, wa in enumerate(fetch.arrays):
+                ports = wa.ports
+                regs = [Signal(len(port.data), name=f"wb{l}_{t_i}_{b}")
+                        for b, port in enumerate(ports)]
+                if len(ports) == 1:
+                    # One bank, whose depth need not be a power of two (a loaded RAM, an
+                    # SPRAM array under 16K words): nothing to select.
+                    with m.If(go):
+                        m.d.sync += regs[0].eq(ports[0].data)
+                    words_q.append(regs[0])
+                    continue
+                # The bank of the word now in T2: its index moves with the token.
+                sel1 = Signal(range(max(2, len(ports))), name=f"wsel1{l}_{t_i}")
+                sel2 = Signal.like(sel1, name=f"wsel2{l}_{t_i}")
                 with m.If(go):
-                    m.d.sync += [t3[k].eq(t2[k]) for k in t2]
-                    for lane in range(P):
-                        # weight x value as shifted adds: no multiplier block, whose
-                        # routing in and out costs more than the adds (Fmax).
-                        prod = 0
-                        for i in range(vb):
-                            prod = prod + Mux(t2["val"][i], wq[lane] << i, 0)
-                        m.d.sync += pq[lane].eq(Mux(usev.bit_select(t2["tag"], 1),
-                                                    prod, wq[lane]))
-                stages.append(t3)
-                terms = pq
-        ctx["stages"] = stages
-        ta = stages[-1]                           # the token at the add stage
+                    m.d.sync += [r.eq(port.data) for r, port in zip(regs, ports)]
+                    m.d.sync += [sel1.eq(fetch.waddr >> (wa.bank.bit_length() - 1)),
+                                 sel2.eq(sel1)]
+                words_q.append(Cat(*regs).word_select(sel2, len(regs[0])))
+            wq = []
+            for lane in range(P):
+                sel = None
+                for t_i, pp in enumerate(weighted):
+                    wb = pp.p.w_bits
+                    wv = words_q[t_i][lane * wb:(lane + 1) * wb].as_signed()
+                    sel = wv if sel is None else Mux(t2.tag == t_i, wv, sel)
+                wq.append(sel)
+        tok.stages.append(t2)
+        if not fetch.value_bits:
+            return wq
+        return self._value_product(m, l, weighted, tok, fetch, wq)
 
-        # ---- add: the pair's term into every lane's accumulator --------------------------
-        acc = [Signal(acc_shape, name=f"acc{l}_{k}") for k in range(P)]
-        summed = [acc[lane] + terms[lane] if weighted else acc[lane] for lane in range(P)]
-        pair = ta["valid"] & ~ta["marker"]
-        with m.If(pair & ~ta["last"]):
+    def _value_product(self, m, l, weighted, tok, fetch, wq) -> list:
+        """T3: each lane's weight x the pair's value (the weight alone for a projection of
+        binary inputs), registered."""
+        P, vb, go = self.lanes, fetch.value_bits, tok.go
+        t1, t2 = tok.stages[0], tok.stages[-1]
+        wmax = max([pp.p.w_bits for pp in weighted] or [1])
+        t3 = t1.like("t3", l)
+        pq = [Signal(signed(wmax + vb + 1), name=f"pq{l}_{k}") for k in range(P)]
+        usev = Cat(*[C(1 if pp.value_bits else 0, 1) for pp in weighted],
+                   C(0, (1 << fetch.tag_bits) - len(weighted)))
+        with m.If(go):
+            m.d.sync += t3.load(t2)
+            for lane in range(P):
+                # weight x value as shifted adds: no multiplier block, whose
+                # routing in and out costs more than the adds (Fmax).
+                prod = 0
+                for i in range(vb):
+                    prod = prod + Mux(t2.val[i], wq[lane] << i, 0)
+                m.d.sync += pq[lane].eq(Mux(usev.bit_select(t2.tag, 1),
+                                            prod, wq[lane]))
+        tok.stages.append(t3)
+        return pq
+
+    def _accumulate(self, m, l, ta, terms):
+        """Stage A: the term of the pair at the add stage (token ``ta``) into every lane's
+        accumulator. Returns the accumulators and their sums with the terms (the sums go
+        into H at a pair flagged ``last``)."""
+        P, layer = self.lanes, self.net.layers[l]
+        acc = [Signal(signed(layer.acc_bits + 1), name=f"acc{l}_{k}") for k in range(P)]
+        summed = [acc[lane] + terms[lane] if terms is not None else acc[lane]
+                  for lane in range(P)]
+        pair = ta.valid & ~ta.marker
+        with m.If(pair & ~ta.last):
             m.d.sync += [a.eq(x) for a, x in zip(acc, summed)]
+        return acc, summed
 
-        # ---- hand-off register H: a marker moves the sums in and clears the accumulator ----
-        h_valid = Signal(name=f"h_valid{l}")
-        h_acc = [Signal(acc_shape, name=f"h_acc{l}_{k}") for k in range(P)]
-        h_g = Signal(gb, name=f"h_g{l}")
-        s_valid = Signal(name=f"s_valid{l}")
-        s_take = Signal(name=f"s_take{l}")        # S moves to R this cycle
-        h_free = ~h_valid | ~s_valid | s_take
-        h_load = Signal(name=f"h_load{l}")
-        hand = ta["valid"] & (ta["marker"] | ta["last"])
-        m.d.comb += [h_load.eq(hand & h_free), go.eq(~hand | h_free)]
+    def _fire_registers(self, l) -> tuple[HandOff, Current, Saturated]:
+        """The registers of the fire pipeline of layer l: H, S and R."""
+        P, layer = self.lanes, self.net.layers[l]
+        gb = self._group_shape(l)
+        h = HandOff(valid=Signal(name=f"h_valid{l}"), g=Signal(gb, name=f"h_g{l}"),
+                    acc=[Signal(signed(layer.acc_bits + 1), name=f"h_acc{l}_{k}")
+                         for k in range(P)],
+                    v=Signal(P * layer.v_bits, name=f"h_v{l}"),
+                    b=Signal(P * layer.acc_bits, name=f"h_b{l}"),
+                    load=Signal(name=f"h_load{l}"))
+        s = Current(valid=Signal(name=f"s_valid{l}"), take=Signal(name=f"s_take{l}"),
+                    g=Signal(gb, name=f"s_g{l}"),
+                    i=[Signal(signed(layer.acc_bits + 3), name=f"s_i{l}_{k}") for k in range(P)],
+                    u=[Signal(signed(layer.v_bits + 1), name=f"s_u{l}_{k}") for k in range(P)],
+                    f=Signal(P, name=f"s_f{l}"))
+        r = Saturated(valid=Signal(name=f"r_valid{l}"), take=Signal(name=f"b2_take{l}"),
+                      g=Signal(gb, name=f"r_g{l}"),
+                      v=[Signal(signed(layer.v_bits), name=f"r_v{l}_{k}") for k in range(P)],
+                      f=Signal(P, name=f"r_f{l}"))
+        return h, s, r
+
+    def _hand_off(self, m, tok, acc, summed, v_rd, b_rd, h, s):
+        """Hand-off register H: a marker (or a pair flagged ``last``) at the add stage moves
+        the sums in and clears the accumulator, when H is free; else the token stages stall."""
+        ta, go = tok.stages[-1], tok.go
+        h_free = ~h.valid | ~s.valid | s.take
+        hand = ta.valid & (ta.marker | ta.last)
+        m.d.comb += [h.load.eq(hand & h_free), go.eq(~hand | h_free)]
         # v and bias are read one stage ahead, as the group's hand-off token moves into the
         # add stage, and go into registers beside H at the hand-off: a block RAM's slow output
         # then never feeds the leak multiply or the bias add in the same cycle (Fmax). While
         # the token waits, the read port holds its data.
-        prev = stages[-2] if len(stages) > 1 else t0
-        pre_hand = prev["valid"] & (prev["marker"] | prev["last"])
-        m.d.comb += [v_rd.addr.eq(prev["g"]), v_rd.en.eq(go & pre_hand)]
-        h_v = Signal(len(v_rd.data), name=f"h_v{l}")
-        h_b = Signal(P * layer.acc_bits, name=f"h_b{l}")
+        prev = tok.stages[-2] if len(tok.stages) > 1 else tok.t0
+        pre_hand = prev.valid & (prev.marker | prev.last)
+        m.d.comb += [v_rd.addr.eq(prev.g), v_rd.en.eq(go & pre_hand)]
         if b_rd is not None:
-            m.d.comb += [b_rd.addr.eq(prev["g"]), b_rd.en.eq(go & pre_hand)]
-            with m.If(h_load):
-                m.d.sync += h_b.eq(b_rd.data)
-        with m.If(h_load):
-            m.d.sync += [h_valid.eq(1), h_g.eq(ta["g"]), h_v.eq(v_rd.data)] + \
-                [h.eq(Mux(ta["marker"], a, x)) for h, a, x in zip(h_acc, acc, summed)] + \
+            m.d.comb += [b_rd.addr.eq(prev.g), b_rd.en.eq(go & pre_hand)]
+            with m.If(h.load):
+                m.d.sync += h.b.eq(b_rd.data)
+        with m.If(h.load):
+            m.d.sync += [h.valid.eq(1), h.g.eq(ta.g), h.v.eq(v_rd.data)] + \
+                [x_h.eq(Mux(ta.marker, a, x)) for x_h, a, x in zip(h.acc, acc, summed)] + \
                 [a.eq(0) for a in acc]
 
-        # ---- conv loaders: each conv projection copies its arriving words into its register
-        # vector on its own delay-line port, beside the gather and the replay. The marker of
-        # group 0 waits until the words group 0 needs are in; the loader, one word per cycle,
-        # then stays ahead of the groups, which come at most one per cycle.
-        ctx["active"] = active = Signal(name=f"active{l}")    # the FSM is in layer l
+    def _conv_loaders(self, m, convs, lines, conv_vec, active) -> Value:
+        """Conv loaders: each conv projection copies its arriving words into its register
+        vector on its own delay-line port, beside the gather and the replay. The marker of
+        group 0 waits until the words group 0 needs are in (the value returned); the loader,
+        one word per cycle, then stays ahead of the groups, which come at most one per
+        cycle."""
+        P = self.lanes
         ready_terms = []
         for pp in convs:
             line, vec, eb = lines[pp.index], conv_vec[pp.index], pp.element_bits
@@ -574,17 +827,21 @@ class NetworkCore(CheckedComponent):
             ready_terms.append(done if need is None else (done | (c_loaded >= need)))
             with m.If(~active):
                 m.d.sync += [c_rd.eq(0), c_pf.eq(0), c_arm.eq(0), c_loaded.eq(0)]
-        ctx["conv_ready"] = Cat(*ready_terms).all() if ready_terms else C(1, 1)
+        return Cat(*ready_terms).all() if ready_terms else C(1, 1)
 
-        # ---- conv terms of the group in H: the K-tap kernel over a window of the vector ----
+    def _conv_terms(self, m, l, convs, conv_vec, h, g) -> list:
+        """Conv terms of the group entering H (group ``g``): the K-tap kernel over a window of
+        the vector. Returns each lane's sum of the terms (0 without conv projections)."""
+        P = self.lanes
+        G = ceil(self.net.layers[l].n / P)
         conv_terms = [0] * P
         for pp in convs:
             K = pp.p.weight.shape[0]
             c = (K - 1) // 2
             vec, vw = conv_vec[pp.index], pp.element_bits
             windows = []
-            for g in range(G):
-                items = [vec[g * P + x - c] if 0 <= g * P + x - c < pp.pre.n else C(0, vw)
+            for gi in range(G):
+                items = [vec[gi * P + x - c] if 0 <= gi * P + x - c < pp.pre.n else C(0, vw)
                          for x in range(P + K - 1)]
                 windows.append(Cat(*items))
             # The window is picked as the group enters H and registered beside it, so that
@@ -592,9 +849,9 @@ class NetworkCore(CheckedComponent):
             # A part-select, not an Array: it becomes a continuous assignment, which Icarus
             # evaluates at time 0 even when its inputs never change.
             pick = Signal(len(windows[0]), name=f"pick{pp.index}")
-            m.d.comb += pick.eq(Cat(*windows).word_select(ta["g"], len(windows[0])))
+            m.d.comb += pick.eq(Cat(*windows).word_select(g, len(windows[0])))
             win = Signal(len(windows[0]), name=f"win{pp.index}")
-            with m.If(h_load):
+            with m.If(h.load):
                 m.d.sync += win.eq(pick)
             for lane in range(P):
                 for k in range(K):
@@ -605,196 +862,224 @@ class NetworkCore(CheckedComponent):
                     wc = C(wk, signed(pp.p.w_bits))
                     term = g_val * wc if pp.value_bits else Mux(g_val, wc, 0)
                     conv_terms[lane] = conv_terms[lane] + term
+        return conv_terms
 
-        # ---- B1: current and leak into S; B1b: saturated v_hat into R ----------------------
-        s_g = Signal(gb, name=f"s_g{l}")
-        s_i = [Signal(signed(layer.acc_bits + 3), name=f"s_i{l}_{k}") for k in range(P)]
-        s_u = [Signal(signed(layer.v_bits + 1), name=f"s_u{l}_{k}") for k in range(P)]
-        s_f = Signal(P, name=f"s_f{l}")
-        r_valid = Signal(name=f"r_valid{l}")
-        r_g = Signal(gb, name=f"r_g{l}")
-        r_v = [Signal(signed(layer.v_bits), name=f"r_v{l}_{k}") for k in range(P)]
-        r_f = Signal(P, name=f"r_f{l}")
-        b2_take = Signal(name=f"b2_take{l}")      # R is emptied this cycle
-        m.d.comb += s_take.eq(s_valid & (~r_valid | b2_take))
+    def _current_and_leak(self, m, l, h, s, r, conv_terms, forced):
+        """B1: H's sums plus bias and conv terms (the current), and the leaked membrane, into
+        S (with the group's forced spikes)."""
+        net, P = self.net, self.lanes
+        layer = net.layers[l]
+        m.d.comb += s.take.eq(s.valid & (~r.valid | r.take))
         on_dsp = leak_multipliers(net.layers[1:], P, DSP_BLOCKS.get(self.family))[l - 1]
-        with m.If(h_valid & (~s_valid | s_take)):
-            m.d.sync += [s_valid.eq(1), s_g.eq(h_g)]
-            with m.If(~h_load):
-                m.d.sync += h_valid.eq(0)
+        with m.If(h.valid & (~s.valid | s.take)):
+            m.d.sync += [s.valid.eq(1), s.g.eq(h.g)]
+            with m.If(~h.load):
+                m.d.sync += h.valid.eq(0)
             for lane in range(P):
-                b = h_b[lane * layer.acc_bits:(lane + 1) * layer.acc_bits].as_signed()
-                v = h_v[lane * layer.v_bits:(lane + 1) * layer.v_bits].as_signed()
-                m.d.sync += [s_i[lane].eq(h_acc[lane] + b + conv_terms[lane]),
+                b = h.b[lane * layer.acc_bits:(lane + 1) * layer.acc_bits].as_signed()
+                v = h.v[lane * layer.v_bits:(lane + 1) * layer.v_bits].as_signed()
+                m.d.sync += [s.i[lane].eq(h.acc[lane] + b + conv_terms[lane]),
                              # Arithmetic shift of a signed product: floor, as the contract.
-                             s_u[lane].eq(scale(v, layer.beta, multiplier=on_dsp[lane])
+                             s.u[lane].eq(scale(v, layer.beta, multiplier=on_dsp[lane])
                                           >> layer.beta_shift)]
             if l in forced:
-                m.d.sync += s_f.eq(forced[l].word_select(h_g, P))
-        with m.Elif(s_take):
-            m.d.sync += s_valid.eq(0)
-        with m.If(s_take):
-            m.d.sync += [r_valid.eq(1), r_g.eq(s_g), r_f.eq(s_f)]
-            m.d.sync += [r_v[lane].eq(saturate(s_u[lane] + s_i[lane], layer.v_bits))
-                         for lane in range(P)]
-        with m.Elif(b2_take):
-            m.d.sync += r_valid.eq(0)
+                m.d.sync += s.f.eq(forced[l].word_select(h.g, P))
+        with m.Elif(s.take):
+            m.d.sync += s.valid.eq(0)
 
-        # ---- B2: threshold and reset, offer on `o`, write back, write the delay lines -----
+    def _saturate(self, m, l, s, r):
+        """B1b: the membrane plus the current, saturated to v_bits, into R."""
+        P, layer = self.lanes, self.net.layers[l]
+        with m.If(s.take):
+            m.d.sync += [r.valid.eq(1), r.g.eq(s.g), r.f.eq(s.f)]
+            m.d.sync += [r.v[lane].eq(saturate(s.u[lane] + s.i[lane], layer.v_bits))
+                         for lane in range(P)]
+        with m.Elif(r.take):
+            m.d.sync += r.valid.eq(0)
+
+    def _threshold(self, m, l, r) -> Fired:
+        """B2, threshold and reset: one LIF unit per lane on the group in R. Lanes past the
+        layer's last neuron neither spike nor keep a membrane."""
+        P, layer = self.lanes, self.net.layers[l]
         spikes, emit = Signal(P, name=f"spikes{l}"), Signal(P, name=f"emit{l}")
         v_new = [Signal(signed(layer.v_bits), name=f"vnew{l}_{k}") for k in range(P)]
         for lane in range(P):
             u = LIFUnit(layer, i_width=layer.acc_bits + 3, part="after_saturate",
                         fault="threshold>" if self.fault == "threshold>" else None)
             m.submodules[f"lif{l}_{lane}"] = u
-            live = (r_g * P + lane) < layer.n
-            m.d.comb += [u.v.eq(r_v[lane]), u.i_in.eq(0),
+            live = (r.g * P + lane) < layer.n
+            m.d.comb += [u.v.eq(r.v[lane]), u.i_in.eq(0),
                          spikes[lane].eq(u.spike & live),
-                         emit[lane].eq((u.spike | r_f[lane]) & live),
+                         emit[lane].eq((u.spike | r.f[lane]) & live),
                          v_new[lane].eq(Mux(live, u.v_new, 0))]
+        return Fired(spikes=spikes, emit=emit, v_new=v_new)
+
+    def _offer(self, m, l, r, fired, v_wr, lines, outgoing):
+        """B2, the output: the group's record is offered on ``o``; as it is taken, R empties,
+        the membranes are written back and the emitted spikes are written, as one word, into
+        every delay line that leaves layer l (``outgoing``)."""
+        P = self.lanes
+        G = ceil(self.net.layers[l].n / P)
+        last_layer = l == len(self.net.layers) - 1
         out = self.o.payload
-        with m.If(r_valid):
-            m.d.comb += [self.o.valid.eq(1), out.layer.eq(l), out.index.eq(r_g * P),
-                         out.spike.eq(spikes),
-                         out.last.eq((r_g == G - 1) & last_layer)]
-            m.d.comb += [out.v[lane].eq(v_new[lane]) for lane in range(P)]
+        with m.If(r.valid):
+            m.d.comb += [self.o.valid.eq(1), out.layer.eq(l), out.index.eq(r.g * P),
+                         out.spike.eq(fired.spikes),
+                         out.last.eq((r.g == G - 1) & last_layer)]
+            m.d.comb += [out.v[lane].eq(fired.v_new[lane]) for lane in range(P)]
             with m.If(self.o.ready):
-                m.d.comb += [b2_take.eq(1), v_wr.addr.eq(r_g), v_wr.data.eq(Cat(*v_new)),
+                m.d.comb += [r.take.eq(1), v_wr.addr.eq(r.g), v_wr.data.eq(Cat(*fired.v_new)),
                              v_wr.en.eq(1)]
-                for pp in outgoing[l]:
+                for pp in outgoing:
                     line = lines[pp.index]
-                    m.d.comb += [line.wr_word.eq(r_g), line.wr_data.eq(emit),
+                    m.d.comb += [line.wr_word.eq(r.g), line.wr_data.eq(fired.emit),
                                  line.wr_en.eq(C(-1, P))]
 
-        # The layer ends once B2 has taken its last group: every token came before that
-        # group's hand-off, and its delay-line writes land at that clock edge. Registered.
-        ctx["fin"] = fin = Signal(name=f"fin{l}")
-        with m.If(b2_take & (r_g == G - 1)):
+    def _layer_end(self, m, l, r, active) -> Signal:
+        """The layer ends once B2 has taken its last group: every token came before that
+        group's hand-off, and its delay-line writes land at that clock edge. Registered."""
+        G = ceil(self.net.layers[l].n / self.lanes)
+        fin = Signal(name=f"fin{l}")
+        with m.If(r.take & (r.g == G - 1)):
             m.d.sync += fin.eq(1)
         with m.If(~active):
             m.d.sync += fin.eq(0)
-        return ctx
+        return fin
 
-    def _states(self, m, l, ctx, lines, forced, sh):
+    def _states(self, m, l, path, lines, forced, sh):
         """FSM states of layer l: gather jobs L{l}_J*, the group-0 marker L{l}_M, the replay
         of groups 1..G-1 L{l}_R, and L{l}_W waiting for the pipeline to empty."""
-        net, P = self.net, self.lanes
-        last_layer = l == len(net.layers) - 1
-        nxt_layer = "END" if last_layer else f"L{l + 1}_J0"
-        G, weighted = ctx["G"], ctx["weighted"]
-        go, t0, rq, busy = ctx["go"], ctx["t0"], ctx["rq"], self.busy
-        grp, p_next, n_pairs = sh["grp"], sh["p_next"], sh["n_pairs"]
+        jobs = self._gather_states(m, l, path, lines, sh)
+        self._replay_states(m, l, path, forced, sh, jobs)
+
+    def _gather_states(self, m, l, path, lines, sh) -> int:
+        """The gather states L{l}_J*: one job per dense or taps projection (a taps projection is
+        one job over its whole window). Returns the number of jobs."""
+        P, weighted = self.lanes, path.weighted
         # The word extractor of the gather jobs, one per layer (so that a line's read data
-        # meets only the layer's own lines on its way into W: Fmax): the word prefetched in
-        # the line's read port, and the word W being turned into pairs.
+        # meets only the layer's own lines on its way into W: Fmax).
         xlines = [lines[pp.index] for pp in weighted]
         gx = max([ceil(pp.pre.n / P) for pp in weighted] or [1])
         xmax = max([gx] + [ln.window_capacity for ln in xlines])
         ebx = max([pp.element_bits for pp in weighted] or [1])
-        x_rd = Signal(range(xmax + 1), name=f"x_rd{l}")      # next word or entry to read
-        x_pf, x_pfw = Signal(name=f"x_pf{l}"), Signal(range(max(2, gx)), name=f"x_pfw{l}")
-        x_valid, x_mask = Signal(name=f"x_valid{l}"), Signal(P, name=f"x_mask{l}")
-        x_data, x_word = Signal(P * ebx, name=f"x_data{l}"), Signal(range(max(2, gx)),
-                                                                   name=f"x_word{l}")
-
-        # ---- gather: one job per dense or taps projection -----------------------------------
-        # A taps projection is one job over its whole window (k = None: each word's tap comes
-        # from the line with the word).
-        jobs = [(pp, None if pp.mode == "window" else 0) for pp in ctx["incoming"]
+        # k = None: each word's tap comes from the line with the word.
+        jobs = [(pp, None if pp.mode == "window" else 0) for pp in path.incoming
                 if pp.p.kind != "conv"]
         tmax = max([pp.taps for pp, k in jobs if k is None] or [1])
-        x_tap = Signal(range(tmax), name=f"x_tap{l}")
+        x = Extractor(rd=Signal(range(xmax + 1), name=f"x_rd{l}"),
+                      pf=Signal(name=f"x_pf{l}"),
+                      pfw=Signal(range(max(2, gx)), name=f"x_pfw{l}"),
+                      valid=Signal(name=f"x_valid{l}"), mask=Signal(P, name=f"x_mask{l}"),
+                      data=Signal(P * ebx, name=f"x_data{l}"),
+                      word=Signal(range(max(2, gx)), name=f"x_word{l}"),
+                      tap=Signal(range(tmax), name=f"x_tap{l}"))
         for q, (pp, k) in enumerate(jobs):
-            line = lines[pp.index]
-            eb = pp.element_bits
             nxt = f"L{l}_J{q + 1}" if q + 1 < len(jobs) else f"L{l}_M"
-            data = line.rd_data
             with m.State(f"L{l}_J{q}"):
-                m.d.comb += [busy.eq(1), ctx["active"].eq(1)]
-                if pp.per_lane:     # scan every word; element k comes from its own slot
-                    limit, word, armed = ceil(pp.pre.n / P), x_pfw, C(1, 1)
-                else:               # walk the list of non-zero words of the slot (or of
-                    # the whole window of taps). Its count has been stable since the line
-                    # advanced (the last write landed before the previous layer ended).
-                    limit, word, armed = line.rd_count, line.rd_word_out, C(1, 1)
-                low = lowest_set(m, x_mask, f"low{l}_{q}")
-                mask_next = Signal(P, name=f"mask_next{l}_{q}")
-                m.d.comb += mask_next.eq(x_mask & ~(C(1, P) << low)[:P])
-                # W empties with this emission when it holds at most one bit: x & (x - 1) is
-                # a carry chain, shallower than the priority encoder (Fmax).
-                single = Signal(name=f"single{l}_{q}")
-                m.d.comb += single.eq((x_mask & (x_mask - 1)[:P]) == 0)
-                empties = ~x_valid | single
-                take = x_pf & empties & go
-                done = armed & (x_rd == limit) & ~x_pf & empties
-                emits = go & x_valid & x_mask.any()
-                # The layer's very last pair hands group 0 off itself (no marker cycle) when
-                # the conv loaders are ready by then.
-                final = Signal(name=f"final{l}_{q}")
-                if q == len(jobs) - 1:
-                    m.d.comb += final.eq(done & emits & ctx["conv_ready"])
-                with m.If(emits):
-                    # Counted as they are found, so that the replay may start right after.
-                    m.d.sync += [n_pairs.eq(n_pairs + 1), sh["left"].eq(sh["left"] + 1),
-                                 t0["index"].eq(n_pairs)]
-                    taps_g = pp.taps * G
-                    # Constant multiplies as shifted adds: a multiplier block here sat on the
-                    # ECP5 critical path (docs/hardware.md#timing).
-                    tap = scale(x_tap, G, multiplier=False) if k is None else k * G
-                    base = scale(x_word, P * taps_g, multiplier=False) + \
-                        scale(low, taps_g, multiplier=False) + tap
-                    m.d.sync += [t0["valid"].eq(1), t0["marker"].eq(0), t0["last"].eq(final),
-                                 t0["g"].eq(0), t0["new"].eq(1), t0["base"].eq(base),
-                                 t0["tag"].eq(weighted.index(pp))]
-                    if pp.value_bits:
-                        m.d.sync += t0["val"].eq(x_data.word_select(low, eb))
-                    elif ctx["vb"]:
-                        m.d.sync += t0["val"].eq(1)
-                with m.If(go):
-                    with m.If(take):
-                        nz = Cat(*[data[e * eb:(e + 1) * eb].any() for e in range(P)])
-                        m.d.sync += [x_valid.eq(1), x_mask.eq(nz),
-                                     x_data.eq(data), x_word.eq(word)]
-                        if k is None:
-                            m.d.sync += x_tap.eq(line.rd_tap)
-                    with m.Elif(x_valid):
-                        m.d.sync += x_mask.eq(mask_next)
-                        with m.If(single):
-                            m.d.sync += x_valid.eq(0)
-                issue = go & armed & (~x_pf | take) & (x_rd < limit)
-                m.d.comb += [line.rd_en.eq(issue), line.rd_word.eq(x_rd)]
-                with m.If(issue):
-                    m.d.sync += [x_rd.eq(x_rd + 1), x_pf.eq(1), x_pfw.eq(x_rd)]
-                with m.Elif(take):
-                    m.d.sync += x_pf.eq(0)
-                with m.If(go & done):
-                    m.d.sync += [x_rd.eq(0), x_pf.eq(0), x_valid.eq(0)]
-                    with m.If(final):
-                        m.d.sync += grp.eq(1)
-                        m.next = f"L{l}_R" if G > 1 else f"L{l}_W"
-                    with m.Else():
-                        m.next = nxt
+                self._gather_job(m, l, q, pp, k, q == len(jobs) - 1, nxt, path, x,
+                                 lines[pp.index], sh)
+        return len(jobs)
 
-        # ---- the marker of group 0, then the replay of groups 1..G-1 -----------------------
+    def _gather_job(self, m, l, q, pp, k, last_job, nxt, path, x, line, sh):
+        """Gather job q of layer l (in its state): read the arriving words of projection pp
+        from its delay line and turn each non-zero element into a pair (weight row, value),
+        one per cycle, into T0."""
+        P, G, busy = self.lanes, path.G, self.busy
+        go, t0 = path.tokens.go, path.tokens.t0
+        grp, n_pairs = sh.grp, sh.n_pairs
+        eb = pp.element_bits
+        data = line.rd_data
+        m.d.comb += [busy.eq(1), path.active.eq(1)]
+        if pp.per_lane:     # scan every word; element k comes from its own slot
+            limit, word, armed = ceil(pp.pre.n / P), x.pfw, C(1, 1)
+        else:               # walk the list of non-zero words of the slot (or of
+            # the whole window of taps). Its count has been stable since the line
+            # advanced (the last write landed before the previous layer ended).
+            limit, word, armed = line.rd_count, line.rd_word_out, C(1, 1)
+        low = lowest_set(m, x.mask, f"low{l}_{q}")
+        mask_next = Signal(P, name=f"mask_next{l}_{q}")
+        m.d.comb += mask_next.eq(x.mask & ~(C(1, P) << low)[:P])
+        # W empties with this emission when it holds at most one bit: x & (x - 1) is
+        # a carry chain, shallower than the priority encoder (Fmax).
+        single = Signal(name=f"single{l}_{q}")
+        m.d.comb += single.eq((x.mask & (x.mask - 1)[:P]) == 0)
+        empties = ~x.valid | single
+        take = x.pf & empties & go
+        done = armed & (x.rd == limit) & ~x.pf & empties
+        emits = go & x.valid & x.mask.any()
+        # The layer's very last pair hands group 0 off itself (no marker cycle) when
+        # the conv loaders are ready by then.
+        final = Signal(name=f"final{l}_{q}")
+        if last_job:
+            m.d.comb += final.eq(done & emits & path.conv_ready)
+        with m.If(emits):
+            # Counted as they are found, so that the replay may start right after.
+            m.d.sync += [n_pairs.eq(n_pairs + 1), sh.left.eq(sh.left + 1),
+                         t0.index.eq(n_pairs)]
+            taps_g = pp.taps * G
+            # Constant multiplies as shifted adds: a multiplier block here sat on the
+            # ECP5 critical path (docs/hardware.md#timing).
+            tap = scale(x.tap, G, multiplier=False) if k is None else k * G
+            base = scale(x.word, P * taps_g, multiplier=False) + \
+                scale(low, taps_g, multiplier=False) + tap
+            m.d.sync += [t0.valid.eq(1), t0.marker.eq(0), t0.last.eq(final),
+                         t0.g.eq(0), t0.new.eq(1), t0.base.eq(base),
+                         t0.tag.eq(path.weighted.index(pp))]
+            if pp.value_bits:
+                m.d.sync += t0.val.eq(x.data.word_select(low, eb))
+            elif path.fetch.value_bits:
+                m.d.sync += t0.val.eq(1)
+        with m.If(go):
+            with m.If(take):
+                nz = Cat(*[data[e * eb:(e + 1) * eb].any() for e in range(P)])
+                m.d.sync += [x.valid.eq(1), x.mask.eq(nz),
+                             x.data.eq(data), x.word.eq(word)]
+                if k is None:
+                    m.d.sync += x.tap.eq(line.rd_tap)
+            with m.Elif(x.valid):
+                m.d.sync += x.mask.eq(mask_next)
+                with m.If(single):
+                    m.d.sync += x.valid.eq(0)
+        issue = go & armed & (~x.pf | take) & (x.rd < limit)
+        m.d.comb += [line.rd_en.eq(issue), line.rd_word.eq(x.rd)]
+        with m.If(issue):
+            m.d.sync += [x.rd.eq(x.rd + 1), x.pf.eq(1), x.pfw.eq(x.rd)]
+        with m.Elif(take):
+            m.d.sync += x.pf.eq(0)
+        with m.If(go & done):
+            m.d.sync += [x.rd.eq(0), x.pf.eq(0), x.valid.eq(0)]
+            with m.If(final):
+                m.d.sync += grp.eq(1)
+                m.next = f"L{l}_R" if G > 1 else f"L{l}_W"
+            with m.Else():
+                m.next = nxt
+
+    def _replay_states(self, m, l, path, forced, sh, jobs):
+        """The marker of group 0 (L{l}_M; L{l}_J0 for a layer without gather jobs), the replay
+        of groups 1..G-1 (L{l}_R) and L{l}_W, which waits for the last group to be fired."""
+        G, busy = path.G, self.busy
+        go, t0, rq = path.tokens.go, path.tokens.t0, path.tokens.rq
+        grp, p_next, n_pairs = sh.grp, sh.p_next, sh.n_pairs
+        nxt_layer = "END" if l == len(self.net.layers) - 1 else f"L{l + 1}_J0"
         after_m = f"L{l}_R" if G > 1 else f"L{l}_W"
         with m.State(f"L{l}_M" if jobs else f"L{l}_J0"):
-            m.d.comb += [busy.eq(1), ctx["active"].eq(1)]
-            with m.If(go & ctx["conv_ready"]):
-                m.d.sync += [t0["valid"].eq(1), t0["marker"].eq(1), t0["last"].eq(0),
-                             t0["g"].eq(0), t0["new"].eq(0), grp.eq(1)]
+            m.d.comb += [busy.eq(1), path.active.eq(1)]
+            with m.If(go & path.conv_ready):
+                m.d.sync += [t0.valid.eq(1), t0.marker.eq(1), t0.last.eq(0),
+                             t0.g.eq(0), t0.new.eq(0), grp.eq(1)]
                 m.next = after_m
         if G > 1:
             with m.State(f"L{l}_R"):
-                m.d.comb += [busy.eq(1), ctx["active"].eq(1)]
-                if weighted:
-                    m.d.comb += [ctx["pr_rd"].addr.eq(p_next), ctx["pr_rd"].en.eq(go)]
+                m.d.comb += [busy.eq(1), path.active.eq(1)]
+                if path.fetch is not None:
+                    m.d.comb += [path.fetch.rd.addr.eq(p_next), path.fetch.rd.en.eq(go)]
                 # A group is its E pairs, the last one flagged, or one marker when E = 0.
                 # `left` counts down, so the test is shallow (Fmax).
-                left = sh["left"]
+                left = sh.left
                 ends = (n_pairs == 0) | (left == 1)
                 with m.If(go):
-                    m.d.sync += [rq["valid"].eq(1), rq["marker"].eq(n_pairs == 0),
-                                 rq["last"].eq((n_pairs != 0) & ends), rq["g"].eq(grp)]
+                    m.d.sync += [rq.valid.eq(1), rq.marker.eq(n_pairs == 0),
+                                 rq.last.eq((n_pairs != 0) & ends), rq.g.eq(grp)]
                     with m.If(ends):
                         m.d.sync += [p_next.eq(0), left.eq(n_pairs)]
                         with m.If(grp == G - 1):
@@ -805,11 +1090,11 @@ class NetworkCore(CheckedComponent):
                         m.d.sync += [p_next.eq(p_next + 1), left.eq(left - 1)]
 
         with m.State(f"L{l}_W"):
-            m.d.comb += [busy.eq(1), ctx["active"].eq(1)]
+            m.d.comb += [busy.eq(1), path.active.eq(1)]
             # Every group has been fired and written to the delay lines before the next
             # layer gathers them (`fin` is registered, see the datapath).
-            with m.If(ctx["fin"]):
+            with m.If(path.fin):
                 if l in forced:
                     m.d.sync += forced[l].eq(0)
-                m.d.sync += [grp.eq(0), n_pairs.eq(0), p_next.eq(0), sh["left"].eq(0)]
+                m.d.sync += [grp.eq(0), n_pairs.eq(0), p_next.eq(0), sh.left.eq(0)]
                 m.next = nxt_layer
