@@ -387,6 +387,7 @@ def build_schedule(net: Network, board_name: str = "icebreaker", *, build_dir: s
     offset: ``iceprog -o 1M weights.bin``."""
     b = board(board_name)
     core_knobs.setdefault("family", b.family)
+    core_knobs.setdefault("device", b.chip)
     top = ScheduleTop(net, schedule, step_hz=step_hz, show=show, **core_knobs)
     result = build(top, b.platform(), build_dir=build_dir, seed=seed,
                    timing_allow_fail=timing_allow_fail)

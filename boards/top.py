@@ -178,6 +178,7 @@ def host_top(net, board_name: str, *, lanes: int = 1, memories: dict | None = No
     b = board(board_name)
     baud = b.uart_baud if baud is None else int(baud)
     core_knobs.setdefault("family", b.family)
+    core_knobs.setdefault("device", b.chip)
 
     def make_inner(clk_hz: float):
         return HostLink.around(net, divisor=uart_divisor(clk_hz, baud),

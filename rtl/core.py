@@ -48,7 +48,8 @@ from amaranth.lib.wiring import In, Out
 from model.ir import Network
 from .checked import CheckedComponent
 from .delay_line import DelayLine
-from .families import DSP_BLOCKS, FAMILIES, ram_style
+from .devices import target
+from .families import FAMILIES, ram_style
 from .interface import step_in_layout, step_out_layout
 from .logic import lowest_set
 from .memplan import (STREAMED, ProjPlan, has_bias, load_image, load_width, memory_bits,
@@ -235,10 +236,13 @@ class NetworkCore(CheckedComponent):
     family, each is split into banks of one block RAM's depth whose outputs are registered
     before they are selected, so that a block RAM's slow output never meets a multiplexer in
     the same cycle (Fmax; the behaviour and the cycle counts do not change). ``bank_depth``
-    sets the bank depth directly.
+    sets the bank depth directly. ``device`` (a name of :data:`rtl.devices.DEVICES`) plans the
+    core for that device: its family, its block RAM and SPRAM budget for the automatic memory
+    kinds and its multiplier blocks for the leaks; with only a family, the largest device of
+    the family is assumed (:func:`rtl.devices.target`).
 
     ``memories`` sets the kind of weight arrays by name (:func:`memory_kinds`; the others are
-    automatic for ``family``). Weight arrays in SPRAM start empty: the core then has a ``wl``
+    automatic for the device). Weight arrays in SPRAM start empty: the core then has a ``wl``
     In stream (words of ``load_width`` bits) and, after its first reset, takes the
     :meth:`load_image` words on it before it accepts any input. The SPRAM keeps its contents
     across later resets, so the load happens once per configuration. ``spram_cells`` builds
@@ -259,7 +263,7 @@ class NetworkCore(CheckedComponent):
     def check_args(cls, net: Network, *, lanes: int = 1, fault: Fault = None,
                    family: str | None = None, bank_depth: int | None = None,
                    memories: dict[str, str] | None = None, spram_cells: bool | None = None,
-                   loaded_cells: bool | None = None) -> None:
+                   loaded_cells: bool | None = None, device: str | None = None) -> None:
         supported(net, lanes=lanes)
         if fault not in (None, "delay+1", "threshold>"):
             raise ValueError(f"fault must be None, 'delay+1' or 'threshold>', got {fault!r}")
@@ -268,18 +272,21 @@ class NetworkCore(CheckedComponent):
                              f"got {family!r}")
         if bank_depth is not None and (bank_depth < 1 or bank_depth & (bank_depth - 1)):
             raise ValueError(f"bank_depth must be a power of two, got {bank_depth!r}")
-        memory_kinds(net, lanes=lanes, family=family, memories=memories)
+        memory_kinds(net, lanes=lanes, family=family, memories=memories, device=device)
 
     def __init__(self, net: Network, *, lanes: int = 1, fault: Fault = None,
                  family: str | None = None, bank_depth: int | None = None,
                  memories: dict[str, str] | None = None, spram_cells: bool | None = None,
-                 loaded_cells: bool | None = None):
+                 loaded_cells: bool | None = None, device: str | None = None):
+        #: The device planned for (None: generic Verilog for simulation).
+        self.device = target(family, device)
+        family = self.device.family if self.device is not None else None
         self.net, self.lanes, self.fault, self.family = net, lanes, fault, family
         self.bank_depth = bank_depth
         self.memories = dict(memories or {})
         self.spram_cells = spram_cells
         self.loaded_cells = loaded_cells
-        self.kinds = memory_kinds(net, lanes=lanes, family=family, memories=memories)
+        self.kinds = memory_kinds(net, lanes=lanes, memories=memories, device=self.device)
         ports = {
             "i": In(stream.Signature(step_in_layout(net))),
             "o": Out(stream.Signature(step_out_layout(net, lanes))),
@@ -870,7 +877,8 @@ class NetworkCore(CheckedComponent):
         net, P = self.net, self.lanes
         layer = net.layers[l]
         m.d.comb += s.take.eq(s.valid & (~r.valid | r.take))
-        on_dsp = leak_multipliers(net.layers[1:], P, DSP_BLOCKS.get(self.family))[l - 1]
+        budget = None if self.device is None else self.device.dsp
+        on_dsp = leak_multipliers(net.layers[1:], P, budget)[l - 1]
         with m.If(h.valid & (~s.valid | s.take)):
             m.d.sync += [s.valid.eq(1), s.g.eq(h.g)]
             with m.If(~h.load):

@@ -3,8 +3,8 @@
 One :class:`Device` per device, keyed in :data:`DEVICES` by its part name without speed grade
 or package (those are the board's: :attr:`boards.catalog.Board.device`). The per-family
 geometry (block RAM configurations, SPRAM shape, memory kinds) is :mod:`rtl.families`'s; the
-numbers here are counts of blocks. Planning for one device asks ``DEVICES[name]``; the
-family-wide defaults of :mod:`rtl.families` are :func:`largest` of each family.
+numbers here are counts of blocks. Planning for one device asks :func:`target` (a board's
+device, or the largest device of a family when only the family is known).
 
 Sources. iCE40UP5K: the iCE40 UltraPlus data sheet (5280 LUT4, 30 EBR of 4 kbit, 4 SPRAM of
 256 kbit, 8 DSP). ECP5 (FPGA-DS-02012, table 1.1): 12F 12K LUT / 32 EBR / 28 18x18

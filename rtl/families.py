@@ -1,13 +1,16 @@
-"""Memory geometry of the FPGA families the project targets (no Amaranth, no numpy)."""
+"""Memory geometry of the FPGA families the project targets (no Amaranth, no numpy).
+
+What one device holds (LUTs, block RAMs, SPRAM, multipliers) is :mod:`rtl.devices`'s; this
+module knows how a family's memories are shaped and what Yosys makes of a memory."""
 
 from __future__ import annotations
 
 from math import ceil
 
-from .devices import Device, largest
+from .devices import Device
 
-__all__ = ["FAMILIES", "KINDS", "SPRAM", "DEVICE_MEMORIES", "DEVICE_NAMES", "DSP_BLOCKS",
-           "LOADED_AUTO_BITS", "block_config", "blocks_of", "device_bits", "ram_bits", "ram_style"]
+__all__ = ["FAMILIES", "KINDS", "SPRAM", "LOADED_AUTO_BITS", "block_config", "blocks_of",
+           "ram_bits", "ram_style"]
 
 #: Block RAM of each family: (bits per block, [(depth, width) configurations]).
 FAMILIES = {
@@ -35,30 +38,9 @@ LOADED_AUTO_BITS = 1 << 22
 #: Geometry of one iCE40 UltraPlus SPRAM block: (depth, width).
 SPRAM = (16384, 16)
 
-#: The family-wide budgets below are those of the largest device of each family that the boards
-#: carry (:func:`rtl.devices.largest`: iCE40UP5K, ECP5-85F); a plan for one device reads
-#: :data:`rtl.devices.DEVICES` instead.
-_LARGEST = {family: largest(family) for family in FAMILIES}
-
-#: Multiplier blocks of the largest device of each family (SB_MAC16, ECP5 18x18 multipliers).
-DSP_BLOCKS = {family: d.dsp for family, d in _LARGEST.items()}
-
-#: Memories of the largest device of each family, for the automatic choice of memory kinds:
-#: (block RAMs, SPRAM blocks).
-DEVICE_MEMORIES = {family: (d.bram, d.spram) for family, d in _LARGEST.items()}
-
-#: The device :data:`DEVICE_MEMORIES` describes, per family (as messages name it).
-DEVICE_NAMES = {family: d.label for family, d in _LARGEST.items()}
-
-
 def ram_bits(device: Device) -> int:
     """Bits of on-chip RAM (block RAM plus SPRAM) of ``device``."""
     return device.bram * FAMILIES[device.family][0] + device.spram * SPRAM[0] * SPRAM[1]
-
-
-def device_bits(family: str) -> int:
-    """Bits of on-chip RAM (block RAM plus SPRAM) of the largest device of ``family``."""
-    return ram_bits(_LARGEST[family])
 
 
 def block_config(family: str, depth: int, width: int) -> tuple[int, int]:

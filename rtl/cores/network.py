@@ -20,7 +20,8 @@ class NetworkCoreSpec(Core):
     component = NetworkCore
     name = "network"
     summary = "every IR network (rtl.core)"
-    knobs = ("family", "fault", "bank_depth", "memories", "spram_cells", "loaded_cells")
+    knobs = ("family", "device", "fault", "bank_depth", "memories", "spram_cells",
+             "loaded_cells")
     default_lanes = 1
     measure = "model"
 
