@@ -3,8 +3,9 @@
 :func:`board_fit` adds what the host link costs around a core (:data:`LINK`) to an
 :class:`rtl.cost.Estimate` and compares every resource with the board's device
 (:attr:`boards.catalog.Board.fpga`, one record per device, so a ULX3S-12F is judged as a 12F).
-Each resource gets a verdict: ``fits``, ``tight`` (fits with less than :data:`MARGIN` of the
-device left, so place and route may still fail) or ``does not fit``; the design's verdict is the
+Each resource gets a verdict: ``fits``, ``tight`` (logic that fits with less than :data:`MARGIN`
+of the device's LUTs left, so place and route may still fail; hard blocks — block RAM, SPRAM,
+multipliers — fit until every one is used) or ``does not fit``; the design's verdict is the
 worst of them.
 """
 
@@ -19,8 +20,11 @@ from .report import LINK_LUT
 
 __all__ = ["MARGIN", "LINK", "Need", "Fit", "board_fit", "VERDICTS"]
 
-#: A resource used above ``1 - MARGIN`` of the device's is ``tight``.
+#: Logic above ``1 - MARGIN`` of the device's LUTs is ``tight``.
 MARGIN = 0.10
+
+#: The resources that can be ``tight`` (the others are discrete blocks: all of them fit).
+ROUTED = ("lut",)
 
 #: Verdicts from best to worst.
 VERDICTS = ("fits", "tight", "does not fit")
@@ -49,7 +53,7 @@ class Need:
     def verdict(self) -> str:
         if self.used > self.available:
             return "does not fit"
-        if self.used > (1 - MARGIN) * self.available:
+        if self.resource in ROUTED and self.used > (1 - MARGIN) * self.available:
             return "tight"
         return "fits"
 

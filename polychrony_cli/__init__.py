@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (UserError, IRError, UnsupportedNetwork, CosimError, BuildError, ValueError) as e:
         error(str(e))
-        return 2
+        return getattr(e, "status", 2)
     except KeyboardInterrupt:
         error("interrupted")
         return 130

@@ -29,7 +29,8 @@ from typing import Callable
 
 from model.ir import Network
 
-__all__ = ["CLOCK_MARGIN", "MEASURE_PER_CORE", "Candidate", "Choice", "clock_for", "choose"]
+__all__ = ["CLOCK_MARGIN", "MEASURE_PER_CORE", "Candidate", "Choice", "clock_for", "choose",
+           "table"]
 
 #: The clock is set this much below the expected Fmax.
 CLOCK_MARGIN = 0.05
@@ -101,6 +102,22 @@ class Choice:
     def best(self) -> Candidate | None:
         return self.ranked[0] if self.ranked else None
 
+    def nowhere(self, board) -> str:
+        """Why nothing was ranked, in one line: the configuration that came closest and the
+        resource it lacks most, or the cores' reasons when none supports the network."""
+        planned = [c for c in self.dropped if c.fit is not None and not c.fit.fits]
+        if planned:
+            def worst(c):
+                return max(n.share for n in c.fit.failing)
+            c = min(planned, key=worst)
+            n = c.fit.failing[0]
+            return (f"fits nowhere on the {board.name} ({board.fpga.label}): the closest "
+                    f"configuration ({c.label}) needs {n.label} {n.used:,} of {n.available:,} "
+                    f"({n.used - n.available:,} over)")
+        reasons = sorted({c.dropped for c in self.dropped if c.dropped})
+        return (f"no core can be built for it on the {board.name}: " + "; ".join(reasons[:3])
+                + (f" (and {len(reasons) - 3} more)" if len(reasons) > 3 else ""))
+
     def to_json(self) -> dict:
         return {"ranked": [c.to_json() for c in self.ranked],
                 "dropped": [c.to_json() for c in self.dropped]}
@@ -155,6 +172,10 @@ def choose(net: Network, board_name: str, work, *, core: str | None = None,
     cands: list[Candidate] = []
     for name in ([core] if core else registry):
         spec = CORES[name]
+        if memories and "memories" not in spec.knobs:
+            cands.append(Candidate(name, lanes or spec.default_lanes,
+                                   dropped="places its weight memories itself (--memory given)"))
+            continue
         if spec.families is not None and b.family not in spec.families:
             cands.append(Candidate(name, lanes or spec.default_lanes,
                                    dropped=f"built for {', '.join(spec.families)} only"))
@@ -226,3 +247,29 @@ def choose(net: Network, board_name: str, work, *, core: str | None = None,
     dropped = [c for c in cands if c.dropped]
     # Slower lane counts of a model core are kept in the ranking (the table shows the best).
     return Choice(ranked, dropped)
+
+
+def table(choice: Choice, *, top: int = 8) -> list[str]:
+    """The ranking for people: the ``top`` candidates, then how many were dropped and why."""
+    lines = [f"  {'#':>2}  {'configuration':<30} {'LUT4':>7} {'BRAM':>5} {'verdict':<12} "
+             f"{'clock':>6} {'cycles/step':>11} {'samples/s':>10}"]
+    for k, c in enumerate(choice.ranked[:top], 1):
+        e = c.estimate
+        lines.append(f"  {k:>2}  {c.label:<30} {e.lut + _link_lut(c):>7,} "
+                     f"{sum(e.blocks.values()):>5} {c.fit.verdict:<12} {c.clock_mhz:>6.1f} "
+                     f"{e.cycles_per_step:>11,.0f} {c.samples_per_s:>10,.1f}")
+    if len(choice.ranked) > top:
+        lines.append(f"      ... {len(choice.ranked) - top} more that fit, slower")
+    reasons: dict[str, list[str]] = {}
+    for c in choice.dropped:
+        key = c.dropped.split(":")[0] if c.dropped else "?"
+        reasons.setdefault(key, []).append(c.label)
+    for why, labels in sorted(reasons.items()):
+        shown = ", ".join(labels[:4]) + (f" and {len(labels) - 4} more" if len(labels) > 4
+                                          else "")
+        lines.append(f"  dropped ({why}): {shown}")
+    return lines
+
+
+def _link_lut(c: Candidate) -> int:
+    return next(n.used for n in c.fit.needs if n.resource == "lut") - c.estimate.lut

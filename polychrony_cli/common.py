@@ -3,6 +3,7 @@ network, the inputs and the knobs a user passes."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from contextlib import contextmanager
@@ -20,7 +21,12 @@ BOARDS = tuple(BOARD_CATALOG)
 
 
 class UserError(Exception):
-    """A problem the user can fix; printed without a traceback."""
+    """A problem the user can fix; printed without a traceback, exit ``status`` (2 unless
+    said otherwise)."""
+
+    def __init__(self, message: str, *, status: int = 2):
+        super().__init__(message)
+        self.status = status
 
 
 def error(msg: str) -> None:
@@ -116,13 +122,33 @@ def check_supported(net, lanes: int = 1, core: str = "network") -> None:
     core_named(core).check(net, lanes=lanes)
 
 
-def add_core_arguments(p) -> None:
+def add_core_arguments(p, *, auto: bool = False) -> None:
+    """``--core`` and ``--rows`` (with ``auto``: ``--core auto`` is the default and ``--lanes``
+    is added, default ``auto``: the tool chooses, see :mod:`polychrony_cli.choose`)."""
     from rtl.cores import CORES
-    p.add_argument("--core", choices=tuple(CORES), default="network",
-                   help="; ".join(f"{name}: {spec.summary}" for name, spec in CORES.items()))
+    choices = (("auto",) if auto else ()) + tuple(CORES)
+    p.add_argument("--core", choices=choices, default="auto" if auto else "network",
+                   help=("auto: the fastest configuration that fits the board; " if auto
+                         else "") +
+                        "; ".join(f"{name}: {spec.summary}" for name, spec in CORES.items()))
+    if auto:
+        p.add_argument("--lanes", type=_lanes, default="auto",
+                       help="neurons updated per cycle, or auto (the fastest that fits)")
     p.add_argument("--rows", action="append", metavar="LAYER=R",
                    help="stack core: weight rows layer LAYER (>= 2) adds per cycle, 1-8 "
                         "(repeatable; default by layer width)")
+
+
+def _lanes(text: str):
+    if text == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or auto, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def parse_rows(args) -> dict | None:
@@ -130,6 +156,8 @@ def parse_rows(args) -> dict | None:
     if not args.rows:
         return None
     from rtl.cores import CORES
+    if args.core == "auto":
+        raise UserError("--rows applies to the stack core: give --core stack with it")
     if "rows" not in CORES[args.core].knobs:
         takers = [name for name, spec in CORES.items() if "rows" in spec.knobs]
         raise UserError(f"--rows does not apply to the {args.core} core (use "
@@ -154,3 +182,11 @@ def workload_for(args, net, *, given: bool):
         return None, (f"{args.steps} steps of random stimulus (no workload beside the IR: "
                       f"{workload_path(args.net)})")
     return wl, f"the workload beside the IR: {wl.describe()}"
+
+
+def check_memories(net, board, memories: dict) -> None:
+    """Refuse ``--memory`` choices that name no weight array, an unknown kind or a kind the
+    board's device lacks (``ValueError`` naming the array), before anything is planned."""
+    if memories:
+        from rtl.memplan import memory_kinds
+        memory_kinds(net, lanes=1, memories=memories, device=board.fpga)

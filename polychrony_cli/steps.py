@@ -118,16 +118,28 @@ def cosim(net, x, forced, steps: int, simulator: str, work: Path, seed: int, *,
 def estimate_on_board(net, board_name: str, *, lanes: int, steps: int, seed: int,
                       vectors: str | None = None, memories: dict | None = None,
                       core: str = "network", work_dir: Path | None = None, rows=None,
-                      inputs: np.ndarray | None = None, workload=None):
-    """(board, estimate) of ``net`` on ``board_name``; the cycles come from every sample of
-    ``workload`` (a :class:`model.ir.Workload`), else of ``inputs`` (``(S, T, n0)``), else
-    ``vectors``, else ``steps`` of random stimulus."""
+                      inputs: np.ndarray | None = None, workload=None,
+                      clock_mhz: float | None = None):
+    """(board, estimate) of ``net`` on ``board_name`` at ``clock_mhz`` (default the board's
+    core clock); the cycles come from every sample of ``workload`` (a
+    :class:`model.ir.Workload`), else of ``inputs`` (``(S, T, n0)``), else ``vectors``, else
+    ``steps`` of random stimulus."""
     from boards.catalog import board
     from rtl.cores import core as core_named
-    from sim.randnet import random_stimulus
-
-
     b = board(board_name)
+    work = samples_of(net, steps=steps, seed=seed, vectors=vectors, inputs=inputs,
+                      workload=workload)
+    return b, estimate_core(core_named(core), net, work, device=b.fpga,
+                            clock_mhz=clock_mhz or b.sync_mhz, lanes=lanes, work_dir=work_dir,
+                            memories=memories or None, rows=rows)
+
+
+def samples_of(net, *, steps: int, seed: int, vectors: str | None = None,
+               inputs: np.ndarray | None = None, workload=None) -> list[tuple]:
+    """The samples a step runs, as ``(x, forced, steps)``: every sample of ``workload`` (a
+    :class:`model.ir.Workload`), else of ``inputs`` (``(S, T, n0)``), else the bundle at
+    ``vectors``, else ``steps`` of random stimulus drawn from ``seed``."""
+    from sim.randnet import random_stimulus
     work = None
     if workload is not None:
         work = [(*workload.sample(i), workload.steps) for i in range(workload.samples)]
@@ -146,8 +158,7 @@ def estimate_on_board(net, board_name: str, *, lanes: int, steps: int, seed: int
     if work is None:
         T = len(x) if x is not None and len(x) else steps
         work = [(x, forced, T)]
-    return b, estimate_core(core_named(core), net, work, device=b.fpga, clock_mhz=b.sync_mhz,
-                            lanes=lanes, work_dir=work_dir, memories=memories or None, rows=rows)
+    return work
 
 
 def estimate_rows(b, est) -> list[tuple[str, str]]:
@@ -159,7 +170,8 @@ def estimate_rows(b, est) -> list[tuple[str, str]]:
     blocks = sum(est.blocks.values())
     off = sum(est.offchip.values())
     return [
-        ("board", f"{b.name} ({b.device}, core clock {b.sync_mhz:g} MHz), lanes {est.lanes}"),
+        ("board", f"{b.name} ({b.device}, core clock {est.clock_mhz:g} MHz), lanes "
+                  f"{est.lanes}"),
         ("memory", f"{sum(est.memory_bits.values()) - off:,} bits in {blocks} blocks "
                    f"(device: {r['bram']})" + (
                        f", {sum(est.spram.values())} SPRAM (device: {r.get('spram', 0)})"
@@ -171,14 +183,15 @@ def estimate_rows(b, est) -> list[tuple[str, str]]:
         ("cycles/step", f"{est.cycles_per_step:.0f} mean, {est.cycles_max} max "
                         f"over {est.steps_per_sample} steps"),
         ("speed", f"{est.steps_per_s:,.0f} steps/s, {est.samples_per_s:,.1f} samples/s "
-                  f"at {b.sync_mhz:g} MHz"),
+                  f"at {est.clock_mhz:g} MHz"),
         ("fit", board_fit(est, b).line()),
     ]
 
 
 def build_bitstream(net, board: str, out: Path, *, lanes: int = 1,
                     memories: dict | None = None, clock_hz: float | None = None,
-                    baud: int | None = None, core: str = "network", rows=None):
+                    baud: int | None = None, core: str = "network", rows=None,
+                    timing_allow_fail: bool = False):
     """The host-link bitstream of ``net`` for ``board`` (see boards.top.build_board)."""
     from boards.top import build_board
     if board not in BOARDS:
@@ -186,7 +199,8 @@ def build_bitstream(net, board: str, out: Path, *, lanes: int = 1,
     from rtl.cores import core as core_named
     return build_board(net, board, build_dir=out / board, lanes=lanes, memories=memories or None,
                        clock_hz=clock_hz, baud=baud, core=core, rows=rows,
-                       nextpnr_opts=core_named(core).nextpnr_opts)
+                       nextpnr_opts=core_named(core).nextpnr_opts,
+                       timing_allow_fail=timing_allow_fail)
 
 
 def build_json(res) -> dict:

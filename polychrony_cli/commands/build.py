@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..common import (BOARDS, UserError, add_core_arguments, check_supported, load_inputs,
-                      load_net, parse_memories, parse_rows, workload_for)
-from ..steps import build_bitstream, build_json, estimate_on_board
+import sys
+
+from ..common import (BOARDS, UserError, add_core_arguments, check_memories, check_supported,
+                      load_inputs, load_net, parse_memories, parse_rows, workload_for)
+from ..steps import build_bitstream, build_json, samples_of
 
 __all__ = ["add_parser"]
 
@@ -17,15 +19,19 @@ def add_parser(sub) -> None:
     p = sub.add_parser("build", help="synthesise, place and route a bitstream for a board")
     p.add_argument("net")
     p.add_argument("--board", default="icebreaker", choices=BOARDS)
-    add_core_arguments(p)
-    p.add_argument("--lanes", type=int, default=1, help="neurons updated per cycle")
+    add_core_arguments(p, auto=True)
     p.add_argument("-o", "--output", default="build")
     p.add_argument("--memory", action="append", metavar="NAME=KIND",
                    help="memory kind of a weight array: block, spram (iCE40; loaded from the "
                         "configuration flash), lut (repeatable; e.g. proj0.weights=spram; "
                         "default automatic)")
     p.add_argument("--clock-mhz", type=float,
-                   help="the core's clock (a PLL makes it; default: the board's)")
+                   help="the core's clock (a PLL makes it; default: the core's expected Fmax "
+                        "less 5 %%, and once lower, at what the report supports, when timing "
+                        "is missed)")
+    p.add_argument("--tries", type=int, default=3,
+                   help="configurations to try, best first, when place and route fails or "
+                        "timing cannot be met (default 3)")
     p.add_argument("--baud", type=int, help="host-link baud rate (default: the board's)")
     p.add_argument("--vectors", help="stimulus bundle (.npz from sim.vectors) for the "
                                      "cycles-per-step figure (default: the workload saved "
@@ -39,8 +45,8 @@ def add_parser(sub) -> None:
                    help="steps of random stimulus when there is no workload, --inputs or "
                         "--vectors")
     p.add_argument("--force", action="store_true",
-                   help="run synthesis and place-and-route even when the estimate says the "
-                        "design does not fit the board's device")
+                   help="with --core and --lanes given: run synthesis and place-and-route even "
+                        "when the estimate says the design does not fit the board's device")
     p.add_argument("--markdown", metavar="FILE", help="also write the report as a Markdown "
                                                       "table")
     p.add_argument("--json", action="store_true")
@@ -48,20 +54,29 @@ def add_parser(sub) -> None:
 
 
 def cmd_build(args) -> int:
+    from boards.build import BuildError
+    from boards.catalog import board
     from boards.report import MARKDOWN_HEADER, board_report
     from boards.top import sync_clock
-    net = load_net(args.net)
-    check_supported(net, args.lanes, args.core)
-    memories = parse_memories(args.memory)
     from rtl.cores import CORES
-    if memories and "memories" not in CORES[args.core].knobs:
+    from ..choose import choose, clock_for, table
+    net = load_net(args.net)
+    b = board(args.board)
+    pinned = args.core != "auto" and args.lanes != "auto"
+    if pinned:
+        check_supported(net, args.lanes, args.core)
+    memories = parse_memories(args.memory)
+    check_memories(net, b, memories)
+    if memories and args.core != "auto" and "memories" not in CORES[args.core].knobs:
         raise UserError(f"--memory does not apply to the {args.core} core (it places its "
                         f"weight memories itself)")
-    clock_hz = None if args.clock_mhz is None else args.clock_mhz * 1e6
-    try:
-        clk, _ = sync_clock(args.board, clock_hz)
-    except ValueError as e:
-        raise UserError(f"--clock-mhz {args.clock_mhz}: {e}") from None
+    if args.clock_mhz is not None:
+        try:
+            sync_clock(args.board, args.clock_mhz * 1e6)
+        except ValueError as e:
+            raise UserError(f"--clock-mhz {args.clock_mhz}: {e}") from None
+    if args.tries < 1:
+        raise UserError(f"--tries must be at least 1, got {args.tries}")
     rows = parse_rows(args)
     if args.inputs and args.vectors:
         raise UserError("give --inputs or --vectors, not both")
@@ -69,29 +84,78 @@ def cmd_build(args) -> int:
     wl, stimulus = workload_for(args, net, given=bool(args.inputs or args.vectors))
     if wl is not None and args.count:
         wl = wl.head(args.count)
-    b, est = estimate_on_board(net, args.board, lanes=args.lanes, steps=args.steps, seed=0,
-                               vectors=args.vectors, memories=memories, core=args.core,
-                               work_dir=Path(args.output) / "cycles", rows=rows, inputs=inputs,
-                               workload=wl)
-    from boards.fit import board_fit
-    fit = board_fit(est, b)
-    if not fit.fits and not args.force:
-        raise UserError(f"{args.net} on {b.name}: {fit.line()}; nothing was built (fewer "
-                        f"--lanes, other --memory kinds, a larger board, or --force to try)")
-    res = build_bitstream(net, args.board, Path(args.output), lanes=args.lanes,
-                          memories=memories, clock_hz=clock_hz, baud=args.baud, core=args.core,
-                          rows=rows)
+    work = samples_of(net, steps=args.steps, seed=0, vectors=args.vectors, inputs=inputs,
+                      workload=wl)
+
+    def say(line):
+        if not args.json:
+            print(f"  ... {line}", file=sys.stderr, flush=True)
+
+    out = Path(args.output)
+    choice = choose(net, args.board, work, core=None if args.core == "auto" else args.core,
+                    lanes=None if args.lanes == "auto" else args.lanes, rows=rows,
+                    memories=memories or None, work_dir=out / "cycles", progress=say)
+    queue = choice.ranked[:args.tries]
+    if not queue:
+        forced = [c for c in choice.dropped if pinned and args.force and c.estimate is not None]
+        if not forced:
+            hint = ("; nothing was built (fewer --lanes, other --memory kinds, a larger board, "
+                    "or --force to try)") if pinned else "; nothing was built"
+            raise UserError(f"{args.net}: {choice.nowhere(b)}{hint}", status=3)
+        queue = forced[:1]
+    if not args.json and not pinned:
+        print(f"configurations for {b.name} ({b.fpga.label}), fastest first:")
+        for line in table(choice):
+            print(line)
+    tries, res, cand = [], None, None
+    for cand in queue:
+        clock = args.clock_mhz or cand.clock_mhz
+        for attempt in range(2):        # the clock planned, then once at what the report allows
+            say(f"build {cand.label} at {clock:g} MHz")
+            try:
+                takes = "memories" in CORES[cand.core].knobs
+                res = build_bitstream(net, args.board, out, lanes=cand.lanes,
+                                      memories=memories if takes else None,
+                                      clock_hz=clock * 1e6,
+                                      baud=args.baud, core=cand.core,
+                                      rows=cand.knobs.get("rows"), timing_allow_fail=True)
+            except BuildError as e:
+                tries.append({"configuration": cand.label, "clock_mhz": clock,
+                              "result": f"failed: {str(e).splitlines()[0][:200]}"})
+                res = None
+                break
+            got = res.fmax_mhz
+            tries.append({"configuration": cand.label, "clock_mhz": clock,
+                          "fmax_mhz": got, "result": "timing met" if res.timing_met
+                          else "timing missed"})
+            if res.timing_met or args.clock_mhz is not None or not got or attempt:
+                break
+            clock = clock_for(b, got)
+        if res is not None and res.timing_met:
+            break
+    if res is None:
+        raise UserError(f"{args.net} on {b.name}: no configuration built (" +
+                        "; ".join(f"{t['configuration']}: {t['result']}" for t in tries) + ")")
+    est = cand.estimate
+    if not cand.cycles_known:
+        raise UserError(f"{args.net} on {b.name}: the cycles of {cand.label} are unknown")
+    clk, _ = sync_clock(args.board, tries[-1]["clock_mhz"] * 1e6)
     rep = board_report(net.name, b, est, res, clock_mhz=clk / 1e6)
     if args.markdown:
         Path(args.markdown).write_text(MARKDOWN_HEADER + "\n" + rep.markdown_row() + "\n")
+    src = "workload" if wl else "inputs" if args.inputs else \
+        "vectors" if args.vectors else "random"
     if args.json:
-        src = "workload" if wl else "inputs" if args.inputs else \
-            "vectors" if args.vectors else "random"
-        print(json.dumps(build_json(res) | rep.to_json() | {"stimulus": src}, indent=1))
+        print(json.dumps(build_json(res) | rep.to_json() |
+                         {"stimulus": src, "core": cand.core, "knobs": cand.knobs,
+                          "tries": tries, "choice": choice.to_json()}, indent=1))
         return 0
     print(rep.text())
-    print(f"  cycles from {stimulus}")
+    print(f"  {cand.label}, cycles from {stimulus}")
+    if len(tries) > 1:
+        print("  tries: " + "; ".join(f"{t['configuration']} at {t['clock_mhz']:g} MHz: "
+                                      f"{t['result']}" for t in tries))
     if res.flash_image is not None:
         print(f"  weights: write {res.flash_image} at flash offset {res.flash_offset:#x} "
               f"(iceprog -o {res.flash_offset // (1 << 20)}M {res.flash_image})")
-    return 0
+    return 0 if res.timing_met else 1

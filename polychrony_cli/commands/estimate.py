@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 
-from ..common import (BOARDS, add_core_arguments, check_supported, load_net, parse_memories,
-                      parse_rows, workload_for)
-from ..steps import estimate_on_board, estimate_rows
+from ..common import (BOARDS, UserError, add_core_arguments, check_memories, check_supported,
+                      load_net, parse_memories, parse_rows, workload_for)
+from ..steps import estimate_on_board, estimate_rows, samples_of
 
 __all__ = ["add_parser"]
+
+#: Exit status of ``--require-fit`` (and of an automatic choice) when nothing fits.
+NO_FIT = 3
 
 
 def add_parser(sub) -> None:
     """Add ``estimate`` to the subcommands ``sub``."""
-    p = sub.add_parser("estimate", help="memory, logic and speed of the core, before synthesis")
+    p = sub.add_parser("estimate", help="memory, logic and speed of the core, before synthesis "
+                                        "(by default of the fastest configuration that fits)")
     p.add_argument("net")
     p.add_argument("--board", default="icebreaker", choices=BOARDS)
-    p.add_argument("--lanes", type=int, default=1, help="neurons updated per cycle")
     p.add_argument("--vectors", help="stimulus bundle (.npz from sim.vectors) for the activity "
                                      "(default: the workload saved beside the IR by training)")
     p.add_argument("--steps", type=int, default=100,
@@ -28,34 +32,86 @@ def add_parser(sub) -> None:
                    help="memory kind of a weight array: block, spram (iCE40), lut or "
                         "loaded (filled at run time through wl) (repeatable; e.g. "
                         "proj0.weights=spram; default automatic)")
-    add_core_arguments(p)
+    add_core_arguments(p, auto=True)
     p.add_argument("--require-fit", action="store_true",
-                   help="exit with status 3 when the design (core and host link) does not fit "
-                        "the board's device")
+                   help=f"exit with status {NO_FIT} when the design (core and host link) does "
+                        f"not fit the board's device")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_estimate)
 
 
 def cmd_estimate(args) -> int:
-    import tempfile
     net = load_net(args.net)
-    check_supported(net, args.lanes, args.core)
     wl, stimulus = workload_for(args, net, given=bool(args.vectors))
+    if args.core == "auto" or args.lanes == "auto":
+        return _estimate_auto(args, net, wl, stimulus)
+    check_supported(net, args.lanes, args.core)
+    from boards.fit import board_fit
     with tempfile.TemporaryDirectory(prefix="polychrony-estimate-") as tmp:
         b, est = estimate_on_board(net, args.board, lanes=args.lanes, steps=args.steps,
                                    seed=args.seed, vectors=args.vectors, workload=wl,
                                    memories=parse_memories(args.memory), core=args.core,
                                    rows=parse_rows(args), work_dir=Path(tmp))
-    from boards.fit import board_fit
     fit = board_fit(est, b)
-    status = 3 if args.require_fit and not fit.fits else 0
+    status = NO_FIT if args.require_fit and not fit.fits else 0
     if args.json:
-        src = "workload" if wl else "vectors" if args.vectors else "random"
-        print(json.dumps(est.to_json() | {"board": b.name, "device_resources": b.resources,
-                                          "fit": fit.to_json(), "stimulus": src},
+        print(json.dumps(est.to_json() | {"board": b.name, "core": args.core,
+                                          "device_resources": b.resources,
+                                          "fit": fit.to_json(), "stimulus": _source(args, wl)},
                          indent=1))
-        return status
-    print(f"  {'stimulus':<12} {stimulus}")
+    else:
+        print(f"  {'stimulus':<12} {stimulus}")
+        _print_estimate(b, est)
+    if status:
+        print(f"error: {args.net} on {b.name}: {fit.line()}", file=sys.stderr)
+    return status
+
+
+def _estimate_auto(args, net, wl, stimulus) -> int:
+    from boards.catalog import board
+    from ..choose import choose, table
+    b = board(args.board)
+    work = samples_of(net, steps=args.steps, seed=args.seed, vectors=args.vectors, workload=wl)
+    core = None if args.core == "auto" else args.core
+    rows = parse_rows(args) if core else None
+    memories = parse_memories(args.memory) or None
+    check_memories(net, b, memories)
+
+    def say(line):
+        if not args.json:
+            print(f"  ... {line}", file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="polychrony-estimate-") as tmp:
+        choice = choose(net, args.board, work, core=core,
+                        lanes=None if args.lanes == "auto" else args.lanes, rows=rows,
+                        memories=memories, work_dir=Path(tmp), progress=say)
+    best = choice.best
+    if args.json:
+        out = {"board": b.name, "device_resources": b.resources, "stimulus": _source(args, wl),
+               "choice": choice.to_json()}
+        if best is not None:
+            out |= best.estimate.to_json() | {"core": best.core, "knobs": best.knobs,
+                                              "fit": best.fit.to_json()}
+        print(json.dumps(out, indent=1))
+    else:
+        print(f"  {'stimulus':<12} {stimulus}")
+        print(f"  configurations for {b.name} ({b.fpga.label}), fastest first:")
+        for line in table(choice):
+            print(line)
+        if best is not None:
+            print(f"  chosen: {best.label} at {best.clock_mhz:g} MHz (expected Fmax "
+                  f"{best.fmax_mhz:g} MHz{'' if best.fmax_measured else ', no builds yet'})")
+            _print_estimate(b, best.estimate)
+    if best is None:
+        raise UserError(f"{args.net}: {choice.nowhere(b)}", status=NO_FIT)
+    return 0
+
+
+def _source(args, wl) -> str:
+    return "workload" if wl else "vectors" if args.vectors else "random"
+
+
+def _print_estimate(b, est) -> None:
     for k, v in estimate_rows(b, est):
         print(f"  {k:<12} {v}")
     print("  per array:")
@@ -65,6 +121,3 @@ def cmd_estimate(args) -> int:
             f"{est.blocks[name]:>4} blocks" + (" (LUT RAM)" if est.kinds.get(name) == "lut"
                                                else "")
         print(f"    {name:<22} {bits:>10,} bits  {where}")
-    if status:
-        print(f"error: {args.net} on {b.name}: {fit.line()}", file=sys.stderr)
-    return status

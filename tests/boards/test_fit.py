@@ -19,8 +19,10 @@ from sim.reference import simulate
 @pytest.mark.parametrize("used, verdict", [
     (0, "fits"), (90, "fits"), (91, "tight"), (100, "tight"), (101, "does not fit")])
 def test_need_verdict_at_the_margin(used, verdict):
+    """Logic near the device's LUT count is tight; hard blocks fit until all are used."""
     assert MARGIN == 0.10
-    assert Need("bram", used, 100).verdict == verdict
+    assert Need("lut", used, 100).verdict == verdict
+    assert Need("bram", used, 100).verdict == ("does not fit" if used > 100 else "fits")
 
 
 def test_fit_is_the_worst_resource_and_names_what_fails():
@@ -30,7 +32,7 @@ def test_fit_is_the_worst_resource_and_names_what_fails():
     assert [n.resource for n in fit.failing] == ["bram"]
     assert fit.line() == ("does not fit the iCE40UP5K: block RAM needs 452 of 30 "
                           "(422 over, 15.1x the device)")
-    tight = Fit(dev, (Need("lut", 5000, 5280), Need("bram", 3, 30)))
+    tight = Fit(dev, (Need("lut", 5000, 5280), Need("bram", 30, 30)))
     assert tight.verdict == "tight" and tight.fits
     assert tight.line().startswith("fits the iCE40UP5K with less than 10% margin: "
                                    "logic (LUT4) 5,000 of 5,280 (95%)")
@@ -82,19 +84,21 @@ def _cli(*args):
 def test_estimate_prints_the_verdict_and_require_fit_exits_non_zero(tmp_path, shaped):
     path = tmp_path / "conv.npz"
     save(shaped.shd_network("conv", w_bits=4), path)
-    big = _cli("estimate", str(path), "--lanes", "256", "--steps", "5", "--require-fit")
+    big = _cli("estimate", str(path), "--core", "network", "--lanes", "256", "--steps", "5",
+               "--require-fit")
     assert big.returncode == 3, big.stderr
     assert "does not fit the iCE40UP5K: logic (LUT4) needs" in big.stdout
     err = big.stderr.strip().splitlines()
     assert len(err) == 1 and "does not fit the iCE40UP5K" in err[0] and "Traceback" not in big.stderr
     # Without --require-fit the verdict is printed and the exit is 0; --json carries it.
-    js = _cli("estimate", str(path), "--lanes", "256", "--steps", "5", "--json")
+    js = _cli("estimate", str(path), "--core", "network", "--lanes", "256", "--steps", "5",
+              "--json")
     assert js.returncode == 0, js.stderr
     fit = json.loads(js.stdout)["fit"]
     assert fit["device"] == "iCE40UP5K" and fit["verdict"] == "does not fit"
     assert fit["resources"]["bram"]["verdict"] == "does not fit"
-    ok = _cli("estimate", str(path), "--board", "ulx3s-85f", "--lanes", "4", "--steps", "5",
-              "--require-fit", "--json")
+    ok = _cli("estimate", str(path), "--board", "ulx3s-85f", "--core", "network", "--lanes", "4",
+              "--steps", "5", "--require-fit", "--json")
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["fit"]["verdict"] == "fits"
     assert np.isfinite(json.loads(ok.stdout)["samples_per_s"])
@@ -103,7 +107,8 @@ def test_estimate_prints_the_verdict_and_require_fit_exits_non_zero(tmp_path, sh
 def test_build_refuses_a_design_that_does_not_fit_before_synthesis(tmp_path, shaped):
     path = tmp_path / "conv.npz"
     save(shaped.shd_network("conv", w_bits=4), path)
-    out = _cli("build", str(path), "--lanes", "256", "--steps", "5", "-o", str(tmp_path / "b"))
+    out = _cli("build", str(path), "--core", "network", "--lanes", "256", "--steps", "5", "-o",
+               str(tmp_path / "b"))
     assert out.returncode == 2 and "Traceback" not in out.stderr
     err = out.stderr.strip().splitlines()
     assert len(err) == 1 and "does not fit the iCE40UP5K" in err[0]

@@ -177,7 +177,8 @@ def test_train_wm_writes_a_checked_ir(tmp_path):
 def test_memory_option(tmp_path, good):
     """--memory puts a weight array in SPRAM: estimate reports it, generate writes the load
     image; a bad name, kind or spec is one clear error line."""
-    out = _run("estimate", str(good), "--memory", "proj0.weights=spram", "--json")
+    out = _run("estimate", str(good), "--memory", "proj0.weights=spram", "--json", "--lanes",
+               "1")
     assert out.returncode == 0, out.stderr
     est = json.loads(out.stdout)
     assert est["memory_kinds"]["proj0.weights"] == "spram" and est["spram_total"] == 1
