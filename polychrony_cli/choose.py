@@ -114,6 +114,11 @@ class Choice:
             return (f"fits nowhere on the {board.name} ({board.fpga.label}): the closest "
                     f"configuration ({c.label}) needs {n.label} {n.used:,} of {n.available:,} "
                     f"({n.used - n.available:,} over)")
+        unplanned = [c for c in self.dropped if c.dropped.startswith("cannot be planned")]
+        if unplanned:
+            c = unplanned[0]
+            return (f"fits nowhere on the {board.name} ({board.fpga.label}): {c.label} "
+                    f"{c.dropped}")
         reasons = sorted({c.dropped for c in self.dropped if c.dropped})
         return (f"no core can be built for it on the {board.name}: " + "; ".join(reasons[:3])
                 + (f" (and {len(reasons) - 3} more)" if len(reasons) > 3 else ""))
@@ -252,7 +257,8 @@ def choose(net: Network, board_name: str, work, *, core: str | None = None,
 def table(choice: Choice, *, top: int = 8) -> list[str]:
     """The ranking for people: the ``top`` candidates, then how many were dropped and why."""
     lines = [f"  {'#':>2}  {'configuration':<30} {'LUT4':>7} {'BRAM':>5} {'verdict':<12} "
-             f"{'clock':>6} {'cycles/step':>11} {'samples/s':>10}"]
+             f"{'clock':>6} {'cycles/step':>11} {'samples/s':>10}"] if choice.ranked else \
+        ["  no configuration fits"]
     for k, c in enumerate(choice.ranked[:top], 1):
         e = c.estimate
         lines.append(f"  {k:>2}  {c.label:<30} {e.lut + _link_lut(c):>7,} "

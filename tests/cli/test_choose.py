@@ -1,0 +1,118 @@
+"""The automatic choice: ranked by throughput among what fits, deterministic, and one clear line
+when nothing fits."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from boards.catalog import board
+from model.ir import save
+from polychrony_cli.choose import CLOCK_MARGIN, choose, clock_for
+from polychrony_cli.steps import estimate_core, samples_of
+from rtl.cores import CORES
+
+
+def _cli(*args, timeout=1200):
+    return subprocess.run([sys.executable, "-m", "polychrony_cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def wm_work(shaped):
+    net = shaped.wm_network(32, 8, seed=2)
+    return net, samples_of(net, steps=40, seed=1)
+
+
+def test_ranking_agrees_with_estimating_every_configuration(wm_work):
+    """Every network-core lane count is estimated on its own (as ``estimate --core network
+    --lanes P`` does) and the ranking is exactly those that fit, by samples per second."""
+    net, work = wm_work
+    b = board("icebreaker")
+    choice = choose(net, "icebreaker", work, core="network")
+    spec = CORES["network"]
+    exhaustive = {}
+    for p in spec.lane_options(net):
+        fmax, _ = spec.expected_fmax(b.family, p)
+        est = estimate_core(spec, net, work, device=b.fpga, clock_mhz=clock_for(b, fmax),
+                            lanes=p)
+        exhaustive[p] = est
+    from boards.fit import board_fit
+    fitting = [p for p, e in exhaustive.items() if board_fit(e, b).fits]
+    want = sorted(fitting, key=lambda p: (-exhaustive[p].samples_per_s, exhaustive[p].lut, p))
+    assert [c.lanes for c in choice.ranked] == want
+    for c in choice.ranked:
+        assert c.samples_per_s == pytest.approx(exhaustive[c.lanes].samples_per_s)
+        assert c.estimate.lut == exhaustive[c.lanes].lut
+    assert {c.lanes for c in choice.dropped} == set(exhaustive) - set(fitting)
+    assert all(c.dropped.startswith("does not fit the iCE40UP5K") for c in choice.dropped)
+
+
+def test_choice_is_deterministic_and_pins_hold(wm_work):
+    net, work = wm_work
+    a = choose(net, "ulx3s-85f", work)
+    b = choose(net, "ulx3s-85f", work)
+    assert a.to_json() == b.to_json() and a.best is not None
+    assert a.best.core == "network"        # the stack and lean cores do not take a WM network
+    assert any("does not support the network" in c.dropped for c in a.dropped
+               if c.core == "stack")
+    assert [c.dropped for c in a.dropped if c.core == "lean"] == ["built for ice40 only"]
+    pinned = choose(net, "ulx3s-85f", work, core="network", lanes=2)
+    assert [(c.core, c.lanes) for c in pinned.ranked] == [("network", 2)]
+
+
+def test_clock_is_below_the_expected_fmax_and_made_by_the_pll():
+    from boards.clocks import pll_for
+    for name, fmax in (("icebreaker", 23.4), ("icebreaker", 26.0), ("ulx3s-85f", 42.0),
+                       ("ulx3s-85f", 74.0), ("orangecrab-25f", 54.0)):
+        b = board(name)
+        clk = clock_for(b, fmax)
+        assert clk <= fmax * (1 - CLOCK_MARGIN) + 1e-9
+        assert clk > fmax * (1 - CLOCK_MARGIN) * 0.9
+        pll = pll_for(b.family, b.clock_mhz * 1e6, clk * 1e6)
+        assert pll is None or abs(pll["achieved_hz"] / 1e6 - clk) < 1e-6
+    assert clock_for(board("icebreaker"), 5.0) == board("icebreaker").clock_mhz
+
+
+def test_a_network_that_fits_nowhere_is_one_line_and_status_3(tmp_path, shaped):
+    path = save(shaped.wm_network(128, 41, seed=1), tmp_path / "wm128.npz")
+    for cmd in ("estimate", "build"):
+        out = _cli(cmd, path, "--steps", "5", "-o" if cmd == "build" else "--seed",
+                   tmp_path / "b" if cmd == "build" else "0")
+        assert out.returncode == 3, (cmd, out.stderr[-2000:])
+        err = out.stderr.strip().splitlines()
+        assert len(err) == 1 and "Traceback" not in out.stderr
+        assert "fits nowhere on the icebreaker (iCE40UP5K)" in err[0]
+        assert "5,373,952 bits" in err[0] and "more than the 1,171,456 bits" in err[0]
+
+
+def test_estimate_shows_the_ranking_and_the_chosen_configuration(tmp_path, wm8):
+    path = save(wm8, tmp_path / "wm8.npz")
+    out = _cli("estimate", path, "--steps", "20", "--json")
+    assert out.returncode == 0, out.stderr[-2000:]
+    r = json.loads(out.stdout)
+    ranked = r["choice"]["ranked"]
+    assert ranked and r["core"] == ranked[0]["core"] and r["lanes"] == ranked[0]["lanes"]
+    assert r["samples_per_s"] == pytest.approx(ranked[0]["samples_per_s"], rel=1e-3)
+    assert all(a["samples_per_s"] >= b["samples_per_s"] for a, b in zip(ranked, ranked[1:]))
+    assert r["fit"]["verdict"] in ("fits", "tight") and r["stimulus"] == "random"
+    text = _cli("estimate", path, "--steps", "20")
+    assert text.returncode == 0 and "fastest first" in text.stdout and "chosen:" in text.stdout
+
+
+@pytest.mark.slow
+def test_build_with_no_knobs_builds_the_first_choice_and_it_fits(tmp_path, wm8):
+    """A real place and route: the tool's first choice for a small network on the iCEBreaker
+    builds, meets timing at the clock it chose, and nextpnr's counts agree with the verdict."""
+    path = save(wm8, tmp_path / "wm8.npz")
+    out = _cli("build", path, "--steps", "20", "-o", tmp_path / "b", "--json")
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(out.stdout)
+    first = r["choice"]["ranked"][0]
+    assert (r["core"], r["lanes"]) == (first["core"], first["lanes"])
+    assert r["timing_met"] and r["fmax_mhz"] >= r["clock_mhz"]
+    assert r["tries"][-1]["result"] == "timing met"
+    for key in ("logic", "bram", "dsp"):
+        used, available = r["nextpnr"][key]["used"], r["nextpnr"][key]["available"]
+        assert used <= available
