@@ -55,7 +55,7 @@ from .logic import lowest_set
 from .memplan import (STREAMED, ProjPlan, has_bias, load_image, load_width, memory_bits,
                       memory_kinds, pair_bits, projection_plan, supported, weight_bank_depth,
                       weight_words)
-from .lif import LIFUnit, leak_multipliers, saturate, scale
+from .lif import LIFUnit, leak, leak_multipliers, saturate, scale
 from .loaded import LOADED_RAM_MODULE, LOADED_RAM_NAME, LoadedArray
 from .spram import SpramArray
 from .words import pack_word
@@ -888,8 +888,8 @@ class NetworkCore(CheckedComponent):
                 v = h.v[lane * layer.v_bits:(lane + 1) * layer.v_bits].as_signed()
                 m.d.sync += [s.i[lane].eq(h.acc[lane] + b + conv_terms[lane]),
                              # Arithmetic shift of a signed product: floor, as the contract.
-                             s.u[lane].eq(scale(v, layer.beta, multiplier=on_dsp[lane])
-                                          >> layer.beta_shift)]
+                             s.u[lane].eq(leak(v, layer.beta, layer.beta_shift,
+                                               multiplier=on_dsp[lane]))]
             if l in forced:
                 m.d.sync += s.f.eq(forced[l].word_select(h.g, P))
         with m.Elif(s.take):

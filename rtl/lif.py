@@ -9,9 +9,10 @@ datapath:
 
 * :class:`LIFUnit` (one lane of one layer, constants: :func:`leak`, :func:`saturate`,
   :func:`fire_and_reset`) — the network core (:mod:`rtl.core`) and the stack core
-  (:mod:`rtl.stack`) instantiate it for threshold and reset, and call :func:`saturate` for
-  their registered saturation stage; the network core also uses :func:`scale` for its leak
-  (and for address arithmetic) and :func:`leak_multipliers` to place the leak's multiplies.
+  (:mod:`rtl.stack`) instantiate it for threshold and reset, and call :func:`leak` and
+  :func:`saturate` for their registered leak and saturation stages; the network core places
+  the leak's multiplies with :func:`leak_multipliers` (and uses :func:`scale` for address
+  arithmetic too).
 * the lean core (run-time values): :func:`scale` and :func:`floor_shift` for the leak, which
   its pipeline splits over two stages, :func:`clamp` for saturation and
   :func:`fire_and_reset` for threshold and reset.

@@ -43,7 +43,7 @@ from model.ir import Network, signed_bits
 from .checked import CheckedComponent
 from .errors import UnsupportedNetwork
 from .interface import step_in_layout, step_out_layout
-from .lif import LIFUnit, saturate
+from .lif import LIFUnit, leak, saturate
 from .logic import lowest_set
 from .stack_plan import (CONV_CHUNK, STAGES, array_name, observed_layers, row_bits,
                          rows_per_cycle, stack_plan, stage_timing)
@@ -312,13 +312,13 @@ class StackCore(CheckedComponent):
             # Stage 2: the leak, and the conv taps in chunks (partial sums).
             s2_i = [Signal(signed(iw), name=f"{pfx}s2_i{k}") for k in range(P)]
             s2_u = [Signal(signed(layer.v_bits + 1), name=f"{pfx}s2_u{k}") for k in range(P)]
-            beta = C(layer.beta, signed(layer.beta.bit_length() + 1))
             taps = [q for q in range(K) if plan.rec is not None and int(kern[q])]
             chunks = [taps[c:c + CONV_CHUNK] for c in range(0, len(taps), CONV_CHUNK)]
             s2_p = [[Signal(signed(max(cw, 1) + 1), name=f"{pfx}s2_p{k}_{c}")
                      for c in range(len(chunks))] for k in range(P)]
             for k in range(P):
-                m.d.sync += [s2_i[k].eq(s1_i[k]), s2_u[k].eq((beta * s1_v[k]) >> layer.beta_shift)]
+                m.d.sync += [s2_i[k].eq(s1_i[k]),
+                             s2_u[k].eq(leak(s1_v[k], layer.beta, layer.beta_shift))]
                 for c, chunk in enumerate(chunks):
                     m.d.sync += s2_p[k][c].eq(_tree(
                         Mux(s1_win[k + q], C(int(kern[q]), signed(plan.rec.w_bits)), 0)
