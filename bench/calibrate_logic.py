@@ -1,13 +1,15 @@
 """Fit the LUT model of rtl.cost to real iCE40/ECP5 builds (run on demand; minutes).
 
-    python -m bench.calibrate_logic --family ice40|ecp5 [--fit-only]
+    python -m bench.calibrate_logic --family ice40|ecp5 [--fit-only | --only-new] [--write]
 
 Builds a fixed set of networks (random networks of every feature, the demo working-memory
-network and, on ECP5, the SHD-shaped benchmark networks) at several lane counts, records
-``rtl.cost.logic_features`` beside nextpnr's logic and block-RAM counts in
+network at lane counts up to 16 (iCE40) or 32 (ECP5) and, on ECP5, the SHD-shaped benchmark
+networks), records ``rtl.cost.logic_features`` beside nextpnr's logic and block-RAM counts in
 ``bench/results/logic_fit_<family>.json``, and fits the per-feature LUT costs by least
-squares. ``--fit-only`` refits from the saved builds. Paste the printed coefficients into
-``rtl/cost.py`` (``LUT_FIT``).
+squares. ``--fit-only`` refits from the saved builds; ``--only-new`` builds only the cases
+the saved file lacks (cases are numbered in the order of :func:`_cases`, new ones appended).
+``--write`` puts the coefficients in ``rtl/calibration.json`` (``network_lut``), where the
+estimate reads them.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def _cases(family: str):
     cases = [(f"random {s}", random_network(s, profile="full"), lanes)
              for s, lanes in ((200, 1), (201, 2), (202, 4), (203, 1), (204, 2), (205, 4))]
     cases += [("demo wm", demo, 1), ("demo wm", demo, 4)]
+    # (Appended cases keep the numbers of the saved builds: add new ones at the end.)
     if family == "ecp5":
         cases += [("shd conv", shd_network("conv"), 4), ("shd conv", shd_network("conv"), 16),
                   ("shd dense", shd_network("dense"), 8), ("shd conv", shd_network("conv"), 8),
@@ -43,6 +46,10 @@ def _cases(family: str):
                   ("shd dense 64-64r-10 w4", shd_network("dense", n_in=40, n=64, classes=10,
                                                         w_bits=4), 2),
                   ("shd conv 4-bit (SPRAM)", shd_network("conv", w_bits=4), 2)]
+    # Many lanes: the automatic choice reaches for them, so the model must hold there too.
+    cases += [("demo wm", demo, 8), ("demo wm", demo, 16)]
+    if family == "ecp5":
+        cases += [("demo wm", demo, 32)]
     return cases
 
 
@@ -63,16 +70,24 @@ def main() -> None:
     ap.add_argument("--family", choices=("ice40", "ecp5"), default="ice40")
     ap.add_argument("--fit-only", action="store_true",
                     help="refit from the saved builds (features are recomputed)")
+    ap.add_argument("--only-new", action="store_true",
+                    help="build only the cases the saved file lacks, then refit from all")
+    ap.add_argument("--write", action="store_true",
+                    help="write the coefficients to rtl/calibration.json (network_lut)")
     args = ap.parse_args()
     out = Path(f"bench/results/logic_fit_{args.family}.json")
     cases = _cases(args.family)
+    saved = json.loads(out.read_text())["rows"] if out.exists() else []
     if args.fit_only:
-        rows = json.loads(out.read_text())["rows"]
+        rows = saved
     else:
         from boards.schedule import build_schedule
         board_name = "icebreaker" if args.family == "ice40" else "ulx3s-85f"
-        rows = []
+        rows = list(saved) if args.only_new else []
+        done = {r["case"] for r in rows}
         for k, (name, net, lanes) in enumerate(cases):
+            if k in done:
+                continue
             with tempfile.TemporaryDirectory() as d:
                 try:
                     r = build_schedule(net, board_name, build_dir=Path(d) / "b", lanes=lanes,
@@ -104,9 +119,13 @@ def main() -> None:
     for r, f, e in zip(rows, fit, err):
         print(f"  {r['name']:<24} lanes {r['lanes']:>2}: nextpnr {r['lut']:>6}, model "
               f"{f:>8.0f} ({e:+.0%}); blocks {r['bram']:>3}, model {r['bram_model']:>3}")
-    print(f"LUT_FIT[{args.family!r}] = {tuple(round(float(c), 3) for c in coef)}  "
+    print(f"network_lut[{args.family!r}] = {tuple(round(float(c), 3) for c in coef)}  "
           f"# {', '.join(FEATURES)}; median |error| {np.median(np.abs(err)):.0%}, "
           f"max {np.abs(err).max():.0%}")
+    if args.write:
+        from rtl.calibration import write_calibration
+        write_calibration("network_lut", args.family, [round(float(c), 3) for c in coef])
+        print(f"wrote network_lut[{args.family!r}] to rtl/calibration.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"family": args.family, "features": FEATURES, "rows": rows,
                                "coef": coef.tolist(),

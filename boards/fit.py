@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from rtl.devices import Device
 
 from .catalog import Board
-from .report import LINK_LUT
+from rtl.calibration import calibration
 
 __all__ = ["MARGIN", "LINK", "Need", "Fit", "board_fit", "VERDICTS"]
 
@@ -32,9 +32,10 @@ VERDICTS = ("fits", "tight", "does not fit")
 #: Resource keys (as :attr:`rtl.devices.Device.resources` names them) and what people call them.
 LABELS = {"lut": "logic (LUT4)", "bram": "block RAM", "spram": "SPRAM", "dsp": "multipliers"}
 
-#: What the host link adds to the core, per family: its logic (:data:`boards.report.LINK_LUT`)
-#: and one block RAM, the frame buffer that also holds the IDENT reply.
-LINK = {family: {"lut": lut, "bram": 1} for family, lut in LINK_LUT.items()}
+#: What the host link adds to the core, per family: its logic and one block RAM, the frame
+#: buffer that also holds the IDENT reply (``link`` of ``rtl/calibration.json``).
+LINK = {family: {k: int(v) for k, v in need.items()}
+        for family, need in calibration()["link"].items()}
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rtl.calibration import calibration
+
 from .build import BuildResult
 from .catalog import Board
 
 __all__ = ["BoardReport", "board_report", "MARKDOWN_HEADER", "LINK_LUT"]
 
 #: LUT4 of the host link around the core (UART, frame receiver and transmitter, CRC, IDENT ROM,
-#: STATUS counters, output encoder), measured: the demo network's host-link top minus its core
-#: (Yosys ``synth_ice40 -noflatten``: 1,160 on iCE40; nextpnr: ~1,010 on ECP5). The core's
-#: estimate (:func:`rtl.cost.estimate`) does not include it; the report adds it.
-LINK_LUT = {"ice40": 1160, "ecp5": 1010}
+#: STATUS counters, output encoder), per family: ``link`` of ``rtl/calibration.json`` (the
+#: demo network's host-link top minus its core). The core's estimate
+#: (:func:`rtl.cost.estimate`) does not include it; the report adds it.
+LINK_LUT = {family: int(v["lut"]) for family, v in calibration()["link"].items()}
 
 
 @dataclass(frozen=True)

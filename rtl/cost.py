@@ -10,6 +10,7 @@ import numpy as np
 from model.ir import Network
 from .memplan import projection_plan, memory_bits, memory_kinds, memory_shapes, supported, weight_bank_depth
 from .delay_line import line_capacity
+from .calibration import PATH, calibration
 from .devices import Device, largest, target
 from .families import FAMILIES, blocks_of
 from .lif import leak_multipliers
@@ -201,12 +202,14 @@ def offchip_bits(shapes: dict[str, tuple], kinds: dict[str, str]) -> dict[str, i
 FEATURES = ("control", "registers", "adders", "leak", "select", "lines", "small_memory")
 
 
-#: LUT4 per unit of each feature, per family: fitted by ``bench/calibrate_logic.py`` to real
-#: builds (``bench/results/logic_fit_<family>.json``).
-LUT_FIT = {
-    "ice40": (196.45, 0.0, 0.0, 4.067, 3.55, 3.201, 0.193),
-    "ecp5": (112.437, 0.0, 0.083, 5.328, 3.825, 2.481, 0.206),
-}
+def lut_fit(family: str) -> tuple[float, ...]:
+    """LUT4 per unit of each feature (in the order of :data:`FEATURES`) on ``family``:
+    ``network_lut`` of ``rtl/calibration.json``, fitted by ``bench/calibrate_logic.py`` to
+    real builds."""
+    data = calibration()
+    if tuple(data["features"]) != FEATURES:
+        raise ValueError(f"{PATH}: features {data['features']} are not {list(FEATURES)}")
+    return tuple(float(c) for c in data["network_lut"][family])
 
 
 def logic_features(net: Network, *, lanes: int = 1, family: str | None = None,
@@ -290,7 +293,7 @@ def logic_estimate(net: Network, *, lanes: int = 1, family: str | None = None,
     dev = target(family, device) or largest("ice40")
     family = dev.family
     feats = logic_features(net, lanes=lanes, kinds=kinds, device=dev)
-    luts = sum(c * feats[k] for c, k in zip(LUT_FIT[family], FEATURES))
+    luts = sum(c * feats[k] for c, k in zip(lut_fit(family), FEATURES))
     # The leak multiplies on multiplier blocks (the rest are shifted adds, counted by the
     # ``leak`` feature); the core makes the same choice.
     dsps = sum(map(sum, leak_multipliers(net.layers[1:], lanes, dev.dsp)))

@@ -14,7 +14,7 @@ from .stack_plan import StackPlan, stack_plan
 from .words import pack_word
 
 __all__ = ["WORD_BITS", "WORDS_MAX", "LeanLayout", "lean_layout", "lean_image", "log2_exact",
-           "next_pow2", "acc_range_bits", "conv_first_chunk", "LUT_FIT", "estimate"]
+           "next_pow2", "acc_range_bits", "conv_first_chunk", "lut_fit", "estimate"]
 
 #: Bits of one weight word: four 16-bit SPRAM blocks side by side.
 WORD_BITS = 64
@@ -201,12 +201,14 @@ def lean_image(net: Network, L: LeanLayout) -> list[int]:
     return words
 
 
-#: Logic cells (iCE40: a LUT4 and a flip-flop each) of the lean core and its serial read-out
-#: = fixed + per lane x lanes + per slot x slots, counted as LUT4 + flip-flops (many of the
-#: core's flip-flops are pipeline registers that share no cell with a LUT). Least squares over
-#: Yosys runs of the core alone; the runs and the residuals are in docs/hardware.md (the lean
-#: core, resources). The host link is extra (``boards.report.LINK_LUT``).
-LUT_FIT = {"fixed": 2829.1, "lane": 231.9, "slot": 1.3}
+def lut_fit() -> dict[str, float]:
+    """Logic cells (iCE40: a LUT4 and a flip-flop each) of the lean core and its serial
+    read-out = fixed + per lane x lanes + per slot x slots, counted as LUT4 + flip-flops (many
+    of the core's flip-flops are pipeline registers that share no cell with a LUT):
+    ``lean_lut`` of ``rtl/calibration.json`` (least squares over Yosys runs of the core alone,
+    docs/hardware.md). The host link is extra."""
+    from .calibration import calibration
+    return calibration()["lean_lut"]
 
 
 def estimate(net: Network, *, family: str | None = None, clock_mhz: float, lanes: int,
@@ -215,7 +217,7 @@ def estimate(net: Network, *, family: str | None = None, clock_mhz: float, lanes
     iCE40UP5K, the one device it is built for): the weight memory in the
     four SPRAM blocks, block RAMs (accumulator banks, membranes, delay ring, event lists),
     a multiplier per lane for a leak that is not a power of two, logic cells (with the serial
-    read-out) from :data:`LUT_FIT`;
+    read-out) from :func:`lut_fit`;
     the cycles come from the caller (measured: :func:`rtl.pysim.run_lean_readout`)."""
     from .cost import Estimate
     from .devices import target
@@ -238,7 +240,8 @@ def estimate(net: Network, *, family: str | None = None, clock_mhz: float, lanes
               in shapes.items() if n}
     beta = [net.layers[l].beta for l in L.chunks]
     dsp = lanes if any(b & (b - 1) for b in beta) else 0
-    lut = round(LUT_FIT["fixed"] + LUT_FIT["lane"] * lanes + LUT_FIT["slot"] * L.slots)
+    fit = lut_fit()
+    lut = round(fit["fixed"] + fit["lane"] * lanes + fit["slot"] * L.slots)
     return Estimate(family=family, lanes=lanes, clock_mhz=clock_mhz,
                     memory_bits={"weights": L.words * WORD_BITS}, blocks=blocks, lut=lut,
                     dsp=dsp, cycles_per_step=float(cycles_per_step),

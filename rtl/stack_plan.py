@@ -12,7 +12,7 @@ from model.ir import LIFLayer, Network, Projection, signed_bits
 from .errors import UnsupportedNetwork
 
 __all__ = ["STAGES", "CONV_CHUNK", "StackPlan", "stack_plan", "array_name", "row_bits",
-           "auto_rows", "rows_per_cycle", "observed_layers", "stage_timing", "LUT_FIT",
+           "auto_rows", "rows_per_cycle", "observed_layers", "stage_timing", "lut_fit",
            "logic_features", "estimate"]
 
 #: Pipeline registers of stage B between issuing a group and writing it back.
@@ -148,17 +148,16 @@ def observed_layers(net: Network, observe) -> tuple[int, ...]:
     return tuple(obs)
 
 
-#: LUT4 (nextpnr's TRELLIS_COMB: Yosys's LUT4 + 2 per CCU2C + 4 per LUT-RAM) per unit of each
-#: feature of :func:`logic_features`, by family. Fitted to two Yosys ``synth_ecp5`` runs of
-#: the core alone for the ConvDelRec network (docs/hardware.md, the stack core), so the conv,
-#: multiplexer and LIF terms share one coefficient; the host link is extra
-#: (``boards.report.LINK_LUT``).
-#: iCE40 has no fit of its own yet (the stack core is for the larger ECP5 parts): it borrows
-#: ECP5's.
-LUT_FIT = {"ecp5": {"acc": 3.45, "mux": 1.0, "conv": 1.0, "lif": 1.0, "fixed": 0.0}}
-
-
-LUT_FIT["ice40"] = LUT_FIT["ecp5"]
+def lut_fit(family: str) -> dict[str, float]:
+    """LUT4 (nextpnr's TRELLIS_COMB: Yosys's LUT4 + 2 per CCU2C + 4 per LUT-RAM) per unit of
+    each feature of :func:`logic_features` on ``family``: ``stack_lut`` of
+    ``rtl/calibration.json`` (fitted to Yosys runs of the core alone, docs/hardware.md); the
+    host link is extra."""
+    from .calibration import calibration
+    fits = calibration()["stack_lut"]
+    if family not in fits:
+        raise ValueError(f"the stack core's logic model covers {sorted(fits)}, not {family!r}")
+    return fits[family]
 
 
 def logic_features(net: Network, *, lanes: int, rows=None) -> dict[str, float]:
@@ -190,7 +189,7 @@ def estimate(net: Network, *, family: str | None = None, clock_mhz: float, lanes
     """An :class:`rtl.cost.Estimate` of the stack core for ``net`` on ``device`` (else the
     largest device of ``family``, see :func:`rtl.devices.target`): weight block RAMs
     (one copy per row read per cycle), multipliers (one leak per live lane and layer), logic
-    from :data:`LUT_FIT`; the cycles come from the caller (measured: the RTL's own cycle
+    from :func:`lut_fit`; the cycles come from the caller (measured: the RTL's own cycle
     counts in co-simulation)."""
     from .cost import Estimate
     from .devices import target
@@ -201,9 +200,6 @@ def estimate(net: Network, *, family: str | None = None, clock_mhz: float, lanes
     if dev is None:
         raise ValueError("an estimate needs a device or a family")
     family = dev.family
-    if family not in LUT_FIT:
-        raise ValueError(f"the stack core's logic model covers {sorted(LUT_FIT)}, not "
-                         f"{family!r}")
     R = rows_per_cycle(net, rows)
     bits, blocks = {}, {}
     for pl in stack_plan(net):
@@ -211,7 +207,8 @@ def estimate(net: Network, *, family: str | None = None, clock_mhz: float, lanes
         bits[name] = row_bits(net, pl) * n_pre
         blocks[name] = blocks_of("block", family, n_pre, row_bits(net, pl), R[pl.layer])
     feats = logic_features(net, lanes=lanes, rows=rows)
-    lut = round(sum(LUT_FIT[family][k] * v for k, v in feats.items()))
+    fit = lut_fit(family)
+    lut = round(sum(fit[k] * v for k, v in feats.items()))
     # The leak (beta * v) >> shift: a multiplier per live lane unless beta is 0 or a power of 2.
     dsp = sum(min(lanes, net.layers[l].n) for l in range(1, len(net.layers))
               if net.layers[l].beta & (net.layers[l].beta - 1))

@@ -3,9 +3,6 @@ registry (:data:`rtl.cores.CORES`) and never by a string switch of their own."""
 
 from __future__ import annotations
 
-import json
-from functools import cache
-from pathlib import Path
 from typing import ClassVar, Literal
 
 from amaranth.lib import wiring
@@ -124,9 +121,10 @@ class Core:
 
     def expected_fmax(self, family: str, lanes: int) -> tuple[float, bool]:
         """``(MHz, measured)``: the post-route Fmax its host-link build is expected to reach on
-        ``family`` with ``lanes`` (from ``rtl/cores/fmax.json``), and whether that figure comes
-        from builds of this core (else the family's default)."""
-        table = _fmax_table()
+        ``family`` with ``lanes`` (``fmax_mhz`` of ``rtl/calibration.json``), and whether that
+        figure comes from builds of this core (else the family's default)."""
+        from ..calibration import calibration
+        table = calibration()["fmax_mhz"]
         for bound, mhz in table.get(self.name, {}).get(family, []):
             if lanes <= bound:
                 return float(mhz), True
@@ -141,8 +139,3 @@ class Core:
 
     def __repr__(self) -> str:
         return f"<{self.name} core>"
-
-
-@cache
-def _fmax_table() -> dict:
-    return json.loads((Path(__file__).with_name("fmax.json")).read_text())

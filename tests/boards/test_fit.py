@@ -109,8 +109,9 @@ def test_build_refuses_a_design_that_does_not_fit_before_synthesis(tmp_path, sha
     save(shaped.shd_network("conv", w_bits=4), path)
     out = _cli("build", str(path), "--core", "network", "--lanes", "256", "--steps", "5", "-o",
                str(tmp_path / "b"))
-    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.returncode == 3 and "Traceback" not in out.stderr
     err = out.stderr.strip().splitlines()
-    assert len(err) == 1 and "does not fit the iCE40UP5K" in err[0]
+    assert len(err) == 1 and "fits nowhere on the icebreaker (iCE40UP5K)" in err[0]
+    assert "needs logic (LUT4)" in err[0] and "of 5,280 (" in err[0] and " over)" in err[0]
     assert "nothing was built" in err[0] and "--force" in err[0]
     assert not (tmp_path / "b").exists() or not any((tmp_path / "b").rglob("*.bin"))

@@ -84,12 +84,12 @@ def test_board_top_elaborates(name, pll):
     if b.family == "ice40":
         cons = files["top.pcf"]
         assert f"set_io {res}__rx__io {rx}\n" in cons and f"set_io {res}__tx__io {tx}\n" in cons
-        assert f"set_frequency clk12_0__io 12.0" in cons
+        assert "set_frequency clk12_0__io 12.0" in cons
     else:
         cons = files["top.lpf"]
         assert f'LOCATE COMP "{res}__rx__io" SITE "{rx}";' in cons
         assert f'LOCATE COMP "{res}__tx__io" SITE "{tx}";' in cons
-        assert f'FREQUENCY PORT' in cons
+        assert 'FREQUENCY PORT' in cons
     # Direction: the FPGA's tx is an output, rx an input.
     if b.family == "ice40":     # SB_IO ports are inout; the cell's pins tell the direction
         assert re.search(rf"connect \\D_IN_0 [^\n]+\n\s+connect \\PACKAGE_PIN \\{res}__rx__io", il)
