@@ -35,8 +35,17 @@ __all__ = ["CLOCK_MARGIN", "MEASURE_PER_CORE", "Candidate", "Choice", "clock_for
 #: The clock is set this much below the expected Fmax.
 CLOCK_MARGIN = 0.05
 
-#: How many candidates of a measured core (each knob set's best) get their cycles measured.
-MEASURE_PER_CORE = 3
+#: How many candidates of a measured core get their cycles measured, and how many lane counts
+#: (the most that fit) of each knob set.
+MEASURE_PER_CORE = 6
+MEASURE_LANES = 2
+
+
+def _knob(v) -> str:
+    """A knob's value as people write it: ``{2: 2}`` as ``2=2``."""
+    if isinstance(v, dict):
+        return ",".join(f"{k}={x}" for k, x in sorted(v.items()))
+    return str(v)
 
 
 @dataclass
@@ -56,8 +65,13 @@ class Candidate:
 
     @property
     def label(self) -> str:
-        extra = "".join(f", {k} {v}" for k, v in sorted(self.knobs.items()))
+        extra = "".join(f", {k} {_knob(v)}" for k, v in sorted(self.knobs.items()))
         return f"{self.core}, {self.lanes} lane{'s' if self.lanes != 1 else ''}{extra}"
+
+    @property
+    def slug(self) -> str:
+        """The label as a directory name."""
+        return "".join(ch if ch.isalnum() else "-" for ch in self.label).strip("-")
 
     @property
     def samples_per_s(self) -> float | None:
@@ -151,7 +165,7 @@ def clock_for(board, fmax_mhz: float) -> float:
 
 def _order(c: Candidate, registry: list[str]) -> tuple:
     return (-(c.samples_per_s or 0.0), c.estimate.lut if c.estimate else 0,
-            registry.index(c.core), c.lanes, sorted(c.knobs.items()))
+            registry.index(c.core), c.lanes, c.label)
 
 
 def choose(net: Network, board_name: str, work, *, core: str | None = None,
@@ -218,27 +232,26 @@ def choose(net: Network, board_name: str, work, *, core: str | None = None,
         c.fit = board_fit(c.estimate, b)
         if not c.fit.fits:
             c.dropped = c.fit.line()
-    # Measured cores: the most lanes that fit, per knob set, best first.
+    # Measured cores: the most lanes that fit (MEASURE_LANES of them) per knob set.
     for name in registry:
         spec = CORES[name]
         if spec.measure == "model":
             continue
         fitting = [c for c in cands if c.core == name and not c.dropped]
-        best: dict[tuple, Candidate] = {}
+        per_set: dict[str, list[Candidate]] = {}
         for c in sorted(fitting, key=lambda c: -c.lanes):
-            best.setdefault(tuple(sorted(c.knobs.items())), c)
-        chosen = sorted(best.values(), key=lambda c: -c.lanes)[:measure_per_core]
+            per_set.setdefault(_knob(c.knobs), []).append(c)
+        top = [c for group in per_set.values() for c in group[:MEASURE_LANES]]
+        chosen = sorted(top, key=lambda c: (-c.lanes, c.label))[:measure_per_core]
         for c in fitting:
             if c not in chosen:
-                c.dropped = ("not measured: a sibling with more lanes fits" if c not in
-                             best.values() else
-                             f"not measured: beyond the {measure_per_core} measured per core")
+                c.dropped = ("not measured: more lanes of the same knobs fit" if c not in top
+                             else f"not measured: beyond the {measure_per_core} measured per "
+                                  f"core")
         for c in chosen:
             say(f"measure {c.label} ({spec.measure})")
             knobs = {k: v for k, v in c.knobs.items() if k in spec.knobs}
-            wd = None if work_dir is None else \
-                Path(work_dir) / f"{c.core}-{c.lanes}" / "_".join(
-                    f"{k}{v}" for k, v in sorted(knobs.items()))
+            wd = None if work_dir is None else Path(work_dir) / c.slug
             try:
                 cps, cmax, sps = measure_cycles(spec, net, work, lanes=c.lanes, work_dir=wd,
                                                 **knobs)

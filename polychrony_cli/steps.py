@@ -5,6 +5,7 @@ board's bitstream. A step that cannot produce its result raises
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -56,12 +57,77 @@ def _amaranth_cycles(spec, net: Network, work, lanes: int, knobs: dict):
     return per
 
 
+def cycles_cache_dir() -> Path:
+    """Where measured cycles are kept: ``$POLYCHRONY_CACHE`` or ``~/.cache/polychrony``, under
+    ``cycles/``."""
+    import os
+    root = os.environ.get("POLYCHRONY_CACHE") or \
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "polychrony"
+    return Path(root) / "cycles"
+
+
+def _cycles_key(spec, net: Network, work, lanes: int, knobs: dict) -> str:
+    """A digest of everything a measurement depends on: the network, every sample, the core,
+    its lanes and knobs, and the generators' source (:func:`_rtl_digest`)."""
+    import hashlib
+    import json
+    h = hashlib.sha256()
+    h.update(json.dumps([_rtl_digest(), net.digest, spec.name, lanes,
+                         sorted((k, repr(v)) for k, v in knobs.items())]).encode())
+    for x, forced, steps in work:
+        h.update(str(steps).encode())
+        if x is not None:
+            h.update(np.ascontiguousarray(np.asarray(x, np.int64)).tobytes())
+        for l in sorted(forced or {}):
+            h.update(f"f{l}".encode())
+            h.update(np.ascontiguousarray(np.asarray(forced[l], np.uint8)).tobytes())
+    return h.hexdigest()
+
+
+@functools.cache
+def _rtl_digest() -> str:
+    """A digest of the source of the generators and simulators a measurement runs (``rtl``,
+    ``sim``), so that a changed core is measured again."""
+    import hashlib
+    import rtl
+    import sim
+    h = hashlib.sha256()
+    for pkg in (rtl, sim):
+        root = Path(pkg.__file__).parent
+        for f in sorted(root.rglob("*.py")):
+            h.update(str(f.relative_to(root.parent)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
 def measure_cycles(spec, net: Network, work, *, lanes: int, work_dir: Path | None = None,
-                   **knobs) -> tuple[float, int, int]:
+                   cache: bool = True, **knobs) -> tuple[float, int, int]:
     """(mean and max cycles per step, steps per sample) of core ``spec`` on ``work`` (a list
     of ``(x, forced, steps)``), measured the way the core says (:data:`rtl.cores.Measure`):
     its Verilog co-simulated, or the core run in Amaranth's simulator. A core measured by its
-    ``"model"`` is estimated from activity instead (:func:`estimate_core`)."""
+    ``"model"`` is estimated from activity instead (:func:`estimate_core`). With ``cache``,
+    a measurement is kept in :func:`cycles_cache_dir` and reused for the same network,
+    samples, core, lanes, knobs and generator source."""
+    import json
+    path = cycles_cache_dir() / f"{_cycles_key(spec, net, work, lanes, knobs)}.json"
+    if cache and path.exists():
+        try:
+            got = json.loads(path.read_text())
+            return float(got["mean"]), int(got["max"]), int(got["steps"])
+        except (ValueError, KeyError, TypeError):
+            pass            # a damaged entry is measured again and rewritten
+    out = _measure_cycles(spec, net, work, lanes=lanes, work_dir=work_dir, **knobs)
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"mean": out[0], "max": out[1], "steps": out[2],
+                                   "core": spec.name, "lanes": lanes, "network": net.digest}))
+        tmp.replace(path)
+    return out
+
+
+def _measure_cycles(spec, net: Network, work, *, lanes: int, work_dir: Path | None = None,
+                    **knobs) -> tuple[float, int, int]:
     if spec.measure == "verilator":
         if work_dir is None:
             raise ValueError("measuring in co-simulation needs a work_dir")

@@ -25,8 +25,15 @@ class StackCoreSpec(Core):
     nextpnr_opts = "--router router2"
 
     def knob_options(self, net: Network) -> tuple[dict, ...]:
-        """The default rows, and 2 or 4 rows per cycle in every layer above the first."""
-        return ({}, {"rows": 2}, {"rows": 4}) if len(net.layers) > 2 else ({},)
+        """The default rows (:func:`rtl.stack_plan.auto_rows`), and 2 or 4 rows per cycle in
+        every layer above the first whose default is fewer (the wide ones)."""
+        from ..stack_plan import auto_rows
+        out = [{}]
+        for r in (2, 4):
+            wide = {l: r for l in range(2, len(net.layers)) if auto_rows(net.layers[l].n) < r}
+            if wide:
+                out.append({"rows": wide})
+        return tuple(out)
 
     def estimate(self, net: Network, *, family: str | None = None, device=None,
                  clock_mhz: float, lanes: int | None = None,

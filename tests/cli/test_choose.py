@@ -116,3 +116,35 @@ def test_build_with_no_knobs_builds_the_first_choice_and_it_fits(tmp_path, wm8):
     for key in ("logic", "bram", "dsp"):
         used, available = r["nextpnr"][key]["used"], r["nextpnr"][key]["available"]
         assert used <= available
+
+
+def test_measured_cycles_are_cached_by_what_they_depend_on(tmp_path, monkeypatch, random_net):
+    """A second measurement of the same network, samples, core and knobs comes from the cache
+    (the simulator is not run); other samples or lanes are measured afresh; a damaged entry
+    is measured again."""
+    import polychrony_cli.steps as steps
+    monkeypatch.setenv("POLYCHRONY_CACHE", str(tmp_path / "cache"))
+    net = random_net(1, profile="stack")
+    spec = CORES["lean"]
+    assert spec.supports(net, lanes=2) is None and not net.layers[-1].spiking
+    work = samples_of(net, steps=6, seed=3)
+    calls = []
+    real = steps._amaranth_cycles
+
+    def counted(*a, **k):
+        calls.append(a[3])
+        return real(*a, **k)
+
+    monkeypatch.setattr(steps, "_amaranth_cycles", counted)
+    first = steps.measure_cycles(spec, net, work, lanes=2)
+    assert steps.measure_cycles(spec, net, work, lanes=2) == first and calls == [2]
+    steps.measure_cycles(spec, net, samples_of(net, steps=6, seed=4), lanes=2)
+    steps.measure_cycles(spec, net, work, lanes=4)
+    assert calls == [2, 2, 4]
+    entries = sorted((tmp_path / "cache" / "cycles").glob("*.json"))
+    assert len(entries) == 3
+    for e in entries:
+        e.write_text("{damaged")
+    assert steps.measure_cycles(spec, net, work, lanes=2) == first and calls == [2, 2, 4, 2]
+    assert steps.measure_cycles(spec, net, work, lanes=2, cache=False) == first
+    assert calls == [2, 2, 4, 2, 2]
