@@ -194,14 +194,16 @@ def _estimate(rec: dict, net, act):
 
 def markdown(records: list[dict]) -> str:
     from boards.catalog import board
-    from boards.report import LINK_LUT, MARKDOWN_HEADER, BoardReport
+    from boards.fit import link_cost
+    from boards.report import MARKDOWN_HEADER, BoardReport
     rows = [MARKDOWN_HEADER]
     for r in records:
         if "error" not in r:
             rows.append(BoardReport.from_json(r).markdown_row())
         else:
             # The core's estimate plus the link's, as in the rows of finished builds.
-            est = (f"{r['estimate']['lut'] + LINK_LUT.get(board(r['board']).family, 0):,}"
+            link = link_cost(board(r["board"]).family, r["lanes"])["lut"]
+            est = (f"{r['estimate']['lut'] + link:,}"
                    if r.get("estimate") else "-")
             why = r["error"]
             cell = re.search(r"no BELs remaining to implement cell type '(\w+)", why)
@@ -259,8 +261,8 @@ def main(argv=None) -> int:
                                             old["steps_per_sample"]))
             rec["estimate"] = est.to_json()
             if "lut_estimate_with_link" in rec:
-                from boards.report import LINK_LUT
-                rec["lut_estimate_with_link"] = est.lut + LINK_LUT.get(est.family, 0)
+                from boards.fit import link_cost
+                rec["lut_estimate_with_link"] = est.lut + link_cost(est.family, est.lanes)["lut"]
         out.write_text(json.dumps(list(done.values()), indent=1))
     for job in jobs:
         if _key(job) in done:

@@ -1,6 +1,6 @@
 """Does a design fit a board? The core's estimate plus the host link, against the device.
 
-:func:`board_fit` adds what the host link costs around a core (:data:`LINK`) to an
+:func:`board_fit` adds what the host link costs around a core (:func:`link_cost`) to an
 :class:`rtl.cost.Estimate` and compares every resource with the board's device
 (:attr:`boards.catalog.Board.fpga`, one record per device, so a ULX3S-12F is judged as a 12F).
 Each resource gets a verdict: ``fits``, ``tight`` (logic that fits with less than :data:`MARGIN`
@@ -18,7 +18,7 @@ from rtl.devices import Device
 from .catalog import Board
 from rtl.calibration import calibration
 
-__all__ = ["MARGIN", "LINK", "Need", "Fit", "board_fit", "VERDICTS"]
+__all__ = ["MARGIN", "Need", "Fit", "board_fit", "link_cost", "VERDICTS"]
 
 #: Logic above ``1 - MARGIN`` of the device's LUTs is ``tight``.
 MARGIN = 0.10
@@ -32,10 +32,13 @@ VERDICTS = ("fits", "tight", "does not fit")
 #: Resource keys (as :attr:`rtl.devices.Device.resources` names them) and what people call them.
 LABELS = {"lut": "logic (LUT4)", "bram": "block RAM", "spram": "SPRAM", "dsp": "multipliers"}
 
-#: What the host link adds to the core, per family: its logic and one block RAM, the frame
-#: buffer that also holds the IDENT reply (``link`` of ``rtl/calibration.json``).
-LINK = {family: {k: int(v) for k, v in need.items()}
-        for family, need in calibration()["link"].items()}
+def link_cost(family: str, lanes: int) -> dict[str, int]:
+    """What the host link adds to a core of ``lanes`` lanes on ``family``: its logic (a fixed
+    part and a part per lane: the response encoder handles every lane of a record) and one
+    block RAM, the frame buffer that also holds the IDENT reply (``link`` of
+    ``rtl/calibration.json``)."""
+    c = calibration()["link"][family]
+    return {"lut": int(round(c["lut"] + c["lut_per_lane"] * lanes)), "bram": int(c["bram"])}
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,7 @@ def board_fit(est, b: Board, *, link: bool = True) -> Fit:
     """The fit on board ``b`` of a core with estimate ``est`` (an :class:`rtl.cost.Estimate`),
     with the host link around it unless ``link=False``."""
     dev = b.fpga
-    extra = LINK.get(dev.family, {}) if link else {}
+    extra = link_cost(dev.family, est.lanes) if link else {}
     used = {"lut": est.lut, "bram": sum(est.blocks.values()),
             "spram": sum(est.spram.values()), "dsp": est.dsp}
     needs = []

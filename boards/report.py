@@ -10,18 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rtl.calibration import calibration
-
 from .build import BuildResult
 from .catalog import Board
 
-__all__ = ["BoardReport", "board_report", "MARKDOWN_HEADER", "LINK_LUT"]
+__all__ = ["BoardReport", "board_report", "MARKDOWN_HEADER"]
 
-#: LUT4 of the host link around the core (UART, frame receiver and transmitter, CRC, IDENT ROM,
-#: STATUS counters, output encoder), per family: ``link`` of ``rtl/calibration.json`` (the
-#: demo network's host-link top minus its core). The core's estimate
-#: (:func:`rtl.cost.estimate`) does not include it; the report adds it.
-LINK_LUT = {family: int(v["lut"]) for family, v in calibration()["link"].items()}
 
 
 @dataclass(frozen=True)
@@ -79,8 +72,9 @@ class BoardReport:
 
     @property
     def lut_estimate(self) -> int:
-        """The core's estimate plus the host link's (:data:`LINK_LUT`)."""
-        return self.estimate["lut"] + LINK_LUT.get(self.board.family, 0)
+        """The core's estimate plus the host link's (:func:`boards.fit.link_cost`)."""
+        from .fit import link_cost
+        return self.estimate["lut"] + link_cost(self.board.family, self.lanes)["lut"]
 
     @classmethod
     def from_json(cls, d: dict) -> "BoardReport":

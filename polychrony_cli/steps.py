@@ -230,8 +230,7 @@ def samples_of(net, *, steps: int, seed: int, vectors: str | None = None,
 def estimate_rows(b, est) -> list[tuple[str, str]]:
     """The estimate as (label, text) rows for people, against the board's device, the last
     one the fit verdict (:func:`boards.fit.board_fit`)."""
-    from boards.fit import board_fit
-    from boards.report import LINK_LUT
+    from boards.fit import board_fit, link_cost
     r = b.resources
     blocks = sum(est.blocks.values())
     off = sum(est.offchip.values())
@@ -243,7 +242,7 @@ def estimate_rows(b, est) -> list[tuple[str, str]]:
                        f", {sum(est.spram.values())} SPRAM (device: {r.get('spram', 0)})"
                        if est.spram else "") + (
                        f"; {off:,} bits off chip (loaded)" if off else "")),
-        ("logic", f"~{est.lut:,} LUT4 in the core, ~{est.lut + LINK_LUT[b.family]:,} with the "
+        ("logic", f"~{est.lut:,} LUT4 in the core, ~{est.lut + link_cost(b.family, est.lanes)['lut']:,} with the "
                   f"host link (device: {r['lut']:,}), {est.dsp} multipliers "
                   f"(device: {r['dsp']})"),
         ("cycles/step", f"{est.cycles_per_step:.0f} mean, {est.cycles_max} max "

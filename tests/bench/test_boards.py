@@ -4,7 +4,8 @@ def test_board_report_round_trip_and_rows():
     """The report's JSON re-renders the same row; a missed clock and a design that does not
     fit are said so in the table."""
     from boards.catalog import board
-    from boards.report import LINK_LUT, BoardReport
+    from boards.fit import link_cost
+    from boards.report import BoardReport
     from bench.boards import markdown
     est = {"lut": 1000, "blocks_total": 3, "spram_total": 0}
     rep = BoardReport("net", board("ulx3s-85f"), 4, 50.0, 42.0, False, est,
@@ -12,7 +13,7 @@ def test_board_report_round_trip_and_rows():
                       250.0, 100, "top.bit", 12.0)
     again = BoardReport.from_json(rep.to_json())
     assert again.markdown_row() == rep.markdown_row()
-    assert rep.lut_estimate == 1000 + LINK_LUT["ecp5"]
+    assert rep.lut_estimate == 1000 + link_cost("ecp5", 4)["lut"]
     assert "42.0 (not met)" in rep.markdown_row() and "| 200,000 | 2,000.0 |" in rep.markdown_row()
     failed = {"key": "x", "network": "big", "board": "icebreaker", "lanes": 4,
               "estimate": est, "yosys_lut4": 7538,
@@ -21,5 +22,6 @@ def test_board_report_round_trip_and_rows():
     table = markdown([rep.to_json() | {"key": "y"}, failed])
     assert "does not fit: placement ran out of ICESTORM_LC cells (Yosys: 7,538 LUT4)" in table
     # A design that does not fit shows the same estimate as a built one: core plus link.
-    assert f"| big | icebreaker | 4 | {1000 + LINK_LUT['ice40']:,} | does not fit" in table
+    assert f"| big | icebreaker | 4 | {1000 + link_cost('ice40', 4)['lut']:,} | does not fit" \
+        in table
     assert all(row.count("|") == 15 for row in table.strip().splitlines())

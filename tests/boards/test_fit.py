@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from boards.catalog import board
-from boards.fit import LINK, MARGIN, Fit, Need, board_fit
+from boards.fit import MARGIN, Fit, Need, board_fit, link_cost
 from model.ir import save
 from rtl.cost import activity, estimate
 from rtl.devices import DEVICES
@@ -57,7 +57,8 @@ def test_board_fit_adds_the_host_link_and_reads_the_boards_own_device(shaped):
     est = _estimate(net, 8, big.fpga)
     fit = board_fit(est, big)
     needs = {n.resource: n for n in fit.needs}
-    assert needs["lut"].used == est.lut + LINK["ecp5"]["lut"]
+    assert needs["lut"].used == est.lut + link_cost("ecp5", 8)["lut"]
+    assert link_cost("ecp5", 8)["lut"] > link_cost("ecp5", 1)["lut"]
     assert needs["bram"].used == sum(est.blocks.values()) + 1
     assert needs["bram"].available == 208 and fit.fits
     core_only = {n.resource: n.used for n in board_fit(est, big, link=False).needs}
