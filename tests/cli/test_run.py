@@ -96,3 +96,22 @@ def test_run_replays_and_scores_the_workload_beside_the_ir(wm8, tmp_path):
     text = _cli("run", path, "--simulate", "--count", "1", "--work", tmp_path / "sim")
     assert text.returncode == 0, text.stderr[-2000:]
     assert "over 1 samples of the workload, equal to the reference's" in text.stdout
+
+
+def test_run_scores_a_classify_workload_by_accuracy(random_net, tmp_path):
+    """An audio-shaped network with labelled samples beside it: ``run --simulate`` alone
+    replays them and prints the accuracy on the board beside the reference's."""
+    from model.ir import Workload, save_workload, workload_path
+    net = random_net(1, profile="stack")
+    path = save(net, tmp_path / "audio.npz")
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 1 << net.input.in_bits, (3, 12, net.input.n))
+    refs = [simulate(net, xs) for xs in x]
+    labels = np.array([refs[0].prediction, refs[1].prediction, refs[2].prediction + 1])
+    save_workload(Workload("classify", net.digest, x=x, labels=labels), workload_path(path))
+    out = _cli("run", path, "--simulate", "--json", "--work", tmp_path / "sim")
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout)
+    assert res["score"] == {"workload": "classify", "metric": "accuracy", "board": 2 / 3,
+                            "reference": 2 / 3, "samples": 3}
+    assert [r["prediction"] for r in res["samples"]] == [r.prediction for r in refs]
