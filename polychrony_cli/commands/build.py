@@ -9,7 +9,7 @@ import sys
 
 from ..common import (BOARDS, UserError, add_core_arguments, check_memories, check_supported,
                       load_inputs, load_net, parse_memories, parse_rows, workload_for)
-from ..steps import build_bitstream, build_json, samples_of
+from ..steps import build_choice, build_json, samples_of
 
 __all__ = ["add_parser"]
 
@@ -54,12 +54,11 @@ def add_parser(sub) -> None:
 
 
 def cmd_build(args) -> int:
-    from boards.build import BuildError
     from boards.catalog import board
     from boards.report import MARKDOWN_HEADER, board_report
     from boards.top import sync_clock
     from rtl.cores import CORES
-    from ..choose import choose, clock_for, table
+    from ..choose import choose, table
     net = load_net(args.net)
     b = board(args.board)
     pinned = args.core != "auto" and args.lanes != "auto"
@@ -107,39 +106,15 @@ def cmd_build(args) -> int:
         print(f"configurations for {b.name} ({b.fpga.label}), fastest first:")
         for line in table(choice):
             print(line)
-    tries, res, cand = [], None, None
-    for cand in queue:
-        clock = args.clock_mhz or cand.clock_mhz
-        for attempt in range(2):        # the clock planned, then once at what the report allows
-            say(f"build {cand.label} at {clock:g} MHz")
-            try:
-                takes = "memories" in CORES[cand.core].knobs
-                res = build_bitstream(net, args.board, out, lanes=cand.lanes,
-                                      memories=memories if takes else None,
-                                      clock_hz=clock * 1e6,
-                                      baud=args.baud, core=cand.core,
-                                      rows=cand.knobs.get("rows"), timing_allow_fail=True)
-            except BuildError as e:
-                tries.append({"configuration": cand.label, "clock_mhz": clock,
-                              "result": f"failed: {str(e).splitlines()[0][:200]}"})
-                res = None
-                break
-            got = res.fmax_mhz
-            tries.append({"configuration": cand.label, "clock_mhz": clock,
-                          "fmax_mhz": got, "result": "timing met" if res.timing_met
-                          else "timing missed"})
-            if res.timing_met or args.clock_mhz is not None or not got or attempt:
-                break
-            clock = clock_for(b, got)
-        if res is not None and res.timing_met:
-            break
-    if res is None:
-        raise UserError(f"{args.net} on {b.name}: no configuration built (" +
-                        "; ".join(f"{t['configuration']}: {t['result']}" for t in tries) + ")")
+    unknown = [c.label for c in queue if not c.cycles_known]
+    if unknown:
+        raise UserError(f"{args.net} on {b.name}: the cycles of {unknown[0]} are unknown "
+                        f"(a core that must be measured is measured only when it fits)")
+    cand, res, clock, tries = build_choice(net, args.board, queue, out,
+                                           clock_mhz=args.clock_mhz, memories=memories,
+                                           baud=args.baud, say=say)
     est = cand.estimate
-    if not cand.cycles_known:
-        raise UserError(f"{args.net} on {b.name}: the cycles of {cand.label} are unknown")
-    clk, _ = sync_clock(args.board, tries[-1]["clock_mhz"] * 1e6)
+    clk, _ = sync_clock(args.board, clock * 1e6)
     rep = board_report(net.name, b, est, res, clock_mhz=clk / 1e6)
     if args.markdown:
         Path(args.markdown).write_text(MARKDOWN_HEADER + "\n" + rep.markdown_row() + "\n")
@@ -149,7 +124,7 @@ def cmd_build(args) -> int:
         print(json.dumps(build_json(res) | rep.to_json() |
                          {"stimulus": src, "core": cand.core, "knobs": cand.knobs,
                           "tries": tries, "choice": choice.to_json()}, indent=1))
-        return 0
+        return 0 if res.timing_met else 1
     print(rep.text())
     print(f"  {cand.label}, cycles from {stimulus}")
     if len(tries) > 1:
