@@ -32,6 +32,13 @@ workload in Amaranth, bit-exact at every step; row labelled "lean core").
 Each (network, board, lanes, memories) job builds with ``boards.top.build_board`` and records
 :meth:`boards.report.BoardReport.to_json`; a job already in the output file is skipped, and a
 failed build is recorded with its error (e.g. "does not fit").
+
+``--auto`` builds the (network, board) pairs of :data:`AUTO_JOBS` the way ``polychrony build
+NET --board B`` does with no knobs: the tool chooses the core, lanes, rows and clock
+(:func:`polychrony_cli.choose.choose`) on the network's workload (the working memories: every
+recall trial; the audio networks: the same 8 test samples) and builds its candidates in turn
+(:func:`polychrony_cli.steps.build_choice`). Each row names the configuration chosen and the
+record keeps every try (``bench/results/boards_auto.json`` and ``.md``).
 """
 
 from __future__ import annotations
@@ -69,6 +76,63 @@ JOBS = [
     ("convdelrec", "icebreaker", 4, None, 22, "lean"),
     ("delrec", "ulx3s-85f", 16, None),
 ]
+
+
+#: (network, board) pairs built with the tool's own choice (``--auto``): the rows of the README's
+#: board table.
+AUTO_JOBS = [
+    *[("wm-demo", b) for b in ("icebreaker", "ulx3s-12f", "ulx3s-25f", "ulx3s-45f",
+                               "ulx3s-85f", "orangecrab-25f", "orangecrab-85f",
+                               "colorlight-5a75b")],
+    ("convdelrec-w4", "icebreaker"), ("convdelrec-w4", "ulx3s-85f"),
+    ("wm-128", "ulx3s-85f"), ("wm-144", "ulx3s-85f"),
+    ("convdelrec", "ulx3s-85f"), ("delrec", "ulx3s-85f"),
+]
+
+
+def _auto_work(name: str):
+    """(net, work) of an automatic job: the working memories' whole recall workload, the audio
+    networks' 8 test samples (as the hand-picked jobs)."""
+    if name.startswith("wm-"):
+        from model.wm.run import run_wm
+        wm = run_wm(seed=0) if name == "wm-demo" else \
+            run_wm(n=int(name[3:]), d=41, m=8, t=281, p=2e-3, w_bits=4, seed=0)
+        wl = wm["workload"]
+        return wm["net"], [(*wl.sample(i), wl.steps) for i in range(wl.samples)]
+    return _network(name)
+
+
+def run_auto(name: str, board: str, net, work, build_root: Path) -> dict:
+    """Choose and build ``net`` on ``board`` as ``polychrony build`` does with no knobs."""
+    from boards.catalog import board as board_info
+    from boards.report import board_report
+    from boards.top import sync_clock
+    from polychrony_cli.choose import choose
+    from polychrony_cli.common import UserError
+    from polychrony_cli.steps import build_choice
+    key = f"{name}|{board}|auto"
+    root = build_root / key.replace("|", "_")
+    t0 = time.monotonic()
+    choice = choose(net, board, work, work_dir=root / "cycles",
+                    progress=lambda line: print(f"  ... {line}", flush=True))
+    rec = {"key": key, "network": name, "board": board, "choice": choice.to_json()}
+    if choice.best is None:
+        rec.update(error=choice.nowhere(board_info(board)), estimate=None, lanes=0, seconds=0.0)
+        return rec
+    try:
+        cand, res, clock, tries = build_choice(net, board, choice.ranked[:3], root,
+                                               say=lambda line: print(f"  ... {line}",
+                                                                      flush=True))
+    except UserError as e:
+        rec.update(error=str(e)[:400], estimate=choice.best.estimate.to_json(),
+                   lanes=choice.best.lanes, seconds=round(time.monotonic() - t0, 1))
+        return rec
+    clk, _ = sync_clock(board, clock * 1e6)
+    rep = board_report(f"{name} ({cand.label})", board_info(board), cand.estimate, res,
+                       clock_mhz=clk / 1e6)
+    rec.update(rep.to_json(), key=key, configuration=cand.label, core=cand.core,
+               knobs={k: str(v) for k, v in cand.knobs.items()}, tries=tries)
+    return rec
 
 
 def _network(name: str):
@@ -228,10 +292,15 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "bench/results/boards.json"))
     ap.add_argument("--markdown", default=str(ROOT / "bench/results/boards.md"))
     ap.add_argument("--build-dir", default="build/bench-boards")
+    ap.add_argument("--auto", action="store_true",
+                    help="build AUTO_JOBS with the tool's own choice of core, lanes, rows and "
+                         "clock (default output bench/results/boards_auto.json and .md)")
     ap.add_argument("--refresh-estimates", action="store_true",
                     help="recompute every stored record's estimate with the current cost "
                          "model (after a recalibration), keeping its build results")
     args = ap.parse_args(argv)
+    if args.auto:
+        return _main_auto(args)
     out = Path(args.out)
     done = {r["key"]: r for r in json.loads(out.read_text())} if out.exists() else {}
     jobs = [j for j in JOBS if (not args.only or j[0] in args.only)
@@ -280,6 +349,36 @@ def main(argv=None) -> int:
     order = {_key(j): i for i, j in enumerate(JOBS)}
     records = sorted(done.values(), key=lambda r: order.get(r["key"], len(order)))
     Path(args.markdown).write_text(markdown(records))
+    print(markdown(records))
+    return 0
+
+
+def _main_auto(args) -> int:
+    from boards.report import BoardReport
+    out = Path(args.out if args.out != str(ROOT / "bench/results/boards.json")
+               else ROOT / "bench/results/boards_auto.json")
+    md = Path(args.markdown if args.markdown != str(ROOT / "bench/results/boards.md")
+              else ROOT / "bench/results/boards_auto.md")
+    done = {r["key"]: r for r in json.loads(out.read_text())} if out.exists() else {}
+    nets = {}
+    for name, board in AUTO_JOBS:
+        if (args.only and name not in args.only) or (args.boards and board not in args.boards):
+            continue
+        key = f"{name}|{board}|auto"
+        if key in done:
+            continue
+        if name not in nets:
+            nets[name] = _auto_work(name)
+        net, work = nets[name]
+        print(f"choosing and building {name} on {board} ...", flush=True)
+        rec = run_auto(name, board, net, work, Path(args.build_dir))
+        done[key] = rec
+        out.write_text(json.dumps(list(done.values()), indent=1))
+        print("  " + (f"failed: {rec['error']}" if "error" in rec else
+                      BoardReport.from_json(rec).markdown_row()), flush=True)
+    order = {f"{n}|{b}|auto": i for i, (n, b) in enumerate(AUTO_JOBS)}
+    records = sorted(done.values(), key=lambda r: order.get(r["key"], len(order)))
+    md.write_text(markdown(records))
     print(markdown(records))
     return 0
 
