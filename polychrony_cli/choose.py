@@ -181,7 +181,9 @@ def choose(net: Network, board_name: str, work, *, core: str | None = None,
     from boards.fit import board_fit
     from rtl.cores import CORES
     from rtl.cost import activity
+    from sim.cosim import CosimError
     from sim.reference import simulate
+    from .common import UserError
     from .steps import measure_cycles
 
     b = board_named(board_name)
@@ -255,7 +257,8 @@ def choose(net: Network, board_name: str, work, *, core: str | None = None,
             try:
                 cps, cmax, sps = measure_cycles(spec, net, work, lanes=c.lanes, work_dir=wd,
                                                 **knobs)
-            except Exception as e:      # a failed measurement drops the candidate, says why
+            except (UserError, CosimError, ValueError, RuntimeError, OSError) as e:
+                # A failed measurement drops the candidate and says why in the table.
                 c.dropped = f"measurement failed: {str(e).splitlines()[0][:200]}"
                 continue
             c.estimate = dataclasses.replace(c.estimate, cycles_per_step=cps, cycles_max=cmax,
