@@ -73,7 +73,7 @@ def _estimate_auto(args, net, wl, stimulus) -> int:
     b = board(args.board)
     work = samples_of(net, steps=args.steps, seed=args.seed, vectors=args.vectors, workload=wl)
     core = None if args.core == "auto" else args.core
-    rows = parse_rows(args) if core else None
+    rows = parse_rows(args)
     memories = parse_memories(args.memory) or None
     check_memories(net, b, memories)
 

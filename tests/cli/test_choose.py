@@ -148,3 +148,12 @@ def test_measured_cycles_are_cached_by_what_they_depend_on(tmp_path, monkeypatch
     assert steps.measure_cycles(spec, net, work, lanes=2) == first and calls == [2, 2, 4, 2]
     assert steps.measure_cycles(spec, net, work, lanes=2, cache=False) == first
     assert calls == [2, 2, 4, 2, 2]
+
+
+def test_knobs_of_one_core_need_that_core(tmp_path, wm8):
+    path = save(wm8, tmp_path / "wm8.npz")
+    for cmd in ("estimate", "build"):
+        out = _cli(cmd, path, "--rows", "2=2", "--steps", "5")
+        assert out.returncode == 2 and "--rows applies to the stack core" in out.stderr
+    out = _cli("estimate", path, "--lanes", "zero")
+    assert out.returncode == 2 and "expected an integer or auto" in out.stderr
