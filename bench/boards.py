@@ -37,7 +37,7 @@ failed build is recorded with its error (e.g. "does not fit").
 NET --board B`` does with no knobs: the tool chooses the core, lanes, rows and clock
 (:func:`polychrony_cli.choose.choose`) on the network's workload (the working memories: every
 recall trial; the audio networks: the same 8 test samples) and builds its candidates in turn
-(:func:`polychrony_cli.steps.build_choice`). Each row names the configuration chosen and the
+(:func:`polychrony_cli.choose.build_choice`). Each row names the configuration chosen and the
 record keeps every try (``bench/results/boards_auto.json`` and ``.md``).
 """
 
@@ -107,9 +107,8 @@ def run_auto(name: str, board: str, net, work, build_root: Path) -> dict:
     from boards.catalog import board as board_info
     from boards.report import board_report
     from boards.top import sync_clock
-    from polychrony_cli.choose import choose
+    from polychrony_cli.choose import build_choice, choose
     from polychrony_cli.common import UserError
-    from polychrony_cli.steps import build_choice
     key = f"{name}|{board}|auto"
     root = build_root / key.replace("|", "_")
     t0 = time.monotonic()

@@ -30,7 +30,7 @@ from typing import Callable
 from model.ir import Network
 
 __all__ = ["CLOCK_MARGIN", "MEASURE_PER_CORE", "Candidate", "Choice", "clock_for", "choose",
-           "table"]
+           "build_choice", "table"]
 
 #: The clock is set this much below the expected Fmax.
 CLOCK_MARGIN = 0.05
@@ -268,6 +268,56 @@ def choose(net: Network, board_name: str, work, *, core: str | None = None,
     dropped = [c for c in cands if c.dropped]
     # Slower lane counts of a model core are kept in the ranking (the table shows the best).
     return Choice(ranked, dropped)
+
+
+def build_choice(net, board_name: str, queue, out: Path, *, clock_mhz: float | None = None,
+                 memories: dict | None = None, baud: int | None = None, say=None):
+    """Build the candidates of ``queue`` (:class:`polychrony_cli.choose.Candidate`, best
+    first) in turn until one meets timing: each at its planned clock (or ``clock_mhz``), then,
+    when timing is missed, once more at the clock its report supports. Each try builds in its
+    own directory under ``out/<board>/``. Returns ``(candidate, result, clock_mhz, tries)`` of
+    the build to keep (the first that met timing, else the fastest built), ``tries`` one dict
+    per build; ``UserError`` when nothing built."""
+    from boards.build import BuildError
+    from boards.catalog import board as board_named
+    from rtl.cores import CORES
+    from .common import UserError
+    from .steps import build_bitstream
+    b = board_named(board_name)
+    say = say or (lambda line: None)
+    tries, built = [], []
+    for cand in queue:
+        clock = clock_mhz or cand.clock_mhz
+        for attempt in range(2):        # the clock planned, then once at what the report allows
+            say(f"build {cand.label} at {clock:g} MHz")
+            where = out / board_name / f"{cand.slug}-{clock:.3f}MHz"
+            takes = "memories" in CORES[cand.core].knobs
+            try:
+                res = build_bitstream(net, board_name, out, lanes=cand.lanes,
+                                      memories=memories if takes else None,
+                                      clock_hz=clock * 1e6, baud=baud, core=cand.core,
+                                      rows=cand.knobs.get("rows"), timing_allow_fail=True,
+                                      build_dir=where)
+            except BuildError as e:
+                tries.append({"configuration": cand.label, "clock_mhz": clock,
+                              "result": f"failed: {str(e).splitlines()[0][:200]}"})
+                break
+            tries.append({"configuration": cand.label, "clock_mhz": clock,
+                          "fmax_mhz": res.fmax_mhz,
+                          "result": "timing met" if res.timing_met else "timing missed"})
+            built.append((cand, res, clock))
+            if res.timing_met:
+                return cand, res, clock, tries
+            if clock_mhz is not None or not res.fmax_mhz or attempt:
+                break
+            clock = clock_for(b, res.fmax_mhz)
+    if not built:
+        raise UserError(f"{net.name} on {board_name}: no configuration built (" +
+                        "; ".join(f"{t['configuration']}: {t['result']}" for t in tries) + ")")
+    def speed(t):       # steps per second at the Fmax reached
+        return (t[1].fmax_mhz or 0) / t[0].estimate.cycles_per_step
+    cand, res, clock = max(built, key=speed)
+    return cand, res, clock, tries
 
 
 def table(choice: Choice, *, top: int = 8) -> list[str]:

@@ -15,7 +15,7 @@ from model.ir import Network
 from .common import BOARDS, UserError
 
 __all__ = ["measure_cycles", "estimate_core", "cosim", "estimate_on_board", "estimate_rows",
-           "build_choice",
+
            "build_bitstream", "build_json"]
 
 
@@ -281,49 +281,3 @@ def build_json(res) -> dict:
             "flash_image": str(res.flash_image) if res.flash_image else None,
             "flash_offset": res.flash_offset}
 
-
-def build_choice(net, board_name: str, queue, out: Path, *, clock_mhz: float | None = None,
-                 memories: dict | None = None, baud: int | None = None, say=None):
-    """Build the candidates of ``queue`` (:class:`polychrony_cli.choose.Candidate`, best
-    first) in turn until one meets timing: each at its planned clock (or ``clock_mhz``), then,
-    when timing is missed, once more at the clock its report supports. Each try builds in its
-    own directory under ``out/<board>/``. Returns ``(candidate, result, clock_mhz, tries)`` of
-    the build to keep (the first that met timing, else the fastest built), ``tries`` one dict
-    per build; ``UserError`` when nothing built."""
-    from boards.build import BuildError
-    from boards.catalog import board as board_named
-    from rtl.cores import CORES
-    from .choose import clock_for
-    b = board_named(board_name)
-    say = say or (lambda line: None)
-    tries, built = [], []
-    for cand in queue:
-        clock = clock_mhz or cand.clock_mhz
-        for attempt in range(2):        # the clock planned, then once at what the report allows
-            say(f"build {cand.label} at {clock:g} MHz")
-            where = out / board_name / f"{cand.slug}-{clock:.3f}MHz"
-            takes = "memories" in CORES[cand.core].knobs
-            try:
-                res = build_bitstream(net, board_name, out, lanes=cand.lanes,
-                                      memories=memories if takes else None,
-                                      clock_hz=clock * 1e6, baud=baud, core=cand.core,
-                                      rows=cand.knobs.get("rows"), timing_allow_fail=True,
-                                      build_dir=where)
-            except BuildError as e:
-                tries.append({"configuration": cand.label, "clock_mhz": clock,
-                              "result": f"failed: {str(e).splitlines()[0][:200]}"})
-                break
-            tries.append({"configuration": cand.label, "clock_mhz": clock,
-                          "fmax_mhz": res.fmax_mhz,
-                          "result": "timing met" if res.timing_met else "timing missed"})
-            built.append((cand, res, clock))
-            if res.timing_met:
-                return cand, res, clock, tries
-            if clock_mhz is not None or not res.fmax_mhz or attempt:
-                break
-            clock = clock_for(b, res.fmax_mhz)
-    if not built:
-        raise UserError(f"{net.name} on {board_name}: no configuration built (" +
-                        "; ".join(f"{t['configuration']}: {t['result']}" for t in tries) + ")")
-    cand, res, clock = max(built, key=lambda t: (t[1].fmax_mhz or 0) / t[0].estimate.cycles_per_step)
-    return cand, res, clock, tries

@@ -9,7 +9,7 @@ import sys
 
 from ..common import (BOARDS, UserError, add_core_arguments, check_memories, check_supported,
                       load_inputs, load_net, parse_memories, parse_rows, workload_for)
-from ..steps import build_choice, build_json, samples_of
+from ..steps import build_json, samples_of
 
 __all__ = ["add_parser"]
 
@@ -58,7 +58,7 @@ def cmd_build(args) -> int:
     from boards.report import MARKDOWN_HEADER, board_report
     from boards.top import sync_clock
     from rtl.cores import CORES
-    from ..choose import choose, table
+    from ..choose import build_choice, choose, table
     net = load_net(args.net)
     b = board(args.board)
     pinned = args.core != "auto" and args.lanes != "auto"

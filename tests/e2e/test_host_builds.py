@@ -36,7 +36,10 @@ def test_build_trained_network_for_ecp5(tmp_path):
     assert r["steps_per_s"] == pytest.approx(r["clock_mhz"] * 1e6 / r["cycles_per_step"],
                                              rel=1e-3)
     md = (tmp_path / "report.md").read_text()
-    assert md.count("\n") == 3 and "| wm | ulx3s-85f | 1 |" in md
+    assert md.count("\n") == 3 and f"| wm | ulx3s-85f | {r['lanes']} |" in md
+    # No knobs: the tool chose the configuration, the first of its ranking, at its clock.
+    first = r["choice"]["ranked"][0]
+    assert (r["core"], r["lanes"]) == (first["core"], first["lanes"])
 
 
 @pytest.mark.slow
