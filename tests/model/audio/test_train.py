@@ -197,7 +197,9 @@ def test_ddp_two_processes_end_with_identical_weights(tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    ir.load(tmp_path / "ddp.npz")
+    net = ir.load(tmp_path / "ddp.npz")
+    wl = ir.load_workload(tmp_path / "ddp.workload.npz", net)     # written beside the IR
+    assert wl.kind == "classify" and 1 <= wl.samples <= 16 and wl.steps == 16
 
 
 def test_train_from_shd_layout_files(tmp_path):
