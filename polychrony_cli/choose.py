@@ -30,7 +30,7 @@ from typing import Callable
 from model.ir import Network
 
 __all__ = ["CLOCK_MARGIN", "MEASURE_PER_CORE", "Candidate", "Choice", "clock_for", "choose",
-           "build_choice", "table"]
+           "build_choice", "nextpnr_options", "table"]
 
 #: The clock is set this much below the expected Fmax.
 CLOCK_MARGIN = 0.05
@@ -270,6 +270,19 @@ def choose(net: Network, board_name: str, work, *, core: str | None = None,
     return Choice(ranked, dropped)
 
 
+def nextpnr_options(c: Candidate) -> str:
+    """nextpnr options for building candidate ``c``: its core's own, and router2 for a design
+    whose logic (with the host link) exceeds ``router2_above_lut`` of ``rtl/calibration.json``
+    (router1 crawls on large designs)."""
+    from rtl.calibration import calibration
+    from rtl.cores import CORES
+    opts = CORES[c.core].nextpnr_opts
+    lut = next((n.used for n in c.fit.needs if n.resource == "lut"), 0) if c.fit else 0
+    if "--router" not in opts and lut > calibration()["router2_above_lut"]:
+        opts = f"{opts} --router router2".strip()
+    return opts
+
+
 def build_choice(net, board_name: str, queue, out: Path, *, clock_mhz: float | None = None,
                  memories: dict | None = None, baud: int | None = None, say=None):
     """Build the candidates of ``queue`` (:class:`polychrony_cli.choose.Candidate`, best
@@ -297,7 +310,7 @@ def build_choice(net, board_name: str, queue, out: Path, *, clock_mhz: float | N
                                       memories=memories if takes else None,
                                       clock_hz=clock * 1e6, baud=baud, core=cand.core,
                                       rows=cand.knobs.get("rows"), timing_allow_fail=True,
-                                      build_dir=where)
+                                      build_dir=where, nextpnr_opts=nextpnr_options(cand))
             except BuildError as e:
                 tries.append({"configuration": cand.label, "clock_mhz": clock,
                               "result": f"failed: {str(e).splitlines()[0][:200]}"})

@@ -257,9 +257,11 @@ def estimate_rows(b, est) -> list[tuple[str, str]]:
 def build_bitstream(net, board: str, out: Path, *, lanes: int = 1,
                     memories: dict | None = None, clock_hz: float | None = None,
                     baud: int | None = None, core: str = "network", rows=None,
-                    timing_allow_fail: bool = False, build_dir: Path | None = None):
+                    timing_allow_fail: bool = False, build_dir: Path | None = None,
+                    nextpnr_opts: str | None = None):
     """The host-link bitstream of ``net`` for ``board`` in ``build_dir`` (default
-    ``out/<board>``; see boards.top.build_board)."""
+    ``out/<board>``; see boards.top.build_board), with ``nextpnr_opts`` (default: the core's
+    own)."""
     from boards.top import build_board
     if board not in BOARDS:
         raise UserError(f"unknown board {board!r}; supported: {', '.join(BOARDS)}")
@@ -267,7 +269,8 @@ def build_bitstream(net, board: str, out: Path, *, lanes: int = 1,
     return build_board(net, board, build_dir=build_dir or out / board, lanes=lanes,
                        memories=memories or None,
                        clock_hz=clock_hz, baud=baud, core=core, rows=rows,
-                       nextpnr_opts=core_named(core).nextpnr_opts,
+                       nextpnr_opts=core_named(core).nextpnr_opts if nextpnr_opts is None
+                       else nextpnr_opts,
                        timing_allow_fail=timing_allow_fail)
 
 

@@ -157,3 +157,23 @@ def test_knobs_of_one_core_need_that_core(tmp_path, wm8):
         assert out.returncode == 2 and "--rows applies to the stack core" in out.stderr
     out = _cli("estimate", path, "--lanes", "zero")
     assert out.returncode == 2 and "expected an integer or auto" in out.stderr
+
+
+def test_large_designs_route_with_router2(wm_work):
+    """A design above the calibration's LUT4 threshold gets router2; small ones keep the
+    default router, and the stack core always has router2."""
+    from polychrony_cli.choose import nextpnr_options
+    from rtl.calibration import calibration
+    net, work = wm_work
+    choice = choose(net, "ulx3s-85f", work, core="network")
+    limit = calibration()["router2_above_lut"]
+    for c in choice.ranked:
+        lut = next(n.used for n in c.fit.needs if n.resource == "lut")
+        assert nextpnr_options(c) == ("--router router2" if lut > limit else "")
+    big = choose(net, "ulx3s-85f", work, core="network", lanes=1).ranked[0]
+    big.fit = type(big.fit)(big.fit.device, tuple(
+        type(n)(n.resource, limit + 1 if n.resource == "lut" else n.used, n.available)
+        for n in big.fit.needs))
+    assert nextpnr_options(big) == "--router router2"
+    from polychrony_cli.choose import Candidate
+    assert nextpnr_options(Candidate("stack", 16)) == "--router router2"
