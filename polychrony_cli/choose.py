@@ -80,12 +80,6 @@ class Candidate:
         e = self.estimate
         return self.clock_mhz * 1e6 / e.cycles_per_step / e.steps_per_sample
 
-    @property
-    def steps_per_s(self) -> float | None:
-        if not self.cycles_known or self.clock_mhz is None:
-            return None
-        return self.clock_mhz * 1e6 / self.estimate.cycles_per_step
-
     def build_knobs(self) -> dict:
         """What ``build``/``estimate`` pass on for this candidate (``core``, ``lanes``,
         ``rows``)."""

@@ -190,3 +190,13 @@ def check_memories(net, board, memories: dict) -> None:
     if memories:
         from rtl.memplan import memory_kinds
         memory_kinds(net, lanes=1, memories=memories, device=board.fpga)
+
+
+def stimulus_source(args, wl) -> str:
+    """Where a command's samples came from, as its JSON says: ``workload``, ``inputs``,
+    ``vectors`` or ``random``."""
+    if wl is not None:
+        return "workload"
+    if getattr(args, "inputs", None):
+        return "inputs"
+    return "vectors" if getattr(args, "vectors", None) else "random"

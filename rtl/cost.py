@@ -11,7 +11,7 @@ from model.ir import Network
 from .memplan import projection_plan, memory_bits, memory_kinds, memory_shapes, supported, weight_bank_depth
 from .delay_line import line_capacity
 from .calibration import PATH, calibration
-from .devices import Device, largest, target
+from .devices import Device, largest, planned, target
 from .families import FAMILIES, blocks_of
 from .lif import leak_multipliers
 
@@ -352,11 +352,7 @@ def estimate(net: Network, act: dict, *, family: str | None = None, clock_mhz: f
     automatic, see :func:`~rtl.memplan.memory_kinds`). ``loaded`` arrays count no block
     (``offchip`` lists their bits); a weight array larger than the device's on-chip RAM and
     not ``loaded`` raises :class:`ValueError`."""
-    if family is not None and family not in FAMILIES:
-        raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {family!r}")
-    dev = target(family, device)
-    if dev is None:
-        raise ValueError("an estimate needs a device or a family")
+    dev = planned(family, device)
     family = dev.family
     cycles = step_cycles(net, act, lanes=lanes)
     records = act["records"] if records_per_step is None else \

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Device", "DEVICES", "device", "largest", "target"]
+__all__ = ["Device", "DEVICES", "device", "largest", "target", "planned"]
 
 
 @dataclass(frozen=True)
@@ -82,3 +82,12 @@ def target(family: str | None = None, device: str | Device | None = None) -> Dev
             raise ValueError(f"device {dev.name} is of family {dev.family!r}, not {family!r}")
         return dev
     return None if family is None else largest(family)
+
+
+def planned(family: str | None = None, device: str | Device | None = None) -> Device:
+    """:func:`target` where a device is required (an estimate): ``ValueError`` when neither
+    ``family`` nor ``device`` is given, or when they name none."""
+    dev = target(family, device)
+    if dev is None:
+        raise ValueError("an estimate needs a device or a family")
+    return dev

@@ -192,13 +192,9 @@ def estimate(net: Network, *, family: str | None = None, clock_mhz: float, lanes
     from :func:`lut_fit`; the cycles come from the caller (measured: the RTL's own cycle
     counts in co-simulation)."""
     from .cost import Estimate
-    from .devices import target
-    from .families import FAMILIES, blocks_of
-    if family is not None and family not in FAMILIES:
-        raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {family!r}")
-    dev = target(family, device)
-    if dev is None:
-        raise ValueError("an estimate needs a device or a family")
+    from .devices import planned
+    from .families import blocks_of
+    dev = planned(family, device)
     family = dev.family
     R = rows_per_cycle(net, rows)
     bits, blocks = {}, {}

@@ -8,7 +8,8 @@ from pathlib import Path
 import sys
 
 from ..common import (BOARDS, UserError, add_core_arguments, check_memories, check_supported,
-                      load_inputs, load_net, parse_memories, parse_rows, workload_for)
+                      load_inputs, load_net, parse_memories, parse_rows, stimulus_source,
+                      workload_for)
 from ..steps import build_json, samples_of
 
 __all__ = ["add_parser"]
@@ -118,8 +119,7 @@ def cmd_build(args) -> int:
     rep = board_report(net.name, b, est, res, clock_mhz=clk / 1e6)
     if args.markdown:
         Path(args.markdown).write_text(MARKDOWN_HEADER + "\n" + rep.markdown_row() + "\n")
-    src = "workload" if wl else "inputs" if args.inputs else \
-        "vectors" if args.vectors else "random"
+    src = stimulus_source(args, wl)
     if args.json:
         print(json.dumps(build_json(res) | rep.to_json() |
                          {"stimulus": src, "core": cand.core, "knobs": cand.knobs,

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from ..common import (BOARDS, UserError, add_core_arguments, check_memories, check_supported,
-                      load_net, parse_memories, parse_rows, workload_for)
+                      load_net, parse_memories, parse_rows, stimulus_source, workload_for)
 from ..steps import estimate_on_board, estimate_rows, samples_of
 
 __all__ = ["add_parser"]
@@ -57,7 +57,8 @@ def cmd_estimate(args) -> int:
     if args.json:
         print(json.dumps(est.to_json() | {"board": b.name, "core": args.core,
                                           "device_resources": b.resources,
-                                          "fit": fit.to_json(), "stimulus": _source(args, wl)},
+                                          "fit": fit.to_json(),
+                                          "stimulus": stimulus_source(args, wl)},
                          indent=1))
     else:
         print(f"  {'stimulus':<12} {stimulus}")
@@ -87,7 +88,8 @@ def _estimate_auto(args, net, wl, stimulus) -> int:
                         memories=memories, work_dir=Path(tmp), progress=say)
     best = choice.best
     if args.json:
-        out = {"board": b.name, "device_resources": b.resources, "stimulus": _source(args, wl),
+        out = {"board": b.name, "device_resources": b.resources,
+               "stimulus": stimulus_source(args, wl),
                "choice": choice.to_json()}
         if best is not None:
             out |= best.estimate.to_json() | {"core": best.core, "knobs": best.knobs,
@@ -105,10 +107,6 @@ def _estimate_auto(args, net, wl, stimulus) -> int:
     if best is None:
         raise UserError(f"{args.net}: {choice.nowhere(b)}", status=NO_FIT)
     return 0
-
-
-def _source(args, wl) -> str:
-    return "workload" if wl else "vectors" if args.vectors else "random"
 
 
 def _print_estimate(b, est) -> None:
