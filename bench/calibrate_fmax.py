@@ -10,6 +10,12 @@ at the first entry whose lanes are at least its own (``rtl.cores.Core.expected_f
 lane count between two measured ones takes the larger one's Fmax: more lanes, more logic, a
 lower Fmax. ``--write`` puts the tables in ``rtl/calibration.json`` (``fmax_mhz``), keeping the
 defaults of cores and families without builds.
+
+It also works out the routing limits (``routing``): for each core and family, the wiring
+(:meth:`rtl.cores.Core.wiring`, weight bits per cycle) of the widest build that placed and
+routed and of the narrowest that did not. Failures are the failed tries of the automatic builds
+(``boards_auto.json``: a try stopped at its time limit or failing in the router) and the builds
+stopped by hand in ``bench/results/route_failures.json``.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = [ROOT / "bench/results/boards.json", ROOT / "bench/results/boards_auto.json"]
+FAILURES = ROOT / "bench/results/route_failures.json"
 
 
 def records(paths=RESULTS) -> list[dict]:
@@ -54,6 +61,57 @@ def fit(recs: list[dict]) -> dict:
     return out
 
 
+def _rows(rows) -> dict | None:
+    return {int(k): int(v) for k, v in rows.items()} if rows else None
+
+
+def route_records(paths=RESULTS, failures=FAILURES) -> list[dict]:
+    """Builds that placed and routed and builds that did not: ``{network, family, core,
+    lanes, rows, routed}`` (the network by its ``bench.boards`` name)."""
+    from boards.catalog import board
+    out = []
+    for path in paths:
+        if not Path(path).exists():
+            continue
+        for r in json.loads(Path(path).read_text()):
+            name = r["key"].split("|")[0]
+            family = board(r["board"]).family
+            if r.get("fmax_mhz") and "error" not in r:
+                out.append({"network": name, "family": family, "core": r.get("core", "network"),
+                            "lanes": int(r["lanes"]), "rows": _rows(r.get("knobs", {}).get(
+                                "rows") or r.get("rows")), "routed": True})
+            for t in r.get("tries", []):
+                msg = t.get("result", "")
+                if "core" in t and msg.startswith("failed") and (
+                        "did not finish" in msg or "rout" in msg.lower()):
+                    out.append({"network": name, "family": family, "core": t["core"],
+                                "lanes": int(t["lanes"]), "rows": _rows(t.get("rows")),
+                                "routed": False})
+    if Path(failures).exists():
+        for r in json.loads(Path(failures).read_text()):
+            out.append({"network": r["network"], "family": board(r["board"]).family,
+                        "core": r["core"], "lanes": int(r["lanes"]), "rows": _rows(r["rows"]),
+                        "routed": False})
+    return out
+
+
+def routing(recs: list[dict]) -> dict:
+    """``{core: {family: {"routed": widest wiring routed, "failed": narrowest failed}}}``."""
+    from bench.boards import _network
+    from rtl.cores import CORES
+    nets: dict = {}
+    out: dict = {}
+    for r in recs:
+        if r["network"] not in nets:
+            nets[r["network"]] = _network(r["network"])[0]
+        knobs = {"rows": r["rows"]} if r["rows"] else {}
+        w = CORES[r["core"]].wiring(nets[r["network"]], lanes=r["lanes"], **knobs)
+        slot = out.setdefault(r["core"], {}).setdefault(r["family"], {})
+        key, pick = ("routed", max) if r["routed"] else ("failed", min)
+        slot[key] = pick(slot.get(key, w), w)
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write", action="store_true",
@@ -65,12 +123,20 @@ def main(argv=None) -> int:
         for family, rows in sorted(fams.items()):
             n = sum(1 for r in recs if r["core"] == core and r["family"] == family)
             print(f"{core:<8} {family:<6} {rows}  ({n} builds)")
+    limits = routing(route_records())
+    for core, fams in sorted(limits.items()):
+        for family, lim in sorted(fams.items()):
+            print(f"{core:<8} {family:<6} wiring routed up to {lim.get('routed', '-')}, "
+                  f"failed from {lim.get('failed', '-')}")
     if args.write:
         from rtl.calibration import calibration, write_calibration
+        for core, fams in limits.items():
+            write_calibration("routing", core, dict(calibration().get("routing", {}).get(
+                core, {}), **fams))
         for core, fams in tables.items():
             merged = dict(calibration()["fmax_mhz"].get(core, {}), **fams)
             write_calibration("fmax_mhz", core, merged)
-        print("wrote fmax_mhz to rtl/calibration.json")
+        print("wrote fmax_mhz and routing to rtl/calibration.json")
     return 0
 
 

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rtl.memplan import memory_kinds
-from rtl.cost import FEATURES, logic_features, memory_blocks, memory_shapes, spram_blocks
+from rtl.memplan import memory_bits, memory_kinds
+from rtl.cost import (FEATURES, logic_features, memory_blocks, memory_shapes, spram_blocks,
+                      weight_blocks)
 from sim.randnet import random_network
 
 
@@ -50,6 +51,10 @@ def _cases(family: str):
     cases += [("demo wm", demo, 8), ("demo wm", demo, 16)]
     if family == "ecp5":
         cases += [("demo wm", demo, 32)]
+        # The large working memories of the board table: many weight banks per lane.
+        big = {n: run_wm(n=n, d=41, m=8, t=281, p=2e-3, w_bits=4, seed=0)["net"]
+               for n in (128, 144)}
+        cases += [("wm 128", big[128], 32), ("wm 128", big[128], 64), ("wm 144", big[144], 48)]
     return cases
 
 
@@ -90,8 +95,11 @@ def main() -> None:
                 continue
             with tempfile.TemporaryDirectory() as d:
                 try:
+                    # router2 for the large ones: router1 crawls on them
+                    big = memory_bits(net, lanes=lanes).get("proj0.weights", 0) > 1 << 20
                     r = build_schedule(net, board_name, build_dir=Path(d) / "b", lanes=lanes,
-                                       timing_allow_fail=True)
+                                       timing_allow_fail=True,
+                                       nextpnr_opts="--router router2" if big else "")
                 except Exception as e:  # a design that does not fit is skipped
                     print(f"{name} lanes {lanes}: build failed ({str(e)[:80]})", flush=True)
                     continue
@@ -99,7 +107,9 @@ def main() -> None:
             kinds = memory_kinds(net, lanes=lanes, family=args.family)
             row = {"case": k, "name": name, "lanes": lanes,
                    "lut": r.resources["logic"].used, "bram": r.resources["bram"].used,
-                   "bram_model": sum(memory_blocks(shapes, args.family, kinds).values()),
+                   "bram_model": sum(weight_blocks(net, memory_blocks(
+                       shapes, args.family, kinds), kinds, lanes=lanes,
+                       family=args.family).values()),
                    "spram": r.resources["spram"].used if "spram" in r.resources else 0,
                    "spram_model": sum(spram_blocks(shapes, kinds).values()),
                    "fmax_mhz": r.fmax_mhz}

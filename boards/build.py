@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -253,7 +254,8 @@ def _failure(name: str, build_dir: Path, status: int, log: Path, logs: dict[str,
 def build(top: object | Callable[[], object], platform: Platform | type[Platform], *,
           build_dir: str | Path, name: str = "top", synth_opts: str | None = None,
           seed: int = 1, nextpnr_opts: str = "", timing_allow_fail: bool = False,
-          env: dict[str, str] | None = None, **overrides) -> BuildResult:
+          env: dict[str, str] | None = None, time_limit: float | None = None,
+          **overrides) -> BuildResult:
     """Synthesise, place, route and pack ``top`` for ``platform``; return the products.
 
     ``top`` is an elaboratable, or a callable returning one (called once). ``platform`` is a
@@ -265,7 +267,8 @@ def build(top: object | Callable[[], object], platform: Platform | type[Platform
     :func:`tool_env`). Further keyword arguments are Amaranth template overrides.
 
     The tools run in ``build_dir`` with relative paths (YoWASP tools see only the working
-    directory tree). A failing tool raises :class:`BuildError` with the tail of its log.
+    directory tree). A failing tool raises :class:`BuildError` with the tail of its log, and
+    so does a build still running after ``time_limit`` seconds (the tools are stopped).
     """
     if isinstance(platform, type):
         platform = platform()
@@ -306,11 +309,23 @@ def build(top: object | Callable[[], object], platform: Platform | type[Platform
     with open(log, "wb") as f:
         # Running the generated script ourselves (rather than plan.execute_local) keeps the
         # output in a file and skips Amaranth's check for programming tools we never call.
-        proc = subprocess.run(["sh", f"{plan.script}.sh"], cwd=build_dir, env=tool_env(env),
-                              stdout=f, stderr=subprocess.STDOUT)
+        # Its own session, so that a build over its time limit stops with all its tools.
+        proc = subprocess.Popen(["sh", f"{plan.script}.sh"], cwd=build_dir, env=tool_env(env),
+                                stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            returncode = proc.wait(timeout=time_limit)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise BuildError(f"build of {name!r} in {build_dir} did not finish within "
+                             f"{time_limit / 60:g} minutes (stopped)\n{_tail(log)}", log=log)
+        except BaseException:       # Ctrl-C: do not leave the tools running
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
     seconds = time.monotonic() - start
-    if proc.returncode != 0:
-        raise _failure(name, build_dir, proc.returncode, log, logs, report_path)
+    if returncode != 0:
+        raise _failure(name, build_dir, returncode, log, logs, report_path)
     if not bitstream.exists() or bitstream.stat().st_size == 0:
         raise BuildError(f"build of {name!r} in {build_dir} finished but {bitstream.name} is "
                          f"missing or empty\n{_tail(log)}", log=log)

@@ -377,11 +377,12 @@ class ScheduleTop(Elaboratable):
 def build_schedule(net: Network, board_name: str = "icebreaker", *, build_dir: str | Path,
                    schedule: Schedule | None = None, step_hz: float | None = 8.0,
                    show: Sequence[int] | None = None, seed: int = 1,
-                   timing_allow_fail: bool = False, **core_knobs) -> BuildResult:
+                   timing_allow_fail: bool = False, nextpnr_opts: str = "",
+                   **core_knobs) -> BuildResult:
     """Build a bitstream of :class:`ScheduleTop` for ``net`` replaying ``schedule`` (default:
     :func:`default_schedule`) on ``board_name`` at the board's oscillator clock (no PLL);
     ``core_knobs`` go to the core. See :func:`boards.build.build` for ``seed``,
-    ``timing_allow_fail`` and the result. The core's weight memories are banked for the
+    ``timing_allow_fail``, ``nextpnr_opts`` and the result. The core's weight memories are banked for the
     board's family unless ``family`` says otherwise; weights in SPRAM also give ``weights.bin``
     in ``build_dir`` (:attr:`BuildResult.flash_image`), to be written at the top's flash
     offset: ``iceprog -o 1M weights.bin``."""
@@ -390,7 +391,7 @@ def build_schedule(net: Network, board_name: str = "icebreaker", *, build_dir: s
     core_knobs.setdefault("device", b.chip)
     top = ScheduleTop(net, schedule, step_hz=step_hz, show=show, **core_knobs)
     result = build(top, b.platform(), build_dir=build_dir, seed=seed,
-                   timing_allow_fail=timing_allow_fail)
+                   timing_allow_fail=timing_allow_fail, nextpnr_opts=nextpnr_opts)
     if top.loader is None:
         return result
     path = result.build_dir / "weights.bin"

@@ -194,8 +194,10 @@ def host_top(net, board_name: str, *, lanes: int = 1, memories: dict | None = No
 def build_board(net, board_name: str, *, build_dir, lanes: int = 1,
                 memories: dict | None = None, clock_hz: float | None = None,
                 baud: int | None = None, max_steps: int = 4096, seed: int = 1,
-                timing_allow_fail: bool = False, nextpnr_opts: str = "", **core_knobs):
-    """Build the host-link bitstream of ``net`` for ``board_name`` (see :func:`host_top`);
+                timing_allow_fail: bool = False, nextpnr_opts: str = "",
+                time_limit: float | None = None, **core_knobs):
+    """Build the host-link bitstream of ``net`` for ``board_name`` (see :func:`host_top`;
+    ``time_limit`` in seconds, see :func:`boards.build.build`);
     SPRAM weights also give ``weights.bin`` in ``build_dir``, to be written at the loader's
     flash offset (``iceprog -o 1M weights.bin``). ``nextpnr_opts`` are extra nextpnr options
     (e.g. ``--router router2``, far faster than the default router on large designs)."""
@@ -207,7 +209,8 @@ def build_board(net, board_name: str, *, build_dir, lanes: int = 1,
     top = host_top(net, board_name, lanes=lanes, memories=memories, clock_hz=clock_hz,
                    baud=baud, max_steps=max_steps, **core_knobs)
     result = build(top, board_platform(board_name), build_dir=build_dir, seed=seed,
-                   timing_allow_fail=timing_allow_fail, nextpnr_opts=nextpnr_opts)
+                   timing_allow_fail=timing_allow_fail, nextpnr_opts=nextpnr_opts,
+                   time_limit=time_limit)
     loader = top.inner.loader
     if loader is None:
         return result

@@ -15,9 +15,17 @@ Amaranth's simulator) is measured only at its best candidates (the most lanes th
 set; more lanes never cost cycles), :data:`MEASURE_PER_CORE` of them, and its other lane counts
 are dropped as slower.
 
-A design that fits with less than 10 % of a resource left (``tight``) stays eligible: the
-fastest designs of a small device are often the fullest. ``build`` tries the ranked candidates
-in turn when place and route or timing fails (see ``polychrony_cli.commands.build``).
+Candidates that fit with margin come first; a design that fits with less than 10 % of the
+logic left (``tight``) is ranked after every one of them, so it is chosen only when nothing
+fits with margin (the fastest designs of a small device are often the fullest).
+
+Routing: nextpnr's failures on large ECP5 designs came from the buses that carry weights from
+the block RAMs to the lanes, not from the logic count. Each core measures those buses
+(:meth:`rtl.cores.Core.wiring`, weight bits per cycle); a candidate whose wiring is at least
+that of a build of the same core that failed to place and route on the family (``routing`` in
+``rtl/calibration.json``, from ``python -m bench.calibrate_fmax``) is dropped with that reason.
+``build`` tries the ranked candidates in turn when place and route or timing fails (see
+``polychrony_cli.commands.build``).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from typing import Callable
 from model.ir import Network
 
 __all__ = ["CLOCK_MARGIN", "MEASURE_PER_CORE", "Candidate", "Choice", "clock_for", "choose",
+           "routing_limit",
            "build_choice", "nextpnr_options", "table"]
 
 #: The clock is set this much below the expected Fmax.
@@ -61,6 +70,7 @@ class Candidate:
     fmax_measured: bool = False           # ... from builds of this core (else a default)
     clock_mhz: float | None = None        # the clock it would run at
     cycles_known: bool = False
+    wiring: int | None = None             # weight bits per cycle (Core.wiring)
     dropped: str | None = None            # why it is not ranked
 
     @property
@@ -92,7 +102,7 @@ class Candidate:
                 "lut": None if e is None else e.lut,
                 "bram": None if e is None else sum(e.blocks.values()),
                 "fmax_mhz": self.fmax_mhz, "fmax_measured": self.fmax_measured,
-                "clock_mhz": self.clock_mhz,
+                "clock_mhz": self.clock_mhz, "wiring": self.wiring,
                 "cycles_per_step": round(e.cycles_per_step, 1) if self.cycles_known else None,
                 "samples_per_s": None if self.samples_per_s is None
                 else round(self.samples_per_s, 2),
@@ -122,6 +132,11 @@ class Choice:
             return (f"fits nowhere on the {board.name} ({board.fpga.label}): the closest "
                     f"configuration ({c.label}) needs {n.label} {n.used:,} of {n.available:,} "
                     f"({n.used - n.available:,} over)")
+        wide = [c for c in self.dropped if c.dropped.startswith("too wide to route")]
+        if wide:
+            c = min(wide, key=lambda c: c.wiring)
+            return (f"fits the {board.name} ({board.fpga.label}) but would not route: "
+                    f"{c.label} is {c.dropped}")
         unplanned = [c for c in self.dropped if c.dropped.startswith("cannot be planned")]
         if unplanned:
             c = unplanned[0]
@@ -134,6 +149,14 @@ class Choice:
     def to_json(self) -> dict:
         return {"ranked": [c.to_json() for c in self.ranked],
                 "dropped": [c.to_json() for c in self.dropped]}
+
+
+def routing_limit(core: str, family: str) -> int | None:
+    """The least wiring (:meth:`rtl.cores.Core.wiring`) of a ``core`` build that failed to
+    place and route on ``family`` (``routing`` in
+    ``rtl/calibration.json``), None when none has failed."""
+    from rtl.calibration import calibration
+    return calibration().get("routing", {}).get(core, {}).get(family, {}).get("failed")
 
 
 def clock_for(board, fmax_mhz: float) -> float:
@@ -158,7 +181,8 @@ def clock_for(board, fmax_mhz: float) -> float:
 
 
 def _order(c: Candidate, registry: list[str]) -> tuple:
-    return (-(c.samples_per_s or 0.0), c.estimate.lut if c.estimate else 0,
+    tight = c.fit is not None and c.fit.verdict == "tight"
+    return (tight, -(c.samples_per_s or 0.0), c.estimate.lut if c.estimate else 0,
             registry.index(c.core), c.lanes, c.label)
 
 
@@ -228,6 +252,13 @@ def choose(net: Network, board_name: str, work, *, core: str | None = None,
         c.fit = board_fit(c.estimate, b)
         if not c.fit.fits:
             c.dropped = c.fit.line()
+            continue
+        c.wiring = spec.wiring(net, lanes=c.lanes, **c.knobs)
+        failed = routing_limit(c.core, b.family)
+        if failed is not None and c.wiring >= failed:
+            c.dropped = (f"too wide to route: {c.wiring:,} weight bits per cycle, and a "
+                         f"{c.core}-core build with {failed:,} failed to route on {b.family} "
+                         f"(routing, rtl/calibration.json)")
     # Measured cores: the most lanes that fit (MEASURE_LANES of them) per knob set.
     for name in registry:
         spec = CORES[name]
@@ -278,11 +309,13 @@ def nextpnr_options(c: Candidate) -> str:
 
 
 def build_choice(net, board_name: str, queue, out: Path, *, clock_mhz: float | None = None,
-                 memories: dict | None = None, baud: int | None = None, say=None):
+                 memories: dict | None = None, baud: int | None = None, say=None,
+                 time_limit: float | None = None):
     """Build the candidates of ``queue`` (:class:`polychrony_cli.choose.Candidate`, best
     first) in turn until one meets timing: each at its planned clock (or ``clock_mhz``), then,
     when timing is missed, once more at the clock its report supports. Each try builds in its
-    own directory under ``out/<board>/``. Returns ``(candidate, result, clock_mhz, tries)`` of
+    own directory under ``out/<board>/`` and is stopped after ``time_limit`` seconds (a
+    failed try). Returns ``(candidate, result, clock_mhz, tries)`` of
     the build to keep (the first that met timing, else the fastest built), ``tries`` one dict
     per build; ``UserError`` when nothing built."""
     from boards.build import BuildError
@@ -304,13 +337,15 @@ def build_choice(net, board_name: str, queue, out: Path, *, clock_mhz: float | N
                                       memories=memories if takes else None,
                                       clock_hz=clock * 1e6, baud=baud, core=cand.core,
                                       rows=cand.knobs.get("rows"), timing_allow_fail=True,
-                                      build_dir=where, nextpnr_opts=nextpnr_options(cand))
+                                      build_dir=where, nextpnr_opts=nextpnr_options(cand),
+                                      time_limit=time_limit)
             except BuildError as e:
-                tries.append({"configuration": cand.label, "clock_mhz": clock,
+                tries.append({"configuration": cand.label, **cand.build_knobs(),
+                              "wiring": cand.wiring, "clock_mhz": clock,
                               "result": f"failed: {str(e).splitlines()[0][:200]}"})
                 break
-            tries.append({"configuration": cand.label, "clock_mhz": clock,
-                          "fmax_mhz": res.fmax_mhz,
+            tries.append({"configuration": cand.label, **cand.build_knobs(),
+                          "wiring": cand.wiring, "clock_mhz": clock, "fmax_mhz": res.fmax_mhz,
                           "result": "timing met" if res.timing_met else "timing missed"})
             built.append((cand, res, clock))
             if res.timing_met:

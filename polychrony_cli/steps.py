@@ -258,10 +258,10 @@ def build_bitstream(net, board: str, out: Path, *, lanes: int = 1,
                     memories: dict | None = None, clock_hz: float | None = None,
                     baud: int | None = None, core: str = "network", rows=None,
                     timing_allow_fail: bool = False, build_dir: Path | None = None,
-                    nextpnr_opts: str | None = None):
+                    nextpnr_opts: str | None = None, time_limit: float | None = None):
     """The host-link bitstream of ``net`` for ``board`` in ``build_dir`` (default
     ``out/<board>``; see boards.top.build_board), with ``nextpnr_opts`` (default: the core's
-    own)."""
+    own), stopped after ``time_limit`` seconds."""
     from boards.top import build_board
     if board not in BOARDS:
         raise UserError(f"unknown board {board!r}; supported: {', '.join(BOARDS)}")
@@ -271,7 +271,7 @@ def build_bitstream(net, board: str, out: Path, *, lanes: int = 1,
                        clock_hz=clock_hz, baud=baud, core=core, rows=rows,
                        nextpnr_opts=core_named(core).nextpnr_opts if nextpnr_opts is None
                        else nextpnr_opts,
-                       timing_allow_fail=timing_allow_fail)
+                       timing_allow_fail=timing_allow_fail, time_limit=time_limit)
 
 
 def build_json(res) -> dict:

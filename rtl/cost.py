@@ -8,7 +8,9 @@ from math import ceil
 import numpy as np
 
 from model.ir import Network
-from .memplan import projection_plan, memory_bits, memory_kinds, memory_shapes, supported, weight_bank_depth
+from .memplan import (projection_plan, memory_bits, memory_kinds, memory_shapes, supported,
+                      weight_bank_depth, weight_rows)
+from .words import live_bits
 from .delay_line import line_capacity
 from .calibration import PATH, calibration
 from .devices import Device, largest, planned, target
@@ -16,7 +18,7 @@ from .families import FAMILIES, blocks_of
 from .lif import leak_multipliers
 
 __all__ = ["FAMILIES", "step_cycles", "activity", "job_costs", "memory_port_bound",
-           "memory_blocks", "spram_blocks", "offchip_bits", "memory_shapes", "logic_estimate",
+           "memory_blocks", "weight_blocks", "spram_blocks", "offchip_bits", "memory_shapes", "logic_estimate",
            "Estimate", "estimate"]
 
 def activity(net: Network, trace, x: np.ndarray | None, forced: dict | None) -> dict:
@@ -178,6 +180,24 @@ def memory_blocks(shapes: dict[str, tuple], family: str,
                                   rom=name.endswith((".bias", ".weights")))
         else:
             out[name] = blocks_of(kind, family, *shape) if kind == "block" else 0
+    return out
+
+
+def weight_blocks(net: Network, blocks: dict[str, int], kinds: dict[str, str], *,
+                  lanes: int, family: str) -> dict[str, int]:
+    """``blocks`` with each weight array in block RAM counted as Yosys maps it: bank by bank
+    (:func:`~rtl.memplan.weight_bank_depth`), each without the bit columns that are constant
+    in that bank (:func:`rtl.words.live_bits`; a sparse or one-signed working memory has many)."""
+    out = dict(blocks)
+    for pp in projection_plan(net):
+        name = f"proj{pp.index}.weights"
+        if pp.p.kind == "conv" or kinds.get(name) != "block":
+            continue
+        bank = weight_bank_depth(net, pp.index, lanes=lanes, family=family)
+        rows = weight_rows(pp, lanes)
+        live = live_bits(rows, pp.p.w_bits, bank)
+        out[name] = sum(blocks_of("block", family, min(bank, len(rows) - b * bank), bits)
+                        for b, bits in enumerate(live))
     return out
 
 
@@ -363,7 +383,8 @@ def estimate(net: Network, act: dict, *, family: str | None = None, clock_mhz: f
     logic = logic_estimate(net, lanes=lanes, kinds=kinds, device=dev)
     return Estimate(family=family, lanes=lanes, clock_mhz=clock_mhz,
                     memory_bits=memory_bits(net, lanes=lanes),
-                    blocks=memory_blocks(shapes, family, kinds), lut=logic["lut"],
+                    blocks=weight_blocks(net, memory_blocks(shapes, family, kinds), kinds,
+                                         lanes=lanes, family=family), lut=logic["lut"],
                     dsp=logic["dsp"], kinds=kinds, spram=spram_blocks(shapes, kinds),
                     offchip=offchip_bits(shapes, kinds), device=dev.name,
                     cycles_per_step=float(per_step.mean()), cycles_max=int(per_step.max()),

@@ -58,13 +58,22 @@ _BLOCK_COST = {"ice40": 64, "ecp5": 128}
 _LUTRAM_COST = {"ecp5": 4}
 
 
+#: Block RAM configurations with two read ports (ECP5 DP16KD is true dual port up to 18 bits
+#: wide; an iCE40 EBR has one read port).
+_DUAL_PORT_WIDTH = {"ecp5": 18}
+
+
 def blocks_of(kind: str, family: str, depth: int, width: int, count: int = 1, *,
-              rom: bool = False) -> int:
-    """Blocks that ``count`` memories of depth x width take as ``kind`` on ``family``: block
-    RAMs for ``block``, SPRAM blocks for ``spram``, 0 for ``lut`` and ``loaded`` (off chip).
-    ``kind="auto"`` is what Yosys chooses for a memory without a ``ram_style``: the cheapest
-    of block RAM, LUT RAM (ECP5) and logic by its ``memory_libmap`` costs, a ROM (``rom``)
-    being far cheaper in logic than a RAM."""
+              rom: bool = False, ports: int = 1, sync_read: bool = False) -> int:
+    """Blocks that ``count`` memories of depth x width with ``ports`` read ports take as
+    ``kind`` on ``family``: block RAMs for ``block``, SPRAM blocks for ``spram``, 0 for ``lut``
+    and ``loaded`` (off chip). A block RAM serves one read port, or two in a configuration
+    that is dual port (ECP5 up to 18 bits wide). ``kind="auto"`` is what Yosys chooses for a
+    memory without a ``ram_style``: the cheapest of block RAM, LUT RAM (ECP5) and logic by its
+    ``memory_libmap`` costs, a ROM (``rom``) being far cheaper in logic than a RAM, logic
+    winning a tie; ECP5 LUT RAM reads asynchronously, and a RAM read synchronously
+    (``sync_read``, a FIFO's storage) costs a register per bit more there (which is what
+    Yosys's choices between LUT RAM and block RAM for the stack core's FIFOs show)."""
     if kind in ("lut", "loaded"):
         return 0
     if kind == "spram":
@@ -72,16 +81,23 @@ def blocks_of(kind: str, family: str, depth: int, width: int, count: int = 1, *,
     if kind not in ("block", "auto"):
         raise ValueError(f"memory kind must be one of {KINDS}, got {kind!r}")
     block_bits, configs = FAMILIES[family]
-    blocks = min(ceil(width / w) * ceil(depth / d) for d, w in configs)
+    one = min(ceil(width / w) * ceil(depth / d) for d, w in configs)
     if width < min(w for _, w in configs):
         # Narrower than any configuration: Yosys folds depth into the word (4096 x 1 in one
         # 2048 x 2 iCE40 EBR, the address's low bit picking the bit).
-        blocks = min(blocks, ceil(depth * width / block_bits))
+        one = min(one, ceil(depth * width / block_bits))
+    blocks = ports * one
+    if ports > 1 and family in _DUAL_PORT_WIDTH:
+        dual = min(ceil(width / w) * ceil(depth / d) for d, w in configs
+                   if w <= _DUAL_PORT_WIDTH[family])
+        blocks = min(blocks, ceil(ports / 2) * dual)
     if kind == "auto":
         other = depth * width * (1 / 16 if rom else 1)
         if family in _LUTRAM_COST and not rom:     # LUT RAM needs a write port
-            other = min(other, ceil(depth / 16) * ceil(width / 4) * _LUTRAM_COST[family])
-        if other < blocks * _BLOCK_COST[family]:
+            other = min(other, ceil(depth / 16) * ceil(width / 4) * _LUTRAM_COST[family]
+                        + (width if sync_read else 0))
+        cost = blocks * _BLOCK_COST[family]
+        if other < cost or (rom and other == cost):
             return 0
     return count * blocks
 

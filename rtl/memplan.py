@@ -18,7 +18,7 @@ from .words import pack_rows
 
 __all__ = ["supported", "ProjPlan", "projection_plan", "MemShape", "memory_shapes", "memory_bits",
            "pair_bits", "has_bias", "weight_bank_depth", "memory_kinds", "weight_words",
-           "load_image", "load_width", "STREAMED"]
+           "weight_rows", "load_image", "load_width", "STREAMED"]
 
 def supported(net: Network, *, lanes: int = 1) -> None:
     """Raise :class:`UnsupportedNetwork` unless the core can be built for ``net``."""
@@ -232,17 +232,22 @@ def memory_kinds(net: Network, *, lanes: int = 1, family: str | None = None,
     return kinds
 
 
-def weight_words(pp: ProjPlan, lanes: int) -> list[int]:
-    """The contents of projection ``pp``'s weight memory: word row*G + g holds
-    w[g*P : (g+1)*P, row] (element 0 in the low bits) with row = j (dense) or j*D + k (taps),
-    so that one word feeds every lane."""
+def weight_rows(pp: ProjPlan, lanes: int) -> np.ndarray:
+    """Projection ``pp``'s weight memory as a (words, lanes) array of signed weights: word
+    row*G + g holds w[g*P : (g+1)*P, row] with row = j (dense) or j*D + k (taps), so that one
+    word feeds every lane."""
     G = ceil(pp.post.n / lanes)
     w = pp.p.weight if pp.p.kind == "taps" else pp.p.weight[:, :, None]
     pad = np.zeros((G * lanes,) + w.shape[1:], np.int64)
     pad[:pp.post.n] = w
     # (g, lane, j, k) -> word (j*D + k)*G + g, element ``lane``
-    rows = pad.reshape(G, lanes, pp.pre.n, pp.taps).transpose(2, 3, 0, 1).reshape(-1, lanes)
-    return pack_rows(rows, pp.p.w_bits)
+    return pad.reshape(G, lanes, pp.pre.n, pp.taps).transpose(2, 3, 0, 1).reshape(-1, lanes)
+
+
+def weight_words(pp: ProjPlan, lanes: int) -> list[int]:
+    """The contents of projection ``pp``'s weight memory: the rows of :func:`weight_rows`
+    packed, element 0 in the low bits."""
+    return pack_rows(weight_rows(pp, lanes), pp.p.w_bits)
 
 
 def load_image(net: Network, kinds: dict[str, str], *, lanes: int = 1) -> list[int]:

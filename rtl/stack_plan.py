@@ -12,6 +12,7 @@ from model.ir import LIFLayer, Network, Projection, signed_bits
 from .errors import UnsupportedNetwork
 
 __all__ = ["STAGES", "CONV_CHUNK", "StackPlan", "stack_plan", "array_name", "row_bits",
+           "fifo_blocks",
            "auto_rows", "rows_per_cycle", "observed_layers", "stage_timing", "lut_fit",
            "logic_features", "estimate"]
 
@@ -183,28 +184,58 @@ def logic_features(net: Network, *, lanes: int, rows=None) -> dict[str, float]:
     return f
 
 
+def fifo_blocks(net: Network, *, family: str, lanes: int, observe=None) -> dict[str, int]:
+    """Block RAMs of the stack core's FIFOs (:class:`rtl.stack.StackCore`: each observed
+    layer's output FIFO, each layer but the last its spike FIFO, ``2 G + STAGES + 2`` entries,
+    one fewer in memory), where Yosys puts them in block RAM rather than LUT RAM."""
+    from .families import blocks_of
+    obs = observed_layers(net, observe)
+    vb_out = max(l.v_bits for l in net.layers[1:])
+    out = {}
+    for l in range(1, len(net.layers)):
+        G = ceil(net.layers[l].n / lanes)
+        gl = max(1, (max(2, G) - 1).bit_length())
+        depth = 2 * G + STAGES + 2 - 1
+        widths = {}
+        if l in obs:
+            widths[f"l{l}_ofifo"] = gl + lanes * (vb_out + 1) + 1
+        if l < len(net.layers) - 1:
+            widths[f"l{l}_wfifo"] = gl + lanes + 1
+        for name, width in widths.items():
+            out[name] = blocks_of("auto", family, depth, width, sync_read=True)
+    return out
+
+
 def estimate(net: Network, *, family: str | None = None, clock_mhz: float, lanes: int,
              cycles_per_step: float, cycles_max: int, steps_per_sample: int, rows=None,
-             device=None):
+             device=None, observe=None):
     """An :class:`rtl.cost.Estimate` of the stack core for ``net`` on ``device`` (else the
     largest device of ``family``, see :func:`rtl.devices.target`): weight block RAMs
-    (one copy per row read per cycle), multipliers (one leak per live lane and layer), logic
-    from :func:`lut_fit`; the cycles come from the caller (measured: the RTL's own cycle
+    (one read port per row read per cycle, without the constant bit columns; a ROM cheaper in
+    logic becomes logic), multipliers (one leak per live lane and layer), logic from
+    :func:`lut_fit`; the cycles come from the caller (measured: the RTL's own cycle
     counts in co-simulation)."""
     from .cost import Estimate
     from .devices import planned
     from .families import blocks_of
+    from .words import live_bits
     dev = planned(family, device)
     family = dev.family
     R = rows_per_cycle(net, rows)
-    bits, blocks = {}, {}
+    bits, blocks, rom_lut = {}, {}, 0.0
     for pl in stack_plan(net):
         name, n_pre = array_name(net, pl), net.layers[pl.layer - 1].n
         bits[name] = row_bits(net, pl) * n_pre
-        blocks[name] = blocks_of("block", family, n_pre, row_bits(net, pl), R[pl.layer])
+        # Yosys drops the bit columns that are the same in every row (rtl.words.live_bits),
+        # then maps the ROM and its R read ports to block RAM or, when cheaper, to logic.
+        live = live_bits(pl.ff.weight.T, pl.ff.w_bits)[0]
+        blocks[name] = blocks_of("auto", family, n_pre, live, rom=True, ports=R[pl.layer])
+        if blocks[name] == 0:
+            rom_lut += R[pl.layer] * n_pre * live / 16     # a 16-word LUT4 per bit and port
+    blocks.update(fifo_blocks(net, family=family, lanes=lanes, observe=observe))
     feats = logic_features(net, lanes=lanes, rows=rows)
     fit = lut_fit(family)
-    lut = round(sum(fit[k] * v for k, v in feats.items()))
+    lut = round(sum(fit[k] * v for k, v in feats.items()) + rom_lut)
     # The leak (beta * v) >> shift: a multiplier per live lane unless beta is 0 or a power of 2.
     dsp = sum(min(lanes, net.layers[l].n) for l in range(1, len(net.layers))
               if net.layers[l].beta & (net.layers[l].beta - 1))

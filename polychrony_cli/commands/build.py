@@ -33,6 +33,9 @@ def add_parser(sub) -> None:
     p.add_argument("--tries", type=int, default=3,
                    help="configurations to try, best first, when place and route fails or "
                         "timing cannot be met (default 3)")
+    p.add_argument("--try-minutes", type=float, default=45,
+                   help="stop a try whose synthesis, placement and routing run longer than "
+                        "this and go on to the next (default 45)")
     p.add_argument("--baud", type=int, help="host-link baud rate (default: the board's)")
     p.add_argument("--vectors", help="stimulus bundle (.npz from sim.vectors) for the "
                                      "cycles-per-step figure (default: the workload saved "
@@ -77,6 +80,8 @@ def cmd_build(args) -> int:
             raise UserError(f"--clock-mhz {args.clock_mhz}: {e}") from None
     if args.tries < 1:
         raise UserError(f"--tries must be at least 1, got {args.tries}")
+    if not args.try_minutes > 0:
+        raise UserError(f"--try-minutes must be positive, got {args.try_minutes}")
     rows = parse_rows(args)
     if args.inputs and args.vectors:
         raise UserError("give --inputs or --vectors, not both")
@@ -113,7 +118,8 @@ def cmd_build(args) -> int:
                         f"(a core that must be measured is measured only when it fits)")
     cand, res, clock, tries = build_choice(net, args.board, queue, out,
                                            clock_mhz=args.clock_mhz, memories=memories,
-                                           baud=args.baud, say=say)
+                                           baud=args.baud, say=say,
+                                           time_limit=args.try_minutes * 60)
     est = cand.estimate
     clk, _ = sync_clock(args.board, clock * 1e6)
     rep = board_report(net.name, b, est, res, clock_mhz=clk / 1e6)

@@ -3,6 +3,8 @@ registry (:data:`rtl.cores.CORES`) and never by a string switch of their own."""
 
 from __future__ import annotations
 
+from math import ceil
+
 from typing import ClassVar, Literal
 
 from amaranth.lib import wiring
@@ -105,14 +107,26 @@ class Core:
         raise NotImplementedError
 
     def lane_options(self, net: Network) -> tuple[int, ...]:
-        """The lane counts an automatic choice tries: powers of two up to the widest LIF layer
-        (and 256); :meth:`supports` still has the last word."""
-        widest = max(layer.n for layer in net.layers[1:])
-        out, p = [], 1
-        while p <= min(256, max(1, widest)):
-            out.append(p)
-            p *= 2
-        return tuple(out)
+        """The lane counts an automatic choice tries, up to the widest LIF layer (and 256):
+        powers of two and three times powers of two (1, 2, 3, 4, 6, 8, 12, ...: a memory a
+        little too large at 2^k lanes often fits at 1.5 x 2^k), and the counts that split a
+        layer into 1 to 8 equal groups (144 neurons: 144, 72, 48, 36, ...: no lane idles, no
+        weight word is padded). :meth:`supports` still has the last word."""
+        widths = [layer.n for layer in net.layers[1:] if layer.n > 0] or [1]
+        top = min(256, max(widths))
+        out = {p for k in range(9) for p in (1 << k, 3 << k) if p <= top}
+        out |= {ceil(n / g) for n in widths for g in range(1, 9) if ceil(n / g) <= top}
+        return tuple(sorted(out))
+
+    def wiring(self, net: Network, *, lanes: int, **knobs) -> int:
+        """The weight bits that must reach the lanes in one cycle, as far as routing is
+        concerned: a number compared only with builds of the same core on the same family
+        (``routing`` in ``rtl/calibration.json``). Here the widest weight word (``lanes``
+        weights): the network core reads one projection at a time, and its builds failed to
+        route when that word, spread over many lanes across the die, grew."""
+        from ..memplan import projection_plan
+        return max([lanes * pp.p.w_bits for pp in projection_plan(net) if pp.p.kind != "conv"]
+                   or [0])
 
     def knob_options(self, net: Network) -> tuple[dict, ...]:
         """Further knob sets an automatic choice tries besides the defaults (``({},)``: only

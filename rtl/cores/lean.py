@@ -36,6 +36,10 @@ class LeanCoreSpec(Core):
                         lanes=self.lanes(lanes),
                         cycles_per_step=cps, cycles_max=cmax, steps_per_sample=steps)
 
+    def lane_options(self, net: Network) -> tuple[int, ...]:
+        """Powers of two only (the shared datapath's lane count)."""
+        return tuple(p for p in super().lane_options(net) if p & (p - 1) == 0)
+
     def simulate(self, net: Network, x, *, lanes: int | None = None, **knobs):
         self.check_knobs(knobs)
         return run_lean_readout(net, x, lanes=self.lanes(lanes))

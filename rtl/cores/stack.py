@@ -35,6 +35,14 @@ class StackCoreSpec(Core):
                 out.append({"rows": wide})
         return tuple(out)
 
+    def wiring(self, net: Network, *, lanes: int, rows=None, **knobs) -> int:
+        """Every weight row the layers read per cycle (rows per cycle x n weights, summed over
+        the layers, whatever the lanes): the layers run at once, each row feeding all of its
+        layer's accumulators."""
+        from ..stack_plan import row_bits, rows_per_cycle, stack_plan
+        R = rows_per_cycle(net, rows)
+        return sum(R[pl.layer] * row_bits(net, pl) for pl in stack_plan(net))
+
     def estimate(self, net: Network, *, family: str | None = None, device=None,
                  clock_mhz: float, lanes: int | None = None,
                  activity=None, cycles=None, **knobs):
@@ -45,4 +53,4 @@ class StackCoreSpec(Core):
         return estimate(net, family=family, device=device, clock_mhz=clock_mhz,
                         lanes=self.lanes(lanes),
                         cycles_per_step=cps, cycles_max=cmax, steps_per_sample=steps,
-                        rows=knobs.get("rows"))
+                        rows=knobs.get("rows"), observe=knobs.get("observe"))

@@ -28,3 +28,34 @@ def test_the_choice_reads_the_written_table(monkeypatch, tmp_path):
         assert CORES["stack"].expected_fmax("ice40", 8)[1] is False     # the default
     finally:
         cal.calibration.cache_clear()
+
+
+def test_routing_limits_come_from_builds_that_routed_and_failed(tmp_path, monkeypatch, shaped):
+    """The widest build that routed and the narrowest that failed, per core and family, from
+    the board records (an automatic build's failed tries count when the router failed or the
+    try ran out of time) and the hand-kept list of stopped builds."""
+    import json
+    import bench.boards
+    from bench.calibrate_fmax import route_records, routing
+    net = shaped.wm_network(64, 8, w_bits=4, seed=0)
+    monkeypatch.setattr(bench.boards, "_network", lambda name: (net, None))
+    boards = tmp_path / "boards.json"
+    boards.write_text(json.dumps([
+        {"key": "wm|ulx3s-85f|16|", "board": "ulx3s-85f", "lanes": 16, "fmax_mhz": 70.0},
+        {"key": "wm|ulx3s-85f|8|", "board": "ulx3s-85f", "lanes": 8, "fmax_mhz": 80.0},
+        {"key": "wm|icebreaker|auto", "board": "icebreaker", "lanes": 4, "fmax_mhz": 20.0,
+         "core": "network",
+         "tries": [{"core": "network", "lanes": 8, "rows": None, "result": "failed: ERROR: "
+                    "Unable to place cell 'x', no BELs remaining"},
+                   {"core": "network", "lanes": 6, "rows": None,
+                    "result": "failed: build did not finish within 45 minutes (stopped)"},
+                   {"core": "network", "lanes": 4, "rows": None, "result": "timing met"}]},
+    ]))
+    failures = tmp_path / "failures.json"
+    failures.write_text(json.dumps([{"network": "wm", "board": "ulx3s-85f", "core": "network",
+                                     "lanes": 48, "rows": None}]))
+    recs = route_records([boards], failures)
+    assert sorted((r["lanes"], r["routed"]) for r in recs) == \
+        [(4, True), (6, False), (8, True), (16, True), (48, False)]   # placement is no route
+    assert routing(recs) == {"network": {"ecp5": {"routed": 64, "failed": 192},
+                                         "ice40": {"routed": 16, "failed": 24}}}

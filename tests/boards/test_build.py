@@ -124,3 +124,32 @@ def test_build_timing_failure(tmp_path):
         clk.clock = saved
     assert e.value.report is not None and not e.value.report.timing_met
     assert ICEBreakerPlatform().resources["clk12", 0].clock.frequency == 12e6
+
+
+def test_build_over_its_time_limit_is_stopped_with_its_tools(tmp_path, wm8):
+    """A build still running at ``time_limit`` raises and leaves no tool behind (a host-link
+    build takes far longer than its five seconds: Yosys is busy by then)."""
+    import os
+    import time
+    from pathlib import Path
+    from boards.top import build_board
+
+    def running_here():
+        pids = []
+        for d in Path("/proc").iterdir():
+            try:
+                if d.name.isdigit() and os.readlink(d / "cwd").startswith(str(tmp_path)):
+                    pids.append(int(d.name))
+            except OSError:         # gone, or not ours to look at
+                pass
+        return pids
+
+    t0 = time.monotonic()
+    with pytest.raises(BuildError, match=r"did not finish within 0\.1 minutes \(stopped\)"):
+        build_board(wm8, "icebreaker", build_dir=tmp_path, time_limit=6)
+    assert time.monotonic() - t0 < 60
+    for _ in range(10):             # SIGKILL is immediate, reaping may lag a little
+        if not running_here():
+            break
+        time.sleep(0.05)
+    assert running_here() == []

@@ -27,7 +27,8 @@ def wm_work(shaped):
 
 def test_ranking_agrees_with_estimating_every_configuration(wm_work):
     """Every network-core lane count is estimated on its own (as ``estimate --core network
-    --lanes P`` does) and the ranking is exactly those that fit, by samples per second."""
+    --lanes P`` does) and the ranking is exactly those that fit: those with margin first, by
+    samples per second, then the tight ones."""
     net, work = wm_work
     b = board("icebreaker")
     choice = choose(net, "icebreaker", work, core="network")
@@ -39,8 +40,11 @@ def test_ranking_agrees_with_estimating_every_configuration(wm_work):
                             lanes=p)
         exhaustive[p] = est
     from boards.fit import board_fit
-    fitting = [p for p, e in exhaustive.items() if board_fit(e, b).fits]
-    want = sorted(fitting, key=lambda p: (-exhaustive[p].samples_per_s, exhaustive[p].lut, p))
+    fits = {p: board_fit(e, b) for p, e in exhaustive.items()}
+    fitting = [p for p, f in fits.items() if f.fits]
+    want = sorted(fitting, key=lambda p: (fits[p].verdict == "tight",
+                                          -exhaustive[p].samples_per_s, exhaustive[p].lut, p))
+    assert any(fits[p].verdict == "tight" for p in fitting)      # the rule is exercised
     assert [c.lanes for c in choice.ranked] == want
     for c in choice.ranked:
         assert c.samples_per_s == pytest.approx(exhaustive[c.lanes].samples_per_s)
@@ -177,3 +181,23 @@ def test_large_designs_route_with_router2(wm_work):
     assert nextpnr_options(big) == "--router router2"
     from polychrony_cli.choose import Candidate
     assert nextpnr_options(Candidate("stack", 16)) == "--router router2"
+
+
+def test_candidates_wider_than_a_failed_route_are_dropped(shaped):
+    """``routing`` in rtl/calibration.json: a network-core build with a 512-bit weight word
+    did not route on ECP5, so 64 lanes of 8-bit weights are dropped, 48 are ranked; pinned
+    at 64 lanes, the one line says it would not route."""
+    from polychrony_cli.choose import routing_limit
+    assert routing_limit("network", "ecp5") == 512 and routing_limit("network", "ice40") is None
+    net = shaped.wm_network(64, 8, w_bits=8, seed=0)
+    work = samples_of(net, steps=10, seed=1)
+    choice = choose(net, "ulx3s-85f", work, core="network")
+    wide = [c for c in choice.dropped if c.dropped.startswith("too wide to route")]
+    assert [c.lanes for c in wide] == [64]
+    assert "512 weight bits per cycle" in wide[0].dropped
+    assert all(c.wiring == 8 * c.lanes < 512 for c in choice.ranked)
+    assert 48 in [c.lanes for c in choice.ranked]
+    pinned = choose(net, "ulx3s-85f", work, core="network", lanes=64)
+    assert pinned.best is None
+    assert pinned.nowhere(board("ulx3s-85f")).startswith(
+        "fits the ulx3s-85f (ECP5-85F) but would not route: network, 64 lanes is too wide")

@@ -167,3 +167,24 @@ def test_the_host_link_refuses_a_core_it_cannot_serve(make, why, unused_elaborat
         with pytest.raises(ValueError, match=why):
             make(net)
     assert not any("HostLink" in f for f in found)
+
+
+def test_lane_options_include_even_splits_and_lean_keeps_powers_of_two(shaped):
+    net = shaped.wm_network(144, 8, w_bits=4, seed=0)
+    opts = CORES["network"].lane_options(net)
+    assert opts == tuple(sorted(opts)) and len(set(opts)) == len(opts)
+    assert {1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128} <= set(opts)
+    assert {144, 72, 36, 29, 21, 18} <= set(opts)       # 144 split into 1, 2, 4, 5, 7, 8 groups
+    assert max(opts) == 144
+    audio = shaped.shd_network("conv", n_in=40, n=64, classes=10, w_bits=4)
+    assert all(p & (p - 1) == 0 for p in CORES["lean"].lane_options(audio))
+    assert CORES["lean"].lane_options(audio)[-1] == 64
+
+
+def test_wiring_is_each_cores_weight_bits_per_cycle(shaped):
+    wm = shaped.wm_network(64, 8, w_bits=4, seed=0)
+    assert CORES["network"].wiring(wm, lanes=32) == 32 * 4
+    audio = shaped.shd_network("conv", n_in=40, n=128, classes=10, w_bits=4)
+    # rows of n weights: 128 x 4 bits into layer 1, 2 x 128 x 4 into layer 2, 4 x 10 x 4 out
+    assert CORES["stack"].wiring(audio, lanes=8, rows={2: 2}) == 512 + 1024 + 160
+    assert CORES["stack"].wiring(audio, lanes=64, rows={2: 2}) == 512 + 1024 + 160

