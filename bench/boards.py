@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["JOBS", "main"]
+__all__ = ["JOBS", "AUTO_JOBS", "main", "reestimate", "record_rows"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,6 +90,11 @@ AUTO_JOBS = [
 ]
 
 
+#: A try of an automatic build still placing or routing after this long is stopped (as
+#: ``polychrony build``'s default ``--try-minutes``).
+TRY_MINUTES = 45
+
+
 def _auto_work(name: str):
     """(net, work) of an automatic job: the working memories' whole recall workload, the audio
     networks' 8 test samples (as the hand-picked jobs)."""
@@ -121,7 +126,8 @@ def run_auto(name: str, board: str, net, work, build_root: Path) -> dict:
     try:
         cand, res, clock, tries = build_choice(net, board, choice.ranked[:3], root,
                                                say=lambda line: print(f"  ... {line}",
-                                                                      flush=True))
+                                                                      flush=True),
+                                               time_limit=TRY_MINUTES * 60)
     except UserError as e:
         rec.update(error=str(e)[:400], estimate=choice.best.estimate.to_json(),
                    lanes=choice.best.lanes, seconds=round(time.monotonic() - t0, 1))
@@ -130,7 +136,7 @@ def run_auto(name: str, board: str, net, work, build_root: Path) -> dict:
     rep = board_report(f"{name} ({cand.label})", board_info(board), cand.estimate, res,
                        clock_mhz=clk / 1e6)
     rec.update(rep.to_json(), key=key, configuration=cand.label, core=cand.core,
-               knobs={k: str(v) for k, v in cand.knobs.items()}, tries=tries)
+               knobs=json.loads(json.dumps(cand.knobs)), tries=json.loads(json.dumps(tries)))
     return rec
 
 
@@ -245,6 +251,38 @@ def run_job(job, net, acts, build_root: Path, work=None) -> dict:
     return rec
 
 
+def record_rows(rec: dict) -> dict | None:
+    """The stack core's rows per layer of a stored record (``rows``, or an automatic build's
+    ``knobs``; older records keep them as Python text)."""
+    import ast
+    rows = rec.get("rows") or (rec.get("knobs") or {}).get("rows")
+    if isinstance(rows, str):
+        rows = ast.literal_eval(rows)
+    return {int(k): int(v) for k, v in rows.items()} if rows else None
+
+
+def reestimate(rec: dict, nets: dict):
+    """The estimate of a stored record's build (or failed build) with the current cost model:
+    the network core's cycles from its model on the workload's first sample (as
+    :func:`run_job` reports), a measured core's cycles as stored. ``nets`` caches
+    ``name -> (net, activities, work)``."""
+    from boards.catalog import board as board_info
+    from rtl.cores import CORES
+    name = rec["key"].split("|")[0]      # (a stack-core row's "network" is a label)
+    if name not in nets:
+        net, work = _network(name)
+        nets[name] = net, _activities(net, work), work
+    net, acts, _ = nets[name]
+    spec = CORES[rec.get("core", "network")]
+    if spec.measure == "model":
+        return _estimate(rec, net, acts[0])
+    old = rec["estimate"]            # the measured cycles stay; the resources are estimated again
+    return spec.estimate(net, device=board_info(rec["board"]).fpga, clock_mhz=old["clock_mhz"],
+                         lanes=rec["lanes"], rows=record_rows(rec),
+                         cycles=(old["cycles_per_step"], old["cycles_max"],
+                                 old["steps_per_sample"]))
+
+
 def _estimate(rec: dict, net, act):
     """The estimate of a stored record's build with the current cost model (``act``: the
     activity of the workload's first sample, as :func:`run_job` reports)."""
@@ -252,7 +290,7 @@ def _estimate(rec: dict, net, act):
     from rtl.cost import estimate
     return estimate(net, act, device=board_info(rec["board"]).fpga,
                     clock_mhz=rec.get("clock_mhz") or rec["estimate"]["clock_mhz"],
-                    lanes=rec["lanes"], memories=rec["memories"] or None)
+                    lanes=rec["lanes"], memories=rec.get("memories") or None)
 
 
 def markdown(records: list[dict]) -> str:
@@ -309,24 +347,7 @@ def main(argv=None) -> int:
         for rec in done.values():
             if not rec.get("estimate"):
                 continue
-            name = rec["key"].split("|")[0]      # (a stack-core row's "network" is a label)
-            if name not in nets:
-                net, work = _network(name)
-                nets[name] = net, _activities(net, work), work
-            net, acts, _ = nets[name]
-            from boards.catalog import board as board_info
-            from rtl.cores import CORES
-            spec = CORES[rec.get("core", "network")]
-            if spec.measure == "model":
-                est = _estimate(rec, net, acts[0])
-            else:       # the measured cycles stay; the resources are estimated again
-                old = rec["estimate"]
-                rows = {int(k): v for k, v in rec.get("rows", {}).items()} or None
-                est = spec.estimate(net, device=board_info(rec["board"]).fpga,
-                                    clock_mhz=old["clock_mhz"],
-                                    lanes=rec["lanes"], rows=rows,
-                                    cycles=(old["cycles_per_step"], old["cycles_max"],
-                                            old["steps_per_sample"]))
+            est = reestimate(rec, nets)
             rec["estimate"] = est.to_json()
             if "lut_estimate_with_link" in rec:
                 from boards.fit import link_cost

@@ -21,6 +21,7 @@ stopped by hand in ``bench/results/route_failures.json``.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 from pathlib import Path
 
@@ -62,6 +63,10 @@ def fit(recs: list[dict]) -> dict:
 
 
 def _rows(rows) -> dict | None:
+    """Rows per layer from a record: a dict (JSON keys are strings) or, in older records, its
+    Python text (``"{2: 2}"``)."""
+    if isinstance(rows, str):
+        rows = ast.literal_eval(rows)
     return {int(k): int(v) for k, v in rows.items()} if rows else None
 
 
