@@ -1,8 +1,15 @@
 """Host-link bitstreams of the project's networks on the supported boards: estimate against
 nextpnr, and speed at the achieved clock (resumable; one JSON record per build).
 
-    python -m bench.boards [--only wm-demo] [--boards icebreaker ulx3s-85f] \
-        [--out bench/results/boards.json] [--markdown bench/results/boards.md]
+    python -m bench.boards [--only wm-demo] [--boards icebreaker ulx3s-85f] [--pinned]
+
+By default it builds the (network, board) pairs of :data:`AUTO_JOBS` the way ``polychrony
+build NET --board B`` does with no knobs: the tool chooses the core, lanes, rows and clock
+(:func:`polychrony_cli.choose.choose`) on the network's workload (the working memories: every
+recall trial; the audio networks: the same 8 test samples) and builds its candidates in turn
+(:func:`polychrony_cli.choose.build_choice`). Each row names the configuration chosen and the
+record keeps every try (``bench/results/boards_auto.json`` and ``.md``). ``--pinned`` builds
+the configurations of :data:`JOBS`, picked by hand (``bench/results/boards.json`` and ``.md``).
 
 Networks (each with the activity of its real workload, for cycles per step):
 
@@ -29,16 +36,9 @@ minutes of router2. ``"lean"`` builds :class:`rtl.lean.LeanCore` for the iCE40UP
 cycles per step come from simulating the core with the host link's serial read-out on the
 workload in Amaranth, bit-exact at every step; row labelled "lean core").
 
-Each (network, board, lanes, memories) job builds with ``boards.top.build_board`` and records
-:meth:`boards.report.BoardReport.to_json`; a job already in the output file is skipped, and a
-failed build is recorded with its error (e.g. "does not fit").
-
-``--auto`` builds the (network, board) pairs of :data:`AUTO_JOBS` the way ``polychrony build
-NET --board B`` does with no knobs: the tool chooses the core, lanes, rows and clock
-(:func:`polychrony_cli.choose.choose`) on the network's workload (the working memories: every
-recall trial; the audio networks: the same 8 test samples) and builds its candidates in turn
-(:func:`polychrony_cli.choose.build_choice`). Each row names the configuration chosen and the
-record keeps every try (``bench/results/boards_auto.json`` and ``.md``).
+Each pinned (network, board, lanes, memories) job builds with ``boards.top.build_board`` and
+records :meth:`boards.report.BoardReport.to_json`; a job (pinned or automatic) already in the
+output file is skipped, and a failed build is recorded with its error (e.g. "does not fit").
 """
 
 from __future__ import annotations
@@ -326,17 +326,25 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", nargs="*", help="networks to build (default: all)")
     ap.add_argument("--boards", nargs="*", help="boards to build for (default: all)")
-    ap.add_argument("--out", default=str(ROOT / "bench/results/boards.json"))
-    ap.add_argument("--markdown", default=str(ROOT / "bench/results/boards.md"))
+    ap.add_argument("--out", help="records (default bench/results/boards_auto.json, with "
+                                  "--pinned boards.json)")
+    ap.add_argument("--markdown", help="the table (default beside --out, .md)")
     ap.add_argument("--build-dir", default="build/bench-boards")
-    ap.add_argument("--auto", action="store_true",
-                    help="build AUTO_JOBS with the tool's own choice of core, lanes, rows and "
-                         "clock (default output bench/results/boards_auto.json and .md)")
+    ap.add_argument("--pinned", action="store_true",
+                    help="build the hand-picked configurations of JOBS instead of the tool's "
+                         "own choice")
+    ap.add_argument("--auto", action="store_true", help=argparse.SUPPRESS)   # the default
     ap.add_argument("--refresh-estimates", action="store_true",
-                    help="recompute every stored record's estimate with the current cost "
-                         "model (after a recalibration), keeping its build results")
+                    help="with --pinned: recompute every stored record's estimate with the "
+                         "current cost model (after a recalibration), keeping its build "
+                         "results")
     args = ap.parse_args(argv)
-    if args.auto:
+    if args.auto and args.pinned:
+        ap.error("--auto (the default) and --pinned exclude each other")
+    stem = "boards" if args.pinned else "boards_auto"
+    args.out = Path(args.out or ROOT / f"bench/results/{stem}.json")
+    args.markdown = Path(args.markdown or args.out.with_suffix(".md"))
+    if not args.pinned:
         return _main_auto(args)
     out = Path(args.out)
     done = {r["key"]: r for r in json.loads(out.read_text())} if out.exists() else {}
@@ -375,10 +383,7 @@ def main(argv=None) -> int:
 
 def _main_auto(args) -> int:
     from boards.report import BoardReport
-    out = Path(args.out if args.out != str(ROOT / "bench/results/boards.json")
-               else ROOT / "bench/results/boards_auto.json")
-    md = Path(args.markdown if args.markdown != str(ROOT / "bench/results/boards.md")
-              else ROOT / "bench/results/boards_auto.md")
+    out, md = args.out, args.markdown
     done = {r["key"]: r for r in json.loads(out.read_text())} if out.exists() else {}
     nets = {}
     for name, board in AUTO_JOBS:
