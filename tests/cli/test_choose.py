@@ -207,3 +207,34 @@ def test_candidates_wider_than_a_failed_route_are_dropped(shaped):
     assert pinned.best is None
     assert pinned.nowhere(board("ulx3s-85f")).startswith(
         "fits the ulx3s-85f (ECP5-85F) but would not route: network, 64 lanes is too wide")
+
+
+@pytest.mark.slow
+def test_the_ranking_holds_against_real_builds(tmp_path, shaped):
+    """Place and route the two best-ranked configurations of a 32-neuron working memory on the
+    iCEBreaker and the fewest lanes the estimate says do not fit: the first two place within
+    the device, the first is at least as fast as the second at the clocks their reports allow
+    (cycles per step are exact for the network core), and the third does not place."""
+    from boards.build import BuildError
+    from polychrony_cli.steps import build_bitstream
+    net = shaped.wm_network(32, 8, seed=2)
+    work = samples_of(net, steps=40, seed=1)
+    b = board("icebreaker")
+    choice = choose(net, "icebreaker", work, core="network")
+    real = []
+    for c in choice.ranked[:2]:
+        res = build_bitstream(net, "icebreaker", tmp_path, lanes=c.lanes, core="network",
+                              clock_hz=c.clock_mhz * 1e6, timing_allow_fail=True,
+                              build_dir=tmp_path / c.slug)
+        for key in ("logic", "bram", "dsp"):
+            assert res.resources[key].used <= res.resources[key].available
+        real.append(clock_for(b, res.fmax_mhz) / c.estimate.cycles_per_step)
+    assert real[0] >= real[1]
+    over = min((c for c in choice.dropped if c.fit is not None and not c.fit.fits),
+               key=lambda c: c.lanes)
+    assert over.lanes > choice.ranked[0].lanes
+    with pytest.raises(BuildError, match="no BELs remaining|Failed to expand region|"
+                                         "Unable to place"):
+        build_bitstream(net, "icebreaker", tmp_path, lanes=over.lanes, core="network",
+                        clock_hz=over.clock_mhz * 1e6, timing_allow_fail=True,
+                        build_dir=tmp_path / over.slug)
