@@ -13,7 +13,8 @@ defaults of cores and families without builds.
 
 It also works out the routing limits (``routing``): for each core and family, the wiring
 (:meth:`rtl.cores.Core.wiring`, weight bits per cycle) of the widest build that placed and
-routed and of the narrowest that did not. Failures are the failed tries of the automatic builds
+routed and of the narrowest that did not, and the least share of the device's LUT4 that a
+build failing to route took (where its LUT4 count is known). Failures are the failed tries of the automatic builds
 (``boards_auto.json``: a try stopped at its time limit or failing in the router) and the builds
 stopped by hand in ``bench/results/route_failures.json``.
 """
@@ -94,14 +95,18 @@ def route_records(paths=RESULTS, failures=FAILURES) -> list[dict]:
                                 "routed": False})
     if Path(failures).exists():
         for r in json.loads(Path(failures).read_text()):
-            out.append({"network": r["network"], "family": board(r["board"]).family,
+            b = board(r["board"])
+            out.append({"network": r["network"], "family": b.family,
                         "core": r["core"], "lanes": int(r["lanes"]), "rows": _rows(r["rows"]),
-                        "routed": False})
+                        "routed": False,
+                        "lut_share": r["lut"] / b.fpga.lut if r.get("lut") else None})
     return out
 
 
 def routing(recs: list[dict]) -> dict:
-    """``{core: {family: {"routed": widest wiring routed, "failed": narrowest failed}}}``."""
+    """``{core: {family: {"routed": widest wiring routed, "failed": narrowest failed,
+    "failed_lut_share": the least share of the device's LUT4 of a build that failed to route,
+    where known}}}``."""
     from bench.boards import _network
     from rtl.cores import CORES
     nets: dict = {}
@@ -114,6 +119,9 @@ def routing(recs: list[dict]) -> dict:
         slot = out.setdefault(r["core"], {}).setdefault(r["family"], {})
         key, pick = ("routed", max) if r["routed"] else ("failed", min)
         slot[key] = pick(slot.get(key, w), w)
+        if not r["routed"] and r.get("lut_share"):
+            share = round(r["lut_share"], 3)
+            slot["failed_lut_share"] = min(slot.get("failed_lut_share", share), share)
     return out
 
 
@@ -132,7 +140,8 @@ def main(argv=None) -> int:
     for core, fams in sorted(limits.items()):
         for family, lim in sorted(fams.items()):
             print(f"{core:<8} {family:<6} wiring routed up to {lim.get('routed', '-')}, "
-                  f"failed from {lim.get('failed', '-')}")
+                  f"failed from {lim.get('failed', '-')}; failed from "
+                  f"{lim.get('failed_lut_share', '-')} of the LUT4s")
     if args.write:
         from rtl.calibration import calibration, write_calibration
         for core, fams in limits.items():

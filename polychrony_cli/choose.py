@@ -20,10 +20,12 @@ logic left (``tight``) is ranked after every one of them, so it is chosen only w
 fits with margin (the fastest designs of a small device are often the fullest).
 
 Routing: nextpnr's failures on large ECP5 designs came from the buses that carry weights from
-the block RAMs to the lanes, not from the logic count. Each core measures those buses
+the block RAMs to the lanes more than from the logic count. Each core measures those buses
 (:meth:`rtl.cores.Core.wiring`, weight bits per cycle); a candidate whose wiring is at least
-that of a build of the same core that failed to place and route on the family (``routing`` in
-``rtl/calibration.json``, from ``python -m bench.calibrate_fmax``) is dropped with that reason.
+that of a build of the same core that failed to place and route on the family, or whose logic
+takes at least the share of the device's LUT4s such a build took (``routing`` in
+``rtl/calibration.json``, from ``python -m bench.calibrate_fmax``), is dropped with that
+reason.
 ``build`` tries the ranked candidates in turn when place and route or timing fails (see
 ``polychrony_cli.commands.build``).
 """
@@ -132,7 +134,8 @@ class Choice:
             return (f"fits nowhere on the {board.name} ({board.fpga.label}): the closest "
                     f"configuration ({c.label}) needs {n.label} {n.used:,} of {n.available:,} "
                     f"({n.used - n.available:,} over)")
-        wide = [c for c in self.dropped if c.dropped.startswith("too wide to route")]
+        wide = [c for c in self.dropped if c.dropped.startswith(("too wide to route",
+                                                                 "too full to route"))]
         if wide:
             c = min(wide, key=lambda c: c.wiring)
             return (f"fits the {board.name} ({board.fpga.label}) but would not route: "
@@ -151,12 +154,13 @@ class Choice:
                 "dropped": [c.to_json() for c in self.dropped]}
 
 
-def routing_limit(core: str, family: str) -> int | None:
-    """The least wiring (:meth:`rtl.cores.Core.wiring`) of a ``core`` build that failed to
-    place and route on ``family`` (``routing`` in
-    ``rtl/calibration.json``), None when none has failed."""
+def routing_limit(core: str, family: str) -> dict:
+    """What failed to route for ``core`` on ``family`` (``routing`` in
+    ``rtl/calibration.json``): ``failed``, the least wiring (:meth:`rtl.cores.Core.wiring`) of
+    a build that failed to place and route, and ``failed_lut_share``, the least share of the
+    device's LUT4s such a build took (each absent when unknown)."""
     from rtl.calibration import calibration
-    return calibration().get("routing", {}).get(core, {}).get(family, {}).get("failed")
+    return dict(calibration().get("routing", {}).get(core, {}).get(family, {}))
 
 
 def clock_for(board, fmax_mhz: float) -> float:
@@ -254,11 +258,17 @@ def choose(net: Network, board_name: str, work, *, core: str | None = None,
             c.dropped = c.fit.line()
             continue
         c.wiring = spec.wiring(net, lanes=c.lanes, **c.knobs)
-        failed = routing_limit(c.core, b.family)
-        if failed is not None and c.wiring >= failed:
+        limit = routing_limit(c.core, b.family)
+        lut = next(n for n in c.fit.needs if n.resource == "lut")
+        if limit.get("failed") is not None and c.wiring >= limit["failed"]:
             c.dropped = (f"too wide to route: {c.wiring:,} weight bits per cycle, and a "
-                         f"{c.core}-core build with {failed:,} failed to route on {b.family} "
-                         f"(routing, rtl/calibration.json)")
+                         f"{c.core}-core build with {limit['failed']:,} failed to route on "
+                         f"{b.family} (routing, rtl/calibration.json)")
+        elif limit.get("failed_lut_share") and \
+                lut.used >= limit["failed_lut_share"] * lut.available:
+            c.dropped = (f"too full to route: {lut.used / lut.available:.0%} of the LUT4s, "
+                         f"and a {c.core}-core build with {limit['failed_lut_share']:.0%} "
+                         f"failed to route on {b.family} (routing, rtl/calibration.json)")
     # Measured cores: the most lanes that fit (MEASURE_LANES of them) per knob set.
     for name in registry:
         spec = CORES[name]

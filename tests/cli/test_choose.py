@@ -194,7 +194,8 @@ def test_candidates_wider_than_a_failed_route_are_dropped(shaped):
     did not route on ECP5, so 64 lanes of 8-bit weights are dropped, 48 are ranked; pinned
     at 64 lanes, the one line says it would not route."""
     from polychrony_cli.choose import routing_limit
-    assert routing_limit("network", "ecp5") == 512 and routing_limit("network", "ice40") is None
+    assert routing_limit("network", "ecp5")["failed"] == 512
+    assert "failed" not in routing_limit("network", "ice40")
     net = shaped.wm_network(64, 8, w_bits=8, seed=0)
     work = samples_of(net, steps=10, seed=1)
     choice = choose(net, "ulx3s-85f", work, core="network")
@@ -238,3 +239,22 @@ def test_the_ranking_holds_against_real_builds(tmp_path, shaped):
         build_bitstream(net, "icebreaker", tmp_path, lanes=over.lanes, core="network",
                         clock_hz=over.clock_mhz * 1e6, timing_allow_fail=True,
                         build_dir=tmp_path / over.slug)
+
+
+def test_candidates_as_full_as_a_failed_route_are_dropped(monkeypatch, shaped):
+    """``failed_lut_share``: a candidate whose logic takes at least the share of the LUT4s
+    that a build failing to route took is dropped as too full, and said so."""
+    import rtl.calibration as cal
+    net = shaped.wm_network(64, 8, w_bits=4, seed=0)
+    work = samples_of(net, steps=10, seed=1)
+    free = choose(net, "ulx3s-12f", work, core="network")
+    share = {c.lanes: next(n.used / n.available for n in c.fit.needs if n.resource == "lut")
+             for c in free.ranked}
+    cut = sorted(share.values())[len(share) // 2]
+    data = cal.calibration()
+    patched = dict(data, routing={"network": {"ecp5": {"failed_lut_share": cut}}})
+    monkeypatch.setattr(cal, "calibration", lambda: patched)
+    choice = choose(net, "ulx3s-12f", work, core="network")
+    full = {c.lanes for c in choice.dropped if c.dropped.startswith("too full to route")}
+    assert full == {p for p, x in share.items() if x >= cut} and full
+    assert {c.lanes for c in choice.ranked} == {p for p, x in share.items() if x < cut}
