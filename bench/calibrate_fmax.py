@@ -13,8 +13,8 @@ defaults of cores and families without builds.
 
 It also works out the routing limits (``routing``): for each core and family, the wiring
 (:meth:`rtl.cores.Core.wiring`, weight bits per cycle) of the widest build that placed and
-routed and of the narrowest that did not, and the least share of the device's LUT4 that a
-build failing to route took (where its LUT4 count is known). Failures are the failed tries of the automatic builds
+routed and of the narrowest that did not, and the largest share of the device's LUT4 that a
+routed build took and the least that a build failing to route took (where known). Failures are the failed tries of the automatic builds
 (``boards_auto.json``: a try stopped at its time limit or failing in the router) and the builds
 stopped by hand in ``bench/results/route_failures.json``.
 """
@@ -83,9 +83,11 @@ def route_records(paths=RESULTS, failures=FAILURES) -> list[dict]:
             name = r["key"].split("|")[0]
             family = board(r["board"]).family
             if r.get("fmax_mhz") and "error" not in r:
+                logic = r.get("nextpnr", {}).get("logic")
                 out.append({"network": name, "family": family, "core": r.get("core", "network"),
                             "lanes": int(r["lanes"]), "rows": _rows(r.get("knobs", {}).get(
-                                "rows") or r.get("rows")), "routed": True})
+                                "rows") or r.get("rows")), "routed": True,
+                            "lut_share": logic["used"] / logic["available"] if logic else None})
             for t in r.get("tries", []):
                 msg = t.get("result", "")
                 if "core" in t and msg.startswith("failed") and (
@@ -105,8 +107,8 @@ def route_records(paths=RESULTS, failures=FAILURES) -> list[dict]:
 
 def routing(recs: list[dict]) -> dict:
     """``{core: {family: {"routed": widest wiring routed, "failed": narrowest failed,
-    "failed_lut_share": the least share of the device's LUT4 of a build that failed to route,
-    where known}}}``."""
+    "routed_lut_share": the largest share of the device's LUT4 of a build that routed,
+    "failed_lut_share": the least of one that failed to route, where known}}}``."""
     from bench.boards import _network
     from rtl.cores import CORES
     nets: dict = {}
@@ -119,9 +121,10 @@ def routing(recs: list[dict]) -> dict:
         slot = out.setdefault(r["core"], {}).setdefault(r["family"], {})
         key, pick = ("routed", max) if r["routed"] else ("failed", min)
         slot[key] = pick(slot.get(key, w), w)
-        if not r["routed"] and r.get("lut_share"):
+        if r.get("lut_share"):
             share = round(r["lut_share"], 3)
-            slot["failed_lut_share"] = min(slot.get("failed_lut_share", share), share)
+            key, pick = ("routed_lut_share", max) if r["routed"] else ("failed_lut_share", min)
+            slot[key] = pick(slot.get(key, share), share)
     return out
 
 
@@ -140,8 +143,9 @@ def main(argv=None) -> int:
     for core, fams in sorted(limits.items()):
         for family, lim in sorted(fams.items()):
             print(f"{core:<8} {family:<6} wiring routed up to {lim.get('routed', '-')}, "
-                  f"failed from {lim.get('failed', '-')}; failed from "
-                  f"{lim.get('failed_lut_share', '-')} of the LUT4s")
+                  f"failed from {lim.get('failed', '-')}; LUT4 share routed up to "
+                  f"{lim.get('routed_lut_share', '-')}, failed from "
+                  f"{lim.get('failed_lut_share', '-')}")
     if args.write:
         from rtl.calibration import calibration, write_calibration
         for core, fams in limits.items():

@@ -17,7 +17,12 @@ are dropped as slower.
 
 Candidates that fit with margin come first; a design that fits with less than 10 % of the
 logic left (``tight``) is ranked after every one of them, so it is chosen only when nothing
-fits with margin (the fastest designs of a small device are often the fullest).
+fits with margin (the fastest designs of a small device are often the fullest). Among each,
+the ``proven`` ones come first: no wider (weight bits per cycle) and no fuller (share of the
+LUT4s) than a build of the same core that routed on the family (``routing`` in
+``rtl/calibration.json``), so a build of an hour that fails is not the first thing tried when
+a configuration like one that routed is at hand; a measured core's proven candidates are
+measured first.
 
 Routing: nextpnr's failures on large ECP5 designs came from the buses that carry weights from
 the block RAMs to the lanes more than from the logic count. Each core measures those buses
@@ -39,8 +44,8 @@ from typing import Callable
 
 from model.ir import Network
 
-__all__ = ["CLOCK_MARGIN", "MEASURE_PER_CORE", "Candidate", "Choice", "clock_for", "choose",
-           "routing_limit",
+__all__ = ["CLOCK_MARGIN", "MEASURE_PER_CORE", "ORDER", "Candidate", "Choice", "clock_for",
+           "choose", "routing_limit",
            "build_choice", "nextpnr_options", "table"]
 
 #: The clock is set this much below the expected Fmax.
@@ -73,6 +78,7 @@ class Candidate:
     clock_mhz: float | None = None        # the clock it would run at
     cycles_known: bool = False
     wiring: int | None = None             # weight bits per cycle (Core.wiring)
+    proven: bool = False                  # no wider nor fuller than a build that routed
     dropped: str | None = None            # why it is not ranked
 
     @property
@@ -104,7 +110,7 @@ class Candidate:
                 "lut": None if e is None else e.lut,
                 "bram": None if e is None else sum(e.blocks.values()),
                 "fmax_mhz": self.fmax_mhz, "fmax_measured": self.fmax_measured,
-                "clock_mhz": self.clock_mhz, "wiring": self.wiring,
+                "clock_mhz": self.clock_mhz, "wiring": self.wiring, "proven": self.proven,
                 "cycles_per_step": round(e.cycles_per_step, 1) if self.cycles_known else None,
                 "samples_per_s": None if self.samples_per_s is None
                 else round(self.samples_per_s, 2),
@@ -186,7 +192,7 @@ def clock_for(board, fmax_mhz: float) -> float:
 
 def _order(c: Candidate, registry: list[str]) -> tuple:
     tight = c.fit is not None and c.fit.verdict == "tight"
-    return (tight, -(c.samples_per_s or 0.0), c.estimate.lut if c.estimate else 0,
+    return (tight, not c.proven, -(c.samples_per_s or 0.0), c.estimate.lut if c.estimate else 0,
             registry.index(c.core), c.lanes, c.label)
 
 
@@ -269,17 +275,19 @@ def choose(net: Network, board_name: str, work, *, core: str | None = None,
             c.dropped = (f"too full to route: {lut.used / lut.available:.0%} of the LUT4s, "
                          f"and a {c.core}-core build with {limit['failed_lut_share']:.0%} "
                          f"failed to route on {b.family} (routing, rtl/calibration.json)")
+        c.proven = (c.wiring <= limit.get("routed", -1) and
+                    lut.used <= limit.get("routed_lut_share", -1) * lut.available)
     # Measured cores: the most lanes that fit (MEASURE_LANES of them) per knob set.
     for name in registry:
         spec = CORES[name]
         if spec.measure == "model":
             continue
         fitting = [c for c in cands if c.core == name and not c.dropped]
-        per_set: dict[str, list[Candidate]] = {}
+        per_set: dict[tuple, list[Candidate]] = {}
         for c in sorted(fitting, key=lambda c: -c.lanes):
-            per_set.setdefault(_knob(c.knobs), []).append(c)
+            per_set.setdefault((_knob(c.knobs), c.proven), []).append(c)
         top = [c for group in per_set.values() for c in group[:MEASURE_LANES]]
-        chosen = sorted(top, key=lambda c: (-c.lanes, c.label))[:measure_per_core]
+        chosen = sorted(top, key=lambda c: (not c.proven, -c.lanes, c.label))[:measure_per_core]
         for c in fitting:
             if c not in chosen:
                 c.dropped = ("not measured: more lanes of the same knobs fit" if c not in top
@@ -372,18 +380,25 @@ def build_choice(net, board_name: str, queue, out: Path, *, clock_mhz: float | N
     return cand, res, clock, tries
 
 
+#: How the table is ordered, for its heading.
+ORDER = "best first: with logic margin, then like a build that routed, then samples/s"
+
+
 def table(choice: Choice, *, top: int = 8) -> list[str]:
-    """The ranking for people: the ``top`` candidates, then how many were dropped and why."""
+    """The ranking for people: the ``top`` candidates (``routed before``: no wider and no
+    fuller than a build of the core that routed on the family), then how many were dropped
+    and why."""
     lines = [f"  {'#':>2}  {'configuration':<30} {'LUT4':>7} {'BRAM':>5} {'verdict':<12} "
-             f"{'clock':>6} {'cycles/step':>11} {'samples/s':>10}"] if choice.ranked else \
-        ["  no configuration fits"]
+             f"{'routed before':<13} {'clock':>6} {'cycles/step':>11} {'samples/s':>10}"] \
+        if choice.ranked else ["  no configuration fits"]
     for k, c in enumerate(choice.ranked[:top], 1):
         e = c.estimate
         lines.append(f"  {k:>2}  {c.label:<30} {e.lut + _link_lut(c):>7,} "
-                     f"{sum(e.blocks.values()):>5} {c.fit.verdict:<12} {c.clock_mhz:>6.1f} "
+                     f"{sum(e.blocks.values()):>5} {c.fit.verdict:<12} "
+                     f"{'yes' if c.proven else 'no':<13} {c.clock_mhz:>6.1f} "
                      f"{e.cycles_per_step:>11,.0f} {c.samples_per_s:>10,.1f}")
     if len(choice.ranked) > top:
-        lines.append(f"      ... {len(choice.ranked) - top} more that fit, slower")
+        lines.append(f"      ... {len(choice.ranked) - top} more that fit, ranked lower")
     reasons: dict[str, list[str]] = {}
     for c in choice.dropped:
         key = c.dropped.split(":")[0] if c.dropped else "?"

@@ -62,7 +62,7 @@ def cmd_build(args) -> int:
     from boards.report import MARKDOWN_HEADER, board_report
     from boards.top import sync_clock
     from rtl.cores import CORES
-    from ..choose import build_choice, choose, table
+    from ..choose import ORDER, build_choice, choose, table
     net = load_net(args.net)
     b = board(args.board)
     pinned = args.core != "auto" and args.lanes != "auto"
@@ -109,7 +109,7 @@ def cmd_build(args) -> int:
             raise UserError(f"{args.net}: {choice.nowhere(b)}{hint}", status=3)
         queue = forced[:1]
     if not args.json and not pinned:
-        print(f"configurations for {b.name} ({b.fpga.label}), fastest first:")
+        print(f"configurations for {b.name} ({b.fpga.label}), {ORDER}:")
         for line in table(choice):
             print(line)
     unknown = [c.label for c in queue if not c.cycles_known]

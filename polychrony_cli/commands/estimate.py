@@ -70,7 +70,7 @@ def cmd_estimate(args) -> int:
 
 def _estimate_auto(args, net, wl, stimulus) -> int:
     from boards.catalog import board
-    from ..choose import choose, table
+    from ..choose import ORDER, choose, table
     b = board(args.board)
     work = samples_of(net, steps=args.steps, seed=args.seed, vectors=args.vectors, workload=wl)
     core = None if args.core == "auto" else args.core
@@ -97,7 +97,7 @@ def _estimate_auto(args, net, wl, stimulus) -> int:
         print(json.dumps(out, indent=1))
     else:
         print(f"  {'stimulus':<12} {stimulus}")
-        print(f"  configurations for {b.name} ({b.fpga.label}), fastest first:")
+        print(f"  configurations for {b.name} ({b.fpga.label}), {ORDER}:")
         for line in table(choice):
             print(line)
         if best is not None:

@@ -31,7 +31,9 @@ def test_ranking_agrees_with_estimating_every_configuration(wm_work, margin, mon
     --lanes P`` does) and the ranking is exactly those that fit: those with margin first, by
     samples per second, then the tight ones (a 40 % margin makes the fastest ones tight)."""
     import boards.fit
+    import polychrony_cli.choose as ch
     monkeypatch.setattr(boards.fit, "MARGIN", margin)
+    monkeypatch.setattr(ch, "routing_limit", lambda core, family: {})   # no routing evidence
     net, work = wm_work
     b = board("icebreaker")
     choice = choose(net, "icebreaker", work, core="network")
@@ -105,10 +107,13 @@ def test_estimate_shows_the_ranking_and_the_chosen_configuration(tmp_path, wm8):
     ranked = r["choice"]["ranked"]
     assert ranked and r["core"] == ranked[0]["core"] and r["lanes"] == ranked[0]["lanes"]
     assert r["samples_per_s"] == pytest.approx(ranked[0]["samples_per_s"], rel=1e-3)
-    assert all(a["samples_per_s"] >= b["samples_per_s"] for a, b in zip(ranked, ranked[1:]))
+    def rank(c):        # margin, then like a routed build, then speed
+        return (c["verdict"] == "tight", not c["proven"], -c["samples_per_s"])
+    assert all(rank(a) <= rank(b) for a, b in zip(ranked, ranked[1:]))
     assert r["fit"]["verdict"] in ("fits", "tight") and r["stimulus"] == "random"
     text = _cli("estimate", path, "--steps", "20")
-    assert text.returncode == 0 and "fastest first" in text.stdout and "chosen:" in text.stdout
+    assert text.returncode == 0 and "chosen:" in text.stdout
+    assert "best first: with logic margin, then like a build that routed" in text.stdout
 
 
 @pytest.mark.slow
@@ -258,3 +263,23 @@ def test_candidates_as_full_as_a_failed_route_are_dropped(monkeypatch, shaped):
     full = {c.lanes for c in choice.dropped if c.dropped.startswith("too full to route")}
     assert full == {p for p, x in share.items() if x >= cut} and full
     assert {c.lanes for c in choice.ranked} == {p for p, x in share.items() if x < cut}
+
+
+def test_configurations_like_routed_builds_come_first(monkeypatch, shaped):
+    """``proven``: no wider and no fuller than a build that routed. With evidence that only
+    the narrow ones routed, a slower proven candidate is ranked before a faster unproven one,
+    and the order within each keeps to samples per second."""
+    import polychrony_cli.choose as ch
+    net = shaped.wm_network(64, 8, w_bits=4, seed=0)
+    work = samples_of(net, steps=10, seed=1)
+    monkeypatch.setattr(ch, "routing_limit", lambda core, family: {
+        "routed": 16 * 4, "routed_lut_share": 1.0})
+    choice = choose(net, "ulx3s-85f", work, core="network")
+    proven = [c.lanes <= 16 for c in choice.ranked]
+    assert [c.proven for c in choice.ranked] == proven
+    assert proven == sorted(proven, reverse=True) and any(proven) and not all(proven)
+    fast = max(choice.ranked, key=lambda c: c.samples_per_s)
+    assert not fast.proven and choice.best.proven
+    for group in (True, False):
+        sps = [c.samples_per_s for c in choice.ranked if c.proven == group]
+        assert sps == sorted(sps, reverse=True)
