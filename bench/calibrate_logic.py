@@ -9,8 +9,10 @@ networks), records ``rtl.cost.logic_features`` beside nextpnr's logic and block-
 squares on relative error (random networks weighing :data:`RANDOM_WEIGHT` as much as the
 structured ones). ``--fit-only`` refits from the saved builds; ``--only-new`` builds only the cases
 the saved file lacks (cases are numbered in the order of :func:`_cases`, new ones appended).
-``--write`` puts the coefficients in ``rtl/calibration.json`` (``network_lut``), where the
-estimate reads them.
+The network-core builds of the board table (``bench/results/boards*.json``) join the fit, the
+host link's LUT4 (``link`` of ``rtl/calibration.json``) taken off: they are the only builds of
+the large working memories. ``--write`` puts the coefficients in ``rtl/calibration.json``
+(``network_lut``), where the estimate reads them.
 """
 
 from __future__ import annotations
@@ -75,6 +77,35 @@ def _nnls(a: np.ndarray, y: np.ndarray) -> np.ndarray:
         keep.pop(int(np.argmin(sol)))
 
 
+def _board_rows(family: str) -> list[tuple]:
+    """``(net, row)`` of the network-core builds of ``bench/results/boards*.json`` on
+    ``family``, one per (network, lanes): ``lut`` is nextpnr's less the host link's
+    (:func:`boards.fit.link_cost`)."""
+    from bench.boards import _network
+    from boards.catalog import board
+    from boards.fit import link_cost
+    seen, out, nets = set(), [], {}
+    for name in ("boards.json", "boards_auto.json"):
+        path = Path("bench/results") / name
+        if not path.exists():
+            continue
+        for rec in json.loads(path.read_text()):
+            net_name = rec["key"].split("|")[0]
+            if ("error" in rec or not rec.get("nextpnr") or rec.get("core", "network") != "network"
+                    or board(rec["board"]).family != family
+                    or (net_name, rec["lanes"]) in seen):
+                continue
+            seen.add((net_name, rec["lanes"]))
+            if net_name not in nets:
+                nets[net_name] = _network(net_name)[0]
+            lut = rec["nextpnr"]["logic"]["used"] - link_cost(family, rec["lanes"])["lut"]
+            out.append((nets[net_name], {"name": f"{net_name} (board)", "lanes": rec["lanes"],
+                                         "lut": lut, "bram": rec["nextpnr"]["bram"]["used"],
+                                         "bram_model": rec["estimate"]["blocks_total"],
+                                         "board": rec["board"]}))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--family", choices=("ice40", "ecp5"), default="ice40")
@@ -122,8 +153,15 @@ def main() -> None:
             print(f"{name} lanes {lanes}: nextpnr {row['lut']} LUT, {row['bram']} blocks "
                   f"(model {row['bram_model']}), {row['spram']} SPRAM (model "
                   f"{row['spram_model']}), {r.fmax_mhz:.1f} MHz", flush=True)
-    feats = [logic_features(cases[r["case"]][1], lanes=r["lanes"], family=args.family)
-             for r in rows]
+    nets = [cases[r["case"]][1] for r in rows]
+    # The board table's network-core builds too (the core's LUT4: nextpnr's less the host
+    # link's), one per network and lane count: they reach the large working memories, whose
+    # cores alone do not route in reasonable time.
+    for net, r in _board_rows(args.family):
+        nets.append(net)
+        rows.append(r)
+    feats = [logic_features(net, lanes=r["lanes"], family=args.family)
+             for net, r in zip(nets, rows)]
     a = np.array([[f[k] for k in FEATURES] for f in feats], float)
     y = np.array([r["lut"] for r in rows], float)
     # Relative errors matter: weight each build by 1 / its size. The random networks (small,
@@ -145,6 +183,7 @@ def main() -> None:
         write_calibration("network_lut", args.family, [round(float(c), 3) for c in coef])
         print(f"wrote network_lut[{args.family!r}] to rtl/calibration.json")
     out.parent.mkdir(parents=True, exist_ok=True)
+    rows = [r for r in rows if "case" in r]         # the board rows are read afresh each time
     out.write_text(json.dumps({"family": args.family, "features": FEATURES, "rows": rows,
                                "coef": coef.tolist(),
                                "error": [round(float(e), 4) for e in err]}, indent=1))
