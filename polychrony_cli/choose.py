@@ -19,8 +19,8 @@ Candidates that fit with margin come first; a design that fits with less than 10
 logic left (``tight``) is ranked after every one of them, so it is chosen only when nothing
 fits with margin (the fastest designs of a small device are often the fullest). Among each,
 the ``proven`` ones come first: no wider (weight bits per cycle) and no fuller (share of the
-LUT4s) than a build of the same core that routed on the family (``routing`` in
-``rtl/calibration.json``), so a build of an hour that fails is not the first thing tried when
+LUT4s, give or take :data:`SHARE_SLACK`; anything under :data:`SHARE_FLOOR` counts) than a
+build of the same core that routed on the family (``routing`` in ``rtl/calibration.json``), so a build of an hour that fails is not the first thing tried when
 a configuration like one that routed is at hand; a measured core's proven candidates are
 measured first.
 
@@ -50,6 +50,12 @@ __all__ = ["CLOCK_MARGIN", "MEASURE_PER_CORE", "ORDER", "Candidate", "Choice", "
 
 #: The clock is set this much below the expected Fmax.
 CLOCK_MARGIN = 0.05
+
+#: A candidate counts as like a build that routed (``proven``) up to this much more of the
+#: device's LUT4s than the fullest such build (the estimate's own error), and always below
+#: SHARE_FLOOR of them, where fullness is not what makes routing fail.
+SHARE_SLACK = 0.05
+SHARE_FLOOR = 0.5
 
 #: How many candidates of a measured core get their cycles measured, and how many lane counts
 #: (the most that fit) of each knob set.
@@ -275,8 +281,8 @@ def choose(net: Network, board_name: str, work, *, core: str | None = None,
             c.dropped = (f"too full to route: {lut.used / lut.available:.0%} of the LUT4s, "
                          f"and a {c.core}-core build with {limit['failed_lut_share']:.0%} "
                          f"failed to route on {b.family} (routing, rtl/calibration.json)")
-        c.proven = (c.wiring <= limit.get("routed", -1) and
-                    lut.used <= limit.get("routed_lut_share", -1) * lut.available)
+        full = max(limit.get("routed_lut_share", -1) + SHARE_SLACK, SHARE_FLOOR)
+        c.proven = c.wiring <= limit.get("routed", -1) and lut.used <= full * lut.available
     # Measured cores: the most lanes that fit (MEASURE_LANES of them) per knob set.
     for name in registry:
         spec = CORES[name]
