@@ -20,9 +20,9 @@ logic left (``tight``) is ranked after every one of them, so it is chosen only w
 fits with margin (the fastest designs of a small device are often the fullest). Among each,
 the ``proven`` ones come first: no wider (weight bits per cycle) and no fuller (share of the
 LUT4s, give or take :data:`SHARE_SLACK`; anything under :data:`SHARE_FLOOR` counts) than a
-build of the same core that routed on the family (``routing`` in ``rtl/calibration.json``), so a build of an hour that fails is not the first thing tried when
-a configuration like one that routed is at hand; a measured core's proven candidates are
-measured first.
+build of the same core that routed on the family (``routing`` in ``rtl/calibration.json``),
+so that a build of an hour that fails is not the first thing tried when a configuration like
+one that routed is at hand; a measured core's proven candidates are measured first.
 
 Routing: nextpnr's failures on large ECP5 designs came from the buses that carry weights from
 the block RAMs to the lanes more than from the logic count. Each core measures those buses
@@ -167,10 +167,11 @@ class Choice:
 
 
 def routing_limit(core: str, family: str) -> dict:
-    """What failed to route for ``core`` on ``family`` (``routing`` in
-    ``rtl/calibration.json``): ``failed``, the least wiring (:meth:`rtl.cores.Core.wiring`) of
-    a build that failed to place and route, and ``failed_lut_share``, the least share of the
-    device's LUT4s such a build took (each absent when unknown)."""
+    """What routed and what did not for ``core`` on ``family`` (``routing`` in
+    ``rtl/calibration.json``): ``routed`` and ``failed``, the largest wiring
+    (:meth:`rtl.cores.Core.wiring`) of a build that placed and routed and the least of one
+    that did not; ``routed_lut_share`` and ``failed_lut_share``, the same for the share of the
+    device's LUT4s (each absent when unknown)."""
     from rtl.calibration import calibration
     return dict(calibration().get("routing", {}).get(core, {}).get(family, {}))
 
@@ -283,7 +284,8 @@ def choose(net: Network, board_name: str, work, *, core: str | None = None,
                          f"failed to route on {b.family} (routing, rtl/calibration.json)")
         full = max(limit.get("routed_lut_share", -1) + SHARE_SLACK, SHARE_FLOOR)
         c.proven = c.wiring <= limit.get("routed", -1) and lut.used <= full * lut.available
-    # Measured cores: the most lanes that fit (MEASURE_LANES of them) per knob set.
+    # Measured cores: the most lanes that fit (MEASURE_LANES of them) per knob set, among the
+    # proven candidates and among the others; the proven ones first.
     for name in registry:
         spec = CORES[name]
         if spec.measure == "model":
