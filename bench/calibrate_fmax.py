@@ -13,8 +13,9 @@ defaults of cores and families without builds.
 
 It also works out the routing limits (``routing``): for each core and family, the wiring
 (:meth:`rtl.cores.Core.wiring`, weight bits per cycle) of the widest build that placed and
-routed and of the narrowest that did not, and the largest share of the device's LUT4 that a
-routed build took and the least that a build failing to route took (where known). Failures are the failed tries of the automatic builds
+routed and of the narrowest that did not, and the largest share of the device's LUT4s that a
+routed build takes and the least that a build failing to route takes, by the current
+estimate (so that the choice compares a candidate's estimate with estimates). Failures are the failed tries of the automatic builds
 (``boards_auto.json``: a try stopped at its time limit or failing in the router) and the builds
 stopped by hand in ``bench/results/route_failures.json``.
 """
@@ -72,8 +73,8 @@ def _rows(rows) -> dict | None:
 
 
 def route_records(paths=RESULTS, failures=FAILURES) -> list[dict]:
-    """Builds that placed and routed and builds that did not: ``{network, family, core,
-    lanes, rows, routed}`` (the network by its ``bench.boards`` name)."""
+    """Builds that placed and routed and builds that did not: ``{network, board, family,
+    core, lanes, rows, routed}`` (the network by its ``bench.boards`` name)."""
     from boards.catalog import board
     out = []
     for path in paths:
@@ -81,48 +82,74 @@ def route_records(paths=RESULTS, failures=FAILURES) -> list[dict]:
             continue
         for r in json.loads(Path(path).read_text()):
             name = r["key"].split("|")[0]
-            family = board(r["board"]).family
+            where = {"network": name, "board": r["board"], "family": board(r["board"]).family}
             if r.get("fmax_mhz") and "error" not in r:
-                logic = r.get("nextpnr", {}).get("logic")
-                out.append({"network": name, "family": family, "core": r.get("core", "network"),
-                            "lanes": int(r["lanes"]), "rows": _rows(r.get("knobs", {}).get(
-                                "rows") or r.get("rows")), "routed": True,
-                            "lut_share": logic["used"] / logic["available"] if logic else None})
+                out.append({**where, "core": r.get("core", "network"), "lanes": int(r["lanes"]),
+                            "rows": _rows(r.get("knobs", {}).get("rows") or r.get("rows")),
+                            "routed": True})
             for t in r.get("tries", []):
                 msg = t.get("result", "")
                 if "core" in t and msg.startswith("failed") and (
                         "did not finish" in msg or "rout" in msg.lower()):
-                    out.append({"network": name, "family": family, "core": t["core"],
-                                "lanes": int(t["lanes"]), "rows": _rows(t.get("rows")),
-                                "routed": False})
+                    out.append({**where, "core": t["core"], "lanes": int(t["lanes"]),
+                                "rows": _rows(t.get("rows")), "routed": False})
     if Path(failures).exists():
         for r in json.loads(Path(failures).read_text()):
-            b = board(r["board"])
-            out.append({"network": r["network"], "family": b.family,
-                        "core": r["core"], "lanes": int(r["lanes"]), "rows": _rows(r["rows"]),
-                        "routed": False,
-                        "lut_share": r["lut"] / b.fpga.lut if r.get("lut") else None})
+            out.append({"network": r["network"], "board": r["board"],
+                        "family": board(r["board"]).family, "core": r["core"],
+                        "lanes": int(r["lanes"]), "rows": _rows(r["rows"]), "routed": False})
     return out
+
+
+def _lut_share(net, acts, r) -> float | None:
+    """The share of its board's device LUT4s that the current estimate gives a record's
+    configuration, with the host link (what the choice compares a candidate's with); None
+    when it cannot be estimated."""
+    from boards.catalog import board
+    from boards.fit import board_fit
+    from rtl.cores import CORES
+    b = board(r["board"])
+    spec = CORES[r["core"]]
+    knobs = {"rows": r["rows"]} if r["rows"] else {}
+    try:
+        if spec.measure == "model":
+            est = spec.estimate(net, device=b.fpga, clock_mhz=50.0, lanes=r["lanes"],
+                                activity=acts, **knobs)
+        else:
+            est = spec.estimate(net, device=b.fpga, clock_mhz=50.0, lanes=r["lanes"],
+                                cycles=(1.0, 1, 1), **knobs)
+    except ValueError:
+        return None
+    lut = next(n for n in board_fit(est, b).needs if n.resource == "lut")
+    return lut.used / lut.available
 
 
 def routing(recs: list[dict]) -> dict:
     """``{core: {family: {"routed": widest wiring routed, "failed": narrowest failed,
-    "routed_lut_share": the largest share of the device's LUT4 of a build that routed,
-    "failed_lut_share": the least of one that failed to route, where known}}}``."""
-    from bench.boards import _network
+    "routed_lut_share": the largest share of the device's LUT4s of a build that routed,
+    "failed_lut_share": the least of one that failed to route though no wider than one that
+    routed}}}``. The shares are the current estimate's (core plus host link, against the
+    board's own device), so that the choice compares like with like."""
+    from bench.boards import _activities, _network
     from rtl.cores import CORES
     nets: dict = {}
     out: dict = {}
-    for r in recs:
+    # The routed builds first: a failure at least as wide as the widest routed build is put
+    # down to its width; only narrower ones say how full is too full.
+    for r in sorted(recs, key=lambda r: not r["routed"]):
         if r["network"] not in nets:
-            nets[r["network"]] = _network(r["network"])[0]
+            net, work = _network(r["network"])
+            nets[r["network"]] = net, _activities(net, work)
+        net, acts = nets[r["network"]]
         knobs = {"rows": r["rows"]} if r["rows"] else {}
-        w = CORES[r["core"]].wiring(nets[r["network"]], lanes=r["lanes"], **knobs)
+        w = CORES[r["core"]].wiring(net, lanes=r["lanes"], **knobs)
         slot = out.setdefault(r["core"], {}).setdefault(r["family"], {})
         key, pick = ("routed", max) if r["routed"] else ("failed", min)
+        share = None if not r["routed"] and w >= slot.get("routed", -1) else \
+            _lut_share(net, acts, r)
         slot[key] = pick(slot.get(key, w), w)
-        if r.get("lut_share"):
-            share = round(r["lut_share"], 3)
+        if share is not None:
+            share = round(share, 3)
             key, pick = ("routed_lut_share", max) if r["routed"] else ("failed_lut_share", min)
             slot[key] = pick(slot.get(key, share), share)
     return out

@@ -33,12 +33,15 @@ def test_the_choice_reads_the_written_table(monkeypatch, tmp_path):
 def test_routing_limits_come_from_builds_that_routed_and_failed(tmp_path, monkeypatch, shaped):
     """The widest build that routed and the narrowest that failed, per core and family, from
     the board records (an automatic build's failed tries count when the router failed or the
-    try ran out of time) and the hand-kept list of stopped builds."""
+    try ran out of time) and the hand-kept list of stopped builds; the LUT4 shares are the
+    current estimate's, and a failure as wide as a routed build is put down to its width."""
     import json
     import bench.boards
     from bench.calibrate_fmax import route_records, routing
+    from polychrony_cli.steps import samples_of
     net = shaped.wm_network(64, 8, w_bits=4, seed=0)
-    monkeypatch.setattr(bench.boards, "_network", lambda name: (net, None))
+    monkeypatch.setattr(bench.boards, "_network",
+                        lambda name: (net, samples_of(net, steps=5, seed=0)))
     boards = tmp_path / "boards.json"
     boards.write_text(json.dumps([
         {"key": "wm|ulx3s-85f|16|", "board": "ulx3s-85f", "lanes": 16, "fmax_mhz": 70.0},
@@ -47,7 +50,7 @@ def test_routing_limits_come_from_builds_that_routed_and_failed(tmp_path, monkey
          "core": "network",
          "tries": [{"core": "network", "lanes": 8, "rows": None, "result": "failed: ERROR: "
                     "Unable to place cell 'x', no BELs remaining"},
-                   {"core": "network", "lanes": 6, "rows": None,
+                   {"core": "network", "lanes": 2, "rows": None,
                     "result": "failed: build did not finish within 45 minutes (stopped)"},
                    {"core": "network", "lanes": 4, "rows": None, "result": "timing met"}]},
     ]))
@@ -56,6 +59,12 @@ def test_routing_limits_come_from_builds_that_routed_and_failed(tmp_path, monkey
                                      "lanes": 48, "rows": None}]))
     recs = route_records([boards], failures)
     assert sorted((r["lanes"], r["routed"]) for r in recs) == \
-        [(4, True), (6, False), (8, True), (16, True), (48, False)]   # placement is no route
-    assert routing(recs) == {"network": {"ecp5": {"routed": 64, "failed": 192},
-                                         "ice40": {"routed": 16, "failed": 24}}}
+        [(2, False), (4, True), (8, True), (16, True), (48, False)]   # placement is no route
+    limits = routing(recs)
+    ecp5, ice40 = limits["network"]["ecp5"], limits["network"]["ice40"]
+    assert (ecp5["routed"], ecp5["failed"]) == (64, 192)
+    assert (ice40["routed"], ice40["failed"]) == (16, 8)
+    # 48 lanes failed wider than anything routed: width, not fullness; 2 lanes failed narrower
+    assert "failed_lut_share" not in ecp5
+    assert 0 < ice40["failed_lut_share"] < ice40["routed_lut_share"] < 1
+    assert 0 < ecp5["routed_lut_share"] < 1
