@@ -176,13 +176,16 @@ def routing_limit(core: str, family: str) -> dict:
     return dict(calibration().get("routing", {}).get(core, {}).get(family, {}))
 
 
-def clock_for(board, fmax_mhz: float) -> float:
+def clock_for(board, fmax_mhz: float, baud: int | None = None) -> float:
     """The clock in MHz that ``board`` makes for a design of expected Fmax ``fmax_mhz``: the
-    highest the PLL reaches at or below ``fmax_mhz * (1 - CLOCK_MARGIN)`` (the oscillator's
-    own frequency when that is lower than any the PLL makes)."""
+    highest the PLL reaches at or below ``fmax_mhz * (1 - CLOCK_MARGIN)`` whose UART divisor
+    for ``baud`` (default: the board's) is within the link's tolerance (the oscillator's own
+    frequency when that is lower than any the PLL makes)."""
     from boards.clocks import pll_for
+    from rtl.link import uart_divisor
     want = fmax_mhz * (1 - CLOCK_MARGIN)
     osc = board.clock_mhz
+    baud = baud or board.uart_baud
     for tries in range(60):
         target = want * (1 - 0.01 * tries)
         if target <= osc:
@@ -192,6 +195,10 @@ def clock_for(board, fmax_mhz: float) -> float:
         except ValueError:
             continue
         got = (osc * 1e6 if pll is None else pll["achieved_hz"]) / 1e6
+        try:
+            uart_divisor(got * 1e6, baud)
+        except ValueError:      # the host link could not keep to the baud rate there
+            continue
         if got <= want:
             return got
     return osc
@@ -205,12 +212,13 @@ def _order(c: Candidate, registry: list[str]) -> tuple:
 
 def choose(net: Network, board_name: str, work, *, core: str | None = None,
            lanes: int | None = None, rows=None, memories: dict | None = None,
-           work_dir: Path | None = None,
+           work_dir: Path | None = None, baud: int | None = None,
            measure_per_core: int = MEASURE_PER_CORE,
            progress: Callable[[str], None] | None = None) -> Choice:
     """Rank the configurations of ``net`` on board ``board_name`` on ``work`` (a list of
     ``(x, forced, steps)``). ``core``, ``lanes`` and ``rows`` pin those choices; ``memories``
-    goes to cores that take it. ``work_dir`` holds measurements (needed for cores measured in
+    goes to cores that take it; ``baud`` is the host link's (default: the board's), which
+    the clock must serve. ``work_dir`` holds measurements (needed for cores measured in
     Verilator); ``progress`` gets one line per measurement."""
     from boards.catalog import board as board_named
     from boards.fit import board_fit
@@ -251,7 +259,7 @@ def choose(net: Network, board_name: str, work, *, core: str | None = None,
             c.dropped = f"does not support the network: {why}"
             continue
         c.fmax_mhz, c.fmax_measured = spec.expected_fmax(b.family, c.lanes)
-        c.clock_mhz = clock_for(b, c.fmax_mhz)
+        c.clock_mhz = clock_for(b, c.fmax_mhz, baud)
         try:
             if spec.measure == "model":
                 if acts is None:
@@ -378,7 +386,7 @@ def build_choice(net, board_name: str, queue, out: Path, *, clock_mhz: float | N
                 return cand, res, clock, tries
             if clock_mhz is not None or not res.fmax_mhz or attempt:
                 break
-            clock = clock_for(b, res.fmax_mhz)
+            clock = clock_for(b, res.fmax_mhz, baud)
     if not built:
         raise UserError(f"{net.name} on {board_name}: no configuration built (" +
                         "; ".join(f"{t['configuration']}: {t['result']}" for t in tries) + ")")

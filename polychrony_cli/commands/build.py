@@ -99,7 +99,8 @@ def cmd_build(args) -> int:
     out = Path(args.output)
     choice = choose(net, args.board, work, core=None if args.core == "auto" else args.core,
                     lanes=None if args.lanes == "auto" else args.lanes, rows=rows,
-                    memories=memories or None, work_dir=out / "cycles", progress=say)
+                    memories=memories or None, work_dir=out / "cycles", progress=say,
+                    baud=args.baud)
     queue = choice.ranked[:args.tries]
     if not queue:
         forced = [c for c in choice.dropped if pinned and args.force and c.estimate is not None]
