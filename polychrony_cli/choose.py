@@ -17,8 +17,10 @@ are dropped as slower.
 
 Candidates that fit with margin come first; a design that fits with less than 10 % of the
 logic left (``tight``) is ranked after every one of them, so it is chosen only when nothing
-fits with margin (the fastest designs of a small device are often the fullest). Among each,
-the ``proven`` ones come first: no wider (weight bits per cycle) and no fuller (share of the
+fits with margin — unless it is ``proven``, like a build of the same core that routed as full
+as it is: then the margin has been shown not to be needed, and it ranks with the others (the
+fastest design of a small device is often the fullest: the lean core on the iCE40UP5K).
+Among each, the ``proven`` ones come first: no wider (weight bits per cycle) and no fuller (share of the
 LUT4s, give or take :data:`SHARE_SLACK`; anything under :data:`SHARE_FLOOR` counts) than a
 build of the same core that routed on the family (``routing`` in ``rtl/calibration.json``),
 so that a build of an hour that fails is not the first thing tried when a configuration like
@@ -205,9 +207,11 @@ def clock_for(board, fmax_mhz: float, baud: int | None = None) -> float:
 
 
 def _order(c: Candidate, registry: list[str]) -> tuple:
-    tight = c.fit is not None and c.fit.verdict == "tight"
-    return (tight, not c.proven, -(c.samples_per_s or 0.0), c.estimate.lut if c.estimate else 0,
-            registry.index(c.core), c.lanes, c.label)
+    # A tight design like one that routed (as full, as wide) has shown that the margin it
+    # lacks is not needed: it ranks with the proven ones.
+    risky = c.fit is not None and c.fit.verdict == "tight" and not c.proven
+    return (risky, not c.proven, -(c.samples_per_s or 0.0),
+            c.estimate.lut if c.estimate else 0, registry.index(c.core), c.lanes, c.label)
 
 
 def choose(net: Network, board_name: str, work, *, core: str | None = None,
@@ -397,7 +401,8 @@ def build_choice(net, board_name: str, queue, out: Path, *, clock_mhz: float | N
 
 
 #: How the table is ordered, for its heading.
-ORDER = "best first: with logic margin, then like a build that routed, then samples/s"
+ORDER = ("best first: those like a build that routed, then the others (tight ones last), each "
+         "by samples/s")
 
 
 def table(choice: Choice, *, top: int = 8) -> list[str]:
