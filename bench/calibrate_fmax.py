@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import math
 import json
 from pathlib import Path
 
@@ -128,14 +129,14 @@ def routing(recs: list[dict]) -> dict:
     """``{core: {family: {"routed": widest wiring routed, "failed": narrowest failed,
     "routed_lut_share": the largest share of the device's LUT4s of a build that routed,
     "failed_lut_share": the least of one that failed to route though no wider than one that
-    routed}}}``. The shares are the current estimate's (core plus host link, against the
+    routed}}}`` (``failed`` counts only failures wider than every routed build). The shares are the current estimate's (core plus host link, against the
     board's own device), so that the choice compares like with like."""
     from bench.boards import _activities, _network
     from rtl.cores import CORES
     nets: dict = {}
     out: dict = {}
-    # The routed builds first: a failure at least as wide as the widest routed build is put
-    # down to its width; only narrower ones say how full is too full.
+    # The routed builds first: a failure wider than the widest routed build is put down to its
+    # width; one no wider says how full is too full.
     for r in sorted(recs, key=lambda r: not r["routed"]):
         if r["network"] not in nets:
             net, work = _network(r["network"])
@@ -144,12 +145,13 @@ def routing(recs: list[dict]) -> dict:
         knobs = {"rows": r["rows"]} if r["rows"] else {}
         w = CORES[r["core"]].wiring(net, lanes=r["lanes"], **knobs)
         slot = out.setdefault(r["core"], {}).setdefault(r["family"], {})
-        key, pick = ("routed", max) if r["routed"] else ("failed", min)
-        share = None if not r["routed"] and w >= slot.get("routed", -1) else \
-            _lut_share(net, acts, r)
-        slot[key] = pick(slot.get(key, w), w)
-        if share is not None:
-            share = round(share, 3)
+        wider = not r["routed"] and w > slot.get("routed", -1)
+        if r["routed"] or wider:
+            key, pick = ("routed", max) if r["routed"] else ("failed", min)
+            slot[key] = pick(slot.get(key, w), w)
+        share = None if wider else _lut_share(net, acts, r)
+        if share is not None:       # to 0.1 %, rounded away from the other side
+            share = (math.ceil if r["routed"] else math.floor)(share * 1000) / 1000
             key, pick = ("routed_lut_share", max) if r["routed"] else ("failed_lut_share", min)
             slot[key] = pick(slot.get(key, share), share)
     return out

@@ -54,9 +54,10 @@ __all__ = ["CLOCK_MARGIN", "MEASURE_PER_CORE", "ORDER", "Candidate", "Choice", "
 CLOCK_MARGIN = 0.05
 
 #: A candidate counts as like a build that routed (``proven``) up to this much more of the
-#: device's LUT4s than the fullest such build (the estimate's own error), and always below
-#: SHARE_FLOOR of them, where fullness is not what makes routing fail.
-SHARE_SLACK = 0.05
+#: device's LUT4s than the estimate of the fullest such build, and always below SHARE_FLOOR
+#: of them, where fullness is not what makes routing fail. (No slack: the shares compared are
+#: both estimates, and 5 points more sent the stack core into builds that did not route.)
+SHARE_SLACK = 0.0
 SHARE_FLOOR = 0.5
 
 #: How many candidates of a measured core get their cycles measured, and how many lane counts
