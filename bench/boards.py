@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["JOBS", "AUTO_JOBS", "main", "reestimate", "record_rows"]
+__all__ = ["JOBS", "AUTO_JOBS", "main", "reestimate", "record_rows", "parse_rows"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -251,14 +251,19 @@ def run_job(job, net, acts, build_root: Path, work=None) -> dict:
     return rec
 
 
-def record_rows(rec: dict) -> dict | None:
-    """The stack core's rows per layer of a stored record (``rows``, or an automatic build's
-    ``knobs``; older records keep them as Python text)."""
+def parse_rows(rows) -> dict | None:
+    """Rows per layer as stored: a dict (JSON keys are strings) or, in older records, its
+    Python text (``"{2: 2}"``)."""
     import ast
-    rows = rec.get("rows") or (rec.get("knobs") or {}).get("rows")
     if isinstance(rows, str):
         rows = ast.literal_eval(rows)
     return {int(k): int(v) for k, v in rows.items()} if rows else None
+
+
+def record_rows(rec: dict) -> dict | None:
+    """The stack core's rows per layer of a stored record (``rows``, or an automatic build's
+    ``knobs``)."""
+    return parse_rows(rec.get("rows") or (rec.get("knobs") or {}).get("rows"))
 
 
 def reestimate(rec: dict, nets: dict):

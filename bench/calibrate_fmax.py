@@ -23,7 +23,6 @@ stopped by hand in ``bench/results/route_failures.json``.
 from __future__ import annotations
 
 import argparse
-import ast
 import math
 import json
 from pathlib import Path
@@ -65,17 +64,10 @@ def fit(recs: list[dict]) -> dict:
     return out
 
 
-def _rows(rows) -> dict | None:
-    """Rows per layer from a record: a dict (JSON keys are strings) or, in older records, its
-    Python text (``"{2: 2}"``)."""
-    if isinstance(rows, str):
-        rows = ast.literal_eval(rows)
-    return {int(k): int(v) for k, v in rows.items()} if rows else None
-
-
 def route_records(paths=RESULTS, failures=FAILURES) -> list[dict]:
     """Builds that placed and routed and builds that did not: ``{network, board, family,
     core, lanes, rows, routed}`` (the network by its ``bench.boards`` name)."""
+    from bench.boards import parse_rows, record_rows
     from boards.catalog import board
     out = []
     for path in paths:
@@ -86,19 +78,18 @@ def route_records(paths=RESULTS, failures=FAILURES) -> list[dict]:
             where = {"network": name, "board": r["board"], "family": board(r["board"]).family}
             if r.get("fmax_mhz") and "error" not in r:
                 out.append({**where, "core": r.get("core", "network"), "lanes": int(r["lanes"]),
-                            "rows": _rows(r.get("knobs", {}).get("rows") or r.get("rows")),
-                            "routed": True})
+                            "rows": record_rows(r), "routed": True})
             for t in r.get("tries", []):
                 msg = t.get("result", "")
                 if "core" in t and msg.startswith("failed") and (
                         "did not finish" in msg or "rout" in msg.lower()):
                     out.append({**where, "core": t["core"], "lanes": int(t["lanes"]),
-                                "rows": _rows(t.get("rows")), "routed": False})
+                                "rows": parse_rows(t.get("rows")), "routed": False})
     if Path(failures).exists():
         for r in json.loads(Path(failures).read_text()):
             out.append({"network": r["network"], "board": r["board"],
                         "family": board(r["board"]).family, "core": r["core"],
-                        "lanes": int(r["lanes"]), "rows": _rows(r["rows"]), "routed": False})
+                        "lanes": int(r["lanes"]), "rows": parse_rows(r["rows"]), "routed": False})
     return out
 
 

@@ -18,8 +18,8 @@ from .families import FAMILIES, blocks_of
 from .lif import leak_multipliers
 
 __all__ = ["FAMILIES", "step_cycles", "activity", "job_costs", "memory_port_bound",
-           "memory_blocks", "weight_blocks", "spram_blocks", "offchip_bits", "memory_shapes", "logic_estimate",
-           "Estimate", "estimate"]
+           "memory_blocks", "weight_blocks", "spram_blocks", "offchip_bits", "memory_shapes",
+           "logic_estimate", "Estimate", "estimate"]
 
 def activity(net: Network, trace, x: np.ndarray | None, forced: dict | None) -> dict:
     """What the core's work depends on, from a reference run.

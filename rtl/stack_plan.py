@@ -228,7 +228,7 @@ def estimate(net: Network, *, family: str | None = None, clock_mhz: float, lanes
         bits[name] = row_bits(net, pl) * n_pre
         # Yosys drops the bit columns that are the same in every row (rtl.words.live_bits),
         # then maps the ROM and its R read ports to block RAM or, when cheaper, to logic.
-        live = live_bits(pl.ff.weight.T, pl.ff.w_bits)[0]
+        live = (live_bits(pl.ff.weight.T, pl.ff.w_bits) or [0])[0]
         blocks[name] = blocks_of("auto", family, n_pre, live, rom=True, ports=R[pl.layer])
         if blocks[name] == 0:
             rom_lut += R[pl.layer] * n_pre * live / 16     # a 16-word LUT4 per bit and port
