@@ -269,7 +269,8 @@ def record_rows(rec: dict) -> dict | None:
 def reestimate(rec: dict, nets: dict):
     """The estimate of a stored record's build (or failed build) with the current cost model:
     the network core's cycles from its model on the workload's first sample (as
-    :func:`run_job` reports), a measured core's cycles as stored. ``nets`` caches
+    :func:`run_job` reports), a measured core's cycles as stored (one per step when the record
+    has none: the resources do not depend on them). ``nets`` caches
     ``name -> (net, activities, work)``."""
     from boards.catalog import board as board_info
     from rtl.cores import CORES
@@ -281,11 +282,12 @@ def reestimate(rec: dict, nets: dict):
     spec = CORES[rec.get("core", "network")]
     if spec.measure == "model":
         return _estimate(rec, net, acts[0])
-    old = rec["estimate"]            # the measured cycles stay; the resources are estimated again
-    return spec.estimate(net, device=board_info(rec["board"]).fpga, clock_mhz=old["clock_mhz"],
-                         lanes=rec["lanes"], rows=record_rows(rec),
-                         cycles=(old["cycles_per_step"], old["cycles_max"],
-                                 old["steps_per_sample"]))
+    old = rec.get("estimate") or {}  # the measured cycles stay; the resources are estimated again
+    cycles = (old["cycles_per_step"], old["cycles_max"], old["steps_per_sample"]) if old \
+        else (1.0, 1, 1)
+    return spec.estimate(net, device=board_info(rec["board"]).fpga,
+                         clock_mhz=old.get("clock_mhz", 50.0), lanes=rec["lanes"],
+                         rows=record_rows(rec), cycles=cycles)
 
 
 def _estimate(rec: dict, net, act):
@@ -294,7 +296,8 @@ def _estimate(rec: dict, net, act):
     from boards.catalog import board as board_info
     from rtl.cost import estimate
     return estimate(net, act, device=board_info(rec["board"]).fpga,
-                    clock_mhz=rec.get("clock_mhz") or rec["estimate"]["clock_mhz"],
+                    clock_mhz=rec.get("clock_mhz") or (rec.get("estimate") or {}).get(
+                        "clock_mhz", 50.0),
                     lanes=rec["lanes"], memories=rec.get("memories") or None)
 
 

@@ -93,36 +93,16 @@ def route_records(paths=RESULTS, failures=FAILURES) -> list[dict]:
     return out
 
 
-def _lut_share(net, acts, r) -> float | None:
-    """The share of its board's device LUT4s that the current estimate gives a record's
-    configuration, with the host link (what the choice compares a candidate's with); None
-    when it cannot be estimated."""
-    from boards.catalog import board
-    from boards.fit import board_fit
-    from rtl.cores import CORES
-    b = board(r["board"])
-    spec = CORES[r["core"]]
-    knobs = {"rows": r["rows"]} if r["rows"] else {}
-    try:
-        if spec.measure == "model":
-            est = spec.estimate(net, device=b.fpga, clock_mhz=50.0, lanes=r["lanes"],
-                                activity=acts, **knobs)
-        else:
-            est = spec.estimate(net, device=b.fpga, clock_mhz=50.0, lanes=r["lanes"],
-                                cycles=(1.0, 1, 1), **knobs)
-    except ValueError:
-        return None
-    lut = next(n for n in board_fit(est, b).needs if n.resource == "lut")
-    return lut.used / lut.available
-
-
 def routing(recs: list[dict]) -> dict:
     """``{core: {family: {"routed": widest wiring routed, "failed": narrowest failed,
     "routed_lut_share": the largest share of the device's LUT4s of a build that routed,
     "failed_lut_share": the least of one that failed to route though no wider than one that
-    routed}}}`` (``failed`` counts only failures wider than every routed build). The shares are the current estimate's (core plus host link, against the
-    board's own device), so that the choice compares like with like."""
-    from bench.boards import _activities, _network
+    routed}}}`` (``failed`` counts only failures wider than every routed build). The shares
+    are the current estimate's (core plus host link, against the board's own device), so that
+    the choice compares like with like."""
+    from bench.boards import _activities, _network, reestimate
+    from boards.catalog import board
+    from boards.fit import board_fit
     from rtl.cores import CORES
     nets: dict = {}
     out: dict = {}
@@ -131,8 +111,8 @@ def routing(recs: list[dict]) -> dict:
     for r in sorted(recs, key=lambda r: not r["routed"]):
         if r["network"] not in nets:
             net, work = _network(r["network"])
-            nets[r["network"]] = net, _activities(net, work)
-        net, acts = nets[r["network"]]
+            nets[r["network"]] = net, _activities(net, work), work
+        net = nets[r["network"]][0]
         knobs = {"rows": r["rows"]} if r["rows"] else {}
         w = CORES[r["core"]].wiring(net, lanes=r["lanes"], **knobs)
         slot = out.setdefault(r["core"], {}).setdefault(r["family"], {})
@@ -140,11 +120,18 @@ def routing(recs: list[dict]) -> dict:
         if r["routed"] or wider:
             key, pick = ("routed", max) if r["routed"] else ("failed", min)
             slot[key] = pick(slot.get(key, w), w)
-        share = None if wider else _lut_share(net, acts, r)
-        if share is not None:       # to 0.1 %, rounded away from the other side
-            share = (math.ceil if r["routed"] else math.floor)(share * 1000) / 1000
-            key, pick = ("routed_lut_share", max) if r["routed"] else ("failed_lut_share", min)
-            slot[key] = pick(slot.get(key, share), share)
+        if wider:
+            continue
+        try:
+            est = reestimate({"key": r["network"], "board": r["board"], "core": r["core"],
+                              "lanes": r["lanes"], "rows": r["rows"]}, nets)
+        except ValueError:      # cannot be planned any more: no share to learn from
+            continue
+        share = board_fit(est, board(r["board"])).need("lut").share
+        # to 0.1 %, rounded away from the other side
+        share = (math.ceil if r["routed"] else math.floor)(share * 1000) / 1000
+        key, pick = ("routed_lut_share", max) if r["routed"] else ("failed_lut_share", min)
+        slot[key] = pick(slot.get(key, share), share)
     return out
 
 

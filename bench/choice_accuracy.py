@@ -67,10 +67,9 @@ def verdicts(records: list[dict]) -> list[dict]:
         row.update(verdict=fit.verdict,
                    right=None if outcome is None else fit.fits == (outcome == "placed"))
         if outcome == "placed":
-            lut = next(n.used for n in fit.needs if n.resource == "lut")
-            bram = next((n.used for n in fit.needs if n.resource == "bram"), 0)
-            row.update(lut_est=lut, lut=rec["nextpnr"]["logic"]["used"],
-                       bram_est=bram, bram=rec["nextpnr"]["bram"]["used"])
+            bram = fit.need("bram")
+            row.update(lut_est=fit.need("lut").used, lut=rec["nextpnr"]["logic"]["used"],
+                       bram_est=bram.used if bram else 0, bram=rec["nextpnr"]["bram"]["used"])
         rows.append(row)
     return rows
 

@@ -87,6 +87,10 @@ class Fit:
         """Whether every resource fits (``tight`` ones too)."""
         return self.verdict != "does not fit"
 
+    def need(self, resource: str) -> Need | None:
+        """The :class:`Need` of ``resource`` (a key of ``LABELS``), None when not counted."""
+        return next((n for n in self.needs if n.resource == resource), None)
+
     @property
     def failing(self) -> list[Need]:
         """The resources that do not fit, the most over first."""

@@ -285,18 +285,17 @@ def choose(net: Network, board_name: str, work, *, core: str | None = None,
             continue
         c.wiring = spec.wiring(net, lanes=c.lanes, **c.knobs)
         limit = routing_limit(c.core, b.family)
-        lut = next(n for n in c.fit.needs if n.resource == "lut")
+        lut = c.fit.need("lut")
         if limit.get("failed") is not None and c.wiring >= limit["failed"]:
             c.dropped = (f"too wide to route: {c.wiring:,} weight bits per cycle, and a "
                          f"{c.core}-core build with {limit['failed']:,} failed to route on "
                          f"{b.family} (routing, rtl/calibration.json)")
-        elif limit.get("failed_lut_share") and \
-                lut.used >= limit["failed_lut_share"] * lut.available:
-            c.dropped = (f"too full to route: {lut.used / lut.available:.0%} of the LUT4s, "
+        elif limit.get("failed_lut_share") and lut.share >= limit["failed_lut_share"]:
+            c.dropped = (f"too full to route: {lut.share:.0%} of the LUT4s, "
                          f"and a {c.core}-core build with {limit['failed_lut_share']:.0%} "
                          f"failed to route on {b.family} (routing, rtl/calibration.json)")
         full = max(limit.get("routed_lut_share", -1) + SHARE_SLACK, SHARE_FLOOR)
-        c.proven = c.wiring <= limit.get("routed", -1) and lut.used <= full * lut.available
+        c.proven = c.wiring <= limit.get("routed", -1) and lut.share <= full
     # Measured cores: the most lanes that fit (MEASURE_LANES of them) per knob set, among the
     # proven candidates and among the others; the proven ones first.
     for name in registry:
@@ -341,7 +340,7 @@ def nextpnr_options(c: Candidate) -> str:
     from rtl.calibration import calibration
     from rtl.cores import CORES
     opts = CORES[c.core].nextpnr_opts
-    lut = next((n.used for n in c.fit.needs if n.resource == "lut"), 0) if c.fit else 0
+    lut = c.fit.need("lut").used if c.fit else 0
     if "--router" not in opts and lut > calibration()["router2_above_lut"]:
         opts = f"{opts} --router router2".strip()
     return opts
@@ -433,4 +432,4 @@ def table(choice: Choice, *, top: int = 8) -> list[str]:
 
 
 def _link_lut(c: Candidate) -> int:
-    return next(n.used for n in c.fit.needs if n.resource == "lut") - c.estimate.lut
+    return c.fit.need("lut").used - c.estimate.lut
