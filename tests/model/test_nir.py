@@ -9,7 +9,7 @@ import nir
 import numpy as np
 import pytest
 
-from model.ir import InputLayer, LIFLayer, Network, Projection, load, load_workload, save
+from model.ir import InputLayer, LIFLayer, Network, load, load_workload, save
 from model.nir import DT, NIRError, from_nir, read_graph, read_nir, to_nir, write_nir
 from model.nir.graph import MAX_ELEMENTS
 from sim.randnet import random_network
@@ -302,3 +302,29 @@ def test_an_input_without_edges_still_exports(tmp_path):
     assert ("input", "link1") in g.edges and np.array_equal(g.nodes["link1"].bias, [1, 2, 3])
     a, b = _round_trip_bytes(net, tmp_path)
     assert a == b
+
+
+def test_docs_python_example_runs(tmp_path, monkeypatch):
+    import re
+    text = (ROOT / "docs/nir.md").read_text()
+    assert max(len(l) for l in text.splitlines() if not l.startswith("|")) <= 100
+    [block] = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "docs/nir.md", "exec"), {})
+    assert (tmp_path / "example.nir").exists()
+
+
+def test_docs_worked_example_numbers():
+    n = 2
+    graph = nir.NIRGraph(
+        nodes={"in": nir.Input(input_type={"input": np.array([2])}),
+               "w": nir.Linear(weight=np.array([[0.9, 0.45], [-0.3, 0.2]])),
+               "lif": _lif(n, 1.0, tau=5e-4),
+               "out": nir.Output(output_type={"output": np.array([n])})},
+        edges=[("in", "w"), ("w", "lif"), ("lif", "out")], type_check=False)
+    net, report = from_nir(graph, w_bits=8)
+    layer = report.layers[0]
+    assert layer["leak"]["integer"] == "3277/2**12"
+    assert layer["leak"]["error"] == pytest.approx(4.9e-5, abs=1e-6)
+    assert layer["scale"] == pytest.approx(141.11, abs=0.01)
+    assert net.layers[1].threshold == 142 and net.projections[0].weight[0, 1] == 64

@@ -82,3 +82,13 @@ def test_doc_names_every_rule_and_field():
                  "integer-dtype", "integer-range", "digest", "shape", "reset-mode",
                  "projection-kind", "integer-field"):
         assert f"`{rule}`" in text, rule
+
+
+def test_doc_python_building_example_runs(tmp_path, monkeypatch):
+    [block] = [b for b in _code_blocks("python") if "from model.ir import" in b]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "docs/ir.md:building", "exec"), {})
+    from model.ir import load
+    net = load(tmp_path / "example.npz")
+    header, _ = read_raw(tmp_path / "example.npz")
+    assert net.name == "example" and header["digest"] == example_net().digest
