@@ -411,22 +411,31 @@ def _same(a, b, d, spiking) -> bool:
     return torch.equal(a.v[d], b.v[d])
 
 
-def from_nir(graph, *, file: str | None = None, dt: float | None = None, w_bits: int = 8,
-             v_bits: int | None = None, in_bits: int = 1, leak_bits: int = 12,
-             calibration=None, name: str | None = None,
+def from_nir(graph, *, file: str | None = None, dt: float | None = None,
+             w_bits: int | None = None, v_bits: int | None = None, in_bits: int | None = None,
+             leak_bits: int | None = None, calibration=None, name: str | None = None,
              requantise: bool = False) -> tuple[Network, ImportReport]:
     """A NIR graph as an IR :class:`~model.ir.Network`, with the report of how it was made.
 
     ``dt`` is the Euler step in seconds (default: the graph's own, else :data:`DT`);
-    ``w_bits`` the signed weight width; ``v_bits`` the membrane width (default: sized on
+    ``w_bits`` the signed weight width (8); ``v_bits`` the membrane width (default: sized on
     ``calibration``, a ``(B, T, n0)`` or ``(T, n0)`` integer array, or from the worst case);
-    ``in_bits`` the input width; ``leak_bits`` the leak's ``beta_shift``. A graph exported
-    by polychrony comes back exactly unless ``requantise``.
+    ``in_bits`` the input width (1: spikes); ``leak_bits`` the leak's ``beta_shift`` (12).
+    A graph exported by polychrony comes back exactly, with its own widths and step, unless
+    ``requantise``.
     """
     md = node_meta(graph) or {}
     ours = md.get("format") == FORMAT and not requantise
-    if dt is None:
+    given = {k: v for k, v in (("dt", dt), ("w_bits", w_bits), ("v_bits", v_bits),
+                               ("in_bits", in_bits), ("leak_bits", leak_bits),
+                               ("name", name)) if v is not None}
+    if ours:
+        dt = float(md["dt"])
+    elif dt is None:
         dt = float(md.get("dt", DT)) if md.get("format") == FORMAT else DT
+    w_bits = 8 if w_bits is None else w_bits
+    in_bits = 1 if in_bits is None else in_bits
+    leak_bits = 12 if leak_bits is None else leak_bits
     if not (np.isfinite(dt) and dt > 0):
         raise NIRError(f"dt must be a positive number of seconds, got {dt!r}", file=file)
     if not 1 <= w_bits <= MAX_BITS:
@@ -445,6 +454,10 @@ def from_nir(graph, *, file: str | None = None, dt: float | None = None, w_bits:
         if ours:
             net = _exact(md, g, chain, raws, biases, file)
             report.layers = [{"layer": i, "node": k} for i, k in enumerate(chain[1:], 1)]
+            if given:
+                report.notes.append(
+                    "a polychrony export keeps its own " + ", ".join(sorted(given))
+                    + ": the options given apply only with requantise (--requantise)")
             return net, report
         default = name or (Path(file).stem if file else "nir")
         net, infos = _quantised(g, chain, raws, biases, sizes, report.notes, dt=dt,

@@ -37,12 +37,12 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="the IR file to write (.npz)")
     p.add_argument("--dt", type=float, default=None,
                    help="Euler step in seconds (default: the graph's own, else 1e-4)")
-    p.add_argument("--w-bits", type=int, default=8, help="signed weight width (default 8)")
+    p.add_argument("--w-bits", type=int, default=None, help="signed weight width (default 8)")
     p.add_argument("--v-bits", type=int, default=None,
                    help="membrane width (default: sized on --calibration, else the worst case)")
-    p.add_argument("--in-bits", type=int, default=1,
+    p.add_argument("--in-bits", type=int, default=None,
                    help="input width: 1 = spikes (default), more for multi-bit inputs")
-    p.add_argument("--leak-bits", type=int, default=12,
+    p.add_argument("--leak-bits", type=int, default=None,
                    help="the leak's beta_shift: beta is rounded to n/2**leak_bits (default 12)")
     p.add_argument("--calibration", default=None,
                    help="a .npy of integer inputs, (steps, n0) or (samples, steps, n0): sizes "
@@ -113,7 +113,7 @@ def cmd_import(args) -> int:
         print(json.dumps({"output": str(out), "workload": str(wl) if wl else None,
                           "digest": net.digest, **report.to_json()}, indent=1))
         return 0
-    how = ("exactly (a polychrony export)" if report.mode == "exact" else "quantised")
+    how = "exactly (a polychrony export)" if report.mode == "exact" else "quantised"
     print(f"{out}: {net.name!r} imported {how}: "
           + ", ".join(f"{l.name} n={l.n}" for l in net.layers) + f"; {len(net.projections)} "
           f"projections, max_delay {net.max_delay}")

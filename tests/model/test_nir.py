@@ -328,3 +328,11 @@ def test_docs_worked_example_numbers():
     assert layer["leak"]["error"] == pytest.approx(4.9e-5, abs=1e-6)
     assert layer["scale"] == pytest.approx(141.11, abs=0.01)
     assert net.layers[1].threshold == 142 and net.projections[0].weight[0, 1] == 64
+
+
+def test_options_do_not_change_an_exact_import(tmp_path):
+    net = load(ROOT / "bench/networks/convdelrec_k31_w4.npz")
+    write_nir(net, tmp_path / "c.nir", dt=1e-3)
+    back, report = read_nir(tmp_path / "c.nir", dt=1e-4, w_bits=8)
+    assert back == net and report.dt == 1e-3
+    assert any("keeps its own dt, w_bits" in n for n in report.notes)
