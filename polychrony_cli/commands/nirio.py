@@ -22,7 +22,8 @@ def add_parser(sub) -> None:
                                    "Linear nodes after Delay nodes; what NIR cannot say goes "
                                    "into metadata['polychrony'] (docs/nir.md).")
     p.add_argument("net", help="the IR file (.npz)")
-    p.add_argument("-o", "--output", required=True, help="the NIR file to write (.nir)")
+    p.add_argument("-o", "--out", dest="output", required=True,
+                   help="the NIR file to write (.nir)")
     p.add_argument("--dt", type=float, default=None,
                    help="Euler step in seconds (default 1e-4, snnTorch's)")
     p.add_argument("--json", action="store_true", help="print a summary as JSON")
@@ -34,7 +35,8 @@ def add_parser(sub) -> None:
                                    "it into the IR and report every approximation. A graph "
                                    "written by 'polychrony export' comes back exactly.")
     p.add_argument("nir", help="the NIR file (.nir / .h5)")
-    p.add_argument("-o", "--output", required=True, help="the IR file to write (.npz)")
+    p.add_argument("-o", "--out", dest="output", required=True,
+                   help="the IR file to write (.npz)")
     p.add_argument("--dt", type=float, default=None,
                    help="Euler step in seconds (default: the graph's own, else 1e-4)")
     p.add_argument("--w-bits", type=int, default=None, help="signed weight width (default 8)")
@@ -65,7 +67,7 @@ def _out(path: str, suffixes: tuple, flag: str) -> Path:
 
 def cmd_export(args) -> int:
     from model.nir import DT, read_graph, summary, write_nir
-    out = _out(args.output, (".nir", ".h5", ".hdf5"), "--output")
+    out = _out(args.output, (".nir", ".h5", ".hdf5"), "--out")
     dt = DT if args.dt is None else args.dt
     if not (np.isfinite(dt) and dt > 0):
         raise UserError(f"--dt must be a positive number of seconds, got {args.dt}")
@@ -99,7 +101,7 @@ def _calibration(path: str) -> np.ndarray:
 def cmd_import(args) -> int:
     from model.ir import Workload, save, save_workload, workload_path
     from model.nir import read_nir
-    out = _out(args.output, (".npz",), "--output")
+    out = _out(args.output, (".npz",), "--out")
     cal = _calibration(args.calibration) if args.calibration else None
     net, report = read_nir(args.nir, dt=args.dt, w_bits=args.w_bits, v_bits=args.v_bits,
                            in_bits=args.in_bits, leak_bits=args.leak_bits, calibration=cal,
