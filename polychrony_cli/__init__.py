@@ -49,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:  # a missing or unreadable file or directory the user named
+        error(str(e) if e.filename is None or str(e.filename) in str(e) else
+              f"{e.filename}: {e.strerror or e}")
+        return 2
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import numpy as np
 
 from boards.catalog import BOARDS as BOARD_CATALOG
 
-__all__ = ["BOARDS", "UserError", "error", "Progress", "load_net", "parse_memories",
+__all__ = ["BOARDS", "UserError", "error", "Progress", "load_net", "parse_memories", "bounded",
            "load_samples", "load_inputs", "load_forced", "check_supported",
            "add_core_arguments", "parse_rows"]
 
@@ -137,6 +137,29 @@ def add_core_arguments(p, *, auto: bool = False) -> None:
     p.add_argument("--rows", action="append", metavar="LAYER=R",
                    help="stack core: weight rows layer LAYER (>= 2) adds per cycle, 1-8 "
                         "(repeatable; default by layer width)")
+
+
+def bounded(kind: type = int, lo: float | None = None, hi: float | None = None, *,
+            above: bool = False):
+    """An argparse ``type``: a ``kind`` (int or float) in ``[lo, hi]`` (``(lo, hi]`` with
+    ``above``); a value outside is refused at parse time with the limit in the message."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") \
+                from None
+        if kind is float and value != value:
+            raise argparse.ArgumentTypeError("expected a number, got NaN")
+        if lo is not None and (value <= lo if above else value < lo):
+            raise argparse.ArgumentTypeError(
+                f"must be {'above' if above else 'at least'} {lo}, got {text}")
+        if hi is not None and value > hi:
+            raise argparse.ArgumentTypeError(f"must be at most {hi}, got {text}")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
 def _lanes(text: str):

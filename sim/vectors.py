@@ -78,6 +78,9 @@ def load_bundle(path: str | Path) -> Bundle:
         npz = np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, ValueError, OSError) as e:
         raise ValueError(f"{path}: not a readable vector bundle ({e})") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: a single .npy array, not a vector bundle (the .npz "
+                         "that sim.vectors.save_bundle writes); input frames go to --inputs")
     with npz:
         names = set(npz.files)
 

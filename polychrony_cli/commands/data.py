@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from ..common import bounded
+
 __all__ = ["add_parser", "cmd_synth", "cmd_info", "cmd_baseline", "cmd_frames"]
 
 
@@ -16,9 +18,9 @@ def add_parser(sub) -> None:
                                       "cochlea, write train.h5/test.h5 (SHD layout)")
     q.add_argument("--out", default="out/synth-digits", help="output directory")
     q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--train", type=int, default=150, help="training samples per class (20)")
-    q.add_argument("--test", type=int, default=40, help="test samples per class (20)")
-    q.add_argument("--jobs", type=int, default=1, help="worker processes")
+    q.add_argument("--train", type=bounded(int, 1), default=150, help="training samples per class (20)")
+    q.add_argument("--test", type=bounded(int, 1), default=40, help="test samples per class (20)")
+    q.add_argument("--jobs", type=bounded(int, 1), default=1, help="worker processes")
     q.add_argument("--pack", metavar="FILE", help="also write the compact form (.npz) that "
                    "model.audio.pack.default_data() unpacks (data/synth-digits-v1.npz)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -35,9 +37,9 @@ def add_parser(sub) -> None:
                                          "on TRAIN, scored on TEST (default: the embedded set)")
     q.add_argument("train", nargs="?", help="training file (default: embedded train.h5)")
     q.add_argument("test", nargs="?", help="test file (default: embedded test.h5)")
-    q.add_argument("--time-bins", type=int, action="append",
+    q.add_argument("--time-bins", type=bounded(int, 1), action="append",
                    help="equal time slices per sample (repeatable; default 1 and 8)")
-    q.add_argument("--l2", type=float, default=1e-2, help="L2 penalty (default 0.01)")
+    q.add_argument("--l2", type=bounded(float, 0.0), default=1e-2, help="L2 penalty (default 0.01)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_baseline)
 
@@ -47,8 +49,8 @@ def add_parser(sub) -> None:
     q.add_argument("path", help="SHD-layout HDF5 file, or 'default-test' / 'default-train' "
                                 "for the embedded set")
     q.add_argument("-o", "--out", required=True, help="output .npy (samples, steps, 140)")
-    q.add_argument("--count", type=int, help="the first N samples only")
-    q.add_argument("--steps", type=int, help="frames per sample (default: the longest "
+    q.add_argument("--count", type=bounded(int, 1), help="the first N samples only")
+    q.add_argument("--steps", type=bounded(int, 1), help="frames per sample (default: the longest "
                                              "sample); a longer sample is an error")
     q.add_argument("--labels", metavar="Y.npy", help="also save the labels here")
     q.set_defaults(func=cmd_frames)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from ..common import bounded
 
 
 __all__ = ["add_parser"]
@@ -19,19 +20,22 @@ def add_parser(sub) -> None:
                    help="the paper's setting (N=512, D=41, M=16, T=1000, p=2e-3, beta 0.8) "
                         "or its notebook's (N=1024, p=1e-3, beta 0.7); flags override it")
     # Defaults: model.wm.run.DEFAULTS (the demo's); importing it here would load torch.
-    for name, typ, default in (("n", int, 32), ("d", int, 16), ("m", int, 2), ("t", int, 48),
-                               ("p", float, 0.035), ("w-bits", int, 4), ("pre", int, 10),
-                               ("beta", int, 205)):
+    for name, typ, default in (("n", bounded(int, 1, 65536), 32),
+                               ("d", bounded(int, 1, 4096), 16), ("m", bounded(int, 1), 2),
+                               ("t", bounded(int, 1), 48),
+                               ("p", bounded(float, 0.0, 1.0, above=True), 0.035),
+                               ("w-bits", bounded(int, 2, 48), 4), ("pre", bounded(int, 0), 10),
+                               ("beta", bounded(int, 0, 256), 205)):
         q.add_argument(f"--{name}", type=typ, default=None,
                        help=f"(default {default}, or the preset's)")
     q.add_argument("--init", choices=("ls", "hebbian", "random"), default="ls",
                    help="least squares (default), the normalised Hebbian rule, or random")
-    q.add_argument("--gain", type=float, default=None,
+    q.add_argument("--gain", type=bounded(float, 0.0, above=True), default=None,
                    help="initialisation gain (default 1.5 for ls, 2.5 for hebbian, 1 for "
                         "random)")
-    q.add_argument("--refractory", type=int, default=0,
+    q.add_argument("--refractory", type=bounded(int, 0), default=0,
                    help="targets' dead time in steps after a spike (the paper's text: 4)")
-    q.add_argument("--train-steps", type=int, default=0,
+    q.add_argument("--train-steps", type=bounded(int, 0), default=0,
                    help="surrogate-gradient training steps after the initialisation")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--json", action="store_true")

@@ -6,6 +6,8 @@ import argparse
 import json
 import os
 
+from ..common import bounded
+
 __all__ = ["ARCH_DEFAULTS", "add_parser", "cmd_train_shd", "shd_config"]
 
 
@@ -22,55 +24,55 @@ def add_parser(tsub) -> None:
                    help="'synthetic' (the embedded default), 'random' (a quick smoke test), a "
                         "directory with shd_train.h5/shd_test.h5, or a *train*.h5 file with "
                         "its *test* twin beside it")
-    q.add_argument("--hidden", type=int, default=256, help="neurons per LIF layer")
-    q.add_argument("--layers", type=int, default=2,
+    q.add_argument("--hidden", type=bounded(int, 1, 65536), default=256, help="neurons per LIF layer")
+    q.add_argument("--layers", type=bounded(int, 1), default=2,
                    help="hidden LIF layers, all but the first recurrent (default 2: "
                         "DelRec's SHD network; the ConvDelRec authors' code uses 4)")
-    q.add_argument("--kernel", type=int, default=None,
+    q.add_argument("--kernel", type=bounded(int, 1), default=None,
                    help="conv taps K (odd; default 31, the results table's; the papers: 3-5)")
-    q.add_argument("--dmax", type=int, default=31,
+    q.add_argument("--dmax", type=bounded(int, 1, 4096), default=31,
                    help="hardware maximum delay (IR max_delay); recurrent delays 1..dmax")
-    q.add_argument("--epochs", type=int, default=40)
-    q.add_argument("--beta", type=int, default=None,
+    q.add_argument("--epochs", type=bounded(int, 1), default=40)
+    q.add_argument("--beta", type=bounded(int, 0, 256), default=None,
                    help="leak of the hidden LIF layers, beta/256 (default: 12, DelRec's "
                         "tau = 1.05, for dense; 192 = 0.75, which keeps membrane memory, for "
                         "conv: each the better one measured, see docs/audio.md)")
-    q.add_argument("--qat-epochs", type=int, default=5,
+    q.add_argument("--qat-epochs", type=bounded(int, 0), default=5,
                    help="quantisation-aware fine-tuning epochs after the float ones")
-    q.add_argument("--batch", type=int, default=64, help="global batch size")
-    q.add_argument("--lr", type=float, default=None,
+    q.add_argument("--batch", type=bounded(int, 1), default=64, help="global batch size")
+    q.add_argument("--lr", type=bounded(float, 0.0, above=True), default=None,
                    help="peak learning rate of the weights (OneCycle; default 1e-2 for dense, "
                         "5e-3 for conv)")
-    q.add_argument("--lr-rec", type=float, default=None,
+    q.add_argument("--lr-rec", type=bounded(float, 0.0, above=True), default=None,
                    help="peak learning rate of the recurrent weights (dense matrix or conv "
                         "kernel) in the float epochs (default: the same as --lr)")
-    q.add_argument("--augment", type=int, default=1,
+    q.add_argument("--augment", type=bounded(int, 1), default=1,
                    help="copies per epoch of DelRec's augmentation (1 = none, DelRec: 3)")
-    q.add_argument("--steps", type=int, default=None,
+    q.add_argument("--steps", type=bounded(int, 1), default=None,
                    help="frames of 10 ms per sample (default: the longest sample; a shorter "
                         "window cuts longer samples, with a warning that counts them)")
-    q.add_argument("--limit", type=int, default=None, help="use at most N training samples")
+    q.add_argument("--limit", type=bounded(int, 1), default=None, help="use at most N training samples")
     q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--tonotopic", type=float, default=0.0, metavar="WIDTH",
+    q.add_argument("--tonotopic", type=bounded(float, 0.0), default=0.0, metavar="WIDTH",
                    help="start neighbouring hidden neurons on neighbouring frequencies: a "
                         "Gaussian envelope of this width (fraction of the layer, e.g. 0.05) "
                         "on the initial feed-forward weights; 0 = off")
-    q.add_argument("--swa", type=int, default=0, metavar="N",
+    q.add_argument("--swa", type=bounded(int, 0), default=0, metavar="N",
                    help="also try the average of the weights of the last N float epochs "
                         "(stochastic weight averaging), kept if better on validation")
     q.add_argument("--teacher", metavar="NET.npz", default=None,
                    help="distil from a trained network's IR file (e.g. a DelRec): its integer "
                         "read-out on each training sample is a soft target")
-    q.add_argument("--distill", type=float, default=0.5,
+    q.add_argument("--distill", type=bounded(float, 0.0, 1.0), default=0.5,
                    help="with --teacher: weight of the soft targets (the rest: the labels)")
-    q.add_argument("--distill-temp", type=float, default=2.0,
+    q.add_argument("--distill-temp", type=bounded(float, 0.0, above=True), default=2.0,
                    help="with --teacher: softmax temperature")
-    q.add_argument("--w-bits", type=int, default=8)
-    q.add_argument("--in-bits", type=int, default=None,
+    q.add_argument("--w-bits", type=bounded(int, 2, 48), default=8)
+    q.add_argument("--in-bits", type=bounded(int, 1, 16), default=None,
                    help="input count width (default: the fewest bits holding every count)")
     q.add_argument("--clip-inputs", action="store_true",
                    help="clip counts above 2**in_bits - 1 instead of stopping with an error")
-    q.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    q.add_argument("--threads", type=bounded(int, 1), default=1, help="torch threads per process")
     q.add_argument("-o", "--out", default="shd.npz", help="the IR file to write")
     q.add_argument("--checkpoint", default=None,
                    help="checkpoint file, written every epoch; an existing one is resumed")
