@@ -81,6 +81,9 @@ def load_samples(path: str, kinds: str, what: str, n: int, shape: str) -> np.nda
         a = a[None]
     if a.ndim != 3 or a.shape[2] != n:
         raise UserError(f"{path}: {what} must have shape {shape}, got {a.shape}")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise UserError(f"{path}: {what} must hold at least one sample of at least one step, "
+                        f"got shape {a.shape}")
     return a
 
 

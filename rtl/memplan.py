@@ -74,10 +74,13 @@ class ProjPlan:
 
 
 def projection_plan(net: Network, late: int = 0) -> list[ProjPlan]:
-    """How each projection is built; ``late`` adds steps to every delay (a planted fault)."""
+    """How each projection is built (one from a layer without neurons has no synapse and no
+    plan); ``late`` adds steps to every delay (a planted fault)."""
     out = []
     for q, p in enumerate(net.projections):
         pre, post = net.layers[p.src], net.layers[p.dst]
+        if pre.n == 0:
+            continue  # no presynaptic neuron, so no synapse: nothing to build
         vb = pre.in_bits if isinstance(pre, InputLayer) and pre.in_bits > 1 else 0
         per_lane = p.kind != "taps" and len(set(p.delays_of_pre(pre.n).tolist())) > 1
         slots = line_slots(p.max_delay + late, sparse=p.src == 0,

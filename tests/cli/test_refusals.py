@@ -63,3 +63,28 @@ def test_a_plain_npy_is_not_a_vector_bundle(tmp_path, capsys):
                  "16", "--vectors", str(tmp_path / "x.npy")]) == 2
     err = capsys.readouterr().err
     assert "a single .npy array, not a vector bundle" in err and "--inputs" in err
+
+
+@pytest.mark.parametrize("shape", [(1, 0, 140), (0, 5, 140), (0, 140)])
+def test_inputs_without_steps_or_samples_are_refused(tmp_path, capsys, shape):
+    np.save(tmp_path / "z.npy", np.zeros(shape, np.int64))
+    assert main(["cosim", DELREC, "--inputs", str(tmp_path / "z.npy"), "--work",
+                 str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err
+    assert "at least one sample of at least one step" in err and err.count("\n") == 1
+    assert not (tmp_path / "w").exists()
+
+
+def test_a_projection_from_an_empty_input_builds(tmp_path, capsys):
+    """A valid IR whose input layer has no channels but a projection leaving it: the
+    projection has no synapse, so the hardware builds without it, bit-exact."""
+    from model.ir import InputLayer, LIFLayer, Network, Projection, save
+    net = Network(layers=[InputLayer(n=0),
+                          LIFLayer(n=4, v_bits=8, acc_bits=8, beta=1, beta_shift=1, threshold=3,
+                                   bias=np.array([1, 2, 0, 1]), name="a")],
+                  projections=[Projection("dense", 0, 1, 4, np.zeros((4, 0), int),
+                                          np.int64(0))], max_delay=0)
+    path = str(save(net, tmp_path / "n0.npz"))
+    assert main(["generate", path, "-o", str(tmp_path / "v")]) == 0
+    assert main(["cosim", path, "--steps", "30", "--work", str(tmp_path / "w"), "--json"]) == 0
+    assert '"mismatches": 0' in capsys.readouterr().out
