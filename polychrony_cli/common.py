@@ -13,7 +13,7 @@ import numpy as np
 from boards.catalog import BOARDS as BOARD_CATALOG
 
 __all__ = ["BOARDS", "UserError", "error", "Progress", "load_net", "parse_memories", "bounded",
-           "load_samples", "load_inputs", "load_forced", "check_supported",
+           "read_npy", "load_samples", "load_inputs", "load_forced", "check_supported",
            "add_core_arguments", "parse_rows"]
 
 #: The boards ``--board`` takes.
@@ -68,12 +68,30 @@ def parse_memories(specs) -> dict[str, str]:
     return out
 
 
-def load_samples(path: str, kinds: str, what: str, n: int, shape: str) -> np.ndarray:
-    """A ``.npy`` (never a pickle) of ``kinds`` dtype, ``(S, T, n)`` or ``(T, n)``, as 3-D."""
+def read_npy(path: str, what: str) -> np.ndarray:
+    """The array of a ``.npy`` file (never unpickled), or one line saying what the file is."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as e:
+        raise UserError(f"{path}: cannot read {what} ({e.strerror or e})") from None
+    if magic != b"\x93NUMPY":
+        kind = ("a WAV file" if magic[:4] == b"RIFF" else "an .npz archive" if magic[:2] == b"PK"
+                else "not a .npy file")
+        raise UserError(f"{path}: {kind}, but {what} must be a .npy array of integers (input "
+                        "frames: e.g. from 'polychrony data frames')")
     try:
         a = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
-        raise UserError(f"{path}: not a readable .npy array of integers ({e})") from None
+        msg = ("it holds Python objects, which polychrony never unpickles" if "pickle" in str(e)
+               else str(e))
+        raise UserError(f"{path}: not a readable .npy array of integers: {msg}") from None
+    return a
+
+
+def load_samples(path: str, kinds: str, what: str, n: int, shape: str) -> np.ndarray:
+    """A ``.npy`` (never a pickle) of ``kinds`` dtype, ``(S, T, n)`` or ``(T, n)``, as 3-D."""
+    a = read_npy(path, what)
     if not isinstance(a, np.ndarray) or a.dtype.kind not in kinds:
         raise UserError(f"{path}: {what} must be an integer array, got "
                         f"{getattr(a, 'dtype', type(a).__name__)}")

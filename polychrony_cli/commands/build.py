@@ -7,9 +7,9 @@ from pathlib import Path
 
 import sys
 
-from ..common import (BOARDS, UserError, add_core_arguments, check_memories, check_supported,
-                      load_inputs, load_net, parse_memories, parse_rows, stimulus_source,
-                      workload_for)
+from ..common import (BOARDS, UserError, add_core_arguments, bounded, check_memories,
+                      check_supported, load_inputs, load_net, parse_memories, parse_rows,
+                      stimulus_source, workload_for)
 from ..steps import build_json, samples_of
 
 __all__ = ["add_parser"]
@@ -26,26 +26,28 @@ def add_parser(sub) -> None:
                    help="memory kind of a weight array: block, spram (iCE40; loaded from the "
                         "configuration flash), lut (repeatable; e.g. proj0.weights=spram; "
                         "default automatic)")
-    p.add_argument("--clock-mhz", type=float,
+    p.add_argument("--clock-mhz", type=bounded(float, 0.0, above=True),
                    help="the core's clock (a PLL makes it; default: the core's expected Fmax "
                         "less 5 %%, and once lower, at what the report supports, when timing "
                         "is missed)")
-    p.add_argument("--tries", type=int, default=3,
+    p.add_argument("--tries", type=bounded(int, 1), default=3,
                    help="configurations to try, best first, when place and route fails or "
                         "timing cannot be met (default 3)")
-    p.add_argument("--try-minutes", type=float, default=45,
+    p.add_argument("--try-minutes", type=bounded(float, 0.0, above=True), default=45,
                    help="stop a try whose synthesis, placement and routing run longer than "
                         "this and go on to the next (default 45)")
-    p.add_argument("--baud", type=int, help="host-link baud rate (default: the board's)")
+    p.add_argument("--baud", type=bounded(int, 1),
+                   help="host-link baud rate (default: the board's)")
     p.add_argument("--vectors", help="stimulus bundle (.npz from sim.vectors) for the "
                                      "cycles-per-step figure (default: the workload saved "
                                      "beside the IR by training)")
     p.add_argument("--inputs", metavar="X.npy",
                    help="input frames (samples, steps, n0), e.g. from `polychrony data frames`: "
                         "the cycles per step of real samples (the mean over them)")
-    p.add_argument("--count", type=int, help="with --inputs or the workload: the first N "
+    p.add_argument("--count", type=bounded(int, 1),
+                   help="with --inputs or the workload: the first N "
                                              "samples only")
-    p.add_argument("--steps", type=int, default=100,
+    p.add_argument("--steps", type=bounded(int, 1), default=100,
                    help="steps of random stimulus when there is no workload, --inputs or "
                         "--vectors")
     p.add_argument("--force", action="store_true",

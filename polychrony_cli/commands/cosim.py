@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..common import (add_core_arguments, check_supported, load_inputs, load_net, parse_memories,
-                      parse_rows)
+from ..common import (add_core_arguments, bounded, check_supported, load_inputs, load_net,
+                      parse_memories, parse_rows)
 from ..steps import cosim
 
 __all__ = ["add_parser"]
@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
     p.add_argument("net")
     p.add_argument("--sim", action="append", choices=("icarus", "verilator"),
                    help="simulator (repeatable; default icarus)")
-    p.add_argument("--steps", type=int, default=100,
+    p.add_argument("--steps", type=bounded(int, 1), default=100,
                    help="steps of random stimulus (when there is no workload beside the IR, "
                         "or with --random)")
     p.add_argument("--inputs", metavar="X.npy",
@@ -27,14 +27,15 @@ def add_parser(sub) -> None:
                         "IR by training, else a random stimulus)")
     p.add_argument("--random", action="store_true",
                    help="a random stimulus of --steps steps even when there is a workload")
-    p.add_argument("--count", type=int, help="with --inputs or the workload: the first N "
+    p.add_argument("--count", type=bounded(int, 1),
+                   help="with --inputs or the workload: the first N "
                                              "samples only")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=bounded(int, 0), default=0)
     p.add_argument("--idle", type=float, default=0.2, help="input idle-cycle probability")
     p.add_argument("--stall", type=float, default=0.2, help="output back-pressure probability")
     p.add_argument("--work", default="build/cosim", help="work directory (traces, logs)")
     add_core_arguments(p)
-    p.add_argument("--lanes", type=int, default=1, help="neurons updated per cycle")
+    p.add_argument("--lanes", type=bounded(int, 1), default=1, help="neurons updated per cycle")
     p.add_argument("--memory", action="append", metavar="NAME=KIND",
                    help="memory kind of a weight array: block, lut or loaded (the testbench "
                         "streams the load image first) (repeatable; default automatic)")

@@ -18,7 +18,8 @@ def add_parser(sub) -> None:
                                       "cochlea, write train.h5/test.h5 (SHD layout)")
     q.add_argument("--out", default="out/synth-digits", help="output directory")
     q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--train", type=bounded(int, 1), default=150, help="training samples per class (20)")
+    q.add_argument("--train", type=bounded(int, 1), default=150,
+                   help="training samples per class (20)")
     q.add_argument("--test", type=bounded(int, 1), default=40, help="test samples per class (20)")
     q.add_argument("--jobs", type=bounded(int, 1), default=1, help="worker processes")
     q.add_argument("--pack", metavar="FILE", help="also write the compact form (.npz) that "
@@ -53,6 +54,9 @@ def add_parser(sub) -> None:
     q.add_argument("--steps", type=bounded(int, 1), help="frames per sample (default: the longest "
                                              "sample); a longer sample is an error")
     q.add_argument("--labels", metavar="Y.npy", help="also save the labels here")
+    q.add_argument("--truncate", action="store_true",
+                   help="with --steps: cut longer samples (their late spikes are dropped) "
+                        "instead of stopping")
     q.set_defaults(func=cmd_frames)
 
 
@@ -142,7 +146,11 @@ def cmd_frames(args) -> int:
         if args.count < 1:
             raise ValueError(f"--count must be >= 1, got {args.count}")
         spikes = spikes.subset(np.arange(min(args.count, len(spikes))))
-    b = bin_counts(spikes, steps=args.steps)
+    from model.audio.shd import DataError
+    try:
+        b = bin_counts(spikes, steps=args.steps, truncate=args.truncate)
+    except DataError as e:
+        raise ValueError(str(e).replace("pass truncate=True", "pass --truncate")) from None
     np.save(args.out, np.ascontiguousarray(b.x), allow_pickle=False)
     if args.labels:
         np.save(args.labels, np.asarray(spikes.labels, np.int64), allow_pickle=False)

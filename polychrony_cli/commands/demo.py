@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 
-from ..common import Progress
+from ..common import Progress, bounded
 from ..steps import build_bitstream, build_json, cosim
 
 __all__ = ["add_parser"]
@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
     """Add ``demo`` to the subcommands ``sub``."""
     p = sub.add_parser("demo", help="train -> IR -> reference -> Verilog -> cosim -> bitstream")
     p.add_argument("-o", "--output", default="out/demo", help="directory for every artefact")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=bounded(int, 0), default=0)
     p.add_argument("--no-build", action="store_true", help="skip the FPGA bitstream")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--quiet", action="store_true", help="with --json: no progress on stderr")

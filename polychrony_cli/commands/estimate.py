@@ -7,8 +7,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..common import (BOARDS, UserError, add_core_arguments, check_memories, check_supported,
-                      load_net, parse_memories, parse_rows, stimulus_source, workload_for)
+from ..common import (BOARDS, UserError, add_core_arguments, bounded, check_memories,
+                      check_supported, load_net, parse_memories, parse_rows, stimulus_source,
+                      workload_for)
 from ..steps import estimate_on_board, estimate_rows, samples_of
 
 __all__ = ["add_parser"]
@@ -25,9 +26,9 @@ def add_parser(sub) -> None:
     p.add_argument("--board", default="icebreaker", choices=BOARDS)
     p.add_argument("--vectors", help="stimulus bundle (.npz from sim.vectors) for the activity "
                                      "(default: the workload saved beside the IR by training)")
-    p.add_argument("--steps", type=int, default=100,
+    p.add_argument("--steps", type=bounded(int, 1), default=100,
                    help="steps of random stimulus when there is neither")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=bounded(int, 0), default=0)
     p.add_argument("--memory", action="append", metavar="NAME=KIND",
                    help="memory kind of a weight array: block, spram (iCE40), lut or "
                         "loaded (filled at run time through wl) (repeatable; e.g. "

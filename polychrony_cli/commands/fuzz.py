@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from ..common import bounded
 
 
 
@@ -13,12 +14,12 @@ __all__ = ["add_parser"]
 def add_parser(sub) -> None:
     """Add ``fuzz`` to the subcommands ``sub``."""
     p = sub.add_parser("fuzz", help="many random networks, bit-exact against the reference")
-    p.add_argument("--count", type=int, default=1000)
-    p.add_argument("--start", type=int, default=0, help="first seed")
-    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--count", type=bounded(int, 1), default=1000)
+    p.add_argument("--start", type=bounded(int, 0), default=0, help="first seed")
+    p.add_argument("--steps", type=bounded(int, 1), default=100)
     p.add_argument("--profile", choices=("full", "wm"), default="full")
     p.add_argument("--sim", choices=("amaranth", "icarus", "verilator"), default="amaranth")
-    p.add_argument("--jobs", type=int, default=2, help="worker processes")
+    p.add_argument("--jobs", type=bounded(int, 1), default=2, help="worker processes")
     p.add_argument("--work", default="build/fuzz", help="cocotb work directory")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_fuzz)

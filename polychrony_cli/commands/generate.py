@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..common import (add_core_arguments, check_supported, load_net, parse_memories,
+from ..common import (add_core_arguments, bounded, check_supported, load_net, parse_memories,
                       parse_rows)
 
 __all__ = ["add_parser"]
@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", default="build")
     p.add_argument("--name", default="polychrony_core", help="top module name")
     add_core_arguments(p)
-    p.add_argument("--lanes", type=int, default=1, help="neurons updated per cycle")
+    p.add_argument("--lanes", type=bounded(int, 1), default=1, help="neurons updated per cycle")
     p.add_argument("--memory", action="append", metavar="NAME=KIND",
                    help="memory kind of a weight array: block, spram (iCE40), lut or "
                         "loaded (filled at run time through wl) (repeatable; e.g. "

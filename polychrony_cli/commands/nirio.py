@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..common import UserError, load_net
+from ..common import UserError, load_net, read_npy
 
 __all__ = ["add_parser"]
 
@@ -85,10 +85,7 @@ def cmd_export(args) -> int:
 
 
 def _calibration(path: str) -> np.ndarray:
-    try:
-        a = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise UserError(f"--calibration {path}: not a readable .npy array ({e})") from None
+    a = read_npy(path, "--calibration inputs")
     if not isinstance(a, np.ndarray) or a.dtype.kind not in "iub":
         raise UserError(f"--calibration {path}: must hold integers, got "
                         f"{getattr(a, 'dtype', type(a).__name__)}")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..common import (Progress, UserError, add_core_arguments, check_supported, load_forced,
-                      load_inputs, load_net, parse_rows)
+from ..common import (Progress, UserError, add_core_arguments, bounded, check_supported,
+                      load_forced, load_inputs, load_net, parse_rows)
 
 __all__ = ["add_parser"]
 
@@ -29,16 +29,18 @@ def add_parser(sub) -> None:
     p.add_argument("--forced", metavar="F.npy",
                    help="forced rasters (the working-memory cue): 0/1 of shape "
                         "(samples, steps, n) (default: the workload beside the IR)")
-    p.add_argument("--count", type=int, help="the first N samples only")
+    p.add_argument("--count", type=bounded(int, 1), help="the first N samples only")
     p.add_argument("--membranes", action="store_true",
                    help="read every membrane at every step too (slower; the full trace)")
     p.add_argument("--prediction-only", action="store_true",
                    help="read only the read-out's prediction (least UART traffic)")
     p.add_argument("--check", action="store_true",
                    help="compare each sample with the reference simulator")
-    p.add_argument("--baud", type=int, default=1_000_000)
-    p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for an answer")
-    p.add_argument("--lanes", type=int, default=1, help="with --simulate: neurons per cycle")
+    p.add_argument("--baud", type=bounded(int, 1), default=1_000_000)
+    p.add_argument("--timeout", type=bounded(float, 0.0, above=True), default=2.0,
+                   help="seconds to wait for an answer")
+    p.add_argument("--lanes", type=bounded(int, 1), default=1,
+                   help="with --simulate: neurons per cycle")
     p.add_argument("--work", default="build/simboard", help="with --simulate: build directory")
     add_core_arguments(p)
     p.add_argument("--json", action="store_true")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..common import UserError
+from ..common import UserError, bounded
 
 __all__ = ["add_parser"]
 
@@ -15,7 +15,7 @@ def add_parser(sub) -> None:
                                      "(resumable JSONL)")
     p.add_argument("--grid", help="built-in grid name (see --list) or a grid JSON file")
     p.add_argument("--out", help="results file (JSON lines); points already there are skipped")
-    p.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--jobs", type=bounded(int, 1), default=2, help="worker processes (default 2)")
     p.add_argument("--seeds", help="override the grid's seeds, e.g. 0-4 or 0,3,7-9")
     p.add_argument("--cache", help="directory to keep float weights across grids")
     p.add_argument("--plot", help="write a PNG of the scan (F1 against the grid's axis)")

@@ -24,7 +24,8 @@ def add_parser(tsub) -> None:
                    help="'synthetic' (the embedded default), 'random' (a quick smoke test), a "
                         "directory with shd_train.h5/shd_test.h5, or a *train*.h5 file with "
                         "its *test* twin beside it")
-    q.add_argument("--hidden", type=bounded(int, 1, 65536), default=256, help="neurons per LIF layer")
+    q.add_argument("--hidden", type=bounded(int, 1, 65536), default=256,
+                   help="neurons per LIF layer")
     q.add_argument("--layers", type=bounded(int, 1), default=2,
                    help="hidden LIF layers, all but the first recurrent (default 2: "
                         "DelRec's SHD network; the ConvDelRec authors' code uses 4)")
@@ -51,7 +52,8 @@ def add_parser(tsub) -> None:
     q.add_argument("--steps", type=bounded(int, 1), default=None,
                    help="frames of 10 ms per sample (default: the longest sample; a shorter "
                         "window cuts longer samples, with a warning that counts them)")
-    q.add_argument("--limit", type=bounded(int, 1), default=None, help="use at most N training samples")
+    q.add_argument("--limit", type=bounded(int, 1), default=None,
+                   help="use at most N training samples")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--tonotopic", type=bounded(float, 0.0), default=0.0, metavar="WIDTH",
                    help="start neighbouring hidden neurons on neighbouring frequencies: a "

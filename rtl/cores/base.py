@@ -80,7 +80,17 @@ class Core:
     def check(self, net: Network, *, lanes: int | None = None, **knobs) -> None:
         """Raise :class:`UnsupportedNetwork` (or ``ValueError`` for a knob the core does not
         take) unless the core can be built for ``net`` with these knobs; build nothing."""
-        self.component.check_args(net, lanes=self.lanes(lanes), **self.check_knobs(knobs))
+        try:
+            self.component.check_args(net, lanes=self.lanes(lanes), **self.check_knobs(knobs))
+        except UnsupportedNetwork as e:
+            # The lean core plans its layers as the stack core does: its reasons name the
+            # core that was asked for, and the way out as a core name, not a class.
+            msg = str(e)
+            for other in ("stack core", "lean core", "network core"):
+                if msg.startswith(other):
+                    msg = f"{self.name} core" + msg[len(other):]
+            msg = msg.replace("use rtl.core.NetworkCore", "the network core builds it")
+            raise UnsupportedNetwork(msg) from None
 
     def supports(self, net: Network, **knobs) -> str | None:
         """``None`` when the core can be built for ``net`` with ``knobs``, else the reason."""

@@ -88,3 +88,37 @@ def test_a_projection_from_an_empty_input_builds(tmp_path, capsys):
     assert main(["generate", path, "-o", str(tmp_path / "v")]) == 0
     assert main(["cosim", path, "--steps", "30", "--work", str(tmp_path / "w"), "--json"]) == 0
     assert '"mismatches": 0' in capsys.readouterr().out
+
+
+def test_misleading_messages_are_now_clear(tmp_path, capsys):
+    wm = tmp_path / "wm.npz"
+    assert main(["train", "wm", "-o", str(wm)]) == 0
+    capsys.readouterr()
+    # a WAV (or anything not .npy) given as input frames
+    (tmp_path / "a.npy").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt ")
+    assert main(["cosim", str(wm), "--inputs", str(tmp_path / "a.npy")]) == 2
+    assert "a WAV file, but inputs must be a .npy array" in capsys.readouterr().err
+    # the wrong core: named by its flag, and the way out
+    assert main(["generate", str(wm), "--core", "lean", "-o", str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err
+    assert "lean core: layer 1" in err and "network core builds it" in err
+    assert "rtl.core" not in err and "stack core" not in err
+    # a window shorter than a sample: the flag that exists
+    assert main(["data", "frames", "default-test", "-o", str(tmp_path / "f.npy"),
+                 "--steps", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "pass --truncate" in err and "truncate=True" not in err
+    assert main(["data", "frames", "default-test", "-o", str(tmp_path / "f.npy"),
+                 "--steps", "5", "--truncate", "--count", "2"]) == 0
+    assert np.load(tmp_path / "f.npy").shape == (2, 5, 140)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", DELREC, "--port", "/dev/null", "--timeout", "-1"],
+     "argument --timeout: must be above 0.0, got -1"),
+    (["cosim", DELREC, "--lanes", "0"], "argument --lanes: must be at least 1, got 0"),
+    (["build", DELREC, "--board", "icebreaker", "--tries", "0"], "argument --tries"),
+    (["fuzz", "--count", "-3"], "argument --count: must be at least 1"),
+])
+def test_more_flags_checked_at_parse_time(capsys, argv, message):
+    _refused(capsys, argv, message)
