@@ -24,6 +24,11 @@ from .layers import IRError
 __all__ = ["Archive", "write_archive"]
 
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed entry time stamps: the same contents, the same bytes
+#: The largest JSON entry (the header) read, uncompressed: far above any real header, far below
+#: what a crafted file (a few kB deflating to gigabytes) would cost.
+MAX_JSON_BYTES = 16 << 20
+#: The largest array entry read, uncompressed (2 GiB: an int8 array of 2**31 weights).
+MAX_ENTRY_BYTES = 2 << 30
 
 
 def write_archive(path: Path, entries: dict[str, np.ndarray]) -> Path:
@@ -87,16 +92,22 @@ class Archive:
     def close(self):
         self.zip.close()
 
-    def read(self, name: str, where: str, *, widen: bool = True) -> np.ndarray:
+    def read(self, name: str, where: str, *, widen: bool = True,
+             max_bytes: int = MAX_ENTRY_BYTES) -> np.ndarray:
         """Return entry ``name`` (without ``.npy``), an integer array, as int64 if ``widen``.
 
-        Any other dtype is refused from the .npy header, before the data is read.
+        Any other dtype, and an entry whose uncompressed size exceeds ``max_bytes``, is
+        refused before the data is read (zipfile never inflates past the declared size).
         """
         file = self.file
         if name not in self.entries:
             raise IRError(f"array {name!r} is missing from the archive", rule="missing-field",
                           where=where, file=file)
         info = self.entries[name]
+        if info.file_size > max_bytes:
+            raise IRError(f"entry {name!r} inflates to {info.file_size:,} bytes, more than the "
+                          f"{max_bytes:,} polychrony reads", rule="file", where=where,
+                          file=file)
         try:
             with self.zip.open(info) as f:
                 version = np.lib.format.read_magic(f)
@@ -134,7 +145,7 @@ class Archive:
         file = self.file
         if name not in self.entries:
             raise IRError(f"missing {name!r} entry", rule="missing-field", where=name, file=file)
-        raw = self.read(name, name, widen=False)
+        raw = self.read(name, name, widen=False, max_bytes=MAX_JSON_BYTES)
         if raw.dtype != np.uint8 or raw.ndim != 1:
             raise IRError(f"entry {name!r} must be a 1-D uint8 array, got {raw.dtype} with "
                           f"shape {raw.shape}", rule="format", where=name, file=file)

@@ -438,3 +438,28 @@ def test_declared_shape_larger_than_entry(saved, tmp_path):
         for name, data in members.items():
             z.writestr(name, data)
     refused(big, "file", "projections[0].weight", ["more data"])
+
+
+def test_a_header_that_inflates_to_gigabytes_is_refused_unread(tmp_path):
+    """A few kB of deflated header that would inflate past the JSON limit: refused from the
+    zip directory's declared size, before anything is inflated."""
+    import io
+    import zipfile
+
+    from model.ir import IRError, load
+    from model.ir.archive import MAX_JSON_BYTES
+    size = MAX_JSON_BYTES * 3
+    hdr = io.BytesIO()
+    np.lib.format.write_array_header_1_0(hdr, {"descr": "|u1", "fortran_order": False,
+                                               "shape": (size,)})
+    path = tmp_path / "bomb.npz"
+    info = zipfile.ZipInfo("header.npy")
+    info.compress_type = zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(path, "w") as z, z.open(info, "w") as f:
+        f.write(hdr.getvalue())
+        for _ in range(size >> 20):
+            f.write(b" " * (1 << 20))
+    assert path.stat().st_size < 1 << 20
+    with pytest.raises(IRError, match="inflates to .* more than the 16,777,216") as e:
+        load(path)
+    assert e.value.rule == "file" and e.value.where == "header"
