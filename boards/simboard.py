@@ -79,7 +79,7 @@ def build_simboard(verilog_path: str | os.PathLike, top_name: str,
     Raises :class:`SimBoardError` (naming the file and quoting the tail of the compile log)
     when Verilator or the C++ compiler fails or is missing.
     """
-    verilog = [Path(verilog_path).resolve(), *(Path(p).resolve() for p in extra_verilog)]
+    verilog = [Path(verilog_path).absolute(), *(Path(p).absolute() for p in extra_verilog)]
     for v in verilog:
         if not v.is_file():
             raise SimBoardError(f"{v}: no such Verilog file")
@@ -87,7 +87,7 @@ def build_simboard(verilog_path: str | os.PathLike, top_name: str,
         raise SimBoardError(f"{MAIN_CPP}: the simulated board's C++ main is missing")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", top_name):
         raise SimBoardError(f"bad top module name {top_name!r}")
-    work = Path(work_dir).resolve()
+    work = Path(work_dir).absolute()  # not resolve(): keep a link that spares make spaces
     work.mkdir(parents=True, exist_ok=True)
     exe, stamp, log = work / EXE_NAME, work / "simboard.stamp", work / "simboard_build.log"
 
@@ -110,9 +110,11 @@ def build_simboard(verilog_path: str | os.PathLike, top_name: str,
         stamp.unlink(missing_ok=True)
         exe.unlink(missing_ok=True)
         obj = work / "obj"
+        main_cpp = work / MAIN_CPP.name  # a copy beside the build: make takes no odd paths
+        main_cpp.write_bytes(MAIN_CPP.read_bytes())
         cmd = [_verilator(), *VERILATOR_FLAGS, "--top-module", top_name,
                "-MAKEFLAGS", " ".join(MAKE_VARS), "--Mdir", str(obj), "-o", str(exe),
-               *map(str, verilog), str(MAIN_CPP)]
+               *map(str, verilog), str(main_cpp)]
         env = dict(os.environ)
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         env.pop("MAKEFLAGS", None)

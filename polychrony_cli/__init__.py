@@ -37,9 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     from rtl.cores import UnsupportedNetwork
     from sim.cosim import CosimError
     from boards.build import BuildError
+    from boards.simboard import SimBoardError
     try:
         return args.func(args)
-    except (UserError, IRError, UnsupportedNetwork, CosimError, BuildError, ValueError) as e:
+    except (UserError, IRError, UnsupportedNetwork, CosimError, BuildError, SimBoardError,
+            ValueError) as e:
         error(str(e))
         return getattr(e, "status", 2)
     except KeyboardInterrupt:

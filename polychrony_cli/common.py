@@ -4,16 +4,19 @@ network, the inputs and the knobs a user passes."""
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 
 from boards.catalog import BOARDS as BOARD_CATALOG
 
 __all__ = ["BOARDS", "UserError", "error", "Progress", "load_net", "parse_memories", "bounded",
-           "read_npy", "load_samples", "load_inputs", "load_forced", "check_supported",
+           "make_safe", "read_npy", "load_samples", "load_inputs", "load_forced", "check_supported",
            "add_core_arguments", "parse_rows"]
 
 #: The boards ``--board`` takes.
@@ -66,6 +69,31 @@ def parse_memories(specs) -> dict[str, str]:
                             f"proj0.weights=loaded), got {spec!r}")
         out[name] = kind
     return out
+
+
+#: Characters GNU Make cannot take in a path (Verilator builds with make).
+_MAKE_HOSTILE = frozenset(" \t#$:;=%\\\"'")
+
+
+def make_safe(path) -> Path:
+    """``path`` (a directory, created), or when make could not build in it (a space, ``#``,
+    ``:``, ... anywhere in it) a directory of the same name's digest in the temporary
+    directory, said on stderr: Verilator builds through make, and make refuses such paths
+    (even through a symbolic link: it works in the physical directory)."""
+    path = Path(path).absolute()
+    if not _MAKE_HOSTILE.intersection(str(path)):
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    base = Path(tempfile.gettempdir()) / "polychrony-work"
+    if _MAKE_HOSTILE.intersection(str(base)):
+        raise UserError(f"{path}: Verilator (through make) cannot build in a path with spaces "
+                        "or special characters, and neither can the temporary directory "
+                        f"{base}; use another work directory")
+    safe = base / hashlib.sha256(str(path).encode()).hexdigest()[:16]
+    safe.mkdir(parents=True, exist_ok=True)
+    print(f"polychrony: note: make cannot build in {str(path)!r} (a space or special "
+          f"character); working in {safe} instead", file=sys.stderr)
+    return safe
 
 
 def read_npy(path: str, what: str) -> np.ndarray:

@@ -209,12 +209,12 @@ def run_cosim_batch(verilog_dir: str | Path, stimuli, *, simulator: str = "icaru
     stimuli = [s if isinstance(s, Stimulus) else Stimulus(*s) for s in stimuli]
     if not stimuli:
         raise CosimError("no stimulus to run")
-    verilog_dir = Path(verilog_dir).resolve()
+    verilog_dir = Path(verilog_dir).absolute()  # not resolve(): keep a link that spares make spaces
     manifests = sorted(verilog_dir.glob("*.json"))
     if not manifests:
         raise CosimError(f"{verilog_dir}: no manifest (*.json) from `polychrony generate`")
     manifest = json.loads(manifests[0].read_text())
-    work = Path(work_dir).resolve() / simulator
+    work = Path(work_dir).absolute() / simulator
     work.mkdir(parents=True, exist_ok=True)
     sizes = [l["n"] for l in manifest["layers"]]
     n_max = max(sizes)

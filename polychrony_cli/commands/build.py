@@ -8,7 +8,7 @@ from pathlib import Path
 import sys
 
 from ..common import (BOARDS, UserError, add_core_arguments, bounded, check_memories,
-                      check_supported, load_inputs, load_net, parse_memories, parse_rows,
+                      check_supported, load_inputs, load_net, make_safe, parse_memories, parse_rows,
                       stimulus_source, workload_for)
 from ..steps import build_json, samples_of
 
@@ -101,7 +101,7 @@ def cmd_build(args) -> int:
     out = Path(args.output)
     choice = choose(net, args.board, work, core=None if args.core == "auto" else args.core,
                     lanes=None if args.lanes == "auto" else args.lanes, rows=rows,
-                    memories=memories or None, work_dir=out / "cycles", progress=say,
+                    memories=memories or None, work_dir=make_safe(out / "cycles"), progress=say,
                     baud=args.baud)
     queue = choice.ranked[:args.tries]
     if not queue:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from ..common import (add_core_arguments, bounded, check_supported, load_inputs, load_net,
-                      parse_memories, parse_rows)
+                      make_safe, parse_memories, parse_rows)
 from ..steps import cosim
 
 __all__ = ["add_parser"]
@@ -51,7 +50,7 @@ def _cosim_samples(args, net, samples) -> int:
     from sim.cosim import Stimulus, run_cosim_batch
     from sim.reference import simulate
 
-    work = Path(args.work)
+    work = make_safe(args.work)  # Verilator builds with make: no spaces
     stimuli = []
     for xs, fs, steps in samples:
         xs, fs, _ = validate_inputs(net, xs, fs, steps)
@@ -98,7 +97,7 @@ def cmd_cosim(args) -> int:
         return _cosim_samples(args, net, [(*wl.sample(i), wl.steps)
                                           for i in range(wl.samples)])
     x, forced = random_stimulus(net, args.steps, args.seed)
-    work = Path(args.work)
+    work = make_safe(args.work)  # Verilator builds with make: no spaces
     memories = parse_memories(args.memory)
     results = []
     for simulator in args.sim:

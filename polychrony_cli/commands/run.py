@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 
 from ..common import (Progress, UserError, add_core_arguments, bounded, check_supported,
-                      load_forced, load_inputs, load_net, parse_rows)
+                      load_forced, load_inputs, load_net, make_safe, parse_rows)
 
 __all__ = ["add_parser"]
 
@@ -94,7 +93,7 @@ def cmd_run(args) -> int:
         if args.simulate:
             from boards.simboard import SimBoard, simulated_board
             with Progress(1, quiet=args.json).stage("build the simulated board (Verilator)"):
-                exe, div = simulated_board(net, Path(args.work), lanes=args.lanes,
+                exe, div = simulated_board(net, make_safe(args.work), lanes=args.lanes,
                                            core=args.core, rows=parse_rows(args))
             sb = SimBoard(exe, div).start()
             port = sb.port

@@ -122,3 +122,30 @@ def test_misleading_messages_are_now_clear(tmp_path, capsys):
 ])
 def test_more_flags_checked_at_parse_time(capsys, argv, message):
     _refused(capsys, argv, message)
+
+
+def test_make_safe_keeps_plain_paths_and_moves_odd_ones(tmp_path, capsys):
+    from polychrony_cli.common import make_safe
+    plain = make_safe(tmp_path / "plain")
+    assert plain == tmp_path / "plain" and plain.is_dir()
+    odd = make_safe(tmp_path / "with space" / "w#1")
+    assert " " not in str(odd) and "#" not in str(odd) and odd.is_dir()
+    assert make_safe(tmp_path / "with space" / "w#1") == odd  # the same place each time
+    assert "make cannot build in" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_verilator_in_a_directory_with_a_space(tmp_path, capsys, monkeypatch):
+    """GNU make refuses paths with spaces: cosim --sim verilator and run --simulate still
+    work from such a directory (they build elsewhere and say where)."""
+    odd = tmp_path / "my work"
+    odd.mkdir()
+    monkeypatch.chdir(odd)
+    wm = odd / "wm.npz"
+    assert main(["train", "wm", "-o", str(wm)]) == 0
+    assert main(["cosim", str(wm), "--sim", "verilator", "--work", str(odd / "cosim"),
+                 "--json"]) == 0
+    out = capsys.readouterr()
+    assert '"mismatches": 0' in out.out and "make cannot build in" in out.err
+    assert main(["run", str(wm), "--simulate"]) == 0
+    assert "equal to the reference's" in capsys.readouterr().out
