@@ -87,6 +87,13 @@ AUTO_JOBS = [
     ("convdelrec-w4", "icebreaker"), ("convdelrec-w4", "ulx3s-85f"),
     ("wm-128", "ulx3s-85f"), ("wm-144", "ulx3s-85f"),
     ("convdelrec", "ulx3s-85f"), ("delrec", "ulx3s-85f"),
+    # every other (bench network, board) pair the choice says fits
+    # (python -m bench.choice_accuracy --pairs): the rest of the accuracy measurement
+    ("convdelrec", "icebreaker"), ("convdelrec-w4", "ulx3s-45f"), ("convdelrec", "ulx3s-45f"),
+    ("delrec", "ulx3s-45f"), ("convdelrec-w4", "ulx3s-25f"), ("convdelrec-w4", "orangecrab-25f"),
+    ("convdelrec-w4", "colorlight-5a75b"), ("convdelrec-w4", "orangecrab-85f"),
+    ("wm-128", "orangecrab-85f"), ("wm-144", "orangecrab-85f"),
+    ("convdelrec", "orangecrab-85f"), ("delrec", "orangecrab-85f"),
 ]
 
 
