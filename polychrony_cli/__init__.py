@@ -1,4 +1,6 @@
-"""The `polychrony` command: demo, train, check, simulate, generate, cosim, run and build."""
+"""polychrony: spiking networks whose memory lives in synaptic delays, from training to an
+FPGA. Train, check, simulate (the integer reference), import/export NIR, generate Verilog,
+co-simulate it bit for bit, estimate, build a bitstream and run it on a board."""
 
 from __future__ import annotations
 
@@ -12,8 +14,17 @@ from .common import UserError, error
 __all__ = ["main"]
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("polychrony")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="polychrony", description=__doc__)
+    ap.add_argument("--version", action="version", version=f"polychrony {_version()}")
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name in ORDER:
         importlib.import_module(f".commands.{name}", __name__).add_parser(sub)
