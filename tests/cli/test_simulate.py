@@ -51,3 +51,15 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.startswith("polychrony ")
+
+
+def test_check_shows_metadata_and_keeps_types(capsys):
+    assert main(["check", str(DELREC)]) == 0
+    text = capsys.readouterr().out
+    assert "trained" in text and "integer accuracy 90.25%" in text and "meta.params" in text
+    assert main(["check", str(DELREC), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["valid"] is True and out["max_delay"] == 31
+    assert out["layers"][1]["n"] == 256 and out["layers"][3]["threshold"] is None
+    assert out["projections"][2]["weight_shape"] == [256, 256]
+    assert out["meta"]["int_test_acc"] == 0.9025 and out["workload"]["kind"] == "classify"
