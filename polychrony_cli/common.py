@@ -16,8 +16,8 @@ import numpy as np
 from boards.catalog import BOARDS as BOARD_CATALOG
 
 __all__ = ["BOARDS", "UserError", "error", "Progress", "load_net", "parse_memories", "bounded",
-           "make_safe", "read_npy", "load_samples", "load_inputs", "load_forced", "check_supported",
-           "add_core_arguments", "parse_rows"]
+           "make_safe", "read_npy", "add_board_argument", "board_of", "load_samples", "load_inputs",
+           "load_forced", "check_supported", "add_core_arguments", "parse_rows"]
 
 #: The boards ``--board`` takes.
 BOARDS = tuple(BOARD_CATALOG)
@@ -94,6 +94,26 @@ def make_safe(path) -> Path:
     print(f"polychrony: note: make cannot build in {str(path)!r} (a space or special "
           f"character); working in {safe} instead", file=sys.stderr)
     return safe
+
+
+#: The board taken when a command that needs one is given none (and says so).
+DEFAULT_BOARD = "icebreaker"
+
+
+def add_board_argument(p, what: str) -> None:
+    """``--board``: which board to ``what`` for (default: the iCEBreaker, said on stderr)."""
+    p.add_argument("--board", default=None, choices=BOARDS,
+                   help=f"the board to {what} for (default {DEFAULT_BOARD}, with a note)")
+
+
+def board_of(args) -> str:
+    """``args.board``, or the default board with a note on stderr when none was given."""
+    if args.board is None:
+        args.board = DEFAULT_BOARD
+        print(f"polychrony: note: no --board given: {DEFAULT_BOARD} "
+              f"({BOARD_CATALOG[DEFAULT_BOARD].fpga.label}); pass --board to choose",
+              file=sys.stderr)
+    return args.board
 
 
 def read_npy(path: str, what: str) -> np.ndarray:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import sys
 
-from ..common import (BOARDS, UserError, add_core_arguments, bounded, check_memories,
-                      check_supported, load_inputs, load_net, make_safe, parse_memories, parse_rows,
-                      stimulus_source, workload_for)
+from ..common import (UserError, add_board_argument, add_core_arguments, board_of, bounded,
+                      check_memories, check_supported, load_inputs, load_net, make_safe,
+                      parse_memories, parse_rows, stimulus_source, workload_for)
 from ..steps import build_json, samples_of
 
 __all__ = ["add_parser"]
@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
     """Add ``build`` to the subcommands ``sub``."""
     p = sub.add_parser("build", help="synthesise, place and route a bitstream for a board")
     p.add_argument("net")
-    p.add_argument("--board", default="icebreaker", choices=BOARDS)
+    add_board_argument(p, "build")
     add_core_arguments(p, auto=True)
     p.add_argument("-o", "--output", default="build")
     p.add_argument("--memory", action="append", metavar="NAME=KIND",
@@ -60,6 +60,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_build(args) -> int:
+    board_of(args)
     from boards.catalog import board
     from boards.report import MARKDOWN_HEADER, board_report
     from boards.top import sync_clock

@@ -7,9 +7,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..common import (BOARDS, UserError, add_core_arguments, bounded, check_memories,
-                      check_supported, load_net, parse_memories, parse_rows, stimulus_source,
-                      workload_for)
+from ..common import (UserError, add_board_argument, add_core_arguments, board_of, bounded,
+                      check_memories, check_supported, load_net, parse_memories, parse_rows,
+                      stimulus_source, workload_for)
 from ..steps import estimate_on_board, estimate_rows, samples_of
 
 __all__ = ["add_parser"]
@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("estimate", help="memory, logic and speed of the core, before synthesis "
                                         "(by default of the fastest configuration that fits)")
     p.add_argument("net")
-    p.add_argument("--board", default="icebreaker", choices=BOARDS)
+    add_board_argument(p, "estimate")
     p.add_argument("--vectors", help="stimulus bundle (.npz from sim.vectors) for the activity "
                                      "(default: the workload saved beside the IR by training)")
     p.add_argument("--steps", type=bounded(int, 1), default=100,
@@ -42,6 +42,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_estimate(args) -> int:
+    board_of(args)
     net = load_net(args.net)
     wl, stimulus = workload_for(args, net, given=bool(args.vectors))
     if args.core == "auto" or args.lanes == "auto":

@@ -106,8 +106,8 @@ def test_the_clock_serves_the_host_links_baud_rate():
 def test_a_network_that_fits_nowhere_is_one_line_and_status_3(tmp_path, shaped):
     path = save(shaped.wm_network(128, 41, seed=1), tmp_path / "wm128.npz")
     for cmd in ("estimate", "build"):
-        out = _cli(cmd, path, "--steps", "5", "-o" if cmd == "build" else "--seed",
-                   tmp_path / "b" if cmd == "build" else "0")
+        out = _cli(cmd, path, "--board", "icebreaker", "--steps", "5",
+                   "-o" if cmd == "build" else "--seed", tmp_path / "b" if cmd == "build" else "0")
         assert out.returncode == 3, (cmd, out.stderr[-2000:])
         err = out.stderr.strip().splitlines()
         assert len(err) == 1 and "Traceback" not in out.stderr

@@ -149,3 +149,16 @@ def test_verilator_in_a_directory_with_a_space(tmp_path, capsys, monkeypatch):
     assert '"mismatches": 0' in out.out and "make cannot build in" in out.err
     assert main(["run", str(wm), "--simulate"]) == 0
     assert "equal to the reference's" in capsys.readouterr().out
+
+
+def test_the_default_board_is_said(tmp_path, capsys):
+    wm = tmp_path / "wm.npz"
+    assert main(["train", "wm", "-o", str(wm)]) == 0
+    capsys.readouterr()
+    assert main(["estimate", str(wm), "--core", "network", "--lanes", "2", "--json"]) == 0
+    out = capsys.readouterr()
+    assert "no --board given: icebreaker (iCE40UP5K)" in out.err
+    assert '"icebreaker"' in out.out
+    assert main(["estimate", str(wm), "--board", "ulx3s-85f", "--core", "network", "--lanes",
+                 "2", "--json"]) == 0
+    assert "no --board given" not in capsys.readouterr().err
