@@ -225,6 +225,17 @@ def _family(platform: Platform) -> str:
     return ""
 
 
+def _gather(log: Path, logs: dict) -> None:
+    """Append the tools' own logs (Yosys's, nextpnr's: the build script runs them quietly,
+    each writing its log file) to ``build.log``, so that one file holds the whole build."""
+    with open(log, "ab") as f:
+        for tool in ("yosys", "nextpnr"):
+            path = logs[tool]
+            if path.exists():
+                f.write(f"\n===== {tool}: {path.name} =====\n".encode())
+                f.write(path.read_bytes())
+
+
 def _failure(name: str, build_dir: Path, status: int, log: Path, logs: dict[str, Path],
              report_path: Path) -> BuildError:
     errors = [l for l in log.read_text(errors="replace").splitlines()
@@ -324,6 +335,7 @@ def build(top: object | Callable[[], object], platform: Platform | type[Platform
             proc.wait()
             raise
     seconds = time.monotonic() - start
+    _gather(log, logs)
     if returncode != 0:
         raise _failure(name, build_dir, returncode, log, logs, report_path)
     if not bitstream.exists() or bitstream.stat().st_size == 0:

