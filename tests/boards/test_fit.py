@@ -85,8 +85,8 @@ def _cli(*args):
 def test_estimate_prints_the_verdict_and_require_fit_exits_non_zero(tmp_path, shaped):
     path = tmp_path / "conv.npz"
     save(shaped.shd_network("conv", w_bits=4), path)
-    big = _cli("estimate", str(path), "--core", "network", "--lanes", "256", "--steps", "5",
-               "--require-fit")
+    big = _cli("estimate", str(path), "--board", "icebreaker", "--core", "network", "--lanes",
+               "256", "--steps", "5", "--require-fit")
     assert big.returncode == 3, big.stderr
     assert "does not fit the iCE40UP5K: logic (LUT4) needs" in big.stdout
     err = big.stderr.strip().splitlines()
@@ -108,8 +108,8 @@ def test_estimate_prints_the_verdict_and_require_fit_exits_non_zero(tmp_path, sh
 def test_build_refuses_a_design_that_does_not_fit_before_synthesis(tmp_path, shaped):
     path = tmp_path / "conv.npz"
     save(shaped.shd_network("conv", w_bits=4), path)
-    out = _cli("build", str(path), "--core", "network", "--lanes", "256", "--steps", "5", "-o",
-               str(tmp_path / "b"))
+    out = _cli("build", str(path), "--board", "icebreaker", "--core", "network", "--lanes",
+               "256", "--steps", "5", "-o", str(tmp_path / "b"))
     assert out.returncode == 3 and "Traceback" not in out.stderr
     err = out.stderr.strip().splitlines()
     assert len(err) == 1 and "fits nowhere on the icebreaker (iCE40UP5K)" in err[0]
