@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
-from ..common import Progress, bounded
+from ..common import Progress, UserError, bounded, make_safe
 from ..steps import build_bitstream, build_json, cosim
 
 __all__ = ["add_parser"]
@@ -19,6 +18,9 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", default="out/demo", help="directory for every artefact")
     p.add_argument("--seed", type=bounded(int, 0), default=0)
     p.add_argument("--no-build", action="store_true", help="skip the FPGA bitstream")
+    p.add_argument("--port", metavar="DEV",
+                   help="an iCEBreaker on this serial port (e.g. /dev/ttyUSB1): program it "
+                        "with the bitstream and run the recall trials on it")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--quiet", action="store_true", help="with --json: no progress on stderr")
     p.set_defaults(func=cmd_demo)
@@ -31,7 +33,9 @@ def cmd_demo(args) -> int:
     from sim.reference import simulate
 
     out = Path(args.output)
-    steps_total = 7 - (1 if args.no_build else 0)
+    if args.port and args.no_build:
+        raise UserError("--port loads the bitstream this demo builds: drop --no-build")
+    steps_total = 7 - (1 if args.no_build else 0) + (1 if args.port else 0)
     prog = Progress(steps_total, quiet=args.json and args.quiet)
     summary: dict = {}
     with prog.stage("train: least-squares working memory, quantise to the integer IR"):
@@ -66,40 +70,60 @@ def cmd_demo(args) -> int:
                                            "cycles": res.cycles,
                                            "seconds": round(res.seconds, 2)}
     with prog.stage("host link: the driver runs the recall trials on the simulated board top"):
-        from boards.host import Board
         from boards.simboard import SimBoard, simulated_board
-        exe, div = simulated_board(net, out / "simboard")
-        got, timings = [], []
-        with SimBoard(exe, div) as sb, Board(sb.port, net=net, timeout=10) as board:
-            for i in range(wl.samples):
-                got.append(board.run(*wl.sample(i), steps=steps))
-                timings.append(board.last_timing)
-        mms = [r.first_mismatch(g) for r, g in zip(refs, got)]
-        mm = next((m for m in mms if m is not None), None)
-        summary["host_link"] = {"steps": steps, "trials": len(got), "bit_exact": mm is None,
-                                "first_mismatch": None if mm is None else str(mm),
-                                "f1": wl.score(got)["value"],
-                                "bytes_out": sum(t.bytes_out for t in timings),
-                                "bytes_in": sum(t.bytes_in for t in timings),
-                                "frames": sum(t.frames for t in timings),
-                                "seconds": round(sum(t.seconds for t in timings), 2)}
+        exe, div = simulated_board(net, make_safe(out / "simboard"))
+        with SimBoard(exe, div) as sb:
+            summary["host_link"] = _trials(sb.port, net, wl, refs)
     if not args.no_build:
         with prog.stage("build: iCEBreaker host-link bitstream with YoWASP yosys + nextpnr"):
             res = build_bitstream(net, "icebreaker", out / "build")
             summary.update(build_json(res), timing_met=res.timing_met)
     else:
         summary.update(bitstream=None, fmax_mhz=None, utilisation=None)
+    if args.port:
+        with prog.stage(f"board: program the iCEBreaker, run the recall trials on {args.port}"):
+            from boards.program import (ProgramError, loader_path, program_commands,
+                                        run_program)
+            if not summary["timing_met"]:
+                raise UserError("the bitstream missed its clock: not loading it")
+            try:
+                run_program(program_commands("icebreaker", res.bitstream,
+                                             loader=loader_path()), board="icebreaker")
+            except ProgramError as e:
+                raise UserError(str(e), status=1) from None
+            summary["board"] = _trials(args.port, net, wl, refs)
     ok = (summary["f1_float"] == 1.0 and summary["f1_int"] == 1.0 and
           all(c["mismatches"] == 0 and c["steps"] == steps for c in summary["cosim"].values())
           and summary["host_link"]["bit_exact"]
           and summary["host_link"]["f1"] == summary["reference"]["f1"]
-          and (args.no_build or (summary["bitstream"] and summary["timing_met"])))
+          and (args.no_build or (summary["bitstream"] and summary["timing_met"]))
+          and (not args.port or (summary["board"]["bit_exact"]
+                                 and summary["board"]["f1"] == summary["reference"]["f1"])))
     summary["ok"] = bool(ok)
     if args.json:
         print(json.dumps(summary, indent=1, default=str))
     else:
         _print_demo(summary)
     return 0 if ok else 1
+
+
+def _trials(port: str, net, wl, refs) -> dict:
+    """Run every recall trial of ``wl`` through the host driver on ``port`` and compare each
+    returned trace with the reference's ``refs``."""
+    from boards.host import Board
+    got, timings = [], []
+    with Board(port, net=net, timeout=10) as board:
+        for i in range(wl.samples):
+            got.append(board.run(*wl.sample(i), steps=wl.steps))
+            timings.append(board.last_timing)
+    mms = [r.first_mismatch(g) for r, g in zip(refs, got)]
+    mm = next((m for m in mms if m is not None), None)
+    return {"steps": wl.steps, "trials": len(got), "bit_exact": mm is None,
+            "first_mismatch": None if mm is None else str(mm), "f1": wl.score(got)["value"],
+            "bytes_out": sum(t.bytes_out for t in timings),
+            "bytes_in": sum(t.bytes_in for t in timings),
+            "frames": sum(t.frames for t in timings),
+            "seconds": round(sum(t.seconds for t in timings), 2)}
 
 
 def _print_demo(s: dict) -> None:
@@ -128,6 +152,12 @@ def _print_demo(s: dict) -> None:
                              f"MHz, timing {'met' if s['timing_met'] else 'NOT MET'})"))
         rows.append(("utilisation", ", ".join(f"{k} {v['used']}/{v['available']}"
                                               for k, v in s["utilisation"].items())))
+    if s.get("board"):
+        b = s["board"]
+        rows.append(("on the board", f"{b['trials']} recall trials on the iCEBreaker, F1 "
+                                     f"{b['f1']:.4f}, " + ("bit-exact" if b["bit_exact"] else
+                                                          f"MISMATCH {b['first_mismatch']}")
+                                     + f" ({b['seconds']} s)"))
     rows.append(("result", "OK" if s["ok"] else "FAILED"))
     width = max(len(k) for k, _ in rows)
     print()

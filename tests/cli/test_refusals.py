@@ -162,3 +162,8 @@ def test_the_default_board_is_said(tmp_path, capsys):
     assert main(["estimate", str(wm), "--board", "ulx3s-85f", "--core", "network", "--lanes",
                  "2", "--json"]) == 0
     assert "no --board given" not in capsys.readouterr().err
+
+
+def test_demo_port_needs_the_build(capsys):
+    assert main(["demo", "--port", "/dev/ttyUSB9", "--no-build"]) == 2
+    assert "--port loads the bitstream this demo builds" in capsys.readouterr().err
