@@ -1,4 +1,4 @@
-"""Package boundaries: the README's layout table as tests.
+"""Package boundaries: the layout table of docs/layout.md as tests.
 
 Two kinds of check. The static one reads every module of ``model``, ``sim``, ``rtl`` and
 ``boards`` with :mod:`ast` and lists every import, including those inside functions (an import
