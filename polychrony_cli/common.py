@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import sys
 import tempfile
 import time
@@ -219,8 +220,8 @@ def bounded(kind: type = int, lo: float | None = None, hi: float | None = None, 
             raise argparse.ArgumentTypeError(
                 f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") \
                 from None
-        if kind is float and value != value:
-            raise argparse.ArgumentTypeError("expected a number, got NaN")
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
         if lo is not None and (value <= lo if above else value < lo):
             raise argparse.ArgumentTypeError(
                 f"must be {'above' if above else 'at least'} {lo}, got {text}")
@@ -228,6 +229,7 @@ def bounded(kind: type = int, lo: float | None = None, hi: float | None = None, 
             raise argparse.ArgumentTypeError(f"must be at most {hi}, got {text}")
         return value
     parse.__name__ = kind.__name__  # argparse names the type in its messages
+    parse.bounds = (lo, hi, above)  # for tests that look for values out of range
     return parse
 
 

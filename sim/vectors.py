@@ -76,8 +76,9 @@ def load_bundle(path: str | Path) -> Bundle:
     path = Path(path)
     try:
         npz = np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, ValueError, OSError) as e:
-        raise ValueError(f"{path}: not a readable vector bundle ({e})") from None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise ValueError(f"{path}: not a readable vector bundle ({e or 'empty file'})") \
+            from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise ValueError(f"{path}: a single .npy array, not a vector bundle (the .npz "
                          "that sim.vectors.save_bundle writes); input frames go to --inputs")

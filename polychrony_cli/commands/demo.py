@@ -35,6 +35,8 @@ def cmd_demo(args) -> int:
     out = Path(args.output)
     if args.port and args.no_build:
         raise UserError("--port loads the bitstream this demo builds: drop --no-build")
+    if args.port and not Path(args.port).exists():
+        raise UserError(f"--port {args.port}: no such serial port (is the board plugged in?)")
     steps_total = 7 - (1 if args.no_build else 0) + (1 if args.port else 0)
     prog = Progress(steps_total, quiet=args.json and args.quiet)
     summary: dict = {}

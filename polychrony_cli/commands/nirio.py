@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..common import UserError, load_net, read_npy
+from ..common import UserError, bounded, load_net, read_npy
 
 __all__ = ["add_parser"]
 
@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("net", help="the IR file (.npz)")
     p.add_argument("-o", "--out", dest="output", required=True,
                    help="the NIR file to write (.nir)")
-    p.add_argument("--dt", type=float, default=None,
+    p.add_argument("--dt", type=bounded(float, 0.0, above=True), default=None,
                    help="Euler step in seconds (default 1e-4, snnTorch's)")
     p.add_argument("--json", action="store_true", help="print a summary as JSON")
     p.set_defaults(func=cmd_export)
@@ -37,14 +37,15 @@ def add_parser(sub) -> None:
     p.add_argument("nir", help="the NIR file (.nir / .h5)")
     p.add_argument("-o", "--out", dest="output", required=True,
                    help="the IR file to write (.npz)")
-    p.add_argument("--dt", type=float, default=None,
+    p.add_argument("--dt", type=bounded(float, 0.0, above=True), default=None,
                    help="Euler step in seconds (default: the graph's own, else 1e-4)")
-    p.add_argument("--w-bits", type=int, default=None, help="signed weight width (default 8)")
-    p.add_argument("--v-bits", type=int, default=None,
+    p.add_argument("--w-bits", type=bounded(int, 1, 48), default=None,
+                   help="signed weight width (default 8)")
+    p.add_argument("--v-bits", type=bounded(int, 2, 48), default=None,
                    help="membrane width (default: sized on --calibration, else the worst case)")
-    p.add_argument("--in-bits", type=int, default=None,
+    p.add_argument("--in-bits", type=bounded(int, 1, 16), default=None,
                    help="input width: 1 = spikes (default), more for multi-bit inputs")
-    p.add_argument("--leak-bits", type=int, default=None,
+    p.add_argument("--leak-bits", type=bounded(int, 0, 15), default=None,
                    help="the leak's beta_shift: beta is rounded to n/2**leak_bits (default 12)")
     p.add_argument("--calibration", default=None,
                    help="a .npy of integer inputs, (steps, n0) or (samples, steps, n0): sizes "

@@ -37,7 +37,7 @@ def add_parser(sub) -> None:
                    help="targets' dead time in steps after a spike (the paper's text: 4)")
     q.add_argument("--train-steps", type=bounded(int, 0), default=0,
                    help="surrogate-gradient training steps after the initialisation")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--seed", type=bounded(int, 0), default=0)
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_train_wm)
     from .train_shd import add_parser as add_audio_parser

@@ -54,7 +54,7 @@ def add_parser(tsub) -> None:
                         "window cuts longer samples, with a warning that counts them)")
     q.add_argument("--limit", type=bounded(int, 1), default=None,
                    help="use at most N training samples")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--seed", type=bounded(int, 0), default=0)
     q.add_argument("--tonotopic", type=bounded(float, 0.0), default=0.0, metavar="WIDTH",
                    help="start neighbouring hidden neurons on neighbouring frequencies: a "
                         "Gaussian envelope of this width (fraction of the layer, e.g. 0.05) "
