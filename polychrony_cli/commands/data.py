@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
     q.add_argument("--test", type=bounded(int, 1), default=40, help="test samples per class (20)")
     q.add_argument("--jobs", type=bounded(int, 1), default=1, help="worker processes")
     q.add_argument("--pack", metavar="FILE", help="also write the compact form (.npz) that "
-                   "model.audio.pack.default_data() unpacks (data/synth-digits-v1.npz)")
+                   "model.audio.pack.default_data() unpacks (model/audio/synth-digits-v1.npz)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=cmd_synth)
 
