@@ -335,9 +335,11 @@ def build(top: object | Callable[[], object], platform: Platform | type[Platform
             proc.wait()
             raise
     seconds = time.monotonic() - start
-    _gather(log, logs)
     if returncode != 0:
-        raise _failure(name, build_dir, returncode, log, logs, report_path)
+        failure = _failure(name, build_dir, returncode, log, logs, report_path)
+        _gather(log, logs)
+        raise failure
+    _gather(log, logs)
     if not bitstream.exists() or bitstream.stat().st_size == 0:
         raise BuildError(f"build of {name!r} in {build_dir} finished but {bitstream.name} is "
                          f"missing or empty\n{_tail(log)}", log=log)
