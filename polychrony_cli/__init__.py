@@ -22,10 +22,31 @@ def _version() -> str:
         return "(not installed)"
 
 
+class _Help(argparse.HelpFormatter):
+    """Every option's default in ``--help``, unless its help already says it (or it has none
+    worth saying: off, unset)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (default in (None, False, argparse.SUPPRESS) or "default" in text
+                or not action.option_strings or isinstance(default, list)):
+            return text
+        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every subcommand's parser: defaults shown in help."""
+
+    def __init__(self, *args, **kw):
+        kw.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kw)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="polychrony", description=__doc__)
+    ap = _Parser(prog="polychrony", description=__doc__)
     ap.add_argument("--version", action="version", version=f"polychrony {_version()}")
-    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub = ap.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     for name in ORDER:
         importlib.import_module(f".commands.{name}", __name__).add_parser(sub)
     return ap

@@ -21,7 +21,9 @@ def add_parser(sub) -> None:
     p.add_argument("net")
     add_board_argument(p, "build")
     add_core_arguments(p, auto=True)
-    p.add_argument("-o", "--output", default="build")
+    p.add_argument("-o", "--out", "--output", dest="output", metavar="DIR",
+                   default="build",
+                   help="directory for the build products")
     p.add_argument("--memory", action="append", metavar="NAME=KIND",
                    help="memory kind of a weight array: block, spram (iCE40; loaded from the "
                         "configuration flash), lut (repeatable; e.g. proj0.weights=spram; "

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ..common import (add_core_arguments, bounded, check_supported, load_inputs, load_net,
-                      make_safe, parse_memories, parse_rows)
+from ..common import (Progress, add_core_arguments, bounded, check_supported, load_inputs,
+                      load_net, make_safe, parse_memories, parse_rows)
 from ..steps import cosim
 
 __all__ = ["add_parser"]
@@ -51,16 +51,22 @@ def _cosim_samples(args, net, samples) -> int:
     from sim.reference import simulate
 
     work = make_safe(args.work)  # Verilator builds with make: no spaces
+    prog = Progress(2 + len(args.sim), quiet=args.json)
     stimuli = []
-    for xs, fs, steps in samples:
-        xs, fs, _ = validate_inputs(net, xs, fs, steps)
-        stimuli.append(Stimulus(simulate(net, xs, fs, steps=steps), xs, fs or None))
-    generate(net, work / "verilog", lanes=args.lanes, memories=parse_memories(args.memory),
-             core=args.core, rows=parse_rows(args))
+    with prog.stage(f"reference: {len(samples)} sample(s)"):
+        for xs, fs, steps in samples:
+            xs, fs, _ = validate_inputs(net, xs, fs, steps)
+            stimuli.append(Stimulus(simulate(net, xs, fs, steps=steps), xs, fs or None))
+    with prog.stage(f"generate: Verilog in {work / 'verilog'}"):
+        generate(net, work / "verilog", lanes=args.lanes, memories=parse_memories(args.memory),
+                 core=args.core, rows=parse_rows(args))
     out, ok = {}, True
     for simulator in args.sim:
-        res = run_cosim_batch(work / "verilog", stimuli, simulator=simulator,
-                              work_dir=work, seed=args.seed, idle=args.idle, stall=args.stall)
+        with prog.stage(f"{simulator}: build, then run {len(stimuli)} sample(s), every step "
+                        f"compared (log: {work / simulator})"):
+            res = run_cosim_batch(work / "verilog", stimuli, simulator=simulator,
+                                  work_dir=work, seed=args.seed, idle=args.idle,
+                                  stall=args.stall)
         rows = []
         for k, (r, st) in enumerate(zip(res.results, stimuli)):
             rows.append(dict(sample=k, steps=r.steps, mismatches=r.mismatches, ok=r.ok,

@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
 
     q = dsub.add_parser("synth", help="speak digits with espeak-ng, encode them with the "
                                       "cochlea, write train.h5/test.h5 (SHD layout)")
-    q.add_argument("--out", default="out/synth-digits", help="output directory")
+    q.add_argument("-o", "--out", default="out/synth-digits", help="output directory")
     q.add_argument("--seed", type=bounded(int, 0), default=0)
     q.add_argument("--train", type=bounded(int, 1), default=150,
                    help="training samples per class (20)")

@@ -15,7 +15,9 @@ __all__ = ["add_parser"]
 def add_parser(sub) -> None:
     """Add ``demo`` to the subcommands ``sub``."""
     p = sub.add_parser("demo", help="train -> IR -> reference -> Verilog -> cosim -> bitstream")
-    p.add_argument("-o", "--output", default="out/demo", help="directory for every artefact")
+    p.add_argument("-o", "--out", "--output", dest="output", metavar="DIR",
+                   default="out/demo",
+                   help="directory for every artefact")
     p.add_argument("--seed", type=bounded(int, 0), default=0)
     p.add_argument("--no-build", action="store_true", help="skip the FPGA bitstream")
     p.add_argument("--port", metavar="DEV",

@@ -14,7 +14,9 @@ def add_parser(sub) -> None:
     """Add ``generate`` to the subcommands ``sub``."""
     p = sub.add_parser("generate", help="write the network core as Verilog")
     p.add_argument("net")
-    p.add_argument("-o", "--output", default="build")
+    p.add_argument("-o", "--out", "--output", dest="output", metavar="DIR",
+                   default="build",
+                   help="directory for the Verilog and its manifest")
     p.add_argument("--name", default="polychrony_core", help="top module name")
     add_core_arguments(p)
     p.add_argument("--lanes", type=bounded(int, 1), default=1, help="neurons updated per cycle")

@@ -14,7 +14,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("sweep", help="working memory: F1 over a grid of settings x seeds "
                                      "(resumable JSONL)")
     p.add_argument("--grid", help="built-in grid name (see --list) or a grid JSON file")
-    p.add_argument("--out", help="results file (JSON lines); points already there are skipped")
+    p.add_argument("-o", "--out",
+                   help="results file (JSON lines); points already there are skipped")
     p.add_argument("--jobs", type=bounded(int, 1), default=2, help="worker processes (default 2)")
     p.add_argument("--seeds", help="override the grid's seeds, e.g. 0-4 or 0,3,7-9")
     p.add_argument("--cache", help="directory to keep float weights across grids")

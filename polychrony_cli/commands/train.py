@@ -15,7 +15,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a network and write its integer IR")
     tsub = p.add_subparsers(dest="what", required=True)
     q = tsub.add_parser("wm", help="working memory: store patterns, quantise, F1")
-    q.add_argument("-o", "--output", default="wm.npz")
+    q.add_argument("-o", "--out", "--output", dest="output", metavar="NET.npz",
+                   default="wm.npz",
+                   help="the IR file to write (its workload goes beside it)")
     q.add_argument("--preset", choices=("paper", "code"),
                    help="the paper's setting (N=512, D=41, M=16, T=1000, p=2e-3, beta 0.8) "
                         "or its notebook's (N=1024, p=1e-3, beta 0.7); flags override it")

@@ -30,7 +30,7 @@ def _refused(capsys, argv, message):
     (["train", "wm", "--m", "0"], "argument --m: must be at least 1"),
     (["train", "wm", "--w-bits", "1"], "argument --w-bits: must be at least 2, got 1"),
     (["train", "wm", "--p", "0"], "argument --p: must be above 0.0"),
-    (["train", "wm", "--p", "nan"], "argument --p: expected a number, got NaN"),
+    (["train", "wm", "--p", "nan"], "argument --p: expected a finite number, got nan"),
     (["train", "wm", "--train-steps", "-1"], "argument --train-steps: must be at least 0"),
     (["train", "wm", "--beta", "300"], "argument --beta: must be at most 256"),
     (["train", "shd", "--epochs", "-1"], "argument --epochs: must be at least 1, got -1"),
