@@ -167,7 +167,8 @@ def estimate_core(spec, net: Network, work, *, device, clock_mhz: float, lanes: 
 
 def cosim(net, x, forced, steps: int, simulator: str, work: Path, seed: int, *,
           idle: float, stall: float, lanes: int = 1, verilog_dir: Path | None = None,
-          memories: dict | None = None, core: str = "network", rows=None):
+          memories: dict | None = None, core: str = "network", rows=None,
+          waves: bool = False):
     """Co-simulate the core's Verilog (generated into ``work/verilog`` unless ``verilog_dir``
     holds it) against the reference run of ``x`` / ``forced``; a :class:`sim.cosim` result."""
     from rtl.export import generate
@@ -179,7 +180,7 @@ def cosim(net, x, forced, steps: int, simulator: str, work: Path, seed: int, *,
         verilog_dir = work / "verilog"
         generate(net, verilog_dir, lanes=lanes, memories=memories, core=core, rows=rows)
     return run_cosim(verilog_dir, trace, x, forced, simulator=simulator, work_dir=work,
-                     seed=seed, idle=idle, stall=stall)
+                     seed=seed, idle=idle, stall=stall, waves=waves)
 
 
 def estimate_on_board(net, board_name: str, *, lanes: int, steps: int, seed: int,

@@ -47,6 +47,7 @@ class CosimResult:
     got_trace: str
     timed_out: bool = False
     load_cycles: int = 0     # cycles of the weight load on ``wl`` before the run (once)
+    waves: str | None = None  # the waveform file, when recorded
 
     @property
     def ok(self) -> bool:
@@ -58,9 +59,11 @@ class CosimResult:
                    f"{self.seconds:.1f} s)"
         if self.first_mismatch:
             m = self.first_mismatch
+            where = "" if not self.waves else \
+                f"; waves: {self.waves}" + (f", at {m['sim_ns']:g} ns" if "sim_ns" in m else "")
             return f"{self.simulator}: first mismatch at t={m['t']} layer={m['layer']} " \
                    f"neuron={m['neuron']} {m['field']}: expected {m['expected']}, " \
-                   f"got {m['got']} (traces: {self.expected_trace}, {self.got_trace})"
+                   f"got {m['got']} (traces: {self.expected_trace}, {self.got_trace}{where})"
         return f"{self.simulator}: core stalled after {self.steps} of {self.steps_expected} steps"
 
     def to_json(self) -> dict:
@@ -176,7 +179,8 @@ class BatchResult:
 def run_cosim(verilog_dir: str | Path, expected, x: np.ndarray | None = None,
               forced: dict[int, np.ndarray] | None = None, *, simulator: str = "icarus",
               work_dir: str | Path, seed: int = 0, idle: float = 0.2, stall: float = 0.2,
-              stop_at_first: bool = False, max_cycles: int | None = None) -> CosimResult:
+              stop_at_first: bool = False, max_cycles: int | None = None,
+              waves: bool = False) -> CosimResult:
     """Drive the core in ``verilog_dir`` (from :func:`rtl.export.generate`) and compare.
 
     ``expected`` is the reference :class:`~model.ir.Trace` of the run on input ``x``
@@ -187,17 +191,19 @@ def run_cosim(verilog_dir: str | Path, expected, x: np.ndarray | None = None,
     (SPRAM or ``loaded`` weights) first takes it on ``wl``: ``load_cycles`` counts those
     cycles, ``cycles`` the run's from the end of the load (else from the reset) to the last
     output record. ``idle = stall = 0`` runs the fast testbench loop (no random handshakes).
+    ``waves`` records every signal (Icarus: FST, Verilator: VCD; :attr:`CosimResult.waves`).
     """
     batch = run_cosim_batch(verilog_dir, [Stimulus(expected, x, forced)], simulator=simulator,
                             work_dir=work_dir, seed=seed, idle=idle, stall=stall,
-                            stop_at_first=stop_at_first, max_cycles=max_cycles)
+                            stop_at_first=stop_at_first, max_cycles=max_cycles, waves=waves)
     return batch.results[0]
 
 
 def run_cosim_batch(verilog_dir: str | Path, stimuli, *, simulator: str = "icarus",
                     work_dir: str | Path, seed: int = 0, idle: float = 0.2,
                     stall: float = 0.2, stop_at_first: bool = True,
-                    max_cycles: int | None = None, fast: bool | None = None) -> BatchResult:
+                    max_cycles: int | None = None, fast: bool | None = None,
+                    waves: bool = False) -> BatchResult:
     """Build the simulation model of the core in ``verilog_dir`` once and run every stimulus
     of ``stimuli`` (:class:`Stimulus`, or ``(expected, x, forced)`` tuples) on it, back to
     back in one simulation: reset, the load image on ``wl`` (once: the core keeps its loaded
@@ -267,12 +273,22 @@ def run_cosim_batch(verilog_dir: str | Path, stimuli, *, simulator: str = "icaru
         # block at time 0 (under cocotb's default -g2012 a block can stay X forever).
         build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"] \
             if simulator == "verilator" else ["-g2005"]
+        extra = []
+        if waves and simulator == "icarus":
+            # cocotb's own dump module is SystemVerilog, and Icarus runs Verilog-2005 here:
+            # a second root module of our own dumps the core (FST: vvp's -fst at the test).
+            dump = work / "waves_dump.v"
+            dump.write_text(f"module polychrony_waves;\ninitial begin\n"
+                            f"  $dumpfile(\"{(work / 'waves.fst').as_posix()}\");\n"
+                            f"  $dumpvars(0, {manifest['top']});\nend\nendmodule\n")
+            extra, build_args = [dump], [*build_args, "-s", "polychrony_waves"]
+        runner_waves = waves and simulator == "verilator"
         try:
             runner.build(sources=[verilog_dir / manifest["verilog"],
-                                  *cell_models(manifest.get("cell_models", []), work)],
+                                  *cell_models(manifest.get("cell_models", []), work), *extra],
                          hdl_toplevel=manifest["top"], build_dir=work / "build",
-                         build_args=build_args, always=False, timescale=("1ns", "1ps"),
-                         log_file=work / "build.log")
+                         build_args=build_args, always=waves, timescale=("1ns", "1ps"),
+                         log_file=work / "build.log", waves=runner_waves)
         except (SystemExit, Exception) as e:
             tail = _tail(work / "build.log")
             raise CosimError(f"{simulator} build failed: {e}\n{tail}") from None
@@ -281,7 +297,8 @@ def run_cosim_batch(verilog_dir: str | Path, stimuli, *, simulator: str = "icaru
             runner.test(test_module="sim.cosim_tb", hdl_toplevel=manifest["top"],
                         build_dir=work / "build", test_dir=work,
                         extra_env={"POLYCHRONY_COSIM": str(work / "job.json")},
-                        log_file=work / "test.log", timescale=("1ns", "1ps"))
+                        log_file=work / "test.log", timescale=("1ns", "1ps"),
+                        waves=waves)
         except (SystemExit, Exception) as e:
             if not result_path.exists():
                 raise CosimError(f"{simulator} run failed: {e}\n{_tail(work / 'test.log')}") \
@@ -297,6 +314,12 @@ def run_cosim_batch(verilog_dir: str | Path, stimuli, *, simulator: str = "icaru
         raise CosimError(f"{simulator}: the testbench wrote no result; see {work / 'test.log'}"
                          f"\n{_tail(work / 'test.log')}")
     res = json.loads(result_path.read_text())
+    wave_file = None
+    if waves:  # where cocotb's runner has each simulator write its dump
+        for cand in (work / "waves.fst", work / "dump.vcd", work / "build" / "dump.vcd"):
+            if cand.exists():
+                wave_file = str(cand)
+                break
     results = []
     for k, r in enumerate(res["runs"]):
         expected, got_path = stimuli[k].expected, runs[k]["got"]
@@ -314,7 +337,7 @@ def run_cosim_batch(verilog_dir: str | Path, stimuli, *, simulator: str = "icaru
             mismatches=diff, first_mismatch=r["mismatch"], cycles=r["cycles"],
             seconds=r["seconds"] if len(stimuli) > 1 else t2 - t1,
             build_seconds=t1 - t0, expected_trace=runs[k]["vectors"], got_trace=got_path,
-            timed_out=r["timed_out"], load_cycles=res["load_cycles"]))
+            timed_out=r["timed_out"], load_cycles=res["load_cycles"], waves=wave_file))
     return BatchResult(simulator=simulator, results=results, stimuli=len(stimuli),
                        build_seconds=t1 - t0, seconds=t2 - t1,
                        load_cycles=res["load_cycles"])

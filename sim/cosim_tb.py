@@ -191,12 +191,12 @@ class Checker:
         for field, e, g_, i in checks:
             if e != g_:
                 self.mismatch = {"t": t, "layer": l, "neuron": i, "field": field,
-                                 "expected": e, "got": g_}
+                                 "expected": e, "got": g_, "sim_ns": get_sim_time("ns")}
                 return
         # Bits outside the fields the reference defines (lanes past a layer's end).
         self.mismatch = {"t": t, "layer": l, "neuron": -1, "field": "payload",
                          "expected": hex(self.expected[t * len(self.order) + q] & mask),
-                         "got": hex(word & mask)}
+                         "got": hex(word & mask), "sim_ns": get_sim_time("ns")}
 
     def save(self, path: str) -> int:
         """Write the complete steps that came back (arrays ``v.<l>``, ``spikes.<l>``)."""

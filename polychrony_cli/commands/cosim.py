@@ -30,6 +30,9 @@ def add_parser(sub) -> None:
                    help="with --inputs or the workload: the first N "
                                              "samples only")
     p.add_argument("--seed", type=bounded(int, 0), default=0)
+    p.add_argument("--waves", action="store_true",
+                   help="record every signal (Icarus: FST, Verilator: VCD); a mismatch's "
+                        "report names the file and the simulation time of the divergence")
     p.add_argument("--idle", type=float, default=0.2, help="input idle-cycle probability")
     p.add_argument("--stall", type=float, default=0.2, help="output back-pressure probability")
     p.add_argument("--work", default="build/cosim", help="work directory (traces, logs)")
@@ -66,11 +69,13 @@ def _cosim_samples(args, net, samples) -> int:
                         f"compared (log: {work / simulator})"):
             res = run_cosim_batch(work / "verilog", stimuli, simulator=simulator,
                                   work_dir=work, seed=args.seed, idle=args.idle,
-                                  stall=args.stall)
+                                  stall=args.stall, waves=args.waves)
         rows = []
         for k, (r, st) in enumerate(zip(res.results, stimuli)):
             rows.append(dict(sample=k, steps=r.steps, mismatches=r.mismatches, ok=r.ok,
-                             cycles=r.cycles, prediction=st.expected.prediction))
+                             cycles=r.cycles, prediction=st.expected.prediction,
+                             **({"waves": r.waves, "first_mismatch": r.first_mismatch}
+                                if args.waves or not r.ok else {})))
             if not args.json:
                 pred = "" if st.expected.prediction is None else \
                     f", prediction {st.expected.prediction}"
@@ -78,6 +83,8 @@ def _cosim_samples(args, net, samples) -> int:
                       f"{r.steps} steps bit-exact, {r.cycles} cycles{pred}"))
         ok = ok and res.ok and len(res.results) == len(stimuli)
         out[simulator] = rows
+        if args.waves and res.results and not args.json:
+            print(f"{simulator} waves: {res.results[0].waves}")
     if args.json:
         print(json.dumps(out, indent=1))
     elif ok:
@@ -109,7 +116,7 @@ def cmd_cosim(args) -> int:
     for simulator in args.sim:
         res = cosim(net, x, forced, args.steps, simulator, work, args.seed,
                     idle=args.idle, stall=args.stall, lanes=args.lanes, memories=memories,
-                    core=args.core, rows=parse_rows(args))
+                    core=args.core, rows=parse_rows(args), waves=args.waves)
         results.append(res)
         if not args.json:
             print(res.describe())

@@ -42,7 +42,7 @@ def test_planted_delay_fault_is_reported(tmp_path, simulator):
                     work_dir=tmp_path / "w", seed=1)
     assert not res.ok and res.mismatches > 0
     m = res.first_mismatch
-    assert set(m) == {"t", "layer", "neuron", "field", "expected", "got"}
+    assert set(m) == {"t", "layer", "neuron", "field", "expected", "got", "sim_ns"}
     # It really is the first: the saved traces agree on everything before (t, neuron).
     got = np.load(res.got_trace)
     exp = np.load(res.expected_trace)
@@ -51,6 +51,22 @@ def test_planted_delay_fault_is_reported(tmp_path, simulator):
         assert (got[name].reshape(-1)[:flat] == exp[name].reshape(-1)[:flat]).all()
     assert m["expected"] != m["got"]
     assert "first mismatch at t=" in res.describe()
+
+
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_waves_of_a_mismatch_name_the_file_and_time(tmp_path, simulator):
+    """--waves: the dump exists, and the report points into it at the divergence."""
+    net, x, forced, trace = _vectors(104, steps=30, profile="wm")
+    generate(net, tmp_path / "v", fault="delay+1")
+    res = run_cosim(tmp_path / "v", trace, x, forced, simulator=simulator,
+                    work_dir=tmp_path / "w", seed=1, waves=True)
+    assert not res.ok and res.waves is not None
+    from pathlib import Path
+    wave = Path(res.waves)
+    assert wave.stat().st_size > 1000 and wave.suffix == (".fst" if simulator == "icarus"
+                                                          else ".vcd")
+    ns = res.first_mismatch["sim_ns"]
+    assert ns > 0 and f"waves: {wave}, at {ns:g} ns" in res.describe()
 
 
 def test_unknown_simulator_is_refused(tmp_path):
