@@ -51,11 +51,12 @@ def add_parser(sub) -> None:
                                 "for the embedded set")
     q.add_argument("-o", "--out", required=True, help="output .npy (samples, steps, 140)")
     q.add_argument("--count", type=bounded(int, 1), help="the first N samples only")
-    q.add_argument("--steps", type=bounded(int, 1), help="frames per sample (default: the longest "
-                                             "sample); a longer sample is an error")
+    q.add_argument("--window", dest="steps", metavar="FRAMES", type=bounded(int, 1),
+                   help="frames per sample (default: the longest sample); a longer sample is "
+                        "an error unless --truncate")
     q.add_argument("--labels", metavar="Y.npy", help="also save the labels here")
     q.add_argument("--truncate", action="store_true",
-                   help="with --steps: cut longer samples (their late spikes are dropped) "
+                   help="with --window: cut longer samples (their late spikes are dropped) "
                         "instead of stopping")
     q.set_defaults(func=cmd_frames)
 
@@ -150,7 +151,8 @@ def cmd_frames(args) -> int:
     try:
         b = bin_counts(spikes, steps=args.steps, truncate=args.truncate)
     except DataError as e:
-        raise ValueError(str(e).replace("pass truncate=True", "pass --truncate")) from None
+        raise ValueError(str(e).replace("pass truncate=True", "pass --truncate")
+                         .replace(f"steps={args.steps}", f"--window {args.steps}")) from None
     np.save(args.out, np.ascontiguousarray(b.x), allow_pickle=False)
     if args.labels:
         np.save(args.labels, np.asarray(spikes.labels, np.int64), allow_pickle=False)

@@ -49,7 +49,8 @@ def add_parser(tsub) -> None:
                         "kernel) in the float epochs (default: the same as --lr)")
     q.add_argument("--augment", type=bounded(int, 1), default=1,
                    help="copies per epoch of DelRec's augmentation (1 = none, DelRec: 3)")
-    q.add_argument("--steps", type=bounded(int, 1), default=None,
+    q.add_argument("--window", dest="steps", metavar="FRAMES", type=bounded(int, 1),
+                   default=None,
                    help="frames of 10 ms per sample (default: the longest sample; a shorter "
                         "window cuts longer samples, with a warning that counts them)")
     q.add_argument("--limit", type=bounded(int, 1), default=None,

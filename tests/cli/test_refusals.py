@@ -37,8 +37,8 @@ def _refused(capsys, argv, message):
     (["train", "shd", "--batch", "0"], "argument --batch: must be at least 1, got 0"),
     (["train", "shd", "--hidden", "x"], "argument --hidden: expected an integer, got 'x'"),
     (["data", "baseline", "--time-bins", "0"], "argument --time-bins: must be at least 1"),
-    (["data", "frames", "default-test", "-o", "x.npy", "--steps", "0"],
-     "argument --steps: must be at least 1"),
+    (["data", "frames", "default-test", "-o", "x.npy", "--window", "0"],
+     "argument --window: must be at least 1"),
 ])
 def test_numeric_flags_are_checked_at_parse_time(capsys, argv, message):
     _refused(capsys, argv, message)
@@ -105,11 +105,11 @@ def test_misleading_messages_are_now_clear(tmp_path, capsys):
     assert "rtl.core" not in err and "stack core" not in err
     # a window shorter than a sample: the flag that exists
     assert main(["data", "frames", "default-test", "-o", str(tmp_path / "f.npy"),
-                 "--steps", "5"]) == 2
+                 "--window", "5"]) == 2
     err = capsys.readouterr().err
     assert "pass --truncate" in err and "truncate=True" not in err
     assert main(["data", "frames", "default-test", "-o", str(tmp_path / "f.npy"),
-                 "--steps", "5", "--truncate", "--count", "2"]) == 0
+                 "--window", "5", "--truncate", "--count", "2"]) == 0
     assert np.load(tmp_path / "f.npy").shape == (2, 5, 140)
 
 

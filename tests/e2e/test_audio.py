@@ -76,7 +76,7 @@ def test_cli_cosim_of_whole_test_samples(trained, tmp_path, capsys):
     ir.save(out["conv"][1], path)
     x = tmp_path / "x.npy"
     assert main(["data", "frames", "default-test", "-o", str(x), "--count", "2",
-                 "--steps", str(data.steps)]) == 0
+                 "--window", str(data.steps)]) == 0
     np.testing.assert_array_equal(np.load(x), data.x_test[:2].numpy())
     assert main(["cosim", str(path), "--inputs", str(x), "--sim", "verilator", "--lanes", "3",
                  "--idle", "0", "--stall", "0", "--work", str(tmp_path / "w")]) == 0

@@ -49,7 +49,7 @@ def test_trained_audio_network_on_the_simulated_board(tmp_path, name):
     link: the board's predictions and spikes equal the reference's on whole test samples."""
     net = ROOT / f"bench/networks/{name}.npz"
     out = _cli("data", "frames", "default-test", "-o", tmp_path / "x.npy", "--count", "2",
-               "--steps", "136")
+               "--window", "136")
     assert out.returncode == 0, out.stderr[-2000:]
     out = _cli("run", net, "--simulate", "--inputs", tmp_path / "x.npy", "--check", "--json",
                "--lanes", "8", "--work", tmp_path / "sim", "--timeout", "30")

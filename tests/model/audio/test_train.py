@@ -186,7 +186,7 @@ def test_ddp_two_processes_end_with_identical_weights(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
            "--master_addr", "127.0.0.1", "--master_port", str(29500 + os.getpid() % 400),
            "-m", "polychrony_cli", "train", "shd", "--data", "random", "--hidden", "16",
-           "--dmax", "6", "--epochs", "2", "--qat-epochs", "1", "--limit", "64", "--steps",
+           "--dmax", "6", "--epochs", "2", "--qat-epochs", "1", "--limit", "64", "--window",
            "16", "--batch", "16", "--quiet", "--out", str(tmp_path / "ddp.npz"),
            "--dump-state", str(dump)]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=240)
