@@ -1,6 +1,7 @@
 """The bench networks through NIR and back, then through the Verilog (run on demand).
 
-    python -m bench.nir_flow [--networks wm-demo wm-128 ...] [--samples 2] [--sim verilator]
+    python -m bench.nir_flow [--networks wm-demo wm-128 ...] [--samples 2] [--lanes 16]
+                             [--sim verilator]
 
 For each network: ``polychrony export`` -> ``polychrony import`` (byte-identical IR required),
 then ``polychrony cosim`` of the imported file on its workload (the first ``--samples``
@@ -48,7 +49,7 @@ def _source(name: str, tmp: Path) -> Path:
     return path
 
 
-def run(name: str, tmp: Path, samples: int, sims: list[str]) -> dict:
+def run(name: str, tmp: Path, samples: int, sims: list[str], lanes: int) -> dict:
     from model.ir import workload_path
     rec: dict = {"network": name}
     src = _source(name, tmp)
@@ -66,7 +67,8 @@ def run(name: str, tmp: Path, samples: int, sims: list[str]) -> dict:
     rec["byte_identical"] = back.read_bytes() == src.read_bytes()
     shutil.copy(workload_path(src), workload_path(back))  # same digest: the same workload
     t = time.monotonic()
-    args = ["cosim", back, "--count", samples, "--json", "--work", tmp / f"{name}.cosim"]
+    args = ["cosim", back, "--count", samples, "--lanes", lanes, "--json", "--work",
+            tmp / f"{name}.cosim"]
     for s in sims:
         args += ["--sim", s]
     out = _cli(*args)
@@ -82,6 +84,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=NETWORKS)
     ap.add_argument("--samples", type=int, default=2)
+    ap.add_argument("--lanes", type=int, default=16, help="lanes of the co-simulated core")
     ap.add_argument("--sim", action="append", default=None, choices=("icarus", "verilator"))
     ap.add_argument("-o", "--output", default=str(ROOT / "bench/results/nir_flow.json"))
     args = ap.parse_args(argv)
@@ -90,7 +93,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as d:
         for name in args.networks:
             print(f"{name} ...", flush=True)
-            rec = run(name, Path(d), args.samples, sims)
+            rec = run(name, Path(d), args.samples, sims, args.lanes)
             records.append(rec)
             ok = rec.get("byte_identical") and "cosim" in rec and all(
                 r["mismatches"] == 0 and r["ok"] for runs in rec["cosim"].values() for r in runs)
