@@ -167,3 +167,37 @@ def test_the_default_board_is_said(tmp_path, capsys):
 def test_demo_port_needs_the_build(capsys):
     assert main(["demo", "--port", "/dev/ttyUSB9", "--no-build"]) == 2
     assert "--port loads the bitstream this demo builds" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_missing_perl_is_one_line(tmp_path):
+    """Verilator's front end is a perl script: without perl on PATH the simulated board cannot
+    be built, and the user reads why in one line, not a traceback."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    from model.ir import InputLayer, LIFLayer, Network, Projection, save
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for d in (Path(sys.executable).parent, Path("/usr/local/bin"), Path("/usr/bin"),
+              Path("/bin")):
+        for exe in d.glob("*") if d.is_dir() else ():
+            if not exe.name.startswith("perl") and not (fake / exe.name).exists():
+                (fake / exe.name).symlink_to(exe.resolve() if exe.is_symlink() else exe)
+    net = save(Network(layers=[InputLayer(n=2),
+                               LIFLayer(n=2, v_bits=8, acc_bits=8, beta=1, beta_shift=1,
+                                        threshold=3, name="h")],
+                       projections=[Projection("dense", 0, 1, 4, np.eye(2, dtype=int) * 3,
+                                               np.int64(0))], max_delay=0),
+               tmp_path / "n.npz")
+    np.save(tmp_path / "x.npy", np.ones((1, 5, 2), np.int64))
+    out = subprocess.run([sys.executable, "-m", "polychrony_cli", "run", str(net),
+                          "--simulate", "--inputs", str(tmp_path / "x.npy"), "--work",
+                          str(tmp_path / "w")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, PATH=str(fake)))
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    err = [line for line in out.stderr.splitlines() if line.startswith("polychrony: error:")]
+    assert len(err) == 1 and "simulated board build failed" in err[0]
+    assert "perl" in out.stderr
