@@ -116,7 +116,7 @@ class Graph:
 
 
 def flatten(graph, prefix: str = "") -> Graph:
-    """Inline nested ``NIRGraph`` nodes (snnTorch writes a recurrent layer as one)."""
+    """Inline nested ``NIRGraph`` nodes (a writer may put a recurrent layer in one)."""
     nodes, edges, through = {}, [], set()
     into, outof = {}, {}
     for key, node in graph.nodes.items():
