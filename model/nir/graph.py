@@ -348,10 +348,7 @@ class _Reducer:
                     continue
                 if kind in ("Output", "Input"):
                     continue
-                if kind in _REFUSED:
-                    raise NIRError(f"{kind} is not supported: {_REFUSED[kind]}", node=nxt)
-                if kind not in SYNAPSES and kind != "passthrough":
-                    raise NIRError(f"unknown node type {kind}", node=nxt)
+                # (unsupported and unknown node types were refused by reduce_graph already)
                 if nxt in path:
                     raise NIRError("a cycle through synapse nodes only ("
                                    + " -> ".join(path[path.index(nxt):] + [nxt])
