@@ -64,6 +64,108 @@ def fit(recs: list[dict]) -> dict:
     return out
 
 
+#: The size model may leave this share of the builds it is fitted on below its clock (the
+#: expected Fmax less the choice's margin): its line is set that low, no lower.
+MISS_SHARE = 0.1
+
+#: A core is given a size model on a family from this many builds (tries included) at two
+#: sizes or more; below that the lane table stands.
+MIN_BUILDS = 8
+
+#: Weights of a block RAM in LUT4s tried for the size (``lut + w * bram``).
+BLOCK_WEIGHTS = tuple(range(0, 201, 10))
+
+
+def size_points(paths=RESULTS) -> list[dict]:
+    """Every build and every try with a post-route Fmax, with the size the choice estimated
+    for it: ``{core, family, grade, lut, bram, fmax}`` (the core's LUT4 and block-RAM estimate
+    as stored in the record: an automatic build's ranked candidate, a pinned build's
+    estimate). A try that missed timing counts: its Fmax was measured all the same."""
+    from boards.catalog import board
+    out = []
+    for path in paths:
+        if not Path(path).exists():
+            continue
+        for r in json.loads(Path(path).read_text()):
+            if "error" in r and not r.get("tries"):
+                continue
+            b = board(r["board"])
+            where = {"family": b.family, "grade": b.part_suffix}
+            if "choice" in r:
+                ranked = r["choice"]["ranked"]
+                for t in r.get("tries", []):
+                    c = next((c for c in ranked if c["core"] == t.get("core")
+                              and c["lanes"] == t.get("lanes")
+                              and parse_knob_rows(c) == t.get("rows")), None)
+                    if t.get("fmax_mhz") and c is not None and c.get("lut"):
+                        out.append({**where, "core": t["core"], "lut": c["lut"],
+                                    "bram": c["bram"], "fmax": float(t["fmax_mhz"])})
+            elif r.get("fmax_mhz") and "error" not in r:
+                e = r["estimate"]
+                out.append({**where, "core": r.get("core", "network"), "lut": e["lut"],
+                            "bram": e["blocks_total"], "fmax": float(r["fmax_mhz"])})
+    return out
+
+
+def parse_knob_rows(c: dict):
+    """A ranked candidate's rows as a try records them (``{"2": 2}`` or None)."""
+    rows = (c.get("knobs") or {}).get("rows")
+    return None if not rows else {str(k): v for k, v in rows.items()}
+
+
+def fit_size(points: list[dict], margin: float | None = None) -> dict:
+    """``{core: {family: model}}``: for each core and family with :data:`MIN_BUILDS` points,
+    Fmax against the logarithm of the design's size. The block-RAM weight and the slope come
+    from a least-squares fit on the most common speed grade's builds; another grade's factor
+    is the least ratio of its builds to that line (a faster grade is not assumed faster than
+    its builds showed); the line is then lowered until no more than :data:`MISS_SHARE` of the
+    builds (each brought to the reference grade) would run below the clock the choice sets
+    (``margin`` below the line: ``polychrony_cli.choose.CLOCK_MARGIN``). ``floor`` is the
+    least Fmax measured, less a fifth: the model does not extrapolate below it."""
+    if margin is None:
+        from polychrony_cli.choose import CLOCK_MARGIN as margin
+    groups: dict = {}
+    for p in points:
+        groups.setdefault((p["core"], p["family"]), []).append(p)
+    out: dict = {}
+    for (core, family), pts in sorted(groups.items()):
+        if len(pts) < MIN_BUILDS or len({p["lut"] for p in pts}) < 2:
+            continue
+        grades = [p["grade"] for p in pts]
+        ref = max(sorted(set(grades)), key=grades.count)
+        base = [p for p in pts if p["grade"] == ref]
+        y = np.array([p["fmax"] for p in base])
+        best = None
+        for w in BLOCK_WEIGHTS:
+            x = np.log(np.array([(p["lut"] + w * p["bram"]) / 1000 for p in base]))
+            if np.ptp(x) == 0:
+                continue
+            slope, a = np.polyfit(x, y, 1)
+            rmse = float(np.sqrt(np.mean((y - (a + slope * x)) ** 2)))
+            if best is None or rmse < best[0] - 1e-9:
+                best = (rmse, w, float(a), float(-slope))
+        if best is None or best[3] <= 0:
+            continue
+        _, w, a, b = best
+
+        def line(p, a=a, b=b, w=w):
+            return a - b * math.log((p["lut"] + w * p["bram"]) / 1000)
+        factor = {g: math.floor(min(p["fmax"] / line(p) for p in pts if p["grade"] == g)
+                                * 100) / 100
+                  for g in sorted(set(grades)) if g != ref}
+        norm = [(p["fmax"] / factor.get(p["grade"], 1.0), line(p)) for p in pts]
+        # lower the line by the least delta that leaves at most MISS_SHARE of the builds
+        # below (1 - margin) * (line - delta)
+        need = sorted(pred - f / (1 - margin) for f, pred in norm)
+        keep = len(need) - int(math.floor(MISS_SHARE * len(need)))
+        delta = max(0.0, need[keep - 1])
+        out.setdefault(core, {})[family] = {
+            "a": round(a - delta, 2), "b": round(b, 3), "lut_per_block": w,
+            "grade": ref, "grade_factor": factor, "builds": len(pts),
+            "floor": round(0.8 * min(f for f, _ in norm), 1)}
+    return out
+
+
 def route_records(paths=RESULTS, failures=FAILURES) -> list[dict]:
     """Builds that placed and routed and builds that did not: ``{network, board, family,
     core, lanes, rows, routed}`` (the network by its ``bench.boards`` name)."""
@@ -146,6 +248,12 @@ def main(argv=None) -> int:
         for family, rows in sorted(fams.items()):
             n = sum(1 for r in recs if r["core"] == core and r["family"] == family)
             print(f"{core:<8} {family:<6} {rows}  ({n} builds)")
+    sizes = fit_size(size_points())
+    for core, fams in sorted(sizes.items()):
+        for family, m in sorted(fams.items()):
+            print(f"{core:<8} {family:<6} Fmax = {m['a']} - {m['b']} ln((LUT4 + "
+                  f"{m['lut_per_block']} x BRAM) / 1000), grade {m['grade']}, other grades "
+                  f"x {m['grade_factor']}, floor {m['floor']}  ({m['builds']} builds)")
     limits = routing(route_records())
     for core, fams in sorted(limits.items()):
         for family, lim in sorted(fams.items()):
@@ -161,7 +269,10 @@ def main(argv=None) -> int:
         for core, fams in tables.items():
             merged = dict(calibration()["fmax_mhz"].get(core, {}), **fams)
             write_calibration("fmax_mhz", core, merged)
-        print("wrote fmax_mhz and routing to rtl/calibration.json")
+        for core, fams in sizes.items():
+            write_calibration("fmax_size", core, dict(calibration().get("fmax_size", {}).get(
+                core, {}), **fams))
+        print("wrote fmax_mhz, fmax_size and routing to rtl/calibration.json")
     return 0
 
 

@@ -279,6 +279,14 @@ def choose(net: Network, board_name: str, work, *, core: str | None = None,
         except ValueError as e:
             c.dropped = f"cannot be planned on the {b.fpga.label}: {str(e).splitlines()[0]}"
             continue
+        # With the design's size known, the Fmax (and so the clock) of a size model
+        # (fmax_size, rtl/calibration.json) replaces the lane table's first guess.
+        fmax = spec.expected_fmax(b.family, c.lanes, lut=c.estimate.lut,
+                                  bram=sum(c.estimate.blocks.values()), grade=b.part_suffix)
+        if fmax[0] != c.fmax_mhz:
+            c.fmax_mhz, c.fmax_measured = fmax
+            c.clock_mhz = clock_for(b, c.fmax_mhz, baud)
+            c.estimate = dataclasses.replace(c.estimate, clock_mhz=c.clock_mhz)
         c.fit = board_fit(c.estimate, b)
         if not c.fit.fits:
             c.dropped = c.fit.line()

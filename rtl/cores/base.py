@@ -143,12 +143,30 @@ class Core:
         the defaults)."""
         return ({},)
 
-    def expected_fmax(self, family: str, lanes: int) -> tuple[float, bool]:
+    def expected_fmax(self, family: str, lanes: int, *, lut: int | None = None,
+                      bram: int | None = None, grade: str | None = None) -> tuple[float, bool]:
         """``(MHz, measured)``: the post-route Fmax its host-link build is expected to reach on
-        ``family`` with ``lanes`` (``fmax_mhz`` of ``rtl/calibration.json``), and whether that
-        figure comes from builds of this core (else the family's default)."""
+        ``family``, and whether that figure comes from builds of this core (else the family's
+        default).
+
+        Given the design's size (``lut``: the core's LUT4 estimate, ``bram``: its block RAMs)
+        and the core has a size model on the family (``fmax_size`` of ``rtl/calibration.json``,
+        from ``python -m bench.calibrate_fmax``), the figure is that model's: Fmax falls with
+        the logarithm of the design's size, ``a - b * ln(size / 1000)`` with ``size = lut +
+        lut_per_block * bram``, scaled by the speed grade's factor (``grade``, the part
+        number's suffix; ``grade_factor``, 1 for the grade the model was fitted on). Otherwise
+        it is the lane table's (``fmax_mhz``): the first entry whose lanes are at least
+        ``lanes``."""
+        from math import log
         from ..calibration import calibration
-        table = calibration()["fmax_mhz"]
+        cal = calibration()
+        model = cal.get("fmax_size", {}).get(self.name, {}).get(family)
+        if model is not None and lut is not None:
+            size = max(1.0, lut + model["lut_per_block"] * (bram or 0))
+            mhz = model["a"] - model["b"] * log(size / 1000)
+            mhz *= model.get("grade_factor", {}).get(str(grade), 1.0)
+            return round(max(mhz, model["floor"]), 2), True
+        table = cal["fmax_mhz"]
         for bound, mhz in table.get(self.name, {}).get(family, []):
             if lanes <= bound:
                 return float(mhz), True

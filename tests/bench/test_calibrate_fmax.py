@@ -69,3 +69,81 @@ def test_routing_limits_come_from_builds_that_routed_and_failed(tmp_path, monkey
     assert "failed_lut_share" not in ecp5
     assert 0 < ice40["failed_lut_share"] < ice40["routed_lut_share"] < 1
     assert 0 < ecp5["routed_lut_share"] < 1
+
+
+def _line_points(a, b, w, grade="6", factor=1.0, jitter=()):
+    """Builds lying on ``a - b ln((lut + w bram) / 1000)`` (times ``factor``), each moved by
+    the matching ``jitter`` MHz."""
+    import math
+    sizes = [(1000, 6), (4000, 5), (9000, 140), (16000, 100), (22000, 75), (32000, 66),
+             (42000, 65), (2000, 20)]
+    out = []
+    for i, (lut, bram) in enumerate(sizes):
+        f = (a - b * math.log((lut + w * bram) / 1000)) * factor
+        f += jitter[i] if i < len(jitter) else 0.0
+        out.append({"core": "network", "family": "ecp5", "grade": grade, "lut": lut,
+                    "bram": bram, "fmax": f})
+    return out
+
+
+def test_size_model_recovers_a_line_and_lowers_it_to_the_clock_margin():
+    """Builds exactly on a line: the fit finds its slope and block-RAM weight, and lowers
+    the line just enough that the clock set below it (5 % margin) meets every build."""
+    import math
+    from bench.calibrate_fmax import fit_size
+    pts = _line_points(90.0, 10.0, 50)
+    m = fit_size(pts, margin=0.05)["network"]["ecp5"]
+    assert m["lut_per_block"] == 50 and abs(m["b"] - 10.0) < 1e-3
+    for p in pts:
+        pred = m["a"] - m["b"] * math.log((p["lut"] + 50 * p["bram"]) / 1000)
+        assert 0.95 * pred <= p["fmax"] + 1e-6
+    # exactly on the line needs no lowering beyond the margin's own
+    assert m["a"] <= 90.0 and m["builds"] == len(pts)
+
+
+def test_size_model_leaves_out_at_most_a_tenth_and_scales_faster_grades():
+    """One build far below the line (a bad seed) is one of the tenth allowed to miss; the
+    faster grade's factor is the least ratio its builds showed, never more."""
+    import math
+    from bench.calibrate_fmax import fit_size
+    slow = _line_points(90.0, 10.0, 0, jitter=[0, 0, 0, 0, 0, 0, -20.0])
+    fast = _line_points(90.0, 10.0, 0, grade="8", factor=1.3, jitter=[-5.0])
+    m = fit_size(slow + fast, margin=0.05)["network"]["ecp5"]
+    assert m["grade"] == "6" and 1.0 < m["grade_factor"]["8"] <= 1.3
+    misses = 0
+    for p in slow + fast:
+        pred = (m["a"] - m["b"] * math.log((p["lut"] + m["lut_per_block"] * p["bram"]) / 1000))
+        pred *= m["grade_factor"].get(p["grade"], 1.0)
+        misses += 0.95 * pred > p["fmax"] + 1e-6
+    assert 1 <= misses <= len(slow + fast) // 10
+
+
+def test_size_model_needs_enough_builds():
+    from bench.calibrate_fmax import MIN_BUILDS, fit_size
+    assert fit_size(_line_points(90.0, 10.0, 0)[:MIN_BUILDS - 1], margin=0.05) == {}
+
+
+def test_expected_fmax_uses_the_size_model_with_a_size_and_the_table_without(
+        monkeypatch, tmp_path):
+    import math
+    import rtl.calibration as cal
+    path = tmp_path / "calibration.json"
+    path.write_text(cal.PATH.read_text())
+    monkeypatch.setattr(cal, "PATH", path)
+    cal.calibration.cache_clear()
+    try:
+        cal.write_calibration("fmax_size", "network", {"ecp5": {
+            "a": 80.0, "b": 10.0, "lut_per_block": 50, "grade": "6",
+            "grade_factor": {"8": 1.25}, "builds": 9, "floor": 30.0}})
+        cal.write_calibration("fmax_mhz", "network", {"ecp5": [[256, 61.0]]})
+        net = CORES["network"]
+        want = 80.0 - 10.0 * math.log((9000 + 50 * 20) / 1000)
+        assert net.expected_fmax("ecp5", 16, lut=9000, bram=20, grade="6") == \
+            (round(want, 2), True)
+        assert net.expected_fmax("ecp5", 16, lut=9000, bram=20, grade="8") == \
+            (round(want * 1.25, 2), True)
+        assert net.expected_fmax("ecp5", 16, lut=10 ** 9, bram=0) == (30.0, True)  # floor
+        assert net.expected_fmax("ecp5", 16) == (61.0, True)        # no size: the table
+        assert net.expected_fmax("ice40", 16, lut=9000)[0] != round(want, 2)
+    finally:
+        cal.calibration.cache_clear()
