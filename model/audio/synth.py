@@ -195,7 +195,7 @@ def synthesize(out_dir, *, seed: int = 0, n_train: int = 150, n_test: int = 40, 
 
     ``n_train`` and ``n_test`` are samples per class (20 classes); ``jobs`` worker processes.
     """
-    from tqdm import tqdm
+    from ..progress import progress as progress_bar
 
     from model.audio.shd import write_shd
     if not have_espeak():
@@ -207,7 +207,8 @@ def synthesize(out_dir, *, seed: int = 0, n_train: int = 150, n_test: int = 40, 
     paths = {}
     for split, n in (("train", n_train), ("test", n_test)):
         utts = plan(split, n, seed)
-        bar = tqdm(total=len(utts), desc=f"synth {split}", unit="word", disable=not progress)
+        bar = progress_bar(total=len(utts), desc=f"synth {split}", unit="word",
+                           disable=not progress)
         spikes = []
         if jobs > 1:
             import multiprocessing as mp

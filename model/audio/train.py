@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ..progress import progress
+
 from model.audio.delrec import DelRecNet, ModelConfig, parameter_counts, to_network
 from model.int_forward import integer_forward
 from model.ir import Network, Workload
@@ -476,7 +478,7 @@ def _run_phase(cfg: AudioConfig, model: DelRecNet, data: AudioData, *, phase: st
         perm = torch.from_numpy(rng.permutation(len(y_ep)))
         perm = perm[:len(perm) - len(perm) % world][rank::world]
         tot_loss, seen = 0.0, 0
-        inner = tqdm(range(batches), desc=f"{phase} epoch {epoch + 1}/{epochs}", leave=False,
+        inner = progress(range(batches), desc=f"{phase} epoch {epoch + 1}/{epochs}", leave=False,
                      disable=bar is None, dynamic_ncols=True)
         for b in inner:
             idx = perm[b * per_rank:(b + 1) * per_rank]
@@ -620,7 +622,7 @@ def train_audio(cfg: AudioConfig, data: AudioData | None = None) -> AudioResult:
         ckpt = box[0]
     history = json.loads(ckpt["history"]) if ckpt else []
     show = cfg.progress and rank == 0
-    bar = tqdm(total=cfg.epochs + cfg.qat_epochs, desc=f"train {cfg.arch}", disable=not show,
+    bar = progress(total=cfg.epochs + cfg.qat_epochs, desc=f"train {cfg.arch}", disable=not show,
                dynamic_ncols=True, initial=len([h for h in history if "val_acc" in h]))
     if not show:
         bar = None

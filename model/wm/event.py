@@ -422,7 +422,7 @@ def train(w0, targets: np.ndarray, cfg: TrainConfig | None = None, *,
     recall F1), ``history`` (per step: loss, f1 of the training trial, recall F1 where
     evaluated, seconds) and ``seconds``.
     """
-    from tqdm import tqdm
+    from ..progress import progress
 
     cfg = TrainConfig() if cfg is None else cfg
     w = torch.nn.Parameter(torch.as_tensor(np.asarray(w0), dtype=dtype).clone())
@@ -441,7 +441,7 @@ def train(w0, targets: np.ndarray, cfg: TrainConfig | None = None, *,
                                      **lif)[0] for sd in seeds]))
 
     best_f1, best_w = evaluate(), w.detach().clone()
-    bar = tqdm(range(cfg.steps), desc="train wm", disable=not cfg.progress, leave=False)
+    bar = progress(range(cfg.steps), desc="train wm", disable=not cfg.progress, leave=False)
     for step in bar:
         if cfg.stop_f1 is not None and best_f1 >= cfg.stop_f1:
             break

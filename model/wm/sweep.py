@@ -262,7 +262,7 @@ def run_grid(grid, out, *, jobs: int = 2, seeds: str | None = None,
     run resumes where it stopped. Returns ``{"grid", "points", "done_before", "computed",
     "seconds", "records"}`` (records: every record of this grid in ``out``).
     """
-    from tqdm import tqdm
+    from ..progress import progress as progress_bar
 
     g = load_grid(grid, seeds=seeds)
     points = expand_grid(g)
@@ -277,7 +277,7 @@ def run_grid(grid, out, *, jobs: int = 2, seeds: str | None = None,
     if jobs > 1:
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")
-    bar = tqdm(total=len(todo), unit="pt", desc=f"sweep {g['name']}", disable=not progress,
+    bar = progress_bar(total=len(todo), unit="pt", desc=f"sweep {g['name']}", disable=not progress,
                file=sys.stderr)
     with open(out, "a") as fh:
         def write(recs):

@@ -57,11 +57,13 @@ def cmd_fuzz(args) -> int:
     from concurrent.futures import ProcessPoolExecutor
     from tqdm import tqdm
 
+    from model.progress import progress
+
     seeds = range(args.start, args.start + args.count)
     jobs = [(s, args.profile, args.steps, args.sim, args.work) for s in seeds]
     failures = []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        for res in tqdm(pool.map(_fuzz_one, jobs), total=len(jobs), unit="net",
+        for res in progress(pool.map(_fuzz_one, jobs), total=len(jobs), unit="net",
                         desc=f"fuzz {args.sim}", disable=args.json):
             if res["mismatch"]:
                 failures.append(res)

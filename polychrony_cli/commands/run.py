@@ -99,10 +99,10 @@ def cmd_run(args) -> int:
             port = sb.port
         else:
             port = args.port
-        from tqdm import tqdm
+        from model.progress import progress
         rows, ok, traces, refs = [], True, [], []
         T = first.shape[1]
-        bar = tqdm(total=samples * T, unit="step", disable=args.json, leave=False,
+        bar = progress(total=samples * T, unit="step", disable=args.json, leave=False,
                    desc="run", file=sys.stderr)
         with Board(port, net=net, baud=args.baud, timeout=args.timeout) as board:
             for k in range(samples):

@@ -74,8 +74,8 @@ def cmd_simulate(args) -> int:
     net = load_net(args.net)
     samples, wl, words = _stimulus(args, net)
     traces, rows = [], []
-    from tqdm import tqdm
-    for k, (x, forced, steps) in enumerate(tqdm(samples, desc="simulate", unit="sample",
+    from model.progress import progress
+    for k, (x, forced, steps) in enumerate(progress(samples, desc="simulate", unit="sample",
                                                 disable=args.json or len(samples) < 2,
                                                 leave=False, file=sys.stderr)):
         tr = simulate(net, x, forced or None, steps=steps)
