@@ -3,8 +3,9 @@
 A bar redrawn with carriage returns is what a person at a terminal wants; in a log file, a CI
 job or a pipe it becomes one unreadable line. :func:`progress` takes tqdm's arguments and
 returns a tqdm bar when stderr is a terminal, else a :class:`PlainLines` bar that prints a
-whole line each time another tenth of the work is done (or after :data:`QUIET_S` seconds
-without one, when the total is unknown or a tenth takes long), and one at the end.
+whole line each time another tenth of the work is done, the description or postfix changes
+(a new stage), or :data:`QUIET_S` seconds passed without one (the total is unknown or a tenth
+takes long), and one at the end.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class PlainLines(tqdm):
     def __init__(self, *args, **kwargs):
         self._shown = -1            # the last tenth printed
         self._shown_n = None        # the count it showed
+        self._shown_label = None    # and its description and postfix (a new stage: a line)
         self._shown_at = time.monotonic()
         self._ended = False
         kwargs.setdefault("bar_format", "{desc}: {percentage:3.0f}% ({n_fmt}/{total_fmt} "
@@ -43,9 +45,11 @@ class PlainLines(tqdm):
             return False            # nothing drawn: tqdm's close writes no '\r' after it
         tenth = int(10 * self.n / self.total) if self.total else -1
         now = time.monotonic()
+        label = (self.desc, self.postfix)
         if force or tenth > self._shown or now - self._shown_at >= QUIET_S or \
-                self._shown_n is None:
+                self._shown_n is None or label != self._shown_label:
             self._shown, self._shown_at, self._shown_n = max(tenth, self._shown), now, self.n
+            self._shown_label = label
             print(self._line(), file=self.fp or sys.stderr, flush=True)
         return True
 

@@ -14,6 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, asdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -203,7 +204,8 @@ def run_cosim_batch(verilog_dir: str | Path, stimuli, *, simulator: str = "icaru
                     work_dir: str | Path, seed: int = 0, idle: float = 0.2,
                     stall: float = 0.2, stop_at_first: bool = True,
                     max_cycles: int | None = None, fast: bool | None = None,
-                    waves: bool = False) -> BatchResult:
+                    waves: bool = False,
+                    progress: Callable[[str, int, int], None] | None = None) -> BatchResult:
     """Build the simulation model of the core in ``verilog_dir`` once and run every stimulus
     of ``stimuli`` (:class:`Stimulus`, or ``(expected, x, forced)`` tuples) on it, back to
     back in one simulation: reset, the load image on ``wl`` (once: the core keeps its loaded
@@ -214,7 +216,10 @@ def run_cosim_batch(verilog_dir: str | Path, stimuli, *, simulator: str = "icaru
     ``got.npz`` for a single stimulus). ``max_cycles`` bounds each run. ``fast`` (default:
     when ``idle = stall = 0``) lets the testbench sleep until the core's ready and valid
     signals rise instead of waking every cycle; it needs ``idle = stall = 0`` and gives the
-    same cycle counts.
+    same cycle counts. ``progress(stage, done, total)`` is called as the work goes on:
+    ``("build", 0, total)`` before the simulation model is built, then ``("run", done,
+    total)`` about twice a second while it runs, ``done`` of ``total`` steps (all stimuli
+    together) compared.
     """
     check_simulator(simulator)
     from cocotb_tools.runner import get_runner  # imported late: cocotb is heavy
@@ -255,7 +260,12 @@ def run_cosim_batch(verilog_dir: str | Path, stimuli, *, simulator: str = "icaru
         budget = max(budget, 50 * expected.steps * sum(sizes) * (n_max * 8 + 16) + 10_000)
     job = {"manifest": manifest, "manifest_dir": str(verilog_dir), "runs": runs,
            "result": str(work / "result.json"), "seed": seed, "idle": idle, "stall": stall,
-           "stop_at_first": stop_at_first, "max_cycles": max_cycles or budget, "fast": fast}
+           "stop_at_first": stop_at_first, "max_cycles": max_cycles or budget, "fast": fast,
+           "progress": str(work / "progress.txt")}
+    (work / "progress.txt").unlink(missing_ok=True)
+    total = sum(st.expected.steps for st in stimuli)
+    before = np.concatenate([[0], np.cumsum([st.expected.steps for st in stimuli])])
+    say = progress or (lambda stage, done, total: None)
     (work / "job.json").write_text(json.dumps(job))
     result_path = work / "result.json"
     result_path.unlink(missing_ok=True)
@@ -283,6 +293,7 @@ def run_cosim_batch(verilog_dir: str | Path, stimuli, *, simulator: str = "icaru
                             f"  $dumpvars(0, {manifest['top']});\nend\nendmodule\n")
             extra, build_args = [dump], [*build_args, "-s", "polychrony_waves"]
         runner_waves = waves and simulator == "verilator"
+        say("build", 0, total)
         try:
             runner.build(sources=[verilog_dir / manifest["verilog"],
                                   *cell_models(manifest.get("cell_models", []), work), *extra],
@@ -293,6 +304,7 @@ def run_cosim_batch(verilog_dir: str | Path, stimuli, *, simulator: str = "icaru
             tail = _tail(work / "build.log")
             raise CosimError(f"{simulator} build failed: {e}\n{tail}") from None
         t1 = time.monotonic()
+        watch = _ProgressWatch(work / "progress.txt", before, total, say)
         try:
             runner.test(test_module="sim.cosim_tb", hdl_toplevel=manifest["top"],
                         build_dir=work / "build", test_dir=work,
@@ -303,6 +315,8 @@ def run_cosim_batch(verilog_dir: str | Path, stimuli, *, simulator: str = "icaru
             if not result_path.exists():
                 raise CosimError(f"{simulator} run failed: {e}\n{_tail(work / 'test.log')}") \
                     from None
+        finally:
+            watch.stop()
         t2 = time.monotonic()
     finally:
         for name, value in saved.items():
@@ -341,6 +355,35 @@ def run_cosim_batch(verilog_dir: str | Path, stimuli, *, simulator: str = "icaru
     return BatchResult(simulator=simulator, results=results, stimuli=len(stimuli),
                        build_seconds=t1 - t0, seconds=t2 - t1,
                        load_cycles=res["load_cycles"])
+
+
+class _ProgressWatch:
+    """Reads the testbench's progress file (``"run step"``) in a thread, twice a second, and
+    passes the steps compared so far to ``say("run", done, total)``."""
+
+    def __init__(self, path: Path, before, total: int, say) -> None:
+        import threading
+        self.path, self.before, self.total, self.say = path, before, total, say
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        try:
+            r, t = (int(v) for v in self.path.read_text().split())
+        except (OSError, ValueError):
+            return          # not written yet, or caught between two writes
+        if 0 <= r < len(self.before):
+            self.say("run", int(self.before[r]) + t, self.total)
+
+    def _loop(self) -> None:
+        while not self.done.wait(0.5):
+            self._read()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join()
+        self._read()
 
 
 def _tail(path: Path, lines: int = 25) -> str:

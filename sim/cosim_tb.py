@@ -296,8 +296,23 @@ async def replay(dut):
         load_cycles = cycles_since(t_rel)
         t_rel = now() + PERIOD_NS / 2       # the run's cycles start after the load
 
+    shown = [0.0]
+
+    def report(r: int, t: int, force: bool = False) -> None:
+        """Run ``r`` has its first ``t`` steps back: said in the progress file (at most twice
+        a second), which the parent process reads for its progress bar."""
+        path = job.get("progress")
+        if path is None or not (force or time.monotonic() - shown[0] >= 0.5):
+            return
+        shown[0] = time.monotonic()
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{r} {t}\n")
+        os.replace(tmp, path)
+
     results = []
     for r, run in enumerate(job["runs"]):
+        report(r, 0, force=True)
         if r:
             t_rel = await reset()
         wall = time.monotonic()
@@ -342,6 +357,7 @@ async def replay(dut):
                         await FallingEdge(clk)      # taken at the rising edge before it
                     else:
                         t, q = t + 1, 0
+                        report(r, t)
                         continue
                 break
             if t < steps:
@@ -379,11 +395,13 @@ async def replay(dut):
                     q += 1
                     if q == len(order):
                         t, q = t + 1, 0
+                        report(r, t)
                     if chk.mismatch is not None and job["stop_at_first"]:
                         break
             i_valid.value = 0
             o_ready.value = 0
         done = chk.save(run["got"])
+        report(r, int(done), force=True)
         res = {"steps": int(done), "steps_expected": int(steps), "cycles": int(cycles),
                "mismatch": chk.mismatch, "seconds": time.monotonic() - wall,
                "timed_out": bool(done < steps and chk.mismatch is None)}

@@ -50,6 +50,7 @@ def _cosim_samples(args, net, samples) -> int:
     step."""
     from model.ir import validate_inputs
     from rtl.export import generate
+    from model.progress import progress
     from sim.cosim import Stimulus, run_cosim_batch
     from sim.reference import simulate
 
@@ -67,9 +68,17 @@ def _cosim_samples(args, net, samples) -> int:
     for simulator in args.sim:
         with prog.stage(f"{simulator}: build, then run {len(stimuli)} sample(s), every step "
                         f"compared (log: {work / simulator})"):
-            res = run_cosim_batch(work / "verilog", stimuli, simulator=simulator,
-                                  work_dir=work, seed=args.seed, idle=args.idle,
-                                  stall=args.stall, waves=args.waves)
+            total = sum(st.expected.steps for st in stimuli)
+            with progress(total=total, desc=f"{simulator}", unit="step", leave=False,
+                          disable=args.json) as bar:
+                def say(stage, done, total, bar=bar):
+                    bar.set_postfix_str("building the model" if stage == "build" else
+                                        "comparing every step", refresh=False)
+                    bar.n = done
+                    bar.refresh()
+                res = run_cosim_batch(work / "verilog", stimuli, simulator=simulator,
+                                      work_dir=work, seed=args.seed, idle=args.idle,
+                                      stall=args.stall, waves=args.waves, progress=say)
         rows = []
         for k, (r, st) in enumerate(zip(res.results, stimuli)):
             rows.append(dict(sample=k, steps=r.steps, mismatches=r.mismatches, ok=r.ok,

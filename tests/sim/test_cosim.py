@@ -152,10 +152,16 @@ def test_loaded_weights_many_stimuli_one_build(tmp_path, simulator):
     assert "module polychrony_loaded_ram" in text and "initial" not in \
         text[text.index("module polychrony_loaded_ram"):]
     idle, stall = (0.2, 0.3) if simulator == "icarus" else (0.0, 0.0)
+    calls = []
     b = run_cosim_batch(tmp_path / "v", stims, simulator=simulator, work_dir=tmp_path / "w",
-                        seed=3, idle=idle, stall=stall)
+                        seed=3, idle=idle, stall=stall,
+                        progress=lambda *a: calls.append(a))
     assert b.ok, b.describe()
     assert len(b.results) == 3 and b.load_cycles >= man["load"]["words"]
+    # progress: the build, then steps compared over all three runs, never back, to the end
+    assert calls[0] == ("build", 0, 120) and calls[-1] == ("run", 120, 120)
+    done = [d for stage, d, _ in calls if stage == "run"]
+    assert done == sorted(done)
     for (trace, _, _), r in zip(stims, b.results):
         assert r.steps == 40 and r.mismatches == 0 and r.cycles > 40
         got = np.load(r.got_trace)
