@@ -41,7 +41,7 @@ from model.audio.voices import ENGINES, FS, VOICES, Say, speak_all
 
 __all__ = ["Item", "RATE", "PITCH", "AMPLITUDE", "TEST_FRACTION", "voice_split", "plan",
            "render_items", "synthesize", "speaker_meta", "protocol", "level", "LEVEL_DB",
-           "BABBLE_WORDS", "babble_bank"]
+           "BABBLE_WORDS", "babble_bank", "scores"]
 
 RATE = (0.75, 1.35)       # speaking rate re the voice's own
 PITCH = (0.8, 1.25)       # mean F0 re the voice's own
@@ -262,3 +262,16 @@ def protocol(train, test, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarr
         keep_te = (engine_of[te_spk] == engine) & (np.asarray(test.labels) < classes)
         out[f"without {engine}"] = (np.flatnonzero(keep_tr), np.flatnonzero(keep_te), classes)
     return out
+
+
+def scores(test, index: np.ndarray, predicted: np.ndarray) -> dict:
+    """Accuracy of ``predicted`` (the classes of ``test``'s samples at ``index``): overall,
+    per engine, and the mean over the engines present (each engine counts once, whatever its
+    number of samples)."""
+    index, predicted = np.asarray(index), np.asarray(predicted)
+    right = predicted == np.asarray(test.labels)[index]
+    engines = np.array([VOICES[s].engine for s in np.asarray(test.speakers)[index]])
+    per = {e: float(right[engines == e].mean()) for e in ENGINES if (engines == e).any()}
+    return {"accuracy": float(right.mean()) if right.size else float("nan"),
+            "per_engine": per, "engine_mean": float(np.mean(list(per.values()))),
+            "samples": int(right.size)}

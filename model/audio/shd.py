@@ -386,13 +386,15 @@ def _features(spikes: SpikeSet, time_bins: int, window: float) -> np.ndarray:
 
 
 def logistic_baseline(train: SpikeSet, test: SpikeSet, *, time_bins: int = 1,
-                      window: float | None = None, l2: float = 1e-2) -> dict:
+                      window: float | None = None, l2: float = 1e-2,
+                      predictions: bool = False) -> dict:
     """Softmax regression on binned spike counts: the floor a spiking network must clear.
 
     Features: log(1 + count) of each 5-channel group (140) in each of ``time_bins`` equal
     slices of ``window`` seconds (default: the longest training sample), standardised on
     train. L2 penalty ``l2`` per sample, fitted by L-BFGS (scipy). Returns accuracies on train
-    and test, chance (largest class share of test) and the settings.
+    and test, chance (largest class share of test) and the settings (with ``predictions``,
+    also the predicted class of every test sample, ``test_pred``).
     """
     from scipy.optimize import minimize
     if window is None:
@@ -422,8 +424,11 @@ def logistic_baseline(train: SpikeSet, test: SpikeSet, *, time_bins: int = 1,
     def acc(x, labels):
         return float(np.mean(np.argmax(x @ w[:-1] + w[-1], axis=1) == labels))
 
-    return {"train_acc": acc(xtr, train.labels), "test_acc": acc(xte, test.labels),
-            "chance": float(np.bincount(test.labels).max() / len(test.labels)),
-            "features": d, "time_bins": time_bins, "window_s": window, "l2": l2,
-            "train_samples": len(train), "test_samples": len(test),
-            "converged": bool(res.success)}
+    out = {"train_acc": acc(xtr, train.labels), "test_acc": acc(xte, test.labels),
+           "chance": float(np.bincount(test.labels).max() / len(test.labels)),
+           "features": d, "time_bins": time_bins, "window_s": window, "l2": l2,
+           "train_samples": len(train), "test_samples": len(test),
+           "converged": bool(res.success)}
+    if predictions:
+        out["test_pred"] = np.argmax(xte @ w[:-1] + w[-1], axis=1)
+    return out

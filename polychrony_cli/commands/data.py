@@ -14,13 +14,25 @@ def add_parser(sub) -> None:
     p = sub.add_parser("data", help="audio spike data: synthesise spoken digits, describe files")
     dsub = p.add_subparsers(dest="what", required=True)
 
-    q = dsub.add_parser("synth", help="speak digits with espeak-ng, encode them with the "
-                                      "cochlea, write train.h5/test.h5 (SHD layout)")
+    q = dsub.add_parser("synth", help="speak digits (espeak-ng; with --corpus voices also "
+                                      "Festival and Flite), encode them with the cochlea, "
+                                      "write train.h5/test.h5 (SHD layout)")
     q.add_argument("-o", "--out", default="out/synth-digits", help="output directory")
+    q.add_argument("--corpus", choices=("espeak", "voices"), default="espeak",
+                   help="espeak: espeak-ng's variants, the embedded set's recipe; voices: "
+                        "every voice of espeak-ng, Festival and Flite, augmented, with a test "
+                        "file of every voice (docs/audio-data.md)")
     q.add_argument("--seed", type=bounded(int, 0), default=0)
-    q.add_argument("--train", type=bounded(int, 1), default=150,
-                   help="training samples per class (20)")
-    q.add_argument("--test", type=bounded(int, 1), default=40, help="test samples per class (20)")
+    q.add_argument("--train", type=bounded(int, 1), default=None,
+                   help="training samples per class (20; default 150, with --corpus voices "
+                        "300)")
+    q.add_argument("--test", type=bounded(int, 1), default=None,
+                   help="test samples per class (20; default 40); with --corpus voices: how "
+                        "many times each Festival and Flite voice says each digit (default 4; "
+                        "espeak-ng's variants once)")
+    q.add_argument("--without", nargs="+", default=(), metavar="AUG",
+                   choices=("warp", "eq", "band", "reverb", "noise", "gain"),
+                   help="--corpus voices: switch these augmentations off (for an ablation)")
     q.add_argument("--jobs", type=bounded(int, 1), default=1, help="worker processes")
     q.add_argument("--pack", metavar="FILE", help="also write the compact form (.npz) that "
                    "model.audio.pack.default_data() unpacks (model/audio/synth-digits-v1.npz)")
@@ -41,6 +53,9 @@ def add_parser(sub) -> None:
     q.add_argument("--time-bins", type=bounded(int, 1), action="append",
                    help="equal time slices per sample (repeatable; default 1 and 8)")
     q.add_argument("--l2", type=bounded(float, 0.0), default=1e-2, help="L2 penalty (default 0.01)")
+    q.add_argument("--protocol", action="store_true",
+                   help="TRAIN and TEST are a --corpus voices pair: score the unseen voices "
+                        "and each engine left out (docs/audio-data.md)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_baseline)
 
@@ -65,14 +80,31 @@ def cmd_synth(args) -> int:
     from model.audio.pack import save_pack
     from model.audio.shd import load, summary
     from model.audio.synth import have_espeak, synthesize
-    if not have_espeak():
-        raise ValueError("espeak-ng is not installed (Debian: apt-get install espeak-ng); it "
-                         "is needed only to regenerate data: model.audio.pack.default_data() "
-                         "has a pre-generated copy")
-    if args.train < 1 or args.test < 1:
-        raise ValueError("--train and --test must be at least 1")
-    paths = synthesize(args.out, seed=args.seed, n_train=args.train, n_test=args.test,
-                       jobs=args.jobs, progress=not args.quiet)
+    if args.corpus == "voices":
+        from model.audio import augment, corpus
+        from model.audio.voices import check_engines
+        try:
+            check_engines()
+        except RuntimeError as e:
+            raise ValueError(f"{e}; they are needed only to regenerate data") from None
+        ranges = augment.Ranges()
+        for name in args.without:
+            ranges = augment.without(ranges, name)
+        paths = corpus.synthesize(args.out, seed=args.seed, per_class=args.train or 300,
+                                  reps=args.test or 4, ranges=ranges, jobs=args.jobs,
+                                  progress=not args.quiet)
+        args.train, args.test = args.train or 300, args.test or 4
+    else:
+        if args.without:
+            raise ValueError("--without goes with --corpus voices (the espeak corpus has "
+                             "no augmentation to switch off)")
+        if not have_espeak():
+            raise ValueError("espeak-ng is not installed (Debian: apt-get install espeak-ng); "
+                             "it is needed only to regenerate data: "
+                             "model.audio.pack.default_data() has a pre-generated copy")
+        args.train, args.test = args.train or 150, args.test or 40
+        paths = synthesize(args.out, seed=args.seed, n_train=args.train, n_test=args.test,
+                           jobs=args.jobs, progress=not args.quiet)
     sets = {split: load(path) for split, path in paths.items()}
     for split, path in paths.items():
         s = summary(sets[split])
@@ -80,8 +112,9 @@ def cmd_synth(args) -> int:
               f"{s['spikes_per_sample']['mean']:.0f} spikes per sample")
     if args.pack:
         from pathlib import Path
-        note = (f"polychrony data synth --seed {args.seed} --train {args.train} "
-                f"--test {args.test}")
+        note = (f"polychrony data synth --corpus {args.corpus} --seed {args.seed} "
+                f"--train {args.train} --test {args.test}"
+                + (f" --without {' '.join(args.without)}" if args.without else ""))
         digest = save_pack(args.pack, sets, note=note)
         print(f"wrote {args.pack}: {Path(args.pack).stat().st_size} bytes, sha256 {digest}")
     return 0
@@ -120,6 +153,8 @@ def cmd_baseline(args) -> int:
         raise ValueError("give both TRAIN and TEST, or neither (the embedded set)")
     train_path, test_path = (args.train, args.test) if args.train else default_data()
     train, test = load(train_path), load(test_path)
+    if args.protocol:
+        return _baseline_protocol(args, train, test)
     rows = [logistic_baseline(train, test, time_bins=k, l2=args.l2)
             for k in (args.time_bins or [1, 8])]
     if args.json:
@@ -130,6 +165,38 @@ def cmd_baseline(args) -> int:
     for r in rows:
         print(f"  {r['time_bins']:>2} time bin(s) x 140 channels, l2 {r['l2']:g}: "
               f"train {r['train_acc']:.3f}, test {r['test_acc']:.3f}")
+    return 0
+
+
+def _baseline_protocol(args, train, test) -> int:
+    """``data baseline --protocol``: one fit per fold and time binning."""
+    import numpy as np
+
+    from model.audio.corpus import protocol, scores
+    from model.audio.shd import logistic_baseline
+    from model.audio.voices import VOICES
+    for s in (train, test):
+        if len(s) and int(np.max(s.speakers)) >= len(VOICES):
+            raise ValueError(f"{s.path}: speaker ids reach {int(np.max(s.speakers))}; a "
+                             f"--corpus voices file has ids below {len(VOICES)} (polychrony "
+                             f"data synth --corpus voices)")
+    rows = []
+    for name, (tr, te, classes) in protocol(train, test).items():
+        if not len(tr) or not len(te):
+            raise ValueError(f"{test.path}: fold '{name}' has {len(tr)} training and "
+                             f"{len(te)} test samples; is this a --corpus voices pair?")
+        for k in (args.time_bins or [1, 8]):
+            r = logistic_baseline(train.subset(tr), test.subset(te), time_bins=k, l2=args.l2,
+                                  predictions=True)
+            sc = scores(test, te, r.pop("test_pred"))
+            rows.append({"fold": name, "classes": classes, **r, **sc})
+            if not args.json:
+                per = ", ".join(f"{e} {a:.3f}" for e, a in sc["per_engine"].items())
+                print(f"{name:<22} {k:>2} time bin(s): test {sc['accuracy']:.3f} "
+                      f"(by engine: {per}; mean {sc['engine_mean']:.3f}), {len(tr)} "
+                      f"training samples, {classes} classes", flush=True)
+    if args.json:
+        print(json.dumps(rows, indent=1))
     return 0
 
 

@@ -1,0 +1,63 @@
+"""``data baseline --protocol`` on a many-voice corpus, and ``data synth --corpus voices``'s
+refusals. The corpus here is written directly (spikes whose channel band depends on the class,
+so that the classes can be learned), with the speakers and metadata of a real one."""
+
+import json
+
+import numpy as np
+import pytest
+
+from model.audio.corpus import plan, protocol, speaker_meta
+from model.audio.shd import load, write_shd
+from model.audio.synth import KEYS
+from model.audio.voices import ENGINES, VOICES
+from polychrony_cli import main
+
+
+def _fake(path, pairs, seed):
+    rng = np.random.default_rng(seed)
+    times, units = [], []
+    for label, _ in pairs:
+        n = 200
+        t = np.sort(rng.uniform(0, 0.5, n))
+        u = rng.integers(label * 35, label * 35 + 30, n)         # disjoint bands
+        times.append(t)
+        units.append(u)
+    return write_shd(path, times, units, [lb for lb, _ in pairs], [s for _, s in pairs],
+                     list(KEYS), meta=speaker_meta(0))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    d = tmp_path_factory.mktemp("voices")
+    train = [(it.label, it.speaker) for it in plan("train", 0, per_class=20)]
+    test = [(label, s) for s, v in enumerate(VOICES) for label in range(10 * len(v.languages))]
+    return _fake(d / "train.h5", train, 1), _fake(d / "test.h5", test, 2)
+
+
+def test_protocol_scores_every_fold_by_engine(corpus, capsys):
+    assert main(["data", "baseline", str(corpus[0]), str(corpus[1]), "--protocol",
+                 "--time-bins", "1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["fold"] for r in rows] == ["unseen voices"] + [f"without {e}" for e in ENGINES]
+    folds = protocol(load(corpus[0]), load(corpus[1]))
+    for r in rows:
+        tr, te, classes = folds[r["fold"]]
+        assert (r["train_samples"], r["test_samples"], r["classes"]) == (len(tr), len(te),
+                                                                         classes)
+        assert r["accuracy"] > 0.9            # the bands make it easy
+        assert r["engine_mean"] == pytest.approx(np.mean(list(r["per_engine"].values())))
+    assert set(rows[0]["per_engine"]) == set(ENGINES)
+    assert rows[1]["classes"] == 10 and set(rows[1]["per_engine"]) == {"espeak-ng"}
+
+
+def test_protocol_refuses_a_file_that_is_not_a_voices_corpus(tmp_path, corpus, capsys):
+    other = write_shd(tmp_path / "x.h5", [np.array([0.1])], [np.array([3])], [0], [500],
+                      list(KEYS))
+    assert main(["data", "baseline", str(corpus[0]), str(other), "--protocol"]) == 2
+    assert "x.h5: speaker ids reach 500" in capsys.readouterr().err
+
+
+def test_without_needs_the_voices_corpus(tmp_path, capsys):
+    assert main(["data", "synth", "-o", str(tmp_path), "--without", "warp"]) == 2
+    assert "--without goes with --corpus voices" in capsys.readouterr().err
