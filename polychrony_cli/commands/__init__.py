@@ -2,4 +2,4 @@
 adds them in :data:`ORDER`."""
 
 ORDER = ("demo", "train", "sweep", "data", "check", "simulate", "nirio", "generate", "cosim",
-         "estimate", "fuzz", "build", "program", "run")
+         "estimate", "fuzz", "build", "program", "run", "classify")

@@ -1,12 +1,15 @@
-"""The ``polychrony data`` commands: ``synth`` (regenerate the digits), ``info``, ``baseline``."""
+"""The ``polychrony data`` commands: ``synth`` (regenerate the digits), ``info``, ``baseline``,
+``encode`` (WAV files to spikes or frames), ``frames``."""
 
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 from ..common import bounded
 
-__all__ = ["add_parser", "cmd_synth", "cmd_info", "cmd_baseline", "cmd_frames"]
+__all__ = ["add_parser", "cmd_synth", "cmd_info", "cmd_baseline", "cmd_encode", "cmd_frames"]
 
 
 def add_parser(sub) -> None:
@@ -58,6 +61,26 @@ def add_parser(sub) -> None:
                         "and each engine left out (docs/audio-data.md)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_baseline)
+
+    q = dsub.add_parser("encode", help="WAV files through the training data's front end "
+                                       "(resample, trim, level, cochlea): spikes (.h5, SHD "
+                                       "layout) or a network's input frames (.npy)")
+    q.add_argument("wav", nargs="+", help="WAV files, one spoken digit each")
+    q.add_argument("-o", "--out", required=True,
+                   help="output: .h5 (spikes; every file needs a label) or .npy (frames "
+                        "(files, steps, 140))")
+    q.add_argument("--labels", metavar="CSV",
+                   help="file,label rows (default: labels from the file names)")
+    q.add_argument("--window", dest="steps", metavar="FRAMES", type=bounded(int, 1),
+                   help=".npy: frames per file (default: the longest file); a longer file "
+                        "has its end dropped, and says so")
+    q.add_argument("--in-bits", type=bounded(int, 1, 16), default=None,
+                   help=".npy: clip counts to 2**IN_BITS - 1 (the network's input width), "
+                        "and say how many")
+    q.add_argument("--snr-db", type=bounded(float, -20.0), default=20.0,
+                   help="white noise added re the speech, as in the training data")
+    q.add_argument("--seed", type=bounded(int, 0), default=0)
+    q.set_defaults(func=cmd_encode)
 
     q = dsub.add_parser("frames", help="bin a file into the network's input frames (10 ms "
                                        "counts, 140 channels) and save them as .npy, e.g. "
@@ -197,6 +220,50 @@ def _baseline_protocol(args, train, test) -> int:
                       f"training samples, {classes} classes", flush=True)
     if args.json:
         print(json.dumps(rows, indent=1))
+    return 0
+
+
+def cmd_encode(args) -> int:
+    """``data encode``: WAV files to spikes (.h5) or frames (.npy)."""
+    import numpy as np
+
+    from model.audio.shd import write_shd
+    from model.audio.synth import KEYS
+    from model.audio.wav import frames
+
+    from .classify import encode_wavs, labels_for
+    out = Path(args.out)
+    if out.suffix not in (".h5", ".npy"):
+        raise ValueError(f"{out}: the output is .h5 (spikes) or .npy (frames)")
+    labels = labels_for(args.wav, list(KEYS), args.labels)
+    if out.suffix == ".h5":
+        if args.steps or args.in_bits:
+            raise ValueError("--window and --in-bits shape .npy frames; an .h5 keeps the spikes")
+        unknown = [str(p) for p, lb in zip(args.wav, labels) if lb is None]
+        if unknown:
+            raise ValueError(f"an SHD file needs a label per sample, and the name of "
+                             f"{unknown[0]} names no digit: give --labels CSV, or write "
+                             f"frames (.npy)")
+    spikes = encode_wavs(args.wav, snr_db=args.snr_db, seed=args.seed, quiet=False)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".h5":
+        write_shd(out, [t for t, _ in spikes], [u for _, u in spikes], labels,
+                  [0] * len(spikes), list(KEYS))
+        print(f"wrote {out}: {len(spikes)} samples, "
+              f"{np.mean([len(t) for t, _ in spikes]):.0f} spikes per sample")
+        return 0
+    longest = max(int(np.floor(t[-1] / 0.01)) + 1 if t.size else 0 for t, _ in spikes)
+    x, cut, clipped = frames(spikes, steps=args.steps or max(1, longest),
+                             in_bits=args.in_bits)
+    np.save(out, x)
+    print(f"wrote {out}: frames {tuple(x.shape)} (files, steps of 10 ms, channel groups)")
+    if cut or clipped:
+        print(f"note: {cut} file(s) longer than {x.shape[1]} frames (their end dropped); "
+              f"{clipped} count(s) clipped to {2 ** (args.in_bits or 16) - 1}", file=sys.stderr)
+    if any(lb is not None for lb in labels):
+        path = out.with_name(out.stem + ".labels.npy")
+        np.save(path, np.array([-1 if lb is None else lb for lb in labels], dtype=np.int64))
+        print(f"wrote {path}: the labels (-1 where a name names no digit)")
     return 0
 
 
