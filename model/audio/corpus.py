@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from model.audio.augment import OFF, Augment, Ranges, apply, draw
-from model.audio.synth import ACCENTS, KEYS, ONSET, TAIL, _trim
+from model.audio.synth import ACCENTS, KEYS, ONSET, TAIL, trim
 from model.audio.voices import ENGINES, FS, VOICES, Say, speak_all
 
 __all__ = ["Item", "RATE", "PITCH", "AMPLITUDE", "TEST_FRACTION", "voice_split", "plan",
@@ -163,7 +163,7 @@ def babble_bank(seed: int = 0) -> tuple[np.ndarray, ...]:
         v = int(voices[rng.integers(len(voices))])
         lang = "en" if VOICES[v].engine != "espeak-ng" else "de" if german else "en-us"
         says.append(Say(w, v, lang, round(float(rng.uniform(*RATE)), 3)))
-    return tuple(level(_trim(x)) for x in speak_all(says))
+    return tuple(level(trim(x)) for x in speak_all(says))
 
 
 def _waveforms(items: list[Item], words: list[np.ndarray]) -> list[np.ndarray]:
@@ -182,7 +182,7 @@ def _waveforms(items: list[Item], words: list[np.ndarray]) -> list[np.ndarray]:
 def render_items(items: list[Item]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Speak, augment and encode ``items``: ``(times, units)`` per item."""
     from model.audio.cochlea import encode
-    words = [_trim(w) for w in speak_all([it.say for it in items])]
+    words = [trim(w) for w in speak_all([it.say for it in items])]
     spikes = []
     for it, x in zip(items, _waveforms(items, words)):
         spikes.append(encode(x, np.random.default_rng([*it.seed, 2])))

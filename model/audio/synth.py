@@ -25,7 +25,8 @@ import numpy as np
 from model.audio.cochlea import CochleaParams, encode
 
 __all__ = ["ENGLISH", "GERMAN", "KEYS", "ACCENTS", "VARIANTS", "FEMALE", "MALE", "Utterance",
-           "have_espeak", "speak", "speech", "mix", "plan", "render", "voice_split", "synthesize"]
+           "have_espeak", "speak", "speech", "mix", "plan", "render", "voice_split", "synthesize",
+           "trim"]
 
 ENGLISH = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 GERMAN = ("null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun")
@@ -119,7 +120,7 @@ def speak(word: str, voice: str, *, speed: int = 175, pitch: int = 50,
     return x
 
 
-def _trim(x: np.ndarray, floor_db: float = -40.0) -> np.ndarray:
+def trim(x: np.ndarray, floor_db: float = -40.0) -> np.ndarray:
     """Cut leading and trailing 10 ms frames more than ``floor_db`` below the loudest."""
     n = x.size // 160
     if n == 0:
@@ -167,7 +168,7 @@ def speech(u: Utterance) -> np.ndarray:
     speakers).
     """
     from scipy.signal import resample_poly
-    x = _trim(speak(u.word, u.voice, speed=u.speed, pitch=u.pitch, amplitude=u.amplitude))
+    x = trim(speak(u.word, u.voice, speed=u.speed, pitch=u.pitch, amplitude=u.amplitude))
     down = int(round(100 * u.warp))
     return x if down == 100 else resample_poly(x, 100, down)
 

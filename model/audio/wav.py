@@ -72,10 +72,10 @@ def read_audio(path) -> np.ndarray:
 def prepare(x: np.ndarray, *, snr_db: float | None = SNR_DB, seed: int = 0) -> np.ndarray:
     """``x`` (16 kHz) trimmed, levelled, padded and with noise, as the training words were."""
     from model.audio.corpus import level
-    from model.audio.synth import TAIL, _trim
+    from model.audio.synth import TAIL, trim
     if not np.any(x):
         raise DataError("the sound is silent")
-    w = _trim(x)
+    w = trim(x)
     x = np.concatenate([np.zeros(int(ONSET * 16000)), level(w), np.zeros(int(TAIL * 16000))])
     if snr_db is None:
         return x
