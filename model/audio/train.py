@@ -70,6 +70,8 @@ class AudioConfig:
     val_fraction: float = 0.2
     augment: int = 1              # >1: DelRec's augmentation, this many copies per epoch
     limit: int | None = None      # use at most this many training samples (quick runs)
+    fold: str | None = None       # a many-voice corpus' measurement (model.audio.corpus.
+                                  # protocol): "unseen voices", "without festival", ...
     # optimisation
     epochs: int = 40
     batch: int = 64               # global batch (split over ranks under torchrun)
@@ -244,6 +246,16 @@ def load_audio(cfg: AudioConfig) -> AudioData:
         from model.audio import shd
         train_path, test_path = _paths(cfg.data)
         tr, te = shd.load(train_path), shd.load(test_path)
+        if cfg.fold:
+            from model.audio.corpus import protocol
+            folds = protocol(tr, te)
+            if cfg.fold not in folds:
+                raise ValueError(f"fold {cfg.fold!r}: the folds are {', '.join(folds)}")
+            tri, tei, _ = folds[cfg.fold]
+            if not len(tri) or not len(tei):
+                raise ValueError(f"{test_path}: fold {cfg.fold!r} has {len(tri)} training and "
+                                 f"{len(tei)} test samples: is this a --corpus voices pair?")
+            tr, te = tr.subset(tri), te.subset(tei)
         if cfg.limit and cfg.limit < len(tr):
             keep = np.sort(np.random.default_rng([cfg.seed, 0x11]).permutation(len(tr))
                            [:cfg.limit])
@@ -665,6 +677,7 @@ def train_audio(cfg: AudioConfig, data: AudioData | None = None) -> AudioResult:
     if rank == 0:
         float_acc = extra["float_test_acc"]
         meta = {"data": data.source, "steps": data.steps, "seed": cfg.seed,
+                **({"fold": cfg.fold} if cfg.fold else {}),
                 "float_test_acc": float_acc, "val_acc": best_acc,
                 "qat_epochs": cfg.qat_epochs, "epochs": cfg.epochs, "params": params,
                 "prediction": "argmax_i sum_t v_i(t) over the padded window of steps"}

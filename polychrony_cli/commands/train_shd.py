@@ -55,6 +55,11 @@ def add_parser(tsub) -> None:
                         "window cuts longer samples, with a warning that counts them)")
     q.add_argument("--limit", type=bounded(int, 1), default=None,
                    help="use at most N training samples")
+    q.add_argument("--fold", choices=("unseen", "espeak-ng", "festival", "flite"),
+                   default=None,
+                   help="with a many-voice corpus (data synth --corpus voices): unseen = test "
+                        "on the held-out voices; an engine = train without it and test on it "
+                        "(docs/audio-data.md)")
     q.add_argument("--seed", type=bounded(int, 0), default=0)
     q.add_argument("--tonotopic", type=bounded(float, 0.0), default=0.0, metavar="WIDTH",
                    help="start neighbouring hidden neurons on neighbouring frequencies: a "
@@ -103,6 +108,8 @@ def shd_config(args):
                        qat_epochs=args.qat_epochs, batch=args.batch, lr=args.lr,
                        lr_rec=args.lr_rec, augment=args.augment, steps=args.steps,
                        limit=args.limit, seed=args.seed, w_bits=args.w_bits,
+                       fold=None if args.fold is None else
+                       "unseen voices" if args.fold == "unseen" else f"without {args.fold}",
                        in_bits=args.in_bits, clip_inputs=args.clip_inputs,
                        threads=args.threads, checkpoint=args.checkpoint, teacher=args.teacher,
                        distill=args.distill, distill_temp=args.distill_temp,

@@ -232,3 +232,35 @@ def test_a_shorter_window_warns_how_many_samples_it_cuts():
     with pytest.warns(UserWarning, match=r"steps=40: \d+ of 50 training samples are longer"):
         data = load_audio(AudioConfig(steps=40, limit=50, progress=False))
     assert data.x_train.shape[1] == 40 and data.x_test.shape[1] == 40
+
+
+def test_a_fold_of_a_many_voice_corpus_trains_and_tests_on_its_own_samples(tmp_path):
+    """``fold``: the protocol's subsets, and nothing else, reach training and test; the IR
+    says which fold trained it; a fold the corpus lacks is refused by name."""
+    from model.audio.corpus import plan, protocol, speaker_meta
+    from model.audio.shd import load, write_shd
+    from model.audio.synth import KEYS
+    from model.audio.voices import VOICES
+    rng = np.random.default_rng(0)
+
+    def fake(path, pairs):
+        times = [np.sort(rng.uniform(0, 0.2, 60)) for _ in pairs]
+        units = [rng.integers(lb * 35, lb * 35 + 30, 60) for lb, _ in pairs]
+        return write_shd(path, times, units, [lb for lb, _ in pairs], [s for _, s in pairs],
+                         list(KEYS), meta=speaker_meta(0))
+    train = [(it.label, it.speaker) for it in plan("train", 0, per_class=4)]
+    test = [(lb, s) for s, v in enumerate(VOICES) if s % 7 == 0 or v.engine != "espeak-ng"
+            for lb in range(10 * len(v.languages))]
+    fake(tmp_path / "shd_train.h5", train)
+    fake(tmp_path / "shd_test.h5", test)
+    tri, tei, _ = protocol(load(tmp_path / "shd_train.h5"),
+                           load(tmp_path / "shd_test.h5"))["without festival"]
+    cfg = AudioConfig(data=str(tmp_path), hidden=12, dmax=4, epochs=1, qat_epochs=0,
+                      batch=16, progress=False, fold="without festival")
+    data = load_audio(cfg)
+    assert len(data.y_train) + len(data.y_val) == len(tri) and len(data.y_test) == len(tei)
+    assert {VOICES[s].engine for s in data.speakers_test} == {"festival"}
+    res = train_audio(cfg)
+    assert res.net.meta["fold"] == "without festival"
+    with pytest.raises(ValueError, match="fold 'without mbrola': the folds are unseen voices"):
+        load_audio(AudioConfig(data=str(tmp_path), fold="without mbrola", progress=False))
