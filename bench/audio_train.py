@@ -58,6 +58,14 @@ def _settings(a, arch: str, seed: int) -> dict:
     if a.teacher:
         s["teacher"] = {"digest": _digest(a.teacher), "distill": a.distill,
                         "temp": a.distill_temp}
+    if a.data != "synthetic":
+        s["data"] = a.data
+    if a.fold:
+        s["fold"] = a.fold
+    if a.w_bits != 8:
+        s["w_bits"] = a.w_bits
+    if a.window:
+        s["window"] = a.window
     return s
 
 
@@ -74,13 +82,32 @@ def _train_one(settings: dict, cfg, ir_path: str, data=None) -> dict:
     from model.audio.train import load_audio, train_audio
 
     t0 = time.monotonic()
-    r = train_audio(cfg, data or load_audio(cfg))
+    data = data or load_audio(cfg)
+    r = train_audio(cfg, data)
     wall = time.monotonic() - t0
     ir.save(r.net, ir_path)
-    return dict(settings=settings, float_acc=r.float_acc, int_acc=r.int_acc,
-                val_acc=r.val_acc, params=r.params, wall_s=round(wall, 1),
-                seconds_per_epoch=round(r.seconds_per_epoch, 2), ir=ir_path,
-                digest=ir.digest(r.net), history=r.history)
+    row = dict(settings=settings, float_acc=r.float_acc, int_acc=r.int_acc,
+               val_acc=r.val_acc, params=r.params, wall_s=round(wall, 1),
+               seconds_per_epoch=round(r.seconds_per_epoch, 2), ir=ir_path,
+               digest=ir.digest(r.net), history=r.history)
+    if cfg.fold:
+        row["scores"] = _engine_scores(r.net, data)
+    return row
+
+
+def _engine_scores(net, data) -> dict:
+    """The integer network's accuracy on the fold's test samples, per engine and the mean
+    over engines (:func:`model.audio.corpus.scores`)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+
+    from model.audio.corpus import scores
+    from model.int_forward import integer_forward
+    pred = integer_forward(net, data.x_test.to(torch.int64), record=False).prediction
+    test = SimpleNamespace(labels=data.y_test.numpy(), speakers=np.asarray(data.speakers_test))
+    return scores(test, np.arange(len(test.labels)), pred.numpy())
 
 
 def _fmt(values: list[float]) -> str:
@@ -123,6 +150,15 @@ def main(argv=None) -> dict:
                     help="distil from this trained network's IR (see polychrony train shd)")
     ap.add_argument("--distill", type=float, default=0.5)
     ap.add_argument("--distill-temp", type=float, default=2.0)
+    ap.add_argument("--data", default="synthetic",
+                    help="the data (as train shd --data): e.g. a --corpus voices directory")
+    ap.add_argument("--fold", default=None,
+                    help="with a --corpus voices directory: 'unseen voices' or 'without "
+                         "ENGINE' (model.audio.corpus.protocol); rows then score per engine")
+    ap.add_argument("--w-bits", type=int, default=8)
+    ap.add_argument("--window", type=int, default=None, help="frames per sample")
+    ap.add_argument("--clip-inputs", action="store_true")
+    ap.add_argument("--in-bits", type=int, default=None)
     ap.add_argument("--jobs", type=int, default=1,
                     help="runs trained at once, each in its own process (2 on a 2-core "
                          "machine, with --threads 1)")
@@ -146,6 +182,7 @@ def main(argv=None) -> dict:
     path = Path(a.json)
     res = json.loads(path.read_text()) if path.exists() else {"runs": []}
     pending = []
+    tag = "" if not a.fold else "_" + a.fold.replace(" ", "-")
     for arch in a.archs:
         for seed in a.seeds:
             s = _settings(a, arch, seed)
@@ -159,18 +196,23 @@ def main(argv=None) -> dict:
                               rec_dropout=a.rec_dropout, limit=a.limit, teacher=a.teacher,
                               distill=a.distill, distill_temp=a.distill_temp,
                               tonotopic=a.tonotopic, swa=a.swa,
-                              layers=a.layers,
+                              layers=a.layers, data=a.data, fold=a.fold, w_bits=a.w_bits,
+                              steps=a.window, clip_inputs=a.clip_inputs, in_bits=a.in_bits,
                               **({} if a.dropout is None else {"dropout": a.dropout}),
-                              checkpoint=str(out / f"{arch}_s{seed}.ckpt.pt"))
-            pending.append((s, cfg, str(out / f"{arch}_s{seed}.npz")))
+                              checkpoint=str(out / f"{arch}_s{seed}{tag}.ckpt.pt"))
+            pending.append((s, cfg, str(out / f"{arch}_s{seed}{tag}.npz")))
 
     def record(row):
         res["runs"].append(row)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(res, indent=1))
         s = row["settings"]
-        print(f"{s['arch']} seed {s['seed']}: float {row['float_acc']:.4f}, integer "
-              f"{row['int_acc']:.4f}, {row['wall_s'] / 60:.1f} min", flush=True)
+        per = "" if "scores" not in row else " (by engine: " + ", ".join(
+            f"{e} {v:.3f}" for e, v in row["scores"]["per_engine"].items()) + \
+            f"; mean {row['scores']['engine_mean']:.3f})"
+        print(f"{s['arch']} seed {s['seed']}{' ' + a.fold if a.fold else ''}: float "
+              f"{row['float_acc']:.4f}, integer {row['int_acc']:.4f}{per}, "
+              f"{row['wall_s'] / 60:.1f} min", flush=True)
 
     data = None
     if a.jobs == 1 or len(pending) <= 1:
@@ -192,7 +234,19 @@ def main(argv=None) -> dict:
         with ProcessPoolExecutor(a.jobs, mp_context=multiprocessing.get_context("spawn")) as ex:
             for fut in as_completed([ex.submit(_train_one, *job) for job in jobs]):
                 record(fut.result())
-    if a.baseline and "baseline" not in res:
+    if a.baseline and a.fold and a.fold not in res.get("baselines", {}):
+        # the same fold's samples, binned the same way, 8 time bins
+        from model.audio.corpus import protocol, scores
+        from model.audio.train import data_paths
+        tr_path, te_path = data_paths(a.data)
+        tr, te = shd.load(tr_path), shd.load(te_path)
+        tri, tei, _ = protocol(tr, te)[a.fold]
+        b = shd.logistic_baseline(tr.subset(tri), te.subset(tei), time_bins=8,
+                                  predictions=True)
+        b["scores"] = scores(te, tei, b.pop("test_pred"))
+        res.setdefault("baselines", {})[a.fold] = b
+        path.write_text(json.dumps(res, indent=1))
+    elif a.baseline and not a.fold and "baseline" not in res:
         tr_path, te_path = pack.default_data()
         res["baseline"] = shd.logistic_baseline(shd.load(tr_path), shd.load(te_path),
                                                 time_bins=8)

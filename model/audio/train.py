@@ -32,8 +32,8 @@ from model.audio.delrec import DelRecNet, ModelConfig, parameter_counts, to_netw
 from model.int_forward import integer_forward
 from model.ir import Network, Workload
 
-__all__ = ["AudioConfig", "AudioData", "AudioResult", "load_audio", "random_counts",
-           "train_audio", "evaluate", "integer_accuracy", "sigma_at", "teacher_logits"]
+__all__ = ["AudioConfig", "AudioData", "AudioResult", "data_paths", "load_audio",
+           "random_counts", "train_audio", "evaluate", "integer_accuracy", "sigma_at", "teacher_logits"]
 
 
 #: Test samples (the first ones) kept with their labels as the network's workload.
@@ -207,7 +207,8 @@ def _random_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
     return np.sort(perm[k:]), np.sort(perm[:k])
 
 
-def _paths(data: str) -> tuple[Path, Path]:
+def data_paths(data: str) -> tuple[Path, Path]:
+    """The train and test files ``data`` names (see :class:`AudioConfig`)."""
     from model.audio.pack import default_data
     if data in ("synthetic", "default", ""):
         train, test = default_data()
@@ -244,7 +245,7 @@ def load_audio(cfg: AudioConfig) -> AudioData:
         source = "random"
     else:
         from model.audio import shd
-        train_path, test_path = _paths(cfg.data)
+        train_path, test_path = data_paths(cfg.data)
         tr, te = shd.load(train_path), shd.load(test_path)
         if cfg.fold:
             from model.audio.corpus import protocol
