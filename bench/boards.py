@@ -147,6 +147,38 @@ def run_auto(name: str, board: str, net, work, build_root: Path) -> dict:
     return rec
 
 
+def _first_try(t: dict) -> tuple:
+    return (t["core"], int(t["lanes"]), json.dumps(t.get("rows") or None, sort_keys=True),
+            round(float(t["clock_mhz"]), 4))
+
+
+def _same_first_try(rec: dict, net, board: str, work, build_root: Path):
+    """Compare the current choice's first try (core, lanes, rows, clock) with the tries of
+    ``rec``: None when it is the recorded first try; the record to keep instead, when it is
+    the recorded last try and that one met timing (the same Verilog, clock and seed give the
+    same bitstream: its result is what the first try now gives; the tries before it, made
+    with an earlier calibration, are dropped from it and counted in ``earlier_tries``); else
+    a line saying what differs."""
+    from polychrony_cli.choose import choose
+    root = build_root / rec["key"].replace("|", "_")
+    choice = choose(net, board, work, work_dir=root / "cycles")
+    tries = rec.get("tries") or []
+    if choice.best is None or not tries or "clock_mhz" not in tries[0]:
+        return "no first try to compare"
+    c = choice.best
+    rows = c.knobs.get("rows")
+    now = (c.core, c.lanes, json.dumps({str(k): v for k, v in rows.items()} if rows else None,
+                                       sort_keys=True), round(c.clock_mhz, 4))
+    recorded = [_first_try(t) if "clock_mhz" in t else None for t in tries]
+    if recorded[0] == now:
+        return None
+    if recorded[-1] == now and tries[-1].get("result") == "timing met":
+        kept = dict(rec, choice=choice.to_json(), tries=tries[-1:],
+                    earlier_tries=rec.get("earlier_tries", 0) + len(tries) - 1)
+        return kept
+    return f"first try was {recorded[0]}, now {now}"
+
+
 def _network(name: str):
     """(net, list of (x, forced, steps)) of a benchmark network and its workload."""
     if name in ("wm-demo", "wm-128", "wm-144"):
@@ -349,6 +381,11 @@ def main(argv=None) -> int:
                     help="build the hand-picked configurations of JOBS instead of the tool's "
                          "own choice")
     ap.add_argument("--auto", action="store_true", help=argparse.SUPPRESS)   # the default
+    ap.add_argument("--refresh", action="store_true",
+                    help="automatic builds: choose again with the current calibration, and "
+                         "build again the pairs whose first try would differ (core, lanes, "
+                         "rows or clock); a pair whose first try is the same keeps its record "
+                         "(the same Verilog, clock and seed give the same bitstream)")
     ap.add_argument("--refresh-estimates", action="store_true",
                     help="with --pinned: recompute every stored record's estimate with the "
                          "current cost model (after a recalibration), keeping its build "
@@ -405,11 +442,23 @@ def _main_auto(args) -> int:
         if (args.only and name not in args.only) or (args.boards and board not in args.boards):
             continue
         key = f"{name}|{board}|auto"
-        if key in done:
+        if key in done and not args.refresh:
             continue
         if name not in nets:
             nets[name] = _auto_work(name)
         net, work = nets[name]
+        if key in done:
+            same = _same_first_try(done[key], net, board, work, Path(args.build_dir))
+            if same is None:
+                print(f"{key}: the first try is the same as recorded", flush=True)
+                continue
+            if isinstance(same, dict):
+                print(f"{key}: the first try is the recorded last one, which met timing",
+                      flush=True)
+                done[key] = same
+                out.write_text(json.dumps(list(done.values()), indent=1))
+                continue
+            print(f"{key}: {same}: building again", flush=True)
         print(f"choosing and building {name} on {board} ...", flush=True)
         rec = run_auto(name, board, net, work, Path(args.build_dir))
         done[key] = rec
