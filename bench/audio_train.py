@@ -58,6 +58,8 @@ def _settings(a, arch: str, seed: int) -> dict:
     if a.teacher:
         s["teacher"] = {"digest": _digest(a.teacher), "distill": a.distill,
                         "temp": a.distill_temp}
+    if a.spike_aug:
+        s["spike_aug"] = True
     if a.data != "synthetic":
         s["data"] = a.data
     if a.fold:
@@ -156,6 +158,8 @@ def main(argv=None) -> dict:
                     help="with a --corpus voices directory: 'unseen voices' or 'without "
                          "ENGINE' (model.audio.corpus.protocol); rows then score per engine")
     ap.add_argument("--w-bits", type=int, default=8)
+    ap.add_argument("--spike-aug", action="store_true",
+                    help="channel shift, time stretch and dropout, a fresh draw every epoch")
     ap.add_argument("--window", type=int, default=None, help="frames per sample")
     ap.add_argument("--clip-inputs", action="store_true")
     ap.add_argument("--in-bits", type=int, default=None)
@@ -182,7 +186,10 @@ def main(argv=None) -> dict:
     path = Path(a.json)
     res = json.loads(path.read_text()) if path.exists() else {"runs": []}
     pending = []
-    tag = "" if not a.fold else "_" + a.fold.replace(" ", "-")
+    # one file per distinct setting that a checkpoint must not be resumed across
+    tag = ("" if not a.fold else "_" + a.fold.replace(" ", "-")) + \
+        ("_sa" if a.spike_aug else "") + ("" if a.w_bits == 8 else f"_w{a.w_bits}") + \
+        ("" if a.data == "synthetic" else "_" + Path(a.data).name)
     for arch in a.archs:
         for seed in a.seeds:
             s = _settings(a, arch, seed)
@@ -198,6 +205,7 @@ def main(argv=None) -> dict:
                               tonotopic=a.tonotopic, swa=a.swa,
                               layers=a.layers, data=a.data, fold=a.fold, w_bits=a.w_bits,
                               steps=a.window, clip_inputs=a.clip_inputs, in_bits=a.in_bits,
+                              spike_aug=a.spike_aug,
                               **({} if a.dropout is None else {"dropout": a.dropout}),
                               checkpoint=str(out / f"{arch}_s{seed}{tag}.ckpt.pt"))
             pending.append((s, cfg, str(out / f"{arch}_s{seed}{tag}.npz")))

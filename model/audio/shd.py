@@ -29,7 +29,8 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["DataError", "SpikeSet", "Binned", "write_shd", "load", "bin_counts",
-           "speaker_split", "random_split", "augment", "logistic_baseline", "summary",
+           "speaker_split", "random_split", "augment", "spike_augment", "logistic_baseline",
+           "summary",
            "N_CHANNELS"]
 
 N_CHANNELS = 700
@@ -351,6 +352,41 @@ def augment(x: np.ndarray, labels: np.ndarray, rng: np.random.Generator, *, copi
                 aug[i] = _shift_channels(x[i], rng.integers(-max_shift, max_shift + 1, c))
         out.append(aug)
     return np.concatenate(out), np.tile(labels, copies)
+
+
+def spike_augment(x: np.ndarray, rng: np.random.Generator, *, shift: int = 4,
+                  stretch: tuple[float, float] = (0.85, 1.15),
+                  keep: tuple[float, float] = (0.7, 1.0)) -> np.ndarray:
+    """Spike-level augmentation of binned counts ``x`` (samples, steps, channels), one draw
+    per sample: a **channel shift** (the whole spectrum moved by an integer in
+    [-shift, shift] channel groups, zero fill: a voice a little higher or lower), a **time
+    stretch** (frame t's counts go to frame floor(t·s), s uniform in ``stretch``; counts that
+    land on one frame add, those past the end are dropped: a faster or slower speaker) and
+    **dropout** (each count thinned binomially, kept with a probability uniform in ``keep``).
+    The totals change only by dropout and by what leaves the window."""
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise ValueError(f"x must be (samples, steps, channels), got {x.shape}")
+    if shift < 0 or not 0 < stretch[0] <= stretch[1] or not 0 <= keep[0] <= keep[1] <= 1:
+        raise ValueError("need shift >= 0, 0 < stretch low <= high and 0 <= keep low <= high "
+                         "<= 1")
+    n, t, c = x.shape
+    out = np.zeros_like(x)
+    k = rng.integers(-shift, shift + 1, n)
+    s = rng.uniform(*stretch, n)
+    p = rng.uniform(*keep, n)
+    frames = np.arange(t)
+    for i in range(n):
+        xi = np.roll(x[i], int(k[i]), axis=1)
+        if k[i] > 0:
+            xi[:, :k[i]] = 0
+        elif k[i] < 0:
+            xi[:, k[i]:] = 0
+        dest = np.floor(frames * s[i]).astype(np.int64)
+        ok = dest < t
+        np.add.at(out[i], dest[ok], xi[ok])
+        out[i] = rng.binomial(out[i], p[i])
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -69,6 +69,8 @@ class AudioConfig:
     clip_inputs: bool = False     # clip counts above 2**in_bits - 1 instead of an error
     val_fraction: float = 0.2
     augment: int = 1              # >1: DelRec's augmentation, this many copies per epoch
+    spike_aug: bool = False       # a fresh model.audio.shd.spike_augment draw every epoch
+                                  # (channel shift, time stretch, dropout)
     limit: int | None = None      # use at most this many training samples (quick runs)
     fold: str | None = None       # a many-voice corpus' measurement (model.audio.corpus.
                                   # protocol): "unseen voices", "without festival", ...
@@ -488,6 +490,11 @@ def _run_phase(cfg: AudioConfig, model: DelRecNet, data: AudioData, *, phase: st
             hi = (1 << data.in_bits) - 1  # blends can exceed the widest count: clip them
             x_ep = torch.from_numpy(np.minimum(xa, hi).astype(np.uint8))
             y_ep = torch.from_numpy(np.asarray(ya, np.int64))
+        if cfg.spike_aug and not quant:
+            from model.audio.shd import spike_augment
+            hi = (1 << data.in_bits) - 1  # frames that land together can exceed it: clip
+            x_ep = torch.from_numpy(np.minimum(spike_augment(x_ep.numpy(), rng), hi)
+                                    .astype(np.uint8))
         perm = torch.from_numpy(rng.permutation(len(y_ep)))
         perm = perm[:len(perm) - len(perm) % world][rank::world]
         tot_loss, seen = 0.0, 0

@@ -49,6 +49,9 @@ def add_parser(tsub) -> None:
                         "kernel) in the float epochs (default: the same as --lr)")
     q.add_argument("--augment", type=bounded(int, 1), default=1,
                    help="copies per epoch of DelRec's augmentation (1 = none, DelRec: 3)")
+    q.add_argument("--spike-aug", action="store_true",
+                   help="every float epoch, each training sample with its own channel shift, "
+                        "time stretch and dropout (model.audio.shd.spike_augment)")
     q.add_argument("--window", dest="steps", metavar="FRAMES", type=bounded(int, 1),
                    default=None,
                    help="frames of 10 ms per sample (default: the longest sample; a shorter "
@@ -107,6 +110,7 @@ def shd_config(args):
                        dmax=args.dmax, beta=beta, epochs=args.epochs,
                        qat_epochs=args.qat_epochs, batch=args.batch, lr=args.lr,
                        lr_rec=args.lr_rec, augment=args.augment, steps=args.steps,
+                       spike_aug=args.spike_aug,
                        limit=args.limit, seed=args.seed, w_bits=args.w_bits,
                        fold=None if args.fold is None else
                        "unseen voices" if args.fold == "unseen" else f"without {args.fold}",

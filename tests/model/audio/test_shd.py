@@ -256,3 +256,29 @@ def test_cli_data_info(tmp_path, capsys):
     assert info["steps"] == bin_counts(load(path)).x.shape[1]
     assert main(["data", "info", str(tmp_path / "missing.h5")]) == 2
     assert "missing.h5: no such file" in capsys.readouterr().err
+
+
+def test_spike_augment_shifts_stretches_and_drops():
+    """Off, it is the identity; a channel shift moves the spectrum and fills with zeros; a
+    stretch of 2 puts frame t's counts on frame 2t (totals kept inside the window); dropout
+    keeps about its share of the counts."""
+    from model.audio.shd import spike_augment
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 5, (3, 20, 140))
+    same = spike_augment(x, rng, shift=0, stretch=(1.0, 1.0), keep=(1.0, 1.0))
+    np.testing.assert_array_equal(same, x)
+    one = x[:1].copy()
+    moved = spike_augment(one, np.random.default_rng(3), shift=4, stretch=(1.0, 1.0),
+                          keep=(1.0, 1.0))
+    k = int(np.random.default_rng(3).integers(-4, 5, 1)[0])
+    assert k != 0
+    np.testing.assert_array_equal(moved[0], np.roll(one[0], k, axis=1) *
+                                  (np.arange(140) >= k if k > 0 else np.arange(140) < 140 + k))
+    slow = spike_augment(x, rng, shift=0, stretch=(2.0, 2.0), keep=(1.0, 1.0))
+    np.testing.assert_array_equal(slow[:, 0:20:2], x[:, :10])
+    assert not slow[:, 1::2].any()
+    thin = spike_augment(np.full((50, 20, 140), 10), rng, shift=0, stretch=(1.0, 1.0),
+                         keep=(0.5, 0.5))
+    assert thin.mean() == pytest.approx(5.0, rel=0.02)
+    with pytest.raises(ValueError, match="stretch"):
+        spike_augment(x, rng, stretch=(0.0, 1.0))

@@ -264,3 +264,16 @@ def test_a_fold_of_a_many_voice_corpus_trains_and_tests_on_its_own_samples(tmp_p
     assert res.net.meta["fold"] == "without festival"
     with pytest.raises(ValueError, match="fold 'without mbrola': the folds are unseen voices"):
         load_audio(AudioConfig(data=str(tmp_path), fold="without mbrola", progress=False))
+
+
+def test_spike_augmentation_changes_each_epoch_and_trains(tmp_path):
+    """``spike_aug``: training runs on fresh draws (the loss differs from a run without it on
+    the same seed), and the network still exports."""
+    base = dict(data="random", hidden=12, dmax=4, epochs=2, qat_epochs=0, batch=16,
+                limit=64, steps=20, progress=False)
+    plain = train_audio(AudioConfig(**base))
+    aug = train_audio(AudioConfig(**base, spike_aug=True))
+    assert aug.net.layers[-1].n == plain.net.layers[-1].n
+    losses = [[h["train_loss"] for h in r.history if h["phase"] == "float"]
+              for r in (plain, aug)]
+    assert losses[0] != losses[1]
