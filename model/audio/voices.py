@@ -210,6 +210,12 @@ def _festival(says: list[Say], tmp: Path) -> list[np.ndarray]:
 
 def speak_all(says: list[Say]) -> list[np.ndarray]:
     """Speak every request, in order (see :class:`Say`)."""
+    for s in says:
+        v = VOICES[s.voice]
+        if s.lang != "en" and v.engine != "espeak-ng" or \
+                v.engine == "espeak-ng" and s.lang == "en":
+            raise ValueError(f"{v.key} cannot speak {s.lang!r}: espeak-ng takes an accent "
+                             f"or 'de', Festival and Flite speak 'en'")
     check_engines(sorted({VOICES[s.voice].engine for s in says}))
     out: list[np.ndarray | None] = [None] * len(says)
     with tempfile.TemporaryDirectory(prefix="polychrony-voices-") as d:
@@ -217,10 +223,6 @@ def speak_all(says: list[Say]) -> list[np.ndarray]:
         festival: dict[int, list[int]] = {}
         for i, s in enumerate(says):
             v = VOICES[s.voice]
-            if s.lang != "en" and v.engine != "espeak-ng" or \
-                    v.engine == "espeak-ng" and s.lang == "en":
-                raise ValueError(f"{v.key} cannot speak {s.lang!r}: espeak-ng takes an accent "
-                                 f"or 'de', Festival and Flite speak 'en'")
             if v.engine == "espeak-ng":
                 out[i] = _espeak(s)
             elif v.engine == "flite":
