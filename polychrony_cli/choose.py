@@ -182,8 +182,10 @@ def routing_limit(core: str, family: str) -> dict:
 def clock_for(board, fmax_mhz: float, baud: int | None = None) -> float:
     """The clock in MHz that ``board`` makes for a design of expected Fmax ``fmax_mhz``: the
     highest the PLL reaches at or below ``fmax_mhz * (1 - CLOCK_MARGIN)`` whose UART divisor
-    for ``baud`` (default: the board's) is within the link's tolerance (the oscillator's own
-    frequency when that is lower than any the PLL makes)."""
+    for ``baud`` (default: the board's) is within the link's tolerance; the oscillator's own
+    frequency when that is as high as anything the PLL makes at or below it. A clock below
+    the oscillator's is made by the PLL (the OrangeCrab's 48 MHz is above what a large design
+    reaches)."""
     from boards.clocks import pll_for
     from rtl.link import uart_divisor
     want = fmax_mhz * (1 - CLOCK_MARGIN)
@@ -191,8 +193,8 @@ def clock_for(board, fmax_mhz: float, baud: int | None = None) -> float:
     baud = baud or board.uart_baud
     for tries in range(60):
         target = want * (1 - 0.01 * tries)
-        if target <= osc:
-            return osc
+        if osc <= want and target <= osc:
+            return osc              # the oscillator itself is the highest left: no PLL
         try:
             pll = pll_for(board.family, osc * 1e6, target * 1e6)
         except ValueError:

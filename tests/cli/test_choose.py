@@ -76,8 +76,11 @@ def test_choice_is_deterministic_and_pins_hold(wm_work):
 
 def test_clock_is_below_the_expected_fmax_and_made_by_the_pll():
     from boards.clocks import pll_for
+    # below the oscillator too: the OrangeCrab's 48 MHz and the ULX3S's 25 MHz are more than
+    # a large design reaches, and the PLL makes less
     for name, fmax in (("icebreaker", 23.4), ("icebreaker", 26.0), ("ulx3s-85f", 42.0),
-                       ("ulx3s-85f", 74.0), ("orangecrab-25f", 54.0)):
+                       ("ulx3s-85f", 74.0), ("orangecrab-25f", 54.0),
+                       ("orangecrab-85f", 44.0), ("ulx3s-85f", 24.0)):
         b = board(name)
         clk = clock_for(b, fmax)
         assert clk <= fmax * (1 - CLOCK_MARGIN) + 1e-9
@@ -98,7 +101,8 @@ def test_the_clock_serves_the_host_links_baud_rate():
         for tenth in range(150, 1200, 7):
             clk = clock_for(b, tenth / 10)
             uart_divisor(clk * 1e6, b.uart_baud)
-            assert clk <= max(b.clock_mhz, tenth / 10 * (1 - CLOCK_MARGIN) + 1e-9)
+            assert clk <= tenth / 10 * (1 - CLOCK_MARGIN) + 1e-9 or clk == b.clock_mhz < \
+                16.0        # the iCE40's PLL makes nothing under 16 MHz: its 12 MHz oscillator
             uart_divisor(clock_for(b, tenth / 10, 115_200) * 1e6, 115_200)
     assert clock_for(board("icebreaker"), 23.7) != 22.5
 
