@@ -3,8 +3,8 @@
 A bar redrawn with carriage returns is what a person at a terminal wants; in a log file, a CI
 job or a pipe it becomes one unreadable line. :func:`progress` takes tqdm's arguments and
 returns a tqdm bar when stderr is a terminal, else a :class:`PlainLines` bar that prints a
-whole line each time another tenth of the work is done, the description or postfix changes
-(a new stage), or :data:`QUIET_S` seconds passed without one (the total is unknown or a tenth
+whole line each time another tenth of the work is done, the description changes (a new
+stage; a postfix such as a running loss does not count), or :data:`QUIET_S` seconds passed without one (the total is unknown or a tenth
 takes long), and one at the end.
 """
 
@@ -27,7 +27,7 @@ class PlainLines(tqdm):
     def __init__(self, *args, **kwargs):
         self._shown = -1            # the last tenth printed
         self._shown_n = None        # the count it showed
-        self._shown_label = None    # and its description and postfix (a new stage: a line)
+        self._shown_label = None    # and its description (a new stage: a line)
         self._shown_at = time.monotonic()
         self._ended = False
         kwargs.setdefault("bar_format", "{desc}: {percentage:3.0f}% ({n_fmt}/{total_fmt} "
@@ -36,6 +36,7 @@ class PlainLines(tqdm):
 
     def _line(self) -> str:
         d = dict(self.format_dict)
+        d["prefix"] = (d.get("prefix") or "").removesuffix(": ")    # set_description's colon
         if not d.get("total"):      # no total: no percentage either
             d["bar_format"] = "{desc}: {n_fmt} {unit} {elapsed}{postfix}"
         return self.format_meter(**d)
@@ -45,7 +46,7 @@ class PlainLines(tqdm):
             return False            # nothing drawn: tqdm's close writes no '\r' after it
         tenth = int(10 * self.n / self.total) if self.total else -1
         now = time.monotonic()
-        label = (self.desc, self.postfix)
+        label = self.desc
         if force or tenth > self._shown or now - self._shown_at >= QUIET_S or \
                 self._shown_n is None or label != self._shown_label:
             self._shown, self._shown_at, self._shown_n = max(tenth, self._shown), now, self.n

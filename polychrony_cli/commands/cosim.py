@@ -71,9 +71,10 @@ def _cosim_samples(args, net, samples) -> int:
             total = sum(st.expected.steps for st in stimuli)
             with progress(total=total, desc=f"{simulator}", unit="step", leave=False,
                           disable=args.json) as bar:
-                def say(stage, done, total, bar=bar):
-                    bar.set_postfix_str("building the model" if stage == "build" else
-                                        "comparing every step", refresh=False)
+                def say(stage, done, total, bar=bar, sim=simulator):
+                    bar.set_description(f"{sim} " + ("building the model" if stage == "build"
+                                                     else "comparing every step"),
+                                        refresh=False)
                     bar.n = done
                     bar.refresh()
                 res = run_cosim_batch(work / "verilog", stimuli, simulator=simulator,

@@ -61,3 +61,16 @@ def test_on_a_terminal_it_is_tqdm_itself():
     bar = progress(total=2, file=_Tty())
     assert type(bar) is tqdm
     bar.close()
+
+
+def test_a_new_description_is_a_line_and_a_new_postfix_is_not():
+    out = io.StringIO()
+    bar = progress(total=100, desc="epoch 1", file=out, mininterval=0)
+    for k in range(3):
+        bar.update()
+        bar.set_postfix(loss=1.0 / (k + 1))      # every batch: no line of its own
+    bar.set_description("epoch 2")
+    bar.close()
+    lines = out.getvalue().splitlines()
+    assert [ln.split(":")[0] for ln in lines] == ["epoch 1", "epoch 2"]
+    assert lines[1].startswith("epoch 2:   3% (3/100 it)")   # one colon, the count so far
