@@ -41,7 +41,7 @@ from model.audio.voices import ENGINES, FS, VOICES, Say, speak_all
 
 __all__ = ["Item", "RATE", "PITCH", "AMPLITUDE", "TEST_FRACTION", "voice_split", "plan",
            "render_items", "synthesize", "speaker_meta", "protocol", "level", "LEVEL_DB",
-           "BABBLE_WORDS", "babble_bank", "scores"]
+           "BABBLE_WORDS", "babble_bank", "scores", "held_out"]
 
 RATE = (0.75, 1.35)       # speaking rate re the voice's own
 PITCH = (0.8, 1.25)       # mean F0 re the voice's own
@@ -241,12 +241,25 @@ def speaker_meta(seed: int = 0) -> dict[str, np.ndarray]:
             "age": zeros, "body_height": zeros}
 
 
+def held_out(test, seed: int = 0) -> set[int]:
+    """The held-out speakers of a corpus: as its test file records them
+    (``extra/meta_info/held_out``), so that a corpus keeps its split when voices are added to
+    the catalogue; :func:`voice_split` of ``seed`` for a set without a file."""
+    path = getattr(test, "path", None)
+    if path is not None:
+        import h5py
+        with h5py.File(path, "r") as f:
+            if "extra/meta_info/held_out" in f:
+                return {int(i) for i in np.flatnonzero(f["extra/meta_info/held_out"][()])}
+    return set(voice_split(seed)[1].tolist())
+
+
 def protocol(train, test, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:
     """The measurements of a corpus: ``{name: (train index, test index, classes)}`` with
     indices into the :class:`model.audio.shd.SpikeSet` s ``train`` and ``test``:
     ``"unseen voices"`` and ``"without <engine>"`` for every engine (see the module's
     description); a fold's classes are 20, or 10 when no training engine speaks German."""
-    held = set(voice_split(seed)[1].tolist())
+    held = held_out(test, seed)
     engine_of = np.array([v.engine for v in VOICES])
     person_of = np.array([v.person for v in VOICES])
     tr_spk, te_spk = np.asarray(train.speakers), np.asarray(test.speakers)

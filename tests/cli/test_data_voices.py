@@ -61,3 +61,16 @@ def test_protocol_refuses_a_file_that_is_not_a_voices_corpus(tmp_path, corpus, c
 def test_without_needs_the_voices_corpus(tmp_path, capsys):
     assert main(["data", "synth", "-o", str(tmp_path), "--without", "warp"]) == 2
     assert "--without goes with --corpus voices" in capsys.readouterr().err
+
+
+def test_the_split_comes_from_the_test_file(tmp_path, corpus):
+    """A corpus keeps its held-out voices as its test file records them, whatever the
+    catalogue's split is now (voices added later do not move it)."""
+    meta = speaker_meta(0)
+    meta["held_out"] = np.zeros_like(meta["held_out"])
+    meta["held_out"][5] = 1
+    test = load(corpus[1])
+    path = write_shd(tmp_path / "test.h5", test.times, test.units, test.labels,
+                     test.speakers, list(KEYS), meta=meta)
+    _, te, _ = protocol(load(corpus[0]), load(path))["unseen voices"]
+    assert len(te) and set(load(path).speakers[te].tolist()) == {5}
