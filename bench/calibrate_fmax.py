@@ -34,8 +34,11 @@ RESULTS = [ROOT / "bench/results/boards.json", ROOT / "bench/results/boards_auto
 FAILURES = ROOT / "bench/results/route_failures.json"
 
 
-def records(paths=RESULTS) -> list[dict]:
-    """Every stored build with a post-route Fmax: ``{core, family, lanes, fmax}``."""
+def records(paths=RESULTS, grade_factor: dict | None = None) -> list[dict]:
+    """Every stored build with a post-route Fmax: ``{core, family, lanes, fmax}``, the Fmax of
+    a build on a faster speed grade divided by that grade's factor (``grade_factor``:
+    ``{family: {grade: factor}}``, see :func:`grade_factors`), so that the lane tables are in
+    the reference grade's terms."""
     from boards.catalog import board
     out = []
     for path in paths:
@@ -43,8 +46,23 @@ def records(paths=RESULTS) -> list[dict]:
             continue
         for r in json.loads(Path(path).read_text()):
             if r.get("fmax_mhz") and "error" not in r:
-                out.append({"core": r.get("core", "network"), "family": board(r["board"]).family,
-                            "lanes": int(r["lanes"]), "fmax": float(r["fmax_mhz"])})
+                b = board(r["board"])
+                f = (grade_factor or {}).get(b.family, {}).get(b.part_suffix, 1.0)
+                out.append({"core": r.get("core", "network"), "family": b.family,
+                            "lanes": int(r["lanes"]), "fmax": float(r["fmax_mhz"]) / f})
+    return out
+
+
+def grade_factors(sizes: dict) -> dict:
+    """``{family: {grade: factor}}``: a speed grade's factor on a family is the device's, so
+    the one fitted with the most builds (``fit_size``'s) stands for every core there."""
+    out: dict = {}
+    best: dict = {}
+    for core, fams in sizes.items():
+        for family, m in fams.items():
+            if m["builds"] > best.get(family, 0):
+                best[family] = m["builds"]
+                out[family] = dict(m["grade_factor"])
     return out
 
 
@@ -242,13 +260,14 @@ def main(argv=None) -> int:
     ap.add_argument("--write", action="store_true",
                     help="write the tables to rtl/calibration.json (fmax_mhz)")
     args = ap.parse_args(argv)
-    recs = records()
+    sizes = fit_size(size_points())
+    grades = grade_factors(sizes)
+    recs = records(grade_factor=grades)
     tables = fit(recs)
     for core, fams in sorted(tables.items()):
         for family, rows in sorted(fams.items()):
             n = sum(1 for r in recs if r["core"] == core and r["family"] == family)
             print(f"{core:<8} {family:<6} {rows}  ({n} builds)")
-    sizes = fit_size(size_points())
     for core, fams in sorted(sizes.items()):
         for family, m in sorted(fams.items()):
             print(f"{core:<8} {family:<6} Fmax = {m['a']} - {m['b']} ln((LUT4 + "
@@ -272,7 +291,9 @@ def main(argv=None) -> int:
         for core, fams in sizes.items():
             write_calibration("fmax_size", core, dict(calibration().get("fmax_size", {}).get(
                 core, {}), **fams))
-        print("wrote fmax_mhz, fmax_size and routing to rtl/calibration.json")
+        for family, factors in grades.items():
+            write_calibration("grade_factor", family, factors)
+        print("wrote fmax_mhz, fmax_size, grade_factor and routing to rtl/calibration.json")
     return 0
 
 

@@ -265,7 +265,8 @@ def choose(net: Network, board_name: str, work, *, core: str | None = None,
         if why is not None:
             c.dropped = f"does not support the network: {why}"
             continue
-        c.fmax_mhz, c.fmax_measured = spec.expected_fmax(b.family, c.lanes)
+        c.fmax_mhz, c.fmax_measured = spec.expected_fmax(b.family, c.lanes,
+                                                         grade=b.part_suffix)
         c.clock_mhz = clock_for(b, c.fmax_mhz, baud)
         try:
             if spec.measure == "model":

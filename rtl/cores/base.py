@@ -155,8 +155,9 @@ class Core:
         the logarithm of the design's size, ``a - b * ln(size / 1000)`` with ``size = lut +
         lut_per_block * bram``, scaled by the speed grade's factor (``grade``, the part
         number's suffix; ``grade_factor``, 1 for the grade the model was fitted on). Otherwise
-        it is the lane table's (``fmax_mhz``): the first entry whose lanes are at least
-        ``lanes``."""
+        it is the lane table's (``fmax_mhz``, in the reference grade's terms): the first entry
+        whose lanes are at least ``lanes``, times the family's factor for ``grade``
+        (``grade_factor``)."""
         from math import log
         from ..calibration import calibration
         cal = calibration()
@@ -167,9 +168,10 @@ class Core:
             mhz *= model.get("grade_factor", {}).get(str(grade), 1.0)
             return round(max(mhz, model["floor"]), 2), True
         table = cal["fmax_mhz"]
+        factor = cal.get("grade_factor", {}).get(family, {}).get(str(grade), 1.0)
         for bound, mhz in table.get(self.name, {}).get(family, []):
             if lanes <= bound:
-                return float(mhz), True
+                return round(float(mhz) * factor, 2), True
         return float(table["default"][family]), False
 
     def simulate(self, net: Network, x, *, lanes: int | None = None, **knobs):

@@ -147,3 +147,34 @@ def test_expected_fmax_uses_the_size_model_with_a_size_and_the_table_without(
         assert net.expected_fmax("ice40", 16, lut=9000)[0] != round(want, 2)
     finally:
         cal.calibration.cache_clear()
+
+
+def test_lane_tables_are_in_the_reference_grade_and_scaled_back(monkeypatch, tmp_path):
+    """A faster grade's builds enter the lane table divided by the grade's factor (the size
+    model's, fitted on the most builds of the family), and the table's figure is multiplied
+    by it again for a board of that grade."""
+    import json
+    import rtl.calibration as cal
+    from bench.calibrate_fmax import fit, grade_factors, records
+    sizes = {"network": {"ecp5": {"grade_factor": {"8": 1.25}, "builds": 30}},
+             "stack": {"ecp5": {"grade_factor": {"8": 2.0}, "builds": 3}}}
+    grades = grade_factors(sizes)
+    assert grades == {"ecp5": {"8": 1.25}}
+    path = tmp_path / "boards.json"
+    path.write_text(json.dumps([
+        {"board": "orangecrab-85f", "core": "stack", "lanes": 32, "fmax_mhz": 50.0},
+        {"board": "ulx3s-85f", "core": "stack", "lanes": 32, "fmax_mhz": 40.0}]))
+    recs = records([path], grade_factor=grades)
+    assert sorted(r["fmax"] for r in recs) == [40.0, 40.0]
+    assert fit(recs) == {"stack": {"ecp5": [[256, 40.0]]}}
+    calib = tmp_path / "calibration.json"
+    calib.write_text(cal.PATH.read_text())
+    monkeypatch.setattr(cal, "PATH", calib)
+    cal.calibration.cache_clear()
+    try:
+        cal.write_calibration("fmax_mhz", "stack", {"ecp5": [[256, 40.0]]})
+        cal.write_calibration("grade_factor", "ecp5", {"8": 1.25})
+        assert CORES["stack"].expected_fmax("ecp5", 32, grade="8") == (50.0, True)
+        assert CORES["stack"].expected_fmax("ecp5", 32, grade="6") == (40.0, True)
+    finally:
+        cal.calibration.cache_clear()
