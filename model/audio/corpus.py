@@ -48,8 +48,8 @@ PITCH = (0.8, 1.25)       # mean F0 re the voice's own
 AMPLITUDE = (60, 160)     # espeak-ng -a; the others are scaled likewise
 TEST_FRACTION = 0.2       # of each engine's voices held out
 LEVEL_DB = -21.0          # RMS of every trimmed word before its amplitude and gain (dB re
-                          # full scale; espeak-ng's own level at -a 100): engines' levels
-                          # differ by 15 dB, and the cochlea's rates follow the level
+                          # full scale; about espeak-ng's own level at -a 100): the engines'
+                          # levels differ widely, and the cochlea's rates follow the level
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,8 @@ FLITE = (("kal", "male", "kal"), ("kal16", "male", "kal"), ("awb", "male", "awb"
 
 #: Festival's voices of other languages in Debian main, reading the English digit words with
 #: their own letter-to-sound rules: more persons, with an accent. Left out: the Russian voice
-#: (241 MB) and the Hindi, Marathi and Telugu ones (they read their own scripts only).
+#: (by far the largest package) and the Hindi, Marathi and Telugu ones (they read their own
+#: scripts only).
 FESTIVAL_ACCENTED = (("lp_diphone", "female", "festvox-italp16k"),
                      ("pc_diphone", "male", "festvox-itapc16k"),
                      ("czech_dita", "female", "festvox-czech-dita"),
