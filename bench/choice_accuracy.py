@@ -111,7 +111,14 @@ def _pct(est, real) -> str:
     return f"{(est - real) / real:+.0%}"
 
 
-def markdown(v: list[dict], ft: list[dict], pr: list[dict] | None) -> str:
+def _calibration_digest() -> str:
+    import hashlib
+    from rtl.calibration import PATH
+    return hashlib.sha256(PATH.read_bytes()).hexdigest()[:16]
+
+
+def markdown(v: list[dict], ft: list[dict], pr: list[dict] | None,
+             stale: bool = False) -> str:
     judged = [r for r in v if r["right"] is not None]
     right = sum(r["right"] for r in judged)
     lines = [f"Fit verdicts right: **{right} of {len(judged)}** built configurations "
@@ -136,7 +143,9 @@ def markdown(v: list[dict], ft: list[dict], pr: list[dict] | None) -> str:
         lines.append(f"| {t['key']} | {t['configuration'] or t['error']} | {t['tries']} | "
                      f"{'yes' if t['first_try'] else 'no'} | {'yes' if t['met'] else 'no'} |")
     if pr:
-        lines += ["", "The choice for every bench network on every board (no build):", "",
+        lines += ["", "The choice for every bench network on every board (no build)" +
+                  (", **made with an earlier calibration** (`rtl/calibration.json` has changed "
+                   "since: rerun with `--pairs`)" if stale else "") + ":", "",
                   "| network | board | chosen | verdict | samples/s |", "|---|---|---|---|---|"]
         for p in pr:
             lines.append(f"| {p['network']} | {p['board']} | {p['choice'] or p['why_not']} | "
@@ -157,11 +166,14 @@ def main(argv=None) -> int:
     v = verdicts(hand + auto)
     ft = first_tries(auto)
     pr = pairs(args.networks, args.boards) if args.pairs else None
+    digest = _calibration_digest() if pr is not None else None
     if pr is None and (RESULTS / "choice_accuracy.json").exists():
-        pr = json.loads((RESULTS / "choice_accuracy.json").read_text()).get("pairs")
+        old = json.loads((RESULTS / "choice_accuracy.json").read_text())
+        pr, digest = old.get("pairs"), old.get("pairs_calibration")
     (RESULTS / "choice_accuracy.json").write_text(json.dumps(
-        {"verdicts": v, "first_tries": ft, "pairs": pr}, indent=1))
-    md = markdown(v, ft, pr)
+        {"verdicts": v, "first_tries": ft, "pairs": pr, "pairs_calibration": digest},
+        indent=1))
+    md = markdown(v, ft, pr, stale=pr is not None and digest != _calibration_digest())
     (RESULTS / "choice_accuracy.md").write_text(md)
     print(md)
     return 0
