@@ -98,26 +98,12 @@ def have_espeak() -> bool:
 def speak(word: str, voice: str, *, speed: int = 175, pitch: int = 50,
           amplitude: int = 100) -> np.ndarray:
     """Return ``word`` spoken by espeak-ng as float samples at 16 kHz (full scale 1.0)."""
-    from scipy.signal import resample_poly
+    from model.audio.voices import read_wav     # late: voices builds its catalogue from here
     if not have_espeak():
         raise RuntimeError("espeak-ng is not installed (Debian: apt-get install espeak-ng)")
     cmd = ["espeak-ng", "--stdout", "-v", voice, "-s", str(speed), "-p", str(pitch),
            "-a", str(amplitude), word]
-    wav = subprocess.run(cmd, capture_output=True, check=True).stdout
-    if wav[:4] != b"RIFF" or wav[8:12] != b"WAVE":
-        raise RuntimeError(f"espeak-ng gave no WAV for {cmd}")
-    fmt = wav.index(b"fmt ") + 8
-    channels = int.from_bytes(wav[fmt + 2:fmt + 4], "little")
-    rate = int.from_bytes(wav[fmt + 4:fmt + 8], "little")
-    bits = int.from_bytes(wav[fmt + 14:fmt + 16], "little")
-    if channels != 1 or bits != 16:
-        raise RuntimeError(f"espeak-ng WAV is {channels} channel(s), {bits} bits; want 1, 16")
-    data = wav.index(b"data") + 8                # the size field is 0x7fffffff on a pipe
-    x = np.frombuffer(wav[data:data + (len(wav) - data) // 2 * 2], dtype="<i2") / 32768.0
-    if rate != FS:
-        g = np.gcd(rate, FS)
-        x = resample_poly(x, FS // g, rate // g)
-    return x
+    return read_wav(subprocess.run(cmd, capture_output=True, check=True).stdout, " ".join(cmd))
 
 
 def trim(x: np.ndarray, floor_db: float = -40.0) -> np.ndarray:

@@ -172,13 +172,10 @@ def read_wav(data: bytes, what: str) -> np.ndarray:
 
 
 def _espeak(s: Say) -> np.ndarray:
-    v = VOICES[s.voice]
-    speed = int(round(175 * s.rate))
-    pitch = int(np.clip(round(50 + 100 * np.log2(s.pitch)), 0, 99))
-    cmd = ["espeak-ng", "--stdout", "-v", f"{s.lang}+{v.name}", "-s", str(speed),
-           "-p", str(pitch), "-a", str(s.amplitude), s.word]
-    return read_wav(subprocess.run(cmd, capture_output=True, check=True).stdout,
-                    " ".join(cmd))
+    from model.audio.synth import speak
+    return speak(s.word, f"{s.lang}+{VOICES[s.voice].name}", speed=int(round(175 * s.rate)),
+                 pitch=int(np.clip(round(50 + 100 * np.log2(s.pitch)), 0, 99)),
+                 amplitude=s.amplitude)
 
 
 #: Flite's voices' own mean F0 (Hz), which ``pitch`` scales.
