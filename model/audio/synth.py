@@ -26,7 +26,7 @@ from model.audio.cochlea import CochleaParams, encode
 
 __all__ = ["ENGLISH", "GERMAN", "KEYS", "ACCENTS", "VARIANTS", "FEMALE", "MALE", "Utterance",
            "have_espeak", "speak", "speech", "mix", "plan", "render", "voice_split", "synthesize",
-           "trim"]
+           "trim", "read_wav"]
 
 ENGLISH = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 GERMAN = ("null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun")
@@ -98,12 +98,35 @@ def have_espeak() -> bool:
 def speak(word: str, voice: str, *, speed: int = 175, pitch: int = 50,
           amplitude: int = 100) -> np.ndarray:
     """Return ``word`` spoken by espeak-ng as float samples at 16 kHz (full scale 1.0)."""
-    from model.audio.voices import read_wav     # late: voices builds its catalogue from here
     if not have_espeak():
         raise RuntimeError("espeak-ng is not installed (Debian: apt-get install espeak-ng)")
     cmd = ["espeak-ng", "--stdout", "-v", voice, "-s", str(speed), "-p", str(pitch),
            "-a", str(amplitude), word]
     return read_wav(subprocess.run(cmd, capture_output=True, check=True).stdout, " ".join(cmd))
+
+
+def read_wav(data: bytes, what: str) -> np.ndarray:
+    """The samples of a mono 16-bit PCM WAV (``data``) at 16 kHz, resampled if needed;
+    ``what`` names the source in errors. A size field of 0x7fffffff (a WAV written to a pipe)
+    is read as "to the end"."""
+    from scipy.signal import resample_poly
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise RuntimeError(f"{what}: not a WAV file")
+    fmt = data.index(b"fmt ") + 8
+    channels = int.from_bytes(data[fmt + 2:fmt + 4], "little")
+    rate = int.from_bytes(data[fmt + 4:fmt + 8], "little")
+    bits = int.from_bytes(data[fmt + 14:fmt + 16], "little")
+    if channels != 1 or bits != 16:
+        raise RuntimeError(f"{what}: {channels} channel(s) of {bits} bits; want 1 of 16")
+    start = data.index(b"data") + 4
+    size = int.from_bytes(data[start:start + 4], "little")
+    start += 4
+    end = len(data) if size >= 0x7fff0000 else min(len(data), start + size)
+    x = np.frombuffer(data[start:start + (end - start) // 2 * 2], dtype="<i2") / 32768.0
+    if rate != FS:
+        g = int(np.gcd(rate, FS))
+        x = resample_poly(x, FS // g, rate // g)
+    return x
 
 
 def trim(x: np.ndarray, floor_db: float = -40.0) -> np.ndarray:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from model.audio.synth import read_wav
+
 __all__ = ["ENGINES", "FS", "VOICES", "Say", "Voice", "check_engines", "engine_voices",
            "read_wav", "speak_all"]
 
@@ -145,30 +147,6 @@ def _festival_installed() -> set[str]:
     out = subprocess.run(["festival", "--batch", "(print (voice.list))"], capture_output=True,
                          text=True, timeout=60)
     return set(out.stdout.replace("(", " ").replace(")", " ").split())
-
-
-def read_wav(data: bytes, what: str) -> np.ndarray:
-    """The samples of a mono 16-bit PCM WAV (``data``) at :data:`FS`, resampled if needed;
-    ``what`` names the source in errors. A size field of 0x7fffffff (a WAV written to a pipe)
-    is read as "to the end"."""
-    from scipy.signal import resample_poly
-    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise RuntimeError(f"{what}: not a WAV file")
-    fmt = data.index(b"fmt ") + 8
-    channels = int.from_bytes(data[fmt + 2:fmt + 4], "little")
-    rate = int.from_bytes(data[fmt + 4:fmt + 8], "little")
-    bits = int.from_bytes(data[fmt + 14:fmt + 16], "little")
-    if channels != 1 or bits != 16:
-        raise RuntimeError(f"{what}: {channels} channel(s) of {bits} bits; want 1 of 16")
-    start = data.index(b"data") + 4
-    size = int.from_bytes(data[start:start + 4], "little")
-    start += 4
-    end = len(data) if size >= 0x7fff0000 else min(len(data), start + size)
-    x = np.frombuffer(data[start:start + (end - start) // 2 * 2], dtype="<i2") / 32768.0
-    if rate != FS:
-        g = int(np.gcd(rate, FS))
-        x = resample_poly(x, FS // g, rate // g)
-    return x
 
 
 def _espeak(s: Say) -> np.ndarray:
