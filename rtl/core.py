@@ -37,7 +37,7 @@ ports; making them components is the open step of docs/layout.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from math import ceil
 from typing import Literal
 
@@ -128,6 +128,9 @@ class Shared:
     n_pairs: Signal             # E: pairs of the current layer
     left: Signal                # pairs the replay has yet to issue
     load: WeightLoad | None = None      # with weight arrays loaded through ``wl``
+    #: (active, register, value): while a layer is not active (outside the FSM's states),
+    #: the register takes the value every cycle (e.g. an extractor's ``end`` for its first job)
+    idle: list = field(default_factory=list)
 
 
 @dataclass
@@ -210,6 +213,7 @@ class Extractor:
     data: Signal                # W's elements
     word: Signal                # W's word index
     tap: Signal                 # W's tap (a taps projection's window)
+    end: Signal                 # rd has reached the job's limit (registered: Fmax)
 
 
 @dataclass
@@ -473,6 +477,9 @@ class NetworkCore(CheckedComponent):
                 with m.If(Cat(*[ln.clean for ln in lines.values()]).all()):
                     m.d.comb += [ln.advance.eq(1) for ln in lines.values()]
                     m.next = "RECV"
+        for active, reg, value in sh.idle:
+            with m.If(~active):
+                m.d.sync += reg.eq(value)
 
     # ----------------------------------------------------------------------------------------
     def _datapath(self, m, l, plan, lines, outgoing, forced, conv_vec, sh, primitive,
@@ -980,15 +987,28 @@ class NetworkCore(CheckedComponent):
                       valid=Signal(name=f"x_valid{l}"), mask=Signal(P, name=f"x_mask{l}"),
                       data=Signal(P * ebx, name=f"x_data{l}"),
                       word=Signal(range(max(2, gx)), name=f"x_word{l}"),
-                      tap=Signal(range(tmax), name=f"x_tap{l}"))
+                      tap=Signal(range(tmax), name=f"x_tap{l}"),
+                      end=Signal(name=f"x_end{l}"))
+        limits = [self._job_limit(pp, lines[pp.index]) for pp, _ in jobs]
+        if jobs:    # entering the first job, rd is 0; its count may land in the same cycle
+            pp0 = jobs[0][0]
+            first = limits[0] if pp0.per_lane else lines[pp0.index].rd_count_next
+            sh.idle.append((path.active, x.end, first == 0))
         for q, (pp, k) in enumerate(jobs):
             nxt = f"L{l}_J{q + 1}" if q + 1 < len(jobs) else f"L{l}_M"
+            # x.end as the next job starts (rd 0 again)
+            end_next = limits[q + 1] == 0 if q + 1 < len(jobs) else C(0, 1)
             with m.State(f"L{l}_J{q}"):
                 self._gather_job(m, l, q, pp, k, q == len(jobs) - 1, nxt, path, x,
-                                 lines[pp.index], sh)
+                                 lines[pp.index], sh, limits[q], end_next)
         return len(jobs)
 
-    def _gather_job(self, m, l, q, pp, k, last_job, nxt, path, x, line, sh):
+    def _job_limit(self, pp, line) -> Value:
+        """The words a gather job reads: every word of a scanned line, or the count of the
+        slot's (or window's) list of non-zero words, stable since the line advanced."""
+        return C(ceil(pp.pre.n / self.lanes)) if pp.per_lane else line.rd_count
+
+    def _gather_job(self, m, l, q, pp, k, last_job, nxt, path, x, line, sh, limit, end_next):
         """Gather job q of layer l (in its state): read the arriving words of projection pp
         from its delay line and turn each non-zero element into a pair (weight row, value),
         one per cycle, into T0."""
@@ -998,12 +1018,11 @@ class NetworkCore(CheckedComponent):
         eb = pp.element_bits
         data = line.rd_data
         m.d.comb += [busy.eq(1), path.active.eq(1)]
-        if pp.per_lane:     # scan every word; element k comes from its own slot
-            limit, word, armed = ceil(pp.pre.n / P), x.pfw, C(1, 1)
-        else:               # walk the list of non-zero words of the slot (or of
-            # the whole window of taps). Its count has been stable since the line
-            # advanced (the last write landed before the previous layer ended).
-            limit, word, armed = line.rd_count, line.rd_word_out, C(1, 1)
+        # Scan every word (element k comes from its own slot), or walk the list of non-zero
+        # words of the slot (or of the whole window of taps): `limit` words. x.end says
+        # rd == limit (rd never passes it), a register kept with rd, so that the comparison
+        # is not between the line's count and the state machine (Fmax).
+        word = x.pfw if pp.per_lane else line.rd_word_out
         low = lowest_set(m, x.mask, f"low{l}_{q}")
         mask_next = Signal(P, name=f"mask_next{l}_{q}")
         m.d.comb += mask_next.eq(x.mask & ~(C(1, P) << low)[:P])
@@ -1013,7 +1032,7 @@ class NetworkCore(CheckedComponent):
         m.d.comb += single.eq((x.mask & (x.mask - 1)[:P]) == 0)
         empties = ~x.valid | single
         take = x.pf & empties & go
-        done = armed & (x.rd == limit) & ~x.pf & empties
+        done = x.end & ~x.pf & empties
         emits = go & x.valid & x.mask.any()
         # The layer's very last pair hands group 0 off itself (no marker cycle) when
         # the conv loaders are ready by then.
@@ -1048,14 +1067,15 @@ class NetworkCore(CheckedComponent):
                 m.d.sync += x.mask.eq(mask_next)
                 with m.If(single):
                     m.d.sync += x.valid.eq(0)
-        issue = go & armed & (~x.pf | take) & (x.rd < limit)
+        issue = go & (~x.pf | take) & ~x.end
         m.d.comb += [line.rd_en.eq(issue), line.rd_word.eq(x.rd)]
         with m.If(issue):
-            m.d.sync += [x.rd.eq(x.rd + 1), x.pf.eq(1), x.pfw.eq(x.rd)]
+            m.d.sync += [x.rd.eq(x.rd + 1), x.pf.eq(1), x.pfw.eq(x.rd),
+                         x.end.eq(x.rd + 1 == limit)]
         with m.Elif(take):
             m.d.sync += x.pf.eq(0)
         with m.If(go & done):
-            m.d.sync += [x.rd.eq(0), x.pf.eq(0), x.valid.eq(0)]
+            m.d.sync += [x.rd.eq(0), x.pf.eq(0), x.valid.eq(0), x.end.eq(end_next)]
             with m.If(final):
                 m.d.sync += grp.eq(1)
                 m.next = f"L{l}_R" if G > 1 else f"L{l}_W"

@@ -67,7 +67,8 @@ class DelayLine(wiring.Component):
       ``wr_en`` (one enable per element: a LIF layer writes whole words, the input layer one
       element per record);
     * read, ``list`` mode: the read slot is ``first`` steps back; ``rd_count`` counts its
-      entries (registered: it follows a write one cycle later); each ``rd_en`` reads the
+      entries (registered: it follows a write one cycle later; ``rd_count_next`` is the value
+      it takes at the next clock edge); each ``rd_en`` reads the
       slot's next entry (from the first, after ``advance``), whose word index and data appear
       on ``rd_word_out`` and ``rd_data`` one cycle later;
     * read, ``window`` mode: as ``list``, over every entry of the window (oldest first;
@@ -110,6 +111,7 @@ class DelayLine(wiring.Component):
             "wr_word": In(range(G)), "wr_data": In(P * self.value_bits), "wr_en": In(P),
             "rd_en": In(1), "rd_word": In(range(G)),
             "rd_count": Out(range(self.window_capacity + 1)),
+            "rd_count_next": Out(range(self.window_capacity + 1)),
             "rd_tap": Out(range(self.taps)),
             "rd_word_out": Out(range(G)), "rd_data": Out(P * self.value_bits),
             "advance": In(1), "ready": Out(1), "clean": Out(1),
@@ -183,7 +185,8 @@ class DelayLine(wiring.Component):
         with m.Elif(self.rd_en):
             m.d.sync += rptr.eq(rptr + 1)
         count_q = Signal(cb, name="count_q")
-        m.d.sync += count_q.eq(Cat(*counts).word_select(home, cb))
+        m.d.comb += self.rd_count_next.eq(Cat(*counts).word_select(home, cb))
+        m.d.sync += count_q.eq(self.rd_count_next)
         m.d.comb += [self.rd_count.eq(count_q), rd.en.eq(self.rd_en), rd.addr.eq(rptr),
                      self.rd_word_out.eq(rd.data[:gb]), self.rd_data.eq(rd.data[gb:]),
                      self.rd_tap.eq(0), self.ready.eq(1), self.clean.eq(1)]
@@ -252,7 +255,8 @@ class DelayLine(wiring.Component):
             m.d.sync += rptr.eq(inc(rptr))
         end = waddr if self.first == 0 else hi
         count_q = Signal(range(self.window_capacity + 1), name="count_q")
-        m.d.sync += count_q.eq(Mux(end >= lo, end - lo, end + DF - lo))
+        m.d.comb += self.rd_count_next.eq(Mux(end >= lo, end - lo, end + DF - lo))
+        m.d.sync += count_q.eq(self.rd_count_next)
         tap = Signal(sb, name="tap")
         m.d.comb += tap.eq(hstamp - rd.data[gb + P * vb:])
         m.d.comb += [self.rd_count.eq(count_q), rd.en.eq(self.rd_en), rd.addr.eq(rptr),

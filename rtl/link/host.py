@@ -65,17 +65,22 @@ class Counters:
 
 @dataclass
 class BufferReader:
-    """The frame buffer read in order: ``byte`` is always ``buf[pos]``. The executor drives
-    ``adv`` (the next byte) or ``load`` (jump to ``load_to``) and sets ``stop``; ``more`` while
-    ``pos`` is below it."""
+    """The frame buffer read in order: ``byte`` is ``buf[pos]`` while ``ready``. The executor
+    drives ``adv`` (the next byte; only while ``ready``) or ``load`` (jump to ``load_to``,
+    and ``stop`` to ``stop_to``); ``more`` while ``pos`` is below ``stop`` (a register: the
+    comparison is made on the next values). ``byte`` is a register behind the block
+    RAM's output (whose clock-to-out is slow on ECP5), so it is ready the second cycle after
+    ``pos`` moves: a byte every two cycles, far above any UART's rate."""
     depth: int                                # the buffer's bytes: a frame, then IDENT's reply
     pos: Signal
     stop: Signal
     adv: Signal
     load: Signal
     load_to: Signal
+    stop_to: Signal
     byte: Value
     more: Value
+    ready: Value
 
 
 @dataclass
@@ -141,11 +146,22 @@ class CoreInput:
 
 @dataclass
 class EncoderOut:
-    """The response encoder's byte stream, and ``busy`` while it holds a record."""
+    """The response encoder's byte stream, ``busy`` while it holds a record, and the record
+    stream it takes from (which the read-out watches)."""
     valid: Signal
     data: Signal
     ready: Signal
     busy: Signal
+    records: Records
+
+
+@dataclass
+class Records:
+    """The core's output records as the link takes them: ``payload`` while ``valid``, taken
+    when the taker drives ``ready``."""
+    valid: Value
+    payload: Value
+    ready: Value
 
 
 @dataclass
@@ -289,7 +305,7 @@ class HostLink(CheckedComponent):
         feed = self._core_input(m)
         enc = self._encoder(m, cmd.flags, feed.done)
         pred = Prediction(Signal(range(16), name="pred_wait"), Signal(16, name="pred"))
-        self._readout_inputs(m, cmd, feed, reader, tokens)
+        self._readout_inputs(m, cmd, feed, reader, tokens, enc)
         fsm = self._executor(m, Executor(frx, soft_rst, counters, reader, out, cmd, tokens, feed,
                                          enc, pred))
         m.d.comb += busy.eq(~fsm.ongoing("IDLE"))
@@ -361,26 +377,46 @@ class HostLink(CheckedComponent):
 
     # ---- buffer reader -------------------------------------------------------------------------
     def _buffer_reader(self, m, rd, depth: int) -> BufferReader:
-        """The frame buffer's read port, given the next position a cycle ahead so that
-        ``rd.data`` is always ``buf[pos]``."""
+        """The frame buffer's read port at ``pos`` (a register: the executor's decisions do
+        not reach the block RAM's address) and ``byte``, a register behind its output (whose
+        clock-to-out is slow on ECP5): ``byte`` is ``buf[pos]`` once ``pos`` has held for two
+        cycles (``ready``), a byte every three cycles, far above any UART's rate."""
         pos = Signal(range(depth + 1))
         stop = Signal(range(depth + 1))
         adv = Signal()
         load = Signal()
         load_to = Signal(range(depth + 1))
+        stop_to = Signal(range(depth + 1))
         nxt_pos = Mux(load, load_to, Mux(adv, pos + 1, pos))
-        m.d.comb += rd.addr.eq(nxt_pos)
-        m.d.sync += pos.eq(nxt_pos)
-        return BufferReader(depth, pos, stop, adv, load, load_to, byte=rd.data, more=pos < stop)
+        m.d.comb += rd.addr.eq(pos)
+        m.d.sync += [pos.eq(nxt_pos), stop.eq(Mux(load, stop_to, stop))]
+        byte = Signal(8, name="buf_byte")
+        moved = Signal(name="buf_moved")      # pos moved in the previous cycle
+        ready = Signal(name="buf_ready")
+        more = Signal(name="buf_more")
+        # `more` from comparisons of registers, which adv and load only select (Fmax).
+        more_next = Mux(load, load_to < stop_to, Mux(adv, pos + 1 < stop, pos < stop))
+        m.d.sync += [byte.eq(rd.data), moved.eq(adv | load),
+                     ready.eq(~adv & ~load & ~moved), more.eq(more_next)]
+        return BufferReader(depth, pos, stop, adv, load, load_to, stop_to, byte=byte, more=more,
+                            ready=ready)
 
     # ---- the executor's byte stream into the frame transmitter, and its registers --------------
     def _byte_stream(self, m, ftx: FrameTx) -> ByteStream:
-        """The executor's bytes into the frame transmitter."""
+        """The executor's bytes into the frame transmitter, through a one-byte register (the
+        executor's and the encoder's logic ends there, not in the transmitter's): a byte every
+        two cycles at most, far above any UART's rate."""
         fb_valid, fb_data, fb_end = Signal(), Signal(8), Signal()
-        m.d.comb += [ftx.i.valid.eq(fb_valid), ftx.i.payload.data.eq(fb_data),
-                     ftx.i.payload.end.eq(fb_end)]
-        return ByteStream(fb_valid, fb_data, fb_end, ready=ftx.i.ready,
-                          sent=ftx.i.valid & ftx.i.ready)
+        full = Signal(name="fb_full")
+        q_data, q_end = Signal(8, name="fb_q"), Signal(name="fb_q_end")
+        m.d.comb += [ftx.i.valid.eq(full), ftx.i.payload.data.eq(q_data),
+                     ftx.i.payload.end.eq(q_end)]
+        sent = fb_valid & ~full
+        with m.If(sent):
+            m.d.sync += [full.eq(1), q_data.eq(fb_data), q_end.eq(fb_end)]
+        with m.Elif(ftx.i.ready):
+            m.d.sync += full.eq(0)
+        return ByteStream(fb_valid, fb_data, fb_end, ready=~full, sent=sent)
 
     def _command(self, m) -> Command:
         """The executor's registers; a gated core's output gate follows the STEP flags."""
@@ -390,7 +426,8 @@ class HostLink(CheckedComponent):
         if getattr(core, "gate", False):
             # Spikes or membranes asked for: every layer's records; else the read-out's only.
             k = len(core.observe)
-            m.d.comb += core.mask.eq(Mux(flags[0] | flags[1], (1 << k) - 1, 1 << (k - 1)))
+            # Registered: the flags are set before the STEP's first record (Fmax).
+            m.d.sync += core.mask.eq(Mux(flags[0] | flags[1], (1 << k) - 1, 1 << (k - 1)))
         bi = Signal(range(17))
         err_code, err_detail = Signal(8), Signal(16)
         err_seen = Signal()
@@ -471,12 +508,38 @@ class HostLink(CheckedComponent):
         sample = Signal(32)
         return CoreInput(rec_in, rec_valid, fed, done, sample)
 
+    # ---- the core's output records, through a skid buffer -----------------------------------
+    def _records(self, m) -> Records:
+        """The core's output records as the encoder and the read-out take them: through a
+        two-record skid buffer, so that the core's ``o.ready`` is a register and the
+        encoder's decisions stop there instead of running back through the core's pipeline
+        into its state machine (Fmax); still a record per cycle. A core with the serial
+        read-out (the smallest devices, where every logic cell counts) is taken directly."""
+        core = self.core
+        if isinstance(self.readout, SerialReadout):
+            return Records(core.o.valid, core.o.payload, core.o.ready)
+        up = core.o
+        va, vb = Signal(name="rec_va"), Signal(name="rec_vb")
+        a = Signal.like(up.payload, name="rec_a")
+        b = Signal.like(up.payload, name="rec_b")
+        ready = Signal(name="rec_ready")
+        m.d.comb += up.ready.eq(~vb)
+        with m.If(~va | ready):               # slot a frees this cycle
+            with m.If(vb):
+                m.d.sync += [a.eq(b), va.eq(1), vb.eq(0)]
+            with m.Else():
+                m.d.sync += [a.eq(up.payload), va.eq(up.valid)]
+        with m.Elif(up.valid & ~vb):
+            m.d.sync += [b.eq(up.payload), vb.eq(1)]
+        return Records(va, a, ready)
+
     # ---- encoder: core output records -> response bytes ----------------------------------------
     def _encoder(self, m, flags: Signal, done: Signal) -> EncoderOut:
         """Turns ``core.o`` records into response bytes per ``flags`` (docs/protocol.md),
         counting in ``done`` the steps whose output is complete."""
         net, P, core = self.net, self.lanes, self.core
-        o = core.o.payload
+        src = self._records(m)
+        o = src.payload
         lif = range(1, len(net.layers))
         vbits = max(net.layers[l].v_bits for l in lif)
         vbytes_max = ceil(vbits / 8)
@@ -490,10 +553,11 @@ class HostLink(CheckedComponent):
                            for l in range(len(net.layers))])
         layer_vb = Array([C(ceil(net.layers[l].v_bits / 8) if l else 1, 4)
                           for l in range(len(net.layers))])
-        n_here = layer_n[rec.layer]
+        # The record's lanes in use and whether it is its layer's last group, computed as it
+        # is taken (registers: no adder between the record and the bytes; Fmax).
+        n_in = layer_n[o.layer]
         lanes_here = Signal(range(P + 1), name="enc_lanes")
-        m.d.comb += lanes_here.eq(Mux(n_here - rec.index >= P, P, n_here - rec.index))
-        last_group = rec.index + P >= n_here
+        last_group = Signal(name="enc_last_group")
         spiking = layer_spk[rec.layer]
 
         # A record that adds no bytes is dropped in the cycle the next one is taken, so that
@@ -501,11 +565,17 @@ class HostLink(CheckedComponent):
         drop = Signal(name="enc_drop")
         if isinstance(self.readout, SerialReadout):
             # The serial read-out takes a read-out record only when it has added the last one.
-            m.d.comb += core.o.ready.eq((~have | drop) & self.readout.ready)
+            m.d.comb += src.ready.eq((~have | drop) & self.readout.ready)
         else:
-            m.d.comb += core.o.ready.eq(~have | drop)
-        with m.If(core.o.valid & core.o.ready):
-            m.d.sync += [rec.eq(o), have.eq(1)]
+            m.d.comb += src.ready.eq(~have | drop)
+        # Whether the record taken adds no bytes, decided as it is taken: the core's ready
+        # then comes from registers through one gate (Fmax).
+        quiet = Signal(name="enc_quiet")
+        with m.If(src.valid & src.ready):
+            m.d.sync += [rec.eq(o), have.eq(1),
+                         lanes_here.eq(Mux(n_in - o.index >= P, P, n_in - o.index)),
+                         last_group.eq(o.index + P >= n_in),
+                         quiet.eq(~flags[1] & ~(flags[0] & layer_spk[o.layer]))]
             with m.If(o.last):
                 m.d.sync += done.eq(done + 1)
 
@@ -527,13 +597,13 @@ class HostLink(CheckedComponent):
                 with m.If(have):
                     m.d.sync += [mask.eq(rec.spike), hi.eq(0), di.eq(0), lane.eq(0),
                                  vi.eq(0)]
-                    with m.If(flags[1]):
-                        m.next = "DENSE"
-                    with m.Elif(flags[0] & spiking):
-                        m.next = "SPARSE"
-                    with m.Else():
+                    with m.If(quiet):
                         m.d.comb += drop.eq(1)
-                        m.d.sync += have.eq(core.o.valid)    # the next record, if one came
+                        m.d.sync += have.eq(src.valid)       # the next record, if one came
+                    with m.Elif(flags[1]):
+                        m.next = "DENSE"
+                    with m.Else():                           # spikes of a spiking layer
+                        m.next = "SPARSE"
             with m.State("SPARSE"):
                 idx = (rec.index + k)[:16]
                 with m.If(mask.any()):
@@ -567,17 +637,18 @@ class HostLink(CheckedComponent):
                 with m.Else():
                     m.d.sync += have.eq(0)
                     m.next = "TAKE"
-        return EncoderOut(out_valid, out_data, out_ready, busy=have)
+        return EncoderOut(out_valid, out_data, out_ready, busy=have, records=src)
 
 
     def _readout_inputs(self, m, cmd: Command, feed: CoreInput, reader: BufferReader,
-                        tokens: TokenParser):
+                        tokens: TokenParser, enc: EncoderOut):
         """The read-out sees every record the core sends; the last one of a STEP that asks for
         a prediction ends the sample's sums."""
         if self.readout is None:
             return
         ro, core = self.readout, self.core
-        m.d.comb += [ro.rec.eq(core.o.payload), ro.fire.eq(core.o.valid & core.o.ready),
+        src = enc.records
+        m.d.comb += [ro.rec.eq(src.payload), ro.fire.eq(src.valid & src.ready),
                      ro.clear.eq(0),
                      ro.last_step.eq(cmd.flags[2] & (feed.done == feed.fed - 1) & ~reader.more
                                      & ~tokens.strobe_due)]
@@ -605,8 +676,9 @@ class HostLink(CheckedComponent):
                     m.d.sync += [c.err_code.eq(rx.payload.code), c.err_detail.eq(0)]
                     m.next = "ERROR"
                 with m.Elif(cmd0 == CMD_IDENT):
-                    m.d.comb += [r.load.eq(1), r.load_to.eq(self.max_body)]
-                    m.d.sync += [c.kind.eq(K_IDENT), r.stop.eq(r.depth)]
+                    m.d.comb += [r.load.eq(1), r.load_to.eq(self.max_body),
+                                 r.stop_to.eq(r.depth)]
+                    m.d.sync += c.kind.eq(K_IDENT)
                     m.next = "HEAD0"
                 with m.Elif(cmd0 == CMD_STATUS):
                     m.d.sync += c.kind.eq(K_STATUS)
@@ -621,8 +693,9 @@ class HostLink(CheckedComponent):
                         m.d.sync += [c.err_code.eq(ERR_PAYLOAD), c.err_detail.eq(0)]
                         m.next = "ERROR"
                     with m.Else():
-                        m.d.comb += [r.load.eq(1), r.load_to.eq(2)]
-                        m.d.sync += [r.stop.eq(rx.payload.length + 2), t.tk.eq(0),
+                        m.d.comb += [r.load.eq(1), r.load_to.eq(2),
+                                     r.stop_to.eq(rx.payload.length + 2)]
+                        m.d.sync += [t.tk.eq(0),
                                      t.left.eq(0), t.cont.eq(0), f.fed.eq(0), f.done.eq(0),
                                      t.phase.eq(0), t.strobe_due.eq(0)]
                         m.next = "FLAGS"
@@ -671,8 +744,9 @@ class HostLink(CheckedComponent):
                         m.next = "FINISH"
 
         with m.State("IDENT"):
-            m.d.comb += [o.valid.eq(1), o.data.eq(r.byte), r.adv.eq(o.sent)]
-            with m.If(o.sent & (r.pos == r.depth - 1)):
+            # Not through o.sent, which carries every state's bytes (Fmax).
+            m.d.comb += [o.valid.eq(r.ready), o.data.eq(r.byte), r.adv.eq(r.ready & o.ready)]
+            with m.If(r.ready & o.ready & (r.pos == r.depth - 1)):
                 m.next = "FINISH"
         with m.State("STATUS"):
             status = x.counters.status
@@ -692,24 +766,26 @@ class HostLink(CheckedComponent):
         refused, with the offset of the first bad byte, before anything runs)."""
         r, c, t = x.reader, x.cmd, x.tokens
         with m.State("FLAGS"):
-            m.d.comb += r.adv.eq(1)
-            m.d.sync += c.flags.eq(r.byte)
-            with m.If((r.byte & (0xFF ^ (FLAG_SPIKES | FLAG_MEMBRANES | FLAG_PREDICT))) != 0):
-                m.d.sync += [c.err_code.eq(ERR_PAYLOAD), c.err_detail.eq(0)]
-                m.next = "ERROR"
-            with m.Else():
-                m.next = "CHECK"
+            with m.If(r.ready):
+                m.d.comb += r.adv.eq(1)
+                m.d.sync += c.flags.eq(r.byte)
+                with m.If((r.byte & (0xFF ^ (FLAG_SPIKES | FLAG_MEMBRANES | FLAG_PREDICT)))
+                          != 0):
+                    m.d.sync += [c.err_code.eq(ERR_PAYLOAD), c.err_detail.eq(0)]
+                    m.next = "ERROR"
+                with m.Else():
+                    m.next = "CHECK"
         with m.State("CHECK"):
             with m.If(~r.more):
                 with m.If(t.phase == 0):
-                    m.d.comb += [r.load.eq(1), r.load_to.eq(3)]
+                    m.d.comb += [r.load.eq(1), r.load_to.eq(3), r.stop_to.eq(r.stop)]
                     m.d.sync += [c.kind.eq(K_STEP), t.tk.eq(0), t.left.eq(0), t.cont.eq(0),
                                  t.strobe_due.eq(0), t.tok.eq(0)]
                     m.next = "HEAD0"
                 with m.Else():
                     m.d.sync += [c.err_code.eq(ERR_PAYLOAD), c.err_detail.eq(r.pos - 2)]
                     m.next = "ERROR"
-            with m.Else():
+            with m.Elif(r.ready):
                 m.d.comb += [r.adv.eq(1), t.take.eq(1)]
                 with m.If(t.token_end & ~t.ok):
                     m.d.sync += [c.err_code.eq(ERR_PAYLOAD), c.err_detail.eq(r.pos - 2)]
@@ -726,7 +802,7 @@ class HostLink(CheckedComponent):
                              x.counters.steps.eq(x.counters.steps + 1),
                              f.sample.eq(f.sample + 1)]
             with m.Elif(~f.valid & r.more):
-                m.d.comb += [r.adv.eq(1), t.take.eq(1)]
+                m.d.comb += [r.adv.eq(r.ready), t.take.eq(r.ready)]
                 with m.If(t.token_end):       # the token becomes the core's next input record
                     m.d.sync += [f.rec.index.eq(t.index), f.rec.value.eq(t.value),
                                  f.rec.layer.eq(t.layer), f.rec.valid.eq(1),
