@@ -537,7 +537,7 @@ class HostLink(CheckedComponent):
     def _encoder(self, m, flags: Signal, done: Signal) -> EncoderOut:
         """Turns ``core.o`` records into response bytes per ``flags`` (docs/protocol.md),
         counting in ``done`` the steps whose output is complete."""
-        net, P, core = self.net, self.lanes, self.core
+        net, P = self.net, self.lanes
         src = self._records(m)
         o = src.payload
         lif = range(1, len(net.layers))
@@ -646,7 +646,7 @@ class HostLink(CheckedComponent):
         a prediction ends the sample's sums."""
         if self.readout is None:
             return
-        ro, core = self.readout, self.core
+        ro = self.readout
         src = enc.records
         m.d.comb += [ro.rec.eq(src.payload), ro.fire.eq(src.valid & src.ready),
                      ro.clear.eq(0),
