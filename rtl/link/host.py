@@ -68,9 +68,9 @@ class BufferReader:
     """The frame buffer read in order: ``byte`` is ``buf[pos]`` while ``ready``. The executor
     drives ``adv`` (the next byte; only while ``ready``) or ``load`` (jump to ``load_to``,
     and ``stop`` to ``stop_to``); ``more`` while ``pos`` is below ``stop`` (a register: the
-    comparison is made on the next values). ``byte`` is a register behind the block
-    RAM's output (whose clock-to-out is slow on ECP5), so it is ready the second cycle after
-    ``pos`` moves: a byte every two cycles, far above any UART's rate."""
+    comparison is made on the next values). The block RAM is read at ``pos`` and ``byte`` is a
+    register behind its output (whose clock-to-out is slow on ECP5), so ``byte`` is ready once
+    ``pos`` has held for two cycles: a byte every three cycles, far above any UART's rate."""
     depth: int                                # the buffer's bytes: a frame, then IDENT's reply
     pos: Signal
     stop: Signal
