@@ -115,10 +115,13 @@ class Command:
 @dataclass
 class TokenParser:
     """The step-list parser, one for both passes over a STEP payload (the check and the feed):
-    ``take`` hands it the current byte; ``token_end`` and ``step_end`` say what that byte
-    ended, and ``index``, ``value``, ``layer`` are the token it ended (``ok`` if valid)."""
+    ``take`` hands it the current byte; the cycle after, ``token_end`` and ``step_end`` say
+    what that byte ended, and ``index``, ``value``, ``layer`` are the token it ended (``ok``
+    if valid). The verdicts come from registers a cycle late (no path from the byte through
+    the token's tests into the executor: Fmax); the reader gives a byte every third cycle
+    at most, so no byte is taken before they are seen."""
     tb: int                                   # bytes per token
-    tok: Signal                               # the token's bytes so far
+    tok: Signal                               # the token's bytes so far (shifted in)
     tk: Signal                                # token bytes taken
     left: Signal                              # tokens left in the current count
     cont: Signal                              # the current count's step continues
@@ -126,9 +129,11 @@ class TokenParser:
     phase: Signal                             # next: 0 a count's low byte, 1 its high, 2 tokens
     strobe_due: Signal                        # a step's events are in: send its step strobe
     take: Signal
-    token_end: Signal
-    step_end: Signal
+    token_end: Signal                         # registered: the byte taken ended a token
+    step_end: Signal                          # registered: ... a step's events
     ok: Signal
+    ends_token: Signal                        # the byte being taken ends a token
+    ends_step: Signal                         # ... a step's events
     index: Value
     value: Value
     layer: Value
@@ -447,15 +452,16 @@ class HostLink(CheckedComponent):
         phase = Signal(2)
         strobe_due = Signal()
         ib, vb = self.token.index_bits, self.token.value_bits
-        # Little-endian: byte k of the token is bits 8k..8k+7; bytes arrive in order.
-        tok_now = Signal(8 * tb)
-        m.d.comb += tok_now.eq(tok | (byte << (tk * 8)) if tb > 1 else byte)
-        t_pad = tok_now[self.token.bits:] if 8 * tb > self.token.bits else C(0, 1)
+        # Little-endian: byte k of the token is bits 8k..8k+7; bytes arrive in order and shift
+        # in from the top, so after the token's last byte `tok` holds it.
+        t_pad = tok[self.token.bits:] if 8 * tb > self.token.bits else C(0, 1)
         take, token_end, step_end = Signal(), Signal(), Signal()
+        ends_token, ends_step = Signal(), Signal()
         ok_tok = Signal()
         t = TokenParser(tb, tok, tk, left, cont, cnt_lo, phase, strobe_due, take, token_end,
-                        step_end, ok_tok, index=tok_now[:ib], value=tok_now[ib:ib + vb],
-                        layer=tok_now[ib + vb:self.token.bits])
+                        step_end, ok_tok, ends_token, ends_step, index=tok[:ib],
+                        value=tok[ib:ib + vb], layer=tok[ib + vb:self.token.bits])
+        m.d.sync += [token_end.eq(ends_token), step_end.eq(ends_step)]
         with m.If(take):
             self._parse(m, t, byte)
         conds = []
@@ -469,8 +475,8 @@ class HostLink(CheckedComponent):
     @staticmethod
     def _parse(m, t: TokenParser, byte):
         """Take one payload byte of the step list: a count (u16 LE: events, bit 15 'the step
-        continues'), then that many tokens of ``t.tb`` bytes; ``t.token_end`` rises at a token's
-        last byte (its fields hold it), ``t.step_end`` when a step's events are complete."""
+        continues'), then that many tokens of ``t.tb`` bytes; ``t.ends_token`` rises at a
+        token's last byte, ``t.ends_step`` when a step's events are complete."""
         with m.Switch(t.phase):
             with m.Case(0):
                 m.d.sync += [t.cnt_lo.eq(byte), t.phase.eq(1)]
@@ -480,19 +486,20 @@ class HostLink(CheckedComponent):
                 with m.If(n == 0):
                     m.d.sync += t.phase.eq(0)
                     with m.If(~byte[7]):
-                        m.d.comb += t.step_end.eq(1)
+                        m.d.comb += t.ends_step.eq(1)
                 with m.Else():
                     m.d.sync += t.phase.eq(2)
             with m.Case(2):
+                m.d.sync += t.tok.eq(Cat(t.tok[8:], byte) if t.tb > 1 else byte)
                 with m.If(t.tk == t.tb - 1):
-                    m.d.comb += t.token_end.eq(1)
-                    m.d.sync += [t.tk.eq(0), t.tok.eq(0), t.left.eq(t.left - 1)]
+                    m.d.comb += t.ends_token.eq(1)
+                    m.d.sync += [t.tk.eq(0), t.left.eq(t.left - 1)]
                     with m.If(t.left == 1):
                         m.d.sync += t.phase.eq(0)
                         with m.If(~t.cont):
-                            m.d.comb += t.step_end.eq(1)
+                            m.d.comb += t.ends_step.eq(1)
                 with m.Else():
-                    m.d.sync += [t.tk.eq(t.tk + 1), t.tok.eq(t.tok | (byte << (t.tk * 8)))]
+                    m.d.sync += t.tk.eq(t.tk + 1)
 
     # ---- the core's input, and steps in the frame ----------------------------------------------
     def _core_input(self, m) -> CoreInput:
@@ -651,7 +658,7 @@ class HostLink(CheckedComponent):
         m.d.comb += [ro.rec.eq(src.payload), ro.fire.eq(src.valid & src.ready),
                      ro.clear.eq(0),
                      ro.last_step.eq(cmd.flags[2] & (feed.done == feed.fed - 1) & ~reader.more
-                                     & ~tokens.strobe_due)]
+                                     & ~tokens.strobe_due & ~tokens.step_end)]
 
     # ---- the executor --------------------------------------------------------------------------
     def _executor(self, m, x: Executor):
@@ -776,7 +783,11 @@ class HostLink(CheckedComponent):
                 with m.Else():
                     m.next = "CHECK"
         with m.State("CHECK"):
-            with m.If(~r.more):
+            # The verdict on a token comes the cycle after its last byte (pos has moved on).
+            with m.If(t.token_end & ~t.ok):
+                m.d.sync += [c.err_code.eq(ERR_PAYLOAD), c.err_detail.eq(r.pos - 3)]
+                m.next = "ERROR"
+            with m.Elif(~r.more):
                 with m.If(t.phase == 0):
                     m.d.comb += [r.load.eq(1), r.load_to.eq(3), r.stop_to.eq(r.stop)]
                     m.d.sync += [c.kind.eq(K_STEP), t.tk.eq(0), t.left.eq(0), t.cont.eq(0),
@@ -787,9 +798,6 @@ class HostLink(CheckedComponent):
                     m.next = "ERROR"
             with m.Elif(r.ready):
                 m.d.comb += [r.adv.eq(1), t.take.eq(1)]
-                with m.If(t.token_end & ~t.ok):
-                    m.d.sync += [c.err_code.eq(ERR_PAYLOAD), c.err_detail.eq(r.pos - 2)]
-                    m.next = "ERROR"
 
     def _step_feed(self, m, x: Executor):
         """STEP, pass 2: feed the core; the encoder sends its output meanwhile. Then the
@@ -803,18 +811,21 @@ class HostLink(CheckedComponent):
                              f.sample.eq(f.sample + 1)]
             with m.Elif(~f.valid & r.more):
                 m.d.comb += [r.adv.eq(r.ready), t.take.eq(r.ready)]
-                with m.If(t.token_end):       # the token becomes the core's next input record
-                    m.d.sync += [f.rec.index.eq(t.index), f.rec.value.eq(t.value),
-                                 f.rec.layer.eq(t.layer), f.rec.valid.eq(1),
-                                 f.rec.last.eq(0), f.valid.eq(1)]
-                with m.If(t.step_end):        # the strobe goes once the last event is taken
-                    m.d.sync += t.strobe_due.eq(1)
-            with m.Elif(~f.valid & ~r.more & (f.done == f.fed) & ~e.busy):
+            with m.Elif(~f.valid & ~r.more & (f.done == f.fed) & ~e.busy & ~t.token_end
+                        & ~t.step_end):
                 with m.If(c.flags[2]):
                     m.d.sync += p.wait.eq(0)
                     m.next = "PREDICT"
                 with m.Else():
                     m.next = "FINISH"
+            # A byte's verdicts, the cycle after it was taken (no byte is taken then, and no
+            # strobe is due: the byte was taken because none was).
+            with m.If(t.token_end):           # the token becomes the core's next input record
+                m.d.sync += [f.rec.index.eq(t.index), f.rec.value.eq(t.value),
+                             f.rec.layer.eq(t.layer), f.rec.valid.eq(1),
+                             f.rec.last.eq(0), f.valid.eq(1)]
+            with m.If(t.step_end):            # the strobe goes once the last event is taken
+                m.d.sync += t.strobe_due.eq(1)
             m.d.comb += [o.valid.eq(e.valid), o.data.eq(e.data), e.ready.eq(o.ready)]
         with m.State("PREDICT"):
             # The read-out's prediction is ready a fixed latency after the last record.
