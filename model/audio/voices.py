@@ -40,7 +40,10 @@ class Voice:
     ``person`` whose recordings it was made from, where two voices share one (Flite's ``kal``
     and ``kal16`` and Festival's ``kal_diphone`` are all Kevin Lenzo's diphones; Flite's
     ``slt`` and Festival's HTS voice are both CMU ARCTIC's SLT): splits keep a person's voices
-    together."""
+    together. ``accent`` names the language whose letter-to-sound rules a voice applies to the
+    English digit words (Festival's voices of other languages): such a voice says them the way
+    its language would spell them out, not as English; it is a training voice only (never
+    held out, never tested)."""
 
     engine: str
     name: str
@@ -48,6 +51,7 @@ class Voice:
     gender: str
     package: str
     person: str = ""
+    accent: str = ""
 
     def __post_init__(self):
         if not self.person:
@@ -80,15 +84,15 @@ FLITE = (("kal", "male", "kal"), ("kal16", "male", "kal"), ("awb", "male", "awb"
 #: their own letter-to-sound rules: more persons, with an accent. Left out: the Russian voice
 #: (by far the largest package) and the Hindi, Marathi and Telugu ones (they read their own
 #: scripts only).
-FESTIVAL_ACCENTED = (("lp_diphone", "female", "festvox-italp16k"),
-                     ("pc_diphone", "male", "festvox-itapc16k"),
-                     ("czech_dita", "female", "festvox-czech-dita"),
-                     ("czech_krb", "male", "festvox-czech-krb"),
-                     ("czech_machac", "male", "festvox-czech-machac"),
-                     ("czech_ph", "male", "festvox-czech-ph"),
-                     ("suo_fi_lj_diphone", "female", "festvox-suopuhe-lj"),
-                     ("hy_fi_mv_diphone", "male", "festvox-suopuhe-mv"),
-                     ("upc_ca_ona_hts", "female", "festvox-ca-ona-hts"))
+FESTIVAL_ACCENTED = (("lp_diphone", "female", "festvox-italp16k", "it"),
+                     ("pc_diphone", "male", "festvox-itapc16k", "it"),
+                     ("czech_dita", "female", "festvox-czech-dita", "cs"),
+                     ("czech_krb", "male", "festvox-czech-krb", "cs"),
+                     ("czech_machac", "male", "festvox-czech-machac", "cs"),
+                     ("czech_ph", "male", "festvox-czech-ph", "cs"),
+                     ("suo_fi_lj_diphone", "female", "festvox-suopuhe-lj", "fi"),
+                     ("hy_fi_mv_diphone", "male", "festvox-suopuhe-mv", "fi"),
+                     ("upc_ca_ona_hts", "female", "festvox-ca-ona-hts", "ca"))
 
 #: Every voice, in a fixed order: a speaker's index in a data set is its index here (new
 #: voices are appended, so that the indices of a corpus already written stay valid).
@@ -96,7 +100,7 @@ VOICES: tuple[Voice, ...] = (
     *_espeak_voices(),
     *(Voice("festival", n, ("en",), g, p, who) for n, g, p, who in FESTIVAL),
     *(Voice("flite", n, ("en",), g, "flite", who) for n, g, who in FLITE),
-    *(Voice("festival", n, ("en",), g, p) for n, g, p in FESTIVAL_ACCENTED),
+    *(Voice("festival", n, ("en",), g, p, accent=a) for n, g, p, a in FESTIVAL_ACCENTED),
 )
 
 
@@ -138,7 +142,7 @@ def check_engines(engines=ENGINES) -> None:
         have = _festival_installed()
         problems += [f"Festival voice {n} is not installed (Debian: apt-get install {p})"
                      for n, p in [(n, p) for n, _, p, _ in FESTIVAL] +
-                     [(n, p) for n, _, p in FESTIVAL_ACCENTED] if n not in have]
+                     [(n, p) for n, _, p, _ in FESTIVAL_ACCENTED] if n not in have]
     if problems:
         raise RuntimeError("; ".join(dict.fromkeys(problems)))
 
