@@ -170,6 +170,7 @@ class HandOff:
     v: Signal                   # the group's membrane word
     b: Signal                   # the group's bias word
     load: Signal                # the group moves into H this cycle
+    ready: Value = field(default_factory=lambda: C(1, 1))   # B1 may take H (conv: sums in)
 
 
 @dataclass
@@ -510,7 +511,7 @@ class NetworkCore(CheckedComponent):
         ta = tok.stages[-1]                                             # the add stage
         acc, summed = self._accumulate(m, l, ta, terms)                 # stage A
         # ---- fire: H, B1, B1b, B2
-        h, s, r = self._fire_registers(l)
+        h, s, r = self._fire_registers(l, conv=bool(convs))
         self._hand_off(m, tok, acc, summed, v_rd, b_rd, h, s)
         active = Signal(name=f"active{l}")    # the FSM is in layer l
         conv_ready = self._conv_loaders(m, convs, lines, conv_vec, active)
@@ -754,8 +755,9 @@ class NetworkCore(CheckedComponent):
             m.d.sync += [a.eq(x) for a, x in zip(acc, summed)]
         return acc, summed
 
-    def _fire_registers(self, l) -> tuple[HandOff, Current, Saturated]:
-        """The registers of the fire pipeline of layer l: H, S and R."""
+    def _fire_registers(self, l, conv: bool) -> tuple[HandOff, Current, Saturated]:
+        """The registers of the fire pipeline of layer l: H, S and R (and, in a layer with conv
+        projections, H's flag that the kernel's sums are in)."""
         P, layer = self.lanes, self.net.layers[l]
         gb = self._group_shape(l)
         h = HandOff(valid=Signal(name=f"h_valid{l}"), g=Signal(gb, name=f"h_g{l}"),
@@ -764,6 +766,8 @@ class NetworkCore(CheckedComponent):
                     v=Signal(P * layer.v_bits, name=f"h_v{l}"),
                     b=Signal(P * layer.acc_bits, name=f"h_b{l}"),
                     load=Signal(name=f"h_load{l}"))
+        if conv:
+            h.ready = Signal(name=f"h_ready{l}")
         s = Current(valid=Signal(name=f"s_valid{l}"), take=Signal(name=f"s_take{l}"),
                     g=Signal(gb, name=f"s_g{l}"),
                     i=[Signal(signed(layer.acc_bits + 3), name=f"s_i{l}_{k}") for k in range(P)],
@@ -779,7 +783,7 @@ class NetworkCore(CheckedComponent):
         """Hand-off register H: a marker (or a pair flagged ``last``) at the add stage moves
         the sums in and clears the accumulator, when H is free; else the token stages stall."""
         ta, go = tok.stages[-1], tok.go
-        h_free = ~h.valid | ~s.valid | s.take
+        h_free = ~h.valid | (h.ready & (~s.valid | s.take))
         hand = ta.valid & (ta.marker | ta.last)
         m.d.comb += [h.load.eq(hand & h_free), go.eq(~hand | h_free)]
         # v and bias are read one stage ahead, as the group's hand-off token moves into the
@@ -876,7 +880,18 @@ class NetworkCore(CheckedComponent):
                     wc = C(wk, signed(pp.p.w_bits))
                     term = g_val * wc if pp.value_bits else Mux(g_val, wc, 0)
                     conv_terms[lane] = conv_terms[lane] + term
-        return conv_terms
+        if not convs:
+            return conv_terms
+        # The kernel's sums are registered the cycle after the group enters H (`h.ready`),
+        # so that B1 adds one register instead of the whole kernel (Fmax): H then holds a
+        # group for two cycles at least.
+        csum = [Signal(Value.cast(t).shape(), name=f"csum{l}_{lane}")
+                for lane, t in enumerate(conv_terms)]
+        with m.If(h.load):
+            m.d.sync += h.ready.eq(0)
+        with m.Elif(h.valid & ~h.ready):
+            m.d.sync += [h.ready.eq(1)] + [c.eq(t) for c, t in zip(csum, conv_terms)]
+        return csum
 
     def _current_and_leak(self, m, l, h, s, r, conv_terms, forced):
         """B1: H's sums plus bias and conv terms (the current), and the leaked membrane, into
@@ -886,7 +901,7 @@ class NetworkCore(CheckedComponent):
         m.d.comb += s.take.eq(s.valid & (~r.valid | r.take))
         budget = None if self.device is None else self.device.dsp
         on_dsp = leak_multipliers(net.layers[1:], P, budget)[l - 1]
-        with m.If(h.valid & (~s.valid | s.take)):
+        with m.If(h.valid & h.ready & (~s.valid | s.take)):
             m.d.sync += [s.valid.eq(1), s.g.eq(h.g)]
             with m.If(~h.load):
                 m.d.sync += h.valid.eq(0)
