@@ -520,7 +520,7 @@ class NetworkCore(CheckedComponent):
         self._saturate(m, l, s, r)                                      # B1b
         fired = self._threshold(m, l, r)                                # B2
         self._offer(m, l, r, fired, v_wr, lines, outgoing[l])
-        fin = self._layer_end(m, l, r, active)
+        fin = self._layer_end(m, l, r, active, bool(outgoing[l]))
         return LayerPath(G=G, incoming=incoming, weighted=weighted, v_wr=v_wr, tokens=tok,
                          fetch=fetch, active=active, conv_ready=conv_ready, fin=fin)
 
@@ -946,8 +946,10 @@ class NetworkCore(CheckedComponent):
 
     def _offer(self, m, l, r, fired, v_wr, lines, outgoing):
         """B2, the output: the group's record is offered on ``o``; as it is taken, R empties,
-        the membranes are written back and the emitted spikes are written, as one word, into
-        every delay line that leaves layer l (``outgoing``)."""
+        the membranes are written back and the emitted spikes go, as one word, into a
+        register from which they are written the next cycle into every delay line that
+        leaves layer l (``outgoing``): the threshold's result meets a register, not the
+        lines' write logic (Fmax)."""
         P = self.lanes
         G = ceil(self.net.layers[l].n / P)
         last_layer = l == len(self.net.layers) - 1
@@ -960,17 +962,30 @@ class NetworkCore(CheckedComponent):
             with m.If(self.o.ready):
                 m.d.comb += [r.take.eq(1), v_wr.addr.eq(r.g), v_wr.data.eq(Cat(*fired.v_new)),
                              v_wr.en.eq(1)]
-                for pp in outgoing:
-                    line = lines[pp.index]
-                    m.d.comb += [line.wr_word.eq(r.g), line.wr_data.eq(fired.emit),
-                                 line.wr_en.eq(C(-1, P))]
+        if outgoing:
+            wq_en = Signal(name=f"wq_en{l}")
+            wq_word = Signal(range(max(2, G)), name=f"wq_word{l}")
+            wq_data = Signal(P, name=f"wq_data{l}")
+            m.d.sync += wq_en.eq(r.take)
+            with m.If(r.take):
+                m.d.sync += [wq_word.eq(r.g), wq_data.eq(fired.emit)]
+            for pp in outgoing:
+                line = lines[pp.index]
+                m.d.comb += [line.wr_word.eq(wq_word), line.wr_data.eq(wq_data),
+                             line.wr_en.eq(Mux(wq_en, C(-1, P), 0))]
 
-    def _layer_end(self, m, l, r, active) -> Signal:
-        """The layer ends once B2 has taken its last group: every token came before that
-        group's hand-off, and its delay-line writes land at that clock edge. Registered."""
+    def _layer_end(self, m, l, r, active, writes: bool) -> Signal:
+        """The layer ends once B2 has taken its last group (every token came before that
+        group's hand-off) and, when it writes delay lines, that group's writes have landed
+        (a cycle later). Registered."""
         G = ceil(self.net.layers[l].n / self.lanes)
         fin = Signal(name=f"fin{l}")
-        with m.If(r.take & (r.g == G - 1)):
+        ended = r.take & (r.g == G - 1)
+        if writes:
+            taken = Signal(name=f"last_taken{l}")
+            m.d.sync += taken.eq(ended)
+            ended = taken
+        with m.If(ended):
             m.d.sync += fin.eq(1)
         with m.If(~active):
             m.d.sync += fin.eq(0)

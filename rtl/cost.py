@@ -152,7 +152,9 @@ def step_cycles(net: Network, act: dict, *, lanes: int = 1) -> np.ndarray:
         if l == last:
             total += TAIL_LAST - (1 if G == 1 else 0)
         else:
-            total += TAIL - (1 if G == 1 else 0)
+            # The next layer starts once the last group's spikes, written from a register
+            # a cycle after B2, have landed in the delay lines.
+            total += TAIL - (1 if G == 1 else 0) + any(pp.p.src == l for pp in plan)
         # Token stages after the weight read: T2 (the registered weight word) in a layer with
         # dense/taps projections, T3 (the registered product) when one carries input values.
         weighted = [pp for pp in plan if pp.p.dst == l and pp.p.kind != "conv"]
