@@ -65,6 +65,20 @@ __all__ = ["NetworkCore", "Fault"]
 Fault = Literal[None, "delay+1", "threshold>"]
 
 
+#: Terms per registered partial sum of a conv kernel (see ``NetworkCore._conv_terms``).
+CONV_CHUNK = 8
+
+
+def _tree_sum(terms: list):
+    """The sum of ``terms`` as a balanced tree of adds (0 for none)."""
+    if not terms:
+        return 0
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
 def _untraced_read_port(mem: memory.Memory, **kwargs) -> memory.ReadPort:
     """``mem.read_port(**kwargs)``, with the name Amaranth gives a port it cannot trace to a
     variable (``$signature``): the pair list's port has always had it, and the generated Verilog
@@ -852,7 +866,7 @@ class NetworkCore(CheckedComponent):
         the vector. Returns each lane's sum of the terms (0 without conv projections)."""
         P = self.lanes
         G = ceil(self.net.layers[l].n / P)
-        conv_terms = [0] * P
+        lane_terms = [[] for _ in range(P)]
         for pp in convs:
             K = pp.p.weight.shape[0]
             c = (K - 1) // 2
@@ -879,18 +893,29 @@ class NetworkCore(CheckedComponent):
                     g_val = win[(lane + k) * vw:(lane + k + 1) * vw]
                     wc = C(wk, signed(pp.p.w_bits))
                     term = g_val * wc if pp.value_bits else Mux(g_val, wc, 0)
-                    conv_terms[lane] = conv_terms[lane] + term
+                    lane_terms[lane].append(term)
         if not convs:
-            return conv_terms
-        # The kernel's sums are registered the cycle after the group enters H (`h.ready`),
-        # so that B1 adds one register instead of the whole kernel (Fmax): H then holds a
-        # group for two cycles at least.
+            return [0] * P
+        # The kernel's sums take two registered stages beside H (`h.ready` when they are in),
+        # so that B1 adds one register instead of the whole kernel (Fmax): each lane's terms
+        # in chunks of CONV_CHUNK, each chunk a balanced tree, registered the cycle after the
+        # group enters H; their sum the cycle after. H holds a conv layer's group three
+        # cycles at least.
+        parts = [[_tree_sum(ts[i:i + CONV_CHUNK]) for i in range(0, len(ts), CONV_CHUNK)]
+                 for ts in lane_terms]
+        part_q = [[Signal(Value.cast(t).shape(), name=f"cpart{l}_{lane}_{i}")
+                   for i, t in enumerate(ps)] for lane, ps in enumerate(parts)]
+        sums = [_tree_sum(list(ps)) for ps in part_q]
         csum = [Signal(Value.cast(t).shape(), name=f"csum{l}_{lane}")
-                for lane, t in enumerate(conv_terms)]
+                for lane, t in enumerate(sums)]
+        stage = Signal(range(3), name=f"h_stage{l}")
         with m.If(h.load):
-            m.d.sync += h.ready.eq(0)
-        with m.Elif(h.valid & ~h.ready):
-            m.d.sync += [h.ready.eq(1)] + [c.eq(t) for c, t in zip(csum, conv_terms)]
+            m.d.sync += [stage.eq(0), h.ready.eq(0)]
+        with m.Elif(h.valid & (stage == 0)):
+            m.d.sync += [stage.eq(1)] + [q.eq(t) for qs, ps in zip(part_q, parts)
+                                         for q, t in zip(qs, ps)]
+        with m.Elif(h.valid & (stage == 1)):
+            m.d.sync += [stage.eq(2), h.ready.eq(1)] + [c.eq(t) for c, t in zip(csum, sums)]
         return csum
 
     def _current_and_leak(self, m, l, h, s, r, conv_terms, forced):

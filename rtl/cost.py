@@ -144,11 +144,11 @@ def step_cycles(net: Network, act: dict, *, lanes: int = 1) -> np.ndarray:
         start = np.where(handed, j["gather"], np.maximum(j["gather"], j["ready"]) + 1)
         total += start + (G - 1) * np.maximum(j["pairs"], 1)
         if any(pp.p.kind == "conv" for pp in plan if pp.p.dst == l):
-            # H holds a group two cycles (the kernel's sums are registered there): groups at
-            # least two cycles apart, and the last group fires a cycle later, unless it
-            # already waited a cycle for the one before (groups one cycle apart, G > 1).
+            # H holds a group three cycles (the kernel's sums take two registered stages):
+            # groups at least three cycles apart, and the last group fires two cycles later,
+            # one when it already waited for the one before (G > 1 and E < 3).
             e = j["pairs"]
-            total += (G - 1) * (np.maximum(e, 2) - np.maximum(e, 1)) + ((G == 1) | (e >= 2))
+            total += (G - 1) * (np.maximum(e, 3) - np.maximum(e, 1)) + 2 - ((G > 1) & (e <= 2))
         if l == last:
             total += TAIL_LAST - (1 if G == 1 else 0)
         else:
