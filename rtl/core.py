@@ -51,7 +51,7 @@ from .delay_line import DelayLine
 from .devices import target
 from .families import FAMILIES, ram_style
 from .interface import step_in_layout, step_out_layout
-from .logic import lowest_set
+from .logic import CONV_CHUNK, lowest_set, tree_sum
 from .memplan import (STREAMED, ProjPlan, has_bias, load_image, load_width, memory_bits,
                       memory_kinds, pair_bits, projection_plan, supported, weight_bank_depth,
                       weight_words)
@@ -63,20 +63,6 @@ from .words import pack_word
 __all__ = ["NetworkCore", "Fault"]
 
 Fault = Literal[None, "delay+1", "threshold>"]
-
-
-#: Terms per registered partial sum of a conv kernel (see ``NetworkCore._conv_terms``).
-CONV_CHUNK = 8
-
-
-def _tree_sum(terms: list):
-    """The sum of ``terms`` as a balanced tree of adds (0 for none)."""
-    if not terms:
-        return 0
-    while len(terms) > 1:
-        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
-                 for i in range(0, len(terms), 2)]
-    return terms[0]
 
 
 def _untraced_read_port(mem: memory.Memory, **kwargs) -> memory.ReadPort:
@@ -901,11 +887,11 @@ class NetworkCore(CheckedComponent):
         # in chunks of CONV_CHUNK, each chunk a balanced tree, registered the cycle after the
         # group enters H; their sum the cycle after. H holds a conv layer's group three
         # cycles at least.
-        parts = [[_tree_sum(ts[i:i + CONV_CHUNK]) for i in range(0, len(ts), CONV_CHUNK)]
+        parts = [[tree_sum(ts[i:i + CONV_CHUNK]) for i in range(0, len(ts), CONV_CHUNK)]
                  for ts in lane_terms]
         part_q = [[Signal(Value.cast(t).shape(), name=f"cpart{l}_{lane}_{i}")
                    for i, t in enumerate(ps)] for lane, ps in enumerate(parts)]
-        sums = [_tree_sum(list(ps)) for ps in part_q]
+        sums = [tree_sum(list(ps)) for ps in part_q]
         csum = [Signal(Value.cast(t).shape(), name=f"csum{l}_{lane}")
                 for lane, t in enumerate(sums)]
         stage = Signal(range(3), name=f"h_stage{l}")

@@ -44,23 +44,12 @@ from .checked import CheckedComponent
 from .errors import UnsupportedNetwork
 from .interface import step_in_layout, step_out_layout
 from .lif import LIFUnit, leak, saturate
-from .logic import lowest_set
+from .logic import lowest_set, tree_sum
 from .stack_plan import (CONV_CHUNK, STAGES, array_name, observed_layers, row_bits,
                          rows_per_cycle, stack_plan, stage_timing)
 from .words import pack_rows
 
 __all__ = ["StackCore"]
-
-
-def _tree(terms):
-    """Balanced adder tree over Amaranth values (``C(0)`` when empty)."""
-    terms = list(terms)
-    if not terms:
-        return C(0, 1)
-    while len(terms) > 1:
-        terms = [terms[k] + terms[k + 1] if k + 1 < len(terms) else terms[k]
-                 for k in range(0, len(terms), 2)]
-    return terms[0]
 
 
 class StackCore(CheckedComponent):
@@ -204,7 +193,7 @@ class StackCore(CheckedComponent):
                 for k, rd in enumerate(rds):
                     wi = rd.data[i * wb:(i + 1) * wb].as_signed()
                     terms.append(wi if lean else Mux(adding[k], wi << bit if multi else wi, 0))
-                nxt = (acc[i] + _tree(terms))[:aw].as_signed()
+                nxt = (acc[i] + tree_sum(terms))[:aw].as_signed()
                 with m.If(commit):
                     m.d.sync += [shadow[i].eq(acc[i] if lean else nxt), acc[i].eq(0)]
                 with m.Elif(any_add):
@@ -320,14 +309,15 @@ class StackCore(CheckedComponent):
                 m.d.sync += [s2_i[k].eq(s1_i[k]),
                              s2_u[k].eq(leak(s1_v[k], layer.beta, layer.beta_shift))]
                 for c, chunk in enumerate(chunks):
-                    m.d.sync += s2_p[k][c].eq(_tree(
+                    m.d.sync += s2_p[k][c].eq(tree_sum(
                         Mux(s1_win[k + q], C(int(kern[q]), signed(plan.rec.w_bits)), 0)
                         for q in chunk))
             # Stage 3: J = I + conv.
             s3_u = [Signal(signed(layer.v_bits + 1), name=f"{pfx}s3_u{k}") for k in range(P)]
             s3_j = [Signal(signed(iw + 1), name=f"{pfx}s3_j{k}") for k in range(P)]
             for k in range(P):
-                m.d.sync += [s3_u[k].eq(s2_u[k]), s3_j[k].eq(_tree([s2_i[k], *s2_p[k]]))]
+                m.d.sync += [s3_u[k].eq(s2_u[k]),
+                             s3_j[k].eq(tree_sum([s2_i[k], *s2_p[k]]))]
             # Stage 4: v_hat = sat(u + J).
             s4_h = [Signal(signed(layer.v_bits), name=f"{pfx}s4_h{k}") for k in range(P)]
             for k in range(P):

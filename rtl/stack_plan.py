@@ -10,6 +10,7 @@ import numpy as np
 
 from model.ir import LIFLayer, Network, Projection, signed_bits
 from .errors import UnsupportedNetwork
+from .logic import CONV_CHUNK
 
 __all__ = ["STAGES", "CONV_CHUNK", "StackPlan", "stack_plan", "array_name", "row_bits",
            "fifo_blocks",
@@ -18,10 +19,6 @@ __all__ = ["STAGES", "CONV_CHUNK", "StackPlan", "stack_plan", "array_name", "row
 
 #: Pipeline registers of stage B between issuing a group and writing it back.
 STAGES = 6
-
-
-#: Conv-kernel taps summed per adder tree in the first of the two conv stages.
-CONV_CHUNK = 8
 
 
 def stage_timing(pad: int, lanes: int) -> tuple[int, int]:
