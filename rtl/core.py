@@ -171,6 +171,11 @@ class HandOff:
     b: Signal                   # the group's bias word
     load: Signal                # the group moves into H this cycle
     ready: Value = field(default_factory=lambda: C(1, 1))   # B1 may take H (conv: sums in)
+    ready_next: Value = field(default_factory=lambda: C(1, 1))  # ``ready`` next cycle
+    #: H may take a group this cycle: a register, computed a cycle ahead from the next
+    #: values of H's, S's and R's spare's flags, so that the token stages' ``go`` comes from
+    #: two registers, not from the fire pipeline's state (Fmax)
+    free: Signal | None = None
 
 
 @dataclass
@@ -186,12 +191,14 @@ class Current:
 
 @dataclass
 class Saturated:
-    """Register R (after B1b): the group's saturated membrane, per lane."""
+    """Register R (after B1b): the group's saturated membrane, per lane, and R's spare: a
+    second group held while R's record waits on ``o``."""
     valid: Signal
     take: Signal                # B2 takes R this cycle (the group's record leaves on ``o``)
     g: Signal
     v: list[Signal]
     f: Signal                   # the group's forced spikes
+    spare: Saturated | None = None      # (its ``take`` unused)
 
 
 @dataclass
@@ -323,7 +330,8 @@ class NetworkCore(CheckedComponent):
         # ---- shared sequencing state --------------------------------------------------------
         forced = {l: Signal(ceil(layers[l].n / P) * P, name=f"forced{l}")
                   for l in range(1, len(layers)) if layers[l].forced}
-        conv_vec = {pp.index: [Signal(pp.element_bits, name=f"g{pp.index}_{j}")
+        # (reset-less: a pass loads every word it reads, or zeroes the vector first)
+        conv_vec = {pp.index: [Signal(pp.element_bits, name=f"g{pp.index}_{j}", reset_less=True)
                                for j in range(pp.pre.n)]
                     for pp in plan if pp.p.kind == "conv"}
         cap = max([sum(pp.pre.n * pp.taps for pp in plan
@@ -518,6 +526,7 @@ class NetworkCore(CheckedComponent):
         conv_terms = self._conv_terms(m, l, convs, conv_vec, h, ta.g)
         self._current_and_leak(m, l, h, s, r, conv_terms, forced)      # B1
         self._saturate(m, l, s, r)                                      # B1b
+        self._h_free(m, h, s, r)
         fired = self._threshold(m, l, r)                                # B2
         self._offer(m, l, r, fired, v_wr, lines, outgoing[l])
         fin = self._layer_end(m, l, r, active, bool(outgoing[l]))
@@ -525,14 +534,19 @@ class NetworkCore(CheckedComponent):
                          fetch=fetch, active=active, conv_ready=conv_ready, fin=fin)
 
     def _neuron_memories(self, m, l) -> tuple:
-        """The membrane memory of layer l (its write port, and its read port, transparent for
-        the write) and, for a layer with biases, the bias memory's read port (else None)."""
+        """The membrane memory of layer l (its write port and its read port) and, for a
+        layer with biases, the bias memory's read port (else None).
+
+        The read port is not transparent: a group's membrane is read (before its hand-off)
+        only after the previous pass wrote it back (a layer's pass ends once its last group's
+        writes have landed), and a bypass from B2's write into the read data would put the
+        output's handshake and the threshold in front of every lane's register (Fmax)."""
         P, layer = self.lanes, self.net.layers[l]
         G = ceil(layer.n / P)
         vmem = memory.Memory(shape=unsigned(P * layer.v_bits), depth=G, init=[])
         m.submodules[f"v{l}"] = vmem
         v_wr = vmem.write_port()
-        v_rd = vmem.read_port(transparent_for=(v_wr,))
+        v_rd = vmem.read_port()
         b_rd = None
         if has_bias(layer):      # no memory (and no add) for a layer without biases
             bias = list(layer.bias) + [0] * (G * P - layer.n)
@@ -676,7 +690,7 @@ class NetworkCore(CheckedComponent):
         with m.If(go):
             m.d.sync += t2.load(t1)
         if not banked:      # one memory per projection: select, then register
-            wq = [Signal(signed(wmax), name=f"wq{l}_{k}") for k in range(P)]
+            wq = [Signal(signed(wmax), name=f"wq{l}_{k}", reset_less=True) for k in range(P)]
             with m.If(go):
                 for lane in range(P):
                     sel = None
@@ -689,7 +703,7 @@ class NetworkCore(CheckedComponent):
             words_q = []
             for t_i, wa in enumerate(fetch.arrays):
                 ports = wa.ports
-                regs = [Signal(len(port.data), name=f"wb{l}_{t_i}_{b}")
+                regs = [Signal(len(port.data), name=f"wb{l}_{t_i}_{b}", reset_less=True)
                         for b, port in enumerate(ports)]
                 if len(ports) == 1:
                     # One bank, whose depth need not be a power of two (a loaded RAM, an
@@ -726,7 +740,8 @@ class NetworkCore(CheckedComponent):
         t1, t2 = tok.stages[0], tok.stages[-1]
         wmax = max([pp.p.w_bits for pp in weighted] or [1])
         t3 = t1.like("t3", l)
-        pq = [Signal(signed(wmax + vb + 1), name=f"pq{l}_{k}") for k in range(P)]
+        pq = [Signal(signed(wmax + vb + 1), name=f"pq{l}_{k}", reset_less=True)
+              for k in range(P)]
         usev = Cat(*[C(1 if pp.value_bits else 0, 1) for pp in weighted],
                    C(0, (1 << fetch.tag_bits) - len(weighted)))
         with m.If(go):
@@ -760,32 +775,39 @@ class NetworkCore(CheckedComponent):
         projections, H's flag that the kernel's sums are in)."""
         P, layer = self.lanes, self.net.layers[l]
         gb = self._group_shape(l)
-        h = HandOff(valid=Signal(name=f"h_valid{l}"), g=Signal(gb, name=f"h_g{l}"),
-                    acc=[Signal(signed(layer.acc_bits + 1), name=f"h_acc{l}_{k}")
-                         for k in range(P)],
-                    v=Signal(P * layer.v_bits, name=f"h_v{l}"),
-                    b=Signal(P * layer.acc_bits, name=f"h_b{l}"),
-                    load=Signal(name=f"h_load{l}"))
+        # Only the valid flags take the soft reset: the data beside them is written before
+        # it is read, and a reset net to every lane's registers is a long one (Fmax).
+        h = HandOff(valid=Signal(name=f"h_valid{l}"),
+                    g=Signal(gb, name=f"h_g{l}", reset_less=True),
+                    acc=[Signal(signed(layer.acc_bits + 1), name=f"h_acc{l}_{k}",
+                                reset_less=True) for k in range(P)],
+                    v=Signal(P * layer.v_bits, name=f"h_v{l}", reset_less=True),
+                    b=Signal(P * layer.acc_bits, name=f"h_b{l}", reset_less=True),
+                    load=Signal(name=f"h_load{l}"), free=Signal(name=f"h_free{l}", init=1))
         if conv:
             h.ready = Signal(name=f"h_ready{l}")
         s = Current(valid=Signal(name=f"s_valid{l}"), take=Signal(name=f"s_take{l}"),
-                    g=Signal(gb, name=f"s_g{l}"),
-                    i=[Signal(signed(layer.acc_bits + 3), name=f"s_i{l}_{k}") for k in range(P)],
-                    u=[Signal(signed(layer.v_bits + 1), name=f"s_u{l}_{k}") for k in range(P)],
-                    f=Signal(P, name=f"s_f{l}"))
-        r = Saturated(valid=Signal(name=f"r_valid{l}"), take=Signal(name=f"b2_take{l}"),
-                      g=Signal(gb, name=f"r_g{l}"),
-                      v=[Signal(signed(layer.v_bits), name=f"r_v{l}_{k}") for k in range(P)],
-                      f=Signal(P, name=f"r_f{l}"))
+                    g=Signal(gb, name=f"s_g{l}", reset_less=True),
+                    i=[Signal(signed(layer.acc_bits + 3), name=f"s_i{l}_{k}", reset_less=True)
+                       for k in range(P)],
+                    u=[Signal(signed(layer.v_bits + 1), name=f"s_u{l}_{k}", reset_less=True)
+                       for k in range(P)],
+                    f=Signal(P, name=f"s_f{l}", reset_less=True))
+        r, spare = (Saturated(valid=Signal(name=f"{x}_valid{l}"), take=Signal(name=f"{x}_take{l}"),
+                              g=Signal(gb, name=f"{x}_g{l}", reset_less=True),
+                              v=[Signal(signed(layer.v_bits), name=f"{x}_v{l}_{k}",
+                                        reset_less=True) for k in range(P)],
+                              f=Signal(P, name=f"{x}_f{l}", reset_less=True))
+                   for x in ("r", "rs"))
+        r.spare = spare
         return h, s, r
 
     def _hand_off(self, m, tok, acc, summed, v_rd, b_rd, h, s):
         """Hand-off register H: a marker (or a pair flagged ``last``) at the add stage moves
         the sums in and clears the accumulator, when H is free; else the token stages stall."""
         ta, go = tok.stages[-1], tok.go
-        h_free = ~h.valid | (h.ready & (~s.valid | s.take))
         hand = ta.valid & (ta.marker | ta.last)
-        m.d.comb += [h.load.eq(hand & h_free), go.eq(~hand | h_free)]
+        m.d.comb += [h.load.eq(hand & h.free), go.eq(~hand | h.free)]
         # v and bias are read one stage ahead, as the group's hand-off token moves into the
         # add stage, and go into registers beside H at the hand-off: a block RAM's slow output
         # then never feeds the leak multiply or the bias add in the same cycle (Fmax). While
@@ -868,7 +890,7 @@ class NetworkCore(CheckedComponent):
             # evaluates at time 0 even when its inputs never change.
             pick = Signal(len(windows[0]), name=f"pick{pp.index}")
             m.d.comb += pick.eq(Cat(*windows).word_select(g, len(windows[0])))
-            win = Signal(len(windows[0]), name=f"win{pp.index}")
+            win = Signal(len(windows[0]), name=f"win{pp.index}", reset_less=True)
             with m.If(h.load):
                 m.d.sync += win.eq(pick)
             for lane in range(P):
@@ -889,12 +911,14 @@ class NetworkCore(CheckedComponent):
         # cycles at least.
         parts = [[tree_sum(ts[i:i + CONV_CHUNK]) for i in range(0, len(ts), CONV_CHUNK)]
                  for ts in lane_terms]
-        part_q = [[Signal(Value.cast(t).shape(), name=f"cpart{l}_{lane}_{i}")
+        part_q = [[Signal(Value.cast(t).shape(), name=f"cpart{l}_{lane}_{i}",
+                          reset_less=True)
                    for i, t in enumerate(ps)] for lane, ps in enumerate(parts)]
         sums = [tree_sum(list(ps)) for ps in part_q]
-        csum = [Signal(Value.cast(t).shape(), name=f"csum{l}_{lane}")
+        csum = [Signal(Value.cast(t).shape(), name=f"csum{l}_{lane}", reset_less=True)
                 for lane, t in enumerate(sums)]
         stage = Signal(range(3), name=f"h_stage{l}")
+        h.ready_next = Mux(h.load, 0, Mux(h.valid & (stage == 1), 1, h.ready))
         with m.If(h.load):
             m.d.sync += [stage.eq(0), h.ready.eq(0)]
         with m.Elif(h.valid & (stage == 0)):
@@ -909,7 +933,9 @@ class NetworkCore(CheckedComponent):
         S (with the group's forced spikes)."""
         net, P = self.net, self.lanes
         layer = net.layers[l]
-        m.d.comb += s.take.eq(s.valid & (~r.valid | r.take))
+        # S moves on whenever R's spare is free (a register), not when R's record is taken:
+        # the output's ready then never reaches back through H into the token stages (Fmax).
+        m.d.comb += s.take.eq(s.valid & ~r.spare.valid)
         budget = None if self.device is None else self.device.dsp
         on_dsp = leak_multipliers(net.layers[1:], P, budget)[l - 1]
         with m.If(h.valid & h.ready & (~s.valid | s.take)):
@@ -929,14 +955,36 @@ class NetworkCore(CheckedComponent):
             m.d.sync += s.valid.eq(0)
 
     def _saturate(self, m, l, s, r):
-        """B1b: the membrane plus the current, saturated to v_bits, into R."""
+        """B1b: the membrane plus the current, saturated to v_bits, into R, or into R's spare
+        while R's record waits; R refills from the spare as that record leaves. With ``o``
+        always ready the spare stays empty and the timing is that of a single R."""
         P, layer = self.lanes, self.net.layers[l]
-        with m.If(s.take):
-            m.d.sync += [r.valid.eq(1), r.g.eq(s.g), r.f.eq(s.f)]
-            m.d.sync += [r.v[lane].eq(saturate(s.u[lane] + s.i[lane], layer.v_bits))
-                         for lane in range(P)]
+        sp = r.spare
+        sat = [saturate(s.u[lane] + s.i[lane], layer.v_bits) for lane in range(P)]
+        with m.If(r.take & sp.valid):       # (S cannot move while the spare is full)
+            m.d.sync += [r.g.eq(sp.g), r.f.eq(sp.f), sp.valid.eq(0)] + \
+                [rv.eq(v) for rv, v in zip(r.v, sp.v)]
+        with m.Elif(s.take & (~r.valid | r.take)):
+            m.d.sync += [r.valid.eq(1), r.g.eq(s.g), r.f.eq(s.f)] + \
+                [rv.eq(v) for rv, v in zip(r.v, sat)]
+        with m.Elif(s.take):
+            m.d.sync += [sp.valid.eq(1), sp.g.eq(s.g), sp.f.eq(s.f)] + \
+                [sv.eq(v) for sv, v in zip(sp.v, sat)]
         with m.Elif(r.take):
             m.d.sync += r.valid.eq(0)
+
+    @staticmethod
+    def _h_free(m, h, s, r):
+        """H's ``free`` for the next cycle, from the next values of the flags it depends on
+        (as B1, B1b and B2 set them): H empty, or its group about to move to S (its sums in,
+        and S empty or moving on)."""
+        sp = r.spare
+        h_move = h.valid & h.ready & (~s.valid | s.take)
+        h_valid = h.load | (h.valid & ~h_move)
+        s_valid = h_move | (s.valid & ~s.take)
+        sp_valid = (sp.valid | (s.take & r.valid)) & ~r.take
+        s_take = s_valid & ~sp_valid
+        m.d.sync += h.free.eq(~h_valid | (h.ready_next & (~s_valid | s_take)))
 
     def _threshold(self, m, l, r) -> Fired:
         """B2, threshold and reset: one LIF unit per lane on the group in R. Lanes past the
@@ -971,12 +1019,21 @@ class NetworkCore(CheckedComponent):
                          out.last.eq((r.g == G - 1) & last_layer)]
             m.d.comb += [out.v[lane].eq(fired.v_new[lane]) for lane in range(P)]
             with m.If(self.o.ready):
-                m.d.comb += [r.take.eq(1), v_wr.addr.eq(r.g), v_wr.data.eq(Cat(*fired.v_new)),
-                             v_wr.en.eq(1)]
+                m.d.comb += r.take.eq(1)
+        # The membranes are written back a cycle later, from registers: a wide membrane
+        # memory's write enable and data then come from registers, not from the output's
+        # handshake and the threshold (Fmax). The next pass of the layer reads them long after.
+        vq_en = Signal(name=f"vq_en{l}")
+        vq_g = Signal.like(r.g, name=f"vq_g{l}", reset_less=True)
+        vq_data = Signal(len(v_wr.data), name=f"vq_data{l}", reset_less=True)
+        m.d.sync += vq_en.eq(r.take)
+        with m.If(r.take):
+            m.d.sync += [vq_g.eq(r.g), vq_data.eq(Cat(*fired.v_new))]
+        m.d.comb += [v_wr.addr.eq(vq_g), v_wr.data.eq(vq_data), v_wr.en.eq(vq_en)]
         if outgoing:
             wq_en = Signal(name=f"wq_en{l}")
-            wq_word = Signal(range(max(2, G)), name=f"wq_word{l}")
-            wq_data = Signal(P, name=f"wq_data{l}")
+            wq_word = Signal(range(max(2, G)), name=f"wq_word{l}", reset_less=True)
+            wq_data = Signal(P, name=f"wq_data{l}", reset_less=True)
             m.d.sync += wq_en.eq(r.take)
             with m.If(r.take):
                 m.d.sync += [wq_word.eq(r.g), wq_data.eq(fired.emit)]

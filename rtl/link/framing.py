@@ -52,13 +52,13 @@ class FrameTx(wiring.Component):
         m = Module()
         m.submodules.crc = crc16 = CRC16.create()
         crc = crc16.crc
-        count = Signal(16)
+        count = Signal(16)      # body bytes minus two (CMD, SEQ): LEN, with no subtraction
         byte = Signal(8)        # the byte being escaped / sent
         esc2 = Signal()         # the second byte of an escape is due
         raw = Signal()          # send ``byte`` unescaped (the END delimiters)
         have = Signal()         # ``byte`` is waiting to go out
         trail = Signal(range(5))  # trailer bytes sent so far
-        tail = Array([count - 2, (count - 2) >> 8, crc >> 8, crc])  # LEN LE, CRC BE
+        tail = Array([count, count >> 8, crc >> 8, crc])  # LEN LE, CRC BE
         special = (byte == END) | (byte == ESC)
         m.d.comb += self.o.payload.eq(Mux(esc2, Mux(byte == END, ESC_END, ESC_ESC),
                                           Mux(~raw & special, ESC, byte)))
@@ -73,7 +73,7 @@ class FrameTx(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.i.valid & ~have):
                     m.d.comb += crc16.start.eq(1)
-                    m.d.sync += [byte.eq(END), raw.eq(1), have.eq(1), count.eq(0),
+                    m.d.sync += [byte.eq(END), raw.eq(1), have.eq(1), count.eq(-2 & 0xFFFF),
                                  trail.eq(0)]
                     m.next = "BODY"
             with m.State("BODY"):
@@ -106,10 +106,12 @@ class FrameRx(wiring.Component):
     SEQ, payload, LEN, CRC) into a frame buffer through ``wr_*`` and checks CRC and LEN as the
     bytes arrive (``max_body`` bytes at most).
 
-    ``i`` is always ready (a UART cannot be paused). While ``busy`` (the buffer is the
-    executor's) nothing is written and the frame is dropped at its END (``dropped`` pulses).
+    A byte is taken every other cycle at most (``i`` is not ready the cycle after one was
+    taken; a UART's bytes come tens of cycles apart and wait in its register). While ``busy``
+    (the buffer is the executor's) nothing is written and the frame is dropped at its END
+    (``dropped`` pulses).
     Otherwise a frame's END puts one record on ``frame``: ``code`` 0 for a good frame, else
-    the error code (``crc_error`` or ``len_error`` pulses with it), ``length`` the payload
+    the error code (``crc_error`` or ``len_error`` pulses as it appears), ``length`` the payload
     bytes (the body without CMD, SEQ, LEN and CRC), and its CMD and SEQ; the record stays
     until taken.
     """
@@ -135,33 +137,52 @@ class FrameRx(wiring.Component):
         lost = Signal()                       # a byte of this frame arrived while busy
         ev = self.frame.valid
         f = self.frame.payload
-        m.d.comb += self.i.ready.eq(1)
-        b = self.i.payload
+        # A byte is taken into a register with its class, and acted on the next cycle (one
+        # byte every other cycle: a UART's come tens of cycles apart and wait in its own
+        # register). The tests on the frame so far are registers too, computed every cycle
+        # from count, tail and the CRC, so current when the next byte is acted on: the
+        # receiver's decisions start at registers, not at the byte's compares (Fmax).
+        held = Signal()
+        b = Signal(8)
+        is_end, is_esc = Signal(), Signal()
+        is_esc_end, is_esc_esc = Signal(), Signal()
+        take = self.i.valid & ~held
+        m.d.comb += self.i.ready.eq(~held)
+        m.d.sync += held.eq(take)
+        p = self.i.payload
+        with m.If(take):
+            m.d.sync += [b.eq(p), is_end.eq(p == END), is_esc.eq(p == ESC),
+                         is_esc_end.eq(p == ESC_END), is_esc_esc.eq(p == ESC_ESC)]
+        empty = Signal(init=1)                # count == 0
+        full = Signal(init=self.max_body == 0)
+        short = Signal(init=1)                # count < 6
+        crc_bad = Signal(init=CRC16.compute(b"") != 0)
+        len_bad = Signal(init=1)              # LEN is not count - 6
+        length = (tail[24:32] | (tail[16:24] << 8))
+        m.d.sync += [empty.eq(count == 0), full.eq(count == self.max_body),
+                     short.eq(count < 6), crc_bad.eq(rx_crc.crc != 0),
+                     len_bad.eq(length != count - 6)]
+        # The error pulses are registers (the STATUS counters' enables start there).
+        m.d.sync += [self.dropped.eq(0), self.crc_error.eq(0), self.len_error.eq(0)]
         dat = Signal(8)
         put = Signal()
-        with m.If(self.i.valid):
-            with m.If(b == END):
-                with m.If((count != 0) | overflow | bad_esc):
+        with m.If(held):
+            with m.If(is_end):
+                with m.If(~empty | overflow | bad_esc):
                     with m.If(busy | lost):
-                        m.d.comb += self.dropped.eq(1)
+                        m.d.sync += self.dropped.eq(1)
                     with m.Else():
                         m.d.sync += ev.eq(1)
-                        length = (tail[24:32] | (tail[16:24] << 8))
                         with m.If(overflow):
-                            m.d.sync += f.code.eq(ERR_TOO_LONG)
-                            m.d.comb += self.len_error.eq(1)
+                            m.d.sync += [f.code.eq(ERR_TOO_LONG), self.len_error.eq(1)]
                         with m.Elif(bad_esc):
-                            m.d.sync += f.code.eq(ERR_CRC)
-                            m.d.comb += self.crc_error.eq(1)
-                        with m.Elif(count < 6):
-                            m.d.sync += f.code.eq(ERR_LENGTH)
-                            m.d.comb += self.len_error.eq(1)
-                        with m.Elif(rx_crc.crc != 0):
-                            m.d.sync += f.code.eq(ERR_CRC)
-                            m.d.comb += self.crc_error.eq(1)
-                        with m.Elif(length != count - 6):
-                            m.d.sync += f.code.eq(ERR_LENGTH)
-                            m.d.comb += self.len_error.eq(1)
+                            m.d.sync += [f.code.eq(ERR_CRC), self.crc_error.eq(1)]
+                        with m.Elif(short):
+                            m.d.sync += [f.code.eq(ERR_LENGTH), self.len_error.eq(1)]
+                        with m.Elif(crc_bad):
+                            m.d.sync += [f.code.eq(ERR_CRC), self.crc_error.eq(1)]
+                        with m.Elif(len_bad):
+                            m.d.sync += [f.code.eq(ERR_LENGTH), self.len_error.eq(1)]
                         with m.Else():
                             m.d.sync += f.code.eq(0)
                         m.d.sync += f.length.eq(count - 6)
@@ -170,16 +191,16 @@ class FrameRx(wiring.Component):
                              lost.eq(0)]
             with m.Elif(esc):
                 m.d.sync += esc.eq(0)
-                with m.If((b == ESC_END) | (b == ESC_ESC)):
-                    m.d.comb += [put.eq(1), dat.eq(Mux(b == ESC_END, END, ESC))]
+                with m.If(is_esc_end | is_esc_esc):
+                    m.d.comb += [put.eq(1), dat.eq(Mux(is_esc_end, END, ESC))]
                 with m.Else():
                     m.d.sync += bad_esc.eq(1)
-            with m.Elif(b == ESC):
+            with m.Elif(is_esc):
                 m.d.sync += esc.eq(1)
             with m.Else():
                 m.d.comb += [put.eq(1), dat.eq(b)]
         with m.If(put):
-            with m.If(count == self.max_body):
+            with m.If(full):
                 m.d.sync += overflow.eq(1)
             with m.Else():
                 # While the executor runs, the buffer is its: the frame is dropped at its END.
@@ -188,7 +209,7 @@ class FrameRx(wiring.Component):
                     m.d.sync += lost.eq(1)
                 m.d.comb += [rx_crc.data.eq(dat), rx_crc.valid.eq(1)]
                 m.d.sync += [count.eq(count + 1), tail.eq(Cat(dat, tail[:24]))]
-                with m.If(count == 0):
+                with m.If(empty):
                     m.d.sync += f.cmd.eq(dat)
                 with m.If(count == 1):
                     m.d.sync += f.seq.eq(dat)

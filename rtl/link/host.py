@@ -24,9 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import ceil
 
-from amaranth.hdl import Array, C, Cat, Module, Mux, ResetInserter, Signal, Value
+from amaranth.hdl import Array, C, Cat, Instance, Module, Mux, ResetInserter, Signal, Value
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.vendor import LatticeECP5Platform
 
 from model.ir import Network
 from ..checked import CheckedComponent
@@ -86,12 +87,11 @@ class BufferReader:
 @dataclass
 class ByteStream:
     """The executor's bytes into the frame transmitter: it drives ``valid``, ``data`` and
-    ``end`` (the response's last byte); ``sent`` when the transmitter takes one."""
+    ``end`` (the response's last byte); a byte offered while ``ready`` is taken."""
     valid: Signal
     data: Signal
     end: Signal
     ready: Value
-    sent: Value
 
 
 @dataclass
@@ -115,11 +115,12 @@ class Command:
 @dataclass
 class TokenParser:
     """The step-list parser, one for both passes over a STEP payload (the check and the feed):
-    ``take`` hands it the current byte; the cycle after, ``token_end`` and ``step_end`` say
-    what that byte ended, and ``index``, ``value``, ``layer`` are the token it ended (``ok``
-    if valid). The verdicts come from registers a cycle late (no path from the byte through
-    the token's tests into the executor: Fmax); the reader gives a byte every third cycle
-    at most, so no byte is taken before they are seen."""
+    ``take`` hands it the current byte, which it parses the cycle after (``took``, a
+    register: the executor's decisions end at the byte's register, not in the parser; Fmax);
+    the cycle after that, ``token_end`` and ``step_end`` say what that byte ended, and
+    ``index``, ``value``, ``layer`` are the token it ended (``ok`` if valid), also from
+    registers. The reader gives a byte every third cycle at most, so no byte is taken before
+    they are seen; what waits for the parser to be idle tests ``took`` too."""
     tb: int                                   # bytes per token
     tok: Signal                               # the token's bytes so far (shifted in)
     tk: Signal                                # token bytes taken
@@ -129,10 +130,11 @@ class TokenParser:
     phase: Signal                             # next: 0 a count's low byte, 1 its high, 2 tokens
     strobe_due: Signal                        # a step's events are in: send its step strobe
     take: Signal
-    token_end: Signal                         # registered: the byte taken ended a token
+    took: Signal                              # a byte is being parsed (taken last cycle)
+    token_end: Signal                         # registered: the byte parsed ended a token
     step_end: Signal                          # registered: ... a step's events
     ok: Signal
-    ends_token: Signal                        # the byte being taken ends a token
+    ends_token: Signal                        # the byte being parsed ends a token
     ends_step: Signal                         # ... a step's events
     index: Value
     value: Value
@@ -147,6 +149,9 @@ class CoreInput:
     fed: Signal                               # steps strobed in this frame
     done: Signal                              # steps whose output is complete in this frame
     sample: Signal                            # steps since RESET (for the read-out bound)
+    #: done == fed, a cycle late (a register: Fmax). It is never wrongly high: fed moves only
+    #: with ``valid`` rising, which holds the executor for longer, and done only up to fed.
+    caught_up: Signal | None = None
 
 
 @dataclass
@@ -158,6 +163,9 @@ class EncoderOut:
     ready: Signal
     busy: Signal
     records: Records
+    #: the executor is in FEED, where the encoder's bytes go out (a register, so that the
+    #: encoder's ``ready`` does not come from the executor's state decoding; Fmax)
+    feeding: Signal
 
 
 @dataclass
@@ -298,7 +306,7 @@ class HostLink(CheckedComponent):
         # anonymous in the Verilog.
         m = Module()
         ftx = self._uarts(m)
-        soft_rst = self._core(m)
+        soft_rst = self._core(m, platform)
         wr, rd, depth = self._frame_buffer(m)
         counters = self._counters(m)
         busy = Signal()                       # the executor is running a command
@@ -327,19 +335,30 @@ class HostLink(CheckedComponent):
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
         return ftx
 
-    def _core(self, m) -> Signal:
+    def _core(self, m, platform) -> Signal:
         """The core, its loader and read-out, all reset by the returned soft reset (RESET)."""
-        soft_rst = Signal()
-        m.submodules.core = ResetInserter(soft_rst)(self.core)
+        soft_rst = Signal(name="soft_rst")   # asked for by the executor (RESET)
+        # The reset reaches the core's registers from a register, a cycle after it is asked
+        # for: the executor's decisions never drive that net, which fans out to every
+        # register of the core (Fmax).
+        rst_q = Signal(name="soft_rst_q")
+        m.d.sync += rst_q.eq(soft_rst)
+        if isinstance(platform, LatticeECP5Platform):
+            # On ECP5, through a global buffer: nextpnr routes only clocks on the global
+            # network by itself, and a reset net across a large die is otherwise the slowest.
+            q = rst_q
+            rst_q = Signal(name="soft_rst_g")
+            m.submodules.soft_rst_buf = Instance("DCCA", i_CLKI=q, i_CE=C(1, 1), o_CLKO=rst_q)
+        m.submodules.core = ResetInserter(rst_q)(self.core)
         if self.loader is not None:
             # A RESET restarts the loader with the core: one that comes while the weights are
             # still streaming in (a host that connects right after configuration) would
             # otherwise leave the core waiting for words the loader has already sent. Once
             # the weights are in, the core takes no more (the loader's stream just waits).
-            m.submodules.loader = ResetInserter(soft_rst)(self.loader)
+            m.submodules.loader = ResetInserter(rst_q)(self.loader)
             wiring.connect(m, self.loader.o, self.core.wl)
         if self.readout is not None:
-            m.submodules.readout = ResetInserter(soft_rst)(self.readout)
+            m.submodules.readout = ResetInserter(rst_q)(self.readout)
         return soft_rst
 
     def _frame_buffer(self, m):
@@ -421,7 +440,7 @@ class HostLink(CheckedComponent):
             m.d.sync += [full.eq(1), q_data.eq(fb_data), q_end.eq(fb_end)]
         with m.Elif(ftx.i.ready):
             m.d.sync += full.eq(0)
-        return ByteStream(fb_valid, fb_data, fb_end, ready=~full, sent=sent)
+        return ByteStream(fb_valid, fb_data, fb_end, ready=~full)
 
     def _command(self, m) -> Command:
         """The executor's registers; a gated core's output gate follows the STEP flags."""
@@ -456,14 +475,17 @@ class HostLink(CheckedComponent):
         # in from the top, so after the token's last byte `tok` holds it.
         t_pad = tok[self.token.bits:] if 8 * tb > self.token.bits else C(0, 1)
         take, token_end, step_end = Signal(), Signal(), Signal()
+        took, byte_q = Signal(name="tok_took"), Signal(8, name="tok_byte")
         ends_token, ends_step = Signal(), Signal()
         ok_tok = Signal()
-        t = TokenParser(tb, tok, tk, left, cont, cnt_lo, phase, strobe_due, take, token_end,
-                        step_end, ok_tok, ends_token, ends_step, index=tok[:ib],
+        t = TokenParser(tb, tok, tk, left, cont, cnt_lo, phase, strobe_due, take, took,
+                        token_end, step_end, ok_tok, ends_token, ends_step, index=tok[:ib],
                         value=tok[ib:ib + vb], layer=tok[ib + vb:self.token.bits])
-        m.d.sync += [token_end.eq(ends_token), step_end.eq(ends_step)]
+        m.d.sync += [token_end.eq(ends_token), step_end.eq(ends_step), took.eq(take)]
         with m.If(take):
-            self._parse(m, t, byte)
+            m.d.sync += byte_q.eq(byte)
+        with m.If(took):
+            self._parse(m, t, byte_q)
         conds = []
         if net.layers[0].n:
             conds.append((t.layer == 0) & (t.index < net.layers[0].n) & (t.value != 0))
@@ -513,7 +535,9 @@ class HostLink(CheckedComponent):
         fed = Signal(16)
         done = Signal(16)
         sample = Signal(32)
-        return CoreInput(rec_in, rec_valid, fed, done, sample)
+        caught_up = Signal(name="caught_up")
+        m.d.sync += caught_up.eq(done == fed)
+        return CoreInput(rec_in, rec_valid, fed, done, sample, caught_up)
 
     # ---- the core's output records, through a skid buffer -----------------------------------
     def _records(self, m) -> Records:
@@ -599,11 +623,20 @@ class HostLink(CheckedComponent):
         v_lane = Array([Cat(v, *([v[-1]] * (8 * vbytes_max - len(v)))) for v in vwide])[lane]
         spk_bytes = Cat(rec.spike, C(0, 8 * sb - P)) if 8 * sb > P else rec.spike
 
+        # The states' tests are registers, updated with the counters they test (the state
+        # register's enable then starts at registers, not at compares; Fmax): some spikes
+        # left in ``mask``, spike bytes left, lanes left, the lane's last membrane byte.
+        m_any = Signal(name="enc_m_any")
+        s_more = Signal(name="enc_s_more")
+        v_more = Signal(name="enc_v_more")
+        v_last = Signal(name="enc_v_last")
+        vb_rec = layer_vb[rec.layer]
         with m.FSM(name="enc"):
             with m.State("TAKE"):
                 with m.If(have):
                     m.d.sync += [mask.eq(rec.spike), hi.eq(0), di.eq(0), lane.eq(0),
-                                 vi.eq(0)]
+                                 vi.eq(0), m_any.eq(rec.spike.any()), s_more.eq(spiking),
+                                 v_more.eq(lanes_here != 0), v_last.eq(vb_rec == 1)]
                     with m.If(quiet):
                         m.d.comb += drop.eq(1)
                         m.d.sync += have.eq(src.valid)       # the next record, if one came
@@ -613,12 +646,14 @@ class HostLink(CheckedComponent):
                         m.next = "SPARSE"
             with m.State("SPARSE"):
                 idx = (rec.index + k)[:16]
-                with m.If(mask.any()):
+                with m.If(m_any):
                     m.d.comb += [out_valid.eq(1), out_data.eq(Mux(hi, idx[8:], idx[:8]))]
                     with m.If(sent):
                         m.d.sync += hi.eq(~hi)
                         with m.If(hi):
-                            m.d.sync += mask.eq(mask & ~(1 << k)[:P])
+                            # The lowest spike goes: mask & (mask - 1) is mask without it.
+                            m.d.sync += [mask.eq(mask & ~(1 << k)[:P]),
+                                         m_any.eq((mask & (mask - 1)).any())]
                 with m.Elif(last_group):
                     m.d.comb += [out_valid.eq(1), out_data.eq(0xFF)]
                     with m.If(sent):
@@ -630,21 +665,23 @@ class HostLink(CheckedComponent):
                     m.d.sync += have.eq(0)
                     m.next = "TAKE"
             with m.State("DENSE"):
-                with m.If(spiking & (di != sb)):
+                with m.If(s_more):
                     m.d.comb += [out_valid.eq(1), out_data.eq(spk_bytes.word_select(di, 8))]
                     with m.If(sent):
-                        m.d.sync += di.eq(di + 1)
-                with m.Elif(lane != lanes_here):
+                        m.d.sync += [di.eq(di + 1), s_more.eq(di + 1 != sb)]
+                with m.Elif(v_more):
                     m.d.comb += [out_valid.eq(1), out_data.eq(v_lane.word_select(vi, 8))]
                     with m.If(sent):
-                        with m.If(vi == layer_vb[rec.layer] - 1):
-                            m.d.sync += [vi.eq(0), lane.eq(lane + 1)]
+                        with m.If(v_last):
+                            m.d.sync += [vi.eq(0), lane.eq(lane + 1), v_last.eq(vb_rec == 1),
+                                         v_more.eq(lane + 1 != lanes_here)]
                         with m.Else():
-                            m.d.sync += vi.eq(vi + 1)
+                            m.d.sync += [vi.eq(vi + 1), v_last.eq(vi + 1 == vb_rec - 1)]
                 with m.Else():
                     m.d.sync += have.eq(0)
                     m.next = "TAKE"
-        return EncoderOut(out_valid, out_data, out_ready, busy=have, records=src)
+        return EncoderOut(out_valid, out_data, out_ready, busy=have, records=src,
+                          feeding=Signal(name="enc_feeding"))
 
 
     def _readout_inputs(self, m, cmd: Command, feed: CoreInput, reader: BufferReader,
@@ -658,67 +695,83 @@ class HostLink(CheckedComponent):
         m.d.comb += [ro.rec.eq(src.payload), ro.fire.eq(src.valid & src.ready),
                      ro.clear.eq(0),
                      ro.last_step.eq(cmd.flags[2] & (feed.done == feed.fed - 1) & ~reader.more
-                                     & ~tokens.strobe_due & ~tokens.step_end)]
+                                     & ~tokens.strobe_due & ~tokens.took
+                                     & ~tokens.step_end)]
 
     # ---- the executor --------------------------------------------------------------------------
     def _executor(self, m, x: Executor):
         """The command executor's FSM, state by state in the order its encoding follows."""
         with m.FSM(name="exec") as fsm:
-            self._dispatch(m, x)              # IDLE, RESET
+            self._dispatch(m, x)              # IDLE, DISPATCH, RESET
             self._replies(m, x)               # ERROR, HEAD0, HEAD1, IDENT, STATUS, FINISH
             self._step_check(m, x)            # FLAGS, CHECK
             self._step_feed(m, x)             # FEED, PREDICT, PRED_OUT
+        m.d.comb += x.enc.ready.eq(x.out.ready & x.enc.feeding)
         return fsm
 
     def _dispatch(self, m, x: Executor):
-        """IDLE takes a frame from the receiver and starts its command; RESET waits for the
-        core to come out of its reset."""
+        """IDLE takes a frame from the receiver and classifies it; DISPATCH starts its command
+        (a cycle later, from registers: the frame's compares end at them; Fmax); RESET waits
+        for the core to come out of its reset."""
         rx, r, c, t, f = x.frame.frame, x.reader, x.cmd, x.tokens, x.feed
         cmd0, seq0 = rx.payload.cmd, rx.payload.seq
+        # The frame's class, one bit each (the receiver holds the frame meanwhile: it drops
+        # frames while the executor is busy).
+        bad, ident, status = Signal(name="k_bad"), Signal(name="k_ident"), Signal(name="k_status")
+        reset, step = Signal(name="k_reset"), Signal(name="k_step")
+        empty = Signal(name="k_empty")
         with m.State("IDLE"):
             m.d.comb += rx.ready.eq(1)
             with m.If(rx.valid):
-                m.d.sync += [c.cmd.eq(cmd0), c.seq.eq(seq0), c.bi.eq(0)]
-                with m.If(rx.payload.code != 0):
-                    m.d.sync += [c.err_code.eq(rx.payload.code), c.err_detail.eq(0)]
+                m.d.sync += [c.cmd.eq(cmd0), c.seq.eq(seq0), c.bi.eq(0),
+                             bad.eq(rx.payload.code != 0), ident.eq(cmd0 == CMD_IDENT),
+                             status.eq(cmd0 == CMD_STATUS), reset.eq(cmd0 == CMD_RESET),
+                             step.eq(cmd0 == CMD_STEP), empty.eq(rx.payload.length == 0)]
+                m.next = "DISPATCH"
+        with m.State("DISPATCH"):
+            with m.If(bad):
+                m.d.sync += [c.err_code.eq(rx.payload.code), c.err_detail.eq(0)]
+                m.next = "ERROR"
+            with m.Elif(ident):
+                m.d.comb += [r.load.eq(1), r.load_to.eq(self.max_body), r.stop_to.eq(r.depth)]
+                m.d.sync += c.kind.eq(K_IDENT)
+                m.next = "HEAD0"
+            with m.Elif(status):
+                m.d.sync += c.kind.eq(K_STATUS)
+                m.next = "HEAD0"
+            with m.Elif(reset):
+                m.d.comb += x.soft_rst.eq(1)
+                m.d.sync += [x.counters.steps.eq(0), f.sample.eq(0), c.err_seen.eq(0),
+                             c.bi.eq(0)]
+                m.next = "RESET"
+            with m.Elif(step):
+                with m.If(empty):
+                    m.d.sync += [c.err_code.eq(ERR_PAYLOAD), c.err_detail.eq(0)]
                     m.next = "ERROR"
-                with m.Elif(cmd0 == CMD_IDENT):
-                    m.d.comb += [r.load.eq(1), r.load_to.eq(self.max_body),
-                                 r.stop_to.eq(r.depth)]
-                    m.d.sync += c.kind.eq(K_IDENT)
-                    m.next = "HEAD0"
-                with m.Elif(cmd0 == CMD_STATUS):
-                    m.d.sync += c.kind.eq(K_STATUS)
-                    m.next = "HEAD0"
-                with m.Elif(cmd0 == CMD_RESET):
-                    m.d.comb += x.soft_rst.eq(1)
-                    m.d.sync += [x.counters.steps.eq(0), f.sample.eq(0), c.err_seen.eq(0),
-                                 c.bi.eq(0)]
-                    m.next = "RESET"
-                with m.Elif(cmd0 == CMD_STEP):
-                    with m.If(rx.payload.length == 0):
-                        m.d.sync += [c.err_code.eq(ERR_PAYLOAD), c.err_detail.eq(0)]
-                        m.next = "ERROR"
-                    with m.Else():
-                        m.d.comb += [r.load.eq(1), r.load_to.eq(2),
-                                     r.stop_to.eq(rx.payload.length + 2)]
-                        m.d.sync += [t.tk.eq(0),
-                                     t.left.eq(0), t.cont.eq(0), f.fed.eq(0), f.done.eq(0),
-                                     t.phase.eq(0), t.strobe_due.eq(0)]
-                        m.next = "FLAGS"
                 with m.Else():
-                    m.d.sync += [c.err_code.eq(ERR_COMMAND), c.err_detail.eq(0)]
-                    m.next = "ERROR"
+                    m.d.comb += [r.load.eq(1), r.load_to.eq(2),
+                                 r.stop_to.eq(rx.payload.length + 2)]
+                    m.d.sync += [t.tk.eq(0),
+                                 t.left.eq(0), t.cont.eq(0), f.fed.eq(0), f.done.eq(0),
+                                 t.phase.eq(0), t.strobe_due.eq(0)]
+                    m.next = "FLAGS"
+            with m.Else():
+                m.d.sync += [c.err_code.eq(ERR_COMMAND), c.err_detail.eq(0)]
+                m.next = "ERROR"
 
         with m.State("RESET"):                # let the core's FSM leave its reset state
-            with m.If(c.bi < 2):
+            with m.If(c.bi < 3):                # (the reset comes a cycle after it is asked)
                 m.d.sync += c.bi.eq(c.bi + 1)
-            with m.If((c.bi >= 2) & ~self.core.busy):
+            with m.If((c.bi >= 3) & ~self.core.busy):
                 m.d.sync += [c.kind.eq(K_END), c.bi.eq(0)]
                 m.next = "HEAD0"
 
     def _replies(self, m, x: Executor):
-        """The replies of fixed form: an error, the header, IDENT, STATUS, the frame's end."""
+        """The replies of fixed form: an error, the header, IDENT, STATUS, the frame's end.
+
+        A state that always offers a byte moves on when the byte stream is ready (``o.ready``,
+        a register), not on ``o.sent``, which is the same there but carries every state's
+        offer, the encoder's included, into the state register's enable (Fmax)."""
         r, o, c = x.reader, x.out, x.cmd
         error = c.error
         with m.State("ERROR"):
@@ -727,18 +780,18 @@ class HostLink(CheckedComponent):
             m.d.comb += [o.valid.eq(1), o.end.eq(c.bi == 6),
                          o.data.eq(Array([C(CMD_ERROR, 8), c.seq, error[:8], error[8:16],
                                           error[16:24], error[24:32], C(0, 8)])[c.bi])]
-            with m.If(o.sent):
+            with m.If(o.ready):
                 m.d.sync += c.bi.eq(c.bi + 1)
                 with m.If(c.bi == 6):
                     m.next = "IDLE"
 
         with m.State("HEAD0"):
             m.d.comb += [o.valid.eq(1), o.data.eq(c.cmd | RESPONSE)]
-            with m.If(o.sent):
+            with m.If(o.ready):
                 m.next = "HEAD1"
         with m.State("HEAD1"):
             m.d.comb += [o.valid.eq(1), o.data.eq(c.seq)]
-            with m.If(o.sent):
+            with m.If(o.ready):
                 m.d.sync += c.bi.eq(0)
                 with m.Switch(c.kind):
                     with m.Case(K_IDENT):
@@ -746,26 +799,26 @@ class HostLink(CheckedComponent):
                     with m.Case(K_STATUS):
                         m.next = "STATUS"
                     with m.Case(K_STEP):
+                        m.d.sync += x.enc.feeding.eq(1)
                         m.next = "FEED"
                     with m.Default():
                         m.next = "FINISH"
 
         with m.State("IDENT"):
-            # Not through o.sent, which carries every state's bytes (Fmax).
             m.d.comb += [o.valid.eq(r.ready), o.data.eq(r.byte), r.adv.eq(r.ready & o.ready)]
             with m.If(r.ready & o.ready & (r.pos == r.depth - 1)):
                 m.next = "FINISH"
         with m.State("STATUS"):
             status = x.counters.status
             m.d.comb += [o.valid.eq(1), o.data.eq(status.word_select(c.bi[:4], 8))]
-            with m.If(o.sent):
+            with m.If(o.ready):
                 m.d.sync += c.bi.eq(c.bi + 1)
                 with m.If(c.bi == len(status) // 8 - 1):
                     m.next = "FINISH"
 
         with m.State("FINISH"):
             m.d.comb += [o.valid.eq(1), o.end.eq(1)]
-            with m.If(o.sent):
+            with m.If(o.ready):
                 m.next = "IDLE"
 
     def _step_check(self, m, x: Executor):
@@ -783,11 +836,12 @@ class HostLink(CheckedComponent):
                 with m.Else():
                     m.next = "CHECK"
         with m.State("CHECK"):
-            # The verdict on a token comes the cycle after its last byte (pos has moved on).
+            # The verdict on a token comes two cycles after its last byte was taken (pos has
+            # moved on, once: the reader is not ready again before the verdict).
             with m.If(t.token_end & ~t.ok):
                 m.d.sync += [c.err_code.eq(ERR_PAYLOAD), c.err_detail.eq(r.pos - 3)]
                 m.next = "ERROR"
-            with m.Elif(~r.more):
+            with m.Elif(~r.more & ~t.took):
                 with m.If(t.phase == 0):
                     m.d.comb += [r.load.eq(1), r.load_to.eq(3), r.stop_to.eq(r.stop)]
                     m.d.sync += [c.kind.eq(K_STEP), t.tk.eq(0), t.left.eq(0), t.cont.eq(0),
@@ -811,14 +865,15 @@ class HostLink(CheckedComponent):
                              f.sample.eq(f.sample + 1)]
             with m.Elif(~f.valid & r.more):
                 m.d.comb += [r.adv.eq(r.ready), t.take.eq(r.ready)]
-            with m.Elif(~f.valid & ~r.more & (f.done == f.fed) & ~e.busy & ~t.token_end
-                        & ~t.step_end):
+            with m.Elif(~f.valid & ~r.more & f.caught_up & ~e.busy & ~t.took
+                        & ~t.token_end & ~t.step_end):
+                m.d.sync += e.feeding.eq(0)
                 with m.If(c.flags[2]):
                     m.d.sync += p.wait.eq(0)
                     m.next = "PREDICT"
                 with m.Else():
                     m.next = "FINISH"
-            # A byte's verdicts, the cycle after it was taken (no byte is taken then, and no
+            # A byte's verdicts, two cycles after it was taken (no byte is taken then, and no
             # strobe is due: the byte was taken because none was).
             with m.If(t.token_end):           # the token becomes the core's next input record
                 m.d.sync += [f.rec.index.eq(t.index), f.rec.value.eq(t.value),
@@ -826,7 +881,7 @@ class HostLink(CheckedComponent):
                              f.rec.last.eq(0), f.valid.eq(1)]
             with m.If(t.step_end):            # the strobe goes once the last event is taken
                 m.d.sync += t.strobe_due.eq(1)
-            m.d.comb += [o.valid.eq(e.valid), o.data.eq(e.data), e.ready.eq(o.ready)]
+            m.d.comb += [o.valid.eq(e.valid), o.data.eq(e.data)]
         with m.State("PREDICT"):
             # The read-out's prediction is ready a fixed latency after the last record.
             with m.If(p.wait != 15):
@@ -842,7 +897,7 @@ class HostLink(CheckedComponent):
                 m.next = "PRED_OUT"
         with m.State("PRED_OUT"):
             m.d.comb += [o.valid.eq(1), o.data.eq(Mux(c.bi[0], p.value[8:], p.value[:8]))]
-            with m.If(o.sent):
+            with m.If(o.ready):
                 m.d.sync += c.bi.eq(c.bi + 1)
                 with m.If(c.bi[0]):
                     m.next = "FINISH"

@@ -105,6 +105,25 @@ def test_audio_like_network_bit_exact_across_split_frames(audio_board):
             b.run(np.zeros((65, net.layers[0].n), np.int64))
 
 
+def test_nine_lanes_bit_exact(tmp_path_factory):
+    """Nine lanes: two spike bytes a record in the dense form, up to nine spikes a record in
+    the sparse one, membranes of two and three bytes, groups with lanes past the layer."""
+    net = random_network(9)
+    assert max(l.n for l in net.layers[1:]) < 9 and max(l.v_bits for l in net.layers[1:]) > 16
+    exe = _simboard(tmp_path_factory, net, "wide", lanes=9, max_steps=64)
+    with SimBoard(exe, DIV) as sb, Board(sb.port, net=net, timeout=10) as b:
+        for seed in range(2):
+            x, forced = random_stimulus(net, 30, seed)
+            ref = simulate(net, x, forced, steps=30)
+            got = b.run(x, forced, steps=30)
+            assert ref.first_mismatch(got) is None, ref.first_mismatch(got)
+            sparse = b.run(x, forced, steps=30, membranes=False)
+            assert sparse.v == {}
+            for l in ref.spikes:
+                assert np.array_equal(sparse.spikes[l], ref.spikes[l]), l
+        assert sum(int(s.sum()) for s in ref.spikes.values()) > 0
+
+
 def test_wrong_network_is_refused(wm_board):
     _, sb = wm_board
     other = tiny_net(seed=3, name="wm8")
