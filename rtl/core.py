@@ -51,7 +51,7 @@ from .delay_line import DelayLine
 from .devices import target
 from .families import FAMILIES, ram_style
 from .interface import step_in_layout, step_out_layout
-from .logic import CONV_CHUNK, lowest_set, tree_sum
+from .logic import CONV_CHUNK, OneHot, lowest_set, tree_sum
 from .memplan import (STREAMED, ProjPlan, has_bias, load_image, load_width, memory_bits,
                       memory_kinds, pair_bits, projection_plan, supported, weight_bank_depth,
                       weight_words)
@@ -128,6 +128,7 @@ class Shared:
     n_pairs: Signal             # E: pairs of the current layer
     left: Signal                # pairs the replay has yet to issue
     load: WeightLoad | None = None      # with weight arrays loaded through ``wl``
+    fsm: OneHot | None = None           # the step sequencer's states
     #: (active, register, value): while a layer is not active (outside the FSM's states),
     #: the register takes the value every cycle (e.g. an extractor's ``end`` for its first job)
     idle: list = field(default_factory=list)
@@ -421,71 +422,73 @@ class NetworkCore(CheckedComponent):
         # Survives resets: the SPRAM (or the loaded RAM) keeps its contents until the device is
         # reconfigured.
         loaded = Signal(name="loaded", reset_less=True)
-        with m.FSM(init="CLEAR"):
-            # A synchronous reset does not clear block RAM: zero every membrane (and let every
-            # delay line wipe itself) first.
-            with m.State("CLEAR"):
-                m.d.comb += self.busy.eq(1)
-                for l, path in paths.items():
-                    m.d.comb += [path.v_wr.addr.eq(clr), path.v_wr.data.eq(0),
-                                 path.v_wr.en.eq(clr < path.G)]
-                with m.If(clr != gmax):
-                    m.d.sync += clr.eq(clr + 1)
-                with m.Elif(Cat(*[ln.ready for ln in lines.values()]).all()):
-                    if streamed:
-                        with m.If(loaded):
-                            m.next = "RECV"
-                        with m.Else():
-                            m.next = "LOAD"
-                    else:
-                        m.next = "RECV"
-
-            if streamed:
-                with m.State("LOAD"):
-                    ld = sh.load
-                    m.d.comb += [self.busy.eq(1), self.wl.ready.eq(1), ld.active.eq(1)]
-                    ends = [pp.weight_depth(P) - 1 for pp in streamed]
-                    end = C(ends[0], len(ld.addr))
-                    for k, e in enumerate(ends[1:], 1):
-                        end = Mux(ld.arr == k, e, end)
-                    with m.If(self.wl.valid):
-                        with m.If(ld.addr == end):
-                            m.d.sync += ld.addr.eq(0)
-                            with m.If(ld.arr == len(streamed) - 1):
-                                m.d.sync += [ld.arr.eq(0), loaded.eq(1)]
-                                m.next = "RECV"
-                            with m.Else():
-                                m.d.sync += ld.arr.eq(ld.arr + 1)
-                        with m.Else():
-                            m.d.sync += ld.addr.eq(ld.addr + 1)
-
-            with m.State("RECV"):
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(self.i.valid & rec.valid):
-                    if inp.accept is not None:
-                        m.d.comb += inp.accept.eq((rec.layer == 0) & (rec.index < layers[0].n)
-                                                  & (rec.value != 0))
-                    for l, f in forced.items():
-                        with m.If((rec.layer == l) & (rec.index < layers[l].n)):
-                            m.d.sync += f.bit_select(rec.index, 1).eq(1)
-                with m.If(self.i.valid & rec.last):
-                    m.next = "WAIT0"
-
-            with m.State("WAIT0"):        # the last input record's write lands
-                m.d.comb += self.busy.eq(1)
-                with m.If(~inp.valid):
-                    m.d.sync += [sh.grp.eq(0), sh.p_next.eq(0), sh.n_pairs.eq(0),
-                                 sh.left.eq(0)]
-                    m.next = "L1_J0"
-
+        # One register per state (a binary state register's enable ORs every transition).
+        fsm = sh.fsm = OneHot(m, init="CLEAR", name="seq")
+        # A synchronous reset does not clear block RAM: zero every membrane (and let every
+        # delay line wipe itself) first.
+        with fsm.state("CLEAR"):
+            m.d.comb += self.busy.eq(1)
             for l, path in paths.items():
-                self._states(m, l, path, lines, forced, sh)
+                m.d.comb += [path.v_wr.addr.eq(clr), path.v_wr.data.eq(0),
+                             path.v_wr.en.eq(clr < path.G)]
+            with m.If(clr != gmax):
+                m.d.sync += clr.eq(clr + 1)
+            with m.Elif(Cat(*[ln.ready for ln in lines.values()]).all()):
+                if streamed:
+                    with m.If(loaded):
+                        fsm.next("RECV")
+                    with m.Else():
+                        fsm.next("LOAD")
+                else:
+                    fsm.next("RECV")
 
-            with m.State("END"):
-                m.d.comb += self.busy.eq(1)
-                with m.If(Cat(*[ln.clean for ln in lines.values()]).all()):
-                    m.d.comb += [ln.advance.eq(1) for ln in lines.values()]
-                    m.next = "RECV"
+        if streamed:
+            with fsm.state("LOAD"):
+                ld = sh.load
+                m.d.comb += [self.busy.eq(1), self.wl.ready.eq(1), ld.active.eq(1)]
+                ends = [pp.weight_depth(P) - 1 for pp in streamed]
+                end = C(ends[0], len(ld.addr))
+                for k, e in enumerate(ends[1:], 1):
+                    end = Mux(ld.arr == k, e, end)
+                with m.If(self.wl.valid):
+                    with m.If(ld.addr == end):
+                        m.d.sync += ld.addr.eq(0)
+                        with m.If(ld.arr == len(streamed) - 1):
+                            m.d.sync += [ld.arr.eq(0), loaded.eq(1)]
+                            fsm.next("RECV")
+                        with m.Else():
+                            m.d.sync += ld.arr.eq(ld.arr + 1)
+                    with m.Else():
+                        m.d.sync += ld.addr.eq(ld.addr + 1)
+
+        with fsm.state("RECV"):
+            m.d.comb += self.i.ready.eq(1)
+            with m.If(self.i.valid & rec.valid):
+                if inp.accept is not None:
+                    m.d.comb += inp.accept.eq((rec.layer == 0) & (rec.index < layers[0].n)
+                                              & (rec.value != 0))
+                for l, f in forced.items():
+                    with m.If((rec.layer == l) & (rec.index < layers[l].n)):
+                        m.d.sync += f.bit_select(rec.index, 1).eq(1)
+            with m.If(self.i.valid & rec.last):
+                fsm.next("WAIT0")
+
+        with fsm.state("WAIT0"):        # the last input record's write lands
+            m.d.comb += self.busy.eq(1)
+            with m.If(~inp.valid):
+                m.d.sync += [sh.grp.eq(0), sh.p_next.eq(0), sh.n_pairs.eq(0),
+                             sh.left.eq(0)]
+                fsm.next("L1_J0")
+
+        for l, path in paths.items():
+            self._states(m, l, path, lines, forced, sh)
+
+        with fsm.state("END"):
+            m.d.comb += self.busy.eq(1)
+            with m.If(Cat(*[ln.clean for ln in lines.values()]).all()):
+                m.d.comb += [ln.advance.eq(1) for ln in lines.values()]
+                fsm.next("RECV")
+        fsm.check()
         for active, reg, value in sh.idle:
             with m.If(~active):
                 m.d.sync += reg.eq(value)
@@ -1096,7 +1099,7 @@ class NetworkCore(CheckedComponent):
             nxt = f"L{l}_J{q + 1}" if q + 1 < len(jobs) else f"L{l}_M"
             # x.end as the next job starts (rd 0 again)
             end_next = limits[q + 1] == 0 if q + 1 < len(jobs) else C(0, 1)
-            with m.State(f"L{l}_J{q}"):
+            with sh.fsm.state(f"L{l}_J{q}"):
                 self._gather_job(m, l, q, pp, k, q == len(jobs) - 1, nxt, path, x,
                                  lines[pp.index], sh, limits[q], end_next)
         return len(jobs)
@@ -1176,9 +1179,9 @@ class NetworkCore(CheckedComponent):
             m.d.sync += [x.rd.eq(0), x.pf.eq(0), x.valid.eq(0), x.end.eq(end_next)]
             with m.If(final):
                 m.d.sync += grp.eq(1)
-                m.next = f"L{l}_R" if G > 1 else f"L{l}_W"
+                sh.fsm.next(f"L{l}_R" if G > 1 else f"L{l}_W")
             with m.Else():
-                m.next = nxt
+                sh.fsm.next(nxt)
 
     def _replay_states(self, m, l, path, forced, sh, jobs):
         """The marker of group 0 (L{l}_M; L{l}_J0 for a layer without gather jobs), the replay
@@ -1188,14 +1191,14 @@ class NetworkCore(CheckedComponent):
         grp, p_next, n_pairs = sh.grp, sh.p_next, sh.n_pairs
         nxt_layer = "END" if l == len(self.net.layers) - 1 else f"L{l + 1}_J0"
         after_m = f"L{l}_R" if G > 1 else f"L{l}_W"
-        with m.State(f"L{l}_M" if jobs else f"L{l}_J0"):
+        with sh.fsm.state(f"L{l}_M" if jobs else f"L{l}_J0"):
             m.d.comb += [busy.eq(1), path.active.eq(1)]
             with m.If(go & path.conv_ready):
                 m.d.sync += [t0.valid.eq(1), t0.marker.eq(1), t0.last.eq(0),
                              t0.g.eq(0), t0.new.eq(0), grp.eq(1)]
-                m.next = after_m
+                sh.fsm.next(after_m)
         if G > 1:
-            with m.State(f"L{l}_R"):
+            with sh.fsm.state(f"L{l}_R"):
                 m.d.comb += [busy.eq(1), path.active.eq(1)]
                 if path.fetch is not None:
                     m.d.comb += [path.fetch.rd.addr.eq(p_next), path.fetch.rd.en.eq(go)]
@@ -1209,13 +1212,13 @@ class NetworkCore(CheckedComponent):
                     with m.If(ends):
                         m.d.sync += [p_next.eq(0), left.eq(n_pairs)]
                         with m.If(grp == G - 1):
-                            m.next = f"L{l}_W"
+                            sh.fsm.next(f"L{l}_W")
                         with m.Else():
                             m.d.sync += grp.eq(grp + 1)
                     with m.Else():
                         m.d.sync += [p_next.eq(p_next + 1), left.eq(left - 1)]
 
-        with m.State(f"L{l}_W"):
+        with sh.fsm.state(f"L{l}_W"):
             m.d.comb += [busy.eq(1), path.active.eq(1)]
             # Every group has been fired and written to the delay lines before the next
             # layer gathers them (`fin` is registered, see the datapath).
@@ -1223,4 +1226,4 @@ class NetworkCore(CheckedComponent):
                 if l in forced:
                     m.d.sync += forced[l].eq(0)
                 m.d.sync += [grp.eq(0), n_pairs.eq(0), p_next.eq(0), sh.left.eq(0)]
-                m.next = nxt_layer
+                sh.fsm.next(nxt_layer)

@@ -1,10 +1,12 @@
-"""Small combinational helpers that several generators share."""
+"""Small helpers that several generators share."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from amaranth.hdl import C, Module, Signal
 
-__all__ = ["CONV_CHUNK", "lowest_set", "tree_sum"]
+__all__ = ["CONV_CHUNK", "OneHot", "lowest_set", "tree_sum"]
 
 #: Conv-kernel terms summed per adder tree in the first of a core's two registered conv stages.
 CONV_CHUNK = 8
@@ -28,3 +30,58 @@ def tree_sum(terms):
         terms = [terms[k] + terms[k + 1] if k + 1 < len(terms) else terms[k]
                  for k in range(0, len(terms), 2)]
     return terms[0]
+
+
+class OneHot:
+    """A state machine with one register per state, for a machine whose state decoding sits
+    on the critical path: Yosys leaves Amaranth's FSMs binary (their state register has an
+    initial value, which its FSM recoding refuses), and a binary state register's enable is
+    one OR over every transition of every state. Here a state's register depends only on
+    the transitions into and out of it.
+
+    Used like Amaranth's FSM: ``with fsm.state("A"):`` ... ``fsm.next("B")``;
+    ``fsm.ongoing("A")`` is A's register (made at first mention; ``init`` is set after
+    reset). A state's ``next`` calls must sit in mutually exclusive branches (two taken in
+    one cycle would set two registers); :meth:`check` refuses a target without statements."""
+
+    def __init__(self, m: Module, *, init: str, name: str):
+        self.m, self.name, self.init = m, name, init
+        self.bits: dict[str, Signal] = {}
+        self._described: set[str] = set()
+        self._in: str | None = None
+        self.ongoing(init)
+
+    @contextmanager
+    def state(self, name: str):
+        """The statements of state ``name`` (they apply while its register is set)."""
+        if self._in is not None:
+            raise RuntimeError(f"{self.name}: state {name!r} inside state {self._in!r}")
+        if name in self._described:
+            raise RuntimeError(f"{self.name}: state {name!r} described twice")
+        self._described.add(name)
+        with self.m.If(self.ongoing(name)):
+            self._in = name
+            try:
+                yield
+            finally:
+                self._in = None
+
+    def next(self, name: str) -> None:
+        """Go to state ``name`` at the next clock edge (from the state being described)."""
+        if self._in is None:
+            raise RuntimeError(f"{self.name}: next({name!r}) outside a state")
+        if name != self._in:
+            self.m.d.sync += [self.ongoing(self._in).eq(0), self.ongoing(name).eq(1)]
+
+    def ongoing(self, name: str) -> Signal:
+        """State ``name``'s register."""
+        if name not in self.bits:
+            self.bits[name] = Signal(name=f"{self.name}_{name.lower()}",
+                                     init=int(name == self.init))
+        return self.bits[name]
+
+    def check(self) -> None:
+        """Every state mentioned has statements (a target without them would be a dead end)."""
+        missing = sorted(set(self.bits) - self._described)
+        if missing:
+            raise RuntimeError(f"{self.name}: states without statements: {missing}")

@@ -33,7 +33,7 @@ from model.ir import Network
 from ..checked import CheckedComponent
 from ..cores import core as core_named, spec_of
 from ..interface import step_in_layout
-from ..logic import lowest_set
+from ..logic import OneHot, lowest_set
 from .framing import FrameRx, FrameTx
 from .protocol import (CMD_ERROR, CMD_IDENT, CMD_RESET, CMD_STATUS, CMD_STEP, ERR_COMMAND, ERR_PAYLOAD, FLAG_MEMBRANES, FLAG_PREDICT, FLAG_SPIKES, MAX_BODY,
                        NO_PREDICTION, RESPONSE, ident_payload, token_format)
@@ -163,9 +163,6 @@ class EncoderOut:
     ready: Signal
     busy: Signal
     records: Records
-    #: the executor is in FEED, where the encoder's bytes go out (a register, so that the
-    #: encoder's ``ready`` does not come from the executor's state decoding; Fmax)
-    feeding: Signal
 
 
 @dataclass
@@ -680,8 +677,7 @@ class HostLink(CheckedComponent):
                 with m.Else():
                     m.d.sync += have.eq(0)
                     m.next = "TAKE"
-        return EncoderOut(out_valid, out_data, out_ready, busy=have, records=src,
-                          feeding=Signal(name="enc_feeding"))
+        return EncoderOut(out_valid, out_data, out_ready, busy=have, records=src)
 
 
     def _readout_inputs(self, m, cmd: Command, feed: CoreInput, reader: BufferReader,
@@ -700,73 +696,76 @@ class HostLink(CheckedComponent):
 
     # ---- the executor --------------------------------------------------------------------------
     def _executor(self, m, x: Executor):
-        """The command executor's FSM, state by state in the order its encoding follows."""
-        with m.FSM(name="exec") as fsm:
-            self._dispatch(m, x)              # IDLE, DISPATCH, RESET
-            self._replies(m, x)               # ERROR, HEAD0, HEAD1, IDENT, STATUS, FINISH
-            self._step_check(m, x)            # FLAGS, CHECK
-            self._step_feed(m, x)             # FEED, PREDICT, PRED_OUT
-        m.d.comb += x.enc.ready.eq(x.out.ready & x.enc.feeding)
+        """The command executor's state machine, one register per state (its decoding sat
+        on the iCE40's critical paths)."""
+        fsm = OneHot(m, init="IDLE", name="exec")
+        self._dispatch(m, x, fsm)             # IDLE, DISPATCH, RESET
+        self._replies(m, x, fsm)              # ERROR, HEAD0, HEAD1, IDENT, STATUS, FINISH
+        self._step_check(m, x, fsm)           # FLAGS, CHECK
+        self._step_feed(m, x, fsm)            # FEED, PREDICT, PRED_OUT
+        fsm.check()
+        # The encoder's bytes go out in FEED only.
+        m.d.comb += x.enc.ready.eq(x.out.ready & fsm.ongoing("FEED"))
         return fsm
 
-    def _dispatch(self, m, x: Executor):
+    def _dispatch(self, m, x: Executor, fsm: OneHot):
         """IDLE takes a frame from the receiver and classifies it; DISPATCH starts its command
         (a cycle later, from registers: the frame's compares end at them; Fmax); RESET waits
         for the core to come out of its reset."""
         rx, r, c, t, f = x.frame.frame, x.reader, x.cmd, x.tokens, x.feed
         cmd0, seq0 = rx.payload.cmd, rx.payload.seq
-        # The frame's class, one bit each (the receiver holds the frame meanwhile: it drops
-        # frames while the executor is busy).
-        bad, ident, status = Signal(name="k_bad"), Signal(name="k_ident"), Signal(name="k_status")
-        reset, step = Signal(name="k_reset"), Signal(name="k_step")
-        empty = Signal(name="k_empty")
-        with m.State("IDLE"):
+        # What the frame asks for, one bit each, exactly one set (the receiver holds the frame
+        # meanwhile: it drops frames while the executor is busy); an error's code goes into
+        # its register at once.
+        bad = rx.payload.code != 0
+        is_step = cmd0 == CMD_STEP
+        empty = rx.payload.length == 0
+        ident, status = Signal(name="d_ident"), Signal(name="d_status")
+        reset, step, error = Signal(name="d_reset"), Signal(name="d_step"), Signal(name="d_error")
+        with fsm.state("IDLE"):
             m.d.comb += rx.ready.eq(1)
             with m.If(rx.valid):
                 m.d.sync += [c.cmd.eq(cmd0), c.seq.eq(seq0), c.bi.eq(0),
-                             bad.eq(rx.payload.code != 0), ident.eq(cmd0 == CMD_IDENT),
-                             status.eq(cmd0 == CMD_STATUS), reset.eq(cmd0 == CMD_RESET),
-                             step.eq(cmd0 == CMD_STEP), empty.eq(rx.payload.length == 0)]
-                m.next = "DISPATCH"
-        with m.State("DISPATCH"):
-            with m.If(bad):
-                m.d.sync += [c.err_code.eq(rx.payload.code), c.err_detail.eq(0)]
-                m.next = "ERROR"
-            with m.Elif(ident):
+                             ident.eq(~bad & (cmd0 == CMD_IDENT)),
+                             status.eq(~bad & (cmd0 == CMD_STATUS)),
+                             reset.eq(~bad & (cmd0 == CMD_RESET)),
+                             step.eq(~bad & is_step & ~empty),
+                             error.eq(bad | ~((cmd0 == CMD_IDENT) | (cmd0 == CMD_STATUS)
+                                              | (cmd0 == CMD_RESET) | (is_step & ~empty))),
+                             c.err_code.eq(Mux(bad, rx.payload.code,
+                                               Mux(is_step, ERR_PAYLOAD, ERR_COMMAND))),
+                             c.err_detail.eq(0)]
+                fsm.next("DISPATCH")
+        with fsm.state("DISPATCH"):
+            with m.If(error):
+                fsm.next("ERROR")
+            with m.If(ident):
                 m.d.comb += [r.load.eq(1), r.load_to.eq(self.max_body), r.stop_to.eq(r.depth)]
                 m.d.sync += c.kind.eq(K_IDENT)
-                m.next = "HEAD0"
-            with m.Elif(status):
+                fsm.next("HEAD0")
+            with m.If(status):
                 m.d.sync += c.kind.eq(K_STATUS)
-                m.next = "HEAD0"
-            with m.Elif(reset):
+                fsm.next("HEAD0")
+            with m.If(reset):
                 m.d.comb += x.soft_rst.eq(1)
                 m.d.sync += [x.counters.steps.eq(0), f.sample.eq(0), c.err_seen.eq(0),
                              c.bi.eq(0)]
-                m.next = "RESET"
-            with m.Elif(step):
-                with m.If(empty):
-                    m.d.sync += [c.err_code.eq(ERR_PAYLOAD), c.err_detail.eq(0)]
-                    m.next = "ERROR"
-                with m.Else():
-                    m.d.comb += [r.load.eq(1), r.load_to.eq(2),
-                                 r.stop_to.eq(rx.payload.length + 2)]
-                    m.d.sync += [t.tk.eq(0),
-                                 t.left.eq(0), t.cont.eq(0), f.fed.eq(0), f.done.eq(0),
-                                 t.phase.eq(0), t.strobe_due.eq(0)]
-                    m.next = "FLAGS"
-            with m.Else():
-                m.d.sync += [c.err_code.eq(ERR_COMMAND), c.err_detail.eq(0)]
-                m.next = "ERROR"
+                fsm.next("RESET")
+            with m.If(step):
+                m.d.comb += [r.load.eq(1), r.load_to.eq(2), r.stop_to.eq(rx.payload.length + 2)]
+                m.d.sync += [t.tk.eq(0),
+                             t.left.eq(0), t.cont.eq(0), f.fed.eq(0), f.done.eq(0),
+                             t.phase.eq(0), t.strobe_due.eq(0)]
+                fsm.next("FLAGS")
 
-        with m.State("RESET"):                # let the core's FSM leave its reset state
+        with fsm.state("RESET"):                # let the core's FSM leave its reset state
             with m.If(c.bi < 3):                # (the reset comes a cycle after it is asked)
                 m.d.sync += c.bi.eq(c.bi + 1)
             with m.If((c.bi >= 3) & ~self.core.busy):
                 m.d.sync += [c.kind.eq(K_END), c.bi.eq(0)]
-                m.next = "HEAD0"
+                fsm.next("HEAD0")
 
-    def _replies(self, m, x: Executor):
+    def _replies(self, m, x: Executor, fsm: OneHot):
         """The replies of fixed form: an error, the header, IDENT, STATUS, the frame's end.
 
         A state that always offers a byte moves on when the byte stream is ready (``o.ready``,
@@ -774,7 +773,7 @@ class HostLink(CheckedComponent):
         offer, the encoder's included, into the state register's enable (Fmax)."""
         r, o, c = x.reader, x.out, x.cmd
         error = c.error
-        with m.State("ERROR"):
+        with fsm.state("ERROR"):
             # 0xFF, SEQ, code, command, detail (u16 LE), end.
             m.d.sync += c.err_seen.eq(1)
             m.d.comb += [o.valid.eq(1), o.end.eq(c.bi == 6),
@@ -783,81 +782,80 @@ class HostLink(CheckedComponent):
             with m.If(o.ready):
                 m.d.sync += c.bi.eq(c.bi + 1)
                 with m.If(c.bi == 6):
-                    m.next = "IDLE"
+                    fsm.next("IDLE")
 
-        with m.State("HEAD0"):
+        with fsm.state("HEAD0"):
             m.d.comb += [o.valid.eq(1), o.data.eq(c.cmd | RESPONSE)]
             with m.If(o.ready):
-                m.next = "HEAD1"
-        with m.State("HEAD1"):
+                fsm.next("HEAD1")
+        with fsm.state("HEAD1"):
             m.d.comb += [o.valid.eq(1), o.data.eq(c.seq)]
             with m.If(o.ready):
                 m.d.sync += c.bi.eq(0)
                 with m.Switch(c.kind):
                     with m.Case(K_IDENT):
-                        m.next = "IDENT"
+                        fsm.next("IDENT")
                     with m.Case(K_STATUS):
-                        m.next = "STATUS"
+                        fsm.next("STATUS")
                     with m.Case(K_STEP):
-                        m.d.sync += x.enc.feeding.eq(1)
-                        m.next = "FEED"
+                        fsm.next("FEED")
                     with m.Default():
-                        m.next = "FINISH"
+                        fsm.next("FINISH")
 
-        with m.State("IDENT"):
+        with fsm.state("IDENT"):
             m.d.comb += [o.valid.eq(r.ready), o.data.eq(r.byte), r.adv.eq(r.ready & o.ready)]
             with m.If(r.ready & o.ready & (r.pos == r.depth - 1)):
-                m.next = "FINISH"
-        with m.State("STATUS"):
+                fsm.next("FINISH")
+        with fsm.state("STATUS"):
             status = x.counters.status
             m.d.comb += [o.valid.eq(1), o.data.eq(status.word_select(c.bi[:4], 8))]
             with m.If(o.ready):
                 m.d.sync += c.bi.eq(c.bi + 1)
                 with m.If(c.bi == len(status) // 8 - 1):
-                    m.next = "FINISH"
+                    fsm.next("FINISH")
 
-        with m.State("FINISH"):
+        with fsm.state("FINISH"):
             m.d.comb += [o.valid.eq(1), o.end.eq(1)]
             with m.If(o.ready):
-                m.next = "IDLE"
+                fsm.next("IDLE")
 
-    def _step_check(self, m, x: Executor):
+    def _step_check(self, m, x: Executor, fsm: OneHot):
         """STEP, pass 1: the flags byte, then check every count and token (the whole frame is
         refused, with the offset of the first bad byte, before anything runs)."""
         r, c, t = x.reader, x.cmd, x.tokens
-        with m.State("FLAGS"):
+        with fsm.state("FLAGS"):
             with m.If(r.ready):
                 m.d.comb += r.adv.eq(1)
                 m.d.sync += c.flags.eq(r.byte)
                 with m.If((r.byte & (0xFF ^ (FLAG_SPIKES | FLAG_MEMBRANES | FLAG_PREDICT)))
                           != 0):
                     m.d.sync += [c.err_code.eq(ERR_PAYLOAD), c.err_detail.eq(0)]
-                    m.next = "ERROR"
+                    fsm.next("ERROR")
                 with m.Else():
-                    m.next = "CHECK"
-        with m.State("CHECK"):
+                    fsm.next("CHECK")
+        with fsm.state("CHECK"):
             # The verdict on a token comes two cycles after its last byte was taken (pos has
             # moved on, once: the reader is not ready again before the verdict).
             with m.If(t.token_end & ~t.ok):
                 m.d.sync += [c.err_code.eq(ERR_PAYLOAD), c.err_detail.eq(r.pos - 3)]
-                m.next = "ERROR"
+                fsm.next("ERROR")
             with m.Elif(~r.more & ~t.took):
                 with m.If(t.phase == 0):
                     m.d.comb += [r.load.eq(1), r.load_to.eq(3), r.stop_to.eq(r.stop)]
                     m.d.sync += [c.kind.eq(K_STEP), t.tk.eq(0), t.left.eq(0), t.cont.eq(0),
                                  t.strobe_due.eq(0), t.tok.eq(0)]
-                    m.next = "HEAD0"
+                    fsm.next("HEAD0")
                 with m.Else():
                     m.d.sync += [c.err_code.eq(ERR_PAYLOAD), c.err_detail.eq(r.pos - 2)]
-                    m.next = "ERROR"
+                    fsm.next("ERROR")
             with m.Elif(r.ready):
                 m.d.comb += [r.adv.eq(1), t.take.eq(1)]
 
-    def _step_feed(self, m, x: Executor):
+    def _step_feed(self, m, x: Executor, fsm: OneHot):
         """STEP, pass 2: feed the core; the encoder sends its output meanwhile. Then the
         prediction, when asked for."""
         r, o, c, t, f, e, p = x.reader, x.out, x.cmd, x.tokens, x.feed, x.enc, x.pred
-        with m.State("FEED"):
+        with fsm.state("FEED"):
             with m.If(~f.valid & t.strobe_due):
                 m.d.sync += [f.rec.valid.eq(0), f.rec.last.eq(1), f.valid.eq(1),
                              t.strobe_due.eq(0), f.fed.eq(f.fed + 1),
@@ -867,12 +865,11 @@ class HostLink(CheckedComponent):
                 m.d.comb += [r.adv.eq(r.ready), t.take.eq(r.ready)]
             with m.Elif(~f.valid & ~r.more & f.caught_up & ~e.busy & ~t.took
                         & ~t.token_end & ~t.step_end):
-                m.d.sync += e.feeding.eq(0)
                 with m.If(c.flags[2]):
                     m.d.sync += p.wait.eq(0)
-                    m.next = "PREDICT"
+                    fsm.next("PREDICT")
                 with m.Else():
-                    m.next = "FINISH"
+                    fsm.next("FINISH")
             # A byte's verdicts, two cycles after it was taken (no byte is taken then, and no
             # strobe is due: the byte was taken because none was).
             with m.If(t.token_end):           # the token becomes the core's next input record
@@ -882,7 +879,7 @@ class HostLink(CheckedComponent):
             with m.If(t.step_end):            # the strobe goes once the last event is taken
                 m.d.sync += t.strobe_due.eq(1)
             m.d.comb += [o.valid.eq(e.valid), o.data.eq(e.data)]
-        with m.State("PREDICT"):
+        with fsm.state("PREDICT"):
             # The read-out's prediction is ready a fixed latency after the last record.
             with m.If(p.wait != 15):
                 m.d.sync += p.wait.eq(p.wait + 1)
@@ -891,16 +888,16 @@ class HostLink(CheckedComponent):
                     m.d.sync += p.value.eq(Mux(f.sample > self.max_steps, NO_PREDICTION,
                                                self.readout.prediction))
                     m.d.sync += c.bi.eq(0)
-                    m.next = "PRED_OUT"
+                    fsm.next("PRED_OUT")
             else:
                 m.d.sync += p.value.eq(NO_PREDICTION)
-                m.next = "PRED_OUT"
-        with m.State("PRED_OUT"):
+                fsm.next("PRED_OUT")
+        with fsm.state("PRED_OUT"):
             m.d.comb += [o.valid.eq(1), o.data.eq(Mux(c.bi[0], p.value[8:], p.value[:8]))]
             with m.If(o.ready):
                 m.d.sync += c.bi.eq(c.bi + 1)
                 with m.If(c.bi[0]):
-                    m.next = "FINISH"
+                    fsm.next("FINISH")
 
     # ---- LEDs ----------------------------------------------------------------------------------
     def _leds(self, m, busy: Signal, err_seen: Signal):
