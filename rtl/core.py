@@ -223,6 +223,8 @@ class Extractor:
     word: Signal                # W's word index
     tap: Signal                 # W's tap (a taps projection's window)
     end: Signal                 # rd has reached the job's limit (registered: Fmax)
+    any: Signal                 # mask is not zero (a register kept with mask: Fmax)
+    single: Signal              # mask has at most one bit set (likewise)
 
 
 @dataclass
@@ -1089,7 +1091,8 @@ class NetworkCore(CheckedComponent):
                       data=Signal(P * ebx, name=f"x_data{l}"),
                       word=Signal(range(max(2, gx)), name=f"x_word{l}"),
                       tap=Signal(range(tmax), name=f"x_tap{l}"),
-                      end=Signal(name=f"x_end{l}"))
+                      end=Signal(name=f"x_end{l}"), any=Signal(name=f"x_any{l}"),
+                      single=Signal(name=f"x_single{l}", init=1))
         limits = [self._job_limit(pp, lines[pp.index]) for pp, _ in jobs]
         if jobs:    # entering the first job, rd is 0; its count may land in the same cycle
             pp0 = jobs[0][0]
@@ -1125,16 +1128,16 @@ class NetworkCore(CheckedComponent):
         # is not between the line's count and the state machine (Fmax).
         word = x.pfw if pp.per_lane else line.rd_word_out
         low = lowest_set(m, x.mask, f"low{l}_{q}")
-        mask_next = Signal(P, name=f"mask_next{l}_{q}")
-        m.d.comb += mask_next.eq(x.mask & ~(C(1, P) << low)[:P])
-        # W empties with this emission when it holds at most one bit: x & (x - 1) is
-        # a carry chain, shallower than the priority encoder (Fmax).
-        single = Signal(name=f"single{l}_{q}")
-        m.d.comb += single.eq((x.mask & (x.mask - 1)[:P]) == 0)
+        # W empties with this emission when it holds at most one bit. Whether it does, and
+        # whether it holds any, are registers kept with the mask (the extractor's decisions
+        # then start at registers; Fmax); x & (x - 1) is x without its lowest bit.
+        def at_most_one(v):
+            return (v & (v - 1)[:P]) == 0
+        single = x.single
         empties = ~x.valid | single
         take = x.pf & empties & go
         done = x.end & ~x.pf & empties
-        emits = go & x.valid & x.mask.any()
+        emits = go & x.valid & x.any
         # The layer's very last pair hands group 0 off itself (no marker cycle) when
         # the conv loaders are ready by then.
         final = Signal(name=f"final{l}_{q}")
@@ -1160,12 +1163,14 @@ class NetworkCore(CheckedComponent):
         with m.If(go):
             with m.If(take):
                 nz = Cat(*[data[e * eb:(e + 1) * eb].any() for e in range(P)])
-                m.d.sync += [x.valid.eq(1), x.mask.eq(nz),
-                             x.data.eq(data), x.word.eq(word)]
+                m.d.sync += [x.valid.eq(1), x.mask.eq(nz), x.any.eq(nz.any()),
+                             x.single.eq(at_most_one(nz)), x.data.eq(data), x.word.eq(word)]
                 if k is None:
                     m.d.sync += x.tap.eq(line.rd_tap)
             with m.Elif(x.valid):
-                m.d.sync += x.mask.eq(mask_next)
+                rest = x.mask & (x.mask - 1)[:P]        # without the bit just emitted
+                m.d.sync += [x.mask.eq(rest), x.any.eq(~single),
+                             x.single.eq(at_most_one(rest))]
                 with m.If(single):
                     m.d.sync += x.valid.eq(0)
         issue = go & (~x.pf | take) & ~x.end

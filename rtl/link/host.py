@@ -616,8 +616,11 @@ class HostLink(CheckedComponent):
         di = Signal(range(sb + 1), name="enc_si")
         lane = Signal(range(P + 1), name="enc_lane")
         vi = Signal(range(vbytes_max + 1), name="enc_vi")
-        vwide = [rec.v[q].as_signed() for q in range(P)]
-        v_lane = Array([Cat(v, *([v[-1]] * (8 * vbytes_max - len(v)))) for v in vwide])[lane]
+        # The lane being sent is always lane 0 of `rec.v`: the lanes shift down one as each
+        # is done (no P-way select between the record and the bytes; Fmax).
+        v0 = rec.v[0].as_signed()
+        v_lane = Cat(v0, *([v0[-1]] * (8 * vbytes_max - len(v0))))
+        v_flat = rec.v.as_value()
         spk_bytes = Cat(rec.spike, C(0, 8 * sb - P)) if 8 * sb > P else rec.spike
 
         # The states' tests are registers, updated with the counters they test (the state
@@ -671,7 +674,8 @@ class HostLink(CheckedComponent):
                     with m.If(sent):
                         with m.If(v_last):
                             m.d.sync += [vi.eq(0), lane.eq(lane + 1), v_last.eq(vb_rec == 1),
-                                         v_more.eq(lane + 1 != lanes_here)]
+                                         v_more.eq(lane + 1 != lanes_here),
+                                         v_flat.eq(v_flat >> len(v0))]
                         with m.Else():
                             m.d.sync += [vi.eq(vi + 1), v_last.eq(vi + 1 == vb_rec - 1)]
                 with m.Else():
