@@ -177,6 +177,7 @@ class HandOff:
     #: values of H's, S's and R's spare's flags, so that the token stages' ``go`` comes from
     #: two registers, not from the fire pipeline's state (Fmax)
     free: Signal | None = None
+    move: Signal | None = None          # H's group moves to S this cycle (B1)
 
 
 @dataclass
@@ -788,7 +789,8 @@ class NetworkCore(CheckedComponent):
                                 reset_less=True) for k in range(P)],
                     v=Signal(P * layer.v_bits, name=f"h_v{l}", reset_less=True),
                     b=Signal(P * layer.acc_bits, name=f"h_b{l}", reset_less=True),
-                    load=Signal(name=f"h_load{l}"), free=Signal(name=f"h_free{l}", init=1))
+                    load=Signal(name=f"h_load{l}"), free=Signal(name=f"h_free{l}", init=1),
+                    move=Signal(name=f"h_move{l}"))
         if conv:
             h.ready = Signal(name=f"h_ready{l}")
         s = Current(valid=Signal(name=f"s_valid{l}"), take=Signal(name=f"s_take{l}"),
@@ -940,10 +942,11 @@ class NetworkCore(CheckedComponent):
         layer = net.layers[l]
         # S moves on whenever R's spare is free (a register), not when R's record is taken:
         # the output's ready then never reaches back through H into the token stages (Fmax).
-        m.d.comb += s.take.eq(s.valid & ~r.spare.valid)
+        m.d.comb += [s.take.eq(s.valid & ~r.spare.valid),
+                     h.move.eq(h.valid & h.ready & (~s.valid | s.take))]
         budget = None if self.device is None else self.device.dsp
         on_dsp = leak_multipliers(net.layers[1:], P, budget)[l - 1]
-        with m.If(h.valid & h.ready & (~s.valid | s.take)):
+        with m.If(h.move):
             m.d.sync += [s.valid.eq(1), s.g.eq(h.g)]
             with m.If(~h.load):
                 m.d.sync += h.valid.eq(0)
@@ -984,9 +987,8 @@ class NetworkCore(CheckedComponent):
         (as B1, B1b and B2 set them): H empty, or its group about to move to S (its sums in,
         and S empty or moving on)."""
         sp = r.spare
-        h_move = h.valid & h.ready & (~s.valid | s.take)
-        h_valid = h.load | (h.valid & ~h_move)
-        s_valid = h_move | (s.valid & ~s.take)
+        h_valid = h.load | (h.valid & ~h.move)
+        s_valid = h.move | (s.valid & ~s.take)
         sp_valid = (sp.valid | (s.take & r.valid)) & ~r.take
         s_take = s_valid & ~sp_valid
         m.d.sync += h.free.eq(~h_valid | (h.ready_next & (~s_valid | s_take)))

@@ -151,7 +151,7 @@ class CoreInput:
     sample: Signal                            # steps since RESET (for the read-out bound)
     #: done == fed, a cycle late (a register: Fmax). It is never wrongly high: fed moves only
     #: with ``valid`` rising, which holds the executor for longer, and done only up to fed.
-    caught_up: Signal | None = None
+    caught_up: Signal
 
 
 @dataclass
@@ -652,8 +652,8 @@ class HostLink(CheckedComponent):
                         m.d.sync += hi.eq(~hi)
                         with m.If(hi):
                             # The lowest spike goes: mask & (mask - 1) is mask without it.
-                            m.d.sync += [mask.eq(mask & ~(1 << k)[:P]),
-                                         m_any.eq((mask & (mask - 1)).any())]
+                            rest = (mask & (mask - 1))[:P]
+                            m.d.sync += [mask.eq(rest), m_any.eq(rest.any())]
                 with m.Elif(last_group):
                     m.d.comb += [out_valid.eq(1), out_data.eq(0xFF)]
                     with m.If(sent):
@@ -723,22 +723,20 @@ class HostLink(CheckedComponent):
         # its register at once.
         bad = rx.payload.code != 0
         is_step = cmd0 == CMD_STEP
-        empty = rx.payload.length == 0
-        ident, status = Signal(name="d_ident"), Signal(name="d_status")
-        reset, step, error = Signal(name="d_reset"), Signal(name="d_step"), Signal(name="d_error")
+        asks = {"ident": cmd0 == CMD_IDENT, "status": cmd0 == CMD_STATUS,
+                "reset": cmd0 == CMD_RESET, "step": is_step & (rx.payload.length != 0)}
+        ident, status, reset, step = (Signal(name=f"d_{k}") for k in asks)
+        error = Signal(name="d_error")
         with fsm.state("IDLE"):
             m.d.comb += rx.ready.eq(1)
             with m.If(rx.valid):
                 m.d.sync += [c.cmd.eq(cmd0), c.seq.eq(seq0), c.bi.eq(0),
-                             ident.eq(~bad & (cmd0 == CMD_IDENT)),
-                             status.eq(~bad & (cmd0 == CMD_STATUS)),
-                             reset.eq(~bad & (cmd0 == CMD_RESET)),
-                             step.eq(~bad & is_step & ~empty),
-                             error.eq(bad | ~((cmd0 == CMD_IDENT) | (cmd0 == CMD_STATUS)
-                                              | (cmd0 == CMD_RESET) | (is_step & ~empty))),
+                             error.eq(bad | ~Cat(*asks.values()).any()),
                              c.err_code.eq(Mux(bad, rx.payload.code,
                                                Mux(is_step, ERR_PAYLOAD, ERR_COMMAND))),
                              c.err_detail.eq(0)]
+                m.d.sync += [d.eq(~bad & a) for d, a in zip((ident, status, reset, step),
+                                                            asks.values())]
                 fsm.next("DISPATCH")
         with fsm.state("DISPATCH"):
             with m.If(error):
