@@ -214,12 +214,19 @@ class Fired:
 @dataclass
 class Extractor:
     """The word extractor of a layer's gather jobs: the word prefetched in a line's read port,
-    and the word W being turned into pairs."""
+    the word A that arrived from it (a register straight behind the block RAM's output: no
+    logic between the memory and a register; Fmax), and the word W being turned into pairs."""
     rd: Signal                  # next word or list entry to read
     pf: Signal                  # a read is in the line's port
     pfw: Signal                 # the word that read is for (scanned lines)
+    a_valid: Signal             # A holds a word
+    a_data: Signal              # A's elements and word index
+    a_word: Signal
+    a_stamp: Signal             # A's step stamp (a window's entry: its tap comes from it)
     valid: Signal               # W holds a word
     mask: Signal                # W's non-zero elements not yet emitted
+    rest: Signal                # mask without its lowest bit (a register kept with it: Fmax)
+    low: Signal                 # index of mask's lowest bit (likewise)
     data: Signal                # W's elements
     word: Signal                # W's word index
     tap: Signal                 # W's tap (a taps projection's window)
@@ -1089,7 +1096,14 @@ class NetworkCore(CheckedComponent):
         x = Extractor(rd=Signal(range(xmax + 1), name=f"x_rd{l}"),
                       pf=Signal(name=f"x_pf{l}"),
                       pfw=Signal(range(max(2, gx)), name=f"x_pfw{l}"),
+                      a_valid=Signal(name=f"x_a_valid{l}"),
+                      a_data=Signal(P * ebx, name=f"x_a_data{l}", reset_less=True),
+                      a_word=Signal(range(max(2, gx)), name=f"x_a_word{l}", reset_less=True),
+                      a_stamp=Signal(max([lines[pp.index].stamp_bits for pp in weighted]
+                                         or [1]), name=f"x_a_stamp{l}", reset_less=True),
                       valid=Signal(name=f"x_valid{l}"), mask=Signal(P, name=f"x_mask{l}"),
+                      rest=Signal(P, name=f"x_rest{l}", reset_less=True),
+                      low=Signal(range(max(2, P)), name=f"x_low{l}", reset_less=True),
                       data=Signal(P * ebx, name=f"x_data{l}"),
                       word=Signal(range(max(2, gx)), name=f"x_word{l}"),
                       tap=Signal(range(tmax), name=f"x_tap{l}"),
@@ -1098,8 +1112,8 @@ class NetworkCore(CheckedComponent):
         limits = [self._job_limit(pp, lines[pp.index]) for pp, _ in jobs]
         if jobs:    # entering the first job, rd is 0; its count may land in the same cycle
             pp0 = jobs[0][0]
-            first = limits[0] if pp0.per_lane else lines[pp0.index].rd_count_next
-            sh.idle.append((path.active, x.end, first == 0))
+            empty = limits[0] == 0 if pp0.per_lane else lines[pp0.index].rd_empty_next
+            sh.idle.append((path.active, x.end, empty))
         for q, (pp, k) in enumerate(jobs):
             nxt = f"L{l}_J{q + 1}" if q + 1 < len(jobs) else f"L{l}_M"
             # x.end as the next job starts (rd 0 again)
@@ -1124,21 +1138,23 @@ class NetworkCore(CheckedComponent):
         eb = pp.element_bits
         data = line.rd_data
         m.d.comb += [busy.eq(1), path.active.eq(1)]
+        # Only the replay reads `grp`, and it starts at group 1: set here in every cycle, not
+        # in the layer's final cycle (no path from the extractor's decisions into it; Fmax).
+        m.d.sync += grp.eq(1)
         # Scan every word (element k comes from its own slot), or walk the list of non-zero
         # words of the slot (or of the whole window of taps): `limit` words. x.end says
         # rd == limit (rd never passes it), a register kept with rd, so that the comparison
         # is not between the line's count and the state machine (Fmax).
         word = x.pfw if pp.per_lane else line.rd_word_out
-        low = lowest_set(m, x.mask, f"low{l}_{q}")
+        low = x.low
         # W empties with this emission when it holds at most one bit. Whether it does, and
         # whether it holds any, are registers kept with the mask (the extractor's decisions
         # then start at registers; Fmax); x & (x - 1) is x without its lowest bit.
-        def at_most_one(v):
-            return (v & (v - 1)[:P]) == 0
         single = x.single
         empties = ~x.valid | single
-        take = x.pf & empties & go
-        done = x.end & ~x.pf & empties
+        move = x.a_valid & empties & go         # A -> W
+        take = x.pf & (~x.a_valid | move) & go  # the line's read port -> A
+        done = x.end & ~x.pf & ~x.a_valid & empties
         emits = go & x.valid & x.any
         # The layer's very last pair hands group 0 off itself (no marker cycle) when
         # the conv loaders are ready by then.
@@ -1162,30 +1178,44 @@ class NetworkCore(CheckedComponent):
                 m.d.sync += t0.val.eq(x.data.word_select(low, eb))
             elif path.fetch.value_bits:
                 m.d.sync += t0.val.eq(1)
+        with m.If(take):
+            m.d.sync += [x.a_valid.eq(1), x.a_data.eq(data), x.a_word.eq(word)]
+            if k is None:
+                m.d.sync += x.a_stamp.eq(line.rd_stamp)
+        with m.Elif(move):
+            m.d.sync += x.a_valid.eq(0)
+        a = x.a_data
+        nz = Cat(*[a[e * eb:(e + 1) * eb].any() for e in range(P)])
+        low_nz = lowest_set(m, nz, f"low_nz{l}_{q}")
+        low_rest = lowest_set(m, x.rest, f"low_rest{l}_{q}")
         with m.If(go):
-            with m.If(take):
-                nz = Cat(*[data[e * eb:(e + 1) * eb].any() for e in range(P)])
-                m.d.sync += [x.valid.eq(1), x.mask.eq(nz), x.any.eq(nz.any()),
-                             x.single.eq(at_most_one(nz)), x.data.eq(data), x.word.eq(word)]
+            with m.If(move):
+                nz_rest = (nz & (nz - 1))[:P]
+                m.d.sync += [x.valid.eq(1), x.mask.eq(nz), x.rest.eq(nz_rest), x.low.eq(low_nz),
+                             x.any.eq(nz.any()), x.single.eq(nz_rest == 0), x.data.eq(a),
+                             x.word.eq(x.a_word)]
                 if k is None:
-                    m.d.sync += x.tap.eq(line.rd_tap)
+                    sb = len(line.rd_stamp)
+                    m.d.sync += x.tap.eq((line.tap_base - x.a_stamp[:sb])[:sb])
             with m.Elif(x.valid):
-                rest = x.mask & (x.mask - 1)[:P]        # without the bit just emitted
-                m.d.sync += [x.mask.eq(rest), x.any.eq(~single),
-                             x.single.eq(at_most_one(rest))]
+                # The mask loses the bit just emitted: it becomes `rest`, which is kept
+                # without its own lowest bit, so one carry chain per cycle, not two.
+                rest2 = (x.rest & (x.rest - 1))[:P]
+                m.d.sync += [x.mask.eq(x.rest), x.rest.eq(rest2), x.any.eq(~single),
+                             x.single.eq(rest2 == 0), x.low.eq(low_rest)]
                 with m.If(single):
                     m.d.sync += x.valid.eq(0)
         issue = go & (~x.pf | take) & ~x.end
         m.d.comb += [line.rd_en.eq(issue), line.rd_word.eq(x.rd)]
+        # rd + 1 == limit as an equality of registers (the line keeps its count - 1).
+        last = x.rd == (C(limit.value - 1) if pp.per_lane else line.rd_count_m1)
         with m.If(issue):
-            m.d.sync += [x.rd.eq(x.rd + 1), x.pf.eq(1), x.pfw.eq(x.rd),
-                         x.end.eq(x.rd + 1 == limit)]
+            m.d.sync += [x.rd.eq(x.rd + 1), x.pf.eq(1), x.pfw.eq(x.rd), x.end.eq(last)]
         with m.Elif(take):
             m.d.sync += x.pf.eq(0)
         with m.If(go & done):
             m.d.sync += [x.rd.eq(0), x.pf.eq(0), x.valid.eq(0), x.end.eq(end_next)]
             with m.If(final):
-                m.d.sync += grp.eq(1)
                 sh.fsm.next(f"L{l}_R" if G > 1 else f"L{l}_W")
             with m.Else():
                 sh.fsm.next(nxt)
@@ -1200,9 +1230,10 @@ class NetworkCore(CheckedComponent):
         after_m = f"L{l}_R" if G > 1 else f"L{l}_W"
         with sh.fsm.state(f"L{l}_M" if jobs else f"L{l}_J0"):
             m.d.comb += [busy.eq(1), path.active.eq(1)]
+            m.d.sync += grp.eq(1)             # (as in the gather jobs)
             with m.If(go & path.conv_ready):
                 m.d.sync += [t0.valid.eq(1), t0.marker.eq(1), t0.last.eq(0),
-                             t0.g.eq(0), t0.new.eq(0), grp.eq(1)]
+                             t0.g.eq(0), t0.new.eq(0)]
                 sh.fsm.next(after_m)
         if G > 1:
             with sh.fsm.state(f"L{l}_R"):
@@ -1232,5 +1263,5 @@ class NetworkCore(CheckedComponent):
             with m.If(path.fin):
                 if l in forced:
                     m.d.sync += forced[l].eq(0)
-                m.d.sync += [grp.eq(0), n_pairs.eq(0), p_next.eq(0), sh.left.eq(0)]
+                m.d.sync += [n_pairs.eq(0), p_next.eq(0), sh.left.eq(0)]
                 sh.fsm.next(nxt_layer)

@@ -62,9 +62,10 @@ def job_costs(net: Network, act: dict, *, lanes: int) -> dict:
     """Per layer, per step: gather cycles and pairs E (see ``docs/hardware.md``).
 
     A dense/taps job that walks a list (one delay for the projection, or the whole window of a
-    taps projection's delays) costs 1 cycle when the list is empty, else 2 + the sum over its
+    taps projection's delays) costs 1 cycle when the list is empty, else 3 + the sum over its
     entries of the entry's non-zero elements; a job that scans
-    per-neuron delays costs 2 + the sum over all G_pre words of max(1, non-zero elements).
+    per-neuron delays costs 3 + the sum over all G_pre words of max(1, non-zero elements)
+    (a word's read, its arrival register A and W: 3 cycles before W's first pair).
     Pairs are the non-zero elements of these jobs; ``last_emits`` tells whether the layer's
     last job ends on a pair (which then hands group 0 off itself). A conv projection's loader runs
     beside them; ``ready`` is the cycle from which the group-0 marker may go: for a list,
@@ -105,10 +106,10 @@ def job_costs(net: Network, act: dict, *, lanes: int) -> dict:
                 continue
             o["jobs"] += 1
             if pp.per_lane:
-                cost = 2 + np.maximum(1, per_word).sum(1)
+                cost = 3 + np.maximum(1, per_word).sum(1)
                 o["last_emits"] = per_word[:, -1] > 0
             else:
-                cost = np.where(entries > 0, 2 + per_word.sum(1), 1)
+                cost = np.where(entries > 0, 3 + per_word.sum(1), 1)
                 o["last_emits"] = entries > 0
             o["gather"] += cost
             o["pairs"] += per_word.sum(1)

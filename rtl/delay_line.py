@@ -113,9 +113,17 @@ class DelayLine(wiring.Component):
             "rd_count": Out(range(self.window_capacity + 1)),
             "rd_count_next": Out(range(self.window_capacity + 1)),
             "rd_tap": Out(range(self.taps)),
+            "rd_count_m1": Out(range(self.window_capacity + 1)),
+            "rd_empty_next": Out(1), "rd_stamp": Out(self.stamp_bits),
+            "tap_base": Out(self.stamp_bits),
             "rd_word_out": Out(range(G)), "rd_data": Out(P * self.value_bits),
             "advance": In(1), "ready": Out(1), "clean": Out(1),
         })
+
+    @property
+    def stamp_bits(self) -> int:
+        """Width of a ``window`` entry's step stamp (1 in the other modes, where it is 0)."""
+        return max(1, (self.slots - 1).bit_length()) if self.mode == "window" else 1
 
     @property
     def window_capacity(self) -> int:
@@ -185,12 +193,21 @@ class DelayLine(wiring.Component):
         with m.Elif(self.rd_en):
             m.d.sync += rptr.eq(rptr + 1)
         count_q = Signal(cb, name="count_q")
-        m.d.comb += self.rd_count_next.eq(Cat(*counts).word_select(home, cb))
+        m.d.comb += [self.rd_count_next.eq(Cat(*counts).word_select(home, cb)),
+                     self.rd_empty_next.eq(self.rd_count_next == 0)]
+        self._count_m1(m)
         m.d.sync += count_q.eq(self.rd_count_next)
         m.d.comb += [self.rd_count.eq(count_q), rd.en.eq(self.rd_en), rd.addr.eq(rptr),
                      self.rd_word_out.eq(rd.data[:gb]), self.rd_data.eq(rd.data[gb:]),
                      self.rd_tap.eq(0), self.ready.eq(1), self.clean.eq(1)]
         return m
+
+    def _count_m1(self, m):
+        """``rd_count_m1``: ``rd_count`` - 1 (mod its width), a register kept with it, so that
+        a reader's "this is the last entry" is an equality with its read counter (Fmax)."""
+        q = Signal.like(self.rd_count_m1, name="count_m1_q")
+        m.d.sync += q.eq(self.rd_count_next - 1)
+        m.d.comb += self.rd_count_m1.eq(q)
 
     def _window(self):
         m = Module()
@@ -199,7 +216,7 @@ class DelayLine(wiring.Component):
         DF = self.depth
         # Steps are stamped mod 2^sb >= R: an entry's age is (t - stamp) mod 2^sb, a narrow
         # subtraction without a wrap test.
-        sb = max(1, (R - 1).bit_length())
+        sb = self.stamp_bits
         mem = memory.Memory(shape=gb + P * vb + sb, depth=DF, init=[])
         m.submodules.mem = mem
         wr, rd = mem.write_port(), mem.read_port()
@@ -257,8 +274,15 @@ class DelayLine(wiring.Component):
         count_q = Signal(range(self.window_capacity + 1), name="count_q")
         m.d.comb += self.rd_count_next.eq(Mux(end >= lo, end - lo, end + DF - lo))
         m.d.sync += count_q.eq(self.rd_count_next)
+        self._count_m1(m)
+        # Empty: both ends at one place (the count never reaches DF: see window_capacity);
+        # an equality, not the count's subtraction (Fmax).
+        m.d.comb += self.rd_empty_next.eq(end == lo)
         tap = Signal(sb, name="tap")
-        m.d.comb += tap.eq(hstamp - rd.data[gb + P * vb:])
+        # A reader that registers the entry first computes its tap from the raw stamp
+        # (tap_base - rd_stamp, mod 2^sb: no subtraction behind the block RAM's output).
+        m.d.comb += [tap.eq(hstamp - rd.data[gb + P * vb:]),
+                     self.rd_stamp.eq(rd.data[gb + P * vb:]), self.tap_base.eq(hstamp)]
         m.d.comb += [self.rd_count.eq(count_q), rd.en.eq(self.rd_en), rd.addr.eq(rptr),
                      self.rd_word_out.eq(rd.data[:gb]), self.rd_data.eq(rd.data[gb:gb + P * vb]),
                      self.rd_tap.eq(tap), self.ready.eq(1), self.clean.eq(1)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from amaranth.hdl import C, Module, Signal
+from amaranth.hdl import C, Cat, Module, Signal
 
 __all__ = ["CONV_CHUNK", "OneHot", "lowest_set", "tree_sum"]
 
@@ -13,11 +13,22 @@ CONV_CHUNK = 8
 
 
 def lowest_set(m: Module, mask, name: str):
-    """Index of the lowest set bit of ``mask`` (0 when none), as a signal."""
-    low = Signal(range(max(2, len(mask))), name=name)
-    for k in reversed(range(len(mask))):
-        with m.If(mask[k]):
-            m.d.comb += low.eq(k)
+    """Index of the lowest set bit of ``mask`` (0 when none), as a signal.
+
+    Up to 8 bits a priority chain; wider, the lowest bit alone (``mask & -mask``, a carry
+    chain) and each index bit the OR of the one-hot positions that have it: a tree of a few
+    LUT levels instead of a chain as long as the mask (Fmax)."""
+    n = len(mask)
+    low = Signal(range(max(2, n)), name=name)
+    if n <= 8:
+        for k in reversed(range(n)):
+            with m.If(mask[k]):
+                m.d.comb += low.eq(k)
+        return low
+    one = Signal(n, name=f"{name}_bit")
+    m.d.comb += one.eq(mask & (~mask + 1)[:n])
+    for b in range(len(low)):
+        m.d.comb += low[b].eq(Cat(*[one[k] for k in range(n) if k >> b & 1]).any())
     return low
 
 

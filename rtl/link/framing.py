@@ -3,10 +3,11 @@ both directions (:class:`FrameTx`, :class:`FrameRx`), and the UART clock divisor
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import crc, data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..logic import OneHot
 from .protocol import END, ERR_CRC, ERR_LENGTH, ERR_TOO_LONG, ESC, ESC_END, ESC_ESC
 
 __all__ = ["CRC16", "uart_divisor", "FrameTx", "FrameRx"]
@@ -57,8 +58,6 @@ class FrameTx(wiring.Component):
         esc2 = Signal()         # the second byte of an escape is due
         raw = Signal()          # send ``byte`` unescaped (the END delimiters)
         have = Signal()         # ``byte`` is waiting to go out
-        trail = Signal(range(5))  # trailer bytes sent so far
-        tail = Array([count, count >> 8, crc >> 8, crc])  # LEN LE, CRC BE
         special = (byte == END) | (byte == ESC)
         m.d.comb += self.o.payload.eq(Mux(esc2, Mux(byte == END, ESC_END, ESC_ESC),
                                           Mux(~raw & special, ESC, byte)))
@@ -69,32 +68,38 @@ class FrameTx(wiring.Component):
             with m.Else():
                 m.d.sync += [esc2.eq(0), have.eq(0)]
 
-        with m.FSM():
-            with m.State("IDLE"):
-                with m.If(self.i.valid & ~have):
-                    m.d.comb += crc16.start.eq(1)
-                    m.d.sync += [byte.eq(END), raw.eq(1), have.eq(1), count.eq(-2 & 0xFFFF),
-                                 trail.eq(0)]
-                    m.next = "BODY"
-            with m.State("BODY"):
-                m.d.comb += self.i.ready.eq(~have)
-                with m.If(self.i.valid & ~have):
-                    with m.If(self.i.payload.end):
-                        m.next = "TRAIL"
-                    with m.Else():
-                        m.d.comb += [crc16.data.eq(self.i.payload.data), crc16.valid.eq(1)]
-                        m.d.sync += [byte.eq(self.i.payload.data), raw.eq(0), have.eq(1),
-                                     count.eq(count + 1)]
-            with m.State("TRAIL"):
+        # One register per state, and one state per trailer byte: each state's byte comes
+        # from one place (no byte select by a counter behind the state; Fmax).
+        fsm = OneHot(m, init="IDLE", name="ftx")
+        with fsm.state("IDLE"):
+            with m.If(self.i.valid & ~have):
+                m.d.comb += crc16.start.eq(1)
+                m.d.sync += [byte.eq(END), raw.eq(1), have.eq(1), count.eq(-2 & 0xFFFF)]
+                fsm.next("BODY")
+        with fsm.state("BODY"):
+            m.d.comb += self.i.ready.eq(~have)
+            with m.If(self.i.valid & ~have):
+                with m.If(self.i.payload.end):
+                    fsm.next("LEN0")
+                with m.Else():
+                    m.d.comb += [crc16.data.eq(self.i.payload.data), crc16.valid.eq(1)]
+                    m.d.sync += [byte.eq(self.i.payload.data), raw.eq(0), have.eq(1),
+                                 count.eq(count + 1)]
+        # LEN little-endian (covered by the CRC), the CRC big-endian, END.
+        trailer = [("LEN0", count[:8], True), ("LEN1", count[8:16], True),
+                   ("CRC0", crc[8:16], False), ("CRC1", crc[:8], False)]
+        for k, (name, value, covered) in enumerate(trailer):
+            with fsm.state(name):
                 with m.If(~have):
-                    with m.If(trail == 4):
-                        m.d.sync += [byte.eq(END), raw.eq(1), have.eq(1)]
-                        m.next = "IDLE"
-                    with m.Else():
-                        nxt = tail[trail][:8]
-                        m.d.sync += [byte.eq(nxt), raw.eq(0), have.eq(1), trail.eq(trail + 1)]
-                        with m.If(trail < 2):      # the CRC covers LEN, not itself
-                            m.d.comb += [crc16.data.eq(nxt), crc16.valid.eq(1)]
+                    m.d.sync += [byte.eq(value), raw.eq(0), have.eq(1)]
+                    if covered:
+                        m.d.comb += [crc16.data.eq(value), crc16.valid.eq(1)]
+                    fsm.next(trailer[k + 1][0] if k + 1 < len(trailer) else "FINAL")
+        with fsm.state("FINAL"):
+            with m.If(~have):
+                m.d.sync += [byte.eq(END), raw.eq(1), have.eq(1)]
+                fsm.next("IDLE")
+        fsm.check()
         return m
 
 

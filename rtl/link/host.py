@@ -68,10 +68,11 @@ class Counters:
 class BufferReader:
     """The frame buffer read in order: ``byte`` is ``buf[pos]`` while ``ready``. The executor
     drives ``adv`` (the next byte; only while ``ready``) or ``load`` (jump to ``load_to``,
-    and ``stop`` to ``stop_to``); ``more`` while ``pos`` is below ``stop`` (a register: the
-    comparison is made on the next values). The block RAM is read at ``pos`` and ``byte`` is a
-    register behind its output (whose clock-to-out is slow on ECP5), so ``byte`` is ready once
-    ``pos`` has held for two cycles: a byte every three cycles, far above any UART's rate."""
+    and ``stop`` to ``stop_to``), requests that move ``pos`` two cycles later; ``more`` while
+    ``pos`` is below ``stop`` (a register, moving with ``pos``). The block RAM is read at
+    ``pos`` and ``byte`` is a register behind its output (whose clock-to-out is slow on ECP5),
+    so ``byte`` is ready once ``pos`` has held for two cycles: a byte every four cycles, far
+    above any UART's rate."""
     depth: int                                # the buffer's bytes: a frame, then IDENT's reply
     pos: Signal
     stop: Signal
@@ -398,27 +399,41 @@ class HostLink(CheckedComponent):
 
     # ---- buffer reader -------------------------------------------------------------------------
     def _buffer_reader(self, m, rd, depth: int) -> BufferReader:
-        """The frame buffer's read port at ``pos`` (a register: the executor's decisions do
-        not reach the block RAM's address) and ``byte``, a register behind its output (whose
-        clock-to-out is slow on ECP5): ``byte`` is ``buf[pos]`` once ``pos`` has held for two
-        cycles (``ready``), a byte every three cycles, far above any UART's rate."""
+        """The frame buffer's read port at ``pos`` and ``byte``, a register behind its output
+        (whose clock-to-out is slow on ECP5). ``adv`` and ``load`` are requests, registered
+        before they move ``pos`` (the executor's decisions end at registers, and ``pos``,
+        its comparisons and the block RAM's address start at them; Fmax): ``byte`` is
+        ``buf[pos]`` once ``pos`` has held for two cycles (``ready``), a byte every four
+        cycles, far above any UART's rate. ``pos`` and ``more`` move two cycles after the
+        request."""
         pos = Signal(range(depth + 1))
         stop = Signal(range(depth + 1))
         adv = Signal()
         load = Signal()
         load_to = Signal(range(depth + 1))
         stop_to = Signal(range(depth + 1))
-        nxt_pos = Mux(load, load_to, Mux(adv, pos + 1, pos))
+        adv_q = Signal(name="buf_adv_q")
+        load_q = Signal(name="buf_load_q")
+        load_to_q = Signal.like(load_to, name="buf_load_to_q")
+        stop_to_q = Signal.like(stop_to, name="buf_stop_to_q")
+        load_more_q = Signal(name="buf_load_more_q")
+        m.d.sync += [adv_q.eq(adv & ~load), load_q.eq(load)]
+        with m.If(load):
+            m.d.sync += [load_to_q.eq(load_to), stop_to_q.eq(stop_to),
+                         load_more_q.eq(load_to < stop_to)]
+        with m.If(load_q):
+            m.d.sync += [pos.eq(load_to_q), stop.eq(stop_to_q)]
+        with m.Elif(adv_q):
+            m.d.sync += pos.eq(pos + 1)
         m.d.comb += rd.addr.eq(pos)
-        m.d.sync += [pos.eq(nxt_pos), stop.eq(Mux(load, stop_to, stop))]
         byte = Signal(8, name="buf_byte")
         moved = Signal(name="buf_moved")      # pos moved in the previous cycle
         ready = Signal(name="buf_ready")
         more = Signal(name="buf_more")
-        # `more` from comparisons of registers, which adv and load only select (Fmax).
-        more_next = Mux(load, load_to < stop_to, Mux(adv, pos + 1 < stop, pos < stop))
-        m.d.sync += [byte.eq(rd.data), moved.eq(adv | load),
-                     ready.eq(~adv & ~load & ~moved), more.eq(more_next)]
+        # `more` from comparisons of registers, which the registered requests only select.
+        more_next = Mux(load_q, load_more_q, Mux(adv_q, pos + 1 < stop, pos < stop))
+        m.d.sync += [byte.eq(rd.data), moved.eq(adv_q | load_q),
+                     ready.eq(~adv & ~load & ~adv_q & ~load_q & ~moved), more.eq(more_next)]
         return BufferReader(depth, pos, stop, adv, load, load_to, stop_to, byte=byte, more=more,
                             ready=ready)
 
@@ -575,7 +590,6 @@ class HostLink(CheckedComponent):
         rec = Signal.like(o, name="enc_rec")
         have = Signal(name="enc_have")
         out_valid, out_data, out_ready = Signal(name="enc_valid"), Signal(8), Signal()
-        sent = out_valid & out_ready
         layer_n = Array([C(net.layers[l].n if l else 0, 16) for l in range(len(net.layers))])
         layer_spk = Array([C(int(l > 0 and net.layers[l].spiking), 1)
                            for l in range(len(net.layers))])
@@ -631,56 +645,60 @@ class HostLink(CheckedComponent):
         v_more = Signal(name="enc_v_more")
         v_last = Signal(name="enc_v_last")
         vb_rec = layer_vb[rec.layer]
-        with m.FSM(name="enc"):
-            with m.State("TAKE"):
-                with m.If(have):
-                    m.d.sync += [mask.eq(rec.spike), hi.eq(0), di.eq(0), lane.eq(0),
-                                 vi.eq(0), m_any.eq(rec.spike.any()), s_more.eq(spiking),
-                                 v_more.eq(lanes_here != 0), v_last.eq(vb_rec == 1)]
-                    with m.If(quiet):
-                        m.d.comb += drop.eq(1)
-                        m.d.sync += have.eq(src.valid)       # the next record, if one came
-                    with m.Elif(flags[1]):
-                        m.next = "DENSE"
-                    with m.Else():                           # spikes of a spiking layer
-                        m.next = "SPARSE"
-            with m.State("SPARSE"):
-                idx = (rec.index + k)[:16]
-                with m.If(m_any):
-                    m.d.comb += [out_valid.eq(1), out_data.eq(Mux(hi, idx[8:], idx[:8]))]
-                    with m.If(sent):
-                        m.d.sync += hi.eq(~hi)
-                        with m.If(hi):
-                            # The lowest spike goes: mask & (mask - 1) is mask without it.
-                            rest = (mask & (mask - 1))[:P]
-                            m.d.sync += [mask.eq(rest), m_any.eq(rest.any())]
-                with m.Elif(last_group):
-                    m.d.comb += [out_valid.eq(1), out_data.eq(0xFF)]
-                    with m.If(sent):
-                        m.d.sync += hi.eq(~hi)
-                        with m.If(hi):
-                            m.d.sync += have.eq(0)
-                            m.next = "TAKE"
-                with m.Else():
-                    m.d.sync += have.eq(0)
-                    m.next = "TAKE"
-            with m.State("DENSE"):
-                with m.If(s_more):
-                    m.d.comb += [out_valid.eq(1), out_data.eq(spk_bytes.word_select(di, 8))]
-                    with m.If(sent):
-                        m.d.sync += [di.eq(di + 1), s_more.eq(di + 1 != sb)]
-                with m.Elif(v_more):
-                    m.d.comb += [out_valid.eq(1), out_data.eq(v_lane.word_select(vi, 8))]
-                    with m.If(sent):
-                        with m.If(v_last):
-                            m.d.sync += [vi.eq(0), lane.eq(lane + 1), v_last.eq(vb_rec == 1),
-                                         v_more.eq(lane + 1 != lanes_here),
-                                         v_flat.eq(v_flat >> len(v0))]
-                        with m.Else():
-                            m.d.sync += [vi.eq(vi + 1), v_last.eq(vi + 1 == vb_rec - 1)]
-                with m.Else():
-                    m.d.sync += have.eq(0)
-                    m.next = "TAKE"
+        # One register per state, and a state that offers a byte moves on ``out_ready`` (a
+        # register) rather than on ``sent``, which would carry every state's offer into the
+        # enables of the registers it moves (Fmax).
+        fsm = OneHot(m, init="TAKE", name="enc")
+        with fsm.state("TAKE"):
+            with m.If(have):
+                m.d.sync += [mask.eq(rec.spike), hi.eq(0), di.eq(0), lane.eq(0),
+                             vi.eq(0), m_any.eq(rec.spike.any()), s_more.eq(spiking),
+                             v_more.eq(lanes_here != 0), v_last.eq(vb_rec == 1)]
+                with m.If(quiet):
+                    m.d.comb += drop.eq(1)
+                    m.d.sync += have.eq(src.valid)       # the next record, if one came
+                with m.Elif(flags[1]):
+                    fsm.next("DENSE")
+                with m.Else():                           # spikes of a spiking layer
+                    fsm.next("SPARSE")
+        with fsm.state("SPARSE"):
+            idx = (rec.index + k)[:16]
+            with m.If(m_any):
+                m.d.comb += [out_valid.eq(1), out_data.eq(Mux(hi, idx[8:], idx[:8]))]
+                with m.If(out_ready):
+                    m.d.sync += hi.eq(~hi)
+                    with m.If(hi):
+                        # The lowest spike goes: mask & (mask - 1) is mask without it.
+                        rest = (mask & (mask - 1))[:P]
+                        m.d.sync += [mask.eq(rest), m_any.eq(rest.any())]
+            with m.Elif(last_group):
+                m.d.comb += [out_valid.eq(1), out_data.eq(0xFF)]
+                with m.If(out_ready):
+                    m.d.sync += hi.eq(~hi)
+                    with m.If(hi):
+                        m.d.sync += have.eq(0)
+                        fsm.next("TAKE")
+            with m.Else():
+                m.d.sync += have.eq(0)
+                fsm.next("TAKE")
+        with fsm.state("DENSE"):
+            with m.If(s_more):
+                m.d.comb += [out_valid.eq(1), out_data.eq(spk_bytes.word_select(di, 8))]
+                with m.If(out_ready):
+                    m.d.sync += [di.eq(di + 1), s_more.eq(di + 1 != sb)]
+            with m.Elif(v_more):
+                m.d.comb += [out_valid.eq(1), out_data.eq(v_lane.word_select(vi, 8))]
+                with m.If(out_ready):
+                    with m.If(v_last):
+                        m.d.sync += [vi.eq(0), lane.eq(lane + 1), v_last.eq(vb_rec == 1),
+                                     v_more.eq(lane + 1 != lanes_here),
+                                     v_flat.eq(v_flat >> len(v0))]
+                    with m.Else():
+                        m.d.sync += [vi.eq(vi + 1), v_last.eq(vi + 1 == vb_rec - 1)]
+            with m.Else():
+                m.d.sync += have.eq(0)
+                fsm.next("TAKE")
+        fsm.check()
         return EncoderOut(out_valid, out_data, out_ready, busy=have, records=src)
 
 
@@ -704,7 +722,7 @@ class HostLink(CheckedComponent):
         on the iCE40's critical paths)."""
         fsm = OneHot(m, init="IDLE", name="exec")
         self._dispatch(m, x, fsm)             # IDLE, DISPATCH, RESET
-        self._replies(m, x, fsm)              # ERROR, HEAD0, HEAD1, IDENT, STATUS, FINISH
+        self._replies(m, x, fsm)   # ERROR, ERR_OUT, HEAD0, HEAD1, IDENT, STATUS, FINISH
         self._step_check(m, x, fsm)           # FLAGS, CHECK
         self._step_feed(m, x, fsm)            # FEED, PREDICT, PRED_OUT
         fsm.check()
@@ -775,14 +793,21 @@ class HostLink(CheckedComponent):
         offer, the encoder's included, into the state register's enable (Fmax)."""
         r, o, c = x.reader, x.out, x.cmd
         error = c.error
+        status = x.counters.status
+        # ERROR and STATUS send their bytes from one shift register, loaded a cycle before
+        # the first byte (no byte select between the counters and the byte stream; Fmax):
+        # the error record in ERROR, the counters in HEAD1 (a snapshot: the reply is the
+        # counters of one moment).
+        reply = Signal(max(56, len(status)), name="reply_sh")
         with fsm.state("ERROR"):
             # 0xFF, SEQ, code, command, detail (u16 LE), end.
-            m.d.sync += c.err_seen.eq(1)
-            m.d.comb += [o.valid.eq(1), o.end.eq(c.bi == 6),
-                         o.data.eq(Array([C(CMD_ERROR, 8), c.seq, error[:8], error[8:16],
-                                          error[16:24], error[24:32], C(0, 8)])[c.bi])]
+            m.d.sync += [c.err_seen.eq(1),
+                         reply.eq(Cat(C(CMD_ERROR, 8), c.seq, error, C(0, 8)))]
+            fsm.next("ERR_OUT")
+        with fsm.state("ERR_OUT"):
+            m.d.comb += [o.valid.eq(1), o.end.eq(c.bi == 6), o.data.eq(reply[:8])]
             with m.If(o.ready):
-                m.d.sync += c.bi.eq(c.bi + 1)
+                m.d.sync += [c.bi.eq(c.bi + 1), reply.eq(reply >> 8)]
                 with m.If(c.bi == 6):
                     fsm.next("IDLE")
 
@@ -792,6 +817,7 @@ class HostLink(CheckedComponent):
                 fsm.next("HEAD1")
         with fsm.state("HEAD1"):
             m.d.comb += [o.valid.eq(1), o.data.eq(c.seq)]
+            m.d.sync += reply.eq(status)
             with m.If(o.ready):
                 m.d.sync += c.bi.eq(0)
                 with m.Switch(c.kind):
@@ -809,10 +835,9 @@ class HostLink(CheckedComponent):
             with m.If(r.ready & o.ready & (r.pos == r.depth - 1)):
                 fsm.next("FINISH")
         with fsm.state("STATUS"):
-            status = x.counters.status
-            m.d.comb += [o.valid.eq(1), o.data.eq(status.word_select(c.bi[:4], 8))]
+            m.d.comb += [o.valid.eq(1), o.data.eq(reply[:8])]
             with m.If(o.ready):
-                m.d.sync += c.bi.eq(c.bi + 1)
+                m.d.sync += [c.bi.eq(c.bi + 1), reply.eq(reply >> 8)]
                 with m.If(c.bi == len(status) // 8 - 1):
                     fsm.next("FINISH")
 
