@@ -1010,7 +1010,10 @@ class NetworkCore(CheckedComponent):
             u = LIFUnit(layer, i_width=layer.acc_bits + 3, part="after_saturate",
                         fault="threshold>" if self.fault == "threshold>" else None)
             m.submodules[f"lif{l}_{lane}"] = u
-            live = (r.g * P + lane) < layer.n
+            # Only the last group can hold lanes past the layer's end: an equality with a
+            # constant, not a multiply and a compare per lane (Fmax).
+            G = ceil(layer.n / P)
+            live = C(1, 1) if lane < layer.n - (G - 1) * P else (r.g != G - 1)
             m.d.comb += [u.v.eq(r.v[lane]), u.i_in.eq(0),
                          spikes[lane].eq(u.spike & live),
                          emit[lane].eq((u.spike | r.f[lane]) & live),
@@ -1028,7 +1031,8 @@ class NetworkCore(CheckedComponent):
         last_layer = l == len(self.net.layers) - 1
         out = self.o.payload
         with m.If(r.valid):
-            m.d.comb += [self.o.valid.eq(1), out.layer.eq(l), out.index.eq(r.g * P),
+            m.d.comb += [self.o.valid.eq(1), out.layer.eq(l),
+                         out.index.eq(scale(r.g, P, multiplier=False)),
                          out.spike.eq(fired.spikes),
                          out.last.eq((r.g == G - 1) & last_layer)]
             m.d.comb += [out.v[lane].eq(fired.v_new[lane]) for lane in range(P)]

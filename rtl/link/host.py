@@ -57,6 +57,7 @@ class Counters:
     len_errors: Signal
     dropped: Signal                           # frames that ended while the executor was busy
     uart_errors: Signal                       # UART framing errors and overruns
+    steps_split: "SplitCounter | None" = None  # how ``steps`` is counted
 
     @property
     def status(self) -> Value:
@@ -153,6 +154,7 @@ class CoreInput:
     #: done == fed, a cycle late (a register: Fmax). It is never wrongly high: fed moves only
     #: with ``valid`` rising, which holds the executor for longer, and done only up to fed.
     caught_up: Signal
+    sample_split: "SplitCounter | None" = None  # how ``sample`` is counted
 
 
 @dataclass
@@ -200,6 +202,28 @@ class Executor:
 def _bump(m, c: Signal):
     """Count ``c`` up, saturating at its largest value."""
     m.d.sync += c.eq(Mux(c == (1 << len(c)) - 1, c, c + 1))
+
+
+class SplitCounter:
+    """A wide counter (wrapping) counted as two halves: the upper half takes the lower half's
+    carry from a register a cycle later, so no carry chain spans the whole width (Fmax). Its
+    value is whole again two cycles after an increment; the link reads the step counters only
+    many cycles after a step. Make it before the statements that clear it, which then
+    win over a carry in flight."""
+
+    def __init__(self, m, value: Signal):
+        self.value, self.half = value, len(value) // 2
+        self.carry = Signal(name=f"{value.name}_carry")
+        hi = value[self.half:]
+        with m.If(self.carry):
+            m.d.sync += [hi.eq(hi + 1), self.carry.eq(0)]
+
+    def inc(self, m):
+        lo = self.value[:self.half]
+        m.d.sync += [lo.eq(lo + 1), self.carry.eq(lo == (1 << self.half) - 1)]
+
+    def clear(self, m):
+        m.d.sync += [self.value.eq(0), self.carry.eq(0)]
 
 
 class HostLink(CheckedComponent):
@@ -377,6 +401,7 @@ class HostLink(CheckedComponent):
         c = Counters(steps=counter("st_steps", 32), crc_errors=counter("st_crc"),
                      len_errors=counter("st_len"), dropped=counter("st_dropped"),
                      uart_errors=counter("st_uart"))
+        c.steps_split = SplitCounter(m, c.steps)
         with m.If(self.urx.error | self.urx.overrun):
             _bump(m, c.uart_errors)
         return c
@@ -546,10 +571,11 @@ class HostLink(CheckedComponent):
             m.d.sync += rec_valid.eq(0)
         fed = Signal(16)
         done = Signal(16)
-        sample = Signal(32)
+        sample = Signal(32, name="sample")
         caught_up = Signal(name="caught_up")
         m.d.sync += caught_up.eq(done == fed)
-        return CoreInput(rec_in, rec_valid, fed, done, sample, caught_up)
+        return CoreInput(rec_in, rec_valid, fed, done, sample, caught_up,
+                         SplitCounter(m, sample))
 
     # ---- the core's output records, through a skid buffer -----------------------------------
     def _records(self, m) -> Records:
@@ -768,8 +794,9 @@ class HostLink(CheckedComponent):
                 fsm.next("HEAD0")
             with m.If(reset):
                 m.d.comb += x.soft_rst.eq(1)
-                m.d.sync += [x.counters.steps.eq(0), f.sample.eq(0), c.err_seen.eq(0),
-                             c.bi.eq(0)]
+                x.counters.steps_split.clear(m)
+                f.sample_split.clear(m)
+                m.d.sync += [c.err_seen.eq(0), c.bi.eq(0)]
                 fsm.next("RESET")
             with m.If(step):
                 m.d.comb += [r.load.eq(1), r.load_to.eq(2), r.stop_to.eq(rx.payload.length + 2)]
@@ -885,9 +912,9 @@ class HostLink(CheckedComponent):
         with fsm.state("FEED"):
             with m.If(~f.valid & t.strobe_due):
                 m.d.sync += [f.rec.valid.eq(0), f.rec.last.eq(1), f.valid.eq(1),
-                             t.strobe_due.eq(0), f.fed.eq(f.fed + 1),
-                             x.counters.steps.eq(x.counters.steps + 1),
-                             f.sample.eq(f.sample + 1)]
+                             t.strobe_due.eq(0), f.fed.eq(f.fed + 1)]
+                x.counters.steps_split.inc(m)
+                f.sample_split.inc(m)
             with m.Elif(~f.valid & r.more):
                 m.d.comb += [r.adv.eq(r.ready), t.take.eq(r.ready)]
             with m.Elif(~f.valid & ~r.more & f.caught_up & ~e.busy & ~t.took
