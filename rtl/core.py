@@ -233,6 +233,7 @@ class Extractor:
     end: Signal                 # rd has reached the job's limit (registered: Fmax)
     any: Signal                 # mask is not zero (a register kept with mask: Fmax)
     single: Signal              # mask has at most one bit set (likewise)
+    rest_low: Value = None      # index of rest's lowest bit (the next emission's `low`)
 
 
 @dataclass
@@ -530,10 +531,10 @@ class NetworkCore(CheckedComponent):
         self._replay_into_t0(m, tok, fetch)
         terms = self._weight_read(m, l, weighted, tok, fetch) if weighted else None
         ta = tok.stages[-1]                                             # the add stage
-        acc, summed = self._accumulate(m, l, ta, terms)                 # stage A
+        acc, summed, fresh = self._accumulate(m, l, ta, terms)          # stage A
         # ---- fire: H, B1, B1b, B2
         h, s, r = self._fire_registers(l, conv=bool(convs))
-        self._hand_off(m, tok, acc, summed, v_rd, b_rd, h, s)
+        self._hand_off(m, tok, acc, summed, fresh, v_rd, b_rd, h, s)
         active = Signal(name=f"active{l}")    # the FSM is in layer l
         conv_ready = self._conv_loaders(m, convs, lines, conv_vec, active)
         conv_terms = self._conv_terms(m, l, convs, conv_vec, h, ta.g)
@@ -772,16 +773,24 @@ class NetworkCore(CheckedComponent):
 
     def _accumulate(self, m, l, ta, terms):
         """Stage A: the term of the pair at the add stage (token ``ta``) into every lane's
-        accumulator. Returns the accumulators and their sums with the terms (the sums go
-        into H at a pair flagged ``last``)."""
+        accumulator. Returns the accumulators' values and their sums with the terms (the sums
+        go into H at a pair flagged ``last``), and the flag that clears them.
+
+        The accumulators take no reset and are not cleared at the hand-off: one flag, ``fresh``
+        (set by the reset and at each hand-off), says that they count as zero, and the next
+        pair's sum starts from zero instead. The soft reset then reaches one register, not
+        every lane's accumulator bits (Fmax)."""
         P, layer = self.lanes, self.net.layers[l]
-        acc = [Signal(signed(layer.acc_bits + 1), name=f"acc{l}_{k}") for k in range(P)]
-        summed = [acc[lane] + terms[lane] if terms is not None else acc[lane]
+        acc = [Signal(signed(layer.acc_bits + 1), name=f"acc{l}_{k}", reset_less=True)
+               for k in range(P)]
+        fresh = Signal(name=f"acc_fresh{l}", init=1)
+        value = [Mux(fresh, 0, a) for a in acc]
+        summed = [value[lane] + terms[lane] if terms is not None else value[lane]
                   for lane in range(P)]
         pair = ta.valid & ~ta.marker
         with m.If(pair & ~ta.last):
-            m.d.sync += [a.eq(x) for a, x in zip(acc, summed)]
-        return acc, summed
+            m.d.sync += [a.eq(x) for a, x in zip(acc, summed)] + [fresh.eq(0)]
+        return value, summed, fresh
 
     def _fire_registers(self, l, conv: bool) -> tuple[HandOff, Current, Saturated]:
         """The registers of the fire pipeline of layer l: H, S and R (and, in a layer with conv
@@ -816,9 +825,10 @@ class NetworkCore(CheckedComponent):
         r.spare = spare
         return h, s, r
 
-    def _hand_off(self, m, tok, acc, summed, v_rd, b_rd, h, s):
+    def _hand_off(self, m, tok, acc, summed, fresh, v_rd, b_rd, h, s):
         """Hand-off register H: a marker (or a pair flagged ``last``) at the add stage moves
-        the sums in and clears the accumulator, when H is free; else the token stages stall."""
+        the sums in and clears the accumulators (their ``fresh`` flag), when H is free; else
+        the token stages stall."""
         ta, go = tok.stages[-1], tok.go
         hand = ta.valid & (ta.marker | ta.last)
         m.d.comb += [h.load.eq(hand & h.free), go.eq(~hand | h.free)]
@@ -836,7 +846,7 @@ class NetworkCore(CheckedComponent):
         with m.If(h.load):
             m.d.sync += [h.valid.eq(1), h.g.eq(ta.g), h.v.eq(v_rd.data)] + \
                 [x_h.eq(Mux(ta.marker, a, x)) for x_h, a, x in zip(h.acc, acc, summed)] + \
-                [a.eq(0) for a in acc]
+                [fresh.eq(1)]
 
     def _conv_loaders(self, m, convs, lines, conv_vec, active) -> Value:
         """Conv loaders: each conv projection copies its arriving words into its register
@@ -952,7 +962,8 @@ class NetworkCore(CheckedComponent):
         m.d.comb += [s.take.eq(s.valid & ~r.spare.valid),
                      h.move.eq(h.valid & h.ready & (~s.valid | s.take))]
         budget = None if self.device is None else self.device.dsp
-        on_dsp = leak_multipliers(net.layers[1:], P, budget)[l - 1]
+        family = None if self.device is None else self.device.family
+        on_dsp = leak_multipliers(net.layers[1:], P, budget, family=family)[l - 1]
         with m.If(h.move):
             m.d.sync += [s.valid.eq(1), s.g.eq(h.g)]
             with m.If(~h.load):
@@ -1113,6 +1124,8 @@ class NetworkCore(CheckedComponent):
                       tap=Signal(range(tmax), name=f"x_tap{l}"),
                       end=Signal(name=f"x_end{l}"), any=Signal(name=f"x_any{l}"),
                       single=Signal(name=f"x_single{l}", init=1))
+        if jobs:    # the layer's, built once for all its jobs
+            x.rest_low = lowest_set(m, x.rest, f"low_rest{l}")
         limits = [self._job_limit(pp, lines[pp.index]) for pp, _ in jobs]
         if jobs:    # entering the first job, rd is 0; its count may land in the same cycle
             pp0 = jobs[0][0]
@@ -1191,7 +1204,6 @@ class NetworkCore(CheckedComponent):
         a = x.a_data
         nz = Cat(*[a[e * eb:(e + 1) * eb].any() for e in range(P)])
         low_nz = lowest_set(m, nz, f"low_nz{l}_{q}")
-        low_rest = lowest_set(m, x.rest, f"low_rest{l}_{q}")
         with m.If(go):
             with m.If(move):
                 nz_rest = (nz & (nz - 1))[:P]
@@ -1206,7 +1218,7 @@ class NetworkCore(CheckedComponent):
                 # without its own lowest bit, so one carry chain per cycle, not two.
                 rest2 = (x.rest & (x.rest - 1))[:P]
                 m.d.sync += [x.mask.eq(x.rest), x.rest.eq(rest2), x.any.eq(~single),
-                             x.single.eq(rest2 == 0), x.low.eq(low_rest)]
+                             x.single.eq(rest2 == 0), x.low.eq(x.rest_low)]
                 with m.If(single):
                     m.d.sync += x.valid.eq(0)
         issue = go & (~x.pf | take) & ~x.end

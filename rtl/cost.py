@@ -270,7 +270,7 @@ def logic_features(net: Network, *, lanes: int = 1, family: str | None = None,
     P = lanes
     f = dict.fromkeys(FEATURES, 0.0)
     f["control"] = len(net.layers)
-    on_dsp = leak_multipliers(net.layers[1:], P, dev.dsp)
+    on_dsp = leak_multipliers(net.layers[1:], P, dev.dsp, family=dev.family)
     for l, layer in enumerate(net.layers[1:], 1):
         A, V = layer.acc_bits, layer.v_bits
         G = ceil(layer.n / P)
@@ -325,7 +325,7 @@ def logic_estimate(net: Network, *, lanes: int = 1, family: str | None = None,
     luts = sum(c * feats[k] for c, k in zip(lut_fit(family), FEATURES))
     # The leak multiplies on multiplier blocks (the rest are shifted adds, counted by the
     # ``leak`` feature); the core makes the same choice.
-    dsps = sum(map(sum, leak_multipliers(net.layers[1:], lanes, dev.dsp)))
+    dsps = sum(map(sum, leak_multipliers(net.layers[1:], lanes, dev.dsp, family=dev.family)))
     return {"lut": int(round(luts)), "dsp": int(dsps)}
 
 

@@ -72,8 +72,10 @@ class DelayLine(wiring.Component):
       slot's next entry (from the first, after ``advance``), whose word index and data appear
       on ``rd_word_out`` and ``rd_data`` one cycle later;
     * read, ``window`` mode: as ``list``, over every entry of the window (oldest first;
-      ``rd_count`` is valid from the second cycle after ``advance``), with the entry's tap on
-      ``rd_tap`` beside its data;
+      ``rd_count`` is valid from the second cycle after ``advance``), with the entry's step
+      stamp on ``rd_stamp`` beside its data: its tap is ``tap_base - rd_stamp`` (mod
+      2^stamp bits), computed by a reader that has registered the entry first (no
+      subtraction behind the block RAM's output);
     * read, ``per_lane`` mode: ``rd_en`` with ``rd_word`` reads word w (each element from its
       own slot); ``rd_data`` one cycle later;
     * read outputs hold while ``rd_en`` is low; ``advance`` ends the step; ``ready`` is low
@@ -112,7 +114,6 @@ class DelayLine(wiring.Component):
             "rd_en": In(1), "rd_word": In(range(G)),
             "rd_count": Out(range(self.window_capacity + 1)),
             "rd_count_next": Out(range(self.window_capacity + 1)),
-            "rd_tap": Out(range(self.taps)),
             "rd_count_m1": Out(range(self.window_capacity + 1)),
             "rd_empty_next": Out(1), "rd_stamp": Out(self.stamp_bits),
             "tap_base": Out(self.stamp_bits),
@@ -199,7 +200,7 @@ class DelayLine(wiring.Component):
         m.d.sync += count_q.eq(self.rd_count_next)
         m.d.comb += [self.rd_count.eq(count_q), rd.en.eq(self.rd_en), rd.addr.eq(rptr),
                      self.rd_word_out.eq(rd.data[:gb]), self.rd_data.eq(rd.data[gb:]),
-                     self.rd_tap.eq(0), self.ready.eq(1), self.clean.eq(1)]
+                     self.ready.eq(1), self.clean.eq(1)]
         return m
 
     def _count_m1(self, m):
@@ -278,14 +279,11 @@ class DelayLine(wiring.Component):
         # Empty: both ends at one place (the count never reaches DF: see window_capacity);
         # an equality, not the count's subtraction (Fmax).
         m.d.comb += self.rd_empty_next.eq(end == lo)
-        tap = Signal(sb, name="tap")
-        # A reader that registers the entry first computes its tap from the raw stamp
-        # (tap_base - rd_stamp, mod 2^sb: no subtraction behind the block RAM's output).
-        m.d.comb += [tap.eq(hstamp - rd.data[gb + P * vb:]),
-                     self.rd_stamp.eq(rd.data[gb + P * vb:]), self.tap_base.eq(hstamp)]
+        # The entry's tap is tap_base - rd_stamp (mod 2^sb), left to the reader.
+        m.d.comb += [self.rd_stamp.eq(rd.data[gb + P * vb:]), self.tap_base.eq(hstamp)]
         m.d.comb += [self.rd_count.eq(count_q), rd.en.eq(self.rd_en), rd.addr.eq(rptr),
                      self.rd_word_out.eq(rd.data[:gb]), self.rd_data.eq(rd.data[gb:gb + P * vb]),
-                     self.rd_tap.eq(tap), self.ready.eq(1), self.clean.eq(1)]
+                     self.ready.eq(1), self.clean.eq(1)]
         return m
 
     def _per_lane(self):

@@ -55,10 +55,12 @@ def scale(v, beta, *, multiplier: bool = True):
     if multiplier:
         return C(beta, signed(beta.bit_length() + 1)) * v
     terms = [v << b for b in range(beta.bit_length()) if beta >> b & 1]
-    out = C(0, 1) if not terms else terms[0]
-    for t in terms[1:]:
-        out = out + t
-    return out
+    if not terms:
+        return C(0, 1)
+    while len(terms) > 1:           # a balanced tree: log2(terms) adders deep, not a chain
+        terms = [terms[k] + terms[k + 1] if k + 1 < len(terms) else terms[k]
+                 for k in range(0, len(terms), 2)]
+    return terms[0]
 
 
 def floor_shift(p, shift: int):
@@ -111,17 +113,19 @@ def fire_and_reset(v, threshold, *, subtract, spiking=True, live=True, strict: b
     return spike, after_reset(v, spike, threshold, subtract=subtract, live=live)
 
 
-def leak_multipliers(layers, lanes: int, budget: int | None) -> list[list[bool]]:
+def leak_multipliers(layers, lanes: int, budget: int | None, *,
+                     family: str | None = None) -> list[list[bool]]:
     """Which lanes of each LIF layer compute their leak on a multiplier block: none for a
     leak of at most two set bits (one add is cheaper than a block and its routing) or a
-    power of two, else lanes in layer order while ``budget`` blocks last (``None``: no
-    limit); the rest use shifted adds."""
+    power of two, none on ECP5 (a balanced tree of shifted adds beside the lane is faster
+    than the MULT18X18D and its routing there), else lanes in layer order while ``budget``
+    blocks last (``None``: no limit); the rest use shifted adds."""
     out = []
     left = budget
     for layer in layers:
         use = []
         for _ in range(lanes):
-            want = bin(layer.beta).count("1") > 2
+            want = bin(layer.beta).count("1") > 2 and family != "ecp5"
             take = want and (left is None or left > 0)
             if take and left is not None:
                 left -= 1
