@@ -242,8 +242,13 @@ class DelayLine(wiring.Component):
         m.d.comb += w_word.eq(self.wr_word)
         m.d.comb += [wr.addr.eq(waddr), wr.data.eq(Cat(w_word, data, stamp)),
                      wr.en.eq(data.any())]
-        wnext = Mux(data.any(), inc(waddr), waddr)
-        m.d.sync += waddr.eq(wnext)
+        # The position after waddr is a register kept with it: the next write position is
+        # then one multiplexer behind the write's "any element", not an increment and a
+        # wrap test (Fmax).
+        waddr1 = Signal(range(DF), init=1 % DF, name="waddr1")
+        wnext = Mux(data.any(), waddr1, waddr)
+        with m.If(data.any()):
+            m.d.sync += [waddr.eq(waddr1), waddr1.eq(inc(waddr1))]
 
         # The window of step t is steps t - R + 1 .. t - first: it starts at sp[slot(t + 1)]
         # (the oldest step shares its slot with the next one) and ends before the first entry
