@@ -51,7 +51,7 @@ from .delay_line import DelayLine
 from .devices import target
 from .families import FAMILIES, ram_style
 from .interface import step_in_layout, step_out_layout
-from .logic import CONV_CHUNK, OneHot, lowest_set, tree_sum
+from .logic import CONV_CHUNK, OneHot, at_most_one, lowest_set, tree_sum
 from .memplan import (STREAMED, ProjPlan, has_bias, load_image, load_width, memory_bits,
                       memory_kinds, pair_bits, projection_plan, supported, weight_bank_depth,
                       weight_words)
@@ -1208,17 +1208,18 @@ class NetworkCore(CheckedComponent):
             with m.If(move):
                 nz_rest = (nz & (nz - 1))[:P]
                 m.d.sync += [x.valid.eq(1), x.mask.eq(nz), x.rest.eq(nz_rest), x.low.eq(low_nz),
-                             x.any.eq(nz.any()), x.single.eq(nz_rest == 0), x.data.eq(a),
+                             x.any.eq(nz.any()), x.single.eq(at_most_one(nz)), x.data.eq(a),
                              x.word.eq(x.a_word)]
                 if k is None:
                     sb = len(line.rd_stamp)
                     m.d.sync += x.tap.eq((line.tap_base - x.a_stamp[:sb])[:sb])
             with m.Elif(x.valid):
                 # The mask loses the bit just emitted: it becomes `rest`, which is kept
-                # without its own lowest bit, so one carry chain per cycle, not two.
+                # without its own lowest bit, so one carry chain per cycle, not two; whether
+                # the new mask is single (rest has at most one bit) is a carry-free tree.
                 rest2 = (x.rest & (x.rest - 1))[:P]
                 m.d.sync += [x.mask.eq(x.rest), x.rest.eq(rest2), x.any.eq(~single),
-                             x.single.eq(rest2 == 0), x.low.eq(x.rest_low)]
+                             x.single.eq(at_most_one(x.rest)), x.low.eq(x.rest_low)]
                 with m.If(single):
                     m.d.sync += x.valid.eq(0)
         issue = go & (~x.pf | take) & ~x.end

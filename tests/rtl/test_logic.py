@@ -4,7 +4,7 @@ import pytest
 from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
-from rtl.logic import OneHot, lowest_set
+from rtl.logic import OneHot, at_most_one, lowest_set
 
 
 def _machine():
@@ -89,3 +89,34 @@ def test_lowest_set_is_the_index_of_the_lowest_bit(width):
         want = (v & -v).bit_length() - 1 if v else 0
         assert k == want, f"mask {v:#x}: lowest set bit {want}, got {k}"
     assert len(got) == len(masks)
+
+
+@pytest.mark.parametrize("width", [1, 2, 7, 10, 33])
+def test_at_most_one_matches_the_carry_form(width):
+    """Every mask of up to 10 bits, and for 33 bits each single bit, each pair and random
+    masks: the tree says what x & (x - 1) == 0 says."""
+    import random
+    m = Module()
+    mask = Signal(width)
+    one = Signal()
+    m.d.comb += one.eq(at_most_one(mask))
+    if width <= 10:
+        masks = range(1 << width)
+    else:
+        rng = random.Random(width)
+        masks = [0, (1 << width) - 1] + [1 << k for k in range(width)] + \
+            [(1 << a) | (1 << b) for a in range(width) for b in range(a + 1, width, 3)] + \
+            [rng.getrandbits(width) for _ in range(300)]
+    got = []
+
+    async def bench(ctx):
+        for v in masks:
+            ctx.set(mask, v)
+            got.append((v, ctx.get(one)))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert len(got) == len(masks)
+    for v, k in got:
+        assert k == (v & (v - 1) == 0), f"mask {v:#x}: got {k}"
