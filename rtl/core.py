@@ -108,6 +108,8 @@ class TokenPipe:
     go: Signal              # the token stages move this cycle (no hand-off waits for H)
     t0: Token               # loaded by a gather job (pairs) or from the replay request
     rq: Token               # the replay's request (its pair comes on the pair list's port)
+    rp: Token               # the request with its pair, registered (the pair list's output
+    #                         goes straight into a register, not across the die into T0: Fmax)
     stages: list[Token]     # T1 [, T2 [, T3]] after T0: the last one is at the add
 
 
@@ -528,7 +530,7 @@ class NetworkCore(CheckedComponent):
         if weighted:
             arrays = self._weight_arrays(m, weighted, primitive, cells)
             fetch = self._pair_list(m, l, weighted, arrays, tok, sh)
-        self._replay_into_t0(m, tok, fetch)
+        self._replay_into_t0(m, l, tok, fetch)
         terms = self._weight_read(m, l, weighted, tok, fetch) if weighted else None
         ta = tok.stages[-1]                                             # the add stage
         acc, summed, fresh = self._accumulate(m, l, ta, terms)          # stage A
@@ -587,7 +589,9 @@ class NetworkCore(CheckedComponent):
                    last=Signal(name=f"t1l{l}"), g=Signal(gb, name=f"t1g{l}"))
         rq = Token(valid=Signal(name=f"rqv{l}"), marker=Signal(name=f"rqm{l}"),
                    last=Signal(name=f"rql{l}"), g=Signal(gb, name=f"rqg{l}"))
-        return TokenPipe(go=Signal(name=f"go{l}"), t0=t0, rq=rq, stages=[t1])
+        rp = Token(valid=Signal(name=f"rpv{l}"), marker=Signal(name=f"rpm{l}"),
+                   last=Signal(name=f"rpl{l}"), g=Signal(gb, name=f"rpg{l}", reset_less=True))
+        return TokenPipe(go=Signal(name=f"go{l}"), t0=t0, rq=rq, rp=rp, stages=[t1])
 
     def _weight_arrays(self, m, weighted, primitive, cells) -> list[WeightArray]:
         """The weight memory of every dense or taps projection, in banks. Weight word row*G + g
@@ -678,19 +682,22 @@ class NetworkCore(CheckedComponent):
         return PairFetch(arrays=arrays, rd=pr_rd, tag_bits=tb, base_bits=bb, value_bits=vb,
                          waddr=waddr)
 
-    def _replay_into_t0(self, m, tok, fetch):
-        """T0 refills from the replay read (rq); gather states override this with pairs."""
-        t0, t1, rq = tok.t0, tok.stages[0], tok.rq
+    def _replay_into_t0(self, m, l, tok, fetch):
+        """T0 refills from the replay (rq, then rp with the pair read from the pair list);
+        gather states override this with pairs."""
+        t0, t1, rq, rp = tok.t0, tok.stages[0], tok.rq, tok.rp
         with m.If(tok.go):
             m.d.sync += t1.load(t0) + \
-                [t0.valid.eq(rq.valid), t0.marker.eq(rq.marker),
-                 t0.last.eq(rq.last), t0.g.eq(rq.g), t0.new.eq(0),
-                 rq.valid.eq(0)]
+                [t0.valid.eq(rp.valid), t0.marker.eq(rp.marker),
+                 t0.last.eq(rp.last), t0.g.eq(rp.g), t0.new.eq(0),
+                 rp.valid.eq(rq.valid), rp.marker.eq(rq.marker), rp.last.eq(rq.last),
+                 rp.g.eq(rq.g), rq.valid.eq(0)]
             if fetch is not None:
                 tb, bb, d = fetch.tag_bits, fetch.base_bits, fetch.rd.data
-                m.d.sync += [t0.tag.eq(d[:tb]), t0.base.eq(d[tb:tb + bb])]
+                pair = Signal(len(d), name=f"rpd{l}", reset_less=True)
+                m.d.sync += [pair.eq(d), t0.tag.eq(pair[:tb]), t0.base.eq(pair[tb:tb + bb])]
                 if fetch.value_bits:
-                    m.d.sync += t0.val.eq(d[tb + bb:])
+                    m.d.sync += t0.val.eq(pair[tb + bb:])
 
     def _weight_read(self, m, l, weighted, tok, fetch) -> list:
         """T2: the weight word of the pair's projection, registered (a block RAM's output goes
