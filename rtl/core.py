@@ -226,15 +226,16 @@ class Extractor:
     a_word: Signal
     a_stamp: Signal             # A's step stamp (a window's entry: its tap comes from it)
     valid: Signal               # W holds a word
-    mask: Signal                # W's non-zero elements not yet emitted
-    rest: Signal                # mask without its lowest bit (a register kept with it: Fmax)
-    low: Signal                 # index of mask's lowest bit (likewise)
+    # W's non-zero elements not yet emitted (its "mask") are kept as the lowest one's index
+    # and the others, registers (no priority encoder behind a mask: Fmax).
+    rest: Signal                # the mask without its lowest bit
+    low: Signal                 # index of the mask's lowest bit
     data: Signal                # W's elements
     word: Signal                # W's word index
     tap: Signal                 # W's tap (a taps projection's window)
     end: Signal                 # rd has reached the job's limit (registered: Fmax)
-    any: Signal                 # mask is not zero (a register kept with mask: Fmax)
-    single: Signal              # mask has at most one bit set (likewise)
+    any: Signal                 # the mask is not zero (a register: Fmax)
+    single: Signal              # the mask has at most one bit set (likewise)
     rest_low: Value = None      # index of rest's lowest bit (the next emission's `low`)
 
 
@@ -1123,7 +1124,7 @@ class NetworkCore(CheckedComponent):
                       a_word=Signal(range(max(2, gx)), name=f"x_a_word{l}", reset_less=True),
                       a_stamp=Signal(max([lines[pp.index].stamp_bits for pp in weighted]
                                          or [1]), name=f"x_a_stamp{l}", reset_less=True),
-                      valid=Signal(name=f"x_valid{l}"), mask=Signal(P, name=f"x_mask{l}"),
+                      valid=Signal(name=f"x_valid{l}"),
                       rest=Signal(P, name=f"x_rest{l}", reset_less=True),
                       low=Signal(range(max(2, P)), name=f"x_low{l}", reset_less=True),
                       data=Signal(P * ebx, name=f"x_data{l}"),
@@ -1214,7 +1215,7 @@ class NetworkCore(CheckedComponent):
         with m.If(go):
             with m.If(move):
                 nz_rest = (nz & (nz - 1))[:P]
-                m.d.sync += [x.valid.eq(1), x.mask.eq(nz), x.rest.eq(nz_rest), x.low.eq(low_nz),
+                m.d.sync += [x.valid.eq(1), x.rest.eq(nz_rest), x.low.eq(low_nz),
                              x.any.eq(nz.any()), x.single.eq(at_most_one(nz)), x.data.eq(a),
                              x.word.eq(x.a_word)]
                 if k is None:
@@ -1225,7 +1226,7 @@ class NetworkCore(CheckedComponent):
                 # without its own lowest bit, so one carry chain per cycle, not two; whether
                 # the new mask is single (rest has at most one bit) is a carry-free tree.
                 rest2 = (x.rest & (x.rest - 1))[:P]
-                m.d.sync += [x.mask.eq(x.rest), x.rest.eq(rest2), x.any.eq(~single),
+                m.d.sync += [x.rest.eq(rest2), x.any.eq(~single),
                              x.single.eq(at_most_one(x.rest)), x.low.eq(x.rest_low)]
                 with m.If(single):
                     m.d.sync += x.valid.eq(0)
