@@ -592,9 +592,13 @@ class HostLink(CheckedComponent):
         two-record skid buffer, so that the core's ``o.ready`` is a register and the
         encoder's decisions stop there instead of running back through the core's pipeline
         into its state machine (Fmax); still a record per cycle. A core with the serial
-        read-out (the smallest devices, where every logic cell counts) is taken directly."""
+        read-out, or planned for an iCE40 (the smallest devices, where every logic cell
+        counts: the buffer's two records are flip-flops, each a logic cell of its own there),
+        is taken directly."""
         core = self.core
-        if isinstance(self.readout, SerialReadout):
+        device = getattr(core, "device", None)
+        if isinstance(self.readout, SerialReadout) or \
+                (device is not None and device.family == "ice40"):
             return Records(core.o.valid, core.o.payload, core.o.ready)
         up = core.o
         va, vb = Signal(name="rec_va"), Signal(name="rec_vb")
