@@ -51,7 +51,7 @@ from .delay_line import DelayLine
 from .devices import target
 from .families import FAMILIES, ram_style
 from .interface import step_in_layout, step_out_layout
-from .logic import CONV_CHUNK, KEEP_COPY, OneHot, at_most_one, lowest_set, tree_sum
+from .logic import CONV_CHUNK, OneHot, at_most_one, lowest_set, tree_sum
 from .memplan import (STREAMED, ProjPlan, has_bias, load_image, load_width, memory_bits,
                       memory_kinds, pair_bits, projection_plan, supported, weight_bank_depth,
                       weight_words)
@@ -922,20 +922,15 @@ class NetworkCore(CheckedComponent):
             # evaluates at time 0 even when its inputs never change.
             pick = Signal(len(windows[0]), name=f"pick{pp.index}")
             m.d.comb += pick.eq(Cat(*windows).word_select(g, len(windows[0])))
-            # Each lane registers its own K elements of the window: one shared window register
-            # fed every lane's adder trees, and its bits' fan-out crossed the die (Fmax).
-            # The copies hold the same bits, which Yosys merges back into one unless told to
-            # keep them: boards.build keeps registers named *KEEP_COPY* where that pays.
+            win = Signal(len(windows[0]), name=f"win{pp.index}", reset_less=True)
+            with m.If(h.load):
+                m.d.sync += win.eq(pick)
             for lane in range(P):
-                win = Signal(K * vw, name=f"cwin{pp.index}_{lane}{KEEP_COPY}",
-                             reset_less=True)
-                with m.If(h.load):
-                    m.d.sync += win.eq(pick[lane * vw:(lane + K) * vw])
                 for k in range(K):
                     wk = int(pp.p.weight[k])
                     if wk == 0:
                         continue
-                    g_val = win[k * vw:(k + 1) * vw]
+                    g_val = win[(lane + k) * vw:(lane + k + 1) * vw]
                     wc = C(wk, signed(pp.p.w_bits))
                     term = g_val * wc if pp.value_bits else Mux(g_val, wc, 0)
                     lane_terms[lane].append(term)

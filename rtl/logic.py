@@ -6,15 +6,10 @@ from contextlib import contextmanager
 
 from amaranth.hdl import C, Cat, Module, Signal
 
-__all__ = ["CONV_CHUNK", "KEEP_COPY", "OneHot", "at_most_one", "lowest_set", "tree_sum"]
+__all__ = ["CONV_CHUNK", "OneHot", "at_most_one", "lowest_set", "tree_sum"]
 
 #: Conv-kernel terms summed per adder tree in the first of a core's two registered conv stages.
 CONV_CHUNK = 8
-
-#: The name tag of a register that copies another on purpose (to split a wide fan-out, so that
-#: each copy can sit by its loads): a board build tells Yosys to keep such registers, which it
-#: would otherwise merge as duplicates (``boards.build.KEEP_COPIES``).
-KEEP_COPY = "_keepcopy"
 
 
 def lowest_set(m: Module, mask, name: str):
