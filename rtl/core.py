@@ -51,7 +51,7 @@ from .delay_line import DelayLine
 from .devices import target
 from .families import FAMILIES, ram_style
 from .interface import step_in_layout, step_out_layout
-from .logic import CONV_CHUNK, OneHot, at_most_one, lowest_set, tree_sum
+from .logic import CONV_CHUNK, QUAD, OneHot, at_most_one, lowest_set, tree_sum
 from .memplan import (STREAMED, ProjPlan, has_bias, load_image, load_width, memory_bits,
                       memory_kinds, pair_bits, projection_plan, supported, weight_bank_depth,
                       weight_words)
@@ -936,28 +936,37 @@ class NetworkCore(CheckedComponent):
                     lane_terms[lane].append(term)
         if not convs:
             return [0] * P
-        # The kernel's sums take two registered stages beside H (`h.ready` when they are in),
-        # so that B1 adds one register instead of the whole kernel (Fmax): each lane's terms
-        # in chunks of CONV_CHUNK, each chunk a balanced tree, registered the cycle after the
-        # group enters H; their sum the cycle after. H holds a conv layer's group three
-        # cycles at least.
-        parts = [[tree_sum(ts[i:i + CONV_CHUNK]) for i in range(0, len(ts), CONV_CHUNK)]
+        # The kernel's sums take three registered stages beside H (`h.ready` when they are
+        # in), so that B1 adds one register instead of the whole kernel (Fmax): each lane's
+        # terms in groups of QUAD adjacent taps (over spikes, one LUT4 per bit), registered
+        # the cycle after the group enters H, so that the window's wide fan-out across the
+        # lanes meets registers after one level of logic; those in chunks of CONV_CHUNK taps
+        # the cycle after, each a balanced tree; their sum the cycle after that. H holds a
+        # conv layer's group four cycles at least.
+        quads = [[tree_sum(ts[i:i + QUAD]) for i in range(0, len(ts), QUAD)]
                  for ts in lane_terms]
+        quad_q = [[Signal(Value.cast(t).shape(), name=f"cquad{l}_{lane}_{i}", reset_less=True)
+                   for i, t in enumerate(qs)] for lane, qs in enumerate(quads)]
+        per = CONV_CHUNK // QUAD
+        parts = [[tree_sum(qs[i:i + per]) for i in range(0, len(qs), per)] for qs in quad_q]
         part_q = [[Signal(Value.cast(t).shape(), name=f"cpart{l}_{lane}_{i}",
                           reset_less=True)
                    for i, t in enumerate(ps)] for lane, ps in enumerate(parts)]
         sums = [tree_sum(list(ps)) for ps in part_q]
         csum = [Signal(Value.cast(t).shape(), name=f"csum{l}_{lane}", reset_less=True)
                 for lane, t in enumerate(sums)]
-        stage = Signal(range(3), name=f"h_stage{l}")
-        h.ready_next = Mux(h.load, 0, Mux(h.valid & (stage == 1), 1, h.ready))
+        stage = Signal(range(4), name=f"h_stage{l}")
+        h.ready_next = Mux(h.load, 0, Mux(h.valid & (stage == 2), 1, h.ready))
         with m.If(h.load):
             m.d.sync += [stage.eq(0), h.ready.eq(0)]
         with m.Elif(h.valid & (stage == 0)):
-            m.d.sync += [stage.eq(1)] + [q.eq(t) for qs, ps in zip(part_q, parts)
-                                         for q, t in zip(qs, ps)]
+            m.d.sync += [stage.eq(1)] + [q.eq(t) for qs, ts in zip(quad_q, quads)
+                                         for q, t in zip(qs, ts)]
         with m.Elif(h.valid & (stage == 1)):
-            m.d.sync += [stage.eq(2), h.ready.eq(1)] + [c.eq(t) for c, t in zip(csum, sums)]
+            m.d.sync += [stage.eq(2)] + [q.eq(t) for qs, ps in zip(part_q, parts)
+                                         for q, t in zip(qs, ps)]
+        with m.Elif(h.valid & (stage == 2)):
+            m.d.sync += [stage.eq(3), h.ready.eq(1)] + [c.eq(t) for c, t in zip(csum, sums)]
         return csum
 
     def _current_and_leak(self, m, l, h, s, r, conv_terms, forced):

@@ -146,16 +146,16 @@ def step_cycles(net: Network, act: dict, *, lanes: int = 1) -> np.ndarray:
         total += start + (G - 1) * np.maximum(j["pairs"], 1)
         conv = any(pp.p.kind == "conv" for pp in plan if pp.p.dst == l)
         # The replay's tokens pass a register behind the pair list (rp) before T0: one
-        # cycle more, unless they queue anyway behind groups held three cycles (a conv
-        # layer whose groups have at most one pair; see below).
+        # cycle more, unless they queue anyway behind groups held four cycles (a conv
+        # layer whose groups have at most two pairs; see below).
         if G > 1:
-            total += (j["pairs"] >= 2) if conv else 1
+            total += (j["pairs"] >= 3) if conv else 1
         if conv:
-            # H holds a group three cycles (the kernel's sums take two registered stages):
-            # groups at least three cycles apart, and the last group fires two cycles later,
-            # one when it already waited for the one before (G > 1 and E < 3).
+            # H holds a group four cycles (the kernel's sums take three registered stages):
+            # groups at least four cycles apart, and the last group fires three cycles later,
+            # one less when it already waited for the one before (G > 1 and E < 4).
             e = j["pairs"]
-            total += (G - 1) * (np.maximum(e, 3) - np.maximum(e, 1)) + 2 - ((G > 1) & (e <= 2))
+            total += (G - 1) * (np.maximum(e, 4) - np.maximum(e, 1)) + 3 - ((G > 1) & (e <= 3))
         if l == last:
             total += TAIL_LAST - (1 if G == 1 else 0)
         else:

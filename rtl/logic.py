@@ -6,10 +6,14 @@ from contextlib import contextmanager
 
 from amaranth.hdl import C, Cat, Module, Signal
 
-__all__ = ["CONV_CHUNK", "OneHot", "at_most_one", "lowest_set", "tree_sum"]
+__all__ = ["CONV_CHUNK", "QUAD", "OneHot", "at_most_one", "lowest_set", "tree_sum"]
 
-#: Conv-kernel terms summed per adder tree in the first of a core's two registered conv stages.
+#: Conv-kernel taps summed per adder tree in a core's registered conv stages.
 CONV_CHUNK = 8
+
+#: Adjacent conv-kernel taps a network-core lane sums and registers first (over spikes, each
+#: bit of the sum is a function of four window bits: one LUT4). CONV_CHUNK is a multiple.
+QUAD = 4
 
 
 def lowest_set(m: Module, mask, name: str):
