@@ -16,10 +16,10 @@ lane's weight per SPRAM port. This core takes the same stack-shaped networks as 
   row like the others: the image holds, for every neuron j, the kernel laid over the chunks it
   reaches (3 words for K = 31 and S = 16), so a delayed spike costs 3 cycles and no logic.
 * **update (phase B)** — ``lanes`` LIF units update ``lanes`` neurons per cycle: the sums
-  leave their banks (which are cleared), bias and delays come from a parameter word in SPRAM
-  (which phase A does not use meanwhile), membranes from a block RAM; leak on a multiplier,
-  saturation, threshold, reset, in a six-register pipeline shared by all layers (the
-  arithmetic of :mod:`rtl.lif`, given the current layer's constants).
+  leave their banks (which are cleared), biases and delays from two block RAMs that the
+  bitstream initialises (not the SPRAM, whose port is phase A's), membranes from a block
+  RAM; leak on a multiplier, saturation, threshold, reset, in a six-register pipeline shared
+  by all layers (the arithmetic of :mod:`rtl.lif`, given the current layer's constants).
 * **delays as a ring of time slots** — a neuron j spiking at step t writes its spike into slot
   ``(t + d_j) mod R`` of a one-bit-per-neuron ring (``R`` = the largest delay rounded up to a
   power of two); the update of step t reads slot t + 1 and hands the set bits to the next
@@ -50,7 +50,7 @@ from model.ir import Network, index_bits, signed_bits
 from .checked import CheckedComponent
 from .errors import UnsupportedNetwork
 from .interface import step_in_layout, step_out_layout
-from .lean_layout import WORD_BITS, LeanLayout, lean_image, lean_layout, log2_exact
+from .lean_layout import WORD_BITS, LeanLayout, lean_image, lean_layout, lean_params, log2_exact
 from .lif import clamp, fire_and_reset, floor_shift, scale
 from .logic import lowest_set
 from .spram import SpramArray
@@ -181,17 +181,29 @@ class LeanCore(CheckedComponent):
             spk = memory.Memory(shape=unsigned(d.gl + d.P), depth=max(2, d.gmax), init=[])
             m.submodules.spk = spk
             spk_wr, spk_rd = spk.write_port(), spk.read_port()
+        # The biases and delays of each group: block RAMs the bitstream initialises.
+        bias_init, delay_init = lean_params(self.net, L)
+        pb = memory.Memory(shape=unsigned(d.P * L.bias_bits), depth=len(bias_init),
+                           init=bias_init)
+        m.submodules.bias = pb
+        b_rd = pb.read_port()
+        d_rd = None
+        if L.conv:
+            pd = memory.Memory(shape=unsigned(d.P * L.delay_bits), depth=len(delay_init),
+                               init=delay_init)
+            m.submodules.delays = pd
+            d_rd = pd.read_port()
         cvl = {}
         for l in L.conv:
             mem = memory.Memory(shape=unsigned(d.gl + d.P), depth=max(2, L.groups[l]), init=[])
             m.submodules[f"cvl{l}"] = mem
             cvl[l] = (mem.write_port(), mem.read_port())
-        # The weight memory's port: load, phase A rows, phase B parameters.
+        # The weight memory's port: load, phase A rows.
         w_addr = Signal(len(wmem.addr), name="w_addr")
         w_en = Signal(name="w_en")
         m.d.comb += [wmem.addr.eq(w_addr), wmem.en.eq(w_en), wmem.wdata.eq(self.wl.payload)]
         return _Memories(wmem=wmem, acc_wr=acc_wr, acc_rd=acc_rd, v_wr=v_wr, v_rd=v_rd,
-                         ring=ring, spk_wr=spk_wr, spk_rd=spk_rd, cvl=cvl,
+                         ring=ring, spk_wr=spk_wr, spk_rd=spk_rd, cvl=cvl, b_rd=b_rd, d_rd=d_rd,
                          w_addr=w_addr, w_en=w_en)
 
     def _phase_a_rows(self, m: Module, d: _Dims, step: _Step, a: _Walker) -> _Row:
@@ -412,16 +424,14 @@ class LeanCore(CheckedComponent):
 
     def _phase_b_issue(self, m: Module, d: _Dims, step: _Step, mem: _Memories, b: _PhaseB):
         """Phase B, stage 0 (issue): read the group's sums (see :meth:`_accumulators`), its
-        membranes, its parameter word and its ring slot; the pipeline's valid, group and
+        membranes, its biases and delays and its ring slot; the pipeline's valid, group and
         last-group registers."""
         L = self.layout
-        ab = len(mem.w_addr)
         g = b.g
-        with m.If(b.b_issue):
-            m.d.comb += [mem.w_addr.eq((step.per_layer(lambda l: L.pr_base[l], unsigned(ab))
-                                        + g)[:ab]),
-                         mem.w_en.eq(1)]
-        m.d.comb += mem.v_rd.addr.eq((b.v_base + g)[:len(mem.v_rd.addr)])
+        m.d.comb += [mem.v_rd.addr.eq((b.v_base + g)[:len(mem.v_rd.addr)]),
+                     mem.b_rd.addr.eq((b.v_base + g)[:len(mem.b_rd.addr)])]
+        if mem.d_rd is not None:
+            m.d.comb += mem.d_rd.addr.eq((b.f_base + g)[:len(mem.d_rd.addr)])
         if mem.ring is not None:
             ring_bits, fg_bits = log2_exact(L.ring), log2_exact(L.f_groups)
             for k, (wp, rp) in enumerate(mem.ring):
@@ -445,7 +455,7 @@ class LeanCore(CheckedComponent):
         per_layer, cl = step.per_layer, step.cl
         bb, db = L.bias_bits, L.delay_bits
         iw = max(L.acc_bits, bb) + 1
-        par = mem.wmem.data
+        par = mem.b_rd.data
         # Stage 1: the group's sums + bias; membranes; delays; ring bits.
         s2_j = [Signal(signed(iw), name=f"s2_j{k}", reset_less=True) for k in range(P)]
         s2_v = [Signal(signed(vb), name=f"s2_v{k}", reset_less=True) for k in range(P)]
@@ -456,8 +466,8 @@ class LeanCore(CheckedComponent):
                 if subs > 1 else mem.acc_rd[k].data
             m.d.sync += [s2_j[k].eq(a_k + par[k * bb:(k + 1) * bb].as_signed()),
                          s2_v[k].eq(mem.v_rd.data[k * vb:(k + 1) * vb].as_signed())]
-            if db:
-                m.d.sync += dl[k].eq(par[P * bb + k * db:P * bb + (k + 1) * db])
+            if mem.d_rd is not None:
+                m.d.sync += dl[k].eq(mem.d_rd.data[k * db:(k + 1) * db])
             if mem.ring is not None:
                 m.d.sync += fb[k].eq(mem.ring[k][1].data)
         # Stage 2: the leak's product (a multiplier per lane; beta depends on the layer).
@@ -635,7 +645,7 @@ class _Step:
 @dataclass
 class _Memories:
     """The memories' ports, and the one port of the weight memory as a (address, enable) pair
-    that loading, phase A's rows and phase B's parameter words share."""
+    that loading and phase A's rows share."""
     wmem: SpramArray                            # weights and parameters, 64-bit words
     acc_wr: list[memory.WritePort]              # S accumulator banks
     acc_rd: list[memory.ReadPort]
@@ -645,6 +655,8 @@ class _Memories:
     spk_wr: memory.WritePort | None             # the spike list (layer l's for layer l + 1)
     spk_rd: memory.ReadPort | None
     cvl: dict[int, tuple]                       # per conv layer: (write, read) of its list
+    b_rd: memory.ReadPort                       # the biases, P a word
+    d_rd: memory.ReadPort | None                # the conv layers' delays, P a word
     w_addr: Signal
     w_en: Signal
 

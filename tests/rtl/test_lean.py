@@ -210,12 +210,13 @@ def test_host_link_with_the_lean_core(tmp_path_factory):
 
 def test_estimate_counts_the_core_blocks():
     """16 accumulator banks, the membranes (4 lanes x 14 bits: 4 blocks 16 wide), a ring
-    bank per lane, the two event lists; the four SPRAM blocks; a multiplier per lane."""
+    bank per lane, the two event lists, the biases (4 x 4 bits: one block) and the delays
+    (4 x 5 bits: two blocks 16 wide); the four SPRAM blocks; a multiplier per lane."""
     from rtl.lean_layout import estimate
     net = load(ROOT / "bench/networks/convdelrec_k31_w4.npz")
     est = estimate(net, family="ice40", clock_mhz=22, lanes=4, cycles_per_step=520,
                    cycles_max=600, steps_per_sample=136)
-    assert est.blocks == {"acc": 16, "v": 4, "ring": 4, "lists": 2}
+    assert est.blocks == {"acc": 16, "v": 4, "ring": 4, "lists": 2, "bias": 1, "delays": 2}
     assert est.spram == {"weights": 4} and est.dsp == 4
     assert est.samples_per_s == pytest.approx(22e6 / 520 / 136)
     assert estimate(net, family="ice40", clock_mhz=22, lanes=2, cycles_per_step=1,
