@@ -121,7 +121,8 @@ class LeanCore(CheckedComponent):
         net, L = self.net, self.layout
         d = _Dims.of(net, L, self.lanes)
         cl = Signal(range(max(2, d.nl)), init=1, name="cl")
-        step = _Step(cl=cl,
+        al = Signal(range(max(2, d.nl)), init=1, name="al")
+        step = _Step(cl=cl, al=al,
                      slot=Signal(max(1, log2_exact(L.ring)), name="slot"),
                      tsat=Signal(range(L.ring + 1), name="tsat"),
                      observed=Array([self._enabled(l) if l in self.observe else C(0, 1)
@@ -133,7 +134,8 @@ class LeanCore(CheckedComponent):
                        sp_r=Signal(range(d.gmax + 1), name="sp_r"),
                        cv_n={l: Signal(range(L.groups[l] + 1), name=f"cv_n{l}")
                              for l in L.conv},
-                       cv_r=Signal(range(d.gmax + 1), name="cv_r"))
+                       cv_r=Signal(range(d.gmax + 1), name="cv_r"),
+                       sp_nd=Signal(range(d.gmax + 1), name="sp_nd"))
         b = _PhaseB.create(L, d, step, a, ring=mem.ring is not None)
         of_n = Signal(range(OUT_DEPTH + 1), name="of_n")   # records in the output buffer
 
@@ -210,7 +212,7 @@ class LeanCore(CheckedComponent):
         """Phase A, stage W0: the item's lowest set bit (an event) as the descriptor of its row
         (first word, words, first target sum); and the handshake between W0, W1 and a1."""
         L = self.layout
-        per_layer, cl = step.per_layer, step.cl
+        per_layer, cl = step.per_a, step.al
         it_mask, it_base = a.it_mask, a.it_base
         P, S, gl, nl, lif = d.P, d.S, d.gl, d.nl, d.lif
         ab = len(a.d_row)
@@ -256,14 +258,19 @@ class LeanCore(CheckedComponent):
         writes from phase A's a1 (sum + weight slot) or phase B's clears (from stage 1)."""
         sw = self.layout.slot_bits
         w_slots = [mem.wmem.data[k * sw:(k + 1) * sw].as_signed() for k in range(d.S)]
+        first = (b.p1_sub == 0) if d.subs > 1 else C(1, 1)
         for k in range(d.S):
             rp, wp = mem.acc_rd[k], mem.acc_wr[k]
-            m.d.comb += rp.addr.eq(Mux(b.b_issue, b.acc_addr, a.d_tgt))
+            m.d.comb += rp.addr.eq(Mux(b.b_bank, b.acc_addr, a.d_tgt))
             with m.If(a.a1_valid):
                 m.d.comb += [wp.addr.eq(a.a1_addr), wp.en.eq(1),
                              wp.data.eq(rp.data + (w_slots[k] << a.a1_shift))]
-            with m.Elif(b.pv[0] & ((b.p1_sub == k // d.P) if d.subs > 1 else C(1, 1))):
+            with m.Elif(b.pv[0] & first):
+                # W1 stood still in the read's cycle, so a1 is idle in this one.
                 m.d.comb += [wp.addr.eq(b.p1_acc), wp.en.eq(1), wp.data.eq(0)]
+            if k >= d.P:
+                with m.If(b.pv[0] & first):
+                    m.d.sync += b.hold[k - d.P].eq(rp.data)
 
     def _phase_a_issue(self, m: Module, mem: _Memories, a: _Walker, row: _Row):
         """Phase A, stage W1: issue the descriptor's words, one per cycle, and take W0's next
@@ -283,11 +290,16 @@ class LeanCore(CheckedComponent):
 
     def _sequencer(self, m: Module, d: _Dims, step: _Step, mem: _Memories, a: _Walker,
                    lists: _Lists, b: _PhaseB, of_n: Signal) -> Signal:
-        """The state machine: clear the block RAMs after reset, load the weights once, then per
-        layer phase A (feed items to W0), drain, phase B (issue the groups), drain. Returns
-        ``busy`` (without the output buffer)."""
+        """The state machine: clear the block RAMs after reset, load the weights once, then
+        run. Running, the walker (phase A, layer ``al``) and the update (phase B, layer ``cl``)
+        go round the layers each on its own: when the walker has added layer l's last word it
+        hands layer l to phase B and goes on with layer l + 1 (or layer 1 of the next step),
+        whose events are the spikes phase B writes meanwhile; it ends that layer only once
+        phase B has finished layer l (``b_pend`` low). Phase B reads a chunk's sums at the
+        chunk's first group, and W1 stands still in that cycle. Returns ``busy`` (without the
+        output buffer)."""
         L = self.layout
-        cl = step.cl
+        cl, al = step.cl, step.al
         last_l = d.lif[-1]
         # Phase B issues a group of an observed layer only when the output buffer has room
         # for it and every group still in the pipeline.
@@ -296,11 +308,12 @@ class LeanCore(CheckedComponent):
         m.d.comb += flight.eq(sum(b.pv))
         m.d.comb += room.eq(~step.observed | (of_n + flight < OUT_DEPTH))
         pipe_busy = Cat(*b.pv).any()
-        heads = self._list_heads(m, d, step, mem, lists)
+        heads = self._list_heads(m, d, step, mem, lists, a)
         loaded = Signal(name="loaded", reset_less=True)  # SPRAM keeps its words over resets
         ld_addr = Signal(range(max(2, L.words)), name="ld_addr")
         clr = Signal(range(max(L.acc_depth, L.v_depth) + 1), name="clr")
         busy = Signal(name="busy_i")
+        b_on = Signal(name="b_on")          # phase B issues layer cl's groups
         with m.FSM(init="CLEAR"):
             # A synchronous reset does not clear block RAM: zero the sums and membranes.
             with m.State("CLEAR"):
@@ -313,7 +326,7 @@ class LeanCore(CheckedComponent):
                              mem.v_wr.data.eq(0)]
                 m.d.sync += clr.eq(clr + 1)
                 with m.If(clr == max(L.acc_depth, L.v_depth)):
-                    m.next = "A"
+                    m.next = "RUN"
                     with m.If(~loaded):
                         m.next = "LOAD"
             with m.State("LOAD"):
@@ -323,44 +336,33 @@ class LeanCore(CheckedComponent):
                     m.d.sync += ld_addr.eq(ld_addr + 1)
                     with m.If(ld_addr == L.words - 1):
                         m.d.sync += loaded.eq(1)
-                        m.next = "A"
-            with m.State("A"):
-                self._phase_a_items(m, d, step, a, lists, heads, busy)
-            with m.State("ADRAIN"):
-                # The last row word is added this cycle (a1); then update the layer.
-                m.d.comb += busy.eq(1)
-                with m.If(~a.a1_valid):
-                    m.d.sync += [b.g.eq(0), a.in_done.eq(0)]
-                    with m.If(cl != last_l):
-                        m.d.sync += lists.sp_n.eq(0)
+                        m.next = "RUN"
+            with m.State("RUN"):
+                self._phase_a_items(m, d, step, a, lists, heads, b, busy)
+                with m.If(a.a_next):
+                    # The walker hands layer al to phase B and goes on with the next layer;
+                    # the spike list starts over for the layer it now feeds.
+                    m.d.sync += [al.eq(Mux(al == last_l, 1, al + 1)), cl.eq(al),
+                                 a.in_done.eq(0), b.b_pend.eq(1), b_on.eq(1), b.g.eq(0),
+                                 lists.sp_n.eq(0), lists.sp_r.eq(0), lists.cv_r.eq(0)]
                     for l in L.conv:
-                        with m.If(cl == l):
+                        with m.If(al == l):
                             m.d.sync += lists.cv_n[l].eq(0)
-                    m.next = "B"
-            with m.State("B"):
-                m.d.comb += busy.eq(1)
-                m.d.comb += b.b_issue.eq(room)
-                with m.If(room):
+                m.d.comb += b.b_issue.eq(b_on & room)
+                with m.If(b.b_issue):
                     with m.If(b.g == b.groups - 1):
-                        m.next = "BDRAIN"
+                        m.d.sync += b_on.eq(0)
                     with m.Else():
                         m.d.sync += b.g.eq(b.g + 1)
-            with m.State("BDRAIN"):
-                m.d.comb += busy.eq(1)
-                with m.If(~pipe_busy):
-                    m.d.sync += [lists.sp_r.eq(0), lists.cv_r.eq(0)]
+                with m.If(b.b_pend & ~b_on & ~pipe_busy):
+                    m.d.sync += b.b_pend.eq(0)
                     with m.If(cl == last_l):
-                        m.d.sync += [cl.eq(1), step.slot.eq(step.slot + 1),
+                        m.d.sync += [step.slot.eq(step.slot + 1),
                                      step.tsat.eq(Mux(step.tsat == L.ring, step.tsat,
                                                       step.tsat + 1))]
-                        m.next = "A"
-                    with m.Else():
-                        m.d.sync += cl.eq(cl + 1)
-                        m.next = "APRIME"
-            with m.State("APRIME"):
-                # The list read ports show entry 0 from the next cycle on.
-                m.d.comb += busy.eq(1)
-                m.next = "A"
+        m.d.comb += b.b_bank.eq(b.b_issue & ((b.g[:d.sub_bits] == 0) if d.subs > 1
+                                             else C(1, 1)))
+        m.d.sync += lists.sp_nd.eq(Mux(a.a_next, 0, lists.sp_n))
         if mem.spk_rd is not None:
             m.d.comb += mem.spk_rd.en.eq(1)
         for l, (wp, rp) in mem.cvl.items():
@@ -368,40 +370,48 @@ class LeanCore(CheckedComponent):
         return busy
 
     def _list_heads(self, m: Module, d: _Dims, step: _Step, mem: _Memories,
-                    lists: _Lists) -> _Heads:
-        """The heads of the spike list and of the current layer's conv list: the read port
-        shows entry ``sp_r`` (``cv_r``); taking one presents the next address."""
+                    lists: _Lists, a: _Walker) -> _Heads:
+        """The heads of the spike list and of the walker's layer's conv list: the read port
+        shows entry ``sp_r`` (``cv_r``); taking one presents the next address, and the
+        walker's change of layer address 0. An entry of the spike list counts once its read
+        can see it: ``sp_nd`` is ``sp_n`` a cycle late."""
         gl, P = d.gl, d.P
         take_sp = Signal(name="take_sp")
         take_cv = Signal(name="take_cv")
         if mem.spk_rd is not None:
-            m.d.comb += mem.spk_rd.addr.eq(Mux(take_sp, lists.sp_r + 1, lists.sp_r))
+            m.d.comb += mem.spk_rd.addr.eq(Mux(a.a_next, 0,
+                                               Mux(take_sp, lists.sp_r + 1, lists.sp_r)))
         for l, (wp, rp) in mem.cvl.items():
-            m.d.comb += rp.addr.eq(Mux(take_cv & (step.cl == l), lists.cv_r + 1, lists.cv_r))
+            m.d.comb += rp.addr.eq(Mux(a.a_next, 0, Mux(take_cv & (step.al == l),
+                                                         lists.cv_r + 1, lists.cv_r)))
         cv_avail = C(0, 1)
         cv_head = C(0, gl + P)
         for l, (wp, rp) in mem.cvl.items():
-            cv_avail = cv_avail | ((step.cl == l) & (lists.cv_r < lists.cv_n[l]))
-            cv_head = Mux(step.cl == l, rp.data, cv_head)
+            cv_avail = cv_avail | ((step.al == l) & (lists.cv_r < lists.cv_n[l]))
+            cv_head = Mux(step.al == l, rp.data, cv_head)
         spk = mem.spk_rd is not None
         return _Heads(take_sp=take_sp, take_cv=take_cv, cv_avail=cv_avail, cv_head=cv_head,
-                      sp_avail=(lists.sp_r < lists.sp_n) & (step.cl != 1) if spk else C(0, 1),
+                      sp_avail=(lists.sp_r < lists.sp_nd) & (step.al != 1) if spk else C(0, 1),
                       sp_head=mem.spk_rd.data if spk else C(0, gl + P))
 
     def _phase_a_items(self, m: Module, d: _Dims, step: _Step, a: _Walker, lists: _Lists,
-                       heads: _Heads, busy: Signal):
-        """State A: W1 issues while the banks allow, W0 hands rows to W1, and W0 takes its next
-        item: an input record (the first layer), else an entry of the spike list, else one of
-        the conv list; with none left and W1 empty, the layer's phase A ends."""
+                       heads: _Heads, b: _PhaseB, busy: Signal):
+        """W1 issues while the banks allow, W0 hands rows to W1, and W0 takes its next item:
+        an input record (the first layer), else an entry of the spike list, else one of the
+        conv list; with none left, W1 empty and phase B done with the layer before, the
+        walker's layer ends (``a_next``)."""
         gl = d.gl
-        is_input = step.cl == 1
-        m.d.comb += [a.a_issue.eq(a.d_valid & ~a.hazard), a.xfer.eq(a.has & a.d_free)]
+        is_input = step.al == 1
+        m.d.comb += [a.a_issue.eq(a.d_valid & ~a.hazard & ~b.b_bank),
+                     a.xfer.eq(a.has & a.d_free)]
         ended = a.in_done | (a.it_valid & a.it_last)    # no more input records this step
+        # With one LIF layer, the walker's next step must wait for phase B's reads.
+        free = ~b.b_pend if len(d.lif) == 1 else C(1, 1)
         with m.If(a.need & a.it_valid & a.it_last):
             m.d.sync += a.in_done.eq(1)
         with m.If(a.need):
             m.d.sync += a.it_valid.eq(0)
-            with m.If(is_input & ~ended):
+            with m.If(is_input & ~ended & free):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid):
                     p = self.i.payload
@@ -413,14 +423,15 @@ class LeanCore(CheckedComponent):
                 m.d.sync += [a.it_valid.eq(1), a.it_base.eq(heads.sp_head[:gl]),
                              a.it_mask.eq(heads.sp_head[gl:]), a.it_conv.eq(0),
                              a.it_in.eq(0), a.it_last.eq(0), lists.sp_r.eq(lists.sp_r + 1)]
-            with m.Elif(heads.cv_avail):
+            with m.Elif(heads.cv_avail & free):
                 m.d.comb += heads.take_cv.eq(1)
                 m.d.sync += [a.it_valid.eq(1), a.it_base.eq(heads.cv_head[:gl]),
                              a.it_mask.eq(heads.cv_head[gl:]), a.it_conv.eq(1),
                              a.it_in.eq(0), a.it_last.eq(0), lists.cv_r.eq(lists.cv_r + 1)]
-            with m.Elif(~a.d_valid & ~a.xfer):
-                m.next = "ADRAIN"
-        m.d.comb += busy.eq(~is_input | a.it_valid | a.d_valid | a.a1_valid)
+            with m.Elif(~is_input | ended):
+                with m.If(~a.d_valid & ~a.xfer & ~b.b_pend):
+                    m.d.comb += a.a_next.eq(1)
+        m.d.comb += busy.eq(~is_input | a.it_valid | a.d_valid | a.a1_valid | b.b_pend)
 
     def _phase_b_issue(self, m: Module, d: _Dims, step: _Step, mem: _Memories, b: _PhaseB):
         """Phase B, stage 0 (issue): read the group's sums (see :meth:`_accumulators`), its
@@ -462,8 +473,8 @@ class LeanCore(CheckedComponent):
         dl = [Signal(max(1, db), name=f"s2_d{k}", reset_less=True) for k in range(P)]
         fb = [Signal(name=f"s2_f{k}", reset_less=True) for k in range(P)]
         for k in range(P):
-            a_k = Array([mem.acc_rd[q * P + k].data for q in range(subs)])[b.p1_sub] \
-                if subs > 1 else mem.acc_rd[k].data
+            a_k = Array([mem.acc_rd[k].data] + [b.hold[q * P + k - P] for q in range(1, subs)])[
+                b.p1_sub] if subs > 1 else mem.acc_rd[k].data
             m.d.sync += [s2_j[k].eq(a_k + par[k * bb:(k + 1) * bb].as_signed()),
                          s2_v[k].eq(mem.v_rd.data[k * vb:(k + 1) * vb].as_signed())]
             if mem.d_rd is not None:
@@ -630,7 +641,8 @@ class _Dims:
 @dataclass
 class _Step:
     """Where the core is in a time step, and what depends on the current layer."""
-    cl: Signal              # the current layer: A1, B1, A2, B2, ... per step
+    cl: Signal              # phase B's layer (the update's constants, write-back, output)
+    al: Signal              # the walker's layer (phase A's rows and sums)
     slot: Signal            # t mod R: the delay rings' slot of step t
     tsat: Signal            # min(t, R)
     observed: Value         # the current layer is observed (and, with gate, enabled)
@@ -640,6 +652,10 @@ class _Step:
     def per_layer(self, f, shape) -> Value:
         """A per-layer constant ``f(l)`` (0 for the input layer), selected by ``cl``."""
         return Array([C(f(l) if l in self.lif else 0, shape) for l in range(self.nl)])[self.cl]
+
+    def per_a(self, f, shape) -> Value:
+        """A per-layer constant ``f(l)`` (0 for the input layer), selected by ``al``."""
+        return Array([C(f(l) if l in self.lif else 0, shape) for l in range(self.nl)])[self.al]
 
 
 @dataclass
@@ -688,7 +704,8 @@ class _Walker:
     a1_valid: Signal        # a1 adds the word W1 issued last cycle ...
     a1_shift: Signal        # ... shifted by W1's d_shift ...
     a1_addr: Signal         # ... into the sums W1's d_tgt named
-    acc_base: Value         # the current layer's first bank address
+    a_next: Signal          # the walker's layer ends: phase B takes it over
+    acc_base: Value         # the walker's layer's first bank address
 
     @classmethod
     def create(cls, net: Network, L: LeanLayout, d: _Dims, step: _Step, ab: int) -> _Walker:
@@ -708,8 +725,8 @@ class _Walker:
             d_shift=Signal.like(a1_shift, name="d_shift", reset_less=True),
             d_free=Signal(name="d_free"), hazard=Signal(name="hazard"),
             a_issue=Signal(name="a_issue"), a1_valid=Signal(name="a1_valid"),
-            a1_shift=a1_shift, a1_addr=a1_addr,
-            acc_base=step.per_layer(lambda l: L.acc_base[l],
+            a1_shift=a1_shift, a1_addr=a1_addr, a_next=Signal(name="a_next"),
+            acc_base=step.per_a(lambda l: L.acc_base[l],
                                     unsigned(max(1, log2_exact(max(2, L.acc_depth)) + 1))))
 
 
@@ -731,6 +748,7 @@ class _Lists:
     sp_r: Signal
     cv_n: dict[int, Signal]
     cv_r: Signal
+    sp_nd: Signal           # sp_n a cycle late: the entries the spike list's read can see
 
 
 @dataclass
@@ -751,6 +769,9 @@ class _PhaseB:
     ``B_STAGES``' valid, group and last-group registers."""
     g: Signal               # the group issued this cycle (when b_issue)
     b_issue: Signal
+    b_bank: Signal          # b_issue at a chunk's first group: the banks' read is phase B's
+    b_pend: Signal          # phase B has layer cl to finish (set when the walker hands it over)
+    hold: list[Signal]      # the chunk's sums of banks P .. S - 1, for its later groups
     pv: list[Signal]
     pg: list[Signal]
     plast: list[Signal]
@@ -767,12 +788,16 @@ class _PhaseB:
         g = Signal(range(max(2, d.gmax)), name="g")
         stages = range(1, B_STAGES + 1)
         return cls(
-            g=g, b_issue=Signal(name="b_issue"),
+            g=g, b_issue=Signal(name="b_issue"), b_bank=Signal(name="b_bank"),
+            b_pend=Signal(name="b_pend"),
+            hold=[Signal(signed(L.acc_bits), name=f"hold{k}", reset_less=True)
+                  for k in range(d.P, d.S)],
             pv=[Signal(name=f"p{s}_valid") for s in stages],
             pg=[Signal(range(max(2, d.gmax)), name=f"p{s}_g") for s in stages],
             plast=[Signal(name=f"p{s}_last") for s in stages],
             groups=step.per_layer(lambda l: L.groups[l], unsigned(d.gl + 1)),
-            acc_addr=(a.acc_base + (g >> d.sub_bits))[:len(a.a1_addr)],
+            acc_addr=(step.per_layer(lambda l: L.acc_base[l], unsigned(len(a.acc_base)))
+                      + (g >> d.sub_bits))[:len(a.a1_addr)],
             p1_acc=Signal.like(a.a1_addr, name="p1_acc", reset_less=True),
             p1_sub=Signal(max(1, d.sub_bits), name="p1_sub"),
             v_base=step.per_layer(lambda l: L.v_base[l],
