@@ -122,7 +122,7 @@ class LeanCore(CheckedComponent):
         d = _Dims.of(net, L, self.lanes)
         cl = Signal(range(max(2, d.nl)), init=1, name="cl")
         al = Signal(range(max(2, d.nl)), init=1, name="al")
-        step = _Step(cl=cl, al=al,
+        step = _Step(cl=cl, al=al, ix=Signal(range(max(2, d.nl)), name="ix"),
                      slot=Signal(max(1, log2_exact(L.ring)), name="slot"),
                      tsat=Signal(range(L.ring + 1), name="tsat"),
                      observed=Array([self._enabled(l) if l in self.observe else C(0, 1)
@@ -212,8 +212,9 @@ class LeanCore(CheckedComponent):
         """Phase A, stage W0: the item's lowest set bit (an event) as the descriptor of its row
         (first word, words, first target sum); and the handshake between W0, W1 and a1."""
         L = self.layout
-        per_layer, cl = step.per_a, step.al
+        per_layer, cl = step.per_a, step.ix
         it_mask, it_base = a.it_mask, a.it_base
+        m.d.comb += step.ix.eq(Mux(a.it_in, 1, step.al))
         P, S, gl, nl, lif = d.P, d.S, d.gl, d.nl, d.lif
         ab = len(a.d_row)
         m.d.comb += a.has.eq(a.it_valid & it_mask.any())
@@ -285,6 +286,7 @@ class LeanCore(CheckedComponent):
             m.d.sync += [a.d_valid.eq(1), a.d_row.eq(row.row),
                          a.d_tgt.eq((a.acc_base + row.target)[:len(a.d_tgt)]),
                          a.d_left.eq(row.cnt - 1), a.d_shift.eq(Mux(a.it_in, row.k_low, 0)),
+                         a.d_in.eq(a.it_in),
                          a.it_mask.eq(row.rest)]
         m.d.sync += [a.a1_valid.eq(a.a_issue), a.a1_addr.eq(a.d_tgt), a.a1_shift.eq(a.d_shift)]
 
@@ -343,8 +345,10 @@ class LeanCore(CheckedComponent):
                     # The walker hands layer al to phase B and goes on with the next layer;
                     # the spike list starts over for the layer it now feeds.
                     m.d.sync += [al.eq(Mux(al == last_l, 1, al + 1)), cl.eq(al),
-                                 a.in_done.eq(0), b.b_pend.eq(1), b_on.eq(1), b.g.eq(0),
+                                 b.b_pend.eq(1), b_on.eq(1), b.g.eq(0),
                                  lists.sp_n.eq(0), lists.sp_r.eq(0), lists.cv_r.eq(0)]
+                    with m.If(al == 1):
+                        m.d.sync += a.in_done.eq(0)
                     for l in L.conv:
                         with m.If(al == l):
                             m.d.sync += lists.cv_n[l].eq(0)
@@ -398,26 +402,27 @@ class LeanCore(CheckedComponent):
                        heads: _Heads, b: _PhaseB, busy: Signal):
         """W1 issues while the banks allow, W0 hands rows to W1, and W0 takes its next item:
         an input record (the first layer), else an entry of the spike list, else one of the
-        conv list; with none left, W1 empty and phase B done with the layer before, the
-        walker's layer ends (``a_next``)."""
-        gl = d.gl
+        conv list. In the last layer, with neither list offering an entry, W0 takes the next
+        step's input records already (their rows are the first layer's: phase B is not on it
+        then). The walker's layer ends (``a_next``) when no item or row of it is left and
+        phase B is done with the layer before."""
+        gl, last_l = d.gl, d.lif[-1]
         is_input = step.al == 1
         m.d.comb += [a.a_issue.eq(a.d_valid & ~a.hazard & ~b.b_bank),
                      a.xfer.eq(a.has & a.d_free)]
         ended = a.in_done | (a.it_valid & a.it_last)    # no more input records this step
         # With one LIF layer, the walker's next step must wait for phase B's reads.
         free = ~b.b_pend if len(d.lif) == 1 else C(1, 1)
+        # Early input: in the last layer, once phase B has left the first layer's banks.
+        early = ((step.al == last_l) & ~(b.b_pend & (step.cl == 1))) if len(d.lif) > 1 \
+            else C(0, 1)
+        take_in = Signal(name="take_in")
         with m.If(a.need & a.it_valid & a.it_last):
             m.d.sync += a.in_done.eq(1)
         with m.If(a.need):
             m.d.sync += a.it_valid.eq(0)
             with m.If(is_input & ~ended & free):
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(self.i.valid):
-                    p = self.i.payload
-                    m.d.sync += [a.it_valid.eq(1), a.it_base.eq(p.index),
-                                 a.it_mask.eq(Mux(p.valid, p.value, 0)),
-                                 a.it_conv.eq(0), a.it_last.eq(p.last), a.it_in.eq(1)]
+                m.d.comb += take_in.eq(1)
             with m.Elif(heads.sp_avail):
                 m.d.comb += heads.take_sp.eq(1)
                 m.d.sync += [a.it_valid.eq(1), a.it_base.eq(heads.sp_head[:gl]),
@@ -428,9 +433,20 @@ class LeanCore(CheckedComponent):
                 m.d.sync += [a.it_valid.eq(1), a.it_base.eq(heads.cv_head[:gl]),
                              a.it_mask.eq(heads.cv_head[gl:]), a.it_conv.eq(1),
                              a.it_in.eq(0), a.it_last.eq(0), lists.cv_r.eq(lists.cv_r + 1)]
-            with m.Elif(~is_input | ended):
-                with m.If(~a.d_valid & ~a.xfer & ~b.b_pend):
-                    m.d.comb += a.a_next.eq(1)
+            with m.Elif(early & ~ended):
+                m.d.comb += take_in.eq(1)
+        with m.If(take_in):
+            m.d.comb += self.i.ready.eq(1)
+            with m.If(self.i.valid):
+                p = self.i.payload
+                m.d.sync += [a.it_valid.eq(1), a.it_base.eq(p.index),
+                             a.it_mask.eq(Mux(p.valid, p.value, 0)),
+                             a.it_conv.eq(0), a.it_last.eq(p.last), a.it_in.eq(1)]
+        # Work of the walker's layer still in W0 or W1 (an input's is the first layer's).
+        own_item = a.has & (~a.it_in | is_input)
+        own_row = a.d_valid & (~a.d_in | is_input)
+        m.d.comb += a.a_next.eq(~heads.sp_avail & ~heads.cv_avail & (~is_input | ended)
+                                & ~own_item & ~own_row & ~b.b_pend)
         m.d.comb += busy.eq(~is_input | a.it_valid | a.d_valid | a.a1_valid | b.b_pend)
 
     def _phase_b_issue(self, m: Module, d: _Dims, step: _Step, mem: _Memories, b: _PhaseB):
@@ -642,7 +658,8 @@ class _Dims:
 class _Step:
     """Where the core is in a time step, and what depends on the current layer."""
     cl: Signal              # phase B's layer (the update's constants, write-back, output)
-    al: Signal              # the walker's layer (phase A's rows and sums)
+    al: Signal              # the walker's layer
+    ix: Signal              # W0's item's layer: al, or 1 for an input record (phase A's rows)
     slot: Signal            # t mod R: the delay rings' slot of step t
     tsat: Signal            # min(t, R)
     observed: Value         # the current layer is observed (and, with gate, enabled)
@@ -654,8 +671,8 @@ class _Step:
         return Array([C(f(l) if l in self.lif else 0, shape) for l in range(self.nl)])[self.cl]
 
     def per_a(self, f, shape) -> Value:
-        """A per-layer constant ``f(l)`` (0 for the input layer), selected by ``al``."""
-        return Array([C(f(l) if l in self.lif else 0, shape) for l in range(self.nl)])[self.al]
+        """A per-layer constant ``f(l)`` (0 for the input layer), selected by ``ix``."""
+        return Array([C(f(l) if l in self.lif else 0, shape) for l in range(self.nl)])[self.ix]
 
 
 @dataclass
@@ -698,6 +715,7 @@ class _Walker:
     d_tgt: Signal           # the sums it adds into
     d_left: Signal          # words after this one
     d_shift: Signal         # an input's bit position: the weights count 2**d_shift times
+    d_in: Signal            # the row is an input's (the first layer's)
     d_free: Signal          # W1 takes a new descriptor at the clock edge
     hazard: Signal          # the banks' read would miss a1's write: wait one
     a_issue: Signal         # W1 issues a word this cycle
@@ -723,6 +741,7 @@ class _Walker:
             d_tgt=Signal.like(a1_addr, name="d_tgt", reset_less=True),
             d_left=Signal(range(d.cmax), name="d_left"),
             d_shift=Signal.like(a1_shift, name="d_shift", reset_less=True),
+            d_in=Signal(name="d_in"),
             d_free=Signal(name="d_free"), hazard=Signal(name="hazard"),
             a_issue=Signal(name="a_issue"), a1_valid=Signal(name="a1_valid"),
             a1_shift=a1_shift, a1_addr=a1_addr, a_next=Signal(name="a_next"),
