@@ -123,6 +123,7 @@ class LeanCore(CheckedComponent):
         cl = Signal(range(max(2, d.nl)), init=1, name="cl")
         al = Signal(range(max(2, d.nl)), init=1, name="al")
         step = _Step(cl=cl, al=al, ix=Signal(range(max(2, d.nl)), name="ix"),
+                     wpar=Signal(name="wpar"),
                      slot=Signal(max(1, log2_exact(L.ring)), name="slot"),
                      tsat=Signal(range(L.ring + 1), name="tsat"),
                      observed=Array([self._enabled(l) if l in self.observe else C(0, 1)
@@ -135,7 +136,9 @@ class LeanCore(CheckedComponent):
                        cv_n={l: Signal(range(L.groups[l] + 1), name=f"cv_n{l}")
                              for l in L.conv},
                        cv_r=Signal(range(d.gmax + 1), name="cv_r"),
-                       sp_nd=Signal(range(d.gmax + 1), name="sp_nd"))
+                       sp_nd=Signal(range(d.gmax + 1), name="sp_nd"),
+                       ce_r=Signal(range(d.gmax + 1), name="ce_r"),
+                       ce_nd=Signal(range(d.gmax + 1), name="ce_nd"))
         b = _PhaseB.create(L, d, step, a, ring=mem.ring is not None)
         of_n = Signal(range(OUT_DEPTH + 1), name="of_n")   # records in the output buffer
 
@@ -214,7 +217,7 @@ class LeanCore(CheckedComponent):
         L = self.layout
         per_layer, cl = step.per_a, step.ix
         it_mask, it_base = a.it_mask, a.it_base
-        m.d.comb += step.ix.eq(Mux(a.it_in, 1, step.al))
+        m.d.comb += step.ix.eq(a.it_l)
         P, S, gl, nl, lif = d.P, d.S, d.gl, d.nl, d.lif
         ab = len(a.d_row)
         m.d.comb += a.has.eq(a.it_valid & it_mask.any())
@@ -286,7 +289,7 @@ class LeanCore(CheckedComponent):
             m.d.sync += [a.d_valid.eq(1), a.d_row.eq(row.row),
                          a.d_tgt.eq((a.acc_base + row.target)[:len(a.d_tgt)]),
                          a.d_left.eq(row.cnt - 1), a.d_shift.eq(Mux(a.it_in, row.k_low, 0)),
-                         a.d_in.eq(a.it_in),
+                         a.d_l.eq(a.it_l),
                          a.it_mask.eq(row.rest)]
         m.d.sync += [a.a1_valid.eq(a.a_issue), a.a1_addr.eq(a.d_tgt), a.a1_shift.eq(a.d_shift)]
 
@@ -352,6 +355,9 @@ class LeanCore(CheckedComponent):
                     for l in L.conv:
                         with m.If(al == l):
                             m.d.sync += lists.cv_n[l].eq(0)
+                    if L.early is not None:
+                        with m.If(al == L.early):
+                            m.d.sync += [step.wpar.eq(~step.wpar), lists.ce_r.eq(0)]
                 m.d.comb += b.b_issue.eq(b_on & room)
                 with m.If(b.b_issue):
                     with m.If(b.g == b.groups - 1):
@@ -367,6 +373,9 @@ class LeanCore(CheckedComponent):
         m.d.comb += b.b_bank.eq(b.b_issue & ((b.g[:d.sub_bits] == 0) if d.subs > 1
                                              else C(1, 1)))
         m.d.sync += lists.sp_nd.eq(Mux(a.a_next, 0, lists.sp_n))
+        if L.early is not None:
+            m.d.sync += lists.ce_nd.eq(Mux(a.a_next & (al == L.early), 0,
+                                           lists.cv_n[L.early]))
         if mem.spk_rd is not None:
             m.d.comb += mem.spk_rd.en.eq(1)
         for l, (wp, rp) in mem.cvl.items():
@@ -380,21 +389,30 @@ class LeanCore(CheckedComponent):
         walker's change of layer address 0. An entry of the spike list counts once its read
         can see it: ``sp_nd`` is ``sp_n`` a cycle late."""
         gl, P = d.gl, d.P
+        lc = self.layout.early
         take_sp = Signal(name="take_sp")
         take_cv = Signal(name="take_cv")
+        take_ce = Signal(name="take_ce")
         if mem.spk_rd is not None:
             m.d.comb += mem.spk_rd.addr.eq(Mux(a.a_next, 0,
                                                Mux(take_sp, lists.sp_r + 1, lists.sp_r)))
         for l, (wp, rp) in mem.cvl.items():
-            m.d.comb += rp.addr.eq(Mux(a.a_next, 0, Mux(take_cv & (step.al == l),
-                                                         lists.cv_r + 1, lists.cv_r)))
+            if l == lc:
+                m.d.comb += rp.addr.eq(Mux(take_ce, lists.ce_r + 1, lists.ce_r))
+            else:
+                m.d.comb += rp.addr.eq(Mux(a.a_next, 0, Mux(take_cv & (step.al == l),
+                                                             lists.cv_r + 1, lists.cv_r)))
         cv_avail = C(0, 1)
         cv_head = C(0, gl + P)
         for l, (wp, rp) in mem.cvl.items():
-            cv_avail = cv_avail | ((step.al == l) & (lists.cv_r < lists.cv_n[l]))
-            cv_head = Mux(step.al == l, rp.data, cv_head)
+            if l != lc:
+                cv_avail = cv_avail | ((step.al == l) & (lists.cv_r < lists.cv_n[l]))
+                cv_head = Mux(step.al == l, rp.data, cv_head)
         spk = mem.spk_rd is not None
         return _Heads(take_sp=take_sp, take_cv=take_cv, cv_avail=cv_avail, cv_head=cv_head,
+                      take_ce=take_ce,
+                      ce_avail=(lists.ce_r < lists.ce_nd) if lc is not None else C(0, 1),
+                      ce_head=mem.cvl[lc][1].data if lc is not None else C(0, gl + P),
                       sp_avail=(lists.sp_r < lists.sp_nd) & (step.al != 1) if spk else C(0, 1),
                       sp_head=mem.spk_rd.data if spk else C(0, gl + P))
 
@@ -402,51 +420,62 @@ class LeanCore(CheckedComponent):
                        heads: _Heads, b: _PhaseB, busy: Signal):
         """W1 issues while the banks allow, W0 hands rows to W1, and W0 takes its next item:
         an input record (the first layer), else an entry of the spike list, else one of the
-        conv list. In the last layer, with neither list offering an entry, W0 takes the next
-        step's input records already (their rows are the first layer's: phase B is not on it
-        then). The walker's layer ends (``a_next``) when no item or row of it is left and
-        phase B is done with the layer before."""
-        gl, last_l = d.gl, d.lif[-1]
-        is_input = step.al == 1
+        conv list. Items of other layers fill the walker's waits: in the last layer, the next
+        step's input records (their rows are the first layer's, whose banks phase B has left);
+        in any layer but the early conv layer, that layer's delayed spikes for its next phase
+        A, read as its update writes them (into the region of sums its update does not read).
+        The walker's layer ends (``a_next``) when no item or row of it is left and phase B is
+        done with the layer before."""
+        gl, last_l, lc = d.gl, d.lif[-1], self.layout.early
+        al = step.al
+        is_input = al == 1
         m.d.comb += [a.a_issue.eq(a.d_valid & ~a.hazard & ~b.b_bank),
                      a.xfer.eq(a.has & a.d_free)]
         ended = a.in_done | (a.it_valid & a.it_last)    # no more input records this step
         # With one LIF layer, the walker's next step must wait for phase B's reads.
         free = ~b.b_pend if len(d.lif) == 1 else C(1, 1)
         # Early input: in the last layer, once phase B has left the first layer's banks.
-        early = ((step.al == last_l) & ~(b.b_pend & (step.cl == 1))) if len(d.lif) > 1 \
+        early = ((al == last_l) & ~(b.b_pend & (step.cl == 1))) if len(d.lif) > 1 \
             else C(0, 1)
+        own_ce = (al == lc) if lc is not None else C(0, 1)
         take_in = Signal(name="take_in")
         with m.If(a.need & a.it_valid & a.it_last):
             m.d.sync += a.in_done.eq(1)
+
+        def take_list(head, conv, ptr, layer):
+            m.d.sync += [a.it_valid.eq(1), a.it_base.eq(head[:gl]), a.it_mask.eq(head[gl:]),
+                         a.it_conv.eq(conv), a.it_in.eq(0), a.it_last.eq(0), a.it_l.eq(layer),
+                         ptr.eq(ptr + 1)]
         with m.If(a.need):
             m.d.sync += a.it_valid.eq(0)
             with m.If(is_input & ~ended & free):
                 m.d.comb += take_in.eq(1)
             with m.Elif(heads.sp_avail):
                 m.d.comb += heads.take_sp.eq(1)
-                m.d.sync += [a.it_valid.eq(1), a.it_base.eq(heads.sp_head[:gl]),
-                             a.it_mask.eq(heads.sp_head[gl:]), a.it_conv.eq(0),
-                             a.it_in.eq(0), a.it_last.eq(0), lists.sp_r.eq(lists.sp_r + 1)]
+                take_list(heads.sp_head, 0, lists.sp_r, al)
             with m.Elif(heads.cv_avail & free):
                 m.d.comb += heads.take_cv.eq(1)
-                m.d.sync += [a.it_valid.eq(1), a.it_base.eq(heads.cv_head[:gl]),
-                             a.it_mask.eq(heads.cv_head[gl:]), a.it_conv.eq(1),
-                             a.it_in.eq(0), a.it_last.eq(0), lists.cv_r.eq(lists.cv_r + 1)]
+                take_list(heads.cv_head, 1, lists.cv_r, al)
+            with m.Elif(heads.ce_avail & own_ce):
+                m.d.comb += heads.take_ce.eq(1)
+                take_list(heads.ce_head, 1, lists.ce_r, lc or 0)
             with m.Elif(early & ~ended):
                 m.d.comb += take_in.eq(1)
+            with m.Elif(heads.ce_avail):
+                m.d.comb += heads.take_ce.eq(1)
+                take_list(heads.ce_head, 1, lists.ce_r, lc or 0)
         with m.If(take_in):
             m.d.comb += self.i.ready.eq(1)
             with m.If(self.i.valid):
                 p = self.i.payload
                 m.d.sync += [a.it_valid.eq(1), a.it_base.eq(p.index),
-                             a.it_mask.eq(Mux(p.valid, p.value, 0)),
-                             a.it_conv.eq(0), a.it_last.eq(p.last), a.it_in.eq(1)]
-        # Work of the walker's layer still in W0 or W1 (an input's is the first layer's).
-        own_item = a.has & (~a.it_in | is_input)
-        own_row = a.d_valid & (~a.d_in | is_input)
-        m.d.comb += a.a_next.eq(~heads.sp_avail & ~heads.cv_avail & (~is_input | ended)
-                                & ~own_item & ~own_row & ~b.b_pend)
+                             a.it_mask.eq(Mux(p.valid, p.value, 0)), a.it_conv.eq(0),
+                             a.it_last.eq(p.last), a.it_in.eq(1), a.it_l.eq(1)]
+        # Work of the walker's layer still in W0 or W1.
+        own_item = a.has & (a.it_l == al)
+        own_row = a.d_valid & (a.d_l == al)
+        m.d.comb += a.a_next.eq(~heads.sp_avail & ~heads.cv_avail & ~(heads.ce_avail & own_ce)
+                                & (~is_input | ended) & ~own_item & ~own_row & ~b.b_pend)
         m.d.comb += busy.eq(~is_input | a.it_valid | a.d_valid | a.a1_valid | b.b_pend)
 
     def _phase_b_issue(self, m: Module, d: _Dims, step: _Step, mem: _Memories, b: _PhaseB):
@@ -659,7 +688,8 @@ class _Step:
     """Where the core is in a time step, and what depends on the current layer."""
     cl: Signal              # phase B's layer (the update's constants, write-back, output)
     al: Signal              # the walker's layer
-    ix: Signal              # W0's item's layer: al, or 1 for an input record (phase A's rows)
+    ix: Signal              # W0's item's layer (phase A's rows)
+    wpar: Signal            # the early conv layer's region of sums the walker adds into
     slot: Signal            # t mod R: the delay rings' slot of step t
     tsat: Signal            # min(t, R)
     observed: Value         # the current layer is observed (and, with gate, enabled)
@@ -669,6 +699,18 @@ class _Step:
     def per_layer(self, f, shape) -> Value:
         """A per-layer constant ``f(l)`` (0 for the input layer), selected by ``cl``."""
         return Array([C(f(l) if l in self.lif else 0, shape) for l in range(self.nl)])[self.cl]
+
+    def acc_base(self, L: LeanLayout, update: bool) -> Value:
+        """The first bank address of the walker's item's layer (``update``: phase B's layer);
+        the early conv layer's sums alternate between two regions: the walker adds into
+        region ``wpar``, phase B reads the other."""
+        shape = unsigned(max(1, log2_exact(max(2, L.acc_depth)) + 1))
+        sel = self.per_layer if update else self.per_a
+        base = sel(lambda l: L.acc_base[l], shape)
+        if L.early is None:
+            return base
+        alt = (self.cl if update else self.ix) == L.early
+        return Mux(alt & (~self.wpar if update else self.wpar), C(L.acc_alt, shape), base)
 
     def per_a(self, f, shape) -> Value:
         """A per-layer constant ``f(l)`` (0 for the input layer), selected by ``ix``."""
@@ -705,6 +747,7 @@ class _Walker:
     it_base: Signal         # an input record's index, or a list entry's group
     it_conv: Signal         # the item is a conv-list entry (its rows are conv rows)
     it_in: Signal           # the item is an input record (else a list entry)
+    it_l: Signal            # the item's layer
     it_last: Signal         # the item is the step's last input record
     in_done: Signal         # the step's last input record is done
     has: Signal             # W0 holds an item with an event left
@@ -715,7 +758,7 @@ class _Walker:
     d_tgt: Signal           # the sums it adds into
     d_left: Signal          # words after this one
     d_shift: Signal         # an input's bit position: the weights count 2**d_shift times
-    d_in: Signal            # the row is an input's (the first layer's)
+    d_l: Signal             # the row's layer
     d_free: Signal          # W1 takes a new descriptor at the clock edge
     hazard: Signal          # the banks' read would miss a1's write: wait one
     a_issue: Signal         # W1 issues a word this cycle
@@ -735,18 +778,18 @@ class _Walker:
             it_valid=Signal(name="it_valid"), it_mask=Signal(d.mb, name="it_mask"),
             it_base=Signal(max(index_bits(net.layers[0].n), d.gl), name="it_base"),
             it_conv=Signal(name="it_conv"), it_in=Signal(name="it_in"),
+            it_l=Signal(range(max(2, d.nl)), name="it_l"),
             it_last=Signal(name="it_last"), in_done=Signal(name="in_done"),
             has=Signal(name="it_has"), need=Signal(name="need"), xfer=Signal(name="xfer"),
             d_valid=Signal(name="d_valid"), d_row=Signal(ab, name="d_row", reset_less=True),
             d_tgt=Signal.like(a1_addr, name="d_tgt", reset_less=True),
             d_left=Signal(range(d.cmax), name="d_left"),
             d_shift=Signal.like(a1_shift, name="d_shift", reset_less=True),
-            d_in=Signal(name="d_in"),
+            d_l=Signal(range(max(2, d.nl)), name="d_l"),
             d_free=Signal(name="d_free"), hazard=Signal(name="hazard"),
             a_issue=Signal(name="a_issue"), a1_valid=Signal(name="a1_valid"),
             a1_shift=a1_shift, a1_addr=a1_addr, a_next=Signal(name="a_next"),
-            acc_base=step.per_a(lambda l: L.acc_base[l],
-                                    unsigned(max(1, log2_exact(max(2, L.acc_depth)) + 1))))
+            acc_base=step.acc_base(L, False))
 
 
 @dataclass
@@ -768,6 +811,8 @@ class _Lists:
     cv_n: dict[int, Signal]
     cv_r: Signal
     sp_nd: Signal           # sp_n a cycle late: the entries the spike list's read can see
+    ce_r: Signal            # the early conv layer's list: read head ...
+    ce_nd: Signal           # ... and its cv_n a cycle late
 
 
 @dataclass
@@ -780,6 +825,9 @@ class _Heads:
     sp_head: Value
     cv_avail: Value
     cv_head: Value
+    take_ce: Signal         # the early conv layer's list (read as it is written)
+    ce_avail: Value
+    ce_head: Value
 
 
 @dataclass
@@ -815,8 +863,7 @@ class _PhaseB:
             pg=[Signal(range(max(2, d.gmax)), name=f"p{s}_g") for s in stages],
             plast=[Signal(name=f"p{s}_last") for s in stages],
             groups=step.per_layer(lambda l: L.groups[l], unsigned(d.gl + 1)),
-            acc_addr=(step.per_layer(lambda l: L.acc_base[l], unsigned(len(a.acc_base)))
-                      + (g >> d.sub_bits))[:len(a.a1_addr)],
+            acc_addr=(step.acc_base(L, True) + (g >> d.sub_bits))[:len(a.a1_addr)],
             p1_acc=Signal.like(a.a1_addr, name="p1_acc", reset_less=True),
             p1_sub=Signal(max(1, d.sub_bits), name="p1_sub"),
             v_base=step.per_layer(lambda l: L.v_base[l],

@@ -53,6 +53,8 @@ class LeanLayout:
     words: int                  # words of the image
     acc_base: dict              # accumulator-bank address of layer l's chunk 0
     acc_depth: int
+    early: int | None           # the conv layer whose next-step sums alternate between two
+    acc_alt: int                # bank regions: its other region's first address (0: none)
     acc_bits: int               # accumulator width (feed-forward + conv sums of any layer)
     v_base: dict                # membrane-memory (and bias-memory) address of layer l's group 0
     v_depth: int
@@ -119,6 +121,13 @@ def lean_layout(net: Network, lanes: int) -> LeanLayout:
     allb = np.concatenate(biases)
     bias_bits = signed_bits(int(min(allb.min(), 0)), int(max(allb.max(), 0)))
     delay_bits = max(1, dmax.bit_length()) if conv else 0
+    # The last conv layer (with a layer after it) gets a second region of sums: its conv
+    # events for the next step are added there while its update reads this step's.
+    early = max(conv) if conv and len(plans) > 1 else None
+    acc_alt = 0
+    if early is not None:
+        acc_alt = acc
+        acc += chunks[early]
     if addr > WORDS_MAX:
         raise UnsupportedNetwork(f"lean core: the weights and conv rows need "
                                  f"{addr} words of {WORD_BITS} bits; the four SPRAM blocks "
@@ -128,7 +137,8 @@ def lean_layout(net: Network, lanes: int) -> LeanLayout:
     return LeanLayout(slots=S, slot_bits=WORD_BITS // S, lanes=lanes, chunks=chunks,
                       groups=groups, ff_base=ff_base, ff_stride=ff_stride, cv_base=cv_base,
                       cv_stride=cv_stride, cv_chunks=cv_chunks, cv_off=cv_off,
-                      words=addr, acc_base=acc_base, acc_depth=acc,
+                      words=addr, acc_base=acc_base, acc_depth=acc, early=early,
+                      acc_alt=acc_alt,
                       acc_bits=acc_bits, v_base=v_base, v_depth=va, f_base=f_base,
                       f_groups=next_pow2(fa), ring=max(2, next_pow2(dmax)), bias_bits=bias_bits,
                       delay_bits=delay_bits, conv=conv)
