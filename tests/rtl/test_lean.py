@@ -70,6 +70,46 @@ def test_conv_rows_across_chunks(lanes):
     assert ref.first_mismatch(_got(run)) is None, ref.first_mismatch(_got(run))
 
 
+def _deep_net(seed: int) -> Network:
+    """Two hidden layers wider than a word's slots, each with a conv recurrence (the second's
+    delays include 1, which bypasses the ring), and a read-out: the walker takes the second
+    layer's delayed spikes into its other region of sums while that layer's update runs,
+    and the next step's inputs while the read-out's sums are added."""
+    rng = np.random.default_rng(seed)
+    kern1, kern2 = rng.integers(-7, 8, 15), rng.integers(-7, 8, 7)
+    kern1[kern1 == 0] = 1
+    kern2[kern2 == 0] = -1
+    layers = [InputLayer(n=9, in_bits=3),
+              LIFLayer(n=40, v_bits=12, acc_bits=16, beta=200, beta_shift=8, threshold=6,
+                       bias=rng.integers(-2, 3, 40), name="h1"),
+              LIFLayer(n=36, v_bits=12, acc_bits=16, beta=220, beta_shift=8, threshold=7,
+                       bias=rng.integers(-2, 3, 36), reset="subtract", name="h2"),
+              LIFLayer(n=5, v_bits=14, acc_bits=16, beta=230, beta_shift=8, threshold=None,
+                       bias=np.zeros(5, np.int64), name="out")]
+    projs = [Projection("dense", 0, 1, 4, rng.integers(-7, 8, (40, 9)), np.array(0)),
+             Projection("conv", 1, 1, 4, kern1, rng.integers(1, 9, 40)),
+             Projection("dense", 1, 2, 4, rng.integers(-7, 8, (36, 40)), np.array(0)),
+             Projection("conv", 2, 2, 4, kern2, rng.integers(1, 4, 36)),
+             Projection("dense", 2, 3, 4, rng.integers(-7, 8, (5, 36)), np.array(0))]
+    return Network(layers=layers, projections=projs, max_delay=8)
+
+
+@pytest.mark.parametrize("lanes", [2, 4])
+def test_overlapped_layers_with_two_conv_layers(lanes):
+    """Phase B of one layer runs while the walker adds the next layer's rows, the second conv
+    layer's next-step events and the next step's inputs; every step bit-exact with random
+    idle and back-pressure cycles."""
+    net = _deep_net(lanes)
+    T = 32
+    x, _ = random_stimulus(net, T, lanes, rate=0.5)
+    ref = simulate(net, x, steps=T)
+    assert ref.spikes[1].mean() > 0.05 and ref.spikes[2].mean() > 0.05
+    core = LeanCore(net, lanes=lanes)
+    assert core.layout.early == 2 and core.layout.acc_alt == core.layout.acc_depth - 3
+    run = run_core(net, T, x, lanes=lanes, idle=0.2, stall=0.2, seed=lanes, dut=core)
+    assert ref.first_mismatch(_got(run)) is None, ref.first_mismatch(_got(run))
+
+
 def test_trained_convdelrec_bit_exact():
     """The 4-bit ConvDelRec (140-256-256-20, K = 31) on a test sample's first 40 steps."""
     from model.audio.pack import default_data
