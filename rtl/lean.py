@@ -26,14 +26,26 @@ lane's weight per SPRAM port. This core takes the same stack-shaped networks as 
   step's phase A as conv events. Every neuron writes every step (0 or 1), so nothing needs
   clearing; ``d_j = 1`` bypasses the ring.
 
-The layers take turns: A1, B1, A2, B2, ... per step. Ports and records are those of
+Phase A and phase B overlap. The walker goes round the layers A1, A2, A3, A1, ... and phase
+B follows it, B1, B2, B3, ...: when the walker has added layer l's last word it hands layer l
+to phase B and goes straight on with layer l + 1, whose events are the spikes phase B writes
+meanwhile (the spike list is read as it is written); it ends layer l + 1 only once phase B is
+done with layer l. Phase B reads a chunk's ``S`` sums at once, at the chunk's first group (the
+walker stands still that cycle; the chunk's later groups take theirs from registers), so the
+banks' ports are the walker's but for one cycle in ``S / lanes``. Whenever its own layer
+offers nothing, the walker takes work of other layers: in the last layer, the next step's
+input records (the first layer's banks are free by then); anywhere but in it, the delayed
+spikes of the last conv layer for its next phase A, which go into a second region of that
+layer's sums (the regions alternate by step) while its update reads the other. Ports and
+records are those of
 :class:`~rtl.core.NetworkCore` (``rtl/interface.py``) plus ``wl`` (64-bit words of
 :meth:`LeanCore.load_image`); ``observe`` and ``gate`` work as for the stack core.
 ``docs/hardware.md`` ("The lean core") has the timing and the resources.
 
 :meth:`LeanCore.elaborate` builds the core in named parts: the memories; phase A's walker
 (stage W0 turns an event into the descriptor of its row, W1 issues the row's words) and the
-accumulator banks; the sequencer (a state machine over the phases); phase B's issue; the LIF
+accumulator banks; the sequencer (clear, load, then the walker's layer ``al`` and phase B's
+layer ``cl``, each going round on its own); phase B's issue; the LIF
 pipeline; the write-back (membranes, delay rings, spike and conv lists); the output buffer.
 What two parts share travels in small dataclasses (``_Walker``, ``_PhaseB``, ...).
 """
@@ -258,8 +270,10 @@ class LeanCore(CheckedComponent):
         return _Row(k_low=k_low, rest=rest, cnt=cnt, row=row, target=target)
 
     def _accumulators(self, m: Module, d: _Dims, mem: _Memories, a: _Walker, b: _PhaseB):
-        """The accumulator banks: reads from phase A's walker (W1's target) or phase B's issue;
-        writes from phase A's a1 (sum + weight slot) or phase B's clears (from stage 1)."""
+        """The accumulator banks: reads from phase A's walker (W1's target) or, at a chunk's
+        first group, phase B's issue (all ``S`` banks; the sums of the chunk's later groups wait
+        in ``hold``); writes from phase A's a1 (sum + weight slot) or phase B's clear of the
+        chunk (stage 1, when a1 is idle since W1 stood still in the read's cycle)."""
         sw = self.layout.slot_bits
         w_slots = [mem.wmem.data[k * sw:(k + 1) * sw].as_signed() for k in range(d.S)]
         first = (b.p1_sub == 0) if d.subs > 1 else C(1, 1)
