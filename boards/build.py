@@ -15,6 +15,8 @@ from typing import Callable, NamedTuple
 
 from amaranth.build import Platform
 
+from rtl.logic import KEEP_COPY
+
 __all__ = ["BuildError", "Utilisation", "ClockTiming", "Report", "BuildResult",
            "TOOL_ENV", "tool_env", "parse_report", "build"]
 
@@ -29,6 +31,12 @@ TOOL_ENV = {
 
 #: Default Yosys synthesis options per FPGA family (without ``-dsp`` iCE40 multipliers are LUTs).
 SYNTH_OPTS = {"ice40": "-dsp", "ecp5": ""}
+
+#: Yosys commands run on the design as read, per family. On ECP5 the registers that copy
+#: another on purpose (named with :data:`rtl.logic.KEEP_COPY`, to split a wide fan-out) are
+#: kept instead of merged; on the iCE40, where every flip-flop is a logic cell of its own,
+#: Yosys merges them back into one.
+KEEP_COPIES = {"ecp5": f"setattr -set keep 1 w:*{KEEP_COPY}* %ci1:+$dff[Q] t:$dff %i"}
 
 #: nextpnr cell types grouped under family-independent names (see :attr:`Report.resources`).
 _RESOURCE_CELLS = {
@@ -311,6 +319,10 @@ def build(top: object | Callable[[], object], platform: Platform | type[Platform
                                             for ext in ("json", "asc", "config"))):
         stale.unlink(missing_ok=True)
 
+    if family in KEEP_COPIES:
+        extra = overrides.get("script_after_read", "")
+        overrides["script_after_read"] = "\n".join(
+            x for x in (KEEP_COPIES[family], *([extra] if isinstance(extra, str) else extra)) if x)
     start = time.monotonic()
     plan = platform.prepare(elaboratable, name, synth_opts=synth_opts, nextpnr_opts=pnr_opts,
                             **overrides)

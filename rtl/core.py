@@ -51,7 +51,7 @@ from .delay_line import DelayLine
 from .devices import target
 from .families import FAMILIES, ram_style
 from .interface import step_in_layout, step_out_layout
-from .logic import CONV_CHUNK, OneHot, lowest_set, tree_sum
+from .logic import CONV_CHUNK, KEEP_COPY, OneHot, at_most_one, lowest_set, tree_sum
 from .memplan import (STREAMED, ProjPlan, has_bias, load_image, load_width, memory_bits,
                       memory_kinds, pair_bits, projection_plan, supported, weight_bank_depth,
                       weight_words)
@@ -108,6 +108,8 @@ class TokenPipe:
     go: Signal              # the token stages move this cycle (no hand-off waits for H)
     t0: Token               # loaded by a gather job (pairs) or from the replay request
     rq: Token               # the replay's request (its pair comes on the pair list's port)
+    rp: Token               # the request with its pair, registered (the pair list's output
+    #                         goes straight into a register, not across the die into T0: Fmax)
     stages: list[Token]     # T1 [, T2 [, T3]] after T0: the last one is at the add
 
 
@@ -224,15 +226,16 @@ class Extractor:
     a_word: Signal
     a_stamp: Signal             # A's step stamp (a window's entry: its tap comes from it)
     valid: Signal               # W holds a word
-    mask: Signal                # W's non-zero elements not yet emitted
-    rest: Signal                # mask without its lowest bit (a register kept with it: Fmax)
-    low: Signal                 # index of mask's lowest bit (likewise)
+    # W's non-zero elements not yet emitted (its "mask") are kept as the lowest one's index
+    # and the others, registers (no priority encoder behind a mask: Fmax).
+    rest: Signal                # the mask without its lowest bit
+    low: Signal                 # index of the mask's lowest bit
     data: Signal                # W's elements
     word: Signal                # W's word index
     tap: Signal                 # W's tap (a taps projection's window)
     end: Signal                 # rd has reached the job's limit (registered: Fmax)
-    any: Signal                 # mask is not zero (a register kept with mask: Fmax)
-    single: Signal              # mask has at most one bit set (likewise)
+    any: Signal                 # the mask is not zero (a register: Fmax)
+    single: Signal              # the mask has at most one bit set (likewise)
     rest_low: Value = None      # index of rest's lowest bit (the next emission's `low`)
 
 
@@ -528,7 +531,7 @@ class NetworkCore(CheckedComponent):
         if weighted:
             arrays = self._weight_arrays(m, weighted, primitive, cells)
             fetch = self._pair_list(m, l, weighted, arrays, tok, sh)
-        self._replay_into_t0(m, tok, fetch)
+        self._replay_into_t0(m, l, tok, fetch)
         terms = self._weight_read(m, l, weighted, tok, fetch) if weighted else None
         ta = tok.stages[-1]                                             # the add stage
         acc, summed, fresh = self._accumulate(m, l, ta, terms)          # stage A
@@ -587,7 +590,9 @@ class NetworkCore(CheckedComponent):
                    last=Signal(name=f"t1l{l}"), g=Signal(gb, name=f"t1g{l}"))
         rq = Token(valid=Signal(name=f"rqv{l}"), marker=Signal(name=f"rqm{l}"),
                    last=Signal(name=f"rql{l}"), g=Signal(gb, name=f"rqg{l}"))
-        return TokenPipe(go=Signal(name=f"go{l}"), t0=t0, rq=rq, stages=[t1])
+        rp = Token(valid=Signal(name=f"rpv{l}"), marker=Signal(name=f"rpm{l}"),
+                   last=Signal(name=f"rpl{l}"), g=Signal(gb, name=f"rpg{l}", reset_less=True))
+        return TokenPipe(go=Signal(name=f"go{l}"), t0=t0, rq=rq, rp=rp, stages=[t1])
 
     def _weight_arrays(self, m, weighted, primitive, cells) -> list[WeightArray]:
         """The weight memory of every dense or taps projection, in banks. Weight word row*G + g
@@ -678,19 +683,22 @@ class NetworkCore(CheckedComponent):
         return PairFetch(arrays=arrays, rd=pr_rd, tag_bits=tb, base_bits=bb, value_bits=vb,
                          waddr=waddr)
 
-    def _replay_into_t0(self, m, tok, fetch):
-        """T0 refills from the replay read (rq); gather states override this with pairs."""
-        t0, t1, rq = tok.t0, tok.stages[0], tok.rq
+    def _replay_into_t0(self, m, l, tok, fetch):
+        """T0 refills from the replay (rq, then rp with the pair read from the pair list);
+        gather states override this with pairs."""
+        t0, t1, rq, rp = tok.t0, tok.stages[0], tok.rq, tok.rp
         with m.If(tok.go):
             m.d.sync += t1.load(t0) + \
-                [t0.valid.eq(rq.valid), t0.marker.eq(rq.marker),
-                 t0.last.eq(rq.last), t0.g.eq(rq.g), t0.new.eq(0),
-                 rq.valid.eq(0)]
+                [t0.valid.eq(rp.valid), t0.marker.eq(rp.marker),
+                 t0.last.eq(rp.last), t0.g.eq(rp.g), t0.new.eq(0),
+                 rp.valid.eq(rq.valid), rp.marker.eq(rq.marker), rp.last.eq(rq.last),
+                 rp.g.eq(rq.g), rq.valid.eq(0)]
             if fetch is not None:
                 tb, bb, d = fetch.tag_bits, fetch.base_bits, fetch.rd.data
-                m.d.sync += [t0.tag.eq(d[:tb]), t0.base.eq(d[tb:tb + bb])]
+                pair = Signal(len(d), name=f"rpd{l}", reset_less=True)
+                m.d.sync += [pair.eq(d), t0.tag.eq(pair[:tb]), t0.base.eq(pair[tb:tb + bb])]
                 if fetch.value_bits:
-                    m.d.sync += t0.val.eq(d[tb + bb:])
+                    m.d.sync += t0.val.eq(pair[tb + bb:])
 
     def _weight_read(self, m, l, weighted, tok, fetch) -> list:
         """T2: the weight word of the pair's projection, registered (a block RAM's output goes
@@ -914,15 +922,20 @@ class NetworkCore(CheckedComponent):
             # evaluates at time 0 even when its inputs never change.
             pick = Signal(len(windows[0]), name=f"pick{pp.index}")
             m.d.comb += pick.eq(Cat(*windows).word_select(g, len(windows[0])))
-            win = Signal(len(windows[0]), name=f"win{pp.index}", reset_less=True)
-            with m.If(h.load):
-                m.d.sync += win.eq(pick)
+            # Each lane registers its own K elements of the window: one shared window register
+            # fed every lane's adder trees, and its bits' fan-out crossed the die (Fmax).
+            # The copies hold the same bits, which Yosys merges back into one unless told to
+            # keep them: boards.build keeps registers named *KEEP_COPY* where that pays.
             for lane in range(P):
+                win = Signal(K * vw, name=f"cwin{pp.index}_{lane}{KEEP_COPY}",
+                             reset_less=True)
+                with m.If(h.load):
+                    m.d.sync += win.eq(pick[lane * vw:(lane + K) * vw])
                 for k in range(K):
                     wk = int(pp.p.weight[k])
                     if wk == 0:
                         continue
-                    g_val = win[(lane + k) * vw:(lane + k + 1) * vw]
+                    g_val = win[k * vw:(k + 1) * vw]
                     wc = C(wk, signed(pp.p.w_bits))
                     term = g_val * wc if pp.value_bits else Mux(g_val, wc, 0)
                     lane_terms[lane].append(term)
@@ -1116,7 +1129,7 @@ class NetworkCore(CheckedComponent):
                       a_word=Signal(range(max(2, gx)), name=f"x_a_word{l}", reset_less=True),
                       a_stamp=Signal(max([lines[pp.index].stamp_bits for pp in weighted]
                                          or [1]), name=f"x_a_stamp{l}", reset_less=True),
-                      valid=Signal(name=f"x_valid{l}"), mask=Signal(P, name=f"x_mask{l}"),
+                      valid=Signal(name=f"x_valid{l}"),
                       rest=Signal(P, name=f"x_rest{l}", reset_less=True),
                       low=Signal(range(max(2, P)), name=f"x_low{l}", reset_less=True),
                       data=Signal(P * ebx, name=f"x_data{l}"),
@@ -1207,18 +1220,19 @@ class NetworkCore(CheckedComponent):
         with m.If(go):
             with m.If(move):
                 nz_rest = (nz & (nz - 1))[:P]
-                m.d.sync += [x.valid.eq(1), x.mask.eq(nz), x.rest.eq(nz_rest), x.low.eq(low_nz),
-                             x.any.eq(nz.any()), x.single.eq(nz_rest == 0), x.data.eq(a),
+                m.d.sync += [x.valid.eq(1), x.rest.eq(nz_rest), x.low.eq(low_nz),
+                             x.any.eq(nz.any()), x.single.eq(at_most_one(nz)), x.data.eq(a),
                              x.word.eq(x.a_word)]
                 if k is None:
                     sb = len(line.rd_stamp)
                     m.d.sync += x.tap.eq((line.tap_base - x.a_stamp[:sb])[:sb])
             with m.Elif(x.valid):
                 # The mask loses the bit just emitted: it becomes `rest`, which is kept
-                # without its own lowest bit, so one carry chain per cycle, not two.
+                # without its own lowest bit, so one carry chain per cycle, not two; whether
+                # the new mask is single (rest has at most one bit) is a carry-free tree.
                 rest2 = (x.rest & (x.rest - 1))[:P]
-                m.d.sync += [x.mask.eq(x.rest), x.rest.eq(rest2), x.any.eq(~single),
-                             x.single.eq(rest2 == 0), x.low.eq(x.rest_low)]
+                m.d.sync += [x.rest.eq(rest2), x.any.eq(~single),
+                             x.single.eq(at_most_one(x.rest)), x.low.eq(x.rest_low)]
                 with m.If(single):
                     m.d.sync += x.valid.eq(0)
         issue = go & (~x.pf | take) & ~x.end

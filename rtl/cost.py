@@ -144,7 +144,13 @@ def step_cycles(net: Network, act: dict, *, lanes: int = 1) -> np.ndarray:
         handed = j["last_emits"] & (j["ready"] <= j["gather"] - 1)
         start = np.where(handed, j["gather"], np.maximum(j["gather"], j["ready"]) + 1)
         total += start + (G - 1) * np.maximum(j["pairs"], 1)
-        if any(pp.p.kind == "conv" for pp in plan if pp.p.dst == l):
+        conv = any(pp.p.kind == "conv" for pp in plan if pp.p.dst == l)
+        # The replay's tokens pass a register behind the pair list (rp) before T0: one
+        # cycle more, unless they queue anyway behind groups held three cycles (a conv
+        # layer whose groups have at most one pair; see below).
+        if G > 1:
+            total += (j["pairs"] >= 2) if conv else 1
+        if conv:
             # H holds a group three cycles (the kernel's sums take two registered stages):
             # groups at least three cycles apart, and the last group fires two cycles later,
             # one when it already waited for the one before (G > 1 and E < 3).

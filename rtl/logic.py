@@ -6,10 +6,15 @@ from contextlib import contextmanager
 
 from amaranth.hdl import C, Cat, Module, Signal
 
-__all__ = ["CONV_CHUNK", "OneHot", "lowest_set", "tree_sum"]
+__all__ = ["CONV_CHUNK", "KEEP_COPY", "OneHot", "at_most_one", "lowest_set", "tree_sum"]
 
 #: Conv-kernel terms summed per adder tree in the first of a core's two registered conv stages.
 CONV_CHUNK = 8
+
+#: The name tag of a register that copies another on purpose (to split a wide fan-out, so that
+#: each copy can sit by its loads): a board build tells Yosys to keep such registers, which it
+#: would otherwise merge as duplicates (``boards.build.KEEP_COPIES``).
+KEEP_COPY = "_keepcopy"
 
 
 def lowest_set(m: Module, mask, name: str):
@@ -30,6 +35,23 @@ def lowest_set(m: Module, mask, name: str):
     for b in range(len(low)):
         m.d.comb += low[b].eq(Cat(*[one[k] for k in range(n) if k >> b & 1]).any())
     return low
+
+
+def at_most_one(bits):
+    """Whether at most one bit of ``bits`` is set (``bits & (bits - 1) == 0``), as a tree
+    of (any, several) pairs over halves: a few LUT levels and no carry chain (Fmax)."""
+    nodes = [(b, C(0, 1)) for b in bits]
+    if not nodes:
+        return C(1, 1)
+    while len(nodes) > 1:
+        nxt = []
+        for k in range(0, len(nodes) - 1, 2):
+            (a_any, a_sev), (b_any, b_sev) = nodes[k], nodes[k + 1]
+            nxt.append((a_any | b_any, a_sev | b_sev | (a_any & b_any)))
+        if len(nodes) % 2:
+            nxt.append(nodes[-1])
+        nodes = nxt
+    return ~nodes[0][1]
 
 
 def tree_sum(terms):

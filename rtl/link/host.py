@@ -353,7 +353,16 @@ class HostLink(CheckedComponent):
         m.submodules.urx = urx = self.urx
         m.submodules.utx = utx = self.utx
         m.submodules.ftx = ftx = FrameTx()
-        wiring.connect(m, ftx.o, utx.i)
+        # A byte register between the frame transmitter and the UART, which sits by its
+        # pin: the transmitter's escaping and state logic then ends in a register beside
+        # it, not across the die (Fmax). The UART takes a byte every ten bit times, so the
+        # register costs no throughput.
+        full, q = Signal(name="tx_full"), Signal(8, name="tx_byte")
+        m.d.comb += [ftx.o.ready.eq(~full), utx.i.valid.eq(full), utx.i.payload.eq(q)]
+        with m.If(ftx.o.valid & ~full):
+            m.d.sync += [q.eq(ftx.o.payload), full.eq(1)]
+        with m.Elif(utx.i.ready):
+            m.d.sync += full.eq(0)
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
         return ftx
 
@@ -583,9 +592,13 @@ class HostLink(CheckedComponent):
         two-record skid buffer, so that the core's ``o.ready`` is a register and the
         encoder's decisions stop there instead of running back through the core's pipeline
         into its state machine (Fmax); still a record per cycle. A core with the serial
-        read-out (the smallest devices, where every logic cell counts) is taken directly."""
+        read-out, or planned for an iCE40 (the smallest devices, where every logic cell
+        counts: the buffer's two records are flip-flops, each a logic cell of its own there),
+        is taken directly."""
         core = self.core
-        if isinstance(self.readout, SerialReadout):
+        device = getattr(core, "device", None)
+        if isinstance(self.readout, SerialReadout) or \
+                (device is not None and device.family == "ice40"):
             return Records(core.o.valid, core.o.payload, core.o.ready)
         up = core.o
         va, vb = Signal(name="rec_va"), Signal(name="rec_vb")
@@ -649,8 +662,13 @@ class HostLink(CheckedComponent):
 
         # Sparse spikes: the lowest remaining spike of the record, 2 bytes each, then FF FF
         # after a layer's last group.
-        mask = Signal(P, name="enc_mask")
-        k = lowest_set(m, mask, "enc_low")
+        # The spikes left are kept as the lowest one's index (k) and the others (rest), both
+        # registers: the byte's index then starts at a register, not at a priority encoder
+        # behind a mask (Fmax).
+        rest = Signal(P, name="enc_rest")
+        k = Signal(range(max(2, P)), name="enc_k")
+        k_spike = lowest_set(m, rec.spike, "enc_low_spike")
+        k_rest = lowest_set(m, rest, "enc_low_rest")
         hi = Signal(name="enc_hi")            # the second byte of the current u16
         # Dense: spike bytes, then each lane's membrane bytes.
         di = Signal(range(sb + 1), name="enc_si")
@@ -665,7 +683,7 @@ class HostLink(CheckedComponent):
 
         # The states' tests are registers, updated with the counters they test (the state
         # register's enable then starts at registers, not at compares; Fmax): some spikes
-        # left in ``mask``, spike bytes left, lanes left, the lane's last membrane byte.
+        # left (``m_any``), spike bytes left, lanes left, the lane's last membrane byte.
         m_any = Signal(name="enc_m_any")
         s_more = Signal(name="enc_s_more")
         v_more = Signal(name="enc_v_more")
@@ -677,7 +695,8 @@ class HostLink(CheckedComponent):
         fsm = OneHot(m, init="TAKE", name="enc")
         with fsm.state("TAKE"):
             with m.If(have):
-                m.d.sync += [mask.eq(rec.spike), hi.eq(0), di.eq(0), lane.eq(0),
+                m.d.sync += [rest.eq((rec.spike & (rec.spike - 1))[:P]),
+                             k.eq(k_spike), hi.eq(0), di.eq(0), lane.eq(0),
                              vi.eq(0), m_any.eq(rec.spike.any()), s_more.eq(spiking),
                              v_more.eq(lanes_here != 0), v_last.eq(vb_rec == 1)]
                 with m.If(quiet):
@@ -694,9 +713,9 @@ class HostLink(CheckedComponent):
                 with m.If(out_ready):
                     m.d.sync += hi.eq(~hi)
                     with m.If(hi):
-                        # The lowest spike goes: mask & (mask - 1) is mask without it.
-                        rest = (mask & (mask - 1))[:P]
-                        m.d.sync += [mask.eq(rest), m_any.eq(rest.any())]
+                        # The lowest spike goes: the next is rest's lowest.
+                        m.d.sync += [rest.eq((rest & (rest - 1))[:P]),
+                                     k.eq(k_rest), m_any.eq(rest.any())]
             with m.Elif(last_group):
                 m.d.comb += [out_valid.eq(1), out_data.eq(0xFF)]
                 with m.If(out_ready):

@@ -4,7 +4,7 @@ import pytest
 from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
-from rtl.logic import OneHot, lowest_set
+from rtl.logic import OneHot, at_most_one, lowest_set
 
 
 def _machine():
@@ -60,32 +60,54 @@ def test_one_hot_refuses_misuse():
             pass
 
 
-@pytest.mark.parametrize("width", [1, 5, 8, 9, 48])
-def test_lowest_set_is_the_index_of_the_lowest_bit(width):
-    """Both forms (a priority chain up to 8 bits, a one-hot OR tree above): every mask of
-    up to 9 bits, and for 48 bits each single bit, each pair and random masks; 0 when none."""
+def _masks(width: int, exhaustive: int, pairs):
+    """Every mask when ``width <= exhaustive``; else none, all, each single bit, the bit
+    pairs ``pairs`` and 300 random masks."""
     import random
-    m = Module()
-    mask = Signal(width)
-    low = lowest_set(m, mask, "low")
-    if width <= 9:
-        masks = range(1 << width)
-    else:
-        rng = random.Random(width)
-        masks = [0, (1 << width) - 1] + [1 << k for k in range(width)] + \
-            [(1 << a) | (1 << b) for a in range(0, width, 5) for b in range(a, width, 7)] + \
-            [rng.getrandbits(width) for _ in range(300)]
+    if width <= exhaustive:
+        return range(1 << width)
+    rng = random.Random(width)
+    return [0, (1 << width) - 1] + [1 << k for k in range(width)] + \
+        [(1 << a) | (1 << b) for a, b in pairs] + [rng.getrandbits(width) for _ in range(300)]
+
+
+def _outputs(m: Module, mask: Signal, out, masks) -> list[tuple[int, int]]:
+    """(mask, value of ``out``) for each mask, settled in Amaranth's simulator."""
     got = []
 
     async def bench(ctx):
         for v in masks:
             ctx.set(mask, v)
-            got.append((v, ctx.get(low)))
+            got.append((v, ctx.get(out)))
 
     sim = Simulator(m)
     sim.add_testbench(bench)
     sim.run()
-    for v, k in got:
+    assert len(got) == len(masks)
+    return got
+
+
+@pytest.mark.parametrize("width", [1, 5, 8, 9, 48])
+def test_lowest_set_is_the_index_of_the_lowest_bit(width):
+    """Both forms (a priority chain up to 8 bits, a one-hot OR tree above): every mask of
+    up to 9 bits, and for 48 bits each single bit, each pair and random masks; 0 when none."""
+    m = Module()
+    mask = Signal(width)
+    low = lowest_set(m, mask, "low")
+    masks = _masks(width, 9, [(a, b) for a in range(0, width, 5) for b in range(a, width, 7)])
+    for v, k in _outputs(m, mask, low, masks):
         want = (v & -v).bit_length() - 1 if v else 0
         assert k == want, f"mask {v:#x}: lowest set bit {want}, got {k}"
-    assert len(got) == len(masks)
+
+
+@pytest.mark.parametrize("width", [1, 2, 7, 10, 33])
+def test_at_most_one_matches_the_carry_form(width):
+    """Every mask of up to 10 bits, and for 33 bits each single bit, each pair and random
+    masks: the tree says what x & (x - 1) == 0 says."""
+    m = Module()
+    mask = Signal(width)
+    one = Signal()
+    m.d.comb += one.eq(at_most_one(mask))
+    masks = _masks(width, 10, [(a, b) for a in range(width) for b in range(a + 1, width, 3)])
+    for v, k in _outputs(m, mask, one, masks):
+        assert k == (v & (v - 1) == 0), f"mask {v:#x}: got {k}"
