@@ -231,13 +231,13 @@ def estimate(net: Network, *, family: str | None = None, clock_mhz: float, lanes
     """An :class:`rtl.cost.Estimate` of the lean core for ``net`` on ``device`` (default: the
     iCE40UP5K, the one device it is built for): the weight memory in the
     four SPRAM blocks, block RAMs (accumulator banks, membranes, delay ring, event lists,
-    biases and delays),
-    a multiplier per lane for a leak that is not a power of two, logic cells (with the serial
-    read-out) from :func:`lut_fit`;
+    biases and delays, and the serial read-out's sums), a multiplier per lane for a leak that
+    is not a power of two, logic cells (with the serial read-out) from :func:`lut_fit`;
     the cycles come from the caller (measured: :func:`rtl.pysim.run_lean_readout`)."""
     from .cost import Estimate
     from .devices import target
     from .families import blocks_of
+    from .link.readout import DEFAULT_MAX_STEPS, sum_bits
     dev = target(family or "ice40", device)
     if dev.family != "ice40" or dev.spram < 4:
         raise ValueError(f"the lean core is built for the iCE40 UltraPlus (its SPRAM), not "
@@ -253,7 +253,11 @@ def estimate(net: Network, *, family: str | None = None, clock_mhz: float, lanes
               "lists": (len(L.conv) + any(net.layers[l].spiking for l in list(L.chunks)[:-1]),
                         gmax, gl + lanes),
               "bias": (1, max(2, L.v_depth), lanes * L.bias_bits),
-              "delays": (1 if L.conv else 0, max(2, L.f_groups), lanes * L.delay_bits)}
+              "delays": (1 if L.conv else 0, max(2, L.f_groups), lanes * L.delay_bits),
+              # The host link pairs the lean core with its serial read-out, whose running
+              # sums live in block RAM.
+              "readout": (0 if net.layers[-1].spiking else 1, max(2, net.layers[-1].n),
+                          sum_bits(net, len(net.layers) - 1, DEFAULT_MAX_STEPS))}
     blocks = {k: n * blocks_of("block", family, depth, width) for k, (n, depth, width)
               in shapes.items() if n}
     beta = [net.layers[l].beta for l in L.chunks]
