@@ -72,8 +72,8 @@ JOBS = [
     ("wm-128", "ulx3s-85f", 64, None),
     ("wm-144", "ulx3s-85f", 48, None),
     ("convdelrec-w4", "ulx3s-85f", 32, None, 40, "stack", {2: 2}),
-    ("convdelrec-w4", "icebreaker", 4, None, 22, "lean"),
-    ("convdelrec", "icebreaker", 4, None, 22, "lean"),
+    ("convdelrec-w4", "icebreaker", 2, None, 22, "lean"),
+    ("convdelrec", "icebreaker", 2, None, 22, "lean"),
     ("delrec", "ulx3s-85f", 16, None),
 ]
 

@@ -1,7 +1,7 @@
 """The iCE40UP5K's SPRAM-port bound on ConvDelRec throughput.
 
     python -m bench.up5k_bound [--net bench/networks/convdelrec_k31_w4.npz] [--samples 8]
-                               [--lean-lanes 4]
+                               [--lean-lanes 2 4]
 
 The UP5K's four SPRAM blocks (16K x 16 bits each) are the only memory large enough for the
 feed-forward weights of the 140-256-256-20 network; each reads one 16-bit word per cycle. Every
@@ -10,9 +10,10 @@ weights, every layer-2 spike a row of 20 read-out weights (the K-tap recurrent k
 and lives in logic). With all four ports busy every cycle, a sample needs at least
 (weights read x w_bits) / 64 cycles: that bounds the samples per second at any clock, whatever
 the rest of the core does. Counts come from the integer reference on test samples of the
-embedded set in the network's window. ``--lean-lanes P`` also simulates
-:class:`rtl.lean.LeanCore` with the host link's serial read-out on the same samples (bit-exact
-against the reference, a minute or two per sample) and prints its cycles beside the bound.
+embedded set in the network's window. ``--lean-lanes P ...`` also simulates
+:class:`rtl.lean.LeanCore` at each lane count with the host link's serial read-out on the same
+samples (bit-exact against the reference, a minute or two per sample) and prints its cycles
+beside the bound.
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ def main(argv=None) -> int:
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--clocks", type=float, nargs="*", default=[24.0, 30.0, 36.0],
                     help="clocks in MHz")
-    ap.add_argument("--lean-lanes", type=int, default=0,
-                    help="also simulate the lean core at this many lanes")
+    ap.add_argument("--lean-lanes", type=int, nargs="*", default=[],
+                    help="also simulate the lean core at these lane counts")
     args = ap.parse_args(argv)
     net = load(args.net)
     steps = int(net.meta.get("steps", 136))
@@ -71,13 +72,13 @@ def main(argv=None) -> int:
           f"{b['cycles']:,.0f} cycles per sample with all 4 SPRAM ports busy")
     for f in args.clocks:
         print(f"  at {f:g} MHz: at most {f * 1e6 / b['cycles']:,.0f} samples/s")
-    if args.lean_lanes:
+    for lanes in args.lean_lanes:
         from polychrony_cli.steps import measure_cycles
         from rtl.cores import CORES
         cps, _, steps = measure_cycles(CORES["lean"], net, [(x, None, steps) for x in xs],
-                                       lanes=args.lean_lanes)
+                                       lanes=lanes)
         per = cps * steps
-        print(f"lean core, {args.lean_lanes} lanes: {per:,.0f} cycles per sample "
+        print(f"lean core, {lanes} lanes: {per:,.0f} cycles per sample "
               f"({cps:.1f} per step, bit-exact), {b['cycles'] / per:.2f} of the bound's rate")
         for f in args.clocks:
             print(f"  at {f:g} MHz: {f * 1e6 / per:,.0f} samples/s")

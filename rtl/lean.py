@@ -16,24 +16,36 @@ lane's weight per SPRAM port. This core takes the same stack-shaped networks as 
   row like the others: the image holds, for every neuron j, the kernel laid over the chunks it
   reaches (3 words for K = 31 and S = 16), so a delayed spike costs 3 cycles and no logic.
 * **update (phase B)** — ``lanes`` LIF units update ``lanes`` neurons per cycle: the sums
-  leave their banks (which are cleared), bias and delays come from a parameter word in SPRAM
-  (which phase A does not use meanwhile), membranes from a block RAM; leak on a multiplier,
-  saturation, threshold, reset, in a six-register pipeline shared by all layers (the
-  arithmetic of :mod:`rtl.lif`, given the current layer's constants).
+  leave their banks (which are cleared), biases and delays from two block RAMs that the
+  bitstream initialises (not the SPRAM, whose port is phase A's), membranes from a block
+  RAM; leak on a multiplier, saturation, threshold, reset, in a six-register pipeline shared
+  by all layers (the arithmetic of :mod:`rtl.lif`, given the current layer's constants).
 * **delays as a ring of time slots** — a neuron j spiking at step t writes its spike into slot
   ``(t + d_j) mod R`` of a one-bit-per-neuron ring (``R`` = the largest delay rounded up to a
   power of two); the update of step t reads slot t + 1 and hands the set bits to the next
   step's phase A as conv events. Every neuron writes every step (0 or 1), so nothing needs
   clearing; ``d_j = 1`` bypasses the ring.
 
-The layers take turns: A1, B1, A2, B2, ... per step. Ports and records are those of
+Phase A and phase B overlap. The walker goes round the layers A1, A2, A3, A1, ... and phase
+B follows it, B1, B2, B3, ...: when the walker has added layer l's last word it hands layer l
+to phase B and goes straight on with layer l + 1, whose events are the spikes phase B writes
+meanwhile (the spike list is read as it is written); it ends layer l + 1 only once phase B is
+done with layer l. Phase B reads a chunk's ``S`` sums at once, at the chunk's first group (the
+walker stands still that cycle; the chunk's later groups take theirs from registers), so the
+banks' ports are the walker's but for one cycle in ``S / lanes``. Whenever its own layer
+offers nothing, the walker takes work of other layers: in the last layer, the next step's
+input records (the first layer's banks are free by then); anywhere but in it, the delayed
+spikes of the last conv layer for its next phase A, which go into a second region of that
+layer's sums (the regions alternate by step) while its update reads the other. Ports and
+records are those of
 :class:`~rtl.core.NetworkCore` (``rtl/interface.py``) plus ``wl`` (64-bit words of
 :meth:`LeanCore.load_image`); ``observe`` and ``gate`` work as for the stack core.
 ``docs/hardware.md`` ("The lean core") has the timing and the resources.
 
 :meth:`LeanCore.elaborate` builds the core in named parts: the memories; phase A's walker
 (stage W0 turns an event into the descriptor of its row, W1 issues the row's words) and the
-accumulator banks; the sequencer (a state machine over the phases); phase B's issue; the LIF
+accumulator banks; the sequencer (clear, load, then the walker's layer ``al`` and phase B's
+layer ``cl``, each going round on its own); phase B's issue; the LIF
 pipeline; the write-back (membranes, delay rings, spike and conv lists); the output buffer.
 What two parts share travels in small dataclasses (``_Walker``, ``_PhaseB``, ...).
 """
@@ -50,7 +62,7 @@ from model.ir import Network, index_bits, signed_bits
 from .checked import CheckedComponent
 from .errors import UnsupportedNetwork
 from .interface import step_in_layout, step_out_layout
-from .lean_layout import WORD_BITS, LeanLayout, lean_image, lean_layout, log2_exact
+from .lean_layout import WORD_BITS, LeanLayout, lean_image, lean_layout, lean_params, log2_exact
 from .lif import clamp, fire_and_reset, floor_shift, scale
 from .logic import lowest_set
 from .spram import SpramArray
@@ -121,7 +133,9 @@ class LeanCore(CheckedComponent):
         net, L = self.net, self.layout
         d = _Dims.of(net, L, self.lanes)
         cl = Signal(range(max(2, d.nl)), init=1, name="cl")
-        step = _Step(cl=cl,
+        al = Signal(range(max(2, d.nl)), init=1, name="al")
+        step = _Step(cl=cl, al=al, ix=Signal(range(max(2, d.nl)), name="ix"),
+                     wpar=Signal(name="wpar"),
                      slot=Signal(max(1, log2_exact(L.ring)), name="slot"),
                      tsat=Signal(range(L.ring + 1), name="tsat"),
                      observed=Array([self._enabled(l) if l in self.observe else C(0, 1)
@@ -133,7 +147,10 @@ class LeanCore(CheckedComponent):
                        sp_r=Signal(range(d.gmax + 1), name="sp_r"),
                        cv_n={l: Signal(range(L.groups[l] + 1), name=f"cv_n{l}")
                              for l in L.conv},
-                       cv_r=Signal(range(d.gmax + 1), name="cv_r"))
+                       cv_r=Signal(range(d.gmax + 1), name="cv_r"),
+                       sp_nd=Signal(range(d.gmax + 1), name="sp_nd"),
+                       ce_r=Signal(range(d.gmax + 1), name="ce_r"),
+                       ce_nd=Signal(range(d.gmax + 1), name="ce_nd"))
         b = _PhaseB.create(L, d, step, a, ring=mem.ring is not None)
         of_n = Signal(range(OUT_DEPTH + 1), name="of_n")   # records in the output buffer
 
@@ -181,25 +198,38 @@ class LeanCore(CheckedComponent):
             spk = memory.Memory(shape=unsigned(d.gl + d.P), depth=max(2, d.gmax), init=[])
             m.submodules.spk = spk
             spk_wr, spk_rd = spk.write_port(), spk.read_port()
+        # The biases and delays of each group: block RAMs the bitstream initialises.
+        bias_init, delay_init = lean_params(self.net, L)
+        pb = memory.Memory(shape=unsigned(d.P * L.bias_bits), depth=len(bias_init),
+                           init=bias_init)
+        m.submodules.bias = pb
+        b_rd = pb.read_port()
+        d_rd = None
+        if L.conv:
+            pd = memory.Memory(shape=unsigned(d.P * L.delay_bits), depth=len(delay_init),
+                               init=delay_init)
+            m.submodules.delays = pd
+            d_rd = pd.read_port()
         cvl = {}
         for l in L.conv:
             mem = memory.Memory(shape=unsigned(d.gl + d.P), depth=max(2, L.groups[l]), init=[])
             m.submodules[f"cvl{l}"] = mem
             cvl[l] = (mem.write_port(), mem.read_port())
-        # The weight memory's port: load, phase A rows, phase B parameters.
+        # The weight memory's port: load, phase A rows.
         w_addr = Signal(len(wmem.addr), name="w_addr")
         w_en = Signal(name="w_en")
         m.d.comb += [wmem.addr.eq(w_addr), wmem.en.eq(w_en), wmem.wdata.eq(self.wl.payload)]
         return _Memories(wmem=wmem, acc_wr=acc_wr, acc_rd=acc_rd, v_wr=v_wr, v_rd=v_rd,
-                         ring=ring, spk_wr=spk_wr, spk_rd=spk_rd, cvl=cvl,
+                         ring=ring, spk_wr=spk_wr, spk_rd=spk_rd, cvl=cvl, b_rd=b_rd, d_rd=d_rd,
                          w_addr=w_addr, w_en=w_en)
 
     def _phase_a_rows(self, m: Module, d: _Dims, step: _Step, a: _Walker) -> _Row:
         """Phase A, stage W0: the item's lowest set bit (an event) as the descriptor of its row
         (first word, words, first target sum); and the handshake between W0, W1 and a1."""
         L = self.layout
-        per_layer, cl = step.per_layer, step.cl
+        per_layer, cl = step.per_a, step.ix
         it_mask, it_base = a.it_mask, a.it_base
+        m.d.comb += step.ix.eq(a.it_l)
         P, S, gl, nl, lif = d.P, d.S, d.gl, d.nl, d.lif
         ab = len(a.d_row)
         m.d.comb += a.has.eq(a.it_valid & it_mask.any())
@@ -240,18 +270,25 @@ class LeanCore(CheckedComponent):
         return _Row(k_low=k_low, rest=rest, cnt=cnt, row=row, target=target)
 
     def _accumulators(self, m: Module, d: _Dims, mem: _Memories, a: _Walker, b: _PhaseB):
-        """The accumulator banks: reads from phase A's walker (W1's target) or phase B's issue;
-        writes from phase A's a1 (sum + weight slot) or phase B's clears (from stage 1)."""
+        """The accumulator banks: reads from phase A's walker (W1's target) or, at a chunk's
+        first group, phase B's issue (all ``S`` banks; the sums of the chunk's later groups wait
+        in ``hold``); writes from phase A's a1 (sum + weight slot) or phase B's clear of the
+        chunk (stage 1, when a1 is idle since W1 stood still in the read's cycle)."""
         sw = self.layout.slot_bits
         w_slots = [mem.wmem.data[k * sw:(k + 1) * sw].as_signed() for k in range(d.S)]
+        first = (b.p1_sub == 0) if d.subs > 1 else C(1, 1)
         for k in range(d.S):
             rp, wp = mem.acc_rd[k], mem.acc_wr[k]
-            m.d.comb += rp.addr.eq(Mux(b.b_issue, b.acc_addr, a.d_tgt))
+            m.d.comb += rp.addr.eq(Mux(b.b_bank, b.acc_addr, a.d_tgt))
             with m.If(a.a1_valid):
                 m.d.comb += [wp.addr.eq(a.a1_addr), wp.en.eq(1),
                              wp.data.eq(rp.data + (w_slots[k] << a.a1_shift))]
-            with m.Elif(b.pv[0] & ((b.p1_sub == k // d.P) if d.subs > 1 else C(1, 1))):
+            with m.Elif(b.pv[0] & first):
+                # W1 stood still in the read's cycle, so a1 is idle in this one.
                 m.d.comb += [wp.addr.eq(b.p1_acc), wp.en.eq(1), wp.data.eq(0)]
+            if k >= d.P:
+                with m.If(b.pv[0] & first):
+                    m.d.sync += b.hold[k - d.P].eq(rp.data)
 
     def _phase_a_issue(self, m: Module, mem: _Memories, a: _Walker, row: _Row):
         """Phase A, stage W1: issue the descriptor's words, one per cycle, and take W0's next
@@ -266,16 +303,22 @@ class LeanCore(CheckedComponent):
             m.d.sync += [a.d_valid.eq(1), a.d_row.eq(row.row),
                          a.d_tgt.eq((a.acc_base + row.target)[:len(a.d_tgt)]),
                          a.d_left.eq(row.cnt - 1), a.d_shift.eq(Mux(a.it_in, row.k_low, 0)),
+                         a.d_l.eq(a.it_l),
                          a.it_mask.eq(row.rest)]
         m.d.sync += [a.a1_valid.eq(a.a_issue), a.a1_addr.eq(a.d_tgt), a.a1_shift.eq(a.d_shift)]
 
     def _sequencer(self, m: Module, d: _Dims, step: _Step, mem: _Memories, a: _Walker,
                    lists: _Lists, b: _PhaseB, of_n: Signal) -> Signal:
-        """The state machine: clear the block RAMs after reset, load the weights once, then per
-        layer phase A (feed items to W0), drain, phase B (issue the groups), drain. Returns
-        ``busy`` (without the output buffer)."""
+        """The state machine: clear the block RAMs after reset, load the weights once, then
+        run. Running, the walker (phase A, layer ``al``) and the update (phase B, layer ``cl``)
+        go round the layers each on its own: when the walker has added layer l's last word it
+        hands layer l to phase B and goes on with layer l + 1 (or layer 1 of the next step),
+        whose events are the spikes phase B writes meanwhile; it ends that layer only once
+        phase B has finished layer l (``b_pend`` low). Phase B reads a chunk's sums at the
+        chunk's first group, and W1 stands still in that cycle. Returns ``busy`` (without the
+        output buffer)."""
         L = self.layout
-        cl = step.cl
+        cl, al = step.cl, step.al
         last_l = d.lif[-1]
         # Phase B issues a group of an observed layer only when the output buffer has room
         # for it and every group still in the pipeline.
@@ -284,11 +327,12 @@ class LeanCore(CheckedComponent):
         m.d.comb += flight.eq(sum(b.pv))
         m.d.comb += room.eq(~step.observed | (of_n + flight < OUT_DEPTH))
         pipe_busy = Cat(*b.pv).any()
-        heads = self._list_heads(m, d, step, mem, lists)
+        heads = self._list_heads(m, d, step, mem, lists, a)
         loaded = Signal(name="loaded", reset_less=True)  # SPRAM keeps its words over resets
         ld_addr = Signal(range(max(2, L.words)), name="ld_addr")
         clr = Signal(range(max(L.acc_depth, L.v_depth) + 1), name="clr")
         busy = Signal(name="busy_i")
+        b_on = Signal(name="b_on")          # phase B issues layer cl's groups
         with m.FSM(init="CLEAR"):
             # A synchronous reset does not clear block RAM: zero the sums and membranes.
             with m.State("CLEAR"):
@@ -301,7 +345,7 @@ class LeanCore(CheckedComponent):
                              mem.v_wr.data.eq(0)]
                 m.d.sync += clr.eq(clr + 1)
                 with m.If(clr == max(L.acc_depth, L.v_depth)):
-                    m.next = "A"
+                    m.next = "RUN"
                     with m.If(~loaded):
                         m.next = "LOAD"
             with m.State("LOAD"):
@@ -311,44 +355,41 @@ class LeanCore(CheckedComponent):
                     m.d.sync += ld_addr.eq(ld_addr + 1)
                     with m.If(ld_addr == L.words - 1):
                         m.d.sync += loaded.eq(1)
-                        m.next = "A"
-            with m.State("A"):
-                self._phase_a_items(m, d, step, a, lists, heads, busy)
-            with m.State("ADRAIN"):
-                # The last row word is added this cycle (a1); then update the layer.
-                m.d.comb += busy.eq(1)
-                with m.If(~a.a1_valid):
-                    m.d.sync += [b.g.eq(0), a.in_done.eq(0)]
-                    with m.If(cl != last_l):
-                        m.d.sync += lists.sp_n.eq(0)
+                        m.next = "RUN"
+            with m.State("RUN"):
+                self._phase_a_items(m, d, step, a, lists, heads, b, busy)
+                with m.If(a.a_next):
+                    # The walker hands layer al to phase B and goes on with the next layer;
+                    # the spike list starts over for the layer it now feeds.
+                    m.d.sync += [al.eq(Mux(al == last_l, 1, al + 1)), cl.eq(al),
+                                 b.b_pend.eq(1), b_on.eq(1), b.g.eq(0),
+                                 lists.sp_n.eq(0), lists.sp_r.eq(0), lists.cv_r.eq(0)]
+                    with m.If(al == 1):
+                        m.d.sync += a.in_done.eq(0)
                     for l in L.conv:
-                        with m.If(cl == l):
+                        with m.If(al == l):
                             m.d.sync += lists.cv_n[l].eq(0)
-                    m.next = "B"
-            with m.State("B"):
-                m.d.comb += busy.eq(1)
-                m.d.comb += b.b_issue.eq(room)
-                with m.If(room):
+                    if L.early is not None:
+                        with m.If(al == L.early):
+                            m.d.sync += [step.wpar.eq(~step.wpar), lists.ce_r.eq(0)]
+                m.d.comb += b.b_issue.eq(b_on & room)
+                with m.If(b.b_issue):
                     with m.If(b.g == b.groups - 1):
-                        m.next = "BDRAIN"
+                        m.d.sync += b_on.eq(0)
                     with m.Else():
                         m.d.sync += b.g.eq(b.g + 1)
-            with m.State("BDRAIN"):
-                m.d.comb += busy.eq(1)
-                with m.If(~pipe_busy):
-                    m.d.sync += [lists.sp_r.eq(0), lists.cv_r.eq(0)]
+                with m.If(b.b_pend & ~b_on & ~pipe_busy):
+                    m.d.sync += b.b_pend.eq(0)
                     with m.If(cl == last_l):
-                        m.d.sync += [cl.eq(1), step.slot.eq(step.slot + 1),
+                        m.d.sync += [step.slot.eq(step.slot + 1),
                                      step.tsat.eq(Mux(step.tsat == L.ring, step.tsat,
                                                       step.tsat + 1))]
-                        m.next = "A"
-                    with m.Else():
-                        m.d.sync += cl.eq(cl + 1)
-                        m.next = "APRIME"
-            with m.State("APRIME"):
-                # The list read ports show entry 0 from the next cycle on.
-                m.d.comb += busy.eq(1)
-                m.next = "A"
+        m.d.comb += b.b_bank.eq(b.b_issue & ((b.g[:d.sub_bits] == 0) if d.subs > 1
+                                             else C(1, 1)))
+        m.d.sync += lists.sp_nd.eq(Mux(a.a_next, 0, lists.sp_n))
+        if L.early is not None:
+            m.d.sync += lists.ce_nd.eq(Mux(a.a_next & (al == L.early), 0,
+                                           lists.cv_n[L.early]))
         if mem.spk_rd is not None:
             m.d.comb += mem.spk_rd.en.eq(1)
         for l, (wp, rp) in mem.cvl.items():
@@ -356,72 +397,111 @@ class LeanCore(CheckedComponent):
         return busy
 
     def _list_heads(self, m: Module, d: _Dims, step: _Step, mem: _Memories,
-                    lists: _Lists) -> _Heads:
-        """The heads of the spike list and of the current layer's conv list: the read port
-        shows entry ``sp_r`` (``cv_r``); taking one presents the next address."""
+                    lists: _Lists, a: _Walker) -> _Heads:
+        """The heads of the spike list and of the walker's layer's conv list: the read port
+        shows entry ``sp_r`` (``cv_r``); taking one presents the next address, and the
+        walker's change of layer address 0. An entry of the spike list counts once its read
+        can see it: ``sp_nd`` is ``sp_n`` a cycle late."""
         gl, P = d.gl, d.P
+        lc = self.layout.early
         take_sp = Signal(name="take_sp")
         take_cv = Signal(name="take_cv")
+        take_ce = Signal(name="take_ce")
         if mem.spk_rd is not None:
-            m.d.comb += mem.spk_rd.addr.eq(Mux(take_sp, lists.sp_r + 1, lists.sp_r))
+            m.d.comb += mem.spk_rd.addr.eq(Mux(a.a_next, 0,
+                                               Mux(take_sp, lists.sp_r + 1, lists.sp_r)))
         for l, (wp, rp) in mem.cvl.items():
-            m.d.comb += rp.addr.eq(Mux(take_cv & (step.cl == l), lists.cv_r + 1, lists.cv_r))
+            if l == lc:
+                m.d.comb += rp.addr.eq(Mux(take_ce, lists.ce_r + 1, lists.ce_r))
+            else:
+                m.d.comb += rp.addr.eq(Mux(a.a_next, 0, Mux(take_cv & (step.al == l),
+                                                             lists.cv_r + 1, lists.cv_r)))
         cv_avail = C(0, 1)
         cv_head = C(0, gl + P)
         for l, (wp, rp) in mem.cvl.items():
-            cv_avail = cv_avail | ((step.cl == l) & (lists.cv_r < lists.cv_n[l]))
-            cv_head = Mux(step.cl == l, rp.data, cv_head)
+            if l != lc:
+                cv_avail = cv_avail | ((step.al == l) & (lists.cv_r < lists.cv_n[l]))
+                cv_head = Mux(step.al == l, rp.data, cv_head)
         spk = mem.spk_rd is not None
         return _Heads(take_sp=take_sp, take_cv=take_cv, cv_avail=cv_avail, cv_head=cv_head,
-                      sp_avail=(lists.sp_r < lists.sp_n) & (step.cl != 1) if spk else C(0, 1),
+                      take_ce=take_ce,
+                      ce_avail=(lists.ce_r < lists.ce_nd) if lc is not None else C(0, 1),
+                      ce_head=mem.cvl[lc][1].data if lc is not None else C(0, gl + P),
+                      sp_avail=(lists.sp_r < lists.sp_nd) & (step.al != 1) if spk else C(0, 1),
                       sp_head=mem.spk_rd.data if spk else C(0, gl + P))
 
     def _phase_a_items(self, m: Module, d: _Dims, step: _Step, a: _Walker, lists: _Lists,
-                       heads: _Heads, busy: Signal):
-        """State A: W1 issues while the banks allow, W0 hands rows to W1, and W0 takes its next
-        item: an input record (the first layer), else an entry of the spike list, else one of
-        the conv list; with none left and W1 empty, the layer's phase A ends."""
-        gl = d.gl
-        is_input = step.cl == 1
-        m.d.comb += [a.a_issue.eq(a.d_valid & ~a.hazard), a.xfer.eq(a.has & a.d_free)]
+                       heads: _Heads, b: _PhaseB, busy: Signal):
+        """W1 issues while the banks allow, W0 hands rows to W1, and W0 takes its next item:
+        an input record (the first layer), else an entry of the spike list, else one of the
+        conv list. Items of other layers fill the walker's waits: in the last layer, the next
+        step's input records (their rows are the first layer's, whose banks phase B has left);
+        in any layer but the early conv layer, that layer's delayed spikes for its next phase
+        A, read as its update writes them (into the region of sums its update does not read).
+        The walker's layer ends (``a_next``) when no item or row of it is left and phase B is
+        done with the layer before."""
+        gl, last_l, lc = d.gl, d.lif[-1], self.layout.early
+        al = step.al
+        is_input = al == 1
+        m.d.comb += [a.a_issue.eq(a.d_valid & ~a.hazard & ~b.b_bank),
+                     a.xfer.eq(a.has & a.d_free)]
         ended = a.in_done | (a.it_valid & a.it_last)    # no more input records this step
+        # With one LIF layer, the walker's next step must wait for phase B's reads.
+        free = ~b.b_pend if len(d.lif) == 1 else C(1, 1)
+        # Early input: in the last layer, once phase B has left the first layer's banks.
+        early = ((al == last_l) & ~(b.b_pend & (step.cl == 1))) if len(d.lif) > 1 \
+            else C(0, 1)
+        own_ce = (al == lc) if lc is not None else C(0, 1)
+        take_in = Signal(name="take_in")
         with m.If(a.need & a.it_valid & a.it_last):
             m.d.sync += a.in_done.eq(1)
+
+        def take_list(head, conv, ptr, layer):
+            m.d.sync += [a.it_valid.eq(1), a.it_base.eq(head[:gl]), a.it_mask.eq(head[gl:]),
+                         a.it_conv.eq(conv), a.it_in.eq(0), a.it_last.eq(0), a.it_l.eq(layer),
+                         ptr.eq(ptr + 1)]
         with m.If(a.need):
             m.d.sync += a.it_valid.eq(0)
-            with m.If(is_input & ~ended):
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(self.i.valid):
-                    p = self.i.payload
-                    m.d.sync += [a.it_valid.eq(1), a.it_base.eq(p.index),
-                                 a.it_mask.eq(Mux(p.valid, p.value, 0)),
-                                 a.it_conv.eq(0), a.it_last.eq(p.last), a.it_in.eq(1)]
+            with m.If(is_input & ~ended & free):
+                m.d.comb += take_in.eq(1)
             with m.Elif(heads.sp_avail):
                 m.d.comb += heads.take_sp.eq(1)
-                m.d.sync += [a.it_valid.eq(1), a.it_base.eq(heads.sp_head[:gl]),
-                             a.it_mask.eq(heads.sp_head[gl:]), a.it_conv.eq(0),
-                             a.it_in.eq(0), a.it_last.eq(0), lists.sp_r.eq(lists.sp_r + 1)]
-            with m.Elif(heads.cv_avail):
+                take_list(heads.sp_head, 0, lists.sp_r, al)
+            with m.Elif(heads.cv_avail & free):
                 m.d.comb += heads.take_cv.eq(1)
-                m.d.sync += [a.it_valid.eq(1), a.it_base.eq(heads.cv_head[:gl]),
-                             a.it_mask.eq(heads.cv_head[gl:]), a.it_conv.eq(1),
-                             a.it_in.eq(0), a.it_last.eq(0), lists.cv_r.eq(lists.cv_r + 1)]
-            with m.Elif(~a.d_valid & ~a.xfer):
-                m.next = "ADRAIN"
-        m.d.comb += busy.eq(~is_input | a.it_valid | a.d_valid | a.a1_valid)
+                take_list(heads.cv_head, 1, lists.cv_r, al)
+            with m.Elif(heads.ce_avail & own_ce):
+                m.d.comb += heads.take_ce.eq(1)
+                take_list(heads.ce_head, 1, lists.ce_r, lc or 0)
+            with m.Elif(early & ~ended):
+                m.d.comb += take_in.eq(1)
+            with m.Elif(heads.ce_avail):
+                m.d.comb += heads.take_ce.eq(1)
+                take_list(heads.ce_head, 1, lists.ce_r, lc or 0)
+        with m.If(take_in):
+            m.d.comb += self.i.ready.eq(1)
+            with m.If(self.i.valid):
+                p = self.i.payload
+                m.d.sync += [a.it_valid.eq(1), a.it_base.eq(p.index),
+                             a.it_mask.eq(Mux(p.valid, p.value, 0)), a.it_conv.eq(0),
+                             a.it_last.eq(p.last), a.it_in.eq(1), a.it_l.eq(1)]
+        # Work of the walker's layer still in W0 or W1.
+        own_item = a.has & (a.it_l == al)
+        own_row = a.d_valid & (a.d_l == al)
+        m.d.comb += a.a_next.eq(~heads.sp_avail & ~heads.cv_avail & ~(heads.ce_avail & own_ce)
+                                & (~is_input | ended) & ~own_item & ~own_row & ~b.b_pend)
+        m.d.comb += busy.eq(~is_input | a.it_valid | a.d_valid | a.a1_valid | b.b_pend)
 
     def _phase_b_issue(self, m: Module, d: _Dims, step: _Step, mem: _Memories, b: _PhaseB):
         """Phase B, stage 0 (issue): read the group's sums (see :meth:`_accumulators`), its
-        membranes, its parameter word and its ring slot; the pipeline's valid, group and
+        membranes, its biases and delays and its ring slot; the pipeline's valid, group and
         last-group registers."""
         L = self.layout
-        ab = len(mem.w_addr)
         g = b.g
-        with m.If(b.b_issue):
-            m.d.comb += [mem.w_addr.eq((step.per_layer(lambda l: L.pr_base[l], unsigned(ab))
-                                        + g)[:ab]),
-                         mem.w_en.eq(1)]
-        m.d.comb += mem.v_rd.addr.eq((b.v_base + g)[:len(mem.v_rd.addr)])
+        m.d.comb += [mem.v_rd.addr.eq((b.v_base + g)[:len(mem.v_rd.addr)]),
+                     mem.b_rd.addr.eq((b.v_base + g)[:len(mem.b_rd.addr)])]
+        if mem.d_rd is not None:
+            m.d.comb += mem.d_rd.addr.eq((b.f_base + g)[:len(mem.d_rd.addr)])
         if mem.ring is not None:
             ring_bits, fg_bits = log2_exact(L.ring), log2_exact(L.f_groups)
             for k, (wp, rp) in enumerate(mem.ring):
@@ -445,19 +525,19 @@ class LeanCore(CheckedComponent):
         per_layer, cl = step.per_layer, step.cl
         bb, db = L.bias_bits, L.delay_bits
         iw = max(L.acc_bits, bb) + 1
-        par = mem.wmem.data
+        par = mem.b_rd.data
         # Stage 1: the group's sums + bias; membranes; delays; ring bits.
         s2_j = [Signal(signed(iw), name=f"s2_j{k}", reset_less=True) for k in range(P)]
         s2_v = [Signal(signed(vb), name=f"s2_v{k}", reset_less=True) for k in range(P)]
         dl = [Signal(max(1, db), name=f"s2_d{k}", reset_less=True) for k in range(P)]
         fb = [Signal(name=f"s2_f{k}", reset_less=True) for k in range(P)]
         for k in range(P):
-            a_k = Array([mem.acc_rd[q * P + k].data for q in range(subs)])[b.p1_sub] \
-                if subs > 1 else mem.acc_rd[k].data
+            a_k = Array([mem.acc_rd[k].data] + [b.hold[q * P + k - P] for q in range(1, subs)])[
+                b.p1_sub] if subs > 1 else mem.acc_rd[k].data
             m.d.sync += [s2_j[k].eq(a_k + par[k * bb:(k + 1) * bb].as_signed()),
                          s2_v[k].eq(mem.v_rd.data[k * vb:(k + 1) * vb].as_signed())]
-            if db:
-                m.d.sync += dl[k].eq(par[P * bb + k * db:P * bb + (k + 1) * db])
+            if mem.d_rd is not None:
+                m.d.sync += dl[k].eq(mem.d_rd.data[k * db:(k + 1) * db])
             if mem.ring is not None:
                 m.d.sync += fb[k].eq(mem.ring[k][1].data)
         # Stage 2: the leak's product (a multiplier per lane; beta depends on the layer).
@@ -620,7 +700,10 @@ class _Dims:
 @dataclass
 class _Step:
     """Where the core is in a time step, and what depends on the current layer."""
-    cl: Signal              # the current layer: A1, B1, A2, B2, ... per step
+    cl: Signal              # phase B's layer (the update's constants, write-back, output)
+    al: Signal              # the walker's layer
+    ix: Signal              # W0's item's layer (phase A's rows)
+    wpar: Signal            # the early conv layer's region of sums the walker adds into
     slot: Signal            # t mod R: the delay rings' slot of step t
     tsat: Signal            # min(t, R)
     observed: Value         # the current layer is observed (and, with gate, enabled)
@@ -631,11 +714,27 @@ class _Step:
         """A per-layer constant ``f(l)`` (0 for the input layer), selected by ``cl``."""
         return Array([C(f(l) if l in self.lif else 0, shape) for l in range(self.nl)])[self.cl]
 
+    def acc_base(self, L: LeanLayout, update: bool) -> Value:
+        """The first bank address of the walker's item's layer (``update``: phase B's layer);
+        the early conv layer's sums alternate between two regions: the walker adds into
+        region ``wpar``, phase B reads the other."""
+        shape = unsigned(max(1, log2_exact(max(2, L.acc_depth)) + 1))
+        sel = self.per_layer if update else self.per_a
+        base = sel(lambda l: L.acc_base[l], shape)
+        if L.early is None:
+            return base
+        alt = (self.cl if update else self.ix) == L.early
+        return Mux(alt & (~self.wpar if update else self.wpar), C(L.acc_alt, shape), base)
+
+    def per_a(self, f, shape) -> Value:
+        """A per-layer constant ``f(l)`` (0 for the input layer), selected by ``ix``."""
+        return Array([C(f(l) if l in self.lif else 0, shape) for l in range(self.nl)])[self.ix]
+
 
 @dataclass
 class _Memories:
     """The memories' ports, and the one port of the weight memory as a (address, enable) pair
-    that loading, phase A's rows and phase B's parameter words share."""
+    that loading and phase A's rows share."""
     wmem: SpramArray                            # weights and parameters, 64-bit words
     acc_wr: list[memory.WritePort]              # S accumulator banks
     acc_rd: list[memory.ReadPort]
@@ -645,6 +744,8 @@ class _Memories:
     spk_wr: memory.WritePort | None             # the spike list (layer l's for layer l + 1)
     spk_rd: memory.ReadPort | None
     cvl: dict[int, tuple]                       # per conv layer: (write, read) of its list
+    b_rd: memory.ReadPort                       # the biases, P a word
+    d_rd: memory.ReadPort | None                # the conv layers' delays, P a word
     w_addr: Signal
     w_en: Signal
 
@@ -660,6 +761,7 @@ class _Walker:
     it_base: Signal         # an input record's index, or a list entry's group
     it_conv: Signal         # the item is a conv-list entry (its rows are conv rows)
     it_in: Signal           # the item is an input record (else a list entry)
+    it_l: Signal            # the item's layer
     it_last: Signal         # the item is the step's last input record
     in_done: Signal         # the step's last input record is done
     has: Signal             # W0 holds an item with an event left
@@ -670,13 +772,15 @@ class _Walker:
     d_tgt: Signal           # the sums it adds into
     d_left: Signal          # words after this one
     d_shift: Signal         # an input's bit position: the weights count 2**d_shift times
+    d_l: Signal             # the row's layer
     d_free: Signal          # W1 takes a new descriptor at the clock edge
     hazard: Signal          # the banks' read would miss a1's write: wait one
     a_issue: Signal         # W1 issues a word this cycle
     a1_valid: Signal        # a1 adds the word W1 issued last cycle ...
     a1_shift: Signal        # ... shifted by W1's d_shift ...
     a1_addr: Signal         # ... into the sums W1's d_tgt named
-    acc_base: Value         # the current layer's first bank address
+    a_next: Signal          # the walker's layer ends: phase B takes it over
+    acc_base: Value         # the walker's layer's first bank address
 
     @classmethod
     def create(cls, net: Network, L: LeanLayout, d: _Dims, step: _Step, ab: int) -> _Walker:
@@ -688,17 +792,18 @@ class _Walker:
             it_valid=Signal(name="it_valid"), it_mask=Signal(d.mb, name="it_mask"),
             it_base=Signal(max(index_bits(net.layers[0].n), d.gl), name="it_base"),
             it_conv=Signal(name="it_conv"), it_in=Signal(name="it_in"),
+            it_l=Signal(range(max(2, d.nl)), name="it_l"),
             it_last=Signal(name="it_last"), in_done=Signal(name="in_done"),
             has=Signal(name="it_has"), need=Signal(name="need"), xfer=Signal(name="xfer"),
             d_valid=Signal(name="d_valid"), d_row=Signal(ab, name="d_row", reset_less=True),
             d_tgt=Signal.like(a1_addr, name="d_tgt", reset_less=True),
             d_left=Signal(range(d.cmax), name="d_left"),
             d_shift=Signal.like(a1_shift, name="d_shift", reset_less=True),
+            d_l=Signal(range(max(2, d.nl)), name="d_l"),
             d_free=Signal(name="d_free"), hazard=Signal(name="hazard"),
             a_issue=Signal(name="a_issue"), a1_valid=Signal(name="a1_valid"),
-            a1_shift=a1_shift, a1_addr=a1_addr,
-            acc_base=step.per_layer(lambda l: L.acc_base[l],
-                                    unsigned(max(1, log2_exact(max(2, L.acc_depth)) + 1))))
+            a1_shift=a1_shift, a1_addr=a1_addr, a_next=Signal(name="a_next"),
+            acc_base=step.acc_base(L, False))
 
 
 @dataclass
@@ -719,6 +824,9 @@ class _Lists:
     sp_r: Signal
     cv_n: dict[int, Signal]
     cv_r: Signal
+    sp_nd: Signal           # sp_n a cycle late: the entries the spike list's read can see
+    ce_r: Signal            # the early conv layer's list: read head ...
+    ce_nd: Signal           # ... and its cv_n a cycle late
 
 
 @dataclass
@@ -731,6 +839,9 @@ class _Heads:
     sp_head: Value
     cv_avail: Value
     cv_head: Value
+    take_ce: Signal         # the early conv layer's list (read as it is written)
+    ce_avail: Value
+    ce_head: Value
 
 
 @dataclass
@@ -739,6 +850,9 @@ class _PhaseB:
     ``B_STAGES``' valid, group and last-group registers."""
     g: Signal               # the group issued this cycle (when b_issue)
     b_issue: Signal
+    b_bank: Signal          # b_issue at a chunk's first group: the banks' read is phase B's
+    b_pend: Signal          # phase B has layer cl to finish (set when the walker hands it over)
+    hold: list[Signal]      # the chunk's sums of banks P .. S - 1, for its later groups
     pv: list[Signal]
     pg: list[Signal]
     plast: list[Signal]
@@ -755,12 +869,15 @@ class _PhaseB:
         g = Signal(range(max(2, d.gmax)), name="g")
         stages = range(1, B_STAGES + 1)
         return cls(
-            g=g, b_issue=Signal(name="b_issue"),
+            g=g, b_issue=Signal(name="b_issue"), b_bank=Signal(name="b_bank"),
+            b_pend=Signal(name="b_pend"),
+            hold=[Signal(signed(L.acc_bits), name=f"hold{k}", reset_less=True)
+                  for k in range(d.P, d.S)],
             pv=[Signal(name=f"p{s}_valid") for s in stages],
             pg=[Signal(range(max(2, d.gmax)), name=f"p{s}_g") for s in stages],
             plast=[Signal(name=f"p{s}_last") for s in stages],
             groups=step.per_layer(lambda l: L.groups[l], unsigned(d.gl + 1)),
-            acc_addr=(a.acc_base + (g >> d.sub_bits))[:len(a.a1_addr)],
+            acc_addr=(step.acc_base(L, True) + (g >> d.sub_bits))[:len(a.a1_addr)],
             p1_acc=Signal.like(a.a1_addr, name="p1_acc", reset_less=True),
             p1_sub=Signal(max(1, d.sub_bits), name="p1_sub"),
             v_base=step.per_layer(lambda l: L.v_base[l],

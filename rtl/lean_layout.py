@@ -13,7 +13,8 @@ from .errors import UnsupportedNetwork
 from .stack_plan import StackPlan, stack_plan
 from .words import pack_word
 
-__all__ = ["WORD_BITS", "WORDS_MAX", "LeanLayout", "lean_layout", "lean_image", "log2_exact",
+__all__ = ["WORD_BITS", "WORDS_MAX", "LeanLayout", "lean_layout", "lean_image", "lean_params",
+           "log2_exact",
            "next_pow2", "acc_range_bits", "conv_first_chunk", "lut_fit", "estimate"]
 
 #: Bits of one weight word: four 16-bit SPRAM blocks side by side.
@@ -49,14 +50,15 @@ class LeanLayout:
     cv_stride: dict             # words per conv row (CK rounded up to a power of two)
     cv_chunks: dict             # CK: chunks a conv row covers
     cv_off: dict                # pad - K + 1: the first post of pre j is j + cv_off
-    pr_base: dict               # first parameter word (bias and delays of each group)
     words: int                  # words of the image
     acc_base: dict              # accumulator-bank address of layer l's chunk 0
     acc_depth: int
+    early: int | None           # the conv layer whose next-step sums alternate between two
+    acc_alt: int                # bank regions: its other region's first address (0: none)
     acc_bits: int               # accumulator width (feed-forward + conv sums of any layer)
-    v_base: dict                # membrane-memory address of layer l's group 0
+    v_base: dict                # membrane-memory (and bias-memory) address of layer l's group 0
     v_depth: int
-    f_base: dict                # ring-memory offset of a conv layer's group 0
+    f_base: dict                # ring-memory (and delay-memory) offset of a conv layer's group 0
     f_groups: int               # ring entries per slot (a power of two)
     ring: int                   # R: slots of the delay ring (a power of two, >= every delay)
     bias_bits: int
@@ -79,7 +81,7 @@ def lean_layout(net: Network, lanes: int) -> LeanLayout:
         raise UnsupportedNetwork(f"lean core: lanes must be at most the {S} weights a "
                                  f"{WORD_BITS}-bit word holds at {wmax} bits, got {lanes}")
     chunks, groups, ff_base, ff_stride = {}, {}, {}, {}
-    cv_base, cv_stride, cv_chunks, cv_off, pr_base, conv = {}, {}, {}, {}, {}, {}
+    cv_base, cv_stride, cv_chunks, cv_off, conv = {}, {}, {}, {}, {}
     acc_base, v_base, f_base = {}, {}, {}
     addr = acc = va = fa = 0
     biases = []
@@ -119,15 +121,15 @@ def lean_layout(net: Network, lanes: int) -> LeanLayout:
     allb = np.concatenate(biases)
     bias_bits = signed_bits(int(min(allb.min(), 0)), int(max(allb.max(), 0)))
     delay_bits = max(1, dmax.bit_length()) if conv else 0
-    if lanes * (bias_bits + delay_bits) > WORD_BITS:
-        raise UnsupportedNetwork(f"lean core: a group's {lanes} biases ({bias_bits} bits) and "
-                                 f"delays ({delay_bits} bits) must fit one {WORD_BITS}-bit "
-                                 f"word; use fewer lanes")
-    for pl in plans:
-        pr_base[pl.layer] = addr
-        addr += groups[pl.layer]
+    # The last conv layer (with a layer after it) gets a second region of sums: its conv
+    # events for the next step are added there while its update reads this step's.
+    early = max(conv) if conv and len(plans) > 1 else None
+    acc_alt = 0
+    if early is not None:
+        acc_alt = acc
+        acc += chunks[early]
     if addr > WORDS_MAX:
-        raise UnsupportedNetwork(f"lean core: the weights, conv rows and parameters need "
+        raise UnsupportedNetwork(f"lean core: the weights and conv rows need "
                                  f"{addr} words of {WORD_BITS} bits; the four SPRAM blocks "
                                  f"hold {WORDS_MAX} (use narrower weights)")
     if acc_bits > 32:
@@ -135,7 +137,8 @@ def lean_layout(net: Network, lanes: int) -> LeanLayout:
     return LeanLayout(slots=S, slot_bits=WORD_BITS // S, lanes=lanes, chunks=chunks,
                       groups=groups, ff_base=ff_base, ff_stride=ff_stride, cv_base=cv_base,
                       cv_stride=cv_stride, cv_chunks=cv_chunks, cv_off=cv_off,
-                      pr_base=pr_base, words=addr, acc_base=acc_base, acc_depth=acc,
+                      words=addr, acc_base=acc_base, acc_depth=acc, early=early,
+                      acc_alt=acc_alt,
                       acc_bits=acc_bits, v_base=v_base, v_depth=va, f_base=f_base,
                       f_groups=next_pow2(fa), ring=max(2, next_pow2(dmax)), bias_bits=bias_bits,
                       delay_bits=delay_bits, conv=conv)
@@ -185,20 +188,32 @@ def lean_image(net: Network, L: LeanLayout) -> list[int]:
                         tap = j - i + pad
                         vals.append(int(kern[tap]) if i < n and 0 <= tap < K else 0)
                     words[L.cv_base[l] + j * L.cv_stride[l] + q] = pack_word(vals, sw)
+    return words
+
+
+def lean_params(net: Network, L: LeanLayout) -> tuple[list[int], list[int]]:
+    """The initial contents of the parameter memories (block RAM, set by the bitstream): the
+    biases, a word of ``lanes`` biases per group at ``v_base[l] + g``; the delays of the conv
+    layers, a word of ``lanes`` delays per group at ``f_base[l] + g`` (empty without one)."""
+    P, bb, db = L.lanes, L.bias_bits, L.delay_bits
+    bias_words = [0] * max(2, L.v_depth)
+    delay_words = [0] * max(2, L.f_groups) if L.conv else []
+    for l in L.chunks:
+        n = net.layers[l].n
         layer = net.layers[l]
         bias = np.zeros(n, np.int64) if layer.bias is None else np.asarray(layer.bias)
-        delays = L.conv[l][2] if l in L.conv else np.zeros(n, np.int64)
-        P, bb, db = L.lanes, L.bias_bits, L.delay_bits
         for g in range(L.groups[l]):
-            word = 0
+            bw = dw = 0
             for k in range(P):
                 i = g * P + k
                 if i < n:
-                    word |= (int(bias[i]) & ((1 << bb) - 1)) << (k * bb)
-                    if db:
-                        word |= int(delays[i]) << (P * bb + k * db)
-            words[L.pr_base[l] + g] = word
-    return words
+                    bw |= (int(bias[i]) & ((1 << bb) - 1)) << (k * bb)
+                    if l in L.conv:
+                        dw |= int(L.conv[l][2][i]) << (k * db)
+            bias_words[L.v_base[l] + g] = bw
+            if l in L.conv:
+                delay_words[L.f_base[l] + g] = dw
+    return bias_words, delay_words
 
 
 def lut_fit() -> dict[str, float]:
@@ -215,13 +230,14 @@ def estimate(net: Network, *, family: str | None = None, clock_mhz: float, lanes
              cycles_per_step: float, cycles_max: int, steps_per_sample: int, device=None):
     """An :class:`rtl.cost.Estimate` of the lean core for ``net`` on ``device`` (default: the
     iCE40UP5K, the one device it is built for): the weight memory in the
-    four SPRAM blocks, block RAMs (accumulator banks, membranes, delay ring, event lists),
-    a multiplier per lane for a leak that is not a power of two, logic cells (with the serial
-    read-out) from :func:`lut_fit`;
+    four SPRAM blocks, block RAMs (accumulator banks, membranes, delay ring, event lists,
+    biases and delays, and the serial read-out's sums), a multiplier per lane for a leak that
+    is not a power of two, logic cells (with the serial read-out) from :func:`lut_fit`;
     the cycles come from the caller (measured: :func:`rtl.pysim.run_lean_readout`)."""
     from .cost import Estimate
     from .devices import target
     from .families import blocks_of
+    from .link.readout import DEFAULT_MAX_STEPS, sum_bits
     dev = target(family or "ice40", device)
     if dev.family != "ice40" or dev.spram < 4:
         raise ValueError(f"the lean core is built for the iCE40 UltraPlus (its SPRAM), not "
@@ -235,7 +251,13 @@ def estimate(net: Network, *, family: str | None = None, clock_mhz: float, lanes
               "v": (1, max(2, L.v_depth), lanes * vb),
               "ring": (lanes if L.conv else 0, L.ring * L.f_groups, 1),
               "lists": (len(L.conv) + any(net.layers[l].spiking for l in list(L.chunks)[:-1]),
-                        gmax, gl + lanes)}
+                        gmax, gl + lanes),
+              "bias": (1, max(2, L.v_depth), lanes * L.bias_bits),
+              "delays": (1 if L.conv else 0, max(2, L.f_groups), lanes * L.delay_bits),
+              # The host link pairs the lean core with its serial read-out, whose running
+              # sums live in block RAM.
+              "readout": (0 if net.layers[-1].spiking else 1, max(2, net.layers[-1].n),
+                          sum_bits(net, len(net.layers) - 1, DEFAULT_MAX_STEPS))}
     blocks = {k: n * blocks_of("block", family, depth, width) for k, (n, depth, width)
               in shapes.items() if n}
     beta = [net.layers[l].beta for l in L.chunks]

@@ -19,7 +19,7 @@ class LeanCoreSpec(Core):
     summary = ("the same networks on one shared datapath with SPRAM weights, for the "
                "iCE40UP5K (rtl.lean; lanes a power of two)")
     knobs = ("observe", "gate", "spram_cells")
-    default_lanes = 4
+    default_lanes = 2
     families = ("ice40",)
     measure = "amaranth"
     gated = True

@@ -37,7 +37,7 @@ from ..logic import OneHot, lowest_set
 from .framing import FrameRx, FrameTx
 from .protocol import (CMD_ERROR, CMD_IDENT, CMD_RESET, CMD_STATUS, CMD_STEP, ERR_COMMAND, ERR_PAYLOAD, FLAG_MEMBRANES, FLAG_PREDICT, FLAG_SPIKES, MAX_BODY,
                        NO_PREDICTION, RESPONSE, ident_payload, token_format)
-from .readout import Readout, SerialReadout
+from .readout import DEFAULT_MAX_STEPS, Readout, SerialReadout
 from .uart import UARTRx, UARTTx
 
 __all__ = ["HostLink"]
@@ -260,7 +260,7 @@ class HostLink(CheckedComponent):
                              "that observes them all")
 
     def __init__(self, core: wiring.Component, *, divisor: int, clock_hz: int = 0,
-                 baud: int = 0, max_steps: int = 4096, max_body: int | None = None,
+                 baud: int = 0, max_steps: int = DEFAULT_MAX_STEPS, max_body: int | None = None,
                  heartbeat: bool = True, loader=None):
         net, spec = core.net, spec_of(core)
         self.core, self.net, self.divisor = core, net, divisor
@@ -302,7 +302,7 @@ class HostLink(CheckedComponent):
 
     @classmethod
     def around(cls, net: Network, *, core: str = "network", divisor: int, clock_hz: int = 0,
-               baud: int = 0, max_steps: int = 4096, max_body: int | None = None,
+               baud: int = 0, max_steps: int = DEFAULT_MAX_STEPS, max_body: int | None = None,
                heartbeat: bool = True, loader=None, **core_knobs) -> HostLink:
         """The link around ``net`` on the core named ``core`` (:data:`rtl.cores.CORES`), built
         with ``core_knobs``; the other arguments are the constructor's. The link sets the

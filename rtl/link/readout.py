@@ -23,7 +23,15 @@ from model.ir import Network
 from ..checked import CheckedComponent
 from ..interface import step_out_layout
 
-__all__ = ["Readout", "SerialReadout"]
+__all__ = ["DEFAULT_MAX_STEPS", "Readout", "SerialReadout", "sum_bits"]
+
+#: The host link's default bound on the steps of a sample (its ``max_steps``).
+DEFAULT_MAX_STEPS = 4096
+
+
+def sum_bits(net: Network, layer: int, max_steps: int) -> int:
+    """Bits of a read-out's running sum of layer ``layer``'s membranes over ``max_steps``."""
+    return net.layers[layer].v_bits + max(1, (max_steps - 1).bit_length())
 
 
 def _check(net: Network, *, lanes: int = 1, layer: int | None = None,
@@ -42,7 +50,7 @@ def _setup(ro, net: Network, lanes: int, layer: int | None, max_steps: int) -> N
     layer = len(net.layers) - 1 if layer is None else layer
     ro.net, ro.lanes, ro.layer = net, lanes, layer
     ro.n = net.layers[layer].n
-    ro.sum_bits = net.layers[layer].v_bits + max(1, (max_steps - 1).bit_length())
+    ro.sum_bits = sum_bits(net, layer, max_steps)
     ro.max_steps = max_steps
 
 

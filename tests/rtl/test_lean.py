@@ -70,6 +70,46 @@ def test_conv_rows_across_chunks(lanes):
     assert ref.first_mismatch(_got(run)) is None, ref.first_mismatch(_got(run))
 
 
+def _deep_net(seed: int) -> Network:
+    """Two hidden layers wider than a word's slots, each with a conv recurrence (the second's
+    delays include 1, which bypasses the ring), and a read-out: the walker takes the second
+    layer's delayed spikes into its other region of sums while that layer's update runs,
+    and the next step's inputs while the read-out's sums are added."""
+    rng = np.random.default_rng(seed)
+    kern1, kern2 = rng.integers(-7, 8, 15), rng.integers(-7, 8, 7)
+    kern1[kern1 == 0] = 1
+    kern2[kern2 == 0] = -1
+    layers = [InputLayer(n=9, in_bits=3),
+              LIFLayer(n=40, v_bits=12, acc_bits=16, beta=200, beta_shift=8, threshold=6,
+                       bias=rng.integers(-2, 3, 40), name="h1"),
+              LIFLayer(n=36, v_bits=12, acc_bits=16, beta=220, beta_shift=8, threshold=7,
+                       bias=rng.integers(-2, 3, 36), reset="subtract", name="h2"),
+              LIFLayer(n=5, v_bits=14, acc_bits=16, beta=230, beta_shift=8, threshold=None,
+                       bias=np.zeros(5, np.int64), name="out")]
+    projs = [Projection("dense", 0, 1, 4, rng.integers(-7, 8, (40, 9)), np.array(0)),
+             Projection("conv", 1, 1, 4, kern1, rng.integers(1, 9, 40)),
+             Projection("dense", 1, 2, 4, rng.integers(-7, 8, (36, 40)), np.array(0)),
+             Projection("conv", 2, 2, 4, kern2, rng.integers(1, 4, 36)),
+             Projection("dense", 2, 3, 4, rng.integers(-7, 8, (5, 36)), np.array(0))]
+    return Network(layers=layers, projections=projs, max_delay=8)
+
+
+@pytest.mark.parametrize("lanes", [2, 4])
+def test_overlapped_layers_with_two_conv_layers(lanes):
+    """Phase B of one layer runs while the walker adds the next layer's rows, the second conv
+    layer's next-step events and the next step's inputs; every step bit-exact with random
+    idle and back-pressure cycles."""
+    net = _deep_net(lanes)
+    T = 32
+    x, _ = random_stimulus(net, T, lanes, rate=0.5)
+    ref = simulate(net, x, steps=T)
+    assert ref.spikes[1].mean() > 0.05 and ref.spikes[2].mean() > 0.05
+    core = LeanCore(net, lanes=lanes)
+    assert core.layout.early == 2 and core.layout.acc_alt == core.layout.acc_depth - 3
+    run = run_core(net, T, x, lanes=lanes, idle=0.2, stall=0.2, seed=lanes, dut=core)
+    assert ref.first_mismatch(_got(run)) is None, ref.first_mismatch(_got(run))
+
+
 def test_trained_convdelrec_bit_exact():
     """The 4-bit ConvDelRec (140-256-256-20, K = 31) on a test sample's first 40 steps."""
     from model.audio.pack import default_data
@@ -210,12 +250,19 @@ def test_host_link_with_the_lean_core(tmp_path_factory):
 
 def test_estimate_counts_the_core_blocks():
     """16 accumulator banks, the membranes (4 lanes x 14 bits: 4 blocks 16 wide), a ring
-    bank per lane, the two event lists; the four SPRAM blocks; a multiplier per lane."""
+    bank per lane, the two event lists, the biases (4 x 4 bits: one block) and the delays
+    (4 x 5 bits: two blocks 16 wide), and the serial read-out's 20 sums of 28 bits (two
+    blocks); the four SPRAM blocks; a multiplier per lane. With the link's frame buffer that
+    is 32 blocks at 4 lanes, more than the UP5K's 30 (as Yosys found), and 29 at 2 lanes."""
     from rtl.lean_layout import estimate
     net = load(ROOT / "bench/networks/convdelrec_k31_w4.npz")
     est = estimate(net, family="ice40", clock_mhz=22, lanes=4, cycles_per_step=520,
                    cycles_max=600, steps_per_sample=136)
-    assert est.blocks == {"acc": 16, "v": 4, "ring": 4, "lists": 2}
+    assert est.blocks == {"acc": 16, "v": 4, "ring": 4, "lists": 2, "bias": 1, "delays": 2,
+                          "readout": 2}
+    two = estimate(net, family="ice40", clock_mhz=22, lanes=2, cycles_per_step=1,
+                   cycles_max=1, steps_per_sample=1)
+    assert sum(est.blocks.values()) + 1 == 32 and sum(two.blocks.values()) + 1 == 29
     assert est.spram == {"weights": 4} and est.dsp == 4
     assert est.samples_per_s == pytest.approx(22e6 / 520 / 136)
     assert estimate(net, family="ice40", clock_mhz=22, lanes=2, cycles_per_step=1,
