@@ -769,11 +769,9 @@ class NetworkCore(CheckedComponent):
         with m.If(go):
             m.d.sync += t3.load(t2)
             for lane in range(P):
-                # weight x value as shifted adds: no multiplier block, whose
-                # routing in and out costs more than the adds (Fmax).
-                prod = 0
-                for i in range(vb):
-                    prod = prod + Mux(t2.val[i], wq[lane] << i, 0)
+                # weight x value as shifted adds in a balanced tree: no multiplier block,
+                # whose routing in and out costs more than the adds, and no chain (Fmax).
+                prod = tree_sum([Mux(t2.val[i], wq[lane] << i, 0) for i in range(vb)])
                 m.d.sync += pq[lane].eq(Mux(usev.bit_select(t2.tag, 1),
                                             prod, wq[lane]))
         tok.stages.append(t3)
