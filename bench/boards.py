@@ -1,7 +1,7 @@
 """Host-link bitstreams of the project's networks on the supported boards: estimate against
 nextpnr, and speed at the achieved clock (resumable; one JSON record per build).
 
-    python -m bench.boards [--only wm-demo] [--boards icebreaker ulx3s-85f] [--pinned]
+    python -m bench.boards [--only wm-demo] [--boards icebreaker ulx3s-85f] [--pinned [--cores lean]]
 
 By default it builds the (network, board) pairs of :data:`AUTO_JOBS` the way ``polychrony
 build NET --board B`` does with no knobs: the tool chooses the core, lanes, rows and clock
@@ -72,8 +72,8 @@ JOBS = [
     ("wm-128", "ulx3s-85f", 64, None),
     ("wm-144", "ulx3s-85f", 48, None),
     ("convdelrec-w4", "ulx3s-85f", 32, None, 40, "stack", {2: 2}),
-    ("convdelrec-w4", "icebreaker", 2, None, 22, "lean"),
-    ("convdelrec", "icebreaker", 2, None, 22, "lean"),
+    ("convdelrec-w4", "icebreaker", 2, None, 26, "lean"),
+    ("convdelrec", "icebreaker", 2, None, 26, "lean"),
     ("delrec", "ulx3s-85f", 16, None),
 ]
 
@@ -373,6 +373,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", nargs="*", help="networks to build (default: all)")
     ap.add_argument("--boards", nargs="*", help="boards to build for (default: all)")
+    ap.add_argument("--cores", nargs="*",
+                    help="with --pinned: only the jobs on these cores (default: all)")
     ap.add_argument("--out", help="records (default bench/results/boards_auto.json, with "
                                   "--pinned boards.json)")
     ap.add_argument("--markdown", help="the table (default beside --out, .md)")
@@ -401,7 +403,8 @@ def main(argv=None) -> int:
     out = Path(args.out)
     done = {r["key"]: r for r in json.loads(out.read_text())} if out.exists() else {}
     jobs = [j for j in JOBS if (not args.only or j[0] in args.only)
-            and (not args.boards or j[1] in args.boards)]
+            and (not args.boards or j[1] in args.boards)
+            and (not args.cores or _options(j)[1] in args.cores)]
     nets = {}
     if args.refresh_estimates:
         for rec in done.values():

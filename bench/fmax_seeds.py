@@ -3,10 +3,13 @@ clock target, built with several placement seeds (Fmax varies by seed), with the
 path's ends (resumable; one JSON record per build).
 
     python -m bench.fmax_seeds --network wm-demo --lanes 1 --clock-mhz 100 \\
-        --boards ulx3s-12f ulx3s-85f --seeds 1 2 3 [--out bench/results/fmax_seeds.json]
+        --boards ulx3s-12f ulx3s-85f --seeds 1 2 3 [--core network|stack|lean] \\
+        [--out bench/results/fmax_seeds.json]
 
 The clock target is what nextpnr is asked for: it places and routes harder for a higher one,
-so compare Fmax at the same target. Networks are those of :mod:`bench.boards`. A build
+so compare Fmax at the same target (on the iCE40 the PLL's nearest frequency). Networks are
+those of :mod:`bench.boards`; the core is the network core unless ``--core`` names another
+(its records' keys then name it). A build
 always completes (``--timing-allow-fail``); its record says whether the target was met. The
 summary gives, per (network, board, lanes, target), the Fmax at seed 1, and the median and
 least over the seeds.
@@ -46,34 +49,43 @@ def critical_path(log: str) -> dict | None:
             "routing_ns": float(split.group(2))}
 
 
-def _key(network: str, board: str, lanes: int, clock: float, seed: int) -> str:
-    return f"{network}|{board}|{lanes}|{clock:g}|{seed}"
+def _key(network: str, board: str, lanes: int, clock: float, seed: int,
+         core: str = "network") -> str:
+    core_part = "" if core == "network" else f"|{core}"
+    return f"{network}|{board}|{lanes}|{clock:g}|{seed}{core_part}"
 
 
-def build_one(network: str, board: str, lanes: int, clock: float, seed: int) -> dict:
+def build_one(network: str, board: str, lanes: int, clock: float, seed: int,
+              core: str = "network") -> dict:
     """Build one bitstream and return its record."""
     from bench.boards import _network
-    from boards.top import build_board
+    from boards.top import build_board, sync_clock
     net, _ = _network(network)
+    clock_hz, _ = sync_clock(board, clock * 1e6)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="fmax-seeds-") as tmp:
         res = build_board(net, board, build_dir=tmp, lanes=lanes, clock_hz=clock * 1e6,
-                          seed=seed, timing_allow_fail=True)
+                          seed=seed, timing_allow_fail=True, core=core)
         log = "".join(Path(p).read_text(errors="replace") for p in res.logs.values()
                       if Path(p).exists())
         lut = res.utilisation.get("TRELLIS_COMB") or res.utilisation.get("ICESTORM_LC")
-        return {"key": _key(network, board, lanes, clock, seed), "network": network,
-                "board": board, "lanes": lanes, "target_mhz": clock, "seed": seed,
-                "fmax_mhz": round(res.fmax_mhz, 2), "met": res.fmax_mhz >= clock,
+        return {"key": _key(network, board, lanes, clock, seed, core), "network": network,
+                "board": board, "lanes": lanes, "target_mhz": clock,
+                **({} if core == "network" else {"core": core}),
+                "clock_mhz": round(clock_hz / 1e6, 3), "seed": seed,
+                "fmax_mhz": round(res.fmax_mhz, 2), "met": res.fmax_mhz * 1e6 >= clock_hz,
                 "cells": None if lut is None else lut.used,
                 "critical": critical_path(log), "seconds": round(time.monotonic() - t0, 1)}
 
 
 def summary(records: list[dict]) -> list[dict]:
-    """Per (network, board, lanes, target): Fmax at seed 1, median and least over seeds."""
+    """Per (network, board, lanes, target): Fmax at seed 1, median and least over seeds (a
+    core other than the network core is named after the network, in parentheses)."""
     groups: dict[tuple, list[dict]] = {}
     for r in records:
-        groups.setdefault((r["network"], r["board"], r["lanes"], r["target_mhz"]), []).append(r)
+        network = r["network"] + (f" ({r['core']})" if r.get("core", "network") != "network"
+                                  else "")
+        groups.setdefault((network, r["board"], r["lanes"], r["target_mhz"]), []).append(r)
     rows = []
     for (network, board, lanes, target), rs in groups.items():
         f = [r["fmax_mhz"] for r in rs]
@@ -92,17 +104,18 @@ def main(argv=None) -> int:
     ap.add_argument("--clock-mhz", type=float, default=100.0,
                     help="the clock nextpnr is asked to meet")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--core", default="network", help="the core (rtl.cores.CORES)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     records = json.loads(args.out.read_text()) if args.out.exists() else []
     done = {r["key"] for r in records}
     for board in args.boards:
         for seed in args.seeds:
-            key = _key(args.network, board, args.lanes, args.clock_mhz, seed)
+            key = _key(args.network, board, args.lanes, args.clock_mhz, seed, args.core)
             if key in done:
                 continue
             print(f"{key}: building", flush=True)
-            rec = build_one(args.network, board, args.lanes, args.clock_mhz, seed)
+            rec = build_one(args.network, board, args.lanes, args.clock_mhz, seed, args.core)
             crit = rec["critical"] or {}
             print(f"  Fmax {rec['fmax_mhz']} MHz ({rec['seconds']} s); critical path "
                   f"{crit.get('from')} -> {crit.get('to')}", flush=True)

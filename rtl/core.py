@@ -885,18 +885,27 @@ class NetworkCore(CheckedComponent):
                 m.d.sync += [c_rd.eq(c_rd + 1), c_pf.eq(1), c_word.eq(c_rd)]
             with m.Else():
                 m.d.sync += c_pf.eq(0)
+            # The word read goes into an arrival register beside the line before it reaches
+            # the register vector, which is spread over the lanes' windows (a block RAM's
+            # output crossed the die into it: Fmax).
+            c_av = Signal(name=f"c_av{pp.index}")
+            c_ad = Signal(len(data), name=f"c_ad{pp.index}", reset_less=True)
+            c_aw = Signal.like(word, name=f"c_aw{pp.index}", reset_less=True)
+            m.d.sync += c_av.eq(c_pf)
             with m.If(c_pf):
+                m.d.sync += [c_ad.eq(data), c_aw.eq(word)]
+            with m.If(c_av):
                 m.d.sync += c_loaded.eq(c_loaded + 1)
                 for j in range(pp.pre.n):
-                    elem = data[(j % P) * eb:(j % P + 1) * eb]
+                    elem = c_ad[(j % P) * eb:(j % P + 1) * eb]
                     # A list entry of an input line holds one element: keep the others.
-                    hit = (word == j // P) & (elem.any() if not pp.per_lane else 1)
+                    hit = (c_aw == j // P) & (elem.any() if not pp.per_lane else 1)
                     with m.If(hit):
                         m.d.sync += vec[j].eq(elem)
-            done = armed & (c_rd == limit) & ~c_pf
+            done = armed & (c_rd == limit) & ~c_pf & ~c_av
             ready_terms.append(done if need is None else (done | (c_loaded >= need)))
             with m.If(~active):
-                m.d.sync += [c_rd.eq(0), c_pf.eq(0), c_arm.eq(0), c_loaded.eq(0)]
+                m.d.sync += [c_rd.eq(0), c_pf.eq(0), c_arm.eq(0), c_loaded.eq(0), c_av.eq(0)]
         return Cat(*ready_terms).all() if ready_terms else C(1, 1)
 
     def _conv_terms(self, m, l, convs, conv_vec, h, g) -> list:

@@ -68,8 +68,9 @@ def job_costs(net: Network, act: dict, *, lanes: int) -> dict:
     (a word's read, its arrival register A and W: 3 cycles before W's first pair).
     Pairs are the non-zero elements of these jobs; ``last_emits`` tells whether the layer's
     last job ends on a pair (which then hands group 0 off itself). A conv projection's loader runs
-    beside them; ``ready`` is the cycle from which the group-0 marker may go: for a list,
-    1 if empty else entries + 2; for a per-neuron scan, the number of words group 0 needs + 1.
+    beside them (a word's read, then its arrival register); ``ready`` is the cycle from which
+    the group-0 marker may go: for a list, 1 if empty else entries + 3; for a per-neuron scan,
+    the number of words group 0 needs + 2.
     """
     P = lanes
     steps = len(next(iter(act["emit"].values())))
@@ -99,9 +100,9 @@ def job_costs(net: Network, act: dict, *, lanes: int) -> dict:
             if pp.p.kind == "conv":
                 if pp.per_lane:
                     c = (pp.p.weight.shape[0] - 1) // 2
-                    ready = np.full(steps, min(G, (P - 1 + c) // P + 1) + 1)
+                    ready = np.full(steps, min(G, (P - 1 + c) // P + 1) + 2)
                 else:
-                    ready = np.where(entries > 0, entries + 2, 1)
+                    ready = np.where(entries > 0, entries + 3, 1)
                 o["ready"] = np.maximum(o["ready"], ready)
                 continue
             o["jobs"] += 1

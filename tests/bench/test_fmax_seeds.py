@@ -36,3 +36,10 @@ def test_summary_gives_seed_one_median_and_least():
     assert summary(recs) == [{"network": "n", "board": "b", "lanes": 1, "target_mhz": 100.0,
                               "seeds": [1, 2, 3], "seed1_mhz": 109.2, "median_mhz": 113.3,
                               "min_mhz": 109.2}]
+
+
+def test_summary_keeps_cores_apart():
+    recs = [{"network": "n", "board": "b", "lanes": 2, "target_mhz": 26.0, "seed": 1,
+             "fmax_mhz": 27.0, **core} for core in ({}, {"core": "lean"})]
+    rows = summary(recs)
+    assert [r["network"] for r in rows] == ["n", "n (lean)"]
