@@ -14,8 +14,8 @@ from .stack_plan import StackPlan, stack_plan
 from .words import pack_word
 
 __all__ = ["WORD_BITS", "WORDS_MAX", "LeanLayout", "lean_layout", "lean_image", "lean_params",
-           "log2_exact",
-           "next_pow2", "acc_range_bits", "conv_first_chunk", "lut_fit", "estimate"]
+           "log2_exact", "next_pow2", "acc_range_bits", "conv_first_chunk", "lut_fit",
+           "estimate"]
 
 #: Bits of one weight word: four 16-bit SPRAM blocks side by side.
 WORD_BITS = 64
