@@ -612,11 +612,7 @@ class HostLink(CheckedComponent):
             with m.Else():
                 m.d.sync += [a.eq(up.payload), va.eq(up.valid)]
         with m.Elif(up.valid & ~vb):
-            m.d.sync += vb.eq(1)
-        # Slot b follows the payload while it is empty (its record counts only once vb is
-        # set), so that its wide enable is one register, not the core's valid (Fmax).
-        with m.If(~vb):
-            m.d.sync += b.eq(up.payload)
+            m.d.sync += [b.eq(up.payload), vb.eq(1)]
         return Records(va, a, ready)
 
     # ---- encoder: core output records -> response bytes ----------------------------------------
