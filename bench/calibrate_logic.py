@@ -24,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rtl.devices import largest
 from rtl.memplan import memory_bits, memory_kinds
 from rtl.cost import (FEATURES, logic_features, memory_blocks, memory_shapes, spram_blocks,
-                      weight_blocks)
+                      weight_blocks, with_membranes)
 from sim.randnet import random_network
 
 
@@ -144,8 +145,9 @@ def main() -> None:
             row = {"case": k, "name": name, "lanes": lanes,
                    "lut": r.resources["logic"].used, "bram": r.resources["bram"].used,
                    "bram_model": sum(weight_blocks(net, memory_blocks(
-                       shapes, args.family, kinds), kinds, lanes=lanes,
-                       family=args.family).values()),
+                       shapes, args.family, with_membranes(
+                           net, kinds, lanes=lanes, device=largest(args.family))),
+                       kinds, lanes=lanes, family=args.family).values()),
                    "spram": r.resources["spram"].used if "spram" in r.resources else 0,
                    "spram_model": sum(spram_blocks(shapes, kinds).values()),
                    "fmax_mhz": r.fmax_mhz}

@@ -319,7 +319,7 @@ SIM_DIVISOR = 4
 
 
 def simulated_board(net, work_dir: str | os.PathLike, *, lanes: int = 1,
-                    max_steps: int = 4096, max_body: int | None = None,
+                    max_steps: int | None = None, max_body: int | None = None,
                     memories: dict | None = None, core: str = "network",
                     rows=None) -> tuple[Path, int]:
     """Build (cached) the simulated board of ``net``: its :class:`~rtl.link.HostLink` top
@@ -329,7 +329,11 @@ def simulated_board(net, work_dir: str | os.PathLike, *, lanes: int = 1,
     :class:`SimBoard`. The top has no heartbeat, so an idle board costs no CPU."""
     from amaranth.back import verilog
     from rtl.link import HostLink
+    from rtl.link.readout import DEFAULT_MAX_STEPS
     from rtl.spram import RomLoader
+
+    if max_steps is None:
+        max_steps = DEFAULT_MAX_STEPS
 
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)

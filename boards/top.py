@@ -167,13 +167,18 @@ class BoardTop(Elaboratable):
 
 
 def host_top(net, board_name: str, *, lanes: int = 1, memories: dict | None = None,
-             clock_hz: float | None = None, baud: int | None = None, max_steps: int = 4096,
+             clock_hz: float | None = None, baud: int | None = None,
+             max_steps: int | None = None,
              **core_knobs) -> BoardTop:
     """The host-link top of ``net`` on ``board_name``: :class:`~rtl.link.HostLink` (network
     core, UART, protocol) in :class:`BoardTop`, the core's memories shaped for the board's
     family, SPRAM weights loaded from the configuration flash (iCE40UP5K)."""
     from rtl.link import HostLink, uart_divisor
+    from rtl.link.readout import DEFAULT_MAX_STEPS
     from .flash import FlashLoader
+
+    if max_steps is None:
+        max_steps = DEFAULT_MAX_STEPS
 
     b = board(board_name)
     baud = b.uart_baud if baud is None else int(baud)
@@ -193,7 +198,7 @@ def host_top(net, board_name: str, *, lanes: int = 1, memories: dict | None = No
 
 def build_board(net, board_name: str, *, build_dir, lanes: int = 1,
                 memories: dict | None = None, clock_hz: float | None = None,
-                baud: int | None = None, max_steps: int = 4096, seed: int = 1,
+                baud: int | None = None, max_steps: int | None = None, seed: int = 1,
                 timing_allow_fail: bool = False, nextpnr_opts: str = "",
                 time_limit: float | None = None, **core_knobs):
     """Build the host-link bitstream of ``net`` for ``board_name`` (see :func:`host_top`;

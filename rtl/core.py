@@ -52,9 +52,9 @@ from .devices import target
 from .families import FAMILIES, ram_style
 from .interface import step_in_layout, step_out_layout
 from .logic import CONV_CHUNK, QUAD, OneHot, at_most_one, lowest_set, tree_sum
-from .memplan import (STREAMED, ProjPlan, has_bias, load_image, load_width, memory_bits,
-                      memory_kinds, pair_bits, projection_plan, supported, weight_bank_depth,
-                      weight_words)
+from .memplan import (STREAMED, ProjPlan, block_membranes, has_bias, load_image, load_width,
+                      memory_bits, memory_kinds, pair_bits, projection_plan, supported,
+                      weight_bank_depth, weight_words)
 from .lif import LIFUnit, leak, leak_multipliers, saturate, scale
 from .loaded import LOADED_RAM_MODULE, LOADED_RAM_NAME, LoadedArray
 from .spram import SpramArray
@@ -314,6 +314,9 @@ class NetworkCore(CheckedComponent):
         self.spram_cells = spram_cells
         self.loaded_cells = loaded_cells
         self.kinds = memory_kinds(net, lanes=lanes, memories=memories, device=self.device)
+        #: Membrane arrays given block RAM (:func:`~rtl.memplan.block_membranes`).
+        self.block_membranes = block_membranes(net, self.kinds, lanes=lanes,
+                                               device=self.device)
         ports = {
             "i": In(stream.Signature(step_in_layout(net))),
             "o": Out(stream.Signature(step_out_layout(net, lanes))),
@@ -560,7 +563,8 @@ class NetworkCore(CheckedComponent):
         output's handshake and the threshold in front of every lane's register (Fmax)."""
         P, layer = self.lanes, self.net.layers[l]
         G = ceil(layer.n / P)
-        vmem = memory.Memory(shape=unsigned(P * layer.v_bits), depth=G, init=[])
+        attrs = {"ram_style": "block"} if f"layer{l}.v" in self.block_membranes else None
+        vmem = memory.Memory(shape=unsigned(P * layer.v_bits), depth=G, init=[], attrs=attrs)
         m.submodules[f"v{l}"] = vmem
         v_wr = vmem.write_port()
         v_rd = vmem.read_port()

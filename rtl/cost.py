@@ -8,8 +8,8 @@ from math import ceil
 import numpy as np
 
 from model.ir import Network
-from .memplan import (projection_plan, memory_bits, memory_kinds, memory_shapes, supported,
-                      weight_bank_depth, weight_rows)
+from .memplan import (block_membranes, projection_plan, memory_bits, memory_kinds,
+                      memory_shapes, supported, weight_bank_depth, weight_rows)
 from .words import live_bits
 from .delay_line import line_capacity
 from .calibration import PATH, calibration
@@ -19,7 +19,7 @@ from .lif import leak_multipliers
 
 __all__ = ["FAMILIES", "step_cycles", "activity", "job_costs", "memory_port_bound",
            "memory_blocks", "weight_blocks", "spram_blocks", "offchip_bits", "memory_shapes",
-           "logic_estimate", "Estimate", "estimate"]
+           "logic_estimate", "with_membranes", "Estimate", "estimate"]
 
 def activity(net: Network, trace, x: np.ndarray | None, forced: dict | None) -> dict:
     """What the core's work depends on, from a reference run.
@@ -248,6 +248,14 @@ def lut_fit(family: str) -> tuple[float, ...]:
     return tuple(float(c) for c in data["network_lut"][family])
 
 
+def with_membranes(net: Network, kinds: dict[str, str], *, lanes: int,
+                   device: Device) -> dict[str, str]:
+    """``kinds`` and ``block`` for the membrane arrays the core puts in block RAM
+    (:func:`~rtl.memplan.block_membranes`): the kinds :func:`memory_blocks` counts by."""
+    return {**kinds, **{name: "block" for name in
+                        block_membranes(net, kinds, lanes=lanes, device=device)}}
+
+
 def logic_features(net: Network, *, lanes: int = 1, family: str | None = None,
                    kinds: dict[str, str] | None = None,
                    device: str | Device | None = None) -> dict[str, float]:
@@ -314,7 +322,7 @@ def logic_features(net: Network, *, lanes: int = 1, family: str | None = None,
         if pp.per_lane:
             f["lines"] += P * 2 * max(1, (pp.slots * ceil(pp.pre.n / P)).bit_length())
     shapes = memory_shapes(net, lanes=lanes)
-    blocks = memory_blocks(shapes, family, kinds)
+    blocks = memory_blocks(shapes, family, with_membranes(net, kinds, lanes=lanes, device=dev))
     f["small_memory"] = float(sum(s.depth * s.width * s.count for k, s in shapes.items()
                                   if blocks[k] == 0 and kinds.get(k) not in ("spram",
                                                                              "loaded")))
@@ -399,8 +407,9 @@ def estimate(net: Network, act: dict, *, family: str | None = None, clock_mhz: f
     logic = logic_estimate(net, lanes=lanes, kinds=kinds, device=dev)
     return Estimate(family=family, lanes=lanes, clock_mhz=clock_mhz,
                     memory_bits=memory_bits(net, lanes=lanes),
-                    blocks=weight_blocks(net, memory_blocks(shapes, family, kinds), kinds,
-                                         lanes=lanes, family=family), lut=logic["lut"],
+                    blocks=weight_blocks(net, memory_blocks(
+                        shapes, family, with_membranes(net, kinds, lanes=lanes, device=dev)),
+                        kinds, lanes=lanes, family=family), lut=logic["lut"],
                     dsp=logic["dsp"], kinds=kinds, spram=spram_blocks(shapes, kinds),
                     offchip=offchip_bits(shapes, kinds), device=dev.name,
                     cycles_per_step=float(per_step.mean()), cycles_max=int(per_step.max()),

