@@ -60,6 +60,8 @@ def _settings(a, arch: str, seed: int) -> dict:
                         "temp": a.distill_temp}
     if a.spike_aug:
         s["spike_aug"] = True
+    if a.spike_aug_without:
+        s["spike_aug_off"] = sorted(a.spike_aug_without)
     if a.data != "synthetic":
         s["data"] = a.data
     if a.fold:
@@ -160,6 +162,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--w-bits", type=int, default=8)
     ap.add_argument("--spike-aug", action="store_true",
                     help="channel shift, time stretch and dropout, a fresh draw every epoch")
+    ap.add_argument("--spike-aug-without", nargs="+", default=[], metavar="PART",
+                    choices=("shift", "stretch", "dropout"),
+                    help="with --spike-aug: switch these parts off (an ablation)")
     ap.add_argument("--window", type=int, default=None, help="frames per sample")
     ap.add_argument("--clip-inputs", action="store_true")
     ap.add_argument("--in-bits", type=int, default=None)
@@ -174,6 +179,8 @@ def main(argv=None) -> dict:
     a = ap.parse_args(argv)
     if a.jobs < 1:
         ap.error(f"--jobs must be >= 1, got {a.jobs}")
+    if a.spike_aug_without and not a.spike_aug:
+        ap.error("--spike-aug-without needs --spike-aug")
 
     import torch
 
@@ -188,7 +195,9 @@ def main(argv=None) -> dict:
     pending = []
     # one file per distinct setting that a checkpoint must not be resumed across
     tag = ("" if not a.fold else "_" + a.fold.replace(" ", "-")) + \
-        ("_sa" if a.spike_aug else "") + ("" if a.w_bits == 8 else f"_w{a.w_bits}") + \
+        ("_sa" if a.spike_aug else "") + \
+        "".join(f"-no{k}" for k in sorted(a.spike_aug_without)) + \
+        ("" if a.w_bits == 8 else f"_w{a.w_bits}") + \
         ("" if a.data == "synthetic" else "_" + Path(a.data).name)
     for arch in a.archs:
         for seed in a.seeds:
@@ -206,6 +215,7 @@ def main(argv=None) -> dict:
                               layers=a.layers, data=a.data, fold=a.fold, w_bits=a.w_bits,
                               steps=a.window, clip_inputs=a.clip_inputs, in_bits=a.in_bits,
                               spike_aug=a.spike_aug,
+                              spike_aug_off=tuple(sorted(a.spike_aug_without)),
                               **({} if a.dropout is None else {"dropout": a.dropout}),
                               checkpoint=str(out / f"{arch}_s{seed}{tag}.ckpt.pt"))
             pending.append((s, cfg, str(out / f"{arch}_s{seed}{tag}.npz")))

@@ -197,16 +197,21 @@ def _render_chunk(items):
 
 def synthesize(out_dir, *, seed: int = 0, per_class: int = 300, reps: int = 4,
                espeak_reps: int = 1, ranges: Ranges = Ranges(), test_voices=None,
-               jobs: int = 1, progress: bool = True, chunk: int = 48) -> dict[str, Path]:
-    """Write ``train.h5`` and ``test.h5`` into ``out_dir`` (see the module's description);
-    ``jobs`` worker processes, ``chunk`` utterances per worker task (one Festival process per
-    voice per chunk); the files do not depend on either."""
+               jobs: int = 1, progress: bool = True, chunk: int = 48,
+               splits=("train", "test")) -> dict[str, Path]:
+    """Write ``train.h5`` and ``test.h5`` (or the ``splits`` named) into ``out_dir`` (see the
+    module's description); ``jobs`` worker processes, ``chunk`` utterances per worker task (one
+    Festival process per voice per chunk); the files do not depend on either. The test file
+    does not depend on ``ranges`` (its utterances are clean)."""
+    bad = [x for x in splits if x not in ("train", "test")]
+    if bad or not splits:
+        raise ValueError(f"splits must name 'train' and/or 'test', got {list(splits)}")
     from model.audio.shd import write_shd
     from model.progress import progress as progress_bar
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for split in ("train", "test"):
+    for split in splits:
         items = plan(split, seed, per_class=per_class, reps=reps, espeak_reps=espeak_reps,
                      ranges=ranges, test_voices=test_voices)
         chunks = [items[k:k + chunk] for k in range(0, len(items), chunk)]

@@ -29,7 +29,8 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["DataError", "SpikeSet", "Binned", "write_shd", "load", "bin_counts",
-           "speaker_split", "random_split", "augment", "spike_augment", "logistic_baseline",
+           "speaker_split", "random_split", "augment", "spike_augment", "SPIKE_AUGS",
+           "spike_augment_options", "logistic_baseline",
            "summary",
            "N_CHANNELS"]
 
@@ -352,6 +353,22 @@ def augment(x: np.ndarray, labels: np.ndarray, rng: np.random.Generator, *, copi
                 aug[i] = _shift_channels(x[i], rng.integers(-max_shift, max_shift + 1, c))
         out.append(aug)
     return np.concatenate(out), np.tile(labels, copies)
+
+
+#: The parts of :func:`spike_augment`, by the names an ablation switches off.
+SPIKE_AUGS = ("shift", "stretch", "dropout")
+
+
+def spike_augment_options(off=()) -> dict:
+    """Keyword arguments of :func:`spike_augment` with the parts named in ``off`` (of
+    :data:`SPIKE_AUGS`) switched off: no shift, a stretch of exactly 1, every count kept. The
+    random draws stay the same, so each of the other parts gets the same draw as with all on."""
+    bad = sorted(set(off) - set(SPIKE_AUGS))
+    if bad:
+        raise ValueError(f"spike augmentations {bad}: the parts are {', '.join(SPIKE_AUGS)}")
+    return {**({"shift": 0} if "shift" in off else {}),
+            **({"stretch": (1.0, 1.0)} if "stretch" in off else {}),
+            **({"keep": (1.0, 1.0)} if "dropout" in off else {})}
 
 
 def spike_augment(x: np.ndarray, rng: np.random.Generator, *, shift: int = 4,

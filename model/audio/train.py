@@ -71,6 +71,7 @@ class AudioConfig:
     augment: int = 1              # >1: DelRec's augmentation, this many copies per epoch
     spike_aug: bool = False       # a fresh model.audio.shd.spike_augment draw every epoch
                                   # (channel shift, time stretch, dropout)
+    spike_aug_off: tuple = ()     # parts of it switched off (model.audio.shd.SPIKE_AUGS)
     limit: int | None = None      # use at most this many training samples (quick runs)
     fold: str | None = None       # a many-voice corpus' measurement (model.audio.corpus.
                                   # protocol): "unseen voices", "without festival", ...
@@ -491,10 +492,11 @@ def _run_phase(cfg: AudioConfig, model: DelRecNet, data: AudioData, *, phase: st
             x_ep = torch.from_numpy(np.minimum(xa, hi).astype(np.uint8))
             y_ep = torch.from_numpy(np.asarray(ya, np.int64))
         if cfg.spike_aug and not quant:
-            from model.audio.shd import spike_augment
+            from model.audio.shd import spike_augment, spike_augment_options
             hi = (1 << data.in_bits) - 1  # frames that land together can exceed it: clip
-            x_ep = torch.from_numpy(np.minimum(spike_augment(x_ep.numpy(), rng), hi)
-                                    .astype(np.uint8))
+            x_ep = torch.from_numpy(np.minimum(spike_augment(
+                x_ep.numpy(), rng, **spike_augment_options(cfg.spike_aug_off)), hi)
+                .astype(np.uint8))
         perm = torch.from_numpy(rng.permutation(len(y_ep)))
         perm = perm[:len(perm) - len(perm) % world][rank::world]
         tot_loss, seen = 0.0, 0
@@ -624,6 +626,12 @@ def train_audio(cfg: AudioConfig, data: AudioData | None = None) -> AudioResult:
     if cfg.lr_rec is not None and not cfg.lr_rec > 0:
         raise ValueError(f"lr_rec={cfg.lr_rec}: the recurrent weights' learning rate must be "
                          f"> 0 (or None: the same as the other weights)")
+    if cfg.spike_aug_off:
+        from model.audio.shd import spike_augment_options
+        if not cfg.spike_aug:
+            raise ValueError(f"spike_aug_off={list(cfg.spike_aug_off)} switches parts of the "
+                             f"spike augmentation off: it needs spike_aug=True")
+        spike_augment_options(cfg.spike_aug_off)      # names checked before any work
     if not 0 <= cfg.swa <= cfg.epochs:
         raise ValueError(f"swa={cfg.swa}: the epochs to average must be between 0 and "
                          f"epochs={cfg.epochs}")

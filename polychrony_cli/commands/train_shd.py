@@ -52,6 +52,9 @@ def add_parser(tsub) -> None:
     q.add_argument("--spike-aug", action="store_true",
                    help="every float epoch, each training sample with its own channel shift, "
                         "time stretch and dropout (model.audio.shd.spike_augment)")
+    q.add_argument("--spike-aug-without", nargs="+", default=[], metavar="PART",
+                   choices=("shift", "stretch", "dropout"),
+                   help="with --spike-aug: switch these parts of it off (for an ablation)")
     q.add_argument("--window", dest="steps", metavar="FRAMES", type=bounded(int, 1),
                    default=None,
                    help="frames of 10 ms per sample (default: the longest sample; a shorter "
@@ -111,6 +114,7 @@ def shd_config(args):
                        qat_epochs=args.qat_epochs, batch=args.batch, lr=args.lr,
                        lr_rec=args.lr_rec, augment=args.augment, steps=args.steps,
                        spike_aug=args.spike_aug,
+                       spike_aug_off=tuple(sorted(args.spike_aug_without)),
                        limit=args.limit, seed=args.seed, w_bits=args.w_bits,
                        fold=None if args.fold is None else
                        "unseen voices" if args.fold == "unseen" else f"without {args.fold}",

@@ -1,0 +1,184 @@
+"""What each augmentation contributes: the audio network trained with one augmentation off at a
+time, on the many-voice corpus, over several seeds (the ablation table of ``docs/audio.md``).
+
+    python -m bench.audio_ablation --base DIR --corpus-seed S [--variants all warp ... dropout]
+        [--seeds 0 1 2] [--arch dense] [--fold "unseen voices"] [--epochs 20]
+        [--qat-epochs 3] [--window 136] [--hidden 256] [--kernel K] [--beta B]
+        [--work out/ablation]
+        [--synth-jobs 2] [--reuse all=RUNS.json] [--json bench/results/audio_ablation.json]
+
+``--base`` is a ``polychrony data synth --corpus voices --seed S`` directory (``train.h5``,
+``test.h5``; ``S`` is ``--corpus-seed``). The variants:
+
+* ``all``: every augmentation on (the base corpus, with ``--spike-aug``);
+* a waveform augmentation (``warp``, ``eq``, ``band``, ``reverb``, ``noise``, ``gain``):
+  ``WORK/without-X/train.h5`` is synthesised with the same seed and X off
+  (``model.audio.augment.without``: every other draw is the same), beside a link to the base's
+  ``test.h5`` (the test utterances are clean whatever the augmentations);
+* a spike-level one (``shift``, ``stretch``, ``dropout``): the base corpus, with that part of
+  ``--spike-aug`` off.
+
+Each variant's runs go through :mod:`bench.audio_train` into ``WORK/VARIANT.json`` (or the file
+``--reuse VARIANT=FILE`` names, e.g. the runs already made with every augmentation on), which
+skips runs already there with the same settings: a killed ablation resumes where it stopped.
+A synthesis is written to a temporary name and renamed when complete. The table (integer and
+float test accuracy per seed, their mean, and the mean's difference from ``all``) is printed
+and written to ``--json``. The full ablation is long (a corpus of 6,000 utterances per
+waveform variant, one training per variant and seed): run it in the background, it resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+from pathlib import Path
+
+__all__ = ["WAVEFORM", "SPIKES", "VARIANTS", "plan", "main"]
+
+#: Waveform augmentations (``data synth --without``) and spike-level ones
+#: (``--spike-aug-without``), by the names the variants use.
+WAVEFORM = ("warp", "eq", "band", "reverb", "noise", "gain")
+SPIKES = ("shift", "stretch", "dropout")
+VARIANTS = ("all", *WAVEFORM, *SPIKES)
+
+
+def plan(variant: str, base: Path, work: Path) -> tuple[Path, list[str]]:
+    """(data directory, extra ``bench.audio_train`` arguments) of ``variant``."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant {variant!r}: the variants are {', '.join(VARIANTS)}")
+    if variant in WAVEFORM:
+        return work / f"without-{variant}", []
+    return base, [] if variant == "all" else ["--spike-aug-without", variant]
+
+
+def _check_base(base: Path) -> None:
+    for name in ("train.h5", "test.h5"):
+        if not (base / name).is_file():
+            raise SystemExit(f"--base {base}: no {name} (make it with `polychrony data synth "
+                             f"--corpus voices --seed S -o {base}`)")
+
+
+def synthesise(variant: str, data: Path, base: Path, *, seed: int, jobs: int) -> None:
+    """Make the corpus of a waveform variant (nothing to do when it exists)."""
+    from model.audio import augment, corpus
+    data.mkdir(parents=True, exist_ok=True)
+    test = data / "test.h5"
+    if not test.exists():
+        test.symlink_to((base / "test.h5").resolve())
+    if (data / "train.h5").is_file():
+        return
+    part = data / "partial"
+    ranges = augment.without(augment.Ranges(), variant)
+    paths = corpus.synthesize(part, seed=seed, ranges=ranges, jobs=jobs, splits=("train",))
+    os.replace(paths["train"], data / "train.h5")
+    part.rmdir()
+
+
+def _train_argv(a, variant: str, data: Path, extra: list[str], runs: Path) -> list[str]:
+    argv = ["--archs", a.arch, "--seeds", *map(str, a.seeds), "--epochs", str(a.epochs),
+            "--qat-epochs", str(a.qat_epochs), "--hidden", str(a.hidden), "--threads", "1",
+            "--data", str(data),
+            "--fold", a.fold, "--spike-aug", *extra, "--out", str(Path(a.work) / "runs"),
+            "--json", str(runs)]
+    if a.window:
+        argv += ["--window", str(a.window)]
+    if a.kernel is not None:
+        argv += ["--kernel", str(a.kernel)]
+    if a.beta is not None:
+        argv += ["--beta", str(a.beta)]
+    return argv
+
+
+def _rows(runs_path: Path, a, data: Path, extra: list[str]) -> dict[int, dict]:
+    """The runs of one variant in its file, by seed."""
+    if not runs_path.is_file():
+        return {}
+    off = sorted(extra[1:]) if extra else None
+    out = {}
+    for r in json.loads(runs_path.read_text())["runs"]:
+        s = r["settings"]
+        if s["arch"] == a.arch and s.get("fold") == a.fold and s["seed"] in a.seeds \
+                and s.get("data") == str(data) and s.get("spike_aug_off") == off \
+                and s["epochs"] == a.epochs and s["qat_epochs"] == a.qat_epochs \
+                and s["hidden"] == a.hidden:
+            out[s["seed"]] = r
+    return out
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--base", required=True, help="a `data synth --corpus voices` directory")
+    ap.add_argument("--corpus-seed", type=int, required=True,
+                    help="the --seed the base corpus was made with")
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--arch", default="dense", choices=("dense", "conv"))
+    ap.add_argument("--fold", default="unseen voices")
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--qat-epochs", type=int, default=3)
+    ap.add_argument("--window", type=int, default=136)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--kernel", type=int, default=None)
+    ap.add_argument("--beta", type=int, default=None)
+    ap.add_argument("--work", default="out/ablation",
+                    help="variant corpora, IR files, checkpoints, per-variant runs")
+    ap.add_argument("--synth-jobs", type=int, default=2)
+    ap.add_argument("--reuse", nargs="+", default=[], metavar="VARIANT=FILE",
+                    help="take a variant's runs from (and add them to) FILE")
+    ap.add_argument("--json", default="bench/results/audio_ablation.json")
+    ap.add_argument("--table-only", action="store_true",
+                    help="train nothing: the table of the runs made so far")
+    a = ap.parse_args(argv)
+    base, work = Path(a.base), Path(a.work)
+    _check_base(base)
+    reuse = {}
+    for item in a.reuse:
+        name, sep, file = item.partition("=")
+        if not sep or name not in VARIANTS:
+            ap.error(f"--reuse {item!r}: give VARIANT=FILE with a variant of "
+                     f"{', '.join(VARIANTS)}")
+        reuse[name] = Path(file)
+
+    from bench import audio_train
+    work.mkdir(parents=True, exist_ok=True)
+    table = {}
+    for v in a.variants:
+        data, extra = plan(v, base, work)
+        runs = reuse.get(v, work / f"{v}.json")
+        if not a.table_only:
+            if v in WAVEFORM:
+                print(f"{v}: corpus {data}", flush=True)
+                synthesise(v, data, base, seed=a.corpus_seed, jobs=a.synth_jobs)
+            print(f"{v}: training ({runs})", flush=True)
+            audio_train.main(_train_argv(a, v, data, extra, runs))
+        rows = _rows(runs, a, data, extra)
+        if rows:
+            ints = [rows[s]["int_acc"] for s in sorted(rows)]
+            floats = [rows[s]["float_acc"] for s in sorted(rows)]
+            table[v] = {"seeds": sorted(rows), "int_acc": ints, "float_acc": floats,
+                        "int_mean": statistics.mean(ints), "float_mean": statistics.mean(floats),
+                        "engine_mean": [rows[s]["scores"]["engine_mean"] for s in sorted(rows)
+                                        if "scores" in rows[s]]}
+    ref = table.get("all", {}).get("int_mean")
+    print(f"\n{a.arch}, {a.fold}, corpus seed {a.corpus_seed}: integer test accuracy with one "
+          f"augmentation off")
+    print("| off | seeds | integer % by seed | mean | vs all on |")
+    print("|---|---|---|---|---|")
+    for v, t in table.items():
+        delta = "" if ref is None or v == "all" else f"{100 * (t['int_mean'] - ref):+.1f}"
+        print(f"| {'none (all on)' if v == 'all' else v} | {len(t['seeds'])} | "
+              f"{' / '.join(f'{100 * x:.1f}' for x in t['int_acc'])} | "
+              f"{100 * t['int_mean']:.1f} | {delta} |")
+    out = {"base": str(base), "corpus_seed": a.corpus_seed, "arch": a.arch, "fold": a.fold,
+           "hidden": a.hidden, "epochs": a.epochs, "qat_epochs": a.qat_epochs, "window": a.window,
+           "variants": table}
+    if table:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(out, indent=1))
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The ablation bench: variants, their data and switches, resumption, the table."""
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+
+def _fake_corpus(path):
+    """A tiny many-voice corpus in the layout `data synth --corpus voices` writes."""
+    from model.audio.corpus import plan, speaker_meta
+    from model.audio.shd import write_shd
+    from model.audio.synth import KEYS
+    from model.audio.voices import VOICES
+    rng = np.random.default_rng(0)
+
+    def fake(file, pairs):
+        times = [np.sort(rng.uniform(0, 0.2, 60)) for _ in pairs]
+        units = [rng.integers(lb * 35, lb * 35 + 30, 60) for lb, _ in pairs]
+        write_shd(file, times, units, [lb for lb, _ in pairs], [s for _, s in pairs],
+                  list(KEYS), meta=speaker_meta(0))
+    path.mkdir()
+    fake(path / "train.h5", [(it.label, it.speaker) for it in plan("train", 0, per_class=3)])
+    fake(path / "test.h5", [(lb, s) for s, v in enumerate(VOICES)
+                            if s % 9 == 0 or v.engine != "espeak-ng"
+                            for lb in range(10 * len(v.languages))])
+
+
+def test_plan_names_each_variants_data_and_switch(tmp_path):
+    from bench.audio_ablation import SPIKES, WAVEFORM, plan
+    base, work = tmp_path / "base", tmp_path / "work"
+    assert plan("all", base, work) == (base, [])
+    for v in WAVEFORM:
+        assert plan(v, base, work) == (work / f"without-{v}", [])
+    for v in SPIKES:
+        assert plan(v, base, work) == (base, ["--spike-aug-without", v])
+    with pytest.raises(ValueError, match="variant 'pitch': the variants are all, warp"):
+        plan("pitch", base, work)
+
+
+def test_spike_variants_train_resume_and_tabulate(tmp_path, capsys):
+    """Two variants on a tiny corpus: each run's settings carry its switch, a second call
+    trains nothing (the runs are found), and the table has every seed of each."""
+    from bench.audio_ablation import main
+    base, work = tmp_path / "base", tmp_path / "work"
+    _fake_corpus(base)
+    argv = ["--base", str(base), "--corpus-seed", "0", "--variants", "all", "dropout",
+            "--seeds", "0", "1", "--epochs", "1", "--qat-epochs", "0", "--window", "0",
+            "--hidden", "8", "--work", str(work), "--json", str(tmp_path / "ablation.json")]
+    out = main(argv)
+    assert set(out["variants"]) == {"all", "dropout"}
+    for v in ("all", "dropout"):
+        t = out["variants"][v]
+        assert t["seeds"] == [0, 1] and all(0 <= x <= 1 for x in t["int_acc"])
+    runs = json.loads((work / "dropout.json").read_text())["runs"]
+    assert [r["settings"]["spike_aug_off"] for r in runs] == [["dropout"], ["dropout"]]
+    assert all("spike_aug_off" not in r["settings"]
+               for r in json.loads((work / "all.json").read_text())["runs"])
+    before = (work / "all.json").read_text(), (work / "dropout.json").read_text()
+    capsys.readouterr()
+    again = main(argv)
+    assert "already in" in capsys.readouterr().out
+    assert ((work / "all.json").read_text(), (work / "dropout.json").read_text()) == before
+    assert again["variants"] == out["variants"]
+    assert json.loads((tmp_path / "ablation.json").read_text())["variants"] == out["variants"]
+
+
+def test_missing_base_files_are_named(tmp_path):
+    from bench.audio_ablation import main
+    (tmp_path / "base").mkdir()
+    with pytest.raises(SystemExit, match=r"base: no train.h5"):
+        main(["--base", str(tmp_path / "base"), "--corpus-seed", "0"])
+
+
+def test_spike_augment_parts_switch_off_alone():
+    """Each part off leaves the others' draws unchanged; all off is the identity."""
+    from model.audio.shd import spike_augment, spike_augment_options
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 4, (6, 30, 20))
+    assert np.array_equal(spike_augment(x, np.random.default_rng(2), **spike_augment_options(
+        ("shift", "stretch", "dropout"))), x)
+    full = spike_augment(x, np.random.default_rng(2))
+    no_drop = spike_augment(x, np.random.default_rng(2), **spike_augment_options(["dropout"]))
+    assert not np.array_equal(full, no_drop) and no_drop.sum() >= full.sum()
+    # without dropout, only counts that leave the window are lost
+    assert no_drop.sum() <= x.sum()
+    with pytest.raises(ValueError, match=r"spike augmentations \['pitch'\]: the parts are"):
+        spike_augment_options(["pitch"])
+
+
+def test_spike_aug_off_needs_spike_aug():
+    from model.audio.train import AudioConfig, train_audio
+    with pytest.raises(ValueError, match="it needs spike_aug=True"):
+        train_audio(AudioConfig(spike_aug_off=("shift",), progress=False))
+
+
+def test_synthesize_refuses_unknown_splits(tmp_path):
+    from model.audio.corpus import synthesize
+    with pytest.raises(ValueError, match=r"splits must name 'train' and/or 'test', got \['valid'\]"):
+        synthesize(tmp_path, splits=("valid",))
