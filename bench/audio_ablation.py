@@ -11,7 +11,9 @@ time, on the many-voice corpus, over several seeds (the ablation table of ``docs
 ``test.h5``; ``S`` is ``--corpus-seed``). The variants:
 
 * ``all``: every augmentation on (the base corpus, with ``--spike-aug``);
-* a waveform augmentation (``warp``, ``eq``, ``band``, ``reverb``, ``noise``, ``gain``):
+* a waveform augmentation (``source``, ``warp``, ``eq``, ``band``, ``reverb``, ``noise``,
+  ``gain``; ``source``, the source swap, only for a base made with ``--source-swap P``, which
+  ``--source-swap`` repeats here):
   ``WORK/without-X/train.h5`` is synthesised with the same seed and X off
   (``model.audio.augment.without``: every other draw is the same), beside a link to the base's
   ``test.h5`` (the test utterances are clean whatever the augmentations);
@@ -39,7 +41,7 @@ __all__ = ["WAVEFORM", "SPIKES", "VARIANTS", "plan", "main"]
 
 #: Waveform augmentations (``data synth --without``) and spike-level ones
 #: (``--spike-aug-without``), by the names the variants use.
-WAVEFORM = ("warp", "eq", "band", "reverb", "noise", "gain")
+WAVEFORM = ("source", "warp", "eq", "band", "reverb", "noise", "gain")
 SPIKES = ("shift", "stretch", "dropout")
 VARIANTS = ("all", *WAVEFORM, *SPIKES)
 
@@ -60,7 +62,8 @@ def _check_base(base: Path) -> None:
                              f"--corpus voices --seed S -o {base}`)")
 
 
-def synthesise(variant: str, data: Path, base: Path, *, seed: int, jobs: int) -> None:
+def synthesise(variant: str, data: Path, base: Path, *, seed: int, jobs: int,
+               source_swap: float | None = None) -> None:
     """Make the corpus of a waveform variant (nothing to do when it exists)."""
     from model.audio import augment, corpus
     data.mkdir(parents=True, exist_ok=True)
@@ -70,7 +73,7 @@ def synthesise(variant: str, data: Path, base: Path, *, seed: int, jobs: int) ->
     if (data / "train.h5").is_file():
         return
     part = data / "partial"
-    ranges = augment.without(augment.Ranges(), variant)
+    ranges = augment.without(augment.Ranges(source_p=source_swap), variant)
     paths = corpus.synthesize(part, seed=seed, ranges=ranges, jobs=jobs, splits=("train",))
     os.replace(paths["train"], data / "train.h5")
     part.rmdir()
@@ -112,7 +115,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--base", required=True, help="a `data synth --corpus voices` directory")
     ap.add_argument("--corpus-seed", type=int, required=True,
                     help="the --seed the base corpus was made with")
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    ap.add_argument("--variants", nargs="+", default=None, choices=VARIANTS,
+                    help="default: all of them (without 'source' unless --source-swap)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--arch", default="dense", choices=("dense", "conv"))
     ap.add_argument("--fold", default="unseen voices")
@@ -125,6 +129,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--work", default="out/ablation",
                     help="variant corpora, IR files, checkpoints, per-variant runs")
     ap.add_argument("--synth-jobs", type=int, default=2)
+    ap.add_argument("--source-swap", type=float, default=None, metavar="P",
+                    help="the base corpus's --source-swap (then 'source' is a variant too)")
     ap.add_argument("--reuse", nargs="+", default=[], metavar="VARIANT=FILE",
                     help="take a variant's runs from (and add them to) FILE")
     ap.add_argument("--json", default="bench/results/audio_ablation.json")
@@ -133,6 +139,10 @@ def main(argv=None) -> dict:
     a = ap.parse_args(argv)
     base, work = Path(a.base), Path(a.work)
     _check_base(base)
+    if a.variants is None:
+        a.variants = [v for v in VARIANTS if v != "source" or a.source_swap is not None]
+    if "source" in a.variants and a.source_swap is None:
+        ap.error("variant 'source' needs the base's --source-swap")
     reuse = {}
     for item in a.reuse:
         name, sep, file = item.partition("=")
@@ -150,7 +160,8 @@ def main(argv=None) -> dict:
         if not a.table_only:
             if v in WAVEFORM:
                 print(f"{v}: corpus {data}", flush=True)
-                synthesise(v, data, base, seed=a.corpus_seed, jobs=a.synth_jobs)
+                synthesise(v, data, base, seed=a.corpus_seed, jobs=a.synth_jobs,
+                           source_swap=a.source_swap)
             print(f"{v}: training ({runs})", flush=True)
             audio_train.main(_train_argv(a, v, data, extra, runs))
         rows = _rows(runs, a, data, extra)

@@ -4,7 +4,10 @@ Each :class:`Augment` is one utterance's draw (a pure value: the same draw and t
 seed give the same samples): a vocal-tract scale (every frequency times ``warp``, by
 resampling), a random equaliser (a smooth gain curve over log frequency plus a tilt) and band
 limits, a synthetic room (exponentially decaying noise as its impulse response), additive
-noise (white, pink or babble made of other utterances) at ``snr_db``, and a gain. Speed and
+noise (white, pink or babble made of other utterances) at ``snr_db``, and a gain; and, when a
+:class:`Ranges` asks for it, a **source swap** first (:func:`vocode`: the utterance's vocal
+tract, frame by frame, driven by another excitation: a pulse train, a glottal pulse or
+whispered noise), against what a synthesiser's waveform generator leaves in a voice. Speed and
 pitch are asked of the engine itself (:class:`model.audio.voices.Say`). :func:`draw` makes a
 draw from a :class:`Ranges`; a range of ``None`` turns that augmentation off, which is how the
 ablation switches them one at a time.
@@ -16,11 +19,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-__all__ = ["Augment", "Ranges", "NOISES", "OFF", "apply", "draw", "pink", "without"]
+__all__ = ["Augment", "Ranges", "NOISES", "SOURCES", "OFF", "apply", "draw", "pink", "vocode",
+           "without"]
 
 FS = 16000
 
 NOISES = ("white", "pink", "babble")
+
+#: Excitations of the source swap (:func:`vocode`) for voiced frames (unvoiced ones take noise).
+SOURCES = ("pulse", "glottal", "whisper")
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,9 @@ class Augment:
     noise: str | None = "white"
     snr_db: float = 30.0
     gain_db: float = 0.0
+    source: str | None = None        # one of SOURCES: the source swap (None: none)
+    f0_scale: float = 1.0            # the swapped source's pitch, times the voice's
+    source_seed: int = 0             # its noise
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,9 @@ class Ranges:
     noises: tuple | None = NOISES
     snr_db: tuple | None = (0.0, 30.0)
     gain_db: tuple | None = (-6.0, 6.0)
+    source_p: float | None = None             # share of the draws with a source swap
+    sources: tuple = SOURCES
+    f0_scale: tuple = (0.7, 1.4)
 
 
 #: Every augmentation off but the mild white noise the first data set had.
@@ -69,6 +82,8 @@ def draw(rng: np.random.Generator, r: Ranges = Ranges()) -> Augment:
     augmentations are off (each is drawn, then dropped), so switching one off leaves the
     others' draws unchanged: what an ablation needs."""
     u = rng.random(24)          # every number this draw may use, in a fixed order
+    v = rng.random(4)           # (the source swap's, drawn after: the first 24 keep their
+                                # values from before it existed)
 
     def at(k, span):
         return float(span[0] + u[k] * (span[1] - span[0]))
@@ -90,7 +105,11 @@ def draw(rng: np.random.Generator, r: Ranges = Ranges()) -> Augment:
         noise=None if not r.noises else r.noises[min(int(u[22] * len(r.noises)),
                                                      len(r.noises) - 1)],
         snr_db=30.0 if r.snr_db is None else round(at(23, r.snr_db), 2),
-        gain_db=0.0 if r.gain_db is None else round(at(12, r.gain_db), 2))
+        gain_db=0.0 if r.gain_db is None else round(at(12, r.gain_db), 2),
+        source=None if r.source_p is None or v[0] >= r.source_p else
+        r.sources[min(int(v[1] * len(r.sources)), len(r.sources) - 1)],
+        f0_scale=round(float(r.f0_scale[0] + v[2] * (r.f0_scale[1] - r.f0_scale[0])), 3),
+        source_seed=int(v[3] * 2 ** 31))
 
 
 def pink(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -132,12 +151,80 @@ def _reverb(x: np.ndarray, a: Augment, rng: np.random.Generator) -> np.ndarray:
     return y
 
 
+def vocode(x: np.ndarray, source: str, rng: np.random.Generator, *, f0_scale: float = 1.0,
+           order: int = 18, frame: int = 400, hop: int = 160) -> np.ndarray:
+    """``x`` (16 kHz) re-synthesised with another excitation: linear prediction of ``order``
+    on pre-emphasised frames of ``frame`` samples every ``hop`` (the vocal tract's all-pole
+    filter and gain), each frame's filter driven by ``source`` where the frame is voiced (an
+    impulse train at the frame's pitch times ``f0_scale``: ``pulse``; a Rosenberg glottal
+    pulse at it: ``glottal``; noise: ``whisper``) and by noise where it is not, the frames
+    overlap-added under a Hann window, then de-emphasised and brought to ``x``'s RMS. The
+    pitch is the autocorrelation peak between 60 and 400 Hz; a frame is voiced when that peak
+    is at least 0.35 of the frame's energy. What a word is (its formants and their timing)
+    stays; what the engine's waveform generator made of the source goes."""
+    from scipy.linalg import solve_toeplitz
+    from scipy.signal import lfilter
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    x = np.asarray(x, dtype=float)
+    if x.size < frame:
+        return x.copy()
+    pre = lfilter([1.0, -0.97], [1.0], x)
+    win = np.hanning(frame)
+    n_frames = 1 + (x.size - frame) // hop
+    out = np.zeros(x.size)
+    norm = np.zeros(x.size)
+    lo, hi = FS // 400, FS // 60
+    phase = 0.0                           # the pulse train runs on across frames
+    for k in range(n_frames):
+        at = k * hop
+        seg = pre[at:at + frame] * win
+        r = np.correlate(seg, seg, "full")[frame - 1:frame + order]
+        if r[0] <= 1e-12:
+            continue
+        r = r.copy()
+        r[0] *= 1.0 + 1e-6               # a little white floor: a stable filter
+        a = solve_toeplitz(r[:order], r[1:order + 1])
+        gain = np.sqrt(max(r[0] - np.dot(a, r[1:order + 1]), 1e-12))
+        raw = x[at:at + frame] * win
+        ac = np.correlate(raw, raw, "full")[frame - 1:]
+        lag = lo + int(np.argmax(ac[lo:hi]))
+        voiced = ac[0] > 1e-12 and ac[lag] >= 0.35 * ac[0]
+        if voiced and source != "whisper":
+            period = max(lo / 2, lag / f0_scale)
+            t = phase + np.arange(frame) / period
+            frac = t - np.floor(t)
+            if source == "pulse":
+                e = (np.diff(np.floor(np.concatenate([[t[0] - 1 / period], t]))) > 0) \
+                    .astype(float)
+            else:                         # Rosenberg: rise over 40 %, fall over 16 %
+                e = np.where(frac < 0.4, 0.5 * (1 - np.cos(np.pi * frac / 0.4)),
+                             np.where(frac < 0.56, np.cos(0.5 * np.pi * (frac - 0.4) / 0.16),
+                                      0.0))
+                e = np.diff(np.concatenate([[e[0]], e]))   # its derivative drives the tract
+            phase = t[hop] if hop < frame else t[-1]
+        else:
+            e = rng.standard_normal(frame)
+        e = e - e.mean()
+        e /= np.sqrt(np.mean(e ** 2)) or 1.0
+        y = lfilter([gain], np.concatenate([[1.0], -a]), e)
+        out[at:at + frame] += y * win
+        norm[at:at + frame] += win ** 2
+    out = lfilter([1.0], [1.0, -0.97], out / np.maximum(norm, 1e-3))
+    rms_x, rms_y = np.sqrt(np.mean(x ** 2)), np.sqrt(np.mean(out ** 2))
+    return out * (rms_x / rms_y) if rms_y > 0 else out
+
+
 def apply(x: np.ndarray, a: Augment, rng: np.random.Generator, *,
           babble: list[np.ndarray] = ()) -> np.ndarray:
-    """``x`` (16 kHz, the word with its silences) with ``a`` applied: warp, equaliser, room,
-    gain, then noise at ``a.snr_db`` re the RMS of the result. Babble is 3 to 6 of ``babble``
-    (other utterances) at random offsets, looped to length (white noise when none is given)."""
+    """``x`` (16 kHz, the word with its silences) with ``a`` applied: the source swap, warp,
+    equaliser, room, gain, then noise at ``a.snr_db`` re the RMS of the result. Babble is 3 to
+    6 of ``babble`` (other utterances) at random offsets, looped to length (white noise when
+    none is given). The source swap draws from its own seed, so the rest draw the same
+    numbers with it or without."""
     from scipy.signal import resample_poly
+    if a.source is not None:
+        x = vocode(x, a.source, np.random.default_rng(a.source_seed), f0_scale=a.f0_scale)
     down = int(round(100 * a.warp))
     if down != 100 and x.size:
         x = resample_poly(x, 100, down)
@@ -164,9 +251,10 @@ def apply(x: np.ndarray, a: Augment, rng: np.random.Generator, *,
 
 
 def without(r: Ranges, name: str) -> Ranges:
-    """``r`` with the augmentation ``name`` off (for the ablation): ``warp``, ``eq``,
-    ``band``, ``reverb``, ``noise`` (back to white noise at 10-30 dB) or ``gain``."""
-    off = {"warp": {"warp": None}, "eq": {"eq_bands": None, "eq_db": None, "tilt_db": None},
+    """``r`` with the augmentation ``name`` off (for the ablation): ``source``, ``warp``,
+    ``eq``, ``band``, ``reverb``, ``noise`` (back to white noise at 10-30 dB) or ``gain``."""
+    off = {"source": {"source_p": None},
+           "warp": {"warp": None}, "eq": {"eq_bands": None, "eq_db": None, "tilt_db": None},
            "band": {"lowpass": None, "highpass": None}, "reverb": {"rt60": None},
            "noise": {"noises": ("white",), "snr_db": (10.0, 30.0)}, "gain": {"gain_db": None}}
     if name not in off:

@@ -34,8 +34,12 @@ def add_parser(sub) -> None:
                         "many times each Festival and Flite voice says each digit (default 4; "
                         "espeak-ng's variants once)")
     q.add_argument("--without", nargs="+", default=(), metavar="AUG",
-                   choices=("warp", "eq", "band", "reverb", "noise", "gain"),
+                   choices=("source", "warp", "eq", "band", "reverb", "noise", "gain"),
                    help="--corpus voices: switch these augmentations off (for an ablation)")
+    q.add_argument("--source-swap", type=bounded(float, 0.0), default=None, metavar="P",
+                   help="--corpus voices: re-synthesise this share (0-1) of the training "
+                        "utterances with another excitation (pulse, glottal or whispered; "
+                        "model.audio.augment.vocode; default: none)")
     q.add_argument("--jobs", type=bounded(int, 1), default=1, help="worker processes")
     q.add_argument("--pack", metavar="FILE", help="also write the compact form (.npz) that "
                    "model.audio.pack.default_data() unpacks (model/audio/synth-digits-v1.npz)")
@@ -110,7 +114,9 @@ def cmd_synth(args) -> int:
             check_engines()
         except RuntimeError as e:
             raise ValueError(f"{e}; they are needed only to regenerate data") from None
-        ranges = augment.Ranges()
+        if args.source_swap is not None and args.source_swap > 1:
+            raise ValueError(f"--source-swap {args.source_swap}: a share, at most 1")
+        ranges = augment.Ranges(source_p=args.source_swap)
         for name in args.without:
             ranges = augment.without(ranges, name)
         paths = corpus.synthesize(args.out, seed=args.seed, per_class=args.train or 300,
@@ -118,9 +124,9 @@ def cmd_synth(args) -> int:
                                   progress=not args.quiet)
         args.train, args.test = args.train or 300, args.test or 4
     else:
-        if args.without:
-            raise ValueError("--without goes with --corpus voices (the espeak corpus has "
-                             "no augmentation to switch off)")
+        if args.without or args.source_swap is not None:
+            raise ValueError("--without and --source-swap go with --corpus voices (the espeak "
+                             "corpus has no augmentation)")
         if not have_espeak():
             raise ValueError("espeak-ng is not installed (Debian: apt-get install espeak-ng); "
                              "it is needed only to regenerate data: "
@@ -137,7 +143,9 @@ def cmd_synth(args) -> int:
         from pathlib import Path
         note = (f"polychrony data synth --corpus {args.corpus} --seed {args.seed} "
                 f"--train {args.train} --test {args.test}"
-                + (f" --without {' '.join(args.without)}" if args.without else ""))
+                + (f" --without {' '.join(args.without)}" if args.without else "")
+                + (f" --source-swap {args.source_swap}" if args.source_swap is not None
+                   else ""))
         digest = save_pack(args.pack, sets, note=note)
         print(f"wrote {args.pack}: {Path(args.pack).stat().st_size} bytes, sha256 {digest}")
     return 0

@@ -36,7 +36,7 @@ def test_plan_names_each_variants_data_and_switch(tmp_path):
         assert plan(v, base, work) == (work / f"without-{v}", [])
     for v in SPIKES:
         assert plan(v, base, work) == (base, ["--spike-aug-without", v])
-    with pytest.raises(ValueError, match="variant 'pitch': the variants are all, warp"):
+    with pytest.raises(ValueError, match="variant 'pitch': the variants are all, source, warp"):
         plan("pitch", base, work)
 
 

@@ -2,6 +2,7 @@
 catalogue and its splits keep persons apart, augmentation draws are reproducible and switch off
 one at a time, and a tiny corpus goes through the SHD files and the protocol."""
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -114,6 +115,60 @@ def test_augmentations_do_what_they_say():
                                                          rel=1e-6)
     p = aug.pink(1 << 16, rng)
     assert _energy_at(p, 50, 500) > 3 * _energy_at(p, 5000, 7950)   # 1/f: more at the bottom
+
+
+def _vowel(f0: float = 120.0, seconds: float = 0.5) -> np.ndarray:
+    """A pulse train through three formant resonances (an /a/-like vowel), 16 kHz."""
+    from scipy.signal import lfilter
+    n = int(seconds * FS)
+    x = (np.arange(n) % int(FS / f0) == 0).astype(float)
+    for f, bw in ((700, 80), (1200, 90), (2600, 120)):
+        r = np.exp(-np.pi * bw / FS)
+        x = lfilter([1.0], [1.0, -2 * r * np.cos(2 * np.pi * f / FS), r * r], x)
+    return x / np.abs(x).max() * 0.3
+
+
+def _envelope(x: np.ndarray) -> np.ndarray:
+    """Log energy in 12 bands between 300 Hz and 6 kHz (wide enough to hold several
+    harmonics each: the envelope, not the fine structure)."""
+    spec = np.abs(np.fft.rfft(x)) ** 2
+    f = np.fft.rfftfreq(x.size, 1 / FS)
+    edges = np.geomspace(300, 6000, 13)
+    return np.log([spec[(f >= a) & (f < b)].mean() + 1e-12 for a, b in zip(edges, edges[1:])])
+
+
+def test_source_swap_keeps_the_vocal_tract_and_changes_the_source():
+    """``vocode``: the same length and RMS, the spectral envelope kept (the formants), the fine
+    structure replaced (the pulse source at half the pitch puts harmonics between the voice's);
+    the draw's other numbers do not move when the swap is asked for."""
+    x = _vowel()
+    for source in aug.SOURCES:
+        y = aug.vocode(x, source, np.random.default_rng(0))
+        assert y.size == x.size and np.isfinite(y).all()
+        assert np.sqrt(np.mean(y ** 2)) == pytest.approx(np.sqrt(np.mean(x ** 2)))
+        assert np.corrcoef(_envelope(x), _envelope(y))[0, 1] > 0.9
+    # the pitch follows f0_scale: at half of 120 Hz, harmonics appear at odd multiples of 60
+    half = aug.vocode(x, "pulse", np.random.default_rng(0), f0_scale=0.5)
+    f = np.fft.rfftfreq(x.size, 1 / FS)
+
+    def at(z, freqs):
+        mag = np.abs(np.fft.rfft(z))
+        return sum(mag[np.abs(f - q) < 6].sum() for q in freqs)
+    odd, even = (60, 180, 300, 420, 540), (120, 240, 360, 480, 600)
+    assert at(x, odd) < 0.1 * at(x, even) and at(half, odd) > 0.3 * at(half, even)
+    with pytest.raises(ValueError, match="source must be one of"):
+        aug.vocode(x, "buzz", np.random.default_rng(0))
+    plain = aug.draw(np.random.default_rng(3))
+    swapped = aug.draw(np.random.default_rng(3), aug.Ranges(source_p=1.0))
+    assert plain.source is None and swapped.source in aug.SOURCES
+    assert dataclasses.replace(swapped, source=None, f0_scale=plain.f0_scale,
+                               source_seed=plain.source_seed) == plain
+    assert aug.draw(np.random.default_rng(3), aug.without(aug.Ranges(source_p=1.0),
+                                                          "source")).source is None
+    y = aug.apply(x, dataclasses.replace(swapped, noise=None, warp=1.0, eq=(), tilt_db=0.0,
+                                         lowpass=None, highpass=None, rt60=0.0, gain_db=0.0),
+                  np.random.default_rng(0))
+    assert y.size == x.size and not np.allclose(y, x)
 
 
 def test_plans_balance_engines_and_keep_to_their_voices():
