@@ -107,6 +107,9 @@ def cmd_synth(args) -> int:
     from model.audio.pack import save_pack
     from model.audio.shd import load, summary
     from model.audio.synth import have_espeak, synthesize
+    if args.source_swap is not None and args.source_swap > 1:
+        raise ValueError(f"--source-swap {args.source_swap}: a share of the utterances, at "
+                         f"most 1")
     if args.corpus == "voices":
         from model.audio import augment, corpus
         from model.audio.voices import check_engines
@@ -114,8 +117,6 @@ def cmd_synth(args) -> int:
             check_engines()
         except RuntimeError as e:
             raise ValueError(f"{e}; they are needed only to regenerate data") from None
-        if args.source_swap is not None and args.source_swap > 1:
-            raise ValueError(f"--source-swap {args.source_swap}: a share, at most 1")
         ranges = augment.Ranges(source_p=args.source_swap)
         for name in args.without:
             ranges = augment.without(ranges, name)

@@ -58,9 +58,15 @@ def test_protocol_refuses_a_file_that_is_not_a_voices_corpus(tmp_path, corpus, c
     assert "x.h5: speaker ids reach 500" in capsys.readouterr().err
 
 
-def test_without_needs_the_voices_corpus(tmp_path, capsys):
+def test_without_and_source_swap_need_the_voices_corpus(tmp_path, capsys):
     assert main(["data", "synth", "-o", str(tmp_path), "--without", "warp"]) == 2
-    assert "--without goes with --corpus voices" in capsys.readouterr().err
+    assert "--without and --source-swap go with --corpus voices" in capsys.readouterr().err
+    assert main(["data", "synth", "-o", str(tmp_path), "--source-swap", "0.5"]) == 2
+    assert "--without and --source-swap go with --corpus voices" in capsys.readouterr().err
+    assert main(["data", "synth", "--corpus", "voices", "-o", str(tmp_path),
+                 "--source-swap", "1.5"]) == 2
+    assert "--source-swap 1.5: a share of the utterances, at most 1" in \
+        capsys.readouterr().err
 
 
 def test_the_split_comes_from_the_test_file(tmp_path, corpus):
