@@ -235,6 +235,7 @@ def run_job(job, net, acts, build_root: Path, work=None) -> dict:
     ``work`` (whose samples a stack-core job co-simulates for its cycles)."""
     from boards.build import BuildError
     from boards.catalog import board as board_info
+    from boards.fit import board_fit, placement_options
     from boards.report import board_report
     from boards.top import build_board, sync_clock
     from polychrony_cli.steps import estimate_core
@@ -267,10 +268,14 @@ def run_job(job, net, acts, build_root: Path, work=None) -> dict:
     t0 = time.monotonic()
     try:
         # The core's own nextpnr options (the stack core routes with router2: minutes where
-        # the default router1 crawls for hours).
+        # the default router1 crawls for hours) and the placement the tool would ask for.
+        opts = spec.nextpnr_opts
+        if "--placer-heap" not in opts:
+            opts = f"{opts} {placement_options(board_fit(est, b))}".strip()
+        rec["nextpnr_opts"] = opts
         res = build_board(net, board, build_dir=build_dir, lanes=lanes, memories=mem,
                           clock_hz=clock_hz, timing_allow_fail=True, core=core, rows=rows,
-                          nextpnr_opts=spec.nextpnr_opts)
+                          nextpnr_opts=opts)
     except (BuildError, ValueError) as e:
         lines = str(e).splitlines()
         errors = [ln.strip() for ln in lines if "ERROR" in ln] or lines[:1]

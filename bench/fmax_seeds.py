@@ -4,12 +4,14 @@ path's ends (resumable; one JSON record per build).
 
     python -m bench.fmax_seeds --network wm-demo --lanes 1 --clock-mhz 100 \\
         --boards ulx3s-12f ulx3s-85f --seeds 1 2 3 [--core network|stack|lean] \\
-        [--out bench/results/fmax_seeds.json]
+        [--nextpnr-opts OPTS] [--out bench/results/fmax_seeds.json]
 
 The clock target is what nextpnr is asked for: it places and routes harder for a higher one,
 so compare Fmax at the same target (on the iCE40 the PLL's nearest frequency). Networks are
 those of :mod:`bench.boards`; the core is the network core unless ``--core`` names another
-(its records' keys then name it). A build
+(its records' keys then name it), with nextpnr's own defaults unless ``--nextpnr-opts``
+gives options (kept in the records and keys; ``polychrony build`` adds
+:func:`boards.fit.placement_options` to a design that leaves room). A build
 always completes (``--timing-allow-fail``); its record says whether the target was met. The
 summary gives, per (network, board, lanes, target), the Fmax at seed 1, and the median and
 least over the seeds.
@@ -50,14 +52,15 @@ def critical_path(log: str) -> dict | None:
 
 
 def _key(network: str, board: str, lanes: int, clock: float, seed: int,
-         core: str = "network") -> str:
+         core: str = "network", opts: str = "") -> str:
     core_part = "" if core == "network" else f"|{core}"
-    return f"{network}|{board}|{lanes}|{clock:g}|{seed}{core_part}"
+    opts_part = f"|{opts}" if opts else ""
+    return f"{network}|{board}|{lanes}|{clock:g}|{seed}{core_part}{opts_part}"
 
 
 def build_one(network: str, board: str, lanes: int, clock: float, seed: int,
-              core: str = "network") -> dict:
-    """Build one bitstream and return its record."""
+              core: str = "network", opts: str = "") -> dict:
+    """Build one bitstream (with nextpnr options ``opts``) and return its record."""
     from bench.boards import _network
     from boards.top import build_board, sync_clock
     net, _ = _network(network)
@@ -65,13 +68,14 @@ def build_one(network: str, board: str, lanes: int, clock: float, seed: int,
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="fmax-seeds-") as tmp:
         res = build_board(net, board, build_dir=tmp, lanes=lanes, clock_hz=clock * 1e6,
-                          seed=seed, timing_allow_fail=True, core=core)
+                          seed=seed, timing_allow_fail=True, core=core, nextpnr_opts=opts)
         log = "".join(Path(p).read_text(errors="replace") for p in res.logs.values()
                       if Path(p).exists())
         lut = res.utilisation.get("TRELLIS_COMB") or res.utilisation.get("ICESTORM_LC")
-        return {"key": _key(network, board, lanes, clock, seed, core), "network": network,
-                "board": board, "lanes": lanes, "target_mhz": clock,
+        return {"key": _key(network, board, lanes, clock, seed, core, opts),
+                "network": network, "board": board, "lanes": lanes, "target_mhz": clock,
                 **({} if core == "network" else {"core": core}),
+                **({"nextpnr_opts": opts} if opts else {}),
                 "clock_mhz": round(clock_hz / 1e6, 3), "seed": seed,
                 "fmax_mhz": round(res.fmax_mhz, 2), "met": res.fmax_mhz * 1e6 >= clock_hz,
                 "cells": None if lut is None else lut.used,
@@ -84,7 +88,8 @@ def summary(records: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         network = r["network"] + (f" ({r['core']})" if r.get("core", "network") != "network"
-                                  else "")
+                                  else "") + (f" [{r['nextpnr_opts']}]"
+                                              if r.get("nextpnr_opts") else "")
         groups.setdefault((network, r["board"], r["lanes"], r["target_mhz"]), []).append(r)
     rows = []
     for (network, board, lanes, target), rs in groups.items():
@@ -105,17 +110,22 @@ def main(argv=None) -> int:
                     help="the clock nextpnr is asked to meet")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--core", default="network", help="the core (rtl.cores.CORES)")
+    ap.add_argument("--nextpnr-opts", default="", metavar="OPTS",
+                    help="extra nextpnr options, e.g. '--placer-heap-beta 0.8' (the records "
+                         "keep them; default: none, nextpnr's own placement and router1)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     records = json.loads(args.out.read_text()) if args.out.exists() else []
     done = {r["key"] for r in records}
     for board in args.boards:
         for seed in args.seeds:
-            key = _key(args.network, board, args.lanes, args.clock_mhz, seed, args.core)
+            key = _key(args.network, board, args.lanes, args.clock_mhz, seed, args.core,
+                       args.nextpnr_opts)
             if key in done:
                 continue
             print(f"{key}: building", flush=True)
-            rec = build_one(args.network, board, args.lanes, args.clock_mhz, seed, args.core)
+            rec = build_one(args.network, board, args.lanes, args.clock_mhz, seed, args.core,
+                            args.nextpnr_opts)
             crit = rec["critical"] or {}
             print(f"  Fmax {rec['fmax_mhz']} MHz ({rec['seconds']} s); critical path "
                   f"{crit.get('from')} -> {crit.get('to')}", flush=True)

@@ -18,7 +18,8 @@ from rtl.devices import Device
 from .catalog import Board
 from rtl.calibration import calibration
 
-__all__ = ["MARGIN", "Need", "Fit", "board_fit", "link_cost", "VERDICTS"]
+__all__ = ["MARGIN", "Need", "Fit", "board_fit", "link_cost", "placement_options", "SPREAD",
+           "VERDICTS"]
 
 #: Logic above ``1 - MARGIN`` of the device's LUTs is ``tight``.
 MARGIN = 0.10
@@ -31,6 +32,23 @@ VERDICTS = ("fits", "tight", "does not fit")
 
 #: Resource keys (as :attr:`rtl.devices.Device.resources` names them) and what people call them.
 LABELS = {"lut": "logic (LUT4)", "bram": "block RAM", "spram": "SPRAM", "dsp": "multipliers"}
+
+#: Per family: (share of the device's LUTs, nextpnr options). A design whose estimated logic
+#: (with the host link) is at most that share is placed with those options. On the iCE40 the
+#: heap placer's density goes from 0.9 to 0.8: the critical paths of a design that leaves
+#: room are mostly routing, and a less crowded placement shortens them; a nearly full design
+#: has no room to spread and is left at the default (docs/hardware.md#timing).
+SPREAD = {"ice40": (0.80, "--placer-heap-beta 0.8")}
+
+
+def placement_options(fit: "Fit") -> str:
+    """nextpnr placement options for a design with ``fit`` (:data:`SPREAD`; "" for none)."""
+    rule = SPREAD.get(fit.device.family)
+    lut = fit.need("lut")
+    if rule is None or lut is None or lut.used > rule[0] * lut.available:
+        return ""
+    return rule[1]
+
 
 def link_cost(family: str, lanes: int) -> dict[str, int]:
     """What the host link adds to a core of ``lanes`` lanes on ``family``: its logic (a fixed

@@ -345,15 +345,19 @@ def choose(net: Network, board_name: str, work, *, core: str | None = None,
 
 
 def nextpnr_options(c: Candidate) -> str:
-    """nextpnr options for building candidate ``c``: its core's own, and router2 for a design
+    """nextpnr options for building candidate ``c``: its core's own, router2 for a design
     whose logic (with the host link) exceeds ``router2_above_lut`` of ``rtl/calibration.json``
-    (router1 crawls on large designs)."""
+    (router1 crawls on large designs), and the family's placement options for a design that
+    leaves room (:func:`boards.fit.placement_options`)."""
+    from boards.fit import placement_options
     from rtl.calibration import calibration
     from rtl.cores import CORES
     opts = CORES[c.core].nextpnr_opts
     lut = c.fit.need("lut").used if c.fit else 0
     if "--router" not in opts and lut > calibration()["router2_above_lut"]:
         opts = f"{opts} --router router2".strip()
+    if c.fit is not None and "--placer-heap" not in opts:
+        opts = f"{opts} {placement_options(c.fit)}".strip()
     return opts
 
 

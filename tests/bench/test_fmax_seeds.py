@@ -43,3 +43,10 @@ def test_summary_keeps_cores_apart():
              "fmax_mhz": 27.0, **core} for core in ({}, {"core": "lean"})]
     rows = summary(recs)
     assert [r["network"] for r in rows] == ["n", "n (lean)"]
+
+
+def test_summary_keeps_nextpnr_options_apart():
+    recs = [{"network": "n", "board": "b", "lanes": 8, "target_mhz": 45.0, "seed": 1,
+             "fmax_mhz": f, **o} for f, o in ((41.0, {}),
+                                              (43.0, {"nextpnr_opts": "--placer-heap-beta 0.8"}))]
+    assert [r["network"] for r in summary(recs)] == ["n", "n [--placer-heap-beta 0.8]"]

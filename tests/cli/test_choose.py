@@ -215,6 +215,29 @@ def test_large_designs_route_with_router2(wm_work):
     assert nextpnr_options(Candidate("stack", 16)) == "--router router2"
 
 
+def test_ice40_designs_that_leave_room_are_placed_spread_out(wm_work):
+    """On the iCE40 a design whose estimated logic leaves room (at most 80 % of the LUTs) is
+    placed at a lower density; a fuller one, and every ECP5 design, keeps nextpnr's default."""
+    from boards.fit import SPREAD, placement_options
+    from polychrony_cli.choose import nextpnr_options
+    net, work = wm_work
+    share, opts = SPREAD["ice40"]
+    choice = choose(net, "icebreaker", work, core="network")
+    assert choice.ranked
+    for c in choice.ranked:
+        lut = c.fit.need("lut")
+        want = opts if lut.used <= share * lut.available else ""
+        assert placement_options(c.fit) == want and nextpnr_options(c) == want
+    assert any(nextpnr_options(c) == opts for c in choice.ranked)
+    full = choice.ranked[0]
+    full.fit = type(full.fit)(full.fit.device, tuple(
+        type(n)(n.resource, int(share * n.available) + 1 if n.resource == "lut" else n.used,
+                n.available) for n in full.fit.needs))
+    assert placement_options(full.fit) == "" and nextpnr_options(full) == ""
+    for c in choose(net, "ulx3s-85f", work, core="network").ranked:
+        assert placement_options(c.fit) == ""
+
+
 def test_candidates_wider_than_a_failed_route_are_dropped(shaped):
     """``routing`` in rtl/calibration.json: a network-core build with a 512-bit weight word
     did not route on ECP5, so 64 lanes of 8-bit weights are dropped, 48 are ranked; pinned
