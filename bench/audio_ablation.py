@@ -68,6 +68,8 @@ def synthesise(variant: str, data: Path, base: Path, *, seed: int, jobs: int,
     from model.audio import augment, corpus
     data.mkdir(parents=True, exist_ok=True)
     test = data / "test.h5"
+    if test.is_symlink() and not test.exists():     # a link to a base that moved
+        test.unlink()
     if not test.exists():
         test.symlink_to((base / "test.h5").resolve())
     if (data / "train.h5").is_file():
