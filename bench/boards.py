@@ -269,9 +269,7 @@ def run_job(job, net, acts, build_root: Path, work=None) -> dict:
     try:
         # The core's own nextpnr options (the stack core routes with router2: minutes where
         # the default router1 crawls for hours) and the placement the tool would ask for.
-        opts = spec.nextpnr_opts
-        if "--placer-heap" not in opts:
-            opts = f"{opts} {placement_options(board_fit(est, b))}".strip()
+        opts = placement_options(board_fit(est, b), spec.nextpnr_opts)
         rec["nextpnr_opts"] = opts
         res = build_board(net, board, build_dir=build_dir, lanes=lanes, memories=mem,
                           clock_hz=clock_hz, timing_allow_fail=True, core=core, rows=rows,

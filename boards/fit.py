@@ -41,13 +41,15 @@ LABELS = {"lut": "logic (LUT4)", "bram": "block RAM", "spram": "SPRAM", "dsp": "
 SPREAD = {"ice40": (0.80, "--placer-heap-beta 0.8")}
 
 
-def placement_options(fit: "Fit") -> str:
-    """nextpnr placement options for a design with ``fit`` (:data:`SPREAD`; "" for none)."""
+def placement_options(fit: "Fit", opts: str = "") -> str:
+    """nextpnr options ``opts`` with the placement options for a design with ``fit``
+    (:data:`SPREAD`) added, unless ``opts`` already set the heap placer."""
     rule = SPREAD.get(fit.device.family)
     lut = fit.need("lut")
-    if rule is None or lut is None or lut.used > rule[0] * lut.available:
-        return ""
-    return rule[1]
+    if rule is None or lut is None or lut.used > rule[0] * lut.available \
+            or "--placer-heap" in opts:
+        return opts
+    return f"{opts} {rule[1]}".strip()
 
 
 def link_cost(family: str, lanes: int) -> dict[str, int]:

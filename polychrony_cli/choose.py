@@ -356,9 +356,7 @@ def nextpnr_options(c: Candidate) -> str:
     lut = c.fit.need("lut").used if c.fit else 0
     if "--router" not in opts and lut > calibration()["router2_above_lut"]:
         opts = f"{opts} --router router2".strip()
-    if c.fit is not None and "--placer-heap" not in opts:
-        opts = f"{opts} {placement_options(c.fit)}".strip()
-    return opts
+    return opts if c.fit is None else placement_options(c.fit, opts)
 
 
 def build_choice(net, board_name: str, queue, out: Path, *, clock_mhz: float | None = None,

@@ -229,6 +229,9 @@ def test_ice40_designs_that_leave_room_are_placed_spread_out(wm_work):
         want = opts if lut.used <= share * lut.available else ""
         assert placement_options(c.fit) == want and nextpnr_options(c) == want
     assert any(nextpnr_options(c) == opts for c in choice.ranked)
+    roomy = next(c for c in choice.ranked if nextpnr_options(c) == opts)
+    assert placement_options(roomy.fit, "--router router2") == f"--router router2 {opts}"
+    assert placement_options(roomy.fit, "--placer-heap-beta 0.7") == "--placer-heap-beta 0.7"
     full = choice.ranked[0]
     full.fit = type(full.fit)(full.fit.device, tuple(
         type(n)(n.resource, int(share * n.available) + 1 if n.resource == "lut" else n.used,
