@@ -21,8 +21,8 @@ Networks (each with the activity of its real workload, for cycles per step):
 * ``wm-128``: a working memory of N = 128, D = 41 (4-bit weights, M = 8 patterns of T = 281,
   p_A = 2e-3: ``run_wm(n=128, d=41, m=8, t=281, p=2e-3, w_bits=4, seed=0)``), near the largest
   N whose N·N·D weights fit the ECP5-85F's block RAM, on its recall trial;
-* ``wm-144``: the same with N = 144, at 48 lanes (3 groups of 48): the largest N whose weights
-  the estimate still fits (206 of 208 DP16KD);
+* ``wm-144``: the same with N = 144, at 72 lanes (2 groups of 72) and 80 MHz: the largest N
+  whose weights the estimate still fits (206 of 208 DP16KD);
 * ``convdelrec-w4``: the same architecture trained with 4-bit weights
   (``bench/networks/convdelrec_k31_w4.npz``), for the iCE40UP5K's SPRAM;
 * ``delrec``: the trained DelRec of the same table and seed (dense recurrence, H = 256,
@@ -61,16 +61,18 @@ ROOT = Path(__file__).resolve().parent.parent
 #: ``"network"``, :class:`rtl.core.NetworkCore`; ``"stack"`` is :class:`rtl.stack.StackCore`,
 #: whose ``rows`` per cycle by layer may be given).
 JOBS = [
-    *[("wm-demo", b, 1, None) for b in ("icebreaker", "ulx3s-12f", "ulx3s-25f", "ulx3s-45f",
+    ("wm-demo", "icebreaker", 1, None, 40),
+    ("wm-demo", "icebreaker", 8, None, 40),
+    *[("wm-demo", b, 1, None) for b in ("ulx3s-12f", "ulx3s-25f", "ulx3s-45f",
                                         "ulx3s-85f", "orangecrab-25f", "orangecrab-85f",
                                         "colorlight-5a75b")],
     ("convdelrec", "icebreaker", 1, {"proj0.weights": "spram", "proj1.weights": "spram",
                                      "proj3.weights": "spram"}),
     ("convdelrec-w4", "icebreaker", 4, {"proj0.weights": "spram", "proj1.weights": "spram",
                                         "proj3.weights": "spram"}),
-    ("convdelrec", "ulx3s-85f", 16, None),
+    ("convdelrec", "ulx3s-85f", 16, None, 90),
     ("wm-128", "ulx3s-85f", 64, None),
-    ("wm-144", "ulx3s-85f", 48, None),
+    ("wm-144", "ulx3s-85f", 72, None, 80),
     ("convdelrec-w4", "ulx3s-85f", 32, None, 40, "stack", {2: 2}),
     ("convdelrec-w4", "icebreaker", 2, None, 26, "lean"),
     ("convdelrec", "icebreaker", 2, None, 26, "lean"),
@@ -100,6 +102,10 @@ AUTO_JOBS = [
 #: A try of an automatic build still placing or routing after this long is stopped (as
 #: ``polychrony build``'s default ``--try-minutes``).
 TRY_MINUTES = 45
+
+#: nextpnr's seed for the hand-picked builds (recorded in each; Fmax varies by seed:
+#: ``python -m bench.fmax_seeds`` builds a configuration at several).
+SEED = 1
 
 
 def _auto_work(name: str):
@@ -249,7 +255,7 @@ def run_job(job, net, acts, build_root: Path, work=None) -> dict:
     clock_hz = clock * 1e6 if clock else None
     clk, _ = sync_clock(board, clock_hz)
     rec = {"key": _key(job), "network": name, "board": board, "lanes": lanes,
-           "memories": mem or {}, "core": core,
+           "memories": mem or {}, "core": core, "seed": SEED,
            **({"rows": {str(l): r for l, r in rows.items()}} if rows else {})}
     build_dir = build_root / _key(job).replace("|", "_").replace(",", "_").replace("=", "-")
     spec = CORES[core]
@@ -273,7 +279,7 @@ def run_job(job, net, acts, build_root: Path, work=None) -> dict:
         rec["nextpnr_opts"] = opts
         res = build_board(net, board, build_dir=build_dir, lanes=lanes, memories=mem,
                           clock_hz=clock_hz, timing_allow_fail=True, core=core, rows=rows,
-                          nextpnr_opts=opts)
+                          nextpnr_opts=opts, seed=SEED)
     except (BuildError, ValueError) as e:
         lines = str(e).splitlines()
         errors = [ln.strip() for ln in lines if "ERROR" in ln] or lines[:1]
@@ -368,6 +374,11 @@ def markdown(records: list[dict]) -> str:
             label = r["network"] if core == "network" else f"{r['network']}, {core} core"
             rows.append(f"| {label} | {r['board']} | {r['lanes']} | {est} | "
                         f"does not fit: {why[:160]}{asked} |" + " |" * 9)
+    seeds = sorted({r["seed"] for r in records if "seed" in r})
+    if seeds:
+        rows += ["", "nextpnr seed " + ", ".join(map(str, seeds)) +
+                 (" (every build)" if len(seeds) == 1 and all("seed" in r for r in records)
+                  else "")]
     return "\n".join(rows) + "\n"
 
 

@@ -19,9 +19,11 @@ def test_board_report_round_trip_and_rows():
               "estimate": est, "yosys_lut4": 7538,
               "error": "ERROR: Unable to place cell 'a', no BELs remaining to implement cell "
                        "type 'ICESTORM_LC'"}
-    table = markdown([rep.to_json() | {"key": "y"}, failed])
+    table = markdown([rep.to_json() | {"key": "y", "seed": 1}, failed | {"seed": 1}])
     assert "does not fit: placement ran out of ICESTORM_LC cells (Yosys: 7,538 LUT4)" in table
     # A design that does not fit shows the same estimate as a built one: core plus link.
     assert f"| big | icebreaker | 4 | {1000 + link_cost('ice40', 4)['lut']:,} | does not fit" \
         in table
-    assert all(row.count("|") == 15 for row in table.strip().splitlines())
+    lines = table.strip().splitlines()
+    assert all(row.count("|") == 15 for row in lines[:-2]) and lines[-2] == ""
+    assert lines[-1] == "nextpnr seed 1 (every build)"
