@@ -606,13 +606,18 @@ class HostLink(CheckedComponent):
         b = Signal.like(up.payload, name="rec_b")
         ready = Signal(name="rec_ready")
         m.d.comb += up.ready.eq(~vb)
+        # Slot b follows the core's payload while it is empty and holds it once full: its
+        # wide register is enabled by one flip-flop (~vb), not by the core's valid and the
+        # encoder's ready through logic (Fmax: that enable reaches every bit of a record).
+        with m.If(~vb):
+            m.d.sync += b.eq(up.payload)
         with m.If(~va | ready):               # slot a frees this cycle
             with m.If(vb):
                 m.d.sync += [a.eq(b), va.eq(1), vb.eq(0)]
             with m.Else():
                 m.d.sync += [a.eq(up.payload), va.eq(up.valid)]
         with m.Elif(up.valid & ~vb):
-            m.d.sync += [b.eq(up.payload), vb.eq(1)]
+            m.d.sync += vb.eq(1)
         return Records(va, a, ready)
 
     # ---- encoder: core output records -> response bytes ----------------------------------------
