@@ -159,6 +159,21 @@ class AudioResult:
     #: The first :data:`WORKLOAD_SAMPLES` test samples with their labels, to save beside the IR
     #: (``None`` on ranks other than 0).
     workload: Workload | None = None
+    #: The model's state after the float phase, whose test accuracy is ``float_acc``, to save
+    #: with :func:`model.audio.floatckpt.save_float` (``None`` on ranks other than 0, and when
+    #: the run resumed from a quantisation-phase checkpoint written before it was kept).
+    float_state: dict | None = None
+
+    def float_meta(self) -> dict:
+        """What a float checkpoint of this run records (:mod:`model.audio.floatckpt`): how to
+        load its test split again, and the accuracies to reproduce (rank 0 only)."""
+        c = self.config
+        return {"arch": c["arch"], "seed": c["seed"], "data": c["data"],
+                "source": self.net.meta["data"], "fold": c["fold"],
+                "steps": self.net.meta["steps"], "limit": c["limit"],
+                "in_bits": self.net.input.in_bits, "clip_inputs": c["clip_inputs"],
+                "float_test_acc": self.float_acc, "int_test_acc": self.int_acc,
+                "ir_digest": self.net.digest}
 
     def summary(self) -> dict:
         return {"arch": self.config["arch"], "hidden": self.config["hidden"],
@@ -553,6 +568,9 @@ def _run_phase(cfg: AudioConfig, model: DelRecNet, data: AudioData, *, phase: st
                                  "sched_d": sched_d.state_dict() if sched_d else {},
                                  "best": best_state, "best_acc": best_acc,
                                  "float_test_acc": extra.get("float_test_acc", -1.0),
+                                 # the float phase's model, for the float checkpoint
+                                 **({"float_state": extra["float_state"]}
+                                    if quant and "float_state" in extra else {}),
                                  "swa": extra.get("swa", {}),
                                  "history": json.dumps(history), "config": json.dumps(
                                      asdict(cfg))})
@@ -621,7 +639,9 @@ def train_audio(cfg: AudioConfig, data: AudioData | None = None) -> AudioResult:
     The returned model holds the best weights (by validation accuracy; in the
     quantisation-aware phase that accuracy is the integer network's, and "no fine-tuning" is
     a candidate). ``float_acc`` is the test accuracy of the best float model (integer delays,
-    before fine-tuning), ``int_acc`` the integer network's (both on rank 0 only).
+    before fine-tuning), ``float_state`` that model's state (kept in the checkpoints of the
+    quantisation-aware phase, so that a resumed run has it too), ``int_acc`` the integer
+    network's (all three on rank 0 only).
     """
     if cfg.lr_rec is not None and not cfg.lr_rec > 0:
         raise ValueError(f"lr_rec={cfg.lr_rec}: the recurrent weights' learning rate must be "
@@ -668,6 +688,12 @@ def train_audio(cfg: AudioConfig, data: AudioData | None = None) -> AudioResult:
         extra["teacher"] = teacher_logits(cfg.teacher, data)
     if ckpt.get("phase") == "quant":
         extra["float_test_acc"] = ckpt["float_test_acc"]
+        if "float_state" in ckpt:
+            extra["float_state"] = ckpt["float_state"]
+        elif rank == 0:
+            warnings.warn(f"checkpoint {cfg.checkpoint} was written before the float model "
+                          f"was kept in it: this run has no float state (no float checkpoint "
+                          f"beside the IR)", stacklevel=2)
     for phase, epochs in phases:
         if ckpt.get("phase") == "quant" and phase == "float":
             continue
@@ -678,6 +704,7 @@ def train_audio(cfg: AudioConfig, data: AudioData | None = None) -> AudioResult:
             model.load_state_dict(best)
             if phase == "float":
                 extra["float_test_acc"], _ = evaluate(model, data.x_test, data.y_test)
+                extra["float_state"] = state_copy(model)
         _sync_from_rank0(model, world)
         ckpt = {}
     if bar is not None:
@@ -700,6 +727,7 @@ def train_audio(cfg: AudioConfig, data: AudioData | None = None) -> AudioResult:
         net = to_network(model, in_bits=data.in_bits, meta=meta)
         result.net = net
         result.float_acc = float_acc
+        result.float_state = extra.get("float_state")
         result.int_acc = integer_accuracy(net, data.x_test, data.y_test)
         result.net = dataclasses.replace(net, meta={**net.meta, "int_test_acc": result.int_acc})
         k = min(WORKLOAD_SAMPLES, len(data.y_test))

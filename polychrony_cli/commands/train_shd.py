@@ -1,4 +1,5 @@
-"""`polychrony train shd`: train DelRec / ConvDelRec, quantise, write the IR (torchrun-ready)."""
+"""`polychrony train shd`: train DelRec / ConvDelRec, quantise, write the IR and the float model
+beside it (torchrun-ready), or reproduce a trained one's accuracies (``--evaluate``)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,18 @@ def add_parser(tsub) -> None:
     q = tsub.add_parser(
         "shd", help="audio: DelRec (dense) or ConvDelRec (conv) on binned spike counts",
         description="Train on SHD-layout data, fine-tune quantisation-aware, write the integer "
-                    "IR and print float and integer test accuracy. Under torchrun "
+                    "IR (--out NET.npz) and the float model beside it (NET.float.npz: the "
+                    "weights after the float epochs, before fine-tuning) and print float and "
+                    "integer test accuracy. Under torchrun "
                     "(e.g. torchrun --nproc-per-node 2 -m polychrony_cli train shd ...) it "
-                    "trains data-parallel on CPU (gloo).")
+                    "trains data-parallel on CPU (gloo). With --evaluate NET.float.npz it "
+                    "trains nothing and reproduces both accuracies.")
     q.add_argument("--arch", choices=("dense", "conv"), default="dense")
-    q.add_argument("--data", default="synthetic",
-                   help="'synthetic' (the embedded default), 'random' (a quick smoke test), a "
-                        "directory with shd_train.h5/shd_test.h5, or a *train*.h5 file with "
-                        "its *test* twin beside it")
+    q.add_argument("--data", default=None,
+                   help="'synthetic' (the embedded digits; the default), 'random' (a quick "
+                        "smoke test), a directory with shd_train.h5/shd_test.h5, or a "
+                        "*train*.h5 file with its *test* twin beside it; with --evaluate, "
+                        "default: the data the checkpoint was trained on")
     q.add_argument("--hidden", type=bounded(int, 1, 65536), default=256,
                    help="neurons per LIF layer")
     q.add_argument("--layers", type=bounded(int, 1), default=2,
@@ -57,15 +62,16 @@ def add_parser(tsub) -> None:
                    help="with --spike-aug: switch these parts of it off (for an ablation)")
     q.add_argument("--window", dest="steps", metavar="FRAMES", type=bounded(int, 1),
                    default=None,
-                   help="frames of 10 ms per sample (default: the longest sample; a shorter "
-                        "window cuts longer samples, with a warning that counts them)")
+                   help="frames of 10 ms per sample (default: the longest sample, or with "
+                        "--evaluate the checkpoint's window; a shorter window cuts longer "
+                        "samples, with a warning that counts them)")
     q.add_argument("--limit", type=bounded(int, 1), default=None,
                    help="use at most N training samples")
     q.add_argument("--fold", choices=("unseen", "espeak-ng", "festival", "flite"),
                    default=None,
                    help="with a many-voice corpus (data synth --corpus voices): unseen = test "
                         "on the held-out voices; an engine = train without it and test on it "
-                        "(docs/audio-data.md)")
+                        "(docs/audio-data.md); with --evaluate, default: the checkpoint's fold")
     q.add_argument("--seed", type=bounded(int, 0), default=0)
     q.add_argument("--tonotopic", type=bounded(float, 0.0), default=0.0, metavar="WIDTH",
                    help="start neighbouring hidden neurons on neighbouring frequencies: a "
@@ -87,7 +93,15 @@ def add_parser(tsub) -> None:
     q.add_argument("--clip-inputs", action="store_true",
                    help="clip counts above 2**in_bits - 1 instead of stopping with an error")
     q.add_argument("--threads", type=bounded(int, 1), default=1, help="torch threads per process")
-    q.add_argument("-o", "--out", default="shd.npz", help="the IR file to write")
+    q.add_argument("-o", "--out", default="shd.npz",
+                   help="the IR file to write (default: shd.npz); its workload and the float "
+                        "model go beside it (shd.workload.npz, shd.float.npz)")
+    q.add_argument("--evaluate", metavar="NET.float.npz", default=None,
+                   help="train nothing: load this float checkpoint, evaluate it on the test "
+                        "split of --data/--fold/--window (default: those it was trained with) "
+                        "and print its float test accuracy, and the integer test accuracy of "
+                        "the IR beside it (NET.npz) when there is one, each with the figure the "
+                        "training run recorded")
     q.add_argument("--checkpoint", default=None,
                    help="checkpoint file, written every epoch; an existing one is resumed")
     q.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -102,6 +116,11 @@ def add_parser(tsub) -> None:
 ARCH_DEFAULTS = {"dense": {"kernel": 5, "beta": 12}, "conv": {"kernel": 31, "beta": 192}}
 
 
+def _fold(fold: str | None) -> str | None:
+    """The corpus protocol's name of a ``--fold`` choice."""
+    return None if fold is None else "unseen voices" if fold == "unseen" else f"without {fold}"
+
+
 def shd_config(args):
     """The :class:`model.audio.train.AudioConfig` of parsed ``train shd`` arguments."""
     from model.audio.train import AudioConfig
@@ -109,15 +128,15 @@ def shd_config(args):
     d = ARCH_DEFAULTS[args.arch]
     kernel = d["kernel"] if args.kernel is None else args.kernel
     beta = d["beta"] if args.beta is None else args.beta
-    return AudioConfig(arch=args.arch, data=args.data, hidden=args.hidden, kernel=kernel,
+    return AudioConfig(arch=args.arch, data="synthetic" if args.data is None else args.data,
+                       hidden=args.hidden, kernel=kernel,
                        dmax=args.dmax, beta=beta, epochs=args.epochs,
                        qat_epochs=args.qat_epochs, batch=args.batch, lr=args.lr,
                        lr_rec=args.lr_rec, augment=args.augment, steps=args.steps,
                        spike_aug=args.spike_aug,
                        spike_aug_off=tuple(sorted(args.spike_aug_without)),
                        limit=args.limit, seed=args.seed, w_bits=args.w_bits,
-                       fold=None if args.fold is None else
-                       "unseen voices" if args.fold == "unseen" else f"without {args.fold}",
+                       fold=_fold(args.fold),
                        in_bits=args.in_bits, clip_inputs=args.clip_inputs,
                        threads=args.threads, checkpoint=args.checkpoint, teacher=args.teacher,
                        distill=args.distill, distill_temp=args.distill_temp,
@@ -126,6 +145,9 @@ def shd_config(args):
 
 
 def cmd_train_shd(args) -> int:
+    if args.evaluate:
+        return _evaluate(args)
+    from model.audio.floatckpt import float_path, save_float
     from model.audio.train import train_audio
     from model.ir import save, save_workload, workload_path
 
@@ -134,7 +156,11 @@ def cmd_train_shd(args) -> int:
         return 0
     save(res.net, args.out)
     wl = save_workload(res.workload, workload_path(args.out))
-    summary = dict(res.summary(), ir=str(args.out), digest=res.net.digest, workload=str(wl))
+    fl = None
+    if res.float_state is not None:
+        fl = save_float(float_path(args.out), res.float_state, res.model.cfg, res.float_meta())
+    summary = dict(res.summary(), ir=str(args.out), digest=res.net.digest, workload=str(wl),
+                   float_model=None if fl is None else str(fl))
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
@@ -144,6 +170,42 @@ def cmd_train_shd(args) -> int:
               f"{res.seconds_per_epoch:.1f} s/epoch)")
         print(f"parameters: recurrent {p['recurrent']}, total {p['total']}; wrote {args.out} "
               f"and its workload {wl} ({res.workload.samples} labelled test samples)")
+        if fl is not None:
+            print(f"float model: {fl} ({fl.stat().st_size / 1024:.1f} kB; "
+                  f"polychrony train shd --evaluate {fl} reproduces both accuracies)")
+        else:
+            print("float model: none (the run resumed from a checkpoint written before the "
+                  "float model was kept in it)")
+    return 0
+
+
+def _evaluate(args) -> int:
+    """``--evaluate NET.float.npz``: the float and integer test accuracy, without training."""
+    import torch
+
+    from model.audio.floatckpt import evaluate_float
+
+    torch.set_num_threads(args.threads)
+    r = evaluate_float(args.evaluate, data=args.data, fold=_fold(args.fold), steps=args.steps,
+                       in_bits=args.in_bits, clip_inputs=args.clip_inputs or None)
+    rec_f, rec_i = r.meta.get("float_test_acc"), r.int_recorded
+    if args.json:
+        print(json.dumps({"float_model": str(args.evaluate), "samples": r.samples,
+                          "float_acc": r.float_acc, "recorded_float_acc": rec_f,
+                          "ir": None if r.ir is None else str(r.ir), "int_acc": r.int_acc,
+                          "recorded_int_acc": rec_i, "ir_matches": r.ir_matches}, indent=1))
+        return 0
+    recorded = lambda v: "" if not isinstance(v, (int, float)) else f"; recorded {v:.4f}"
+    print(f"float accuracy {r.float_acc:.4f} (test, {r.samples} samples{recorded(rec_f)}): "
+          f"{args.evaluate}")
+    if r.ir is None:
+        print("integer accuracy: no IR beside the float model")
+        return 0
+    print(f"integer accuracy {r.int_acc:.4f} (test, {r.samples} samples{recorded(rec_i)}): "
+          f"{r.ir}")
+    if r.ir_matches is False:
+        print(f"note: {r.ir} is not the IR this float model was written with (its digest "
+              f"differs)")
     return 0
 
 
