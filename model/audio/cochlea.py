@@ -16,6 +16,18 @@ The model has four published stages, each vectorised over channels (numpy/scipy,
    level in dB drives a sigmoidal rate-level function (Sachs & Abbas 1974, J. Acoust. Soc. Am.
    56:1835): p = p_spont + (p_max - p_spont) / (1 + exp(-(L - level_50) / level_width)),
    the release probability of one fibre per frame.
+
+   **Per-channel level normalisation** (``level_norm`` = alpha, off by default: alpha = 0
+   gives the model above unchanged). With alpha > 0 each utterance's long-term spectral
+   envelope is taken out of the level before the rate-level function:
+   L'(t, c) = L(t, c) - alpha (R_c - mean_c R_c), where R_c is channel c's mean level over the
+   utterance's *active* frames (broadband level, 20 log10 of the mean over channels of the
+   rectified frame, within :data:`ACTIVE_DB` dB of the loudest frame), optionally smoothed
+   across channels by a Gaussian of ``norm_width`` channels (the kernel renormalised at the
+   edges). The mean over channels of each frame's level is unchanged (overall loudness stays)
+   and so is every channel's modulation over time; what goes is the fixed colouring of a
+   voice, a microphone or a synthesiser, which networks otherwise learn as a cue (a network
+   trained without one engine's voices fails on them).
 3. **Short-term adaptation.** A divisive gain control with the short-term time constant of
    auditory-nerve fibres (~60 ms; Westerman & Smith 1984, Hear. Res. 15:249):
    q(t) = p(t) / (1 + adapt_gain * a(t) / p_max), a = low-pass_tau(p). A loud step gives an
@@ -33,12 +45,19 @@ are in ``docs/audio-data.md``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import numbers
+from dataclasses import dataclass, fields
 
 import numpy as np
 
-__all__ = ["CochleaParams", "erb", "erb_rate", "centre_frequencies", "gammatone_sos",
-           "basilar_membrane", "rectified_frames", "hair_cell", "encode"]
+__all__ = ["CochleaParams", "ACTIVE_DB", "erb", "erb_rate", "centre_frequencies",
+           "gammatone_sos", "basilar_membrane", "rectified_frames", "frame_levels", "hair_cell",
+           "encode"]
+
+#: Frames whose broadband level is within this many dB of the loudest frame are *active*: the
+#: frames the level normalisation takes each channel's reference level from.
+ACTIVE_DB = 30.0
 
 
 @dataclass(frozen=True)
@@ -60,8 +79,18 @@ class CochleaParams:
     beta: float = 0.5
     threshold: float = 14.0
     refractory: int = 3
+    level_norm: float = 0.0      # alpha: 0 = off, 1 = the whole spectral envelope removed
+    norm_width: float = 0.0      # Gaussian smoothing of the reference across channels
 
     def __post_init__(self):
+        for name, lo, hi, unit in (("level_norm", 0.0, 1.0, ""),
+                                   ("norm_width", 0.0, None, " channels")):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) \
+                    or v < lo or (hi is not None and v > hi):
+                want = f"between {lo:g} and {hi:g}" if hi is not None else f">= {lo:g}{unit}"
+                raise ValueError(f"CochleaParams: {name} must be a finite number {want}, "
+                                 f"got {v!r}")
         if not 0 < self.f_lo < self.f_hi < self.fs / 2:
             raise ValueError(f"need 0 < f_lo < f_hi < fs/2, got f_lo={self.f_lo}, "
                              f"f_hi={self.f_hi}, fs={self.fs}")
@@ -75,6 +104,30 @@ class CochleaParams:
     def frame(self) -> int:
         """Samples per output frame."""
         return int(round(self.fs * self.dt))
+
+    def to_dict(self) -> dict:
+        """Every field as a plain int or float (what files and IR metadata record, as JSON)."""
+        return {f.name: (int if f.type == "int" else float)(getattr(self, f.name))
+                for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d) -> CochleaParams:
+        """The parameters :meth:`to_dict` gave (a field left out keeps its default). Raises
+        ``ValueError`` naming the field for an unknown name, a wrong type or a bad value."""
+        if not isinstance(d, dict):
+            raise ValueError(f"cochlea parameters must be an object of fields, got "
+                             f"{type(d).__name__}")
+        kinds = {f.name: f.type for f in fields(cls)}
+        for name, v in d.items():
+            if name not in kinds:
+                raise ValueError(f"unknown cochlea field {name!r} (the fields are "
+                                 f"{', '.join(kinds)})")
+            ok = (int,) if kinds[name] == "int" else (int, float)
+            if isinstance(v, bool) or not isinstance(v, ok):
+                raise ValueError(f"cochlea field {name!r} must be "
+                                 f"{'an integer' if kinds[name] == 'int' else 'a number'}, "
+                                 f"got {v!r}")
+        return cls(**d)
 
 
 def erb(f):
@@ -142,12 +195,30 @@ def rectified_frames(x: np.ndarray, params: CochleaParams = CochleaParams()) -> 
     return out
 
 
+def frame_levels(e: np.ndarray, params: CochleaParams = CochleaParams()) -> np.ndarray:
+    """The level in dB that drives the rate-level function, shape (frames, channels), from
+    :func:`rectified_frames`: 20 log10 e, less ``level_norm`` times each channel's reference
+    level (the utterance's spectral envelope) minus the mean reference over channels."""
+    level = 20.0 * np.log10(e + 1e-12)
+    if params.level_norm == 0 or level.shape[0] == 0:
+        return level
+    broadband = 20.0 * np.log10(e.mean(axis=1) + 1e-12)
+    active = broadband >= broadband.max() - ACTIVE_DB      # the loudest frame at least
+    ref = level[active].mean(axis=0)
+    if params.norm_width > 0:
+        from scipy.ndimage import gaussian_filter1d
+        # zero outside the channels, then divide by the kernel's weight inside them
+        smooth = lambda r: gaussian_filter1d(r, params.norm_width, mode="constant", cval=0.0)
+        ref = smooth(ref) / smooth(np.ones_like(ref))
+    return level - params.level_norm * (ref - ref.mean())
+
+
 def hair_cell(e: np.ndarray, params: CochleaParams = CochleaParams()) -> np.ndarray:
     """Adapted release probability per fibre, shape (frames, channels), from
-    :func:`rectified_frames`."""
+    :func:`rectified_frames` (at the levels of :func:`frame_levels`)."""
     from scipy.signal import lfilter
     p_ = params
-    level = 20.0 * np.log10(e + 1e-12)
+    level = frame_levels(e, params)
     p = p_.p_spont + (p_.p_max - p_.p_spont) / (1.0 + np.exp(-(level - p_.level_50)
                                                             / p_.level_width))
     k = np.exp(-p_.dt / p_.tau_adapt)

@@ -26,7 +26,9 @@ The speaker of a sample is its index into ``VOICES``; ``extra/meta_info`` holds,
 English digits are spoken by an engine drawn uniformly among the engines (then a voice of it),
 German ones by espeak-ng, so that espeak-ng's 83 variants do not drown the other engines'
 eight voices. Everything is a function of ``seed`` (``default_rng([seed, split, index])`` per
-utterance), so the files do not depend on ``jobs``.
+utterance), so the files do not depend on ``jobs``. The cochlea's parameters
+(:class:`model.audio.cochlea.CochleaParams`, e.g. its per-channel level normalisation) are
+recorded in each file's root attribute ``cochlea`` (:func:`model.audio.shd.write_shd`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from model.audio.augment import OFF, Augment, Ranges, apply, draw
+from model.audio.cochlea import CochleaParams, encode
 from model.audio.synth import ACCENTS, KEYS, ONSET, TAIL, trim
 from model.audio.voices import ENGINES, FS, VOICES, Say, speak_all
 
@@ -181,28 +184,33 @@ def _waveforms(items: list[Item], words: list[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
-def render_items(items: list[Item]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Speak, augment and encode ``items``: ``(times, units)`` per item."""
-    from model.audio.cochlea import encode
+def render_items(items: list[Item], cochlea: CochleaParams = CochleaParams()
+                 ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Speak, augment and encode ``items`` with the front end ``cochlea``: ``(times, units)``
+    per item."""
     words = [trim(w) for w in speak_all([it.say for it in items])]
     spikes = []
     for it, x in zip(items, _waveforms(items, words)):
-        spikes.append(encode(x, np.random.default_rng([*it.seed, 2])))
+        spikes.append(encode(x, np.random.default_rng([*it.seed, 2]), cochlea))
     return spikes
 
 
-def _render_chunk(items):
-    return render_items(items)
+def _render_chunk(task):
+    items, cochlea = task
+    return render_items(items, cochlea)
 
 
 def synthesize(out_dir, *, seed: int = 0, per_class: int = 300, reps: int = 4,
                espeak_reps: int = 1, ranges: Ranges = Ranges(), test_voices=None,
                jobs: int = 1, progress: bool = True, chunk: int = 48,
-               splits=("train", "test")) -> dict[str, Path]:
+               splits=("train", "test"),
+               cochlea: CochleaParams = CochleaParams()) -> dict[str, Path]:
     """Write ``train.h5`` and ``test.h5`` (or the ``splits`` named) into ``out_dir`` (see the
     module's description); ``jobs`` worker processes, ``chunk`` utterances per worker task (one
     Festival process per voice per chunk); the files do not depend on either. The test file
-    does not depend on ``ranges`` (its utterances are clean)."""
+    does not depend on ``ranges`` (its utterances are clean). ``cochlea`` encodes the sounds
+    (e.g. with its per-channel level normalisation) and is recorded in each file's root
+    attribute ``cochlea`` (:func:`model.audio.shd.write_shd`)."""
     bad = [x for x in splits if x not in ("train", "test")]
     if bad or not splits:
         raise ValueError(f"splits must name 'train' and/or 'test', got {list(splits)}")
@@ -221,18 +229,18 @@ def synthesize(out_dir, *, seed: int = 0, per_class: int = 300, reps: int = 4,
         if jobs > 1:
             import multiprocessing as mp
             with mp.get_context("spawn").Pool(jobs) as pool:
-                for part in pool.imap(_render_chunk, chunks):
+                for part in pool.imap(_render_chunk, [(c, cochlea) for c in chunks]):
                     spikes += part
                     bar.update(len(part))
         else:
             for c in chunks:
-                spikes += render_items(c)
+                spikes += render_items(c, cochlea)
                 bar.update(len(c))
         bar.close()
         paths[split] = write_shd(
             out_dir / f"{split}.h5", [t for t, _ in spikes], [c for _, c in spikes],
             [it.label for it in items], [it.speaker for it in items], list(KEYS),
-            meta=speaker_meta(seed))
+            meta=speaker_meta(seed), cochlea=cochlea)
     return paths
 
 

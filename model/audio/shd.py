@@ -12,6 +12,11 @@ The layout (HDF5, Cramer et al. 2020), which :func:`write_shd` writes and :func:
 ``extra/keys``             the class names, as bytes, indexed by label
 ``extra/meta_info/gender`` per speaker (bytes); ``age``, ``body_height`` per speaker (0 =
                            unknown)
+``cochlea`` (attribute)    this project's addition, on the root group: the
+                           :class:`~model.audio.cochlea.CochleaParams` that encoded the
+                           spikes, a JSON object of all its fields (``to_dict``); a file
+                           without it (SHD's own, or written before it existed) has the
+                           defaults
 ========================== ====================================================================
 
 Real SHD files (``shd_train.h5``, ``shd_test.h5``) can sit anywhere: pass their path to
@@ -22,19 +27,23 @@ numpy (and h5py for files); nothing is pickled.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["DataError", "SpikeSet", "Binned", "write_shd", "load", "bin_counts",
+from model.audio.cochlea import CochleaParams
+
+__all__ = ["DataError", "SpikeSet", "Binned", "write_shd", "load", "cochlea_of", "bin_counts",
            "speaker_split", "random_split", "augment", "spike_augment", "SPIKE_AUGS",
            "spike_augment_options", "logistic_baseline",
            "summary",
            "N_CHANNELS"]
 
 N_CHANNELS = 700
+COCHLEA_ATTR = "cochlea"      # the root attribute naming the front end (see the table above)
 
 
 class DataError(ValueError):
@@ -52,6 +61,9 @@ class SpikeSet:
     keys: list[str]
     n_channels: int = N_CHANNELS
     path: Path | None = None
+    #: The front end that made the spikes (the file's ``cochlea`` attribute; the defaults
+    #: when it has none).
+    cochlea: CochleaParams = CochleaParams()
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -66,19 +78,21 @@ class SpikeSet:
         index = np.asarray(index, dtype=np.int64)
         return SpikeSet([self.times[i] for i in index], [self.units[i] for i in index],
                         self.labels[index], self.speakers[index], self.keys,
-                        self.n_channels, self.path)
+                        self.n_channels, self.path, self.cochlea)
 
 
 # --------------------------------------------------------------------------------------------
 # Files
 
 def write_shd(path, times, units, labels, speakers, keys, *, time_dtype=np.float16,
-              meta: dict | None = None) -> Path:
+              meta: dict | None = None, cochlea: CochleaParams | None = None) -> Path:
     """Write spikes in the SHD layout to ``path`` (created or overwritten); return the path.
 
     ``times``/``units`` are lists of per-sample arrays; ``keys`` the class names. ``meta``
     optionally gives ``extra/meta_info`` arrays (``gender``, ``age``, ``body_height``, indexed
     by speaker); by default gender is ``b"unknown"`` and age and height 0 for every speaker.
+    ``cochlea``, the front end that made the spikes, goes into the root attribute ``cochlea``
+    (JSON; none without it: the defaults, as for a file written before the attribute).
     """
     import h5py
     path = Path(path)
@@ -117,7 +131,48 @@ def write_shd(path, times, units, labels, speakers, keys, *, time_dtype=np.float
         f.create_dataset("extra/keys", data=np.array([k.encode() for k in keys]))
         for name, value in meta.items():
             f.create_dataset(f"extra/meta_info/{name}", data=np.asarray(value))
+        if cochlea is not None:
+            f.attrs[COCHLEA_ATTR] = json.dumps(cochlea.to_dict(), sort_keys=True)
     return path
+
+
+def _cochlea_attr(path: Path, f) -> CochleaParams:
+    """The ``cochlea`` root attribute of the open file ``f`` (the defaults when absent)."""
+    if COCHLEA_ATTR not in f.attrs:
+        return CochleaParams()
+    raw = f.attrs[COCHLEA_ATTR]
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode()
+        except UnicodeDecodeError:
+            raise DataError(f"{path}: root attribute '{COCHLEA_ATTR}' is not UTF-8 text") \
+                from None
+    if not isinstance(raw, str):
+        raise DataError(f"{path}: root attribute '{COCHLEA_ATTR}' must be a JSON string, got "
+                        f"{type(raw).__name__}")
+    try:
+        d = json.loads(raw)
+    except ValueError as e:
+        raise DataError(f"{path}: root attribute '{COCHLEA_ATTR}' is not JSON ({e})") from None
+    try:
+        return CochleaParams.from_dict(d)
+    except (TypeError, ValueError) as e:
+        raise DataError(f"{path}: root attribute '{COCHLEA_ATTR}': {e}") from None
+
+
+def cochlea_of(path) -> CochleaParams:
+    """The front end that made the spikes of the SHD-layout file ``path`` (its ``cochlea``
+    attribute; the defaults when it has none), without reading the spikes."""
+    import h5py
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise DataError(f"{path}: not an HDF5 file ({e})") from None
+    with f:
+        return _cochlea_attr(path, f)
 
 
 def _check_sample(where: str, i: int, t: np.ndarray, u: np.ndarray, n_channels: int) -> None:
@@ -143,9 +198,9 @@ def load(path, *, n_channels: int = N_CHANNELS) -> SpikeSet:
     """Read an SHD-layout HDF5 file (float16, float32 or float64 times) and check it.
 
     Raises :class:`DataError` naming the file and the field for a missing dataset, a wrong
-    dtype, a length mismatch, units out of range or unsorted times. ``extra/speaker`` and
-    ``extra/keys`` are optional (speakers -1; keys ``"0"``, ``"1"``, ... up to the largest
-    label).
+    dtype, a length mismatch, units out of range, unsorted times or a malformed ``cochlea``
+    attribute. ``extra/speaker`` and ``extra/keys`` are optional (speakers -1; keys ``"0"``,
+    ``"1"``, ... up to the largest label).
     """
     import h5py
     path = Path(path)
@@ -178,6 +233,7 @@ def load(path, *, n_channels: int = N_CHANNELS) -> SpikeSet:
                  for t in times_ds[()]]
         units = list(units_ds[()])
         labels = labels_ds[()].astype(np.int64)
+        cochlea = _cochlea_attr(path, f)
         speaker_ds = get("extra/speaker", required=False)
         if speaker_ds is not None and speaker_ds.dtype.kind not in "iu":
             raise DataError(f"{path}: 'extra/speaker' must be integers, got {speaker_ds.dtype}")
@@ -197,7 +253,7 @@ def load(path, *, n_channels: int = N_CHANNELS) -> SpikeSet:
     if len(labels) and (labels.min() < 0 or labels.max() >= len(keys)):
         raise DataError(f"{path}: 'labels' must lie in 0..{len(keys) - 1} ('extra/keys' has "
                         f"{len(keys)} names), got {labels.min()}..{labels.max()}")
-    return SpikeSet(times, units, labels, speakers, keys, n_channels, path)
+    return SpikeSet(times, units, labels, speakers, keys, n_channels, path, cochlea)
 
 
 # --------------------------------------------------------------------------------------------

@@ -28,12 +28,14 @@ from tqdm import tqdm
 
 from ..progress import progress
 
+from model.audio.cochlea import CochleaParams
 from model.audio.delrec import DelRecNet, ModelConfig, parameter_counts, to_network
 from model.int_forward import integer_forward
 from model.ir import Network, Workload
 
 __all__ = ["AudioConfig", "AudioData", "AudioResult", "data_paths", "load_audio",
-           "random_counts", "train_audio", "evaluate", "integer_accuracy", "sigma_at", "teacher_logits"]
+           "cochlea_meta", "random_counts", "train_audio", "evaluate", "integer_accuracy",
+           "sigma_at", "teacher_logits"]
 
 
 #: Test samples (the first ones) kept with their labels as the network's workload.
@@ -132,6 +134,8 @@ class AudioData:
     n_classes: int
     source: str
     speakers_test: np.ndarray | None = None
+    #: The cochlea that encoded the data (that of the files; the defaults for random counts).
+    cochlea: CochleaParams = CochleaParams()
 
     @property
     def n_in(self) -> int:
@@ -245,6 +249,14 @@ def data_paths(data: str) -> tuple[Path, Path]:
     raise FileNotFoundError(f"{data}: no such file or directory")
 
 
+def cochlea_meta(cochlea: CochleaParams) -> dict:
+    """What the IR's ``meta`` records of the front end that encoded the training data:
+    ``{"cochlea": every field}`` when it is not the default cochlea, else nothing (a network
+    without the entry was trained on the defaults). :func:`model.audio.wav.cochlea_for`
+    reads it back."""
+    return {} if cochlea == CochleaParams() else {"cochlea": cochlea.to_dict()}
+
+
 def _fit_steps(x: np.ndarray, steps: int) -> np.ndarray:
     if x.shape[1] >= steps:
         return x[:, :steps]
@@ -254,6 +266,7 @@ def _fit_steps(x: np.ndarray, steps: int) -> np.ndarray:
 def load_audio(cfg: AudioConfig) -> AudioData:
     """Load, bin and split the data named by ``cfg.data``; choose or check ``in_bits``."""
     speakers_test = None
+    cochlea = CochleaParams()
     if cfg.data == "random":
         steps = cfg.steps or 40
         n = cfg.limit or 400
@@ -265,6 +278,13 @@ def load_audio(cfg: AudioConfig) -> AudioData:
         from model.audio import shd
         train_path, test_path = data_paths(cfg.data)
         tr, te = shd.load(train_path), shd.load(test_path)
+        if tr.cochlea != te.cochlea:
+            a, b = tr.cochlea.to_dict(), te.cochlea.to_dict()
+            diff = ", ".join(f"{k} {a[k]} vs {b[k]}" for k in a if a[k] != b[k])
+            raise shd.DataError(f"{train_path} and {test_path} were encoded by different "
+                                f"cochleas (attribute 'cochlea': {diff}): train and test "
+                                f"need the same front end")
+        cochlea = tr.cochlea
         if cfg.fold:
             from model.audio.corpus import protocol
             folds = protocol(tr, te)
@@ -311,7 +331,8 @@ def load_audio(cfg: AudioConfig) -> AudioData:
     if tr is not None:
         n_classes = max(n_classes, tr.n_classes)   # the file's class names, all of them
     return AudioData(u8(x_tr[tr_idx]), i64(y_tr[tr_idx]), u8(x_tr[va_idx]), i64(y_tr[va_idx]),
-                     u8(x_te), i64(y_te), in_bits, max(n_classes, 2), source, speakers_test)
+                     u8(x_te), i64(y_te), in_bits, max(n_classes, 2), source, speakers_test,
+                     cochlea)
 
 
 def _augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, copies: int
@@ -421,6 +442,11 @@ def teacher_logits(path: str | Path, data: AudioData, *, batch: int = 128) -> to
         raise ValueError(f"{where}: in_bits={net.input.in_bits} holds counts up to "
                          f"{(1 << net.input.in_bits) - 1}, the data need in_bits="
                          f"{data.in_bits}")
+    from model.audio.wav import cochlea_for
+    if cochlea_for(net) != data.cochlea:
+        raise ValueError(f"{where}: trained on spikes of another cochlea (meta 'cochlea' "
+                         f"{cochlea_meta(cochlea_for(net)).get('cochlea', 'default')}) than "
+                         f"the data ({cochlea_meta(data.cochlea).get('cochlea', 'default')})")
     scale = float(net.meta["scales"][-1])
     rows = []
     for i in range(0, len(data.y_train), batch):
@@ -721,6 +747,7 @@ def train_audio(cfg: AudioConfig, data: AudioData | None = None) -> AudioResult:
         float_acc = extra["float_test_acc"]
         meta = {"data": data.source, "steps": data.steps, "seed": cfg.seed,
                 **({"fold": cfg.fold} if cfg.fold else {}),
+                **cochlea_meta(data.cochlea),
                 "float_test_acc": float_acc, "val_acc": best_acc,
                 "qat_epochs": cfg.qat_epochs, "epochs": cfg.epochs, "params": params,
                 "prediction": "argmax_i sum_t v_i(t) over the padded window of steps"}

@@ -5,8 +5,10 @@ float, any rate, channels averaged), resampled to 16 kHz, trimmed of leading and
 silence (10 ms frames 40 dB below the loudest), brought to the corpus' speech level
 (:data:`model.audio.corpus.LEVEL_DB`), given :data:`ONSET` s of silence before and the corpus'
 tail after, with white noise at :data:`SNR_DB` (the middle of the training range), and encoded
-by the cochlea with a fixed seed. :func:`frames` bins the spikes as the networks were trained
-(10 ms, 140 channel groups) over the network's window.
+by the cochlea with a fixed seed and the parameters the network was trained on
+(:func:`cochlea_for`: its ``meta["cochlea"]``, e.g. the per-channel level normalisation).
+:func:`frames` bins the spikes as the networks were trained (10 ms, 140 channel groups) over
+the network's window.
 
 A label can come from a file's name: its first word (split at anything that is not a letter
 or digit) that is a class name (``seven``, ``sieben``) or a single digit (``7``, read as the
@@ -21,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from model.audio.cochlea import CochleaParams
 from model.audio.shd import DataError
 
-__all__ = ["ONSET", "SNR_DB", "read_audio", "prepare", "encode_file", "frames", "label_of",
-           "read_labels"]
+__all__ = ["ONSET", "SNR_DB", "read_audio", "prepare", "encode_file", "cochlea_for", "frames",
+           "label_of", "read_labels"]
 
 ONSET = 0.05              # s of silence before the word
 SNR_DB = 20.0             # white noise re the speech (the training data had 10-30 dB)
@@ -84,14 +87,30 @@ def prepare(x: np.ndarray, *, snr_db: float | None = SNR_DB, seed: int = 0) -> n
     return x + n / np.sqrt(np.mean(n ** 2)) * rms * 10 ** (-snr_db / 20)
 
 
-def encode_file(path, *, snr_db: float | None = SNR_DB, seed: int = 0):
-    """``(times, units)``: the spikes of the WAV file ``path``."""
+def encode_file(path, *, snr_db: float | None = SNR_DB, seed: int = 0,
+                params: CochleaParams = CochleaParams()):
+    """``(times, units)``: the spikes of the WAV file ``path``, encoded by the cochlea
+    ``params`` (for a network: :func:`cochlea_for` it)."""
     from model.audio.cochlea import encode
     try:
         x = prepare(read_audio(path), snr_db=snr_db, seed=seed)
     except DataError as e:
         raise DataError(str(e) if str(e).startswith(str(path)) else f"{path}: {e}") from None
-    return encode(x, np.random.default_rng([seed, 6]))
+    return encode(x, np.random.default_rng([seed, 6]), params)
+
+
+def cochlea_for(net) -> CochleaParams:
+    """The cochlea whose spikes the audio network ``net`` (an IR) was trained on: its
+    ``meta["cochlea"]`` (written by :func:`model.audio.train.cochlea_meta`), the defaults when
+    it has none. A malformed entry raises ``ValueError`` naming the network and the field."""
+    d = (getattr(net, "meta", None) or {}).get("cochlea")
+    if d is None:
+        return CochleaParams()
+    try:
+        return CochleaParams.from_dict(d)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"network {getattr(net, 'name', '?')!r}: meta 'cochlea': {e}") \
+            from None
 
 
 def frames(spikes: list, *, steps: int, in_bits: int | None = None):

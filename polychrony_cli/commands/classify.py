@@ -1,9 +1,10 @@
 """`polychrony classify`: spoken-digit WAV files in, the predicted digit of each out.
 
-The files go through the training data's front end (:mod:`model.audio.wav`), are binned over
-the network's window and run on the integer reference (default), the simulated board
-(``--simulate``) or a board (``--port``); with labels (from the file names or ``--labels``)
-the accuracy is printed too.
+The files go through the training data's front end (:mod:`model.audio.wav`, with the cochlea
+parameters the network records in its ``meta["cochlea"]``, if any), are binned over the
+network's window and run on the integer reference (default), the simulated board
+(``--simulate``) or a board (``--port``); with labels (from the file names or ``--labels``) the
+accuracy is printed too.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser("classify", help="predict the spoken digit of WAV files with an audio "
                                         "network (reference, simulated board or board)")
     p.add_argument("wav", nargs="+", help="WAV files, one spoken digit each")
-    p.add_argument("--net", required=True, help="the audio network (IR .npz)")
+    p.add_argument("--net", required=True, help="the audio network (IR .npz); the files are "
+                   "encoded by the cochlea it was trained behind (its meta 'cochlea', e.g. "
+                   "the level normalisation of 'data synth --level-norm')")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--simulate", action="store_true",
                        help="run on the simulated board (the board top's Verilog in "
@@ -63,13 +66,16 @@ def labels_for(paths, keys, csv_path=None) -> list[int | None]:
     return [table[Path(p).name] for p in paths]
 
 
-def encode_wavs(paths, *, snr_db, seed, quiet: bool):
-    """The spikes of every file, with a progress bar."""
+def encode_wavs(paths, *, snr_db, seed, quiet: bool, params=None):
+    """The spikes of every file, with a progress bar, through the cochlea ``params``
+    (default: the default cochlea)."""
+    from model.audio.cochlea import CochleaParams
     from model.audio.wav import encode_file
     from model.progress import progress
+    params = CochleaParams() if params is None else params
     out = []
     for p in progress(paths, desc="encode", unit="file", disable=quiet or len(paths) < 4):
-        out.append(encode_file(p, snr_db=snr_db, seed=seed))
+        out.append(encode_file(p, snr_db=snr_db, seed=seed, params=params))
     return out
 
 
@@ -83,7 +89,7 @@ def _network_window(net) -> int:
 
 def cmd_classify(args) -> int:
     from model.audio.synth import KEYS
-    from model.audio.wav import frames
+    from model.audio.wav import cochlea_for, frames
     from sim.reference import simulate
     net = load_net(args.net)
     if net.input.n != 140:
@@ -94,8 +100,10 @@ def cmd_classify(args) -> int:
         raise UserError(f"network {net.name!r} has {net.layers[-1].n} outputs; the spoken "
                         f"digits have {len(keys)} classes")
     steps = _network_window(net)
+    params = cochlea_for(net)            # the front end the network was trained behind
     labels = labels_for(args.wav, keys, args.labels)
-    spikes = encode_wavs(args.wav, snr_db=args.snr_db, seed=args.seed, quiet=args.json)
+    spikes = encode_wavs(args.wav, snr_db=args.snr_db, seed=args.seed, quiet=args.json,
+                         params=params)
     x, cut, clipped = frames(spikes, steps=steps, in_bits=net.input.in_bits)
     if (cut or clipped) and not args.json:
         print(f"note: {cut} file(s) longer than the network's {steps} frames (their end "

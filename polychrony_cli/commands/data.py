@@ -40,6 +40,11 @@ def add_parser(sub) -> None:
                    help="--corpus voices: re-synthesise this share (0-1) of the training "
                         "utterances with another excitation (pulse, glottal or whispered; "
                         "model.audio.augment.vocode; default: none)")
+    _add_cochlea_arguments(q, "--corpus voices: encode with the cochlea's per-channel level "
+                              "normalisation: remove this share (0-1) of each utterance's "
+                              "long-term spectral envelope before the rate-level function "
+                              "(default 0: off); recorded in each file's 'cochlea' attribute, "
+                              "and by training in the network, whose 'classify' uses it")
     q.add_argument("--jobs", type=bounded(int, 1), default=1, help="worker processes")
     q.add_argument("--pack", metavar="FILE", help="also write the compact form (.npz) that "
                    "model.audio.pack.default_data() unpacks (model/audio/synth-digits-v1.npz)")
@@ -84,6 +89,11 @@ def add_parser(sub) -> None:
     q.add_argument("--snr-db", type=bounded(float, -20.0), default=20.0,
                    help="white noise added re the speech, as in the training data")
     q.add_argument("--seed", type=bounded(int, 0), default=0)
+    _add_cochlea_arguments(q, "the cochlea's per-channel level normalisation, as 'data synth "
+                              "--level-norm' (default 0: off). Frames for a network must use "
+                              "the values it was trained with (its meta 'cochlea'; 'classify' "
+                              "reads them itself); an .h5 records them in its 'cochlea' "
+                              "attribute")
     q.set_defaults(func=cmd_encode)
 
     q = dsub.add_parser("frames", help="bin a file into the network's input frames (10 ms "
@@ -103,6 +113,24 @@ def add_parser(sub) -> None:
     q.set_defaults(func=cmd_frames)
 
 
+def _add_cochlea_arguments(q, level_help: str) -> None:
+    """``--level-norm A`` and ``--norm-width W`` (:class:`model.audio.cochlea.CochleaParams`)."""
+    q.add_argument("--level-norm", type=bounded(float, 0.0, 1.0), default=0.0, metavar="A",
+                   help=level_help)
+    q.add_argument("--norm-width", type=bounded(float, 0.0), default=0.0, metavar="W",
+                   help="with --level-norm: smooth each channel's reference level across "
+                        "channels by a Gaussian of W channels (default 0: none)")
+
+
+def _cochlea(args):
+    """The cochlea ``--level-norm`` and ``--norm-width`` ask for."""
+    from model.audio.cochlea import CochleaParams
+    if args.norm_width and not args.level_norm:
+        raise ValueError(f"--norm-width {args.norm_width:g} smooths the level normalisation: "
+                         f"it needs --level-norm above 0")
+    return CochleaParams(level_norm=args.level_norm, norm_width=args.norm_width)
+
+
 def cmd_synth(args) -> int:
     from model.audio.pack import save_pack
     from model.audio.shd import load, summary
@@ -110,6 +138,13 @@ def cmd_synth(args) -> int:
     if args.source_swap is not None and args.source_swap > 1:
         raise ValueError(f"--source-swap {args.source_swap}: a share of the utterances, at "
                          f"most 1")
+    cochlea = _cochlea(args)
+    if args.level_norm and args.corpus != "voices":
+        raise ValueError("--level-norm goes with --corpus voices (the espeak corpus is the "
+                         "embedded set's recipe, with the default cochlea)")
+    if args.level_norm and args.pack:
+        raise ValueError("--pack writes the embedded set's compact form, which records no "
+                         "cochlea: not with --level-norm")
     if args.corpus == "voices":
         from model.audio import augment, corpus
         from model.audio.voices import check_engines
@@ -122,7 +157,7 @@ def cmd_synth(args) -> int:
             ranges = augment.without(ranges, name)
         paths = corpus.synthesize(args.out, seed=args.seed, per_class=args.train or 300,
                                   reps=args.test or 4, ranges=ranges, jobs=args.jobs,
-                                  progress=not args.quiet)
+                                  progress=not args.quiet, cochlea=cochlea)
         args.train, args.test = args.train or 300, args.test or 4
     else:
         if args.without or args.source_swap is not None:
@@ -253,11 +288,13 @@ def cmd_encode(args) -> int:
             raise ValueError(f"an SHD file needs a label per sample, and the name of "
                              f"{unknown[0]} names no digit: give --labels CSV, or write "
                              f"frames (.npy)")
-    spikes = encode_wavs(args.wav, snr_db=args.snr_db, seed=args.seed, quiet=False)
+    cochlea = _cochlea(args)
+    spikes = encode_wavs(args.wav, snr_db=args.snr_db, seed=args.seed, quiet=False,
+                         params=cochlea)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".h5":
         write_shd(out, [t for t, _ in spikes], [u for _, u in spikes], labels,
-                  [0] * len(spikes), list(KEYS))
+                  [0] * len(spikes), list(KEYS), cochlea=cochlea)
         print(f"wrote {out}: {len(spikes)} samples, "
               f"{np.mean([len(t) for t, _ in spikes]):.0f} spikes per sample")
         return 0

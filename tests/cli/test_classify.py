@@ -94,6 +94,73 @@ def test_classify_on_the_reference_and_the_simulated_board_agree(tmp_path, capsy
     assert [r["prediction"] for r in sim["files"]] == want and sim["on"] == "simulated board"
 
 
+def test_classify_and_encode_use_the_cochlea_the_network_was_trained_behind(tmp_path, capsys,
+                                                                            monkeypatch):
+    """A network whose meta says it was trained on level-normalised spikes gets its files
+    encoded by that cochlea; ``data encode --level-norm`` makes the same spikes and records
+    them in its .h5."""
+    import dataclasses
+
+    import model.audio.wav as wav
+    from model.audio.cochlea import CochleaParams
+    from model.ir import save
+    p = CochleaParams(level_norm=1.0, norm_width=8.0)
+    net = load_net(NET)
+    normed = save(dataclasses.replace(net, meta={**net.meta, "cochlea": p.to_dict()}),
+                  tmp_path / "normed.npz")
+    real, calls = wav.encode_file, []
+
+    def spy(path, **kw):
+        calls.append((kw.get("params"), real(path, **kw)))
+        return calls[-1][1]
+    monkeypatch.setattr(wav, "encode_file", spy)
+    assert main(["classify", *map(str, DIGITS), "--net", str(normed), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert [c[0] for c in calls] == [p] * 3
+    want = [real(d, params=p) for d in DIGITS]
+    plain = [real(d) for d in DIGITS]
+    for (_, (t, u)), (tw, uw), (tp, up) in zip(calls, want, plain):
+        np.testing.assert_array_equal(t, tw)
+        np.testing.assert_array_equal(u, uw)
+        assert t.size != tp.size or not np.array_equal(u, up)    # the option changes them
+    x, _, _ = frames(want, steps=136, in_bits=4)
+    assert [r["prediction"] for r in got["files"]] == \
+        [simulate(net, xs, steps=136).prediction for xs in x]
+    monkeypatch.undo()
+    h5, npy = tmp_path / "n.h5", tmp_path / "n.npy"
+    opts = ["--level-norm", "1", "--norm-width", "8"]
+    assert main(["data", "encode", *map(str, DIGITS), "-o", str(h5), *opts]) == 0
+    s = load(h5)
+    assert s.cochlea == p
+    for t, (tw, _) in zip(s.times, want):
+        np.testing.assert_array_equal(t, tw.astype(np.float16).astype(np.float32))
+    assert main(["data", "encode", *map(str, DIGITS), "-o", str(npy), "--window", "136",
+                 "--in-bits", "4", *opts]) == 0
+    np.testing.assert_array_equal(np.load(npy), x)
+    capsys.readouterr()
+    assert main(["data", "encode", str(DIGITS[0]), "-o", str(npy), "--norm-width", "8"]) == 2
+    assert "--norm-width 8 smooths the level normalisation: it needs --level-norm above 0" \
+        in capsys.readouterr().err
+    for flag, value, words in (("--level-norm", "1.5", "must be at most 1.0, got 1.5"),
+                               ("--level-norm", "nan", "expected a finite number"),
+                               ("--norm-width", "-1", "must be at least 0.0, got -1")):
+        with pytest.raises(SystemExit) as e:
+            main(["data", "encode", str(DIGITS[0]), "-o", str(npy), flag, value])
+        assert e.value.code == 2 and f"argument {flag}: {words}" in capsys.readouterr().err
+
+
+def test_classify_refuses_a_network_whose_cochlea_entry_is_malformed(tmp_path, capsys):
+    import dataclasses
+
+    from model.ir import save
+    net = load_net(NET)
+    bad = save(dataclasses.replace(net, meta={**net.meta, "cochlea": {"level_norm": 3}}),
+               tmp_path / "bad.npz")
+    assert main(["classify", str(DIGITS[0]), "--net", str(bad)]) == 2
+    assert f"network {net.name!r}: meta 'cochlea': CochleaParams: level_norm must be a finite " \
+        f"number between 0 and 1, got 3" in capsys.readouterr().err
+
+
 def test_classify_refuses_a_network_that_is_not_an_audio_one(tmp_path, capsys):
     from model.ir import save
     from tests.nets import tiny_net

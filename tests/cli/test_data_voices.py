@@ -69,6 +69,26 @@ def test_without_and_source_swap_need_the_voices_corpus(tmp_path, capsys):
         capsys.readouterr().err
 
 
+def test_level_norm_goes_with_the_voices_corpus_and_is_checked(tmp_path, capsys):
+    assert main(["data", "synth", "-o", str(tmp_path), "--level-norm", "1"]) == 2
+    assert "--level-norm goes with --corpus voices" in capsys.readouterr().err
+    assert main(["data", "synth", "--corpus", "voices", "-o", str(tmp_path), "--level-norm",
+                 "1", "--pack", str(tmp_path / "p.npz")]) == 2
+    assert "--pack writes the embedded set's compact form, which records no cochlea" in \
+        capsys.readouterr().err
+    assert main(["data", "synth", "--corpus", "voices", "-o", str(tmp_path), "--norm-width",
+                 "5"]) == 2
+    assert "--norm-width 5 smooths the level normalisation: it needs --level-norm above 0" in \
+        capsys.readouterr().err
+    for flag, value, words in (("--level-norm", "2", "must be at most 1.0, got 2"),
+                               ("--level-norm", "-0.5", "must be at least 0.0, got -0.5"),
+                               ("--norm-width", "inf", "expected a finite number")):
+        with pytest.raises(SystemExit) as e:
+            main(["data", "synth", "--corpus", "voices", "-o", str(tmp_path), flag, value])
+        assert e.value.code == 2 and f"argument {flag}: {words}" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())                  # refused before any work
+
+
 def test_the_split_comes_from_the_test_file(tmp_path, corpus):
     """A corpus keeps its held-out voices as its test file records them, whatever the
     catalogue's split is now (voices added later do not move it)."""

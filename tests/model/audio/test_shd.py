@@ -1,12 +1,15 @@
 """SHD layout: files, checks, binning, splits, augmentation, the embedded set."""
 
+import json
+
 import h5py
 import numpy as np
 import pytest
 
+from model.audio.cochlea import CochleaParams
 from model.audio.pack import default_data, pack, unpack
-from model.audio.shd import (DataError, SpikeSet, augment, bin_counts, load, logistic_baseline,
-                             random_split, speaker_split, write_shd)
+from model.audio.shd import (DataError, SpikeSet, augment, bin_counts, cochlea_of, load,
+                             logistic_baseline, random_split, speaker_split, write_shd)
 
 KEYS = [f"k{i}" for i in range(20)]
 
@@ -104,6 +107,49 @@ def test_not_hdf5_and_missing_file(tmp_path):
         load(tmp_path / "x.h5")
     with pytest.raises(DataError, match="no such file"):
         load(tmp_path / "nope.h5")
+
+
+def test_the_cochlea_attribute_round_trips(tmp_path):
+    """``write_shd(cochlea=...)`` records the front end as JSON in the root attribute
+    ``cochlea``; ``load`` and ``cochlea_of`` read it back; a file without it has the
+    defaults."""
+    times, units, labels, speakers = _toy()
+    p = CochleaParams(level_norm=0.75, norm_width=6.0)
+    path = write_shd(tmp_path / "n.h5", times, units, labels, speakers, KEYS, cochlea=p)
+    with h5py.File(path) as f:
+        d = json.loads(f.attrs["cochlea"])
+    assert d == p.to_dict() and d["level_norm"] == 0.75
+    s = load(path)
+    assert s.cochlea == p and cochlea_of(path) == p
+    assert s.subset([1, 2]).cochlea == p
+    plain = write_shd(tmp_path / "d.h5", times, units, labels, speakers, KEYS)
+    with h5py.File(plain) as f:
+        assert "cochlea" not in f.attrs
+    assert load(plain).cochlea == CochleaParams() == cochlea_of(plain)
+    assert load(_raw_shd(tmp_path / "raw.h5", *_toy(3)[:3])).cochlea == CochleaParams()
+    with pytest.raises(DataError, match="no such file"):
+        cochlea_of(tmp_path / "nope.h5")
+
+
+@pytest.mark.parametrize("value, words", [
+    ("{level_norm: 1}", "root attribute 'cochlea' is not JSON"),
+    ('{"level_norm": 1.5}', "root attribute 'cochlea': CochleaParams: level_norm must be a "
+                            "finite number between 0 and 1, got 1.5"),
+    ('{"level_norm": NaN}', "level_norm must be a finite number"),
+    ('{"levl_norm": 1.0}', "root attribute 'cochlea': unknown cochlea field 'levl_norm'"),
+    ('{"fibres": "40"}', "root attribute 'cochlea': cochlea field 'fibres' must be an integer"),
+    ('[1, 2]', "root attribute 'cochlea': cochlea parameters must be an object"),
+    (np.arange(3), "root attribute 'cochlea' must be a JSON string, got ndarray"),
+])
+def test_a_malformed_cochlea_attribute_names_file_and_field(tmp_path, value, words):
+    times, units, labels, speakers = _toy()
+    path = write_shd(tmp_path / "bad.h5", times, units, labels, speakers, KEYS)
+    with h5py.File(path, "a") as f:
+        f.attrs["cochlea"] = value
+    for read in (load, cochlea_of):
+        with pytest.raises(DataError) as e:
+            read(path)
+        assert str(e.value).startswith(f"{path}: ") and words in str(e.value)
 
 
 def _set(times, units, labels=None, speakers=None):

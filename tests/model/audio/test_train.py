@@ -226,6 +226,54 @@ def test_train_from_shd_layout_files(tmp_path):
     assert res.net.input.in_bits == data.in_bits and res.net.layers[3].n == 4
 
 
+def _shd_pair(tmp_path, train_cochlea, test_cochlea):
+    from model.audio.shd import write_shd
+    rng = np.random.default_rng(1)
+    keys = [f"c{k}" for k in range(3)]
+    for split, n, cochlea in (("train", 24, train_cochlea), ("test", 9, test_cochlea)):
+        labels = np.arange(n) % 3
+        times = [np.sort(rng.uniform(0, 0.1, 60)) for _ in labels]
+        units = [rng.integers(0, 200, 60) + 200 * y for y in labels]
+        write_shd(tmp_path / f"shd_{split}.h5", times, units, labels, np.arange(n) % 4, keys,
+                  cochlea=cochlea)
+    return tmp_path
+
+
+def test_the_ir_records_the_cochlea_of_its_training_data(tmp_path):
+    """Spikes from a non-default cochlea: the IR's meta says which (``meta["cochlea"]``, every
+    field), and ``cochlea_for`` reads it back; the defaults leave no entry; train and test
+    files of different cochleas are refused, naming both."""
+    from model.audio.cochlea import CochleaParams
+    from model.audio.train import cochlea_meta
+    from model.audio.wav import cochlea_for
+    p = CochleaParams(level_norm=1.0, norm_width=8.0)
+    assert cochlea_meta(CochleaParams()) == {}
+    assert cochlea_meta(p) == {"cochlea": p.to_dict()}
+    cfg = AudioConfig(data=str(_shd_pair(tmp_path / "n", p, p)), hidden=8, dmax=4, epochs=1,
+                      qat_epochs=0, batch=8, progress=False)
+    assert load_audio(cfg).cochlea == p
+    res = train_audio(cfg)
+    assert res.net.meta["cochlea"] == p.to_dict() and cochlea_for(res.net) == p
+    again = ir.load(ir.save(res.net, tmp_path / "n.npz"))
+    assert cochlea_for(again) == p
+    from model.audio.train import teacher_logits           # a teacher hears the same cochlea
+    plain = load_audio(dataclasses.replace(cfg, data=str(_shd_pair(tmp_path / "d", None,
+                                                                   None))))
+    with pytest.raises(ValueError, match="n.npz: trained on spikes of another cochlea"):
+        teacher_logits(tmp_path / "n.npz", plain)
+    assert "cochlea" not in train_audio(dataclasses.replace(cfg, data="random", limit=32,
+                                                            steps=10)).net.meta
+    with pytest.raises(ValueError, match=r"network 'x': meta 'cochlea': unknown cochlea "
+                                         r"field 'alpha'"):
+        cochlea_for(dataclasses.replace(res.net, name="x", meta={"cochlea": {"alpha": 1}}))
+    mixed = _shd_pair(tmp_path / "m", p, None)
+    with pytest.raises(ValueError) as e:
+        load_audio(dataclasses.replace(cfg, data=str(mixed)))
+    assert str(e.value).startswith(f"{mixed / 'shd_train.h5'} and {mixed / 'shd_test.h5'} were "
+                                   f"encoded by different cochleas (attribute 'cochlea': "
+                                   f"level_norm 1.0 vs 0.0, norm_width 8.0 vs 0.0)")
+
+
 def test_a_shorter_window_warns_how_many_samples_it_cuts():
     """--steps below the longest sample is allowed, but never silently: it counts the cuts."""
     from model.audio.train import AudioConfig, load_audio

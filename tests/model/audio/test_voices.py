@@ -223,6 +223,32 @@ def test_a_tiny_corpus_round_trips_and_the_protocol_keeps_engines_apart(tmp_path
                                       np.floor(train.times[k].astype(float) * 1000))
 
 
+def test_the_corpus_encodes_with_its_cochlea_and_records_it(tmp_path, monkeypatch):
+    """``synthesize(cochlea=...)`` encodes every utterance with that cochlea and writes it into
+    the file's ``cochlea`` attribute (the engines replaced by fixed noise bursts, per word)."""
+    from model.audio import corpus
+    from model.audio.cochlea import CochleaParams
+    from model.audio.shd import load
+
+    def fake_speak(says):
+        n = int(0.2 * FS)
+        return [np.random.default_rng(list(s.word.encode())).standard_normal(n) * np.hanning(n)
+                for s in says]
+    monkeypatch.setattr(corpus, "speak_all", fake_speak)
+    voice = next(i for i, v in enumerate(VOICES) if v.engine == "flite" and not v.accent)
+    p = CochleaParams(level_norm=1.0, norm_width=4.0)
+    path = synthesize(tmp_path, reps=1, test_voices=[voice], progress=False, splits=("test",),
+                      cochlea=p)["test"]
+    test = load(path)
+    assert test.cochlea == p and len(test) == 10
+    items = plan("test", 0, reps=1, test_voices=[voice])
+    want, plain = render_items(items, p), render_items(items)
+    for t, u, (tw, uw) in zip(test.times, test.units, want):
+        np.testing.assert_array_equal(t, tw.astype(np.float16).astype(np.float32))
+        np.testing.assert_array_equal(u, uw)
+    assert any(not np.array_equal(a[1], b[1]) for a, b in zip(want, plain))
+
+
 def test_accented_voices_are_never_tested_even_in_a_corpus_that_holds_them():
     """A corpus written before the rule has accented voices in its test file, some marked
     held out: no fold tests them."""
