@@ -110,7 +110,7 @@ class TokenPipe:
     rq: Token               # the replay's request (its pair comes on the pair list's port)
     rp: Token               # the request with its pair, registered (the pair list's output
     #                         goes straight into a register, not across the die into T0: Fmax)
-    stages: list[Token]     # T1 [, T2 [, T3]] after T0: the last one is at the add
+    stages: list[Token]     # T1 [, T2 [, T3, T4]] after T0: the last one is at the add
 
 
 @dataclass
@@ -516,10 +516,10 @@ class NetworkCore(CheckedComponent):
         """Memories, the accumulator and the fire pipeline of layer l (state-independent).
 
         Tokens (a pair, or a marker) move T0 -> T1 (weight word read) -> T2 (weight word
-        registered) [-> T3 (weight x value)] -> add. A marker, or a pair flagged ``last``,
-        hands the group's sums to the hand-off register H, if H is free; else the token
-        stages stall. Stage B1 adds bias and conv terms and applies the leak into
-        S; B1b saturates into R; B2 thresholds and resets, offers the group on ``o``, writes
+        registered) [-> T3 (the selected weight) -> T4 (weight x value)] -> add. A marker, or a
+        pair flagged ``last``, hands the group's sums to the hand-off register H, if H is free;
+        else the token stages stall. Stage B1 adds bias and conv terms and applies the leak
+        into S; B1b saturates into R; B2 thresholds and resets, offers the group on ``o``, writes
         it back and writes its emitted spikes into the outgoing delay lines.
         """
         layer = self.net.layers[l]
@@ -706,8 +706,9 @@ class NetworkCore(CheckedComponent):
 
     def _weight_read(self, m, l, weighted, tok, fetch) -> list:
         """T2: the weight word of the pair's projection, registered (a block RAM's output goes
-        straight into a register: Fmax); T3, for layers fed with multi-bit values: the product
-        weight x value, registered. Returns each lane's term for the add."""
+        straight into a register: Fmax); T3 and T4, for layers fed with multi-bit values: the
+        selected weight, then the product weight x value, each registered. Returns each lane's
+        term for the add."""
         P = self.lanes
         t1, go = tok.stages[0], tok.go
         wmax = max([pp.p.w_bits for pp in weighted] or [1])
@@ -760,25 +761,31 @@ class NetworkCore(CheckedComponent):
         return self._value_product(m, l, weighted, tok, fetch, wq)
 
     def _value_product(self, m, l, weighted, tok, fetch, wq) -> list:
-        """T3: each lane's weight x the pair's value (the weight alone for a projection of
-        binary inputs), registered."""
+        """T3: each lane's selected weight, registered; T4: the weight x the pair's value (the
+        weight alone for a projection of binary inputs), registered. The select (banks,
+        projections) and the product's adds would otherwise share one cycle (Fmax)."""
         P, vb, go = self.lanes, fetch.value_bits, tok.go
         t1, t2 = tok.stages[0], tok.stages[-1]
         wmax = max([pp.p.w_bits for pp in weighted] or [1])
         t3 = t1.like("t3", l)
+        ws = [Signal(signed(wmax), name=f"ws{l}_{k}", reset_less=True) for k in range(P)]
+        with m.If(go):
+            m.d.sync += t3.load(t2) + [w.eq(x) for w, x in zip(ws, wq)]
+        tok.stages.append(t3)
+        t4 = t1.like("t4", l)
         pq = [Signal(signed(wmax + vb + 1), name=f"pq{l}_{k}", reset_less=True)
               for k in range(P)]
         usev = Cat(*[C(1 if pp.value_bits else 0, 1) for pp in weighted],
                    C(0, (1 << fetch.tag_bits) - len(weighted)))
         with m.If(go):
-            m.d.sync += t3.load(t2)
+            m.d.sync += t4.load(t3)
             for lane in range(P):
                 # weight x value as shifted adds in a balanced tree: no multiplier block,
                 # whose routing in and out costs more than the adds, and no chain (Fmax).
-                prod = tree_sum([Mux(t2.val[i], wq[lane] << i, 0) for i in range(vb)])
-                m.d.sync += pq[lane].eq(Mux(usev.bit_select(t2.tag, 1),
-                                            prod, wq[lane]))
-        tok.stages.append(t3)
+                prod = tree_sum([Mux(t3.val[i], ws[lane] << i, 0) for i in range(vb)])
+                m.d.sync += pq[lane].eq(Mux(usev.bit_select(t3.tag, 1),
+                                            prod, ws[lane]))
+        tok.stages.append(t4)
         return pq
 
     def _accumulate(self, m, l, ta, terms):

@@ -119,7 +119,7 @@ def job_costs(net: Network, act: dict, *, lanes: int) -> dict:
 
 #: Cycles from the last token issued by a layer to the moment the next layer starts: the
 #: token stages T0 and T1, H, S, R, B2, and the registered end (see ``docs/hardware.md``);
-#: layers with weights add T2 (and T3 with input values).
+#: layers with weights add T2 (and T3, T4 with input values).
 TAIL = 7
 #: For the last layer: from its last token to the acceptance of its last output record.
 TAIL_LAST = 6
@@ -164,9 +164,10 @@ def step_cycles(net: Network, act: dict, *, lanes: int = 1) -> np.ndarray:
             # a cycle after B2, have landed in the delay lines.
             total += TAIL - (1 if G == 1 else 0) + any(pp.p.src == l for pp in plan)
         # Token stages after the weight read: T2 (the registered weight word) in a layer with
-        # dense/taps projections, T3 (the registered product) when one carries input values.
+        # dense/taps projections, T3 and T4 (the selected weight, then the product, each
+        # registered) when one carries input values.
         weighted = [pp for pp in plan if pp.p.dst == l and pp.p.kind != "conv"]
-        total += bool(weighted) + any(pp.value_bits for pp in weighted)
+        total += bool(weighted) + 2 * any(pp.value_bits for pp in weighted)
     return total
 
 
@@ -302,7 +303,7 @@ def logic_features(net: Network, *, lanes: int = 1, family: str | None = None,
             banks = sum(ceil(pp.weight_depth(P) / weight_bank_depth(
                 net, pp.index, lanes=P, family=family,
                 kind=kinds.get(f"proj{pp.index}.weights", "block"))) for pp in weighted)
-            f["registers"] += P * (A + wmax * (banks + (1 if vb else 0)))
+            f["registers"] += P * (A + wmax * (banks + (2 if vb else 0)))
             f["adders"] += P * (A + wmax * vb)
             f["select"] += P * wmax * (banks - 1 + len(weighted) - 1)
             eb = max(pp.element_bits for pp in weighted)
