@@ -56,6 +56,11 @@ class StackCore(CheckedComponent):
     """The stack core for ``net`` (see the module docstring); ``lanes`` neurons are updated
     per cycle in stage B, ``observe`` lists the LIF layers whose records go out on ``o``."""
 
+    #: The host link's soft reset reaches this core through the fabric, not an ECP5 global
+    #: buffer: the core is routed with router2 (its ``nextpnr_opts``), which failed to route
+    #: a fabric net into the buffer's input in a full-size build.
+    global_reset = False
+
     @classmethod
     def check_args(cls, net: Network, *, lanes: int = 16, observe=None, rows=None,
                    gate: bool = False) -> None:

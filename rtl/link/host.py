@@ -374,9 +374,10 @@ class HostLink(CheckedComponent):
         # register of the core (Fmax).
         rst_q = Signal(name="soft_rst_q")
         m.d.sync += rst_q.eq(soft_rst)
-        if isinstance(platform, LatticeECP5Platform):
+        if isinstance(platform, LatticeECP5Platform) and getattr(self.core, "global_reset", True):
             # On ECP5, through a global buffer: nextpnr routes only clocks on the global
-            # network by itself, and a reset net across a large die is otherwise the slowest.
+            # network by itself, and a reset net across a large die is otherwise the slowest
+            # (a core may decline it: ``global_reset = False``).
             q = rst_q
             rst_q = Signal(name="soft_rst_g")
             m.submodules.soft_rst_buf = Instance("DCCA", i_CLKI=q, i_CE=C(1, 1), o_CLKO=rst_q)

@@ -215,6 +215,23 @@ def test_host_link_top_elaborates_on_every_board(name, wm8):
     assert constraints and "uart" in constraints
 
 
+def test_soft_reset_takes_a_global_buffer_on_ecp5_unless_the_core_declines():
+    """ECP5: the network core's soft reset goes through a DCCA; the stack core (routed with
+    router2) takes it through the fabric; iCE40 has none."""
+    from sim.randnet import random_network
+    net = random_network(1, profile="stack")
+    while net.layers[-1].spiking or len(net.layers) < 3:
+        net = random_network(int(net.meta["seed"]) + 1, profile="stack")
+
+    def rtlil(board_name, **knobs):
+        top = host_top(net, board_name, lanes=2, **knobs)
+        return dict(board_platform(board_name).prepare(top, name="top").files)["top.il"]
+
+    assert "cell \\DCCA" in rtlil("ulx3s-85f")
+    assert "DCCA" not in rtlil("ulx3s-85f", core="stack")
+    assert "DCCA" not in rtlil("icebreaker")
+
+
 def test_icebreaker_spram_top_loads_weights_from_flash(wm8):
     """SPRAM weights: the host-link top gets a flash loader and requests the flash pins."""
     top = host_top(wm8, "icebreaker", memories={"proj0.weights": "spram"})
