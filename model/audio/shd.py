@@ -160,17 +160,22 @@ def _cochlea_attr(path: Path, f) -> CochleaParams:
         raise DataError(f"{path}: root attribute '{COCHLEA_ATTR}': {e}") from None
 
 
-def cochlea_of(path) -> CochleaParams:
-    """The front end that made the spikes of the SHD-layout file ``path`` (its ``cochlea``
-    attribute; the defaults when it has none), without reading the spikes."""
+def _open_h5(path):
+    """``(path, file)``: the HDF5 file ``path`` open for reading, or a :class:`DataError`."""
     import h5py
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     try:
-        f = h5py.File(path, "r")
+        return path, h5py.File(path, "r")
     except OSError as e:
         raise DataError(f"{path}: not an HDF5 file ({e})") from None
+
+
+def cochlea_of(path) -> CochleaParams:
+    """The front end that made the spikes of the SHD-layout file ``path`` (its ``cochlea``
+    attribute; the defaults when it has none), without reading the spikes."""
+    path, f = _open_h5(path)
     with f:
         return _cochlea_attr(path, f)
 
@@ -203,13 +208,7 @@ def load(path, *, n_channels: int = N_CHANNELS) -> SpikeSet:
     ``"1"``, ... up to the largest label).
     """
     import h5py
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise DataError(f"{path}: not an HDF5 file ({e})") from None
+    path, f = _open_h5(path)
     with f:
         def get(name, required=True):
             if name not in f:
