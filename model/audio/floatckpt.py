@@ -3,7 +3,8 @@
 A training run (``polychrony train shd --out NET.npz``) writes ``NET.float.npz``
 (:func:`float_path`): the model as it was after the float phase, before quantisation-aware
 fine-tuning, whose test accuracy is the IR's ``meta["float_test_acc"]``. The file is an
-uncompressed ``.npz`` (``numpy.savez``), read with ``allow_pickle=False``:
+``.npz`` (a zip of ``.npy`` files, :func:`model.ir.archive.write_archive`: deflated, no
+pickles, written atomically), read with ``allow_pickle=False``:
 
 * one entry per tensor of the model's ``state_dict``, under its key (``fc1.weight``,
   ``bn1.running_mean``, ``w_rec``, ``delay``, ``more.0.fc.weight``, ...): float32, except the
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 
 from model.audio.delrec import DelRecNet, ModelConfig
+from model.ir.archive import write_archive
 
 __all__ = ["FLOAT_FORMAT", "FLOAT_VERSION", "CONFIG_ENTRY", "FloatCheckpoint", "Reproduced",
            "float_path", "ir_beside", "save_float", "load_float", "evaluate_float"]
@@ -166,16 +168,7 @@ def save_float(path: str | Path, state: dict, config: ModelConfig | dict, meta: 
         raise ValueError(f"{path}: meta must be plain JSON (numbers, strings, lists, "
                          f"objects): {e}") from None
     arrays[CONFIG_ENTRY] = np.array(text)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_archive(path, arrays)
 
 
 def _entry(npz, name: str, where: str, limit: int) -> np.ndarray:
