@@ -2,6 +2,7 @@
 nextpnr, and speed at the achieved clock (resumable; one JSON record per build).
 
     python -m bench.boards [--only wm-demo] [--boards icebreaker ulx3s-85f] [--pinned [--cores lean]]
+        [--refresh | --rebuild]
 
 By default it builds the (network, board) pairs of :data:`AUTO_JOBS` the way ``polychrony
 build NET --board B`` does with no knobs: the tool chooses the core, lanes, rows and clock
@@ -402,6 +403,10 @@ def main(argv=None) -> int:
                          "build again the pairs whose first try would differ (core, lanes, "
                          "rows or clock); a pair whose first try is the same keeps its record "
                          "(the same Verilog, clock and seed give the same bitstream)")
+    ap.add_argument("--rebuild", action="store_true",
+                    help="build every selected job again, recorded or not (after a change "
+                         "to the generated logic: a recorded build no longer stands for the "
+                         "bitstream the same choice gives)")
     ap.add_argument("--refresh-estimates", action="store_true",
                     help="with --pinned: recompute every stored record's estimate with the "
                          "current cost model (after a recalibration), keeping its build "
@@ -431,7 +436,7 @@ def main(argv=None) -> int:
                 rec["lut_estimate_with_link"] = est.lut + link_cost(est.family, est.lanes)["lut"]
         out.write_text(json.dumps(list(done.values()), indent=1))
     for job in jobs:
-        if _key(job) in done:
+        if _key(job) in done and not args.rebuild:
             continue
         if job[0] not in nets:
             net, work = _network(job[0])
@@ -459,12 +464,12 @@ def _main_auto(args) -> int:
         if (args.only and name not in args.only) or (args.boards and board not in args.boards):
             continue
         key = f"{name}|{board}|auto"
-        if key in done and not args.refresh:
+        if key in done and not (args.refresh or args.rebuild):
             continue
         if name not in nets:
             nets[name] = _auto_work(name)
         net, work = nets[name]
-        if key in done:
+        if key in done and not args.rebuild:
             same = _same_first_try(done[key], net, board, work, Path(args.build_dir))
             if same is None:
                 print(f"{key}: the first try is the same as recorded", flush=True)
