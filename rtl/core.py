@@ -913,10 +913,20 @@ class NetworkCore(CheckedComponent):
                     hit = (c_aw == j // P) & (elem.any() if not pp.per_lane else 1)
                     with m.If(hit):
                         m.d.sync += vec[j].eq(elem)
-            done = armed & (c_rd == limit) & ~c_pf & ~c_av
-            ready_terms.append(done if need is None else (done | (c_loaded >= need)))
+            if need is None:
+                ready_terms.append(armed & (c_rd == limit) & ~c_pf & ~c_av)
+            else:
+                # Every word in (the loader done) means at least ``need`` in, so the term is
+                # ``c_loaded >= need``, kept as a flip-flop set as the need-th word arrives:
+                # the sequencer waits on a register, not on a comparison (Fmax).
+                c_ok = Signal(name=f"c_ok{pp.index}")
+                with m.If(c_av & (c_loaded == need - 1)):
+                    m.d.sync += c_ok.eq(1)
+                ready_terms.append(c_ok)
             with m.If(~active):
                 m.d.sync += [c_rd.eq(0), c_pf.eq(0), c_arm.eq(0), c_loaded.eq(0), c_av.eq(0)]
+                if need is not None:
+                    m.d.sync += c_ok.eq(0)
         return Cat(*ready_terms).all() if ready_terms else C(1, 1)
 
     def _conv_terms(self, m, l, convs, conv_vec, h, g) -> list:
@@ -1022,15 +1032,21 @@ class NetworkCore(CheckedComponent):
         P, layer = self.lanes, self.net.layers[l]
         sp = r.spare
         sat = [saturate(s.u[lane] + s.i[lane], layer.v_bits) for lane in range(P)]
-        with m.If(r.take & sp.valid):       # (S cannot move while the spare is full)
-            m.d.sync += [r.g.eq(sp.g), r.f.eq(sp.f), sp.valid.eq(0)] + \
-                [rv.eq(v) for rv, v in zip(r.v, sp.v)]
+        # The spare's contents load whenever S moves (S cannot move while the spare is full,
+        # and they are read only once it is): their enable is S's, not the output's ready,
+        # which then reaches fewer flip-flops (Fmax).
+        with m.If(s.take):
+            m.d.sync += [sp.g.eq(s.g), sp.f.eq(s.f)] + [sv.eq(v) for sv, v in zip(sp.v, sat)]
+        # R loads from the spare when it holds a record (S is then still), else from S.
+        with m.If((r.take & sp.valid) | (s.take & (~r.valid | r.take))):
+            m.d.sync += [r.g.eq(Mux(sp.valid, sp.g, s.g)), r.f.eq(Mux(sp.valid, sp.f, s.f))] + \
+                [rv.eq(Mux(sp.valid, v_sp, v)) for rv, v_sp, v in zip(r.v, sp.v, sat)]
+        with m.If(r.take & sp.valid):
+            m.d.sync += sp.valid.eq(0)
         with m.Elif(s.take & (~r.valid | r.take)):
-            m.d.sync += [r.valid.eq(1), r.g.eq(s.g), r.f.eq(s.f)] + \
-                [rv.eq(v) for rv, v in zip(r.v, sat)]
+            m.d.sync += r.valid.eq(1)
         with m.Elif(s.take):
-            m.d.sync += [sp.valid.eq(1), sp.g.eq(s.g), sp.f.eq(s.f)] + \
-                [sv.eq(v) for sv, v in zip(sp.v, sat)]
+            m.d.sync += sp.valid.eq(1)
         with m.Elif(r.take):
             m.d.sync += r.valid.eq(0)
 
@@ -1087,20 +1103,18 @@ class NetworkCore(CheckedComponent):
         # The membranes are written back a cycle later, from registers: a wide membrane
         # memory's write enable and data then come from registers, not from the output's
         # handshake and the threshold (Fmax). The next pass of the layer reads them long after.
+        # The data registers load every cycle (they are written only the cycle after a take):
+        # the output's ready enables one flip-flop, not a record's width of them (Fmax).
         vq_en = Signal(name=f"vq_en{l}")
         vq_g = Signal.like(r.g, name=f"vq_g{l}", reset_less=True)
         vq_data = Signal(len(v_wr.data), name=f"vq_data{l}", reset_less=True)
-        m.d.sync += vq_en.eq(r.take)
-        with m.If(r.take):
-            m.d.sync += [vq_g.eq(r.g), vq_data.eq(Cat(*fired.v_new))]
+        m.d.sync += [vq_en.eq(r.take), vq_g.eq(r.g), vq_data.eq(Cat(*fired.v_new))]
         m.d.comb += [v_wr.addr.eq(vq_g), v_wr.data.eq(vq_data), v_wr.en.eq(vq_en)]
         if outgoing:
             wq_en = Signal(name=f"wq_en{l}")
             wq_word = Signal(range(max(2, G)), name=f"wq_word{l}", reset_less=True)
             wq_data = Signal(P, name=f"wq_data{l}", reset_less=True)
-            m.d.sync += wq_en.eq(r.take)
-            with m.If(r.take):
-                m.d.sync += [wq_word.eq(r.g), wq_data.eq(fired.emit)]
+            m.d.sync += [wq_en.eq(r.take), wq_word.eq(r.g), wq_data.eq(fired.emit)]
             for pp in outgoing:
                 line = lines[pp.index]
                 m.d.comb += [line.wr_word.eq(wq_word), line.wr_data.eq(wq_data),
