@@ -45,6 +45,7 @@ output file is skipped, and a failed build is recorded with its error (e.g. "doe
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import re
 import time
@@ -105,8 +106,17 @@ AUTO_JOBS = [
 TRY_MINUTES = 45
 
 #: nextpnr's seed for the hand-picked builds (recorded in each; Fmax varies by seed:
-#: ``python -m bench.fmax_seeds`` builds a configuration at several).
+#: ``python -m bench.fmax_seeds`` builds a configuration at several). The automatic builds
+#: go through ``polychrony build``'s path, which builds at :func:`boards.build.build`'s
+#: default seed; their records name it too.
 SEED = 1
+
+
+def _build_seed() -> int:
+    """The seed ``polychrony build`` places and routes with (:func:`boards.build.build`'s
+    default)."""
+    from boards.build import build
+    return inspect.signature(build).parameters["seed"].default
 
 
 def _auto_work(name: str):
@@ -150,6 +160,7 @@ def run_auto(name: str, board: str, net, work, build_root: Path) -> dict:
     rep = board_report(f"{name} ({cand.label})", board_info(board), cand.estimate, res,
                        clock_mhz=clk / 1e6)
     rec.update(rep.to_json(), key=key, configuration=cand.label, core=cand.core,
+               seed=_build_seed(),
                knobs=json.loads(json.dumps(cand.knobs)), tries=json.loads(json.dumps(tries)))
     return rec
 
