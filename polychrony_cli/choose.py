@@ -359,16 +359,23 @@ def nextpnr_options(c: Candidate) -> str:
     return opts if c.fit is None else placement_options(c.fit, opts)
 
 
+#: A build that met timing is built once more at the clock its report supports when that is
+#: at least this much faster (the expected Fmax is a model's; the report is the design's).
+CLIMB = 0.10
+
+
 def build_choice(net, board_name: str, queue, out: Path, *, clock_mhz: float | None = None,
                  memories: dict | None = None, baud: int | None = None, say=None,
-                 time_limit: float | None = None):
+                 time_limit: float | None = None, climb: bool = True):
     """Build the candidates of ``queue`` (:class:`polychrony_cli.choose.Candidate`, best
-    first) in turn until one meets timing: each at its planned clock (or ``clock_mhz``), then,
-    when timing is missed, once more at the clock its report supports. Each try builds in its
+    first) in turn until one meets timing: each at its planned clock (or ``clock_mhz``), then
+    once more at the clock its report supports: lower when timing is missed, higher when it
+    is met and that clock is at least :data:`CLIMB` faster (``climb``; never with
+    ``clock_mhz``), keeping the first build if the faster one misses. Each try builds in its
     own directory under ``out/<board>/`` and is stopped after ``time_limit`` seconds (a
     failed try). Returns ``(candidate, result, clock_mhz, tries)`` of
-    the build to keep (the first that met timing, else the fastest built), ``tries`` one dict
-    per build; ``UserError`` when nothing built."""
+    the build to keep (the fastest that met timing, else the fastest built), ``tries`` one
+    dict per build; ``UserError`` when nothing built."""
     from boards.build import BuildError
     from boards.catalog import board as board_named
     from rtl.cores import CORES
@@ -379,6 +386,7 @@ def build_choice(net, board_name: str, queue, out: Path, *, clock_mhz: float | N
     tries, built = [], []
     for cand in queue:
         clock = clock_mhz or cand.clock_mhz
+        met = None                      # a build of this candidate that met timing
         for attempt in range(2):        # the clock planned, then once at what the report allows
             say(f"build {cand.label} at {clock:g} MHz")
             where = out / board_name / f"{cand.slug}-{clock:.3f}MHz"
@@ -394,13 +402,23 @@ def build_choice(net, board_name: str, queue, out: Path, *, clock_mhz: float | N
                 tries.append({"configuration": cand.label, **cand.build_knobs(),
                               "wiring": cand.wiring, "clock_mhz": clock,
                               "result": f"failed: {str(e).splitlines()[0][:200]}"})
+                if met is not None:     # the faster try failed: keep the one that met
+                    return (*met, tries)
                 break
             tries.append({"configuration": cand.label, **cand.build_knobs(),
                           "wiring": cand.wiring, "clock_mhz": clock, "fmax_mhz": res.fmax_mhz,
                           "result": "timing met" if res.timing_met else "timing missed"})
             built.append((cand, res, clock))
+            if met is not None:         # the faster try: kept if it met timing too
+                return (cand, res, clock, tries) if res.timing_met else (*met, tries)
             if res.timing_met:
-                return cand, res, clock, tries
+                faster = clock_for(b, res.fmax_mhz, baud) \
+                    if climb and clock_mhz is None and res.fmax_mhz else None
+                if faster is None or faster < clock * (1 + CLIMB):
+                    return cand, res, clock, tries
+                say(f"timing met with room: Fmax {res.fmax_mhz:.1f} MHz")
+                met, clock = (cand, res, clock), faster
+                continue
             if clock_mhz is not None or not res.fmax_mhz or attempt:
                 break
             clock = clock_for(b, res.fmax_mhz, baud)
