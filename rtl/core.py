@@ -891,12 +891,7 @@ class NetworkCore(CheckedComponent):
                 with m.If(active & ~c_arm):
                     m.d.sync += [c_arm.eq(1)] + [x.eq(0) for x in vec]
             issue = active & armed & (c_rd < limit)
-            # A per-lane line is read every cycle: the word read is taken the cycle after its
-            # issue (c_pf), never held, so the block RAMs' read enables are tied high instead
-            # of coming from the sequencer's state across the die (Fmax). A list line's read
-            # enable moves its read pointer: it stays the issue.
-            m.d.comb += [line.rd_en.eq(C(1, 1) if pp.per_lane else issue),
-                         line.rd_word.eq(c_rd)]
+            m.d.comb += [line.rd_en.eq(issue), line.rd_word.eq(c_rd)]
             with m.If(issue):
                 m.d.sync += [c_rd.eq(c_rd + 1), c_pf.eq(1), c_word.eq(c_rd)]
             with m.Else():
