@@ -54,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["JOBS", "AUTO_JOBS", "main", "reestimate", "record_rows", "parse_rows"]
+__all__ = ["JOBS", "AUTO_JOBS", "main", "reestimate", "record_rows", "parse_rows", "build_seed"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -112,7 +112,7 @@ TRY_MINUTES = 45
 SEED = 1
 
 
-def _build_seed() -> int:
+def build_seed() -> int:
     """The seed ``polychrony build`` places and routes with (:func:`boards.build.build`'s
     default)."""
     from boards.build import build
@@ -160,7 +160,7 @@ def run_auto(name: str, board: str, net, work, build_root: Path) -> dict:
     rep = board_report(f"{name} ({cand.label})", board_info(board), cand.estimate, res,
                        clock_mhz=clk / 1e6)
     rec.update(rep.to_json(), key=key, configuration=cand.label, core=cand.core,
-               seed=_build_seed(),
+               seed=build_seed(),
                knobs=json.loads(json.dumps(cand.knobs)), tries=json.loads(json.dumps(tries)))
     return rec
 

@@ -63,5 +63,5 @@ def test_automatic_records_name_the_build_seed():
     automatic records name."""
     import inspect
     from boards.build import build
-    from bench.boards import _build_seed
-    assert _build_seed() == inspect.signature(build).parameters["seed"].default == 1
+    from bench.boards import build_seed
+    assert build_seed() == inspect.signature(build).parameters["seed"].default == 1
