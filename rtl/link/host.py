@@ -695,9 +695,15 @@ class HostLink(CheckedComponent):
         v_more = Signal(name="enc_v_more")
         v_last = Signal(name="enc_v_last")
         vb_rec = layer_vb[rec.layer]
-        # One register per state, and a state that offers a byte moves on ``out_ready`` (a
-        # register) rather than on ``sent``, which would carry every state's offer into the
-        # enables of the registers it moves (Fmax).
+        # A byte taken moves the state one cycle later, on ``sent``, a flip-flop: the enables
+        # of the registers it moves (with a dense record's membranes, every bit of the record)
+        # then start at one register instead of the byte sink's ready and the executor's
+        # state through logic (Fmax). No byte is offered in that cycle, so none is taken twice;
+        # the byte sink takes one every two cycles at most anyway.
+        sent = Signal(name="enc_sent")
+        m.d.sync += sent.eq(out_valid & out_ready)
+        offer = Signal(name="enc_offer")
+        m.d.comb += out_valid.eq(offer & ~sent)
         fsm = OneHot(m, init="TAKE", name="enc")
         with fsm.state("TAKE"):
             with m.If(have):
@@ -715,16 +721,16 @@ class HostLink(CheckedComponent):
         with fsm.state("SPARSE"):
             idx = (rec.index + k)[:16]
             with m.If(m_any):
-                m.d.comb += [out_valid.eq(1), out_data.eq(Mux(hi, idx[8:], idx[:8]))]
-                with m.If(out_ready):
+                m.d.comb += [offer.eq(1), out_data.eq(Mux(hi, idx[8:], idx[:8]))]
+                with m.If(sent):
                     m.d.sync += hi.eq(~hi)
                     with m.If(hi):
                         # The lowest spike goes: the next is rest's lowest.
                         m.d.sync += [rest.eq((rest & (rest - 1))[:P]),
                                      k.eq(k_rest), m_any.eq(rest.any())]
             with m.Elif(last_group):
-                m.d.comb += [out_valid.eq(1), out_data.eq(0xFF)]
-                with m.If(out_ready):
+                m.d.comb += [offer.eq(1), out_data.eq(0xFF)]
+                with m.If(sent):
                     m.d.sync += hi.eq(~hi)
                     with m.If(hi):
                         m.d.sync += have.eq(0)
@@ -734,12 +740,12 @@ class HostLink(CheckedComponent):
                 fsm.next("TAKE")
         with fsm.state("DENSE"):
             with m.If(s_more):
-                m.d.comb += [out_valid.eq(1), out_data.eq(spk_bytes.word_select(di, 8))]
-                with m.If(out_ready):
+                m.d.comb += [offer.eq(1), out_data.eq(spk_bytes.word_select(di, 8))]
+                with m.If(sent):
                     m.d.sync += [di.eq(di + 1), s_more.eq(di + 1 != sb)]
             with m.Elif(v_more):
-                m.d.comb += [out_valid.eq(1), out_data.eq(v_lane.word_select(vi, 8))]
-                with m.If(out_ready):
+                m.d.comb += [offer.eq(1), out_data.eq(v_lane.word_select(vi, 8))]
+                with m.If(sent):
                     with m.If(v_last):
                         m.d.sync += [vi.eq(0), lane.eq(lane + 1), v_last.eq(vb_rec == 1),
                                      v_more.eq(lane + 1 != lanes_here),
