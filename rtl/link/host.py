@@ -476,7 +476,8 @@ class HostLink(CheckedComponent):
     def _byte_stream(self, m, ftx: FrameTx) -> ByteStream:
         """The executor's bytes into the frame transmitter, through a one-byte register (the
         executor's and the encoder's logic ends there, not in the transmitter's): a byte every
-        two cycles at most, far above any UART's rate."""
+        two cycles at most, far above any UART's rate. Never ready in the cycle after it took
+        a byte (the encoder relies on it)."""
         fb_valid, fb_data, fb_end = Signal(), Signal(8), Signal()
         full = Signal(name="fb_full")
         q_data, q_end = Signal(8, name="fb_q"), Signal(name="fb_q_end")
@@ -698,12 +699,12 @@ class HostLink(CheckedComponent):
         # A byte taken moves the state one cycle later, on ``sent``, a flip-flop: the enables
         # of the registers it moves (with a dense record's membranes, every bit of the record)
         # then start at one register instead of the byte sink's ready and the executor's
-        # state through logic (Fmax). No byte is offered in that cycle, so none is taken twice;
-        # the byte sink takes one every two cycles at most anyway.
+        # state through logic (Fmax). The byte stays offered in that cycle: the sink
+        # (`_byte_stream`, its one-byte register full) is never ready in the cycle after it
+        # took a byte, so none is taken twice (gating the offer with ``sent`` would put a
+        # level of logic on the sink's enable: Fmax on the iCE40).
         sent = Signal(name="enc_sent")
         m.d.sync += sent.eq(out_valid & out_ready)
-        offer = Signal(name="enc_offer")
-        m.d.comb += out_valid.eq(offer & ~sent)
         fsm = OneHot(m, init="TAKE", name="enc")
         with fsm.state("TAKE"):
             with m.If(have):
@@ -721,7 +722,7 @@ class HostLink(CheckedComponent):
         with fsm.state("SPARSE"):
             idx = (rec.index + k)[:16]
             with m.If(m_any):
-                m.d.comb += [offer.eq(1), out_data.eq(Mux(hi, idx[8:], idx[:8]))]
+                m.d.comb += [out_valid.eq(1), out_data.eq(Mux(hi, idx[8:], idx[:8]))]
                 with m.If(sent):
                     m.d.sync += hi.eq(~hi)
                     with m.If(hi):
@@ -729,7 +730,7 @@ class HostLink(CheckedComponent):
                         m.d.sync += [rest.eq((rest & (rest - 1))[:P]),
                                      k.eq(k_rest), m_any.eq(rest.any())]
             with m.Elif(last_group):
-                m.d.comb += [offer.eq(1), out_data.eq(0xFF)]
+                m.d.comb += [out_valid.eq(1), out_data.eq(0xFF)]
                 with m.If(sent):
                     m.d.sync += hi.eq(~hi)
                     with m.If(hi):
@@ -740,11 +741,11 @@ class HostLink(CheckedComponent):
                 fsm.next("TAKE")
         with fsm.state("DENSE"):
             with m.If(s_more):
-                m.d.comb += [offer.eq(1), out_data.eq(spk_bytes.word_select(di, 8))]
+                m.d.comb += [out_valid.eq(1), out_data.eq(spk_bytes.word_select(di, 8))]
                 with m.If(sent):
                     m.d.sync += [di.eq(di + 1), s_more.eq(di + 1 != sb)]
             with m.Elif(v_more):
-                m.d.comb += [offer.eq(1), out_data.eq(v_lane.word_select(vi, 8))]
+                m.d.comb += [out_valid.eq(1), out_data.eq(v_lane.word_select(vi, 8))]
                 with m.If(sent):
                     with m.If(v_last):
                         m.d.sync += [vi.eq(0), lane.eq(lane + 1), v_last.eq(vb_rec == 1),
