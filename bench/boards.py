@@ -26,6 +26,10 @@ Networks (each with the activity of its real workload, for cycles per step):
   whose weights the estimate still fits (206 of 208 DP16KD);
 * ``convdelrec-w4``: the same architecture trained with 4-bit weights
   (``bench/networks/convdelrec_k31_w4.npz``), for the iCE40UP5K's SPRAM;
+* ``convdelrec-voices-w4``: the same architecture, 4-bit, trained on the many-voice corpus
+  (``data synth --corpus voices --seed 2``, unseen-voice fold;
+  ``bench/networks/convdelrec_voices_w4.npz``, its float checkpoint beside it), on the first 8
+  test samples of its workload (unseen voices of three engines);
 * ``delrec``: the trained DelRec of the same table and seed (dense recurrence, H = 256,
   8-bit weights, ``bench/networks/delrec.npz``), on the same 8 test samples.
 
@@ -79,6 +83,8 @@ JOBS = [
     ("convdelrec-w4", "icebreaker", 2, None, 26, "lean"),
     ("convdelrec", "icebreaker", 2, None, 26, "lean"),
     ("delrec", "ulx3s-85f", 16, None),
+    ("convdelrec-voices-w4", "ulx3s-85f", 32, None, 40, "stack", {2: 2}),
+    ("convdelrec-voices-w4", "icebreaker", 2, None, 26, "lean"),
 ]
 
 
@@ -218,6 +224,12 @@ def _network(name: str):
         test = load_shd(default_data()[1])
         xb = bin_counts(test, steps=steps).x[:8]
         return net, [(x.astype(np.int64), None, steps) for x in xb]
+    if name == "convdelrec-voices-w4":
+        from model.ir import load, load_workload
+        path = ROOT / "bench/networks/convdelrec_voices_w4.npz"
+        net = load(path)
+        w = load_workload(path.with_name("convdelrec_voices_w4.workload.npz"), net).head(8)
+        return net, [(w.sample(i)[0].astype(np.int64), None, w.steps) for i in range(w.samples)]
     raise ValueError(f"unknown network {name!r}")
 
 
