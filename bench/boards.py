@@ -225,10 +225,10 @@ def _network(name: str):
         xb = bin_counts(test, steps=steps).x[:8]
         return net, [(x.astype(np.int64), None, steps) for x in xb]
     if name == "convdelrec-voices-w4":
-        from model.ir import load, load_workload
+        from model.ir import load, load_workload, workload_path
         path = ROOT / "bench/networks/convdelrec_voices_w4.npz"
         net = load(path)
-        w = load_workload(path.with_name("convdelrec_voices_w4.workload.npz"), net).head(8)
+        w = load_workload(workload_path(path), net).head(8)
         return net, [(w.sample(i)[0].astype(np.int64), None, w.steps) for i in range(w.samples)]
     raise ValueError(f"unknown network {name!r}")
 
