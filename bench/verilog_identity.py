@@ -51,8 +51,8 @@ def networks(quick: bool = False):
     out.append(("demo-wm", run_wm(seed=0)["net"]))
     if not quick:
         for path in sorted(NETWORKS_DIR.glob("*.npz")):
-            if path.name.endswith(".workload.npz"):
-                continue
+            if path.name.endswith((".workload.npz", ".float.npz")):
+                continue                    # a network's workload or float checkpoint
             out.append((path.stem, load(path)))
         from sim.shaped import wm_network
         out.append(("wm-128", wm_network(n=128, d=41)))
