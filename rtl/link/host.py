@@ -718,6 +718,12 @@ class HostLink(CheckedComponent):
         # level of logic on the sink's enable: Fmax on the iCE40).
         sent = Signal(name="enc_sent")
         m.d.sync += sent.eq(out_valid & out_ready)
+        # A dense record's lanes shift down on ``shift``, a flip-flop of their own set as a
+        # lane's last membrane byte is taken (so, in the cycle ``sent`` is): the enable of
+        # every bit of the record is then one flip-flop with no other load, and ``sent`` and
+        # the state's tests, which moved that enable before, stay in a small cluster (Fmax).
+        shift = Signal(name="enc_shift")
+        m.d.sync += shift.eq(0)
         fsm = OneHot(m, init="TAKE", name="enc")
         with fsm.state("TAKE"):
             with m.If(have):
@@ -759,17 +765,19 @@ class HostLink(CheckedComponent):
                     m.d.sync += [di.eq(di + 1), s_more.eq(di + 1 != sb)]
             with m.Elif(v_more):
                 m.d.comb += [out_valid.eq(1), out_data.eq(v_lane.word_select(vi, 8))]
+                m.d.sync += shift.eq(out_ready & v_last)
                 with m.If(sent):
                     with m.If(v_last):
                         m.d.sync += [vi.eq(0), lane.eq(lane + 1), v_last.eq(vb_rec == 1),
-                                     v_more.eq(lane + 1 != lanes_here),
-                                     v_flat.eq(v_flat >> len(v0))]
+                                     v_more.eq(lane + 1 != lanes_here)]
                     with m.Else():
                         m.d.sync += [vi.eq(vi + 1), v_last.eq(vi + 1 == vb_rec - 1)]
             with m.Else():
                 m.d.sync += have.eq(0)
                 fsm.next("TAKE")
         fsm.check()
+        with m.If(shift):
+            m.d.sync += v_flat.eq(v_flat >> len(v0))
         return EncoderOut(out_valid, out_data, out_ready, busy=have, records=src)
 
 
