@@ -601,6 +601,12 @@ class HostLink(CheckedComponent):
         return CoreInput(rec_in, rec_valid, fed, done, sample, caught_up,
                          SplitCounter(m, sample))
 
+    def _for_ice40(self) -> bool:
+        """Whether the core is planned for an iCE40 (the smallest devices, where the link
+        leaves out registers that only buy Fmax on wide records)."""
+        device = getattr(self.core, "device", None)
+        return device is not None and device.family == "ice40"
+
     # ---- the core's output records, through a skid buffer -----------------------------------
     def _records(self, m) -> Records:
         """The core's output records as the encoder and the read-out take them: through a
@@ -611,9 +617,7 @@ class HostLink(CheckedComponent):
         counts: the buffer's two records are flip-flops, each a logic cell of its own there),
         is taken directly."""
         core = self.core
-        device = getattr(core, "device", None)
-        if isinstance(self.readout, SerialReadout) or \
-                (device is not None and device.family == "ice40"):
+        if isinstance(self.readout, SerialReadout) or self._for_ice40():
             return Records(core.o.valid, core.o.payload, core.o.ready)
         up = core.o
         va, vb = Signal(name="rec_va"), Signal(name="rec_vb")
@@ -722,8 +726,12 @@ class HostLink(CheckedComponent):
         # lane's last membrane byte is taken (so, in the cycle ``sent`` is): the enable of
         # every bit of the record is then one flip-flop with no other load, and ``sent`` and
         # the state's tests, which moved that enable before, stay in a small cluster (Fmax).
-        shift = Signal(name="enc_shift")
-        m.d.sync += shift.eq(0)
+        # Not on an iCE40, whose records are a few lanes wide: there the lanes shift on
+        # ``sent`` and the state's tests, and the logic is as it was before this register.
+        own_shift = not self._for_ice40()
+        if own_shift:
+            shift = Signal(name="enc_shift")
+            m.d.sync += shift.eq(0)
         fsm = OneHot(m, init="TAKE", name="enc")
         with fsm.state("TAKE"):
             with m.If(have):
@@ -765,19 +773,23 @@ class HostLink(CheckedComponent):
                     m.d.sync += [di.eq(di + 1), s_more.eq(di + 1 != sb)]
             with m.Elif(v_more):
                 m.d.comb += [out_valid.eq(1), out_data.eq(v_lane.word_select(vi, 8))]
-                m.d.sync += shift.eq(out_ready & v_last)
+                if own_shift:
+                    m.d.sync += shift.eq(out_ready & v_last)
                 with m.If(sent):
                     with m.If(v_last):
                         m.d.sync += [vi.eq(0), lane.eq(lane + 1), v_last.eq(vb_rec == 1),
                                      v_more.eq(lane + 1 != lanes_here)]
+                        if not own_shift:
+                            m.d.sync += v_flat.eq(v_flat >> len(v0))
                     with m.Else():
                         m.d.sync += [vi.eq(vi + 1), v_last.eq(vi + 1 == vb_rec - 1)]
             with m.Else():
                 m.d.sync += have.eq(0)
                 fsm.next("TAKE")
         fsm.check()
-        with m.If(shift):
-            m.d.sync += v_flat.eq(v_flat >> len(v0))
+        if own_shift:
+            with m.If(shift):
+                m.d.sync += v_flat.eq(v_flat >> len(v0))
         return EncoderOut(out_valid, out_data, out_ready, busy=have, records=src)
 
 
