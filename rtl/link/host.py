@@ -24,8 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import ceil
 
-from amaranth.hdl import (Array, C, Cat, ClockDomain, ClockSignal, DomainRenamer, Instance, Module, Mux,
-                          ResetInserter, ResetSignal, Signal, Value)
+from amaranth.hdl import Array, C, Cat, Instance, Module, Mux, ResetInserter, Signal, Value
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.vendor import LatticeECP5Platform
@@ -373,37 +372,25 @@ class HostLink(CheckedComponent):
         # The reset reaches the core's registers from a register, a cycle after it is asked
         # for: the executor's decisions never drive that net, which fans out to every
         # register of the core (Fmax).
+        rst_q = Signal(name="soft_rst_q")
+        m.d.sync += rst_q.eq(soft_rst)
         if isinstance(platform, LatticeECP5Platform) and getattr(self.core, "global_reset", True):
             # On ECP5, through a global buffer: nextpnr routes only clocks on the global
             # network by itself, and a reset net across a large die is otherwise the slowest
-            # (a core may decline it: ``global_reset = False``). The core, its loader and
-            # read-out run in a domain of their own on the same clock, reset by that one net
-            # only: the domain's own reset would otherwise reach each of their flip-flops
-            # beside it, ORed in a LUT per flip-flop and routed from the reset synchroniser.
-            # The domain's reset sets the register instead (its initial value is 1), so the
-            # core is held in reset while the domain is and one cycle after.
-            q = Signal(name="soft_rst_q", init=1)
-            m.d.sync += q.eq(soft_rst)
+            # (a core may decline it: ``global_reset = False``).
+            q = rst_q
             rst_q = Signal(name="soft_rst_g")
             m.submodules.soft_rst_buf = Instance("DCCA", i_CLKI=q, i_CE=C(1, 1), o_CLKO=rst_q)
-            m.domains.core = ClockDomain("core", local=True)
-            m.d.comb += [ClockSignal("core").eq(ClockSignal("sync")),
-                         ResetSignal("core").eq(rst_q)]
-            reset = DomainRenamer("core")
-        else:
-            rst_q = Signal(name="soft_rst_q")
-            m.d.sync += rst_q.eq(soft_rst)
-            reset = ResetInserter(rst_q)
-        m.submodules.core = reset(self.core)
+        m.submodules.core = ResetInserter(rst_q)(self.core)
         if self.loader is not None:
             # A RESET restarts the loader with the core: one that comes while the weights are
             # still streaming in (a host that connects right after configuration) would
             # otherwise leave the core waiting for words the loader has already sent. Once
             # the weights are in, the core takes no more (the loader's stream just waits).
-            m.submodules.loader = reset(self.loader)
+            m.submodules.loader = ResetInserter(rst_q)(self.loader)
             wiring.connect(m, self.loader.o, self.core.wl)
         if self.readout is not None:
-            m.submodules.readout = reset(self.readout)
+            m.submodules.readout = ResetInserter(rst_q)(self.readout)
         return soft_rst
 
     def _frame_buffer(self, m):
@@ -601,12 +588,6 @@ class HostLink(CheckedComponent):
         return CoreInput(rec_in, rec_valid, fed, done, sample, caught_up,
                          SplitCounter(m, sample))
 
-    def _for_ice40(self) -> bool:
-        """Whether the core is planned for an iCE40 (the smallest devices, where the link
-        leaves out registers that only buy Fmax on wide records)."""
-        device = getattr(self.core, "device", None)
-        return device is not None and device.family == "ice40"
-
     # ---- the core's output records, through a skid buffer -----------------------------------
     def _records(self, m) -> Records:
         """The core's output records as the encoder and the read-out take them: through a
@@ -617,7 +598,9 @@ class HostLink(CheckedComponent):
         counts: the buffer's two records are flip-flops, each a logic cell of its own there),
         is taken directly."""
         core = self.core
-        if isinstance(self.readout, SerialReadout) or self._for_ice40():
+        device = getattr(core, "device", None)
+        if isinstance(self.readout, SerialReadout) or \
+                (device is not None and device.family == "ice40"):
             return Records(core.o.valid, core.o.payload, core.o.ready)
         up = core.o
         va, vb = Signal(name="rec_va"), Signal(name="rec_vb")
@@ -722,16 +705,6 @@ class HostLink(CheckedComponent):
         # level of logic on the sink's enable: Fmax on the iCE40).
         sent = Signal(name="enc_sent")
         m.d.sync += sent.eq(out_valid & out_ready)
-        # A dense record's lanes shift down on ``shift``, a flip-flop of their own set as a
-        # lane's last membrane byte is taken (so, in the cycle ``sent`` is): the enable of
-        # every bit of the record is then one flip-flop with no other load, and ``sent`` and
-        # the state's tests, which moved that enable before, stay in a small cluster (Fmax).
-        # Not on an iCE40, whose records are a few lanes wide: there the lanes shift on
-        # ``sent`` and the state's tests, and the logic is as it was before this register.
-        own_shift = not self._for_ice40()
-        if own_shift:
-            shift = Signal(name="enc_shift")
-            m.d.sync += shift.eq(0)
         fsm = OneHot(m, init="TAKE", name="enc")
         with fsm.state("TAKE"):
             with m.If(have):
@@ -773,23 +746,17 @@ class HostLink(CheckedComponent):
                     m.d.sync += [di.eq(di + 1), s_more.eq(di + 1 != sb)]
             with m.Elif(v_more):
                 m.d.comb += [out_valid.eq(1), out_data.eq(v_lane.word_select(vi, 8))]
-                if own_shift:
-                    m.d.sync += shift.eq(out_ready & v_last)
                 with m.If(sent):
                     with m.If(v_last):
                         m.d.sync += [vi.eq(0), lane.eq(lane + 1), v_last.eq(vb_rec == 1),
-                                     v_more.eq(lane + 1 != lanes_here)]
-                        if not own_shift:
-                            m.d.sync += v_flat.eq(v_flat >> len(v0))
+                                     v_more.eq(lane + 1 != lanes_here),
+                                     v_flat.eq(v_flat >> len(v0))]
                     with m.Else():
                         m.d.sync += [vi.eq(vi + 1), v_last.eq(vi + 1 == vb_rec - 1)]
             with m.Else():
                 m.d.sync += have.eq(0)
                 fsm.next("TAKE")
         fsm.check()
-        if own_shift:
-            with m.If(shift):
-                m.d.sync += v_flat.eq(v_flat >> len(v0))
         return EncoderOut(out_valid, out_data, out_ready, busy=have, records=src)
 
 
