@@ -41,6 +41,13 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def shipped_networks() -> list[Path]:
+    """The IR files of ``bench/networks`` (not the workloads and float checkpoints beside
+    them)."""
+    return [p for p in sorted(NETWORKS_DIR.glob("*.npz"))
+            if not p.name.endswith((".workload.npz", ".float.npz"))]
+
+
 def networks(quick: bool = False):
     """(name, network) pairs, built deterministically from their seeds and files."""
     from model.ir import load
@@ -50,9 +57,7 @@ def networks(quick: bool = False):
     from model.wm.run import run_wm
     out.append(("demo-wm", run_wm(seed=0)["net"]))
     if not quick:
-        for path in sorted(NETWORKS_DIR.glob("*.npz")):
-            if path.name.endswith((".workload.npz", ".float.npz")):
-                continue                    # a network's workload or float checkpoint
+        for path in shipped_networks():
             out.append((path.stem, load(path)))
         from sim.shaped import wm_network
         out.append(("wm-128", wm_network(n=128, d=41)))

@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 
+from bench.verilog_identity import shipped_networks
 from tests import ROOT
 
 RECORD = ROOT / "bench" / "results" / "verilog_identity.json"
@@ -33,8 +34,7 @@ def test_the_record_covers_every_shipped_network():
     checkpoint beside it are not networks (the full run skips them)."""
     record = json.loads(RECORD.read_text())
     names = {key.split("/")[0] for key in record}
-    shipped = [p for p in (ROOT / "bench" / "networks").glob("*.npz")
-               if not p.name.endswith((".workload.npz", ".float.npz"))]
+    shipped = shipped_networks()
     assert len(shipped) >= 4
     assert {p.stem for p in shipped} <= names
     assert not any(n.endswith((".workload", ".float")) for n in names)
