@@ -22,8 +22,8 @@ Networks (each with the activity of its real workload, for cycles per step):
 * ``wm-128``: a working memory of N = 128, D = 41 (4-bit weights, M = 8 patterns of T = 281,
   p_A = 2e-3: ``run_wm(n=128, d=41, m=8, t=281, p=2e-3, w_bits=4, seed=0)``), near the largest
   N whose N·N·D weights fit the ECP5-85F's block RAM, on its recall trial;
-* ``wm-144``: the same with N = 144, at 72 lanes (2 groups of 72) and 80 MHz: the largest N
-  whose weights the estimate still fits (206 of 208 DP16KD);
+* ``wm-144``: the same with N = 144, at 144 lanes (one group) and 60 MHz: the largest N
+  whose weights the estimate still fits;
 * ``convdelrec-w4``: the same architecture trained with 4-bit weights
   (``bench/networks/convdelrec_k31_w4.npz``), for the iCE40UP5K's SPRAM;
 * ``convdelrec-voices-w4``: the same architecture, 4-bit, trained on the many-voice corpus
@@ -78,7 +78,7 @@ JOBS = [
                                         "proj3.weights": "spram"}),
     ("convdelrec", "ulx3s-85f", 16, None, 90),
     ("wm-128", "ulx3s-85f", 64, None),
-    ("wm-144", "ulx3s-85f", 72, None, 80),
+    ("wm-144", "ulx3s-85f", 144, None, 60),
     ("convdelrec-w4", "ulx3s-85f", 32, None, 40, "stack", {2: 2}),
     ("convdelrec-w4", "icebreaker", 2, None, 26, "lean"),
     ("convdelrec", "icebreaker", 2, None, 26, "lean"),

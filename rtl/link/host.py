@@ -24,7 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import ceil
 
-from amaranth.hdl import Array, C, Cat, Instance, Module, Mux, ResetInserter, Signal, Value
+from amaranth.hdl import (Array, C, Cat, ClockDomain, ClockSignal, DomainRenamer, Instance, Module, Mux,
+                          ResetInserter, ResetSignal, Signal, Value)
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.vendor import LatticeECP5Platform
@@ -372,25 +373,37 @@ class HostLink(CheckedComponent):
         # The reset reaches the core's registers from a register, a cycle after it is asked
         # for: the executor's decisions never drive that net, which fans out to every
         # register of the core (Fmax).
-        rst_q = Signal(name="soft_rst_q")
-        m.d.sync += rst_q.eq(soft_rst)
         if isinstance(platform, LatticeECP5Platform) and getattr(self.core, "global_reset", True):
             # On ECP5, through a global buffer: nextpnr routes only clocks on the global
             # network by itself, and a reset net across a large die is otherwise the slowest
-            # (a core may decline it: ``global_reset = False``).
-            q = rst_q
+            # (a core may decline it: ``global_reset = False``). The core, its loader and
+            # read-out run in a domain of their own on the same clock, reset by that one net
+            # only: the domain's own reset would otherwise reach each of their flip-flops
+            # beside it, ORed in a LUT per flip-flop and routed from the reset synchroniser.
+            # The domain's reset sets the register instead (its initial value is 1), so the
+            # core is held in reset while the domain is and one cycle after.
+            q = Signal(name="soft_rst_q", init=1)
+            m.d.sync += q.eq(soft_rst)
             rst_q = Signal(name="soft_rst_g")
             m.submodules.soft_rst_buf = Instance("DCCA", i_CLKI=q, i_CE=C(1, 1), o_CLKO=rst_q)
-        m.submodules.core = ResetInserter(rst_q)(self.core)
+            m.domains.core = ClockDomain("core", local=True)
+            m.d.comb += [ClockSignal("core").eq(ClockSignal("sync")),
+                         ResetSignal("core").eq(rst_q)]
+            reset = DomainRenamer("core")
+        else:
+            rst_q = Signal(name="soft_rst_q")
+            m.d.sync += rst_q.eq(soft_rst)
+            reset = ResetInserter(rst_q)
+        m.submodules.core = reset(self.core)
         if self.loader is not None:
             # A RESET restarts the loader with the core: one that comes while the weights are
             # still streaming in (a host that connects right after configuration) would
             # otherwise leave the core waiting for words the loader has already sent. Once
             # the weights are in, the core takes no more (the loader's stream just waits).
-            m.submodules.loader = ResetInserter(rst_q)(self.loader)
+            m.submodules.loader = reset(self.loader)
             wiring.connect(m, self.loader.o, self.core.wl)
         if self.readout is not None:
-            m.submodules.readout = ResetInserter(rst_q)(self.readout)
+            m.submodules.readout = reset(self.readout)
         return soft_rst
 
     def _frame_buffer(self, m):

@@ -193,10 +193,10 @@ def test_nine_lanes_bit_exact(tmp_path_factory):
         assert sum(int(s.sum()) for s in ref.spikes.values()) > 0
 
 
-def test_ecp5_link_resets_the_core_through_the_global_buffer(tmp_path_factory):
-    """The link as generated for an ECP5 board, whose core, read-out and loader are reset
-    through a global buffer (a DCCA, modelled here as the wire it is). Bit-exact over
-    several runs, each after a RESET, and one that continues without one."""
+def test_ecp5_link_runs_the_core_in_its_own_reset_domain(tmp_path_factory):
+    """The link as generated for an ECP5 board: the core, its read-out and loader run in a
+    domain of their own, reset only through the global buffer (a DCCA, modelled here as the
+    wire it is). Bit-exact over several runs, each after a RESET, and one that continues."""
     from boards.top import board_platform
     net = random_network(1)
     d = tmp_path_factory.mktemp("dcca")
