@@ -24,8 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import ceil
 
-from amaranth.hdl import (Array, C, Cat, ClockDomain, ClockSignal, DomainRenamer, Instance, Module, Mux,
-                          ResetInserter, ResetSignal, Signal, Value)
+from amaranth.hdl import (Array, C, Cat, ClockDomain, ClockSignal, DomainRenamer, Instance,
+                          Module, Mux, ResetInserter, ResetSignal, Signal, Value)
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.vendor import LatticeECP5Platform
