@@ -26,7 +26,7 @@ import numpy as np
 from model.audio.synth import read_wav
 
 __all__ = ["ENGINES", "FS", "VOICES", "Say", "Voice", "check_engines", "engine_voices",
-           "read_wav", "speak_all"]
+           "read_wav", "run_engine", "speak_all"]
 
 FS = 16000
 
@@ -147,9 +147,25 @@ def check_engines(engines=ENGINES) -> None:
         raise RuntimeError("; ".join(dict.fromkeys(problems)))
 
 
+def run_engine(cmd: list[str], *, timeout: float, what: str,
+               check: bool = True) -> subprocess.CompletedProcess:
+    """Run a speech engine's command (output captured, as text). A call that outlasts
+    ``timeout`` seconds is killed and tried once more with twice the time (a loaded machine
+    can slow one call of thousands); a second overrun raises :class:`RuntimeError` naming
+    ``what``, instead of ending a long synthesis with a bare subprocess traceback."""
+    for t in (timeout, 2 * timeout):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, errors="replace",
+                                  check=check, timeout=t)
+        except subprocess.TimeoutExpired:
+            continue
+    raise RuntimeError(f"{what} did not finish in {timeout:g} s nor, tried again, in "
+                       f"{2 * timeout:g} s (a loaded machine? try fewer --jobs)")
+
+
 def _festival_installed() -> set[str]:
-    out = subprocess.run(["festival", "--batch", "(print (voice.list))"], capture_output=True,
-                         text=True, timeout=60)
+    out = run_engine(["festival", "--batch", "(print (voice.list))"], timeout=60,
+                     what="festival (listing its voices)", check=False)
     return set(out.stdout.replace("(", " ").replace(")", " ").split())
 
 
@@ -170,7 +186,7 @@ def _flite(s: Say, tmp: Path) -> np.ndarray:
     cmd = ["flite", "-voice", v.name, "--setf", f"duration_stretch={1 / s.rate:.4f}",
            "--setf", f"int_f0_target_mean={_FLITE_F0[v.name] * s.pitch:.1f}",
            "-t", s.word, "-o", str(out)]
-    subprocess.run(cmd, capture_output=True, check=True, timeout=60)
+    run_engine(cmd, timeout=60, what=f"flite ({v.name}, {s.word!r})")
     return read_wav(out.read_bytes(), " ".join(cmd)) * (s.amplitude / 100)
 
 
@@ -190,8 +206,8 @@ def _festival(says: list[Say], tmp: Path) -> list[np.ndarray]:
                      f'"{(tmp / f"f{k}.wav").as_posix()}" \'riff)')
     script = tmp / "say.scm"
     script.write_text("\n".join(lines) + "\n")
-    run = subprocess.run(["festival", "--batch", str(script)], capture_output=True, text=True,
-                         timeout=60 + 5 * len(says))
+    run = run_engine(["festival", "--batch", str(script)], timeout=60 + 5 * len(says),
+                     what=f"festival ({v.name}, {len(says)} words)", check=False)
     out = []
     for k, s in enumerate(says):
         path = tmp / f"f{k}.wav"

@@ -11,7 +11,8 @@ import pytest
 from model.audio import augment as aug
 from model.audio.corpus import plan, protocol, render_items, speaker_meta, synthesize, \
     voice_split
-from model.audio.voices import ENGINES, FS, VOICES, Say, engine_voices, read_wav, speak_all
+from model.audio.voices import ENGINES, FS, VOICES, Say, engine_voices, read_wav, run_engine, \
+    speak_all
 
 ENGINES_MISSING = [e for e in ENGINES if shutil.which(e) is None]
 needs_engines = pytest.mark.skipif(bool(ENGINES_MISSING), reason=f"not installed: "
@@ -67,6 +68,22 @@ def test_wav_reader_reads_pipes_and_refuses_stereo():
         read_wav(wav(channels=2), "x")
     with pytest.raises(RuntimeError, match="y: not a WAV"):
         read_wav(b"ID3" + pcm, "y")
+
+
+def test_an_engine_call_that_hangs_is_retried_then_named(tmp_path):
+    """A call over its time is killed and tried once more with twice the time; a second
+    overrun ends in one line naming the call, and a call that returns in time is returned."""
+    marker = tmp_path / "runs"
+    # Each run appends a line, then hangs: two runs (the first and the retry), then the error.
+    hang = ["sh", "-c", f'echo run >> "{marker}"; exec sleep 30']
+    with pytest.raises(RuntimeError, match=r"flite \(kal, 'three'\) did not finish in 0.2 s "
+                                           r"nor, tried again, in 0.4 s"):
+        run_engine(hang, timeout=0.2, what="flite (kal, 'three')")
+    assert marker.read_text().splitlines() == ["run", "run"]
+    # The retry's longer time is enough for a call that needs between the two.
+    slow = ["sh", "-c", f'echo run >> "{marker}.2"; sleep 0.5; echo done']
+    assert run_engine(slow, timeout=0.4, what="slow").stdout == "done\n"
+    assert (tmp_path / "runs.2").read_text().splitlines() == ["run", "run"]
 
 
 def test_split_holds_out_persons_in_every_engine():
