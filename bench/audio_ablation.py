@@ -17,6 +17,8 @@ time, on the many-voice corpus, over several seeds (the ablation table of ``docs
   ``WORK/without-X/train.h5`` is synthesised with the same seed and X off
   (``model.audio.augment.without``: every other draw is the same), beside a link to the base's
   ``test.h5`` (the test utterances are clean whatever the augmentations);
+* ``waveform``: every waveform augmentation off at once (the corpus made that way, as above),
+  the spike-level ones on: whether they help together what none measurably helps alone;
 * a spike-level one (``shift``, ``stretch``, ``dropout``): the base corpus, with that part of
   ``--spike-aug`` off.
 
@@ -37,20 +39,23 @@ import os
 import statistics
 from pathlib import Path
 
-__all__ = ["WAVEFORM", "SPIKES", "VARIANTS", "plan", "main"]
+__all__ = ["WAVEFORM", "EVERY_WAVEFORM", "SPIKES", "VARIANTS", "plan", "variant_ranges",
+           "main"]
 
 #: Waveform augmentations (``data synth --without``) and spike-level ones
 #: (``--spike-aug-without``), by the names the variants use.
 WAVEFORM = ("source", "warp", "eq", "band", "reverb", "noise", "gain")
 SPIKES = ("shift", "stretch", "dropout")
-VARIANTS = ("all", *WAVEFORM, *SPIKES)
+#: The variant with every waveform augmentation off.
+EVERY_WAVEFORM = "waveform"
+VARIANTS = ("all", *WAVEFORM, EVERY_WAVEFORM, *SPIKES)
 
 
 def plan(variant: str, base: Path, work: Path) -> tuple[Path, list[str]]:
     """(data directory, extra ``bench.audio_train`` arguments) of ``variant``."""
     if variant not in VARIANTS:
         raise ValueError(f"variant {variant!r}: the variants are {', '.join(VARIANTS)}")
-    if variant in WAVEFORM:
+    if variant in WAVEFORM or variant == EVERY_WAVEFORM:
         return work / f"without-{variant}", []
     return base, [] if variant == "all" else ["--spike-aug-without", variant]
 
@@ -62,10 +67,20 @@ def _check_base(base: Path) -> None:
                              f"--corpus voices --seed S -o {base}`)")
 
 
+def variant_ranges(variant: str, source_swap: float | None = None):
+    """The augmentation ranges of a waveform variant's corpus (``model.audio.augment.Ranges``):
+    the recipe's, with that augmentation (``waveform``: every one) off."""
+    from model.audio import augment
+    ranges = augment.Ranges(source_p=source_swap)
+    for name in WAVEFORM if variant == EVERY_WAVEFORM else (variant,):
+        ranges = augment.without(ranges, name)
+    return ranges
+
+
 def synthesise(variant: str, data: Path, base: Path, *, seed: int, jobs: int,
                source_swap: float | None = None) -> None:
     """Make the corpus of a waveform variant (nothing to do when it exists)."""
-    from model.audio import augment, corpus
+    from model.audio import corpus
     data.mkdir(parents=True, exist_ok=True)
     test = data / "test.h5"
     if test.is_symlink() and not test.exists():     # a link to a base that moved
@@ -75,7 +90,7 @@ def synthesise(variant: str, data: Path, base: Path, *, seed: int, jobs: int,
     if (data / "train.h5").is_file():
         return
     part = data / "partial"
-    ranges = augment.without(augment.Ranges(source_p=source_swap), variant)
+    ranges = variant_ranges(variant, source_swap)
     paths = corpus.synthesize(part, seed=seed, ranges=ranges, jobs=jobs, splits=("train",))
     os.replace(paths["train"], data / "train.h5")
     part.rmdir()
@@ -160,7 +175,7 @@ def main(argv=None) -> dict:
         data, extra = plan(v, base, work)
         runs = reuse.get(v, work / f"{v}.json")
         if not a.table_only:
-            if v in WAVEFORM:
+            if v in WAVEFORM or v == EVERY_WAVEFORM:
                 print(f"{v}: corpus {data}", flush=True)
                 synthesise(v, data, base, seed=a.corpus_seed, jobs=a.synth_jobs,
                            source_swap=a.source_swap)
@@ -181,7 +196,8 @@ def main(argv=None) -> dict:
     print("|---|---|---|---|---|")
     for v, t in table.items():
         delta = "" if ref is None or v == "all" else f"{100 * (t['int_mean'] - ref):+.1f}"
-        print(f"| {'none (all on)' if v == 'all' else v} | {len(t['seeds'])} | "
+        label = {"all": "none (all on)", EVERY_WAVEFORM: "every waveform one"}.get(v, v)
+        print(f"| {label} | {len(t['seeds'])} | "
               f"{' / '.join(f'{100 * x:.1f}' for x in t['int_acc'])} | "
               f"{100 * t['int_mean']:.1f} | {delta} |")
     out = {"base": str(base), "corpus_seed": a.corpus_seed, "arch": a.arch, "fold": a.fold,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from amaranth.hdl import C, Cat, Module, Signal
+from amaranth.hdl import Array, C, Cat, Module, Shape, Signal
 
-__all__ = ["CONV_CHUNK", "QUAD", "OneHot", "at_most_one", "lowest_set", "tree_sum"]
+__all__ = ["CONV_CHUNK", "QUAD", "OneHot", "at_most_one", "lowest_set", "spike_sum", "tree_sum"]
 
 #: Conv-kernel taps summed per adder tree in a core's registered conv stages.
 CONV_CHUNK = 8
@@ -62,6 +62,26 @@ def tree_sum(terms):
         terms = [terms[k] + terms[k + 1] if k + 1 < len(terms) else terms[k]
                  for k in range(0, len(terms), 2)]
     return terms[0]
+
+
+def spike_sum(bits, weights):
+    """``sum(w for b, w in zip(bits, weights) if b)`` for constant integer ``weights`` over
+    one-bit ``bits``: a table of the sums of every subset of QUAD adjacent taps, indexed by
+    their bits (each bit of a table's output is a function of four inputs, one LUT4, where
+    an adder tree of the masked weights takes a carry chain per pair), then a balanced adder
+    tree over the tables."""
+    bits, weights = list(bits), [int(w) for w in weights]
+    if len(bits) != len(weights):
+        raise ValueError(f"spike_sum: {len(bits)} bits against {len(weights)} weights")
+    tables = []
+    for i in range(0, len(bits), QUAD):
+        ws, bs = weights[i:i + QUAD], bits[i:i + QUAD]
+        sums = [sum(w for b, w in enumerate(ws) if v >> b & 1) for v in range(1 << len(ws))]
+        if not any(sums):
+            continue
+        shape = Shape.cast(range(min(sums), max(sums) + 1))
+        tables.append(Array([C(v, shape) for v in sums])[Cat(*bs)])
+    return tree_sum(tables)
 
 
 class OneHot:

@@ -44,7 +44,7 @@ from .checked import CheckedComponent
 from .errors import UnsupportedNetwork
 from .interface import step_in_layout, step_out_layout
 from .lif import LIFUnit, leak, saturate
-from .logic import lowest_set, tree_sum
+from .logic import lowest_set, spike_sum, tree_sum
 from .stack_plan import (CONV_CHUNK, STAGES, array_name, observed_layers, row_bits,
                          rows_per_cycle, stack_plan, stage_timing)
 from .words import pack_rows
@@ -314,9 +314,8 @@ class StackCore(CheckedComponent):
                 m.d.sync += [s2_i[k].eq(s1_i[k]),
                              s2_u[k].eq(leak(s1_v[k], layer.beta, layer.beta_shift))]
                 for c, chunk in enumerate(chunks):
-                    m.d.sync += s2_p[k][c].eq(tree_sum(
-                        Mux(s1_win[k + q], C(int(kern[q]), signed(plan.rec.w_bits)), 0)
-                        for q in chunk))
+                    m.d.sync += s2_p[k][c].eq(spike_sum([s1_win[k + q] for q in chunk],
+                                                        [int(kern[q]) for q in chunk]))
             # Stage 3: J = I + conv.
             s3_u = [Signal(signed(layer.v_bits + 1), name=f"{pfx}s3_u{k}") for k in range(P)]
             s3_j = [Signal(signed(iw + 1), name=f"{pfx}s3_j{k}") for k in range(P)]

@@ -36,8 +36,25 @@ def test_plan_names_each_variants_data_and_switch(tmp_path):
         assert plan(v, base, work) == (work / f"without-{v}", [])
     for v in SPIKES:
         assert plan(v, base, work) == (base, ["--spike-aug-without", v])
+    assert plan("waveform", base, work) == (work / "without-waveform", [])
     with pytest.raises(ValueError, match="variant 'pitch': the variants are all, source, warp"):
         plan("pitch", base, work)
+
+
+def test_every_waveform_variant_turns_each_augmentation_off():
+    """The `waveform` variant's corpus has every waveform augmentation off at once, the same
+    ranges as turning them off one after the other; a single variant only its own."""
+    from bench.audio_ablation import WAVEFORM, variant_ranges
+    from model.audio import augment
+    every = variant_ranges("waveform", 0.5)
+    assert (every.source_p, every.warp, every.eq_db, every.lowpass, every.rt60,
+            every.gain_db, every.noises) == (None, None, None, None, None, None, ("white",))
+    one = augment.Ranges(source_p=0.5)
+    for name in WAVEFORM:
+        one = augment.without(one, name)
+    assert every == one
+    warp = variant_ranges("warp")
+    assert warp.warp is None and warp.rt60 == augment.Ranges().rt60 is not None
 
 
 def test_spike_variants_train_resume_and_tabulate(tmp_path, capsys):

@@ -1,10 +1,10 @@
-"""rtl.logic: the one-hot state machine helper and the lowest-set-bit index."""
+"""rtl.logic: the one-hot state machine helper, the lowest-set-bit index, the spike sums."""
 
 import pytest
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Signal, signed
 from amaranth.sim import Simulator
 
-from rtl.logic import OneHot, at_most_one, lowest_set
+from rtl.logic import OneHot, at_most_one, lowest_set, spike_sum
 
 
 def _machine():
@@ -111,3 +111,19 @@ def test_at_most_one_matches_the_carry_form(width):
     masks = _masks(width, 10, [(a, b) for a in range(width) for b in range(a + 1, width, 3)])
     for v, k in _outputs(m, mask, one, masks):
         assert k == (v & (v - 1) == 0), f"mask {v:#x}: got {k}"
+
+
+@pytest.mark.parametrize("weights", [[5], [-128, 127, -1], [3, 0, -7, 12, 0, 0, 0, 0, -100, 1, 2],
+                                     [0, 0, 0, 0, 9], [0, 0, 0]])
+def test_spike_sum_is_the_sum_of_the_set_bits_weights(weights):
+    """Every mask of the bits: the tables of four taps (zero tables dropped, negative and
+    extreme weights, a last table of fewer taps) sum to what the masked weights sum to."""
+    m = Module()
+    mask = Signal(len(weights))
+    out = Signal(signed(16))
+    m.d.comb += out.eq(spike_sum(list(mask), weights))
+    for v, k in _outputs(m, mask, out, range(1 << len(weights))):
+        want = sum(w for b, w in enumerate(weights) if v >> b & 1)
+        assert k == want, f"mask {v:#x}: want {want}, got {k}"
+    with pytest.raises(ValueError, match=f"{len(weights) + 1} bits against {len(weights)} w"):
+        spike_sum([*mask, mask[0]], weights)
