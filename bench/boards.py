@@ -2,7 +2,7 @@
 nextpnr, and speed at the achieved clock (resumable; one JSON record per build).
 
     python -m bench.boards [--only wm-demo] [--boards icebreaker ulx3s-85f] [--pinned [--cores lean]]
-        [--refresh | --rebuild]
+        [--refresh | --stale | --rebuild]
 
 By default it builds the (network, board) pairs of :data:`AUTO_JOBS` the way ``polychrony
 build NET --board B`` does with no knobs: the tool chooses the core, lanes, rows and clock
@@ -44,6 +44,12 @@ workload in Amaranth, bit-exact at every step; row labelled "lean core").
 Each pinned (network, board, lanes, memories) job builds with ``boards.top.build_board`` and
 records :meth:`boards.report.BoardReport.to_json`; a job (pinned or automatic) already in the
 output file is skipped, and a failed build is recorded with its error (e.g. "does not fit").
+A record keeps the fingerprint of the design it built (``design``:
+:func:`boards.build.design_fingerprint`); ``--stale`` builds again the records whose design
+the current generators no longer give (or that have none: failed builds, older records), so
+that a change to the generated logic is followed by exactly the builds it invalidates, and a
+rebuild stopped half way resumes. ``--refresh`` (automatic builds) does the same and also
+chooses again.
 """
 
 from __future__ import annotations
@@ -166,7 +172,7 @@ def run_auto(name: str, board: str, net, work, build_root: Path) -> dict:
     rep = board_report(f"{name} ({cand.label})", board_info(board), cand.estimate, res,
                        clock_mhz=clk / 1e6)
     rec.update(rep.to_json(), key=key, configuration=cand.label, core=cand.core,
-               seed=build_seed(),
+               seed=build_seed(), design=res.design, build_clock_mhz=clock,
                knobs=json.loads(json.dumps(cand.knobs)), tries=json.loads(json.dumps(tries)))
     return rec
 
@@ -319,8 +325,42 @@ def run_job(job, net, acts, build_root: Path, work=None) -> dict:
     label = name if core == "network" else f"{name}, {core} core"
     rep = board_report(label, b, est, res, clock_mhz=clk / 1e6)
     rep = replace(rep, cycles_per_step=cps)
-    rec.update(rep.to_json())
+    rec.update(rep.to_json(), design=res.design)
     return rec
+
+
+def _stale(rec: dict, design) -> str | None:
+    """Why a record no longer stands for the build the current generators give (``design``:
+    a callable giving their fingerprint), or None when it does."""
+    if not rec.get("design"):
+        return "no design recorded"
+    now = design()
+    if now != rec["design"]:
+        return "the generated design changed"
+    return None
+
+
+def job_design(job, net) -> str:
+    """The design fingerprint a pinned job's build gets from the current generators
+    (:func:`boards.top.board_design` with :func:`run_job`'s arguments; no tool runs)."""
+    from boards.top import board_design
+    name, board, lanes, mem, *_ = job
+    clock, core, rows = _options(job)
+    return board_design(net, board, lanes=lanes, memories=mem,
+                        clock_hz=clock * 1e6 if clock else None, core=core, rows=rows)
+
+
+def auto_design(rec: dict, net) -> str | None:
+    """The design fingerprint that the build an automatic record kept (core, lanes, rows and
+    the clock it asked for, ``build_clock_mhz``, as :func:`polychrony_cli.choose.build_choice`
+    builds it) gets from the current generators; None for a record without a build or
+    without that clock (older records)."""
+    from boards.top import board_design
+    if "error" in rec or "build_clock_mhz" not in rec:
+        return None
+    return board_design(net, rec["board"], lanes=int(rec["lanes"]),
+                        clock_hz=float(rec["build_clock_mhz"]) * 1e6, core=rec["core"],
+                        rows=record_rows(rec))
 
 
 def parse_rows(rows) -> dict | None:
@@ -424,8 +464,14 @@ def main(argv=None) -> int:
     ap.add_argument("--refresh", action="store_true",
                     help="automatic builds: choose again with the current calibration, and "
                          "build again the pairs whose first try would differ (core, lanes, "
-                         "rows or clock); a pair whose first try is the same keeps its record "
-                         "(the same Verilog, clock and seed give the same bitstream)")
+                         "rows or clock) or whose design is stale (--stale); a pair whose "
+                         "first try and design are the same keeps its record (the same "
+                         "design, clock and seed give the same bitstream)")
+    ap.add_argument("--stale", action="store_true",
+                    help="build again the recorded jobs whose design (the fingerprint of the "
+                         "generated netlist) the current generators no longer give, or that "
+                         "have none (failed builds, older records); the others keep their "
+                         "records")
     ap.add_argument("--rebuild", action="store_true",
                     help="build every selected job again, recorded or not (after a change "
                          "to the generated logic: a recorded build no longer stands for the "
@@ -459,12 +505,18 @@ def main(argv=None) -> int:
                 rec["lut_estimate_with_link"] = est.lut + link_cost(est.family, est.lanes)["lut"]
         out.write_text(json.dumps(list(done.values()), indent=1))
     for job in jobs:
-        if _key(job) in done and not args.rebuild:
+        if _key(job) in done and not (args.rebuild or args.stale):
             continue
         if job[0] not in nets:
             net, work = _network(job[0])
             nets[job[0]] = net, _activities(net, work), work
         net, acts, work = nets[job[0]]
+        if _key(job) in done and not args.rebuild:
+            why = _stale(done[_key(job)], lambda: job_design(job, net))
+            if why is None:
+                print(f"{_key(job)}: the design is the one recorded", flush=True)
+                continue
+            print(f"{_key(job)}: {why}: building again", flush=True)
         print(f"building {_key(job)} ...", flush=True)
         rec = run_job(job, net, acts, Path(args.build_dir), work)
         done[rec["key"]] = rec
@@ -487,23 +539,30 @@ def _main_auto(args) -> int:
         if (args.only and name not in args.only) or (args.boards and board not in args.boards):
             continue
         key = f"{name}|{board}|auto"
-        if key in done and not (args.refresh or args.rebuild):
+        if key in done and not (args.refresh or args.stale or args.rebuild):
             continue
         if name not in nets:
             nets[name] = _auto_work(name)
         net, work = nets[name]
         if key in done and not args.rebuild:
-            same = _same_first_try(done[key], net, board, work, Path(args.build_dir))
-            if same is None:
-                print(f"{key}: the first try is the same as recorded", flush=True)
+            why = _stale(done[key], lambda: auto_design(done[key], net))
+            if why is not None:
+                print(f"{key}: {why}: building again", flush=True)
+            elif args.refresh:
+                same = _same_first_try(done[key], net, board, work, Path(args.build_dir))
+                if same is None:
+                    print(f"{key}: the first try is the same as recorded", flush=True)
+                    continue
+                if isinstance(same, dict):
+                    print(f"{key}: the first try is the recorded last one, which met timing",
+                          flush=True)
+                    done[key] = same
+                    out.write_text(json.dumps(list(done.values()), indent=1))
+                    continue
+                print(f"{key}: {same}: building again", flush=True)
+            else:
+                print(f"{key}: the design is the one recorded", flush=True)
                 continue
-            if isinstance(same, dict):
-                print(f"{key}: the first try is the recorded last one, which met timing",
-                      flush=True)
-                done[key] = same
-                out.write_text(json.dumps(list(done.values()), indent=1))
-                continue
-            print(f"{key}: {same}: building again", flush=True)
         print(f"choosing and building {name} on {board} ...", flush=True)
         rec = run_auto(name, board, net, work, Path(args.build_dir))
         done[key] = rec

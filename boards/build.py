@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ from typing import Callable, NamedTuple
 from amaranth.build import Platform
 
 __all__ = ["BuildError", "Utilisation", "ClockTiming", "Report", "BuildResult",
-           "TOOL_ENV", "tool_env", "parse_report", "build"]
+           "TOOL_ENV", "tool_env", "parse_report", "design_fingerprint", "fingerprint", "build"]
 
 #: Environment variables through which Amaranth's build scripts find each tool.
 TOOL_ENV = {
@@ -133,6 +134,7 @@ class BuildResult:
     logs: dict[str, Path] = field(default_factory=dict)
     flash_image: Path | None = None      # weights to write into the board's flash, if any
     flash_offset: int | None = None      # ... at this byte offset
+    design: str | None = None            # design_fingerprint of what was built
 
     @property
     def fmax_mhz(self) -> float | None:
@@ -262,6 +264,43 @@ def _failure(name: str, build_dir: Path, status: int, log: Path, logs: dict[str,
     return BuildError("\n".join(parts), log=log, report=report)
 
 
+def design_fingerprint(files: dict) -> str:
+    """SHA-256 of the design in a build plan's files (``plan.files``): the RTLIL netlist
+    without its source locations (``attribute \\src`` lines, which name where the generator's
+    files lie) and the constraints (pins, clock frequency). Not the tools' options (seed,
+    router): a record keeps those beside it. Equal fingerprints, options and tool versions
+    give the same bitstream; a change to the generated logic changes the fingerprint."""
+    h = hashlib.sha256()
+    for name in sorted(files):
+        if not name.endswith((".il", ".lpf", ".pcf")):
+            continue
+        text = files[name]
+        text = text.decode() if isinstance(text, bytes) else text
+        if name.endswith(".il"):
+            text = "\n".join(ln for ln in text.splitlines()
+                             if not ln.lstrip().startswith("attribute \\src "))
+        h.update(name.encode() + b"\0" + text.encode() + b"\0")
+    return h.hexdigest()
+
+
+def _elaboratable_and_platform(top, platform):
+    if isinstance(platform, type):
+        platform = platform()
+    if getattr(platform, "_prepared", False):
+        raise ValueError("platform has already been used for a build; pass a fresh instance "
+                         "or the platform class")
+    is_factory = isinstance(top, type) or (callable(top) and not hasattr(top, "elaborate"))
+    return (top() if is_factory else top), platform
+
+
+def fingerprint(top: object | Callable[[], object], platform: Platform | type[Platform], *,
+                name: str = "top", **overrides) -> str:
+    """The :func:`design_fingerprint` that :func:`build` would record for ``top`` on
+    ``platform``, without running a tool (the netlist is generated, nothing is built)."""
+    elaboratable, platform = _elaboratable_and_platform(top, platform)
+    return design_fingerprint(platform.prepare(elaboratable, str(name), **overrides).files)
+
+
 def build(top: object | Callable[[], object], platform: Platform | type[Platform], *,
           build_dir: str | Path, name: str = "top", synth_opts: str | None = None,
           seed: int = 1, nextpnr_opts: str = "", timing_allow_fail: bool = False,
@@ -281,18 +320,12 @@ def build(top: object | Callable[[], object], platform: Platform | type[Platform
     directory tree). A failing tool raises :class:`BuildError` with the tail of its log, and
     so does a build still running after ``time_limit`` seconds (the tools are stopped).
     """
-    if isinstance(platform, type):
-        platform = platform()
-    if getattr(platform, "_prepared", False):
-        raise ValueError("platform has already been used for a build; pass a fresh instance "
-                         "or the platform class")
     name = str(name)
     if not name.isidentifier():
         raise ValueError(f"name must be an identifier, got {name!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    is_factory = isinstance(top, type) or (callable(top) and not hasattr(top, "elaborate"))
-    elaboratable = top() if is_factory else top
+    elaboratable, platform = _elaboratable_and_platform(top, platform)
 
     family = _family(platform)
     if synth_opts is None:
@@ -347,4 +380,4 @@ def build(top: object | Callable[[], object], platform: Platform | type[Platform
         raise BuildError(f"nextpnr wrote no {report_name} in {build_dir}", log=log)
     return BuildResult(name=name, build_dir=build_dir, bitstream=bitstream,
                        report_path=report_path, report=parse_report(report_path),
-                       seconds=seconds, logs=logs)
+                       seconds=seconds, logs=logs, design=design_fingerprint(plan.files))

@@ -27,7 +27,8 @@ from amaranth.lib.cdc import FFSynchronizer
 from .catalog import BoardIO, board
 from .clocks import ClockReset, pll_for
 
-__all__ = ["BoardTop", "board_platform", "board_io", "sync_clock", "host_top", "build_board"]
+__all__ = ["BoardTop", "board_platform", "board_io", "sync_clock", "host_top", "board_design",
+           "build_board"]
 
 
 def board_platform(board_name: str):
@@ -194,6 +195,18 @@ def host_top(net, board_name: str, *, lanes: int = 1, memories: dict | None = No
                                **core_knobs)
 
     return BoardTop(board_name, make_inner, clock_hz=clock_hz)
+
+
+def board_design(net, board_name: str, *, lanes: int = 1, memories: dict | None = None,
+                 clock_hz: float | None = None, baud: int | None = None,
+                 max_steps: int | None = None, **core_knobs) -> str:
+    """The design fingerprint (:func:`boards.build.design_fingerprint`) that
+    :func:`build_board` records for the same arguments, without building: whether a recorded
+    build still stands for what the generators give now."""
+    from .build import fingerprint
+    return fingerprint(host_top(net, board_name, lanes=lanes, memories=memories,
+                                clock_hz=clock_hz, baud=baud, max_steps=max_steps,
+                                **core_knobs), board_platform(board_name))
 
 
 def build_board(net, board_name: str, *, build_dir, lanes: int = 1,

@@ -14,7 +14,7 @@ delays >= 1) on itself. It spends its logic where that shape allows:
   bit), however wide the layer.
 * **grouped update (stage B)** — at the step's end the sums move into a shadow copy (one
   cycle) and ``lanes`` LIF units update the layer ``lanes`` neurons per cycle (bias, the conv
-  recurrence as constant-weight adds over a window of delayed spikes, leak, saturation,
+  recurrence as tables of constant sums over a window of delayed spikes, leak, saturation,
   threshold, reset) while stage A already accumulates the next step.
 * **layers as a pipeline** — stage B of layer l hands its non-zero spike words to stage A of
   layer l + 1 through a FIFO, so layer l + 1 works on step t while layer l works on step

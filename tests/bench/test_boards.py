@@ -1,5 +1,8 @@
 """bench.boards: the board report's JSON and its markdown table."""
 
+import pytest
+
+
 def test_board_report_round_trip_and_rows():
     """The report's JSON re-renders the same row; a missed clock and a design that does not
     fit are said so in the table."""
@@ -65,3 +68,73 @@ def test_automatic_records_name_the_build_seed():
     from boards.build import build
     from bench.boards import build_seed
     assert build_seed() == inspect.signature(build).parameters["seed"].default == 1
+
+
+def test_stale_rebuilds_exactly_the_jobs_whose_design_changed(tmp_path, monkeypatch):
+    """``--stale``: a record whose design the generators still give keeps it; one whose
+    design changed, or that has none, is built again (pinned and automatic records)."""
+    import json
+    import bench.boards as bb
+    est = {"lut": 1000, "blocks_total": 3, "spram_total": 0}
+    jobs = [j for j in bb.JOBS if j[0] == "wm-demo"][:3]
+    designs = ["now", "before", None]
+    out = tmp_path / "boards.json"
+    out.write_text(json.dumps([{"key": bb._key(j), "network": j[0], "board": j[1],
+                                "lanes": j[2], "estimate": est, "seed": 1,
+                                "error": "recorded", **({"design": d} if d else {})}
+                               for j, d in zip(jobs, designs)]))
+    built = []
+
+    def run_job(job, net, acts, build_root, work=None):
+        built.append(bb._key(job))
+        return {"key": bb._key(job), "network": job[0], "board": job[1], "lanes": job[2],
+                "estimate": est, "seed": 1, "design": "now", "error": "built again"}
+
+    monkeypatch.setattr(bb, "run_job", run_job)
+    monkeypatch.setattr(bb, "job_design", lambda job, net: "now")
+    monkeypatch.setattr(bb, "_network", lambda name: (None, []))
+    monkeypatch.setattr(bb, "_activities", lambda net, work: [])
+    args = ["--pinned", "--out", str(out), "--only", "wm-demo", "--boards",
+            *[j[1] for j in jobs]]
+    assert bb.main(args + ["--stale"]) == 0
+    assert built == [bb._key(j) for j in jobs[1:]]
+    assert all(r["design"] == "now" for r in json.loads(out.read_text()))
+    built.clear()
+    assert bb.main(args + ["--stale"]) == 0 and built == []
+
+    # Automatic records: the kept build's design, without choosing again.
+    auto = tmp_path / "auto.json"
+    auto.write_text(json.dumps([
+        {"key": f"wm-demo|{b}|auto", "network": "wm-demo", "board": b, "lanes": 1,
+         "estimate": est, "error": "recorded", "design": d}
+        for b, d in (("icebreaker", "now"), ("ulx3s-12f", "before"))]))
+    monkeypatch.setattr(bb, "auto_design", lambda rec, net: "now")
+    monkeypatch.setattr(bb, "_auto_work", lambda name: (None, []))
+
+    def run_auto(name, board, net, work, build_root):
+        built.append(board)
+        return {"key": f"{name}|{board}|auto", "network": name, "board": board, "lanes": 1,
+                "estimate": est, "design": "now", "error": "built again"}
+
+    monkeypatch.setattr(bb, "run_auto", run_auto)
+    assert bb.main(["--out", str(auto), "--only", "wm-demo", "--boards", "icebreaker",
+                    "ulx3s-12f", "--stale"]) == 0
+    assert built == ["ulx3s-12f"]
+
+
+@pytest.mark.slow
+def test_recorded_design_is_what_the_generators_give(tmp_path):
+    """A real pinned build and a real automatic one (a tiny network on the iCEBreaker): the
+    design each record keeps is the fingerprint computed again without building, and another
+    clock gives another."""
+    import bench.boards as bb
+    from tests.nets import raster, tiny_net
+    net = tiny_net()
+    work = [(None, {1: raster([[0, 3], [], [5]], 12, 8)}, 12)]
+    job = ("tiny", "icebreaker", 1, None, 24)
+    rec = bb.run_job(job, net, bb._activities(net, work), tmp_path / "pinned", work)
+    assert "error" not in rec and len(rec["design"]) == 64
+    assert bb.job_design(job, net) == rec["design"]
+    assert bb.job_design(("tiny", "icebreaker", 1, None, 30), net) != rec["design"]
+    auto = bb.run_auto("tiny", "icebreaker", net, work, tmp_path / "auto")
+    assert "error" not in auto and bb.auto_design(auto, net) == auto["design"]

@@ -7,7 +7,8 @@ from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.lib import io
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 
-from boards.build import BuildError, ClockTiming, Utilisation, build, parse_report
+from boards.build import (BuildError, ClockTiming, Utilisation, build, design_fingerprint,
+                          fingerprint, parse_report)
 from boards.icebreaker import icebreaker_platform
 from boards.schedule import build_schedule
 from tests.nets import tiny_net
@@ -100,6 +101,24 @@ def test_build_is_repeatable(tmp_path):
     b = build(_Blinky, ICEBreakerPlatform, build_dir=tmp_path / "b", seed=3)
     assert a.bitstream.read_bytes() == b.bitstream.read_bytes()
     assert a.report == b.report
+    # The design a build records is the one known without building.
+    assert a.design == b.design == fingerprint(_Blinky, ICEBreakerPlatform)
+
+
+def test_design_fingerprint_is_the_netlist_and_constraints_not_where_the_code_lies():
+    """Source locations, scripts and the tools' options do not change it; a netlist or a
+    constraint does."""
+    il = 'module \\top\n  attribute \\src "/tmp/a/rtl/core.py:12"\n  wire \\x\nend\n'
+    files = {"top.il": il, "top.pcf": "set_io clk 35\n", "build_top.sh": "nextpnr --seed 1\n",
+             "top.debug.v": "// /tmp/a\n"}
+    fp = design_fingerprint(files)
+    moved = dict(files, **{"top.il": il.replace("/tmp/a", "/work/b"),
+                           "build_top.sh": "nextpnr --seed 2\n", "top.debug.v": "// /work/b\n"})
+    assert design_fingerprint(moved) == fp
+    assert design_fingerprint(dict(files, **{"top.il": il.replace("x", "y")})) != fp
+    assert design_fingerprint(dict(files, **{"top.pcf": "set_io clk 36\n"})) != fp
+    assert design_fingerprint({k: v.encode() for k, v in files.items()}) == fp
+    assert fingerprint(_Blinky, ICEBreakerPlatform) == fingerprint(_Blinky(), ICEBreakerPlatform())
 
 
 @pytest.mark.slow
