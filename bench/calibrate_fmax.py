@@ -17,7 +17,9 @@ routed and of the narrowest that did not, and the largest share of the device's 
 routed build takes and the least that a build failing to route takes, by the current
 estimate (so that the choice compares a candidate's estimate with estimates). Failures are the failed tries of the automatic builds
 (``boards_auto.json``: a try stopped at its time limit or failing in the router) and the builds
-stopped by hand in ``bench/results/route_failures.json``.
+stopped by hand in ``bench/results/route_failures.json``, but its entries marked ``retired``
+(a failure that a later build of the same configuration, on later logic, contradicts: the
+entry says which).
 """
 
 from __future__ import annotations
@@ -207,6 +209,8 @@ def route_records(paths=RESULTS, failures=FAILURES) -> list[dict]:
                                 "rows": parse_rows(t.get("rows")), "routed": False})
     if Path(failures).exists():
         for r in json.loads(Path(failures).read_text()):
+            if r.get("retired"):
+                continue
             out.append({"network": r["network"], "board": r["board"],
                         "family": board(r["board"]).family, "core": r["core"],
                         "lanes": int(r["lanes"]), "rows": parse_rows(r["rows"]), "routed": False})

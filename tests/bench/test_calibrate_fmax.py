@@ -33,7 +33,8 @@ def test_the_choice_reads_the_written_table(monkeypatch, tmp_path):
 def test_routing_limits_come_from_builds_that_routed_and_failed(tmp_path, monkeypatch, shaped):
     """The widest build that routed and the narrowest that failed, per core and family, from
     the board records (an automatic build's failed tries count when the router failed or the
-    try ran out of time) and the hand-kept list of stopped builds; the LUT4 shares are the
+    try ran out of time) and the hand-kept list of stopped builds (but its retired entries);
+    the LUT4 shares are the
     current estimate's, and a failure as wide as a routed build is put down to its width."""
     import json
     import bench.boards
@@ -56,7 +57,10 @@ def test_routing_limits_come_from_builds_that_routed_and_failed(tmp_path, monkey
     ]))
     failures = tmp_path / "failures.json"
     failures.write_text(json.dumps([{"network": "wm", "board": "ulx3s-85f", "core": "network",
-                                     "lanes": 48, "rows": None}]))
+                                     "lanes": 48, "rows": None},
+                                    {"network": "wm", "board": "ulx3s-85f", "core": "network",
+                                     "lanes": 32, "rows": None,
+                                     "retired": "routes on the current logic"}]))
     recs = route_records([boards], failures)
     assert sorted((r["lanes"], r["routed"]) for r in recs) == \
         [(2, False), (4, True), (8, True), (16, True), (48, False)]   # placement is no route

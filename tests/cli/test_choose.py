@@ -279,13 +279,17 @@ def test_ice40_designs_that_leave_room_are_placed_spread_out(wm_work):
         assert placement_options(c.fit) == ""
 
 
-def test_candidates_wider_than_a_failed_route_are_dropped(shaped):
-    """``routing`` in rtl/calibration.json: a network-core build with a 512-bit weight word
-    did not route on ECP5, so 64 lanes of 8-bit weights are dropped, 48 are ranked; pinned
-    at 64 lanes, the one line says it would not route."""
+def test_candidates_wider_than_a_failed_route_are_dropped(shaped, monkeypatch):
+    """``routing`` in rtl/calibration.json: with a network-core build of a 512-bit weight
+    word that did not route on ECP5 (a calibration that says so), 64 lanes of 8-bit weights
+    are dropped, 48 are ranked; pinned at 64 lanes, the one line says it would not route."""
+    import polychrony_cli.choose as choose_module
     from polychrony_cli.choose import routing_limit
-    assert routing_limit("network", "ecp5")["failed"] == 512
-    assert "failed" not in routing_limit("network", "ice40")
+    real = routing_limit("network", "ecp5")
+    assert real["routed"] >= 288 and "failed" not in routing_limit("network", "ice40")
+    monkeypatch.setattr(choose_module, "routing_limit", lambda core, family: (
+        {"routed": 288, "failed": 512} if (core, family) == ("network", "ecp5")
+        else routing_limit(core, family)))
     net = shaped.wm_network(64, 8, w_bits=8, seed=0)
     work = samples_of(net, steps=10, seed=1)
     choice = choose(net, "ulx3s-85f", work, core="network")
