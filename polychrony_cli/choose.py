@@ -371,7 +371,9 @@ def build_choice(net, board_name: str, queue, out: Path, *, clock_mhz: float | N
     first) in turn until one meets timing: each at its planned clock (or ``clock_mhz``), then
     once more at the clock its report supports: lower when timing is missed, higher when it
     is met and that clock is at least :data:`CLIMB` faster (``climb``; never with
-    ``clock_mhz``), keeping the first build if the faster one misses. Each try builds in its
+    ``clock_mhz``), keeping the first build if the faster one misses, unless the faster one's
+    own report still supports a clock at least CLIMB above the first's: then once more at
+    that clock (a third build, kept if it meets timing). Each try builds in its
     own directory under ``out/<board>/`` and is stopped after ``time_limit`` seconds (a
     failed try). Returns ``(candidate, result, clock_mhz, tries)`` of
     the build to keep (the fastest that met timing, else the fastest built), ``tries`` one
@@ -387,7 +389,9 @@ def build_choice(net, board_name: str, queue, out: Path, *, clock_mhz: float | N
     for cand in queue:
         clock = clock_mhz or cand.clock_mhz
         met = None                      # a build of this candidate that met timing
-        for attempt in range(2):        # the clock planned, then once at what the report allows
+        # The clock planned, then once at what the report allows; after a faster try that
+        # missed, once more at what its own report allows, if that is still a climb.
+        for attempt in range(3):
             say(f"build {cand.label} at {clock:g} MHz")
             where = out / board_name / f"{cand.slug}-{clock:.3f}MHz"
             takes = "memories" in CORES[cand.core].knobs
@@ -409,11 +413,20 @@ def build_choice(net, board_name: str, queue, out: Path, *, clock_mhz: float | N
                           "wiring": cand.wiring, "clock_mhz": clock, "fmax_mhz": res.fmax_mhz,
                           "result": "timing met" if res.timing_met else "timing missed"})
             built.append((cand, res, clock))
-            if met is not None:         # the faster try: kept if it met timing too
-                return (cand, res, clock, tries) if res.timing_met else (*met, tries)
+            if met is not None:         # a faster try: kept if it met timing too
+                if res.timing_met:
+                    return cand, res, clock, tries
+                lower = clock_for(b, res.fmax_mhz, baud) if res.fmax_mhz else None
+                if attempt == 2 or lower is None or lower >= clock or \
+                        lower < met[2] * (1 + CLIMB):
+                    return (*met, tries)
+                say(f"faster try missed (Fmax {res.fmax_mhz:.1f} MHz): once more at "
+                    f"{lower:g} MHz")
+                clock = lower
+                continue
             if res.timing_met:
                 faster = clock_for(b, res.fmax_mhz, baud) \
-                    if climb and clock_mhz is None and res.fmax_mhz else None
+                    if climb and clock_mhz is None and res.fmax_mhz and attempt == 0 else None
                 if faster is None or faster < clock * (1 + CLIMB):
                     return cand, res, clock, tries
                 say(f"timing met with room: Fmax {res.fmax_mhz:.1f} MHz")
