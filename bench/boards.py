@@ -23,7 +23,8 @@ Networks (each with the activity of its real workload, for cycles per step):
   p_A = 2e-3: ``run_wm(n=128, d=41, m=8, t=281, p=2e-3, w_bits=4, seed=0)``), near the largest
   N whose N·N·D weights fit the ECP5-85F's block RAM, on its recall trial;
 * ``wm-144``: the same with N = 144, at 144 lanes (one group) and 60 MHz: the largest N
-  whose weights the estimate still fits;
+  whose weights the estimate still fits; any ``wm-N`` is the same recipe with N neurons, and
+  ``wm-N-w8`` with 8-bit weights (``bench.fmax_seeds --network wm-101-w8``);
 * ``convdelrec-w4``: the same architecture trained with 4-bit weights
   (``bench/networks/convdelrec_k31_w4.npz``), for the iCE40UP5K's SPRAM;
 * ``convdelrec-voices-w4``: the same architecture, 4-bit, trained on the many-voice corpus
@@ -135,9 +136,7 @@ def _auto_work(name: str):
     """(net, work) of an automatic job: the working memories' whole recall workload, the audio
     networks' 8 test samples (as the hand-picked jobs)."""
     if name.startswith("wm-"):
-        from model.wm.run import run_wm
-        wm = run_wm(seed=0) if name == "wm-demo" else \
-            run_wm(n=int(name[3:]), d=41, m=8, t=281, p=2e-3, w_bits=4, seed=0)
+        wm = _wm(name)
         wl = wm["workload"]
         return wm["net"], [(*wl.sample(i), wl.steps) for i in range(wl.samples)]
     return _network(name)
@@ -209,13 +208,26 @@ def _same_first_try(rec: dict, net, board: str, work, build_root: Path):
     return f"first try was {recorded[0]}, now {now}"
 
 
+def _wm(name: str) -> dict:
+    """The working memory of a bench name (:func:`model.wm.run.run_wm`, seed 0): ``wm-demo``;
+    ``wm-N``, N neurons, D = 41, M = 8 patterns of T = 281, p_A = 2e-3, 4-bit weights;
+    ``wm-N-w8``, the same with 8-bit weights."""
+    import re
+    from model.wm.run import run_wm
+    if name == "wm-demo":
+        return run_wm(seed=0)
+    m = re.fullmatch(r"wm-(\d+)(?:-w(\d+))?", name)
+    if m is None:
+        raise ValueError(f"unknown network {name!r}")
+    return run_wm(n=int(m.group(1)), d=41, m=8, t=281, p=2e-3, w_bits=int(m.group(2) or 4),
+                  seed=0)
+
+
 def _network(name: str):
     """(net, list of (x, forced, steps)) of a benchmark network and its workload."""
-    if name in ("wm-demo", "wm-128", "wm-144"):
+    if name.startswith("wm-"):
         from model.wm.recall import trial_forcing
-        from model.wm.run import run_wm
-        wm = run_wm(seed=0) if name == "wm-demo" else \
-            run_wm(n=int(name[3:]), d=41, m=8, t=281, p=2e-3, w_bits=4, seed=0)
+        wm = _wm(name)
         s = wm["settings"]
         f = trial_forcing(wm["targets"], s["d"], pre=s["pre"], p=s["p"], seed=0)[0]
         return wm["net"], [(None, {1: f.astype(np.uint8)}, f.shape[0])]

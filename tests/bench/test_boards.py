@@ -138,3 +138,16 @@ def test_recorded_design_is_what_the_generators_give(tmp_path):
     assert bb.job_design(("tiny", "icebreaker", 1, None, 30), net) != rec["design"]
     auto = bb.run_auto("tiny", "icebreaker", net, work, tmp_path / "auto")
     assert "error" not in auto and bb.auto_design(auto, net) == auto["design"]
+
+
+def test_working_memory_bench_names():
+    """``wm-N`` is a working memory of N neurons with 4-bit weights, ``wm-N-w8`` the same
+    with 8-bit ones; other names are refused."""
+    import bench.boards as bb
+    for name, bits in (("wm-40", 4), ("wm-40-w8", 8)):
+        net, work = bb._network(name)
+        w = net.projections[0]
+        assert (net.layers[1].n, w.w_bits, w.weight.shape[2]) == (40, bits, 41)
+        assert len(work) == 1 and work[0][1][1].shape[1] == 40
+    with pytest.raises(ValueError, match="unknown network 'wm-x'"):
+        bb._network("wm-x")
