@@ -66,7 +66,7 @@ def tree_sum(terms):
 
 def spike_sum(bits, weights):
     """``sum(w for b, w in zip(bits, weights) if b)`` for constant integer ``weights`` over
-    one-bit ``bits``: a table of the sums of every subset of QUAD adjacent taps, indexed by
+    one-bit ``bits``: a table of the sums of every subset of QUAD consecutive taps, indexed by
     their bits (each bit of a table's output is a function of four inputs, one LUT4, where
     an adder tree of the masked weights takes a carry chain per pair), then a balanced adder
     tree over the tables."""
