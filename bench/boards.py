@@ -319,9 +319,8 @@ def run_job(job, net, acts, build_root: Path, work=None) -> dict:
         # the default router1 crawls for hours) and the placement the tool would ask for.
         opts = placement_options(board_fit(est, b), spec.nextpnr_opts)
         rec["nextpnr_opts"] = opts
-        res = build_board(net, board, build_dir=build_dir, lanes=lanes, memories=mem,
-                          clock_hz=clock_hz, timing_allow_fail=True, core=core, rows=rows,
-                          nextpnr_opts=opts, seed=SEED)
+        res = build_board(net, board, build_dir=build_dir, **_design_args(job),
+                          timing_allow_fail=True, nextpnr_opts=opts, seed=SEED)
     except (BuildError, ValueError) as e:
         lines = str(e).splitlines()
         errors = [ln.strip() for ln in lines if "ERROR" in ln] or lines[:1]
@@ -352,14 +351,20 @@ def _stale(rec: dict, design) -> str | None:
     return None
 
 
+def _design_args(job) -> dict:
+    """What a pinned job's design depends on: :func:`run_job` builds with these, and
+    :func:`job_design` fingerprints them."""
+    name, board, lanes, mem, *_ = job
+    clock, core, rows = _options(job)
+    return dict(lanes=lanes, memories=mem, clock_hz=clock * 1e6 if clock else None,
+                core=core, rows=rows)
+
+
 def job_design(job, net) -> str:
     """The design fingerprint a pinned job's build gets from the current generators
     (:func:`boards.top.board_design` with :func:`run_job`'s arguments; no tool runs)."""
     from boards.top import board_design
-    name, board, lanes, mem, *_ = job
-    clock, core, rows = _options(job)
-    return board_design(net, board, lanes=lanes, memories=mem,
-                        clock_hz=clock * 1e6 if clock else None, core=core, rows=rows)
+    return board_design(net, job[1], **_design_args(job))
 
 
 def auto_design(rec: dict, net) -> str | None:
