@@ -19,6 +19,8 @@ time, on the many-voice corpus, over several seeds (the ablation table of ``docs
   ``test.h5`` (the test utterances are clean whatever the augmentations);
 * ``waveform``: every waveform augmentation off at once (the corpus made that way, as above),
   the spike-level ones on: whether they help together what none measurably helps alone;
+* a part of the noise (``babble``: white and pink noise only; ``low-snr``: no SNR below
+  10 dB), a corpus of its own as above: which part of the noise costs what;
 * a spike-level one (``shift``, ``stretch``, ``dropout``): the base corpus, with that part of
   ``--spike-aug`` off.
 
@@ -39,7 +41,7 @@ import os
 import statistics
 from pathlib import Path
 
-__all__ = ["WAVEFORM", "EVERY_WAVEFORM", "SPIKES", "VARIANTS", "plan", "variant_ranges",
+__all__ = ["WAVEFORM", "EVERY_WAVEFORM", "NOISE_PARTS", "SPIKES", "VARIANTS", "plan", "variant_ranges",
            "main"]
 
 #: Waveform augmentations (``data synth --without``) and spike-level ones
@@ -48,14 +50,17 @@ WAVEFORM = ("source", "warp", "eq", "band", "reverb", "noise", "gain")
 SPIKES = ("shift", "stretch", "dropout")
 #: The variant with every waveform augmentation off.
 EVERY_WAVEFORM = "waveform"
-VARIANTS = ("all", *WAVEFORM, EVERY_WAVEFORM, *SPIKES)
+#: Parts of the noise, each off alone (a corpus of its own, like a waveform variant).
+NOISE_PARTS = ("babble", "low-snr")
+VARIANTS = ("all", *WAVEFORM, EVERY_WAVEFORM, *NOISE_PARTS, *SPIKES)
+_CORPUS = (*WAVEFORM, EVERY_WAVEFORM, *NOISE_PARTS)   # the variants with a corpus of their own
 
 
 def plan(variant: str, base: Path, work: Path) -> tuple[Path, list[str]]:
     """(data directory, extra ``bench.audio_train`` arguments) of ``variant``."""
     if variant not in VARIANTS:
         raise ValueError(f"variant {variant!r}: the variants are {', '.join(VARIANTS)}")
-    if variant in WAVEFORM or variant == EVERY_WAVEFORM:
+    if variant in _CORPUS:
         return work / f"without-{variant}", []
     return base, [] if variant == "all" else ["--spike-aug-without", variant]
 
@@ -175,7 +180,7 @@ def main(argv=None) -> dict:
         data, extra = plan(v, base, work)
         runs = reuse.get(v, work / f"{v}.json")
         if not a.table_only:
-            if v in WAVEFORM or v == EVERY_WAVEFORM:
+            if v in _CORPUS:
                 print(f"{v}: corpus {data}", flush=True)
                 synthesise(v, data, base, seed=a.corpus_seed, jobs=a.synth_jobs,
                            source_swap=a.source_swap)
@@ -196,7 +201,9 @@ def main(argv=None) -> dict:
     print("|---|---|---|---|---|")
     for v, t in table.items():
         delta = "" if ref is None or v == "all" else f"{100 * (t['int_mean'] - ref):+.1f}"
-        label = {"all": "none (all on)", EVERY_WAVEFORM: "every waveform one"}.get(v, v)
+        label = {"all": "none (all on)", EVERY_WAVEFORM: "every waveform one",
+                 "babble": "babble (noise: white, pink)",
+                 "low-snr": "SNR below 10 dB"}.get(v, v)
         print(f"| {label} | {len(t['seeds'])} | "
               f"{' / '.join(f'{100 * x:.1f}' for x in t['int_acc'])} | "
               f"{100 * t['int_mean']:.1f} | {delta} |")

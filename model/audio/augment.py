@@ -19,8 +19,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-__all__ = ["Augment", "Ranges", "NOISES", "SOURCES", "OFF", "apply", "draw", "pink", "vocode",
-           "without"]
+__all__ = ["AUGMENTATIONS", "Augment", "Ranges", "NOISES", "SOURCES", "OFF", "apply", "draw",
+           "pink", "vocode", "without"]
 
 FS = 16000
 
@@ -250,9 +250,21 @@ def apply(x: np.ndarray, a: Augment, rng: np.random.Generator, *,
     return x + n * rms * 10 ** (-a.snr_db / 20)      # every noise at unit RMS: SNR exact
 
 
+#: Augmentations :func:`without` switches off: the recipe's parts, then two parts of the noise
+#: alone (``babble``: no babble; ``low-snr``: no SNR below 10 dB).
+AUGMENTATIONS = ("source", "warp", "eq", "band", "reverb", "noise", "gain", "babble", "low-snr")
+
+
 def without(r: Ranges, name: str) -> Ranges:
     """``r`` with the augmentation ``name`` off (for the ablation): ``source``, ``warp``,
-    ``eq``, ``band``, ``reverb``, ``noise`` (back to white noise at 10-30 dB) or ``gain``."""
+    ``eq``, ``band``, ``reverb``, ``noise`` (back to white noise at 10-30 dB) or ``gain``; or a
+    part of the noise: ``babble`` (the other kinds only) or ``low-snr`` (SNRs from 10 dB)."""
+    if name == "babble":
+        kinds = tuple(k for k in r.noises or () if k != "babble")
+        return replace(r, noises=kinds or None)
+    if name == "low-snr":
+        return replace(r, snr_db=None if r.snr_db is None else
+                       (max(10.0, r.snr_db[0]), max(10.0, r.snr_db[1])))
     off = {"source": {"source_p": None},
            "warp": {"warp": None}, "eq": {"eq_bands": None, "eq_db": None, "tilt_db": None},
            "band": {"lowpass": None, "highpass": None}, "reverb": {"rt60": None},

@@ -34,8 +34,10 @@ def add_parser(sub) -> None:
                         "many times each Festival and Flite voice says each digit (default 4; "
                         "espeak-ng's variants once)")
     q.add_argument("--without", nargs="+", default=(), metavar="AUG",
-                   choices=("source", "warp", "eq", "band", "reverb", "noise", "gain"),
-                   help="--corpus voices: switch these augmentations off (for an ablation)")
+                   choices=("source", "warp", "eq", "band", "reverb", "noise", "gain",
+                            "babble", "low-snr"),
+                   help="--corpus voices: switch these augmentations off (for an ablation; "
+                        "babble and low-snr: those parts of the noise)")
     q.add_argument("--source-swap", type=bounded(float, 0.0), default=None, metavar="P",
                    help="--corpus voices: re-synthesise this share (0-1) of the training "
                         "utterances with another excitation (pulse, glottal or whispered; "

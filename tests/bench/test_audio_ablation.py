@@ -37,6 +37,8 @@ def test_plan_names_each_variants_data_and_switch(tmp_path):
     for v in SPIKES:
         assert plan(v, base, work) == (base, ["--spike-aug-without", v])
     assert plan("waveform", base, work) == (work / "without-waveform", [])
+    for v in ("babble", "low-snr"):
+        assert plan(v, base, work) == (work / f"without-{v}", [])
     with pytest.raises(ValueError, match="variant 'pitch': the variants are all, source, warp"):
         plan("pitch", base, work)
 
@@ -53,6 +55,8 @@ def test_every_waveform_variant_turns_each_augmentation_off():
     for name in WAVEFORM:
         one = augment.without(one, name)
     assert every == one
+    assert variant_ranges("babble").noises == ("white", "pink")
+    assert variant_ranges("low-snr").snr_db == (10.0, 30.0)
     warp = variant_ranges("warp")
     assert warp.warp is None and warp.rt60 == augment.Ranges().rt60 is not None
 

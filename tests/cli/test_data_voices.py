@@ -100,3 +100,15 @@ def test_the_split_comes_from_the_test_file(tmp_path, corpus):
                      test.speakers, list(KEYS), meta=meta)
     _, te, _ = protocol(load(corpus[0]), load(path))["unseen voices"]
     assert len(te) and set(load(path).speakers[te].tolist()) == {5}
+
+
+def test_without_takes_every_augmentation_the_model_can_switch_off(tmp_path, capsys):
+    """The CLI's list is the model's (`augment.AUGMENTATIONS`): each name passes the parser
+    (and then meets the voices-corpus check), an unknown one does not."""
+    from model.audio.augment import AUGMENTATIONS
+    for name in AUGMENTATIONS:
+        assert main(["data", "synth", "-o", str(tmp_path), "--without", name]) == 2
+        assert "go with --corpus voices" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["data", "synth", "-o", str(tmp_path), "--without", "pitch"])
+    assert "invalid choice: 'pitch'" in capsys.readouterr().err

@@ -111,6 +111,28 @@ def test_augment_draws_are_reproducible_and_switch_off_one_at_a_time():
         aug.without(aug.Ranges(), "pitch")
 
 
+def test_the_noise_parts_switch_off_alone():
+    """`babble` keeps white and pink noise over the same SNRs; `low-snr` keeps every kind from
+    10 dB; each of them and every other augmentation's draw stays the recipe's."""
+    draws = [aug.draw(np.random.default_rng(s)) for s in range(200)]
+    no_babble = [aug.draw(np.random.default_rng(s), aug.without(aug.Ranges(), "babble"))
+                 for s in range(200)]
+    assert {d.noise for d in draws} == set(aug.NOISES)
+    assert {d.noise for d in no_babble} == {"white", "pink"}
+    assert [d.snr_db for d in no_babble] == [d.snr_db for d in draws]
+    high = [aug.draw(np.random.default_rng(s), aug.without(aug.Ranges(), "low-snr"))
+            for s in range(200)]
+    assert [d.noise for d in high] == [d.noise for d in draws]
+    assert min(d.snr_db for d in draws) < 10 <= min(d.snr_db for d in high)
+    assert max(d.snr_db for d in high) <= 30
+    strip = dict(noise=None, snr_db=0.0)
+    for part in (no_babble, high):
+        assert [dataclasses.replace(d, **strip) for d in part] == \
+            [dataclasses.replace(d, **strip) for d in draws]
+    assert aug.without(aug.OFF, "babble") == aug.OFF        # white only already
+    assert set(aug.AUGMENTATIONS) >= {"noise", "babble", "low-snr"}
+
+
 def test_augmentations_do_what_they_say():
     rng = np.random.default_rng(0)
     x = rng.standard_normal(FS) * 0.1
