@@ -41,8 +41,8 @@ import os
 import statistics
 from pathlib import Path
 
-__all__ = ["WAVEFORM", "EVERY_WAVEFORM", "NOISE_PARTS", "SPIKES", "VARIANTS", "plan", "variant_ranges",
-           "main"]
+__all__ = ["WAVEFORM", "EVERY_WAVEFORM", "NOISE_PARTS", "SPIKES", "VARIANTS", "plan",
+           "variant_ranges", "main"]
 
 #: Waveform augmentations (``data synth --without``) and spike-level ones
 #: (``--spike-aug-without``), by the names the variants use.
