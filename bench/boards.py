@@ -290,12 +290,12 @@ def run_job(job, net, acts, build_root: Path, work=None) -> dict:
     from rtl.cores import CORES
 
     name, board, lanes, mem, *_ = job
-    clock, core, rows = _options(job)
+    _, core, rows = _options(job)
     if CORES[core].measure != "model" and work is None:
         raise ValueError(f"a {core}-core job needs the workload to simulate")
     b = board_info(board)
-    clock_hz = clock * 1e6 if clock else None
-    clk, _ = sync_clock(board, clock_hz)
+    design = _design_args(job)
+    clk, _ = sync_clock(board, design["clock_hz"])
     rec = {"key": _key(job), "network": name, "board": board, "lanes": lanes,
            "memories": mem or {}, "core": core, "seed": SEED,
            **({"rows": {str(l): r for l, r in rows.items()}} if rows else {})}
@@ -319,7 +319,7 @@ def run_job(job, net, acts, build_root: Path, work=None) -> dict:
         # the default router1 crawls for hours) and the placement the tool would ask for.
         opts = placement_options(board_fit(est, b), spec.nextpnr_opts)
         rec["nextpnr_opts"] = opts
-        res = build_board(net, board, build_dir=build_dir, **_design_args(job),
+        res = build_board(net, board, build_dir=build_dir, **design,
                           timing_allow_fail=True, nextpnr_opts=opts, seed=SEED)
     except (BuildError, ValueError) as e:
         lines = str(e).splitlines()
