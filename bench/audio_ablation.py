@@ -5,10 +5,12 @@ time, on the many-voice corpus, over several seeds (the ablation table of ``docs
         [--seeds 0 1 2] [--arch dense] [--fold "unseen voices"] [--epochs 20]
         [--qat-epochs 3] [--window 136] [--hidden 256] [--kernel K] [--beta B]
         [--work out/ablation]
-        [--synth-jobs 2] [--reuse all=RUNS.json] [--json bench/results/audio_ablation.json]
+        [--synth-jobs 2] [--snr-db LO HI] [--reuse all=RUNS.json]
+        [--json bench/results/audio_ablation.json]
 
 ``--base`` is a ``polychrony data synth --corpus voices --seed S`` directory (``train.h5``,
-``test.h5``; ``S`` is ``--corpus-seed``). The variants:
+``test.h5``; ``S`` is ``--corpus-seed``; ``--snr-db`` repeats its ``--snr-db``, e.g. ``0 30``
+for the corpora drawn before the recipe's noise moved to 10-30 dB). The variants:
 
 * ``all``: every augmentation on (the base corpus, with ``--spike-aug``);
 * a waveform augmentation (``source``, ``warp``, ``eq``, ``band``, ``reverb``, ``noise``,
@@ -20,7 +22,8 @@ time, on the many-voice corpus, over several seeds (the ablation table of ``docs
 * ``waveform``: every waveform augmentation off at once (the corpus made that way, as above),
   the spike-level ones on: whether they help together what none measurably helps alone;
 * a part of the noise (``babble``: white and pink noise only; ``low-snr``: no SNR below
-  10 dB), a corpus of its own as above: which part of the noise costs what;
+  10 dB), a corpus of its own as above: which part of the noise costs what (a variant that
+  changes nothing on the base's recipe, like ``low-snr`` at 10-30 dB, is refused);
 * a spike-level one (``shift``, ``stretch``, ``dropout``): the base corpus, with that part of
   ``--spike-aug`` off.
 
@@ -39,6 +42,7 @@ import argparse
 import json
 import os
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 __all__ = ["WAVEFORM", "EVERY_WAVEFORM", "NOISE_PARTS", "SPIKES", "VARIANTS", "plan",
@@ -72,18 +76,24 @@ def _check_base(base: Path) -> None:
                              f"--corpus voices --seed S -o {base}`)")
 
 
-def variant_ranges(variant: str, source_swap: float | None = None):
+def variant_ranges(variant: str, source_swap: float | None = None,
+                   snr_db: tuple | None = None):
     """The augmentation ranges of a waveform variant's corpus (``model.audio.augment.Ranges``):
-    the recipe's, with that augmentation (``waveform``: every one) off."""
+    the recipe's (with the base's ``source_swap`` and ``snr_db`` when given), with that
+    augmentation (``waveform``: every one; ``all``: none) off."""
     from model.audio import augment
     ranges = augment.Ranges(source_p=source_swap)
+    if snr_db is not None:
+        ranges = replace(ranges, snr_db=tuple(snr_db))
+    if variant == "all":
+        return ranges
     for name in WAVEFORM if variant == EVERY_WAVEFORM else (variant,):
         ranges = augment.without(ranges, name)
     return ranges
 
 
 def synthesise(variant: str, data: Path, base: Path, *, seed: int, jobs: int,
-               source_swap: float | None = None) -> None:
+               source_swap: float | None = None, snr_db: tuple | None = None) -> None:
     """Make the corpus of a waveform variant (nothing to do when it exists)."""
     from model.audio import corpus
     data.mkdir(parents=True, exist_ok=True)
@@ -95,7 +105,7 @@ def synthesise(variant: str, data: Path, base: Path, *, seed: int, jobs: int,
     if (data / "train.h5").is_file():
         return
     part = data / "partial"
-    ranges = variant_ranges(variant, source_swap)
+    ranges = variant_ranges(variant, source_swap, snr_db)
     paths = corpus.synthesize(part, seed=seed, ranges=ranges, jobs=jobs, splits=("train",))
     os.replace(paths["train"], data / "train.h5")
     part.rmdir()
@@ -153,6 +163,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--synth-jobs", type=int, default=2)
     ap.add_argument("--source-swap", type=float, default=None, metavar="P",
                     help="the base corpus's --source-swap (then 'source' is a variant too)")
+    ap.add_argument("--snr-db", nargs=2, type=float, default=None, metavar=("LO", "HI"),
+                    help="the base corpus's --snr-db (the corpora before December 2026: 0 30)")
     ap.add_argument("--reuse", nargs="+", default=[], metavar="VARIANT=FILE",
                     help="take a variant's runs from (and add them to) FILE")
     ap.add_argument("--json", default="bench/results/audio_ablation.json")
@@ -165,6 +177,12 @@ def main(argv=None) -> dict:
         a.variants = [v for v in VARIANTS if v != "source" or a.source_swap is not None]
     if "source" in a.variants and a.source_swap is None:
         ap.error("variant 'source' needs the base's --source-swap")
+    recipe = variant_ranges("all", a.source_swap, a.snr_db)
+    for v in a.variants:
+        if v in _CORPUS and variant_ranges(v, a.source_swap, a.snr_db) == recipe:
+            ap.error(f"variant {v!r} changes nothing on a base drawn with noise at "
+                     f"{recipe.snr_db[0]:g}-{recipe.snr_db[1]:g} dB: leave it out (or give "
+                     f"the base's --snr-db)")
     reuse = {}
     for item in a.reuse:
         name, sep, file = item.partition("=")
@@ -183,7 +201,7 @@ def main(argv=None) -> dict:
             if v in _CORPUS:
                 print(f"{v}: corpus {data}", flush=True)
                 synthesise(v, data, base, seed=a.corpus_seed, jobs=a.synth_jobs,
-                           source_swap=a.source_swap)
+                           source_swap=a.source_swap, snr_db=a.snr_db)
             print(f"{v}: training ({runs})", flush=True)
             audio_train.main(_train_argv(a, v, data, extra, runs))
         rows = _rows(runs, a, data, extra)
@@ -207,7 +225,8 @@ def main(argv=None) -> dict:
         print(f"| {label} | {len(t['seeds'])} | "
               f"{' / '.join(f'{100 * x:.1f}' for x in t['int_acc'])} | "
               f"{100 * t['int_mean']:.1f} | {delta} |")
-    out = {"base": str(base), "corpus_seed": a.corpus_seed, "arch": a.arch, "fold": a.fold,
+    out = {"base": str(base), "corpus_seed": a.corpus_seed,
+           "snr_db": list(variant_ranges("all", a.source_swap, a.snr_db).snr_db), "arch": a.arch, "fold": a.fold,
            "hidden": a.hidden, "epochs": a.epochs, "qat_epochs": a.qat_epochs, "window": a.window,
            "variants": table}
     if table:

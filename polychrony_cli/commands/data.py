@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from ..common import bounded
@@ -38,6 +39,10 @@ def add_parser(sub) -> None:
                             "babble", "low-snr"),
                    help="--corpus voices: switch these augmentations off (for an ablation; "
                         "babble and low-snr: those parts of the noise)")
+    q.add_argument("--snr-db", nargs=2, type=bounded(float, -20.0, 60.0), default=None,
+                   metavar=("LO", "HI"),
+                   help="--corpus voices: the range the noise's SNR is drawn from, in dB "
+                        "(default 10 30; the corpora before December 2026 used 0 30)")
     q.add_argument("--source-swap", type=bounded(float, 0.0), default=None, metavar="P",
                    help="--corpus voices: re-synthesise this share (0-1) of the training "
                         "utterances with another excitation (pulse, glottal or whispered; "
@@ -140,6 +145,9 @@ def cmd_synth(args) -> int:
     if args.source_swap is not None and args.source_swap > 1:
         raise ValueError(f"--source-swap {args.source_swap}: a share of the utterances, at "
                          f"most 1")
+    if args.snr_db is not None and args.snr_db[0] > args.snr_db[1]:
+        raise ValueError(f"--snr-db {args.snr_db[0]:g} {args.snr_db[1]:g}: the low end is "
+                         f"above the high end")
     cochlea = _cochlea(args)
     if args.level_norm and args.corpus != "voices":
         raise ValueError("--level-norm goes with --corpus voices (the espeak corpus is the "
@@ -155,6 +163,8 @@ def cmd_synth(args) -> int:
         except RuntimeError as e:
             raise ValueError(f"{e}; they are needed only to regenerate data") from None
         ranges = augment.Ranges(source_p=args.source_swap)
+        if args.snr_db is not None:
+            ranges = replace(ranges, snr_db=tuple(args.snr_db))
         for name in args.without:
             ranges = augment.without(ranges, name)
         paths = corpus.synthesize(args.out, seed=args.seed, per_class=args.train or 300,
@@ -162,9 +172,9 @@ def cmd_synth(args) -> int:
                                   progress=not args.quiet, cochlea=cochlea)
         args.train, args.test = args.train or 300, args.test or 4
     else:
-        if args.without or args.source_swap is not None:
-            raise ValueError("--without and --source-swap go with --corpus voices (the espeak "
-                             "corpus has no augmentation)")
+        if args.without or args.source_swap is not None or args.snr_db is not None:
+            raise ValueError("--without, --snr-db and --source-swap go with --corpus voices "
+                             "(the espeak corpus has no augmentation)")
         if not have_espeak():
             raise ValueError("espeak-ng is not installed (Debian: apt-get install espeak-ng); "
                              "it is needed only to regenerate data: "

@@ -121,3 +121,23 @@ def test_synthesize_refuses_unknown_splits(tmp_path):
     from model.audio.corpus import synthesize
     with pytest.raises(ValueError, match=r"splits must name 'train' and/or 'test', got \['valid'\]"):
         synthesize(tmp_path, splits=("valid",))
+
+
+def test_the_base_recipe_decides_what_a_variant_changes(tmp_path, capsys):
+    """`--snr-db` gives the base's noise range: `low-snr` changes the first corpora's recipe
+    (0-30 dB) and is refused on today's (10-30 dB), before any work."""
+    from bench.audio_ablation import main, variant_ranges
+    assert variant_ranges("low-snr", snr_db=(0.0, 30.0)).snr_db == (10.0, 30.0)
+    assert variant_ranges("all", snr_db=(0.0, 30.0)).snr_db == (0.0, 30.0)
+    assert variant_ranges("babble", snr_db=(0.0, 30.0)).snr_db == (0.0, 30.0)
+    base = tmp_path / "base"
+    base.mkdir()
+    for name in ("train.h5", "test.h5"):
+        (base / name).write_bytes(b"")
+    with pytest.raises(SystemExit) as e:
+        main(["--base", str(base), "--corpus-seed", "0", "--variants", "low-snr",
+              "--work", str(tmp_path / "w")])
+    assert e.value.code == 2
+    assert "variant 'low-snr' changes nothing on a base drawn with noise at 10-30 dB" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "w").exists()

@@ -59,14 +59,30 @@ def test_protocol_refuses_a_file_that_is_not_a_voices_corpus(tmp_path, corpus, c
 
 
 def test_without_and_source_swap_need_the_voices_corpus(tmp_path, capsys):
+    said = "--without, --snr-db and --source-swap go with --corpus voices"
     assert main(["data", "synth", "-o", str(tmp_path), "--without", "warp"]) == 2
-    assert "--without and --source-swap go with --corpus voices" in capsys.readouterr().err
+    assert said in capsys.readouterr().err
     assert main(["data", "synth", "-o", str(tmp_path), "--source-swap", "0.5"]) == 2
-    assert "--without and --source-swap go with --corpus voices" in capsys.readouterr().err
+    assert said in capsys.readouterr().err
+    assert main(["data", "synth", "-o", str(tmp_path), "--snr-db", "0", "30"]) == 2
+    assert said in capsys.readouterr().err
     assert main(["data", "synth", "--corpus", "voices", "-o", str(tmp_path),
                  "--source-swap", "1.5"]) == 2
     assert "--source-swap 1.5: a share of the utterances, at most 1" in \
         capsys.readouterr().err
+
+
+def test_snr_range_is_checked_before_any_work(tmp_path, capsys):
+    assert main(["data", "synth", "--corpus", "voices", "-o", str(tmp_path), "--snr-db", "30",
+                 "10"]) == 2
+    assert "--snr-db 30 10: the low end is above the high end" in capsys.readouterr().err
+    for value, words in (("-30", "must be at least -20.0, got -30"),
+                         ("nan", "expected a finite number")):
+        with pytest.raises(SystemExit) as e:
+            main(["data", "synth", "--corpus", "voices", "-o", str(tmp_path), "--snr-db",
+                  value, "30"])
+        assert e.value.code == 2 and f"argument --snr-db: {words}" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
 
 
 def test_level_norm_goes_with_the_voices_corpus_and_is_checked(tmp_path, capsys):

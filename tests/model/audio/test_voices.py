@@ -112,15 +112,17 @@ def test_augment_draws_are_reproducible_and_switch_off_one_at_a_time():
 
 
 def test_the_noise_parts_switch_off_alone():
-    """`babble` keeps white and pink noise over the same SNRs; `low-snr` keeps every kind from
-    10 dB; each of them and every other augmentation's draw stays the recipe's."""
-    draws = [aug.draw(np.random.default_rng(s)) for s in range(200)]
-    no_babble = [aug.draw(np.random.default_rng(s), aug.without(aug.Ranges(), "babble"))
+    """On the first corpora's recipe (noise at 0-30 dB): `babble` keeps white and pink noise
+    over the same SNRs; `low-snr` keeps every kind from 10 dB; each of them and every other
+    augmentation's draw stays the recipe's."""
+    first = aug.Ranges(snr_db=(0.0, 30.0))
+    draws = [aug.draw(np.random.default_rng(s), first) for s in range(200)]
+    no_babble = [aug.draw(np.random.default_rng(s), aug.without(first, "babble"))
                  for s in range(200)]
     assert {d.noise for d in draws} == set(aug.NOISES)
     assert {d.noise for d in no_babble} == {"white", "pink"}
     assert [d.snr_db for d in no_babble] == [d.snr_db for d in draws]
-    high = [aug.draw(np.random.default_rng(s), aug.without(aug.Ranges(), "low-snr"))
+    high = [aug.draw(np.random.default_rng(s), aug.without(first, "low-snr"))
             for s in range(200)]
     assert [d.noise for d in high] == [d.noise for d in draws]
     assert min(d.snr_db for d in draws) < 10 <= min(d.snr_db for d in high)
@@ -131,6 +133,18 @@ def test_the_noise_parts_switch_off_alone():
             [dataclasses.replace(d, **strip) for d in draws]
     assert aug.without(aug.OFF, "babble") == aug.OFF        # white only already
     assert set(aug.AUGMENTATIONS) >= {"noise", "babble", "low-snr"}
+
+
+def test_the_recipe_is_the_first_one_without_its_low_snrs():
+    """Today's recipe draws exactly what the ablation's `low-snr` variant of the first recipe
+    drew, so that variant's corpus and runs are the recipe's; on it `low-snr` is a no-op."""
+    first = aug.Ranges(snr_db=(0.0, 30.0))
+    assert aug.Ranges() == aug.without(first, "low-snr")
+    assert aug.without(aug.Ranges(), "low-snr") == aug.Ranges()
+    now = [aug.draw(np.random.default_rng(s)) for s in range(200)]
+    assert now == [aug.draw(np.random.default_rng(s), aug.without(first, "low-snr"))
+                   for s in range(200)]
+    assert 10 <= min(d.snr_db for d in now) and max(d.snr_db for d in now) <= 30
 
 
 def test_augmentations_do_what_they_say():
