@@ -298,11 +298,17 @@ def protocol(train, test, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarr
 def scores(test, index: np.ndarray, predicted: np.ndarray) -> dict:
     """Accuracy of ``predicted`` (the classes of ``test``'s samples at ``index``): overall,
     per engine, and the mean over the engines present (each engine counts once, whatever its
-    number of samples)."""
+    number of samples); and ``digit_accuracy``, the share whose digit is right in either
+    language (English "three" answered as German "drei" counts: a diagnostic of how many
+    errors are the language, not the digit; the accuracy is the measure)."""
     index, predicted = np.asarray(index), np.asarray(predicted)
-    right = predicted == np.asarray(test.labels)[index]
+    labels = np.asarray(test.labels)[index]
+    right = predicted == labels
+    digits = len(KEYS) // 2                  # KEYS: the English digits, then the German ones
     engines = np.array([VOICES[s].engine for s in np.asarray(test.speakers)[index]])
     per = {e: float(right[engines == e].mean()) for e in ENGINES if (engines == e).any()}
     return {"accuracy": float(right.mean()) if right.size else float("nan"),
             "per_engine": per, "engine_mean": float(np.mean(list(per.values()))),
+            "digit_accuracy": float((predicted % digits == labels % digits).mean())
+            if right.size else float("nan"),
             "samples": int(right.size)}

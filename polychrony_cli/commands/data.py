@@ -272,8 +272,9 @@ def _baseline_protocol(args, train, test) -> int:
             if not args.json:
                 per = ", ".join(f"{e} {a:.3f}" for e, a in sc["per_engine"].items())
                 print(f"{name:<22} {k:>2} time bin(s): test {sc['accuracy']:.3f} "
-                      f"(by engine: {per}; mean {sc['engine_mean']:.3f}), {len(tr)} "
-                      f"training samples, {classes} classes", flush=True)
+                      f"(by engine: {per}; mean {sc['engine_mean']:.3f}; the digit right in "
+                      f"either language {sc['digit_accuracy']:.3f}), {len(tr)} training "
+                      f"samples, {classes} classes", flush=True)
     if args.json:
         print(json.dumps(rows, indent=1))
     return 0

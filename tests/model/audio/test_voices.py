@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from model.audio import augment as aug
-from model.audio.corpus import plan, protocol, render_items, speaker_meta, synthesize, \
-    voice_split
+from model.audio.corpus import plan, protocol, render_items, scores, speaker_meta, \
+    synthesize, voice_split
 from model.audio.voices import ENGINES, FS, VOICES, Say, engine_voices, read_wav, run_engine, \
     speak_all
 
@@ -321,3 +321,20 @@ def test_accented_voices_are_never_tested_even_in_a_corpus_that_holds_them():
     assert sorted(test.speakers[te].tolist()) == plain
     _, te, _ = folds["unseen voices"]
     assert sorted(test.speakers[te].tolist()) == held_plain
+
+
+def test_scores_count_the_digit_in_either_language_apart():
+    """`digit_accuracy` forgives the language only: "three" answered as "drei" counts there
+    and not in the accuracy; a wrong digit counts in neither. Per engine, each engine once."""
+    from types import SimpleNamespace
+    esp = next(i for i, v in enumerate(VOICES) if v.engine == "espeak-ng")
+    fes = next(i for i, v in enumerate(VOICES) if v.engine == "festival")
+    test = SimpleNamespace(labels=np.array([3, 13, 5, 5, 0]),
+                           speakers=np.array([esp, esp, fes, fes, fes]))
+    sc = scores(test, np.arange(5), np.array([13, 13, 4, 5, 10]))
+    assert sc["accuracy"] == pytest.approx(2 / 5)
+    assert sc["digit_accuracy"] == pytest.approx(4 / 5)
+    assert sc["per_engine"] == {"espeak-ng": 0.5, "festival": pytest.approx(1 / 3)}
+    assert sc["engine_mean"] == pytest.approx((0.5 + 1 / 3) / 2) and sc["samples"] == 5
+    one = scores(test, np.array([2]), np.array([5]))
+    assert (one["accuracy"], one["digit_accuracy"], one["samples"]) == (1.0, 1.0, 1)
