@@ -177,6 +177,8 @@ def main(argv=None) -> dict:
         a.variants = [v for v in VARIANTS if v != "source" or a.source_swap is not None]
     if "source" in a.variants and a.source_swap is None:
         ap.error("variant 'source' needs the base's --source-swap")
+    if a.snr_db is not None and a.snr_db[0] > a.snr_db[1]:
+        ap.error(f"--snr-db {a.snr_db[0]:g} {a.snr_db[1]:g}: the low end is above the high end")
     recipe = variant_ranges("all", a.source_swap, a.snr_db)
     for v in a.variants:
         if v in _CORPUS and variant_ranges(v, a.source_swap, a.snr_db) == recipe:
@@ -225,10 +227,9 @@ def main(argv=None) -> dict:
         print(f"| {label} | {len(t['seeds'])} | "
               f"{' / '.join(f'{100 * x:.1f}' for x in t['int_acc'])} | "
               f"{100 * t['int_mean']:.1f} | {delta} |")
-    out = {"base": str(base), "corpus_seed": a.corpus_seed,
-           "snr_db": list(variant_ranges("all", a.source_swap, a.snr_db).snr_db), "arch": a.arch, "fold": a.fold,
-           "hidden": a.hidden, "epochs": a.epochs, "qat_epochs": a.qat_epochs, "window": a.window,
-           "variants": table}
+    out = {"base": str(base), "corpus_seed": a.corpus_seed, "snr_db": list(recipe.snr_db),
+           "arch": a.arch, "fold": a.fold, "hidden": a.hidden, "epochs": a.epochs,
+           "qat_epochs": a.qat_epochs, "window": a.window, "variants": table}
     if table:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(out, indent=1))

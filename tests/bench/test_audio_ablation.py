@@ -140,4 +140,8 @@ def test_the_base_recipe_decides_what_a_variant_changes(tmp_path, capsys):
     assert e.value.code == 2
     assert "variant 'low-snr' changes nothing on a base drawn with noise at 10-30 dB" in \
         capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--base", str(base), "--corpus-seed", "0", "--variants", "low-snr",
+              "--snr-db", "30", "0", "--work", str(tmp_path / "w")])
+    assert "--snr-db 30 0: the low end is above the high end" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()
