@@ -60,7 +60,9 @@ class BoardReport:
                 "timing_met": self.timing_met,
                 "estimate": self.estimate, "lut_estimate_with_link": self.lut_estimate,
                 "nextpnr": {k: {"used": u, "available": a} for k, (u, a) in self.used.items()},
-                "cycles_per_step": round(self.cycles_per_step, 1),
+                # unrounded: the table is re-rendered from this record (from_json), and its
+                # rates must be the record's
+                "cycles_per_step": float(self.cycles_per_step),
                 "steps_per_sample": self.steps_per_sample,
                 "steps_per_s": round(self.steps_per_s, 1),
                 "samples_per_s": round(self.samples_per_s, 2),

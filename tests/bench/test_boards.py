@@ -18,6 +18,14 @@ def test_board_report_round_trip_and_rows():
     assert again.markdown_row() == rep.markdown_row()
     assert rep.lut_estimate == 1000 + link_cost("ecp5", 4)["lut"]
     assert "42.0 (not met)" in rep.markdown_row() and "| 200,000 | 2,000.0 |" in rep.markdown_row()
+    # cycles per step from co-simulation are rarely round: the re-rendered table must show
+    # the rates the record holds, not rates from a rounded cycle count
+    odd = BoardReport("net", board("ulx3s-85f"), 4, 34.375, 49.7, True, est,
+                      {"logic": (2100, 83640)}, 22.947, 291, "top.bit", 12.0)
+    rec = odd.to_json()
+    again = BoardReport.from_json(rec)
+    assert again.markdown_row() == odd.markdown_row()
+    assert f"| {rec['steps_per_s']:,.0f} | {rec['samples_per_s']:,.1f} |" in again.markdown_row()
     failed = {"key": "x", "network": "big", "board": "icebreaker", "lanes": 4,
               "estimate": est, "yosys_lut4": 7538,
               "error": "ERROR: Unable to place cell 'a', no BELs remaining to implement cell "
