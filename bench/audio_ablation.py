@@ -42,7 +42,6 @@ import argparse
 import json
 import os
 import statistics
-from dataclasses import replace
 from pathlib import Path
 
 __all__ = ["WAVEFORM", "EVERY_WAVEFORM", "NOISE_PARTS", "SPIKES", "VARIANTS", "plan",
@@ -82,14 +81,8 @@ def variant_ranges(variant: str, source_swap: float | None = None,
     the recipe's (with the base's ``source_swap`` and ``snr_db`` when given), with that
     augmentation (``waveform``: every one; ``all``: none) off."""
     from model.audio import augment
-    ranges = augment.Ranges(source_p=source_swap)
-    if snr_db is not None:
-        ranges = replace(ranges, snr_db=tuple(snr_db))
-    if variant == "all":
-        return ranges
-    for name in WAVEFORM if variant == EVERY_WAVEFORM else (variant,):
-        ranges = augment.without(ranges, name)
-    return ranges
+    off = () if variant == "all" else WAVEFORM if variant == EVERY_WAVEFORM else (variant,)
+    return augment.recipe(source_p=source_swap, snr_db=snr_db, off=off)
 
 
 def synthesise(variant: str, data: Path, base: Path, *, seed: int, jobs: int,

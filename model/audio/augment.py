@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 __all__ = ["AUGMENTATIONS", "Augment", "Ranges", "NOISES", "SOURCES", "OFF", "apply", "draw",
-           "pink", "vocode", "without"]
+           "pink", "recipe", "vocode", "without"]
 
 FS = 16000
 
@@ -274,3 +274,16 @@ def without(r: Ranges, name: str) -> Ranges:
         raise ValueError(f"unknown augmentation {name!r}; one of {', '.join(off)}")
     return replace(r, **off[name])
 
+
+
+def recipe(*, source_p: float | None = None, snr_db: tuple | None = None,
+           off=()) -> Ranges:
+    """The ranges a corpus is drawn from: the default recipe, with a source swap of share
+    ``source_p``, the noise's SNR range ``snr_db`` (None: the recipe's) and the augmentations
+    named in ``off`` switched off in turn (:func:`without`)."""
+    r = Ranges(source_p=source_p)
+    if snr_db is not None:
+        r = replace(r, snr_db=tuple(snr_db))
+    for name in off:
+        r = without(r, name)
+    return r

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from ..common import bounded
@@ -162,11 +161,8 @@ def cmd_synth(args) -> int:
             check_engines()
         except RuntimeError as e:
             raise ValueError(f"{e}; they are needed only to regenerate data") from None
-        ranges = augment.Ranges(source_p=args.source_swap)
-        if args.snr_db is not None:
-            ranges = replace(ranges, snr_db=tuple(args.snr_db))
-        for name in args.without:
-            ranges = augment.without(ranges, name)
+        ranges = augment.recipe(source_p=args.source_swap, snr_db=args.snr_db,
+                                off=args.without)
         paths = corpus.synthesize(args.out, seed=args.seed, per_class=args.train or 300,
                                   reps=args.test or 4, ranges=ranges, jobs=args.jobs,
                                   progress=not args.quiet, cochlea=cochlea)

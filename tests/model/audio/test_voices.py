@@ -141,6 +141,9 @@ def test_the_recipe_is_the_first_one_without_its_low_snrs():
     first = aug.Ranges(snr_db=(0.0, 30.0))
     assert aug.Ranges() == aug.without(first, "low-snr")
     assert aug.without(aug.Ranges(), "low-snr") == aug.Ranges()
+    assert aug.recipe(snr_db=(0.0, 30.0), off=("low-snr",)) == aug.Ranges() == aug.recipe()
+    assert aug.recipe(source_p=0.5, off=("warp", "gain")) == \
+        aug.without(aug.without(aug.Ranges(source_p=0.5), "warp"), "gain")
     now = [aug.draw(np.random.default_rng(s)) for s in range(200)]
     assert now == [aug.draw(np.random.default_rng(s), aug.without(first, "low-snr"))
                    for s in range(200)]
