@@ -15,12 +15,12 @@ ablation switches them one at a time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
 __all__ = ["AUGMENTATIONS", "Augment", "Ranges", "NOISES", "SOURCES", "OFF", "apply", "draw",
-           "pink", "recipe", "vocode", "without"]
+           "pink", "ranges_changes", "ranges_dict", "recipe", "vocode", "without"]
 
 FS = 16000
 
@@ -287,3 +287,36 @@ def recipe(*, source_p: float | None = None, snr_db: tuple | None = None,
     for name in off:
         r = without(r, name)
     return r
+
+
+def ranges_dict(r: Ranges) -> dict:
+    """``r`` as a JSON-ready dict (tuples as lists; None: that augmentation off)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(r).items()}
+
+
+def ranges_changes(d: dict, base: Ranges | None = None) -> list[str]:
+    """Where the ranges ``d`` (as :func:`ranges_dict` writes them, e.g. read back from a file)
+    differ from ``base`` (default: today's :class:`Ranges`), one phrase per field: ``"warp
+    off"``, ``"snr_db 0..30 (now 10..30)"``; a field that ``base`` does not know, or that ``d``
+    lacks, is named as such. Empty when they agree."""
+    base = ranges_dict(Ranges() if base is None else base)
+
+    def show(v):
+        if v is None:
+            return "off"
+        if isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float))
+                                                        for x in v):
+            return f"{v[0]:g}..{v[1]:g}"
+        if isinstance(v, list):
+            return ",".join(map(str, v))
+        return f"{v:g}" if isinstance(v, (int, float)) else str(v)
+
+    out = []
+    for f in fields(Ranges):
+        if f.name not in d:
+            out.append(f"{f.name} not recorded")
+        elif d[f.name] != base[f.name]:
+            out.append(f"{f.name} off" if d[f.name] is None and base[f.name] is not None
+                       else f"{f.name} {show(d[f.name])} (now {show(base[f.name])})")
+    out += [f"{k} (unknown field)" for k in sorted(d) if k not in base]
+    return out

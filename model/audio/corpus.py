@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.audio.augment import OFF, Augment, Ranges, apply, draw
+from model.audio.augment import OFF, Augment, Ranges, apply, draw, ranges_dict
 from model.audio.cochlea import CochleaParams, encode
 from model.audio.synth import ACCENTS, KEYS, ONSET, TAIL, trim
 from model.audio.voices import ENGINES, FS, VOICES, Say, speak_all
@@ -210,7 +210,8 @@ def synthesize(out_dir, *, seed: int = 0, per_class: int = 300, reps: int = 4,
     Festival process per voice per chunk); the files do not depend on either. The test file
     does not depend on ``ranges`` (its utterances are clean). ``cochlea`` encodes the sounds
     (e.g. with its per-channel level normalisation) and is recorded in each file's root
-    attribute ``cochlea`` (:func:`model.audio.shd.write_shd`)."""
+    attribute ``cochlea`` (:func:`model.audio.shd.write_shd`); the seed, the counts and (for
+    the training file) ``ranges`` in its attribute ``recipe``."""
     bad = [x for x in splits if x not in ("train", "test")]
     if bad or not splits:
         raise ValueError(f"splits must name 'train' and/or 'test', got {list(splits)}")
@@ -237,10 +238,16 @@ def synthesize(out_dir, *, seed: int = 0, per_class: int = 300, reps: int = 4,
                 spikes += render_items(c, cochlea)
                 bar.update(len(c))
         bar.close()
+        recipe = {"generator": "voices", "seed": seed, "split": split, "samples": len(items),
+                  "per_class": per_class, "reps": reps, "espeak_reps": espeak_reps,
+                  "test_voices": None if test_voices is None
+                  else sorted(int(v) for v in test_voices)}
+        if split == "train":
+            recipe["ranges"] = ranges_dict(ranges)
         paths[split] = write_shd(
             out_dir / f"{split}.h5", [t for t, _ in spikes], [c for _, c in spikes],
             [it.label for it in items], [it.speaker for it in items], list(KEYS),
-            meta=speaker_meta(seed), cochlea=cochlea)
+            meta=speaker_meta(seed), cochlea=cochlea, recipe=recipe)
     return paths
 
 

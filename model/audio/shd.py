@@ -17,6 +17,9 @@ The layout (HDF5, Cramer et al. 2020), which :func:`write_shd` writes and :func:
                            spikes, a JSON object of all its fields (``to_dict``); a file
                            without it (SHD's own, or written before it existed) has the
                            defaults
+``recipe`` (attribute)     ours too: how ``polychrony data synth`` drew the file (generator,
+                           seed, split, sample counts and, for a voices training file, every
+                           augmentation range), a JSON object; absent in other files
 ========================== ====================================================================
 
 Real SHD files (``shd_train.h5``, ``shd_test.h5``) can sit anywhere: pass their path to
@@ -44,6 +47,7 @@ __all__ = ["DataError", "SpikeSet", "Binned", "write_shd", "load", "cochlea_of",
 
 N_CHANNELS = 700
 COCHLEA_ATTR = "cochlea"      # the root attribute naming the front end (see the table above)
+RECIPE_ATTR = "recipe"        # the root attribute naming how a synthetic file was drawn
 
 
 class DataError(ValueError):
@@ -64,6 +68,9 @@ class SpikeSet:
     #: The front end that made the spikes (the file's ``cochlea`` attribute; the defaults
     #: when it has none).
     cochlea: CochleaParams = CochleaParams()
+    #: How the file was drawn (its ``recipe`` attribute: the generator, seed, split and
+    #: augmentation ranges of ``polychrony data synth``); None for a file without it.
+    recipe: dict | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -78,14 +85,15 @@ class SpikeSet:
         index = np.asarray(index, dtype=np.int64)
         return SpikeSet([self.times[i] for i in index], [self.units[i] for i in index],
                         self.labels[index], self.speakers[index], self.keys,
-                        self.n_channels, self.path, self.cochlea)
+                        self.n_channels, self.path, self.cochlea, self.recipe)
 
 
 # --------------------------------------------------------------------------------------------
 # Files
 
 def write_shd(path, times, units, labels, speakers, keys, *, time_dtype=np.float16,
-              meta: dict | None = None, cochlea: CochleaParams | None = None) -> Path:
+              meta: dict | None = None, cochlea: CochleaParams | None = None,
+              recipe: dict | None = None) -> Path:
     """Write spikes in the SHD layout to ``path`` (created or overwritten); return the path.
 
     ``times``/``units`` are lists of per-sample arrays; ``keys`` the class names. ``meta``
@@ -93,6 +101,8 @@ def write_shd(path, times, units, labels, speakers, keys, *, time_dtype=np.float
     by speaker); by default gender is ``b"unknown"`` and age and height 0 for every speaker.
     ``cochlea``, the front end that made the spikes, goes into the root attribute ``cochlea``
     (JSON; none without it: the defaults, as for a file written before the attribute).
+    ``recipe``, how the samples were drawn (JSON-serialisable), goes into the root attribute
+    ``recipe``.
     """
     import h5py
     path = Path(path)
@@ -115,6 +125,11 @@ def write_shd(path, times, units, labels, speakers, keys, *, time_dtype=np.float
     if n and (labels.min() < 0 or labels.max() >= len(keys)):
         raise DataError(f"{where}: field 'labels' must lie in 0..{len(keys) - 1}")
     n_speakers = int(speakers.max()) + 1 if n else 0
+    if recipe is not None:
+        try:
+            recipe_text = json.dumps(recipe, sort_keys=True)
+        except (TypeError, ValueError) as e:
+            raise DataError(f"{where}: recipe must be JSON-serialisable ({e})") from None
     meta = dict(meta or {})
     meta.setdefault("gender", np.array([b"unknown"] * n_speakers))
     meta.setdefault("age", np.zeros(n_speakers, dtype=np.uint8))
@@ -133,31 +148,48 @@ def write_shd(path, times, units, labels, speakers, keys, *, time_dtype=np.float
             f.create_dataset(f"extra/meta_info/{name}", data=np.asarray(value))
         if cochlea is not None:
             f.attrs[COCHLEA_ATTR] = json.dumps(cochlea.to_dict(), sort_keys=True)
+        if recipe is not None:
+            f.attrs[RECIPE_ATTR] = recipe_text
     return path
 
 
-def _cochlea_attr(path: Path, f) -> CochleaParams:
-    """The ``cochlea`` root attribute of the open file ``f`` (the defaults when absent)."""
-    if COCHLEA_ATTR not in f.attrs:
-        return CochleaParams()
-    raw = f.attrs[COCHLEA_ATTR]
+def _json_attr(path: Path, f, name: str):
+    """The root attribute ``name`` of the open file ``f`` parsed as JSON (None when absent)."""
+    if name not in f.attrs:
+        return None
+    raw = f.attrs[name]
     if isinstance(raw, bytes):
         try:
             raw = raw.decode()
         except UnicodeDecodeError:
-            raise DataError(f"{path}: root attribute '{COCHLEA_ATTR}' is not UTF-8 text") \
-                from None
+            raise DataError(f"{path}: root attribute '{name}' is not UTF-8 text") from None
     if not isinstance(raw, str):
-        raise DataError(f"{path}: root attribute '{COCHLEA_ATTR}' must be a JSON string, got "
+        raise DataError(f"{path}: root attribute '{name}' must be a JSON string, got "
                         f"{type(raw).__name__}")
     try:
-        d = json.loads(raw)
+        return json.loads(raw)
     except ValueError as e:
-        raise DataError(f"{path}: root attribute '{COCHLEA_ATTR}' is not JSON ({e})") from None
+        raise DataError(f"{path}: root attribute '{name}' is not JSON ({e})") from None
+
+
+def _cochlea_attr(path: Path, f) -> CochleaParams:
+    """The ``cochlea`` root attribute of the open file ``f`` (the defaults when absent)."""
+    d = _json_attr(path, f, COCHLEA_ATTR)
+    if d is None:
+        return CochleaParams()
     try:
         return CochleaParams.from_dict(d)
     except (TypeError, ValueError) as e:
         raise DataError(f"{path}: root attribute '{COCHLEA_ATTR}': {e}") from None
+
+
+def _recipe_attr(path: Path, f) -> dict | None:
+    """The ``recipe`` root attribute of the open file ``f`` (None when absent)."""
+    d = _json_attr(path, f, RECIPE_ATTR)
+    if d is not None and not isinstance(d, dict):
+        raise DataError(f"{path}: root attribute '{RECIPE_ATTR}' must be a JSON object, got "
+                        f"{type(d).__name__}")
+    return d
 
 
 def _open_h5(path):
@@ -233,6 +265,7 @@ def load(path, *, n_channels: int = N_CHANNELS) -> SpikeSet:
         units = list(units_ds[()])
         labels = labels_ds[()].astype(np.int64)
         cochlea = _cochlea_attr(path, f)
+        recipe = _recipe_attr(path, f)
         speaker_ds = get("extra/speaker", required=False)
         if speaker_ds is not None and speaker_ds.dtype.kind not in "iu":
             raise DataError(f"{path}: 'extra/speaker' must be integers, got {speaker_ds.dtype}")
@@ -252,7 +285,7 @@ def load(path, *, n_channels: int = N_CHANNELS) -> SpikeSet:
     if len(labels) and (labels.min() < 0 or labels.max() >= len(keys)):
         raise DataError(f"{path}: 'labels' must lie in 0..{len(keys) - 1} ('extra/keys' has "
                         f"{len(keys)} names), got {labels.min()}..{labels.max()}")
-    return SpikeSet(times, units, labels, speakers, keys, n_channels, path, cochlea)
+    return SpikeSet(times, units, labels, speakers, keys, n_channels, path, cochlea, recipe)
 
 
 # --------------------------------------------------------------------------------------------
@@ -485,7 +518,8 @@ def summary(spikes: SpikeSet, *, dt: float = 0.01, group: int = 5) -> dict:
             "duration_s": {"mean": float(dur.mean()), "min": float(dur.min()),
                            "max": float(dur.max())} if n.size else None,
             "steps": steps, "channels": c, "max_count": max_count,
-            "in_bits": max(1, max_count.bit_length()), "dt": dt, "group": group}
+            "in_bits": max(1, max_count.bit_length()), "dt": dt, "group": group,
+            "recipe": spikes.recipe}
 
 
 def _features(spikes: SpikeSet, time_bins: int, window: float) -> np.ndarray:

@@ -204,6 +204,7 @@ def synthesize(out_dir, *, seed: int = 0, n_train: int = 150, n_test: int = 40, 
     """Write ``train.h5`` and ``test.h5`` (SHD layout) into ``out_dir``; return their paths.
 
     ``n_train`` and ``n_test`` are samples per class (20 classes); ``jobs`` worker processes.
+    Each file's root attribute ``recipe`` records the seed, split and counts.
     """
     from ..progress import progress as progress_bar
 
@@ -234,7 +235,8 @@ def synthesize(out_dir, *, seed: int = 0, n_train: int = 150, n_test: int = 40, 
         paths[split] = write_shd(
             out_dir / f"{split}.h5", [t for t, _ in spikes], [c for _, c in spikes],
             [u.label for u in utts], [u.speaker for u in utts], list(KEYS),
-            meta=speaker_meta())
+            meta=speaker_meta(), recipe={"generator": "espeak", "seed": seed, "split": split,
+                                         "samples": len(utts), "per_class": n})
     return paths
 
 

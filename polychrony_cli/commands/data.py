@@ -218,7 +218,25 @@ def cmd_info(args) -> int:
                   f"{d['max']:.3f} s)")
         print(f"  binned      {s['steps']} steps of {s['dt'] * 1000:g} ms x {s['channels']} "
               f"channels; max count per bin {s['max_count']} (in_bits {s['in_bits']})")
+        for line in _recipe_lines(s["recipe"]):
+            print(f"  {line}")
     return 0
+
+
+def _recipe_lines(recipe: dict | None) -> list[str]:
+    """``data info``'s lines on how a file was drawn (its ``recipe`` attribute)."""
+    from model.audio.augment import ranges_changes
+    if recipe is None:
+        return ["drawn with  not recorded (no 'recipe' attribute)"]
+    head = ", ".join(f"{k} {recipe[k]}" for k in ("generator", "seed", "split")
+                     if k in recipe)
+    lines = [f"drawn with  {head}"]
+    ranges = recipe.get("ranges")
+    if isinstance(ranges, dict):
+        changes = ranges_changes(ranges)
+        lines.append("augmented   " + ("today's recipe" if not changes else
+                                       "today's recipe except " + "; ".join(changes)))
+    return lines
 
 
 def cmd_baseline(args) -> int:

@@ -128,3 +128,27 @@ def test_without_takes_every_augmentation_the_model_can_switch_off(tmp_path, cap
     with pytest.raises(SystemExit):
         main(["data", "synth", "-o", str(tmp_path), "--without", "pitch"])
     assert "invalid choice: 'pitch'" in capsys.readouterr().err
+
+
+def test_data_info_says_how_a_file_was_drawn(tmp_path, capsys):
+    """``data info`` prints the generator, seed and split of a file's ``recipe`` and where
+    its augmentation ranges differ from today's recipe; a file without one says so."""
+    from model.audio import augment
+    pairs = [(0, 0), (1, 1)]
+    path = _fake(tmp_path / "plain.h5", pairs, 0)
+    assert main(["data", "info", str(path)]) == 0
+    assert "drawn with  not recorded (no 'recipe' attribute)" in capsys.readouterr().out
+    rng = np.random.default_rng(0)
+    for name, ranges, want in (
+            ("today.h5", augment.Ranges(), "augmented   today's recipe\n"),
+            ("old.h5", augment.recipe(snr_db=(0, 30), off=["reverb"]),
+             "augmented   today's recipe except rt60 off; snr_db 0..30 (now 10..30)\n")):
+        p = write_shd(tmp_path / name, [np.sort(rng.uniform(0, 0.3, 20)) for _ in pairs],
+                      [rng.integers(0, 700, 20) for _ in pairs], [0, 1], [0, 1], list(KEYS),
+                      recipe={"generator": "voices", "seed": 2, "split": "train",
+                              "ranges": augment.ranges_dict(ranges)})
+        assert main(["data", "info", str(p)]) == 0
+        out = capsys.readouterr().out
+        assert "drawn with  generator voices, seed 2, split train\n" in out and want in out
+    assert main(["data", "info", str(p), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["recipe"]["seed"] == 2

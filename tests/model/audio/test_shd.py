@@ -9,7 +9,8 @@ import pytest
 from model.audio.cochlea import CochleaParams
 from model.audio.pack import default_data, pack, unpack
 from model.audio.shd import (DataError, SpikeSet, augment, bin_counts, cochlea_of, load,
-                             logistic_baseline, random_split, speaker_split, write_shd)
+                             logistic_baseline, random_split, speaker_split, summary,
+                             write_shd)
 
 KEYS = [f"k{i}" for i in range(20)]
 
@@ -129,6 +130,42 @@ def test_the_cochlea_attribute_round_trips(tmp_path):
     assert load(_raw_shd(tmp_path / "raw.h5", *_toy(3)[:3])).cochlea == CochleaParams()
     with pytest.raises(DataError, match="no such file"):
         cochlea_of(tmp_path / "nope.h5")
+
+
+def test_the_recipe_attribute_round_trips(tmp_path):
+    """``write_shd(recipe=...)`` records how a file was drawn in the root attribute ``recipe``;
+    ``load`` puts it on the set (kept by ``subset``; None without it); a recipe that JSON
+    cannot hold is refused before anything is written."""
+    times, units, labels, speakers = _toy()
+    recipe = {"generator": "voices", "seed": 2, "split": "train",
+              "ranges": {"warp": None, "snr_db": [10.0, 30.0]}}
+    path = write_shd(tmp_path / "r.h5", times, units, labels, speakers, KEYS, recipe=recipe)
+    with h5py.File(path) as f:
+        assert json.loads(f.attrs["recipe"]) == recipe
+    s = load(path)
+    assert s.recipe == recipe and s.subset([0]).recipe == recipe
+    assert summary(s)["recipe"] == recipe
+    plain = write_shd(tmp_path / "p.h5", times, units, labels, speakers, KEYS)
+    assert load(plain).recipe is None and summary(load(plain))["recipe"] is None
+    with pytest.raises(DataError, match="recipe must be JSON-serialisable"):
+        write_shd(tmp_path / "bad.h5", times, units, labels, speakers, KEYS,
+                  recipe={"seed": np.int64(2)})
+    assert not (tmp_path / "bad.h5").exists()
+
+
+@pytest.mark.parametrize("value, words", [
+    ("{seed: 2}", "root attribute 'recipe' is not JSON"),
+    ("[1, 2]", "root attribute 'recipe' must be a JSON object, got list"),
+    (np.arange(3), "root attribute 'recipe' must be a JSON string, got ndarray"),
+])
+def test_a_malformed_recipe_attribute_names_file_and_field(tmp_path, value, words):
+    times, units, labels, speakers = _toy()
+    path = write_shd(tmp_path / "bad.h5", times, units, labels, speakers, KEYS)
+    with h5py.File(path, "a") as f:
+        f.attrs["recipe"] = value
+    with pytest.raises(DataError) as e:
+        load(path)
+    assert str(e.value).startswith(f"{path}: ") and words in str(e.value)
 
 
 @pytest.mark.parametrize("value, words", [

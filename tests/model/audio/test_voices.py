@@ -244,6 +244,24 @@ def test_plans_balance_engines_and_keep_to_their_voices():
         plan("val", 0)
 
 
+def test_ranges_changes_names_what_differs_from_the_recipe():
+    """``ranges_changes`` reads ranges back as a file holds them (JSON lists) and names each
+    field that differs from today's recipe, one that is off, and fields it does not know or
+    that are missing."""
+    import json
+    back = json.loads(json.dumps(aug.ranges_dict(aug.Ranges())))
+    assert aug.ranges_changes(back) == []
+    first = json.loads(json.dumps(aug.ranges_dict(
+        aug.recipe(snr_db=(0, 30), off=["warp", "babble"]))))
+    assert aug.ranges_changes(first) == ["warp off", "noises white,pink (now white,pink,babble)",
+                                         "snr_db 0..30 (now 10..30)"]
+    assert aug.ranges_changes(first, base=aug.recipe(snr_db=(0, 30), off=["warp", "babble"])) \
+        == []
+    odd = dict(back, extra=1)
+    del odd["gain_db"]
+    assert aug.ranges_changes(odd) == ["gain_db not recorded", "extra (unknown field)"]
+
+
 @needs_engines
 def test_a_tiny_corpus_round_trips_and_the_protocol_keeps_engines_apart(tmp_path):
     from model.audio.shd import load
@@ -255,6 +273,13 @@ def test_a_tiny_corpus_round_trips_and_the_protocol_keeps_engines_apart(tmp_path
                        test_voices=pick)
     train, test = load(paths["train"]), load(paths["test"])
     assert len(train) == 20 and len(test) == sum(len(VOICES[i].languages) * 10 for i in pick)
+    # each file records how it was drawn; only the training file has augmentation ranges
+    common = {"generator": "voices", "seed": 0, "per_class": 1, "reps": 1, "espeak_reps": 1,
+              "test_voices": sorted(pick)}
+    assert train.recipe == {**common, "split": "train", "samples": 20,
+                            "ranges": aug.ranges_dict(aug.Ranges())}
+    assert test.recipe == {**common, "split": "test", "samples": len(test)}
+    assert aug.ranges_changes(train.recipe["ranges"]) == []
     import h5py
     with h5py.File(paths["test"]) as f:
         meta = {k: f[f"extra/meta_info/{k}"][()] for k in ("engine", "held_out")}
