@@ -4,14 +4,16 @@ path's ends (resumable; one JSON record per build).
 
     python -m bench.fmax_seeds --network wm-demo --lanes 1 --clock-mhz 100 \\
         --boards ulx3s-12f ulx3s-85f --seeds 1 2 3 [--core network|stack|lean] \\
-        [--nextpnr-opts OPTS] [--out bench/results/fmax_seeds.json]
+        [--nextpnr-opts OPTS] [--replicate] [--out bench/results/fmax_seeds.json]
 
 The clock target is what nextpnr is asked for: it places and routes harder for a higher one,
 so compare Fmax at the same target (on the iCE40 the PLL's nearest frequency). Networks are
 those of :mod:`bench.boards`; the core is the network core unless ``--core`` names another
 (its records' keys then name it), with nextpnr's own defaults unless ``--nextpnr-opts``
 gives options (kept in the records and keys; ``polychrony build`` adds
-:func:`boards.fit.placement_options` to a design that leaves room). A build
+:func:`boards.fit.placement_options` to a design that leaves room). ``--replicate`` builds the
+network core with a copy of the weight address registers per block-RAM bank
+(:class:`rtl.core.NetworkCore`'s ``replicate``; named in the records and keys). A build
 always completes (``--timing-allow-fail``); its record says whether the target was met. The
 summary gives, per (network, board, lanes, target), the Fmax at seed 1, and the median and
 least over the seeds.
@@ -52,30 +54,34 @@ def critical_path(log: str) -> dict | None:
 
 
 def _key(network: str, board: str, lanes: int, clock: float, seed: int,
-         core: str = "network", opts: str = "") -> str:
+         core: str = "network", opts: str = "", replicate: bool = False) -> str:
     core_part = "" if core == "network" else f"|{core}"
     opts_part = f"|{opts}" if opts else ""
-    return f"{network}|{board}|{lanes}|{clock:g}|{seed}{core_part}{opts_part}"
+    rep_part = "|replicate" if replicate else ""
+    return f"{network}|{board}|{lanes}|{clock:g}|{seed}{core_part}{opts_part}{rep_part}"
 
 
 def build_one(network: str, board: str, lanes: int, clock: float, seed: int,
-              core: str = "network", opts: str = "") -> dict:
-    """Build one bitstream (with nextpnr options ``opts``) and return its record."""
+              core: str = "network", opts: str = "", replicate: bool = False) -> dict:
+    """Build one bitstream (with nextpnr options ``opts``; with ``replicate``, the network
+    core's per-bank address copies) and return its record."""
     from bench.boards import _network
     from boards.top import build_board, sync_clock
     net, _ = _network(network)
     clock_hz, _ = sync_clock(board, clock * 1e6)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="fmax-seeds-") as tmp:
+        knobs = {"replicate": True} if replicate else {}
         res = build_board(net, board, build_dir=tmp, lanes=lanes, clock_hz=clock * 1e6,
-                          seed=seed, timing_allow_fail=True, core=core, nextpnr_opts=opts)
+                          seed=seed, timing_allow_fail=True, core=core, nextpnr_opts=opts,
+                          **knobs)
         log = "".join(Path(p).read_text(errors="replace") for p in res.logs.values()
                       if Path(p).exists())
         lut = res.utilisation.get("TRELLIS_COMB") or res.utilisation.get("ICESTORM_LC")
-        return {"key": _key(network, board, lanes, clock, seed, core, opts),
+        return {"key": _key(network, board, lanes, clock, seed, core, opts, replicate),
                 "network": network, "board": board, "lanes": lanes, "target_mhz": clock,
                 **({} if core == "network" else {"core": core}),
-                **({"nextpnr_opts": opts} if opts else {}),
+                **({"nextpnr_opts": opts} if opts else {}), **knobs,
                 "clock_mhz": round(clock_hz / 1e6, 3), "seed": seed,
                 "fmax_mhz": round(res.fmax_mhz, 2), "met": res.fmax_mhz * 1e6 >= clock_hz,
                 "cells": None if lut is None else lut.used,
@@ -89,7 +95,8 @@ def summary(records: list[dict]) -> list[dict]:
     for r in records:
         network = r["network"] + (f" ({r['core']})" if r.get("core", "network") != "network"
                                   else "") + (f" [{r['nextpnr_opts']}]"
-                                              if r.get("nextpnr_opts") else "")
+                                              if r.get("nextpnr_opts") else "") + \
+            (" (replicated addresses)" if r.get("replicate") else "")
         groups.setdefault((network, r["board"], r["lanes"], r["target_mhz"]), []).append(r)
     rows = []
     for (network, board, lanes, target), rs in groups.items():
@@ -113,6 +120,9 @@ def main(argv=None) -> int:
     ap.add_argument("--nextpnr-opts", default="", metavar="OPTS",
                     help="extra nextpnr options, e.g. '--placer-heap-beta 0.8' (the records "
                          "keep them; default: none, nextpnr's own placement and router1)")
+    ap.add_argument("--replicate", action="store_true",
+                    help="network core: a copy of the weight address registers per block-RAM "
+                         "bank (rtl.core.NetworkCore's replicate)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     records = json.loads(args.out.read_text()) if args.out.exists() else []
@@ -120,12 +130,12 @@ def main(argv=None) -> int:
     for board in args.boards:
         for seed in args.seeds:
             key = _key(args.network, board, args.lanes, args.clock_mhz, seed, args.core,
-                       args.nextpnr_opts)
+                       args.nextpnr_opts, args.replicate)
             if key in done:
                 continue
             print(f"{key}: building", flush=True)
             rec = build_one(args.network, board, args.lanes, args.clock_mhz, seed, args.core,
-                            args.nextpnr_opts)
+                            args.nextpnr_opts, args.replicate)
             crit = rec["critical"] or {}
             print(f"  Fmax {rec['fmax_mhz']} MHz ({rec['seconds']} s); critical path "
                   f"{crit.get('from')} -> {crit.get('to')}", flush=True)

@@ -16,6 +16,8 @@ from typing import Callable, NamedTuple
 
 from amaranth.build import Platform
 
+from rtl.core import KEEP_COPIES
+
 __all__ = ["BuildError", "Utilisation", "ClockTiming", "Report", "BuildResult",
            "TOOL_ENV", "tool_env", "parse_report", "design_fingerprint", "fingerprint", "build"]
 
@@ -314,7 +316,9 @@ def build(top: object | Callable[[], object], platform: Platform | type[Platform
     repeatable, and writes ``report.json`` in ``build_dir``. ``timing_allow_fail`` lets a design
     that misses its clock constraint still produce a bitstream (see
     :attr:`BuildResult.timing_met`). ``env`` adds or overrides environment variables (see
-    :func:`tool_env`). Further keyword arguments are Amaranth template overrides.
+    :func:`tool_env`). Further keyword arguments are Amaranth template overrides; Yosys's
+    script always starts with :data:`rtl.core.KEEP_COPIES` (a design's deliberate register
+    copies stay copies), before any ``script_after_read`` given.
 
     The tools run in ``build_dir`` with relative paths (YoWASP tools see only the working
     directory tree). A failing tool raises :class:`BuildError` with the tail of its log, and
@@ -345,6 +349,8 @@ def build(top: object | Callable[[], object], platform: Platform | type[Platform
         stale.unlink(missing_ok=True)
 
     start = time.monotonic()
+    after_read = overrides.pop("script_after_read", None)
+    overrides["script_after_read"] = KEEP_COPIES + (f"\n{after_read}" if after_read else "")
     plan = platform.prepare(elaboratable, name, synth_opts=synth_opts, nextpnr_opts=pnr_opts,
                             **overrides)
     plan.extract(build_dir)

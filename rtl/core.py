@@ -60,7 +60,13 @@ from .loaded import LOADED_RAM_MODULE, LOADED_RAM_NAME, LoadedArray
 from .spram import SpramArray
 from .words import pack_word
 
-__all__ = ["NetworkCore", "Fault"]
+__all__ = ["NetworkCore", "Fault", "KEEP_COPIES"]
+
+#: The Yosys command (run right after reading the netlist) that marks the flip-flops of
+#: registers named ``*__dup*`` ``keep``: the deliberate copies of a register (``replicate``)
+#: that synthesis would otherwise merge back into one (``opt_merge``; ``keep`` on the wires
+#: alone does not stop it).
+KEEP_COPIES = r"setattr -set keep 1 w:*__dup* %ci1 t:$dff t:$adff %u %i"
 
 Fault = Literal[None, "delay+1", "threshold>"]
 
@@ -161,6 +167,16 @@ class PairFetch:
     base_bits: int              # its weight row
     value_bits: int             # and its value (0 bits when every input is binary)
     waddr: Signal               # the weight word of the token in T0
+    #: With ``replicate``: per block-RAM weight bank, a copy of T0's (base, g) registers
+    #: that drives only that bank's address (copies named ``*__dup*``: see
+    #: :data:`KEEP_COPIES`).
+    copies: list = field(default_factory=list)
+
+    def follow(self, *, base=None, g=None) -> list:
+        """Statements that give every copy what T0's ``base`` and ``g`` are given (placed
+        beside T0's own assignments, so that the same conditions and priorities hold)."""
+        return [c.eq(v) for cb, cg in self.copies for c, v in ((cb, base), (cg, g))
+                if v is not None]
 
 
 @dataclass
@@ -281,6 +297,12 @@ class NetworkCore(CheckedComponent):
     then gets the module as a file; :func:`rtl.export.generate` asks for them) rather than
     behavioural memories (see :class:`~rtl.loaded.LoadedArray`).
 
+    ``replicate`` gives every block-RAM weight bank its own copy of the registers its address
+    comes from (the pair's weight row and group in T0), so that no one register drives the
+    address pins of every bank across the die (Fmax of large, banked weight memories; the
+    behaviour and the cycle counts do not change). Synthesis would merge the identical
+    copies: the board builds mark them ``keep`` (:data:`KEEP_COPIES`).
+
     ``fault`` plants a deliberate bug, so that tests can show verification catches it:
     ``"delay+1"`` delivers every event one step late, ``"threshold>"`` fires on
     ``v > threshold``.
@@ -290,8 +312,11 @@ class NetworkCore(CheckedComponent):
     def check_args(cls, net: Network, *, lanes: int = 1, fault: Fault = None,
                    family: str | None = None, bank_depth: int | None = None,
                    memories: dict[str, str] | None = None, spram_cells: bool | None = None,
-                   loaded_cells: bool | None = None, device: str | None = None) -> None:
+                   loaded_cells: bool | None = None, device: str | None = None,
+                   replicate: bool = False) -> None:
         supported(net, lanes=lanes)
+        if not isinstance(replicate, bool):
+            raise ValueError(f"replicate must be True or False, got {replicate!r}")
         if fault not in (None, "delay+1", "threshold>"):
             raise ValueError(f"fault must be None, 'delay+1' or 'threshold>', got {fault!r}")
         if family is not None and family not in FAMILIES:
@@ -304,7 +329,9 @@ class NetworkCore(CheckedComponent):
     def __init__(self, net: Network, *, lanes: int = 1, fault: Fault = None,
                  family: str | None = None, bank_depth: int | None = None,
                  memories: dict[str, str] | None = None, spram_cells: bool | None = None,
-                 loaded_cells: bool | None = None, device: str | None = None):
+                 loaded_cells: bool | None = None, device: str | None = None,
+                 replicate: bool = False):
+        self.replicate = replicate
         #: The device planned for (None: generic Verilog for simulation).
         self.device = target(family, device)
         family = self.device.family if self.device is not None else None
@@ -667,11 +694,21 @@ class NetworkCore(CheckedComponent):
                      pr_wr.en.eq(go & t0.valid & t0.new)]
         waddr = Signal(bb + 1, name=f"waddr{l}")     # weight word of the token in T0
         m.d.comb += waddr.eq(t0.base + t0.g)
+        copies = []
+        block_ports = sum(len(wa.ports) for wa in arrays if not wa.streamed)
         for wa in arrays:
             ab = (wa.bank - 1).bit_length()       # address bits of one bank
             if not wa.streamed:
                 for port in wa.ports:
-                    m.d.comb += [port.addr.eq(waddr if len(wa.ports) == 1 else waddr[:ab]),
+                    addr = waddr
+                    if self.replicate and block_ports > 1:
+                        k = len(copies)
+                        cb = Signal.like(t0.base, name=f"t0b{l}__dup{k}")
+                        cg = Signal.like(t0.g, name=f"t0g{l}__dup{k}")
+                        copies.append((cb, cg))
+                        addr = Signal(bb + 1, name=f"waddr{l}_{k}")
+                        m.d.comb += addr.eq(cb + cg)
+                    m.d.comb += [port.addr.eq(addr if len(wa.ports) == 1 else addr[:ab]),
                                  port.en.eq(go)]
                 continue
             # SPRAM and loaded RAM: one port per block, so the read and the load share
@@ -685,7 +722,7 @@ class NetworkCore(CheckedComponent):
                              arr.we.eq(we & ((ld.addr >> ab) == b if len(wa.ports) > 1
                                              else 1))]
         return PairFetch(arrays=arrays, rd=pr_rd, tag_bits=tb, base_bits=bb, value_bits=vb,
-                         waddr=waddr)
+                         waddr=waddr, copies=copies)
 
     def _replay_into_t0(self, m, l, tok, fetch):
         """T0 refills from the replay (rq, then rp with the pair read from the pair list);
@@ -701,6 +738,7 @@ class NetworkCore(CheckedComponent):
                 tb, bb, d = fetch.tag_bits, fetch.base_bits, fetch.rd.data
                 pair = Signal(len(d), name=f"rpd{l}", reset_less=True)
                 m.d.sync += [pair.eq(d), t0.tag.eq(pair[:tb]), t0.base.eq(pair[tb:tb + bb])]
+                m.d.sync += fetch.follow(base=pair[tb:tb + bb], g=rp.g)
                 if fetch.value_bits:
                     m.d.sync += t0.val.eq(pair[tb + bb:])
 
@@ -1240,6 +1278,7 @@ class NetworkCore(CheckedComponent):
             m.d.sync += [t0.valid.eq(1), t0.marker.eq(0), t0.last.eq(final),
                          t0.g.eq(0), t0.new.eq(1), t0.base.eq(base),
                          t0.tag.eq(path.weighted.index(pp))]
+            m.d.sync += path.fetch.follow(base=base, g=0)
             if pp.value_bits:
                 m.d.sync += t0.val.eq(x.data.word_select(low, eb))
             elif path.fetch.value_bits:
@@ -1300,6 +1339,8 @@ class NetworkCore(CheckedComponent):
             with m.If(go & path.conv_ready):
                 m.d.sync += [t0.valid.eq(1), t0.marker.eq(1), t0.last.eq(0),
                              t0.g.eq(0), t0.new.eq(0)]
+                if path.fetch is not None:
+                    m.d.sync += path.fetch.follow(g=0)
                 sh.fsm.next(after_m)
         if G > 1:
             with sh.fsm.state(f"L{l}_R"):

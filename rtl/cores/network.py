@@ -21,7 +21,7 @@ class NetworkCoreSpec(Core):
     name = "network"
     summary = "every IR network (rtl.core)"
     knobs = ("family", "device", "fault", "bank_depth", "memories", "spram_cells",
-             "loaded_cells")
+             "loaded_cells", "replicate")
     default_lanes = 1
     measure = "model"
 

