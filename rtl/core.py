@@ -68,6 +68,10 @@ __all__ = ["NetworkCore", "Fault", "KEEP_COPIES"]
 #: alone does not stop it).
 KEEP_COPIES = r"setattr -set keep 1 w:*__dup* %ci1 t:$dff t:$adff %u %i"
 
+#: With ``replicate``, each block of this many lanes has its own copy of the fire stages'
+#: valid flags, whose enables reach every lane's registers.
+COPY_LANES = 16
+
 Fault = Literal[None, "delay+1", "threshold>"]
 
 
@@ -207,6 +211,8 @@ class Current:
     i: list[Signal]             # bias + accumulated weights + conv terms
     u: list[Signal]             # the leaked membrane
     f: Signal                   # the group's forced spikes
+    #: With ``replicate``: a copy of ``valid`` per block of lanes (see ``lane_blocks``).
+    copies: list = field(default_factory=list)
 
 
 @dataclass
@@ -219,6 +225,8 @@ class Saturated:
     v: list[Signal]
     f: Signal                   # the group's forced spikes
     spare: Saturated | None = None      # (its ``take`` unused)
+    #: With ``replicate``: a copy of ``valid`` per block of lanes (see ``lane_blocks``).
+    copies: list = field(default_factory=list)
 
 
 @dataclass
@@ -878,7 +886,18 @@ class NetworkCore(CheckedComponent):
                               f=Signal(P, name=f"{x}_f{l}", reset_less=True))
                    for x in ("r", "rs"))
         r.spare = spare
+        blocks = self._lane_blocks()
+        if len(blocks) > 1:
+            for x, name in ((s, "s_valid"), (r, "r_valid"), (spare, "rs_valid")):
+                x.copies = [Signal(name=f"{name}{l}__dup{j}") for j in range(len(blocks))]
         return h, s, r
+
+    def _lane_blocks(self) -> list[range]:
+        """The blocks of lanes that share a copy of the fire stages' flags: one block of
+        every lane unless ``replicate`` (then blocks of :data:`COPY_LANES`)."""
+        P = self.lanes
+        size = COPY_LANES if self.replicate and P > COPY_LANES else P
+        return [range(k, min(P, k + size)) for k in range(0, P, size)]
 
     def _hand_off(self, m, tok, acc, summed, fresh, v_rd, b_rd, h, s):
         """Hand-off register H: a marker (or a pair flagged ``last``) at the add stage moves
@@ -1048,7 +1067,7 @@ class NetworkCore(CheckedComponent):
         family = None if self.device is None else self.device.family
         on_dsp = leak_multipliers(net.layers[1:], P, budget, family=family)[l - 1]
         with m.If(h.move):
-            m.d.sync += [s.valid.eq(1), s.g.eq(h.g)]
+            m.d.sync += [s.valid.eq(1), s.g.eq(h.g)] + [c.eq(1) for c in s.copies]
             with m.If(~h.load):
                 m.d.sync += h.valid.eq(0)
             for lane in range(P):
@@ -1061,7 +1080,7 @@ class NetworkCore(CheckedComponent):
             if l in forced:
                 m.d.sync += s.f.eq(forced[l].word_select(h.g, P))
         with m.Elif(s.take):
-            m.d.sync += s.valid.eq(0)
+            m.d.sync += [s.valid.eq(0)] + [c.eq(0) for c in s.copies]
 
     def _saturate(self, m, l, s, r):
         """B1b: the membrane plus the current, saturated to v_bits, into R, or into R's spare
@@ -1073,20 +1092,39 @@ class NetworkCore(CheckedComponent):
         # The spare's contents load whenever S moves (S cannot move while the spare is full,
         # and they are read only once it is): their enable is S's, not the output's ready,
         # which then reaches fewer flip-flops (Fmax).
-        with m.If(s.take):
-            m.d.sync += [sp.g.eq(s.g), sp.f.eq(s.f)] + [sv.eq(v) for sv, v in zip(sp.v, sat)]
-        # R loads from the spare when it holds a record (S is then still), else from S.
-        with m.If((r.take & sp.valid) | (s.take & (~r.valid | r.take))):
-            m.d.sync += [r.g.eq(Mux(sp.valid, sp.g, s.g)), r.f.eq(Mux(sp.valid, sp.f, s.f))] + \
-                [rv.eq(Mux(sp.valid, v_sp, v)) for rv, v_sp, v in zip(r.v, sp.v, sat)]
+        blocks = self._lane_blocks()
+        if len(blocks) == 1:
+            with m.If(s.take):
+                m.d.sync += [sp.g.eq(s.g), sp.f.eq(s.f)] + \
+                    [sv.eq(v) for sv, v in zip(sp.v, sat)]
+            # R loads from the spare when it holds a record (S is then still), else from S.
+            with m.If((r.take & sp.valid) | (s.take & (~r.valid | r.take))):
+                m.d.sync += [r.g.eq(Mux(sp.valid, sp.g, s.g)),
+                             r.f.eq(Mux(sp.valid, sp.f, s.f))] + \
+                    [rv.eq(Mux(sp.valid, v_sp, v)) for rv, v_sp, v in zip(r.v, sp.v, sat)]
+        else:
+            # As above, but each block of lanes takes its enables and selects from its own
+            # copies of the flags, so that no one flag drives every lane's registers.
+            with m.If(s.take):
+                m.d.sync += [sp.g.eq(s.g), sp.f.eq(s.f)]
+            with m.If((r.take & sp.valid) | (s.take & (~r.valid | r.take))):
+                m.d.sync += [r.g.eq(Mux(sp.valid, sp.g, s.g)),
+                             r.f.eq(Mux(sp.valid, sp.f, s.f))]
+            for j, lanes in enumerate(blocks):
+                s_valid, r_valid, sp_valid = s.copies[j], r.copies[j], sp.copies[j]
+                s_take = s_valid & ~sp_valid
+                with m.If(s_take):
+                    m.d.sync += [sp.v[k].eq(sat[k]) for k in lanes]
+                with m.If((r.take & sp_valid) | (s_take & (~r_valid | r.take))):
+                    m.d.sync += [r.v[k].eq(Mux(sp_valid, sp.v[k], sat[k])) for k in lanes]
         with m.If(r.take & sp.valid):
-            m.d.sync += sp.valid.eq(0)
+            m.d.sync += [sp.valid.eq(0)] + [c.eq(0) for c in sp.copies]
         with m.Elif(s.take & (~r.valid | r.take)):
-            m.d.sync += r.valid.eq(1)
+            m.d.sync += [r.valid.eq(1)] + [c.eq(1) for c in r.copies]
         with m.Elif(s.take):
-            m.d.sync += sp.valid.eq(1)
+            m.d.sync += [sp.valid.eq(1)] + [c.eq(1) for c in sp.copies]
         with m.Elif(r.take):
-            m.d.sync += r.valid.eq(0)
+            m.d.sync += [r.valid.eq(0)] + [c.eq(0) for c in r.copies]
 
     @staticmethod
     def _h_free(m, h, s, r):

@@ -145,19 +145,43 @@ def test_banked_weight_memories_bit_exact(family, bank):
                      bank_depth=bank).cycles).all()
 
 
-@pytest.mark.parametrize("family, bank", [("ice40", 64), ("ecp5", 256)])
-def test_replicated_weight_addresses_bit_exact(family, bank):
-    """``replicate`` (a copy of T0's address registers per weight bank) changes neither the
-    behaviour nor a cycle count."""
+def _many_groups_net():
+    """80 neurons in 4 groups of 20 lanes, recurrent: groups reach R back to back, so that
+    with back-pressure R's spare fills."""
+    from sim.shaped import fit_accumulators
+    rng = np.random.default_rng(5)
+    layers = [InputLayer(n=12, in_bits=1),
+              LIFLayer(n=80, v_bits=10, acc_bits=10, beta=220, beta_shift=8, threshold=20,
+                       name="h"),
+              LIFLayer(n=40, v_bits=10, acc_bits=10, beta=220, beta_shift=8, threshold=None,
+                       name="o")]
+    projections = [Projection("dense", 0, 1, 5, rng.integers(-6, 12, (80, 12)), np.array(0)),
+                   Projection("taps", 1, 1, 5, rng.integers(-5, 6, (80, 80, 3)),
+                              np.array(1)),
+                   Projection("dense", 1, 2, 5, rng.integers(-8, 8, (40, 80)), np.array(0))]
+    return fit_accumulators(layers, projections, 4), rng
+
+
+@pytest.mark.parametrize("case", ["banked, 2 lanes", "many groups, 20 lanes"])
+def test_replicated_registers_bit_exact(case):
+    """``replicate`` (a copy of T0's address registers per weight bank, and of the fire
+    stages' flags per block of 16 lanes: at 20 lanes, blocks of 16 and 4) changes neither
+    the behaviour nor a cycle count, with idle cycles and back-pressure that fills R's
+    spare."""
     from rtl.core import NetworkCore
-    net, rng = _banked_net()
-    x = np.minimum(rng.poisson(0.3, (30, 30)), 7)
+    if case.startswith("banked"):
+        (net, rng), family, bank, lanes = _banked_net(), "ice40", 64, 2
+        x = np.minimum(rng.poisson(0.3, (30, 30)), 7)
+    else:
+        (net, rng), family, bank, lanes = _many_groups_net(), "ecp5", 256, 20
+        x = (rng.random((30, 12)) < 0.2).astype(np.int64)
     trace = simulate(net, x, None, steps=30)
-    dut = NetworkCore(net, lanes=2, family=family, bank_depth=bank, replicate=True)
-    run = run_core(net, 30, x, None, lanes=2, idle=0.2, stall=0.3, seed=1, dut=dut)
+    assert trace.spikes[1].any()
+    dut = NetworkCore(net, lanes=lanes, family=family, bank_depth=bank, replicate=True)
+    run = run_core(net, 30, x, None, lanes=lanes, idle=0.1, stall=0.6, seed=1, dut=dut)
     assert trace.first_mismatch(Trace.from_outputs(run.spikes, run.v)) is None
-    plain = run_core(net, 30, x, None, lanes=2, idle=0.2, stall=0.3, seed=1, family=family,
-                     bank_depth=bank)
+    plain = run_core(net, 30, x, None, lanes=lanes, idle=0.1, stall=0.6, seed=1,
+                     family=family, bank_depth=bank)
     assert (run.cycles == plain.cycles).all()
     with pytest.raises(ValueError, match="replicate must be True or False"):
         NetworkCore.check_args(net, lanes=2, replicate=1)
