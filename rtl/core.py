@@ -306,10 +306,13 @@ class NetworkCore(CheckedComponent):
     behavioural memories (see :class:`~rtl.loaded.LoadedArray`).
 
     ``replicate`` gives every block-RAM weight bank its own copy of the registers its address
-    comes from (the pair's weight row and group in T0), so that no one register drives the
-    address pins of every bank across the die (Fmax of large, banked weight memories; the
-    behaviour and the cycle counts do not change). Synthesis would merge the identical
-    copies: the board builds mark them ``keep`` (:data:`KEEP_COPIES`).
+    comes from (the pair's weight row and group in T0), and every block of
+    :data:`COPY_LANES` lanes its own copy of the valid flags of S, R and R's spare, from which
+    that block's register enables and selects are made: no one register then drives the
+    address pins of every bank, or the clock enables of every lane, across the die (Fmax of
+    wide cores with large, banked weight memories; the behaviour and the cycle counts do not
+    change). Synthesis would merge the identical copies: the board builds mark them ``keep``
+    (:data:`KEEP_COPIES`).
 
     ``fault`` plants a deliberate bug, so that tests can show verification catches it:
     ``"delay+1"`` delivers every event one step late, ``"threshold>"`` fires on
