@@ -12,8 +12,9 @@ those of :mod:`bench.boards`; the core is the network core unless ``--core`` nam
 (its records' keys then name it), with nextpnr's own defaults unless ``--nextpnr-opts``
 gives options (kept in the records and keys; ``polychrony build`` adds
 :func:`boards.fit.placement_options` to a design that leaves room). ``--replicate`` builds the
-network core with a copy of the weight address registers per block-RAM bank
-(:class:`rtl.core.NetworkCore`'s ``replicate``; named in the records and keys). A build
+network core with a copy of the weight address registers per block-RAM bank and of the fire
+stages' valid flags per block of 16 lanes (:class:`rtl.core.NetworkCore`'s ``replicate``;
+named in the records and keys). A build
 always completes (``--timing-allow-fail``); its record says whether the target was met. The
 summary gives, per (network, board, lanes, target), the Fmax at seed 1, and the median and
 least over the seeds.
@@ -96,7 +97,8 @@ def summary(records: list[dict]) -> list[dict]:
         network = r["network"] + (f" ({r['core']})" if r.get("core", "network") != "network"
                                   else "") + (f" [{r['nextpnr_opts']}]"
                                               if r.get("nextpnr_opts") else "") + \
-            (" (replicated addresses)" if r.get("replicate") else "")
+            ("" if not r.get("replicate") else " (replicated)" if r["replicate"] is True
+             else f" (replicated: {r['replicate']})")
         groups.setdefault((network, r["board"], r["lanes"], r["target_mhz"]), []).append(r)
     rows = []
     for (network, board, lanes, target), rs in groups.items():
@@ -121,8 +123,9 @@ def main(argv=None) -> int:
                     help="extra nextpnr options, e.g. '--placer-heap-beta 0.8' (the records "
                          "keep them; default: none, nextpnr's own placement and router1)")
     ap.add_argument("--replicate", action="store_true",
-                    help="network core: a copy of the weight address registers per block-RAM "
-                         "bank (rtl.core.NetworkCore's replicate)")
+                    help="network core: copies of the weight address registers per block-RAM "
+                         "bank and of the fire stages' flags per 16 lanes "
+                         "(rtl.core.NetworkCore's replicate)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     records = json.loads(args.out.read_text()) if args.out.exists() else []

@@ -50,3 +50,11 @@ def test_summary_keeps_nextpnr_options_apart():
              "fmax_mhz": f, **o} for f, o in ((41.0, {}),
                                               (43.0, {"nextpnr_opts": "--placer-heap-beta 0.8"}))]
     assert [r["network"] for r in summary(recs)] == ["n", "n [--placer-heap-beta 0.8]"]
+
+
+def test_summary_keeps_replicated_builds_apart():
+    recs = [{"network": "n", "board": "b", "lanes": 98, "target_mhz": 60.0, "seed": 1,
+             "fmax_mhz": f, **o} for f, o in ((49.0, {}), (52.8, {"replicate": "addresses only"}),
+                                              (53.7, {"replicate": True}))]
+    assert [r["network"] for r in summary(recs)] == [
+        "n", "n (replicated: addresses only)", "n (replicated)"]
