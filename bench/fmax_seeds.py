@@ -65,7 +65,7 @@ def _key(network: str, board: str, lanes: int, clock: float, seed: int,
 def build_one(network: str, board: str, lanes: int, clock: float, seed: int,
               core: str = "network", opts: str = "", replicate: bool = False) -> dict:
     """Build one bitstream (with nextpnr options ``opts``; with ``replicate``, the network
-    core's per-bank address copies) and return its record."""
+    core's register copies) and return its record."""
     from bench.boards import _network
     from boards.top import build_board, sync_clock
     net, _ = _network(network)

@@ -211,7 +211,7 @@ class Current:
     i: list[Signal]             # bias + accumulated weights + conv terms
     u: list[Signal]             # the leaked membrane
     f: Signal                   # the group's forced spikes
-    #: With ``replicate``: a copy of ``valid`` per block of lanes (see ``lane_blocks``).
+    #: With ``replicate``: a copy of ``valid`` per block of lanes (see ``_lane_blocks``).
     copies: list = field(default_factory=list)
 
 
@@ -225,7 +225,7 @@ class Saturated:
     v: list[Signal]
     f: Signal                   # the group's forced spikes
     spare: Saturated | None = None      # (its ``take`` unused)
-    #: With ``replicate``: a copy of ``valid`` per block of lanes (see ``lane_blocks``).
+    #: With ``replicate``: a copy of ``valid`` per block of lanes (see ``_lane_blocks``).
     copies: list = field(default_factory=list)
 
 
