@@ -112,19 +112,29 @@ def test_bad_lanes_are_refused():
         supported(_wm_net(), lanes=0)
 
 
-def _banked_net():
+def _three_layers(seed, *, n_in, in_bits, n, n_out, bits, betas, threshold, taps, ranges,
+                  max_delay):
+    """Input, a recurrent LIF layer (dense in, taps recurrence) and a read-out, 5-bit weights
+    drawn from ``ranges`` (one (low, high) per projection); returns the network and the
+    generator, for the stimulus."""
     from sim.shaped import fit_accumulators
-    rng = np.random.default_rng(3)
-    layers = [InputLayer(n=30, in_bits=3),
-              LIFLayer(n=24, v_bits=12, acc_bits=12, beta=200, beta_shift=8, threshold=40,
-                       name="h"),
-              LIFLayer(n=10, v_bits=12, acc_bits=12, beta=230, beta_shift=8, threshold=None,
-                       name="out")]
-    projections = [Projection("dense", 0, 1, 5, rng.integers(-8, 14, (24, 30)), np.array(0)),
-                   Projection("taps", 1, 1, 5, rng.integers(-10, 12, (24, 24, 6)),
-                              np.array(1)),
-                   Projection("dense", 1, 2, 5, rng.integers(-16, 16, (10, 24)), np.array(0))]
-    return fit_accumulators(layers, projections, 6), rng
+    rng = np.random.default_rng(seed)
+    layers = [InputLayer(n=n_in, in_bits=in_bits),
+              LIFLayer(n=n, v_bits=bits, acc_bits=bits, beta=betas[0], beta_shift=8,
+                       threshold=threshold, name="h"),
+              LIFLayer(n=n_out, v_bits=bits, acc_bits=bits, beta=betas[1], beta_shift=8,
+                       threshold=None, name="out")]
+    (a, b), (c, d), (e, f) = ranges
+    projections = [Projection("dense", 0, 1, 5, rng.integers(a, b, (n, n_in)), np.array(0)),
+                   Projection("taps", 1, 1, 5, rng.integers(c, d, (n, n, taps)), np.array(1)),
+                   Projection("dense", 1, 2, 5, rng.integers(e, f, (n_out, n)), np.array(0))]
+    return fit_accumulators(layers, projections, max_delay), rng
+
+
+def _banked_net():
+    return _three_layers(3, n_in=30, in_bits=3, n=24, n_out=10, bits=12, betas=(200, 230),
+                         threshold=40, taps=6, ranges=((-8, 14), (-10, 12), (-16, 16)),
+                         max_delay=6)
 
 
 @pytest.mark.parametrize("family, bank", [("ice40", 64), ("ecp5", 256), ("ecp5", None)])
@@ -148,18 +158,9 @@ def test_banked_weight_memories_bit_exact(family, bank):
 def _many_groups_net():
     """80 neurons in 4 groups of 20 lanes, recurrent: groups reach R back to back, so that
     with back-pressure R's spare fills."""
-    from sim.shaped import fit_accumulators
-    rng = np.random.default_rng(5)
-    layers = [InputLayer(n=12, in_bits=1),
-              LIFLayer(n=80, v_bits=10, acc_bits=10, beta=220, beta_shift=8, threshold=20,
-                       name="h"),
-              LIFLayer(n=40, v_bits=10, acc_bits=10, beta=220, beta_shift=8, threshold=None,
-                       name="o")]
-    projections = [Projection("dense", 0, 1, 5, rng.integers(-6, 12, (80, 12)), np.array(0)),
-                   Projection("taps", 1, 1, 5, rng.integers(-5, 6, (80, 80, 3)),
-                              np.array(1)),
-                   Projection("dense", 1, 2, 5, rng.integers(-8, 8, (40, 80)), np.array(0))]
-    return fit_accumulators(layers, projections, 4), rng
+    return _three_layers(5, n_in=12, in_bits=1, n=80, n_out=40, bits=10, betas=(220, 220),
+                         threshold=20, taps=3, ranges=((-6, 12), (-5, 6), (-8, 8)),
+                         max_delay=4)
 
 
 @pytest.mark.parametrize("case", ["banked, 2 lanes", "many groups, 20 lanes"])
