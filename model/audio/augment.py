@@ -275,7 +275,6 @@ def without(r: Ranges, name: str) -> Ranges:
     return replace(r, **off[name])
 
 
-
 def recipe(*, source_p: float | None = None, snr_db: tuple | None = None,
            off=()) -> Ranges:
     """The ranges a corpus is drawn from: the default recipe, with a source swap of share
