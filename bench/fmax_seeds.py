@@ -4,7 +4,8 @@ path's ends (resumable; one JSON record per build).
 
     python -m bench.fmax_seeds --network wm-demo --lanes 1 --clock-mhz 100 \\
         --boards ulx3s-12f ulx3s-85f --seeds 1 2 3 [--core network|stack|lean] \\
-        [--nextpnr-opts OPTS] [--replicate] [--out bench/results/fmax_seeds.json]
+        [--nextpnr-opts OPTS] [--replicate] [--headroom F] \\
+        [--out bench/results/fmax_seeds.json]
 
 The clock target is what nextpnr is asked for: it places and routes harder for a higher one,
 so compare Fmax at the same target (on the iCE40 the PLL's nearest frequency). Networks are
@@ -14,7 +15,9 @@ gives options (kept in the records and keys; ``polychrony build`` adds
 :func:`boards.fit.placement_options` to a design that leaves room). ``--replicate`` builds the
 network core with a copy of the weight address registers per block-RAM bank and of the fire
 stages' valid flags per block of 16 lanes (:class:`rtl.core.NetworkCore`'s ``replicate``;
-named in the records and keys). A build
+named in the records and keys). ``--headroom F`` asks nextpnr for ``1 + F`` times the clock
+(:func:`boards.build.build`'s ``headroom``; in the records and keys; "met" is still judged
+at the clock), to compare with builds asked for the clock itself. A build
 always completes (``--timing-allow-fail``); its record says whether the target was met. The
 summary gives, per (network, board, lanes, target), the Fmax at seed 1, and the median and
 least over the seeds.
@@ -55,17 +58,22 @@ def critical_path(log: str) -> dict | None:
 
 
 def _key(network: str, board: str, lanes: int, clock: float, seed: int,
-         core: str = "network", opts: str = "", replicate: bool = False) -> str:
+         core: str = "network", opts: str = "", replicate: bool = False,
+         headroom: float = 0.0) -> str:
     core_part = "" if core == "network" else f"|{core}"
     opts_part = f"|{opts}" if opts else ""
     rep_part = "|replicate" if replicate else ""
-    return f"{network}|{board}|{lanes}|{clock:g}|{seed}{core_part}{opts_part}{rep_part}"
+    room_part = f"|headroom={headroom:g}" if headroom else ""
+    return (f"{network}|{board}|{lanes}|{clock:g}|{seed}{core_part}{opts_part}{rep_part}"
+            f"{room_part}")
 
 
 def build_one(network: str, board: str, lanes: int, clock: float, seed: int,
-              core: str = "network", opts: str = "", replicate: bool = False) -> dict:
+              core: str = "network", opts: str = "", replicate: bool = False,
+              headroom: float = 0.0) -> dict:
     """Build one bitstream (with nextpnr options ``opts``; with ``replicate``, the network
-    core's register copies) and return its record."""
+    core's register copies; nextpnr asked for ``1 + headroom`` times the clock) and return
+    its record."""
     from bench.boards import _network
     from boards.top import build_board, sync_clock
     net, _ = _network(network)
@@ -75,14 +83,16 @@ def build_one(network: str, board: str, lanes: int, clock: float, seed: int,
         knobs = {"replicate": True} if replicate else {}
         res = build_board(net, board, build_dir=tmp, lanes=lanes, clock_hz=clock * 1e6,
                           seed=seed, timing_allow_fail=True, core=core, nextpnr_opts=opts,
-                          **knobs)
+                          headroom=headroom, **knobs)
         log = "".join(Path(p).read_text(errors="replace") for p in res.logs.values()
                       if Path(p).exists())
         lut = res.utilisation.get("TRELLIS_COMB") or res.utilisation.get("ICESTORM_LC")
-        return {"key": _key(network, board, lanes, clock, seed, core, opts, replicate),
+        return {"key": _key(network, board, lanes, clock, seed, core, opts, replicate,
+                            headroom),
                 "network": network, "board": board, "lanes": lanes, "target_mhz": clock,
                 **({} if core == "network" else {"core": core}),
                 **({"nextpnr_opts": opts} if opts else {}), **knobs,
+                **({"headroom": headroom} if headroom else {}),
                 "clock_mhz": round(clock_hz / 1e6, 3), "seed": seed,
                 "fmax_mhz": round(res.fmax_mhz, 2), "met": res.fmax_mhz * 1e6 >= clock_hz,
                 "cells": None if lut is None else lut.used,
@@ -98,7 +108,8 @@ def summary(records: list[dict]) -> list[dict]:
                                   else "") + (f" [{r['nextpnr_opts']}]"
                                               if r.get("nextpnr_opts") else "") + \
             ("" if not r.get("replicate") else " (replicated)" if r["replicate"] is True
-             else f" (replicated: {r['replicate']})")
+             else f" (replicated: {r['replicate']})") + \
+            (f" (asked {1 + r['headroom']:g}x)" if r.get("headroom") else "")
         groups.setdefault((network, r["board"], r["lanes"], r["target_mhz"]), []).append(r)
     rows = []
     for (network, board, lanes, target), rs in groups.items():
@@ -126,6 +137,9 @@ def main(argv=None) -> int:
                     help="network core: copies of the weight address registers per block-RAM "
                          "bank and of the fire stages' flags per 16 lanes "
                          "(rtl.core.NetworkCore's replicate)")
+    ap.add_argument("--headroom", type=float, default=0.0, metavar="F",
+                    help="ask nextpnr for 1 + F times the clock (boards.build.build's "
+                         "headroom; met is still judged at the clock; default 0)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     records = json.loads(args.out.read_text()) if args.out.exists() else []
@@ -133,12 +147,12 @@ def main(argv=None) -> int:
     for board in args.boards:
         for seed in args.seeds:
             key = _key(args.network, board, args.lanes, args.clock_mhz, seed, args.core,
-                       args.nextpnr_opts, args.replicate)
+                       args.nextpnr_opts, args.replicate, args.headroom)
             if key in done:
                 continue
             print(f"{key}: building", flush=True)
             rec = build_one(args.network, board, args.lanes, args.clock_mhz, seed, args.core,
-                            args.nextpnr_opts, args.replicate)
+                            args.nextpnr_opts, args.replicate, args.headroom)
             crit = rec["critical"] or {}
             print(f"  Fmax {rec['fmax_mhz']} MHz ({rec['seconds']} s); critical path "
                   f"{crit.get('from')} -> {crit.get('to')}", flush=True)

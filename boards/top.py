@@ -199,23 +199,23 @@ def host_top(net, board_name: str, *, lanes: int = 1, memories: dict | None = No
 
 def board_design(net, board_name: str, *, lanes: int = 1, memories: dict | None = None,
                  clock_hz: float | None = None, baud: int | None = None,
-                 max_steps: int | None = None, **core_knobs) -> str:
+                 max_steps: int | None = None, headroom: float = 0.0, **core_knobs) -> str:
     """The design fingerprint (:func:`boards.build.design_fingerprint`) that
     :func:`build_board` records for the same arguments, without building: whether a recorded
     build still stands for what the generators give now."""
     from .build import fingerprint
     return fingerprint(host_top(net, board_name, lanes=lanes, memories=memories,
                                 clock_hz=clock_hz, baud=baud, max_steps=max_steps,
-                                **core_knobs), board_platform(board_name))
+                                **core_knobs), board_platform(board_name), headroom=headroom)
 
 
 def build_board(net, board_name: str, *, build_dir, lanes: int = 1,
                 memories: dict | None = None, clock_hz: float | None = None,
                 baud: int | None = None, max_steps: int | None = None, seed: int = 1,
                 timing_allow_fail: bool = False, nextpnr_opts: str = "",
-                time_limit: float | None = None, **core_knobs):
+                time_limit: float | None = None, headroom: float = 0.0, **core_knobs):
     """Build the host-link bitstream of ``net`` for ``board_name`` (see :func:`host_top`;
-    ``time_limit`` in seconds, see :func:`boards.build.build`);
+    ``time_limit`` in seconds and ``headroom``, see :func:`boards.build.build`);
     SPRAM weights also give ``weights.bin`` in ``build_dir``, to be written at the loader's
     flash offset (``iceprog -o 1M weights.bin``). ``nextpnr_opts`` are extra nextpnr options
     (e.g. ``--router router2``, far faster than the default router on large designs)."""
@@ -228,7 +228,7 @@ def build_board(net, board_name: str, *, build_dir, lanes: int = 1,
                    baud=baud, max_steps=max_steps, **core_knobs)
     result = build(top, board_platform(board_name), build_dir=build_dir, seed=seed,
                    timing_allow_fail=timing_allow_fail, nextpnr_opts=nextpnr_opts,
-                   time_limit=time_limit)
+                   time_limit=time_limit, headroom=headroom)
     loader = top.inner.loader
     if loader is None:
         return result

@@ -58,3 +58,9 @@ def test_summary_keeps_replicated_builds_apart():
                                               (53.7, {"replicate": True}))]
     assert [r["network"] for r in summary(recs)] == [
         "n", "n (replicated: addresses only)", "n (replicated)"]
+
+
+def test_summary_keeps_builds_asked_for_more_apart():
+    recs = [{"network": "n", "board": "b", "lanes": 32, "target_mhz": 62.5, "seed": 1,
+             "fmax_mhz": 103.37, **o} for o in ({}, {"headroom": 0.25}, {"headroom": 1.0})]
+    assert [r["network"] for r in summary(recs)] == ["n", "n (asked 1.25x)", "n (asked 2x)"]

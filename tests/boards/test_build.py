@@ -40,6 +40,26 @@ def test_parse_report_known_answer():
     assert ClockTiming(11.0, 12.0).met is False
 
 
+def test_parse_report_with_headroom_judges_timing_at_the_clock():
+    """A build that asked nextpnr for 1 + headroom times each clock: the constraint is the
+    clock (nextpnr's divided back), nextpnr's is kept as asked; met means the clock is
+    reached, even when nextpnr's own constraint is not."""
+    r = parse_report(REPORT, headroom=0.25)
+    assert r.clocks["cd_fast.clk"] == ClockTiming(50.0, 48.0 / 1.25, 48.0)
+    assert r.clocks["cd_sync.clk"] == ClockTiming(20.4, 12.0 / 1.25, 12.0)
+    assert r.timing_met and (r.fmax_mhz, r.constraint_mhz) == (50.0, 48.0 / 1.25)
+    short = dict(REPORT, fmax={"c": {"achieved": 45.0, "constraint": 55.0}})
+    assert not parse_report(short).timing_met
+    assert parse_report(short, headroom=0.25).timing_met        # the clock: 55 / 1.25 = 44
+    assert not parse_report(short, headroom=0.2).timing_met     # 55 / 1.2 = 45.8
+    assert parse_report(REPORT).clocks["cd_fast.clk"].asked_mhz is None
+    for bad in (-0.1, 1.5, True, "0.25", float("nan")):
+        with pytest.raises(ValueError, match="headroom must be a number from 0 to 1"):
+            parse_report(REPORT, headroom=bad)
+        with pytest.raises(ValueError, match="headroom must be"):
+            fingerprint(_Blinky, ICEBreakerPlatform, headroom=bad)
+
+
 def test_parse_report_rejects_other_json():
     with pytest.raises(ValueError, match="not a nextpnr report"):
         parse_report({"fmax": {}})
@@ -119,6 +139,9 @@ def test_design_fingerprint_is_the_netlist_and_constraints_not_where_the_code_li
     assert design_fingerprint(dict(files, **{"top.pcf": "set_io clk 36\n"})) != fp
     assert design_fingerprint({k: v.encode() for k, v in files.items()}) == fp
     assert fingerprint(_Blinky, ICEBreakerPlatform) == fingerprint(_Blinky(), ICEBreakerPlatform())
+    # Headroom raises the clock constraint nextpnr gets: another design to build.
+    assert fingerprint(_Blinky, ICEBreakerPlatform, headroom=0.25) != \
+        fingerprint(_Blinky, ICEBreakerPlatform)
 
 
 @pytest.mark.slow
@@ -143,6 +166,41 @@ def test_build_timing_failure(tmp_path):
         clk.clock = saved
     assert e.value.report is not None and not e.value.report.timing_met
     assert ICEBreakerPlatform().resources["clk12", 0].clock.frequency == 12e6
+
+
+@pytest.mark.slow
+def test_build_with_headroom(tmp_path):
+    """nextpnr is asked for 1.25 times the 12 MHz clock (its constraint file and report say
+    15 MHz) and the result is judged at 12; the platform class keeps its 12 MHz oscillator. A
+    build that misses its clock with headroom raises like one without, naming the clock."""
+    from amaranth.build import Clock
+    r = build(_Blinky, ICEBreakerPlatform, build_dir=tmp_path / "a", headroom=0.25)
+    t = r.report.clocks[r.report.critical_clock]
+    assert t.asked_mhz == pytest.approx(15.0, abs=0.01)
+    assert r.constraint_mhz == pytest.approx(12.0, abs=0.01) and r.timing_met
+    assert r.headroom == 0.25
+    assert "set_frequency clk12_0__io 15.0" in (r.build_dir / "top.pcf").read_text()
+    assert "nextpnr asked for 15.00" in r.summary()
+    assert ICEBreakerPlatform().resources["clk12", 0].clock.frequency == 12e6
+    assert r.design == fingerprint(_Blinky, ICEBreakerPlatform, headroom=0.25)
+
+    platform = ICEBreakerPlatform()
+    clk = platform.resources["clk12", 0]
+    saved, clk.clock = clk.clock, Clock(500e6)     # shared by every instance: restored below
+    try:
+        with pytest.raises(BuildError,
+                           match=r"missed timing: clock \S+ reached [\d.]+ MHz of 500\.\d\d ") as e:
+            build(_Blinky(), platform, build_dir=tmp_path / "b", headroom=0.1)
+        # with timing_allow_fail the bitstream is kept and the miss is in the result
+        platform = ICEBreakerPlatform()
+        missed = build(_Blinky(), platform, build_dir=tmp_path / "c", headroom=0.1,
+                       timing_allow_fail=True)
+    finally:
+        clk.clock = saved
+    assert e.value.report is not None and not e.value.report.timing_met
+    assert not missed.timing_met and missed.bitstream.exists()
+    assert missed.report.clocks[missed.report.critical_clock].asked_mhz == \
+        pytest.approx(550.0, abs=0.1)
 
 
 def test_build_over_its_time_limit_is_stopped_with_its_tools(tmp_path, wm8):
