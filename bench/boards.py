@@ -176,19 +176,38 @@ def run_auto(name: str, board: str, net, work, build_root: Path) -> dict:
     return rec
 
 
-def _first_try(t: dict) -> tuple:
+#: Before tries recorded their router, the automatic choice routed a design with router2
+#: above this many estimated LUT4 (with the host link), the stack core always.
+OLD_ROUTER2_ABOVE_LUT = 15000
+
+
+def _try_router(t: dict, rec: dict) -> str | None:
+    """The router of try ``t`` of record ``rec``: recorded, or for older records the rule of
+    then, when the try is of the record's configuration (whose estimate it keeps); None when
+    it cannot be told."""
+    if "router" in t:
+        return t["router"]
+    if t["core"] == "stack":
+        return "router2"
+    if t.get("configuration") == rec.get("configuration") and \
+            "lut_estimate_with_link" in rec:
+        return "router2" if rec["lut_estimate_with_link"] > OLD_ROUTER2_ABOVE_LUT else "router1"
+    return None
+
+
+def _first_try(t: dict, rec: dict) -> tuple:
     return (t["core"], int(t["lanes"]), json.dumps(t.get("rows") or None, sort_keys=True),
-            round(float(t["clock_mhz"]), 4))
+            round(float(t["clock_mhz"]), 4), _try_router(t, rec))
 
 
 def _same_first_try(rec: dict, net, board: str, work, build_root: Path):
-    """Compare the current choice's first try (core, lanes, rows, clock) with the tries of
+    """Compare the current choice's first try (core, lanes, rows, clock, router) with the tries of
     ``rec``: None when it is the recorded first try; the record to keep instead, when it is
     the recorded last try and that one met timing (the same Verilog, clock and seed give the
     same bitstream: its result is what the first try now gives; the tries before it, made
     with an earlier calibration, are dropped from it and counted in ``earlier_tries``); else
     a line saying what differs."""
-    from polychrony_cli.choose import choose
+    from polychrony_cli.choose import choose, nextpnr_options
     root = build_root / rec["key"].replace("|", "_")
     choice = choose(net, board, work, work_dir=root / "cycles")
     tries = rec.get("tries") or []
@@ -197,8 +216,9 @@ def _same_first_try(rec: dict, net, board: str, work, build_root: Path):
     c = choice.best
     rows = c.knobs.get("rows")
     now = (c.core, c.lanes, json.dumps({str(k): v for k, v in rows.items()} if rows else None,
-                                       sort_keys=True), round(c.clock_mhz, 4))
-    recorded = [_first_try(t) if "clock_mhz" in t else None for t in tries]
+                                       sort_keys=True), round(c.clock_mhz, 4),
+           "router2" if "router2" in nextpnr_options(c) else "router1")
+    recorded = [_first_try(t, rec) if "clock_mhz" in t else None for t in tries]
     if recorded[0] == now:
         return None
     if recorded[-1] == now and tries[-1].get("result") == "timing met":

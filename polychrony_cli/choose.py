@@ -48,7 +48,7 @@ from model.ir import Network
 
 __all__ = ["CLOCK_MARGIN", "MEASURE_PER_CORE", "ORDER", "Candidate", "Choice", "clock_for",
            "choose", "routing_limit",
-           "build_choice", "nextpnr_options", "table"]
+           "build_choice", "nextpnr_options", "router_gave_up", "table"]
 
 #: The clock is set this much below the expected Fmax.
 CLOCK_MARGIN = 0.05
@@ -344,19 +344,25 @@ def choose(net: Network, board_name: str, work, *, core: str | None = None,
     return Choice(ranked, dropped)
 
 
-def nextpnr_options(c: Candidate) -> str:
-    """nextpnr options for building candidate ``c``: its core's own, router2 for a design
-    whose logic (with the host link) exceeds ``router2_above_lut`` of ``rtl/calibration.json``
-    (router1 crawls on large designs), and the family's placement options for a design that
-    leaves room (:func:`boards.fit.placement_options`)."""
+def nextpnr_options(c: Candidate, *, router2: bool = False) -> str:
+    """nextpnr options for building candidate ``c``: its core's own (the stack core's name
+    router2), router2 when ``router2`` (:func:`build_choice`'s second chance for a try that
+    router1 did not finish), and the family's placement options for a design that leaves room
+    (:func:`boards.fit.placement_options`)."""
     from boards.fit import placement_options
-    from rtl.calibration import calibration
     from rtl.cores import CORES
     opts = CORES[c.core].nextpnr_opts
-    lut = c.fit.need("lut").used if c.fit else 0
-    if "--router" not in opts and lut > calibration()["router2_above_lut"]:
+    if router2 and "--router" not in opts:
         opts = f"{opts} --router router2".strip()
     return opts if c.fit is None else placement_options(c.fit, opts)
+
+
+def router_gave_up(e: Exception) -> bool:
+    """Whether a failed build stopped in routing: stopped at its time limit, or nextpnr's
+    error names routing (a design that does not place fails the same way with any router)."""
+    text = str(e)
+    return "did not finish within" in text or \
+        any("rout" in line.lower() for line in text.splitlines() if line.startswith("ERROR"))
 
 
 #: A build that met timing is built once more at the clock its report supports when that is
@@ -373,7 +379,10 @@ def build_choice(net, board_name: str, queue, out: Path, *, clock_mhz: float | N
     is met and that clock is at least :data:`CLIMB` faster (``climb``; never with
     ``clock_mhz``), keeping the first build if the faster one misses, unless the faster one's
     own report still supports a clock at least CLIMB above the first's: then once more at
-    that clock (a third build, kept if it meets timing). Each try builds in its
+    that clock (a third build, kept if it meets timing). A try routed by nextpnr's default
+    router (router1) that fails or is stopped is built once more with router2 (faster on
+    congested designs, slower clocks where both finish) before the next candidate. Each try
+    builds in its
     own directory under ``out/<board>/`` and is stopped after ``time_limit`` seconds (a
     failed try). Returns ``(candidate, result, clock_mhz, tries)`` of
     the build to keep (the fastest that met timing, else the fastest built), ``tries`` one
@@ -389,35 +398,49 @@ def build_choice(net, board_name: str, queue, out: Path, *, clock_mhz: float | N
     for cand in queue:
         clock = clock_mhz or cand.clock_mhz
         met = None                      # a build of this candidate that met timing
+        router2 = False                 # router1 did not finish a try of this candidate
         # The clock planned, then once at what the report allows; after a faster try that
-        # missed, once more at what its own report allows, if that is still a climb.
-        for attempt in range(3):
-            say(f"build {cand.label} at {clock:g} MHz")
-            where = out / board_name / f"{cand.slug}-{clock:.3f}MHz"
+        # missed, once more at what its own report allows, if that is still a climb. A try
+        # router1 does not finish is built again with router2 (not counted as an attempt).
+        attempt = 0
+        while attempt < 3:
+            opts = nextpnr_options(cand, router2=router2)
+            say(f"build {cand.label} at {clock:g} MHz" +
+                (" with router2" if router2 and "router2" not in
+                 CORES[cand.core].nextpnr_opts else ""))
+            where = out / board_name / (f"{cand.slug}-{clock:.3f}MHz" +
+                                        ("-router2" if router2 else ""))
             takes = "memories" in CORES[cand.core].knobs
+            router = {"router": "router2" if "router2" in opts else "router1"}
             try:
                 res = build_bitstream(net, board_name, out, lanes=cand.lanes,
                                       memories=memories if takes else None,
                                       clock_hz=clock * 1e6, baud=baud, core=cand.core,
                                       rows=cand.knobs.get("rows"), timing_allow_fail=True,
-                                      build_dir=where, nextpnr_opts=nextpnr_options(cand),
+                                      build_dir=where, nextpnr_opts=opts,
                                       time_limit=time_limit)
             except BuildError as e:
                 tries.append({"configuration": cand.label, **cand.build_knobs(),
-                              "wiring": cand.wiring, "clock_mhz": clock,
+                              "wiring": cand.wiring, "clock_mhz": clock, **router,
                               "result": f"failed: {str(e).splitlines()[0][:200]}"})
                 if met is not None:     # the faster try failed: keep the one that met
                     return (*met, tries)
+                if router["router"] == "router1" and router_gave_up(e):
+                    say("router1 did not finish: once more with router2")
+                    router2 = True
+                    continue
                 break
+            k, attempt = attempt, attempt + 1
             tries.append({"configuration": cand.label, **cand.build_knobs(),
-                          "wiring": cand.wiring, "clock_mhz": clock, "fmax_mhz": res.fmax_mhz,
+                          "wiring": cand.wiring, "clock_mhz": clock, **router,
+                          "fmax_mhz": res.fmax_mhz,
                           "result": "timing met" if res.timing_met else "timing missed"})
             built.append((cand, res, clock))
             if met is not None:         # a faster try: kept if it met timing too
                 if res.timing_met:
                     return cand, res, clock, tries
                 lower = clock_for(b, res.fmax_mhz, baud) if res.fmax_mhz else None
-                if attempt == 2 or lower is None or lower >= clock or \
+                if k == 2 or lower is None or lower >= clock or \
                         lower < met[2] * (1 + CLIMB):
                     return (*met, tries)
                 say(f"faster try missed (Fmax {res.fmax_mhz:.1f} MHz): once more at "
@@ -426,13 +449,13 @@ def build_choice(net, board_name: str, queue, out: Path, *, clock_mhz: float | N
                 continue
             if res.timing_met:
                 faster = clock_for(b, res.fmax_mhz, baud) \
-                    if climb and clock_mhz is None and res.fmax_mhz and attempt == 0 else None
+                    if climb and clock_mhz is None and res.fmax_mhz and k == 0 else None
                 if faster is None or faster < clock * (1 + CLIMB):
                     return cand, res, clock, tries
                 say(f"timing met with room: Fmax {res.fmax_mhz:.1f} MHz")
                 met, clock = (cand, res, clock), faster
                 continue
-            if clock_mhz is not None or not res.fmax_mhz or attempt:
+            if clock_mhz is not None or not res.fmax_mhz or k:
                 break
             clock = clock_for(b, res.fmax_mhz, baud)
     if not built:

@@ -149,8 +149,10 @@ def cmd_build(args) -> int:
     print(rep.text())
     print(f"  {cand.label}, cycles from {stimulus}")
     if len(tries) > 1:
-        print("  tries: " + "; ".join(f"{t['configuration']} at {t['clock_mhz']:g} MHz: "
-                                      f"{t['result']}" for t in tries))
+        print("  tries: " + "; ".join(
+            f"{t['configuration']} at {t['clock_mhz']:g} MHz"
+            f"{' (router2)' if t.get('router') == 'router2' else ''}: {t['result']}"
+            for t in tries))
     if res.flash_image is not None:
         print(f"  weights: {res.flash_image} at flash offset {res.flash_offset:#x} "
               "(polychrony program writes both)")

@@ -130,6 +130,48 @@ def test_stale_rebuilds_exactly_the_jobs_whose_design_changed(tmp_path, monkeypa
     assert built == ["ulx3s-12f"]
 
 
+def test_refresh_builds_again_a_first_try_routed_otherwise(tmp_path, monkeypatch):
+    """``--refresh``: an automatic record whose first try is the one the choice makes now
+    (configuration, clock and router) is kept; one routed with router2, as older records
+    were above 15,000 estimated LUT4 (they name no router), is built again."""
+    import json
+    import bench.boards as bb
+    from polychrony_cli.choose import choose
+    from tests.nets import raster, tiny_net
+    net = tiny_net()
+    work = [(None, {1: raster([[0, 3], [], [5]], 12, 8)}, 12)]
+    c = choose(net, "icebreaker", work).best
+    est = {"lut": 1000, "blocks_total": 3, "spram_total": 0}
+
+    def record(board, lut, router=None):
+        first = {"configuration": c.label, "core": c.core, "lanes": c.lanes,
+                 "clock_mhz": c.clock_mhz, "result": "timing met",
+                 **({"router": router} if router else {})}
+        return {"key": f"tiny|{board}|auto", "network": "tiny", "board": board, "lanes": 1,
+                "configuration": c.label, "lut_estimate_with_link": lut, "estimate": est,
+                "error": "recorded", "design": "now", "tries": [first]}
+
+    # One network "on" four boards, the choice made for the iCEBreaker on each.
+    jobs = {"icebreaker": (20_000, "router1"), "ulx3s-12f": (20_000, "router2"),
+            "ulx3s-25f": (20_000, None), "ulx3s-45f": (9_000, None)}
+    out = tmp_path / "auto.json"
+    out.write_text(json.dumps([record(b, *v) for b, v in jobs.items()]))
+    monkeypatch.setattr("polychrony_cli.choose.choose",
+                        lambda net, board, work, _c=choose, **k: _c(net, "icebreaker", work, **k))
+    monkeypatch.setattr(bb, "AUTO_JOBS", [("tiny", b) for b in jobs])
+    monkeypatch.setattr(bb, "_auto_work", lambda name: (net, work))
+    monkeypatch.setattr(bb, "auto_design", lambda rec, net: "now")
+    built = []
+
+    def run_auto(name, board, net, work, build_root):
+        built.append(board)
+        return dict(record(board, 1000, "router1"), error="built again")
+
+    monkeypatch.setattr(bb, "run_auto", run_auto)
+    assert bb.main(["--out", str(out), "--refresh", "--build-dir", str(tmp_path / "b")]) == 0
+    assert built == ["ulx3s-12f", "ulx3s-25f"]
+
+
 @pytest.mark.slow
 def test_recorded_design_is_what_the_generators_give(tmp_path):
     """A real pinned build and a real automatic one (a tiny network on the iCEBreaker): the

@@ -259,24 +259,57 @@ def test_knobs_of_one_core_need_that_core(tmp_path, wm8):
     assert out.returncode == 2 and "expected an integer or auto" in out.stderr
 
 
-def test_large_designs_route_with_router2(wm_work):
-    """A design above the calibration's LUT4 threshold gets router2; small ones keep the
-    default router, and the stack core always has router2."""
-    from polychrony_cli.choose import nextpnr_options
-    from rtl.calibration import calibration
+def test_designs_route_with_router1_and_router2_on_request(wm_work):
+    """Every network-core design, however large, gets nextpnr's default router (router1) first;
+    router2 when asked for; the stack core always has router2."""
+    from polychrony_cli.choose import Candidate, nextpnr_options
     net, work = wm_work
-    choice = choose(net, "ulx3s-85f", work, core="network")
-    limit = calibration()["router2_above_lut"]
-    for c in choice.ranked:
-        lut = next(n.used for n in c.fit.needs if n.resource == "lut")
-        assert nextpnr_options(c) == ("--router router2" if lut > limit else "")
-    big = choose(net, "ulx3s-85f", work, core="network", lanes=1).ranked[0]
-    big.fit = type(big.fit)(big.fit.device, tuple(
-        type(n)(n.resource, limit + 1 if n.resource == "lut" else n.used, n.available)
-        for n in big.fit.needs))
-    assert nextpnr_options(big) == "--router router2"
-    from polychrony_cli.choose import Candidate
-    assert nextpnr_options(Candidate("stack", 16)) == "--router router2"
+    for c in choose(net, "ulx3s-85f", work, core="network").ranked:
+        assert nextpnr_options(c) == ""
+        assert nextpnr_options(c, router2=True) == "--router router2"
+    for router2 in (False, True):
+        assert nextpnr_options(Candidate("stack", 16), router2=router2) == "--router router2"
+
+
+@pytest.mark.parametrize("failure", ["stopped", "unrouted", "unplaced"])
+def test_a_try_router1_does_not_finish_is_built_again_with_router2(tmp_path, monkeypatch,
+                                                                    wm_work, failure):
+    """A router1 try stopped at its time limit, or failed in routing, is built once more with
+    router2 at the same clock (the climb then goes on with router2); a design that does not
+    place is not (the next candidate comes instead). Each try's record names its router."""
+    from types import SimpleNamespace
+    import polychrony_cli.steps as steps
+    from boards.build import BuildError
+    from polychrony_cli.choose import build_choice
+    net, work = wm_work
+    cands = choose(net, "ulx3s-85f", work).ranked[:2]
+    calls = []
+    error = {"stopped": "build of 'top' in x did not finish within 45 minutes (stopped)",
+             "unrouted": "build of 'top' in x failed (exit status 1)\nERROR: Failed to route "
+                         "arc 3 of net 'n'",
+             "unplaced": "build of 'top' in x failed (exit status 1)\nERROR: Unable to place "
+                         "cell 'c', no BELs remaining"}[failure]
+
+    def build_bitstream(net, board_name, out, *, clock_hz, lanes, nextpnr_opts, **knobs):
+        calls.append((lanes, clock_hz / 1e6, nextpnr_opts))
+        if len(calls) == 1:
+            raise BuildError(error)
+        return SimpleNamespace(fmax_mhz=clock_hz / 1e6 * 1.5, timing_met=True)
+
+    monkeypatch.setattr(steps, "build_bitstream", build_bitstream)
+    cand, _, clock, tries = build_choice(net, "ulx3s-85f", cands, tmp_path)
+    first = (cands[0].lanes, cands[0].clock_mhz, "")
+    assert calls[0] == first and tries[0]["router"] == "router1"
+    assert tries[0]["result"].startswith("failed: build of 'top'")
+    if failure == "unplaced":
+        assert cand is cands[1] and calls[1] == (cands[1].lanes, cands[1].clock_mhz, "")
+        return
+    # the same candidate and clock with router2, then the climb, with router2 too
+    assert cand is cands[0] and calls[1] == (*first[:2], "--router router2")
+    assert len(calls) == 3 and calls[2][1] > calls[1][1] and calls[2][2] == "--router router2"
+    assert [t["router"] for t in tries] == ["router1", "router2", "router2"]
+    assert [t["result"] for t in tries[1:]] == ["timing met", "timing met"]
+    assert clock == calls[2][1]
 
 
 def test_ice40_designs_that_leave_room_are_placed_spread_out(wm_work):
