@@ -40,7 +40,9 @@ def add_parser(sub) -> None:
                         "timing cannot be met (default 3)")
     p.add_argument("--try-minutes", type=bounded(float, 0.0, above=True), default=45,
                    help="stop a try whose synthesis, placement and routing run longer than "
-                        "this and go on to the next (default 45)")
+                        "this: a try routed with nextpnr's default router is built once more "
+                        "with router2, any other goes on to the next configuration (default "
+                        "45)")
     p.add_argument("--baud", type=bounded(int, 1),
                    help="host-link baud rate (default: the board's)")
     p.add_argument("--vectors", help="stimulus bundle (.npz from sim.vectors) for the "
