@@ -177,7 +177,8 @@ def run_auto(name: str, board: str, net, work, build_root: Path) -> dict:
 
 
 #: Before tries recorded their router, the automatic choice routed a design with router2
-#: above this many estimated LUT4 (with the host link), the stack core always.
+#: above this many estimated LUT4 (with the host link), and a core whose own options say so
+#: (the stack core) always.
 OLD_ROUTER2_ABOVE_LUT = 15000
 
 
@@ -185,9 +186,10 @@ def _try_router(t: dict, rec: dict) -> str | None:
     """The router of try ``t`` of record ``rec``: recorded, or for older records the rule of
     then, when the try is of the record's configuration (whose estimate it keeps); None when
     it cannot be told."""
+    from rtl.cores import CORES
     if "router" in t:
         return t["router"]
-    if t["core"] == "stack":
+    if "router2" in CORES[t["core"]].nextpnr_opts:      # the stack core's own options
         return "router2"
     if t.get("configuration") == rec.get("configuration") and \
             "lut_estimate_with_link" in rec:

@@ -48,7 +48,7 @@ from model.ir import Network
 
 __all__ = ["CLOCK_MARGIN", "MEASURE_PER_CORE", "ORDER", "Candidate", "Choice", "clock_for",
            "choose", "routing_limit",
-           "build_choice", "nextpnr_options", "router_gave_up", "table"]
+           "build_choice", "nextpnr_options", "table"]
 
 #: The clock is set this much below the expected Fmax.
 CLOCK_MARGIN = 0.05
@@ -357,7 +357,7 @@ def nextpnr_options(c: Candidate, *, router2: bool = False) -> str:
     return opts if c.fit is None else placement_options(c.fit, opts)
 
 
-def router_gave_up(e: Exception) -> bool:
+def _router_gave_up(e: Exception) -> bool:
     """Whether a failed build stopped in routing: stopped at its time limit, or nextpnr's
     error names routing (a design that does not place fails the same way with any router)."""
     text = str(e)
@@ -405,13 +405,11 @@ def build_choice(net, board_name: str, queue, out: Path, *, clock_mhz: float | N
         attempt = 0
         while attempt < 3:
             opts = nextpnr_options(cand, router2=router2)
-            say(f"build {cand.label} at {clock:g} MHz" +
-                (" with router2" if router2 and "router2" not in
-                 CORES[cand.core].nextpnr_opts else ""))
+            router = "router2" if "router2" in opts else "router1"
+            say(f"build {cand.label} at {clock:g} MHz" + (" with router2" if router2 else ""))
             where = out / board_name / (f"{cand.slug}-{clock:.3f}MHz" +
                                         ("-router2" if router2 else ""))
             takes = "memories" in CORES[cand.core].knobs
-            router = {"router": "router2" if "router2" in opts else "router1"}
             try:
                 res = build_bitstream(net, board_name, out, lanes=cand.lanes,
                                       memories=memories if takes else None,
@@ -421,18 +419,18 @@ def build_choice(net, board_name: str, queue, out: Path, *, clock_mhz: float | N
                                       time_limit=time_limit)
             except BuildError as e:
                 tries.append({"configuration": cand.label, **cand.build_knobs(),
-                              "wiring": cand.wiring, "clock_mhz": clock, **router,
+                              "wiring": cand.wiring, "clock_mhz": clock, "router": router,
                               "result": f"failed: {str(e).splitlines()[0][:200]}"})
                 if met is not None:     # the faster try failed: keep the one that met
                     return (*met, tries)
-                if router["router"] == "router1" and router_gave_up(e):
+                if router == "router1" and _router_gave_up(e):
                     say("router1 did not finish: once more with router2")
                     router2 = True
                     continue
                 break
             k, attempt = attempt, attempt + 1
             tries.append({"configuration": cand.label, **cand.build_knobs(),
-                          "wiring": cand.wiring, "clock_mhz": clock, **router,
+                          "wiring": cand.wiring, "clock_mhz": clock, "router": router,
                           "fmax_mhz": res.fmax_mhz,
                           "result": "timing met" if res.timing_met else "timing missed"})
             built.append((cand, res, clock))
