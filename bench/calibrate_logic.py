@@ -1,6 +1,7 @@
 """Fit the LUT model of rtl.cost to real iCE40/ECP5 builds (run on demand; minutes).
 
-    python -m bench.calibrate_logic --family ice40|ecp5 [--fit-only | --only-new] [--write]
+    python -m bench.calibrate_logic --family ice40|ecp5 [--fit-only | --only-new | --cases K]
+                                    [--write]
 
 Builds a fixed set of networks (random networks of every feature, the demo working-memory
 network at lane counts up to 16 (iCE40) or 32 (ECP5) and, on ECP5, the SHD-shaped benchmark
@@ -8,7 +9,9 @@ networks), records ``rtl.cost.logic_features`` beside nextpnr's logic and block-
 ``bench/results/logic_fit_<family>.json``, and fits the per-feature LUT costs by least
 squares on relative error (random networks weighing :data:`RANDOM_WEIGHT` as much as the
 structured ones). ``--fit-only`` refits from the saved builds; ``--only-new`` builds only the cases
-the saved file lacks (cases are numbered in the order of :func:`_cases`, new ones appended).
+the saved file lacks (cases are numbered in the order of :func:`_cases`, new ones appended);
+``--cases 0-16`` builds those cases again (after a change to the generated logic) and keeps the
+saved others.
 The network-core builds of the board table (``bench/results/boards*.json``) join the fit, the
 host link's LUT4 (``link`` of ``rtl/calibration.json``) taken off: they are the only builds of
 the large working memories. ``--write`` puts the coefficients in ``rtl/calibration.json``
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -64,6 +68,22 @@ def _cases(family: str):
                for n in (128, 144)}
         cases += [("wm 128", big[128], 32), ("wm 128", big[128], 64), ("wm 144", big[144], 48)]
     return cases
+
+
+def parse_cases(spec: str, count: int) -> set[int]:
+    """The case numbers of ``spec`` (``"3"``, ``"0-16"``, ``"1,4,8-9"``), each below
+    ``count``."""
+    out: set[int] = set()
+    for part in spec.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not m:
+            raise ValueError(f"--cases: {part!r} is not a case number or a range a-b")
+        lo, hi = int(m[1]), int(m[2] if m[2] is not None else m[1])
+        if lo > hi or hi >= count:
+            raise ValueError(f"--cases: {part.strip()!r} is not a range within the "
+                             f"{count} cases (0-{count - 1})")
+        out.update(range(lo, hi + 1))
+    return out
 
 
 def _nnls(a: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -114,21 +134,32 @@ def main() -> None:
                     help="refit from the saved builds (features are recomputed)")
     ap.add_argument("--only-new", action="store_true",
                     help="build only the cases the saved file lacks, then refit from all")
+    ap.add_argument("--cases", metavar="K",
+                    help="build these cases again (numbers or ranges: 0-16, 3,5), keeping "
+                         "the saved others")
     ap.add_argument("--write", action="store_true",
                     help="write the coefficients to rtl/calibration.json (network_lut)")
     args = ap.parse_args()
     out = Path(f"bench/results/logic_fit_{args.family}.json")
     cases = _cases(args.family)
     saved = json.loads(out.read_text())["rows"] if out.exists() else []
+    if args.cases is not None:
+        if args.fit_only or args.only_new:
+            ap.error("--cases goes with neither --fit-only nor --only-new")
+        try:
+            again = parse_cases(args.cases, len(cases))
+        except ValueError as e:
+            ap.error(str(e))
     if args.fit_only:
         rows = saved
     else:
         from boards.schedule import build_schedule
         board_name = "icebreaker" if args.family == "ice40" else "ulx3s-85f"
-        rows = list(saved) if args.only_new else []
+        rows = (list(saved) if args.only_new else
+                [r for r in saved if r["case"] not in again] if args.cases is not None else [])
         done = {r["case"] for r in rows}
         for k, (name, net, lanes) in enumerate(cases):
-            if k in done:
+            if k in done or (args.cases is not None and k not in again):
                 continue
             with tempfile.TemporaryDirectory() as d:
                 try:
@@ -152,9 +183,14 @@ def main() -> None:
                    "spram_model": sum(spram_blocks(shapes, kinds).values()),
                    "fmax_mhz": r.fmax_mhz}
             rows.append(row)
+            # Saved as it goes: a stopped run keeps the builds it made.
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps({"family": args.family, "features": FEATURES,
+                                       "rows": sorted(rows, key=lambda r: r["case"])}, indent=1))
             print(f"{name} lanes {lanes}: nextpnr {row['lut']} LUT, {row['bram']} blocks "
                   f"(model {row['bram_model']}), {row['spram']} SPRAM (model "
                   f"{row['spram_model']}), {r.fmax_mhz:.1f} MHz", flush=True)
+    rows.sort(key=lambda r: r["case"])
     nets = [cases[r["case"]][1] for r in rows]
     # The board table's network-core builds too (the core's LUT4: nextpnr's less the host
     # link's), one per network and lane count: they reach the large working memories, whose
