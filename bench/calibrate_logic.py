@@ -13,9 +13,11 @@ the saved file lacks (cases are numbered in the order of :func:`_cases`, new one
 ``--cases 0-16`` builds those cases again (after a change to the generated logic) and keeps the
 saved others.
 The network-core builds of the board table (``bench/results/boards*.json``) join the fit, the
-host link's LUT4 (``link`` of ``rtl/calibration.json``) taken off: they are the only builds of
-the large working memories. ``--write`` puts the coefficients in ``rtl/calibration.json``
-(``network_lut``), where the estimate reads them.
+host link's LUT4 taken off: they are the only builds of the large working memories. What the
+link adds is fitted first, ``lut + lut_per_lane * lanes``, from the demo's board builds made by
+the current bench (with a design fingerprint) less its core built alone at the same lane count
+(two lane counts or more; else ``link`` of ``rtl/calibration.json`` is kept). ``--write`` puts
+both in ``rtl/calibration.json`` (``network_lut`` and ``link``), where the estimate reads them.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rtl.calibration import calibration
 from rtl.devices import largest
 from rtl.memplan import memory_bits, memory_kinds
 from rtl.cost import (FEATURES, logic_features, memory_blocks, memory_shapes, spram_blocks,
@@ -98,32 +101,67 @@ def _nnls(a: np.ndarray, y: np.ndarray) -> np.ndarray:
         keep.pop(int(np.argmin(sol)))
 
 
-def _board_rows(family: str) -> list[tuple]:
-    """``(net, row)`` of the network-core builds of ``bench/results/boards*.json`` on
-    ``family``, one per (network, lanes): ``lut`` is nextpnr's less the host link's
-    (:func:`boards.fit.link_cost`)."""
-    from bench.boards import _network
+def link_pairs(family: str, case_rows: list[dict], records: list[dict]) -> list[tuple]:
+    """``(lanes, LUT4)`` of what the host link adds, from each board build of the demo network
+    on ``family`` (``records``: ``bench/results/boards*.json``) that has a design fingerprint
+    (built by the current bench, not an older record) and whose core was built alone at the
+    same lane count (``case_rows``, name ``demo wm``): nextpnr's logic less the core's."""
     from boards.catalog import board
-    from boards.fit import link_cost
-    seen, out, nets = set(), [], {}
+    core = {r["lanes"]: r["lut"] for r in case_rows if r.get("name") == "demo wm"}
+    out = []
+    for rec in records:
+        if (rec["key"].split("|")[0] != "wm-demo" or "error" in rec or not rec.get("design")
+                or not rec.get("nextpnr") or rec.get("core", "network") != "network"
+                or board(rec["board"]).family != family or rec["lanes"] not in core):
+            continue
+        out.append((int(rec["lanes"]), rec["nextpnr"]["logic"]["used"] - core[rec["lanes"]]))
+    return sorted(out)
+
+
+def fit_link(pairs: list[tuple]) -> dict[str, float]:
+    """The host link's cost ``lut + lut_per_lane * lanes`` by least squares over ``pairs``
+    (:func:`link_pairs`); builds at two lane counts at least."""
+    if len({lanes for lanes, _ in pairs}) < 2:
+        raise ValueError(f"the host link's cost needs board builds of the demo at two lane "
+                         f"counts or more, with its core built alone at each; have "
+                         f"{sorted({lanes for lanes, _ in pairs})}")
+    lanes = np.array([p[0] for p in pairs], float)
+    a = np.stack([np.ones_like(lanes), lanes], axis=1)
+    (lut, per_lane), *_ = np.linalg.lstsq(a, np.array([p[1] for p in pairs], float),
+                                          rcond=None)
+    return {"lut": int(round(lut)), "lut_per_lane": round(float(per_lane), 1)}
+
+
+def _records() -> list[dict]:
+    out = []
     for name in ("boards.json", "boards_auto.json"):
         path = Path("bench/results") / name
-        if not path.exists():
+        if path.exists():
+            out += json.loads(path.read_text())
+    return out
+
+
+def _board_rows(family: str, records: list[dict], link: dict) -> list[tuple]:
+    """``(net, row)`` of the network-core builds of ``records`` on ``family``, one per
+    (network, lanes): ``lut`` is nextpnr's less the host link's (``link``: ``lut`` and
+    ``lut_per_lane``)."""
+    from bench.boards import _network
+    from boards.catalog import board
+    seen, out, nets = set(), [], {}
+    for rec in records:
+        net_name = rec["key"].split("|")[0]
+        if ("error" in rec or not rec.get("nextpnr") or rec.get("core", "network") != "network"
+                or board(rec["board"]).family != family
+                or (net_name, rec["lanes"]) in seen):
             continue
-        for rec in json.loads(path.read_text()):
-            net_name = rec["key"].split("|")[0]
-            if ("error" in rec or not rec.get("nextpnr") or rec.get("core", "network") != "network"
-                    or board(rec["board"]).family != family
-                    or (net_name, rec["lanes"]) in seen):
-                continue
-            seen.add((net_name, rec["lanes"]))
-            if net_name not in nets:
-                nets[net_name] = _network(net_name)[0]
-            lut = rec["nextpnr"]["logic"]["used"] - link_cost(family, rec["lanes"])["lut"]
-            out.append((nets[net_name], {"name": f"{net_name} (board)", "lanes": rec["lanes"],
-                                         "lut": lut, "bram": rec["nextpnr"]["bram"]["used"],
-                                         "bram_model": rec["estimate"]["blocks_total"],
-                                         "board": rec["board"]}))
+        seen.add((net_name, rec["lanes"]))
+        if net_name not in nets:
+            nets[net_name] = _network(net_name)[0]
+        lut = rec["nextpnr"]["logic"]["used"] - (link["lut"] + link["lut_per_lane"] * rec["lanes"])
+        out.append((nets[net_name], {"name": f"{net_name} (board)", "lanes": rec["lanes"],
+                                     "lut": lut, "bram": rec["nextpnr"]["bram"]["used"],
+                                     "bram_model": rec["estimate"]["blocks_total"],
+                                     "board": rec["board"]}))
     return out
 
 
@@ -195,7 +233,15 @@ def main() -> None:
     # The board table's network-core builds too (the core's LUT4: nextpnr's less the host
     # link's), one per network and lane count: they reach the large working memories, whose
     # cores alone do not route in reasonable time.
-    for net, r in _board_rows(args.family):
+    records = _records()
+    link = dict(calibration()["link"][args.family])
+    try:
+        link.update(fit_link(link_pairs(args.family, rows, records)))
+        print(f"host link: {link['lut']} + {link['lut_per_lane']} x lanes LUT4 (the demo's "
+              f"board builds less its core alone)")
+    except ValueError as e:
+        print(f"host link: kept {link['lut']} + {link['lut_per_lane']} x lanes LUT4 ({e})")
+    for net, r in _board_rows(args.family, records, link):
         nets.append(net)
         rows.append(r)
     feats = [logic_features(net, lanes=r["lanes"], family=args.family)
@@ -219,7 +265,9 @@ def main() -> None:
     if args.write:
         from rtl.calibration import write_calibration
         write_calibration("network_lut", args.family, [round(float(c), 3) for c in coef])
-        print(f"wrote network_lut[{args.family!r}] to rtl/calibration.json")
+        write_calibration("link", args.family, link)
+        print(f"wrote network_lut[{args.family!r}] and link[{args.family!r}] to "
+              f"rtl/calibration.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = [r for r in rows if "case" in r]         # the board rows are read afresh each time
     out.write_text(json.dumps({"family": args.family, "features": FEATURES, "rows": rows,
