@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from polychrony_cli.common import UserError, parse_rows
+
 __all__ = ["critical_path", "summary", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,28 +61,29 @@ def critical_path(log: str) -> dict | None:
 
 def _key(network: str, board: str, lanes: int, clock: float, seed: int,
          core: str = "network", opts: str = "", replicate: bool = False,
-         headroom: float = 0.0) -> str:
+         headroom: float = 0.0, rows: dict | None = None) -> str:
     core_part = "" if core == "network" else f"|{core}"
     opts_part = f"|{opts}" if opts else ""
     rep_part = "|replicate" if replicate else ""
     room_part = f"|headroom={headroom:g}" if headroom else ""
+    rows_part = ("|rows" + ",".join(f"{k}={v}" for k, v in sorted(rows.items()))) if rows else ""
     return (f"{network}|{board}|{lanes}|{clock:g}|{seed}{core_part}{opts_part}{rep_part}"
-            f"{room_part}")
+            f"{room_part}{rows_part}")
 
 
 def build_one(network: str, board: str, lanes: int, clock: float, seed: int,
               core: str = "network", opts: str = "", replicate: bool = False,
-              headroom: float = 0.0) -> dict:
+              headroom: float = 0.0, rows: dict | None = None) -> dict:
     """Build one bitstream (with nextpnr options ``opts``; with ``replicate``, the network
-    core's register copies; nextpnr asked for ``1 + headroom`` times the clock) and return
-    its record."""
+    core's register copies; nextpnr asked for ``1 + headroom`` times the clock; ``rows``, the
+    stack core's rows per cycle by layer) and return its record."""
     from bench.boards import _network
     from boards.top import build_board, sync_clock
     net, _ = _network(network)
     clock_hz, _ = sync_clock(board, clock * 1e6)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="fmax-seeds-") as tmp:
-        knobs = {"replicate": True} if replicate else {}
+        knobs = ({"replicate": True} if replicate else {}) | ({"rows": rows} if rows else {})
         res = build_board(net, board, build_dir=tmp, lanes=lanes, clock_hz=clock * 1e6,
                           seed=seed, timing_allow_fail=True, core=core, nextpnr_opts=opts,
                           headroom=headroom, **knobs)
@@ -88,10 +91,12 @@ def build_one(network: str, board: str, lanes: int, clock: float, seed: int,
                       if Path(p).exists())
         lut = res.utilisation.get("TRELLIS_COMB") or res.utilisation.get("ICESTORM_LC")
         return {"key": _key(network, board, lanes, clock, seed, core, opts, replicate,
-                            headroom),
+                            headroom, rows),
                 "network": network, "board": board, "lanes": lanes, "target_mhz": clock,
                 **({} if core == "network" else {"core": core}),
-                **({"nextpnr_opts": opts} if opts else {}), **knobs,
+                **({"nextpnr_opts": opts} if opts else {}),
+                **({"replicate": True} if replicate else {}),
+                **({"rows": {str(k): v for k, v in rows.items()}} if rows else {}),
                 **({"headroom": headroom} if headroom else {}),
                 "clock_mhz": round(clock_hz / 1e6, 3), "seed": seed,
                 "fmax_mhz": round(res.fmax_mhz, 2), "met": res.fmax_mhz * 1e6 >= clock_hz,
@@ -109,7 +114,9 @@ def summary(records: list[dict]) -> list[dict]:
                                               if r.get("nextpnr_opts") else "") + \
             ("" if not r.get("replicate") else " (replicated)" if r["replicate"] is True
              else f" (replicated: {r['replicate']})") + \
-            (f" (asked {1 + r['headroom']:g}x)" if r.get("headroom") else "")
+            (f" (asked {1 + r['headroom']:g}x)" if r.get("headroom") else "") + \
+            (" (rows " + ",".join(f"{k}={v}" for k, v in sorted(r["rows"].items())) + ")"
+             if r.get("rows") else "")
         groups.setdefault((network, r["board"], r["lanes"], r["target_mhz"]), []).append(r)
     rows = []
     for (network, board, lanes, target), rs in groups.items():
@@ -140,19 +147,25 @@ def main(argv=None) -> int:
     ap.add_argument("--headroom", type=float, default=0.0, metavar="F",
                     help="ask nextpnr for 1 + F times the clock (boards.build.build's "
                          "headroom; met is still judged at the clock; default 0)")
+    ap.add_argument("--rows", nargs="+", metavar="LAYER=R",
+                    help="stack core: weight rows read per cycle into a layer, e.g. 2=2")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
+    try:
+        rows = parse_rows(args)
+    except UserError as e:
+        ap.error(str(e))
     records = json.loads(args.out.read_text()) if args.out.exists() else []
     done = {r["key"] for r in records}
     for board in args.boards:
         for seed in args.seeds:
             key = _key(args.network, board, args.lanes, args.clock_mhz, seed, args.core,
-                       args.nextpnr_opts, args.replicate, args.headroom)
+                       args.nextpnr_opts, args.replicate, args.headroom, rows)
             if key in done:
                 continue
             print(f"{key}: building", flush=True)
             rec = build_one(args.network, board, args.lanes, args.clock_mhz, seed, args.core,
-                            args.nextpnr_opts, args.replicate, args.headroom)
+                            args.nextpnr_opts, args.replicate, args.headroom, rows)
             crit = rec["critical"] or {}
             print(f"  Fmax {rec['fmax_mhz']} MHz ({rec['seconds']} s); critical path "
                   f"{crit.get('from')} -> {crit.get('to')}", flush=True)

@@ -1,6 +1,8 @@
 """bench.fmax_seeds: the critical path's ends from a nextpnr log, and the per-seed summary."""
 
-from bench.fmax_seeds import critical_path, summary
+import pytest
+
+from bench.fmax_seeds import critical_path, main, summary
 
 LOG = """Info: Max frequency for clock '$glbnet$clk': 102.88 MHz (PASS at 100.00 MHz)
 
@@ -64,3 +66,18 @@ def test_summary_keeps_builds_asked_for_more_apart():
     recs = [{"network": "n", "board": "b", "lanes": 32, "target_mhz": 62.5, "seed": 1,
              "fmax_mhz": 103.37, **o} for o in ({}, {"headroom": 0.25}, {"headroom": 1.0})]
     assert [r["network"] for r in summary(recs)] == ["n", "n (asked 1.25x)", "n (asked 2x)"]
+
+
+def test_summary_keeps_rows_apart():
+    recs = [{"network": "n", "board": "b", "lanes": 32, "target_mhz": 40.0, "seed": 1,
+             "core": "stack", "fmax_mhz": 42.5, **o}
+            for o in ({}, {"rows": {"2": 2}}, {"rows": {"3": 4, "2": 2}})]
+    assert [r["network"] for r in summary(recs)] == [
+        "n (stack)", "n (stack) (rows 2=2)", "n (stack) (rows 2=2,3=4)"]
+
+
+def test_rows_refused_off_the_stack_core(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--rows", "2=2", "--out", str(tmp_path / "r.json")])
+    assert "--rows does not apply to the network core" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
