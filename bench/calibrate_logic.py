@@ -12,8 +12,8 @@ structured ones). ``--fit-only`` refits from the saved builds; ``--only-new`` bu
 the saved file lacks (cases are numbered in the order of :func:`_cases`, new ones appended);
 ``--cases 0-16`` builds those cases again (after a change to the generated logic) and keeps the
 saved others.
-The network-core builds of the board table (``bench/results/boards*.json``) join the fit, the
-host link's LUT4 taken off: they are the only builds of the large working memories. What the
+The network-core builds of the board table (``bench/results/boards*.json``) made by the current
+bench (with a design fingerprint) join the fit, the host link's LUT4 taken off: they are the only builds of the large working memories. What the
 link adds is fitted first, ``lut + lut_per_lane * lanes``, from the demo's board builds made by
 the current bench (with a design fingerprint) less its core built alone at the same lane count
 (two lane counts or more; else ``link`` of ``rtl/calibration.json`` is kept). ``--write`` puts
@@ -142,7 +142,8 @@ def _records() -> list[dict]:
 
 
 def _board_rows(family: str, records: list[dict], link: dict) -> list[tuple]:
-    """``(net, row)`` of the network-core builds of ``records`` on ``family``, one per
+    """``(net, row)`` of the network-core builds of ``records`` on ``family`` made by the
+    current bench (with a design fingerprint: older records stand for older logic), one per
     (network, lanes): ``lut`` is nextpnr's less the host link's (``link``: ``lut`` and
     ``lut_per_lane``)."""
     from bench.boards import _network
@@ -150,14 +151,15 @@ def _board_rows(family: str, records: list[dict], link: dict) -> list[tuple]:
     seen, out, nets = set(), [], {}
     for rec in records:
         net_name = rec["key"].split("|")[0]
-        if ("error" in rec or not rec.get("nextpnr") or rec.get("core", "network") != "network"
-                or board(rec["board"]).family != family
-                or (net_name, rec["lanes"]) in seen):
+        if ("error" in rec or not rec.get("nextpnr") or not rec.get("design")
+                or rec.get("core", "network") != "network"
+                or board(rec["board"]).family != family or (net_name, rec["lanes"]) in seen):
             continue
         seen.add((net_name, rec["lanes"]))
         if net_name not in nets:
             nets[net_name] = _network(net_name)[0]
-        lut = rec["nextpnr"]["logic"]["used"] - (link["lut"] + link["lut_per_lane"] * rec["lanes"])
+        lut = int(round(rec["nextpnr"]["logic"]["used"]
+                        - (link["lut"] + link["lut_per_lane"] * rec["lanes"])))
         out.append((nets[net_name], {"name": f"{net_name} (board)", "lanes": rec["lanes"],
                                      "lut": lut, "bram": rec["nextpnr"]["bram"]["used"],
                                      "bram_model": rec["estimate"]["blocks_total"],
