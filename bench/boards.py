@@ -441,6 +441,30 @@ def reestimate(rec: dict, nets: dict):
                          rows=record_rows(rec), cycles=cycles)
 
 
+#: The fields of a stored estimate that say how fast: an automatic record keeps its own (the
+#: choice's, over the whole workload) when its resources are estimated again.
+SPEED_FIELDS = ("clock_mhz", "cycles_per_step", "cycles_max", "steps_per_sample", "steps_per_s",
+                "samples_per_s")
+
+
+def refresh_estimates(records, nets: dict, *, keep_speed: bool = False) -> None:
+    """Estimate every record of ``records`` that has an estimate again with the current cost
+    model (:func:`reestimate`; ``nets`` its cache), in place, keeping the build's results;
+    with ``keep_speed`` (automatic records) the speed fields stay as recorded
+    (:data:`SPEED_FIELDS`) and only the resources are estimated again."""
+    from boards.fit import link_cost
+    for rec in records:
+        if not rec.get("estimate"):
+            continue
+        est = reestimate(rec, nets).to_json()
+        if keep_speed:
+            est.update({k: rec["estimate"][k] for k in SPEED_FIELDS if k in rec["estimate"]})
+        rec["estimate"] = est
+        if "lut_estimate_with_link" in rec:
+            rec["lut_estimate_with_link"] = est["lut"] + link_cost(est["family"],
+                                                                   est["lanes"])["lut"]
+
+
 def _estimate(rec: dict, net, act):
     """The estimate of a stored record's build with the current cost model (``act``: the
     activity of the workload's first sample, as :func:`run_job` reports)."""
@@ -516,9 +540,10 @@ def main(argv=None) -> int:
                          "to the generated logic: a recorded build no longer stands for the "
                          "bitstream the same choice gives)")
     ap.add_argument("--refresh-estimates", action="store_true",
-                    help="with --pinned: recompute every stored record's estimate with the "
-                         "current cost model (after a recalibration), keeping its build "
-                         "results")
+                    help="recompute every stored record's estimate with the current cost "
+                         "model (after a recalibration), keeping its build results; "
+                         "automatic records keep their measured speed and get their "
+                         "resources estimated again")
     args = ap.parse_args(argv)
     if args.auto and args.pinned:
         ap.error("--auto (the default) and --pinned exclude each other")
@@ -534,14 +559,7 @@ def main(argv=None) -> int:
             and (not args.cores or _options(j)[1] in args.cores)]
     nets = {}
     if args.refresh_estimates:
-        for rec in done.values():
-            if not rec.get("estimate"):
-                continue
-            est = reestimate(rec, nets)
-            rec["estimate"] = est.to_json()
-            if "lut_estimate_with_link" in rec:
-                from boards.fit import link_cost
-                rec["lut_estimate_with_link"] = est.lut + link_cost(est.family, est.lanes)["lut"]
+        refresh_estimates(done.values(), nets)
         out.write_text(json.dumps(list(done.values()), indent=1))
     for job in jobs:
         if _key(job) in done and not (args.rebuild or args.stale):
@@ -573,6 +591,9 @@ def _main_auto(args) -> int:
     from boards.report import BoardReport
     out, md = args.out, args.markdown
     done = {r["key"]: r for r in json.loads(out.read_text())} if out.exists() else {}
+    if args.refresh_estimates:
+        refresh_estimates(done.values(), {}, keep_speed=True)
+        out.write_text(json.dumps(list(done.values()), indent=1))
     nets = {}
     for name, board in AUTO_JOBS:
         if (args.only and name not in args.only) or (args.boards and board not in args.boards):

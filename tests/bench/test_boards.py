@@ -201,3 +201,39 @@ def test_working_memory_bench_names():
         assert len(work) == 1 and work[0][1][1].shape[1] == 40
     with pytest.raises(ValueError, match="unknown network 'wm-x'"):
         bb._network("wm-x")
+
+
+def test_refresh_estimates_keeps_an_automatic_records_speed(tmp_path, monkeypatch):
+    """``--refresh-estimates`` on automatic records: the resources are estimated again with
+    the current model (and the estimate with the host link follows), the measured speed and
+    the build's results stay (here a build that failed); a record without an estimate (a
+    failed choice) is left."""
+    import json
+    import bench.boards as bb
+    from boards.fit import link_cost
+    from rtl.cost import logic_estimate
+    from tests.nets import raster, tiny_net
+    net = tiny_net()
+    work = [(None, {1: raster([[0, 3], [], [5]], 12, 8)}, 12)]
+    monkeypatch.setattr(bb, "_network", lambda name: (net, work))
+    monkeypatch.setattr(bb, "AUTO_JOBS", [("tiny", "ulx3s-85f"), ("tiny", "icebreaker")])
+    speed = {"clock_mhz": 33.3, "cycles_per_step": 7.5, "cycles_max": 9,
+             "steps_per_sample": 12, "steps_per_s": 4.44e6, "samples_per_s": 370000.0}
+    recs = [{"key": "tiny|ulx3s-85f|auto", "network": "tiny (network, 1 lane)",
+             "board": "ulx3s-85f", "lanes": 1, "core": "network", "clock_mhz": 33.3,
+             "fmax_mhz": 41.0, "lut_estimate_with_link": 1, "error": "timing missed",
+             "estimate": {"family": "ecp5", "lanes": 1, "lut": 1, "blocks_total": 0, **speed}},
+            {"key": "tiny|icebreaker|auto", "network": "tiny", "board": "icebreaker",
+             "lanes": 0, "estimate": None, "error": "fits nowhere"}]
+    out = tmp_path / "auto.json"
+    out.write_text(json.dumps(recs))
+    monkeypatch.setattr(bb, "run_auto", lambda *a: pytest.fail("nothing is built"))
+    assert bb.main(["--out", str(out), "--refresh-estimates"]) == 0
+    got = {r["key"]: r for r in json.loads(out.read_text())}
+    rec = got["tiny|ulx3s-85f|auto"]
+    lut = logic_estimate(net, lanes=1, device="LFE5U-85F")["lut"]
+    assert rec["estimate"]["lut"] == lut > 1
+    assert rec["lut_estimate_with_link"] == lut + link_cost("ecp5", 1)["lut"]
+    assert {k: rec["estimate"][k] for k in speed} == speed
+    assert rec["fmax_mhz"] == 41.0 and "memory_bits" in rec["estimate"]
+    assert got["tiny|icebreaker|auto"] == recs[1]
