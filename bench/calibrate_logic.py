@@ -12,12 +12,13 @@ structured ones). ``--fit-only`` refits from the saved builds; ``--only-new`` bu
 the saved file lacks (cases are numbered in the order of :func:`_cases`, new ones appended);
 ``--cases 0-16`` builds those cases again (after a change to the generated logic) and keeps the
 saved others.
-The network-core builds of the board table (``bench/results/boards*.json``) made by the current
-bench (with a design fingerprint) join the fit, the host link's LUT4 taken off: they are the only builds of the large working memories. What the
-link adds is fitted first, ``lut + lut_per_lane * lanes``, from the demo's board builds made by
-the current bench (with a design fingerprint) less its core built alone at the same lane count
-(two lane counts or more; else ``link`` of ``rtl/calibration.json`` is kept). ``--write`` puts
-both in ``rtl/calibration.json`` (``network_lut`` and ``link``), where the estimate reads them.
+The network-core builds of the board table (``bench/results/boards*.json``) made by the
+current bench (with a design fingerprint) join the fit, the host link's LUT4 taken off: they
+are the only builds of the large working memories. What the link adds is fitted first,
+``lut + lut_per_lane * lanes``, from the demo's board builds made by the current bench less
+its core built alone at the same lane count (two lane counts or more; else ``link`` of
+``rtl/calibration.json`` is kept). ``--write`` puts both in ``rtl/calibration.json``
+(``network_lut`` and ``link``), where the estimate reads them.
 """
 
 from __future__ import annotations
