@@ -186,10 +186,11 @@ def _try_router(t: dict, rec: dict) -> str | None:
     """The router of try ``t`` of record ``rec``: recorded, or for older records the rule of
     then, when the try is of the record's configuration (whose estimate it keeps); None when
     it cannot be told."""
+    from polychrony_cli.choose import router_of
     from rtl.cores import CORES
     if "router" in t:
         return t["router"]
-    if "router2" in CORES[t["core"]].nextpnr_opts:      # the stack core's own options
+    if router_of(CORES[t["core"]].nextpnr_opts) == "router2":   # the stack core's own options
         return "router2"
     if t.get("configuration") == rec.get("configuration") and \
             "lut_estimate_with_link" in rec:
@@ -209,7 +210,7 @@ def _same_first_try(rec: dict, net, board: str, work, build_root: Path):
     same bitstream: its result is what the first try now gives; the tries before it, made
     with an earlier calibration, are dropped from it and counted in ``earlier_tries``); else
     a line saying what differs."""
-    from polychrony_cli.choose import choose, nextpnr_options
+    from polychrony_cli.choose import choose, nextpnr_options, router_of
     root = build_root / rec["key"].replace("|", "_")
     choice = choose(net, board, work, work_dir=root / "cycles")
     tries = rec.get("tries") or []
@@ -219,7 +220,7 @@ def _same_first_try(rec: dict, net, board: str, work, build_root: Path):
     rows = c.knobs.get("rows")
     now = (c.core, c.lanes, json.dumps({str(k): v for k, v in rows.items()} if rows else None,
                                        sort_keys=True), round(c.clock_mhz, 4),
-           "router2" if "router2" in nextpnr_options(c) else "router1")
+           router_of(nextpnr_options(c)))
     recorded = [_first_try(t, rec) if "clock_mhz" in t else None for t in tries]
     if recorded[0] == now:
         return None
@@ -282,14 +283,19 @@ def _options(job) -> tuple[float | None, str, dict]:
     return clock, core, rows
 
 
+def rows_text(rows: dict) -> str:
+    """The stack core's rows per layer as text, layers in order: ``2=2,3=4`` (keys may be
+    the strings of stored records)."""
+    return ",".join(f"{int(k)}={v}" for k, v in sorted(rows.items(), key=lambda kv: int(kv[0])))
+
+
 def _key(job) -> str:
     net, board, lanes, mem, *_ = job
     clock, core, rows = _options(job)
     key = f"{net}|{board}|{lanes}|" + ",".join(f"{k}={v}" for k, v in sorted((mem or {}).items()))
     key += (f"|{clock:g}MHz" if clock else "") + (f"|{core}" if core != "network" else "")
     # (The key names the build directory: no spaces or colons, which make refuses.)
-    return key + ("" if not rows else "|rows" + ",".join(f"{l}={r}" for l, r in
-                                                          sorted(rows.items())))
+    return key + ("" if not rows else "|rows" + rows_text(rows))
 
 
 def _activities(net, work) -> list[dict]:

@@ -102,18 +102,25 @@ def _nnls(a: np.ndarray, y: np.ndarray) -> np.ndarray:
         keep.pop(int(np.argmin(sol)))
 
 
+def _current_build(rec: dict, family: str) -> bool:
+    """Whether board record ``rec`` is a network-core build on ``family`` that placed, made
+    by the current bench (it has a design fingerprint)."""
+    from boards.catalog import board
+    return ("error" not in rec and bool(rec.get("nextpnr")) and bool(rec.get("design"))
+            and rec.get("core", "network") == "network"
+            and board(rec["board"]).family == family)
+
+
 def link_pairs(family: str, case_rows: list[dict], records: list[dict]) -> list[tuple]:
     """``(lanes, LUT4)`` of what the host link adds, from each board build of the demo network
     on ``family`` (``records``: ``bench/results/boards*.json``) that has a design fingerprint
     (built by the current bench, not an older record) and whose core was built alone at the
     same lane count (``case_rows``, name ``demo wm``): nextpnr's logic less the core's."""
-    from boards.catalog import board
     core = {r["lanes"]: r["lut"] for r in case_rows if r.get("name") == "demo wm"}
     out = []
     for rec in records:
-        if (rec["key"].split("|")[0] != "wm-demo" or "error" in rec or not rec.get("design")
-                or not rec.get("nextpnr") or rec.get("core", "network") != "network"
-                or board(rec["board"]).family != family or rec["lanes"] not in core):
+        if (rec["key"].split("|")[0] != "wm-demo" or not _current_build(rec, family)
+                or rec["lanes"] not in core):
             continue
         out.append((int(rec["lanes"]), rec["nextpnr"]["logic"]["used"] - core[rec["lanes"]]))
     return sorted(out)
@@ -148,13 +155,10 @@ def _board_rows(family: str, records: list[dict], link: dict) -> list[tuple]:
     (network, lanes): ``lut`` is nextpnr's less the host link's (``link``: ``lut`` and
     ``lut_per_lane``)."""
     from bench.boards import _network
-    from boards.catalog import board
     seen, out, nets = set(), [], {}
     for rec in records:
         net_name = rec["key"].split("|")[0]
-        if ("error" in rec or not rec.get("nextpnr") or not rec.get("design")
-                or rec.get("core", "network") != "network"
-                or board(rec["board"]).family != family or (net_name, rec["lanes"]) in seen):
+        if not _current_build(rec, family) or (net_name, rec["lanes"]) in seen:
             continue
         seen.add((net_name, rec["lanes"]))
         if net_name not in nets:

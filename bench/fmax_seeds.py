@@ -33,6 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.boards import rows_text
 from polychrony_cli.common import UserError, parse_rows
 
 __all__ = ["critical_path", "summary", "main"]
@@ -66,7 +67,7 @@ def _key(network: str, board: str, lanes: int, clock: float, seed: int,
     opts_part = f"|{opts}" if opts else ""
     rep_part = "|replicate" if replicate else ""
     room_part = f"|headroom={headroom:g}" if headroom else ""
-    rows_part = ("|rows" + ",".join(f"{k}={v}" for k, v in sorted(rows.items()))) if rows else ""
+    rows_part = "|rows" + rows_text(rows) if rows else ""
     return (f"{network}|{board}|{lanes}|{clock:g}|{seed}{core_part}{opts_part}{rep_part}"
             f"{room_part}{rows_part}")
 
@@ -115,8 +116,7 @@ def summary(records: list[dict]) -> list[dict]:
             ("" if not r.get("replicate") else " (replicated)" if r["replicate"] is True
              else f" (replicated: {r['replicate']})") + \
             (f" (asked {1 + r['headroom']:g}x)" if r.get("headroom") else "") + \
-            (" (rows " + ",".join(f"{k}={v}" for k, v in sorted(r["rows"].items())) + ")"
-             if r.get("rows") else "")
+            (f" (rows {rows_text(r['rows'])})" if r.get("rows") else "")
         groups.setdefault((network, r["board"], r["lanes"], r["target_mhz"]), []).append(r)
     rows = []
     for (network, board, lanes, target), rs in groups.items():

@@ -357,6 +357,12 @@ def nextpnr_options(c: Candidate, *, router2: bool = False) -> str:
     return opts if c.fit is None else placement_options(c.fit, opts)
 
 
+def router_of(opts: str) -> str:
+    """The nextpnr router that options ``opts`` ask for: router2 when named, else router1
+    (nextpnr's default)."""
+    return "router2" if "router2" in opts else "router1"
+
+
 def _router_gave_up(e: Exception) -> bool:
     """Whether a failed build stopped in routing: stopped at its time limit, or nextpnr's
     error names routing (a design that does not place fails the same way with any router)."""
@@ -405,7 +411,7 @@ def build_choice(net, board_name: str, queue, out: Path, *, clock_mhz: float | N
         attempt = 0
         while attempt < 3:
             opts = nextpnr_options(cand, router2=router2)
-            router = "router2" if "router2" in opts else "router1"
+            router = router_of(opts)
             say(f"build {cand.label} at {clock:g} MHz" + (" with router2" if router2 else ""))
             where = out / board_name / (f"{cand.slug}-{clock:.3f}MHz" +
                                         ("-router2" if router2 else ""))
