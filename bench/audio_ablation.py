@@ -119,6 +119,20 @@ def _train_argv(a, variant: str, data: Path, extra: list[str], runs: Path) -> li
     return argv
 
 
+def _kept(json_path: Path, out: dict) -> dict:
+    """The variants an earlier run of the same settings left in the table's file, so that
+    measuring one more variant keeps the rows measured before (whose runs may live in another
+    work directory)."""
+    if not json_path.is_file():
+        return {}
+    try:
+        old = json.loads(json_path.read_text())
+    except ValueError as e:
+        raise SystemExit(f"{json_path}: not a table this bench wrote ({e}); give another --json")
+    same = all(old.get(k) == v for k, v in out.items() if k != "variants")
+    return dict(old.get("variants", {})) if same else {}
+
+
 def _rows(runs_path: Path, a, data: Path, extra: list[str]) -> dict[int, dict]:
     """The runs of one variant in its file, by seed."""
     if not runs_path.is_file():
@@ -207,12 +221,16 @@ def main(argv=None) -> dict:
                         "int_mean": statistics.mean(ints), "float_mean": statistics.mean(floats),
                         "engine_mean": [rows[s]["scores"]["engine_mean"] for s in sorted(rows)
                                         if "scores" in rows[s]]}
-    ref = table.get("all", {}).get("int_mean")
+    out = {"base": str(base), "corpus_seed": a.corpus_seed, "snr_db": list(recipe.snr_db),
+           "arch": a.arch, "fold": a.fold, "hidden": a.hidden, "epochs": a.epochs,
+           "qat_epochs": a.qat_epochs, "window": a.window, "variants": {}}
+    out["variants"] = _kept(Path(a.json), out) | table
+    ref = out["variants"].get("all", {}).get("int_mean")
     print(f"\n{a.arch}, {a.fold}, corpus seed {a.corpus_seed}: integer test accuracy with one "
           f"augmentation off")
     print("| off | seeds | integer % by seed | mean | vs all on |")
     print("|---|---|---|---|---|")
-    for v, t in table.items():
+    for v, t in out["variants"].items():
         delta = "" if ref is None or v == "all" else f"{100 * (t['int_mean'] - ref):+.1f}"
         label = {"all": "none (all on)", EVERY_WAVEFORM: "every waveform one",
                  "babble": "babble (noise: white, pink)",
@@ -220,9 +238,6 @@ def main(argv=None) -> dict:
         print(f"| {label} | {len(t['seeds'])} | "
               f"{' / '.join(f'{100 * x:.1f}' for x in t['int_acc'])} | "
               f"{100 * t['int_mean']:.1f} | {delta} |")
-    out = {"base": str(base), "corpus_seed": a.corpus_seed, "snr_db": list(recipe.snr_db),
-           "arch": a.arch, "fold": a.fold, "hidden": a.hidden, "epochs": a.epochs,
-           "qat_epochs": a.qat_epochs, "window": a.window, "variants": table}
     if table:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(out, indent=1))

@@ -86,6 +86,15 @@ def test_spike_variants_train_resume_and_tabulate(tmp_path, capsys):
     assert ((work / "all.json").read_text(), (work / "dropout.json").read_text()) == before
     assert again["variants"] == out["variants"]
     assert json.loads((tmp_path / "ablation.json").read_text())["variants"] == out["variants"]
+    # one variant measured again (its runs elsewhere): the file keeps the other rows
+    (work / "all.json").unlink()
+    one = argv[:argv.index("all")] + argv[argv.index("all") + 1:]
+    assert main(one)["variants"] == out["variants"]
+    assert json.loads((tmp_path / "ablation.json").read_text())["variants"] == out["variants"]
+    # other settings: the rows in the file are not theirs
+    other = main(one[:one.index("--hidden") + 1] + ["4"] + one[one.index("--hidden") + 2:]
+                 + ["--table-only"])
+    assert other["variants"] == {}
 
 
 def test_missing_base_files_are_named(tmp_path):
