@@ -718,6 +718,11 @@ class HostLink(CheckedComponent):
         # level of logic on the sink's enable: Fmax on the iCE40).
         sent = Signal(name="enc_sent")
         m.d.sync += sent.eq(out_valid & out_ready)
+        # The membranes move down a lane in the cycle after a lane's last byte is taken, on a
+        # flip-flop of their own: their enables (every bit of the record) then hang on it
+        # rather than on ``v_more``, whose loop into itself stays short (Fmax).
+        v_shift = Signal(name="enc_v_shift")
+        m.d.sync += v_shift.eq(0)
         fsm = OneHot(m, init="TAKE", name="enc")
         with fsm.state("TAKE"):
             with m.If(have):
@@ -759,17 +764,22 @@ class HostLink(CheckedComponent):
                     m.d.sync += [di.eq(di + 1), s_more.eq(di + 1 != sb)]
             with m.Elif(v_more):
                 m.d.comb += [out_valid.eq(1), out_data.eq(v_lane.word_select(vi, 8))]
+                m.d.sync += v_shift.eq(out_ready & v_last)
                 with m.If(sent):
                     with m.If(v_last):
                         m.d.sync += [vi.eq(0), lane.eq(lane + 1), v_last.eq(vb_rec == 1),
-                                     v_more.eq(lane + 1 != lanes_here),
-                                     v_flat.eq(v_flat >> len(v0))]
+                                     v_more.eq(lane + 1 != lanes_here)]
                     with m.Else():
                         m.d.sync += [vi.eq(vi + 1), v_last.eq(vi + 1 == vb_rec - 1)]
             with m.Else():
                 m.d.sync += have.eq(0)
                 fsm.next("TAKE")
         fsm.check()
+        # ``v_shift`` is set only in DENSE, by a take, and the state moves only on ``sent``, so
+        # this is the cycle after the take, in DENSE, with the same ``v_last``; no record is
+        # taken meanwhile (``have`` is set).
+        with m.If(v_shift):
+            m.d.sync += v_flat.eq(v_flat >> len(v0))
         return EncoderOut(out_valid, out_data, out_ready, busy=have, records=src)
 
 
