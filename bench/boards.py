@@ -550,9 +550,16 @@ def main(argv=None) -> int:
                          "model (after a recalibration), keeping its build results; "
                          "automatic records keep their measured speed and get their "
                          "resources estimated again")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="build nothing and write nothing: say which jobs the other options "
+                         "would build, and why (it still generates each recorded design to "
+                         "compare fingerprints, and --refresh chooses again, which may "
+                         "simulate cycles: minutes, not hours)")
     args = ap.parse_args(argv)
     if args.auto and args.pinned:
         ap.error("--auto (the default) and --pinned exclude each other")
+    if args.dry_run and args.refresh_estimates:
+        ap.error("--refresh-estimates rewrites the records: it has no --dry-run")
     stem = "boards" if args.pinned else "boards_auto"
     args.out = Path(args.out or ROOT / f"bench/results/{stem}.json")
     args.markdown = Path(args.markdown or args.out.with_suffix(".md"))
@@ -567,6 +574,7 @@ def main(argv=None) -> int:
     if args.refresh_estimates:
         refresh_estimates(done.values(), nets)
         out.write_text(json.dumps(list(done.values()), indent=1))
+    would = []
     for job in jobs:
         if _key(job) in done and not (args.rebuild or args.stale):
             continue
@@ -574,22 +582,38 @@ def main(argv=None) -> int:
             net, work = _network(job[0])
             nets[job[0]] = net, _activities(net, work), work
         net, acts, work = nets[job[0]]
+        why = "not recorded" if _key(job) not in done else "--rebuild"
         if _key(job) in done and not args.rebuild:
             why = _stale(done[_key(job)], lambda: job_design(job, net))
             if why is None:
                 print(f"{_key(job)}: the design is the one recorded", flush=True)
                 continue
-            print(f"{_key(job)}: {why}: building again", flush=True)
+            if not args.dry_run:
+                print(f"{_key(job)}: {why}: building again", flush=True)
+        if args.dry_run:
+            would.append((_key(job), why))
+            continue
         print(f"building {_key(job)} ...", flush=True)
         rec = run_job(job, net, acts, Path(args.build_dir), work)
         done[rec["key"]] = rec
         out.write_text(json.dumps(list(done.values()), indent=1))
         print("  " + (f"failed: {rec['error']}" if "error" in rec else
                       BoardReport.from_json(rec).markdown_row()), flush=True)
+    if args.dry_run:
+        return _say_would(would, len(jobs))
     order = {_key(j): i for i, j in enumerate(JOBS)}
     records = sorted(done.values(), key=lambda r: order.get(r["key"], len(order)))
     Path(args.markdown).write_text(markdown(records))
     print(markdown(records))
+    return 0
+
+
+def _say_would(would: list, selected: int) -> int:
+    """``--dry-run``'s answer: the jobs a run would build, each with its reason."""
+    for key, why in would:
+        print(f"{key}: would be built ({why})", flush=True)
+    print(f"{len(would)} of the {selected} selected jobs would be built; nothing was built "
+          "or written (--dry-run)", flush=True)
     return 0
 
 
@@ -600,41 +624,52 @@ def _main_auto(args) -> int:
     if args.refresh_estimates:
         refresh_estimates(done.values(), {}, keep_speed=True)
         out.write_text(json.dumps(list(done.values()), indent=1))
-    nets = {}
+    nets, would, selected = {}, [], 0
     for name, board in AUTO_JOBS:
         if (args.only and name not in args.only) or (args.boards and board not in args.boards):
             continue
+        selected += 1
         key = f"{name}|{board}|auto"
         if key in done and not (args.refresh or args.stale or args.rebuild):
             continue
         if name not in nets:
             nets[name] = _auto_work(name)
         net, work = nets[name]
+        why = "not recorded" if key not in done else "--rebuild"
         if key in done and not args.rebuild:
             why = _stale(done[key], lambda: auto_design(done[key], net))
             if why is not None:
-                print(f"{key}: {why}: building again", flush=True)
+                pass
             elif args.refresh:
                 same = _same_first_try(done[key], net, board, work, Path(args.build_dir))
                 if same is None:
                     print(f"{key}: the first try is the same as recorded", flush=True)
                     continue
                 if isinstance(same, dict):
-                    print(f"{key}: the first try is the recorded last one, which met timing",
+                    print(f"{key}: the first try is the recorded last one, which met timing"
+                          + (" (would be kept as the record)" if args.dry_run else ""),
                           flush=True)
-                    done[key] = same
-                    out.write_text(json.dumps(list(done.values()), indent=1))
+                    if not args.dry_run:
+                        done[key] = same
+                        out.write_text(json.dumps(list(done.values()), indent=1))
                     continue
-                print(f"{key}: {same}: building again", flush=True)
+                why = same
             else:
                 print(f"{key}: the design is the one recorded", flush=True)
                 continue
+            if not args.dry_run:
+                print(f"{key}: {why}: building again", flush=True)
+        if args.dry_run:
+            would.append((key, why))
+            continue
         print(f"choosing and building {name} on {board} ...", flush=True)
         rec = run_auto(name, board, net, work, Path(args.build_dir))
         done[key] = rec
         out.write_text(json.dumps(list(done.values()), indent=1))
         print("  " + (f"failed: {rec['error']}" if "error" in rec else
                       BoardReport.from_json(rec).markdown_row()), flush=True)
+    if args.dry_run:
+        return _say_would(would, selected)
     order = {f"{n}|{b}|auto": i for i, (n, b) in enumerate(AUTO_JOBS)}
     records = sorted(done.values(), key=lambda r: order.get(r["key"], len(order)))
     md.write_text(markdown(records))

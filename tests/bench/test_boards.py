@@ -78,9 +78,11 @@ def test_automatic_records_name_the_build_seed():
     assert build_seed() == inspect.signature(build).parameters["seed"].default == 1
 
 
-def test_stale_rebuilds_exactly_the_jobs_whose_design_changed(tmp_path, monkeypatch):
+def test_stale_rebuilds_exactly_the_jobs_whose_design_changed(tmp_path, monkeypatch, capsys):
     """``--stale``: a record whose design the generators still give keeps it; one whose
-    design changed, or that has none, is built again (pinned and automatic records)."""
+    design changed, or that has none, is built again (pinned and automatic records). With
+    ``--dry-run`` the same jobs are named, with their reasons, and nothing is built or
+    written."""
     import json
     import bench.boards as bb
     est = {"lut": 1000, "blocks_total": 3, "spram_total": 0}
@@ -104,6 +106,16 @@ def test_stale_rebuilds_exactly_the_jobs_whose_design_changed(tmp_path, monkeypa
     monkeypatch.setattr(bb, "_activities", lambda net, work: [])
     args = ["--pinned", "--out", str(out), "--only", "wm-demo", "--boards",
             *[j[1] for j in jobs]]
+    before = out.read_text()
+    capsys.readouterr()
+    assert bb.main(args + ["--stale", "--dry-run"]) == 0
+    said = capsys.readouterr().out
+    assert built == [] and out.read_text() == before
+    assert f"{bb._key(jobs[0])}: the design is the one recorded" in said
+    assert f"{bb._key(jobs[1])}: would be built (the generated design changed)" in said
+    assert f"{bb._key(jobs[2])}: would be built (no design recorded)" in said
+    assert "2 of the 3 selected jobs would be built" in said
+    assert not (tmp_path / "boards.md").exists()
     assert bb.main(args + ["--stale"]) == 0
     assert built == [bb._key(j) for j in jobs[1:]]
     assert all(r["design"] == "now" for r in json.loads(out.read_text()))
@@ -125,9 +137,20 @@ def test_stale_rebuilds_exactly_the_jobs_whose_design_changed(tmp_path, monkeypa
                 "estimate": est, "design": "now", "error": "built again"}
 
     monkeypatch.setattr(bb, "run_auto", run_auto)
-    assert bb.main(["--out", str(auto), "--only", "wm-demo", "--boards", "icebreaker",
-                    "ulx3s-12f", "--stale"]) == 0
+    args = ["--out", str(auto), "--only", "wm-demo", "--boards", "icebreaker", "ulx3s-12f",
+            "--stale"]
+    before = auto.read_text()
+    capsys.readouterr()
+    assert bb.main(args + ["--dry-run"]) == 0
+    said = capsys.readouterr().out
+    assert built == [] and auto.read_text() == before
+    assert "wm-demo|ulx3s-12f|auto: would be built (the generated design changed)" in said
+    assert "1 of the 2 selected jobs would be built" in said
+    assert bb.main(args) == 0
     assert built == ["ulx3s-12f"]
+    with pytest.raises(SystemExit):
+        bb.main(["--out", str(auto), "--refresh-estimates", "--dry-run"])
+    assert "--refresh-estimates rewrites the records" in capsys.readouterr().err
 
 
 def test_refresh_builds_again_a_first_try_routed_otherwise(tmp_path, monkeypatch):
@@ -168,7 +191,11 @@ def test_refresh_builds_again_a_first_try_routed_otherwise(tmp_path, monkeypatch
         return dict(record(board, 1000, "router1"), error="built again")
 
     monkeypatch.setattr(bb, "run_auto", run_auto)
-    assert bb.main(["--out", str(out), "--refresh", "--build-dir", str(tmp_path / "b")]) == 0
+    args = ["--out", str(out), "--refresh", "--build-dir", str(tmp_path / "b")]
+    before = out.read_text()
+    assert bb.main(args + ["--dry-run"]) == 0
+    assert built == [] and out.read_text() == before
+    assert bb.main(args) == 0
     assert built == ["ulx3s-12f", "ulx3s-25f"]
 
 
