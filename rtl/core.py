@@ -429,7 +429,9 @@ class NetworkCore(CheckedComponent):
                              value_bits=pp.element_bits,
                              offsets=pp.p.delays_of_pre(pp.pre.n) + late if pp.per_lane else 0,
                              first=0 if pp.per_lane else pp.first + late,
-                             sparse=pp.p.src == 0, taps=pp.taps)
+                             sparse=pp.p.src == 0, taps=pp.taps,
+                             # A conv loader registers every word it reads, the cycle after.
+                             hold=not (pp.per_lane and pp.p.kind == "conv"))
             m.submodules[f"line{pp.index}"] = lines[pp.index] = line
         return lines
 

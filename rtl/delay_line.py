@@ -81,14 +81,24 @@ class DelayLine(wiring.Component):
     * read outputs hold while ``rd_en`` is low; ``advance`` ends the step; ``ready`` is low
       while the memory is wiped after reset; ``clean`` (sparse lines) is high once the next
       step's slot has been zeroed.
+
+    ``hold=False`` (``per_lane`` mode only) is for a reader that registers every word in the
+    cycle after it asks for it: the memories then read every cycle (at ``rd_word``), and
+    ``rd_data`` is the word asked for only in the cycle after ``rd_en``. No enable reaches
+    the block RAMs, whose clock enables a reader's state machine otherwise drives, over the
+    whole die on a wide line (Fmax).
     """
 
     def __init__(self, *, n: int, lanes: int, slots: int,
                  mode: Literal["list", "window", "per_lane"] = "list", value_bits: int = 1,
                  offsets: np.ndarray | int = 0, first: int = 0, sparse: bool = False,
-                 taps: int = 1):
+                 taps: int = 1, hold: bool = True):
         if mode not in ("list", "window", "per_lane"):
             raise ValueError(f"mode must be 'list', 'window' or 'per_lane', got {mode!r}")
+        if not hold and mode != "per_lane":
+            raise ValueError(f"hold=False is for per_lane lines (a {mode} line's reads "
+                             "move its read pointer)")
+        self.hold = hold
         if slots < 1 or n < 1 or lanes < 1:
             raise ValueError(f"need n, lanes, slots >= 1, got n={n}, lanes={lanes}, "
                              f"slots={slots}")
@@ -336,7 +346,7 @@ class DelayLine(wiring.Component):
             m.d.comb += off.eq(Cat(*[Const(int(pad[w * P + k]), sb) for w in range(G)])
                                .word_select(self.rd_word, sb))
             m.d.comb += [wr.addr.eq(w_addr), wr.data.eq(w_data[k * vb:(k + 1) * vb]),
-                         wr.en.eq(w_en[k]), rd.en.eq(self.rd_en),
+                         wr.en.eq(w_en[k]), rd.en.eq(self.rd_en if self.hold else 1),
                          rd.addr.eq(Cat((cur - off)[:sb], self.rd_word)),
                          self.rd_data[k * vb:(k + 1) * vb].eq(rd.data)]
         m.d.comb += self.rd_word_out.eq(0)

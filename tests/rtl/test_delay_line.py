@@ -10,22 +10,27 @@ from sim.units import DelayLineModel
 from tests.streams import run_testbenches
 
 
-@pytest.mark.parametrize("mode, sparse, lanes, offsets, first", [
-    ("list", False, 3, None, 1), ("list", True, 2, None, 0), ("list", False, 1, None, 3),
-    ("window", False, 3, None, 1), ("window", True, 2, None, 0), ("window", False, 1, None, 2),
-    ("window", False, 4, None, 0), ("window", True, 3, None, 3),
-    ("per_lane", False, 3, [1, 3, 2, 1, 0, 3, 2], 0),
-    ("per_lane", True, 2, [0, 3, 1, 2, 3, 0, 1], 0)])
-def test_delay_line_matches_reference(mode, sparse, lanes, offsets, first):
+@pytest.mark.parametrize("mode, sparse, lanes, offsets, first, hold", [
+    ("list", False, 3, None, 1, True), ("list", True, 2, None, 0, True),
+    ("list", False, 1, None, 3, True), ("window", False, 3, None, 1, True),
+    ("window", True, 2, None, 0, True), ("window", False, 1, None, 2, True),
+    ("window", False, 4, None, 0, True), ("window", True, 3, None, 3, True),
+    ("per_lane", False, 3, [1, 3, 2, 1, 0, 3, 2], 0, True),
+    ("per_lane", True, 2, [0, 3, 1, 2, 3, 0, 1], 0, True),
+    ("per_lane", False, 3, [1, 3, 2, 1, 0, 3, 2], 0, False),
+    ("per_lane", True, 2, [0, 3, 1, 2, 3, 0, 1], 0, False)])
+def test_delay_line_matches_reference(mode, sparse, lanes, offsets, first, hold):
     """Random writes (whole words, or single elements when sparse) and reads: the offset
-    ``first`` (list), every offset ``first .. top`` in one pass (window), or per element."""
+    ``first`` (list), every offset ``first .. top`` in one pass (window), or per element
+    (with ``hold``, the word stays on ``rd_data`` while ``rd_en`` is low; without, it is
+    there in the cycle after ``rd_en``, as the next word's address goes in)."""
     n, vb = 7, 3 if sparse else 1
     top = 3 if mode != "window" or first < 3 else 5
     slots = line_slots(top, sparse=sparse, mode=mode)
     taps = top - first + 1 if mode == "window" else 1
     dut = DelayLine(n=n, lanes=lanes, slots=slots, mode=mode, value_bits=vb,
                     offsets=np.array(offsets) if offsets else 0, first=first, sparse=sparse,
-                    taps=taps)
+                    taps=taps, hold=hold)
     gold = DelayLineModel(n, slots)
     rng = random.Random(5)
     groups = -(-n // lanes)
@@ -87,7 +92,7 @@ def test_delay_line_matches_reference(mode, sparse, lanes, offsets, first):
                 for k in range(taps):
                     want = gold.values(first + k)
                     assert (got[k] == want).all(), (step, first + k, got[k], want)
-            else:
+            elif hold:
                 got = np.zeros(n, np.int64)
                 for w in range(groups):
                     ctx.set(dut.rd_word, w)
@@ -98,6 +103,19 @@ def test_delay_line_matches_reference(mode, sparse, lanes, offsets, first):
                     unpack(w, ctx.get(dut.rd_data), got)
                 want = gold.values(offsets)
                 assert (got == want).all(), (step, got, want)
+            else:
+                # Back to back, as a conv loader reads: word w arrives while w + 1's
+                # address goes in; then a cycle with another address and rd_en low.
+                got = np.zeros(n, np.int64)
+                for w in range(groups + 1):
+                    ctx.set(dut.rd_word, w if w < groups else 0)
+                    ctx.set(dut.rd_en, int(w < groups))
+                    await ctx.tick()
+                    if w < groups:
+                        unpack(w, ctx.get(dut.rd_data), got)
+                ctx.set(dut.rd_en, 0)
+                want = gold.values(offsets)
+                assert (got == want).all(), (step, got, want)
             while not ctx.get(dut.clean):
                 await ctx.tick()
             ctx.set(dut.advance, 1)
@@ -106,3 +124,8 @@ def test_delay_line_matches_reference(mode, sparse, lanes, offsets, first):
             gold.advance()
 
     run_testbenches(dut, bench)
+
+
+def test_only_per_lane_lines_read_without_hold():
+    with pytest.raises(ValueError, match="hold=False is for per_lane lines"):
+        DelayLine(n=4, lanes=2, slots=3, mode="list", hold=False)
