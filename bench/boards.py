@@ -638,9 +638,10 @@ def _main_auto(args) -> int:
         why = "not recorded" if key not in done else "--rebuild"
         if key in done and not args.rebuild:
             why = _stale(done[key], lambda: auto_design(done[key], net))
-            if why is not None:
-                pass
-            elif args.refresh:
+            if why is None and not args.refresh:
+                print(f"{key}: the design is the one recorded", flush=True)
+                continue
+            if why is None:     # --refresh: the same design; is the choice's first try?
                 same = _same_first_try(done[key], net, board, work, Path(args.build_dir))
                 if same is None:
                     print(f"{key}: the first try is the same as recorded", flush=True)
@@ -654,9 +655,6 @@ def _main_auto(args) -> int:
                         out.write_text(json.dumps(list(done.values()), indent=1))
                     continue
                 why = same
-            else:
-                print(f"{key}: the design is the one recorded", flush=True)
-                continue
             if not args.dry_run:
                 print(f"{key}: {why}: building again", flush=True)
         if args.dry_run:
