@@ -5,12 +5,14 @@ time, on the many-voice corpus, over several seeds (the ablation table of ``docs
         [--seeds 0 1 2] [--arch dense] [--fold "unseen voices"] [--epochs 20]
         [--qat-epochs 3] [--window 136] [--hidden 256] [--kernel K] [--beta B]
         [--work out/ablation]
-        [--synth-jobs 2] [--snr-db LO HI] [--reuse all=RUNS.json]
+        [--synth-jobs 2] [--snr-db LO HI] [--base-without AUG ...] [--reuse all=RUNS.json]
         [--json bench/results/audio_ablation.json]
 
 ``--base`` is a ``polychrony data synth --corpus voices --seed S`` directory (``train.h5``,
 ``test.h5``; ``S`` is ``--corpus-seed``; ``--snr-db`` repeats its ``--snr-db``, e.g. ``0 30``
-for the corpora drawn before the recipe's noise moved to 10-30 dB). The variants:
+for the corpora drawn before the recipe's noise moved to 10-30 dB; ``--base-without`` repeats
+its ``--without``, ``waveform`` standing for every waveform augmentation: the variants are
+then measured against that recipe). The variants:
 
 * ``all``: every augmentation on (the base corpus, with ``--spike-aug``);
 * a waveform augmentation (``source``, ``warp``, ``eq``, ``band``, ``reverb``, ``noise``,
@@ -21,6 +23,8 @@ for the corpora drawn before the recipe's noise moved to 10-30 dB). The variants
   ``test.h5`` (the test utterances are clean whatever the augmentations);
 * ``waveform``: every waveform augmentation off at once (the corpus made that way, as above),
   the spike-level ones on: whether they help together what none measurably helps alone;
+* the prosody asked of the engines (``speed``, ``pitch``: every training utterance at the
+  voice's own rate or mean F0), a corpus of its own as above;
 * a part of the noise (``babble``: white and pink noise only; ``low-snr``: no SNR below
   10 dB), a corpus of its own as above: which part of the noise costs what (a variant that
   changes nothing on the base's recipe, like ``low-snr`` at 10-30 dB, is refused);
@@ -44,8 +48,8 @@ import os
 import statistics
 from pathlib import Path
 
-__all__ = ["WAVEFORM", "EVERY_WAVEFORM", "NOISE_PARTS", "SPIKES", "VARIANTS", "plan",
-           "variant_ranges", "main"]
+__all__ = ["WAVEFORM", "EVERY_WAVEFORM", "NOISE_PARTS", "PROSODY", "SPIKES", "VARIANTS",
+           "plan", "variant_ranges", "main"]
 
 #: Waveform augmentations (``data synth --without``) and spike-level ones
 #: (``--spike-aug-without``), by the names the variants use.
@@ -55,8 +59,10 @@ SPIKES = ("shift", "stretch", "dropout")
 EVERY_WAVEFORM = "waveform"
 #: Parts of the noise, each off alone (a corpus of its own, like a waveform variant).
 NOISE_PARTS = ("babble", "low-snr")
-VARIANTS = ("all", *WAVEFORM, EVERY_WAVEFORM, *NOISE_PARTS, *SPIKES)
-_CORPUS = (*WAVEFORM, EVERY_WAVEFORM, *NOISE_PARTS)   # the variants with a corpus of their own
+#: The prosody the engines are asked for, each off alone (a corpus of its own).
+PROSODY = ("speed", "pitch")
+VARIANTS = ("all", *WAVEFORM, EVERY_WAVEFORM, *NOISE_PARTS, *PROSODY, *SPIKES)
+_CORPUS = (*WAVEFORM, EVERY_WAVEFORM, *NOISE_PARTS, *PROSODY)   # with a corpus of their own
 
 
 def plan(variant: str, base: Path, work: Path) -> tuple[Path, list[str]]:
@@ -75,18 +81,30 @@ def _check_base(base: Path) -> None:
                              f"--corpus voices --seed S -o {base}`)")
 
 
+def _off(names) -> tuple[str, ...]:
+    """Augmentation names, ``waveform`` standing for every waveform one; each once."""
+    out = []
+    for n in names:
+        for m in WAVEFORM if n == EVERY_WAVEFORM else (n,):
+            if m not in out:
+                out.append(m)
+    return tuple(out)
+
+
 def variant_ranges(variant: str, source_swap: float | None = None,
-                   snr_db: tuple | None = None):
-    """The augmentation ranges of a waveform variant's corpus (``model.audio.augment.Ranges``):
-    the recipe's (with the base's ``source_swap`` and ``snr_db`` when given), with that
-    augmentation (``waveform``: every one; ``all``: none) off."""
+                   snr_db: tuple | None = None, base_without=()):
+    """The augmentation ranges of a corpus variant (``model.audio.augment.Ranges``): the
+    recipe's (with the base's ``source_swap`` and ``snr_db`` when given, and what
+    ``base_without`` names off, as the base was drawn), with that augmentation (``waveform``:
+    every waveform one; ``all``: none) off too."""
     from model.audio import augment
-    off = () if variant == "all" else WAVEFORM if variant == EVERY_WAVEFORM else (variant,)
+    off = _off([*base_without, *(() if variant == "all" else (variant,))])
     return augment.recipe(source_p=source_swap, snr_db=snr_db, off=off)
 
 
 def synthesise(variant: str, data: Path, base: Path, *, seed: int, jobs: int,
-               source_swap: float | None = None, snr_db: tuple | None = None) -> None:
+               source_swap: float | None = None, snr_db: tuple | None = None,
+               base_without=()) -> None:
     """Make the corpus of a waveform variant (nothing to do when it exists)."""
     from model.audio import corpus
     data.mkdir(parents=True, exist_ok=True)
@@ -95,13 +113,31 @@ def synthesise(variant: str, data: Path, base: Path, *, seed: int, jobs: int,
         test.unlink()
     if not test.exists():
         test.symlink_to((base / "test.h5").resolve())
+    ranges = variant_ranges(variant, source_swap, snr_db, base_without)
     if (data / "train.h5").is_file():
+        _check_drawn(data / "train.h5", ranges)
         return
     part = data / "partial"
-    ranges = variant_ranges(variant, source_swap, snr_db)
     paths = corpus.synthesize(part, seed=seed, ranges=ranges, jobs=jobs, splits=("train",))
     os.replace(paths["train"], data / "train.h5")
     part.rmdir()
+
+
+def _check_drawn(path: Path, ranges) -> None:
+    """Refuse a variant's corpus drawn from other ranges (e.g. for a base with another
+    ``--base-without`` in the same ``--work``): its runs would measure something else."""
+    import h5py
+
+    from model.audio.augment import ranges_changes
+    from model.audio.shd import RECIPE_ATTR
+    with h5py.File(path, "r") as f:
+        recipe = json.loads(f.attrs[RECIPE_ATTR]) if RECIPE_ATTR in f.attrs else {}
+    drawn = recipe.get("ranges")
+    changes = ["no recorded ranges"] if not isinstance(drawn, dict) else \
+        ranges_changes(drawn, base=ranges)
+    if changes:
+        raise SystemExit(f"{path}: drawn from other ranges than this variant's ("
+                         f"{'; '.join(changes)}): give another --work, or remove it")
 
 
 def _train_argv(a, variant: str, data: Path, extra: list[str], runs: Path) -> list[str]:
@@ -172,6 +208,10 @@ def main(argv=None) -> dict:
                     help="the base corpus's --source-swap (then 'source' is a variant too)")
     ap.add_argument("--snr-db", nargs=2, type=float, default=None, metavar=("LO", "HI"),
                     help="the base corpus's --snr-db (the corpora before December 2026: 0 30)")
+    ap.add_argument("--base-without", nargs="+", default=[], metavar="AUG",
+                    choices=(*WAVEFORM, EVERY_WAVEFORM, *NOISE_PARTS, *PROSODY),
+                    help="the base corpus's --without ('waveform': every waveform "
+                         "augmentation): each variant is measured against that recipe")
     ap.add_argument("--reuse", nargs="+", default=[], metavar="VARIANT=FILE",
                     help="take a variant's runs from (and add them to) FILE")
     ap.add_argument("--json", default="bench/results/audio_ablation.json")
@@ -186,12 +226,14 @@ def main(argv=None) -> dict:
         ap.error("variant 'source' needs the base's --source-swap")
     if a.snr_db is not None and a.snr_db[0] > a.snr_db[1]:
         ap.error(f"--snr-db {a.snr_db[0]:g} {a.snr_db[1]:g}: the low end is above the high end")
-    recipe = variant_ranges("all", a.source_swap, a.snr_db)
+    recipe = variant_ranges("all", a.source_swap, a.snr_db, a.base_without)
     for v in a.variants:
-        if v in _CORPUS and variant_ranges(v, a.source_swap, a.snr_db) == recipe:
-            ap.error(f"variant {v!r} changes nothing on a base drawn with noise at "
+        if v in _CORPUS and variant_ranges(v, a.source_swap, a.snr_db,
+                                           a.base_without) == recipe:
+            why = f"without {' '.join(a.base_without)}, " if a.base_without else ""
+            ap.error(f"variant {v!r} changes nothing on a base drawn {why}with noise at "
                      f"{recipe.snr_db[0]:g}-{recipe.snr_db[1]:g} dB: leave it out (or give "
-                     f"the base's --snr-db)")
+                     f"the base's --snr-db and --base-without)")
     reuse = {}
     for item in a.reuse:
         name, sep, file = item.partition("=")
@@ -210,7 +252,8 @@ def main(argv=None) -> dict:
             if v in _CORPUS:
                 print(f"{v}: corpus {data}", flush=True)
                 synthesise(v, data, base, seed=a.corpus_seed, jobs=a.synth_jobs,
-                           source_swap=a.source_swap, snr_db=a.snr_db)
+                           source_swap=a.source_swap, snr_db=a.snr_db,
+                           base_without=a.base_without)
             print(f"{v}: training ({runs})", flush=True)
             audio_train.main(_train_argv(a, v, data, extra, runs))
         rows = _rows(runs, a, data, extra)
@@ -224,6 +267,8 @@ def main(argv=None) -> dict:
     out = {"base": str(base), "corpus_seed": a.corpus_seed, "snr_db": list(recipe.snr_db),
            "arch": a.arch, "fold": a.fold, "hidden": a.hidden, "epochs": a.epochs,
            "qat_epochs": a.qat_epochs, "window": a.window, "variants": {}}
+    if a.base_without:      # (absent otherwise, so that the tables written before still match)
+        out["base_without"] = list(_off(a.base_without))
     out["variants"] = _kept(Path(a.json), out) | table
     ref = out["variants"].get("all", {}).get("int_mean")
     print(f"\n{a.arch}, {a.fold}, corpus seed {a.corpus_seed}: integer test accuracy with one "
@@ -234,7 +279,8 @@ def main(argv=None) -> dict:
         delta = "" if ref is None or v == "all" else f"{100 * (t['int_mean'] - ref):+.1f}"
         label = {"all": "none (all on)", EVERY_WAVEFORM: "every waveform one",
                  "babble": "babble (noise: white, pink)",
-                 "low-snr": "SNR below 10 dB"}.get(v, v)
+                 "low-snr": "SNR below 10 dB", "speed": "speed (speaking rate)",
+                 "pitch": "pitch (mean F0)"}.get(v, v)
         print(f"| {label} | {len(t['seeds'])} | "
               f"{' / '.join(f'{100 * x:.1f}' for x in t['int_acc'])} | "
               f"{100 * t['int_mean']:.1f} | {delta} |")

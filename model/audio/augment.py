@@ -8,9 +8,10 @@ noise (white, pink or babble made of other utterances) at ``snr_db``, and a gain
 :class:`Ranges` asks for it, a **source swap** first (:func:`vocode`: the utterance's vocal
 tract, frame by frame, driven by another excitation: a pulse train, a glottal pulse or
 whispered noise), against what a synthesiser's waveform generator leaves in a voice. Speed and
-pitch are asked of the engine itself (:class:`model.audio.voices.Say`). :func:`draw` makes a
-draw from a :class:`Ranges`; a range of ``None`` turns that augmentation off, which is how the
-ablation switches them one at a time.
+pitch are asked of the engine itself (:class:`model.audio.voices.Say`; their ranges,
+``Ranges.rate`` and ``Ranges.pitch``, are drawn by :mod:`model.audio.corpus`). :func:`draw`
+makes a draw from a :class:`Ranges`; a range of ``None`` turns that augmentation off, which is
+how the ablation switches them one at a time.
 """
 
 from __future__ import annotations
@@ -71,7 +72,13 @@ class Ranges:
     source_p: float | None = None             # share of the draws with a source swap
     sources: tuple = SOURCES
     f0_scale: tuple = (0.7, 1.4)
+    rate: tuple | None = (0.75, 1.35)         # speaking rate re the voice's own (None: its own)
+    pitch: tuple | None = (0.8, 1.25)         # mean F0 re the voice's own (None: its own)
 
+
+#: Fields that files drawn before they were recorded do not hold, with the value they then had
+#: (a fixed range, not an option): :func:`ranges_changes` reads such a file with these.
+_BEFORE_RECORDED = {"rate": [0.75, 1.35], "pitch": [0.8, 1.25]}
 
 #: Every augmentation off but the mild white noise the first data set had.
 OFF = Ranges(warp=None, eq_bands=None, eq_db=None, tilt_db=None, lowpass=None, highpass=None,
@@ -251,15 +258,18 @@ def apply(x: np.ndarray, a: Augment, rng: np.random.Generator, *,
     return x + n * rms * 10 ** (-a.snr_db / 20)      # every noise at unit RMS: SNR exact
 
 
-#: Augmentations :func:`without` switches off: the recipe's parts, then two parts of the noise
-#: alone (``babble``: no babble; ``low-snr``: no SNR below 10 dB).
-AUGMENTATIONS = ("source", "warp", "eq", "band", "reverb", "noise", "gain", "babble", "low-snr")
+#: Augmentations :func:`without` switches off: the recipe's waveform parts, then two parts of
+#: the noise alone (``babble``: no babble; ``low-snr``: no SNR below 10 dB), then the prosody
+#: asked of the engines (``speed``, ``pitch``: every utterance at the voice's own).
+AUGMENTATIONS = ("source", "warp", "eq", "band", "reverb", "noise", "gain", "babble", "low-snr",
+                 "speed", "pitch")
 
 
 def without(r: Ranges, name: str) -> Ranges:
     """``r`` with the augmentation ``name`` off (for the ablation): ``source``, ``warp``,
-    ``eq``, ``band``, ``reverb``, ``noise`` (back to white noise at 10-30 dB) or ``gain``; or a
-    part of the noise: ``babble`` (the other kinds only) or ``low-snr`` (SNRs from 10 dB)."""
+    ``eq``, ``band``, ``reverb``, ``noise`` (back to white noise at 10-30 dB) or ``gain``; a
+    part of the noise: ``babble`` (the other kinds only) or ``low-snr`` (SNRs from 10 dB); or
+    the prosody: ``speed`` or ``pitch`` (the voice's own rate or mean F0)."""
     if name == "babble":
         kinds = tuple(k for k in r.noises or () if k != "babble")
         return replace(r, noises=kinds or None)
@@ -269,7 +279,8 @@ def without(r: Ranges, name: str) -> Ranges:
     off = {"source": {"source_p": None},
            "warp": {"warp": None}, "eq": {"eq_bands": None, "eq_db": None, "tilt_db": None},
            "band": {"lowpass": None, "highpass": None}, "reverb": {"rt60": None},
-           "noise": {"noises": ("white",), "snr_db": (10.0, 30.0)}, "gain": {"gain_db": None}}
+           "noise": {"noises": ("white",), "snr_db": (10.0, 30.0)}, "gain": {"gain_db": None},
+           "speed": {"rate": None}, "pitch": {"pitch": None}}
     if name not in off:
         raise ValueError(f"unknown augmentation {name!r}; one of {', '.join(off)}")
     return replace(r, **off[name])
@@ -297,8 +308,10 @@ def ranges_changes(d: dict, base: Ranges | None = None) -> list[str]:
     """Where the ranges ``d`` (as :func:`ranges_dict` writes them, e.g. read back from a file)
     differ from ``base`` (default: today's :class:`Ranges`), one phrase per field: ``"warp
     off"``, ``"snr_db 0..30 (now 10..30)"``; a field that ``base`` does not know, or that ``d``
-    lacks, is named as such. Empty when they agree."""
+    lacks, is named as such (except the prosody's, which files drawn before it was an option
+    do not hold: they had today's default). Empty when they agree."""
     base = ranges_dict(Ranges() if base is None else base)
+    d = {**_BEFORE_RECORDED, **d}
 
     def show(v):
         if v is None:

@@ -48,8 +48,8 @@ __all__ = ["Item", "RATE", "PITCH", "AMPLITUDE", "TEST_FRACTION", "voice_split",
            "render_items", "synthesize", "speaker_meta", "protocol", "level", "LEVEL_DB",
            "BABBLE_WORDS", "babble_bank", "scores", "held_out"]
 
-RATE = (0.75, 1.35)       # speaking rate re the voice's own
-PITCH = (0.8, 1.25)       # mean F0 re the voice's own
+RATE = Ranges().rate      # speaking rate re the voice's own (the recipe's range)
+PITCH = Ranges().pitch    # mean F0 re the voice's own
 AMPLITUDE = (60, 160)     # espeak-ng -a; the others are scaled likewise
 TEST_FRACTION = 0.2       # of each engine's voices held out
 LEVEL_DB = -21.0          # RMS of every trimmed word before its amplitude and gain (dB re
@@ -100,9 +100,10 @@ def _item(rng, label: int, speaker: int, ranges: Ranges, seed) -> Item:
     v = VOICES[speaker]
     lang = ("de" if label >= 10 else ACCENTS[rng.integers(len(ACCENTS))]) \
         if v.engine == "espeak-ng" else "en"
+    # a prosody range of None draws all the same (from 1..1): the other draws do not move
     return Item(label=label, speaker=speaker, lang=lang,
-                rate=round(float(rng.uniform(*RATE)), 3),
-                pitch=round(float(rng.uniform(*PITCH)), 3),
+                rate=round(float(rng.uniform(*(ranges.rate or (1.0, 1.0)))), 3),
+                pitch=round(float(rng.uniform(*(ranges.pitch or (1.0, 1.0)))), 3),
                 amplitude=int(rng.integers(AMPLITUDE[0], AMPLITUDE[1] + 1)),
                 onset=round(float(rng.uniform(*ONSET)), 3), aug=draw(rng, ranges), seed=seed)
 

@@ -35,9 +35,10 @@ def add_parser(sub) -> None:
                         "espeak-ng's variants once)")
     q.add_argument("--without", nargs="+", default=(), metavar="AUG",
                    choices=("source", "warp", "eq", "band", "reverb", "noise", "gain",
-                            "babble", "low-snr"),
+                            "babble", "low-snr", "speed", "pitch"),
                    help="--corpus voices: switch these augmentations off (for an ablation; "
-                        "babble and low-snr: those parts of the noise)")
+                        "babble and low-snr: those parts of the noise; speed and pitch: "
+                        "every training utterance at the voice's own)")
     q.add_argument("--snr-db", nargs=2, type=bounded(float, -20.0, 60.0), default=None,
                    metavar=("LO", "HI"),
                    help="--corpus voices: the range the noise's SNR is drawn from, in dB "

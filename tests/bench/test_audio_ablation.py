@@ -37,10 +37,10 @@ def test_plan_names_each_variants_data_and_switch(tmp_path):
     for v in SPIKES:
         assert plan(v, base, work) == (base, ["--spike-aug-without", v])
     assert plan("waveform", base, work) == (work / "without-waveform", [])
-    for v in ("babble", "low-snr"):
+    for v in ("babble", "low-snr", "speed", "pitch"):
         assert plan(v, base, work) == (work / f"without-{v}", [])
-    with pytest.raises(ValueError, match="variant 'pitch': the variants are all, source, warp"):
-        plan("pitch", base, work)
+    with pytest.raises(ValueError, match="variant 'tempo': the variants are all, source, warp"):
+        plan("tempo", base, work)
 
 
 def test_every_waveform_variant_turns_each_augmentation_off():
@@ -154,3 +154,39 @@ def test_the_base_recipe_decides_what_a_variant_changes(tmp_path, capsys):
               "--snr-db", "30", "0", "--work", str(tmp_path / "w")])
     assert "--snr-db 30 0: the low end is above the high end" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()
+
+
+def test_a_base_drawn_without_some_augmentations_is_the_reference(tmp_path, capsys):
+    """`--base-without` names what the base corpus was drawn without: each variant's corpus
+    has that off too (a prosody variant on a waveform-free base: both off), a variant it
+    already has off is refused before any work, and a variant corpus found in the work
+    directory but drawn from other ranges is refused rather than trained on."""
+    from bench.audio_ablation import WAVEFORM, main, synthesise, variant_ranges
+    from model.audio import augment
+    from model.audio.shd import write_shd
+    no_wave = variant_ranges("all", base_without=["waveform"])
+    assert no_wave == variant_ranges("waveform")
+    speed = variant_ranges("speed", base_without=["waveform"])
+    assert speed == augment.recipe(off=(*WAVEFORM, "speed"))
+    assert speed.rate is None and speed.pitch == augment.Ranges().pitch and speed.warp is None
+    assert variant_ranges("pitch").pitch is None and variant_ranges("pitch").warp is not None
+    base = tmp_path / "base"
+    _fake_corpus(base)
+    with pytest.raises(SystemExit) as e:
+        main(["--base", str(base), "--corpus-seed", "0", "--base-without", "waveform",
+              "--variants", "warp", "--work", str(tmp_path / "w")])
+    assert e.value.code == 2
+    assert "variant 'warp' changes nothing on a base drawn without waveform, with noise" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
+    # a corpus of the `speed` variant of the all-on recipe, found where the waveform-free
+    # base's `speed` variant would be made
+    data = tmp_path / "w" / "without-speed"
+    data.mkdir(parents=True)
+    write_shd(data / "train.h5", [np.array([0.01])], [np.array([3])], [0], [0], ["zero"],
+              recipe={"ranges": augment.ranges_dict(variant_ranges("speed"))})
+    with pytest.raises(SystemExit, match=r"without-speed/train.h5: drawn from other ranges "
+                                         r"than this variant's \(warp 0.85..1.15 \(now off\);"):
+        synthesise("speed", data, base, seed=0, jobs=1, base_without=["waveform"])
+    synthesise("speed", data, base, seed=0, jobs=1)      # the same ranges: nothing to do
+    assert (data / "test.h5").resolve() == (base / "test.h5").resolve()

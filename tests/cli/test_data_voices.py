@@ -126,8 +126,8 @@ def test_without_takes_every_augmentation_the_model_can_switch_off(tmp_path, cap
         assert main(["data", "synth", "-o", str(tmp_path), "--without", name]) == 2
         assert "go with --corpus voices" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["data", "synth", "-o", str(tmp_path), "--without", "pitch"])
-    assert "invalid choice: 'pitch'" in capsys.readouterr().err
+        main(["data", "synth", "-o", str(tmp_path), "--without", "tempo"])
+    assert "invalid choice: 'tempo'" in capsys.readouterr().err
 
 
 def test_data_info_says_how_a_file_was_drawn(tmp_path, capsys):

@@ -107,8 +107,29 @@ def test_augment_draws_are_reproducible_and_switch_off_one_at_a_time():
     off = aug.draw(np.random.default_rng(7), aug.OFF)
     assert (off.warp, off.eq, off.tilt_db, off.lowpass, off.rt60, off.gain_db, off.noise) == \
         (1.0, (), 0.0, None, 0.0, 0.0, "white") and 10 <= off.snr_db <= 30
-    with pytest.raises(ValueError, match="unknown augmentation 'pitch'"):
-        aug.without(aug.Ranges(), "pitch")
+    with pytest.raises(ValueError, match="unknown augmentation 'tempo'"):
+        aug.without(aug.Ranges(), "tempo")
+
+
+def test_speed_and_pitch_switch_off_without_moving_any_other_draw():
+    """`speed` / `pitch` off: every training utterance at the voice's own rate / mean F0, and
+    each utterance's other draws (voice, accent, amplitude, onset, waveform augmentation, the
+    other prosody) the recipe's; the test split keeps its prosody whatever the ranges."""
+    recipe = plan("train", 3, per_class=6)
+    for name, field, other in (("speed", "rate", "pitch"), ("pitch", "pitch", "rate")):
+        off = aug.without(aug.Ranges(), name)
+        assert getattr(off, field) is None and getattr(off, other) == getattr(aug.Ranges(),
+                                                                              other)
+        items = plan("train", 3, per_class=6, ranges=off)
+        assert {getattr(it, field) for it in items} == {1.0}
+        lo, hi = getattr(aug.Ranges(), field)
+        assert len({getattr(it, field) for it in recipe}) > 1
+        assert all(lo <= getattr(it, field) <= hi for it in recipe)
+        assert [dataclasses.replace(it, **{field: 1.0}) for it in recipe] == \
+            [dataclasses.replace(it, **{field: 1.0}) for it in items]
+    both = aug.recipe(off=("speed", "pitch"))
+    assert plan("test", 3, test_voices=[0, 1], ranges=both) == plan("test", 3, test_voices=[0, 1])
+    assert {"speed", "pitch"} <= set(aug.AUGMENTATIONS)
 
 
 def test_the_noise_parts_switch_off_alone():
@@ -260,6 +281,13 @@ def test_ranges_changes_names_what_differs_from_the_recipe():
     odd = dict(back, extra=1)
     del odd["gain_db"]
     assert aug.ranges_changes(odd) == ["gain_db not recorded", "extra (unknown field)"]
+    # files drawn before the prosody was an option hold no rate or pitch: they had the recipe's
+    older = {k: v for k, v in back.items() if k not in ("rate", "pitch")}
+    assert aug.ranges_changes(older) == []
+    assert aug.ranges_changes(older, base=aug.recipe(off=["speed"])) == \
+        ["rate 0.75..1.35 (now off)"]
+    slow = json.loads(json.dumps(aug.ranges_dict(aug.recipe(off=["pitch"]))))
+    assert aug.ranges_changes(slow) == ["pitch off"]
 
 
 @needs_engines
