@@ -6,7 +6,7 @@ time, on the many-voice corpus, over several seeds (the ablation table of ``docs
         [--qat-epochs 3] [--window 136] [--hidden 256] [--kernel K] [--beta B]
         [--work out/ablation]
         [--synth-jobs 2] [--snr-db LO HI] [--base-without AUG ...] [--reuse all=RUNS.json]
-        [--json bench/results/audio_ablation.json]
+        [--json bench/results/audio_ablation.json] [--plot PNG] [--table-only]
 
 ``--base`` is a ``polychrony data synth --corpus voices --seed S`` directory (``train.h5``,
 ``test.h5``; ``S`` is ``--corpus-seed``; ``--snr-db`` repeats its ``--snr-db``, e.g. ``0 30``
@@ -38,6 +38,8 @@ A synthesis is written to a temporary name and renamed when complete. The table 
 float test accuracy per seed, their mean, and the mean's difference from ``all``) is printed
 and written to ``--json``. The full ablation is long (a corpus of 6,000 utterances per
 waveform variant, one training per variant and seed): run it in the background, it resumes.
+``--plot PNG`` draws the table (``model.audio.plots.plot_ablation``); ``--table-only`` trains
+nothing and needs only the table's JSON, not the base.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ import statistics
 from pathlib import Path
 
 __all__ = ["WAVEFORM", "EVERY_WAVEFORM", "NOISE_PARTS", "PROSODY", "SPIKES", "VARIANTS",
-           "plan", "variant_ranges", "main"]
+           "plan", "variant_ranges", "default_variants", "main"]
 
 #: Waveform augmentations (``data synth --without``) and spike-level ones
 #: (``--spike-aug-without``), by the names the variants use.
@@ -100,6 +102,16 @@ def variant_ranges(variant: str, source_swap: float | None = None,
     from model.audio import augment
     off = _off([*base_without, *(() if variant == "all" else (variant,))])
     return augment.recipe(source_p=source_swap, snr_db=snr_db, off=off)
+
+
+def default_variants(source_swap: float | None = None, snr_db: tuple | None = None,
+                     base_without=()) -> list[str]:
+    """The variants measured when none are named: every one that changes something on the
+    base (drawn with ``source_swap``, ``snr_db`` and ``base_without``), in table order."""
+    recipe = variant_ranges("all", source_swap, snr_db, base_without)
+    return [v for v in VARIANTS if v not in _CORPUS or (
+        (v != "source" or source_swap is not None)
+        and variant_ranges(v, source_swap, snr_db, base_without) != recipe)]
 
 
 def synthesise(variant: str, data: Path, base: Path, *, seed: int, jobs: int,
@@ -217,16 +229,18 @@ def main(argv=None) -> dict:
     ap.add_argument("--json", default="bench/results/audio_ablation.json")
     ap.add_argument("--table-only", action="store_true",
                     help="train nothing: the table of the runs made so far")
+    ap.add_argument("--plot", default=None, metavar="PNG", help="draw the table into PNG")
     a = ap.parse_args(argv)
     base, work = Path(a.base), Path(a.work)
-    _check_base(base)
-    if a.variants is None:
-        a.variants = [v for v in VARIANTS if v != "source" or a.source_swap is not None]
-    if "source" in a.variants and a.source_swap is None:
-        ap.error("variant 'source' needs the base's --source-swap")
+    if not a.table_only:
+        _check_base(base)
     if a.snr_db is not None and a.snr_db[0] > a.snr_db[1]:
         ap.error(f"--snr-db {a.snr_db[0]:g} {a.snr_db[1]:g}: the low end is above the high end")
     recipe = variant_ranges("all", a.source_swap, a.snr_db, a.base_without)
+    if a.variants is None:
+        a.variants = default_variants(a.source_swap, a.snr_db, a.base_without)
+    if "source" in a.variants and a.source_swap is None:
+        ap.error("variant 'source' needs the base's --source-swap")
     for v in a.variants:
         if v in _CORPUS and variant_ranges(v, a.source_swap, a.snr_db,
                                            a.base_without) == recipe:
@@ -243,7 +257,8 @@ def main(argv=None) -> dict:
         reuse[name] = Path(file)
 
     from bench import audio_train
-    work.mkdir(parents=True, exist_ok=True)
+    if not a.table_only:
+        work.mkdir(parents=True, exist_ok=True)
     table = {}
     for v in a.variants:
         data, extra = plan(v, base, work)
@@ -277,17 +292,36 @@ def main(argv=None) -> dict:
     print("|---|---|---|---|---|")
     for v, t in out["variants"].items():
         delta = "" if ref is None or v == "all" else f"{100 * (t['int_mean'] - ref):+.1f}"
-        label = {"all": "none (all on)", EVERY_WAVEFORM: "every waveform one",
-                 "babble": "babble (noise: white, pink)",
-                 "low-snr": "SNR below 10 dB", "speed": "speed (speaking rate)",
-                 "pitch": "pitch (mean F0)"}.get(v, v)
-        print(f"| {label} | {len(t['seeds'])} | "
+        print(f"| {_label(v)} | {len(t['seeds'])} | "
               f"{' / '.join(f'{100 * x:.1f}' for x in t['int_acc'])} | "
               f"{100 * t['int_mean']:.1f} | {delta} |")
     if table:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(out, indent=1))
+    if a.plot:
+        if "all" not in out["variants"]:
+            raise SystemExit(f"--plot: {a.json} has no all-on row to compare with: measure "
+                             f"the variant 'all' first")
+        from model.audio.plots import plot_ablation
+        order = [v for v in VARIANTS if v in out["variants"]]
+        arch = {"dense": "DelRec", "conv": "ConvDelRec"}.get(out["arch"], out["arch"])
+        title = (f"{arch}, {out['fold']}, corpus seed {out['corpus_seed']}, noise "
+                 f"{out['snr_db'][0]:g}-{out['snr_db'][1]:g} dB"
+                 + (f", base without {' '.join(out['base_without'])}"
+                    if out.get("base_without") else "") + ": one augmentation off")
+        path = plot_ablation([(title, {_label(v): [100 * x for x in out["variants"][v][
+            "int_acc"]] for v in order})], out=a.plot, reference=_label("all"))
+        print(f"wrote {path}")
     return out
+
+
+def _label(variant: str) -> str:
+    """A variant as the table and the plot name it."""
+    return {"all": "none (all on)", EVERY_WAVEFORM: "every waveform one",
+            "babble": "babble (noise: white, pink)", "low-snr": "SNR below 10 dB",
+            "speed": "speed (speaking rate)", "pitch": "pitch (mean F0)",
+            "shift": "channel shift (spikes)", "stretch": "time stretch (spikes)",
+            "dropout": "dropout (spikes)"}.get(variant, variant)
 
 
 if __name__ == "__main__":

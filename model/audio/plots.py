@@ -2,6 +2,8 @@
 
     plot_training({"DelRec": history, "ConvDelRec": history}, out="curves.png")
     plot_confusion(y_true, y_pred, keys, out="confusion.png", title="...")
+    plot_ablation([("title", {"none (all on)": [86.0, 86.4], "warp": [89.0, 85.2]})],
+                  out="ablation.png")
 
 ``history`` is :attr:`model.audio.train.AudioResult.history` (one record per epoch with
 ``phase``, ``epoch``, ``train_loss``, ``val_acc``). matplotlib (Agg) is imported on first use.
@@ -15,7 +17,7 @@ import numpy as np
 
 from model.plots import pyplot, save_png
 
-__all__ = ["confusion", "plot_training", "plot_confusion"]
+__all__ = ["confusion", "plot_training", "plot_confusion", "plot_ablation"]
 
 
 def _save(fig, out) -> Path:
@@ -78,4 +80,51 @@ def plot_confusion(y_true, y_pred, keys: list[str], *, out, title: str = "") -> 
     ax.set_title((title + "\n" if title else "") + f"accuracy {100 * acc:.1f} % "
                  f"({int(m.sum())} samples)", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, label="% of the true class")
+    return _save(fig, out)
+
+
+def plot_ablation(panels, *, out, reference: str = "none (all on)") -> Path:
+    """An ablation table as a picture, one panel per table: a row per variant (what is off),
+    each seed's integer accuracy a dot and their mean a bar, against the row ``reference``
+    (every augmentation on), whose mean is a vertical line and its seeds' range a band.
+    ``panels`` is ``[(title, {label: [accuracy % of each seed, ...]}), ...]``, rows in the
+    order given (top to bottom)."""
+    if not panels:
+        raise ValueError("plot_ablation: no panels")
+    for title, rows in panels:
+        if reference not in rows:
+            raise ValueError(f"plot_ablation: panel {title!r} has no row {reference!r} "
+                             f"(the reference); its rows: {', '.join(rows)}")
+        empty = [k for k, v in rows.items() if not len(v)]
+        if empty:
+            raise ValueError(f"plot_ablation: panel {title!r}, rows without seeds: "
+                             f"{', '.join(empty)}")
+    plt = pyplot()
+    heights = [len(rows) for _, rows in panels]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7.5, 0.9 + 0.36 * sum(heights)),
+                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    lo = min(min(v) for _, rows in panels for v in rows.values())
+    hi = max(max(v) for _, rows in panels for v in rows.values())
+    for ax, (title, rows) in zip(axes[:, 0], panels):
+        ref = rows[reference]
+        ax.axvspan(min(ref), max(ref), color="0.9", zorder=0)
+        ax.axvline(float(np.mean(ref)), color="0.4", lw=1, zorder=1)
+        labels = list(rows)
+        for y, k in enumerate(labels):
+            v = np.asarray(rows[k], float)
+            m = float(v.mean())
+            color = "0.3" if k == reference else "C2" if m > np.mean(ref) else "C3"
+            ax.barh(y, m - lo + 1, left=lo - 1, height=0.5, color=color, alpha=0.35,
+                    zorder=2)
+            ax.plot(v, np.full(v.size, y), "o", ms=4, color=color, zorder=3)
+            ax.text(hi + 0.6, y, f"{m:.1f}", va="center", fontsize=8)
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlim(lo - 1, hi + 2.5)
+        ax.set_title(title, fontsize=9, loc="left")
+        ax.grid(axis="x", alpha=0.3)
+    axes[-1, 0].set_xlabel("integer test accuracy (%): dots the seeds, bars and numbers their "
+                           "mean; grey band: all on\ngreen: higher with it off (it costs), "
+                           "red: lower with it off (it helps)", fontsize=8)
+    fig.tight_layout()
     return _save(fig, out)

@@ -95,6 +95,44 @@ def test_spike_variants_train_resume_and_tabulate(tmp_path, capsys):
     other = main(one[:one.index("--hidden") + 1] + ["4"] + one[one.index("--hidden") + 2:]
                  + ["--table-only"])
     assert other["variants"] == {}
+    # the table drawn from its JSON alone: no base, no work directory needed
+    import shutil
+    shutil.rmtree(base), shutil.rmtree(work)
+    capsys.readouterr()
+    shown = main(argv + ["--table-only", "--plot", str(tmp_path / "ablation.png")])
+    assert shown["variants"] == out["variants"] and not work.exists()
+    assert (tmp_path / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| dropout (spikes) | 2 |" in capsys.readouterr().out
+
+
+def test_a_plot_needs_the_all_on_row(tmp_path):
+    from bench.audio_ablation import main
+    table = {"base": "b", "corpus_seed": 0, "snr_db": [10.0, 30.0], "arch": "dense",
+             "fold": "unseen voices", "hidden": 8, "epochs": 1, "qat_epochs": 0, "window": 0,
+             "variants": {"dropout": {"seeds": [0], "int_acc": [0.5], "float_acc": [0.5],
+                                      "int_mean": 0.5, "float_mean": 0.5, "engine_mean": []}}}
+    (tmp_path / "t.json").write_text(json.dumps(table))
+    with pytest.raises(SystemExit, match=r"t.json has no all-on row to compare with"):
+        main(["--base", "b", "--corpus-seed", "0", "--epochs", "1", "--qat-epochs", "0",
+              "--window", "0", "--hidden", "8", "--table-only", "--json",
+              str(tmp_path / "t.json"), "--plot", str(tmp_path / "t.png")])
+    assert not (tmp_path / "t.png").exists()
+
+
+def test_the_default_variants_leave_out_what_changes_nothing():
+    """Without --variants, every variant that changes something on the base: on today's
+    recipe (10-30 dB) not `low-snr`; on the first one (0-30 dB) it too; with a source swap,
+    `source`; on a base without the waveform augmentations, the prosody and the spike-level
+    ones only."""
+    from bench.audio_ablation import VARIANTS, default_variants
+    today = default_variants()
+    assert today == [v for v in VARIANTS if v not in ("source", "low-snr")]
+    assert default_variants(snr_db=(0.0, 30.0)) == [v for v in VARIANTS if v != "source"]
+    assert "source" in default_variants(source_swap=0.5)
+    assert default_variants(base_without=["waveform"]) == \
+        ["all", "speed", "pitch", "shift", "stretch", "dropout"]
+    assert default_variants(base_without=["speed", "warp"]) == \
+        [v for v in today if v not in ("speed", "warp")]
 
 
 def test_missing_base_files_are_named(tmp_path):

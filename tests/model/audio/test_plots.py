@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from model.audio.plots import confusion, plot_confusion, plot_training
+from model.audio.plots import confusion, plot_ablation, plot_confusion, plot_training
 
 
 def test_confusion_counts_rows_true_columns_predicted():
@@ -29,3 +29,19 @@ def test_plots_are_written_and_deterministic(tmp_path):
     assert a.read_bytes() == b.read_bytes() and a.stat().st_size > 1000
     c = plot_confusion([0, 1, 1], [0, 1, 0], ["zero", "one"], out=tmp_path / "c.png")
     assert c.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_ablation_plot_is_deterministic_and_refuses_tables_it_cannot_draw(tmp_path):
+    rows = {"none (all on)": [86.0, 86.4, 84.3], "warp": [89.0, 85.2, 86.4], "gain": [80.5]}
+    a = plot_ablation([("first", rows), ("second", dict(rows, noise=[91.2]))],
+                      out=tmp_path / "a.png")
+    b = plot_ablation([("first", rows), ("second", dict(rows, noise=[91.2]))],
+                      out=tmp_path / "b.png")
+    assert a.read_bytes() == b.read_bytes() and a.stat().st_size > 1000
+    with pytest.raises(ValueError, match="panel 'x' has no row 'none \\(all on\\)'"):
+        plot_ablation([("x", {"warp": [1.0]})], out=tmp_path / "c.png")
+    with pytest.raises(ValueError, match="panel 'x', rows without seeds: warp"):
+        plot_ablation([("x", {"none (all on)": [1.0], "warp": []})], out=tmp_path / "c.png")
+    with pytest.raises(ValueError, match="no panels"):
+        plot_ablation([], out=tmp_path / "c.png")
+    assert not (tmp_path / "c.png").exists()
