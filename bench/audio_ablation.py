@@ -8,11 +8,13 @@ time, on the many-voice corpus, over several seeds (the ablation table of ``docs
         [--synth-jobs 2] [--snr-db LO HI] [--base-without AUG ...] [--reuse all=RUNS.json]
         [--json bench/results/audio_ablation.json] [--plot PNG] [--table-only]
 
-``--base`` is a ``polychrony data synth --corpus voices --seed S`` directory (``train.h5``,
-``test.h5``; ``S`` is ``--corpus-seed``; ``--snr-db`` repeats its ``--snr-db``, e.g. ``0 30``
-for the corpora drawn before the recipe's noise moved to 10-30 dB; ``--base-without`` repeats
-its ``--without``, ``waveform`` standing for every waveform augmentation: the variants are
-then measured against that recipe). The variants:
+``--base`` is a ``polychrony data synth --corpus voices --waveform-aug --seed S`` directory
+(``train.h5``, ``test.h5``; every augmentation on; ``S`` is ``--corpus-seed``; ``--snr-db``
+repeats its ``--snr-db``, e.g. ``0 30`` for the corpora drawn before the noise moved to 10-30
+dB; ``--base-without`` repeats its ``--without``, ``waveform`` standing for every waveform
+augmentation: the variants are then measured against that recipe, and a corpus made by
+today's recipe, without ``--waveform-aug``, is a base ``--base-without waveform``). The
+variants:
 
 * ``all``: every augmentation on (the base corpus, with ``--spike-aug``);
 * a waveform augmentation (``source``, ``warp``, ``eq``, ``band``, ``reverb``, ``noise``,
@@ -80,7 +82,8 @@ def _check_base(base: Path) -> None:
     for name in ("train.h5", "test.h5"):
         if not (base / name).is_file():
             raise SystemExit(f"--base {base}: no {name} (make it with `polychrony data synth "
-                             f"--corpus voices --seed S -o {base}`)")
+                             f"--corpus voices --waveform-aug --seed S -o {base}`, or without "
+                             f"--waveform-aug and give --base-without waveform)")
 
 
 def _off(names) -> tuple[str, ...]:
@@ -95,13 +98,13 @@ def _off(names) -> tuple[str, ...]:
 
 def variant_ranges(variant: str, source_swap: float | None = None,
                    snr_db: tuple | None = None, base_without=()):
-    """The augmentation ranges of a corpus variant (``model.audio.augment.Ranges``): the
-    recipe's (with the base's ``source_swap`` and ``snr_db`` when given, and what
-    ``base_without`` names off, as the base was drawn), with that augmentation (``waveform``:
-    every waveform one; ``all``: none) off too."""
+    """The augmentation ranges of a corpus variant (``model.audio.augment.Ranges``): every
+    augmentation on (``recipe(waveform=True)``, with the base's ``source_swap`` and ``snr_db``
+    when given, and what ``base_without`` names off, as the base was drawn), with that
+    augmentation (``waveform``: every waveform one; ``all``: none) off too."""
     from model.audio import augment
     off = _off([*base_without, *(() if variant == "all" else (variant,))])
-    return augment.recipe(source_p=source_swap, snr_db=snr_db, off=off)
+    return augment.recipe(waveform=True, source_p=source_swap, snr_db=snr_db, off=off)
 
 
 def default_variants(source_swap: float | None = None, snr_db: tuple | None = None,

@@ -28,7 +28,7 @@ Networks (each with the activity of its real workload, for cycles per step):
 * ``convdelrec-w4``: the same architecture trained with 4-bit weights
   (``bench/networks/convdelrec_k31_w4.npz``), for the iCE40UP5K's SPRAM;
 * ``convdelrec-voices-w4``: the same architecture, 4-bit, trained on the many-voice corpus
-  (``data synth --corpus voices --seed 2``, unseen-voice fold;
+  (``data synth --corpus voices --waveform-aug --seed 2``, unseen-voice fold;
   ``bench/networks/convdelrec_voices_w4.npz``, its float checkpoint beside it), on the first 8
   test samples of its workload (unseen voices of three engines);
 * ``delrec``: the trained DelRec of the same table and seed (dense recurrence, H = 256,

@@ -12,6 +12,13 @@ pitch are asked of the engine itself (:class:`model.audio.voices.Say`; their ran
 ``Ranges.rate`` and ``Ranges.pitch``, are drawn by :mod:`model.audio.corpus`). :func:`draw`
 makes a draw from a :class:`Ranges`; a range of ``None`` turns that augmentation off, which is
 how the ablation switches them one at a time.
+
+:class:`Ranges` holds every augmentation this module can draw; the corpus's **recipe**
+(:func:`recipe`) switches the waveform ones (:data:`RECIPE_OFF`) off, keeping the prosody,
+the first data set's mild white noise and, in training, the spike-level augmentations: the
+ablation (docs/audio.md) found that the waveform augmentations together cost accuracy on
+unseen voices and on engines left out, though none measurably alone. ``recipe(waveform=True)``
+draws them all, the recipe of the corpora made before that.
 """
 
 from __future__ import annotations
@@ -20,8 +27,9 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
-__all__ = ["AUGMENTATIONS", "Augment", "Ranges", "NOISES", "SOURCES", "OFF", "apply", "draw",
-           "pink", "ranges_changes", "ranges_dict", "recipe", "vocode", "without"]
+__all__ = ["AUGMENTATIONS", "Augment", "Ranges", "NOISES", "SOURCES", "OFF", "RECIPE_OFF",
+           "apply", "draw", "pink", "ranges_changes", "ranges_dict", "recipe", "vocode",
+           "without"]
 
 FS = 16000
 
@@ -55,7 +63,9 @@ class Augment:
 
 @dataclass(frozen=True)
 class Ranges:
-    """Where :func:`draw` draws from (uniformly; ``None``: that augmentation is off)."""
+    """Where :func:`draw` draws from (uniformly; ``None``: that augmentation is off). The
+    defaults turn on every augmentation but the source swap; :func:`recipe` gives the ranges a
+    corpus is drawn from."""
 
     warp: tuple | None = (0.85, 1.15)
     eq_bands: tuple | None = (0, 4)          # how many bumps
@@ -286,12 +296,20 @@ def without(r: Ranges, name: str) -> Ranges:
     return replace(r, **off[name])
 
 
-def recipe(*, source_p: float | None = None, snr_db: tuple | None = None,
-           off=()) -> Ranges:
-    """The ranges a corpus is drawn from: the default recipe, with a source swap of share
-    ``source_p``, the noise's SNR range ``snr_db`` (None: the recipe's) and the augmentations
-    named in ``off`` switched off in turn (:func:`without`)."""
+#: The waveform augmentations the recipe leaves off (:func:`recipe`; the noise back to the
+#: first data set's white noise at 10-30 dB).
+RECIPE_OFF = ("warp", "eq", "band", "reverb", "noise", "gain")
+
+
+def recipe(*, waveform: bool = False, source_p: float | None = None,
+           snr_db: tuple | None = None, off=()) -> Ranges:
+    """The ranges a corpus is drawn from: the recipe (:data:`RECIPE_OFF` off; with
+    ``waveform``, every augmentation of :class:`Ranges` on, the recipe before December 2026),
+    with a source swap of share ``source_p``, the noise's SNR range ``snr_db`` (None: 10-30
+    dB) and the augmentations named in ``off`` switched off in turn (:func:`without`)."""
     r = Ranges(source_p=source_p)
+    for name in () if waveform else RECIPE_OFF:
+        r = without(r, name)
     if snr_db is not None:
         r = replace(r, snr_db=tuple(snr_db))
     for name in off:
@@ -306,11 +324,11 @@ def ranges_dict(r: Ranges) -> dict:
 
 def ranges_changes(d: dict, base: Ranges | None = None) -> list[str]:
     """Where the ranges ``d`` (as :func:`ranges_dict` writes them, e.g. read back from a file)
-    differ from ``base`` (default: today's :class:`Ranges`), one phrase per field: ``"warp
-    off"``, ``"snr_db 0..30 (now 10..30)"``; a field that ``base`` does not know, or that ``d``
-    lacks, is named as such (except the prosody's, which files drawn before it was an option
-    do not hold: they had today's default). Empty when they agree."""
-    base = ranges_dict(Ranges() if base is None else base)
+    differ from ``base`` (default: today's :func:`recipe`), one phrase per field: ``"warp
+    0.85..1.15 (now off)"``, ``"snr_db 0..30 (now 10..30)"``; a field that ``base`` does not
+    know, or that ``d`` lacks, is named as such (except the prosody's, which files drawn before
+    it was an option do not hold: they had today's default). Empty when they agree."""
+    base = ranges_dict(recipe() if base is None else base)
     d = {**_BEFORE_RECORDED, **d}
 
     def show(v):

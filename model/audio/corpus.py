@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.audio.augment import OFF, Augment, Ranges, apply, draw, ranges_dict
+from model.audio.augment import OFF, Augment, Ranges, apply, draw, ranges_dict, recipe
 from model.audio.cochlea import CochleaParams, encode
 from model.audio.synth import ACCENTS, KEYS, ONSET, TAIL, trim
 from model.audio.voices import ENGINES, FS, VOICES, Say, speak_all
@@ -109,12 +109,14 @@ def _item(rng, label: int, speaker: int, ranges: Ranges, seed) -> Item:
 
 
 def plan(split: str, seed: int = 0, *, per_class: int = 300, reps: int = 4,
-         espeak_reps: int = 1, ranges: Ranges = Ranges(),
+         espeak_reps: int = 1, ranges: Ranges | None = None,
          test_voices=None) -> list[Item]:
     """The utterances of ``split``: ``"train"``, ``per_class`` of each of the 20 digits by the
-    training voices, augmented from ``ranges``; ``"test"``, every voice (or those of
-    ``test_voices``, indices into ``VOICES``) saying every digit it speaks ``reps`` times
-    (espeak-ng's many variants ``espeak_reps`` times), clean."""
+    training voices, augmented from ``ranges`` (None: the recipe,
+    :func:`model.audio.augment.recipe`); ``"test"``, every voice (or those of ``test_voices``,
+    indices into ``VOICES``) saying every digit it speaks ``reps`` times (espeak-ng's many
+    variants ``espeak_reps`` times), clean."""
+    ranges = recipe() if ranges is None else ranges
     train_voices, _ = voice_split(seed)
     out = []
     if split == "train":
@@ -202,7 +204,7 @@ def _render_chunk(task):
 
 
 def synthesize(out_dir, *, seed: int = 0, per_class: int = 300, reps: int = 4,
-               espeak_reps: int = 1, ranges: Ranges = Ranges(), test_voices=None,
+               espeak_reps: int = 1, ranges: Ranges | None = None, test_voices=None,
                jobs: int = 1, progress: bool = True, chunk: int = 48,
                splits=("train", "test"),
                cochlea: CochleaParams = CochleaParams()) -> dict[str, Path]:
@@ -212,7 +214,8 @@ def synthesize(out_dir, *, seed: int = 0, per_class: int = 300, reps: int = 4,
     does not depend on ``ranges`` (its utterances are clean). ``cochlea`` encodes the sounds
     (e.g. with its per-channel level normalisation) and is recorded in each file's root
     attribute ``cochlea`` (:func:`model.audio.shd.write_shd`); the seed, the counts and (for
-    the training file) ``ranges`` in its attribute ``recipe``."""
+    the training file) ``ranges`` (None: the recipe) in its attribute ``recipe``."""
+    ranges = recipe() if ranges is None else ranges
     bad = [x for x in splits if x not in ("train", "test")]
     if bad or not splits:
         raise ValueError(f"splits must name 'train' and/or 'test', got {list(splits)}")
@@ -239,16 +242,16 @@ def synthesize(out_dir, *, seed: int = 0, per_class: int = 300, reps: int = 4,
                 spikes += render_items(c, cochlea)
                 bar.update(len(c))
         bar.close()
-        recipe = {"generator": "voices", "seed": seed, "split": split, "samples": len(items),
+        drawn = {"generator": "voices", "seed": seed, "split": split, "samples": len(items),
                   "per_class": per_class, "reps": reps, "espeak_reps": espeak_reps,
                   "test_voices": None if test_voices is None
                   else sorted(int(v) for v in test_voices)}
         if split == "train":
-            recipe["ranges"] = ranges_dict(ranges)
+            drawn["ranges"] = ranges_dict(ranges)
         paths[split] = write_shd(
             out_dir / f"{split}.h5", [t for t, _ in spikes], [c for _, c in spikes],
             [it.label for it in items], [it.speaker for it in items], list(KEYS),
-            meta=speaker_meta(seed), cochlea=cochlea, recipe=recipe)
+            meta=speaker_meta(seed), cochlea=cochlea, recipe=drawn)
     return paths
 
 

@@ -59,8 +59,10 @@ def test_protocol_refuses_a_file_that_is_not_a_voices_corpus(tmp_path, corpus, c
 
 
 def test_without_and_source_swap_need_the_voices_corpus(tmp_path, capsys):
-    said = "--without, --snr-db and --source-swap go with --corpus voices"
+    said = "--without, --waveform-aug, --snr-db and --source-swap go with --corpus voices"
     assert main(["data", "synth", "-o", str(tmp_path), "--without", "warp"]) == 2
+    assert said in capsys.readouterr().err
+    assert main(["data", "synth", "-o", str(tmp_path), "--waveform-aug"]) == 2
     assert said in capsys.readouterr().err
     assert main(["data", "synth", "-o", str(tmp_path), "--source-swap", "0.5"]) == 2
     assert said in capsys.readouterr().err
@@ -70,6 +72,21 @@ def test_without_and_source_swap_need_the_voices_corpus(tmp_path, capsys):
                  "--source-swap", "1.5"]) == 2
     assert "--source-swap 1.5: a share of the utterances, at most 1" in \
         capsys.readouterr().err
+
+
+def test_without_refuses_what_the_recipe_already_leaves_off(tmp_path, capsys):
+    """Today's recipe draws no waveform augmentation: `--without warp` would change nothing
+    and says so (naming `--waveform-aug`); with `--waveform-aug` it is taken. Checked before
+    any work (nothing written)."""
+    out = tmp_path / "c"
+    assert main(["data", "synth", "--corpus", "voices", "-o", str(out), "--without", "speed",
+                 "warp", "babble"]) == 2
+    assert "--without warp babble: already off in the recipe (--waveform-aug turns the " \
+        "waveform augmentations on)" in capsys.readouterr().err
+    assert main(["data", "synth", "--corpus", "voices", "-o", str(out), "--waveform-aug",
+                 "--without", "low-snr"]) == 2
+    assert "--without low-snr: already off in the recipe\n" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_snr_range_is_checked_before_any_work(tmp_path, capsys):
@@ -132,17 +149,22 @@ def test_without_takes_every_augmentation_the_model_can_switch_off(tmp_path, cap
 
 def test_data_info_says_how_a_file_was_drawn(tmp_path, capsys):
     """``data info`` prints the generator, seed and split of a file's ``recipe`` and where
-    its augmentation ranges differ from today's recipe; a file without one says so."""
+    its augmentation ranges differ from today's recipe, or from the one with every
+    augmentation on when that is nearer; a file without one says so."""
     from model.audio import augment
     pairs = [(0, 0), (1, 1)]
     path = _fake(tmp_path / "plain.h5", pairs, 0)
     assert main(["data", "info", str(path)]) == 0
     assert "drawn with  not recorded (no 'recipe' attribute)" in capsys.readouterr().out
     rng = np.random.default_rng(0)
+    full = "every augmentation on (--waveform-aug, the recipe before December 2026)"
     for name, ranges, want in (
-            ("today.h5", augment.Ranges(), "augmented   today's recipe\n"),
-            ("old.h5", augment.recipe(snr_db=(0, 30), off=["reverb"]),
-             "augmented   today's recipe except rt60 off; snr_db 0..30 (now 10..30)\n")):
+            ("today.h5", augment.recipe(), "augmented   today's recipe\n"),
+            ("slow.h5", augment.recipe(off=["speed"]),
+             "augmented   today's recipe except rate off\n"),
+            ("full.h5", augment.recipe(waveform=True), f"augmented   {full}\n"),
+            ("old.h5", augment.recipe(waveform=True, snr_db=(0, 30), off=["reverb"]),
+             f"augmented   {full} except rt60 off; snr_db 0..30 (now 10..30)\n")):
         p = write_shd(tmp_path / name, [np.sort(rng.uniform(0, 0.3, 20)) for _ in pairs],
                       [rng.integers(0, 700, 20) for _ in pairs], [0, 1], [0, 1], list(KEYS),
                       recipe={"generator": "voices", "seed": 2, "split": "train",

@@ -117,8 +117,8 @@ def test_speed_and_pitch_switch_off_without_moving_any_other_draw():
     other prosody) the recipe's; the test split keeps its prosody whatever the ranges."""
     recipe = plan("train", 3, per_class=6)
     for name, field, other in (("speed", "rate", "pitch"), ("pitch", "pitch", "rate")):
-        off = aug.without(aug.Ranges(), name)
-        assert getattr(off, field) is None and getattr(off, other) == getattr(aug.Ranges(),
+        off = aug.without(aug.recipe(), name)
+        assert getattr(off, field) is None and getattr(off, other) == getattr(aug.recipe(),
                                                                               other)
         items = plan("train", 3, per_class=6, ranges=off)
         assert {getattr(it, field) for it in items} == {1.0}
@@ -156,19 +156,42 @@ def test_the_noise_parts_switch_off_alone():
     assert set(aug.AUGMENTATIONS) >= {"noise", "babble", "low-snr"}
 
 
-def test_the_recipe_is_the_first_one_without_its_low_snrs():
-    """Today's recipe draws exactly what the ablation's `low-snr` variant of the first recipe
-    drew, so that variant's corpus and runs are the recipe's; on it `low-snr` is a no-op."""
+def test_every_augmentation_on_is_the_first_recipe_without_its_low_snrs():
+    """The ranges with every augmentation on (the recipe before the waveform ones went off)
+    draw exactly what the ablation's `low-snr` variant of the first recipe drew, so that
+    variant's corpus and runs are theirs; on them `low-snr` is a no-op."""
     first = aug.Ranges(snr_db=(0.0, 30.0))
     assert aug.Ranges() == aug.without(first, "low-snr")
     assert aug.without(aug.Ranges(), "low-snr") == aug.Ranges()
-    assert aug.recipe(snr_db=(0.0, 30.0), off=("low-snr",)) == aug.Ranges() == aug.recipe()
-    assert aug.recipe(source_p=0.5, off=("warp", "gain")) == \
+    assert aug.recipe(waveform=True, snr_db=(0.0, 30.0), off=("low-snr",)) == aug.Ranges() \
+        == aug.recipe(waveform=True)
+    assert aug.recipe(waveform=True, source_p=0.5, off=("warp", "gain")) == \
         aug.without(aug.without(aug.Ranges(source_p=0.5), "warp"), "gain")
     now = [aug.draw(np.random.default_rng(s)) for s in range(200)]
     assert now == [aug.draw(np.random.default_rng(s), aug.without(first, "low-snr"))
                    for s in range(200)]
     assert 10 <= min(d.snr_db for d in now) and max(d.snr_db for d in now) <= 30
+
+
+def test_the_recipe_leaves_the_waveform_augmentations_off_draw_for_draw():
+    """Today's recipe is every augmentation on with the waveform ones off: the training file
+    of a seed is, utterance for utterance, the one the ablation's `waveform` variant drew from
+    that seed (its runs are the recipe's); each augmentation it leaves off is off, the noise
+    is white at 10-30 dB, the prosody drawn, and nothing else moves."""
+    r = aug.recipe()
+    assert r == aug.recipe(waveform=True, off=aug.RECIPE_OFF)
+    assert (r.warp, r.eq_bands, r.eq_db, r.tilt_db, r.lowpass, r.highpass, r.rt60, r.gain_db,
+            r.source_p, r.noises, r.snr_db) == (None,) * 9 + (("white",), (10.0, 30.0))
+    assert r.rate == aug.Ranges().rate and r.pitch == aug.Ranges().pitch
+    assert r == aug.OFF                # the test files' clean draws: the same ranges
+    every_off = aug.recipe(waveform=True, off=("source", *aug.RECIPE_OFF))
+    assert plan("train", 2, per_class=4) == plan("train", 2, per_class=4, ranges=every_off)
+    full = plan("train", 2, per_class=4, ranges=aug.recipe(waveform=True))
+    assert [dataclasses.replace(it, aug=None) for it in full] == \
+        [dataclasses.replace(it, aug=None) for it in plan("train", 2, per_class=4)]
+    assert any(it.aug.warp != 1.0 for it in full)
+    # --snr-db still sets the white noise's range
+    assert aug.recipe(snr_db=(0, 30)).snr_db == (0, 30)
 
 
 def test_augmentations_do_what_they_say():
@@ -270,14 +293,17 @@ def test_ranges_changes_names_what_differs_from_the_recipe():
     field that differs from today's recipe, one that is off, and fields it does not know or
     that are missing."""
     import json
-    back = json.loads(json.dumps(aug.ranges_dict(aug.Ranges())))
+    back = json.loads(json.dumps(aug.ranges_dict(aug.recipe())))
     assert aug.ranges_changes(back) == []
+    every = aug.recipe(waveform=True)
     first = json.loads(json.dumps(aug.ranges_dict(
-        aug.recipe(snr_db=(0, 30), off=["warp", "babble"]))))
-    assert aug.ranges_changes(first) == ["warp off", "noises white,pink (now white,pink,babble)",
-                                         "snr_db 0..30 (now 10..30)"]
-    assert aug.ranges_changes(first, base=aug.recipe(snr_db=(0, 30), off=["warp", "babble"])) \
-        == []
+        aug.recipe(waveform=True, snr_db=(0, 30), off=["warp", "babble"]))))
+    assert aug.ranges_changes(first, base=every) == [
+        "warp off", "noises white,pink (now white,pink,babble)", "snr_db 0..30 (now 10..30)"]
+    assert aug.ranges_changes(first, base=aug.recipe(waveform=True, snr_db=(0, 30),
+                                                     off=["warp", "babble"])) == []
+    # against today's recipe (the default), the waveform augmentations it leaves off
+    assert aug.ranges_changes(first)[:2] == ["eq_bands 0..4 (now off)", "eq_db -9..9 (now off)"]
     odd = dict(back, extra=1)
     del odd["gain_db"]
     assert aug.ranges_changes(odd) == ["gain_db not recorded", "extra (unknown field)"]
@@ -286,6 +312,8 @@ def test_ranges_changes_names_what_differs_from_the_recipe():
     assert aug.ranges_changes(older) == []
     assert aug.ranges_changes(older, base=aug.recipe(off=["speed"])) == \
         ["rate 0.75..1.35 (now off)"]
+    assert aug.ranges_changes({k: v for k, v in json.loads(json.dumps(aug.ranges_dict(
+        every))).items() if k not in ("rate", "pitch")}, base=every) == []
     slow = json.loads(json.dumps(aug.ranges_dict(aug.recipe(off=["pitch"]))))
     assert aug.ranges_changes(slow) == ["pitch off"]
 
@@ -305,7 +333,7 @@ def test_a_tiny_corpus_round_trips_and_the_protocol_keeps_engines_apart(tmp_path
     common = {"generator": "voices", "seed": 0, "per_class": 1, "reps": 1, "espeak_reps": 1,
               "test_voices": sorted(pick)}
     assert train.recipe == {**common, "split": "train", "samples": 20,
-                            "ranges": aug.ranges_dict(aug.Ranges())}
+                            "ranges": aug.ranges_dict(aug.recipe())}
     assert test.recipe == {**common, "split": "test", "samples": len(test)}
     assert aug.ranges_changes(train.recipe["ranges"]) == []
     import h5py
