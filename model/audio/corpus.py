@@ -243,9 +243,9 @@ def synthesize(out_dir, *, seed: int = 0, per_class: int = 300, reps: int = 4,
                 bar.update(len(c))
         bar.close()
         drawn = {"generator": "voices", "seed": seed, "split": split, "samples": len(items),
-                  "per_class": per_class, "reps": reps, "espeak_reps": espeak_reps,
-                  "test_voices": None if test_voices is None
-                  else sorted(int(v) for v in test_voices)}
+                 "per_class": per_class, "reps": reps, "espeak_reps": espeak_reps,
+                 "test_voices": None if test_voices is None
+                 else sorted(int(v) for v in test_voices)}
         if split == "train":
             drawn["ranges"] = ranges_dict(ranges)
         paths[split] = write_shd(
