@@ -28,7 +28,7 @@ Networks (each with the activity of its real workload, for cycles per step):
 * ``convdelrec-w4``: the same architecture trained with 4-bit weights
   (``bench/networks/convdelrec_k31_w4.npz``), for the iCE40UP5K's SPRAM;
 * ``convdelrec-voices-w4``: the same architecture, 4-bit, trained on the many-voice corpus
-  (``data synth --corpus voices --waveform-aug --seed 2``, unseen-voice fold;
+  (``data synth --corpus voices --seed 2``, no waveform augmentation, unseen-voice fold;
   ``bench/networks/convdelrec_voices_w4.npz``, its float checkpoint beside it), on the first 8
   test samples of its workload (unseen voices of three engines);
 * ``delrec``: the trained DelRec of the same table and seed (dense recurrence, H = 256,
@@ -90,7 +90,7 @@ JOBS = [
     ("convdelrec-w4", "icebreaker", 2, None, 26, "lean"),
     ("convdelrec", "icebreaker", 2, None, 26, "lean"),
     ("delrec", "ulx3s-85f", 16, None),
-    ("convdelrec-voices-w4", "ulx3s-85f", 32, None, 40, "stack", {2: 2}),
+    ("convdelrec-voices-w4", "ulx3s-85f", 32, None, 45, "stack", {2: 2}),
     ("convdelrec-voices-w4", "icebreaker", 2, None, 26, "lean"),
 ]
 
