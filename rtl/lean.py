@@ -153,15 +153,18 @@ class LeanCore(CheckedComponent):
                        ce_nd=Signal(range(d.gmax + 1), name="ce_nd"))
         b = _PhaseB.create(L, d, step, a, ring=mem.ring is not None)
         of_n = Signal(range(OUT_DEPTH + 1), name="of_n")   # records in the output buffer
+        # The buffer has room for another group: its records and the groups in flight are
+        # fewer than OUT_DEPTH (a register, kept by the output buffer's logic).
+        room = Signal(init=1, name="room")
 
         row = self._phase_a_rows(m, d, step, a)
         self._accumulators(m, d, mem, a, b)
         self._phase_a_issue(m, mem, a, row)
-        busy = self._sequencer(m, d, step, mem, a, lists, b, of_n)
+        busy = self._sequencer(m, d, step, mem, a, lists, b, room)
         self._phase_b_issue(m, d, step, mem, b)
         res = self._lif_pipeline(m, d, step, mem, b)
         self._write_back(m, d, step, mem, lists, b, res)
-        self._output_fifo(m, d, step, b, res, of_n, busy)
+        self._output_fifo(m, d, step, b, res, of_n, room, busy)
         return m
 
     def _memories(self, m: Module, platform, d: _Dims) -> _Memories:
@@ -308,24 +311,20 @@ class LeanCore(CheckedComponent):
         m.d.sync += [a.a1_valid.eq(a.a_issue), a.a1_addr.eq(a.d_tgt), a.a1_shift.eq(a.d_shift)]
 
     def _sequencer(self, m: Module, d: _Dims, step: _Step, mem: _Memories, a: _Walker,
-                   lists: _Lists, b: _PhaseB, of_n: Signal) -> Signal:
+                   lists: _Lists, b: _PhaseB, room: Signal) -> Signal:
         """The state machine: clear the block RAMs after reset, load the weights once, then
         run. Running, the walker (phase A, layer ``al``) and the update (phase B, layer ``cl``)
         go round the layers each on its own: when the walker has added layer l's last word it
         hands layer l to phase B and goes on with layer l + 1 (or layer 1 of the next step),
         whose events are the spikes phase B writes meanwhile; it ends that layer only once
         phase B has finished layer l (``b_pend`` low). Phase B reads a chunk's sums at the
-        chunk's first group, and W1 stands still in that cycle. Returns ``busy`` (without the
-        output buffer)."""
+        chunk's first group, and W1 stands still in that cycle; W1 goes by ``b_near``, set a
+        cycle ahead (also when the output buffer then holds phase B back), so that phase B's
+        issue logic does not lie on the walker's path. Returns ``busy`` (without the output
+        buffer)."""
         L = self.layout
         cl, al = step.cl, step.al
         last_l = d.lif[-1]
-        # Phase B issues a group of an observed layer only when the output buffer has room
-        # for it and every group still in the pipeline.
-        room = Signal(name="room")
-        flight = Signal(range(B_STAGES + 1), name="flight")
-        m.d.comb += flight.eq(sum(b.pv))
-        m.d.comb += room.eq(~step.observed | (of_n + flight < OUT_DEPTH))
         pipe_busy = Cat(*b.pv).any()
         heads = self._list_heads(m, d, step, mem, lists, a)
         loaded = Signal(name="loaded", reset_less=True)  # SPRAM keeps its words over resets
@@ -333,6 +332,10 @@ class LeanCore(CheckedComponent):
         clr = Signal(range(max(L.acc_depth, L.v_depth) + 1), name="clr")
         busy = Signal(name="busy_i")
         b_on = Signal(name="b_on")          # phase B issues layer cl's groups
+        # Next cycle's b_on and g, so that b_near is known a cycle ahead.
+        b_on_n = Signal(name="b_on_n")
+        g_n = Signal.like(b.g, name="g_n")
+        m.d.comb += [b_on_n.eq(b_on), g_n.eq(b.g)]
         with m.FSM(init="CLEAR"):
             # A synchronous reset does not clear block RAM: zero the sums and membranes.
             with m.State("CLEAR"):
@@ -362,8 +365,9 @@ class LeanCore(CheckedComponent):
                     # The walker hands layer al to phase B and goes on with the next layer;
                     # the spike list starts over for the layer it now feeds.
                     m.d.sync += [al.eq(Mux(al == last_l, 1, al + 1)), cl.eq(al),
-                                 b.b_pend.eq(1), b_on.eq(1), b.g.eq(0),
+                                 b.b_pend.eq(1),
                                  lists.sp_n.eq(0), lists.sp_r.eq(0), lists.cv_r.eq(0)]
+                    m.d.comb += [b_on_n.eq(1), g_n.eq(0)]
                     with m.If(al == 1):
                         m.d.sync += a.in_done.eq(0)
                     for l in L.conv:
@@ -372,20 +376,24 @@ class LeanCore(CheckedComponent):
                     if L.early is not None:
                         with m.If(al == L.early):
                             m.d.sync += [step.wpar.eq(~step.wpar), lists.ce_r.eq(0)]
-                m.d.comb += b.b_issue.eq(b_on & room)
+                # A group of an observed layer only when the output buffer has room for it
+                # and every group still in the pipeline.
+                m.d.comb += b.b_issue.eq(b_on & (room | ~step.observed))
                 with m.If(b.b_issue):
                     with m.If(b.g == b.groups - 1):
-                        m.d.sync += b_on.eq(0)
+                        m.d.comb += b_on_n.eq(0)
                     with m.Else():
-                        m.d.sync += b.g.eq(b.g + 1)
+                        m.d.comb += g_n.eq(b.g + 1)
                 with m.If(b.b_pend & ~b_on & ~pipe_busy):
                     m.d.sync += b.b_pend.eq(0)
                     with m.If(cl == last_l):
                         m.d.sync += [step.slot.eq(step.slot + 1),
                                      step.tsat.eq(Mux(step.tsat == L.ring, step.tsat,
                                                       step.tsat + 1))]
-        m.d.comb += b.b_bank.eq(b.b_issue & ((b.g[:d.sub_bits] == 0) if d.subs > 1
-                                             else C(1, 1)))
+        def first(g):
+            return (g[:d.sub_bits] == 0) if d.subs > 1 else C(1, 1)
+        m.d.comb += b.b_bank.eq(b.b_issue & first(b.g))
+        m.d.sync += [b_on.eq(b_on_n), b.g.eq(g_n), b.b_near.eq(b_on_n & first(g_n))]
         m.d.sync += lists.sp_nd.eq(Mux(a.a_next, 0, lists.sp_n))
         if L.early is not None:
             m.d.sync += lists.ce_nd.eq(Mux(a.a_next & (al == L.early), 0,
@@ -443,7 +451,7 @@ class LeanCore(CheckedComponent):
         gl, last_l, lc = d.gl, d.lif[-1], self.layout.early
         al = step.al
         is_input = al == 1
-        m.d.comb += [a.a_issue.eq(a.d_valid & ~a.hazard & ~b.b_bank),
+        m.d.comb += [a.a_issue.eq(a.d_valid & ~a.hazard & ~b.b_near),
                      a.xfer.eq(a.has & a.d_free)]
         ended = a.in_done | (a.it_valid & a.it_last)    # no more input records this step
         # With one LIF layer, the walker's next step must wait for phase B's reads.
@@ -628,9 +636,13 @@ class LeanCore(CheckedComponent):
                 m.d.sync += lists.sp_n.eq(lists.sp_n + 1)
 
     def _output_fifo(self, m: Module, d: _Dims, step: _Step, b: _PhaseB, res: _Result,
-                     of_n: Signal, busy: Signal):
+                     of_n: Signal, room: Signal, busy: Signal):
         """The output records: a group of an observed layer, pushed from the last stage's
-        registers into a buffer of ``OUT_DEPTH`` records (flip-flops), popped on ``o``."""
+        registers into a buffer of ``OUT_DEPTH`` records (flip-flops), popped on ``o``. Also
+        ``room`` for the next cycle: the buffer's records and the groups in phase B's pipeline
+        then (this cycle's, plus an issue, less a pop and a group of a layer not observed
+        leaving the last stage) are fewer than ``OUT_DEPTH``, registered so that the sum does
+        not lie on the path from the pipeline's flags to the walker."""
         net, P, vb, cl = self.net, d.P, d.vb, step.cl
         ob = index_bits(d.nl)
         nb = index_bits(max(net.layers[l].n for l in d.lif))
@@ -663,6 +675,9 @@ class LeanCore(CheckedComponent):
         with m.If(pop):
             m.d.sync += of_r.eq(of_r + 1)
         m.d.sync += of_n.eq(of_n + push - pop)
+        flight = Signal(range(B_STAGES + 2), name="flight")
+        m.d.comb += flight.eq(sum(b.pv) + b.b_issue - (wv & ~step.observed))
+        m.d.sync += room.eq(of_n + flight - pop < OUT_DEPTH)
         m.d.comb += self.busy.eq(busy | of_n.any())
 
 
@@ -851,6 +866,8 @@ class _PhaseB:
     g: Signal               # the group issued this cycle (when b_issue)
     b_issue: Signal
     b_bank: Signal          # b_issue at a chunk's first group: the banks' read is phase B's
+    b_near: Signal          # b_on at a chunk's first group (a register): W1 stands still, as
+                            # b_bank may be high (it is unless the output buffer is full)
     b_pend: Signal          # phase B has layer cl to finish (set when the walker hands it over)
     hold: list[Signal]      # the chunk's sums of banks P .. S - 1, for its later groups
     pv: list[Signal]
@@ -870,6 +887,7 @@ class _PhaseB:
         stages = range(1, B_STAGES + 1)
         return cls(
             g=g, b_issue=Signal(name="b_issue"), b_bank=Signal(name="b_bank"),
+            b_near=Signal(name="b_near"),
             b_pend=Signal(name="b_pend"),
             hold=[Signal(signed(L.acc_bits), name=f"hold{k}", reset_less=True)
                   for k in range(d.P, d.S)],
